@@ -1,0 +1,109 @@
+"""Command-line interface: ``python run.py <command>``.
+
+Light commands (``--help``, ``check-config``, ``show-config``) must stay fast, so nothing heavy is imported at
+module level: each command imports what it needs when it runs, and commands that live in other packages
+(``sim``, ``orders``, ``trades``) are only imported when they are the command being run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+__all__ = ["build_parser", "main"]
+
+
+@dataclass(frozen=True)
+class _Lazy:
+    module: str
+    add_arguments: str
+    run: str
+    help: str
+    needs_database: bool = False
+
+
+_LAZY: dict[str, _Lazy] = {
+    "sim": _Lazy("sim.cli", "add_arguments", "run", "run the Binance Spot simulator standalone on loopback"),
+    "orders": _Lazy("db.cli", "add_orders_arguments", "run_orders", "list stored orders", needs_database=True),
+    "trades": _Lazy("db.cli", "add_trades_arguments", "run_trades", "list stored trades", needs_database=True),
+}
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of the human format")
+    parser.add_argument("--log-level", default=None, help="override logging.level (DEBUG, INFO, WARNING, …)")
+
+
+def _add_config_path(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", default=None, help="TOML configuration file (optional)")
+    parser.add_argument("--config", dest="config_opt", metavar="PATH", default=None, help="same as PATH")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser; only the selected lazily-loaded command's module is imported."""
+    parser = argparse.ArgumentParser(
+        prog="run.py",
+        description="Binance spot execution engine. Environment overrides: FREQTRADE__SECTION__KEY.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    check = sub.add_parser("check-config", help="validate the configuration offline; exit 0 valid, 1 invalid")
+    _add_config_path(check)
+    _add_common(check)
+    check.set_defaults(func=_deferred("check_config"))
+
+    show = sub.add_parser("show-config", help="print the resolved configuration as TOML with value sources")
+    _add_config_path(show)
+    show.add_argument("--show-sensitive", action="store_true", help="print secrets instead of REDACTED")
+    _add_common(show)
+    show.set_defaults(func=_deferred("show_config"))
+
+    for name, lazy in _LAZY.items():
+        cmd = sub.add_parser(name, help=lazy.help)
+        if name == command:
+            module = importlib.import_module(lazy.module)
+            getattr(module, lazy.add_arguments)(cmd)
+            run: Callable[[argparse.Namespace], int] = getattr(module, lazy.run)
+            if lazy.needs_database:
+                _add_config_path_opt(cmd)
+                cmd.set_defaults(func=_deferred("with_database", run))
+            else:
+                cmd.set_defaults(func=run)
+    return parser
+
+
+def _deferred(name: str, *wrap_args: object) -> Callable[[argparse.Namespace], int]:
+    """A command function resolved from ``_config_cmds`` only when called (pydantic costs ~0.3 s to import)."""
+
+    def call(args: argparse.Namespace) -> int:
+        from engine.cli import _config_cmds
+
+        target = getattr(_config_cmds, name)
+        func: Callable[[argparse.Namespace], int] = target(*wrap_args) if wrap_args else target
+        return func(args)
+
+    return call
+
+
+def _add_config_path_opt(parser: argparse.ArgumentParser) -> None:
+    known = {a.dest for a in parser._actions}
+    if "config_opt" not in known:
+        parser.add_argument("--config", dest="config_opt", metavar="PATH", default=None, help="TOML configuration")
+    if "db_url" not in known:
+        parser.add_argument("--db-url", dest="db_url", default=None, help="database URL (overrides the config)")
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return the process exit code (2 on usage errors)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(args_list))
+    args = parser.parse_args(args_list)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return int(func(args))

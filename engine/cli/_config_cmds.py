@@ -1,0 +1,95 @@
+"""``check-config`` and ``show-config``, and the config plumbing shared by commands that need the database."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from engine.config import ConfigProblem, LoadedConfig, render_toml, resolve_config
+
+__all__ = ["check_config", "load_for_command", "show_config", "with_database"]
+
+
+def _path(args: argparse.Namespace) -> str | None:
+    path: str | None = getattr(args, "path", None) or getattr(args, "config_opt", None)
+    return path
+
+
+def _print_problems(problems: list[ConfigProblem]) -> None:
+    print(f"configuration invalid: {len(problems)} problem(s)", file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
+def load_for_command(args: argparse.Namespace) -> LoadedConfig | None:
+    """Resolve the configuration for a command, set up logging from it, and log detected overrides.
+
+    Returns None (after printing every problem) when the configuration is invalid.
+    """
+    from loguru import logger
+
+    from engine.logs import setup_logging
+
+    loaded, problems = resolve_config(_path(args))
+    if loaded is None:
+        setup_logging(level="INFO", json_lines=bool(getattr(args, "log_json", False)))
+        _print_problems(problems)
+        return None
+    log_cfg = loaded.config.logging
+    setup_logging(
+        level=getattr(args, "log_level", None) or log_cfg.level,
+        json_lines=bool(getattr(args, "log_json", False)) or log_cfg.json_lines,
+        file=log_cfg.file,
+        rotation=log_cfg.rotation,
+        retention=log_cfg.retention,
+        secrets=loaded.secret_values,
+    )
+    if loaded.env_names:
+        # Names only: the values may be secrets.
+        logger.info("environment overrides detected: {}", ", ".join(loaded.env_names))
+    return loaded
+
+
+def check_config(args: argparse.Namespace) -> int:
+    """Validate the configuration offline; print every problem. Exit 0 when valid, 1 when not."""
+    loaded = load_for_command(args)
+    if loaded is None:
+        return 1
+    cfg = loaded.config
+    mode = "dry run" if cfg.execution.dry_run else "LIVE"
+    key_type = cfg.exchange.key_type
+    print(
+        f"configuration valid: exchange={cfg.exchange.name.value} mode={mode} "
+        f"pairs={','.join(cfg.exchange.pair_whitelist)} key_type={key_type.value if key_type else 'none'} "
+        f"database={cfg.database.url.split('://', 1)[0]}"
+    )
+    return 0
+
+
+def show_config(args: argparse.Namespace) -> int:
+    """Print the resolved configuration as TOML with each value's source; secrets redacted by default."""
+    loaded = load_for_command(args)
+    if loaded is None:
+        return 1
+    sys.stdout.write(render_toml(loaded, show_sensitive=bool(args.show_sensitive)))
+    return 0
+
+
+def with_database(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Wrap a command so that it receives ``args.database_url`` resolved from ``--db-url`` or the config."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        if getattr(args, "db_url", None):
+            from engine.logs import setup_logging
+
+            setup_logging(level=getattr(args, "log_level", None) or "WARNING")
+            args.database_url = args.db_url
+            return run(args)
+        loaded = load_for_command(args)
+        if loaded is None:
+            return 1
+        args.database_url = loaded.config.database.url
+        return run(args)
+
+    return wrapped

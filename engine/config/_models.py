@@ -1,0 +1,318 @@
+"""Configuration models: frozen, strict about unknown keys, with exact decimals.
+
+Every section is a frozen pydantic model with ``extra="forbid"`` so that a typo is an error rather than a
+silent default. Defaults describe the zero-configuration setup: the embedded simulator, dry run, SQLite.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from engine.config._keys import KeyMaterialError, KeyType, detect_key_type, normalise_secret
+
+__all__ = [
+    "AlertsConfig",
+    "ApiConfig",
+    "Config",
+    "DatabaseConfig",
+    "ExchangeConfig",
+    "ExchangeName",
+    "ExecutionConfig",
+    "LoggingConfig",
+    "RiskConfig",
+    "SimSection",
+    "StreamConfig",
+]
+
+_PAIR_RE = re.compile(r"^[A-Z0-9]{2,20}/[A-Z0-9]{2,20}$")
+_API_KEY_RE = re.compile(r"^[A-Za-z0-9]{64}$")
+
+PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+Percent = Annotated[Decimal, Field(gt=0, le=100, allow_inf_nan=False)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class ExchangeName(StrEnum):
+    """Which exchange the engine talks to."""
+
+    BINANCE = "binance"
+    BINANCEUS = "binanceus"
+    SIM = "sim"
+
+
+def _check_url(value: str | None, schemes: tuple[str, ...], what: str) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"{what} must be an absolute URL with scheme {' or '.join(schemes)} and a host")
+    return value.rstrip("/")
+
+
+class ExchangeConfig(_Section):
+    """Exchange selection, credentials and endpoints."""
+
+    name: ExchangeName = ExchangeName.SIM
+    testnet: bool = False
+    key: SecretStr | None = None
+    secret: SecretStr | None = None
+    rest_url: str | None = None
+    ws_api_url: str | None = None
+    stream_url: str | None = None
+    pair_whitelist: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
+    recv_window_ms: int = Field(default=5000, ge=1, le=60000)
+    request_timeout_s: Decimal = Field(default=Decimal(10), gt=0, le=120)
+    allow_withdrawal_enabled_key: bool = False
+
+    @field_validator("rest_url")
+    @classmethod
+    def _rest_url(cls, v: str | None) -> str | None:
+        return _check_url(v, ("http", "https"), "rest_url")
+
+    @field_validator("ws_api_url", "stream_url")
+    @classmethod
+    def _ws_url(cls, v: str | None) -> str | None:
+        return _check_url(v, ("ws", "wss"), "the URL")
+
+    @field_validator("pair_whitelist")
+    @classmethod
+    def _pairs(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("at least one pair is needed")
+        bad = [p for p in v if not _PAIR_RE.match(p)]
+        if bad:
+            raise ValueError(f"pairs must be in BASE/QUOTE form in upper case, e.g. BTC/USDT; bad: {bad}")
+        if len(set(v)) != len(v):
+            raise ValueError("pairs are listed more than once")
+        return v
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not _API_KEY_RE.match(v.get_secret_value()):
+            raise ValueError("an API key is 64 letters and digits")
+        return v
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None:
+            return None
+        try:
+            detect_key_type(v.get_secret_value())
+        except KeyMaterialError as exc:
+            raise ValueError(str(exc)) from None
+        return SecretStr(normalise_secret(v.get_secret_value()))
+
+    @property
+    def key_type(self) -> KeyType | None:
+        """The signing scheme implied by the secret, or None without one."""
+        return None if self.secret is None else detect_key_type(self.secret.get_secret_value())
+
+    @model_validator(mode="after")
+    def _cross(self) -> ExchangeConfig:
+        if self.name is ExchangeName.BINANCEUS and self.testnet:
+            raise ValueError("exchange.testnet: binanceus has no testnet: set testnet = false or use name = 'binance'")
+        us_host = any(u and "binance.us" in u for u in (self.rest_url, self.ws_api_url, self.stream_url))
+        com_host = any(
+            u and ("binance.com" in u or "binance.vision" in u)
+            for u in (self.rest_url, self.ws_api_url, self.stream_url)
+        )
+        if self.name is ExchangeName.BINANCE and us_host:
+            raise ValueError("exchange.name: 'binance' but a URL points at binance.us: use name = 'binanceus'")
+        if self.name is ExchangeName.BINANCEUS and com_host:
+            raise ValueError("exchange.name: 'binanceus' but a URL points at binance.com: use name = 'binance'")
+        return self
+
+
+class ExecutionConfig(_Section):
+    """How requests are executed: dry run, limit timeout, fallback and guards."""
+
+    dry_run: bool = True
+    dry_run_wallet: PositiveDecimal | dict[str, Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]] = Decimal(1)
+    min_wallet_btc: Decimal = Field(default=Decimal("0.0001"), ge=0, allow_inf_nan=False)
+    limit_timeout_s: Decimal = Field(default=Decimal(30), gt=0, le=86400, allow_inf_nan=False)
+    fallback: Literal["market", "ioc_limit", "none"] = "market"
+    limit_price_side: Literal["maker", "taker"] = "maker"
+    max_slippage_pct: Percent = Decimal("0.5")
+    slippage_action: Literal["refuse", "cap"] = "cap"
+    volatility_trigger_pct: Percent = Decimal(2)
+    volatility_window_s: Decimal = Field(default=Decimal(60), gt=0, le=3600, allow_inf_nan=False)
+    on_shutdown: Literal["cancel", "keep"] = "cancel"
+    conflict_policy: Literal["refuse", "queue"] = "refuse"
+    unknown_outcome_grace_s: Decimal = Field(default=Decimal(15), gt=0, le=300, allow_inf_nan=False)
+
+    @field_validator("dry_run_wallet", mode="before")
+    @classmethod
+    def _wallet_case(cls, v: object) -> object:
+        # Environment names are case-insensitive, so FREQTRADE__EXECUTION__DRY_RUN_WALLET__BTC arrives as "btc".
+        return {str(k).upper(): a for k, a in v.items()} if isinstance(v, dict) else v
+
+    @field_validator("dry_run_wallet")
+    @classmethod
+    def _wallet(cls, v: Decimal | dict[str, Decimal]) -> Decimal | dict[str, Decimal]:
+        if isinstance(v, dict):
+            if not v:
+                raise ValueError("an asset → amount mapping needs at least one asset")
+            bad = [a for a in v if not re.fullmatch(r"[A-Z0-9]{2,20}", a)]
+            if bad:
+                raise ValueError(f"asset names are upper-case letters and digits; bad: {bad}")
+        return v
+
+
+class RiskConfig(_Section):
+    """Pre-trade risk limits of the default risk manager."""
+
+    max_order_notional: PositiveDecimal = Decimal(10000)
+    max_open_orders_per_pair: int = Field(default=4, ge=1, le=200)
+    kill_switch: bool = False
+
+
+class DatabaseConfig(_Section):
+    """Where orders, fills and errors are stored."""
+
+    url: str = "sqlite:///data/engine.sqlite3"
+    password: SecretStr | None = None
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    batch_interval_ms: int = Field(default=20, ge=1, le=60_000)
+    buffer_max_rows: int = Field(default=100_000, ge=100, le=10_000_000)
+    spool_dir: Path = Path("data/spool")
+    spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme == "sqlite":
+            if not v.startswith("sqlite:///") or len(v) <= len("sqlite:///"):
+                raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
+        elif parts.scheme in ("postgresql", "postgres"):
+            if not parts.hostname or not parts.path.strip("/"):
+                raise ValueError("a PostgreSQL URL is postgresql://user[:password]@host[:port]/database")
+        else:
+            raise ValueError("the URL scheme must be sqlite:/// or postgresql://")
+        return v
+
+    @property
+    def url_password(self) -> str | None:
+        """A password embedded in the URL, if any (kept out of logs and output)."""
+        return urlsplit(self.url).password
+
+
+class StreamConfig(_Section):
+    """User-data and market stream health and reconciliation cadence."""
+
+    ping_interval_s: Decimal = Field(default=Decimal(5), gt=0, le=60, allow_inf_nan=False)
+    ping_timeout_s: Decimal = Field(default=Decimal(10), gt=0, le=120, allow_inf_nan=False)
+    watchdog_silence_s: Decimal = Field(default=Decimal(30), gt=0, le=3600, allow_inf_nan=False)
+    reconcile_interval_s: Decimal = Field(default=Decimal(60), gt=0, le=3600, allow_inf_nan=False)
+    reconcile_interval_unhealthy_s: Decimal = Field(default=Decimal(5), gt=0, le=3600, allow_inf_nan=False)
+    max_reconnect_backoff_s: Decimal = Field(default=Decimal(30), gt=0, le=600, allow_inf_nan=False)
+    market_data: bool = True
+
+
+class LoggingConfig(_Section):
+    """Log level, format and optional file."""
+
+    level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    json_lines: bool = False
+    file: Path | None = None
+    rotation: str = "50 MB"
+    retention: str = "14 days"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+
+class AlertsConfig(_Section):
+    """Where critical events are sent besides the log."""
+
+    webhook_url: str | None = None
+    webhook_token: SecretStr | None = None
+    telegram_token: SecretStr | None = None
+    telegram_chat_id: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    min_interval_s: Decimal = Field(default=Decimal(60), ge=0, le=86400, allow_inf_nan=False)
+
+    @field_validator("webhook_url", "telegram_api_url")
+    @classmethod
+    def _http(cls, v: str | None) -> str | None:
+        return _check_url(v, ("http", "https"), "the URL")
+
+    @model_validator(mode="after")
+    def _telegram(self) -> AlertsConfig:
+        if (self.telegram_token is None) != (self.telegram_chat_id is None):
+            raise ValueError("alerts.telegram_chat_id: telegram needs both telegram_token and telegram_chat_id")
+        return self
+
+
+class ApiConfig(_Section):
+    """The daemon's control API."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8787, ge=0, le=65535)
+    token: SecretStr | None = None
+    token_path: Path = Path("data/api-token")
+
+
+class SimSection(_Section):
+    """The embedded simulator used when ``exchange.name = "sim"``."""
+
+    seed: int = Field(default=42, ge=0)
+    market_tick_interval_s: Decimal = Field(default=Decimal("0.5"), ge=0, le=60, allow_inf_nan=False)
+    volatility_pct: Decimal = Field(default=Decimal("0.05"), ge=0, le=50, allow_inf_nan=False)
+
+
+class Config(_Section):
+    """The whole resolved configuration."""
+
+    exchange: ExchangeConfig = ExchangeConfig()
+    execution: ExecutionConfig = ExecutionConfig()
+    risk: RiskConfig = RiskConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    stream: StreamConfig = StreamConfig()
+    logging: LoggingConfig = LoggingConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    api: ApiConfig = ApiConfig()
+    sim: SimSection = SimSection()
+
+    @model_validator(mode="after")
+    def _live_needs_keys(self) -> Config:
+        ex = self.exchange
+        if not self.execution.dry_run and ex.name is not ExchangeName.SIM and (ex.key is None or ex.secret is None):
+            missing = "exchange.key" if ex.key is None else "exchange.secret"
+            raise ValueError(
+                f"{missing}: live mode (execution.dry_run = false) on a real exchange needs exchange.key and "
+                "exchange.secret"
+            )
+        return self
+
+    def secret_values(self) -> list[str]:
+        """Every secret value in this configuration, for the log redaction filter."""
+        values = [
+            s.get_secret_value()
+            for s in (
+                self.exchange.key,
+                self.exchange.secret,
+                self.database.password,
+                self.alerts.webhook_token,
+                self.alerts.telegram_token,
+                self.api.token,
+            )
+            if s is not None
+        ]
+        if self.database.url_password:
+            values.append(self.database.url_password)
+        return [v for v in values if v]

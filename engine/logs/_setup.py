@@ -1,0 +1,146 @@
+"""One place that configures loguru: format, level, optional rotating file, stdlib interception, redaction.
+
+Lines are rendered by our own format function so that redaction applies to the finished text, tracebacks
+included: loguru's own exception rendering (and ``diagnose``, which prints local variable values) would bypass a
+message-level filter.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+import traceback
+from collections.abc import Iterable
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from loguru import logger
+
+from engine.logs._redact import Redactor
+
+if TYPE_CHECKING:
+    from loguru import Record
+
+__all__ = ["InterceptHandler", "add_secrets", "redact", "setup_logging"]
+
+redact = Redactor()
+_STDLIB_NOISY = {
+    "websockets": logging.INFO,
+    "asyncio": logging.WARNING,
+    "urllib3": logging.WARNING,
+    "peewee": logging.INFO,
+}
+
+
+def add_secrets(secrets: Iterable[str]) -> None:
+    """Register secret values that must never appear in any log output."""
+    redact.add(secrets)
+
+
+class InterceptHandler(logging.Handler):
+    """Routes stdlib logging (pykka, UBWA, websockets, ccxt, peewee) into loguru."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        # Find the caller outside the logging module so loguru reports the real origin.
+        frame: FrameType | None = inspect.currentframe()
+        depth = 0
+        while frame is not None and (depth == 0 or frame.f_code.co_filename == logging.__file__):
+            frame = frame.f_back
+            depth += 1
+        logger.opt(depth=depth, exception=record.exc_info).bind(stdlib=record.name).log(level, record.getMessage())
+
+
+def _exception_text(record: Record) -> str:
+    exc = record["exception"]
+    if exc is None or exc.type is None:
+        return ""
+    return "\n" + "".join(traceback.format_exception(exc.type, exc.value, exc.traceback)).rstrip("\n")
+
+
+def _context(record: Record) -> dict[str, Any]:
+    return {k: v for k, v in record["extra"].items() if not k.startswith("_")}
+
+
+def _human(record: Record) -> str:
+    ctx = _context(record)
+    ctx_text = " ".join(f"{k}={v}" for k, v in ctx.items())
+    line = (
+        f"{record['time']:%Y-%m-%d %H:%M:%S.%f}"[:-3]
+        + f" | {record['level'].name:<8} | {record['name']}:{record['line']} | {record['message']}"
+        + (f" | {ctx_text}" if ctx_text else "")
+        + _exception_text(record)
+    )
+    record["extra"]["_line"] = redact(line)
+    return "{extra[_line]}\n"
+
+
+def _json(record: Record) -> str:
+    payload = {
+        "time": record["time"].isoformat(),
+        "level": record["level"].name,
+        "logger": record["name"],
+        "line": record["line"],
+        "message": record["message"],
+        "context": {k: str(v) for k, v in _context(record).items()},
+    }
+    exc_text = _exception_text(record)
+    if exc_text:
+        payload["exception"] = exc_text.lstrip("\n")
+    record["extra"]["_line"] = redact(orjson.dumps(payload).decode())
+    return "{extra[_line]}\n"
+
+
+def setup_logging(
+    *,
+    level: str = "INFO",
+    json_lines: bool = False,
+    file: Path | None = None,
+    rotation: str = "50 MB",
+    retention: str = "14 days",
+    secrets: Iterable[str] = (),
+    sink: Any = None,
+) -> None:
+    """Configure loguru for the whole process (idempotent: replaces earlier handlers).
+
+    Args:
+        level: minimum level.
+        json_lines: one JSON object per line instead of the human format.
+        file: optional log file, rotated by `rotation` and kept for `retention`.
+        secrets: values to mask everywhere.
+        sink: where lines go instead of stderr (tests pass a list's append or a StringIO).
+    """
+    add_secrets(secrets)
+    fmt = _json if json_lines else _human
+    logger.remove()
+    logger.add(
+        sink if sink is not None else sys.stderr,
+        level=level,
+        format=fmt,
+        backtrace=False,
+        diagnose=False,
+        colorize=False,
+    )
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        logger.add(
+            str(file),
+            level=level,
+            format=fmt,
+            rotation=rotation,
+            retention=retention,
+            backtrace=False,
+            diagnose=False,
+            colorize=False,
+            enqueue=False,
+            encoding="utf-8",
+        )
+    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
+    for name, lvl in _STDLIB_NOISY.items():
+        logging.getLogger(name).setLevel(lvl)

@@ -1,0 +1,154 @@
+"""Sources and precedence: defaults < TOML file < FREQTRADE__* environment, with provenance."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine.config import ConfigError, KeyType, load_config, resolve_config
+from tests.config import keys
+
+# One representative key per section: (section, key, file value as TOML text, env value, expected file, expected env)
+PER_SECTION = [
+    ("exchange", "recv_window_ms", "7000", "9000", 7000, 9000),
+    ("execution", "limit_timeout_s", "12.5", "0.1", Decimal("12.5"), Decimal("0.1")),
+    ("risk", "max_open_orders_per_pair", "7", "9", 7, 9),
+    ("database", "batch_size", "100", "200", 100, 200),
+    ("stream", "watchdog_silence_s", "20", "40", Decimal(20), Decimal(40)),
+    ("logging", "level", '"DEBUG"', "warning", "DEBUG", "WARNING"),
+    ("alerts", "min_interval_s", "5", "0", Decimal(5), Decimal(0)),
+    ("api", "port", "9001", "9002", 9001, 9002),
+    ("sim", "seed", "7", "8", 7, 8),
+]
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("section", "key", "file_text", "env_text", "file_value", "env_value"), PER_SECTION)
+def test_precedence_default_file_env(
+    tmp_path: Path, section: str, key: str, file_text: str, env_text: str, file_value: object, env_value: object
+) -> None:
+    default = getattr(getattr(load_config(None, {}).config, section), key)
+    assert default != file_value
+    path = _write(tmp_path, f"[{section}]\n{key} = {file_text}\n")
+
+    from_file = load_config(path, {})
+    assert getattr(getattr(from_file.config, section), key) == file_value
+    assert str(from_file.source_of((section, key))) == f"file {path}"
+
+    env_name = f"FREQTRADE__{section.upper()}__{key.upper()}"
+    from_env = load_config(path, {env_name: env_text})
+    assert getattr(getattr(from_env.config, section), key) == env_value
+    assert str(from_env.source_of((section, key))) == f"env {env_name}"
+    assert from_env.env_names == (env_name,)
+
+
+def test_defaults_need_no_file() -> None:
+    loaded = load_config(None, {})
+    cfg = loaded.config
+    assert cfg.exchange.name.value == "sim"
+    assert cfg.execution.dry_run is True
+    assert cfg.execution.min_wallet_btc == Decimal("0.0001")
+    assert cfg.database.url.startswith("sqlite:///")
+    assert str(loaded.source_of(("exchange", "name"))) == "default"
+
+
+def test_toml_floats_stay_exact(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[execution]\nmin_wallet_btc = 0.0001\nmax_slippage_pct = 0.1\n")
+    cfg = load_config(path, {}).config
+    assert cfg.execution.min_wallet_btc == Decimal("0.0001")
+    assert str(cfg.execution.max_slippage_pct) == "0.1"
+
+
+def test_env_names_are_case_insensitive() -> None:
+    for name in ("FREQTRADE__RISK__KILL_SWITCH", "freqtrade__risk__kill_switch", "Freqtrade__Risk__Kill_Switch"):
+        assert load_config(None, {name: "true"}).config.risk.kill_switch is True
+
+
+def test_env_nested_mapping_and_lists() -> None:
+    env = {
+        "FREQTRADE__EXECUTION__DRY_RUN_WALLET__btc": "0.5",
+        "FREQTRADE__EXECUTION__DRY_RUN_WALLET__USDT": "1000.10",
+        "FREQTRADE__EXCHANGE__PAIR_WHITELIST": "BTC/USDT, ETH/BTC",
+    }
+    loaded = load_config(None, env)
+    assert loaded.config.execution.dry_run_wallet == {"BTC": Decimal("0.5"), "USDT": Decimal("1000.10")}
+    assert loaded.config.exchange.pair_whitelist == ("BTC/USDT", "ETH/BTC")
+    assert "FREQTRADE__EXECUTION__DRY_RUN_WALLET__btc" in str(loaded.source_of(("execution", "dry_run_wallet")))
+    as_json = load_config(None, {"FREQTRADE__EXCHANGE__PAIR_WHITELIST": '["SOL/USDT"]'})
+    assert as_json.config.exchange.pair_whitelist == ("SOL/USDT",)
+    whole = load_config(None, {"FREQTRADE__EXECUTION__DRY_RUN_WALLET": '{"eth": "2"}'})
+    assert whole.config.execution.dry_run_wallet == {"ETH": Decimal(2)}
+
+
+def test_env_overrides_one_key_of_a_file_mapping(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[execution]\ndry_run_wallet = { BTC = 0.1, USDT = 50 }\n")
+    cfg = load_config(path, {"FREQTRADE__EXECUTION__DRY_RUN_WALLET__USDT": "75"}).config
+    assert cfg.execution.dry_run_wallet == {"BTC": Decimal("0.1"), "USDT": Decimal(75)}
+
+
+def test_all_digit_secrets_stay_strings() -> None:
+    env = {"FREQTRADE__API__TOKEN": "000123", "FREQTRADE__EXCHANGE__KEY": "1" * 64, "FREQTRADE__EXCHANGE__SECRET": "0" * 64}
+    cfg = load_config(None, env).config
+    assert cfg.api.token is not None and cfg.api.token.get_secret_value() == "000123"
+    assert cfg.exchange.key is not None and cfg.exchange.key.get_secret_value() == "1" * 64
+    assert cfg.exchange.key_type is KeyType.HMAC
+
+
+@pytest.mark.parametrize("kind", ["rsa", "ed25519"])
+def test_multiline_pem_through_env(kind: str) -> None:
+    pem = keys.rsa_pem() if kind == "rsa" else keys.ed25519_pem()
+    cfg = load_config(None, {"FREQTRADE__EXCHANGE__SECRET": pem}).config
+    assert cfg.exchange.secret is not None
+    assert cfg.exchange.secret.get_secret_value() == pem.rstrip("\n")
+    assert cfg.exchange.key_type is KeyType(kind)
+
+
+def test_secret_file_variants(tmp_path: Path) -> None:
+    pem_path = tmp_path / "key.pem"
+    pem_path.write_text(keys.ed25519_pem(), encoding="utf-8")
+    loaded = load_config(None, {"FREQTRADE__EXCHANGE__SECRET_FILE": str(pem_path)})
+    assert loaded.config.exchange.key_type is KeyType.ED25519
+    assert "FREQTRADE__EXCHANGE__SECRET_FILE" in str(loaded.source_of(("exchange", "secret")))
+
+    token_path = tmp_path / "token"
+    token_path.write_text("0042\n", encoding="utf-8")
+    cfg_path = _write(tmp_path, f'[api]\ntoken_file = "{token_path}"\n')
+    cfg = load_config(cfg_path, {}).config
+    assert cfg.api.token is not None and cfg.api.token.get_secret_value() == "0042"
+
+
+def test_secret_file_errors(tmp_path: Path) -> None:
+    _, problems = resolve_config(None, {"FREQTRADE__EXCHANGE__SECRET_FILE": str(tmp_path / "missing.pem")})
+    assert [(p.path, p.message) for p in problems] == [
+        ("exchange.secret_file", "cannot read the secret file: No such file or directory")
+    ]
+    _, problems = resolve_config(
+        None, {"FREQTRADE__API__TOKEN": "a", "FREQTRADE__API__TOKEN_FILE": str(tmp_path / "t")}
+    )
+    assert [p.message for p in problems] == ["both FREQTRADE__API__TOKEN and FREQTRADE__API__TOKEN_FILE are set"]
+
+
+@given(
+    secret=st.text(
+        alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x00"), min_size=12, max_size=80
+    )
+)
+def test_arbitrary_secrets_round_trip_through_env(secret: str) -> None:
+    cfg = load_config(None, {"FREQTRADE__API__TOKEN": secret, "FREQTRADE__ALERTS__WEBHOOK_TOKEN": secret}).config
+    assert cfg.api.token is not None and cfg.api.token.get_secret_value() == secret
+    assert cfg.alerts.webhook_token is not None and cfg.alerts.webhook_token.get_secret_value() == secret
+
+
+def test_config_error_lists_every_problem() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, {"FREQTRADE__RISK__MAX_OPEN_ORDERS_PER_PAIR": "0", "FREQTRADE__API__PORT": "70000"})
+    assert {p.path for p in err.value.problems} == {"risk.max_open_orders_per_pair", "api.port"}

@@ -1,0 +1,39 @@
+"""Suite-wide fixtures: deterministic hypothesis, a clean pykka registry, and the PostgreSQL plugin."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from importlib.util import find_spec
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# Deterministic by default (same examples every run, no example database on disk); `make chaos` or a developer
+# can explore with HYPOTHESIS_PROFILE=explore, and hypothesis prints the seed/blob needed to reproduce a failure.
+settings.register_profile(
+    "default", derandomize=True, database=None, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("explore", derandomize=False, deadline=None, print_blob=True, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+pytest_plugins = ["tests.pg_fixtures"] if find_spec("tests.pg_fixtures") is not None else []
+
+
+@pytest.fixture(autouse=True)
+def _stop_all_actors() -> Iterator[None]:
+    """Stop every pykka actor a test left running (actor threads are non-daemon and would hang the run)."""
+    yield
+    if find_spec("pykka") is not None:
+        import pykka
+
+        pykka.ActorRegistry.stop_all(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _clean_freqtrade_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests start without FREQTRADE__* variables from the developer's shell."""
+    for name in list(os.environ):
+        if name.upper().startswith("FREQTRADE__"):
+            monkeypatch.delenv(name)

@@ -1,0 +1,101 @@
+"""Logging: one loguru setup, stdlib routed in, every secret masked — messages, context and tracebacks."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from loguru import logger
+
+from engine.logs import MASK, redact, setup_logging
+from tests.config import keys
+
+SENTINEL = "SENTINEL+secret/value=42"
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    buf = io.StringIO()
+    redact.clear()
+    setup_logging(level="DEBUG", sink=buf, secrets=[SENTINEL, keys.rsa_pem()])
+    yield buf
+    redact.clear()
+    logger.remove()
+
+
+def test_message_context_and_url_encoded_forms_masked(captured: io.StringIO) -> None:
+    logger.bind(pair="BTC/USDT", client_order_id="bx-1", auth=SENTINEL).info("sent {} and {}", SENTINEL, quote(SENTINEL, safe=""))
+    text = captured.getvalue()
+    assert SENTINEL not in text and quote(SENTINEL, safe="") not in text
+    assert text.count(MASK) == 3
+    assert "pair=BTC/USDT" in text and "client_order_id=bx-1" in text
+
+
+def test_traceback_masked(captured: io.StringIO) -> None:
+    def fail(secret: str) -> None:
+        raise RuntimeError(f"request failed with key {secret}")
+
+    try:
+        fail(SENTINEL)
+    except RuntimeError:
+        logger.exception("order failed")
+    text = captured.getvalue()
+    assert "RuntimeError: request failed with key ***" in text
+    assert SENTINEL not in text
+
+
+def test_pem_lines_masked(captured: io.StringIO) -> None:
+    pem = keys.rsa_pem()
+    body = [ln for ln in pem.splitlines() if not ln.startswith("-----")]
+    logger.warning("config dump: {}", pem)
+    logger.warning("one line: {}", body[3])
+    logger.warning("escaped: {}", pem.replace("\n", "\\n"))
+    text = captured.getvalue()
+    assert not any(line in text for line in body)
+
+
+def test_stdlib_routed_and_masked(captured: io.StringIO) -> None:
+    logging.getLogger("pykka").warning("actor saw %s", SENTINEL)
+    logging.getLogger("unicorn_binance_websocket_api").error("stream error")
+    text = captured.getvalue()
+    assert "actor saw ***" in text and "stdlib=pykka" in text
+    assert "stream error" in text
+
+
+def test_json_lines() -> None:
+    buf = io.StringIO()
+    redact.clear()
+    setup_logging(sink=buf, json_lines=True, secrets=[SENTINEL])
+    try:
+        raise ValueError(SENTINEL)
+    except ValueError:
+        logger.bind(pair="ETH/USDT").exception("bad {}", SENTINEL)
+    record = orjson.loads(buf.getvalue().splitlines()[0])
+    assert record["level"] == "ERROR"
+    assert record["message"] == "bad ***"
+    assert record["context"] == {"pair": "ETH/USDT"}
+    assert record["exception"].endswith("ValueError: ***")
+    redact.clear()
+    logger.remove()
+
+
+@given(secret=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=8, max_size=40))
+def test_arbitrary_secrets_never_logged(secret: str) -> None:
+    buf = io.StringIO()
+    redact.clear()
+    setup_logging(sink=buf, secrets=[secret])
+    logger.bind(ctx=secret).info("value={} encoded={}", secret, quote(secret, safe=""))
+    try:
+        raise KeyError(secret)
+    except KeyError:
+        logger.exception("failed")
+    assert secret not in buf.getvalue()
+    assert quote(secret, safe="") not in buf.getvalue()
+    redact.clear()
+    logger.remove()

@@ -1,0 +1,40 @@
+"""Every package re-exports its public names through ``__all__`` (and only names that exist)."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import types
+
+import pytest
+
+ROOTS = ("engine", "actors", "db", "sim")
+
+
+def _packages() -> list[str]:
+    names = []
+    for root in ROOTS:
+        module = importlib.import_module(root)
+        names.append(root)
+        for info in pkgutil.walk_packages(module.__path__, prefix=f"{root}."):
+            if info.ispkg:
+                names.append(info.name)
+    return names
+
+
+@pytest.mark.parametrize("name", _packages())
+def test_all_matches_public_names(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = getattr(module, "__all__", None)
+    public = {
+        attr
+        for attr, value in vars(module).items()
+        if not attr.startswith("_") and not isinstance(value, types.ModuleType) and attr != "annotations"
+    }
+    if exported is None:
+        assert not public, f"{name} defines public names without __all__: {sorted(public)}"
+        return
+    assert len(exported) == len(set(exported)), "duplicates in __all__"
+    missing = [n for n in exported if not hasattr(module, n)]
+    assert not missing, f"{name}.__all__ names what does not exist: {missing}"
+    assert set(exported) == public, f"{name}: __all__ and public names differ: {set(exported) ^ public}"
