@@ -12,7 +12,11 @@ from hypothesis import HealthCheck, settings
 # Deterministic by default (same examples every run, no example database on disk); `make chaos` or a developer
 # can explore with HYPOTHESIS_PROFILE=explore, and hypothesis prints the seed/blob needed to reproduce a failure.
 settings.register_profile(
-    "default", derandomize=True, database=None, deadline=None, print_blob=True,
+    "default",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("explore", derandomize=False, deadline=None, print_blob=True, max_examples=1000)

@@ -21,7 +21,12 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     base = {k: v for k, v in os.environ.items() if not k.upper().startswith("FREQTRADE__")}
     return subprocess.run(
         [sys.executable, str(ROOT / "run.py"), *args],
-        capture_output=True, text=True, env={**base, **(env or {})}, cwd=ROOT, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        cwd=ROOT,
+        timeout=60,
+        check=False,
     )
 
 

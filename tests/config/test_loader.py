@@ -96,7 +96,11 @@ def test_env_overrides_one_key_of_a_file_mapping(tmp_path: Path) -> None:
 
 
 def test_all_digit_secrets_stay_strings() -> None:
-    env = {"FREQTRADE__API__TOKEN": "000123", "FREQTRADE__EXCHANGE__KEY": "1" * 64, "FREQTRADE__EXCHANGE__SECRET": "0" * 64}
+    env = {
+        "FREQTRADE__API__TOKEN": "000123",
+        "FREQTRADE__EXCHANGE__KEY": "1" * 64,
+        "FREQTRADE__EXCHANGE__SECRET": "0" * 64,
+    }
     cfg = load_config(None, env).config
     assert cfg.api.token is not None and cfg.api.token.get_secret_value() == "000123"
     assert cfg.exchange.key is not None and cfg.exchange.key.get_secret_value() == "1" * 64

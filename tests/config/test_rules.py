@@ -128,8 +128,11 @@ RULES = [
         "alerts.telegram_chat_id",
         "telegram needs both telegram_token and telegram_chat_id",
     ),
-    ({"FREQTRADE__LOGGING__LEVEL": "LOUD"}, "logging.level", "Input should be 'TRACE', 'DEBUG', 'INFO', 'SUCCESS', "
-     "'WARNING', 'ERROR' or 'CRITICAL'"),
+    (
+        {"FREQTRADE__LOGGING__LEVEL": "LOUD"},
+        "logging.level",
+        "Input should be 'TRACE', 'DEBUG', 'INFO', 'SUCCESS', 'WARNING', 'ERROR' or 'CRITICAL'",
+    ),
     ({"FREQTRADE__EXCHANGE__SECRT": "x"}, "exchange.secrt", "Extra inputs are not permitted"),
     ({"FREQTRADE__EXCHNGE__KEY": "x"}, "exchnge.key", "not a known configuration key"),
     ({"FREQTRADE__RISK": "x"}, "risk", "not a known configuration key"),

@@ -30,7 +30,9 @@ def captured() -> Iterator[io.StringIO]:
 
 
 def test_message_context_and_url_encoded_forms_masked(captured: io.StringIO) -> None:
-    logger.bind(pair="BTC/USDT", client_order_id="bx-1", auth=SENTINEL).info("sent {} and {}", SENTINEL, quote(SENTINEL, safe=""))
+    logger.bind(pair="BTC/USDT", client_order_id="bx-1", auth=SENTINEL).info(
+        "sent {} and {}", SENTINEL, quote(SENTINEL, safe="")
+    )
     text = captured.getvalue()
     assert SENTINEL not in text and quote(SENTINEL, safe="") not in text
     assert text.count(MASK) == 3

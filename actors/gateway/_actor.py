@@ -1,0 +1,140 @@
+"""The gateway actor: a thin pykka shell that owns the loop thread, the ccxt client and the core."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from actors.gateway._core import ClientFactory, GatewayCore, GatewayStats
+from engine.clock import Clock
+from engine.exchange import ExchangeError
+from engine.exchange._ratebudget import RateBudget
+from engine.gateway import GatewayRequest, GatewayResult
+from engine.venue import LoopThread, ResponseHook, make_client
+
+__all__ = ["GatewayActor", "GatewayHandle", "GatewaySettings"]
+
+_STOP_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """How to reach the exchange. Credentials are excluded from repr so they can never be logged."""
+
+    exchange_id: str = "binance"
+    api_key: str | None = field(default=None, repr=False)
+    secret: str | None = field(default=None, repr=False)
+    rest_base: str | None = None
+    testnet: bool = False
+    timeout_ms: int = 10_000
+    recv_window_ms: int = 5_000
+    max_in_flight: int = 32
+    start_timeout_s: float = 15.0
+
+    def client_factory(self) -> ClientFactory:
+        """A factory building the ccxt client on the loop thread with these settings."""
+
+        def build(on_response: ResponseHook) -> Any:
+            return make_client(
+                self.exchange_id,
+                api_key=self.api_key,
+                secret=self.secret,
+                rest_base=self.rest_base,
+                testnet=self.testnet,
+                timeout_ms=self.timeout_ms,
+                recv_window_ms=self.recv_window_ms,
+                on_response=on_response,
+            )
+
+        return build
+
+
+class GatewayHandle:
+    """Thread-safe entry to the gateway's queue: callers never touch the client or the loop themselves."""
+
+    def __init__(self, loop: LoopThread, core: GatewayCore) -> None:
+        self._loop = loop
+        self._core = core
+
+    def submit(self, request: GatewayRequest) -> None:
+        """Queue a request; its result is told to `request.reply_to`."""
+        self._loop.call_soon(self._core.enqueue, request)
+
+    def call(self, request: GatewayRequest) -> concurrent.futures.Future[GatewayResult]:
+        """Queue a request and return a future of its result (for code outside the actor tree)."""
+        future: concurrent.futures.Future[GatewayResult] = concurrent.futures.Future()
+        original = request.reply_to
+
+        def reply(result: GatewayResult) -> None:
+            if original is not None:
+                original(result)
+            future.set_result(result)
+
+        self.submit(
+            GatewayRequest(
+                request.op, request.params, request.priority, request.key, request.pair, reply, request.weight
+            )
+        )
+        return future
+
+    def wake(self) -> None:
+        """Make the dispatcher re-check waits (after a manual clock moved)."""
+        self._loop.call_soon(self._core.wake)
+
+    def stats(self, timeout_s: float = 5.0) -> GatewayStats:
+        """Queue, in-flight and rate-budget figures."""
+
+        async def read() -> GatewayStats:
+            return self._core.stats()
+
+        return self._loop.submit(read()).result(timeout_s)
+
+
+class GatewayActor(pykka.ThreadingActor):
+    """Sole owner of the exchange client (one ccxt async client on its own event loop thread)."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        *,
+        clock: Clock,
+        budget: RateBudget | None = None,
+        on_critical: Callable[[ExchangeError], None] | None = None,
+        client_factory: ClientFactory | None = None,
+        sync_time: bool = True,
+    ) -> None:
+        super().__init__()
+        self._settings = settings
+        self._sync_time = sync_time
+        self._loop = LoopThread("gateway-loop")
+        self._core = GatewayCore(
+            client_factory or settings.client_factory(),
+            clock=clock,
+            budget=budget,
+            max_in_flight=settings.max_in_flight,
+            request_timeout_s=settings.timeout_ms / 1000,
+            on_critical=on_critical,
+        )
+        self._handle = GatewayHandle(self._loop, self._core)
+
+    def on_start(self) -> None:
+        self._loop.start()
+        self._loop.submit(self._core.start(sync_time=self._sync_time)).result(self._settings.start_timeout_s)
+        logger.info("gateway started: {}", self._settings)
+
+    def on_stop(self) -> None:
+        try:
+            self._loop.submit(self._core.close()).result(_STOP_TIMEOUT_S)
+        except (concurrent.futures.TimeoutError, RuntimeError) as exc:
+            logger.warning("gateway did not close cleanly: {}", exc)
+        self._loop.stop()
+        logger.info("gateway stopped")
+
+    def handle(self) -> GatewayHandle:
+        """The thread-safe handle other actors use to submit requests."""
+        return self._handle

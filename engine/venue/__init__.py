@@ -1,0 +1,37 @@
+"""The ccxt adapter: client construction, the loop thread that owns it, and Binance's REST wire format."""
+
+from engine.venue._client import LEAN_OPTIONS, ResponseHook, make_client
+from engine.venue._loop import LoopThread
+from engine.venue._urls import VenueUrls, production_urls, rewrite_api_urls
+from engine.venue._wire import (
+    BINANCE_STATUS,
+    OrderSnapshot,
+    WireFill,
+    WireFormatError,
+    WireTrade,
+    format_decimal,
+    parse_order,
+    parse_trade,
+    side_param,
+    type_param,
+)
+
+__all__ = [
+    "BINANCE_STATUS",
+    "LEAN_OPTIONS",
+    "LoopThread",
+    "OrderSnapshot",
+    "ResponseHook",
+    "VenueUrls",
+    "WireFill",
+    "WireFormatError",
+    "WireTrade",
+    "format_decimal",
+    "make_client",
+    "parse_order",
+    "parse_trade",
+    "production_urls",
+    "rewrite_api_urls",
+    "side_param",
+    "type_param",
+]

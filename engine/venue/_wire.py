@@ -1,0 +1,191 @@
+"""Binance's REST wire format ↔ exact values.
+
+ccxt's unified structures carry floats; money must not. The engine therefore calls ccxt's implicit raw
+methods (signing, transport and error handling stay ccxt's) and reads Binance's own JSON here, where every
+price and quantity is a decimal string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from engine.domain import ClientOrderId, ExchangeOrderId, OrderStatus, OrderType, Side, Symbol, TradeId
+
+__all__ = [
+    "BINANCE_STATUS",
+    "OrderSnapshot",
+    "WireFill",
+    "WireFormatError",
+    "WireTrade",
+    "format_decimal",
+    "parse_order",
+    "parse_trade",
+    "side_param",
+    "type_param",
+]
+
+BINANCE_STATUS: Mapping[str, OrderStatus] = {
+    "NEW": OrderStatus.OPEN,
+    "PENDING_NEW": OrderStatus.SUBMITTED,
+    "PARTIALLY_FILLED": OrderStatus.PARTIALLY_FILLED,
+    "FILLED": OrderStatus.FILLED,
+    "CANCELED": OrderStatus.CANCELED,
+    "PENDING_CANCEL": OrderStatus.PENDING_CANCEL,
+    "REJECTED": OrderStatus.REJECTED,
+    "EXPIRED": OrderStatus.EXPIRED,
+    "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
+}
+
+
+class WireFormatError(ValueError):
+    """A response from the exchange that does not have the documented shape."""
+
+
+def format_decimal(value: Decimal) -> str:
+    """Binance's parameter form: plain digits, no exponent, no trailing zeros (``0.00078``, ``55.32``)."""
+    if not value.is_finite():
+        raise ValueError(f"not a finite number: {value}")
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def side_param(side: Side) -> str:
+    """BUY or SELL."""
+    return side.value.upper()
+
+
+def type_param(order_type: OrderType) -> str:
+    """LIMIT, MARKET or LIMIT_MAKER."""
+    return order_type.value.upper()
+
+
+def _dec(raw: Mapping[str, Any], key: str) -> Decimal:
+    value = raw.get(key)
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise WireFormatError(f"field {key!r} is not a decimal string") from None
+
+
+def _int(raw: Mapping[str, Any], key: str) -> int:
+    value = raw.get(key)
+    if isinstance(value, bool) or value is None:
+        raise WireFormatError(f"field {key!r} missing or not an integer")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise WireFormatError(f"field {key!r} is not an integer") from None
+
+
+def _ms_to_dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+@dataclass(frozen=True)
+class WireFill:
+    """One fill inside a FULL order response (no time or maker flag there: Binance omits them)."""
+
+    trade_id: TradeId
+    price: Decimal
+    quantity: Decimal
+    commission: Decimal
+    commission_asset: str
+
+
+@dataclass(frozen=True)
+class OrderSnapshot:
+    """The exchange's view of one order at one moment (REST order/openOrders/cancel response)."""
+
+    symbol: Symbol
+    order_id: ExchangeOrderId
+    client_order_id: ClientOrderId
+    status: OrderStatus
+    side: Side
+    order_type: str
+    price: Decimal
+    orig_qty: Decimal
+    executed_qty: Decimal
+    cum_quote: Decimal
+    time: datetime
+    fills: tuple[WireFill, ...] = ()
+
+
+def parse_order(raw: Mapping[str, Any], *, client_order_id_key: str = "clientOrderId") -> OrderSnapshot:
+    """Parse a RESULT/FULL order response, a query response or a cancel response.
+
+    For a cancel response pass ``client_order_id_key="origClientOrderId"``: there ``clientOrderId`` is the cancel
+    request's own id, not the order's (binance-spot.md §1.4).
+    """
+    status_text = str(raw.get("status", ""))
+    status = BINANCE_STATUS.get(status_text)
+    if status is None:
+        raise WireFormatError(f"unknown order status {status_text!r}")
+    side_text = str(raw.get("side", "")).lower()
+    if side_text not in ("buy", "sell"):
+        raise WireFormatError(f"unknown side {raw.get('side')!r}")
+    time_ms = raw.get("transactTime") or raw.get("updateTime") or raw.get("time") or 0
+    fills_raw: Sequence[Mapping[str, Any]] = raw.get("fills") or ()
+    fills = tuple(
+        WireFill(
+            trade_id=TradeId(_int(f, "tradeId")),
+            price=_dec(f, "price"),
+            quantity=_dec(f, "qty"),
+            commission=_dec(f, "commission"),
+            commission_asset=str(f.get("commissionAsset", "")),
+        )
+        for f in fills_raw
+    )
+    return OrderSnapshot(
+        symbol=Symbol(str(raw.get("symbol", ""))),
+        order_id=ExchangeOrderId(_int(raw, "orderId")),
+        client_order_id=ClientOrderId(str(raw.get(client_order_id_key, ""))),
+        status=status,
+        side=Side(side_text),
+        order_type=str(raw.get("type", "")),
+        price=_dec(raw, "price"),
+        orig_qty=_dec(raw, "origQty"),
+        executed_qty=_dec(raw, "executedQty"),
+        cum_quote=_dec(raw, "cummulativeQuoteQty"),
+        time=_ms_to_dt(int(time_ms)),
+        fills=fills,
+    )
+
+
+@dataclass(frozen=True)
+class WireTrade:
+    """One row of GET /api/v3/myTrades."""
+
+    symbol: Symbol
+    trade_id: TradeId
+    order_id: ExchangeOrderId
+    price: Decimal
+    quantity: Decimal
+    quote_quantity: Decimal
+    commission: Decimal
+    commission_asset: str
+    is_buyer: bool
+    is_maker: bool
+    time: datetime
+
+
+def parse_trade(raw: Mapping[str, Any]) -> WireTrade:
+    """Parse one myTrades row."""
+    return WireTrade(
+        symbol=Symbol(str(raw.get("symbol", ""))),
+        trade_id=TradeId(_int(raw, "id")),
+        order_id=ExchangeOrderId(_int(raw, "orderId")),
+        price=_dec(raw, "price"),
+        quantity=_dec(raw, "qty"),
+        quote_quantity=_dec(raw, "quoteQty"),
+        commission=_dec(raw, "commission"),
+        commission_asset=str(raw.get("commissionAsset", "")),
+        is_buyer=bool(raw.get("isBuyer")),
+        is_maker=bool(raw.get("isMaker")),
+        time=_ms_to_dt(_int(raw, "time")),
+    )
