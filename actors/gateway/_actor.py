@@ -14,6 +14,7 @@ from actors.gateway._core import ClientFactory, GatewayCore, GatewayStats
 from engine.clock import Clock
 from engine.exchange import ExchangeError
 from engine.exchange._ratebudget import RateBudget
+from engine.exchange._retry import BackoffPolicy
 from engine.gateway import GatewayRequest, GatewayResult
 from engine.venue import LoopThread, ResponseHook, make_client
 
@@ -107,6 +108,7 @@ class GatewayActor(pykka.ThreadingActor):
         on_critical: Callable[[ExchangeError], None] | None = None,
         client_factory: ClientFactory | None = None,
         sync_time: bool = True,
+        backoff: BackoffPolicy | None = None,
     ) -> None:
         super().__init__()
         self._settings = settings
@@ -119,6 +121,7 @@ class GatewayActor(pykka.ThreadingActor):
             max_in_flight=settings.max_in_flight,
             request_timeout_s=settings.timeout_ms / 1000,
             on_critical=on_critical,
+            backoff=backoff,
         )
         self._handle = GatewayHandle(self._loop, self._core)
 

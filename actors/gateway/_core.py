@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from loguru import logger
 
@@ -262,7 +263,9 @@ class GatewayCore:
                 retry_after_s=float(retry_after) if retry_after and retry_after.isdigit() else None,  # float-ok: s
                 now_ms=now,
             )
-            logger.error("{} on {} {}: every request waits for Retry-After={}", status, method, url, retry_after)
+            logger.error(
+                "{} on {} {}: every request waits for Retry-After={}", status, method, urlsplit(url).path, retry_after
+            )
 
     def _reply(self, result: GatewayResult) -> None:
         if result.request.reply_to is None:

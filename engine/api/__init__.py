@@ -1,0 +1,13 @@
+"""The public Engine API: what callers import."""
+
+from engine.api._types import (
+    Accepted,
+    EngineEvent,
+    EngineListener,
+    EventKind,
+    PlaceOutcome,
+    Refusal,
+    RefusalReason,
+)
+
+__all__ = ["Accepted", "EngineEvent", "EngineListener", "EventKind", "PlaceOutcome", "Refusal", "RefusalReason"]
