@@ -52,6 +52,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate the configuration offline; exit 0 valid, 1 invalid")
     _add_config_path(check)
+    check.add_argument("--online", action="store_true", help="also connect and run the start-up checks")
     _add_common(check)
     check.set_defaults(func=_deferred("check_config"))
 

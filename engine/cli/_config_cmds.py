@@ -57,6 +57,8 @@ def check_config(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     cfg = loaded.config
+    if getattr(args, "online", False):
+        return _check_online(loaded)
     mode = "dry run" if cfg.execution.dry_run else "LIVE"
     key_type = cfg.exchange.key_type
     print(
@@ -65,6 +67,23 @@ def check_config(args: argparse.Namespace) -> int:
         f"database={cfg.database.url.split('://', 1)[0]}"
     )
     return 0
+
+
+def _check_online(loaded: LoadedConfig) -> int:
+    from engine.cli._online import embedded_sim, endpoint_for, run_online_checks
+    from engine.config import ExchangeName
+    from engine.startup import CheckStatus, format_checks
+
+    config = loaded.config
+    if config.exchange.name is ExchangeName.SIM:
+        with embedded_sim(config) as sim:
+            results = run_online_checks(config, endpoint_for(config, sim))
+    else:
+        results = run_online_checks(config, endpoint_for(config))
+    print(format_checks(results))
+    failed = [r for r in results if r.status is CheckStatus.FAIL]
+    print(f"online checks: {len(results) - len(failed)} passed or skipped, {len(failed)} failed")
+    return 1 if failed else 0
 
 
 def show_config(args: argparse.Namespace) -> int:
