@@ -43,7 +43,9 @@ class RefusalReason(StrEnum):
     REJECTED = "rejected"
     """The exchange definitely refused the order (insufficient balance, filter, …); see the message."""
     SHUTTING_DOWN = "shutting_down"
-    """The engine is stopping and takes no new requests."""
+    """The engine is stopping and takes no new requests (or the request was canceled before it started)."""
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    """The exchange never confirmed the order despite every lookup; it may exist and is being reconciled."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,29 @@
+"""The pure per-pair execution book and the commands its actor carries out."""
+
+from engine.pair._book import PairBook
+from engine.pair._commands import Alert, Command, Emit, Persist, Resolve, Schedule, Send, Unschedule, WriteAhead
+from engine.pair._intake import IntakeContext, RiskHook, check_intake
+from engine.pair._legs import Execution, Leg, Phase, order_of, trade_of
+from engine.pair._settings import PairSettings
+
+__all__ = [
+    "Alert",
+    "Command",
+    "Emit",
+    "Execution",
+    "IntakeContext",
+    "Leg",
+    "PairBook",
+    "PairSettings",
+    "Persist",
+    "Phase",
+    "Resolve",
+    "RiskHook",
+    "Schedule",
+    "Send",
+    "Unschedule",
+    "WriteAhead",
+    "check_intake",
+    "order_of",
+    "trade_of",
+]

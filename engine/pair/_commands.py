@@ -1,0 +1,74 @@
+"""What the pure pair book asks its actor to do. The actor carries these out in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.api import EngineEvent, PlaceOutcome
+from engine.domain import ClientOrderId, ErrorRecord, Fill, Order, RequestId, Trade
+from engine.gateway import GatewayRequest
+
+__all__ = ["Alert", "Command", "Emit", "Persist", "Resolve", "Schedule", "Send", "Unschedule", "WriteAhead"]
+
+
+@dataclass(frozen=True)
+class Send:
+    """Queue this request at the gateway; its result comes back to `PairBook.on_result`."""
+
+    request: GatewayRequest
+
+
+@dataclass(frozen=True)
+class WriteAhead:
+    """Persist `order` and wait until it is durable, then call `PairBook.on_durable(cid)`."""
+
+    order: Order
+
+
+@dataclass(frozen=True)
+class Persist:
+    """Store (upsert) a record; fire-and-forget."""
+
+    item: Order | Fill | Trade | ErrorRecord
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Call `PairBook.on_timer(key)` at `due_ms` (replacing a pending timer with the same key)."""
+
+    key: str
+    due_ms: int
+
+
+@dataclass(frozen=True)
+class Unschedule:
+    """Drop the pending timer `key`, if any."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Emit:
+    """Tell listeners."""
+
+    event: EngineEvent
+
+
+@dataclass(frozen=True)
+class Resolve:
+    """Complete every caller waiting on `request_id` with `outcome`."""
+
+    request_id: RequestId
+    outcome: PlaceOutcome
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A critical condition for the operator (logged now; alert sinks later)."""
+
+    key: str
+    message: str
+    client_order_id: ClientOrderId | None = None
+
+
+Command = Send | WriteAhead | Persist | Schedule | Unschedule | Emit | Resolve | Alert

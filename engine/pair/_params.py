@@ -1,0 +1,56 @@
+"""Binance request parameters for the pair book's orders (exact decimal strings)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from engine.domain import ClientOrderId, OrderType, Priority, Side, Symbol, TimeInForce
+from engine.gateway import GatewayRequest, Op
+from engine.venue import format_decimal, side_param
+
+__all__ = ["cancel_request", "create_request", "fetch_request", "trades_request"]
+
+
+def create_request(
+    *,
+    symbol: Symbol,
+    pair: str,
+    cid: ClientOrderId,
+    side: Side,
+    order_type: OrderType,
+    quantity: Decimal,
+    price: Decimal | None,
+    time_in_force: TimeInForce,
+    priority: Priority,
+) -> GatewayRequest:
+    """POST /api/v3/order with our client order id and a FULL response (fills included)."""
+    params = {
+        "symbol": symbol,
+        "side": side_param(side),
+        "type": order_type.value.upper(),
+        "quantity": format_decimal(quantity),
+        "newClientOrderId": cid,
+        "newOrderRespType": "FULL",
+    }
+    if order_type is not OrderType.MARKET:
+        if price is None:
+            raise ValueError(f"a {order_type.value} order needs a price")
+        params["price"] = format_decimal(price)
+    if order_type is OrderType.LIMIT:
+        params["timeInForce"] = time_in_force.value
+    return GatewayRequest(Op.CREATE_ORDER, params, priority, key=cid, pair=pair)
+
+
+def cancel_request(symbol: Symbol, pair: str, cid: ClientOrderId) -> GatewayRequest:
+    """DELETE /api/v3/order by our client order id, at the highest priority."""
+    return GatewayRequest(Op.CANCEL_ORDER, {"symbol": symbol, "origClientOrderId": cid}, Priority.CANCEL, cid, pair)
+
+
+def fetch_request(symbol: Symbol, pair: str, cid: ClientOrderId) -> GatewayRequest:
+    """GET /api/v3/order by our client order id."""
+    return GatewayRequest(Op.FETCH_ORDER, {"symbol": symbol, "origClientOrderId": cid}, Priority.FALLBACK, cid, pair)
+
+
+def trades_request(symbol: Symbol, pair: str, cid: ClientOrderId, order_id: int) -> GatewayRequest:
+    """GET /api/v3/myTrades?orderId=… (the fills of one order)."""
+    return GatewayRequest(Op.MY_TRADES, {"symbol": symbol, "orderId": str(order_id)}, Priority.FALLBACK, cid, pair)
