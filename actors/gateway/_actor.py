@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +13,7 @@ from loguru import logger
 from actors.gateway._core import ClientFactory, GatewayCore, GatewayStats
 from engine.clock import Clock
 from engine.exchange import ExchangeError
-from engine.exchange._ratebudget import RateBudget
+from engine.exchange._ratebudget import RateBudget, RateLimit
 from engine.exchange._retry import BackoffPolicy
 from engine.gateway import GatewayRequest, GatewayResult
 from engine.venue import LoopThread, ResponseHook, make_client
@@ -82,6 +82,10 @@ class GatewayHandle:
             )
         )
         return future
+
+    def set_limits(self, limits: Sequence[RateLimit]) -> None:
+        """Enforce the exchange's own `rateLimits` (from exchangeInfo) from now on."""
+        self._loop.call_soon(self._core.set_limits, tuple(limits))
 
     def wake(self) -> None:
         """Make the dispatcher re-check waits (after a manual clock moved)."""

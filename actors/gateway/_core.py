@@ -18,7 +18,7 @@ from loguru import logger
 
 from engine.clock import Clock, SystemClock
 from engine.exchange import Banned, ClockSkew, ExchangeError, RateLimited, StopTrading, map_error
-from engine.exchange._ratebudget import Admit, RateBudget, Wait
+from engine.exchange._ratebudget import Admit, RateBudget, RateLimit, Wait
 from engine.exchange._retry import BackoffPolicy, ClockOffsetEstimator, should_retry
 from engine.gateway import OP_SPECS, GatewayRequest, GatewayResult, RequestQueue
 from engine.venue import ResponseHook
@@ -128,6 +128,15 @@ class GatewayCore:
             orders_halted=self.budget.new_orders_halted(now),
             clock_offset_ms=self._offset.offset_ms,
         )
+
+    def set_limits(self, limits: tuple[RateLimit, ...]) -> None:
+        """Replace the enforced limits (the exchange's `rateLimits`), keeping any Retry-After block."""
+        blocked = self.budget.blocked_until_ms()
+        self.budget = RateBudget(limits)
+        if blocked:
+            self.budget.on_throttled(
+                http_status=429, retry_after_s=None, now_ms=self._clock.now_ms(), banned_until_ms=blocked
+            )
 
     def wake(self) -> None:
         """Re-evaluate waits now (the manual clock moved)."""

@@ -1,5 +1,6 @@
 """The public Engine API: what callers import."""
 
+from engine.api._engine import Engine
 from engine.api._types import (
     Accepted,
     EngineEvent,
@@ -10,4 +11,13 @@ from engine.api._types import (
     RefusalReason,
 )
 
-__all__ = ["Accepted", "EngineEvent", "EngineListener", "EventKind", "PlaceOutcome", "Refusal", "RefusalReason"]
+__all__ = [
+    "Accepted",
+    "Engine",
+    "EngineEvent",
+    "EngineListener",
+    "EventKind",
+    "PlaceOutcome",
+    "Refusal",
+    "RefusalReason",
+]

@@ -70,7 +70,8 @@ def check_config(args: argparse.Namespace) -> int:
 
 
 def _check_online(loaded: LoadedConfig) -> int:
-    from engine.cli._online import embedded_sim, endpoint_for, run_online_checks
+    from engine.api._wiring import embedded_sim, endpoint_for
+    from engine.cli._online import run_online_checks
     from engine.config import ExchangeName
     from engine.startup import CheckStatus, format_checks
 

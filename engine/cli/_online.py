@@ -7,66 +7,15 @@ command proves the whole path (signing, clock, filters) offline too.
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from engine.config import Config, ExchangeName
-from engine.domain import pair_to_symbol
+from engine.api._wiring import Endpoint
+from engine.config import Config
 from engine.startup import CheckResult, ExchangeFacts, evaluate_checks
 
-if TYPE_CHECKING:
-    from sim import Simulator
-
-__all__ = ["Endpoint", "embedded_sim", "endpoint_for", "run_online_checks"]
+__all__ = ["run_online_checks"]
 
 _CALL_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where and as whom to connect (credentials excluded from repr)."""
-
-    exchange_id: str
-    rest_base: str | None
-    testnet: bool
-    api_key: str | None
-    secret: str | None
-
-    def __repr__(self) -> str:
-        return f"Endpoint(exchange_id={self.exchange_id!r}, rest_base={self.rest_base!r}, testnet={self.testnet})"
-
-
-@contextmanager
-def embedded_sim(config: Config) -> Iterator[Simulator]:
-    """Start the embedded simulator for the whitelisted pairs, seeded from ``[sim]``."""
-    from sim import SimConfig, Simulator
-
-    sim_config = SimConfig(
-        seed=config.sim.seed,
-        symbols=[pair_to_symbol(p) for p in config.exchange.pair_whitelist],
-        market_tick_interval_s=float(config.sim.market_tick_interval_s),  # float-ok: seconds
-    )
-    with Simulator(sim_config) as simulator:
-        yield simulator
-
-
-def endpoint_for(config: Config, sim: Simulator | None = None) -> Endpoint:
-    """The endpoint and credentials the gateway should use for `config` (the simulator's own for sim)."""
-    ex = config.exchange
-    if ex.name is ExchangeName.SIM:
-        if sim is None:
-            raise ValueError("exchange.name = 'sim' needs the embedded simulator started")
-        account = sim.accounts[0]
-        return Endpoint("binance", sim.urls.rest, False, account.api_key, account.secret)
-    return Endpoint(
-        ex.name.value,
-        ex.rest_url,
-        ex.testnet,
-        ex.key.get_secret_value() if ex.key else None,
-        ex.secret.get_secret_value() if ex.secret else None,
-    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -69,6 +69,9 @@ from engine.venue import WireFormatError, parse_order
 
 __all__ = ["PairBook"]
 
+_MAX_FILL_FETCHES = 10
+_FILL_REFETCH_MS = 1_000
+
 
 class PairBook:
     """Pure state of one pair (see module docstring). Methods return the commands to carry out."""
@@ -112,6 +115,25 @@ class PairBook:
             for cid in execution.legs:
                 self._legs.pop(cid, None)
         return len(done)
+
+    def resume(self, now_ms: int) -> list[Command]:
+        """Timers to re-arm after the actor restarted (timers die with an actor; the book does not)."""
+        self._out = []
+        for execution in self.active():
+            if (
+                execution.phase is Phase.LIMIT
+                and execution.resolved
+                and execution.request.order_type is not OrderType.MARKET
+            ):
+                timeout_ms = self.settings.limit_timeout_ms
+                if execution.request.limit_timeout_s is not None:
+                    timeout_ms = int(execution.request.limit_timeout_s * 1000)
+                self._out.append(
+                    Schedule(_timeout_key(execution.request.request_id), execution.created_ms + timeout_ms)
+                )
+        for leg in self._legs.values():
+            self._poll_resolver(leg, now_ms)
+        return self._take()
 
     # ---- intake -------------------------------------------------------------------------------------
     def place(self, request: OrderRequest, now_ms: int, ctx: IntakeContext) -> list[Command]:
@@ -408,6 +430,15 @@ class PairBook:
         for row in rows:
             if leg.state.exchange_order_id is None or int(row.get("orderId", -1)) == leg.state.exchange_order_id:
                 self._apply(leg, fill_from_my_trade(row), now_ms)
+        leg.fill_fetches += 1
+        if leg.state.missing_qty > 0:
+            if leg.fill_fetches < _MAX_FILL_FETCHES:
+                # REST can lag the matching engine: ask again shortly rather than invent the fills.
+                self._out.append(Schedule(f"fills:{leg.cid}", now_ms + _FILL_REFETCH_MS))
+            else:
+                self._out.append(
+                    Alert("fills_missing", f"{leg.state.missing_qty} executed but no fills found", leg.cid)
+                )
 
     # ---- reports, timers, prices, cancels -----------------------------------------------------------
     def on_report_events(self, cid: ClientOrderId, events: tuple[OrderEvent, ...], now_ms: int) -> list[Command]:
@@ -453,6 +484,10 @@ class PairBook:
             leg = self._legs.get(ClientOrderId(ident))
             if leg is not None:
                 self._poll_resolver(leg, now_ms)
+        elif kind == "fills":
+            leg = self._legs.get(ClientOrderId(ident))
+            if leg is not None and leg.state.missing_qty > 0 and leg.state.exchange_order_id is not None:
+                self._out.append(Send(trades_request(self.symbol, self.pair, leg.cid, leg.state.exchange_order_id)))
         return self._take()
 
     def on_price(self, bid: Decimal | None, ask: Decimal | None, now_ms: int) -> list[Command]:
@@ -508,15 +543,21 @@ class PairBook:
         legs = [self._legs[c] for c in execution.legs]
         if execution.phase is Phase.DONE or not legs or not all(leg.terminal for leg in legs):
             return
-        filled = sum((leg.state.filled for leg in legs), Decimal(0))
-        remainder = execution.request.amount - filled
+        # What the exchange says was executed, even where its fills are still being fetched: the fallback
+        # must never re-buy a quantity that already filled.
+        executed = sum((leg.state.amount - leg.state.remaining for leg in legs), Decimal(0))
+        remainder = execution.request.amount - executed
         primary = legs[0]
+        if execution.phase is Phase.CANCELLING and remainder > 0:
+            self._fallback(execution, remainder, now_ms)
+            return
+        if execution.phase is Phase.SETTLING:
+            self._done(execution, now_ms)
+            return
         if execution.phase is Phase.LIMIT:
             if primary.state.status is OrderStatus.CANCELED and remainder > 0:
                 execution.note = execution.note or "limit canceled outside the engine; no fallback"
             self._done(execution, now_ms)
-        elif execution.phase is Phase.CANCELLING and remainder > 0:
-            self._fallback(execution, remainder, now_ms)
         else:
             self._done(execution, now_ms)
 
@@ -560,9 +601,9 @@ class PairBook:
             return
         execution.fallback_count += 1
         execution.phase = Phase.FALLBACK
-        execution.note = f"{execution.cancel_reason}; fallback {'market' if use_market else 'IOC limit'}"
+        execution.note = f"{execution.cancel_reason}; fallback {'market' if use_market else f'IOC limit at {price}'}"
         if decision.capped:
-            execution.note += f" capped at {price} ({decision.reason})"
+            execution.note += f" ({decision.reason})"
         leg = self._new_leg(
             execution,
             OrderRole.FALLBACK,
@@ -575,6 +616,11 @@ class PairBook:
         self._emit(EventKind.FALLBACK, leg, now_ms, execution.note)
 
     def _done(self, execution: Execution, now_ms: int) -> None:
+        legs = [self._legs[c] for c in execution.legs]
+        if any(leg.state.missing_qty > 0 and leg.fill_fetches < _MAX_FILL_FETCHES for leg in legs):
+            # The trade is summed from fills: wait for the missing ones (myTrades is on its way).
+            execution.phase = Phase.SETTLING
+            return
         execution.phase = Phase.DONE
         self._out.append(Unschedule(_timeout_key(execution.request.request_id)))
         self._finish(execution, now_ms)

@@ -42,6 +42,8 @@ class Phase(StrEnum):
     """The limit timed out (or the market spiked); its cancel is in flight."""
     FALLBACK = "fallback"
     """The fallback order for the remainder is being placed or filled."""
+    SETTLING = "settling"
+    """Every order has ended; fills the exchange counted are still being fetched before the summary."""
     DONE = "done"
 
 
@@ -62,6 +64,7 @@ class Leg:
     parent: ClientOrderId | None = None
     resolver: UnknownOutcomeResolver | None = None
     resends: int = 0
+    fill_fetches: int = 0
 
     @property
     def cid(self) -> ClientOrderId:

@@ -8,10 +8,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.api import Accepted, EventKind, Refusal, RefusalReason
 from engine.domain import (
     ClientOrderId,
+    FallbackKind,
     Fill,
     Order,
     OrderRequest,
@@ -363,3 +366,92 @@ def test_unknown_outcome_not_found_after_grace_resends_the_same_id() -> None:
     creates = [r for r in h.sent if r.op is Op.CREATE_ORDER]
     assert len(creates) == 2 and creates[1].params["newClientOrderId"] == cid
     assert h.now - T0 >= 3000  # "not found" inside the grace period proved nothing
+
+
+def test_fallback_never_rebuys_what_the_exchange_already_executed() -> None:
+    # The cancel answer says 0.004 executed, but its fills are not known yet (no stream report, no FULL fills).
+    h = Harness()
+    req = request(amount="0.01")
+    h.place(req)
+    h.answer(order_json(h.sent[-1], "NEW"))
+    h.fire(f"timeout:{req.request_id}")
+    h.answer(order_json(h.sent[-1], "CANCELED", "0.004", cancel=True))
+    ops = [r.op for r in h.sent[-2:]]
+    assert Op.MY_TRADES in ops
+    fallback = next(r for r in reversed(h.sent) if r.op is Op.CREATE_ORDER)
+    assert fallback.params["quantity"] == "0.006"
+    h.answer(order_json(fallback, "FILLED", "0.006", [("60010", "0.006")]), index=h.sent.index(fallback))
+    assert h.trades() == []  # the limit's fills are still missing: the trade waits for them
+    trades_req = next(r for r in h.sent if r.op is Op.MY_TRADES)
+    row = {
+        "symbol": "BTCUSDT",
+        "id": 1,
+        "orderId": int(trades_req.params["orderId"]),
+        "price": "59950",
+        "qty": "0.004",
+        "quoteQty": "239.8",
+        "commission": "0",
+        "commissionAsset": "BNB",
+        "time": T0 + 50,
+        "isBuyer": True,
+        "isMaker": True,
+    }
+    h.answer([row], index=h.sent.index(trades_req))
+    [trade] = h.trades()
+    assert trade.filled == Decimal("0.01") and trade.remainder == 0
+
+
+@settings(max_examples=150)
+@given(
+    primary_fill=st.integers(min_value=0, max_value=1000),
+    fills_known=st.booleans(),
+    fallback_fill=st.integers(min_value=0, max_value=1000),
+    kind=st.sampled_from([FallbackKind.MARKET, FallbackKind.IOC_LIMIT, FallbackKind.NONE]),
+)
+def test_limit_plus_fallback_never_exceeds_and_accounts_for_the_amount(
+    primary_fill: int, fills_known: bool, fallback_fill: int, kind: FallbackKind
+) -> None:
+    step = Decimal("0.00001")
+    amount = Decimal("0.01")
+    h = Harness(fallback=kind)
+    req = request(amount=str(amount))
+    h.place(req)
+    first = (amount * primary_fill / 1000).quantize(step)
+    status = "FILLED" if first == amount else ("PARTIALLY_FILLED" if first else "NEW")
+    h.answer(order_json(h.sent[-1], status, str(first), [("59990", str(first))] if first and fills_known else []))
+    if first < amount:
+        h.fire(f"timeout:{req.request_id}")
+        h.answer(order_json(h.sent[-1], "CANCELED", str(first), cancel=True))
+    creates = [r for r in h.sent if r.op is Op.CREATE_ORDER]
+    if len(creates) == 2:
+        rest = Decimal(creates[1].params["quantity"])
+        assert first + rest <= amount
+        second = (rest * fallback_fill / 1000).quantize(step)
+        status = "FILLED" if second == rest else "EXPIRED"
+        h.answer(
+            order_json(creates[1], status, str(second), [("60010", str(second))] if second else []),
+            index=h.sent.index(creates[1]),
+        )
+    for trades_req in [r for r in h.sent if r.op is Op.MY_TRADES]:
+        h.answer(
+            [
+                {
+                    "symbol": "BTCUSDT",
+                    "id": 7,
+                    "orderId": int(trades_req.params["orderId"]),
+                    "price": "59990",
+                    "qty": str(first),
+                    "quoteQty": "1",
+                    "commission": "0",
+                    "commissionAsset": "BNB",
+                    "time": T0,
+                    "isBuyer": True,
+                    "isMaker": True,
+                }
+            ],
+            index=h.sent.index(trades_req),
+        )
+    [trade] = h.trades()
+    assert trade.filled + trade.remainder == amount
+    assert sum(f.quantity for f in h.fills()) == trade.filled <= amount
+    assert len({f.trade_id for f in h.fills()}) == len(h.fills())

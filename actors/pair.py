@@ -1,0 +1,233 @@
+"""The pair actor: one per pair; its inbox serializes everything about the pair.
+
+A thin shell over `engine.pair.PairBook`: each message calls the book with the current time and carries out
+the commands it returns — gateway sends (results come back as `on_result` tells), write-ahead through the
+persistence barrier, timers on the ticker, events to the listener bus, and completing callers' futures.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Protocol
+
+import pykka
+from loguru import logger
+
+from actors._ticker import Ticker
+from engine.api import EngineEvent, PlaceOutcome, Refusal, RefusalReason
+from engine.clock import Clock
+from engine.domain import ClientOrderId, Order, OrderRequest, Pair, RequestId
+from engine.gateway import GatewayRequest, GatewayResult
+from engine.pair import (
+    Alert,
+    Command,
+    Emit,
+    IntakeContext,
+    PairBook,
+    Persist,
+    Resolve,
+    Schedule,
+    Send,
+    Unschedule,
+    WriteAhead,
+    order_of,
+)
+
+__all__ = ["EventSink", "GatewayLike", "PairActor", "StoreLike"]
+
+_FLUSH_TIMEOUT_S = 10.0
+
+
+class GatewayLike(Protocol):
+    """What the pair actor needs of the gateway (`actors.gateway.GatewayHandle`)."""
+
+    def submit(self, request: GatewayRequest) -> None:
+        """Queue a request; its result goes to `request.reply_to`."""
+
+
+class StoreLike(Protocol):
+    """What the pair actor needs of persistence (`actors.persistence.PersistenceHandle`)."""
+
+    def save(self, record: Any) -> None:
+        """Fire-and-forget store."""
+
+    def flush(self) -> pykka.Future[Any]:
+        """Barrier: resolves once everything saved before is durable."""
+
+
+EventSink = Callable[[EngineEvent], None]
+AlertSink = Callable[[str, str], None]
+
+
+class PairActor(pykka.ThreadingActor):
+    """Owns one `PairBook`; see module docstring."""
+
+    def __init__(
+        self,
+        book: PairBook,
+        *,
+        gateway: GatewayLike,
+        store: StoreLike,
+        ticker: Ticker,
+        clock: Clock,
+        events: EventSink,
+        alerts: AlertSink,
+        intake: Callable[[], IntakeContext],
+        on_crash: Callable[[Pair], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self._on_crash = on_crash
+        self._book = book
+        self._gateway = gateway
+        self._store = store
+        self._ticker = ticker
+        self._clock = clock
+        self._events = events
+        self._alerts = alerts
+        self._intake = intake
+        self._waiters: dict[RequestId, list[concurrent.futures.Future[PlaceOutcome]]] = {}
+        self._timers: dict[str, int] = {}
+        self._self: Any = None
+
+    def on_start(self) -> None:
+        self._self = self.actor_ref.proxy()
+        # After a restart the book still holds its orders; re-arm the timers that died with the old actor.
+        self._run(self._book.resume(self._clock.now_ms()))
+        logger.bind(pair=self._book.pair).debug("pair actor started")
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        logger.bind(pair=self._book.pair).opt(exception=exception_value).error("pair actor crashed")
+        for key in list(self._timers):
+            self._ticker.cancel(self._timers.pop(key))
+        if self._on_crash is not None:
+            self._on_crash(self._book.pair)
+
+    def on_stop(self) -> None:
+        for key in list(self._timers):
+            self._ticker.cancel(self._timers.pop(key))
+        for futures in self._waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_result(Refusal(RefusalReason.SHUTTING_DOWN, "the pair actor stopped"))
+
+    # ---- messages (all tells except the queries at the end) ----------------------------------------
+    def place(self, request: OrderRequest, future: concurrent.futures.Future[PlaceOutcome]) -> None:
+        """Execute a request; `future` receives the outcome (accepted at the ack, or a refusal)."""
+        self._waiters.setdefault(request.request_id, []).append(future)
+        self._run(self._book.place(request, self._clock.now_ms(), self._intake()))
+
+    def on_result(self, result: GatewayResult) -> None:
+        """A gateway result for one of this pair's requests."""
+        self._run(self._book.on_result(result, self._clock.now_ms()))
+
+    def on_timer(self, key: str) -> None:
+        """A timer fired."""
+        self._timers.pop(key, None)
+        self._run(self._book.on_timer(key, self._clock.now_ms()))
+
+    def on_price(self, bid: Decimal | None, ask: Decimal | None) -> None:
+        """The latest best bid/ask of the pair."""
+        self._run(self._book.on_price(bid, ask, self._clock.now_ms()))
+
+    def on_report(self, report: object) -> None:
+        """An execution report from the user data stream."""
+        self._run(self._book.on_report(report, self._clock.now_ms()))
+
+    def cancel(self, request_id: RequestId) -> None:
+        """Cancel a request (no fallback follows)."""
+        self._run(self._book.cancel(request_id, self._clock.now_ms()))
+
+    def cancel_all(self) -> int:
+        """Cancel every active request of the pair (no fallback); returns how many (ask, for shutdown)."""
+        active = self._book.active()
+        for execution in active:
+            self._run(self._book.cancel(execution.request.request_id, self._clock.now_ms()))
+        return len(active)
+
+    def crash(self) -> None:
+        """Raise inside the actor (tests use it, with `.defer`, to prove supervision)."""
+        raise RuntimeError(f"pair actor {self._book.pair} crashed on request")
+
+    # ---- queries (asks) -----------------------------------------------------------------------------
+    def open_orders(self) -> list[Order]:
+        """Orders of this pair that are not terminal."""
+        return [order_of(leg) for leg in self._book.open_legs()]
+
+    def get_order(self, cid: ClientOrderId) -> Order | None:
+        """One order of this pair, if in memory."""
+        leg = self._book.leg(cid)
+        return order_of(leg) if leg is not None else None
+
+    def active_requests(self) -> list[RequestId]:
+        """Requests still executing."""
+        return [e.request.request_id for e in self._book.active()]
+
+    # ---- carrying out commands ----------------------------------------------------------------------
+    def _run(self, commands: list[Command]) -> None:
+        for command in commands:
+            try:
+                self._do(command)
+            except Exception:  # noqa: BLE001 - one failed command must not lose the rest; it is logged
+                logger.bind(pair=self._book.pair).exception("command {} failed", type(command).__name__)
+
+    def _do(self, command: Command) -> None:
+        if isinstance(command, Send):
+            self._send(command.request)
+        elif isinstance(command, WriteAhead):
+            self._write_ahead(command)
+        elif isinstance(command, Persist):
+            self._store.save(command.item)
+        elif isinstance(command, Schedule):
+            self._schedule(command.key, command.due_ms)
+        elif isinstance(command, Unschedule):
+            handle = self._timers.pop(command.key, None)
+            if handle is not None:
+                self._ticker.cancel(handle)
+        elif isinstance(command, Emit):
+            self._events(command.event)
+        elif isinstance(command, Resolve):
+            for future in self._waiters.pop(command.request_id, []):
+                if not future.done():
+                    future.set_result(command.outcome)
+        elif isinstance(command, Alert):
+            self._alerts(command.key, f"{self._book.pair} {command.client_order_id or ''}: {command.message}")
+
+    def _send(self, request: GatewayRequest) -> None:
+        proxy = self._self
+        self._gateway.submit(
+            GatewayRequest(
+                request.op,
+                request.params,
+                request.priority,
+                request.key,
+                request.pair,
+                proxy.on_result.defer,
+                request.weight,
+            )
+        )
+
+    def _write_ahead(self, command: WriteAhead) -> None:
+        cid = command.order.client_order_id
+        self._store.save(command.order)
+        try:
+            # The barrier blocks only this pair, for one commit: the order must not leave before its intent
+            # is durable, so there is nothing else useful this inbox could do for the order meanwhile.
+            self._store.flush().get(timeout=_FLUSH_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - any failure means "not durable": do not send
+            logger.bind(pair=self._book.pair, client_order_id=cid).error("write-ahead failed: {}", exc)
+            self._alerts("write_ahead_failed", f"{cid}: {exc}")
+            request_id = command.order.request_id
+            for future in self._waiters.pop(request_id, []):
+                if not future.done():
+                    future.set_result(Refusal(RefusalReason.HALTED, f"the order intent could not be stored: {exc}"))
+            return
+        self._run(self._book.on_durable(cid, self._clock.now_ms()))
+
+    def _schedule(self, key: str, due_ms: int) -> None:
+        old = self._timers.pop(key, None)
+        if old is not None:
+            self._ticker.cancel(old)
+        proxy = self._self
+        self._timers[key] = self._ticker.call_at(due_ms, lambda _now: proxy.on_timer.defer(key))

@@ -1,0 +1,281 @@
+"""The root actor: starts the tree in dependency order, supervises it, and shuts it down gracefully.
+
+Children: event bus → persistence → gateway → one pair actor per whitelisted pair. A pair actor that dies is
+restarted with a new ref over the same book (its orders survive) and routing is updated; past the restart
+budget the engine enters the safe halted state (no new orders, tracking continues). Graceful shutdown: stop
+intake → drain the gateway queue → cancel or keep open orders per `on_shutdown` → flush → stop in reverse.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from actors._events import EventBus
+from actors._ticker import Ticker
+from actors.gateway import GatewayActor, GatewayHandle, GatewaySettings
+from actors.pair import PairActor
+from actors.persistence import HealthReport, PersistenceHandle, start_persistence
+from engine.clock import Clock
+from engine.config import Config
+from engine.domain import Pair, pair_to_symbol
+from engine.exchange import ExchangeError
+from engine.exchange._ratebudget import RateBudget
+from engine.execution._rules import SymbolRules
+from engine.gateway import GatewayRequest, Op
+from engine.pair import IntakeContext, PairBook, PairSettings
+
+__all__ = ["EngineState", "RootActor", "RootSettings", "Routing"]
+
+_ASK_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class RootSettings:
+    """Everything the root needs beyond the configuration."""
+
+    config: Config
+    gateway: GatewaySettings
+    database_url: str
+    spool_path: Path
+    pair_settings: PairSettings
+    restart_budget: int = 3
+    price_poll_ms: int = 1_000
+
+
+class EngineState:
+    """Engine-wide facts the pair books consult at intake (thread-safe: read by every pair actor)."""
+
+    def __init__(self, *, kill_switch: bool = False, min_wallet_btc: Decimal = Decimal("0.0001")) -> None:
+        self._lock = threading.Lock()
+        self._ctx = IntakeContext(kill_switch=kill_switch, min_wallet_btc=min_wallet_btc)
+
+    def intake(self) -> IntakeContext:
+        """The current intake context."""
+        return self._ctx
+
+    def update(self, **changes: Any) -> IntakeContext:
+        """Change some fields atomically."""
+        with self._lock:
+            self._ctx = replace(self._ctx, **changes)
+            return self._ctx
+
+
+@dataclass
+class Routing:
+    """Pair → current pair actor proxy; replaced whole on a restart so readers never see half an update."""
+
+    routes: dict[Pair, Any] = field(default_factory=dict)
+
+    def get(self, pair: Pair) -> Any:
+        """The proxy of `pair`'s actor, or None."""
+        return self.routes.get(pair)
+
+
+class RootActor(pykka.ThreadingActor):
+    """Supervisor of the actor tree (see module docstring)."""
+
+    def __init__(
+        self,
+        settings: RootSettings,
+        *,
+        clock: Clock,
+        ticker: Ticker,
+        state: EngineState,
+        routing: Routing,
+        alerts: Callable[[str, str], None],
+    ) -> None:
+        super().__init__()
+        self._s = settings
+        self._clock = clock
+        self._ticker = ticker
+        self._state = state
+        self._routing = routing
+        self._alerts = alerts
+        self._bus: pykka.ActorRef[EventBus] | None = None
+        self._store: PersistenceHandle | None = None
+        self._gateway_ref: pykka.ActorRef[GatewayActor] | None = None
+        self.gateway: GatewayHandle | None = None
+        self._books: dict[Pair, PairBook] = {}
+        self._pairs: dict[Pair, pykka.ActorRef[PairActor]] = {}
+        self._restarts = 0
+        self._timers: list[int] = []
+        self._self: Any = None
+
+    # ---- start ----------------------------------------------------------------------------------------
+    def on_start(self) -> None:
+        self._self = self.actor_ref.proxy()
+        self._bus = EventBus.start()
+        self._bus.proxy().subscribe(lambda _e: None).get(timeout=_ASK_TIMEOUT_S)  # ping barrier
+        self._store = start_persistence(
+            self._s.database_url, self._s.spool_path, listener=self._self.on_persistence_health.defer
+        )
+        budget = RateBudget()
+        self._gateway_ref = GatewayActor.start(
+            self._s.gateway, clock=self._clock, budget=budget, on_critical=self._self.on_critical.defer
+        )
+        self.gateway = self._gateway_ref.proxy().handle().get(timeout=_ASK_TIMEOUT_S)
+        info = self._call(Op.EXCHANGE_INFO)
+        limits = RateBudget.limits_from_exchange_info(info.get("rateLimits") or [])
+        if limits:
+            self.gateway.set_limits(limits)
+        symbols = {str(s["symbol"]): s for s in info.get("symbols", ())}
+        for pair in self._s.config.exchange.pair_whitelist:
+            spec = symbols.get(pair_to_symbol(pair))
+            if spec is None:
+                raise RuntimeError(f"{pair} is not listed by the exchange")
+            self._books[Pair(pair)] = PairBook(Pair(pair), SymbolRules.from_exchange_info(spec), self._s.pair_settings)
+            self._start_pair(Pair(pair))
+        self._poll_prices()
+        self._every(self._s.config.database.batch_interval_ms, self._store.tick)
+        logger.info("engine started: {} pairs, exchange {}", len(self._pairs), self._s.gateway.rest_base or "venue")
+
+    def _call(self, op: Op, params: dict[str, str] | None = None) -> Any:
+        assert self.gateway is not None
+        result = self.gateway.call(GatewayRequest(op, params or {})).result(_ASK_TIMEOUT_S)
+        if result.error is not None:
+            raise result.error
+        return result.data
+
+    def _start_pair(self, pair: Pair) -> None:
+        assert self._store is not None and self.gateway is not None and self._bus is not None
+        bus = self._bus.proxy()
+        ref = PairActor.start(
+            self._books[pair],
+            gateway=self.gateway,
+            store=self._store,
+            ticker=self._ticker,
+            clock=self._clock,
+            events=bus.publish.defer,
+            alerts=self._alerts,
+            intake=self._state.intake,
+            on_crash=self._self.child_failed.defer,
+        )
+        self._pairs[pair] = ref
+        self._routing.routes = {**self._routing.routes, pair: ref.proxy()}
+
+    def _every(self, interval_ms: int, action: Callable[[], None]) -> None:
+        def fire(_now: int) -> None:
+            try:
+                action()
+            finally:
+                self._timers.append(self._ticker.call_later(interval_ms, fire))
+
+        self._timers.append(self._ticker.call_later(interval_ms, fire))
+
+    def _poll_prices(self) -> None:
+        # Until the stream actor feeds bookTicker, poll all pairs in one call (weight 4) every second.
+        assert self.gateway is not None
+        proxy = self._self
+
+        def request(_now: int = 0) -> None:
+            assert self.gateway is not None
+            self.gateway.submit(
+                GatewayRequest(
+                    Op.BOOK_TICKER, {}, key="prices", weight=4, reply_to=lambda r: proxy.on_prices.defer(r.data)
+                )
+            )
+            self._timers.append(self._ticker.call_later(self._s.price_poll_ms, request))
+
+        request()
+
+    # ---- messages -----------------------------------------------------------------------------------
+    def on_prices(self, data: Any) -> None:
+        """Latest best bid/ask of every symbol (list of bookTicker objects)."""
+        if not isinstance(data, list):
+            return
+        by_symbol = {str(row.get("symbol")): row for row in data if isinstance(row, dict)}
+        for pair, ref in self._pairs.items():
+            row = by_symbol.get(pair_to_symbol(pair))
+            if row is not None:
+                ref.proxy().on_price.defer(Decimal(str(row["bidPrice"])), Decimal(str(row["askPrice"])))
+
+    def child_failed(self, pair: Pair) -> None:
+        """A pair actor died: restart it over the same book, or halt past the restart budget."""
+        self._restarts += 1
+        if self._restarts > self._s.restart_budget:
+            ctx = self._state.update(halted=True, halt_reason="restart budget exhausted")
+            self._alerts("restart_budget", f"pair actor {pair} died; halted ({ctx.halt_reason})")
+            return
+        logger.bind(pair=pair).error("pair actor died; restarting ({}/{})", self._restarts, self._s.restart_budget)
+        self._start_pair(pair)
+
+    def on_critical(self, error: ExchangeError) -> None:
+        """A stop-trading error (ban, auth failure): halt new orders and alert."""
+        self._state.update(halted=True, halt_reason=f"{type(error).__name__}: {error}")
+        self._alerts("stop_trading", str(error))
+
+    def on_persistence_health(self, report: HealthReport) -> None:
+        """Database health changed; past the spool limit no new orders are taken."""
+        level = "INFO" if str(getattr(report, "health", "")).endswith("ok") else "WARNING"
+        logger.log(level, "persistence health: {}", report)
+        if str(getattr(report, "health", "")).endswith("spool_full"):
+            self._state.update(halted=True, halt_reason="database down and spool full")
+            self._alerts("database", "spool full: new orders halted")
+
+    def pair_refs(self) -> dict[Pair, Any]:
+        """Current pair actor proxies."""
+        return {pair: ref.proxy() for pair, ref in self._pairs.items()}
+
+    def store(self) -> PersistenceHandle | None:
+        """The persistence handle (queries)."""
+        return self._store
+
+    def bus(self) -> Any:
+        """The event bus proxy."""
+        return self._bus.proxy() if self._bus is not None else None
+
+    # ---- shutdown -----------------------------------------------------------------------------------
+    def shutdown(self, cancel_open: bool) -> dict[str, int]:
+        """Stop intake, cancel (or keep) open orders, flush and stop the children in reverse order."""
+        self._state.update(shutting_down=True)
+        for handle in self._timers:
+            self._ticker.cancel(handle)
+        canceled = 0
+        if cancel_open:
+            for ref in self._pairs.values():
+                canceled += ref.proxy().cancel_all().get(timeout=_ASK_TIMEOUT_S)
+            self._wait_until(lambda: self._open_count() == 0, _ASK_TIMEOUT_S)
+        self._wait_until(self._gateway_idle, _ASK_TIMEOUT_S)
+        return {"canceled": canceled, "open": self._open_count()}
+
+    def _open_count(self) -> int:
+        return sum(len(ref.proxy().open_orders().get(timeout=_ASK_TIMEOUT_S)) for ref in self._pairs.values())
+
+    def _gateway_idle(self) -> bool:
+        if self.gateway is None:
+            return True
+        stats = self.gateway.stats()
+        return stats.queued == 0 and stats.in_flight == 0
+
+    @staticmethod
+    def _wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
+        # Shutdown only: results arrive at other actors, so waiting here cannot block them.
+        pause = threading.Event()
+        for _ in range(int(timeout_s / 0.02)):
+            if condition():
+                return True
+            pause.wait(0.02)
+        return condition()
+
+    def on_stop(self) -> None:
+        for ref in self._pairs.values():
+            ref.stop(timeout=_ASK_TIMEOUT_S)
+        if self._gateway_ref is not None:
+            self._gateway_ref.stop(timeout=_ASK_TIMEOUT_S)
+        if self._store is not None:
+            try:
+                self._store.flush().get(timeout=_ASK_TIMEOUT_S)
+            except Exception as exc:  # noqa: BLE001 - reported; stopping continues (the spool has the rest)
+                logger.error("final flush failed: {}", exc)
+            self._store.stop(timeout=_ASK_TIMEOUT_S)
+        if self._bus is not None:
+            self._bus.stop(timeout=_ASK_TIMEOUT_S)
+        logger.info("engine stopped")

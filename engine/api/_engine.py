@@ -1,0 +1,318 @@
+"""The Engine: what callers hold. Plain Python — no pykka knowledge needed.
+
+```python
+engine = Engine.start()                      # embedded simulator, dry run, SQLite
+outcome = engine.place_order("BTC/USDT", "buy", "0.01", "60000").result(timeout=10)
+if outcome.accepted: ...
+engine.stop()
+```
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+from pydantic import ValidationError
+
+from engine.api._types import EngineListener, PlaceOutcome, Refusal, RefusalReason
+from engine.clock import Clock, SystemClock
+from engine.config import Config, ExchangeName
+from engine.domain import (
+    FallbackKind,
+    Order,
+    OrderRequest,
+    OrderType,
+    Pair,
+    Priority,
+    RequestId,
+    Side,
+    StrategyContext,
+    TimeInForce,
+)
+
+if TYPE_CHECKING:
+    from actors._ticker import Ticker
+    from actors.root import EngineState, Routing
+
+__all__ = ["Engine"]
+
+_ASK_TIMEOUT_S = 15.0
+Number = Decimal | str | int
+
+
+def _decimal(name: str, value: object) -> Decimal:
+    if isinstance(value, float | bool):
+        raise ValueError(f"{name} must be a Decimal, str or int, not {type(value).__name__} (money is never a float)")
+    try:
+        out = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"{name} is not a number: {value!r}") from None
+    if not out.is_finite():
+        raise ValueError(f"{name} must be finite")
+    return out
+
+
+class Engine:
+    """A running execution engine (start it with `Engine.start`)."""
+
+    def __init__(
+        self,
+        *,
+        root: Any,
+        routing: Routing,
+        state: EngineState,
+        ticker: Ticker,
+        clock: Clock,
+        config: Config,
+        sim: Any = None,
+        owns_sim: bool = False,
+    ) -> None:
+        self._root = root
+        self._routing = routing
+        self._state = state
+        self.ticker = ticker
+        self.clock = clock
+        self.config = config
+        self.sim = sim
+        self._owns_sim = owns_sim
+        self._stopped = False
+
+    # ---- life cycle -----------------------------------------------------------------------------------
+    @classmethod
+    def start(
+        cls,
+        config: Config | None = None,
+        *,
+        clock: Clock | None = None,
+        sim: Any = None,
+        database_url: str | None = None,
+        spool_path: Path | None = None,
+    ) -> Engine:
+        """Start the engine and return its handle once every actor is up.
+
+        Args:
+            config: the configuration (defaults: embedded simulator, dry run, SQLite under ./data).
+            clock: the time source (tests pass a `ManualClock` and drive `engine.ticker.advance`).
+            sim: an already running `sim.Simulator` to use instead of starting the embedded one.
+            database_url / spool_path: override the configured storage (tests use temporary ones).
+        """
+        from actors._ticker import Ticker
+        from actors.gateway import GatewaySettings
+        from actors.root import EngineState, RootActor, RootSettings, Routing
+        from engine.api._wiring import embedded_sim, endpoint_for
+
+        config = config or Config()
+        clock = clock or SystemClock()
+        ex = config.exchange
+        if ex.name is not ExchangeName.SIM and config.execution.dry_run:
+            raise RuntimeError(
+                "dry run on a real exchange needs the paper exchange fed by public prices, which this version "
+                "does not have yet: use exchange.name = 'sim' for paper trading"
+            )
+        owns_sim = False
+        sim_cm = None
+        if ex.name is ExchangeName.SIM and sim is None:
+            sim_cm = embedded_sim(config)
+            sim = sim_cm.__enter__()
+            owns_sim = True
+        endpoint = endpoint_for(config, sim if ex.name is ExchangeName.SIM else None)
+        settings = RootSettings(
+            config=config,
+            gateway=GatewaySettings(
+                exchange_id=endpoint.exchange_id,
+                api_key=endpoint.api_key,
+                secret=endpoint.secret,
+                rest_base=endpoint.rest_base,
+                testnet=endpoint.testnet,
+                timeout_ms=int(ex.request_timeout_s * 1000),
+                recv_window_ms=ex.recv_window_ms,
+            ),
+            database_url=database_url or config.database.url,
+            spool_path=spool_path or config.database.spool_dir / "spool.jsonl",
+            pair_settings=_pair_settings(config),
+        )
+        ticker = Ticker(clock)
+        ticker.start()
+        state = EngineState(kill_switch=config.risk.kill_switch, min_wallet_btc=config.execution.min_wallet_btc)
+        routing = Routing()
+        try:
+            root = RootActor.start(
+                settings, clock=clock, ticker=ticker, state=state, routing=routing, alerts=_log_alert
+            )
+        except Exception:
+            ticker.stop()
+            if sim_cm is not None:
+                sim_cm.__exit__(None, None, None)
+            raise
+        return cls(
+            root=root,
+            routing=routing,
+            state=state,
+            ticker=ticker,
+            clock=clock,
+            config=config,
+            sim=sim,
+            owns_sim=owns_sim,
+        )
+
+    def stop(self, graceful: bool = True) -> Mapping[str, int]:
+        """Stop the engine: stop intake, cancel or keep open orders (`execution.on_shutdown`), flush, stop.
+
+        Returns a summary (`canceled`, `open`). With `graceful=False` open orders are left as they are.
+        """
+        if self._stopped:
+            return {}
+        self._stopped = True
+        summary: Mapping[str, int] = {}
+        try:
+            cancel = graceful and self.config.execution.on_shutdown == "cancel"
+            summary = self._root.proxy().shutdown(cancel).get(timeout=60)
+        finally:
+            self._root.stop(timeout=60)
+            self.ticker.stop()
+            if self._owns_sim and self.sim is not None:
+                self.sim.stop()
+        logger.info("engine stopped: {}", dict(summary))
+        return summary
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- requests -------------------------------------------------------------------------------------
+    def place_order(
+        self,
+        pair: str,
+        side: str | Side,
+        amount: Number,
+        price: Number | None = None,
+        order_type: str | OrderType = "limit",
+        *,
+        priority: Priority | int = Priority.ENTRY,
+        idempotency_key: str | None = None,
+        context: StrategyContext | Mapping[str, Any] | None = None,
+        limit_timeout: Number | None = None,
+        fallback: str | FallbackKind | None = None,
+        time_in_force: str | TimeInForce = TimeInForce.GTC,
+    ) -> concurrent.futures.Future[PlaceOutcome]:
+        """Execute a request: a limit order (or market), chased and fallen back per configuration.
+
+        Returns a future resolving to `Accepted(order)` at the exchange's ack, or a `Refusal` with a
+        machine-readable `reason` (`risk_limit`, `wallet_below_minimum`, `filter_failure`, `conflict`,
+        `halted`, `not_whitelisted`, `invalid_request`, `rejected`, …) — never None. The same
+        `idempotency_key` twice returns the same order instead of creating another.
+        """
+        future: concurrent.futures.Future[PlaceOutcome] = concurrent.futures.Future()
+        if self._stopped:
+            future.set_result(Refusal(RefusalReason.SHUTTING_DOWN, "the engine is stopped"))
+            return future
+        request_id = RequestId(uuid.uuid4().hex)
+        try:
+            request = OrderRequest(
+                request_id=request_id,
+                pair=pair,
+                side=Side(side.lower() if isinstance(side, str) else side),
+                amount=_decimal("amount", amount),
+                price=None if price is None else _decimal("price", price),
+                order_type=OrderType(order_type.lower() if isinstance(order_type, str) else order_type),
+                time_in_force=TimeInForce(time_in_force),
+                priority=Priority(priority),
+                idempotency_key=idempotency_key or request_id,
+                context=context if isinstance(context, StrategyContext) else StrategyContext(**(context or {})),
+                limit_timeout_s=None if limit_timeout is None else _decimal("limit_timeout", limit_timeout),
+                fallback=None if fallback is None else FallbackKind(fallback),
+                created_at=self.clock.now(),
+            )
+        except (ValidationError, ValueError) as exc:
+            future.set_result(Refusal(RefusalReason.INVALID_REQUEST, _short(exc)))
+            return future
+        target = self._routing.get(Pair(request.pair))
+        if target is None:
+            future.set_result(Refusal(RefusalReason.NOT_WHITELISTED, f"{request.pair} is not in the pair whitelist"))
+            return future
+        target.place.defer(request, future)
+        return future
+
+    def cancel_order(self, pair: str, request_id: str) -> None:
+        """Cancel a request's resting order(s); no fallback follows."""
+        target = self._routing.get(Pair(pair))
+        if target is not None:
+            target.cancel.defer(RequestId(request_id))
+
+    def get_order(self, pair: str, client_order_id: str) -> Order | None:
+        """One order: from the pair actor while it is live, else from the database."""
+        target = self._routing.get(Pair(pair))
+        order: Order | None = None
+        if target is not None:
+            order = target.get_order(client_order_id).get(timeout=_ASK_TIMEOUT_S)
+        if order is None:
+            store = self._root.proxy().store().get(timeout=_ASK_TIMEOUT_S)
+            order = store.proxy.get_order(client_order_id).get(timeout=_ASK_TIMEOUT_S)
+        return order
+
+    def open_orders(self, pair: str | None = None) -> list[Order]:
+        """Open orders, of one pair or all."""
+        pairs = [Pair(pair)] if pair else list(self._routing.routes)
+        out: list[Order] = []
+        for p in pairs:
+            target = self._routing.get(p)
+            if target is not None:
+                out.extend(target.open_orders().get(timeout=_ASK_TIMEOUT_S))
+        return out
+
+    def subscribe(self, listener: EngineListener) -> Callable[[], None]:
+        """Call `listener(event)` for every order event; returns a function that unsubscribes."""
+        bus = self._root.proxy().bus().get(timeout=_ASK_TIMEOUT_S)
+        token = bus.subscribe(listener).get(timeout=_ASK_TIMEOUT_S)
+        return lambda: bus.unsubscribe(token).get(timeout=_ASK_TIMEOUT_S)
+
+    def pause(self, paused: bool = True) -> None:
+        """Kill switch: refuse new requests (`kill_switch`) while paused; tracking continues."""
+        self._state.update(kill_switch=paused)
+
+    @property
+    def halted(self) -> bool:
+        """True in the safe halted state (no new orders)."""
+        return self._state.intake().halted
+
+
+def _pair_settings(config: Config) -> Any:
+    from engine.execution._guards import SlippageAction
+    from engine.pair import PairSettings
+
+    ex = config.execution
+    return PairSettings(
+        exchange="binance" if config.exchange.name is ExchangeName.SIM else config.exchange.name.value,
+        limit_timeout_ms=int(ex.limit_timeout_s * 1000),
+        fallback=FallbackKind(ex.fallback),
+        limit_price_side=ex.limit_price_side,
+        max_slippage=ex.max_slippage_pct / 100,
+        slippage_action=SlippageAction(ex.slippage_action),
+        volatility_trigger=ex.volatility_trigger_pct / 100,
+        volatility_window_ms=int(ex.volatility_window_s * 1000),
+        conflict_policy=ex.conflict_policy,
+        unknown_outcome_grace_ms=int(ex.unknown_outcome_grace_s * 1000),
+        max_open_orders=config.risk.max_open_orders_per_pair,
+        max_order_notional=config.risk.max_order_notional,
+    )
+
+
+def _log_alert(key: str, message: str) -> None:
+    logger.bind(alert=key).critical("ALERT {}: {}", key, message)
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+    return str(exc)

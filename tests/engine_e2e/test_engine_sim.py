@@ -1,0 +1,207 @@
+"""The whole engine — Engine API, root, pair actors, gateway, persistence — against the simulator over loopback.
+
+Time is a manual clock: limit timeouts fire when the test advances the ticker, never by sleeping.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.api import Accepted, Engine, EngineEvent, EventKind, Refusal, RefusalReason
+from engine.clock import ManualClock, SystemClock
+from engine.config import Config
+from engine.domain import TradeStatus
+from sim import SimConfig, Simulator
+
+PAIR = "BTC/USDT"
+LIMIT = "59950"  # below the book (no fill), within the 0.5 % slippage bound of the market
+
+
+class Events:
+    """Collects engine events; `wait_for` blocks on an Event until a matching one arrives."""
+
+    def __init__(self) -> None:
+        self.items: list[EngineEvent] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, event: EngineEvent) -> None:
+        with self._cond:
+            self.items.append(event)
+            self._cond.notify_all()
+
+    def wait_for(self, kind: EventKind, count: int = 1, timeout: float = 20) -> list[EngineEvent]:
+        with self._cond:
+            ok = self._cond.wait_for(lambda: len(self.of(kind)) >= count, timeout)
+        assert ok, f"no {kind} event; saw {[e.kind.value for e in self.items]}"
+        return self.of(kind)
+
+    def of(self, kind: EventKind) -> list[EngineEvent]:
+        return [e for e in self.items if e.kind is kind]
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    config = SimConfig(
+        seed=11, symbols=["BTCUSDT", "ETHUSDT"], start_prices={"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal(3000)}
+    )
+    with Simulator(config) as simulator:
+        yield simulator
+
+
+def _config(**execution: Any) -> Config:
+    return Config.model_validate(
+        {
+            "exchange": {"pair_whitelist": ["BTC/USDT", "ETH/USDT"]},
+            "execution": {"limit_timeout_s": "5", **execution},
+        }
+    )
+
+
+@pytest.fixture
+def start(sim: Simulator, tmp_path: Path) -> Iterator[Any]:
+    engines: list[Engine] = []
+
+    def _start(config: Config | None = None, clock: Any = None) -> tuple[Engine, Events]:
+        engine = Engine.start(
+            config or _config(),
+            clock=clock or ManualClock(SystemClock().now_ms()),
+            sim=sim,
+            database_url=f"sqlite:///{tmp_path}/engine.sqlite3",
+            spool_path=tmp_path / "spool.jsonl",
+        )
+        engines.append(engine)
+        events = Events()
+        engine.subscribe(events)
+        return engine, events
+
+    yield _start
+    for engine in engines:
+        engine.stop(graceful=False)
+
+
+def _sim_orders(sim: Simulator) -> list[dict[str, Any]]:
+    return [o for o in sim.control.ledger()["orders"] if str(o["clientOrderId"]).startswith("bx-")]
+
+
+def test_limit_times_out_and_falls_back_to_market(start: Any, sim: Simulator) -> None:
+    engine, events = start()
+    outcome = engine.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="e2e-1").result(timeout=20)
+    assert isinstance(outcome, Accepted), outcome
+    assert outcome.order.status.value == "open"
+    engine.ticker.advance(5_000)
+    [done] = events.wait_for(EventKind.DONE)
+    trade = done.trade
+    assert trade is not None and trade.status is TradeStatus.FILLED and trade.filled == Decimal("0.01")
+    orders = _sim_orders(sim)
+    assert [o["status"] for o in orders] == ["CANCELED", "FILLED"]
+    assert orders[1]["type"] == "MARKET" and orders[1]["clientOrderId"].endswith("-f1")
+
+
+def test_partial_fill_then_fallback_for_the_remainder(start: Any, sim: Simulator) -> None:
+    engine, events = start()
+    outcome = engine.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="e2e-2").result(timeout=20)
+    assert isinstance(outcome, Accepted)
+    sim.control.fill_order("BTCUSDT", client_order_id=outcome.order.client_order_id, quantity="0.004")
+    engine.ticker.advance(5_000)
+    [done] = events.wait_for(EventKind.DONE)
+    assert done.trade is not None and done.trade.filled == Decimal("0.01")
+    fills = events.of(EventKind.FILL)
+    assert sum(e.fill.quantity for e in fills if e.fill) == Decimal("0.01")
+    limit_fill = [e.fill for e in fills if e.fill and e.fill.client_order_id == outcome.order.client_order_id]
+    assert [f.quantity for f in limit_fill] == [Decimal("0.004")]
+    market = _sim_orders(sim)[1]
+    assert Decimal(market["origQty"]) == Decimal("0.006")
+
+
+def test_same_idempotency_key_never_creates_a_second_order(start: Any, sim: Simulator) -> None:
+    engine, _ = start()
+    first = engine.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="same").result(timeout=20)
+    second = engine.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="same").result(timeout=20)
+    assert isinstance(first, Accepted) and isinstance(second, Accepted) and second.duplicate
+    assert first.order.client_order_id == second.order.client_order_id
+    assert len(_sim_orders(sim)) == 1
+
+
+def test_refusals(start: Any) -> None:
+    engine, _ = start()
+    assert engine.place_order("DOGE/USDT", "buy", "1", "1").result(5).reason is RefusalReason.NOT_WHITELISTED
+    assert engine.place_order(PAIR, "buy", 0.01, LIMIT).result(5).reason is RefusalReason.INVALID_REQUEST
+    assert engine.place_order(PAIR, "buy", "-1", LIMIT).result(5).reason is RefusalReason.INVALID_REQUEST
+    assert engine.place_order(PAIR, "buy", "0.0000001", LIMIT).result(5).reason is RefusalReason.FILTER_FAILURE
+    engine.place_order(PAIR, "buy", "0.01", LIMIT).result(timeout=20)
+    conflict = engine.place_order(PAIR, "sell", "0.01", "61000").result(timeout=5)
+    assert isinstance(conflict, Refusal) and conflict.reason is RefusalReason.CONFLICT
+    engine.pause()
+    assert engine.place_order("ETH/USDT", "buy", "0.1", "2900").result(5).reason is RefusalReason.KILL_SWITCH
+
+
+def test_exchange_rejection_is_a_refusal_with_the_reason(start: Any, sim: Simulator) -> None:
+    engine, events = start()
+    outcome = engine.place_order(PAIR, "buy", "100", LIMIT).result(timeout=20)  # 5.9M USDT: no balance
+    assert isinstance(outcome, Refusal)
+    assert outcome.reason in (RefusalReason.REJECTED, RefusalReason.RISK_LIMIT)
+
+
+def test_orders_fills_and_trades_are_stored(start: Any, sim: Simulator, tmp_path: Path) -> None:
+    engine, events = start()
+    outcome = engine.place_order(
+        PAIR,
+        "buy",
+        "0.01",
+        LIMIT,
+        idempotency_key="stored",
+        context={"strategy": "rsi-dip", "timeframe": "5m", "rsi": "27.5"},
+    ).result(20)
+    assert isinstance(outcome, Accepted)
+    engine.ticker.advance(5_000)
+    events.wait_for(EventKind.DONE)
+    engine.stop()
+    from db import connect, find_trades, fills_of, get_order
+
+    database = connect(f"sqlite:///{tmp_path}/engine.sqlite3")
+    try:
+        primary = get_order(database, outcome.order.client_order_id)
+        assert primary is not None and primary.status.value == "canceled"
+        [trade] = find_trades(database, strategy="rsi-dip")
+        assert trade.filled == Decimal("0.01") and trade.timeframe == "5m"
+        assert trade.indicators["rsi"] == Decimal("27.5")
+        fallback_cid = primary.client_order_id.replace("-p", "-f1")
+        assert sum(f.quantity for f in fills_of(database, fallback_cid)) == Decimal("0.01")
+    finally:
+        database.close()
+
+
+@pytest.mark.parametrize("mode", ["cancel", "keep"])
+def test_graceful_shutdown_with_open_orders(start: Any, sim: Simulator, mode: str) -> None:
+    engine, _ = start(_config(on_shutdown=mode, limit_timeout_s="600"))
+    outcome = engine.place_order(PAIR, "buy", "0.01", LIMIT).result(timeout=20)
+    assert isinstance(outcome, Accepted)
+    summary = engine.stop()
+    [order] = _sim_orders(sim)
+    if mode == "cancel":
+        assert order["status"] == "CANCELED" and summary["canceled"] == 1 and summary["open"] == 0
+    else:
+        assert order["status"] == "NEW" and summary["open"] == 1
+
+
+def test_crashed_pair_actor_is_restarted_without_losing_its_orders(start: Any, sim: Simulator) -> None:
+    engine, events = start()
+    outcome = engine.place_order(PAIR, "buy", "0.01", LIMIT).result(timeout=20)
+    assert isinstance(outcome, Accepted)
+    old = engine._routing.get(PAIR)
+    old.crash.defer()
+    for _ in range(200):
+        if engine._routing.get(PAIR) is not old and engine.open_orders(PAIR):
+            break
+        threading.Event().wait(0.01)
+    assert engine._routing.get(PAIR) is not old
+    assert [o.client_order_id for o in engine.open_orders(PAIR)] == [outcome.order.client_order_id]
+    engine.ticker.advance(5_000)  # the re-armed timeout still fires and the fallback still runs
+    [done] = events.wait_for(EventKind.DONE)
+    assert done.trade is not None and done.trade.filled == Decimal("0.01")
