@@ -142,10 +142,19 @@ def test_refusals(start: Any) -> None:
 
 
 def test_exchange_rejection_is_a_refusal_with_the_reason(start: Any, sim: Simulator) -> None:
-    engine, events = start()
-    outcome = engine.place_order(PAIR, "buy", "100", LIMIT).result(timeout=20)  # 5.9M USDT: no balance
-    assert isinstance(outcome, Refusal)
-    assert outcome.reason in (RefusalReason.REJECTED, RefusalReason.RISK_LIMIT)
+    config = Config.model_validate(
+        {
+            "exchange": {"pair_whitelist": ["BTC/USDT"]},
+            "risk": {"max_order_notional": "10000000"},
+        }
+    )
+    engine, events = start(config)
+    outcome = engine.place_order(PAIR, "buy", "50", LIMIT).result(timeout=20)  # 3M USDT; the account has 100k
+    assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.REJECTED
+    [error] = events.wait_for(EventKind.ERROR)
+    assert "InsufficientBalance" in error.message
+    [done] = events.wait_for(EventKind.DONE)
+    assert done.trade is not None and done.trade.status is TradeStatus.FAILED
 
 
 def test_orders_fills_and_trades_are_stored(start: Any, sim: Simulator, tmp_path: Path) -> None:
@@ -162,7 +171,7 @@ def test_orders_fills_and_trades_are_stored(start: Any, sim: Simulator, tmp_path
     engine.ticker.advance(5_000)
     events.wait_for(EventKind.DONE)
     engine.stop()
-    from db import connect, find_trades, fills_of, get_order
+    from db import connect, fills_of, find_trades, get_order
 
     database = connect(f"sqlite:///{tmp_path}/engine.sqlite3")
     try:
