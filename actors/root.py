@@ -221,8 +221,8 @@ class RootActor(pykka.ThreadingActor):
             self._alerts("database", "spool full: new orders halted")
 
     def pair_refs(self) -> dict[Pair, Any]:
-        """Current pair actor proxies."""
-        return {pair: ref.proxy() for pair, ref in self._pairs.items()}
+        """Current pair actor proxies (a pair whose actor just died is missing until it is restarted)."""
+        return {pair: ref.proxy() for pair, ref in self._pairs.items() if ref.is_alive()}
 
     def store(self) -> PersistenceHandle | None:
         """The persistence handle (queries)."""

@@ -91,6 +91,14 @@ class GatewayHandle:
         """Make the dispatcher re-check waits (after a manual clock moved)."""
         self._loop.call_soon(self._core.wake)
 
+    def idle(self, timeout_s: float = 30.0) -> bool:
+        """Block until nothing is queued or in flight; False if that did not happen within `timeout_s`."""
+        try:
+            self._loop.submit(self._core.wait_idle()).result(timeout_s)
+        except concurrent.futures.TimeoutError:
+            return False
+        return True
+
     def stats(self, timeout_s: float = 5.0) -> GatewayStats:
         """Queue, in-flight and rate-budget figures."""
 

@@ -129,6 +129,15 @@ class GatewayCore:
             clock_offset_ms=self._offset.offset_ms,
         )
 
+    async def wait_idle(self) -> None:
+        """Return once nothing is queued or in flight (tests and shutdown use it as a barrier)."""
+        assert self._slot_free is not None
+        while self._queue or self._in_flight:
+            if self._in_flight:
+                await self._wait(self._slot_free, None)
+            else:
+                await asyncio.sleep(0)  # let the dispatcher take what is queued
+
     def set_limits(self, limits: tuple[RateLimit, ...]) -> None:
         """Replace the enforced limits (the exchange's `rateLimits`), keeping any Retry-After block."""
         blocked = self.budget.blocked_until_ms()
@@ -245,7 +254,9 @@ class GatewayCore:
         logger.bind(op=request.op.value, key=request.key, pair=request.pair).warning(
             "exchange call failed: {} (code={}, status={})", error, error.code, error.http_status
         )
-        if isinstance(error, RateLimited | Banned):
+        if isinstance(error, RateLimited | Banned) and error.http_status not in (418, 429):
+            # A 429/418 response was already applied with its Retry-After header by `_on_response`; this is
+            # for limits reported without that status (a -1003 body on another status).
             self.budget.on_throttled(
                 http_status=error.http_status or (418 if isinstance(error, Banned) else 429),
                 retry_after_s=error.retry_after_s,

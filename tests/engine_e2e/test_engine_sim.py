@@ -17,7 +17,7 @@ from engine.api import Accepted, Engine, EngineEvent, EventKind, Refusal, Refusa
 from engine.clock import ManualClock, SystemClock
 from engine.config import Config
 from engine.domain import TradeStatus
-from sim import SimConfig, Simulator
+from sim import FaultSpec, SimConfig, Simulator
 
 PAIR = "BTC/USDT"
 LIMIT = "59950"  # below the book (no fill), within the 0.5 % slippage bound of the market
@@ -205,12 +205,82 @@ def test_crashed_pair_actor_is_restarted_without_losing_its_orders(start: Any, s
     assert isinstance(outcome, Accepted)
     old = engine._routing.get(PAIR)
     old.crash.defer()
-    for _ in range(200):
-        if engine._routing.get(PAIR) is not old and engine.open_orders(PAIR):
+    for _ in range(10_000):  # each round is a barrier through the root's inbox, not a sleep
+        engine._root.proxy().pair_refs().get(timeout=10)
+        if engine._routing.get(PAIR) is not old:
             break
-        threading.Event().wait(0.01)
     assert engine._routing.get(PAIR) is not old
     assert [o.client_order_id for o in engine.open_orders(PAIR)] == [outcome.order.client_order_id]
     engine.ticker.advance(5_000)  # the re-armed timeout still fires and the fallback still runs
     [done] = events.wait_for(EventKind.DONE)
     assert done.trade is not None and done.trade.filled == Decimal("0.01")
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        FaultSpec(kind="http_error", target="POST /api/v3/order", count=1, status=503, code=-1006, execute=True),
+        FaultSpec(kind="http_error", target="POST /api/v3/order", count=1, status=503, code=-1006, execute=False),
+        FaultSpec(kind="withhold", target="POST /api/v3/order", count=1, hold_s=3.0),
+    ],
+    ids=["5xx-created", "5xx-not-created", "timeout-after-accept"],
+)
+def test_unknown_outcome_never_duplicates(start: Any, sim: Simulator, fault: FaultSpec) -> None:
+    config = Config.model_validate(
+        {
+            "exchange": {"pair_whitelist": ["BTC/USDT"], "request_timeout_s": "1"},
+            "execution": {"limit_timeout_s": "600", "unknown_outcome_grace_s": "4"},
+        }
+    )
+    engine, _ = start(config)
+    sim.control.add_fault(fault)
+    future = engine.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key=f"unknown-{fault.kind}")
+    for _ in range(40):  # lookups every 2 s of engine time; after the grace period "not found" means resend
+        settle(engine)
+        if future.done():
+            break
+        engine.ticker.advance(1_000)
+    outcome = future.result(timeout=10)
+    assert isinstance(outcome, Accepted), outcome
+    orders = _sim_orders(sim)
+    assert len(orders) == 1, orders
+    assert orders[0]["clientOrderId"] == outcome.order.client_order_id
+
+
+def test_429_holds_every_order_until_retry_after(start: Any, sim: Simulator) -> None:
+    engine, events = start()
+    sim.control.add_fault(FaultSpec(kind="rate_limit", target="POST /api/v3/order", count=1, retry_after=30))
+    first = engine.place_order(PAIR, "buy", "0.01", LIMIT)
+    [error] = events.wait_for(EventKind.ERROR)  # the 429 came back; the create waits to be re-sent
+    assert "RateLimited" in error.message
+    second = engine.place_order("ETH/USDT", "buy", "0.1", "2995")
+    for proxy in engine._routing.routes.values():
+        proxy.active_requests().get(timeout=10)  # barrier: both creates have been handed to the gateway
+    gateway = _gateway(engine)
+    assert gateway.stats().queued >= 2
+    assert not first.done() and not second.done(), "nothing may be sent during Retry-After"
+    assert _sim_orders(sim) == []
+    engine.ticker.advance(31_000)
+    gateway.wake()
+    assert isinstance(first.result(timeout=20), Accepted)
+    assert isinstance(second.result(timeout=20), Accepted)
+    assert len(_sim_orders(sim)) == 2
+
+
+def _gateway(engine: Engine) -> Any:
+    return engine._root.proxy().gateway.get(timeout=5)
+
+
+def settle(engine: Engine, rounds: int = 50) -> None:
+    """Barrier: wait until the gateway is idle and every pair actor has handled what it was told."""
+    gateway = _gateway(engine)
+    last = None
+    for _ in range(rounds):
+        assert gateway.idle(30)
+        for proxy in engine._routing.routes.values():
+            proxy.active_requests().get(timeout=10)
+        stats = gateway.stats()
+        now = (stats.sent, stats.failed, stats.queued)
+        if now == last and stats.queued == 0 and stats.in_flight == 0:
+            return
+        last = now
