@@ -1,0 +1,131 @@
+"""Exchange boundary kernels: pure, no I/O, no clock reads.
+
+- error tree and `map_error` (`_errors`, `_mapping`): one mapping at the boundary, by Binance code first;
+- `RateBudget` (`_ratebudget`): Binance's weight and order-count windows, Retry-After, 418 halts;
+- `should_retry` / `BackoffPolicy` / `ClockOffsetEstimator` (`_retry`): idempotent retries only;
+- `UnknownOutcomeResolver` (`_resolver`): a create with an unknown outcome is looked up, never resent blindly;
+- deterministic client order ids (`_client_ids`);
+- user-data frame parsing into typed reports (`_reports`).
+"""
+
+from engine.exchange._client_ids import (
+    CLIENT_ID_PREFIX,
+    EngineClientId,
+    client_order_id,
+    is_engine_id,
+    key_digest,
+    parse_client_order_id,
+)
+from engine.exchange._errors import (
+    MUTATING_OPERATIONS,
+    AuthFailed,
+    Banned,
+    ClockSkew,
+    DuplicateOrder,
+    ExchangeError,
+    FilterRejected,
+    InsufficientBalance,
+    InvalidRequest,
+    MarketClosed,
+    OrderNotFound,
+    OutcomeUnknown,
+    RateLimited,
+    Rejected,
+    RetryLater,
+    StopTrading,
+    WouldTakeRejected,
+    parse_retry_after,
+)
+from engine.exchange._mapping import ExtractedError, extract_ccxt_error, map_error
+from engine.exchange._ratebudget import (
+    DEFAULT_LIMITS,
+    ENDPOINT_WEIGHTS,
+    Admit,
+    EndpointKind,
+    LimitKind,
+    RateBudget,
+    RateLimit,
+    Wait,
+)
+from engine.exchange._reports import (
+    AccountPosition,
+    ApiResponse,
+    BadFrame,
+    BalanceEntry,
+    BalanceUpdate,
+    ExchangeOrderStatus,
+    ExecutionReport,
+    ExecutionType,
+    ServerShutdown,
+    StreamTerminated,
+    UnknownEvent,
+    UserDataReport,
+    parse_user_data,
+)
+from engine.exchange._resolver import LookUp, Resolution, UnknownOutcomeResolver
+from engine.exchange._retry import (
+    IDEMPOTENT_OPERATIONS,
+    BackoffPolicy,
+    ClockOffsetEstimator,
+    is_idempotent,
+    should_retry,
+)
+
+__all__ = [
+    "CLIENT_ID_PREFIX",
+    "DEFAULT_LIMITS",
+    "ENDPOINT_WEIGHTS",
+    "IDEMPOTENT_OPERATIONS",
+    "MUTATING_OPERATIONS",
+    "AccountPosition",
+    "Admit",
+    "ApiResponse",
+    "AuthFailed",
+    "BackoffPolicy",
+    "BadFrame",
+    "BalanceEntry",
+    "BalanceUpdate",
+    "Banned",
+    "ClockOffsetEstimator",
+    "ClockSkew",
+    "DuplicateOrder",
+    "EndpointKind",
+    "EngineClientId",
+    "ExchangeError",
+    "ExchangeOrderStatus",
+    "ExecutionReport",
+    "ExecutionType",
+    "ExtractedError",
+    "FilterRejected",
+    "InsufficientBalance",
+    "InvalidRequest",
+    "LimitKind",
+    "LookUp",
+    "MarketClosed",
+    "OrderNotFound",
+    "OutcomeUnknown",
+    "RateBudget",
+    "RateLimit",
+    "RateLimited",
+    "Rejected",
+    "Resolution",
+    "RetryLater",
+    "ServerShutdown",
+    "StopTrading",
+    "StreamTerminated",
+    "UnknownEvent",
+    "UnknownOutcomeResolver",
+    "UserDataReport",
+    "Wait",
+    "WouldTakeRejected",
+    "client_order_id",
+    "extract_ccxt_error",
+    "is_engine_id",
+    "is_idempotent",
+    "key_digest",
+    "map_error",
+    "parse_client_order_id",
+    "parse_retry_after",
+    "parse_user_data",
+    "should_retry",
+]

@@ -1,0 +1,316 @@
+"""Binance's own rate budget, kept from its headers and limits — pure, time passed in.
+
+Binance counts request weight per IP per minute and unfilled orders per account per 10 s and per UTC day,
+in fixed windows that reset on boundaries (each minute, :00/:10/… seconds, 00:00 UTC). Every response says
+how much of each window is used (`X-MBX-USED-WEIGHT-1M`, `X-MBX-ORDER-COUNT-10S`, `-1D`), which also counts
+other processes sharing the IP. The budget charges each request locally when it is admitted, takes the
+larger of its own count and the server's, and admits only while every window stays within limit − margin.
+
+A 429 or 418 stops everything until Retry-After; a 418 (ban) also halts new orders until the ban ends.
+Successful order placement and cancel cost 0 weight since 2026-04-02, failed ones are charged: `release`
+refunds the weight of a successful one.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from loguru import logger
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "ENDPOINT_WEIGHTS",
+    "Admit",
+    "EndpointKind",
+    "LimitKind",
+    "RateBudget",
+    "RateLimit",
+    "Wait",
+]
+
+_SECOND: Final = 1000
+_INTERVAL_MS: Final[Mapping[str, int]] = {
+    "SECOND": _SECOND,
+    "MINUTE": 60 * _SECOND,
+    "HOUR": 3600 * _SECOND,
+    "DAY": 86400 * _SECOND,
+}
+_HEADER_LETTER: Final[Mapping[str, str]] = {"S": "SECOND", "M": "MINUTE", "H": "HOUR", "D": "DAY"}
+_HEADER_RE: Final = re.compile(r"^x-mbx-(used-weight|order-count)-(\d+)([smhd])$")
+
+
+class LimitKind(StrEnum):
+    """Binance's `rateLimitType`."""
+
+    REQUEST_WEIGHT = "REQUEST_WEIGHT"
+    ORDERS = "ORDERS"
+    RAW_REQUESTS = "RAW_REQUESTS"
+
+
+class EndpointKind(StrEnum):
+    """The REST calls the gateway makes, each with its documented weight (`ENDPOINT_WEIGHTS`)."""
+
+    CREATE_ORDER = "create_order"
+    CANCEL_ORDER = "cancel_order"
+    FETCH_ORDER = "fetch_order"
+    OPEN_ORDERS = "open_orders"
+    OPEN_ORDERS_ALL = "open_orders_all"
+    MY_TRADES = "my_trades"
+    MY_TRADES_BY_ORDER = "my_trades_by_order"
+    ACCOUNT = "account"
+    EXCHANGE_INFO = "exchange_info"
+    TIME = "time"
+    DEPTH = "depth"
+    TICKER = "ticker"
+    TICKER_ALL = "ticker_all"
+    API_RESTRICTIONS = "api_restrictions"
+
+    @property
+    def is_order(self) -> bool:
+        """True for the order POST / DELETE whose success costs 0 weight."""
+        return self in (EndpointKind.CREATE_ORDER, EndpointKind.CANCEL_ORDER)
+
+
+ENDPOINT_WEIGHTS: Final[Mapping[EndpointKind, int]] = {
+    EndpointKind.CREATE_ORDER: 1,  # 0 when successful (refunded by release)
+    EndpointKind.CANCEL_ORDER: 1,  # 0 when successful
+    EndpointKind.FETCH_ORDER: 4,
+    EndpointKind.OPEN_ORDERS: 6,
+    EndpointKind.OPEN_ORDERS_ALL: 80,
+    EndpointKind.MY_TRADES: 20,
+    EndpointKind.MY_TRADES_BY_ORDER: 5,
+    EndpointKind.ACCOUNT: 20,
+    EndpointKind.EXCHANGE_INFO: 20,
+    EndpointKind.TIME: 1,
+    EndpointKind.DEPTH: 5,  # limit ≤ 100
+    EndpointKind.TICKER: 2,
+    EndpointKind.TICKER_ALL: 80,
+    EndpointKind.API_RESTRICTIONS: 1,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """One Binance limit: `limit` units of `kind` per fixed window of `interval_ms`."""
+
+    kind: LimitKind
+    interval_ms: int
+    limit: int
+
+    @property
+    def label(self) -> str:
+        """E.g. "REQUEST_WEIGHT/60s"."""
+        return f"{self.kind.value}/{self.interval_ms // 1000}s"
+
+    def window_start(self, now_ms: int) -> int:
+        """Start of the fixed window containing `now_ms` (epoch-aligned, so days start at 00:00 UTC)."""
+        return now_ms - now_ms % self.interval_ms
+
+
+DEFAULT_LIMITS: Final[tuple[RateLimit, ...]] = (
+    RateLimit(LimitKind.REQUEST_WEIGHT, 60 * _SECOND, 6000),
+    RateLimit(LimitKind.ORDERS, 10 * _SECOND, 50),
+    RateLimit(LimitKind.ORDERS, 86400 * _SECOND, 160000),
+    RateLimit(LimitKind.RAW_REQUESTS, 300 * _SECOND, 300000),
+)
+"""Current documented values (binance-spot.md §5); exchangeInfo's `rateLimits` override them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Admit:
+    """Permission to send one request now. Give it back to `release` when the response arrives."""
+
+    endpoint: EndpointKind
+    weight: int
+    admitted_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Not now: ask again at `until_ms`. `reason` says which window or Retry-After is in the way."""
+
+    until_ms: int
+    reason: str
+
+
+@dataclass(slots=True)
+class _Window:
+    start_ms: int = -1
+    local: int = 0  # charged by this budget (minus refunds)
+    server: int = 0  # highest count the server reported for this window
+
+    @property
+    def used(self) -> int:
+        return max(self.local, self.server)
+
+    def roll(self, start_ms: int) -> None:
+        if self.start_ms != start_ms:
+            self.start_ms, self.local, self.server = start_ms, 0, 0
+
+
+class RateBudget:
+    """Request-weight and order-count budget, fed by response headers and Retry-After.
+
+    Args:
+        limits: the limits to enforce (`RateBudget.limits_from_exchange_info` parses exchangeInfo's).
+        margin: fraction of every limit kept free for other processes and for counting lag (0.1 = 10 %).
+        weights: per-endpoint weights; defaults to `ENDPOINT_WEIGHTS`.
+    """
+
+    def __init__(
+        self,
+        limits: Sequence[RateLimit] = DEFAULT_LIMITS,
+        *,
+        margin: float = 0.1,  # float-ok: a fraction of a request count, not money
+        weights: Mapping[EndpointKind, int] | None = None,
+    ) -> None:
+        if not 0 <= margin < 1:
+            raise ValueError(f"margin must be in [0, 1), got {margin}")
+        self._limits = tuple(limits)
+        self._margin = margin
+        self._weights = dict(ENDPOINT_WEIGHTS if weights is None else weights)
+        self._windows = [_Window() for _ in self._limits]
+        self._blocked_until_ms = 0
+        self._blocked_reason = ""
+        self._orders_halted_until_ms = 0
+
+    @staticmethod
+    def limits_from_exchange_info(rate_limits: Iterable[Mapping[str, object]]) -> tuple[RateLimit, ...]:
+        """Parse exchangeInfo's `rateLimits` list; unknown entries are skipped with a warning."""
+        out = []
+        for entry in rate_limits:
+            try:
+                kind = LimitKind(str(entry["rateLimitType"]))
+                interval_ms = _INTERVAL_MS[str(entry["interval"])] * int(str(entry["intervalNum"]))
+                limit = int(str(entry["limit"]))
+            except (KeyError, ValueError) as exc:
+                logger.warning("skipping unreadable rate limit {entry}: {exc}", entry=entry, exc=exc)
+                continue
+            out.append(RateLimit(kind, interval_ms, limit))
+        return tuple(out)
+
+    @property
+    def limits(self) -> tuple[RateLimit, ...]:
+        """The limits in force."""
+        return self._limits
+
+    def effective_limit(self, limit: RateLimit) -> int:
+        """What the budget lets itself use of `limit`: limit − margin, rounded down."""
+        return math.floor(limit.limit * (1 - self._margin))
+
+    def used(self, limit: RateLimit, now_ms: int) -> int:
+        """Units counted in `limit`'s current window."""
+        window = self._windows[self._limits.index(limit)]
+        return window.used if window.start_ms == limit.window_start(now_ms) else 0
+
+    def _cost(self, limit: RateLimit, endpoint: EndpointKind, weight: int) -> int:
+        if limit.kind is LimitKind.REQUEST_WEIGHT:
+            return weight
+        if limit.kind is LimitKind.ORDERS:
+            return 1 if endpoint is EndpointKind.CREATE_ORDER else 0
+        return 1  # RAW_REQUESTS
+
+    def reserve(self, endpoint: EndpointKind, now_ms: int, *, weight: int | None = None) -> Admit | Wait:
+        """Admit one request of `endpoint` at `now_ms`, charging every window, or say how long to wait.
+
+        Args:
+            endpoint: what is about to be sent.
+            now_ms: the current time (epoch ms, from the injected clock).
+            weight: overrides the endpoint's weight (e.g. depth with a larger limit).
+        """
+        if now_ms < self._blocked_until_ms:
+            return Wait(self._blocked_until_ms, self._blocked_reason)
+        if endpoint is EndpointKind.CREATE_ORDER and now_ms < self._orders_halted_until_ms:
+            return Wait(self._orders_halted_until_ms, "new orders halted until the IP ban ends (418)")
+        cost_weight = self._weights[endpoint] if weight is None else weight
+        for limit, window in zip(self._limits, self._windows, strict=True):
+            cost = self._cost(limit, endpoint, cost_weight)
+            if cost == 0:
+                continue
+            start = limit.window_start(now_ms)
+            used = window.used if window.start_ms == start else 0
+            allowed = self.effective_limit(limit)
+            if used + cost > allowed:
+                return Wait(start + limit.interval_ms, f"{limit.label} window full ({used}+{cost} > {allowed})")
+        for limit, window in zip(self._limits, self._windows, strict=True):
+            window.roll(limit.window_start(now_ms))
+            # charge on top of whichever count is higher, so local and server counts never overlap short
+            window.local = window.used + self._cost(limit, endpoint, cost_weight)
+        return Admit(endpoint, cost_weight, now_ms)
+
+    def release(self, admit: Admit, *, success: bool) -> None:
+        """Settle an admitted request: a successful order POST/DELETE costs no weight, so refund it."""
+        if not (success and admit.endpoint.is_order):
+            return
+        for limit, window in zip(self._limits, self._windows, strict=True):
+            if limit.kind is LimitKind.REQUEST_WEIGHT and window.start_ms == limit.window_start(admit.admitted_ms):
+                window.local = max(0, window.local - admit.weight)
+
+    def observe(self, headers: Mapping[str, str], now_ms: int, *, sent_ms: int | None = None) -> None:
+        """Take the server's counts from a response's headers (case-insensitive).
+
+        A count is applied only to the window the request was sent in (`sent_ms`, default `now_ms`), so a
+        response that straddles a boundary cannot carry the old window's count into the new one.
+        """
+        when = now_ms if sent_ms is None else sent_ms
+        for name, value in headers.items():
+            match = _HEADER_RE.match(name.lower())
+            if match is None:
+                continue
+            try:
+                count = int(value)
+            except ValueError:
+                continue
+            kind = LimitKind.REQUEST_WEIGHT if match.group(1) == "used-weight" else LimitKind.ORDERS
+            interval_ms = int(match.group(2)) * _INTERVAL_MS[_HEADER_LETTER[match.group(3).upper()]]
+            for limit, window in zip(self._limits, self._windows, strict=True):
+                if limit.kind is not kind or limit.interval_ms != interval_ms:
+                    continue
+                start = limit.window_start(when)
+                if start != limit.window_start(now_ms):
+                    continue
+                window.roll(start)
+                window.server = max(window.server, count)
+
+    def on_throttled(
+        self,
+        *,
+        http_status: int,
+        retry_after_s: float | None,  # float-ok: seconds
+        now_ms: int,
+        banned_until_ms: int | None = None,
+    ) -> None:
+        """Record a 429 or 418: nothing is admitted until the later of all Retry-Afters seen.
+
+        Without a Retry-After header a 429 waits for the end of the current minute and a 418 for two
+        minutes (Binance's shortest ban); a 418 also halts new orders until the ban ends.
+        """
+        if retry_after_s is not None:
+            until = now_ms + math.ceil(retry_after_s * 1000)
+        elif banned_until_ms is not None:
+            until = banned_until_ms
+        elif http_status == 418:
+            until = now_ms + 120 * _SECOND
+        else:
+            until = now_ms - now_ms % (60 * _SECOND) + 60 * _SECOND
+        if banned_until_ms is not None:
+            until = max(until, banned_until_ms)
+        if until > self._blocked_until_ms:
+            self._blocked_until_ms = until
+            self._blocked_reason = f"HTTP {http_status}: Retry-After until {until}"
+        if http_status == 418:
+            self._orders_halted_until_ms = max(self._orders_halted_until_ms, until)
+            logger.error("IP banned (418): all requests wait, new orders halted until {until}", until=until)
+
+    def blocked_until_ms(self) -> int:
+        """The end of the current Retry-After block (0 if never blocked)."""
+        return self._blocked_until_ms
+
+    def new_orders_halted(self, now_ms: int) -> bool:
+        """True while a 418 ban is in force."""
+        return now_ms < self._orders_halted_until_ms

@@ -1,0 +1,358 @@
+"""Parsing raw user-data frames into frozen typed reports (binance-spot.md §6–7).
+
+Frames come wrapped on the WS API (`{"subscriptionId":n,"event":{…}}`), unwrapped on Binance.US listenKey
+streams, without a subscription id for `serverShutdown`, and as request responses (`{"id","status",…}`),
+which UBWA also delivers. `parse_user_data` accepts bytes or str and returns one report, or raises
+`BadFrame` — the only exception it raises, whatever the input — with a short, safe excerpt.
+
+Money fields are parsed from Binance's decimal strings into `Decimal`, never through float.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from engine.domain import ClientOrderId, ExchangeOrderId, Side, Symbol, TradeId
+
+__all__ = [
+    "AccountPosition",
+    "ApiResponse",
+    "BadFrame",
+    "BalanceEntry",
+    "BalanceUpdate",
+    "ExchangeOrderStatus",
+    "ExecutionReport",
+    "ExecutionType",
+    "ServerShutdown",
+    "StreamTerminated",
+    "UnknownEvent",
+    "UserDataReport",
+    "parse_user_data",
+]
+
+_EXCERPT = 160
+
+
+class BadFrame(ValueError):
+    """A frame that cannot be parsed; `excerpt` is a bounded, printable slice of it."""
+
+    def __init__(self, reason: str, raw: bytes | str) -> None:
+        text = raw if isinstance(raw, str) else raw[: _EXCERPT * 4].decode("utf-8", "replace")
+        excerpt = text[:_EXCERPT].encode("ascii", "backslashreplace").decode("ascii")
+        super().__init__(f"bad user-data frame: {reason} (frame starts {excerpt!r})")
+        self.reason = reason
+        self.excerpt = excerpt
+
+
+class ExecutionType(StrEnum):
+    """`x`: what just happened to the order."""
+
+    NEW = "NEW"
+    CANCELED = "CANCELED"
+    REPLACED = "REPLACED"
+    REJECTED = "REJECTED"
+    TRADE = "TRADE"
+    EXPIRED = "EXPIRED"
+    TRADE_PREVENTION = "TRADE_PREVENTION"
+
+
+class ExchangeOrderStatus(StrEnum):
+    """`X` / REST `status`: the order's status at Binance."""
+
+    NEW = "NEW"
+    PENDING_NEW = "PENDING_NEW"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    PENDING_CANCEL = "PENDING_CANCEL"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    EXPIRED_IN_MATCH = "EXPIRED_IN_MATCH"
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionReport:
+    """One `executionReport` (§7.1), typed. Quantities and prices are Decimals."""
+
+    event_time_ms: int
+    symbol: Symbol
+    client_order_id: ClientOrderId
+    """`c`: on a cancel this is the CANCEL request's id; see `order_client_id`."""
+    orig_client_order_id: ClientOrderId | None
+    """`C`: the canceled order's own id (None when Binance sends "")."""
+    side: Side
+    order_type: str
+    """Binance's type as sent (LIMIT, MARKET, LIMIT_MAKER, STOP_LOSS, …)."""
+    time_in_force: str
+    quantity: Decimal
+    price: Decimal
+    execution_type: ExecutionType
+    order_status: ExchangeOrderStatus
+    reject_reason: str
+    order_id: ExchangeOrderId
+    last_qty: Decimal
+    cum_qty: Decimal
+    last_price: Decimal
+    commission: Decimal
+    commission_asset: str | None
+    transaction_time_ms: int
+    trade_id: TradeId | None
+    """None when Binance sends -1 (not a trade)."""
+    is_maker: bool
+    cum_quote: Decimal
+    last_quote: Decimal
+    is_working: bool
+    creation_time_ms: int
+    expiry_reason: str | None
+    subscription_id: int | None
+
+    @property
+    def order_client_id(self) -> ClientOrderId:
+        """The id of the order this report is about: `C` on a cancel (where `c` is the cancel's id)."""
+        if self.execution_type is ExecutionType.CANCELED and self.orig_client_order_id:
+            return self.orig_client_order_id
+        return self.client_order_id
+
+    @property
+    def is_trade(self) -> bool:
+        """True when the report carries a fill (`x == TRADE` with a trade id and quantity)."""
+        return self.execution_type is ExecutionType.TRADE and self.trade_id is not None and self.last_qty > 0
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceEntry:
+    """One asset of an `outboundAccountPosition`."""
+
+    asset: str
+    free: Decimal
+    locked: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPosition:
+    """`outboundAccountPosition`: the assets that may have changed, with their new balances."""
+
+    event_time_ms: int
+    last_update_ms: int
+    balances: tuple[BalanceEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceUpdate:
+    """`balanceUpdate`: a deposit, withdrawal or transfer."""
+
+    event_time_ms: int
+    asset: str
+    delta: Decimal
+    clear_time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTerminated:
+    """`eventStreamTerminated`: the subscription is gone; resubscribe and reconcile."""
+
+    event_time_ms: int
+    subscription_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerShutdown:
+    """`serverShutdown`: the server is going away; reconnect and reconcile."""
+
+    event_time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    """A WS API response frame (e.g. the subscription ack or its failure)."""
+
+    request_id: str | None
+    status: int
+    error_code: int | None
+    error_message: str | None
+
+    @property
+    def ok(self) -> bool:
+        """True for a 2xx status."""
+        return 200 <= self.status < 300
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownEvent:
+    """An event type this engine does not handle (listStatus, externalLockUpdate, future ones)."""
+
+    event_type: str
+    event_time_ms: int | None
+
+
+UserDataReport = (
+    ExecutionReport | AccountPosition | BalanceUpdate | StreamTerminated | ServerShutdown | ApiResponse | UnknownEvent
+)
+
+
+class _Fields:
+    """Typed getters over one event dict; every failure becomes a `BadFrame`."""
+
+    __slots__ = ("data", "raw")
+
+    def __init__(self, data: Mapping[str, Any], raw: bytes | str) -> None:
+        self.data = data
+        self.raw = raw
+
+    def bad(self, reason: str) -> BadFrame:
+        return BadFrame(reason, self.raw)
+
+    def int_(self, key: str) -> int:
+        value = self.data.get(key)
+        if type(value) is not int:
+            raise self.bad(f"field {key!r} must be an integer, got {type(value).__name__}")
+        return value
+
+    def str_(self, key: str) -> str:
+        value = self.data.get(key)
+        if not isinstance(value, str):
+            raise self.bad(f"field {key!r} must be a string, got {type(value).__name__}")
+        return value
+
+    def opt_str(self, key: str) -> str | None:
+        value = self.data.get(key)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise self.bad(f"field {key!r} must be a string or null")
+        return value
+
+    def bool_(self, key: str) -> bool:
+        value = self.data.get(key)
+        if not isinstance(value, bool):
+            raise self.bad(f"field {key!r} must be a boolean")
+        return value
+
+    def dec(self, key: str, *, signed: bool = False) -> Decimal:
+        text = self.str_(key)
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise self.bad(f"field {key!r} is not a decimal: {text[:30]!r}") from None
+        if not value.is_finite() or (value < 0 and not signed) or abs(value.adjusted()) > 30:
+            raise self.bad(f"field {key!r} is out of range: {text[:30]!r}")
+        return value
+
+
+def _execution_report(f: _Fields, subscription_id: int | None) -> ExecutionReport:
+    try:
+        side = Side(f.str_("S").lower())
+        execution_type = ExecutionType(f.str_("x"))
+        status = ExchangeOrderStatus(f.str_("X"))
+    except ValueError as exc:
+        if isinstance(exc, BadFrame):
+            raise
+        raise f.bad(f"unknown enum value: {exc}") from None
+    trade_id = f.int_("t")
+    orig = f.opt_str("C")
+    return ExecutionReport(
+        event_time_ms=f.int_("E"),
+        symbol=Symbol(f.str_("s")),
+        client_order_id=ClientOrderId(f.str_("c")),
+        orig_client_order_id=ClientOrderId(orig) if orig else None,
+        side=side,
+        order_type=f.str_("o"),
+        time_in_force=f.str_("f"),
+        quantity=f.dec("q"),
+        price=f.dec("p"),
+        execution_type=execution_type,
+        order_status=status,
+        reject_reason=f.str_("r"),
+        order_id=ExchangeOrderId(f.int_("i")),
+        last_qty=f.dec("l"),
+        cum_qty=f.dec("z"),
+        last_price=f.dec("L"),
+        commission=f.dec("n"),
+        commission_asset=f.opt_str("N"),
+        transaction_time_ms=f.int_("T"),
+        trade_id=None if trade_id < 0 else TradeId(trade_id),
+        is_maker=f.bool_("m"),
+        cum_quote=f.dec("Z"),
+        last_quote=f.dec("Y"),
+        is_working=f.bool_("w"),
+        creation_time_ms=f.int_("O"),
+        expiry_reason=f.opt_str("eR"),
+        subscription_id=subscription_id,
+    )
+
+
+def _account_position(f: _Fields) -> AccountPosition:
+    entries = f.data.get("B")
+    if not isinstance(entries, list):
+        raise f.bad("field 'B' must be a list")
+    balances = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise f.bad("balance entries must be objects")
+        e = _Fields(entry, f.raw)
+        balances.append(BalanceEntry(e.str_("a"), e.dec("f"), e.dec("l")))
+    return AccountPosition(f.int_("E"), f.int_("u"), tuple(balances))
+
+
+def _event(event: Mapping[str, Any], subscription_id: int | None, raw: bytes | str) -> UserDataReport:
+    f = _Fields(event, raw)
+    kind = f.str_("e")
+    if kind == "executionReport":
+        return _execution_report(f, subscription_id)
+    if kind == "outboundAccountPosition":
+        return _account_position(f)
+    if kind == "balanceUpdate":
+        return BalanceUpdate(f.int_("E"), f.str_("a"), f.dec("d", signed=True), f.int_("T"))
+    if kind == "eventStreamTerminated":
+        return StreamTerminated(f.int_("E"), subscription_id)
+    if kind == "serverShutdown":
+        return ServerShutdown(f.int_("E"))
+    when = event.get("E")
+    return UnknownEvent(kind, when if type(when) is int else None)
+
+
+def _api_response(frame: Mapping[str, Any], raw: bytes | str) -> ApiResponse:
+    f = _Fields(frame, raw)
+    status = f.int_("status")
+    request_id = frame.get("id")
+    error = frame.get("error")
+    code: int | None = None
+    message: str | None = None
+    if isinstance(error, dict):
+        e = _Fields(error, raw)
+        code = e.int_("code") if "code" in error else None
+        message = e.opt_str("msg")
+    return ApiResponse(None if request_id is None else str(request_id)[:64], status, code, message)
+
+
+def parse_user_data(raw: bytes | str) -> UserDataReport:
+    """Parse one user-data frame (wrapped or not) into a typed report.
+
+    Raises:
+        BadFrame: for anything that is not a well-formed frame; never any other exception.
+    """
+    try:
+        frame = orjson.loads(raw)
+    except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+        raise BadFrame(f"not JSON ({type(exc).__name__})", raw if isinstance(raw, bytes | str) else b"") from None
+    if not isinstance(frame, dict):
+        raise BadFrame("not a JSON object", raw)
+    if "status" in frame and "id" in frame and "e" not in frame:
+        return _api_response(frame, raw)
+    if "event" in frame:
+        event = frame["event"]
+        sub = frame.get("subscriptionId")
+        if not isinstance(event, dict):
+            raise BadFrame("'event' must be an object", raw)
+        if sub is not None and type(sub) is not int:
+            raise BadFrame("'subscriptionId' must be an integer", raw)
+        return _event(event, sub, raw)
+    if "e" in frame:
+        return _event(frame, None, raw)  # Binance.US listenKey streams send events unwrapped
+    raise BadFrame("neither an event nor a response", raw)

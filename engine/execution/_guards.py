@@ -1,0 +1,118 @@
+"""Market guards for the fallback: the slippage bound and the volatility trigger. Pure; time passed in."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from engine.domain import Side
+
+__all__ = ["Book", "SlippageAction", "SlippageDecision", "VolatilityMonitor", "check_slippage", "slippage_bound"]
+
+
+@dataclass(frozen=True, slots=True)
+class Book:
+    """Best bid and ask (bookTicker) at `time_ms`; either side may be missing on an empty book."""
+
+    bid: Decimal | None
+    ask: Decimal | None
+    time_ms: int
+
+    @property
+    def mid(self) -> Decimal | None:
+        """(bid + ask) / 2, or the one side there is."""
+        if self.bid is not None and self.ask is not None:
+            return (self.bid + self.ask) / 2
+        return self.bid if self.bid is not None else self.ask
+
+    def taker_price(self, side: Side) -> Decimal | None:
+        """The price a marketable order of `side` meets first (ask for a buy, bid for a sell)."""
+        return self.ask if side is Side.BUY else self.bid
+
+    def maker_price(self, side: Side) -> Decimal | None:
+        """The best price on the order's own side (bid for a buy, ask for a sell)."""
+        return self.bid if side is Side.BUY else self.ask
+
+
+class SlippageAction(StrEnum):
+    """What to do when the market is beyond the slippage bound."""
+
+    REFUSE = "refuse"
+    """Send no fallback; report the remainder."""
+    CAP = "cap"
+    """Send the fallback as an IOC limit at the bound: it fills only what is within the bound."""
+
+
+@dataclass(frozen=True, slots=True)
+class SlippageDecision:
+    """The slippage guard's verdict."""
+
+    allowed: bool
+    capped: bool
+    bound: Decimal
+    current: Decimal | None
+    slippage: Decimal | None
+    """(current − reference) / reference, signed so that positive is worse for the order's side."""
+    reason: str | None
+
+
+def slippage_bound(side: Side, reference: Decimal, max_slippage: Decimal) -> Decimal:
+    """The worst acceptable price: reference·(1 + max) for a buy, reference·(1 − max) for a sell."""
+    return reference * (1 + max_slippage) if side is Side.BUY else reference * (1 - max_slippage)
+
+
+def check_slippage(
+    side: Side, reference: Decimal, book: Book, max_slippage: Decimal, action: SlippageAction
+) -> SlippageDecision:
+    """Compare the book with the reference price (the request's limit price, or the mid at request time)."""
+    bound = slippage_bound(side, reference, max_slippage)
+    current = book.taker_price(side)
+    if current is None:
+        return SlippageDecision(False, False, bound, None, None, "no price on the book to compare with")
+    slippage = (current - reference) / reference if side is Side.BUY else (reference - current) / reference
+    if slippage <= max_slippage:
+        return SlippageDecision(True, False, bound, current, slippage, None)
+    reason = f"market {current} is {slippage:.4%} from reference {reference}, beyond {max_slippage:.4%}"
+    if action is SlippageAction.CAP:
+        return SlippageDecision(True, True, bound, current, slippage, f"{reason}; capped at {bound}")
+    return SlippageDecision(False, False, bound, current, slippage, f"{reason}; refused")
+
+
+class VolatilityMonitor:
+    """Has the price moved more than `threshold` (a fraction, 0.02 = 2 %) within `window_ms`?
+
+    Fed with (ms, price) observations from the price feed; the move is (max − min) / min over the window.
+    """
+
+    def __init__(self, window_ms: int, threshold: Decimal) -> None:
+        if window_ms <= 0 or threshold <= 0:
+            raise ValueError("window_ms and threshold must be > 0")
+        self._window_ms = window_ms
+        self._threshold = threshold
+        self._points: deque[tuple[int, Decimal]] = deque()
+
+    def observe(self, time_ms: int, price: Decimal) -> None:
+        """Add one observation (out-of-order ones older than the newest are dropped)."""
+        if price <= 0 or (self._points and time_ms < self._points[-1][0]):
+            return
+        self._points.append((time_ms, price))
+        self._prune(time_ms)
+
+    def _prune(self, now_ms: int) -> None:
+        while self._points and self._points[0][0] < now_ms - self._window_ms:
+            self._points.popleft()
+
+    def move(self, now_ms: int) -> Decimal:
+        """The relative range of prices seen within the window ending at `now_ms`."""
+        self._prune(now_ms)
+        if len(self._points) < 2:
+            return Decimal(0)
+        prices = [p for _, p in self._points]
+        low = min(prices)
+        return (max(prices) - low) / low
+
+    def triggered(self, now_ms: int) -> bool:
+        """True when the move within the window exceeds the threshold."""
+        return self.move(now_ms) > self._threshold

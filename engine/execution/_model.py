@@ -1,0 +1,281 @@
+"""Messages of the execution plan: configuration, order specs, events in, commands out, and the result."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+from engine.domain import (
+    ClientOrderId,
+    FallbackKind,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Priority,
+    RequestId,
+    Side,
+    Symbol,
+    TimeInForce,
+    TradeId,
+    TradeStatus,
+)
+from engine.exchange import ExchangeError
+from engine.execution._guards import Book, SlippageAction
+
+__all__ = [
+    "CancelFailed",
+    "CancelOrder",
+    "ExecutionCommand",
+    "ExecutionConfig",
+    "ExecutionEvent",
+    "ExecutionResult",
+    "LegAcked",
+    "LegClosed",
+    "LegFailed",
+    "LegFilled",
+    "LegNotCreated",
+    "LegResult",
+    "OrderSpec",
+    "PlaceOrder",
+    "PriceSource",
+    "PriceUpdate",
+    "ReportResult",
+    "ResultReason",
+    "Tick",
+]
+
+
+class PriceSource(StrEnum):
+    """Where the limit price comes from when the request has none."""
+
+    MAKER = "maker"
+    """Best price on the order's own side (bid for a buy): rests on the book, pays maker fees."""
+    TAKER = "taker"
+    """Best price on the other side (ask for a buy): crosses the spread, fills at once if it can."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionConfig:
+    """Policy knobs of the limit → fallback execution (per engine; a request may override two of them)."""
+
+    limit_timeout_ms: int = 30_000
+    fallback: FallbackKind = FallbackKind.MARKET
+    max_slippage: Decimal = Decimal("0.01")
+    slippage_action: SlippageAction = SlippageAction.REFUSE
+    price_source: PriceSource = PriceSource.MAKER
+    max_fallback_attempts: int = 3
+    """Placements of the fallback in total; a re-placement happens only when nothing was executed."""
+    retry_delay_ms: int = 1_000
+    """Wait before re-placing after a retry-later failure without Retry-After."""
+    cancel_retry_ms: int = 2_000
+    """Wait before re-sending a cancel that failed for a transient reason."""
+    fallback_after_external_cancel: bool = False
+    """If the limit is canceled outside the engine, still send the fallback (default: stop and say so)."""
+
+    def __post_init__(self) -> None:
+        if self.limit_timeout_ms < 0 or self.max_fallback_attempts < 1 or self.max_slippage < 0:
+            raise ValueError("limit_timeout_ms ≥ 0, max_fallback_attempts ≥ 1 and max_slippage ≥ 0 required")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSpec:
+    """Everything the gateway needs to send one order."""
+
+    client_order_id: ClientOrderId
+    symbol: Symbol
+    side: Side
+    order_type: OrderType
+    quantity: Decimal
+    price: Decimal | None
+    time_in_force: TimeInForce | None
+    role: OrderRole
+    priority: Priority
+    parent_client_order_id: ClientOrderId | None = None
+
+
+# ---- commands -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    """Send `spec` (write its intent first)."""
+
+    spec: OrderSpec
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    """Cancel the order by client order id, at cancel priority."""
+
+    client_order_id: ClientOrderId
+    symbol: Symbol
+    reason: str
+    priority: Priority = Priority.CANCEL
+
+
+class ResultReason(StrEnum):
+    """Why the execution ended as it did (machine-readable)."""
+
+    FILLED = "filled"
+    REFUSED_FILTER = "filter_failure"
+    REFUSED_NO_PRICE = "no_price"
+    LIMIT_REJECTED = "limit_rejected"
+    CANCELED_EXTERNALLY = "canceled_externally"
+    FALLBACK_NONE = "fallback_none"
+    SLIPPAGE_REFUSED = "slippage_refused"
+    DUST = "dust"
+    FALLBACK_REJECTED = "fallback_rejected"
+    FALLBACK_INCOMPLETE = "fallback_incomplete"
+    STOP_TRADING = "stop_trading"
+
+
+@dataclass(frozen=True, slots=True)
+class LegResult:
+    """One order of the execution."""
+
+    client_order_id: ClientOrderId
+    role: OrderRole
+    order_type: OrderType
+    quantity: Decimal
+    price: Decimal | None
+    filled: Decimal
+    quote_filled: Decimal
+    status: OrderStatus
+    error: str | None = None
+
+    @property
+    def average_price(self) -> Decimal | None:
+        """Quote / base over what this leg filled."""
+        return self.quote_filled / self.filled if self.filled > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    """The outcome of one request: both legs, totals, what is left and why."""
+
+    request_id: RequestId
+    status: TradeStatus
+    requested: Decimal
+    filled: Decimal
+    average_price: Decimal | None
+    fees: Mapping[str, Decimal]
+    remainder: Decimal
+    """`requested − filled`: never silently dropped."""
+    dust: bool
+    """True when the remainder is below what the exchange accepts (step, min qty, min notional)."""
+    legs: tuple[LegResult, ...]
+    reason: ResultReason
+    detail: str
+    slippage_capped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReportResult:
+    """The execution is over: store and announce `result`."""
+
+    result: ExecutionResult
+
+
+ExecutionCommand = PlaceOrder | CancelOrder | ReportResult
+
+
+# ---- events ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LegAcked:
+    """The exchange acknowledged a leg."""
+
+    client_order_id: ClientOrderId
+
+
+@dataclass(frozen=True, slots=True)
+class LegFilled:
+    """A fill of a leg (as applied by the order state machine; duplicates are ignored here too)."""
+
+    client_order_id: ClientOrderId
+    trade_id: TradeId
+    quantity: Decimal
+    price: Decimal
+    commission: Decimal = Decimal(0)
+    commission_asset: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LegClosed:
+    """A leg reached a terminal status. `cum_qty`/`cum_quote` are the exchange's cumulative figures
+    (`OrderState.amount − OrderState.remaining`), so the remainder is right even before missing fills
+    have been fetched."""
+
+    client_order_id: ClientOrderId
+    status: OrderStatus
+    cum_qty: Decimal
+    cum_quote: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class LegFailed:
+    """Creating a leg failed definitively (rejected, retry later, stop trading). Unknown outcomes are not
+    reported here: the resolver reports `LegAcked` or `LegNotCreated`."""
+
+    client_order_id: ClientOrderId
+    error: ExchangeError
+
+
+@dataclass(frozen=True, slots=True)
+class LegNotCreated:
+    """The resolver concluded the leg was never created: it is re-sent with the same client order id."""
+
+    client_order_id: ClientOrderId
+
+
+@dataclass(frozen=True, slots=True)
+class CancelFailed:
+    """A cancel of a leg failed."""
+
+    client_order_id: ClientOrderId
+    error: ExchangeError
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passed (from the clock/ticker actor)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PriceUpdate:
+    """The latest book of the pair; `volatile` from the pair's `VolatilityMonitor`."""
+
+    book: Book
+    volatile: bool = False
+
+
+ExecutionEvent = LegAcked | LegFilled | LegClosed | LegFailed | LegNotCreated | CancelFailed | Tick | PriceUpdate
+
+
+@dataclass(slots=True)
+class _Leg:
+    spec: OrderSpec
+    fills: dict[TradeId, tuple[Decimal, Decimal]] = field(default_factory=dict)  # qty, quote
+    fees: dict[str, Decimal] = field(default_factory=dict)
+    closed: OrderStatus | None = None
+    cum_qty: Decimal = Decimal(0)
+    cum_quote: Decimal = Decimal(0)
+    error: str | None = None
+
+    @property
+    def filled(self) -> Decimal:
+        return max(self.cum_qty, sum((q for q, _ in self.fills.values()), Decimal(0)))
+
+    @property
+    def quote(self) -> Decimal:
+        return max(self.cum_quote, sum((v for _, v in self.fills.values()), Decimal(0)))
+
+    def result(self) -> LegResult:
+        status = self.closed or (OrderStatus.REJECTED if self.error else OrderStatus.OPEN)
+        return LegResult(
+            self.spec.client_order_id, self.spec.role, self.spec.order_type, self.spec.quantity,
+            self.spec.price, self.filled, self.quote, status, self.error,
+        )  # fmt: skip

@@ -1,0 +1,401 @@
+"""The execution plan of one request: limit first, then the exact remainder as a fallback. Pure.
+
+```
+ start ──(filters fail)─────────────────────────────────────────────────────────────► DONE (refused)
+   │ PlaceOrder(limit)                         limit FILLED
+   ▼                                   ┌────────────────────────────────────────────► DONE (filled)
+ LIMIT_WORKING ──timeout / volatile──► CANCELING ──cancel confirmed / expired──┐
+   │  │ PERCENT_PRICE rejection                                                ▼
+   │  └──────────────────────────────────────────────────────────────► fallback step ──► DONE (dust,
+   │ canceled outside the engine (stop, or fallback if configured)     │  slippage refused, none)
+   ▼                                                                   │ PlaceOrder(market | IOC at bound)
+ DONE (canceled_externally)                                            ▼
+                                   FALLBACK_WAIT ◄──retry later── FALLBACK_WORKING ──closed──► DONE
+                                        └──────────── re-place (new leg id) ──┘   rejected ──► DONE
+```
+
+The remainder is `requested − the limit's cumulative quantity at the exchange` rounded DOWN to the lot
+step, so limit fills plus fallback fills never exceed the request; what cannot be sent (below the step,
+the minimum quantity or the minimum notional) is reported as dust, never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from enum import StrEnum
+
+from loguru import logger
+
+from engine.domain import (
+    FallbackKind,
+    OrderRequest,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Priority,
+    Side,
+    TimeInForce,
+)
+from engine.domain import TradeStatus as TS
+from engine.exchange import (
+    ExchangeError,
+    FilterRejected,
+    OrderNotFound,
+    OutcomeUnknown,
+    RetryLater,
+    StopTrading,
+    client_order_id,
+)
+from engine.execution._guards import Book, check_slippage
+from engine.execution._model import (
+    CancelFailed,
+    CancelOrder,
+    ExecutionCommand,
+    ExecutionConfig,
+    ExecutionEvent,
+    ExecutionResult,
+    LegAcked,
+    LegClosed,
+    LegFailed,
+    LegFilled,
+    LegNotCreated,
+    OrderSpec,
+    PlaceOrder,
+    PriceSource,
+    PriceUpdate,
+    ReportResult,
+    ResultReason,
+    Tick,
+    _Leg,
+)
+from engine.execution._rules import SymbolRules
+
+__all__ = ["ExecutionPlan", "Phase", "choose_limit_price"]
+
+_SIZE_FILTERS = frozenset({"LOT_SIZE", "MARKET_LOT_SIZE", "NOTIONAL", "MIN_NOTIONAL"})
+
+
+def choose_limit_price(side: Side, book: Book, source: PriceSource) -> Decimal | None:
+    """The limit price for a request without one: the best bid/ask on the configured side of the book."""
+    return book.maker_price(side) if source is PriceSource.MAKER else book.taker_price(side)
+
+
+class Phase(StrEnum):
+    """Where the plan stands."""
+
+    LIMIT_WORKING = "limit_working"
+    CANCELING = "canceling"
+    FALLBACK_WAIT = "fallback_wait"
+    FALLBACK_WORKING = "fallback_working"
+    DONE = "done"
+
+
+@dataclass(slots=True)
+class _Timer:
+    at_ms: int
+    what: str  # "limit_timeout" | "cancel_retry" | "fallback_retry"
+
+
+class ExecutionPlan:
+    """State machine for one request. Create with `ExecutionPlan.start`; feed events to `handle`."""
+
+    def __init__(self, request: OrderRequest, rules: SymbolRules, config: ExecutionConfig, requested: Decimal) -> None:
+        self.request = request
+        self.rules = rules
+        self.config = config
+        self.requested = requested
+        """The amount rounded down to the lot step (what can be traded)."""
+        self.phase = Phase.LIMIT_WORKING
+        self.reference_price: Decimal | None = None
+        self.book: Book | None = None
+        self._legs: list[_Leg] = []
+        self._timer: _Timer | None = None
+        self._fallback_attempts = 0
+        self._capped = False
+        self._retry = (FallbackKind.MARKET, OrderRole.FALLBACK)  # what a retry-later re-placement sends
+        self.result: ExecutionResult | None = None
+
+    # ---- construction -------------------------------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        request: OrderRequest,
+        rules: SymbolRules,
+        book: Book,
+        now_ms: int,
+        config: ExecutionConfig | None = None,
+        *,
+        volatile: bool = False,
+    ) -> tuple[ExecutionPlan, list[ExecutionCommand]]:
+        """Plan a request: check the filters and place the limit (or, for a market request or a volatile
+        market, go straight to the fallback step)."""
+        config = config or ExecutionConfig()
+        if request.limit_timeout_s is not None:
+            config = replace(config, limit_timeout_ms=int(request.limit_timeout_s * 1000))
+        if request.fallback is not None:
+            config = replace(config, fallback=request.fallback)
+        market = request.order_type is OrderType.MARKET
+        plan = cls(request, rules, config, rules.floor_qty(request.amount, market=market))
+        plan.book = book
+        plan.reference_price = request.price if request.price is not None else book.mid
+        if market:
+            return plan, plan._place_remainder(kind=FallbackKind.MARKET, role=OrderRole.PRIMARY)
+        if volatile and config.fallback is not FallbackKind.NONE:
+            # the market is moving: skip the limit's wait, go straight to the bounded fallback
+            return plan, plan._place_remainder(kind=config.fallback, role=OrderRole.PRIMARY)
+        price = request.price if request.price is not None else choose_limit_price(
+            request.side, book, config.price_source)  # fmt: skip
+        if price is None:
+            return plan, plan._finish(ResultReason.REFUSED_NO_PRICE, "no price given and the book is empty")
+        price = rules.round_price(price, request.side)
+        violation = rules.check(side=request.side, quantity=plan.requested, price=price, reference_price=book.mid)
+        if violation is not None:
+            dust = violation.filter_name in _SIZE_FILTERS
+            return plan, plan._finish(ResultReason.REFUSED_FILTER, str(violation), dust=dust)
+        limit_type = OrderType.LIMIT_MAKER if request.order_type is OrderType.LIMIT_MAKER else OrderType.LIMIT
+        spec = OrderSpec(
+            client_order_id=client_order_id(request.idempotency_key),
+            symbol=rules.symbol,
+            side=request.side,
+            order_type=limit_type,
+            quantity=plan.requested,
+            price=price,
+            time_in_force=None if limit_type is OrderType.LIMIT_MAKER else request.time_in_force,
+            role=OrderRole.PRIMARY,
+            priority=request.priority,
+        )
+        plan._legs.append(_Leg(spec))
+        plan._timer = _Timer(now_ms + config.limit_timeout_ms, "limit_timeout")
+        return plan, [PlaceOrder(spec)]
+
+    # ---- queries ------------------------------------------------------------------------------------------
+
+    @property
+    def next_deadline_ms(self) -> int | None:
+        """When the plan next wants a `Tick` (None when it waits only for exchange events)."""
+        return None if self._timer is None or self.phase is Phase.DONE else self._timer.at_ms
+
+    @property
+    def filled(self) -> Decimal:
+        """Total filled over all legs (exchange cumulative where known)."""
+        return sum((leg.filled for leg in self._legs), Decimal(0))
+
+    def leg_ids(self) -> tuple[str, ...]:
+        """Client order ids of every leg, in order."""
+        return tuple(leg.spec.client_order_id for leg in self._legs)
+
+    def _leg(self, cid: str) -> _Leg | None:
+        return next((leg for leg in self._legs if leg.spec.client_order_id == cid), None)
+
+    # ---- events -------------------------------------------------------------------------------------------
+
+    def handle(self, event: ExecutionEvent, now_ms: int) -> list[ExecutionCommand]:
+        """Apply one event at `now_ms`; return the commands to carry out. Never raises."""
+        if isinstance(event, PriceUpdate):
+            self.book = event.book
+            if event.volatile and self.phase is Phase.LIMIT_WORKING and self._legs:
+                return self._cancel_primary("volatility spike: skipping the wait")
+            return []
+        if isinstance(event, Tick):
+            return self._on_tick(now_ms)
+        leg = self._leg(event.client_order_id)
+        if leg is None:
+            logger.warning("event for unknown leg {cid} ignored", cid=event.client_order_id)
+            return []
+        if isinstance(event, LegFilled):
+            known = sum((q for q, _ in leg.fills.values()), Decimal(0))
+            if event.trade_id not in leg.fills and known + event.quantity <= leg.spec.quantity:
+                leg.fills[event.trade_id] = (event.quantity, event.quantity * event.price)
+                if event.commission > 0:
+                    leg.fees[event.commission_asset] = leg.fees.get(event.commission_asset, Decimal(0)) + (
+                        event.commission)  # fmt: skip
+            return []
+        if self.phase is Phase.DONE:
+            return []
+        if isinstance(event, LegAcked):
+            return []
+        if isinstance(event, LegClosed):
+            return self._on_closed(leg, event, now_ms)
+        if isinstance(event, LegFailed):
+            return self._on_failed(leg, event.error, now_ms)
+        if isinstance(event, LegNotCreated):
+            if leg.closed is not None or leg is not self._legs[-1]:
+                return []
+            if self.phase is Phase.CANCELING:
+                # we were canceling a limit that never existed: nothing filled, go on to the fallback
+                return self._on_closed(leg, LegClosed(leg.spec.client_order_id, OrderStatus.CANCELED, Decimal(0)),
+                                       now_ms)  # fmt: skip
+            return [PlaceOrder(leg.spec)]  # same client order id: safe, the first never existed
+        if isinstance(event, CancelFailed):
+            if isinstance(event.error, OrderNotFound | StopTrading):
+                return []  # gone (filled or canceled): its LegClosed follows from the status lookup
+            self._timer = _Timer(now_ms + self.config.cancel_retry_ms, "cancel_retry")
+        return []
+
+    def _on_tick(self, now_ms: int) -> list[ExecutionCommand]:
+        timer = self._timer
+        if timer is None or now_ms < timer.at_ms or self.phase is Phase.DONE:
+            return []
+        self._timer = None
+        if timer.what == "limit_timeout" and self.phase is Phase.LIMIT_WORKING:
+            return self._cancel_primary("limit timeout")
+        if timer.what == "cancel_retry" and self.phase is Phase.CANCELING:
+            return self._cancel_primary("retrying the cancel")
+        if timer.what == "fallback_retry" and self.phase is Phase.FALLBACK_WAIT:
+            kind, role = self._retry
+            return self._place_remainder(kind=kind, role=role)
+        return []
+
+    def _cancel_primary(self, reason: str) -> list[ExecutionCommand]:
+        primary = self._legs[0]
+        self.phase = Phase.CANCELING
+        self._timer = None
+        return [CancelOrder(primary.spec.client_order_id, primary.spec.symbol, reason)]
+
+    def _on_closed(self, leg: _Leg, event: LegClosed, now_ms: int) -> list[ExecutionCommand]:
+        leg.closed = event.status
+        # FILLED means all of it, whatever fills are still on their way
+        cum = leg.spec.quantity if event.status is OrderStatus.FILLED else min(event.cum_qty, leg.spec.quantity)
+        leg.cum_qty = max(leg.cum_qty, cum)
+        leg.cum_quote = max(leg.cum_quote, event.cum_quote)
+        if leg is not self._legs[-1]:
+            return []  # an old leg closing late: its quantity is already in the totals
+        if self.filled >= self.requested:
+            return self._finish(ResultReason.FILLED, "filled")
+        if event.status is OrderStatus.REJECTED:
+            return self._on_failed(leg, ExchangeError("rejected by the exchange"), now_ms)
+        if leg.spec.role is OrderRole.PRIMARY and self._fallback_attempts == 0 and leg.spec.order_type is not (
+                OrderType.MARKET):  # fmt: skip
+            external = self.phase is Phase.LIMIT_WORKING and event.status is OrderStatus.CANCELED
+            if external and not self.config.fallback_after_external_cancel:
+                return self._finish(ResultReason.CANCELED_EXTERNALLY, "limit order canceled outside the engine; "
+                                    "fallback not sent")  # fmt: skip
+            # our cancel confirmed, or the exchange expired the limit (IOC/FOK, or by its own rules)
+            return self._place_remainder(kind=self.config.fallback, role=OrderRole.FALLBACK)
+        # a market / IOC leg that expired with a remainder: liquidity or the slippage bound ran out
+        why = "IOC at the slippage bound" if leg.spec.order_type is OrderType.LIMIT else "market order"
+        return self._finish(ResultReason.FALLBACK_INCOMPLETE, f"{why} {event.status.value} with a remainder")
+
+    def _on_failed(self, leg: _Leg, error: ExchangeError, now_ms: int) -> list[ExecutionCommand]:
+        if isinstance(error, OutcomeUnknown):
+            return []  # the resolver owns it; LegAcked or LegNotCreated follows
+        leg.error = f"{type(error).__name__}: {error}"
+        leg.closed = OrderStatus.REJECTED
+        is_primary_limit = leg.spec.role is OrderRole.PRIMARY and leg.spec.order_type is not OrderType.MARKET
+        if is_primary_limit and self._fallback_attempts == 0:
+            if isinstance(error, FilterRejected) and error.is_percent_price:
+                # the market ran away from the limit price: the volatility case, go to the fallback now
+                return self._place_remainder(kind=self.config.fallback, role=OrderRole.FALLBACK)
+            reason = ResultReason.STOP_TRADING if isinstance(error, StopTrading) else ResultReason.LIMIT_REJECTED
+            return self._finish(reason, leg.error)
+        if isinstance(error, RetryLater) and self._fallback_attempts < self.config.max_fallback_attempts:
+            # nothing was executed: safe to place again (with a new leg id) once the exchange allows
+            wait_ms = self.config.retry_delay_ms
+            if error.retry_after_s is not None:
+                wait_ms = max(wait_ms, int(error.retry_after_s * 1000))
+            self.phase = Phase.FALLBACK_WAIT
+            # re-place the same kind of order; the slippage guard runs again on the book of that moment
+            if leg.spec.order_type is OrderType.MARKET or self.config.fallback is FallbackKind.NONE:
+                kind = FallbackKind.MARKET if leg.spec.order_type is OrderType.MARKET else FallbackKind.IOC_LIMIT
+            else:
+                kind = self.config.fallback
+            self._retry = (kind, OrderRole.FALLBACK)
+            self._timer = _Timer(now_ms + wait_ms, "fallback_retry")
+            return []
+        reason = ResultReason.STOP_TRADING if isinstance(error, StopTrading) else ResultReason.FALLBACK_REJECTED
+        return self._finish(reason, leg.error)
+
+    # ---- the fallback step --------------------------------------------------------------------------------
+
+    def _place_remainder(self, *, kind: FallbackKind, role: OrderRole) -> list[ExecutionCommand]:
+        remainder = self.requested - self.filled
+        if remainder <= 0:
+            return self._finish(ResultReason.FILLED, "filled")
+        if kind is FallbackKind.NONE:
+            return self._finish(ResultReason.FALLBACK_NONE, "limit not filled in time; no fallback configured")
+        book = self.book
+        reference = self.reference_price
+        side = self.request.side
+        if book is None or reference is None:
+            return self._finish(ResultReason.REFUSED_NO_PRICE, "no reference price for the slippage guard")
+        decision = check_slippage(side, reference, book, self.config.max_slippage, self.config.slippage_action)
+        if not decision.allowed:
+            return self._finish(ResultReason.SLIPPAGE_REFUSED, decision.reason or "slippage")
+        self._capped = self._capped or decision.capped
+        price: Decimal | None
+        tif: TimeInForce | None
+        if decision.capped or kind is FallbackKind.IOC_LIMIT:
+            # a marketable IOC limit at the bound: fills what is within the bound, the rest expires
+            order_type, price, tif = OrderType.LIMIT, self.rules.round_price(decision.bound, side), TimeInForce.IOC
+            quantity = self.rules.floor_qty(remainder)
+            average = book.mid  # stands for Binance's average price in PERCENT_PRICE(_BY_SIDE)
+        else:
+            order_type, price, tif = OrderType.MARKET, None, None
+            quantity = self.rules.floor_qty(remainder, market=True)
+            average = decision.current  # what the market order's notional is judged at
+        violation = self.rules.check(side=side, quantity=quantity, price=price, reference_price=average)
+        if violation is not None or quantity <= 0:
+            size = violation is None or violation.filter_name in _SIZE_FILTERS
+            reason = ResultReason.DUST if size else ResultReason.REFUSED_FILTER
+            return self._finish(reason, f"remainder {remainder} not tradable: {violation or 'below the step'}",
+                                dust=size)  # fmt: skip
+        self._fallback_attempts += 1
+        primary = self._legs[0].spec.client_order_id if self._legs else None
+        spec = OrderSpec(
+            client_order_id=client_order_id(self.request.idempotency_key, fallback=self._fallback_attempts)
+            if role is OrderRole.FALLBACK else client_order_id(self.request.idempotency_key),
+            symbol=self.rules.symbol,
+            side=side,
+            order_type=order_type,
+            quantity=quantity,
+            price=price,
+            time_in_force=tif,
+            role=role,
+            priority=Priority.FALLBACK if role is OrderRole.FALLBACK else self.request.priority,
+            parent_client_order_id=primary if role is OrderRole.FALLBACK else None,
+        )  # fmt: skip
+        self._legs.append(_Leg(spec))
+        self.phase = Phase.FALLBACK_WORKING
+        self._timer = None
+        return [PlaceOrder(spec)]
+
+    # ---- the end ------------------------------------------------------------------------------------------
+
+    def _finish(self, reason: ResultReason, detail: str, *, dust: bool = False) -> list[ExecutionCommand]:
+        self.phase = Phase.DONE
+        self._timer = None
+        filled = self.filled
+        quote = sum((leg.quote for leg in self._legs), Decimal(0))
+        fees: dict[str, Decimal] = {}
+        for leg in self._legs:
+            for asset, amount in leg.fees.items():
+                fees[asset] = fees.get(asset, Decimal(0)) + amount
+        remainder = self.request.amount - filled
+        # what the lot step cut off the request is dust too, even when everything tradable filled
+        dust = dust or (remainder > 0 and reason is ResultReason.FILLED)
+        if filled > 0 and (remainder == 0 or (dust and reason in (ResultReason.FILLED, ResultReason.DUST))):
+            status = TS.FILLED
+        elif filled > 0:
+            status = TS.PARTIAL
+        elif reason in (ResultReason.REFUSED_FILTER, ResultReason.REFUSED_NO_PRICE, ResultReason.LIMIT_REJECTED,
+                        ResultReason.STOP_TRADING, ResultReason.FALLBACK_REJECTED):  # fmt: skip
+            status = TS.FAILED
+        else:
+            status = TS.CANCELED
+        self.result = ExecutionResult(
+            request_id=self.request.request_id,
+            status=status,
+            requested=self.request.amount,
+            filled=filled,
+            average_price=quote / filled if filled > 0 else None,
+            fees=fees,
+            remainder=remainder,
+            dust=dust,
+            legs=tuple(leg.result() for leg in self._legs),
+            reason=reason,
+            detail=detail,
+            slippage_capped=self._capped,
+        )
+        return [ReportResult(self.result)]

@@ -1,0 +1,239 @@
+"""A symbol's trading rules from exchangeInfo, and the pre-trade filter checks (binance-spot.md §3).
+
+Checking before sending turns an exchange rejection (-1013, which Freqtrade once retried forever: "immortal
+dust trade", #12322) into a clear refusal with the filter's name, and costs no request weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from engine.domain import Side, Symbol
+
+__all__ = ["PercentPrice", "SymbolRules", "Violation"]
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """A filter the order would fail, with a human-readable reason."""
+
+    filter_name: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.filter_name}: {self.reason}"
+
+
+class PercentPrice(BaseModel):
+    """PERCENT_PRICE(_BY_SIDE) multipliers around the average price (equal per side for PERCENT_PRICE)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    filter_name: str
+    bid_up: Decimal
+    bid_down: Decimal
+    ask_up: Decimal
+    ask_down: Decimal
+
+    def bounds(self, side: Side, average: Decimal) -> tuple[Decimal, Decimal]:
+        """(lowest, highest) price allowed for `side` around `average`."""
+        if side is Side.BUY:
+            return average * self.bid_down, average * self.bid_up
+        return average * self.ask_down, average * self.ask_up
+
+
+def _dec(data: Mapping[str, Any], key: str, default: Decimal | None = None) -> Decimal:
+    value = data.get(key)
+    if value is None:
+        if default is None:
+            raise ValueError(f"filter field {key!r} missing")
+        return default
+    try:
+        out = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"filter field {key!r} is not a decimal: {value!r}") from None
+    if not out.is_finite() or out < 0:
+        raise ValueError(f"filter field {key!r} must be finite and ≥ 0: {value!r}")
+    return out
+
+
+def _floor_to(value: Decimal, step: Decimal) -> Decimal:
+    if step <= 0:
+        return value
+    return (value / step).to_integral_value(rounding=ROUND_FLOOR) * step
+
+
+def _ceil_to(value: Decimal, step: Decimal) -> Decimal:
+    if step <= 0:
+        return value
+    return (value / step).to_integral_value(rounding=ROUND_CEILING) * step
+
+
+def _on_grid(value: Decimal, origin: Decimal, step: Decimal) -> bool:
+    return step <= 0 or (value - origin) % step == 0
+
+
+class SymbolRules(BaseModel):
+    """The filters of one symbol. A zero bound or step means "not enforced", as in Binance's own data."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    symbol: Symbol
+    status: str = "TRADING"
+    base_asset: str
+    quote_asset: str
+    order_types: frozenset[str] = frozenset({"LIMIT", "MARKET", "LIMIT_MAKER"})
+    tick_size: Decimal = _ZERO
+    min_price: Decimal = _ZERO
+    max_price: Decimal = _ZERO
+    step_size: Decimal = _ZERO
+    min_qty: Decimal = _ZERO
+    max_qty: Decimal = _ZERO
+    market_step_size: Decimal = _ZERO
+    market_min_qty: Decimal = _ZERO
+    market_max_qty: Decimal = _ZERO
+    min_notional: Decimal = _ZERO
+    max_notional: Decimal = _ZERO
+    min_notional_filter: str = "NOTIONAL"
+    apply_min_to_market: bool = True
+    apply_max_to_market: bool = False
+    percent_price: PercentPrice | None = None
+
+    @classmethod
+    def from_exchange_info(cls, data: Mapping[str, Any]) -> SymbolRules:
+        """Parse one element of exchangeInfo's `symbols`.
+
+        Raises:
+            ValueError: when a field the engine needs is missing or malformed.
+        """
+        try:
+            fields: dict[str, Any] = {
+                "symbol": Symbol(str(data["symbol"])),
+                "status": str(data.get("status", "TRADING")),
+                "base_asset": str(data["baseAsset"]),
+                "quote_asset": str(data["quoteAsset"]),
+            }
+        except KeyError as exc:
+            raise ValueError(f"exchangeInfo symbol lacks {exc}") from None
+        if isinstance(data.get("orderTypes"), list):
+            fields["order_types"] = frozenset(str(t) for t in data["orderTypes"])
+        for f in data.get("filters") or []:
+            kind = f.get("filterType") if isinstance(f, Mapping) else None
+            if kind == "PRICE_FILTER":
+                fields |= {"tick_size": _dec(f, "tickSize"), "min_price": _dec(f, "minPrice"),
+                           "max_price": _dec(f, "maxPrice")}  # fmt: skip
+            elif kind == "LOT_SIZE":
+                fields |= {"step_size": _dec(f, "stepSize"), "min_qty": _dec(f, "minQty"),
+                           "max_qty": _dec(f, "maxQty")}  # fmt: skip
+            elif kind == "MARKET_LOT_SIZE":
+                fields |= {"market_step_size": _dec(f, "stepSize"), "market_min_qty": _dec(f, "minQty"),
+                           "market_max_qty": _dec(f, "maxQty")}  # fmt: skip
+            elif kind == "NOTIONAL":
+                fields |= {
+                    "min_notional": _dec(f, "minNotional"),
+                    "max_notional": _dec(f, "maxNotional", _ZERO),
+                    "min_notional_filter": "NOTIONAL",
+                    "apply_min_to_market": bool(f.get("applyMinToMarket", True)),
+                    "apply_max_to_market": bool(f.get("applyMaxToMarket", False)),
+                }
+            elif kind == "MIN_NOTIONAL":
+                fields |= {"min_notional": _dec(f, "minNotional"), "min_notional_filter": "MIN_NOTIONAL",
+                           "apply_min_to_market": bool(f.get("applyToMarket", True))}  # fmt: skip
+            elif kind == "PERCENT_PRICE_BY_SIDE":
+                fields["percent_price"] = PercentPrice(
+                    filter_name=kind, bid_up=_dec(f, "bidMultiplierUp"), bid_down=_dec(f, "bidMultiplierDown"),
+                    ask_up=_dec(f, "askMultiplierUp"), ask_down=_dec(f, "askMultiplierDown"))  # fmt: skip
+            elif kind == "PERCENT_PRICE" and "percent_price" not in fields:
+                up, down = _dec(f, "multiplierUp"), _dec(f, "multiplierDown")
+                fields["percent_price"] = PercentPrice(
+                    filter_name=kind, bid_up=up, bid_down=down, ask_up=up, ask_down=down
+                )
+        return cls(**fields)
+
+    @property
+    def is_trading(self) -> bool:
+        """True when the symbol accepts new orders."""
+        return self.status == "TRADING"
+
+    def round_price(self, price: Decimal, side: Side) -> Decimal:
+        """Round to the tick on the side that never pays more (buy: down) or receives less (sell: up)."""
+        origin = self.min_price if self.min_price > 0 else _ZERO
+        if side is Side.BUY:
+            return origin + _floor_to(price - origin, self.tick_size)
+        return origin + _ceil_to(price - origin, self.tick_size)
+
+    def floor_qty(self, qty: Decimal, *, market: bool = False) -> Decimal:
+        """Round a quantity DOWN to the lot step (and the market lot step for market orders)."""
+        out = _floor_to(qty, self.step_size)
+        if market:
+            out = _floor_to(out, self.market_step_size)
+        return max(out, _ZERO)
+
+    def min_tradable(self, price: Decimal, *, market: bool = False) -> Decimal:
+        """The smallest quantity that passes the quantity and min-notional filters at `price`."""
+        floor = max(self.min_qty, self.market_min_qty if market else _ZERO)
+        if self.min_notional > 0 and price > 0 and (not market or self.apply_min_to_market):
+            step = self.step_size if self.step_size > 0 else Decimal("1e-8")
+            floor = max(floor, _ceil_to(self.min_notional / price, step))
+        return floor
+
+    def check(
+        self, *, side: Side, quantity: Decimal, price: Decimal | None, reference_price: Decimal | None = None
+    ) -> Violation | None:
+        """The first filter a LIMIT (price given) or MARKET (price None) order would fail, or None.
+
+        `reference_price` stands for Binance's average price: used for a market order's notional and for
+        PERCENT_PRICE(_BY_SIDE); those checks are skipped when it is None.
+        """
+        if not self.is_trading:
+            return Violation("SYMBOL_STATUS", f"{self.symbol} is {self.status}, not TRADING")
+        market = price is None
+        if price is not None:
+            if price <= 0:
+                return Violation("PRICE_FILTER", f"price {price} must be > 0")
+            if self.min_price > 0 and price < self.min_price:
+                return Violation("PRICE_FILTER", f"price {price} below minPrice {self.min_price}")
+            if self.max_price > 0 and price > self.max_price:
+                return Violation("PRICE_FILTER", f"price {price} above maxPrice {self.max_price}")
+            if not _on_grid(price, self.min_price, self.tick_size):
+                return Violation("PRICE_FILTER", f"price {price} not a multiple of tickSize {self.tick_size}")
+        bad = self._check_lot("LOT_SIZE", quantity, self.min_qty, self.max_qty, self.step_size)
+        if bad is None and market:
+            bad = self._check_lot(
+                "MARKET_LOT_SIZE", quantity, self.market_min_qty, self.market_max_qty, self.market_step_size
+            )
+        if bad is not None:
+            return bad
+        notional_price = reference_price if market else price
+        if notional_price is not None:
+            notional = notional_price * quantity
+            if self.min_notional > 0 and (not market or self.apply_min_to_market) and notional < self.min_notional:
+                return Violation(self.min_notional_filter, f"notional {notional} below {self.min_notional}")
+            if self.max_notional > 0 and (not market or self.apply_max_to_market) and notional > self.max_notional:
+                return Violation("NOTIONAL", f"notional {notional} above {self.max_notional}")
+        if price is not None and reference_price is not None and self.percent_price is not None:
+            low, high = self.percent_price.bounds(side, reference_price)
+            if (low > 0 and price < low) or (high > 0 and price > high):
+                return Violation(
+                    self.percent_price.filter_name, f"price {price} outside [{low}, {high}] around {reference_price}"
+                )
+        return None
+
+    @staticmethod
+    def _check_lot(name: str, qty: Decimal, low: Decimal, high: Decimal, step: Decimal) -> Violation | None:
+        if qty <= 0:
+            return Violation(name, f"quantity {qty} must be > 0")
+        if low > 0 and qty < low:
+            return Violation(name, f"quantity {qty} below minQty {low}")
+        if high > 0 and qty > high:
+            return Violation(name, f"quantity {qty} above maxQty {high}")
+        if not _on_grid(qty, low, step):
+            return Violation(name, f"quantity {qty} not a multiple of stepSize {step}")
+        return None

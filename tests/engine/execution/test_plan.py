@@ -1,0 +1,368 @@
+"""The limit → fallback execution plan: scenarios and the quantity invariants (design.md invariant 2)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.domain import FallbackKind, OrderRole, OrderStatus, OrderType, Priority, Side, TimeInForce, TradeId
+from engine.domain import TradeStatus as TS
+from engine.exchange import (
+    FilterRejected,
+    InsufficientBalance,
+    OrderNotFound,
+    OutcomeUnknown,
+    RateLimited,
+    RetryLater,
+    client_order_id,
+)
+from engine.execution import (
+    Book,
+    CancelFailed,
+    CancelOrder,
+    ExecutionCommand,
+    ExecutionConfig,
+    ExecutionPlan,
+    ExecutionResult,
+    LegAcked,
+    LegClosed,
+    LegFailed,
+    LegFilled,
+    LegNotCreated,
+    Phase,
+    PlaceOrder,
+    PriceSource,
+    PriceUpdate,
+    ReportResult,
+    ResultReason,
+    SlippageAction,
+    Tick,
+    choose_limit_price,
+)
+from tests.engine.execution.conftest_data import BOOK, RULES, request
+
+D = Decimal
+PRIMARY = client_order_id("req-1")
+FALLBACK1 = client_order_id("req-1", fallback=1)
+CONFIG = ExecutionConfig(limit_timeout_ms=10_000, max_slippage=D("0.01"))
+
+
+def only(commands: list[ExecutionCommand], kind: type) -> object:
+    assert len(commands) == 1, commands
+    assert isinstance(commands[0], kind), commands
+    return commands[0]
+
+
+def result_of(commands: list[ExecutionCommand]) -> ExecutionResult:
+    report = only(commands, ReportResult)
+    assert isinstance(report, ReportResult)
+    return report.result
+
+
+def fill(cid: str, trade: int, qty: str, price: str = "50000") -> LegFilled:
+    return LegFilled(cid, TradeId(trade), D(qty), D(price), D("0.00001"), "BNB")  # type: ignore[arg-type]
+
+
+def started(config: ExecutionConfig = CONFIG, **kwargs: object) -> ExecutionPlan:
+    plan, commands = ExecutionPlan.start(request(**kwargs), RULES, BOOK, 0, config)  # type: ignore[arg-type]
+    place = only(commands, PlaceOrder)
+    assert isinstance(place, PlaceOrder)
+    return plan
+
+
+def test_limit_fills_in_time() -> None:
+    plan, commands = ExecutionPlan.start(request("0.01", "50000"), RULES, BOOK, 0, CONFIG)
+    spec = only(commands, PlaceOrder).spec  # type: ignore[attr-defined]
+    assert (spec.client_order_id, spec.order_type, spec.quantity, spec.price) == (
+        PRIMARY, OrderType.LIMIT, D("0.01"), D("50000"))  # fmt: skip
+    assert spec.time_in_force is TimeInForce.GTC
+    assert spec.priority is Priority.ENTRY
+    assert plan.next_deadline_ms == 10_000
+    assert plan.handle(LegAcked(PRIMARY), 5) == []
+    plan.handle(fill(PRIMARY, 1, "0.004"), 10)
+    plan.handle(fill(PRIMARY, 2, "0.006", "49990"), 20)
+    result = result_of(plan.handle(LegClosed(PRIMARY, OrderStatus.FILLED, D("0.01"), D("499.94")), 30))
+    assert (result.status, result.reason, result.filled, result.remainder) == (TS.FILLED, ResultReason.FILLED,
+                                                                               D("0.01"), 0)  # fmt: skip
+    assert result.average_price == D("49994")
+    assert result.fees == {"BNB": D("0.00002")}
+    assert plan.phase is Phase.DONE
+
+
+def test_no_fill_then_timeout_cancel_then_market_fallback() -> None:
+    plan = started()
+    assert plan.handle(Tick(), 9_999) == []
+    cancel = only(plan.handle(Tick(), 10_000), CancelOrder)
+    assert isinstance(cancel, CancelOrder)
+    assert (cancel.client_order_id, cancel.priority) == (PRIMARY, Priority.CANCEL)
+    place = only(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D(0)), 10_050), PlaceOrder)
+    spec = place.spec  # type: ignore[attr-defined]
+    assert (spec.client_order_id, spec.order_type, spec.quantity, spec.role, spec.priority) == (
+        FALLBACK1, OrderType.MARKET, D("0.01"), OrderRole.FALLBACK, Priority.FALLBACK)  # fmt: skip
+    assert spec.parent_client_order_id == PRIMARY
+    plan.handle(fill(FALLBACK1, 9, "0.01", "50001"), 10_100)
+    result = result_of(plan.handle(LegClosed(FALLBACK1, OrderStatus.FILLED, D("0.01")), 10_101))
+    assert result.filled == D("0.01")
+    assert [leg.role for leg in result.legs] == [OrderRole.PRIMARY, OrderRole.FALLBACK]
+    assert result.legs[0].status is OrderStatus.CANCELED
+
+
+def test_partial_fill_then_fallback_for_the_exact_remainder() -> None:
+    plan = started()
+    plan.handle(fill(PRIMARY, 1, "0.0037"), 100)
+    plan.handle(Tick(), 10_000)
+    # the cancel confirmation says 0.0041 filled: one fill is still in flight; the remainder follows z
+    place = only(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D("0.0041")), 10_010), PlaceOrder)
+    assert place.spec.quantity == D("0.0059")  # type: ignore[attr-defined]
+    plan.handle(fill(PRIMARY, 2, "0.0004"), 10_020)  # the late fill changes nothing
+    plan.handle(fill(FALLBACK1, 3, "0.0059", "50010"), 10_030)
+    result = result_of(plan.handle(LegClosed(FALLBACK1, OrderStatus.FILLED, D("0.0059")), 10_040))
+    assert result.filled == D("0.01")
+    assert result.legs[0].filled == D("0.0041")
+
+
+def test_cancel_rejected_because_filled() -> None:
+    plan = started()
+    plan.handle(Tick(), 10_000)
+    assert plan.handle(CancelFailed(PRIMARY, OrderNotFound("unknown order")), 10_001) == []
+    result = result_of(plan.handle(LegClosed(PRIMARY, OrderStatus.FILLED, D("0.01")), 10_100))
+    assert (result.status, len(result.legs)) == (TS.FILLED, 1)
+
+
+def test_transient_cancel_failure_is_retried_later() -> None:
+    plan = started()
+    plan.handle(Tick(), 10_000)
+    assert plan.handle(CancelFailed(PRIMARY, RetryLater("busy")), 10_001) == []
+    assert plan.next_deadline_ms == 12_001
+    only(plan.handle(Tick(), 12_001), CancelOrder)
+
+
+def test_remainder_below_min_notional_is_dust_not_lost() -> None:
+    plan = started()
+    plan.handle(Tick(), 10_000)
+    result = result_of(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D("0.00995")), 10_001))
+    assert (result.reason, result.dust, result.remainder, result.status) == (
+        ResultReason.DUST, True, D("0.00005"), TS.FILLED)  # fmt: skip
+
+
+def test_off_step_amount_reports_the_cut_as_dust() -> None:
+    plan, commands = ExecutionPlan.start(request("0.0100037"), RULES, BOOK, 0, CONFIG)
+    assert only(commands, PlaceOrder).spec.quantity == D("0.01")  # type: ignore[attr-defined]
+    result = result_of(plan.handle(LegClosed(PRIMARY, OrderStatus.FILLED, D("0.01")), 1))
+    assert (result.remainder, result.dust, result.status) == (D("0.0000037"), True, TS.FILLED)
+
+
+def test_slippage_refused_and_capped() -> None:
+    plan = started()
+    plan.handle(Tick(), 10_000)
+    plan.handle(PriceUpdate(Book(D("50900"), D("51000"), 10_000)), 10_000)
+    result = result_of(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D(0)), 10_001))
+    assert (result.reason, result.status, result.remainder) == (ResultReason.SLIPPAGE_REFUSED, TS.CANCELED,
+                                                                D("0.01"))  # fmt: skip
+    assert "refused" in result.detail
+
+    capped = ExecutionConfig(limit_timeout_ms=10_000, max_slippage=D("0.01"), slippage_action=SlippageAction.CAP)
+    plan = started(capped)
+    plan.handle(Tick(), 10_000)
+    plan.handle(PriceUpdate(Book(D("50900"), D("51000"), 10_000)), 10_000)
+    spec = only(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D(0)), 10_001), PlaceOrder).spec  # type: ignore[attr-defined]
+    assert (spec.order_type, spec.time_in_force, spec.price) == (OrderType.LIMIT, TimeInForce.IOC, D("50500"))
+    plan.handle(fill(FALLBACK1, 5, "0.004", "50500"), 10_002)
+    result = result_of(plan.handle(LegClosed(FALLBACK1, OrderStatus.EXPIRED, D("0.004")), 10_003))
+    assert (result.reason, result.status, result.filled, result.slippage_capped) == (
+        ResultReason.FALLBACK_INCOMPLETE, TS.PARTIAL, D("0.004"), True)  # fmt: skip
+
+
+def test_ioc_limit_fallback_kind_sells_at_the_bound() -> None:
+    plan = started(ExecutionConfig(limit_timeout_ms=1, fallback=FallbackKind.IOC_LIMIT, max_slippage=D("0.001")),
+                   side=Side.SELL, price="50001")  # fmt: skip
+    plan.handle(Tick(), 1)
+    spec = only(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D(0)), 2), PlaceOrder).spec  # type: ignore[attr-defined]
+    assert (spec.order_type, spec.time_in_force, spec.price) == (OrderType.LIMIT, TimeInForce.IOC, D("49951.00"))
+
+
+def test_fallback_none_reports_the_remainder() -> None:
+    plan = started(ExecutionConfig(limit_timeout_ms=1, fallback=FallbackKind.NONE))
+    plan.handle(Tick(), 1)
+    result = result_of(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D("0.002")), 2))
+    assert (result.reason, result.status, result.remainder) == (ResultReason.FALLBACK_NONE, TS.PARTIAL, D("0.008"))
+
+
+def test_request_overrides_fallback_and_timeout() -> None:
+    plan = started(fallback=FallbackKind.NONE)
+    assert plan.config.fallback is FallbackKind.NONE
+
+
+def test_volatility_skips_the_wait() -> None:
+    plan = started()
+    assert plan.handle(PriceUpdate(BOOK, volatile=False), 100) == []
+    cancel = only(plan.handle(PriceUpdate(BOOK, volatile=True), 200), CancelOrder)
+    assert "volatility" in cancel.reason  # type: ignore[attr-defined]
+    plan2, commands = ExecutionPlan.start(request(), RULES, BOOK, 0, CONFIG, volatile=True)
+    assert only(commands, PlaceOrder).spec.order_type is OrderType.MARKET  # type: ignore[attr-defined]
+    assert plan2.phase is Phase.FALLBACK_WORKING
+
+
+def test_percent_price_rejection_goes_straight_to_fallback() -> None:
+    plan = started()
+    error = FilterRejected("x", filter_name="PERCENT_PRICE_BY_SIDE")
+    spec = only(plan.handle(LegFailed(PRIMARY, error), 5), PlaceOrder).spec  # type: ignore[attr-defined]
+    assert (spec.order_type, spec.quantity) == (OrderType.MARKET, D("0.01"))
+    other = started()
+    result = result_of(other.handle(LegFailed(PRIMARY, FilterRejected("x", filter_name="LOT_SIZE")), 5))
+    assert (result.reason, result.status) == (ResultReason.LIMIT_REJECTED, TS.FAILED)
+
+
+def test_fallback_failure_per_error_class() -> None:
+    def to_fallback() -> ExecutionPlan:
+        plan = started()
+        plan.handle(Tick(), 10_000)
+        only(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D(0)), 10_001), PlaceOrder)
+        return plan
+
+    plan = to_fallback()
+    assert plan.handle(LegFailed(FALLBACK1, RateLimited("slow", retry_after_s=5)), 10_002) == []
+    assert plan.next_deadline_ms == 15_002
+    assert plan.handle(Tick(), 15_001) == []
+    spec = only(plan.handle(Tick(), 15_002), PlaceOrder).spec  # type: ignore[attr-defined]
+    assert spec.client_order_id == client_order_id("req-1", fallback=2)
+
+    plan = to_fallback()
+    assert plan.handle(LegFailed(FALLBACK1, OutcomeUnknown("timeout")), 10_002) == []  # the resolver's job
+    resend = only(plan.handle(LegNotCreated(FALLBACK1), 30_000), PlaceOrder)
+    assert resend.spec.client_order_id == FALLBACK1  # type: ignore[attr-defined]
+
+    plan = to_fallback()
+    result = result_of(plan.handle(LegFailed(FALLBACK1, InsufficientBalance("no money")), 10_002))
+    assert (result.reason, result.remainder, result.status) == (ResultReason.FALLBACK_REJECTED, D("0.01"),
+                                                                TS.FAILED)  # fmt: skip
+    assert result.legs[1].error is not None
+
+
+def test_retries_are_bounded() -> None:
+    plan = started(ExecutionConfig(limit_timeout_ms=1, max_fallback_attempts=2))
+    plan.handle(Tick(), 1)
+    first = only(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D(0)), 2), PlaceOrder)
+    plan.handle(LegFailed(first.spec.client_order_id, RetryLater("x")), 3)  # type: ignore[attr-defined]
+    second = only(plan.handle(Tick(), 2_000), PlaceOrder)
+    result = result_of(plan.handle(LegFailed(second.spec.client_order_id, RetryLater("x")), 2_001))  # type: ignore[attr-defined]
+    assert result.reason is ResultReason.FALLBACK_REJECTED
+
+
+def test_canceled_outside_the_engine_stops_the_fallback_unless_configured() -> None:
+    plan = started()
+    result = result_of(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D("0.003")), 50))
+    assert (result.reason, result.status) == (ResultReason.CANCELED_EXTERNALLY, TS.PARTIAL)
+    plan = started(ExecutionConfig(fallback_after_external_cancel=True))
+    only(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D("0.003")), 50), PlaceOrder)
+
+
+def test_cancel_of_a_limit_that_never_existed_goes_to_fallback() -> None:
+    plan = started()
+    plan.handle(LegFailed(PRIMARY, OutcomeUnknown("timeout")), 5)
+    only(plan.handle(Tick(), 10_000), CancelOrder)
+    plan.handle(CancelFailed(PRIMARY, OrderNotFound("unknown")), 10_001)
+    place = only(plan.handle(LegNotCreated(PRIMARY), 25_000), PlaceOrder)
+    assert place.spec.client_order_id == FALLBACK1  # type: ignore[attr-defined]
+
+
+def test_refusals_before_sending() -> None:
+    _, commands = ExecutionPlan.start(request("0.00001"), RULES, BOOK, 0, CONFIG)
+    result = result_of(commands)
+    assert (result.reason, result.status, result.dust) == (ResultReason.REFUSED_FILTER, TS.FAILED, True)
+    assert "NOTIONAL" in result.detail
+    _, commands = ExecutionPlan.start(request(price=None), RULES, Book(None, None, 0), 0, CONFIG)
+    assert result_of(commands).reason is ResultReason.REFUSED_NO_PRICE
+
+
+def test_choose_limit_price() -> None:
+    assert choose_limit_price(Side.BUY, BOOK, PriceSource.MAKER) == D("50000")
+    assert choose_limit_price(Side.BUY, BOOK, PriceSource.TAKER) == D("50001")
+    assert choose_limit_price(Side.SELL, BOOK, PriceSource.MAKER) == D("50001")
+    assert choose_limit_price(Side.SELL, Book(None, None, 0), PriceSource.TAKER) is None
+
+
+def test_price_from_the_book() -> None:
+    _, maker = ExecutionPlan.start(request(price=None), RULES, BOOK, 0, CONFIG)
+    assert only(maker, PlaceOrder).spec.price == D("50000")  # type: ignore[attr-defined]
+    taker_cfg = ExecutionConfig(price_source=PriceSource.TAKER)
+    _, taker = ExecutionPlan.start(request(price=None, side=Side.SELL), RULES, BOOK, 0, taker_cfg)
+    assert only(taker, PlaceOrder).spec.price == D("50000")  # type: ignore[attr-defined]
+
+
+def test_market_request_is_one_market_order() -> None:
+    plan, commands = ExecutionPlan.start(request(price=None, order_type=OrderType.MARKET), RULES, BOOK, 0)
+    spec = only(commands, PlaceOrder).spec  # type: ignore[attr-defined]
+    assert (spec.order_type, spec.role, spec.client_order_id) == (OrderType.MARKET, OrderRole.PRIMARY, PRIMARY)
+    result = result_of(plan.handle(LegClosed(PRIMARY, OrderStatus.FILLED, D("0.01")), 1))
+    assert result.status is TS.FILLED
+
+
+def test_events_after_done_and_for_unknown_legs_are_ignored() -> None:
+    plan = started()
+    result_of(plan.handle(LegClosed(PRIMARY, OrderStatus.FILLED, D("0.01")), 1))
+    assert plan.handle(Tick(), 99_999) == []
+    assert plan.handle(LegClosed(PRIMARY, OrderStatus.FILLED, D("0.01")), 2) == []
+    assert plan.handle(LegAcked("bx-unknown"), 3) == []  # type: ignore[arg-type]
+
+
+# ---- the quantity invariant ------------------------------------------------------------------------------
+
+STEP = RULES.step_size
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    amount_steps=st.integers(10, 5_000),
+    limit_fill_steps=st.lists(st.integers(1, 800), max_size=5),
+    in_flight_steps=st.integers(0, 300),
+    fallback_fill_fraction=st.sampled_from([D(1), D("0.5"), D(0)]),
+    ask=st.sampled_from([D("50001"), D("50400"), D("51000")]),
+    kind=st.sampled_from(list(FallbackKind)),
+    action=st.sampled_from(list(SlippageAction)),
+)
+def test_limit_plus_fallback_equals_request_unless_a_guard_stops_it(
+    amount_steps: int,
+    limit_fill_steps: list[int],
+    in_flight_steps: int,
+    fallback_fill_fraction: Decimal,
+    ask: Decimal,
+    kind: FallbackKind,
+    action: SlippageAction,
+) -> None:
+    amount = STEP * amount_steps * 100  # 0.01 … 5 BTC, on the step
+    config = ExecutionConfig(limit_timeout_ms=1_000, fallback=kind, slippage_action=action)
+    plan, _ = ExecutionPlan.start(request(str(amount)), RULES, BOOK, 0, config)
+    local = D(0)
+    for trade, steps in enumerate(limit_fill_steps, start=1):
+        qty = min(STEP * steps * 10, amount - local)
+        if qty <= 0:
+            break
+        local += qty
+        plan.handle(fill(PRIMARY, trade, str(qty)), trade)
+    cum = min(amount, local + STEP * in_flight_steps)  # fills the stream has not delivered yet
+    plan.handle(Tick(), 1_000)
+    plan.handle(PriceUpdate(Book(BOOK.bid, ask, 1_000)), 1_000)
+    closed = OrderStatus.FILLED if cum == amount else OrderStatus.CANCELED
+    commands = plan.handle(LegClosed(PRIMARY, closed, cum), 1_001)
+    fallback_qty = D(0)
+    if commands and isinstance(commands[0], PlaceOrder):
+        spec = commands[0].spec
+        assert spec.quantity <= amount - cum
+        fallback_qty = RULES.floor_qty(spec.quantity * fallback_fill_fraction)
+        if fallback_qty > 0:
+            plan.handle(fill(spec.client_order_id, 10_000, str(fallback_qty), str(ask)), 1_002)
+        status = OrderStatus.FILLED if fallback_qty == spec.quantity else OrderStatus.EXPIRED
+        commands = plan.handle(LegClosed(spec.client_order_id, status, fallback_qty), 1_003)
+    result = result_of(commands)
+    assert result.filled == cum + fallback_qty
+    assert result.filled <= amount
+    assert result.remainder == amount - result.filled
+    stopped = result.reason not in (ResultReason.FILLED,)
+    if not stopped:
+        assert amount - result.filled < STEP  # filled to the lot step
+    else:
+        assert result.remainder > 0 or result.reason is ResultReason.DUST
+        assert result.detail
