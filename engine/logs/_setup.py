@@ -27,6 +27,15 @@ if TYPE_CHECKING:
 __all__ = ["InterceptHandler", "add_secrets", "redact", "setup_logging"]
 
 redact = Redactor()
+_STDLIB_LEVELS = {
+    "TRACE": logging.DEBUG,
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "SUCCESS": logging.INFO,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
+}
 _STDLIB_NOISY = {
     "websockets": logging.INFO,
     "asyncio": logging.WARNING,
@@ -141,6 +150,9 @@ def setup_logging(
             enqueue=False,
             encoding="utf-8",
         )
-    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
+    # Stdlib records below the configured level are never even created (ccxt logs every request at DEBUG).
+    logging.basicConfig(
+        handlers=[InterceptHandler()], level=_STDLIB_LEVELS.get(level.upper(), logging.DEBUG), force=True
+    )
     for name, lvl in _STDLIB_NOISY.items():
         logging.getLogger(name).setLevel(lvl)

@@ -101,3 +101,10 @@ def test_arbitrary_secrets_never_logged(secret: str) -> None:
     assert quote(secret, safe="") not in buf.getvalue()
     redact.clear()
     logger.remove()
+
+
+def test_stdlib_records_below_the_level_are_not_created() -> None:
+    setup_logging(level="WARNING", sink=io.StringIO())
+    assert not logging.getLogger("ccxt.base.exchange").isEnabledFor(logging.DEBUG)
+    assert logging.getLogger("ccxt.base.exchange").isEnabledFor(logging.WARNING)
+    logger.remove()
