@@ -1,0 +1,64 @@
+"""Stream actor: owns the UBWA managers (user data over the WS API, bookTicker market data).
+
+Parses raw frames into typed reports and tells them up; coalesces prices; watches health (signals, silence,
+``eventStreamTerminated``, ``serverShutdown``), reconnects with backoff inside Binance's connection budget,
+and fires ``on_gap`` whenever events may have been lost so the engine reconciles over REST.
+"""
+
+from actors.stream._actor import StreamActor, StreamProxy
+from actors.stream._backoff import Backoff, ConnectionBudget
+from actors.stream._frames import (
+    PROBE_PREFIX,
+    LatestPrices,
+    PriceUpdate,
+    ProbeReply,
+    classify_user_frame,
+    parse_book_ticker,
+    probe_request,
+)
+from actors.stream._settings import UBWA_EXCHANGES, ExchangeKind, StreamSettings
+from actors.stream._watch import (
+    FATAL_SUBSCRIBE_CODES,
+    CreateStream,
+    Decision,
+    FireGap,
+    HealthState,
+    ReportHealth,
+    ScheduleRecreate,
+    SendProbe,
+    StopStream,
+    StreamHealth,
+    StreamRole,
+    StreamWatch,
+    subscribe_rejection,
+)
+
+__all__ = [
+    "FATAL_SUBSCRIBE_CODES",
+    "PROBE_PREFIX",
+    "UBWA_EXCHANGES",
+    "Backoff",
+    "ConnectionBudget",
+    "CreateStream",
+    "Decision",
+    "ExchangeKind",
+    "FireGap",
+    "HealthState",
+    "LatestPrices",
+    "PriceUpdate",
+    "ProbeReply",
+    "ReportHealth",
+    "ScheduleRecreate",
+    "SendProbe",
+    "StopStream",
+    "StreamActor",
+    "StreamHealth",
+    "StreamProxy",
+    "StreamRole",
+    "StreamSettings",
+    "StreamWatch",
+    "classify_user_frame",
+    "parse_book_ticker",
+    "probe_request",
+    "subscribe_rejection",
+]

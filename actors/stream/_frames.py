@@ -1,0 +1,147 @@
+"""Frame handling that needs no thread: watchdog probe replies, bookTicker parsing, latest-price coalescing.
+
+User data frames are parsed by `engine.exchange.parse_user_data`; this module only recognises the replies to the
+watchdog's own ``session.status`` probes first (the engine's parser keeps no response bodies).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+from engine.domain import Symbol
+from engine.exchange import BadFrame, UserDataReport, parse_user_data
+
+__all__ = [
+    "PROBE_PREFIX",
+    "LatestPrices",
+    "PriceUpdate",
+    "ProbeReply",
+    "classify_user_frame",
+    "parse_book_ticker",
+    "probe_request",
+]
+
+PROBE_PREFIX = "bexec-wd-"
+"""Ids of the watchdog's WS API requests; UBWA delivers their replies to the data callback like events."""
+
+# Replies start with {"id":"…" (Binance and the simulator both put the id first); scanning only the head keeps
+# the check off the hot path of large frames, as UBWA does for its own subscribe ack.
+_HEAD = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeReply:
+    """A reply to a watchdog probe."""
+
+    probe_id: str
+    ok: bool
+    subscribed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PriceUpdate:
+    """Best bid/ask of one symbol; `event_time_ms` is when it was received (bookTicker carries no time)."""
+
+    symbol: Symbol
+    bid: Decimal
+    ask: Decimal
+    event_time_ms: int
+
+
+def probe_request(probe_id: str) -> dict[str, Any]:
+    """The WS API request the watchdog sends: ``session.status`` says whether a user data subscription is active."""
+    return {"id": probe_id, "method": "session.status"}
+
+
+def _head(raw: bytes | str) -> str:
+    head = raw[:_HEAD]
+    return head.decode("ascii", "replace") if isinstance(head, bytes) else head
+
+
+def classify_user_frame(raw: bytes | str) -> UserDataReport | ProbeReply:
+    """A watchdog probe reply, or whatever `parse_user_data` makes of the frame.
+
+    Raises:
+        BadFrame: the frame is not a well-formed user data frame.
+    """
+    if PROBE_PREFIX in _head(raw):
+        try:
+            frame = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise BadFrame("probe reply is not JSON", raw) from None
+        request_id = frame.get("id") if isinstance(frame, dict) else None
+        if isinstance(request_id, str) and request_id.startswith(PROBE_PREFIX):
+            result = frame.get("result")
+            subscribed = isinstance(result, dict) and result.get("userDataStream") is True
+            return ProbeReply(request_id, frame.get("status") == 200, subscribed)
+    return parse_user_data(raw)
+
+
+def _decimal(data: dict[str, Any], key: str, raw: bytes | str) -> Decimal:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise BadFrame(f"bookTicker field {key!r} must be a string", raw)
+    try:
+        out = Decimal(value)
+    except InvalidOperation:
+        raise BadFrame(f"bookTicker field {key!r} is not a decimal", raw) from None
+    if not out.is_finite() or out < 0:
+        raise BadFrame(f"bookTicker field {key!r} is out of range", raw)
+    return out
+
+
+def parse_book_ticker(raw: bytes | str, received_ms: int) -> PriceUpdate | None:
+    """A bookTicker frame (raw or combined-stream wrapped) → `PriceUpdate`; None for subscribe replies.
+
+    Raises:
+        BadFrame: the frame is neither a bookTicker nor a reply.
+    """
+    try:
+        frame = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadFrame("not JSON", raw) from None
+    if not isinstance(frame, dict):
+        raise BadFrame("not a JSON object", raw)
+    if "result" in frame or "error" in frame:
+        return None
+    data = frame.get("data", frame) if "stream" in frame else frame
+    if not isinstance(data, dict):
+        raise BadFrame("'data' must be an object", raw)
+    symbol = data.get("s")
+    if not isinstance(symbol, str) or not symbol:
+        raise BadFrame("bookTicker without a symbol", raw)
+    return PriceUpdate(Symbol(symbol), _decimal(data, "b", raw), _decimal(data, "a", raw), received_ms)
+
+
+class LatestPrices:
+    """Latest price per symbol between two drains: a burst of updates collapses to one per symbol.
+
+    `offer` runs on UBWA's thread, `drain` on the actor's; the lock is held for a dict operation only.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[str, PriceUpdate] = {}
+        self.offered = 0
+        self.drained = 0
+
+    def offer(self, update: PriceUpdate) -> bool:
+        """Keep `update` as the latest of its symbol; True when a drain must be scheduled (board was empty)."""
+        with self._lock:
+            was_empty = not self._latest
+            self._latest[update.symbol] = update
+            self.offered += 1
+        return was_empty
+
+    def drain(self) -> list[PriceUpdate]:
+        """Take the latest update of every symbol offered since the last drain."""
+        with self._lock:
+            out = list(self._latest.values())
+            self._latest = {}
+            self.drained += len(out)
+        return out

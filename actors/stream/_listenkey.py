@@ -1,0 +1,80 @@
+"""Binance.US listenKey REST calls (``/api/v3/userDataStream``): create, keep alive, close.
+
+UBWA's REST client cannot be pointed anywhere but Binance (it ignores `restful_base_uri`), so the actor calls
+these itself and hands the key to UBWA. Blocking stdlib HTTP with a timeout; called from the actor's thread.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import orjson
+
+__all__ = ["ListenKeyClient", "ListenKeyError"]
+
+
+class ListenKeyError(RuntimeError):
+    """A listenKey call failed; `code` is Binance's error code when there is one."""
+
+    def __init__(self, message: str, status: int | None = None, code: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class ListenKeyClient:
+    """POST/PUT/DELETE ``/api/v3/userDataStream`` with the API key header (the secret is never sent)."""
+
+    def __init__(self, rest_url: str, api_key: str, timeout_s: float = 10.0) -> None:  # float-ok: seconds
+        self._url = rest_url.rstrip("/") + "/api/v3/userDataStream"
+        self._api_key = api_key
+        self._timeout_s = timeout_s
+
+    def __repr__(self) -> str:
+        return f"ListenKeyClient({self._url!r})"
+
+    def _call(self, method: str, listen_key: str | None = None) -> dict[str, object]:
+        url = self._url
+        if listen_key is not None:
+            url += "?" + urllib.parse.urlencode({"listenKey": listen_key})
+        request = urllib.request.Request(url, method=method, headers={"X-MBX-APIKEY": self._api_key})
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            payload = exc.read()
+            try:
+                err = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                err = {}
+            code = err.get("code") if isinstance(err, dict) else None
+            msg = err.get("msg") if isinstance(err, dict) else None
+            raise ListenKeyError(
+                f"{method} userDataStream: HTTP {exc.code} {msg or ''}".strip(),
+                exc.code,
+                code if isinstance(code, int) else None,
+            ) from None
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise ListenKeyError(f"{method} userDataStream: {exc}") from None
+        try:
+            data = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError:
+            raise ListenKeyError(f"{method} userDataStream: response is not JSON") from None
+        return data if isinstance(data, dict) else {}
+
+    def create(self) -> str:
+        """A listenKey (Binance returns the active one if there is one)."""
+        key = self._call("POST").get("listenKey")
+        if not isinstance(key, str) or not key:
+            raise ListenKeyError("POST userDataStream: no listenKey in the response")
+        return key
+
+    def keepalive(self, listen_key: str) -> None:
+        """Extend the key's life by 60 minutes."""
+        self._call("PUT", listen_key)
+
+    def close(self, listen_key: str) -> None:
+        """Invalidate the key."""
+        self._call("DELETE", listen_key)

@@ -1,0 +1,126 @@
+"""UBWA glue: the manager (with one stall removed), and how each stream is created. Used only by the actor."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from loguru import logger
+from unicorn_binance_websocket_api import BinanceWebSocketApiManager
+
+from actors.stream._settings import StreamSettings
+from actors.stream._watch import StreamRole
+
+__all__ = ["StreamRef", "UbwaManager", "create_market_stream", "create_user_stream", "new_manager"]
+
+FrameCallback = Callable[[str], None]
+
+
+class StreamRef:
+    """One UBWA stream as its callbacks know it (the id is filled in once `create_stream` returns)."""
+
+    __slots__ = ("last_rx_ms", "role", "stream_id")
+
+    def __init__(self, role: StreamRole) -> None:
+        self.role = role
+        self.stream_id: str | None = None
+        self.last_rx_ms: int | None = None
+
+
+class UbwaManager(BinanceWebSocketApiManager):
+    """UBWA's manager with three changes the stream actor needs.
+
+    - No 5 s stall on every market-stream (re)connect: for a multiplexed market stream UBWA builds the URL *and*
+      calls `subscribe_to_stream`, whose `send_with_stream` sleeps (blocking the stream's own event loop) up to
+      5 s waiting for a socket that cannot be ready before that very loop connects it, then queues the
+      SUBSCRIBE anyway. Not waiting when the socket is not ready takes the queueing path at once.
+    - Every reconnect attempt is reported (`on_restart`): UBWA retries every 0.1 s with no signal for a failed
+      attempt, and each one counts against Binance's 300 connection attempts per 5 minutes.
+    - `stop_stream_now` closes the socket instead of waiting for the next frame.
+    """
+
+    on_restart: Callable[[str, str | None], None] | None = None
+
+    def _stream_is_restarting(self, stream_id: Any, error_msg: Any = None) -> bool:
+        out = bool(super()._stream_is_restarting(stream_id, error_msg=error_msg))
+        hook = self.on_restart
+        if hook is not None:
+            hook(str(stream_id), None if error_msg is None else str(error_msg))
+        return out
+
+    def send_with_stream(self, stream_id: Any = None, payload: Any = None, timeout: Any = 5.0) -> bool:
+        if not self.is_socket_ready(stream_id=stream_id):
+            return False
+        return bool(super().send_with_stream(stream_id=stream_id, payload=payload, timeout=timeout))
+
+    def stop_stream_now(self, stream_id: str) -> None:
+        """Stop a stream and close its socket now.
+
+        `stop_stream` only raises a flag that the socket loop checks between receives, and after ten frames a
+        market stream receives without a timeout: on a quiet market its (non-daemon) thread would linger until
+        the next frame. Closing the socket on the stream's own loop ends the receive at once.
+        """
+        self.stop_stream(stream_id, delete_listen_key=False)
+        loop = self.get_event_loop_by_stream_id(stream_id=stream_id)
+        socket = self.sockets.get(stream_id)
+        connection = getattr(socket, "websocket", None)
+        if loop is None or connection is None or loop.is_closed():
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(connection.close(), loop)
+        except RuntimeError as exc:  # the loop closed in between: the stream is gone anyway
+            logger.debug("stream {} already closed: {!r}", stream_id, exc)
+
+
+def new_manager(
+    settings: StreamSettings, on_signal: Callable[..., None], on_restart: Callable[[str, str | None], None]
+) -> UbwaManager:
+    """A manager for one stream role, reporting signals to `on_signal` and reconnect attempts to `on_restart`."""
+    manager = UbwaManager(
+        exchange=settings.ubwa_exchange,
+        websocket_api_base_uri=settings.ws_api_url,
+        websocket_base_uri=settings.stream_url,
+        warn_on_update=False,  # the default asks GitHub for updates, without a timeout
+        output_default="raw_data",
+        process_stream_signals=on_signal,
+        high_performance=True,  # create_stream must not block the actor while the server is down
+        disable_colorama=True,
+        ping_interval_default=settings.ping_interval_s,
+        ping_timeout_default=settings.ping_timeout_s,
+    )
+    manager.on_restart = on_restart
+    return manager
+
+
+def create_user_stream(
+    manager: UbwaManager, settings: StreamSettings, on_frame: FrameCallback, listen_key: str | None
+) -> str:
+    """``!userData``: over the WS API (binance, testnet), or at ``/ws/<listenKey>`` (binanceus)."""
+    kwargs: dict[str, Any] = {}
+    if listen_key is not None:
+        # UBWA's own REST client ignores `restful_base_uri` (binance-spot.md §9.1): we manage the key ourselves.
+        kwargs = {"listen_key": listen_key, "keep_listen_key_alive": False}
+    return str(
+        manager.create_stream(
+            ["arr"],
+            ["!userData"],
+            stream_label="user-data",
+            api_key=settings.api_key,
+            api_secret=settings.api_secret,
+            process_stream_data=on_frame,
+            **kwargs,
+        )
+    )
+
+
+def create_market_stream(manager: UbwaManager, settings: StreamSettings, on_frame: FrameCallback) -> str:
+    """``<symbol>@bookTicker`` for every configured symbol, multiplexed on one connection."""
+    return str(
+        manager.create_stream(
+            ["bookTicker"],
+            [sym.lower() for sym in settings.symbols],
+            stream_label="book-ticker",
+            process_stream_data=on_frame,
+        )
+    )

@@ -1,0 +1,388 @@
+"""The stream watchdog: a pure state machine over UBWA signals, frames and ticks that returns decisions.
+
+One `StreamWatch` per UBWA stream (user data, market data). It never touches a socket or a clock: the actor
+feeds it what happened (with `now_ms`) and carries out what it returns — report health, fire a gap (reconcile
+now), probe the WS API, stop the UBWA stream, create a new one now or after a delay.
+
+What UBWA does by itself and what it does not (client-libraries.md, binance-spot.md §6.4–6.6):
+
+- it reconnects after a dropped socket (DISCONNECT → CONNECT) and re-subscribes, but without backoff (every
+  0.1 s, forever): past ``reconnect_grace_ms`` we stop its stream and reconnect with our backoff and budget;
+- it never re-subscribes after ``eventStreamTerminated`` and ignores ``serverShutdown``: we recreate;
+- a rejected subscription crashes the stream for good (STREAM_UNREPAIRABLE): fatal for a bad key or
+  signature, otherwise retried with backoff — and fatal after a few rejections in a row;
+- a quiet user stream is indistinguishable from a dead one, so the watchdog probes (``session.status``) after a
+  third of the silence limit; nothing at all received for the whole limit is silence.
+
+Events sent while the subscription was down are lost for good, so every such episode opens a *gap*; it is
+fired (``FireGap``) once the new subscription is proven live (a probe reply saying so), which is the moment a
+REST reconciliation can no longer miss anything.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from actors.stream._backoff import Backoff, ConnectionBudget
+
+__all__ = [
+    "FATAL_SUBSCRIBE_CODES",
+    "CreateStream",
+    "Decision",
+    "FireGap",
+    "HealthState",
+    "ReportHealth",
+    "ScheduleRecreate",
+    "SendProbe",
+    "StopStream",
+    "StreamHealth",
+    "StreamRole",
+    "StreamWatch",
+    "subscribe_rejection",
+]
+
+FATAL_SUBSCRIBE_CODES = frozenset({-1002, -1022, -2008, -2014, -2015})
+"""Subscribe rejections that retrying cannot fix: unauthorized, bad signature, bad or unknown API key."""
+
+_CODE_RE = re.compile(r"code=(-?\d+)")
+
+
+class StreamRole(StrEnum):
+    """Which stream a health report or decision is about."""
+
+    USER = "user"
+    MARKET = "market"
+
+
+class HealthState(StrEnum):
+    """What the supervisor needs to know about a stream."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    SILENT = "silent"
+    RECONNECTING = "reconnecting"
+    UNREPAIRABLE = "unrepairable"
+    FATAL = "fatal"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamHealth:
+    """One health report (sent through ``on_health``)."""
+
+    stream: StreamRole
+    state: HealthState
+    reason: str
+    since_ms: int
+    reconnects: int
+    stream_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportHealth:
+    """Tell the supervisor the new health."""
+
+    health: StreamHealth
+
+
+@dataclass(frozen=True, slots=True)
+class FireGap:
+    """Events may have been lost: reconcile over REST now."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendProbe:
+    """Send a ``session.status`` request with this id on the stream."""
+
+    stream_id: str
+    probe_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopStream:
+    """Stop this UBWA stream (we take over reconnecting)."""
+
+    stream_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateStream:
+    """Create a new UBWA stream now (the attempt is already counted in the budget)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecreate:
+    """Call `StreamWatch.recreate_due` after this delay (0: right away)."""
+
+    delay_ms: int
+
+
+Decision = ReportHealth | FireGap | SendProbe | StopStream | CreateStream | ScheduleRecreate
+
+
+class _Phase(StrEnum):
+    IDLE = "idle"
+    CREATING = "creating"  # CreateStream returned, waiting for `created`
+    CONNECTING = "connecting"  # UBWA is opening the first socket
+    SUBSCRIBING = "subscribing"  # socket up, subscription not yet proven
+    LIVE = "live"
+    RECONNECTING = "reconnecting"  # UBWA reconnects on its own
+    BACKOFF = "backoff"  # our stream is stopped; waiting to recreate
+    FATAL = "fatal"
+    STOPPED = "stopped"
+
+
+def subscribe_rejection(error: str | None) -> int | None:
+    """The Binance code of a rejected ``userDataStream.subscribe.signature`` (0 if it has none), else None."""
+    if not error or "subscribe.signature failed" not in error:
+        return None
+    match = _CODE_RE.search(error)
+    return int(match.group(1)) if match else 0
+
+
+class StreamWatch:
+    """Health and reconnect decisions for one stream. Not thread-safe: the stream actor owns it."""
+
+    def __init__(
+        self,
+        role: StreamRole,
+        *,
+        backoff: Backoff,
+        budget: ConnectionBudget,
+        silence_ms: int | None,
+        reconnect_grace_ms: int,
+        max_rejections: int = 3,
+        probe_prefix: str = "bexec-wd-",
+    ) -> None:
+        self.role = role
+        self.backoff = backoff
+        self.budget = budget
+        # Only the user stream is watched for silence: a market stream is legitimately quiet when prices rest.
+        self.silence_ms = silence_ms if role is StreamRole.USER else None
+        self.probe_interval_ms = max(1, self.silence_ms // 3) if self.silence_ms else None
+        self.reconnect_grace_ms = reconnect_grace_ms
+        self.max_rejections = max_rejections
+        self.probe_prefix = probe_prefix
+        self.phase = _Phase.IDLE
+        self.stream_id: str | None = None
+        self.phase_since_ms = 0
+        self.gap_reason: str | None = None
+        self.reconnects = 0
+        self.rejections = 0
+        self.health: StreamHealth | None = None
+        self._probe_seq = 0
+        self._probe_sent_ms: int | None = None
+        self._now_ms = 0
+
+    # ------------------------------------------------------------------ helpers
+    def _t(self, now_ms: int) -> int:
+        # Ticks and signals can be handled slightly out of time order; the budget needs monotonic time.
+        self._now_ms = max(self._now_ms, now_ms)
+        return self._now_ms
+
+    def _enter(self, phase: _Phase, now_ms: int) -> None:
+        self.phase = phase
+        self.phase_since_ms = now_ms
+
+    def _report(self, state: HealthState, reason: str, now_ms: int) -> ReportHealth:
+        self.health = StreamHealth(self.role, state, reason, now_ms, self.reconnects, self.stream_id)
+        return ReportHealth(self.health)
+
+    def _open_gap(self, reason: str) -> None:
+        if self.role is StreamRole.USER and self.gap_reason is None:
+            self.gap_reason = reason
+
+    def _probe(self, now_ms: int) -> list[Decision]:
+        if self.stream_id is None or self.probe_interval_ms is None:
+            return []
+        self._probe_seq += 1
+        self._probe_sent_ms = now_ms
+        return [SendProbe(self.stream_id, f"{self.probe_prefix}{self._probe_seq}")]
+
+    def _attempt(self, now_ms: int) -> list[Decision]:
+        wait = self.budget.wait_ms(now_ms)
+        if wait > 0:
+            self._enter(_Phase.BACKOFF, now_ms)
+            reason = f"connection budget spent ({self.budget.limit} per {self.budget.window_ms} ms); wait {wait} ms"
+            return [self._report(HealthState.RECONNECTING, reason, now_ms), ScheduleRecreate(wait)]
+        self.budget.try_take(now_ms)
+        self._enter(_Phase.CREATING, now_ms)
+        return [CreateStream()]
+
+    def _recreate(self, state: HealthState, reason: str, now_ms: int) -> list[Decision]:
+        out: list[Decision] = []
+        if self.stream_id is not None:
+            out.append(StopStream(self.stream_id))
+        self.stream_id = None
+        self._probe_sent_ms = None
+        self._enter(_Phase.BACKOFF, now_ms)
+        delay = self.backoff.next_delay_ms()
+        out += [self._report(state, f"{reason}; reconnecting in {delay} ms", now_ms), ScheduleRecreate(delay)]
+        return out
+
+    def _live(self, now_ms: int) -> list[Decision]:
+        self._enter(_Phase.LIVE, now_ms)
+        self.backoff.reset()
+        self.rejections = 0
+        reason = "subscribed" if self.role is StreamRole.USER else "connected"
+        out: list[Decision] = [self._report(HealthState.CONNECTED, reason, now_ms)]
+        if self.gap_reason is not None:
+            out.append(FireGap(self.gap_reason))
+            self.gap_reason = None
+        return out
+
+    def _current(self, stream_id: str | None) -> bool:
+        return stream_id is not None and stream_id == self.stream_id
+
+    # ------------------------------------------------------------------ inputs
+    def start(self, now_ms: int) -> list[Decision]:
+        """Open the stream for the first time."""
+        if self.phase is not _Phase.IDLE:
+            return []
+        return self._attempt(self._t(now_ms))
+
+    def created(self, stream_id: str, now_ms: int) -> list[Decision]:
+        """UBWA accepted `create_stream` and returned `stream_id`."""
+        now = self._t(now_ms)
+        self.stream_id = stream_id
+        self._enter(_Phase.CONNECTING, now)
+        return [self._report(HealthState.CONNECTING, "connecting", now)]
+
+    def recreate_due(self, now_ms: int) -> list[Decision]:
+        """A scheduled recreate is due."""
+        if self.phase is not _Phase.BACKOFF:
+            return []
+        now = self._t(now_ms)
+        out = self._attempt(now)
+        if isinstance(out[-1], CreateStream):
+            self.reconnects += 1
+        return out
+
+    def on_signal(self, stream_id: str | None, kind: str, error: str | None, now_ms: int) -> list[Decision]:
+        """A UBWA stream signal (CONNECT, DISCONNECT, STREAM_UNREPAIRABLE, FIRST_RECEIVED_DATA, STOP), or RESTART:
+        UBWA is about to make another connection attempt on its own."""
+        if not self._current(stream_id) or self.phase in (_Phase.FATAL, _Phase.STOPPED):
+            return []
+        now = self._t(now_ms)
+        if kind == "RESTART":
+            return self._restart(now, error)
+        if kind == "CONNECT":
+            if self.phase is _Phase.RECONNECTING:
+                self.reconnects += 1
+            if self.silence_ms is None:
+                return self._live(now)
+            self._enter(_Phase.SUBSCRIBING, now)
+            return self._probe(now)
+        if kind == "DISCONNECT":
+            if self.phase not in (_Phase.CONNECTING, _Phase.SUBSCRIBING, _Phase.LIVE):
+                return []
+            self._open_gap("disconnect")
+            self._enter(_Phase.RECONNECTING, now)
+            return [self._report(HealthState.RECONNECTING, "disconnected; UBWA is reconnecting", now)]
+        if kind == "STREAM_UNREPAIRABLE":
+            return self._unrepairable(error or "stream unrepairable", now)
+        return []
+
+    def _restart(self, now: int, error: str | None) -> list[Decision]:
+        # UBWA is about to try again (every 0.1 s, forever): each try counts against Binance's limit.
+        if self.phase not in (_Phase.CONNECTING, _Phase.SUBSCRIBING, _Phase.LIVE, _Phase.RECONNECTING):
+            return []
+        self.budget.note(now)
+        wait = self.budget.wait_ms(now)
+        if wait <= 0:
+            return []
+        # Over budget: stop UBWA's loop and wait until an attempt fits again.
+        self._open_gap("disconnect")
+        out: list[Decision] = [StopStream(self.stream_id)] if self.stream_id is not None else []
+        self.stream_id = None
+        self._enter(_Phase.BACKOFF, now)
+        reason = f"connection budget spent by reconnects ({error or 'no error'}); wait {wait} ms"
+        return [*out, self._report(HealthState.RECONNECTING, reason, now), ScheduleRecreate(wait)]
+
+    def _unrepairable(self, error: str, now: int) -> list[Decision]:
+        self._open_gap("unrepairable")
+        code = subscribe_rejection(error)
+        if code is not None:
+            self.rejections += 1
+            if code in FATAL_SUBSCRIBE_CODES or code == 0 or self.rejections >= self.max_rejections:
+                # A bad key stays bad: no retry storm, a clear fatal state for the operator.
+                self._enter(_Phase.FATAL, now)
+                self.stream_id = None
+                return [self._report(HealthState.FATAL, f"user data subscription rejected: {error}", now)]
+        return self._recreate(HealthState.UNREPAIRABLE, error, now)
+
+    def create_failed(self, error: str, fatal: bool, now_ms: int) -> list[Decision]:
+        """Creating the stream failed before UBWA was involved (Binance.US: the listenKey request)."""
+        if self.phase is not _Phase.CREATING:
+            return []
+        now = self._t(now_ms)
+        self._open_gap("unrepairable")
+        if fatal:
+            self._enter(_Phase.FATAL, now)
+            return [self._report(HealthState.FATAL, f"user data stream rejected: {error}", now)]
+        return self._recreate(HealthState.UNREPAIRABLE, error, now)
+
+    def on_terminated(
+        self, stream_id: str | None, now_ms: int, reason: str = "eventStreamTerminated"
+    ) -> list[Decision]:
+        """The subscription ended (``eventStreamTerminated``; Binance.US: the listenKey expired or vanished).
+
+        UBWA stays connected but never re-subscribes: the stream must be recreated.
+        """
+        if not self._current(stream_id) or self.phase in (_Phase.FATAL, _Phase.STOPPED, _Phase.BACKOFF):
+            return []
+        self._open_gap(reason)
+        return self._recreate(HealthState.RECONNECTING, reason, self._t(now_ms))
+
+    def on_server_shutdown(self, stream_id: str | None, now_ms: int) -> list[Decision]:
+        """``serverShutdown`` arrived: the server is going away; reconnect before it does."""
+        if not self._current(stream_id) or self.phase in (_Phase.FATAL, _Phase.STOPPED, _Phase.BACKOFF):
+            return []
+        self._open_gap("serverShutdown")
+        return self._recreate(HealthState.RECONNECTING, "serverShutdown", self._t(now_ms))
+
+    def on_probe_reply(self, stream_id: str | None, subscribed: bool, now_ms: int) -> list[Decision]:
+        """A ``session.status`` reply: is the user data subscription active on this connection?"""
+        if not self._current(stream_id) or self.phase not in (_Phase.SUBSCRIBING, _Phase.LIVE):
+            return []
+        now = self._t(now_ms)
+        self._probe_sent_ms = None
+        if not subscribed:
+            # Connected but not subscribed: an eventStreamTerminated we never saw. Same cure.
+            self._open_gap("subscription lost")
+            return self._recreate(HealthState.RECONNECTING, "subscription not active", now)
+        if self.phase is _Phase.SUBSCRIBING:
+            return self._live(now)
+        return []
+
+    def on_tick(self, now_ms: int, last_rx_ms: int | None) -> list[Decision]:
+        """Periodic check; `last_rx_ms` is when the current stream last received anything."""
+        now = self._t(now_ms)
+        since = now - self.phase_since_ms
+        if self.phase in (_Phase.CONNECTING, _Phase.RECONNECTING) and since >= self.reconnect_grace_ms:
+            what = "could not connect" if self.phase is _Phase.CONNECTING else "UBWA could not reconnect"
+            self._open_gap("disconnect")
+            return self._recreate(HealthState.RECONNECTING, f"{what} within {self.reconnect_grace_ms} ms", now)
+        if self.phase not in (_Phase.SUBSCRIBING, _Phase.LIVE) or self.silence_ms is None:
+            return []
+        quiet = now - max(last_rx_ms or 0, self.phase_since_ms)
+        if quiet >= self.silence_ms:
+            self._open_gap("silence")
+            return self._recreate(HealthState.SILENT, f"nothing received for {quiet} ms", now)
+        interval = self.probe_interval_ms or 1
+        if quiet >= interval and (self._probe_sent_ms is None or now - self._probe_sent_ms >= interval):
+            return self._probe(now)
+        return []
+
+    def stop(self, now_ms: int) -> list[Decision]:
+        """Stop for good (actor shutdown)."""
+        now = self._t(now_ms)
+        out: list[Decision] = [StopStream(self.stream_id)] if self.stream_id is not None else []
+        self.stream_id = None
+        self._enter(_Phase.STOPPED, now)
+        out.append(self._report(HealthState.STOPPED, "stopped", now))
+        return out

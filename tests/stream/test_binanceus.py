@@ -1,0 +1,58 @@
+"""Binance.US: the REST listenKey flow (create, keepalive on the ticker, close on stop) and unwrapped events."""
+
+from __future__ import annotations
+
+import urllib.request
+
+from actors.stream import HealthState
+from engine.exchange import ExecutionReport
+from tests.stream._helpers import Running, place_limit, running_sim, stream_actor, user_subs, wait_new_user_sub
+
+KEEPALIVE_MS = 30 * 60_000
+
+
+def _delete_key(run: Running, key: str) -> None:
+    acc = run.sim.accounts[0]
+    url = f"{run.sim.urls.rest}/api/v3/userDataStream?listenKey={key}"
+    req = urllib.request.Request(url, method="DELETE", headers={"X-MBX-APIKEY": acc.api_key})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 200
+
+
+def test_listen_key_stream_delivers_keeps_alive_and_recovers() -> None:
+    with running_sim(exchange_mode="binanceus") as sim:
+        with stream_actor(sim, exchange="binanceus") as run:
+            run.rec.wait(lambda r: r.connected_count() == 1, what="listenKey stream connected")
+            keys = list(sim.core.listen_keys)
+            assert len(keys) == 1
+            place_limit(sim, "BTCUSDT", "us-1", "60000")
+            run.rec.wait(lambda r: len(r.executions()) == 1, what="unwrapped report")
+            report = run.rec.executions()[0]
+            assert isinstance(report, ExecutionReport) and report.subscription_id is None
+
+            run.advance(KEEPALIVE_MS, step_ms=60_000)  # keepalive succeeds: nothing changes
+            run.proxy.stream_ids().get(timeout=5)
+            assert list(sim.core.listen_keys) == keys and run.rec.gaps == []
+
+            before = user_subs(sim)
+            _delete_key(run, keys[0])  # the key vanishes at the exchange
+            run.advance(KEEPALIVE_MS, step_ms=60_000)  # the keepalive notices, a new key and stream follow
+            run.rec.wait(lambda r: r.gaps == ["listenKey lost"], what="gap after the key was lost")
+            assert [e.operation for e in run.rec.errors] == ["user_stream.listen_key"]
+            new_keys = list(sim.core.listen_keys)
+            assert len(new_keys) == 1 and new_keys != keys
+            wait_new_user_sub(sim, before)
+            place_limit(sim, "BTCUSDT", "us-2", "60000")
+            run.rec.wait(lambda r: "us-2" in {e.client_order_id for e in r.executions()}, what="report on the new key")
+            assert run.rec.states()[-1] is HealthState.CONNECTED
+        assert sim.core.listen_keys == {}  # closed on stop
+
+
+def test_a_refused_listen_key_is_fatal() -> None:
+    bad_key = "unknownkey000000000000000000000000000000000000000000000000000001"
+    with running_sim(exchange_mode="binanceus") as sim, stream_actor(sim, exchange="binanceus", api_key=bad_key) as run:
+        run.rec.wait(lambda r: HealthState.FATAL in r.states(), what="fatal")
+        assert "userDataStream" in run.rec.health[-1].reason
+        run.advance(60_000, step_ms=1_000)
+        run.proxy.stream_ids().get(timeout=5)
+        assert run.attempts() == 1 and run.rec.states()[-1] is HealthState.FATAL

@@ -1,0 +1,335 @@
+"""The pure watchdog, backoff and connection budget: scenarios and properties (no threads, no sockets)."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actors.stream import (
+    Backoff,
+    ConnectionBudget,
+    CreateStream,
+    Decision,
+    FireGap,
+    HealthState,
+    ReportHealth,
+    ScheduleRecreate,
+    SendProbe,
+    StopStream,
+    StreamRole,
+    StreamWatch,
+    subscribe_rejection,
+)
+
+SILENCE = 3_000
+GRACE = 2_000
+
+
+def watch(role: StreamRole = StreamRole.USER, limit: int = 300, seed: int = 1) -> StreamWatch:
+    return StreamWatch(
+        role,
+        backoff=Backoff(100, 5_000, random.Random(seed)),
+        budget=ConnectionBudget(limit, 300_000),
+        silence_ms=SILENCE,
+        reconnect_grace_ms=GRACE,
+    )
+
+
+def states(decisions: list[Decision]) -> list[HealthState]:
+    return [d.health.state for d in decisions if isinstance(d, ReportHealth)]
+
+
+def gaps(decisions: list[Decision]) -> list[str]:
+    return [d.reason for d in decisions if isinstance(d, FireGap)]
+
+
+def live(w: StreamWatch, stream_id: str = "s1", now: int = 0) -> None:
+    assert w.start(now) == [CreateStream()]
+    assert states(w.created(stream_id, now)) == [HealthState.CONNECTING]
+    out = w.on_signal(stream_id, "CONNECT", None, now)
+    assert out == [SendProbe(stream_id, "bexec-wd-1")]
+    assert states(w.on_probe_reply(stream_id, True, now)) == [HealthState.CONNECTED]
+
+
+def test_first_connect_is_live_after_the_probe_and_opens_no_gap() -> None:
+    w = watch()
+    live(w)
+    assert w.gap_reason is None and w.budget.total == 1
+
+
+def test_disconnect_then_connect_fires_the_gap_once_subscribed() -> None:
+    w = watch()
+    live(w)
+    assert states(w.on_signal("s1", "DISCONNECT", None, 10)) == [HealthState.RECONNECTING]
+    assert w.on_signal("s1", "RESTART", "connection closed", 10) == []  # UBWA's attempt, counted
+    assert w.on_signal("s1", "CONNECT", None, 200) == [SendProbe("s1", "bexec-wd-2")]
+    out = w.on_probe_reply("s1", True, 210)
+    assert states(out) == [HealthState.CONNECTED] and gaps(out) == ["disconnect"]
+    assert w.budget.total == 2 and w.reconnects == 1
+
+
+def test_terminated_recreates_at_once_then_backs_off() -> None:
+    w = watch()
+    live(w)
+    out = w.on_terminated("s1", 10)
+    assert out[0] == StopStream("s1") and out[-1] == ScheduleRecreate(0)
+    assert w.on_signal("s1", "DISCONNECT", None, 11) == []  # the old stream is not ours any more
+    assert w.recreate_due(11) == [CreateStream()]
+    w.created("s2", 11)
+    w.on_signal("s2", "CONNECT", None, 12)
+    assert gaps(w.on_probe_reply("s2", True, 13)) == ["eventStreamTerminated"]
+    # Two failures in a row: the second waits.
+    w.on_server_shutdown("s2", 20)
+    assert w.recreate_due(20) == [CreateStream()]
+    w.created("s3", 20)
+    out = w.on_signal("s3", "STREAM_UNREPAIRABLE", "socket died", 21)
+    delay = out[-1]
+    assert isinstance(delay, ScheduleRecreate) and 50 <= delay.delay_ms <= 100
+
+
+def test_quiet_stream_is_probed_and_silence_recreates() -> None:
+    w = watch()
+    live(w)
+    assert w.on_tick(500, 0) == []
+    assert w.on_tick(1_000, 0) == [SendProbe("s1", "bexec-wd-2")]
+    assert w.on_tick(1_500, 0) == []  # one probe per interval
+    assert states(w.on_probe_reply("s1", True, 1_510)) == []  # still live: nothing to report
+    assert w.on_tick(2_000, 1_510) == []  # the reply counts as traffic
+    assert w.on_tick(3_000, 1_510) == [SendProbe("s1", "bexec-wd-3")]
+    out = w.on_tick(4_600, 1_510)
+    assert out[0] == StopStream("s1") and states(out) == [HealthState.SILENT]
+    assert w.gap_reason == "silence"
+
+
+def test_probe_saying_not_subscribed_recreates() -> None:
+    w = watch()
+    live(w)
+    out = w.on_probe_reply("s1", False, 5)
+    assert out[0] == StopStream("s1") and w.gap_reason == "subscription lost"
+
+
+def test_bad_key_is_fatal_and_final() -> None:
+    w = watch()
+    w.start(0)
+    w.created("s1", 0)
+    w.on_signal("s1", "CONNECT", None, 1)
+    w.on_signal("s1", "DISCONNECT", None, 2)
+    err = "userDataStream.subscribe.signature failed: code=-2015 msg=Invalid API-key, IP, or permissions for action."
+    assert states(w.on_signal("s1", "STREAM_UNREPAIRABLE", err, 3)) == [HealthState.FATAL]
+    for t in range(0, 3_600_000, 1_000):
+        assert w.on_tick(t, None) == []
+    assert w.recreate_due(10**7) == [] and w.budget.total == 1
+
+
+def test_transient_rejections_turn_fatal_after_a_few_in_a_row() -> None:
+    w = watch()
+    w.start(0)
+    err = "userDataStream.subscribe.signature failed: code=-1003 msg=Too many requests"
+    results = []
+    for sid in range(1, 4):
+        w.created(f"s{sid}", 0)
+        out = w.on_signal(f"s{sid}", "STREAM_UNREPAIRABLE", err, 0)
+        results.append(states(out))
+        w.recreate_due(10**6)
+    assert results == [[HealthState.UNREPAIRABLE]] * 2 + [[HealthState.FATAL]]
+
+
+def test_ubwa_reconnect_storm_is_taken_over_after_the_grace() -> None:
+    w = watch()
+    live(w)
+    w.on_signal("s1", "DISCONNECT", None, 100)
+    assert w.on_tick(100 + GRACE - 1, None) == []
+    out = w.on_tick(100 + GRACE, None)
+    assert out[0] == StopStream("s1") and isinstance(out[-1], ScheduleRecreate)
+
+
+def test_connection_budget_holds_recreates_back() -> None:
+    w = watch(limit=2)
+    live(w)
+    w.on_terminated("s1", 10)
+    assert w.recreate_due(10) == [CreateStream()]
+    w.created("s2", 10)
+    out = w.on_terminated("s2", 20)  # backoff says soon, the budget says no
+    assert isinstance(out[-1], ScheduleRecreate)
+    out = w.recreate_due(20 + out[-1].delay_ms)
+    wait = out[-1]
+    assert isinstance(wait, ScheduleRecreate) and wait.delay_ms > 200_000
+    assert "budget" in out[0].health.reason  # type: ignore[union-attr]
+    assert w.recreate_due(300_000) == [CreateStream()]
+
+
+def test_ubwa_retry_loop_is_stopped_when_the_budget_is_spent() -> None:
+    w = watch(limit=5)
+    live(w)
+    w.on_signal("s1", "DISCONNECT", None, 100)
+    outs = [w.on_signal("s1", "RESTART", "refused", 100 + 100 * i) for i in range(4)]
+    assert outs[:3] == [[], [], []]  # 1 create + 3 UBWA attempts fit in 5
+    last = outs[3]
+    assert last[0] == StopStream("s1") and states(last) == [HealthState.RECONNECTING]
+    wait = last[-1]
+    assert isinstance(wait, ScheduleRecreate) and wait.delay_ms > 290_000
+    assert w.on_signal("s1", "RESTART", "refused", 500) == []  # not ours any more
+    assert w.recreate_due(100 + wait.delay_ms + 400) == [CreateStream()]
+
+
+def test_market_stream_has_no_watchdog_and_no_gaps() -> None:
+    w = watch(StreamRole.MARKET)
+    w.start(0)
+    w.created("m1", 0)
+    assert states(w.on_signal("m1", "CONNECT", None, 1)) == [HealthState.CONNECTED]
+    assert w.on_tick(10**6, None) == []
+    w.on_signal("m1", "DISCONNECT", None, 10**6)
+    assert gaps(w.on_signal("m1", "CONNECT", None, 10**6 + 1)) == []
+
+
+def test_subscribe_rejection_parsing() -> None:
+    assert subscribe_rejection("userDataStream.subscribe.signature failed: code=-1022 msg=x") == -1022
+    assert subscribe_rejection("userDataStream.subscribe.signature failed: no code") == 0
+    assert subscribe_rejection("KeyError('data')") is None
+    assert subscribe_rejection(None) is None
+
+
+# ---------------------------------------------------------------------- properties
+
+
+@given(st.integers(1, 1_000), st.integers(1, 100_000), st.integers(0, 2**32), st.integers(1, 60))
+def test_backoff_grows_capped_with_jitter(min_ms: int, extra: int, seed: int, n: int) -> None:
+    b = Backoff(min_ms, min_ms + extra, random.Random(seed))
+    delays = [b.next_delay_ms() for _ in range(n)]
+    assert delays[0] == 0
+    for k, d in enumerate(delays[1:], start=1):
+        base = min(b.max_ms, min_ms * 2 ** (k - 1))
+        assert base // 2 <= d <= base <= b.max_ms
+    b.reset()
+    assert b.next_delay_ms() == 0
+
+
+@given(st.integers(1, 10), st.integers(1, 1_000), st.lists(st.tuples(st.integers(0, 300), st.booleans()), max_size=200))
+def test_budget_never_admits_more_than_the_limit_per_window(
+    limit: int, window: int, ops: list[tuple[int, bool]]
+) -> None:
+    budget = ConnectionBudget(limit, window)
+    now = 0
+    taken: list[int] = []
+    for dt, theirs in ops:
+        now += dt
+        if theirs:
+            budget.note(now)
+            taken.append(now)
+            continue
+        wait = budget.wait_ms(now)
+        assert budget.try_take(now) is (wait == 0)
+        if wait == 0:
+            taken.append(now)
+            in_window = [t for t in taken if t > now - window]
+            # Our own attempts never push the window past the limit (UBWA's may, and then we wait).
+            assert len(in_window) <= max(limit, len([t for t in in_window if t != now]) + 1)
+        else:
+            assert budget.used(now) >= limit
+            assert budget.wait_ms(now + wait) == 0
+    assert budget.total == len(taken)
+
+
+_INPUTS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "CONNECT",
+                "DISCONNECT",
+                "UNREPAIRABLE",
+                "FATAL",
+                "TERM",
+                "SHUT",
+                "PROBE_OK",
+                "PROBE_NO",
+                "TICK",
+                "DUE",
+                "STALE",
+            ]
+        ),
+        st.integers(0, 4_000),
+    ),
+    max_size=80,
+)
+
+
+@given(_INPUTS, st.integers(1, 6), st.integers(0, 1000))
+def test_watch_invariants_over_arbitrary_interleavings(inputs: list[tuple[str, int]], limit: int, seed: int) -> None:
+    """A simulated actor carries out the decisions; whatever happens, the invariants hold."""
+    w = watch(limit=limit, seed=seed)
+    now = 0
+    ids = iter(f"s{i}" for i in range(10_000))
+    creates: list[int] = []
+    open_gap = False
+    fatal = False
+    pending_due = False
+
+    def apply(decisions: list[Decision]) -> None:
+        nonlocal open_gap, pending_due
+        for i, d in enumerate(decisions):
+            if isinstance(d, FireGap):
+                # A gap is fired only together with the news that the subscription is live again.
+                assert any(
+                    isinstance(x, ReportHealth) and x.health.state is HealthState.CONNECTED for x in decisions[:i]
+                )
+                open_gap = False
+            elif isinstance(d, CreateStream):
+                creates.append(now)
+                apply(w.created(next(ids), now))
+            elif isinstance(d, ScheduleRecreate):
+                pending_due = True
+
+    apply(w.start(now))
+    for kind, dt in inputs:
+        now += dt
+        sid = w.stream_id
+        before = w.gap_reason
+        if kind in ("CONNECT", "DISCONNECT", "RESTART"):
+            out = w.on_signal(sid, kind, None, now)
+        elif kind == "UNREPAIRABLE":
+            out = w.on_signal(sid, "STREAM_UNREPAIRABLE", "socket broke", now)
+        elif kind == "FATAL":
+            out = w.on_signal(sid, "STREAM_UNREPAIRABLE", "userDataStream.subscribe.signature failed: code=-2015", now)
+        elif kind == "TERM":
+            out = w.on_terminated(sid, now)
+        elif kind == "SHUT":
+            out = w.on_server_shutdown(sid, now)
+        elif kind in ("PROBE_OK", "PROBE_NO"):
+            out = w.on_probe_reply(sid, kind == "PROBE_OK", now)
+        elif kind == "TICK":
+            out = w.on_tick(now, now - dt // 2)
+        elif kind == "DUE":
+            pending_due = False
+            out = w.recreate_due(now)
+        else:
+            out = w.on_signal("not-ours", "DISCONNECT", None, now) + w.on_terminated("not-ours", now)
+            assert out == []
+        if fatal:
+            assert out == []  # fatal is final
+        if w.gap_reason is not None and before is None:
+            open_gap = True
+        apply(out)
+        fatal = fatal or w.phase == "fatal"
+        # Never more of our connection attempts in a window than the budget allows.
+        assert len([t for t in creates if t > now - 300_000]) <= limit
+    if not fatal and open_gap:
+        assert w.gap_reason is not None  # an open gap is never forgotten before it is fired
+
+
+@given(st.lists(st.integers(1, SILENCE // 3), min_size=1, max_size=300), st.integers(0, 20))
+def test_a_healthy_quiet_stream_is_never_declared_silent(steps: list[int], reply_delay: int) -> None:
+    """Ticks no further apart than the probe interval, and every probe answered within a few ms: never silent."""
+    w = watch()
+    live(w)
+    now = 0
+    last_rx = 0
+    for step in steps:
+        now += step
+        for d in w.on_tick(now, last_rx):
+            assert not isinstance(d, StopStream | ReportHealth)
+            if isinstance(d, SendProbe):
+                last_rx = now + reply_delay
+                assert w.on_probe_reply(d.stream_id, True, last_rx) == []
+    assert w.phase == "live" and w.budget.total == 1
