@@ -300,7 +300,77 @@ def _account_position(f: _Fields) -> AccountPosition:
     return AccountPosition(f.int_("E"), f.int_("u"), tuple(balances))
 
 
+_DEC_KEYS = ("q", "p", "l", "z", "L", "n", "Z", "Y")
+_SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
+_EXEC_TYPES = {m.value: m for m in ExecutionType}
+_STATUSES = {m.value: m for m in ExchangeOrderStatus}
+
+
+def _execution_report_fast(e: Mapping[str, Any], subscription_id: int | None) -> ExecutionReport | None:
+    """The hot path for well-formed reports (every fill goes through here); None sends it to the checked path.
+
+    Same result as `_execution_report` for valid input: strict types (a bool is not a number, a number is not
+    a decimal string), finite non-negative decimals; anything irregular falls back so the error is precise.
+    """
+    try:
+        d = [e[k] for k in _DEC_KEYS]
+        if any(type(x) is not str for x in d):
+            return None
+        q, p, lq, z, lp, n, zq, yq = (Decimal(x) for x in d)
+        ints = (e["E"], e["i"], e["T"], e["t"], e["O"])
+        if any(type(x) is not int for x in ints):
+            return None
+        strs = (e["s"], e["c"], e["o"], e["f"], e["r"])
+        if any(type(x) is not str for x in strs):
+            return None
+        m, w = e["m"], e["w"]
+        if type(m) is not bool or type(w) is not bool:
+            return None
+        side, xtype, status = _SIDES[e["S"]], _EXEC_TYPES[e["x"]], _STATUSES[e["X"]]
+        orig, asset, expiry = e.get("C"), e.get("N"), e.get("eR")
+    except (KeyError, TypeError, InvalidOperation):
+        return None
+    if any(not v.is_finite() or v < 0 or abs(v.adjusted()) > 30 for v in (q, p, lq, z, lp, n, zq, yq)):
+        return None
+    if any(v is not None and type(v) is not str for v in (orig, asset, expiry)):
+        return None
+    event_time, order_id, tx_time, trade_id, created = ints
+    return ExecutionReport(
+        event_time_ms=event_time,
+        symbol=Symbol(strs[0]),
+        client_order_id=ClientOrderId(strs[1]),
+        orig_client_order_id=ClientOrderId(orig) if orig else None,
+        side=side,
+        order_type=strs[2],
+        time_in_force=strs[3],
+        quantity=q,
+        price=p,
+        execution_type=xtype,
+        order_status=status,
+        reject_reason=strs[4],
+        order_id=ExchangeOrderId(order_id),
+        last_qty=lq,
+        cum_qty=z,
+        last_price=lp,
+        commission=n,
+        commission_asset=asset or None,
+        transaction_time_ms=tx_time,
+        trade_id=None if trade_id < 0 else TradeId(trade_id),
+        is_maker=m,
+        cum_quote=zq,
+        last_quote=yq,
+        is_working=w,
+        creation_time_ms=created,
+        expiry_reason=expiry or None,
+        subscription_id=subscription_id,
+    )
+
+
 def _event(event: Mapping[str, Any], subscription_id: int | None, raw: bytes | str) -> UserDataReport:
+    if event.get("e") == "executionReport":
+        fast = _execution_report_fast(event, subscription_id)
+        if fast is not None:
+            return fast
     f = _Fields(event, raw)
     kind = f.str_("e")
     if kind == "executionReport":
