@@ -1,0 +1,153 @@
+"""Simulator configuration: frozen pydantic models."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sim._auth import KeyVerifier, valid_key_format
+from sim._symbols import make_symbol_spec
+
+__all__ = ["AccountSpec", "RateLimitConfig", "SimConfig"]
+
+_DEFAULT_HMAC_KEY = "simkey0000000000000000000000000000000000000000000000000000000001"
+_DEFAULT_HMAC_SECRET = "simsecret00000000000000000000000000000000000000000000000000000001"
+
+
+class AccountSpec(BaseModel):
+    """One simulated account and its API key.
+
+    Attributes:
+        name: Ledger name of the account (unique).
+        api_key: Value expected in ``X-MBX-APIKEY`` / the WS ``apiKey`` param.
+        secret: HMAC secret (any string), or an RSA / Ed25519 PKCS#8 PEM private key; for PEM keys the
+            simulator derives the public key and verifies signatures with it.
+        balances: Starting balances per asset.
+        enable_withdrawals: Reported by ``apiRestrictions`` and ``account.canWithdraw``.
+        enable_reading / enable_spot_trading: Other ``apiRestrictions`` flags (trading off → -2015 on orders).
+        maker_commission / taker_commission: Rates as fractions (0.001 = 0.1 %).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = "main"
+    api_key: str = _DEFAULT_HMAC_KEY
+    secret: str = _DEFAULT_HMAC_SECRET
+    balances: dict[str, Decimal] = Field(
+        default_factory=lambda: {
+            "USDT": Decimal("100000"),
+            "BTC": Decimal("2"),
+            "ETH": Decimal("20"),
+            "BNB": Decimal("50"),
+        }
+    )
+    enable_withdrawals: bool = False
+    enable_reading: bool = True
+    enable_spot_trading: bool = True
+    ip_restrict: bool = False
+    maker_commission: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
+    taker_commission: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
+
+    @field_validator("api_key")
+    @classmethod
+    def _check_key(cls, api_key: str) -> str:
+        if not valid_key_format(api_key):
+            raise ValueError("api_key must be 1-128 ASCII letters and digits (Binance's key format)")
+        return api_key
+
+    @field_validator("secret")
+    @classmethod
+    def _check_secret(cls, secret: str) -> str:
+        if not secret:
+            raise ValueError("secret must not be empty")
+        try:
+            KeyVerifier(secret)
+        except (ValueError, TypeError) as exc:
+            # Never echo the secret itself.
+            raise ValueError(
+                f"secret is not a usable HMAC secret or RSA/Ed25519 PKCS#8 PEM key ({type(exc).__name__})"
+            ) from None
+        return secret
+
+    @field_validator("balances")
+    @classmethod
+    def _check_balances(cls, balances: dict[str, Decimal]) -> dict[str, Decimal]:
+        for asset, amount in balances.items():
+            if amount < 0:
+                raise ValueError(f"balance of {asset} must not be negative")
+        return balances
+
+
+class RateLimitConfig(BaseModel):
+    """Binance limits (defaults from binance-spot.md §5) and the ban policy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_weight_per_minute: int = 6000
+    orders_per_10s: int = 50
+    orders_per_day: int = 160000
+    ban_after_violations: int = 3
+    ban_seconds: int = 120
+    enabled: bool = True
+
+
+class SimConfig(BaseModel):
+    """Everything the simulator needs; the same config and request sequence give the same run.
+
+    Attributes:
+        seed: Seed of every random source (price paths, probabilistic faults).
+        symbols: Exchange symbols (``BTCUSDT`` …); unknown pairs get filters derived from their start price.
+        start_prices: Optional start price per symbol (overrides the built-in defaults).
+        volatility: Per-tick standard deviation of log returns.
+        drift: Per-tick drift of log returns.
+        jump_probability / jump_size: Chance per tick of a jump and its log-return standard deviation.
+        tick_volume_multiplier: Size of the synthetic trade volume per tick, in units of the top level size.
+        depth_levels: Levels on each side of the synthetic book.
+        accounts: Simulated accounts.
+        rate_limits: Rate-limit windows.
+        market_tick_interval_s: Background market mover period; 0 disables it (tests drive the market).
+        exchange_mode: ``binance`` (WS API user data) or ``binanceus`` (REST listenKey flow).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = 42
+    symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "ETHBTC"])
+    start_prices: dict[str, Decimal] = Field(default_factory=dict)
+    volatility: float = Field(default=0.0005, ge=0)  # float-ok: model parameter
+    drift: float = 0.0  # float-ok
+    jump_probability: float = Field(default=0.001, ge=0, le=1)  # float-ok
+    jump_size: float = Field(default=0.02, ge=0)  # float-ok
+    tick_volume_multiplier: float = Field(default=2.0, ge=0)  # float-ok
+    depth_levels: int = Field(default=20, ge=1, le=5000)
+    accounts: list[AccountSpec] = Field(default_factory=lambda: [AccountSpec()])
+    rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    market_tick_interval_s: float = Field(default=0.0, ge=0)  # float-ok: seconds
+    exchange_mode: Literal["binance", "binanceus"] = "binance"
+
+    @field_validator("symbols")
+    @classmethod
+    def _check_symbols(cls, symbols: list[str]) -> list[str]:
+        if not symbols:
+            raise ValueError("at least one symbol is required")
+        out = [s.upper() for s in symbols]
+        if len(set(out)) != len(out):
+            raise ValueError(f"duplicate symbols in {symbols}")
+        for sym in out:
+            make_symbol_spec(sym)  # raises ValueError with the reason for an unknown quote asset
+        return out
+
+    @model_validator(mode="after")
+    def _check_accounts(self) -> SimConfig:
+        if not self.accounts:
+            raise ValueError("at least one account is required")
+        names = [a.name for a in self.accounts]
+        keys = [a.api_key for a in self.accounts]
+        if len(set(names)) != len(names) or len(set(keys)) != len(keys):
+            raise ValueError("account names and API keys must be unique")
+        for sym, price in self.start_prices.items():
+            if sym not in self.symbols or price <= 0:
+                raise ValueError(f"start price for {sym}: symbol must be configured and the price positive")
+        return self

@@ -1,0 +1,181 @@
+"""Simulator state shared by the REST, WS and control layers (runs on the simulator's event loop)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import orjson
+from loguru import logger
+
+from sim._accounts import Account
+from sim._auth import KeyVerifier
+from sim._config import SimConfig
+from sim._exchange import Exchange
+from sim._faults import CONN_KINDS, EVENT_KINDS, FaultSchedule
+from sim._price import PriceSource
+from sim._ratelimit import RateLimiter
+
+__all__ = ["Clock", "SimCore", "Sink", "wall_clock_ms"]
+
+Clock = Callable[[], int]
+
+
+def wall_clock_ms() -> int:
+    """Default time source: wall clock in ms (ccxt signs with wall-clock timestamps)."""
+    return time.time_ns() // 1_000_000
+
+
+class Sink(Protocol):
+    """A connection that receives serialized frames (written by its own writer task)."""
+
+    def push(self, frame: bytes) -> None:
+        """Queue one text frame."""
+        ...
+
+    def fault(self, kind: str) -> None:
+        """Break the connection: ``ws_close``, ``ws_abort`` or ``ws_stall``."""
+        ...
+
+
+@dataclass
+class UserSub:
+    """One user-data subscription: where its events go and how they are framed."""
+
+    sink: Sink
+    subscription_id: int | None  # None → unwrapped (Binance.US listenKey stream)
+
+
+@dataclass
+class SimCore:
+    """Exchange, limiter, faults, keys and subscriptions; not thread-safe (loop-confined)."""
+
+    config: SimConfig
+    clock: Clock = wall_clock_ms
+    price_source: PriceSource | None = None
+    exchange: Exchange = field(init=False)
+    limiter: RateLimiter = field(init=False)
+    faults: FaultSchedule = field(init=False)
+    verifiers: dict[str, KeyVerifier] = field(init=False)
+    by_key: dict[str, Account] = field(init=False)
+    user_subs: dict[str, list[UserSub]] = field(default_factory=dict)
+    market_sinks: dict[str, set[Sink]] = field(default_factory=dict)
+    listen_keys: dict[str, str] = field(default_factory=dict)
+    sub_listeners: list[Callable[[], None]] = field(default_factory=list)
+    _held: dict[str, bytes] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.exchange = Exchange(self.config, self.price_source)
+        self.limiter = RateLimiter(self.config.rate_limits)
+        self.faults = FaultSchedule(self.config.seed)
+        self.by_key = {}
+        self.verifiers = {}
+        for spec in self.config.accounts:
+            self.by_key[spec.api_key] = self.exchange.accounts[spec.name]
+            self.verifiers[spec.api_key] = KeyVerifier(spec.secret)
+        self.exchange.on_first_fill = self.limiter.order_filled
+        self.exchange.listening = set()
+
+    def now(self) -> int:
+        """Current simulator time in ms."""
+        return self.clock()
+
+    # ------------------------------------------------------------------ subscriptions
+    def add_user_sub(self, account: str, sub: UserSub) -> None:
+        """Route ``account``'s events to ``sub``."""
+        self.user_subs.setdefault(account, []).append(sub)
+        self._subs_changed()
+
+    def remove_user_sub(self, account: str, sub: UserSub) -> None:
+        """Stop routing ``account``'s events to ``sub``."""
+        subs = self.user_subs.get(account, [])
+        if sub in subs:
+            subs.remove(sub)
+            self._subs_changed()
+
+    def subscription_count(self) -> int:
+        """Active user-data subscriptions over all accounts."""
+        return sum(len(v) for v in self.user_subs.values())
+
+    def _subs_changed(self) -> None:
+        self.exchange.listening = {name for name, subs in self.user_subs.items() if subs}
+        listeners, self.sub_listeners = self.sub_listeners, []
+        for notify in listeners:
+            notify()
+
+    def add_market_sink(self, stream: str, sink: Sink) -> None:
+        """Route market stream ``stream`` to ``sink``."""
+        self.market_sinks.setdefault(stream, set()).add(sink)
+        self.exchange.market_subs.add(stream)
+
+    def remove_market_sink(self, stream: str, sink: Sink) -> None:
+        """Stop routing ``stream`` to ``sink``."""
+        sinks = self.market_sinks.get(stream)
+        if sinks is not None:
+            sinks.discard(sink)
+            if not sinks:
+                del self.market_sinks[stream]
+                self.exchange.market_subs.discard(stream)
+
+    # ------------------------------------------------------------------ dispatch
+    def flush(self) -> None:
+        """Send every queued exchange event to its subscribers, applying event faults."""
+        ex = self.exchange
+        if not ex.outbox:
+            return
+        events, ex.outbox = ex.outbox, []
+        for kind, key, payload in events:
+            if kind == "user":
+                self._send_user(key, orjson.dumps(payload))
+            else:
+                sinks = self.market_sinks.get(key)
+                if sinks:
+                    data = orjson.dumps(payload)
+                    wrapped = b'{"stream":"' + key.encode() + b'","data":' + data + b"}"
+                    for sink in list(sinks):
+                        sink.push(wrapped if getattr(sink, "wrapped", False) else data)
+
+    def _send_user(self, account: str, data: bytes) -> None:
+        subs = self.user_subs.get(account)
+        if not subs:
+            return
+        now = self.now()
+        out = [data]
+        if self.faults.entries:
+            fired = self.faults.take(f"user:{account}", EVENT_KINDS, now, data[:60].decode(errors="replace"))
+            kinds = {f.kind for f in fired}
+            if "drop_events" in kinds:
+                out = []
+            elif "reorder_events" in kinds and account not in self._held:
+                self._held[account] = data
+                out = []
+            elif "duplicate_events" in kinds:
+                out = [data, data]
+            for conn_fault in kinds & CONN_KINDS:
+                # The connection fails just as this event is due: the event is lost with it.
+                out = []
+                for sub in list(subs):
+                    sub.sink.fault(conn_fault)
+        if out and account in self._held:
+            out.append(self._held.pop(account))
+        for frame in out:
+            for sub in list(subs):
+                sub.sink.push(self.frame(sub, frame))
+
+    @staticmethod
+    def frame(sub: UserSub, data: bytes) -> bytes:
+        """Frame an event for ``sub``: wrapped with its subscription id on the WS API."""
+        if sub.subscription_id is None:
+            return data
+        return b'{"subscriptionId":' + str(sub.subscription_id).encode() + b',"event":' + data + b"}"
+
+    def send_user_raw(self, account: str, event: dict[str, object]) -> int:
+        """Send a synthetic event (e.g. ``eventStreamTerminated``) to every subscription of ``account``."""
+        subs = self.user_subs.get(account, [])
+        data = orjson.dumps(event)
+        for sub in list(subs):
+            sub.sink.push(self.frame(sub, data))
+        logger.info("sim user event {} to {} subscription(s) of {}", event.get("e"), len(subs), account)
+        return len(subs)

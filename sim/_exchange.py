@@ -1,0 +1,476 @@
+"""The matching engine and ledger (pure: time is passed in, events go to an outbox)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from sim._accounts import Account
+from sim._config import SimConfig
+from sim._errors import DUPLICATE_ORDER, WOULD_TAKE, SimError, bad_param, fmt
+from sim._market import SymbolMarket
+from sim._orders import Order, Trade
+from sim._price import PriceSource, RandomWalkPriceSource
+from sim._symbols import SymbolSpec, make_symbol_spec
+from sim._validate import NewOrder, parse_new_order
+
+__all__ = ["Exchange", "OutEvent", "PlaceResult"]
+
+ZERO = Decimal(0)
+_EIGHT = Decimal("0.00000001")
+_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+# ("user", account name, event) or ("market", stream name, payload)
+OutEvent = tuple[str, str, dict[str, object]]
+
+
+@dataclass
+class PlaceResult:
+    """Outcome of an accepted order."""
+
+    order: Order
+    fills: list[Trade]
+    resp_type: str
+
+
+class Exchange:
+    """Accounts, symbols, orders and trades, with deterministic matching against synthetic depth.
+
+    Every mutating method takes ``now_ms`` and appends user-stream and market events to ``outbox``;
+    the I/O layer drains it. ``on_first_fill(account, order_id, now_ms)`` lets the rate limiter
+    decrement the unfilled-order count.
+    """
+
+    def __init__(self, config: SimConfig, price_source: PriceSource | None = None) -> None:
+        self.config = config
+        self.price_source: PriceSource = price_source or RandomWalkPriceSource(
+            config.seed, config.volatility, config.drift, config.jump_probability, config.jump_size
+        )
+        self.specs: dict[str, SymbolSpec] = {}
+        self.markets: dict[str, SymbolMarket] = {}
+        for sym in config.symbols:
+            spec = make_symbol_spec(sym, config.start_prices.get(sym))
+            self.specs[sym] = spec
+            self.markets[sym] = SymbolMarket(
+                spec=spec,
+                levels=config.depth_levels,
+                volume_mult=config.tick_volume_multiplier,
+                rng=random.Random(f"{config.seed}:volume:{sym}"),
+            )
+        self.accounts: dict[str, Account] = {a.name: Account.from_spec(a) for a in config.accounts}
+        self.orders: dict[int, Order] = {}
+        self.open_by_symbol: dict[str, dict[int, Order]] = {s: {} for s in self.specs}
+        self._by_cid: dict[tuple[str, str, str], Order] = {}
+        self.trades: list[Trade] = []
+        self.outbox: list[OutEvent] = []
+        self.market_subs: set[str] = set()
+        # Accounts with a user-data subscriber; None = emit every user event (pure use and tests).
+        self.listening: set[str] | None = None
+        self.on_first_fill: Callable[[str, int, int], None] | None = None
+        self._next_order_id = 1000
+        self._next_trade_id = 5000
+        self._next_exec_id = 1
+        self._id_rng = random.Random(f"{config.seed}:ids")
+
+    # ------------------------------------------------------------------ helpers
+    def spec(self, symbol: str | None) -> SymbolSpec:
+        """The spec of ``symbol``; -1102 if missing, -1121 if unknown."""
+        if not symbol:
+            raise bad_param("symbol")
+        spec = self.specs.get(symbol)
+        if spec is None:
+            raise SimError(400, -1121, "Invalid symbol.")
+        return spec
+
+    def new_client_id(self) -> str:
+        """A Binance-style generated client order id (deterministic from the seed)."""
+        return "web_" + "".join(self._id_rng.choice(_ID_CHARS) for _ in range(22))
+
+    def _exec_id(self) -> int:
+        self._next_exec_id += 1
+        return self._next_exec_id
+
+    def _report(self, order: Order, exec_type: str, now: int, trade: Trade | None = None, **kw: str) -> None:
+        exec_id = self._exec_id()
+        if self.listening is not None and order.account not in self.listening:
+            return  # nobody subscribed: skip building the event (the execution id still advances)
+        ev = order.execution_report(exec_type, now, exec_id, trade, kw.get("cancel_client_id"))
+        self.outbox.append(("user", order.account, ev))
+
+    def _position(self, account: Account, now: int) -> None:
+        if self.listening is not None and account.name not in self.listening:
+            if account.touched:
+                account.touched.clear()
+                account.update_time = now
+            return
+        ev = account.position_event(now)
+        if ev is not None:
+            self.outbox.append(("user", account.name, ev))
+
+    # ------------------------------------------------------------------ orders
+    def place_order(
+        self, account: Account, p: Mapping[str, str], now: int, *, test: bool = False, external: bool = False
+    ) -> PlaceResult:
+        """Validate and execute a new order (``POST /api/v3/order`` parameters, strings)."""
+        spec = self.spec(p.get("symbol"))
+        market = self.markets[spec.symbol]
+        new = parse_new_order(spec, market.mid, p)
+        side, otype, price, cid = new.side, new.type, new.price, new.client_order_id
+        if cid:
+            prev = self._by_cid.get((account.name, spec.symbol, cid))
+            if prev is not None and prev.is_open:
+                raise SimError(400, -2010, DUPLICATE_ORDER)
+        if new.rests:
+            open_count = sum(1 for o in self.open_by_symbol[spec.symbol].values() if o.account == account.name)
+            if open_count >= spec.max_num_orders:
+                raise SimError(400, -2010, "Filter failure: MAX_NUM_ORDERS")
+        if otype == "LIMIT_MAKER" and price is not None:
+            crosses = price >= market.best_ask if side == "BUY" else price <= market.best_bid
+            if crosses:
+                raise SimError(400, -2010, WOULD_TAKE)
+        if test:
+            return PlaceResult(order=_dummy_order(spec.symbol, account.name, now), fills=[], resp_type="ACK")
+        return self._execute(account, market, new, now, external)
+
+    def _check_funds(
+        self,
+        account: Account,
+        spec: SymbolSpec,
+        market: SymbolMarket,
+        side: str,
+        otype: str,
+        price: Decimal | None,
+        qty: Decimal | None,
+        quote_qty: Decimal | None,
+    ) -> None:
+        if otype != "MARKET":
+            assert price is not None
+            assert qty is not None
+            if side == "BUY":
+                account.require_free(spec.quote, price * qty)
+            else:
+                account.require_free(spec.base, qty)
+            return
+        walk = market.walk(side, None, qty, quote_qty)
+        if side == "BUY":
+            account.require_free(spec.quote, sum((pr * q for _, pr, q in walk), ZERO))
+        else:
+            account.require_free(spec.base, sum((q for _, _, q in walk), ZERO))
+
+    def _execute(self, account: Account, market: SymbolMarket, new: NewOrder, now: int, external: bool) -> PlaceResult:
+        spec, side, otype, tif = new.spec, new.side, new.type, new.time_in_force
+        price, qty, quote_qty, cid, resp_type = new.price, new.qty, new.quote_qty, new.client_order_id, new.resp_type
+        self._check_funds(account, spec, market, side, otype, price, qty, quote_qty)
+        self._next_order_id += 1
+        order = Order(
+            symbol=spec.symbol,
+            order_id=self._next_order_id,
+            client_order_id=cid or self.new_client_id(),
+            account=account.name,
+            side=side,
+            type=otype,
+            time_in_force=tif,
+            price=price if price is not None else ZERO,
+            orig_qty=qty if qty is not None else ZERO,
+            quote_order_qty=quote_qty if quote_qty is not None else ZERO,
+            time=now,
+            update_time=now,
+            external=external,
+        )
+        if otype != "MARKET":
+            assert price is not None
+            assert qty is not None
+            order.lock_asset = spec.quote if side == "BUY" else spec.base
+            order.locked = price * qty if side == "BUY" else qty
+            account.lock(order.lock_asset, order.locked)
+            if tif == "GTC":
+                order.working_time = now
+        self.orders[order.order_id] = order
+        self._by_cid[(account.name, spec.symbol, order.client_order_id)] = order
+        self._report(order, "NEW", now)
+        limit = price if otype != "MARKET" else None
+        walk = market.walk(side, limit, qty, quote_qty)
+        filled = sum((q for _, _, q in walk), ZERO)
+        fills: list[Trade] = []
+        if otype == "LIMIT" and tif == "FOK" and qty is not None and filled < qty:
+            walk = []
+            order.expiry_reason = "UNFILLED_FOK_ORDER_EXPIRED"
+        if quote_qty is not None:
+            # A quoteOrderQty order's quantity is what the quote amount buys (sells) in the book.
+            order.orig_qty = sum((q for _, _, q in walk), ZERO)
+        for idx, lvl_price, take in walk:
+            market.consume("ask" if side == "BUY" else "bid", idx, take)
+            fills.append(self._fill(order, account, market, lvl_price, take, maker=False, now=now))
+        if order.remaining > 0 or order.executed_qty == 0:
+            if otype == "MARKET":
+                if order.executed_qty == 0 or (qty is not None and order.remaining > 0):
+                    order.expiry_reason = "INSUFFICIENT_LIQUIDITY"
+                    self._expire(order, account, now)
+            elif tif == "GTC":
+                self.open_by_symbol[spec.symbol][order.order_id] = order
+            else:
+                if order.expiry_reason is None:
+                    order.expiry_reason = "UNFILLED_IOC_QUANTITY_EXPIRED"
+                self._expire(order, account, now)
+        self._position(account, now)
+        return PlaceResult(order=order, fills=fills, resp_type=resp_type)
+
+    def _release(self, order: Order, account: Account) -> None:
+        if order.locked > 0:
+            account.unlock(order.lock_asset, order.locked)
+            order.locked = ZERO
+
+    def _expire(self, order: Order, account: Account, now: int) -> None:
+        order.status = "EXPIRED"
+        order.update_time = now
+        self._release(order, account)
+        self.open_by_symbol[order.symbol].pop(order.order_id, None)
+        self._report(order, "EXPIRED", now)
+
+    def _fill(
+        self,
+        order: Order,
+        account: Account,
+        market: SymbolMarket,
+        price: Decimal,
+        qty: Decimal,
+        *,
+        maker: bool,
+        now: int,
+    ) -> Trade:
+        spec = market.spec
+        quote_qty = price * qty
+        rate = account.spec.maker_commission if maker else account.spec.taker_commission
+        if order.side == "BUY":
+            if order.locked > 0:
+                reserved = order.price * qty
+                account.spend_locked(spec.quote, reserved)
+                order.locked -= reserved
+                if reserved > quote_qty:
+                    account.credit(spec.quote, reserved - quote_qty)
+            else:
+                account.spend_free(spec.quote, quote_qty)
+            commission = (qty * rate).quantize(_EIGHT, ROUND_HALF_UP)
+            asset = spec.base
+            account.credit(spec.base, qty - commission)
+        else:
+            if order.locked > 0:
+                account.spend_locked(spec.base, qty)
+                order.locked -= qty
+            else:
+                account.spend_free(spec.base, qty)
+            commission = (quote_qty * rate).quantize(_EIGHT, ROUND_HALF_UP)
+            asset = spec.quote
+            account.credit(spec.quote, quote_qty - commission)
+        first = order.executed_qty == 0
+        order.executed_qty += qty
+        order.cum_quote += quote_qty
+        order.update_time = now
+        order.status = "FILLED" if order.executed_qty == order.orig_qty else "PARTIALLY_FILLED"
+        self._next_trade_id += 1
+        trade = Trade(
+            symbol=spec.symbol,
+            trade_id=self._next_trade_id,
+            order_id=order.order_id,
+            account=account.name,
+            price=price,
+            qty=qty,
+            quote_qty=quote_qty,
+            commission=commission,
+            commission_asset=asset,
+            time=now,
+            is_buyer=order.side == "BUY",
+            is_maker=maker,
+        )
+        self.trades.append(trade)
+        market.record_trade(trade.trade_id, price, qty)
+        if order.status == "FILLED":
+            self._release(order, account)
+            self.open_by_symbol[order.symbol].pop(order.order_id, None)
+        self._report(order, "TRADE", now, trade)
+        self._market_trade(spec.symbol, trade.trade_id, price, qty, now, buyer_maker=maker == trade.is_buyer)
+        if first and self.on_first_fill is not None:
+            self.on_first_fill(account.name, order.order_id, now)
+        return trade
+
+    def _market_trade(
+        self, symbol: str, trade_id: int, price: Decimal, qty: Decimal, now: int, buyer_maker: bool
+    ) -> None:
+        stream = symbol.lower() + "@trade"
+        if stream in self.market_subs:
+            self.outbox.append(
+                (
+                    "market",
+                    stream,
+                    {
+                        "e": "trade",
+                        "E": now,
+                        "s": symbol,
+                        "t": trade_id,
+                        "p": fmt(price),
+                        "q": fmt(qty),
+                        "T": now,
+                        "m": buyer_maker,
+                        "M": True,
+                    },
+                )
+            )
+
+    def book_ticker(self, symbol: str) -> dict[str, object]:
+        """``<symbol>@bookTicker`` payload (also the REST bookTicker shape without ``u``)."""
+        m = self.markets[symbol]
+        bids = list(m.side_levels("bid"))[:1]
+        asks = list(m.side_levels("ask"))[:1]
+        return {
+            "u": m.update_id,
+            "s": symbol,
+            "b": fmt(bids[0][1]) if bids else fmt(ZERO),
+            "B": fmt(bids[0][2]) if bids else fmt(ZERO),
+            "a": fmt(asks[0][1]) if asks else fmt(ZERO),
+            "A": fmt(asks[0][2]) if asks else fmt(ZERO),
+        }
+
+    # ------------------------------------------------------------------ lookups and cancels
+    def find_order(
+        self, account: Account, symbol: str, order_id: int | None, orig_cid: str | None, now: int, *, cancel: bool
+    ) -> Order:
+        """Look an order up by id or client id (-2013 on query / -2011 on cancel if unknown)."""
+        missing = (
+            SimError(400, -2011, "Unknown order sent.") if cancel else SimError(400, -2013, "Order does not exist.")
+        )
+        order: Order | None
+        if order_id is not None:
+            order = self.orders.get(order_id)
+            if order is not None and orig_cid and order.client_order_id != orig_cid and not cancel:
+                raise SimError(400, -2039, "Client order ID is not correct for this order ID.")
+        elif orig_cid:
+            order = self._by_cid.get((account.name, symbol, orig_cid))
+        else:
+            raise SimError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+        if order is None or order.account != account.name or order.symbol != symbol or now < order.visible_from:
+            raise missing
+        return order
+
+    def by_client_id(self, account: str, symbol: str, client_order_id: str) -> Order | None:
+        """The latest order of ``account`` on ``symbol`` with this client order id, if any."""
+        return self._by_cid.get((account, symbol, client_order_id))
+
+    def cancel_order(
+        self, account: Account, symbol: str, order_id: int | None, orig_cid: str | None, new_cid: str | None, now: int
+    ) -> dict[str, object]:
+        """Cancel an open order; returns the ``DELETE /api/v3/order`` body."""
+        self.spec(symbol)
+        order = self.find_order(account, symbol, order_id, orig_cid, now, cancel=True)
+        if not order.is_open:
+            raise SimError(400, -2011, "Unknown order sent.")
+        return self._cancel(order, account, new_cid or self.new_client_id(), now)
+
+    def _cancel(self, order: Order, account: Account, cancel_cid: str, now: int) -> dict[str, object]:
+        order.status = "CANCELED"
+        order.update_time = now
+        self._release(order, account)
+        self.open_by_symbol[order.symbol].pop(order.order_id, None)
+        self._report(order, "CANCELED", now, cancel_client_id=cancel_cid)
+        self._position(account, now)
+        return order.cancel_json(cancel_cid, now)
+
+    def cancel_all(self, account: Account, symbol: str, now: int) -> list[dict[str, object]]:
+        """``DELETE /api/v3/openOrders``: cancel every open order of the account on ``symbol``."""
+        self.spec(symbol)
+        mine = [o for o in self.open_by_symbol[symbol].values() if o.account == account.name]
+        if not mine:
+            raise SimError(400, -2011, "Unknown order sent.")
+        return [self._cancel(o, account, self.new_client_id(), now) for o in sorted(mine, key=lambda o: o.order_id)]
+
+    def open_orders(self, account: Account, symbol: str | None, now: int) -> list[Order]:
+        """Visible open orders of the account, oldest first."""
+        syms = [self.spec(symbol).symbol] if symbol is not None else list(self.specs)
+        out = [
+            o
+            for s in syms
+            for o in self.open_by_symbol[s].values()
+            if o.account == account.name and now >= o.visible_from
+        ]
+        return sorted(out, key=lambda o: o.order_id)
+
+    # ------------------------------------------------------------------ market
+    def set_price(self, symbol: str, price: Decimal, now: int) -> None:
+        """Move the mid of ``symbol`` to ``price`` and match resting orders against the move."""
+        m = self.markets[self.spec(symbol).symbol]
+        m.set_mid(price)
+        self._after_move(m, now)
+
+    def step(self, n: int, now: int) -> None:
+        """Advance every symbol's price process ``n`` ticks, matching resting orders each tick."""
+        for _ in range(n):
+            for sym in self.specs:
+                m = self.markets[sym]
+                m.set_mid(self.price_source.next_price(sym, m.mid))
+                self._after_move(m, now)
+
+    def _after_move(self, m: SymbolMarket, now: int) -> None:
+        sym = m.spec.symbol
+        stream = sym.lower() + "@bookTicker"
+        if stream in self.market_subs:
+            self.outbox.append(("market", stream, self.book_ticker(sym)))
+        pool = m.tick_volume()
+        ask, bid = m.best_ask, m.best_bid
+        resting = [o for o in self.open_by_symbol[sym].values() if now >= o.visible_from]
+        buys = sorted((o for o in resting if o.side == "BUY" and o.price >= ask), key=lambda o: (-o.price, o.order_id))
+        sells = sorted((o for o in resting if o.side == "SELL" and o.price <= bid), key=lambda o: (o.price, o.order_id))
+        touched: set[str] = set()
+        for group in (buys, sells):
+            left = pool
+            for o in group:
+                take = min(o.remaining, left)
+                if take <= 0:
+                    break
+                acct = self.accounts[o.account]
+                self._fill(o, acct, m, o.price, take, maker=True, now=now)
+                touched.add(o.account)
+                left -= take
+        if pool > 0:
+            # The synthetic flow that moved the price: it sets the last price and feeds trade streams.
+            self._next_trade_id += 1
+            m.record_trade(self._next_trade_id, m.mid, pool)
+            self._market_trade(sym, self._next_trade_id, m.mid, pool, now, buyer_maker=False)
+        for name in sorted(touched):
+            self._position(self.accounts[name], now)
+
+    def fill_order(self, order: Order, qty: Decimal | None, now: int) -> Trade:
+        """Fill a resting order (fully, or by ``qty``) at its limit price as maker."""
+        if not order.is_open:
+            raise ValueError(f"order {order.order_id} is not open ({order.status})")
+        take = order.remaining if qty is None else qty
+        if take <= 0 or take > order.remaining:
+            raise ValueError(f"fill quantity {take} outside (0, {order.remaining}]")
+        acct = self.accounts[order.account]
+        trade = self._fill(order, acct, self.markets[order.symbol], order.price, take, maker=True, now=now)
+        self._position(acct, now)
+        return trade
+
+    def credit(self, account: Account, asset: str, amount: Decimal, now: int) -> None:
+        """Deposit (or withdraw, if negative) ``amount``: ``balanceUpdate`` then ``outboundAccountPosition``."""
+        account.credit(asset, amount)
+        self.outbox.append(
+            ("user", account.name, {"e": "balanceUpdate", "E": now, "a": asset, "d": fmt(amount), "T": now})
+        )
+        self._position(account, now)
+
+
+def _dummy_order(symbol: str, account: str, now: int) -> Order:
+    return Order(
+        symbol=symbol,
+        order_id=0,
+        client_order_id="",
+        account=account,
+        side="BUY",
+        type="LIMIT",
+        time_in_force="GTC",
+        price=ZERO,
+        orig_qty=ZERO,
+        quote_order_qty=ZERO,
+        time=now,
+    )

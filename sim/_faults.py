@@ -1,0 +1,122 @@
+"""Fault specifications and their seeded / scripted schedule (pure: time is passed in)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["FaultKind", "FaultSchedule", "FaultSpec"]
+
+FaultKind = Literal[
+    "latency",  # REST / WS API: delay the answer by latency_ms
+    "withhold",  # REST: process the request, then hold the response for hold_s (past the client's timeout)
+    "http_error",  # REST: status/code/msg; execute=True processes the request first (order created)
+    "rate_limit",  # REST: 429 -1003 with Retry-After
+    "ban",  # REST: 418 -1003 with Retry-After
+    "clock_skew",  # REST: the timestamp check sees server time + skew_ms (→ -1021 either way)
+    "visibility_lag",  # REST order POST: the new order answers -2013/-2011 and hides from openOrders for lag_ms
+    "drop_events",  # user stream: the event is not sent
+    "duplicate_events",  # user stream: the event is sent twice
+    "reorder_events",  # user stream: the event is held back and sent after the next one
+    "reject_subscribe",  # WS API: userDataStream.subscribe.signature answers status/code/msg
+    "ws_close",  # user stream: the connection is closed (close frame) when the event is due; event lost
+    "ws_abort",  # user stream: the TCP connection is aborted when the event is due; event lost
+    "ws_stall",  # user stream: the connection goes silent (no pongs, no frames) from this event on
+]
+
+REST_KINDS = frozenset({"latency", "withhold", "http_error", "rate_limit", "ban", "clock_skew", "visibility_lag"})
+CONN_KINDS = frozenset({"ws_close", "ws_abort", "ws_stall"})
+EVENT_KINDS = frozenset({"drop_events", "duplicate_events", "reorder_events"}) | CONN_KINDS
+
+
+class FaultSpec(BaseModel):
+    """One fault: what, where (``target`` glob) and when (next ``count`` matches, or a seeded probability).
+
+    Targets: REST ``"<METHOD> <path>"`` (``"POST /api/v3/order"``, ``"* /api/v3/*"``); user stream
+    ``"user:<account>"``; WS API subscribe ``"ws-api"``. With neither ``count`` nor ``probability`` the
+    fault fires on every match until removed.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: FaultKind
+    target: str = "*"
+    count: int | None = None
+    probability: float | None = None  # float-ok: a chance, not money
+    latency_ms: int = 0
+    status: int = 503
+    code: int = -1006
+    msg: str = "An unknown error occurred while processing the request. Execution status unknown."
+    execute: bool = True
+    retry_after: int = 1
+    skew_ms: int = 0
+    lag_ms: int = 0
+    hold_s: float = 30.0  # float-ok: seconds
+
+
+@dataclass
+class _Entry:
+    fault_id: int
+    spec: FaultSpec
+    remaining: int | None
+
+
+@dataclass
+class FaultSchedule:
+    """Active faults in insertion order, a seeded RNG for probabilistic ones, and the fault log."""
+
+    seed: int
+    entries: list[_Entry] = field(default_factory=list)
+    log: list[dict[str, object]] = field(default_factory=list)
+    _next_id: int = 0
+    _rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(f"{self.seed}:faults")
+
+    def add(self, spec: FaultSpec) -> int:
+        """Activate ``spec``; returns its id."""
+        self._next_id += 1
+        self.entries.append(_Entry(self._next_id, spec, spec.count))
+        return self._next_id
+
+    def remove(self, fault_id: int) -> bool:
+        """Deactivate one fault; False if it was not active."""
+        before = len(self.entries)
+        self.entries = [e for e in self.entries if e.fault_id != fault_id]
+        return len(self.entries) != before
+
+    def clear(self) -> None:
+        """Deactivate every fault (the log is kept)."""
+        self.entries.clear()
+
+    def active(self) -> list[dict[str, object]]:
+        """Active faults as ``{"id", "spec", "remaining"}``."""
+        return [{"id": e.fault_id, "spec": e.spec.model_dump(), "remaining": e.remaining} for e in self.entries]
+
+    def take(self, channel: str, kinds: frozenset[str], now: int, detail: str = "") -> list[FaultSpec]:
+        """Faults of ``kinds`` that fire for ``channel`` now; counts are consumed and firings logged."""
+        if not self.entries:
+            return []
+        fired: list[FaultSpec] = []
+        for e in list(self.entries):
+            spec = e.spec
+            if spec.kind not in kinds or not fnmatchcase(channel, spec.target):
+                continue
+            if spec.probability is not None and self._rng.random() >= spec.probability:
+                continue
+            if e.remaining is not None:
+                e.remaining -= 1
+                if e.remaining <= 0:
+                    self.entries.remove(e)
+            fired.append(spec)
+            self.log.append({"id": e.fault_id, "kind": spec.kind, "channel": channel, "time": now, "detail": detail})
+        return fired
+
+    def note(self, kind: str, channel: str, now: int, detail: str = "") -> None:
+        """Log a fault triggered directly through the control API (close, abort, stall, …)."""
+        self.log.append({"id": 0, "kind": kind, "channel": channel, "time": now, "detail": detail})

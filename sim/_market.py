@@ -1,0 +1,162 @@
+"""Per-symbol synthetic market: mid price, depth around it, and per-tick trade volume (pure)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from sim._symbols import SymbolSpec
+
+__all__ = ["SymbolMarket"]
+
+_HALF_SPREAD = Decimal("0.0001")  # 1 bp each side of the mid
+_LEVEL_GAP = Decimal("0.0001")  # 1 bp between synthetic levels
+_TOP_NOTIONAL_MULT = Decimal(2000)  # top level ≈ 2000 × min notional (10k USDT on USDT pairs)
+
+
+@dataclass
+class SymbolMarket:
+    """Synthetic market state of one symbol.
+
+    Synthetic liquidity taken by orders is consumed until the next price change, so two market orders in
+    a row walk deeper into the book instead of getting the same prices.
+    """
+
+    spec: SymbolSpec
+    levels: int
+    volume_mult: float  # float-ok: model parameter
+    rng: random.Random
+    mid: Decimal = Decimal(0)
+    last_price: Decimal = Decimal(0)
+    last_qty: Decimal = Decimal(0)
+    open_price: Decimal = Decimal(0)
+    high: Decimal = Decimal(0)
+    low: Decimal = Decimal(0)
+    volume: Decimal = Decimal(0)
+    quote_volume: Decimal = Decimal(0)
+    trade_count: int = 0
+    first_trade_id: int = -1
+    last_trade_id: int = -1
+    update_id: int = 1
+    consumed_asks: dict[int, Decimal] = field(default_factory=dict)
+    consumed_bids: dict[int, Decimal] = field(default_factory=dict)
+    _levels: dict[str, list[tuple[int, Decimal, Decimal]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.mid == 0:
+            self.set_mid(self.spec.start_price)
+            self.last_price = self.mid
+            self.open_price = self.mid
+            self.high = self.mid
+            self.low = self.mid
+
+    def set_mid(self, price: Decimal) -> None:
+        """Move the mid price (rounded to the tick); resets consumed synthetic liquidity."""
+        self.mid = self.spec.round_tick(price)
+        self.consumed_asks.clear()
+        self.consumed_bids.clear()
+        self._levels.clear()
+        self.update_id += 1
+
+    @property
+    def best_bid(self) -> Decimal:
+        """Top synthetic bid price."""
+        return self._side("bid")[0][1]
+
+    @property
+    def best_ask(self) -> Decimal:
+        """Top synthetic ask price (always at least one tick above the bid)."""
+        return self._side("ask")[0][1]
+
+    def _side(self, side: str) -> list[tuple[int, Decimal, Decimal]]:
+        # Levels depend only on the mid, so they are built once per price change.
+        cached = self._levels.get(side)
+        if cached is not None:
+            return cached
+        spec = self.spec
+        tick = spec.tick_size
+        bid = max(tick, (self.mid * (1 - _HALF_SPREAD) / tick).to_integral_value(ROUND_FLOOR) * tick)
+        ask = max((self.mid * (1 + _HALF_SPREAD) / tick).to_integral_value(ROUND_CEILING) * tick, bid + tick)
+        gap = max(tick, (self.mid * _LEVEL_GAP / tick).to_integral_value(ROUND_CEILING) * tick)
+        top = max(spec.floor_step(spec.min_notional * _TOP_NOTIONAL_MULT / self.mid), spec.step_size)
+        levels: list[tuple[int, Decimal, Decimal]] = []
+        start, sign = (ask, 1) if side == "ask" else (bid, -1)
+        for i in range(max(self.levels, 1)):
+            price = start + sign * gap * i
+            if price <= 0:
+                break
+            levels.append((i, price, spec.floor_step(top * (1 + Decimal(i) / 2))))
+        self._levels[side] = levels
+        return levels
+
+    def level_qty(self, index: int) -> Decimal:
+        """Original size of synthetic level ``index`` (0 = top); deeper levels are larger."""
+        return self._side("ask")[index][2]
+
+    def side_levels(self, side: str) -> Iterator[tuple[int, Decimal, Decimal]]:
+        """Synthetic levels ``(index, price, available qty)`` on ``side`` ("ask" or "bid"), best first."""
+        consumed = self.consumed_asks if side == "ask" else self.consumed_bids
+        for idx, price, qty in self._side(side):
+            yield idx, price, qty - consumed[idx] if idx in consumed else qty
+
+    def consume(self, side: str, index: int, qty: Decimal) -> None:
+        """Take ``qty`` from synthetic level ``index`` on ``side``."""
+        book = self.consumed_asks if side == "ask" else self.consumed_bids
+        book[index] = book.get(index, Decimal(0)) + qty
+
+    def tick_volume(self) -> Decimal:
+        """Seeded synthetic volume traded through the book in one tick (shared by resting orders)."""
+        factor = self.rng.expovariate(1.0) * self.volume_mult
+        return self.spec.floor_step(self.level_qty(0) * Decimal(repr(factor)))
+
+    def record_trade(self, trade_id: int, price: Decimal, qty: Decimal) -> None:
+        """Update the 24 h statistics with one trade."""
+        self.last_price = price
+        self.last_qty = qty
+        self.high = max(self.high, price)
+        self.low = min(self.low, price)
+        self.volume += qty
+        self.quote_volume += price * qty
+        self.trade_count += 1
+        if self.first_trade_id < 0:
+            self.first_trade_id = trade_id
+        self.last_trade_id = trade_id
+
+    def walk(
+        self,
+        side: str,
+        limit: Decimal | None,
+        qty: Decimal | None,
+        quote: Decimal | None,
+    ) -> list[tuple[int, Decimal, Decimal]]:
+        """Taker fills ``(level, price, qty)`` of a ``side`` order against synthetic depth, not committed.
+
+        Stops at the ``limit`` price, after ``qty`` base or when ``quote`` is spent (lot-step truncated).
+        """
+        book_side = "ask" if side == "BUY" else "bid"
+        spec = self.spec
+        fills: list[tuple[int, Decimal, Decimal]] = []
+        left_qty = qty
+        left_quote = quote
+        for idx, lvl_price, avail in self.side_levels(book_side):
+            if limit is not None and (lvl_price > limit if side == "BUY" else lvl_price < limit):
+                break
+            if avail <= 0:
+                continue
+            take = avail
+            if left_qty is not None:
+                take = min(take, left_qty)
+            if left_quote is not None:
+                take = min(take, spec.floor_step(left_quote / lvl_price))
+            if take <= 0:
+                break
+            fills.append((idx, lvl_price, take))
+            if left_qty is not None:
+                left_qty -= take
+                if left_qty <= 0:
+                    break
+            if left_quote is not None:
+                left_quote -= take * lvl_price
+        return fills

@@ -1,0 +1,166 @@
+"""Request-weight and order-count windows with 429 → 418 bans (pure: time is passed in)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sim._config import RateLimitConfig
+from sim._errors import SimError
+
+__all__ = ["RateLimiter"]
+
+_MINUTE = 60_000
+_TEN_S = 10_000
+_DAY = 86_400_000
+_MAX_BAN_MS = 3 * _DAY
+_MAX_TRACKED = 100_000
+
+
+@dataclass
+class _Window:
+    size_ms: int
+    key: int = -1
+    count: int = 0
+
+    def current(self, now: int) -> int:
+        k = now // self.size_ms
+        if k != self.key:
+            self.key = k
+            self.count = 0
+        return self.count
+
+    def retry_after_s(self, now: int) -> int:
+        return max(1, -(-((self.key + 1) * self.size_ms - now) // 1000))
+
+
+@dataclass
+class _IpState:
+    weight: _Window = field(default_factory=lambda: _Window(_MINUTE))
+    violations: int = 0
+    banned_until: int = 0
+    ban_ms: int = 0
+
+
+@dataclass
+class _AccountState:
+    ten_s: _Window = field(default_factory=lambda: _Window(_TEN_S))
+    day: _Window = field(default_factory=lambda: _Window(_DAY))
+    # order id → (10 s window key, day window key) at placement, for the filled-order decrement
+    placed: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+
+class RateLimiter:
+    """Binance's REQUEST_WEIGHT (per IP) and ORDERS (per account) limits, windows on interval boundaries."""
+
+    def __init__(self, config: RateLimitConfig) -> None:
+        self.config = config
+        self._ips: dict[str, _IpState] = {}
+        self._accounts: dict[str, _AccountState] = {}
+
+    def _ip(self, ip: str) -> _IpState:
+        st = self._ips.get(ip)
+        if st is None:
+            st = self._ips[ip] = _IpState()
+        return st
+
+    def _acct(self, account: str) -> _AccountState:
+        st = self._accounts.get(account)
+        if st is None:
+            st = self._accounts[account] = _AccountState()
+        return st
+
+    def used_weight(self, ip: str, now: int) -> int:
+        """Weight used by ``ip`` in the current minute."""
+        return self._ip(ip).weight.current(now)
+
+    def check_weight(self, ip: str, weight: int, now: int) -> None:
+        """Raise 418 while banned, or 429 -1003 if ``weight`` would exceed the minute's limit."""
+        if not self.config.enabled:
+            return
+        st = self._ip(ip)
+        if now < st.banned_until:
+            raise SimError(
+                418,
+                -1003,
+                f"Way too much request weight used; IP banned until {st.banned_until}. "
+                "Please use WebSocket Streams for live updates to avoid bans.",
+                retry_after=-(-(st.banned_until - now) // 1000),
+            )
+        limit = self.config.request_weight_per_minute
+        if st.weight.current(now) + weight > limit:
+            st.violations += 1
+            if st.violations > self.config.ban_after_violations:
+                st.ban_ms = min(_MAX_BAN_MS, st.ban_ms * 2 if st.ban_ms else self.config.ban_seconds * 1000)
+                st.banned_until = now + st.ban_ms
+                st.violations = 0
+                raise SimError(
+                    418,
+                    -1003,
+                    f"Way too much request weight used; IP banned until {st.banned_until}. "
+                    "Please use WebSocket Streams for live updates to avoid bans.",
+                    retry_after=st.ban_ms // 1000,
+                )
+            raise SimError(
+                429,
+                -1003,
+                f"Too much request weight used; current limit is {limit} request weight per 1 MINUTE. "
+                "Please use WebSocket Streams for live updates to avoid polling the API.",
+                retry_after=st.weight.retry_after_s(now),
+            )
+
+    def add_weight(self, ip: str, weight: int, now: int) -> None:
+        """Charge ``weight`` to ``ip``."""
+        w = self._ip(ip).weight
+        w.current(now)
+        w.count += weight
+
+    def order_counts(self, account: str, now: int) -> tuple[int, int]:
+        """Unfilled order counts (10 s, 1 day) of ``account``."""
+        st = self._acct(account)
+        return st.ten_s.current(now), st.day.current(now)
+
+    def check_order(self, account: str, now: int) -> None:
+        """Raise 429 -1015 if one more order would break the 10 s or daily limit."""
+        if not self.config.enabled:
+            return
+        st = self._acct(account)
+        if st.day.current(now) + 1 > self.config.orders_per_day:
+            raise SimError(
+                429,
+                -1015,
+                f"Too many new orders; current limit is {self.config.orders_per_day} orders per DAY.",
+                retry_after=st.day.retry_after_s(now),
+            )
+        if st.ten_s.current(now) + 1 > self.config.orders_per_10s:
+            raise SimError(
+                429,
+                -1015,
+                f"Too many new orders; current limit is {self.config.orders_per_10s} orders per 10 SECOND.",
+                retry_after=st.ten_s.retry_after_s(now),
+            )
+
+    def count_order(self, account: str, order_id: int, now: int) -> None:
+        """Count a newly accepted order."""
+        st = self._acct(account)
+        st.ten_s.current(now)
+        st.day.current(now)
+        st.ten_s.count += 1
+        st.day.count += 1
+        st.placed[order_id] = (st.ten_s.key, st.day.key)
+        if len(st.placed) > _MAX_TRACKED:
+            # Orders never filled would accumulate: forget those outside the current 10 s window
+            # (their later fill then no longer decrements the daily count, a bounded inaccuracy).
+            st.placed = {k: v for k, v in st.placed.items() if v[0] == st.ten_s.key}
+
+    def order_filled(self, account: str, order_id: int, now: int) -> None:
+        """First fill of an order: decrement the windows it was counted in, if still current (FAQ)."""
+        st = self._acct(account)
+        keys = st.placed.pop(order_id, None)
+        if keys is None:
+            return
+        st.ten_s.current(now)
+        st.day.current(now)
+        if st.ten_s.key == keys[0] and st.ten_s.count > 0:
+            st.ten_s.count -= 1
+        if st.day.key == keys[1] and st.day.count > 0:
+            st.day.count -= 1

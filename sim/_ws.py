@@ -1,0 +1,324 @@
+"""Thin aiohttp WebSocket layer: the WS API (user data), market streams and Binance.US listenKey streams."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+from loguru import logger
+
+from sim._auth import check_timestamp, valid_key_format
+from sim._core import SimCore, UserSub
+from sim._dispatch import Dispatcher
+from sim._errors import SimError, bad_param
+
+__all__ = ["Conn", "WsLayer"]
+
+_WS_FAULTS = frozenset({"latency", "reject_subscribe"})
+_MAX_ACTIVE_SUBS = 1000
+_BACKGROUND: set[asyncio.Task[bool]] = set()  # keeps fire-and-forget close tasks alive
+_MAX_LIFETIME_SUBS = 65535
+
+
+class Conn:
+    """One WebSocket connection with an ordered outgoing queue drained by its writer task."""
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.BaseRequest, kind: str) -> None:
+        self.ws = ws
+        self.kind = kind  # "ws-api" | "market" | "listen-key"
+        self.transport = request.transport
+        self.ip = request.remote or "local"
+        self.queue: deque[bytes] = deque()
+        self.ready = asyncio.Event()
+        self.stalled = False
+        self.closed = False
+        self.wrapped = False
+        self.next_sid = 0
+        self.subs: dict[int, tuple[str, UserSub]] = {}
+        self.streams: set[str] = set()
+        self.return_rate_limits = request.query.get("returnRateLimits") != "false"
+        self.writer: asyncio.Task[None] | None = None
+
+    def push(self, frame: bytes) -> None:
+        """Queue a text frame (dropped while stalled: a silent peer sends nothing)."""
+        if self.stalled or self.closed:
+            return
+        self.queue.append(frame)
+        self.ready.set()
+
+    def fault(self, kind: str) -> None:
+        """Break the connection as a scheduled fault (``ws_close`` | ``ws_abort`` | ``ws_stall``)."""
+        logger.info("sim fault {} on a {} connection", kind, self.kind)
+        if kind == "ws_stall":
+            self.stalled = True
+            return
+        self.closed = True
+        self.ready.set()
+        if kind == "ws_abort":
+            if self.transport is not None:
+                self.transport.abort()
+        else:
+            task = asyncio.get_running_loop().create_task(self.ws.close(code=1000, message=b"closed by simulator"))
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
+
+    async def run_writer(self) -> None:
+        """Send queued frames in order until the connection closes."""
+        ws = self.ws
+        while not self.closed:
+            await self.ready.wait()
+            self.ready.clear()
+            queue = self.queue
+            while queue and not self.closed:
+                frame = queue.popleft()
+                try:
+                    await ws.send_frame(frame, WSMsgType.TEXT)
+                except ConnectionError as exc:
+                    logger.debug("sim ws send failed ({}): {}", self.kind, exc)
+                    self.closed = True
+                    return
+
+
+def _ws_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class WsLayer:
+    """Registers the WS routes and keeps the open connections for the control API."""
+
+    def __init__(self, core: SimCore) -> None:
+        self.core = core
+        self.conns: set[Conn] = set()
+
+    def register(self, dispatcher: Dispatcher) -> None:
+        """Add ``/ws-api/v3``, ``/ws``, ``/ws/<streams>`` and ``/stream``."""
+        dispatcher.add("GET", "/ws-api/v3", self.ws_api)
+        dispatcher.add("GET", "/ws", self.market)
+        dispatcher.add("GET", "/stream", self.market)
+        dispatcher.add_prefix("GET", "/ws/", self.market)
+
+    async def _open(self, request: web.BaseRequest, kind: str) -> Conn:
+        ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        conn = Conn(ws, request, kind)
+        conn.writer = asyncio.get_running_loop().create_task(conn.run_writer())
+        self.conns.add(conn)
+        return conn
+
+    async def _serve(self, conn: Conn, on_text: Any) -> None:
+        ws = conn.ws
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.PING:
+                    if not conn.stalled:
+                        await ws.pong(msg.data)
+                elif msg.type == WSMsgType.TEXT and not conn.stalled:
+                    await on_text(conn, msg.data)
+        except ConnectionError as exc:
+            logger.debug("sim ws {} ended: {!r}", conn.kind, exc)
+        finally:
+            conn.closed = True
+            conn.ready.set()
+            self.conns.discard(conn)
+            for account, sub in conn.subs.values():
+                self.core.remove_user_sub(account, sub)
+            for stream in conn.streams:
+                self.core.remove_market_sink(stream, conn)
+            if conn.writer is not None:
+                conn.writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await conn.writer
+
+    # ------------------------------------------------------------------ WS API
+    async def ws_api(self, request: web.BaseRequest) -> web.StreamResponse:
+        """``/ws-api/v3``: request/response frames and wrapped user-data events."""
+        conn = await self._open(request, "ws-api")
+        self.core.limiter.add_weight(conn.ip, 2, self.core.now())  # connecting costs 2 weight
+        await self._serve(conn, self._ws_request)
+        return conn.ws
+
+    def _reply(self, conn: Conn, req_id: Any, result: Any = None, error: SimError | None = None) -> None:
+        out: dict[str, Any] = {"id": req_id, "status": 200 if error is None else error.status}
+        if error is None:
+            out["result"] = result
+        else:
+            out["error"] = error.body()
+        if conn.return_rate_limits:
+            rl = self.core.config.rate_limits
+            out["rateLimits"] = [
+                {
+                    "rateLimitType": "REQUEST_WEIGHT",
+                    "interval": "MINUTE",
+                    "intervalNum": 1,
+                    "limit": rl.request_weight_per_minute,
+                    "count": self.core.limiter.used_weight(conn.ip, self.core.now()),
+                }
+            ]
+        conn.push(orjson.dumps(out))
+
+    async def _ws_request(self, conn: Conn, data: str) -> None:
+        core = self.core
+        try:
+            req = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            self._reply(conn, None, error=SimError(400, -1100, "Illegal characters found in a parameter."))
+            return
+        if not isinstance(req, dict):
+            self._reply(conn, None, error=SimError(400, -1100, "Illegal characters found in a parameter."))
+            return
+        req_id = req.get("id")
+        method = req.get("method")
+        params = req.get("params") or {}
+        now = core.now()
+        if not isinstance(params, dict):
+            self._reply(
+                conn,
+                req_id,
+                error=SimError(400, -1102, "Mandatory parameter 'params' was not sent, was empty/null, or malformed."),
+            )
+            return
+        try:
+            if core.faults.entries:
+                for f in core.faults.take("ws-api", _WS_FAULTS, now, str(method)):
+                    if f.kind == "latency":
+                        await asyncio.sleep(f.latency_ms / 1000)
+                    elif method == "userDataStream.subscribe.signature":
+                        raise SimError(f.status, f.code, f.msg)
+            if method == "userDataStream.subscribe.signature":
+                core.limiter.add_weight(conn.ip, 2, now)
+                result: Any = self._subscribe(conn, params, core.now())
+            elif method == "userDataStream.unsubscribe":
+                self._unsubscribe(conn, params, req_id)
+                return
+            elif method == "session.subscriptions":
+                result = [{"subscriptionId": sid} for sid in sorted(conn.subs)]
+            elif method == "session.status":
+                result = {"userDataStream": bool(conn.subs), "serverTime": now}
+            elif method == "ping":
+                result = {}
+            elif method == "time":
+                result = {"serverTime": now}
+            else:
+                raise SimError(400, -1020, "This operation is not supported.")
+        except SimError as err:
+            self._reply(conn, req_id, error=err)
+            return
+        self._reply(conn, req_id, result)
+
+    def _subscribe(self, conn: Conn, params: dict[str, Any], now: int) -> dict[str, int]:
+        core = self.core
+        key = params.get("apiKey")
+        if not isinstance(key, str) or not valid_key_format(key):
+            raise SimError(401, -2014, "API-key format invalid.")
+        account = core.by_key.get(key)
+        if account is None:
+            raise SimError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        sig = params.get("signature")
+        if not isinstance(sig, str) or not sig:
+            raise bad_param("signature")
+        ts = params.get("timestamp")
+        rw = params.get("recvWindow")
+        check_timestamp(None if ts is None else str(ts), None if rw is None else str(rw), now)
+        payload = "&".join(f"{k}={_ws_value(v)}" for k, v in sorted(params.items()) if k != "signature")
+        if not core.verifiers[key].verify(payload.encode(), sig, url_encoded=False):
+            raise SimError(400, -1022, "Signature for this request is not valid.")
+        if any(acc == account.name for acc, _ in conn.subs.values()):
+            raise SimError(400, -2035, "User Data Stream subscription already active.")
+        if conn.next_sid >= _MAX_LIFETIME_SUBS or len(conn.subs) >= _MAX_ACTIVE_SUBS:
+            raise SimError(400, -2042, "Maximum subscription ID reached for this connection.")
+        sid = conn.next_sid
+        conn.next_sid += 1
+        sub = UserSub(conn, sid)
+        conn.subs[sid] = (account.name, sub)
+        core.add_user_sub(account.name, sub)
+        logger.info("sim user data subscription {} for {}", sid, account.name)
+        return {"subscriptionId": sid}
+
+    def _unsubscribe(self, conn: Conn, params: dict[str, Any], req_id: Any) -> None:
+        sid = params.get("subscriptionId")
+        if sid is None:
+            targets = sorted(conn.subs)
+        elif isinstance(sid, int) and sid in conn.subs:
+            targets = [sid]
+        else:
+            raise SimError(400, -2036, "User Data Stream subscription not active.")
+        self._reply(conn, req_id, {})
+        for s in targets:
+            self.terminate(conn, s)
+
+    def terminate(self, conn: Conn, sid: int) -> None:
+        """End one subscription with an ``eventStreamTerminated`` event."""
+        account, sub = conn.subs.pop(sid)
+        self.core.remove_user_sub(account, sub)
+        ev = orjson.dumps({"e": "eventStreamTerminated", "E": self.core.now()})
+        conn.push(self.core.frame(sub, ev))
+
+    # ------------------------------------------------------------------ market and listenKey streams
+    async def market(self, request: web.BaseRequest) -> web.StreamResponse:
+        """``/ws/<stream>[/<stream>…]``, ``/stream?streams=…`` and (Binance.US) ``/ws/<listenKey>``."""
+        core = self.core
+        combined = request.path.startswith("/stream")
+        raw = request.query.get("streams", "") if combined else request.path[len("/ws/") :]
+        names = [n for n in raw.split("/") if n]
+        if not combined and len(names) == 1 and names[0] in core.listen_keys:
+            conn = await self._open(request, "listen-key")
+            account = core.listen_keys[names[0]]
+            sub = UserSub(conn, None)
+            conn.subs[0] = (account, sub)
+            core.add_user_sub(account, sub)
+            await self._serve(conn, self._market_request)
+            return conn.ws
+        conn = await self._open(request, "market")
+        conn.wrapped = combined
+        self._add_streams(conn, names)
+        await self._serve(conn, self._market_request)
+        return conn.ws
+
+    def _known(self, stream: str) -> bool:
+        sym, _, kind = stream.partition("@")
+        return kind in ("bookTicker", "trade") and sym.upper() in self.core.exchange.specs
+
+    def _add_streams(self, conn: Conn, names: list[str]) -> None:
+        for name in names:
+            if not self._known(name) or name in conn.streams:
+                continue
+            conn.streams.add(name)
+            self.core.add_market_sink(name, conn)
+            if name.endswith("@bookTicker"):
+                data = orjson.dumps(self.core.exchange.book_ticker(name.partition("@")[0].upper()))
+                conn.push(b'{"stream":"' + name.encode() + b'","data":' + data + b"}" if conn.wrapped else data)
+
+    async def _market_request(self, conn: Conn, data: str) -> None:
+        try:
+            req = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            conn.push(orjson.dumps({"error": {"code": 3, "msg": "Invalid JSON"}, "id": None}))
+            return
+        req_id = req.get("id") if isinstance(req, dict) else None
+        method = req.get("method") if isinstance(req, dict) else None
+        params = (req.get("params") or []) if isinstance(req, dict) else []
+        if not isinstance(params, list):
+            params = []
+        if self.core.faults.entries and self.core.faults.take(
+            "market", frozenset({"reject_subscribe"}), self.core.now(), str(method)
+        ):
+            conn.push(orjson.dumps({"error": {"code": 2, "msg": "Invalid request"}, "id": req_id}))
+            return
+        if method == "SUBSCRIBE":
+            conn.push(orjson.dumps({"result": None, "id": req_id}))
+            self._add_streams(conn, [str(p) for p in params])
+        elif method == "UNSUBSCRIBE":
+            for name in params:
+                conn.streams.discard(str(name))
+                self.core.remove_market_sink(str(name), conn)
+            conn.push(orjson.dumps({"result": None, "id": req_id}))
+        elif method == "LIST_SUBSCRIPTIONS":
+            conn.push(orjson.dumps({"result": sorted(conn.streams), "id": req_id}))
+        else:
+            conn.push(orjson.dumps({"error": {"code": 2, "msg": "Invalid request: unknown method"}, "id": req_id}))
