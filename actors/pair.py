@@ -3,6 +3,10 @@
 A thin shell over `engine.pair.PairBook`: each message calls the book with the current time and carries out
 the commands it returns — gateway sends (results come back as `on_result` tells), write-ahead through the
 persistence barrier, timers on the ticker, events to the listener bus, and completing callers' futures.
+
+Finished requests leave memory once their trade is handed to persistence (`PairBook.forget_finished`); a
+replayed idempotency key the book may have seen (its Bloom filter) is looked up in the database by its
+deterministic client order id, so the same key still returns the same order.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import pykka
 from loguru import logger
 
 from actors._ticker import Ticker
-from engine.api import EngineEvent, PlaceOutcome, Refusal, RefusalReason
+from engine.api import EngineEvent, EventKind, PlaceOutcome, Refusal, RefusalReason
 from engine.clock import Clock
 from engine.domain import ClientOrderId, Order, OrderRequest, Pair, RequestId
 from engine.gateway import GatewayRequest, GatewayResult
@@ -33,11 +37,13 @@ from engine.pair import (
     Unschedule,
     WriteAhead,
     order_of,
+    replay_outcome,
 )
 
 __all__ = ["EventSink", "GatewayLike", "PairActor", "StoreLike"]
 
 _FLUSH_TIMEOUT_S = 10.0
+_LOOKUP_TIMEOUT_S = 10.0
 
 
 class GatewayLike(Protocol):
@@ -49,6 +55,9 @@ class GatewayLike(Protocol):
 
 class StoreLike(Protocol):
     """What the pair actor needs of persistence (`actors.persistence.PersistenceHandle`)."""
+
+    proxy: Any
+    """The persistence actor's proxy (queries: `get_order(cid)` → future)."""
 
     def save(self, record: Any) -> None:
         """Fire-and-forget store."""
@@ -116,7 +125,31 @@ class PairActor(pykka.ThreadingActor):
     def place(self, request: OrderRequest, future: concurrent.futures.Future[PlaceOutcome]) -> None:
         """Execute a request; `future` receives the outcome (accepted at the ack, or a refusal)."""
         self._waiters.setdefault(request.request_id, []).append(future)
+        cid = self._book.maybe_seen(request)
+        if cid is not None and self._replayed(request, cid):
+            return
         self._run(self._book.place(request, self._clock.now_ms(), self._intake()))
+
+    def _replayed(self, request: OrderRequest, cid: ClientOrderId) -> bool:
+        """Answer a replayed key from the database; False when it is new after all (a Bloom false positive)."""
+        bound = logger.bind(pair=self._book.pair, client_order_id=cid)
+        outcome: PlaceOutcome
+        try:
+            order = self._store.proxy.get_order(cid).get(timeout=_LOOKUP_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - any failure: we cannot tell, so do not risk a duplicate
+            bound.error("idempotency lookup failed: {}", exc)
+            outcome = Refusal(
+                RefusalReason.CONFLICT, f"cannot check the idempotency key now ({exc}); retry later", {"retry": "1"}
+            )
+        else:
+            if order is None:
+                return False
+            bound.info("idempotency key replayed; answering from the database")
+            outcome = replay_outcome(order)
+        for future in self._waiters.pop(request.request_id, []):
+            if not future.done():
+                future.set_result(outcome)
+        return True
 
     def on_result(self, result: GatewayResult) -> None:
         """A gateway result for one of this pair's requests."""
@@ -166,11 +199,16 @@ class PairActor(pykka.ThreadingActor):
 
     # ---- carrying out commands ----------------------------------------------------------------------
     def _run(self, commands: list[Command]) -> None:
+        finished = False
         for command in commands:
+            finished = finished or (isinstance(command, Emit) and command.event.kind is EventKind.DONE)
             try:
                 self._do(command)
             except Exception:  # noqa: BLE001 - one failed command must not lose the rest; it is logged
                 logger.bind(pair=self._book.pair).exception("command {} failed", type(command).__name__)
+        if finished:
+            # The trade was handed to persistence above (its inbox keeps order, so a later lookup sees it).
+            self._book.forget_finished()
 
     def _do(self, command: Command) -> None:
         if isinstance(command, Send):

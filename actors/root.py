@@ -1,6 +1,8 @@
 """The root actor: starts the tree in dependency order, supervises it, and shuts it down gracefully.
 
-Children: event bus → persistence → gateway → one pair actor per whitelisted pair. A pair actor that dies is
+Children: event bus → persistence → gateway → one pair actor per whitelisted pair. The root also values the
+account in BTC (GET /api/v3/account and ticker prices through the gateway) at start and every minute, so intake
+refuses with `wallet_below_minimum` below `execution.min_wallet_btc`. A pair actor that dies is
 restarted with a new ref over the same book (its orders survive) and routing is updated; past the restart
 budget the engine enters the safe halted state (no new orders, tracking continues). Graceful shutdown: stop
 intake → drain the gateway queue → cancel or keep open orders per `on_shutdown` → flush → stop in reverse.
@@ -28,8 +30,8 @@ from engine.config import Config
 from engine.domain import Pair, pair_to_symbol
 from engine.exchange import ExchangeError
 from engine.exchange._ratebudget import RateBudget
-from engine.execution._rules import SymbolRules
-from engine.gateway import GatewayRequest, Op
+from engine.execution import DefaultRiskManager, RiskManager, SymbolRules, WalletValuation, value_wallet_in_btc
+from engine.gateway import GatewayRequest, GatewayResult, Op
 from engine.pair import IntakeContext, PairBook, PairSettings
 
 __all__ = ["EngineState", "RootActor", "RootSettings", "Routing"]
@@ -46,16 +48,20 @@ class RootSettings:
     database_url: str
     spool_path: Path
     pair_settings: PairSettings
+    risk_manager: RiskManager = field(default_factory=DefaultRiskManager)
     restart_budget: int = 3
     price_poll_ms: int = 1_000
+    wallet_refresh_ms: int = 60_000
 
 
 class EngineState:
     """Engine-wide facts the pair books consult at intake (thread-safe: read by every pair actor)."""
 
-    def __init__(self, *, kill_switch: bool = False, min_wallet_btc: Decimal = Decimal("0.0001")) -> None:
+    def __init__(
+        self, *, kill_switch: bool = False, min_wallet_btc: Decimal = Decimal("0.0001"), require_wallet: bool = False
+    ) -> None:
         self._lock = threading.Lock()
-        self._ctx = IntakeContext(kill_switch=kill_switch, min_wallet_btc=min_wallet_btc)
+        self._ctx = IntakeContext(kill_switch=kill_switch, min_wallet_btc=min_wallet_btc, require_wallet=require_wallet)
 
     def intake(self) -> IntakeContext:
         """The current intake context."""
@@ -106,6 +112,7 @@ class RootActor(pykka.ThreadingActor):
         self._books: dict[Pair, PairBook] = {}
         self._pairs: dict[Pair, pykka.ActorRef[PairActor]] = {}
         self._restarts = 0
+        self._symbol_pairs: dict[str, Pair] = {}
         self._timers: list[int] = []
         self._self: Any = None
 
@@ -127,14 +134,22 @@ class RootActor(pykka.ThreadingActor):
         if limits:
             self.gateway.set_limits(limits)
         symbols = {str(s["symbol"]): s for s in info.get("symbols", ())}
+        self._symbol_pairs = {
+            name: Pair(f"{s['baseAsset']}/{s['quoteAsset']}")
+            for name, s in symbols.items()
+            if s.get("baseAsset") and s.get("quoteAsset")
+        }
         for pair in self._s.config.exchange.pair_whitelist:
             spec = symbols.get(pair_to_symbol(pair))
             if spec is None:
                 raise RuntimeError(f"{pair} is not listed by the exchange")
-            self._books[Pair(pair)] = PairBook(Pair(pair), SymbolRules.from_exchange_info(spec), self._s.pair_settings)
+            rules = SymbolRules.from_exchange_info(spec)
+            self._books[Pair(pair)] = PairBook(Pair(pair), rules, self._s.pair_settings, risk=self._s.risk_manager)
             self._start_pair(Pair(pair))
+        self._value_wallet_now()
         self._poll_prices()
         self._every(self._s.config.database.batch_interval_ms, self._store.tick)
+        self._every(self._s.wallet_refresh_ms, self._self.refresh_wallet.defer)
         logger.info("engine started: {} pairs, exchange {}", len(self._pairs), self._s.gateway.rest_base or "venue")
 
     def _call(self, op: Op, params: dict[str, str] | None = None) -> Any:
@@ -196,6 +211,63 @@ class RootActor(pykka.ThreadingActor):
             row = by_symbol.get(pair_to_symbol(pair))
             if row is not None:
                 ref.proxy().on_price.defer(Decimal(str(row["bidPrice"])), Decimal(str(row["askPrice"])))
+
+    # ---- wallet -------------------------------------------------------------------------------------
+    def _value_wallet_now(self) -> None:
+        # At start the answer is awaited, so the first request already meets a known wallet value.
+        try:
+            account = self._call(Op.ACCOUNT)
+            tickers = self._call(Op.TICKER_PRICE)
+        except ExchangeError as exc:
+            self._alerts("wallet", f"wallet value unknown ({type(exc).__name__}: {exc}); new orders refused")
+            return
+        self._set_wallet(account, tickers)
+
+    def refresh_wallet(self) -> None:
+        """Re-value the wallet (on the timer): the account, then the prices, each answer a tell back here."""
+        if self.gateway is None:
+            return
+        proxy = self._self
+        self.gateway.submit(GatewayRequest(Op.ACCOUNT, {}, key="wallet", reply_to=proxy.on_wallet_account.defer))
+
+    def on_wallet_account(self, result: GatewayResult) -> None:
+        """The account's balances arrived: fetch the prices to value them."""
+        if result.error is not None or self.gateway is None:
+            logger.warning("wallet refresh failed: {}; keeping the last value", result.error)
+            return
+        proxy = self._self
+        account = result.data
+        self.gateway.submit(
+            GatewayRequest(
+                Op.TICKER_PRICE, {}, key="wallet", weight=4,
+                reply_to=lambda r: proxy.on_wallet_prices.defer(account, r),
+            )
+        )  # fmt: skip
+
+    def on_wallet_prices(self, account: Any, result: GatewayResult) -> None:
+        """The prices arrived: value the balances and publish the value to intake."""
+        if result.error is not None:
+            logger.warning("wallet prices failed: {}; keeping the last value", result.error)
+            return
+        self._set_wallet(account, result.data)
+
+    def _set_wallet(self, account: Any, tickers: Any) -> None:
+        try:
+            valuation = _valuation(account, tickers, self._symbol_pairs)
+        except (KeyError, ValueError, ArithmeticError, AttributeError, TypeError) as exc:
+            # An unreadable answer must not pass for a valuation: keep the last value and say so.
+            self._alerts("wallet", f"account or price response unreadable ({exc!r}); keeping the last wallet value")
+            return
+        ctx = self._state.update(wallet_btc=valuation.total_btc)
+        if valuation.total_btc < ctx.min_wallet_btc:
+            logger.warning(
+                "wallet worth {} BTC, below the minimum {} BTC: new orders are refused (unpriced: {})",
+                valuation.total_btc,
+                ctx.min_wallet_btc,
+                ", ".join(valuation.unpriced) or "none",
+            )
+        else:
+            logger.debug("wallet worth {} BTC", valuation.total_btc)
 
     def child_failed(self, pair: Pair) -> None:
         """A pair actor died: restart it over the same book, or halt past the restart budget."""
@@ -279,3 +351,18 @@ class RootActor(pykka.ThreadingActor):
         if self._bus is not None:
             self._bus.stop(timeout=_ASK_TIMEOUT_S)
         logger.info("engine stopped")
+
+
+def _valuation(account: Any, tickers: Any, symbol_pairs: dict[str, Pair]) -> WalletValuation:
+    """Binance's account balances (free + locked) valued through `ticker/price` rows."""
+    balances: dict[str, Decimal] = {}
+    for row in account.get("balances", ()) if isinstance(account, dict) else ():
+        total = Decimal(str(row.get("free", "0"))) + Decimal(str(row.get("locked", "0")))
+        if total > 0:
+            balances[str(row["asset"])] = total
+    prices: dict[Pair, Decimal] = {}
+    for row in tickers if isinstance(tickers, list) else ():
+        pair = symbol_pairs.get(str(row.get("symbol")))
+        if pair is not None:
+            prices[pair] = Decimal(str(row["price"]))
+    return value_wallet_in_btc(balances, prices)

@@ -1,0 +1,91 @@
+"""Storage: peewee tables, exact-decimal fields, database URLs and connections, migrations, batched
+idempotent writes and the queries that return domain types.
+
+Usage: `db = connect("sqlite:///data/bexec.sqlite")` (opens, migrates) in the thread that will own the
+connection, then `BatchWriter(db).write(records)` and the query functions (`open_orders(db)`, ...).
+"""
+
+from db._errors import (
+    BAD_RECORD_ERRORS,
+    DatabaseAuthError,
+    DatabaseUnavailableError,
+    DatabaseUrlError,
+    StorageError,
+    is_bad_record,
+    is_transient,
+)
+from db._fields import ExactDecimalField, JsonMapField, UtcDateTimeField, decimal_to_text
+from db._mapping import Record, content_key
+from db._migrations import LATEST_VERSION, MIGRATIONS, Migration, current_version, migrate
+from db._models import MODELS, ErrorRow, FillRow, OrderRow, SchemaVersionRow, SnapshotRow, TradeRow
+from db._repository import (
+    FillGap,
+    IndicatorRange,
+    children_of,
+    count,
+    fill_gaps,
+    fills_of,
+    find_errors,
+    find_fills,
+    find_orders,
+    find_trades,
+    get_order,
+    get_trade,
+    open_orders,
+    snapshots_of,
+)
+from db._url import DatabaseUrl, connect, make_database, mask_url, open_connection, parse_url
+from db._writer import BatchWriter, WriteStats, order_supersedes, register_sqlite_functions, trade_supersedes
+
+__all__ = [
+    "BAD_RECORD_ERRORS",
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "MODELS",
+    "BatchWriter",
+    "DatabaseAuthError",
+    "DatabaseUnavailableError",
+    "DatabaseUrl",
+    "DatabaseUrlError",
+    "ErrorRow",
+    "ExactDecimalField",
+    "FillGap",
+    "FillRow",
+    "IndicatorRange",
+    "JsonMapField",
+    "Migration",
+    "OrderRow",
+    "Record",
+    "SchemaVersionRow",
+    "SnapshotRow",
+    "StorageError",
+    "TradeRow",
+    "UtcDateTimeField",
+    "WriteStats",
+    "children_of",
+    "connect",
+    "content_key",
+    "count",
+    "current_version",
+    "decimal_to_text",
+    "fill_gaps",
+    "fills_of",
+    "find_errors",
+    "find_fills",
+    "find_orders",
+    "find_trades",
+    "get_order",
+    "get_trade",
+    "is_bad_record",
+    "is_transient",
+    "make_database",
+    "mask_url",
+    "migrate",
+    "open_connection",
+    "open_orders",
+    "order_supersedes",
+    "parse_url",
+    "register_sqlite_functions",
+    "snapshots_of",
+    "trade_supersedes",
+]

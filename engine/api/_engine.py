@@ -39,6 +39,7 @@ from engine.domain import (
 if TYPE_CHECKING:
     from actors._ticker import Ticker
     from actors.root import EngineState, Routing
+    from engine.execution import RiskManager
 
 __all__ = ["Engine"]
 
@@ -93,6 +94,7 @@ class Engine:
         sim: Any = None,
         database_url: str | None = None,
         spool_path: Path | None = None,
+        risk_manager: RiskManager | None = None,
     ) -> Engine:
         """Start the engine and return its handle once every actor is up.
 
@@ -101,7 +103,11 @@ class Engine:
             clock: the time source (tests pass a `ManualClock` and drive `engine.ticker.advance`).
             sim: an already running `sim.Simulator` to use instead of starting the embedded one.
             database_url / spool_path: override the configured storage (tests use temporary ones).
+            risk_manager: the pre-trade risk check (`engine.execution.RiskManager`); by default a
+                `DefaultRiskManager` built from the ``[risk]`` section.
         """
+        import pykka
+
         from actors._ticker import Ticker
         from actors.gateway import GatewaySettings
         from actors.root import EngineState, RootActor, RootSettings, Routing
@@ -136,15 +142,23 @@ class Engine:
             database_url=database_url or config.database.url,
             spool_path=spool_path or config.database.spool_dir / "spool.jsonl",
             pair_settings=_pair_settings(config),
+            risk_manager=risk_manager or _risk_manager(config),
         )
         ticker = Ticker(clock)
         ticker.start()
-        state = EngineState(kill_switch=config.risk.kill_switch, min_wallet_btc=config.execution.min_wallet_btc)
+        state = EngineState(
+            kill_switch=config.risk.kill_switch, min_wallet_btc=config.execution.min_wallet_btc, require_wallet=True
+        )
         routing = Routing()
         try:
             root = RootActor.start(
                 settings, clock=clock, ticker=ticker, state=state, routing=routing, alerts=_log_alert
             )
+            # Barrier: the root starts its children in its own thread; wait until it is answering.
+            try:
+                root.proxy().pair_refs().get(timeout=120)
+            except pykka.ActorDeadError:
+                raise RuntimeError("the engine failed to start; the log says why") from None
         except Exception:
             ticker.stop()
             if sim_cm is not None:
@@ -285,23 +299,34 @@ class Engine:
 
 
 def _pair_settings(config: Config) -> Any:
-    from engine.execution._guards import SlippageAction
+    from engine.execution import ExecutionConfig, PriceSource, SlippageAction
     from engine.pair import PairSettings
 
     ex = config.execution
     return PairSettings(
         exchange="binance" if config.exchange.name is ExchangeName.SIM else config.exchange.name.value,
-        limit_timeout_ms=int(ex.limit_timeout_s * 1000),
-        fallback=FallbackKind(ex.fallback),
-        limit_price_side=ex.limit_price_side,
-        max_slippage=ex.max_slippage_pct / 100,
-        slippage_action=SlippageAction(ex.slippage_action),
+        execution=ExecutionConfig(
+            limit_timeout_ms=int(ex.limit_timeout_s * 1000),
+            fallback=FallbackKind(ex.fallback),
+            max_slippage=ex.max_slippage_pct / 100,
+            slippage_action=SlippageAction(ex.slippage_action),
+            price_source=PriceSource(ex.limit_price_side),
+        ),
         volatility_trigger=ex.volatility_trigger_pct / 100,
         volatility_window_ms=int(ex.volatility_window_s * 1000),
         conflict_policy=ex.conflict_policy,
         unknown_outcome_grace_ms=int(ex.unknown_outcome_grace_s * 1000),
-        max_open_orders=config.risk.max_open_orders_per_pair,
-        max_order_notional=config.risk.max_order_notional,
+    )
+
+
+def _risk_manager(config: Config) -> RiskManager:
+    """The default risk manager from ``[risk]``: the notional limit applies in every whitelisted quote asset."""
+    from engine.execution import DefaultRiskManager
+
+    quotes = {pair.split("/")[1] for pair in config.exchange.pair_whitelist}
+    return DefaultRiskManager(
+        max_notional_per_order=dict.fromkeys(sorted(quotes), config.risk.max_order_notional),
+        max_open_orders_per_pair=config.risk.max_open_orders_per_pair,
     )
 
 

@@ -10,6 +10,7 @@ from engine.execution._guards import (
     slippage_bound,
 )
 from engine.execution._model import (
+    Abort,
     CancelFailed,
     CancelOrder,
     ExecutionCommand,
@@ -47,6 +48,7 @@ from engine.execution._rules import PercentPrice, SymbolRules, Violation
 
 __all__ = [
     "DEFAULT_MIN_WALLET_BTC",
+    "Abort",
     "Book",
     "CancelFailed",
     "CancelOrder",

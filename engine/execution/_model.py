@@ -10,6 +10,7 @@ from enum import StrEnum
 from engine.domain import (
     ClientOrderId,
     FallbackKind,
+    OrderRequest,
     OrderRole,
     OrderStatus,
     OrderType,
@@ -25,6 +26,7 @@ from engine.exchange import ExchangeError
 from engine.execution._guards import Book, SlippageAction
 
 __all__ = [
+    "Abort",
     "CancelFailed",
     "CancelOrder",
     "ExecutionCommand",
@@ -129,6 +131,8 @@ class ResultReason(StrEnum):
     FALLBACK_REJECTED = "fallback_rejected"
     FALLBACK_INCOMPLETE = "fallback_incomplete"
     STOP_TRADING = "stop_trading"
+    CANCELED = "canceled"
+    """The caller (or a graceful shutdown) canceled the request: no fallback followed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +244,13 @@ class CancelFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class Abort:
+    """The caller cancels the request: cancel the working leg and send no fallback."""
+
+    reason: str = "canceled by the caller"
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passed (from the clock/ticker actor)."""
 
@@ -252,7 +263,9 @@ class PriceUpdate:
     volatile: bool = False
 
 
-ExecutionEvent = LegAcked | LegFilled | LegClosed | LegFailed | LegNotCreated | CancelFailed | Tick | PriceUpdate
+ExecutionEvent = (
+    LegAcked | LegFilled | LegClosed | LegFailed | LegNotCreated | CancelFailed | Tick | PriceUpdate | Abort
+)
 
 
 @dataclass(slots=True)
@@ -279,3 +292,51 @@ class _Leg:
             self.spec.client_order_id, self.spec.role, self.spec.order_type, self.spec.quantity,
             self.spec.price, self.filled, self.quote, status, self.error,
         )  # fmt: skip
+
+
+_FAILED_REASONS = frozenset(
+    {
+        ResultReason.REFUSED_FILTER,
+        ResultReason.REFUSED_NO_PRICE,
+        ResultReason.LIMIT_REJECTED,
+        ResultReason.STOP_TRADING,
+        ResultReason.FALLBACK_REJECTED,
+    }
+)
+
+
+def _summarize(
+    request: OrderRequest, legs: list[_Leg], reason: ResultReason, detail: str, *, dust: bool, capped: bool
+) -> ExecutionResult:
+    """The result of an execution from its legs (`ExecutionPlan` calls it when it finishes)."""
+    filled = sum((leg.filled for leg in legs), Decimal(0))
+    quote = sum((leg.quote for leg in legs), Decimal(0))
+    fees: dict[str, Decimal] = {}
+    for leg in legs:
+        for asset, amount in leg.fees.items():
+            fees[asset] = fees.get(asset, Decimal(0)) + amount
+    remainder = request.amount - filled
+    # what the lot step cut off the request is dust too, even when everything tradable filled
+    dust = dust or (remainder > 0 and reason is ResultReason.FILLED)
+    if filled > 0 and (remainder == 0 or (dust and reason in (ResultReason.FILLED, ResultReason.DUST))):
+        status = TradeStatus.FILLED
+    elif filled > 0:
+        status = TradeStatus.PARTIAL
+    elif reason in _FAILED_REASONS:
+        status = TradeStatus.FAILED
+    else:
+        status = TradeStatus.CANCELED
+    return ExecutionResult(
+        request_id=request.request_id,
+        status=status,
+        requested=request.amount,
+        filled=filled,
+        average_price=quote / filled if filled > 0 else None,
+        fees=fees,
+        remainder=remainder,
+        dust=dust,
+        legs=tuple(leg.result() for leg in legs),
+        reason=reason,
+        detail=detail,
+        slippage_capped=capped,
+    )

@@ -14,6 +14,9 @@
                                         └──────────── re-place (new leg id) ──┘   rejected ──► DONE
 ```
 
+`Abort` (the caller cancels) cancels whatever leg is live and ends the plan with `canceled` once it closes,
+without a fallback.
+
 The remainder is `requested − the limit's cumulative quantity at the exchange` rounded DOWN to the lot
 step, so limit fills plus fallback fills never exceed the request; what cannot be sent (below the step,
 the minimum quantity or the minimum notional) is reported as dust, never dropped.
@@ -37,7 +40,6 @@ from engine.domain import (
     Side,
     TimeInForce,
 )
-from engine.domain import TradeStatus as TS
 from engine.exchange import (
     ExchangeError,
     FilterRejected,
@@ -49,6 +51,7 @@ from engine.exchange import (
 )
 from engine.execution._guards import Book, check_slippage
 from engine.execution._model import (
+    Abort,
     CancelFailed,
     CancelOrder,
     ExecutionCommand,
@@ -68,6 +71,7 @@ from engine.execution._model import (
     ResultReason,
     Tick,
     _Leg,
+    _summarize,
 )
 from engine.execution._rules import SymbolRules
 
@@ -114,6 +118,7 @@ class ExecutionPlan:
         self._fallback_attempts = 0
         self._capped = False
         self._retry = (FallbackKind.MARKET, OrderRole.FALLBACK)  # what a retry-later re-placement sends
+        self._aborted = ""  # why the caller canceled; no fallback follows once set
         self.result: ExecutionResult | None = None
 
     # ---- construction -------------------------------------------------------------------------------------
@@ -196,10 +201,12 @@ class ExecutionPlan:
         if isinstance(event, PriceUpdate):
             self.book = event.book
             if event.volatile and self.phase is Phase.LIMIT_WORKING and self._legs:
-                return self._cancel_primary("volatility spike: skipping the wait")
+                return self._cancel_live("volatility spike: skipping the wait")
             return []
         if isinstance(event, Tick):
             return self._on_tick(now_ms)
+        if isinstance(event, Abort):
+            return self._abort(event.reason)
         leg = self._leg(event.client_order_id)
         if leg is None:
             logger.warning("event for unknown leg {cid} ignored", cid=event.client_order_id)
@@ -224,7 +231,7 @@ class ExecutionPlan:
             if leg.closed is not None or leg is not self._legs[-1]:
                 return []
             if self.phase is Phase.CANCELING:
-                # we were canceling a limit that never existed: nothing filled, go on to the fallback
+                # we were canceling a leg that never existed: nothing filled, go on (or end, if aborted)
                 return self._on_closed(leg, LegClosed(leg.spec.client_order_id, OrderStatus.CANCELED, Decimal(0)),
                                        now_ms)  # fmt: skip
             return [PlaceOrder(leg.spec)]  # same client order id: safe, the first never existed
@@ -240,19 +247,27 @@ class ExecutionPlan:
             return []
         self._timer = None
         if timer.what == "limit_timeout" and self.phase is Phase.LIMIT_WORKING:
-            return self._cancel_primary("limit timeout")
+            return self._cancel_live("limit timeout")
         if timer.what == "cancel_retry" and self.phase is Phase.CANCELING:
-            return self._cancel_primary("retrying the cancel")
+            return self._cancel_live("retrying the cancel")
         if timer.what == "fallback_retry" and self.phase is Phase.FALLBACK_WAIT:
             kind, role = self._retry
             return self._place_remainder(kind=kind, role=role)
         return []
 
-    def _cancel_primary(self, reason: str) -> list[ExecutionCommand]:
-        primary = self._legs[0]
+    def _cancel_live(self, reason: str) -> list[ExecutionCommand]:
+        live = self._legs[-1]  # the primary while the limit works; the fallback when the caller aborts
         self.phase = Phase.CANCELING
         self._timer = None
-        return [CancelOrder(primary.spec.client_order_id, primary.spec.symbol, reason)]
+        return [CancelOrder(live.spec.client_order_id, live.spec.symbol, reason)]
+
+    def _abort(self, reason: str) -> list[ExecutionCommand]:
+        if self.phase is Phase.DONE or self._aborted:
+            return []
+        self._aborted = reason
+        if not self._legs or self._legs[-1].closed is not None:
+            return self._finish(ResultReason.CANCELED, reason)  # nothing live (e.g. waiting to re-place)
+        return self._cancel_live(reason)
 
     def _on_closed(self, leg: _Leg, event: LegClosed, now_ms: int) -> list[ExecutionCommand]:
         leg.closed = event.status
@@ -264,6 +279,8 @@ class ExecutionPlan:
             return []  # an old leg closing late: its quantity is already in the totals
         if self.filled >= self.requested:
             return self._finish(ResultReason.FILLED, "filled")
+        if self._aborted:
+            return self._finish(ResultReason.CANCELED, self._aborted)
         if event.status is OrderStatus.REJECTED:
             return self._on_failed(leg, ExchangeError("rejected by the exchange"), now_ms)
         if leg.spec.role is OrderRole.PRIMARY and self._fallback_attempts == 0 and leg.spec.order_type is not (
@@ -283,6 +300,8 @@ class ExecutionPlan:
             return []  # the resolver owns it; LegAcked or LegNotCreated follows
         leg.error = f"{type(error).__name__}: {error}"
         leg.closed = OrderStatus.REJECTED
+        if self._aborted:
+            return self._finish(ResultReason.CANCELED, f"{self._aborted}; {leg.error}")
         is_primary_limit = leg.spec.role is OrderRole.PRIMARY and leg.spec.order_type is not OrderType.MARKET
         if is_primary_limit and self._fallback_attempts == 0:
             if isinstance(error, FilterRejected) and error.is_percent_price:
@@ -366,36 +385,5 @@ class ExecutionPlan:
     def _finish(self, reason: ResultReason, detail: str, *, dust: bool = False) -> list[ExecutionCommand]:
         self.phase = Phase.DONE
         self._timer = None
-        filled = self.filled
-        quote = sum((leg.quote for leg in self._legs), Decimal(0))
-        fees: dict[str, Decimal] = {}
-        for leg in self._legs:
-            for asset, amount in leg.fees.items():
-                fees[asset] = fees.get(asset, Decimal(0)) + amount
-        remainder = self.request.amount - filled
-        # what the lot step cut off the request is dust too, even when everything tradable filled
-        dust = dust or (remainder > 0 and reason is ResultReason.FILLED)
-        if filled > 0 and (remainder == 0 or (dust and reason in (ResultReason.FILLED, ResultReason.DUST))):
-            status = TS.FILLED
-        elif filled > 0:
-            status = TS.PARTIAL
-        elif reason in (ResultReason.REFUSED_FILTER, ResultReason.REFUSED_NO_PRICE, ResultReason.LIMIT_REJECTED,
-                        ResultReason.STOP_TRADING, ResultReason.FALLBACK_REJECTED):  # fmt: skip
-            status = TS.FAILED
-        else:
-            status = TS.CANCELED
-        self.result = ExecutionResult(
-            request_id=self.request.request_id,
-            status=status,
-            requested=self.request.amount,
-            filled=filled,
-            average_price=quote / filled if filled > 0 else None,
-            fees=fees,
-            remainder=remainder,
-            dust=dust,
-            legs=tuple(leg.result() for leg in self._legs),
-            reason=reason,
-            detail=detail,
-            slippage_capped=self._capped,
-        )
+        self.result = _summarize(self.request, self._legs, reason, detail, dust=dust, capped=self._capped)
         return [ReportResult(self.result)]

@@ -2,8 +2,10 @@
 
 from engine.pair._book import PairBook
 from engine.pair._commands import Alert, Command, Emit, Persist, Resolve, Schedule, Send, Unschedule, WriteAhead
-from engine.pair._intake import IntakeContext, RiskHook, check_intake
-from engine.pair._legs import Execution, Leg, Phase, order_of, trade_of
+from engine.pair._intake import IntakeContext, check_intake
+from engine.pair._legs import Execution, Leg, Stage, order_of, trade_of
+from engine.pair._outcomes import replay_outcome
+from engine.pair._seen import SeenKeys
 from engine.pair._settings import PairSettings
 
 __all__ = [
@@ -16,14 +18,15 @@ __all__ = [
     "PairBook",
     "PairSettings",
     "Persist",
-    "Phase",
     "Resolve",
-    "RiskHook",
     "Schedule",
+    "SeenKeys",
     "Send",
+    "Stage",
     "Unschedule",
     "WriteAhead",
     "check_intake",
     "order_of",
+    "replay_outcome",
     "trade_of",
 ]

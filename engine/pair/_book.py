@@ -2,11 +2,16 @@
 
 The pair actor feeds it what happens (a request, a gateway result, an execution report, a timer, a price)
 together with the current time, and carries out the commands it returns (`engine.pair._commands`). Nothing
-here blocks, sleeps, reads a clock or does I/O, so every scenario — partial fills, races, unknown outcomes —
-is testable by calling methods in order.
+here blocks, sleeps, reads a clock or does I/O, so every scenario is testable by calling methods in order.
 
-Order life cycles are delegated to `engine.orders` (transition table, fill accounting) and unknown create
-outcomes to `engine.exchange.UnknownOutcomeResolver`; this module decides what to send next.
+Two halves. `OrderDesk` (`_orders`) keeps the orders: legs, write-ahead, unknown outcomes, cancels, missing
+fills, records and events. This class keeps the requests: intake (risk manager, wallet, conflicts), the
+idempotency keys, the caller's answer, and one `engine.execution.ExecutionPlan` per request, which alone
+decides the limit → fallback policy. Order facts become plan events (`LegAcked`, `LegFilled`, `LegClosed`
+with the exchange's cumulative quantity, `LegFailed`, …) and plan commands become order commands
+(`PlaceOrder` → a leg written ahead and sent, `CancelOrder` → a cancel, `next_deadline_ms` → a timer,
+`ReportResult` → the stored `Trade` and the DONE event). The book adds one thing the plan cannot know:
+the summary waits (SETTLING) for fills the exchange counted but whose details are still being fetched.
 """
 
 from __future__ import annotations
@@ -19,75 +24,72 @@ from loguru import logger
 from engine.api import Accepted, EngineEvent, EventKind, Refusal, RefusalReason
 from engine.domain import (
     ClientOrderId,
-    ErrorRecord,
-    Fill,
     OrderRequest,
     OrderRole,
     OrderStatus,
     OrderType,
     Pair,
-    Priority,
     RequestId,
-    Side,
     TimeInForce,
-    pair_to_symbol,
 )
-from engine.exchange import ExchangeError, FilterRejected, OrderNotFound, OutcomeUnknown, RetryLater, StopTrading
-from engine.exchange._client_ids import client_order_id
-from engine.exchange._resolver import Resolution, UnknownOutcomeResolver
-from engine.execution._guards import Book, VolatilityMonitor, check_slippage
-from engine.execution._rules import SymbolRules
-from engine.gateway import GatewayResult, Op
-from engine.orders import (
-    Acked,
-    Anomaly,
-    CancelRejected,
-    CancelRequested,
-    CreateRejected,
-    FetchMissingFills,
-    FetchOrderStatus,
-    FillApplied,
-    FillEvent,
-    NotCreated,
-    OrderEffect,
-    OrderEvent,
-    OrderState,
-    StatusChanged,
-    SubmitOutcomeUnknown,
-    Submitted,
-    apply,
-    events_from_report,
-    fill_from_my_trade,
-    status_from_rest_order,
+from engine.exchange import ExchangeError, FilterRejected, client_order_id
+from engine.execution import (
+    Abort,
+    Book,
+    CancelFailed,
+    CancelOrder,
+    DefaultRiskManager,
+    ExecutionCommand,
+    ExecutionEvent,
+    ExecutionPlan,
+    ExecutionResult,
+    LegAcked,
+    LegClosed,
+    LegFailed,
+    LegFilled,
+    LegNotCreated,
+    OrderSpec,
+    PlaceOrder,
+    PriceUpdate,
+    ReportResult,
+    ResultReason,
+    RiskManager,
+    SymbolRules,
+    Tick,
+    VolatilityMonitor,
 )
-from engine.pair._commands import Alert, Command, Emit, Persist, Resolve, Schedule, Send, Unschedule, WriteAhead
+from engine.orders import CreateRejected, FillEvent, OrderState
+from engine.pair._commands import Alert, Command, Emit, Persist, Resolve, Schedule, Unschedule, WriteAhead
 from engine.pair._intake import IntakeContext, check_intake
-from engine.pair._legs import Execution, Leg, Phase, ms_to_dt, order_of, trade_of
-from engine.pair._params import cancel_request, create_request, fetch_request, trades_request
+from engine.pair._legs import Execution, Leg, Stage, ms_to_dt, order_of, trade_of
+from engine.pair._orders import MAX_FILL_FETCHES, OrderDesk
+from engine.pair._outcomes import refusal_of, replay_outcome
+from engine.pair._seen import SeenKeys
 from engine.pair._settings import PairSettings
-from engine.venue import WireFormatError, parse_order
 
 __all__ = ["PairBook"]
 
-_MAX_FILL_FETCHES = 10
-_FILL_REFETCH_MS = 1_000
 
-
-class PairBook:
+class PairBook(OrderDesk):
     """Pure state of one pair (see module docstring). Methods return the commands to carry out."""
 
-    def __init__(self, pair: Pair, rules: SymbolRules, settings: PairSettings) -> None:
-        self.pair = pair
-        self.symbol = pair_to_symbol(pair)
-        self.rules = rules
-        self.settings = settings
+    def __init__(
+        self,
+        pair: Pair,
+        rules: SymbolRules,
+        settings: PairSettings,
+        *,
+        risk: RiskManager | None = None,
+        seen: SeenKeys | None = None,
+    ) -> None:
+        super().__init__(pair, rules, settings)
+        self.risk: RiskManager = risk or DefaultRiskManager()
         self.book = Book(None, None, 0)
         self._volatility = VolatilityMonitor(settings.volatility_window_ms, settings.volatility_trigger)
         self._execs: dict[RequestId, Execution] = {}
-        self._legs: dict[ClientOrderId, Leg] = {}
         self._by_key: dict[str, RequestId] = {}
         self._queued: deque[RequestId] = deque()
-        self._out: list[Command] = []
+        self._seen = seen if seen is not None else SeenKeys(capacity=100_000)
 
     # ---- queries ------------------------------------------------------------------------------------
     def leg(self, cid: ClientOrderId) -> Leg | None:
@@ -104,11 +106,14 @@ class PairBook:
 
     def active(self) -> list[Execution]:
         """Executions not yet done."""
-        return [e for e in self._execs.values() if e.phase is not Phase.DONE]
+        return [e for e in self._execs.values() if e.stage is not Stage.DONE]
 
     def forget_finished(self) -> int:
-        """Drop finished executions and their legs from memory (they are stored); returns how many."""
-        done = [rid for rid, e in self._execs.items() if e.phase is Phase.DONE]
+        """Drop finished executions and their legs from memory (they are stored); returns how many.
+
+        Their idempotency keys stay in the Bloom filter: `maybe_seen` sends a replay to the database.
+        """
+        done = [rid for rid, e in self._execs.items() if e.stage is Stage.DONE]
         for rid in done:
             execution = self._execs.pop(rid)
             self._by_key.pop(execution.request.idempotency_key, None)
@@ -116,23 +121,21 @@ class PairBook:
                 self._legs.pop(cid, None)
         return len(done)
 
+    def maybe_seen(self, request: OrderRequest) -> ClientOrderId | None:
+        """The primary client order id to look up in the database when the key may have been executed
+        before but is no longer in memory; None when the key is in memory or certainly new."""
+        key = request.idempotency_key
+        if key in self._by_key or key not in self._seen:
+            return None
+        return client_order_id(key)
+
     def resume(self, now_ms: int) -> list[Command]:
         """Timers to re-arm after the actor restarted (timers die with an actor; the book does not)."""
         self._out = []
         for execution in self.active():
-            if (
-                execution.phase is Phase.LIMIT
-                and execution.resolved
-                and execution.request.order_type is not OrderType.MARKET
-            ):
-                timeout_ms = self.settings.limit_timeout_ms
-                if execution.request.limit_timeout_s is not None:
-                    timeout_ms = int(execution.request.limit_timeout_s * 1000)
-                self._out.append(
-                    Schedule(_timeout_key(execution.request.request_id), execution.created_ms + timeout_ms)
-                )
-        for leg in self._legs.values():
-            self._poll_resolver(leg, now_ms)
+            if execution.deadline_ms is not None:
+                self._out.append(Schedule(_plan_key(execution.request.request_id), execution.deadline_ms))
+        self._rearm_order_timers(now_ms)
         return self._take()
 
     # ---- intake -------------------------------------------------------------------------------------
@@ -143,16 +146,16 @@ class PairBook:
         if known is not None:
             self._replay(request, known)
             return self._take()
-        refusal = check_intake(request, self, ctx, now_ms)
+        refusal = check_intake(request, self, ctx)
         if refusal is not None:
             self._out.append(Resolve(request.request_id, refusal))
             return self._take()
         execution = Execution(request, now_ms)
         self._execs[request.request_id] = execution
         self._by_key[request.idempotency_key] = request.request_id
-        if any(e is not execution and e.phase is not Phase.DONE for e in self._execs.values()):
+        if len(self.active()) > 1:
             # conflict_policy = queue (check_intake refused it otherwise): start when the pair is free.
-            execution.phase = Phase.QUEUED
+            execution.stage = Stage.QUEUED
             self._queued.append(request.request_id)
             return self._take()
         self._start(execution, now_ms)
@@ -161,634 +164,230 @@ class PairBook:
     def _replay(self, request: OrderRequest, known: RequestId) -> None:
         execution = self._execs[known]
         primary = self._legs.get(execution.legs[0]) if execution.legs else None
-        if execution.resolved and primary is not None:
-            self._out.append(Resolve(request.request_id, Accepted(order_of(primary), duplicate=True)))
-        else:
-            # The original is still on its way: the new caller gets the same answer when it comes.
-            self._out.append(
-                Resolve(
-                    request.request_id,
-                    Refusal(
-                        RefusalReason.CONFLICT,
-                        "the same idempotency key is already being executed",
-                        {"request_id": known},
-                    ),
-                )
-            )
+        if primary is not None and (primary.acked or primary.terminal):
+            self._out.append(Resolve(request.request_id, replay_outcome(order_of(primary))))
+            return
+        # The original is still on its way: the same key must not start a second execution.
+        refusal = Refusal(
+            RefusalReason.CONFLICT, "the same idempotency key is already being executed", {"request_id": known}
+        )
+        self._out.append(Resolve(request.request_id, refusal))
 
     def _start(self, execution: Execution, now_ms: int) -> None:
         request = execution.request
-        execution.phase = Phase.LIMIT
-        if request.order_type is OrderType.MARKET:
-            execution.reference_price = self.book.mid
-            self._new_leg(execution, OrderRole.PRIMARY, OrderType.MARKET, request.amount, None, TimeInForce.GTC, now_ms)
-            return
-        price = request.price if request.price is not None else self._limit_price(request.side)
-        assert price is not None  # check_intake refused a priceless limit without a book
-        execution.reference_price = request.price if request.price is not None else self.book.mid
-        self._new_leg(
-            execution, OrderRole.PRIMARY, request.order_type, request.amount, price, request.time_in_force, now_ms
+        execution.stage = Stage.WORKING
+        volatile = self._volatility.triggered(now_ms)
+        plan, commands = ExecutionPlan.start(
+            request, self.rules, self.book, now_ms, self.settings.execution, volatile=volatile
         )
+        execution.plan = plan
+        if plan.result is not None and not plan.leg_ids():
+            # Refused before anything was placed (filters, no price): an answer, not an execution.
+            self._execs.pop(request.request_id, None)
+            self._by_key.pop(request.idempotency_key, None)
+            self._out.append(Resolve(request.request_id, refusal_of(plan.result)))
+            self._start_next(now_ms)
+            return
+        self._seen.add(request.idempotency_key)
+        if volatile:
+            execution.story.append("volatile market: no wait for the limit")
+        self._carry(execution, commands, now_ms)
 
-    def _limit_price(self, side: Side) -> Decimal | None:
-        if self.settings.limit_price_side == "maker":
-            return self.book.maker_price(side)
-        return self.book.taker_price(side)
+    # ---- plan ↔ orders ------------------------------------------------------------------------------
+    def _feed(self, execution: Execution, event: ExecutionEvent, now_ms: int) -> None:
+        if execution.plan is not None and execution.stage is Stage.WORKING:
+            self._carry(execution, execution.plan.handle(event, now_ms), now_ms)
 
-    def _new_leg(
-        self,
-        execution: Execution,
-        role: OrderRole,
-        order_type: OrderType,
-        quantity: Decimal,
-        price: Decimal | None,
-        tif: TimeInForce,
-        now_ms: int,
-    ) -> Leg:
-        request = execution.request
-        n = execution.fallback_count
-        cid = client_order_id(request.idempotency_key, fallback=n)
+    def _carry(self, execution: Execution, commands: list[ExecutionCommand], now_ms: int) -> None:
+        for command in commands:
+            if isinstance(command, PlaceOrder):
+                self._place_leg(execution, command.spec, now_ms)
+            elif isinstance(command, CancelOrder):
+                leg = self._legs.get(command.client_order_id)
+                if leg is not None:
+                    if command.reason not in execution.story:
+                        execution.story.append(command.reason)
+                    self._cancel_leg(leg, command.reason, now_ms)
+            elif isinstance(command, ReportResult):
+                self._report(execution, command.result, now_ms)
+        self._sync_timer(execution)
+
+    def _sync_timer(self, execution: Execution) -> None:
+        plan = execution.plan
+        due = plan.next_deadline_ms if plan is not None and execution.stage is Stage.WORKING else None
+        if due == execution.deadline_ms:
+            return
+        execution.deadline_ms = due
+        key = _plan_key(execution.request.request_id)
+        self._out.append(Unschedule(key) if due is None else Schedule(key, due))
+
+    def _place_leg(self, execution: Execution, spec: OrderSpec, now_ms: int) -> None:
+        existing = self._legs.get(spec.client_order_id)
+        if existing is not None:
+            # The plan re-places an order that was never created: the same id goes again (no duplicate).
+            self._send_create(existing, now_ms)
+            return
         leg = Leg(
-            state=OrderState.new(cid, self.symbol, request.side, quantity),
-            request_id=request.request_id,
+            state=OrderState.new(spec.client_order_id, spec.symbol, spec.side, spec.quantity),
+            request_id=execution.request.request_id,
             pair=self.pair,
-            role=role,
-            order_type=order_type,
-            time_in_force=tif,
-            price=price,
+            role=spec.role,
+            order_type=spec.order_type,
+            time_in_force=spec.time_in_force or TimeInForce.GTC,
+            price=spec.price,
+            priority=spec.priority,
             created_ms=now_ms,
             updated_ms=now_ms,
             exchange=self.settings.exchange,
-            parent=execution.legs[0] if execution.legs else None,
+            parent=spec.parent_client_order_id,
         )
-        self._legs[cid] = leg
-        execution.legs.append(cid)
+        self._legs[leg.cid] = leg
+        execution.legs.append(leg.cid)
         # Write-ahead: the intent is durable before the order leaves, so a crash at any instant finds it.
         self._out.append(WriteAhead(order_of(leg)))
-        return leg
+        if spec.role is OrderRole.FALLBACK:
+            what = "market" if spec.order_type is OrderType.MARKET else f"IOC limit at {spec.price}"
+            execution.story.append(f"fallback {what}")
+            self._emit(EventKind.FALLBACK, leg, now_ms, "; ".join(execution.story))
 
-    def on_durable(self, cid: ClientOrderId, now_ms: int) -> list[Command]:
-        """The intent of `cid` is stored: send the create."""
-        self._out = []
-        leg = self._legs.get(cid)
-        if leg is not None and leg.state.status is OrderStatus.PENDING_SUBMIT:
-            self._send_create(leg, now_ms)
-        return self._take()
-
-    def _send_create(self, leg: Leg, now_ms: int) -> None:
+    # ---- order facts → plan events (OrderDesk hooks) ------------------------------------------------
+    def _leg_acked(self, leg: Leg, now_ms: int) -> None:
         execution = self._execs[leg.request_id]
-        priority = Priority.FALLBACK if leg.role is OrderRole.FALLBACK else execution.request.priority
-        self._out.append(
-            Send(
-                create_request(
-                    symbol=self.symbol,
-                    pair=self.pair,
-                    cid=leg.cid,
-                    side=leg.state.side,
-                    order_type=leg.order_type,
-                    quantity=leg.state.amount,
-                    price=leg.price,
-                    time_in_force=leg.time_in_force,
-                    priority=priority,
-                )
-            )
-        )
-        if leg.state.status is OrderStatus.PENDING_SUBMIT:
-            self._apply(leg, Submitted(), now_ms)
-
-    # ---- gateway results ----------------------------------------------------------------------------
-    def on_result(self, result: GatewayResult, now_ms: int) -> list[Command]:
-        """A gateway call this book asked for has finished."""
-        self._out = []
-        leg = self._legs.get(ClientOrderId(result.request.key))
-        if leg is None:
-            logger.warning("result for unknown order {} ignored", result.request.key)
-            return self._take()
-        op = result.request.op
-        try:
-            if op is Op.CREATE_ORDER:
-                self._on_create(leg, result, now_ms)
-            elif op is Op.CANCEL_ORDER:
-                self._on_cancel(leg, result, now_ms)
-            elif op is Op.FETCH_ORDER:
-                self._on_fetch(leg, result, now_ms)
-            elif op is Op.MY_TRADES:
-                self._on_trades(leg, result, now_ms)
-        except (WireFormatError, ValueError, KeyError) as exc:
-            self._error(f"{op.value} response unreadable", leg.cid, str(exc), now_ms)
-        self._progress(self._execs[leg.request_id], now_ms)
-        return self._take()
-
-    def _on_create(self, leg: Leg, result: GatewayResult, now_ms: int) -> None:
-        error = result.error
-        if error is None:
-            self._apply_snapshot(leg, result.data, now_ms)
-            self._accepted(leg, now_ms)
-            return
-        self._record(error, leg.cid, now_ms)
-        if isinstance(error, OutcomeUnknown):
-            self._apply(leg, SubmitOutcomeUnknown(), now_ms)
-            leg.resolver = UnknownOutcomeResolver(
-                leg.cid, submitted_ms=now_ms, grace_ms=self.settings.unknown_outcome_grace_ms
-            )
-            self._poll_resolver(leg, now_ms)
-        elif isinstance(error, RetryLater) and leg.resends < self.settings.max_create_resends:
-            # Nothing was executed (429, clock skew): the same client order id may go again.
-            leg.resends += 1
-            self._apply(leg, NotCreated(), now_ms)
-            self._send_create(leg, now_ms)
-        else:
-            self._apply(leg, CreateRejected(f"{type(error).__name__}: {error.exchange_message or error}"), now_ms)
-            execution = self._execs[leg.request_id]
-            if (
-                leg.role is OrderRole.PRIMARY
-                and isinstance(error, FilterRejected)
-                and _is_percent_price(error)
-                and execution.request.price is not None
-            ):
-                # The limit is outside the allowed band: the market has run away — go to the fallback now.
-                execution.note = f"limit rejected by {error.filter_name}; fallback within the slippage bound"
-                execution.phase = Phase.CANCELLING
-            if isinstance(error, StopTrading):
-                self._out.append(Alert("stop_trading", str(error), leg.cid))
-
-    def _accepted(self, leg: Leg, now_ms: int) -> None:
-        execution = self._execs[leg.request_id]
-        order = order_of(leg)
         if leg.role is OrderRole.PRIMARY:
             if not execution.resolved:
                 execution.resolved = True
-                self._out.append(Resolve(execution.request.request_id, Accepted(order)))
+                self._out.append(Resolve(execution.request.request_id, Accepted(order_of(leg))))
             self._emit(EventKind.ACCEPTED, leg, now_ms)
-            if leg.order_type is not OrderType.MARKET and not leg.terminal:
-                timeout_ms = self.settings.limit_timeout_ms
-                if execution.request.limit_timeout_s is not None:
-                    timeout_ms = int(execution.request.limit_timeout_s * 1000)
-                self._out.append(
-                    Schedule(_timeout_key(execution.request.request_id), execution.created_ms + timeout_ms)
-                )
         else:
             self._emit(EventKind.FALLBACK, leg, now_ms, "fallback order accepted")
+        self._feed(execution, LegAcked(leg.cid), now_ms)
 
-    def _apply_snapshot(self, leg: Leg, data: object, now_ms: int, *, cancel: bool = False) -> None:
-        if not isinstance(data, dict):
-            raise WireFormatError("order response is not an object")
-        snap = parse_order(data, client_order_id_key="origClientOrderId" if cancel else "clientOrderId")
-        if not cancel:
-            self._apply(leg, Acked(snap.order_id), now_ms)
-        time_ms = int(snap.time.timestamp() * 1000)
-        for f in snap.fills:
-            # Fills in the create response matched on arrival: the new order was the taker.
-            self._apply(
-                leg,
-                FillEvent(
-                    f.trade_id,
-                    f.quantity,
-                    f.price,
-                    f.price * f.quantity,
-                    f.commission,
-                    f.commission_asset,
-                    False,
-                    time_ms,
-                    snap.order_id,
-                ),
-                now_ms,
-            )
-        self._apply(leg, status_from_rest_order(data), now_ms)
+    def _leg_filled(self, leg: Leg, fill: FillEvent, now_ms: int) -> None:
+        event = LegFilled(leg.cid, fill.trade_id, fill.quantity, fill.price, fill.commission, fill.commission_asset)
+        self._feed(self._execs[leg.request_id], event, now_ms)
 
-    def _on_cancel(self, leg: Leg, result: GatewayResult, now_ms: int) -> None:
-        error = result.error
-        if error is None:
-            self._apply_snapshot(leg, result.data, now_ms, cancel=True)
-            return
-        self._record(error, leg.cid, now_ms)
-        # -2011 "Unknown order sent.": already filled or canceled (or not yet visible) — find out which.
-        self._apply(leg, CancelRejected(str(error), order_gone=isinstance(error, OrderNotFound)), now_ms)
-        if not isinstance(error, OrderNotFound):
-            self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
-
-    def _on_fetch(self, leg: Leg, result: GatewayResult, now_ms: int) -> None:
-        error = result.error
-        resolver = leg.resolver
-        if error is None:
-            if resolver is not None:
-                resolver.on_lookup_found(now_ms)
-                leg.resolver = None
-            self._apply_snapshot(leg, result.data, now_ms)
-            self._accepted(leg, now_ms)
-            return
-        if resolver is None:
-            self._record(error, leg.cid, now_ms)
-            return
-        state = (
-            resolver.on_lookup_not_found(now_ms)
-            if isinstance(error, OrderNotFound)
-            else resolver.on_lookup_failed(error, now_ms)
-        )
-        if state is Resolution.NOT_CREATED:
-            leg.resolver = None
-            self._apply(leg, NotCreated(), now_ms)
-            if leg.resends < self.settings.max_create_resends:
-                leg.resends += 1
-                self._send_create(leg, now_ms)
-            else:
-                self._apply(leg, CreateRejected("never created after repeated attempts"), now_ms)
-        elif state is Resolution.GAVE_UP:
-            self._out.append(Alert("outcome_unknown", "order outcome still unknown after every lookup", leg.cid))
-            execution = self._execs[leg.request_id]
-            if not execution.resolved and leg.role is OrderRole.PRIMARY:
-                execution.resolved = True
-                self._out.append(
-                    Resolve(
-                        execution.request.request_id,
-                        Refusal(
-                            RefusalReason.OUTCOME_UNKNOWN,
-                            "the exchange never confirmed the order; it may exist and will be reconciled",
-                            {"client_order_id": leg.cid},
-                        ),
-                    )
-                )
-        else:
-            self._poll_resolver(leg, now_ms)
-
-    def _poll_resolver(self, leg: Leg, now_ms: int) -> None:
-        resolver = leg.resolver
-        if resolver is None:
-            return
-        if resolver.poll(now_ms) is not None:
-            self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
-            return
-        due = resolver.next_lookup_ms
-        if due is not None:
-            self._out.append(Schedule(_lookup_key(leg.cid), due))
-
-    def _on_trades(self, leg: Leg, result: GatewayResult, now_ms: int) -> None:
-        if result.error is not None:
-            self._record(result.error, leg.cid, now_ms)
-            return
-        rows = result.data if isinstance(result.data, list) else []
-        for row in rows:
-            if leg.state.exchange_order_id is None or int(row.get("orderId", -1)) == leg.state.exchange_order_id:
-                self._apply(leg, fill_from_my_trade(row), now_ms)
-        leg.fill_fetches += 1
-        if leg.state.missing_qty > 0:
-            if leg.fill_fetches < _MAX_FILL_FETCHES:
-                # REST can lag the matching engine: ask again shortly rather than invent the fills.
-                self._out.append(Schedule(f"fills:{leg.cid}", now_ms + _FILL_REFETCH_MS))
-            else:
-                self._out.append(
-                    Alert("fills_missing", f"{leg.state.missing_qty} executed but no fills found", leg.cid)
-                )
-
-    # ---- reports, timers, prices, cancels -----------------------------------------------------------
-    def on_report_events(self, cid: ClientOrderId, events: tuple[OrderEvent, ...], now_ms: int) -> list[Command]:
-        """Events for one of this book's orders (from an execution report or a reconciliation)."""
-        self._out = []
-        leg = self._legs.get(cid)
-        if leg is None:
-            return self._take()
-        for event in events:
-            self._apply(leg, event, now_ms)
-        if leg.state.exchange_order_id is not None and leg.role is OrderRole.PRIMARY:
-            self._accepted_once(leg, now_ms)
-        self._progress(self._execs[leg.request_id], now_ms)
-        return self._take()
-
-    def on_report(self, report: object, now_ms: int) -> list[Command]:
-        """An execution report from the user data stream (`engine.exchange.ExecutionReport`)."""
-        from engine.exchange import ExecutionReport
-
-        if not isinstance(report, ExecutionReport):
-            return []
-        cid = ClientOrderId(report.orig_client_order_id or report.client_order_id)
-        return self.on_report_events(cid, events_from_report(report), now_ms)
-
-    def _accepted_once(self, leg: Leg, now_ms: int) -> None:
+    def _leg_failed(self, leg: Leg, error: ExchangeError, now_ms: int) -> None:
         execution = self._execs[leg.request_id]
-        if not execution.resolved:
-            # A report (fill before ack) told us the order exists before the REST answer did.
-            if leg.resolver is not None:
-                leg.resolver.on_order_seen(now_ms)
-                leg.resolver = None
-            self._accepted(leg, now_ms)
+        if isinstance(error, FilterRejected) and error.is_percent_price:
+            execution.story.append(f"{leg.role.value} rejected by {error.filter_name}")
+        self._feed(execution, LegFailed(leg.cid, error), now_ms)
 
+    def _leg_not_created(self, leg: Leg, now_ms: int) -> None:
+        self._feed(self._execs[leg.request_id], LegNotCreated(leg.cid), now_ms)
+        if leg.state.status is OrderStatus.PENDING_SUBMIT:
+            # The plan moved on without it (it was being canceled): close the never-created order. The
+            # plan already counts it as closed with nothing filled, so it hears nothing more of it.
+            leg.told_closed = True
+            self._apply(leg, CreateRejected("never created; not re-sent"), now_ms)
+
+    def _leg_unresolved(self, leg: Leg, now_ms: int) -> None:
+        execution = self._execs[leg.request_id]
+        if not execution.resolved and leg.role is OrderRole.PRIMARY:
+            execution.resolved = True
+            refusal = Refusal(
+                RefusalReason.OUTCOME_UNKNOWN,
+                "the exchange never confirmed the order; it may exist and will be reconciled",
+                {"client_order_id": leg.cid},
+            )
+            self._out.append(Resolve(execution.request.request_id, refusal))
+
+    def _cancel_failed(self, leg: Leg, error: ExchangeError, now_ms: int) -> None:
+        self._feed(self._execs[leg.request_id], CancelFailed(leg.cid, error), now_ms)
+
+    def _leg_changed(self, leg: Leg, now_ms: int) -> None:
+        execution = self._execs.get(leg.request_id)
+        if execution is None:
+            return
+        if leg.terminal and not leg.told_closed:
+            leg.told_closed = True
+            state = leg.state
+            # The exchange's cumulative quantity, not the fills known here: never re-buy what executed.
+            closed = LegClosed(
+                leg.cid, state.status, state.amount - state.remaining, max(state.quote_filled, state.exchange_cum_quote)
+            )
+            self._feed(execution, closed, now_ms)
+        if execution.stage is Stage.SETTLING and not self._awaiting_fills(execution):
+            self._close(execution, now_ms)
+
+    # ---- timers, prices, cancels --------------------------------------------------------------------
     def on_timer(self, key: str, now_ms: int) -> list[Command]:
         """A timer scheduled by this book fired."""
         self._out = []
         kind, _, ident = key.partition(":")
-        if kind == "timeout":
+        if kind == "plan":
             execution = self._execs.get(RequestId(ident))
-            if execution is not None and execution.phase is Phase.LIMIT:
-                self._cancel_primary(execution, "limit timeout", now_ms)
-        elif kind == "lookup":
-            leg = self._legs.get(ClientOrderId(ident))
-            if leg is not None:
-                self._poll_resolver(leg, now_ms)
-        elif kind == "fills":
-            leg = self._legs.get(ClientOrderId(ident))
-            if leg is not None and leg.state.missing_qty > 0 and leg.state.exchange_order_id is not None:
-                self._out.append(Send(trades_request(self.symbol, self.pair, leg.cid, leg.state.exchange_order_id)))
+            if execution is not None:
+                execution.deadline_ms = None  # it fired; `_sync_timer` re-arms what the plan wants next
+                self._feed(execution, Tick(), now_ms)
+                self._sync_timer(execution)
+        else:
+            self._order_timer(kind, ClientOrderId(ident), now_ms)
         return self._take()
 
     def on_price(self, bid: Decimal | None, ask: Decimal | None, now_ms: int) -> list[Command]:
-        """The latest best bid/ask; a volatility spike cuts resting limits short."""
+        """The latest best bid/ask; a volatility spike lets the plans cut resting limits short."""
         self._out = []
         self.book = Book(bid, ask, now_ms)
         mid = self.book.mid
         if mid is not None:
             self._volatility.observe(now_ms, mid)
-            if self._volatility.triggered(now_ms):
-                for execution in self.active():
-                    if execution.phase is Phase.LIMIT and execution.request.order_type is not OrderType.MARKET:
-                        move = self._volatility.move(now_ms)
-                        self._cancel_primary(execution, f"volatility spike ({move:.2%} in the window)", now_ms)
+        volatile = self._volatility.triggered(now_ms)
+        for execution in self.active():
+            self._feed(execution, PriceUpdate(self.book, volatile), now_ms)
         return self._take()
 
     def cancel(self, request_id: RequestId, now_ms: int) -> list[Command]:
         """The caller cancels a request: cancel what rests, and do not fall back."""
         self._out = []
         execution = self._execs.get(request_id)
-        if execution is None or execution.phase is Phase.DONE:
+        if execution is None or execution.stage in (Stage.DONE, Stage.SETTLING):
             return self._take()
-        execution.note = "canceled by the caller"
-        if execution.phase is Phase.QUEUED:
+        if execution.stage is Stage.QUEUED:
             self._queued.remove(request_id)
-            execution.phase = Phase.DONE
+            self._execs.pop(request_id)
+            self._by_key.pop(execution.request.idempotency_key, None)
             self._out.append(Resolve(request_id, Refusal(RefusalReason.SHUTTING_DOWN, "canceled before it started")))
-            self._finish(execution, now_ms)
             return self._take()
-        execution.phase = Phase.FALLBACK  # no fallback after a caller's cancel: wait for the legs to end
-        for cid in execution.legs:
-            leg = self._legs[cid]
-            if not leg.terminal and leg.state.status is not OrderStatus.PENDING_CANCEL:
-                self._apply(leg, CancelRequested(), now_ms)
-                self._out.append(Send(cancel_request(self.symbol, self.pair, cid)))
-        self._progress(execution, now_ms)
+        self._feed(execution, Abort("canceled by the caller"), now_ms)
         return self._take()
 
-    def _cancel_primary(self, execution: Execution, why: str, now_ms: int) -> None:
-        leg = self._legs[execution.legs[0]]
-        execution.phase = Phase.CANCELLING
-        execution.cancel_reason = why
-        self._out.append(Unschedule(_timeout_key(execution.request.request_id)))
-        if leg.terminal:
-            return
-        if leg.state.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.SUBMITTED):
-            self._apply(leg, CancelRequested(), now_ms)
-            self._out.append(Send(cancel_request(self.symbol, self.pair, leg.cid)))
-            logger.bind(pair=self.pair, client_order_id=leg.cid).info("cancelling limit: {}", why)
+    # ---- the end of a request -----------------------------------------------------------------------
+    def _report(self, execution: Execution, result: ExecutionResult, now_ms: int) -> None:
+        execution.result = result
+        execution.stage = Stage.SETTLING
+        if result.reason is ResultReason.SLIPPAGE_REFUSED:
+            self._out.append(Alert("slippage_guard", result.detail))
+        if not self._awaiting_fills(execution):
+            self._close(execution, now_ms)
 
-    # ---- progress: fallback and the end of a request ------------------------------------------------
-    def _progress(self, execution: Execution, now_ms: int) -> None:
+    def _awaiting_fills(self, execution: Execution) -> bool:
+        # The trade is summed from fills: wait for those the exchange counted (myTrades is on its way).
+        legs = (self._legs[c] for c in execution.legs)
+        return any(leg.state.missing_qty > 0 and leg.fill_fetches < MAX_FILL_FETCHES for leg in legs)
+
+    def _close(self, execution: Execution, now_ms: int) -> None:
+        result = execution.result
+        assert result is not None  # only a reported execution settles
+        execution.stage = Stage.DONE
+        request_id = execution.request.request_id
         legs = [self._legs[c] for c in execution.legs]
-        if execution.phase is Phase.DONE or not legs or not all(leg.terminal for leg in legs):
-            return
-        # What the exchange says was executed, even where its fills are still being fetched: the fallback
-        # must never re-buy a quantity that already filled.
-        executed = sum((leg.state.amount - leg.state.remaining for leg in legs), Decimal(0))
-        remainder = execution.request.amount - executed
-        primary = legs[0]
-        if execution.phase is Phase.CANCELLING and remainder > 0:
-            self._fallback(execution, remainder, now_ms)
-            return
-        if execution.phase is Phase.SETTLING:
-            self._done(execution, now_ms)
-            return
-        if execution.phase is Phase.LIMIT:
-            if primary.state.status is OrderStatus.CANCELED and remainder > 0:
-                execution.note = execution.note or "limit canceled outside the engine; no fallback"
-            self._done(execution, now_ms)
-        else:
-            self._done(execution, now_ms)
-
-    def _fallback(self, execution: Execution, remainder: Decimal, now_ms: int) -> None:
-        from engine.domain import FallbackKind
-
-        request = execution.request
-        kind = request.fallback or self.settings.fallback
-        if kind is FallbackKind.NONE:
-            execution.note = f"{execution.cancel_reason}; fallback disabled, {remainder} left"
-            self._done(execution, now_ms)
-            return
-        reference = execution.reference_price or self.book.mid
-        if reference is None:
-            execution.note = f"{execution.cancel_reason}; no price to bound the fallback, {remainder} left"
-            self._done(execution, now_ms)
-            return
-        decision = check_slippage(
-            request.side, reference, self.book, self.settings.max_slippage, self.settings.slippage_action
-        )
-        if not decision.allowed:
-            execution.note = f"fallback refused by the slippage guard: {decision.reason}"
-            self._out.append(Alert("slippage_guard", execution.note))
-            self._done(execution, now_ms)
-            return
-        use_market = kind is FallbackKind.MARKET and not decision.capped
-        quantity = self.rules.floor_qty(remainder, market=use_market)
-        price = None if use_market else self.rules.round_price(decision.bound, request.side)
-        violation = (
-            self.rules.check(
-                side=request.side, quantity=quantity, price=price, reference_price=self.book.mid or reference
-            )
-            if quantity > 0
-            else None
-        )
-        if quantity <= 0 or violation is not None:
-            execution.dust = True
-            why = violation.reason if violation is not None else "below the lot step"
-            execution.note = f"{execution.cancel_reason}; remainder {remainder} is dust ({why})"
-            self._done(execution, now_ms)
-            return
-        execution.fallback_count += 1
-        execution.phase = Phase.FALLBACK
-        execution.note = f"{execution.cancel_reason}; fallback {'market' if use_market else f'IOC limit at {price}'}"
-        if decision.capped:
-            execution.note += f" ({decision.reason})"
-        leg = self._new_leg(
-            execution,
-            OrderRole.FALLBACK,
-            OrderType.MARKET if use_market else OrderType.LIMIT,
-            quantity,
-            price,
-            TimeInForce.IOC if not use_market else TimeInForce.GTC,
-            now_ms,
-        )
-        self._emit(EventKind.FALLBACK, leg, now_ms, execution.note)
-
-    def _done(self, execution: Execution, now_ms: int) -> None:
-        legs = [self._legs[c] for c in execution.legs]
-        if any(leg.state.missing_qty > 0 and leg.fill_fetches < _MAX_FILL_FETCHES for leg in legs):
-            # The trade is summed from fills: wait for the missing ones (myTrades is on its way).
-            execution.phase = Phase.SETTLING
-            return
-        execution.phase = Phase.DONE
-        self._out.append(Unschedule(_timeout_key(execution.request.request_id)))
-        self._finish(execution, now_ms)
-        if self._queued:
-            nxt = self._execs[self._queued.popleft()]
-            self._start(nxt, now_ms)
-
-    def _finish(self, execution: Execution, now_ms: int) -> None:
-        legs = [self._legs[c] for c in execution.legs]
-        trade = trade_of(execution, legs, now_ms)
+        trade = trade_of(execution, result, legs, now_ms)
         self._out.append(Persist(trade))
         if not execution.resolved:
             execution.resolved = True
-            primary = legs[0] if legs else None
-            reason = "the order was rejected" if primary is not None else execution.note
-            outcome = (
-                Refusal(RefusalReason.REJECTED, reason, {"client_order_id": primary.cid})
-                if primary is not None
-                else Refusal(RefusalReason.SHUTTING_DOWN, reason)
-            )
-            self._out.append(Resolve(execution.request.request_id, outcome))
-        self._out.append(
-            Emit(
-                EngineEvent(
-                    EventKind.DONE,
-                    self.pair,
-                    ms_to_dt(now_ms),
-                    request_id=execution.request.request_id,
-                    trade=trade,
-                    message=execution.note,
-                )
-            )
+            self._out.append(Resolve(request_id, refusal_of(result, legs[0].cid if legs else None)))
+        done = EngineEvent(EventKind.DONE, self.pair, ms_to_dt(now_ms), request_id=request_id, trade=trade,
+                           message=trade.note)  # fmt: skip
+        self._out.append(Emit(done))
+        logger.bind(pair=self.pair, request_id=request_id).info(
+            "request done: {} {} of {} ({})", trade.status.value, trade.filled, trade.requested, trade.note or "-"
         )
-        logger.bind(pair=self.pair, request_id=execution.request.request_id).info(
-            "request done: {} {} of {} ({})",
-            trade.status.value,
-            trade.filled,
-            trade.requested,
-            execution.note or "no note",
-        )
+        self._start_next(now_ms)
 
-    # ---- plumbing -----------------------------------------------------------------------------------
-    def _apply(self, leg: Leg, event: OrderEvent, now_ms: int) -> None:
-        leg.state, effects = apply(leg.state, event)
-        leg.updated_ms = now_ms
-        for effect in effects:
-            self._effect(leg, effect, now_ms)
-
-    def _effect(self, leg: Leg, effect: OrderEffect, now_ms: int) -> None:
-        if isinstance(effect, StatusChanged):
-            self._out.append(Persist(order_of(leg)))
-            if effect.new in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
-                self._emit(EventKind.CANCELED, leg, now_ms, f"{effect.old.value} → {effect.new.value}")
-        elif isinstance(effect, FillApplied):
-            fill = _fill_of(leg, effect.fill, self.settings.exchange)
-            self._out.append(Persist(fill))
-            self._out.append(Persist(order_of(leg)))
-            self._out.append(
-                Emit(
-                    EngineEvent(
-                        EventKind.FILL,
-                        self.pair,
-                        ms_to_dt(now_ms),
-                        request_id=leg.request_id,
-                        client_order_id=leg.cid,
-                        order=order_of(leg),
-                        fill=fill,
-                    )
-                )
-            )
-        elif isinstance(effect, FetchMissingFills):
-            order_id = effect.exchange_order_id or leg.state.exchange_order_id
-            if order_id is not None:
-                self._out.append(Send(trades_request(self.symbol, self.pair, leg.cid, order_id)))
-        elif isinstance(effect, FetchOrderStatus):
-            self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
-        elif isinstance(effect, Anomaly):
-            self._out.append(Alert("anomaly", effect.reason, leg.cid))
-            self._error("order anomaly", leg.cid, effect.reason, now_ms)
-
-    def _emit(self, kind: EventKind, leg: Leg, now_ms: int, message: str = "") -> None:
-        self._out.append(
-            Emit(
-                EngineEvent(
-                    kind,
-                    self.pair,
-                    ms_to_dt(now_ms),
-                    request_id=leg.request_id,
-                    client_order_id=leg.cid,
-                    order=order_of(leg),
-                    message=message,
-                )
-            )
-        )
-
-    def _record(self, error: ExchangeError, cid: ClientOrderId, now_ms: int) -> None:
-        self._out.append(
-            Persist(
-                ErrorRecord(
-                    operation=error.operation or "exchange",
-                    exchange_code=error.code,
-                    message=str(error),
-                    context={"error": type(error).__name__, "http_status": str(error.http_status or "")},
-                    pair=self.pair,
-                    client_order_id=cid,
-                    time=ms_to_dt(now_ms),
-                )
-            )
-        )
-        self._emit_error(cid, f"{type(error).__name__}: {error}", now_ms)
-
-    def _error(self, operation: str, cid: ClientOrderId, message: str, now_ms: int) -> None:
-        logger.bind(pair=self.pair, client_order_id=cid).error("{}: {}", operation, message)
-        self._out.append(
-            Persist(
-                ErrorRecord(
-                    operation=operation, message=message, pair=self.pair, client_order_id=cid, time=ms_to_dt(now_ms)
-                )
-            )
-        )
-        self._emit_error(cid, message, now_ms)
-
-    def _emit_error(self, cid: ClientOrderId, message: str, now_ms: int) -> None:
-        leg = self._legs.get(cid)
-        self._out.append(
-            Emit(
-                EngineEvent(
-                    EventKind.ERROR,
-                    self.pair,
-                    ms_to_dt(now_ms),
-                    request_id=leg.request_id if leg else None,
-                    client_order_id=cid,
-                    message=message,
-                )
-            )
-        )
-
-    def _take(self) -> list[Command]:
-        out, self._out = self._out, []
-        return out
+    def _start_next(self, now_ms: int) -> None:
+        if self._queued and not any(e.stage in (Stage.WORKING, Stage.SETTLING) for e in self._execs.values()):
+            self._start(self._execs[self._queued.popleft()], now_ms)
 
 
-def _fill_of(leg: Leg, fill: FillEvent, exchange: str) -> Fill:
-    return Fill(
-        exchange=exchange,
-        symbol=leg.state.symbol,
-        pair=leg.pair,
-        trade_id=fill.trade_id,
-        client_order_id=leg.cid,
-        exchange_order_id=fill.order_id or leg.state.exchange_order_id or 0,
-        side=leg.state.side,
-        price=fill.price,
-        quantity=fill.quantity,
-        quote_quantity=fill.quote_quantity,
-        commission=fill.commission,
-        commission_asset=fill.commission_asset or "",
-        is_maker=fill.is_maker,
-        time=ms_to_dt(fill.time_ms),
-    )
-
-
-def _is_percent_price(error: FilterRejected) -> bool:
-    return str(error.filter_name or "").startswith("PERCENT_PRICE")
-
-
-def _timeout_key(request_id: RequestId) -> str:
-    return f"timeout:{request_id}"
-
-
-def _lookup_key(cid: ClientOrderId) -> str:
-    return f"lookup:{cid}"
+def _plan_key(request_id: RequestId) -> str:
+    return f"plan:{request_id}"

@@ -1,27 +1,42 @@
-"""Pre-trade checks of a new request: state of the engine, wallet, filters, risk limits and conflicts."""
+"""Pre-trade checks of a new request: the engine's state, the wallet, the risk manager and conflicts.
+
+Exchange filters are not checked here: the execution plan checks them when it starts (one place decides
+what an order looks like), and the book turns a plan that ends before placing anything into a refusal.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from engine.api import Refusal, RefusalReason
 from engine.domain import OrderRequest, OrderStatus, OrderType
+from engine.execution import RefusalReason as RiskReason
+from engine.execution import RiskSnapshot, choose_limit_price
 
 if TYPE_CHECKING:
     from engine.pair._book import PairBook
 
-__all__ = ["IntakeContext", "RiskHook", "check_intake"]
+__all__ = ["IntakeContext", "check_intake"]
 
-RiskHook = Callable[[OrderRequest, int, Decimal | None], str | None]
-"""A pluggable risk check: (request, open orders on the pair, reference price) → refusal reason or None."""
+_RISK_REASONS = {
+    RiskReason.RISK_LIMIT: RefusalReason.RISK_LIMIT,
+    RiskReason.WALLET_BELOW_MINIMUM: RefusalReason.WALLET_BELOW_MINIMUM,
+    RiskReason.FILTER_FAILURE: RefusalReason.FILTER_FAILURE,
+    RiskReason.CONFLICT: RefusalReason.CONFLICT,
+    RiskReason.HALTED: RefusalReason.HALTED,
+    RiskReason.PAIR_NOT_ALLOWED: RefusalReason.NOT_WHITELISTED,
+}
 
 
 @dataclass(frozen=True)
 class IntakeContext:
-    """Engine-wide facts the book cannot know by itself."""
+    """Engine-wide facts the book cannot know by itself.
+
+    `wallet_btc` is the account's value in BTC as last refreshed; with `require_wallet` an unknown value
+    refuses too (live orders only when the wallet is known to be worth at least `min_wallet_btc`).
+    """
 
     halted: bool = False
     halt_reason: str = ""
@@ -29,10 +44,10 @@ class IntakeContext:
     kill_switch: bool = False
     wallet_btc: Decimal | None = None
     min_wallet_btc: Decimal = Decimal("0.0001")
-    risk: RiskHook | None = None
+    require_wallet: bool = False
 
 
-def check_intake(request: OrderRequest, book: PairBook, ctx: IntakeContext, now_ms: int) -> Refusal | None:
+def check_intake(request: OrderRequest, book: PairBook, ctx: IntakeContext) -> Refusal | None:
     """The first reason to refuse `request`, or None to go ahead."""
     if ctx.shutting_down:
         return Refusal(RefusalReason.SHUTTING_DOWN, "the engine is shutting down")
@@ -42,38 +57,18 @@ def check_intake(request: OrderRequest, book: PairBook, ctx: IntakeContext, now_
         return Refusal(RefusalReason.KILL_SWITCH, "intake is paused (kill switch)")
     if request.pair != book.pair:
         return Refusal(RefusalReason.INVALID_REQUEST, f"request for {request.pair} sent to {book.pair}")
-    if ctx.wallet_btc is not None and ctx.wallet_btc < ctx.min_wallet_btc:
-        return Refusal(
-            RefusalReason.WALLET_BELOW_MINIMUM,
-            f"wallet worth {ctx.wallet_btc} BTC, below the minimum {ctx.min_wallet_btc} BTC",
-            {"wallet_btc": str(ctx.wallet_btc), "min_wallet_btc": str(ctx.min_wallet_btc)},
-        )
-    market = request.order_type is OrderType.MARKET
-    price = None if market else (request.price if request.price is not None else _book_price(book, request))
-    if not market and price is None:
-        return Refusal(RefusalReason.INVALID_REQUEST, "no limit price given and no market price known yet")
-    violation = book.rules.check(side=request.side, quantity=request.amount, price=price, reference_price=book.book.mid)
-    if violation is not None:
-        return Refusal(
-            RefusalReason.FILTER_FAILURE,
-            f"{violation.filter_name}: {violation.reason}",
-            {"filter": violation.filter_name},
-        )
-    reference = price if price is not None else book.book.mid
-    if reference is not None and request.amount * reference > book.settings.max_order_notional:
-        return Refusal(
-            RefusalReason.RISK_LIMIT,
-            f"notional {request.amount * reference} above the limit {book.settings.max_order_notional}",
-        )
+    wallet = _check_wallet(ctx)
+    if wallet is not None:
+        return wallet
     open_orders = sum(1 for leg in book.open_legs() if leg.state.status is not OrderStatus.PENDING_SUBMIT)
-    if open_orders >= book.settings.max_open_orders:
-        return Refusal(RefusalReason.RISK_LIMIT, f"{open_orders} open orders on {book.pair}, the limit")
-    if ctx.risk is not None:
-        reason = ctx.risk(request, open_orders, reference)
-        if reason is not None:
-            return Refusal(RefusalReason.RISK_LIMIT, reason)
-    if book.active() and book.settings.conflict_policy == "refuse":
-        busy = book.active()[0].request
+    snapshot = RiskSnapshot({book.pair: open_orders}, _reference_price(book, request), ctx.halted)
+    decision = book.risk.check_trade_allowed(request, snapshot)
+    if not decision.allowed:
+        reason = _RISK_REASONS.get(decision.reason, RefusalReason.RISK_LIMIT) if decision.reason else None
+        return Refusal(reason or RefusalReason.RISK_LIMIT, decision.detail or "refused by the risk manager")
+    active = book.active()
+    if active and book.settings.conflict_policy == "refuse":
+        busy = active[0].request
         return Refusal(
             RefusalReason.CONFLICT,
             f"a {busy.side.value} request on {book.pair} is still executing",
@@ -82,7 +77,27 @@ def check_intake(request: OrderRequest, book: PairBook, ctx: IntakeContext, now_
     return None
 
 
-def _book_price(book: PairBook, request: OrderRequest) -> Decimal | None:
-    if book.settings.limit_price_side == "maker":
-        return book.book.maker_price(request.side)
-    return book.book.taker_price(request.side)
+def _check_wallet(ctx: IntakeContext) -> Refusal | None:
+    details = {"min_wallet_btc": str(ctx.min_wallet_btc)}
+    if ctx.wallet_btc is None:
+        if not ctx.require_wallet:
+            return None
+        return Refusal(RefusalReason.WALLET_BELOW_MINIMUM, "the wallet's value is not known yet", details)
+    if ctx.wallet_btc < ctx.min_wallet_btc:
+        return Refusal(
+            RefusalReason.WALLET_BELOW_MINIMUM,
+            f"wallet worth {ctx.wallet_btc} BTC, below the minimum {ctx.min_wallet_btc} BTC",
+            {**details, "wallet_btc": str(ctx.wallet_btc)},
+        )
+    return None
+
+
+def _reference_price(book: PairBook, request: OrderRequest) -> Decimal | None:
+    """What the request is worth per unit: its price, the limit the plan would choose, or the mid."""
+    if request.price is not None:
+        return request.price
+    if request.order_type is not OrderType.MARKET:
+        price = choose_limit_price(request.side, book.book, book.settings.execution.price_source)
+        if price is not None:
+            return price
+    return book.book.mid

@@ -12,18 +12,19 @@ from engine.domain import (
     Order,
     OrderRequest,
     OrderRole,
-    OrderStatus,
     OrderType,
     Pair,
+    Priority,
     RequestId,
     TimeInForce,
     Trade,
     TradeStatus,
 )
-from engine.exchange._resolver import UnknownOutcomeResolver
+from engine.exchange import UnknownOutcomeResolver
+from engine.execution import ExecutionPlan, ExecutionResult
 from engine.orders import OrderState
 
-__all__ = ["Execution", "Leg", "Phase", "ms_to_dt", "order_of", "trade_of"]
+__all__ = ["Execution", "Leg", "Stage", "ms_to_dt", "order_of", "trade_of"]
 
 
 def ms_to_dt(ms: int) -> datetime:
@@ -31,19 +32,15 @@ def ms_to_dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-class Phase(StrEnum):
-    """Where one request's execution stands."""
+class Stage(StrEnum):
+    """Where one request stands in the book (the plan's own phases say where the execution stands)."""
 
     QUEUED = "queued"
-    """Waiting behind a conflicting request (conflict_policy = queue)."""
-    LIMIT = "limit"
-    """The primary order is being placed or rests on the book."""
-    CANCELLING = "cancelling"
-    """The limit timed out (or the market spiked); its cancel is in flight."""
-    FALLBACK = "fallback"
-    """The fallback order for the remainder is being placed or filled."""
+    """Waiting behind a conflicting request (conflict_policy = queue); no plan yet."""
+    WORKING = "working"
+    """The execution plan drives it: orders are placed, rest, are canceled or fall back."""
     SETTLING = "settling"
-    """Every order has ended; fills the exchange counted are still being fetched before the summary."""
+    """The plan has its result; fills the exchange counted are still being fetched before the summary."""
     DONE = "done"
 
 
@@ -58,6 +55,7 @@ class Leg:
     order_type: OrderType
     time_in_force: TimeInForce
     price: Decimal | None
+    priority: Priority
     created_ms: int
     updated_ms: int
     exchange: str
@@ -65,6 +63,11 @@ class Leg:
     resolver: UnknownOutcomeResolver | None = None
     resends: int = 0
     fill_fetches: int = 0
+    acked: bool = False
+    cancel_wanted: bool = False
+    """The plan asked to cancel before the exchange acknowledged the order: cancel it at the ack."""
+    told_closed: bool = False
+    """The plan has heard how this leg ended (`LegClosed` or `LegFailed`)."""
 
     @property
     def cid(self) -> ClientOrderId:
@@ -79,18 +82,20 @@ class Leg:
 
 @dataclass
 class Execution:
-    """One request: its legs (primary first) and how it ends."""
+    """One request: its plan, its legs (primary first) and what the trade summary will say."""
 
     request: OrderRequest
     created_ms: int
-    phase: Phase = Phase.LIMIT
+    plan: ExecutionPlan | None = None
+    stage: Stage = Stage.WORKING
     legs: list[ClientOrderId] = field(default_factory=list)
-    reference_price: Decimal | None = None
     resolved: bool = False
-    cancel_reason: str = ""
-    note: str = ""
-    dust: bool = False
-    fallback_count: int = 0
+    """The caller's future has its answer (accepted at the primary's ack, or a refusal)."""
+    deadline_ms: int | None = None
+    """The plan's timer as scheduled at the actor (to re-arm or drop it when the plan's deadline moves)."""
+    story: list[str] = field(default_factory=list)
+    """What happened, in words, for the trade's note (limit timeout, fallback market, …)."""
+    result: ExecutionResult | None = None
 
 
 def order_of(leg: Leg) -> Order:
@@ -121,8 +126,12 @@ def order_of(leg: Leg) -> Order:
     )
 
 
-def trade_of(execution: Execution, legs: list[Leg], now_ms: int) -> Trade:
-    """Sum up the legs of a request into its `Trade` (both legs' fills, fees, remainder, why it ended)."""
+def trade_of(execution: Execution, result: ExecutionResult, legs: list[Leg], now_ms: int) -> Trade:
+    """The stored `Trade` of a finished request: the plan's verdict, the legs' stored fills.
+
+    Quantities, prices and fees are summed from the fills the book stored (so the trade always equals its
+    fill rows); status, dust and the reason come from the plan's result.
+    """
     request = execution.request
     filled = sum((leg.state.filled for leg in legs), Decimal(0))
     quote = sum((leg.state.quote_filled for leg in legs), Decimal(0))
@@ -130,17 +139,13 @@ def trade_of(execution: Execution, legs: list[Leg], now_ms: int) -> Trade:
     for leg in legs:
         for asset, amount in leg.state.fees:
             fees[asset] = fees.get(asset, Decimal(0)) + amount
-    done = execution.phase is Phase.DONE
-    if not done:
-        status = TradeStatus.OPEN
-    elif filled >= request.amount:
-        status = TradeStatus.FILLED
-    elif filled > 0:
-        status = TradeStatus.PARTIAL
-    elif any(leg.state.status is OrderStatus.REJECTED for leg in legs) and len(legs) == 1:
-        status = TradeStatus.FAILED
-    else:
-        status = TradeStatus.CANCELED
+    status = result.status
+    if filled != result.filled:
+        # Only when the exchange counted fills that could not be fetched (alerted): say what is stored.
+        status = TradeStatus.PARTIAL if filled > 0 else TradeStatus.CANCELED
+    note = "; ".join(execution.story)
+    if result.detail and result.detail != "filled":
+        note = f"{note}; {result.reason.value}: {result.detail}" if note else f"{result.reason.value}: {result.detail}"
     return Trade(
         request_id=request.request_id,
         pair=request.pair,
@@ -154,8 +159,8 @@ def trade_of(execution: Execution, legs: list[Leg], now_ms: int) -> Trade:
         timeframe=request.context.timeframe,
         indicators=request.context.indicators(),
         created_at=ms_to_dt(execution.created_ms),
-        closed_at=ms_to_dt(now_ms) if done else None,
-        remainder=request.amount - filled if done else Decimal(0),
-        dust=execution.dust,
-        note=execution.note,
+        closed_at=ms_to_dt(now_ms),
+        remainder=request.amount - filled,
+        dust=result.dust,
+        note=note,
     )

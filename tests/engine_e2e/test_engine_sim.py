@@ -16,8 +16,10 @@ import pytest
 from engine.api import Accepted, Engine, EngineEvent, EventKind, Refusal, RefusalReason
 from engine.clock import ManualClock, SystemClock
 from engine.config import Config
-from engine.domain import TradeStatus
-from sim import FaultSpec, SimConfig, Simulator
+from engine.domain import OrderRequest, Side, TradeStatus
+from engine.execution import Decision, RiskSnapshot
+from engine.execution import RefusalReason as RiskReason
+from sim import AccountSpec, FaultSpec, SimConfig, Simulator
 
 PAIR = "BTC/USDT"
 LIMIT = "59950"  # below the book (no fill), within the 0.5 % slippage bound of the market
@@ -141,6 +143,31 @@ def test_refusals(start: Any) -> None:
     assert engine.place_order("ETH/USDT", "buy", "0.1", "2900").result(5).reason is RefusalReason.KILL_SWITCH
 
 
+def test_a_custom_risk_manager_decides(sim: Simulator, tmp_path: Path) -> None:
+    class NoSells:
+        def check_trade_allowed(self, request: OrderRequest, snapshot: RiskSnapshot) -> Decision:
+            if request.side is Side.SELL:
+                return Decision.refuse(RiskReason.RISK_LIMIT, "this strategy only buys")
+            return Decision.allow()
+
+    engine = Engine.start(
+        _config(),
+        clock=ManualClock(SystemClock().now_ms()),
+        sim=sim,
+        database_url=f"sqlite:///{tmp_path}/engine.sqlite3",
+        spool_path=tmp_path / "spool.jsonl",
+        risk_manager=NoSells(),
+    )
+    try:
+        refusal = engine.place_order("ETH/USDT", "sell", "0.1", "3100").result(timeout=20)
+        assert isinstance(refusal, Refusal) and refusal.reason is RefusalReason.RISK_LIMIT
+        assert refusal.message == "this strategy only buys"
+        assert isinstance(engine.place_order(PAIR, "buy", "0.01", LIMIT).result(timeout=20), Accepted)
+        assert len(_sim_orders(sim)) == 1
+    finally:
+        engine.stop(graceful=False)
+
+
 def test_exchange_rejection_is_a_refusal_with_the_reason(start: Any, sim: Simulator) -> None:
     config = Config.model_validate(
         {
@@ -248,7 +275,7 @@ def test_unknown_outcome_never_duplicates(start: Any, sim: Simulator, fault: Fau
 
 
 def test_429_holds_every_order_until_retry_after(start: Any, sim: Simulator) -> None:
-    engine, events = start()
+    engine, events = start(_config(limit_timeout_s="600"))  # no limit timeout within the 31 s of this test
     sim.control.add_fault(FaultSpec(kind="rate_limit", target="POST /api/v3/order", count=1, retry_after=30))
     first = engine.place_order(PAIR, "buy", "0.01", LIMIT)
     [error] = events.wait_for(EventKind.ERROR)  # the 429 came back; the create waits to be re-sent
@@ -284,3 +311,54 @@ def settle(engine: Engine, rounds: int = 50) -> None:
         if now == last and stats.queued == 0 and stats.in_flight == 0:
             return
         last = now
+
+
+def test_finished_requests_leave_memory_and_the_key_still_finds_its_order(start: Any, sim: Simulator) -> None:
+    engine, events = start()
+    first = engine.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="forget-me").result(timeout=20)
+    assert isinstance(first, Accepted)
+    engine.ticker.advance(5_000)
+    events.wait_for(EventKind.DONE)
+    pair = engine._routing.get(PAIR)
+    assert pair.active_requests().get(timeout=10) == []
+    assert pair.get_order(first.order.client_order_id).get(timeout=10) is None  # no longer in memory
+    again = engine.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="forget-me").result(timeout=20)
+    assert isinstance(again, Accepted) and again.duplicate
+    assert again.order.client_order_id == first.order.client_order_id
+    assert again.order.status.value == "canceled"  # the stored state, after the fallback took over
+    assert [o["clientOrderId"] for o in _sim_orders(sim)] == [
+        first.order.client_order_id,
+        first.order.client_order_id.replace("-p", "-f1"),
+    ]
+    fresh = engine.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="a-new-key").result(timeout=20)
+    assert isinstance(fresh, Accepted) and not fresh.duplicate
+
+
+def test_wallet_below_minimum_refuses_and_sends_nothing(tmp_path: Path) -> None:
+    poor = AccountSpec(balances={"USDT": Decimal(1)})  # 1 USDT at 60,000 ≈ 0.0000167 BTC < 0.0001 BTC
+    config = SimConfig(seed=3, symbols=["BTCUSDT"], start_prices={"BTCUSDT": Decimal(60000)}, accounts=[poor])
+    with Simulator(config) as simulator:
+        engine = Engine.start(
+            Config.model_validate({"exchange": {"pair_whitelist": ["BTC/USDT"]}}),
+            clock=ManualClock(SystemClock().now_ms()),
+            sim=simulator,
+            database_url=f"sqlite:///{tmp_path}/engine.sqlite3",
+            spool_path=tmp_path / "spool.jsonl",
+        )
+        try:
+            outcome = engine.place_order(PAIR, "buy", "0.00002", "59950").result(timeout=20)
+            assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.WALLET_BELOW_MINIMUM
+            assert Decimal(outcome.details["wallet_btc"]) < Decimal("0.0001")
+            simulator.control.credit(None, "USDT", "100")
+            engine.ticker.advance(60_000)  # the wallet is re-valued every minute
+            for _ in range(100):  # each round is a barrier through the gateway and the root, not a sleep
+                settle(engine)
+                engine._root.proxy().pair_refs().get(timeout=10)
+                if (engine._state.intake().wallet_btc or 0) >= Decimal("0.0001"):
+                    break
+            assert (engine._state.intake().wallet_btc or 0) >= Decimal("0.0001")
+            assert _sim_orders(simulator) == []
+            funded = engine.place_order(PAIR, "buy", "0.001", "59950").result(timeout=20)
+            assert isinstance(funded, Accepted), funded
+        finally:
+            engine.stop(graceful=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,11 +24,20 @@ from engine.domain import (
     RequestId,
     Side,
     Trade,
+    TradeId,
     TradeStatus,
 )
-from engine.exchange import InsufficientBalance, OrderNotFound, OutcomeUnknown
-from engine.execution._guards import SlippageAction
-from engine.execution._rules import SymbolRules
+from engine.exchange import FilterRejected, InsufficientBalance, OrderNotFound, OutcomeUnknown
+from engine.execution import (
+    Decision,
+    DefaultRiskManager,
+    ExecutionConfig,
+    RiskManager,
+    RiskSnapshot,
+    SlippageAction,
+    SymbolRules,
+)
+from engine.execution import RefusalReason as RiskReason
 from engine.gateway import GatewayRequest, GatewayResult, Op
 from engine.pair import (
     Command,
@@ -86,7 +96,11 @@ def request(
 
 
 def order_json(
-    req: GatewayRequest, status: str, executed: str = "0", fills: list[tuple[str, str]] = (), cancel: bool = False
+    req: GatewayRequest,
+    status: str,
+    executed: str = "0",
+    fills: Sequence[tuple[str, str]] = (),
+    cancel: bool = False,
 ) -> dict[str, Any]:
     p = req.params
     cid = p.get("newClientOrderId") or p["origClientOrderId"]
@@ -116,11 +130,16 @@ def order_json(
     return data
 
 
+_PLAN_KNOBS = {"limit_timeout_ms", "fallback", "max_slippage", "slippage_action", "price_source"}
+
+
 class Harness:
     """Runs the book's commands the way the actor does, recording what matters."""
 
-    def __init__(self, **settings: Any) -> None:
-        self.book = PairBook(PAIR, RULES, PairSettings(**settings))
+    def __init__(self, risk: RiskManager | None = None, **settings: Any) -> None:
+        plan = {k: settings.pop(k) for k in list(settings) if k in _PLAN_KNOBS}
+        execution = ExecutionConfig(**{"max_slippage": Decimal("0.005"), "slippage_action": SlippageAction.CAP, **plan})
+        self.book = PairBook(PAIR, RULES, PairSettings(execution=execution, **settings), risk=risk)
         self.now = T0
         self.sent: list[GatewayRequest] = []
         self.stored: list[Any] = []
@@ -175,12 +194,14 @@ def test_limit_accepted_then_filled() -> None:
     h.answer(order_json(create, "NEW"))
     outcome = h.outcomes[req.request_id][0]
     assert isinstance(outcome, Accepted) and outcome.order.status is OrderStatus.OPEN
-    assert f"timeout:{req.request_id}" in h.timers
+    assert f"plan:{req.request_id}" in h.timers
     cid = ClientOrderId(create.params["newClientOrderId"])
     from engine.exchange import ExchangeOrderStatus
     from engine.orders import ExchangeStatus, FillEvent
 
-    fill = FillEvent(next(_trade_ids), Decimal("0.01"), Decimal(60000), Decimal(600), Decimal(0), "BNB", True, T0 + 100)
+    fill = FillEvent(
+        TradeId(next(_trade_ids)), Decimal("0.01"), Decimal(60000), Decimal(600), Decimal(0), "BNB", True, T0 + 100
+    )
     h.run(
         h.book.on_report_events(
             cid, (fill, ExchangeStatus(ExchangeOrderStatus.FILLED, Decimal("0.01"), Decimal(600))), h.now
@@ -196,7 +217,7 @@ def test_no_fill_timeout_cancel_then_market_fallback() -> None:
     req = request()
     h.place(req)
     h.answer(order_json(h.sent[-1], "NEW"))
-    h.fire(f"timeout:{req.request_id}")
+    h.fire(f"plan:{req.request_id}")
     cancel = h.sent[-1]
     assert cancel.op is Op.CANCEL_ORDER and cancel.priority == 0
     h.answer(order_json(cancel, "CANCELED", cancel=True))
@@ -219,7 +240,7 @@ def test_partial_fill_then_fallback_for_the_exact_remainder() -> None:
     req = request(amount="0.01")
     h.place(req)
     h.answer(order_json(h.sent[-1], "PARTIALLY_FILLED", "0.00337", [("60000", "0.00337")]))
-    h.fire(f"timeout:{req.request_id}")
+    h.fire(f"plan:{req.request_id}")
     h.answer(order_json(h.sent[-1], "CANCELED", "0.00337", cancel=True))
     fallback = h.sent[-1]
     assert fallback.params["quantity"] == "0.00663"
@@ -234,7 +255,7 @@ def test_cancel_racing_a_fill_means_no_fallback() -> None:
     req = request()
     h.place(req)
     h.answer(order_json(h.sent[-1], "NEW"))
-    h.fire(f"timeout:{req.request_id}")
+    h.fire(f"plan:{req.request_id}")
     cancel = h.sent[-1]
     h.answer(error=OrderNotFound("Unknown order sent.", operation="cancel_order", code=-2011))
     fetch = h.sent[-1]
@@ -251,11 +272,12 @@ def test_fallback_rejected_reports_the_remainder() -> None:
     req = request()
     h.place(req)
     h.answer(order_json(h.sent[-1], "NEW"))
-    h.fire(f"timeout:{req.request_id}")
+    h.fire(f"plan:{req.request_id}")
     h.answer(order_json(h.sent[-1], "CANCELED", cancel=True))
     h.answer(error=InsufficientBalance("insufficient", operation="create_order", code=-2010))
     [trade] = h.trades()
-    assert trade.status is TradeStatus.CANCELED and trade.remainder == Decimal("0.01")
+    assert trade.status is TradeStatus.FAILED and trade.remainder == Decimal("0.01")
+    assert "fallback_rejected" in trade.note and "InsufficientBalance" in trade.note
 
 
 @pytest.mark.parametrize(("action", "expect_type"), [(SlippageAction.REFUSE, None), (SlippageAction.CAP, "LIMIT")])
@@ -265,11 +287,11 @@ def test_slippage_guard(action: SlippageAction, expect_type: str | None) -> None
     h.place(req)
     h.answer(order_json(h.sent[-1], "NEW"))
     h.run(h.book.on_price(Decimal("60500"), Decimal("60600"), h.now))  # ran away by 1 %
-    h.fire(f"timeout:{req.request_id}")
+    h.fire(f"plan:{req.request_id}")
     h.answer(order_json(h.sent[-1], "CANCELED", cancel=True))
     if expect_type is None:
         [trade] = h.trades()
-        assert "refused by the slippage guard" in trade.note and trade.remainder == Decimal("0.01")
+        assert "slippage_refused" in trade.note and trade.remainder == Decimal("0.01")
     else:
         fallback = h.sent[-1]
         assert fallback.params["type"] == "LIMIT" and fallback.params["timeInForce"] == "IOC"
@@ -290,7 +312,7 @@ def test_dust_remainder_is_reported_not_lost() -> None:
     req = request(amount="0.0001")
     h.place(req)
     h.answer(order_json(h.sent[-1], "PARTIALLY_FILLED", "0.00003", [("60000", "0.00003")]))
-    h.fire(f"timeout:{req.request_id}")
+    h.fire(f"plan:{req.request_id}")
     h.answer(order_json(h.sent[-1], "CANCELED", "0.00003", cancel=True))
     [trade] = h.trades()
     assert trade.dust and trade.remainder == Decimal("0.00007")
@@ -298,9 +320,9 @@ def test_dust_remainder_is_reported_not_lost() -> None:
 
 
 def test_refusals_with_reasons() -> None:
-    h = Harness(max_order_notional=Decimal(1000))
+    h = Harness(risk=DefaultRiskManager(max_notional_per_order={"USDT": Decimal(1000)}, max_open_orders_per_pair=4))
     assert h.place(request(amount="0.000001")).reason is RefusalReason.FILTER_FAILURE
-    assert h.place(request(price="60000.001")).reason is RefusalReason.FILTER_FAILURE
+    assert h.place(request(price="0.001")).reason is RefusalReason.FILTER_FAILURE
     assert h.place(request(amount="1")).reason is RefusalReason.RISK_LIMIT
     assert h.place(request(), IntakeContext(halted=True)).reason is RefusalReason.HALTED
     assert h.place(request(), IntakeContext(kill_switch=True)).reason is RefusalReason.KILL_SWITCH
@@ -368,13 +390,36 @@ def test_unknown_outcome_not_found_after_grace_resends_the_same_id() -> None:
     assert h.now - T0 >= 3000  # "not found" inside the grace period proved nothing
 
 
+def test_limit_never_created_while_timing_out_goes_to_the_fallback() -> None:
+    h = Harness(limit_timeout_ms=1000, unknown_outcome_grace_ms=3000)
+    req = request()
+    h.place(req)
+    primary = ClientOrderId(h.sent[-1].params["newClientOrderId"])
+    h.answer(error=OutcomeUnknown("5xx", operation="create_order"))
+    h.fire(f"plan:{req.request_id}")  # the limit times out while its outcome is unknown
+    for _ in range(20):
+        if h.sent[-1].op is Op.CREATE_ORDER and h.sent[-1].params["newClientOrderId"] != primary:
+            break
+        if h.sent[-1].op is Op.FETCH_ORDER and not h.outcomes.get(req.request_id):
+            h.answer(error=OrderNotFound("Order does not exist.", operation="fetch_order", code=-2013))
+        pending = [k for k in h.timers if k.startswith("lookup:")]
+        if pending:
+            h.fire(pending[0])
+    fallback = h.sent[-1]
+    assert fallback.op is Op.CREATE_ORDER and fallback.params["newClientOrderId"].endswith("-f1")
+    assert Op.CANCEL_ORDER not in [r.op for r in h.sent]  # nothing to cancel: it never existed
+    leg = h.book.leg(primary)
+    assert leg is not None and leg.state.status is OrderStatus.REJECTED  # closed, not left open forever
+    assert [o.client_order_id for o in (lg.state for lg in h.book.open_legs())] == [fallback.params["newClientOrderId"]]
+
+
 def test_fallback_never_rebuys_what_the_exchange_already_executed() -> None:
     # The cancel answer says 0.004 executed, but its fills are not known yet (no stream report, no FULL fills).
     h = Harness()
     req = request(amount="0.01")
     h.place(req)
     h.answer(order_json(h.sent[-1], "NEW"))
-    h.fire(f"timeout:{req.request_id}")
+    h.fire(f"plan:{req.request_id}")
     h.answer(order_json(h.sent[-1], "CANCELED", "0.004", cancel=True))
     ops = [r.op for r in h.sent[-2:]]
     assert Op.MY_TRADES in ops
@@ -401,15 +446,112 @@ def test_fallback_never_rebuys_what_the_exchange_already_executed() -> None:
     assert trade.filled == Decimal("0.01") and trade.remainder == 0
 
 
+def _last_orders(h: Harness) -> dict[str, Order]:
+    """The latest stored state of every order, by client order id."""
+    return {o.client_order_id: o for o in h.stored if isinstance(o, Order)}
+
+
+def test_caller_cancel_cancels_and_never_falls_back() -> None:
+    h = Harness()
+    req = request()
+    h.place(req)
+    h.answer(order_json(h.sent[-1], "PARTIALLY_FILLED", "0.002", [("60000", "0.002")]))
+    h.run(h.book.cancel(req.request_id, h.now))
+    cancel = h.sent[-1]
+    assert cancel.op is Op.CANCEL_ORDER
+    h.answer(order_json(cancel, "CANCELED", "0.002", cancel=True))
+    assert [r.op for r in h.sent].count(Op.CREATE_ORDER) == 1
+    [trade] = h.trades()
+    assert trade.status is TradeStatus.PARTIAL and trade.filled == Decimal("0.002")
+    assert trade.remainder == Decimal("0.008") and "canceled by the caller" in trade.note
+
+
+def test_cancel_before_the_ack_waits_for_the_ack() -> None:
+    # A cancel overtaking its create finds nothing (-2011) and the order would rest: it waits for the ack.
+    h = Harness(limit_timeout_ms=1000)
+    req = request()
+    h.place(req)
+    create = h.sent[-1]
+    h.fire(f"plan:{req.request_id}")
+    assert h.sent[-1] is create
+    h.answer(order_json(create, "NEW"))
+    assert isinstance(h.outcomes[req.request_id][0], Accepted)
+    cancel = h.sent[-1]
+    assert cancel.op is Op.CANCEL_ORDER
+    h.answer(order_json(cancel, "CANCELED", cancel=True))
+    fallback = h.sent[-1]
+    assert fallback.op is Op.CREATE_ORDER and fallback.params["type"] == "MARKET"
+
+
+def test_percent_price_rejection_goes_straight_to_the_fallback() -> None:
+    h = Harness()
+    req = request()
+    h.place(req)
+    h.answer(error=FilterRejected("Filter failure: PERCENT_PRICE_BY_SIDE", filter_name="PERCENT_PRICE_BY_SIDE"))
+    fallback = h.sent[-1]
+    assert fallback.op is Op.CREATE_ORDER and fallback.params["newClientOrderId"].endswith("-f1")
+    h.answer(order_json(fallback, "FILLED", "0.01", [("60010", "0.01")]))
+    [trade] = h.trades()
+    assert trade.status is TradeStatus.FILLED and "PERCENT_PRICE_BY_SIDE" in trade.note
+    assert isinstance(h.outcomes[req.request_id][0], Refusal)  # the caller's order itself was refused
+
+
+def test_finished_requests_leave_memory_but_their_keys_are_still_seen() -> None:
+    h = Harness()
+    req = request(key="once")
+    h.place(req)
+    cid = ClientOrderId(h.sent[-1].params["newClientOrderId"])
+    h.answer(order_json(h.sent[-1], "FILLED", "0.01", [("60000", "0.01")]))
+    assert h.book.maybe_seen(request(key="once")) is None  # still in memory: the book answers itself
+    assert h.book.forget_finished() == 1
+    assert h.book.leg(cid) is None and h.book.execution(req.request_id) is None
+    assert h.book.maybe_seen(request(key="once")) == cid  # → the actor looks it up in the database
+    assert h.book.maybe_seen(request(key="never-seen")) is None
+
+
+def test_risk_manager_is_pluggable_and_sees_the_open_orders() -> None:
+    seen: list[RiskSnapshot] = []
+
+    class OnlyOne:
+        def check_trade_allowed(self, req: OrderRequest, snapshot: RiskSnapshot) -> Decision:
+            seen.append(snapshot)
+            if snapshot.open_orders_by_pair.get(req.pair, 0) >= 1:
+                return Decision.refuse(RiskReason.RISK_LIMIT, "one at a time")
+            return Decision.allow()
+
+    h = Harness(risk=OnlyOne(), conflict_policy="queue")
+    h.place(request())
+    h.answer(order_json(h.sent[-1], "NEW"))
+    refusal = h.place(request(side=Side.SELL))
+    assert isinstance(refusal, Refusal) and refusal.reason is RefusalReason.RISK_LIMIT
+    assert seen[-1].open_orders_by_pair == {PAIR: 1} and seen[-1].reference_price == Decimal(60000)
+
+
+def test_unknown_wallet_is_refused_when_the_wallet_is_required() -> None:
+    h = Harness()
+    refusal = h.place(request(), IntakeContext(require_wallet=True))
+    assert isinstance(refusal, Refusal) and refusal.reason is RefusalReason.WALLET_BELOW_MINIMUM
+    assert h.sent == []
+
+
+def test_resume_rearms_the_plan_timer() -> None:
+    h = Harness(limit_timeout_ms=5000)
+    req = request()
+    h.place(req)
+    h.answer(order_json(h.sent[-1], "NEW"))
+    assert Schedule(f"plan:{req.request_id}", T0 + 5000) in h.book.resume(h.now)
+
+
 @settings(max_examples=150)
 @given(
     primary_fill=st.integers(min_value=0, max_value=1000),
     fills_known=st.booleans(),
     fallback_fill=st.integers(min_value=0, max_value=1000),
     kind=st.sampled_from([FallbackKind.MARKET, FallbackKind.IOC_LIMIT, FallbackKind.NONE]),
+    caller_cancels=st.booleans(),
 )
 def test_limit_plus_fallback_never_exceeds_and_accounts_for_the_amount(
-    primary_fill: int, fills_known: bool, fallback_fill: int, kind: FallbackKind
+    primary_fill: int, fills_known: bool, fallback_fill: int, kind: FallbackKind, caller_cancels: bool
 ) -> None:
     step = Decimal("0.00001")
     amount = Decimal("0.01")
@@ -420,9 +562,15 @@ def test_limit_plus_fallback_never_exceeds_and_accounts_for_the_amount(
     status = "FILLED" if first == amount else ("PARTIALLY_FILLED" if first else "NEW")
     h.answer(order_json(h.sent[-1], status, str(first), [("59990", str(first))] if first and fills_known else []))
     if first < amount:
-        h.fire(f"timeout:{req.request_id}")
-        h.answer(order_json(h.sent[-1], "CANCELED", str(first), cancel=True))
+        if caller_cancels:
+            h.run(h.book.cancel(req.request_id, h.now))
+        else:
+            h.fire(f"plan:{req.request_id}")
+        cancel = next(r for r in reversed(h.sent) if r.op is Op.CANCEL_ORDER)
+        h.answer(order_json(cancel, "CANCELED", str(first), cancel=True), index=h.sent.index(cancel))
     creates = [r for r in h.sent if r.op is Op.CREATE_ORDER]
+    if caller_cancels:
+        assert len(creates) == 1  # the caller's cancel is never followed by a fallback
     if len(creates) == 2:
         rest = Decimal(creates[1].params["quantity"])
         assert first + rest <= amount
@@ -453,5 +601,6 @@ def test_limit_plus_fallback_never_exceeds_and_accounts_for_the_amount(
         )
     [trade] = h.trades()
     assert trade.filled + trade.remainder == amount
+    assert trade.filled == sum((o.filled for o in _last_orders(h).values()), Decimal(0))
     assert sum(f.quantity for f in h.fills()) == trade.filled <= amount
     assert len({f.trade_id for f in h.fills()}) == len(h.fills())

@@ -19,6 +19,7 @@ from engine.exchange import (
     client_order_id,
 )
 from engine.execution import (
+    Abort,
     Book,
     CancelFailed,
     CancelOrder,
@@ -85,7 +86,7 @@ def test_limit_fills_in_time() -> None:
     plan.handle(fill(PRIMARY, 2, "0.006", "49990"), 20)
     result = result_of(plan.handle(LegClosed(PRIMARY, OrderStatus.FILLED, D("0.01"), D("499.94")), 30))
     assert (result.status, result.reason, result.filled, result.remainder) == (TS.FILLED, ResultReason.FILLED,
-                                                                               D("0.01"), 0)  # fmt: skip
+                                                                               D("0.01"), D(0))  # fmt: skip
     assert result.average_price == D("49994")
     assert result.fees == {"BNB": D("0.00002")}
     assert plan.phase is Phase.DONE
@@ -306,6 +307,35 @@ def test_events_after_done_and_for_unknown_legs_are_ignored() -> None:
     assert plan.handle(Tick(), 99_999) == []
     assert plan.handle(LegClosed(PRIMARY, OrderStatus.FILLED, D("0.01")), 2) == []
     assert plan.handle(LegAcked("bx-unknown"), 3) == []  # type: ignore[arg-type]
+
+
+def test_abort_cancels_the_live_leg_and_never_falls_back() -> None:
+    plan = started()
+    plan.handle(fill(PRIMARY, 1, "0.003"), 5)
+    cancel = only(plan.handle(Abort(), 10), CancelOrder)
+    assert cancel.client_order_id == PRIMARY and plan.next_deadline_ms is None  # type: ignore[attr-defined]
+    assert plan.handle(Abort(), 11) == []  # a second cancel request changes nothing
+    result = result_of(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D("0.003")), 20))
+    assert (result.status, result.reason, result.remainder) == (TS.PARTIAL, ResultReason.CANCELED, D("0.007"))
+
+
+def test_abort_during_the_fallback_cancels_the_fallback_leg() -> None:
+    plan = started()
+    plan.handle(Tick(), 10_000)
+    only(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D(0)), 10_001), PlaceOrder)
+    cancel = only(plan.handle(Abort("shutdown"), 10_002), CancelOrder)
+    assert cancel.client_order_id == FALLBACK1  # type: ignore[attr-defined]
+    result = result_of(plan.handle(LegNotCreated(FALLBACK1), 10_003))
+    assert (result.status, result.reason, result.detail) == (TS.CANCELED, ResultReason.CANCELED, "shutdown")
+
+
+def test_abort_while_waiting_to_re_place_ends_at_once() -> None:
+    plan = started()
+    plan.handle(Tick(), 10_000)
+    plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D(0)), 10_001)
+    assert plan.handle(LegFailed(FALLBACK1, RateLimited("slow down", retry_after_s=5)), 10_002) == []
+    assert plan.phase is Phase.FALLBACK_WAIT
+    assert result_of(plan.handle(Abort(), 10_003)).reason is ResultReason.CANCELED
 
 
 # ---- the quantity invariant ------------------------------------------------------------------------------

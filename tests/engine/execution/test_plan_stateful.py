@@ -28,6 +28,7 @@ from engine.exchange import (
     StopTrading,
 )
 from engine.execution import (
+    Abort,
     Book,
     CancelFailed,
     CancelOrder,
@@ -80,6 +81,7 @@ class PlanMachine(RuleBasedStateMachine):
         self.delayed_fills: list[LegFilled] = []
         self.trade = 0
         self.results: list[ExecutionResult] = []
+        self.aborted = False
 
     @initialize(
         steps=st.integers(10, 300),
@@ -104,6 +106,7 @@ class PlanMachine(RuleBasedStateMachine):
         for command in commands:
             if isinstance(command, PlaceOrder):
                 assert not self._live(), "a second live order for the same request"
+                assert not self.aborted, "an order placed after the caller canceled"
                 spec = command.spec
                 self.legs.append(SimLeg(spec.client_order_id, spec.quantity, spec.order_type))
             elif isinstance(command, CancelOrder):
@@ -206,6 +209,11 @@ class PlanMachine(RuleBasedStateMachine):
         self._send(LegFailed(leg.cid, OutcomeUnknown("timeout")))  # type: ignore[arg-type]
         self.legs.remove(leg)  # it never existed
         self._send(LegNotCreated(leg.cid))  # type: ignore[arg-type]
+
+    @rule()
+    def caller_cancels(self) -> None:
+        self.aborted = True
+        self._send(Abort())
 
     @rule(dt=st.integers(0, 3_000))
     def tick(self, dt: int) -> None:

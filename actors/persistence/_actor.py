@@ -1,0 +1,231 @@
+"""The persistence actor: a thin pykka shell over `PersistenceCore`, sole owner of the DB connection.
+
+Writes arrive by `tell` (`PersistenceHandle.save_*`, or `proxy.save_*` whose future nobody needs), are
+batched by size and by the `tick()` the clock sends every batch interval, and are committed with
+idempotent upserts. `flush()` is the write-ahead barrier. Health goes up through the listener given
+at construction (tell up, never ask up).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pykka
+from loguru import logger
+from pykka.typing import ActorMemberMixin, proxy_method
+
+from actors.persistence._core import PersistenceCore
+from actors.persistence._types import Durability, HealthListener, HealthReport, PersistenceSettings
+from db import (
+    FillGap,
+    Record,
+    children_of,
+    fill_gaps,
+    fills_of,
+    find_errors,
+    find_orders,
+    find_trades,
+    get_order,
+    get_trade,
+    open_orders,
+)
+from engine.domain import ErrorRecord, Fill, IndicatorSnapshot, Order, Trade
+
+RECORD_TYPES = (Fill, Order, Trade, ErrorRecord, IndicatorSnapshot)
+"""A record itself is the inbox message that stores it (no wrapper: the tell is the hot path)."""
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Inbox message: batch interval boundary (sent with `tell` by the clock)."""
+
+
+class PersistenceActor(pykka.ThreadingActor):
+    """Owns the database connection and the spool; see `PersistenceCore` for the behaviour."""
+
+    def __init__(
+        self,
+        url: str,
+        spool_path: Path,
+        *,
+        listener: HealthListener | None = None,
+        settings: PersistenceSettings | None = None,
+    ) -> None:
+        super().__init__()
+        # Runs in the caller's thread: parse only (a bad URL fails here), no I/O.
+        self._core = PersistenceCore(url, spool_path, listener=listener, settings=settings)
+
+    def on_start(self) -> None:
+        self._core.start()
+
+    def on_stop(self) -> None:
+        self._core.stop()
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        logger.error("persistence actor failed error={!r}; stopping after a last flush", exception_value)
+        self._core.stop()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, RECORD_TYPES):
+            self._core.accept(message)
+            return None
+        if isinstance(message, Tick):
+            self._core.tick()
+            return None
+        return super().on_receive(message)
+
+    # writes (fire-and-forget) ----------------------------------------------------------------------
+
+    def save(self, record: Record) -> None:
+        """Store any record."""
+        self._core.accept(record)
+
+    def save_order(self, order: Order) -> None:
+        """Store the latest state of an order (forward-only upsert)."""
+        self._core.accept(order)
+
+    def save_fill(self, fill: Fill) -> None:
+        """Store a fill (once per exchange, symbol, trade id)."""
+        self._core.accept(fill)
+
+    def save_trade(self, trade: Trade) -> None:
+        """Store the latest state of a request's trade."""
+        self._core.accept(trade)
+
+    def save_error(self, error: ErrorRecord) -> None:
+        """Store an error record."""
+        self._core.accept(error)
+
+    def save_snapshot(self, snapshot: IndicatorSnapshot) -> None:
+        """Store an indicator snapshot."""
+        self._core.accept(snapshot)
+
+    # control ---------------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Batch interval boundary: commit pending writes; while degraded, maybe retry the database."""
+        self._core.tick()
+
+    def flush(self) -> Durability:
+        """Barrier: everything accepted before this call is durable when the future resolves.
+
+        Raises (in the future):
+            NotDurableError: neither the database nor the spool could take the records.
+        """
+        return self._core.flush()
+
+    def health(self) -> HealthReport:
+        """The current health."""
+        return self._core.report()
+
+    # queries (ask down; raise DatabaseUnavailableError into the future while degraded) -------------
+
+    def open_orders(self, pair: str | None = None) -> list[Order]:
+        """Non-terminal orders, oldest first."""
+        return self._core.query(open_orders, pair)
+
+    def find_orders(self, **filters: Any) -> list[Order]:
+        """`db.find_orders` with the given keyword filters."""
+        return self._core.query(find_orders, **filters)
+
+    def get_order(self, client_order_id: str) -> Order | None:
+        """One order by client order id."""
+        return self._core.query(get_order, client_order_id)
+
+    def children_of(self, client_order_id: str) -> list[Order]:
+        """The fallback orders of a primary order."""
+        return self._core.query(children_of, client_order_id)
+
+    def fills_of(self, client_order_id: str) -> list[Fill]:
+        """The fills of one order."""
+        return self._core.query(fills_of, client_order_id)
+
+    def find_trades(self, **filters: Any) -> list[Trade]:
+        """`db.find_trades` with the given keyword filters."""
+        return self._core.query(find_trades, **filters)
+
+    def get_trade(self, request_id: str) -> Trade | None:
+        """The trade of one request."""
+        return self._core.query(get_trade, request_id)
+
+    def find_errors(self, **filters: Any) -> list[ErrorRecord]:
+        """`db.find_errors` with the given keyword filters."""
+        return self._core.query(find_errors, **filters)
+
+    def fill_gaps(self, client_order_ids: list[str] | None = None) -> list[FillGap]:
+        """Orders whose fills do not add up to their filled quantity."""
+        return self._core.query(fill_gaps, client_order_ids)
+
+
+class PersistenceProxy(ActorMemberMixin, pykka.ActorProxy[PersistenceActor]):
+    """Typed proxy of `PersistenceActor`."""
+
+    save = proxy_method(PersistenceActor.save)
+    save_order = proxy_method(PersistenceActor.save_order)
+    save_fill = proxy_method(PersistenceActor.save_fill)
+    save_trade = proxy_method(PersistenceActor.save_trade)
+    save_error = proxy_method(PersistenceActor.save_error)
+    save_snapshot = proxy_method(PersistenceActor.save_snapshot)
+    tick = proxy_method(PersistenceActor.tick)
+    flush = proxy_method(PersistenceActor.flush)
+    health = proxy_method(PersistenceActor.health)
+    open_orders = proxy_method(PersistenceActor.open_orders)
+    find_orders = proxy_method(PersistenceActor.find_orders)
+    get_order = proxy_method(PersistenceActor.get_order)
+    children_of = proxy_method(PersistenceActor.children_of)
+    fills_of = proxy_method(PersistenceActor.fills_of)
+    find_trades = proxy_method(PersistenceActor.find_trades)
+    get_trade = proxy_method(PersistenceActor.get_trade)
+    find_errors = proxy_method(PersistenceActor.find_errors)
+    fill_gaps = proxy_method(PersistenceActor.fill_gaps)
+
+
+class PersistenceHandle:
+    """What other components hold: cheap `tell`s for writes, futures for the barrier and queries."""
+
+    def __init__(self, ref: pykka.ActorRef[PersistenceActor]) -> None:
+        self.ref = ref
+        self.proxy: PersistenceProxy = ref.proxy()  # type: ignore[assignment]
+
+    def save(self, record: Record) -> None:
+        """Fire-and-forget store of any record."""
+        self.ref.tell(record)
+
+    save_order = save_fill = save_trade = save_error = save_snapshot = save
+
+    def tick(self) -> None:
+        """Fire-and-forget interval tick."""
+        self.ref.tell(Tick())
+
+    def flush(self) -> pykka.Future[Durability]:
+        """The write-ahead barrier: resolves once everything told before it is durable."""
+        return self.proxy.flush()
+
+    def stop(self, timeout: float = 30.0) -> None:  # float-ok: seconds
+        """Flush and stop the actor, waiting at most `timeout` seconds."""
+        self.ref.stop(block=True, timeout=timeout)
+
+
+def start_persistence(
+    url: str,
+    spool_path: Path,
+    *,
+    listener: HealthListener | None = None,
+    settings: PersistenceSettings | None = None,
+) -> PersistenceHandle:
+    """Start the persistence actor and return its handle.
+
+    Raises:
+        DatabaseUrlError: the URL is malformed (password masked). An unreachable database does not
+            raise: the actor starts degraded and spools.
+    """
+    ref = PersistenceActor.start(url, spool_path, listener=listener, settings=settings)
+    return PersistenceHandle(ref)

@@ -1,0 +1,377 @@
+"""The persistence logic without threads: batching, group commit, outage spooling, replay and health.
+
+`PersistenceActor` is a thin shell that feeds this class from its inbox. Everything here runs in one
+thread (the actor's), which therefore owns the database connection and the spool file.
+
+States:
+- ok: records collect in `pending` and are committed in one transaction when `batch_size` is reached,
+  on `tick()`, on `flush()`, before a query and on stop.
+- degraded: the database is unreachable. Pending records and every new record go to the spool (in
+  acceptance order); `tick()` retries the connection with exponential back-off (in ticks) and replays
+  the spool, oldest first, batch by batch, before returning to ok.
+- spool_full: degraded and the spool is past `spool_limit_bytes`. Records are still spooled (fills of
+  live orders must not be lost) but the listener is told to stop taking new orders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import peewee
+from loguru import logger
+
+from actors.persistence._spool import Spool
+from actors.persistence._types import (
+    Durability,
+    Health,
+    HealthListener,
+    HealthReport,
+    NotDurableError,
+    PersistenceSettings,
+)
+from db import (
+    BatchWriter,
+    DatabaseUnavailableError,
+    DatabaseUrl,
+    Record,
+    StorageError,
+    is_bad_record,
+    is_transient,
+    make_database,
+    migrate,
+    open_connection,
+    parse_url,
+)
+from engine.domain import ErrorRecord, utc_now
+
+T = TypeVar("T")
+
+
+class PersistenceCore:
+    """Batched, outage-tolerant writer over one database connection and one spool file."""
+
+    def __init__(
+        self,
+        url: str,
+        spool_path: Path,
+        *,
+        listener: HealthListener | None = None,
+        settings: PersistenceSettings | None = None,
+    ) -> None:
+        self._spec: DatabaseUrl = parse_url(url)  # a bad URL fails here, in the caller's thread
+        self._spool = Spool(spool_path)
+        self._listener = listener
+        self._settings = settings or PersistenceSettings()
+        self._db: peewee.Database | None = None
+        self._writer: BatchWriter | None = None
+        self._pending: list[Record] = []
+        self._memory: list[Record] = []  # spool refused (disk): last resort
+        self._spooled = 0
+        self._degraded = False
+        self._reported: Health | None = None
+        self._ticks_to_retry = 0
+        self._backoff = 1
+        self.committed = 0
+        """Records committed to the database since start (after in-batch de-duplication: accepted)."""
+        self.lost = 0
+        self.rejected = 0
+
+    # life cycle ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect, migrate and replay any spool left by a previous run (or degrade if unreachable)."""
+        self._spooled = sum(1 for _ in self._spool.read())
+        if self._spooled:
+            logger.warning("persistence: spool from a previous run records={} path={}", self._spooled, self._spool.path)
+        if self._try_connect() and self._replay():
+            self._set_degraded(False, "database connected")
+        else:
+            self._set_degraded(True, "database unreachable at start")
+
+    def stop(self) -> None:
+        """Commit or spool whatever is pending, then release the connection and the spool."""
+        with contextlib.suppress(NotDurableError):
+            self.flush()
+        self._spool.close()
+        self._disconnect()
+        logger.info("persistence stopped committed={} spooled={} lost={}", self.committed, self._spooled, self.lost)
+
+    # writes ----------------------------------------------------------------------------------------
+
+    def accept(self, record: Record) -> None:
+        """Take one record; it is committed with its batch (or spooled while degraded)."""
+        if self._degraded:
+            self._to_spool([record])
+            return
+        self._pending.append(record)
+        if len(self._pending) >= self._settings.batch_size:
+            self._commit_pending()
+
+    def accept_many(self, records: Sequence[Record]) -> None:
+        """Take several records in order."""
+        for record in records:
+            self.accept(record)
+
+    def tick(self) -> None:
+        """Interval boundary: commit the pending batch; while degraded, maybe retry the database."""
+        if not self._degraded:
+            self._commit_pending()
+            return
+        self._spool.sync()
+        self._ticks_to_retry -= 1
+        if self._ticks_to_retry > 0:
+            return
+        if self._try_connect() and self._replay():
+            self._backoff = 1
+            self._set_degraded(False, "database back, spool replayed")
+        else:
+            self._backoff = min(self._backoff * 2, self._settings.max_retry_ticks)
+            self._ticks_to_retry = self._backoff
+
+    def flush(self) -> Durability:
+        """Make everything accepted so far durable; say where.
+
+        Raises:
+            NotDurableError: records are only in memory (database down and spool refusing writes).
+        """
+        if not self._degraded:
+            self._commit_pending()
+        if self._degraded:
+            self._retry_memory()
+            self._spool.sync()
+            if self._memory:
+                raise NotDurableError(f"{len(self._memory)} records held only in memory: spool unwritable")
+            return Durability.SPOOL
+        return Durability.DATABASE
+
+    def query(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a repository query on the owned connection after committing pending writes.
+
+        Raises:
+            DatabaseUnavailableError: the database is unreachable (writes are being spooled).
+        """
+        if not self._degraded:
+            self._commit_pending()
+        if self._degraded or self._db is None:
+            raise DatabaseUnavailableError(f"database {self._spec.masked()} unavailable; writes are spooled")
+        try:
+            return fn(self._db, *args, **kwargs)
+        except Exception as exc:
+            if is_transient(exc):
+                self._outage(exc)
+                raise DatabaseUnavailableError(f"database {self._spec.masked()} unavailable: {exc}") from None
+            raise
+
+    # health ----------------------------------------------------------------------------------------
+
+    def report(self) -> HealthReport:
+        """The current health."""
+        health = self._health()
+        reason = "database reachable" if health is Health.OK else "database unreachable, spooling"
+        return HealthReport(health, health is not Health.SPOOL_FULL, reason, self._spooled + len(self._memory))
+
+    @property
+    def degraded(self) -> bool:
+        """True while writes go to the spool."""
+        return self._degraded
+
+    def _health(self) -> Health:
+        if not self._degraded:
+            return Health.OK
+        if self._memory or self._spool.size >= self._settings.spool_limit_bytes:
+            return Health.SPOOL_FULL
+        return Health.DEGRADED
+
+    def _notify(self, reason: str) -> None:
+        health = self._health()
+        if health is self._reported:
+            return
+        self._reported = health
+        report = HealthReport(health, health is not Health.SPOOL_FULL, reason, self._spooled + len(self._memory))
+        log = logger.info if health is Health.OK else logger.warning
+        log("persistence health={} reason={} spooled={}", health.value, reason, report.spooled)
+        if self._listener is not None:
+            try:
+                self._listener(report)
+            except Exception:  # noqa: BLE001 - a faulty listener must not stop persistence; logged
+                logger.exception("persistence: health listener failed for health={}", health.value)
+
+    def _set_degraded(self, degraded: bool, reason: str) -> None:
+        self._degraded = degraded
+        self._notify(reason)
+
+    # internals -------------------------------------------------------------------------------------
+
+    def _commit_pending(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self._write(batch)
+
+    def _write(self, batch: list[Record], *, replay: bool = False) -> bool:
+        """Commit `batch` in one transaction. True when it reached the database.
+
+        On a connection failure a live batch goes to the spool; a replayed batch is already there, so
+        the spool is left untouched. A batch the database rejects for its data is retried record by
+        record so one bad record cannot block the others.
+        """
+        if self._writer is None:
+            self._fail(None, batch, replay)
+            return False
+        try:
+            stats = self._writer.write(batch)
+        except Exception as exc:  # noqa: BLE001 - every failure is either spooled or isolated, never lost
+            if not is_bad_record(exc):
+                self._fail(exc, batch, replay)
+                return False
+            logger.warning(
+                "persistence: batch rejected ({}), isolating bad records size={}", _one_line(exc), len(batch)
+            )
+            return self._isolate(batch, replay)
+        self.committed += len(batch)
+        logger.debug("persistence: batch committed records={} seconds={:.4f}", stats.records, stats.seconds)
+        return True
+
+    def _isolate(self, batch: list[Record], replay: bool) -> bool:
+        assert self._writer is not None
+        for index, record in enumerate(batch):
+            try:
+                self._writer.write([record])
+                self.committed += 1
+            except Exception as exc:  # noqa: BLE001 - as in _write: spooled or isolated
+                if not is_bad_record(exc):
+                    self._fail(exc, batch[index:], replay)
+                    return False
+                self.rejected += 1
+                logger.error("persistence: record rejected by the database error={} record={}", _one_line(exc), record)
+                if not isinstance(record, ErrorRecord) or record.operation != "persist":
+                    self._pending.append(
+                        ErrorRecord(
+                            operation="persist",
+                            message=f"{type(record).__name__} rejected: {_one_line(exc)}",
+                            context={"record": record.model_dump_json()[:2000]},
+                            time=utc_now(),
+                        )
+                    )
+        return True
+
+    def _fail(self, exc: BaseException | None, rest: Sequence[Record], replay: bool) -> None:
+        if replay:
+            logger.warning("persistence: replay interrupted error={}", _one_line(exc))
+            self._disconnect()
+        else:
+            self._outage(exc, rest)
+
+    def _outage(self, exc: BaseException | None, batch: Sequence[Record] = ()) -> None:
+        if exc is not None:
+            logger.warning("persistence: database error, switching to spool error={}", _one_line(exc))
+        self._disconnect()
+        pending, self._pending = self._pending, []
+        self._to_spool([*batch, *pending])
+        self._ticks_to_retry = self._backoff
+        self._set_degraded(True, f"database error: {type(exc).__name__ if exc else 'not connected'}")
+
+    def _to_spool(self, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        if not self._memory:
+            try:
+                self._spool.append(records)
+                self._spooled += len(records)
+                self._notify("spooling")
+                return
+            except OSError as exc:
+                logger.error("persistence: spool write failed, holding records in memory error={}", exc)
+        room = self._settings.memory_limit - len(self._memory)
+        self._memory.extend(records[:room])
+        if len(records) > room:
+            self.lost += len(records) - room
+            logger.error(
+                "persistence: memory buffer full, records lost={} total_lost={}", len(records) - room, self.lost
+            )
+        self._notify("spool unwritable")
+
+    def _retry_memory(self) -> None:
+        if not self._memory:
+            return
+        try:
+            self._spool.append(self._memory)
+        except OSError:
+            return
+        self._spooled += len(self._memory)
+        self._memory = []
+
+    def _try_connect(self) -> bool:
+        self._disconnect()
+        db = make_database(self._spec, connect_timeout=self._settings.connect_timeout_s)
+        try:
+            open_connection(db, self._spec)
+            migrate(db)
+        except StorageError as exc:
+            logger.warning("persistence: cannot connect error={}", exc)
+            _close_quietly(db)
+            return False
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            logger.warning("persistence: cannot connect error={}", _one_line(exc))
+            _close_quietly(db)
+            return False
+        self._db = db
+        self._writer = BatchWriter(db)
+        return True
+
+    def _disconnect(self) -> None:
+        if self._writer is not None:
+            self._writer.rollback_quietly()
+        if self._db is not None:
+            _close_quietly(self._db)
+        self._db = None
+        self._writer = None
+
+    def _replay(self) -> bool:
+        """Commit the spool (oldest first) and any memory-held records; clear them. False on failure."""
+        if self._writer is None:
+            return False
+        self._retry_memory()
+        if self._spooled:
+            batch: list[Record] = []
+            replayed = 0
+            for record in self._spool.read():
+                batch.append(record)
+                if len(batch) >= self._settings.batch_size:
+                    if not self._replay_batch(batch):
+                        return False
+                    replayed += len(batch)
+                    batch = []
+            if batch and not self._replay_batch(batch):
+                return False
+            replayed += len(batch)
+            self._spool.clear()
+            logger.info("persistence: spool replayed records={}", replayed)
+            self._spooled = 0
+        if self._memory:
+            held, self._memory = self._memory, []
+            if not self._replay_batch(held):
+                self._memory = held
+                return False
+        return True
+
+    def _replay_batch(self, batch: list[Record]) -> bool:
+        return self._write(batch, replay=True)
+
+
+def _close_quietly(db: peewee.Database) -> None:
+    conn = getattr(db, "_state", None)
+    raw = getattr(conn, "conn", None)
+    if raw is not None:
+        with contextlib.suppress(Exception):
+            raw.close()
+    db.dispose()
+
+
+def _one_line(exc: BaseException | None) -> str:
+    return "" if exc is None else " ".join(f"{type(exc).__name__}: {exc}".split())

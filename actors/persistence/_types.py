@@ -1,0 +1,59 @@
+"""Messages and settings of the persistence actor: health reports, durability, tuning."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from db import StorageError
+
+
+class Health(StrEnum):
+    """Persistence health as reported upward."""
+
+    OK = "ok"
+    DEGRADED = "degraded"
+    SPOOL_FULL = "spool_full"
+
+
+class Durability(StrEnum):
+    """Where `flush()` made the records durable."""
+
+    DATABASE = "database"
+    SPOOL = "spool"
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """Sent to the listener on every health change.
+
+    `accepting_orders` is False past the spool limit: the supervisor must stop taking new orders (keep
+    tracking the live ones) until health returns to ok.
+    """
+
+    health: Health
+    accepting_orders: bool
+    reason: str
+    spooled: int
+
+
+HealthListener = Callable[[HealthReport], None]
+"""Called from the persistence thread; must not block (typically `supervisor_ref.tell(...)`)."""
+
+
+class NotDurableError(StorageError):
+    """`flush()` could not make the records durable: neither the database nor the spool took them."""
+
+
+@dataclass(frozen=True)
+class PersistenceSettings:
+    """Tuning knobs (defaults suit production; tests shrink them)."""
+
+    batch_size: int = 500
+    spool_limit_bytes: int = 256 * 1024 * 1024
+    memory_limit: int = 200_000
+    """Records kept in memory when even the spool refuses writes (disk full); beyond this they are lost."""
+    max_retry_ticks: int = 16
+    """Cap of the reconnect back-off, in ticks."""
+    connect_timeout_s: int = 3

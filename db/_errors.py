@@ -1,0 +1,71 @@
+"""Storage errors with operational meaning, and the transient/permanent split.
+
+```
+StorageError
+├── DatabaseUrlError          the URL is malformed or names an unsupported backend (fix the config)
+├── DatabaseAuthError         the server refused the credentials (fix the config)
+└── DatabaseUnavailableError  the server cannot be reached right now (retry later, spool meanwhile)
+```
+No message ever contains a password: URLs are masked before they are formatted.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import peewee
+import psycopg2
+
+
+class StorageError(Exception):
+    """Base class of every storage error raised by `db`."""
+
+
+class DatabaseUrlError(StorageError):
+    """The database URL is malformed or unsupported."""
+
+
+class DatabaseAuthError(StorageError):
+    """The database server rejected the credentials or the database does not exist."""
+
+
+class DatabaseUnavailableError(StorageError):
+    """The database cannot be reached now; the operation may succeed later."""
+
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    peewee.OperationalError,
+    peewee.InterfaceError,
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
+    sqlite3.OperationalError,
+    DatabaseUnavailableError,
+    ConnectionError,
+    TimeoutError,
+)
+"""Errors that mean "the connection or server is in trouble", not "this row is bad"."""
+
+
+BAD_RECORD_ERRORS: tuple[type[BaseException], ...] = (
+    peewee.IntegrityError,
+    peewee.DataError,
+    psycopg2.IntegrityError,
+    psycopg2.DataError,
+    sqlite3.IntegrityError,
+)
+"""Errors that blame the data of one record (constraint, value out of range): retrying cannot help."""
+
+
+def is_bad_record(exc: BaseException) -> bool:
+    """True when `exc` rejects a record's data rather than signalling a connection or server problem."""
+    return isinstance(exc, BAD_RECORD_ERRORS)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when `exc` says the database is unreachable or the connection broke (retry later).
+
+    Integrity and data errors are permanent: retrying the same row can never succeed.
+    """
+    if is_bad_record(exc):
+        return False
+    return isinstance(exc, TRANSIENT_ERRORS)

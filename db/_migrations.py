@@ -1,0 +1,86 @@
+"""Versioned schema migrations, applied in order at start-up and recorded in `schema_version`.
+
+Each migration runs in its own transaction together with its `schema_version` row, so a crash leaves
+the schema at a whole version. A migration is never edited once released: it describes the schema as it
+was (migration 1 uses the frozen `TradeRowV1`), and later changes arrive as new entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import peewee
+from loguru import logger
+from playhouse.migrate import SchemaMigrator
+
+from db._fields import ExactDecimalField, JsonMapField
+from db._models import ErrorRow, FillRow, OrderRow, SchemaVersionRow, SnapshotRow, TradeRowV1
+
+# Arbitrary constant: serialises concurrent start-ups migrating the same PostgreSQL database.
+_PG_LOCK_KEY = 0x62657865  # "bexe"
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step."""
+
+    version: int
+    description: str
+    apply: Callable[[peewee.Database, SchemaMigrator], None]
+
+
+def _v1_initial(db: peewee.Database, _migrator: SchemaMigrator) -> None:
+    models = (OrderRow, FillRow, TradeRowV1, ErrorRow, SnapshotRow)
+    with db.bind_ctx(models, bind_refs=False, bind_backrefs=False):
+        db.create_tables(models, safe=False)
+
+
+def _v2_trade_indicators(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    ops = [migrator.add_column("trades", name, ExactDecimalField(null=True)) for name in ("rsi", "ewo", "ema", "sma")]
+    ops.append(migrator.add_column("trades", "indicators", JsonMapField(default="{}")))
+    ops.append(migrator.add_index("trades", ("timeframe", "strategy", "created_at"), False))
+    ops.append(migrator.add_index("trades", ("timeframe", "rsi"), False))
+    for op in ops:
+        op.run()
+    if isinstance(db, peewee.SqliteDatabase):
+        # SQLite stores decimals as text; range queries compare CAST(rsi AS REAL), which this serves.
+        db.execute_sql('CREATE INDEX "trades_timeframe_rsi_num" ON "trades" ("timeframe", CAST("rsi" AS REAL))')
+
+
+MIGRATIONS: Sequence[Migration] = (
+    Migration(1, "orders, fills, trades, errors, indicator_snapshots", _v1_initial),
+    Migration(2, "trades: indicator columns rsi/ewo/ema/sma and their indexes", _v2_trade_indicators),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def current_version(db: peewee.Database) -> int:
+    """The highest applied migration (0 for an empty database)."""
+    if not db.table_exists("schema_version"):
+        return 0
+    row = SchemaVersionRow.select(peewee.fn.MAX(SchemaVersionRow.version)).scalar(db)
+    return int(row or 0)
+
+
+def migrate(db: peewee.Database, *, target: int | None = None) -> int:
+    """Apply every pending migration up to `target` (default: all). Returns the resulting version."""
+    goal = LATEST_VERSION if target is None else target
+    with db.bind_ctx((SchemaVersionRow,), bind_refs=False, bind_backrefs=False):
+        db.create_tables((SchemaVersionRow,), safe=True)
+    migrator = SchemaMigrator.from_database(db)
+    for migration in MIGRATIONS:
+        if migration.version > goal:
+            break
+        with db.atomic():
+            if isinstance(db, peewee.PostgresqlDatabase):
+                db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
+            if current_version(db) >= migration.version:
+                continue
+            migration.apply(db, migrator)
+            SchemaVersionRow.insert(
+                version=migration.version, description=migration.description, applied_at=datetime.now(UTC)
+            ).execute(db)
+        logger.info("schema migration applied version={} description={}", migration.version, migration.description)
+    return current_version(db)

@@ -1,0 +1,177 @@
+"""peewee tables. Rows carry no logic; `db._repository` maps them to and from domain types.
+
+Models are deliberately not bound to a database: every query is executed against the database object
+passed in (`query.execute(db)`), so several databases can live in one process (tests, tools) without
+rebinding model classes across threads.
+
+Natural unique keys make every write idempotent:
+orders.client_order_id, orders(exchange, exchange_order_id), fills(exchange, symbol, trade_id),
+trades.request_id, errors.key and indicator_snapshots.key (a content digest).
+"""
+
+from __future__ import annotations
+
+import peewee
+
+from db._fields import ExactDecimalField, JsonMapField, UtcDateTimeField
+
+
+class BaseRow(peewee.Model):
+    """Common base: unbound, explicit table names."""
+
+    class Meta:
+        legacy_table_names = False
+
+
+class SchemaVersionRow(BaseRow):
+    """One row per applied migration."""
+
+    version = peewee.IntegerField(primary_key=True)
+    description = peewee.TextField()
+    applied_at = UtcDateTimeField()
+
+    class Meta:
+        table_name = "schema_version"
+
+
+class OrderRow(BaseRow):
+    """orders: the latest known state of every exchange order."""
+
+    id = peewee.BigAutoField()
+    client_order_id = peewee.CharField(max_length=64, unique=True)
+    exchange = peewee.CharField(max_length=32)
+    exchange_order_id = peewee.BigIntegerField(null=True)
+    request_id = peewee.CharField(max_length=64, index=True)
+    pair = peewee.CharField(max_length=32)
+    side = peewee.CharField(max_length=4)
+    order_type = peewee.CharField(max_length=16)
+    time_in_force = peewee.CharField(max_length=3)
+    role = peewee.CharField(max_length=16)
+    parent_client_order_id = peewee.CharField(max_length=64, null=True, index=True)
+    status = peewee.CharField(max_length=20, index=True)
+    price = ExactDecimalField(null=True)
+    amount = ExactDecimalField()
+    filled = ExactDecimalField()
+    remaining = ExactDecimalField()
+    quote_filled = ExactDecimalField()
+    average_price = ExactDecimalField(null=True)
+    fees = JsonMapField()
+    created_at = UtcDateTimeField(index=True)
+    updated_at = UtcDateTimeField()
+    last_trade_id = peewee.BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "orders"
+        indexes = (
+            (("exchange", "exchange_order_id"), True),
+            (("pair", "status", "created_at"), False),
+        )
+
+
+class FillRow(BaseRow):
+    """fills: one row per exchange trade, never updated."""
+
+    id = peewee.BigAutoField()
+    exchange = peewee.CharField(max_length=32)
+    symbol = peewee.CharField(max_length=32)
+    trade_id = peewee.BigIntegerField()
+    pair = peewee.CharField(max_length=32)
+    client_order_id = peewee.CharField(max_length=64, index=True)
+    exchange_order_id = peewee.BigIntegerField()
+    side = peewee.CharField(max_length=4)
+    price = ExactDecimalField()
+    quantity = ExactDecimalField()
+    quote_quantity = ExactDecimalField()
+    commission = ExactDecimalField()
+    commission_asset = peewee.CharField(max_length=16)
+    is_maker = peewee.BooleanField()
+    time = UtcDateTimeField(index=True)
+
+    class Meta:
+        table_name = "fills"
+        indexes = (
+            (("exchange", "symbol", "trade_id"), True),
+            (("pair", "time"), False),
+        )
+
+
+class TradeRowV1(BaseRow):
+    """trades as created by migration 1 (frozen: later columns arrive through migrations)."""
+
+    id = peewee.BigAutoField()
+    request_id = peewee.CharField(max_length=64, unique=True)
+    pair = peewee.CharField(max_length=32)
+    side = peewee.CharField(max_length=4)
+    requested = ExactDecimalField()
+    filled = ExactDecimalField()
+    average_price = ExactDecimalField(null=True)
+    fees = JsonMapField()
+    status = peewee.CharField(max_length=16, index=True)
+    strategy = peewee.CharField(max_length=64, null=True)
+    timeframe = peewee.CharField(max_length=16, null=True)
+    created_at = UtcDateTimeField(index=True)
+    closed_at = UtcDateTimeField(null=True)
+    remainder = ExactDecimalField()
+    dust = peewee.BooleanField()
+    note = peewee.TextField()
+
+    class Meta:
+        table_name = "trades"
+        indexes = ((("pair", "created_at"), False),)
+
+
+class TradeRow(TradeRowV1):
+    """trades: one row per request (its primary order and any fallback), with the named indicators
+    as columns (migration 2) so range queries such as "RSI < 30 on 5m" use an index."""
+
+    rsi = ExactDecimalField(null=True)
+    ewo = ExactDecimalField(null=True)
+    ema = ExactDecimalField(null=True)
+    sma = ExactDecimalField(null=True)
+    indicators = JsonMapField(default="{}")
+
+    class Meta:
+        table_name = "trades"
+        indexes = (
+            (("pair", "created_at"), False),
+            (("timeframe", "strategy", "created_at"), False),
+            (("timeframe", "rsi"), False),
+        )
+
+
+class ErrorRow(BaseRow):
+    """errors: append-only; `key` is a digest of the record so a replay stores it once."""
+
+    id = peewee.BigAutoField()
+    key = peewee.CharField(max_length=64, unique=True)
+    operation = peewee.CharField(max_length=64)
+    exchange_code = peewee.IntegerField(null=True, index=True)
+    message = peewee.TextField()
+    context = JsonMapField()
+    pair = peewee.CharField(max_length=32, null=True)
+    client_order_id = peewee.CharField(max_length=64, null=True)
+    time = UtcDateTimeField(index=True)
+
+    class Meta:
+        table_name = "errors"
+        indexes = ((("operation", "time"), False),)
+
+
+class SnapshotRow(BaseRow):
+    """indicator_snapshots: append-only; `key` is a digest of the snapshot."""
+
+    id = peewee.BigAutoField()
+    key = peewee.CharField(max_length=64, unique=True)
+    request_id = peewee.CharField(max_length=64, index=True)
+    pair = peewee.CharField(max_length=32)
+    timeframe = peewee.CharField(max_length=16, null=True)
+    time = UtcDateTimeField()
+    values = JsonMapField()
+
+    class Meta:
+        table_name = "indicator_snapshots"
+        indexes = ((("pair", "timeframe", "time"), False),)
+
+
+MODELS: tuple[type[BaseRow], ...] = (SchemaVersionRow, OrderRow, FillRow, TradeRow, ErrorRow, SnapshotRow)
+"""The current schema, in creation order."""

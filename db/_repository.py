@@ -1,0 +1,283 @@
+"""Queries returning domain types. Every function takes the database explicitly.
+
+On SQLite decimals are TEXT, so numeric filters use `dec_cmp` (exact, registered by `BatchWriter` /
+`register_sqlite_functions`) guarded by a widened `CAST(... AS REAL)` range that the expression index
+serves; on PostgreSQL NUMERIC compares exactly and natively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import peewee
+
+from db._fields import decimal_to_text
+from db._mapping import error_from_row, fill_from_row, order_from_row, snapshot_from_row, trade_from_row
+from db._models import ErrorRow, FillRow, OrderRow, SnapshotRow, TradeRow
+from db._writer import register_sqlite_functions
+from engine.domain import (
+    NAMED_INDICATORS,
+    OPEN_STATUSES,
+    ErrorRecord,
+    Fill,
+    IndicatorSnapshot,
+    Order,
+    OrderStatus,
+    Trade,
+    TradeStatus,
+)
+
+IndicatorRange = tuple[Decimal | None, Decimal | None]
+"""(low, high): low <= value < high; either side may be None (unbounded)."""
+
+
+@dataclass(frozen=True)
+class FillGap:
+    """An order whose stored fills do not add up to its reported filled quantity (missing fill events)."""
+
+    client_order_id: str
+    order_filled: Decimal
+    fills_total: Decimal
+
+    @property
+    def missing(self) -> Decimal:
+        """Quantity reported filled but not backed by stored fills (negative: more fills than reported)."""
+        return self.order_filled - self.fills_total
+
+
+def _statuses(status: OrderStatus | Iterable[OrderStatus] | None) -> list[str] | None:
+    if status is None:
+        return None
+    if isinstance(status, OrderStatus):
+        return [status.value]
+    return [s.value for s in status]
+
+
+def open_orders(db: peewee.Database, pair: str | None = None) -> list[Order]:
+    """Every order that is or may be live on the exchange (non-terminal), oldest first."""
+    return find_orders(db, pair=pair, status=OPEN_STATUSES)
+
+
+def find_orders(
+    db: peewee.Database,
+    *,
+    pair: str | None = None,
+    status: OrderStatus | Iterable[OrderStatus] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    request_id: str | None = None,
+    limit: int | None = None,
+    newest_first: bool = False,
+) -> list[Order]:
+    """Orders filtered by pair, status(es), creation time [since, until) and request."""
+    query = OrderRow.select()
+    if pair is not None:
+        query = query.where(OrderRow.pair == pair)
+    statuses = _statuses(status)
+    if statuses is not None:
+        query = query.where(OrderRow.status.in_(statuses))
+    if since is not None:
+        query = query.where(OrderRow.created_at >= since)
+    if until is not None:
+        query = query.where(OrderRow.created_at < until)
+    if request_id is not None:
+        query = query.where(OrderRow.request_id == request_id)
+    order = (OrderRow.created_at.desc(), OrderRow.id.desc()) if newest_first else (OrderRow.created_at, OrderRow.id)
+    query = query.order_by(*order)
+    if limit is not None:
+        query = query.limit(limit)
+    return [order_from_row(row) for row in query.dicts().execute(db)]
+
+
+def get_order(db: peewee.Database, client_order_id: str) -> Order | None:
+    """The stored order with this client order id, if any."""
+    rows = list(OrderRow.select().where(OrderRow.client_order_id == client_order_id).dicts().execute(db))
+    return order_from_row(rows[0]) if rows else None
+
+
+def children_of(db: peewee.Database, client_order_id: str) -> list[Order]:
+    """The fallback orders sent for the remainder of a primary order, oldest first."""
+    query = (
+        OrderRow.select()
+        .where(OrderRow.parent_client_order_id == client_order_id)
+        .order_by(OrderRow.created_at, OrderRow.id)
+    )
+    return [order_from_row(row) for row in query.dicts().execute(db)]
+
+
+def fills_of(db: peewee.Database, client_order_id: str) -> list[Fill]:
+    """The fills of one order, in time then trade id order."""
+    query = FillRow.select().where(FillRow.client_order_id == client_order_id).order_by(FillRow.time, FillRow.trade_id)
+    return [fill_from_row(row) for row in query.dicts().execute(db)]
+
+
+def find_fills(
+    db: peewee.Database,
+    *,
+    pair: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = None,
+) -> list[Fill]:
+    """Fills by pair and time [since, until), oldest first."""
+    query = FillRow.select()
+    if pair is not None:
+        query = query.where(FillRow.pair == pair)
+    if since is not None:
+        query = query.where(FillRow.time >= since)
+    if until is not None:
+        query = query.where(FillRow.time < until)
+    query = query.order_by(FillRow.time, FillRow.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [fill_from_row(row) for row in query.dicts().execute(db)]
+
+
+def _decimal_range(
+    db: peewee.Database, column: peewee.Field, low: Decimal | None, high: Decimal | None
+) -> list[peewee.Expression]:
+    conds: list[peewee.Expression] = [column.is_null(False)]
+    if not isinstance(db, peewee.SqliteDatabase):
+        if low is not None:
+            conds.append(column >= low)
+        if high is not None:
+            conds.append(column < high)
+        return conds
+    register_sqlite_functions(db)
+    as_real = peewee.Cast(column, "REAL")
+    # float() rounds monotonically, so the widened REAL range never drops a matching row and lets
+    # SQLite use the expression index; dec_cmp then decides exactly.
+    if low is not None:
+        conds.append(as_real >= float(low))  # float-ok: index pre-filter only, exact check follows
+        conds.append(peewee.fn.dec_cmp(column, decimal_to_text(low)) >= 0)
+    if high is not None:
+        conds.append(as_real <= float(high))  # float-ok: index pre-filter only, exact check follows
+        conds.append(peewee.fn.dec_cmp(column, decimal_to_text(high)) < 0)
+    return conds
+
+
+def find_trades(
+    db: peewee.Database,
+    *,
+    pair: str | None = None,
+    timeframe: str | None = None,
+    strategy: str | None = None,
+    status: TradeStatus | Iterable[TradeStatus] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    indicators: Mapping[str, IndicatorRange] | None = None,
+    limit: int | None = None,
+    newest_first: bool = False,
+) -> list[Trade]:
+    """Trades filtered by pair, timeframe, strategy, status, creation time and indicator ranges.
+
+    `indicators` maps a name to (low, high) meaning low <= value < high, e.g. {"rsi": (None, 30)} for
+    "RSI below 30". Named indicators (rsi, ewo, ema, sma) are filtered in SQL on indexed columns; any
+    other name is filtered exactly in Python after the SQL filters (a trade without it never matches).
+    """
+    query = TradeRow.select()
+    if pair is not None:
+        query = query.where(TradeRow.pair == pair)
+    if timeframe is not None:
+        query = query.where(TradeRow.timeframe == timeframe)
+    if strategy is not None:
+        query = query.where(TradeRow.strategy == strategy)
+    if status is not None:
+        values = [status.value] if isinstance(status, TradeStatus) else [s.value for s in status]
+        query = query.where(TradeRow.status.in_(values))
+    if since is not None:
+        query = query.where(TradeRow.created_at >= since)
+    if until is not None:
+        query = query.where(TradeRow.created_at < until)
+    extra: dict[str, IndicatorRange] = {}
+    for name, (low, high) in (indicators or {}).items():
+        if name in NAMED_INDICATORS:
+            for cond in _decimal_range(db, getattr(TradeRow, name), low, high):
+                query = query.where(cond)
+        else:
+            extra[name] = (low, high)
+    order = (TradeRow.created_at.desc(), TradeRow.id.desc()) if newest_first else (TradeRow.created_at, TradeRow.id)
+    query = query.order_by(*order)
+    if limit is not None and not extra:
+        query = query.limit(limit)
+    trades = [trade_from_row(row) for row in query.dicts().execute(db)]
+    if extra:
+        trades = [t for t in trades if all(_within(t.indicators.get(n), r) for n, r in extra.items())]
+        if limit is not None:
+            trades = trades[:limit]
+    return trades
+
+
+def _within(value: Decimal | None, bounds: IndicatorRange) -> bool:
+    low, high = bounds
+    if value is None:
+        return False
+    return (low is None or value >= low) and (high is None or value < high)
+
+
+def get_trade(db: peewee.Database, request_id: str) -> Trade | None:
+    """The stored trade of one request, if any."""
+    rows = list(TradeRow.select().where(TradeRow.request_id == request_id).dicts().execute(db))
+    return trade_from_row(rows[0]) if rows else None
+
+
+def find_errors(
+    db: peewee.Database,
+    *,
+    operation: str | None = None,
+    exchange_code: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = None,
+) -> list[ErrorRecord]:
+    """Errors by kind (operation and/or exchange code) and time [since, until), oldest first."""
+    query = ErrorRow.select()
+    if operation is not None:
+        query = query.where(ErrorRow.operation == operation)
+    if exchange_code is not None:
+        query = query.where(ErrorRow.exchange_code == exchange_code)
+    if since is not None:
+        query = query.where(ErrorRow.time >= since)
+    if until is not None:
+        query = query.where(ErrorRow.time < until)
+    query = query.order_by(ErrorRow.time, ErrorRow.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [error_from_row(row) for row in query.dicts().execute(db)]
+
+
+def snapshots_of(db: peewee.Database, request_id: str) -> list[IndicatorSnapshot]:
+    """Indicator snapshots recorded for one request, oldest first."""
+    query = SnapshotRow.select().where(SnapshotRow.request_id == request_id).order_by(SnapshotRow.time, SnapshotRow.id)
+    return [snapshot_from_row(row) for row in query.dicts().execute(db)]
+
+
+def fill_gaps(db: peewee.Database, client_order_ids: Iterable[str] | None = None) -> list[FillGap]:
+    """Orders whose `filled` differs from the sum of their stored fills (a fill event is missing).
+
+    Summed exactly in Python (SQLite cannot sum TEXT decimals exactly).
+    """
+    orders = OrderRow.select(OrderRow.client_order_id, OrderRow.filled)
+    fills = FillRow.select(FillRow.client_order_id, FillRow.quantity)
+    if client_order_ids is not None:
+        ids = list(client_order_ids)
+        orders = orders.where(OrderRow.client_order_id.in_(ids))
+        fills = fills.where(FillRow.client_order_id.in_(ids))
+    totals: dict[str, Decimal] = {}
+    for row in fills.tuples().execute(db):
+        totals[row[0]] = totals.get(row[0], Decimal(0)) + Decimal(row[1])
+    gaps = []
+    for cid, raw_filled in orders.tuples().execute(db):
+        filled = Decimal(raw_filled)
+        total = totals.get(cid, Decimal(0))
+        if filled != total:
+            gaps.append(FillGap(cid, filled, total))
+    return gaps
+
+
+def count(db: peewee.Database, model: type[peewee.Model]) -> int:
+    """Number of rows in `model`'s table."""
+    return int(model.select().count(db))

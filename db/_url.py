@@ -1,0 +1,192 @@
+"""Database URLs and connections: `sqlite:///path` and `postgresql://user[:pw]@host[:port]/db`.
+
+`connect()` opens the connection in the calling thread, which then owns it (peewee connections are
+thread-local); in the engine that thread is the persistence actor's.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import peewee
+import psycopg2
+from loguru import logger
+
+from db._errors import DatabaseAuthError, DatabaseUnavailableError, DatabaseUrlError
+
+# Custom column types resolved per backend, so one model serves both databases.
+# Unconstrained NUMERIC stores any finite decimal exactly (NUMERIC(38,18) would silently round an
+# average price carrying more than 18 fractional digits). SQLite gets TEXT: NUMERIC affinity would
+# turn "0.1" into a binary float.
+_SQLITE_TYPES = {"EXACTDECIMAL": "TEXT", "UTCDATETIME": "TEXT"}
+_PG_TYPES = {"EXACTDECIMAL": "NUMERIC", "UTCDATETIME": "TIMESTAMP"}
+
+# WAL with synchronous=FULL: every commit fsyncs the WAL, so a batch reported durable survives power
+# loss, not just a process crash (NORMAL may drop the last commits on power loss). This is a money
+# journal and the batching amortises the fsync over hundreds of rows, so FULL costs little.
+SQLITE_PRAGMAS: dict[str, object] = {
+    "journal_mode": "wal",
+    "synchronous": "full",
+    "foreign_keys": 1,
+    "busy_timeout": 5000,
+}
+
+_AUTH_PATTERNS = ("password authentication failed", "authentication failed", "no password supplied")
+_MISSING_PATTERNS = ("does not exist",)
+_PG_PARAMS = {"connect_timeout", "application_name", "sslmode", "options", "keepalives_idle"}
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    """A parsed database URL. `str()` and `repr()` mask the password."""
+
+    backend: str
+    path: str = ""
+    host: str = ""
+    port: int = 5432
+    user: str = ""
+    password: str = field(default="", repr=False)
+    dbname: str = ""
+    params: tuple[tuple[str, str], ...] = ()
+
+    def masked(self) -> str:
+        """The URL with any password replaced by `***`."""
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.path}"
+        auth = self.user + (":***" if self.password else "")
+        query = "&".join(f"{k}={v}" for k, v in self.params)
+        return f"postgresql://{auth}@{self.host}:{self.port}/{self.dbname}" + (f"?{query}" if query else "")
+
+    def __str__(self) -> str:
+        return self.masked()
+
+
+def mask_url(url: str) -> str:
+    """Mask the password of any URL-looking text (for messages built from raw config strings)."""
+    return re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", url)
+
+
+def parse_url(url: str) -> DatabaseUrl:
+    """Parse and validate a database URL.
+
+    Raises:
+        DatabaseUrlError: the URL is malformed or its scheme is unsupported (password masked).
+    """
+    shown = mask_url(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise DatabaseUrlError(f"malformed database URL {shown!r}: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        if parts.netloc:
+            raise DatabaseUrlError(f"sqlite URL must be sqlite:///path (three slashes), got {shown!r}")
+        # SQLAlchemy's convention: sqlite:///rel/path is relative, sqlite:////abs/path is absolute.
+        path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+        if not path:
+            raise DatabaseUrlError(f"sqlite URL has no file path: {shown!r}")
+        return DatabaseUrl(backend="sqlite", path=path)
+    if scheme in ("postgresql", "postgres"):
+        if not parts.hostname:
+            raise DatabaseUrlError(f"postgresql URL needs a host: {shown!r}")
+        dbname = unquote(parts.path.lstrip("/"))
+        if not dbname or "/" in dbname:
+            raise DatabaseUrlError(f"postgresql URL needs exactly one database name: {shown!r}")
+        if not parts.username:
+            raise DatabaseUrlError(f"postgresql URL needs a user (postgresql://user@host/db): {shown!r}")
+        params = tuple(parse_qsl(parts.query, keep_blank_values=True))
+        unknown = sorted({k for k, _ in params} - _PG_PARAMS)
+        if unknown:
+            raise DatabaseUrlError(f"unsupported postgresql URL parameters {unknown} in {shown!r}")
+        return DatabaseUrl(
+            backend="postgresql",
+            host=parts.hostname,
+            port=port or 5432,
+            user=unquote(parts.username),
+            password=unquote(parts.password or ""),
+            dbname=dbname,
+            params=params,
+        )
+    raise DatabaseUrlError(
+        f"unsupported database URL scheme {parts.scheme!r} in {shown!r}; "
+        "use sqlite:///path or postgresql://user@host:port/db"
+    )
+
+
+def make_database(url: str | DatabaseUrl, *, connect_timeout: int = 5) -> peewee.Database:
+    """Build an unconnected peewee database for `url` (see `connect` for the opened form)."""
+    spec = parse_url(url) if isinstance(url, str) else url
+    if spec.backend == "sqlite":
+        if spec.path != ":memory:":
+            Path(spec.path).parent.mkdir(parents=True, exist_ok=True)
+        return peewee.SqliteDatabase(
+            spec.path, pragmas=SQLITE_PRAGMAS, field_types=_SQLITE_TYPES, check_same_thread=True
+        )
+    params: dict[str, Any] = {
+        "host": spec.host,
+        "port": spec.port,
+        "user": spec.user,
+        "connect_timeout": connect_timeout,
+        "application_name": "bexec",
+        # Notice a dead server within ~20 s instead of the kernel's two hours.
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 2,
+    }
+    if spec.password:
+        params["password"] = spec.password
+    params.update(dict(spec.params))
+    return peewee.PostgresqlDatabase(spec.dbname, field_types=_PG_TYPES, **params)
+
+
+def open_connection(db: peewee.Database, spec: DatabaseUrl) -> None:
+    """Open `db`'s connection in this thread, translating failures into storage errors.
+
+    Raises:
+        DatabaseAuthError: credentials rejected or database missing.
+        DatabaseUnavailableError: server unreachable or SQLite file unusable.
+    """
+    try:
+        db.connect(reuse_if_open=True)
+        if spec.backend == "postgresql":
+            # Sessions store and return naive UTC; pin the zone so a server default cannot shift times.
+            db.execute_sql("SET TIME ZONE 'UTC'")
+    except (peewee.OperationalError, psycopg2.OperationalError, sqlite3.OperationalError) as exc:
+        message = _clean(str(exc), spec)
+        lowered = message.lower()
+        if spec.backend == "postgresql" and any(p in lowered for p in _AUTH_PATTERNS):
+            raise DatabaseAuthError(f"database {spec.masked()} rejected the credentials: {message}") from None
+        if spec.backend == "postgresql" and any(p in lowered for p in _MISSING_PATTERNS):
+            raise DatabaseAuthError(f"database {spec.masked()}: {message}") from None
+        raise DatabaseUnavailableError(f"cannot reach database {spec.masked()}: {message}") from None
+
+
+def connect(url: str, *, apply_migrations: bool = True, connect_timeout: int = 5) -> peewee.Database:
+    """Open the database at `url` in the calling thread and bring its schema up to date.
+
+    Raises:
+        DatabaseUrlError, DatabaseAuthError, DatabaseUnavailableError: with the password masked.
+    """
+    spec = parse_url(url)
+    db = make_database(spec, connect_timeout=connect_timeout)
+    open_connection(db, spec)
+    if apply_migrations:
+        from db._migrations import migrate
+
+        migrate(db)
+    logger.info("database connected url={} backend={}", spec.masked(), spec.backend)
+    return db
+
+
+def _clean(message: str, spec: DatabaseUrl) -> str:
+    text = " ".join(message.split())
+    if spec.password:
+        text = text.replace(spec.password, "***")
+    return mask_url(text)

@@ -1,0 +1,207 @@
+"""`run.py orders` and `run.py trades`: stored orders and trades as tables (or JSON lines).
+
+The lead's CLI resolves `args.database_url` from the configuration and calls `run_orders(args)` /
+`run_trades(args)`. Light on purpose: no ccxt, no actors; a short-lived connection of its own (a separate
+process from the engine, so the engine's persistence actor still owns its connection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TextIO
+
+import orjson
+
+from db._errors import StorageError
+from db._repository import find_orders, find_trades
+from db._url import connect
+from engine.domain import OrderStatus, TradeStatus
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """`--since` value: an ISO date/time (UTC if no zone) or a relative age such as 30m, 12h, 7d."""
+    text = text.strip()
+    if text and text[-1] in _UNITS and text[:-1].isdigit():
+        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[text[-1]]: int(text[:-1])})
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid --since {text!r}: use an ISO time (2026-01-31T12:00) or an age (30m, 12h, 7d)"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pair", help='only this pair, e.g. "BTC/USDT"')
+    parser.add_argument("--since", type=parse_since, help="created at or after: ISO time or age (30m, 12h, 7d)")
+    parser.add_argument("--limit", type=int, default=50, help="at most this many rows, newest first (default 50)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+
+
+def add_orders_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the `orders` filters to `parser`."""
+    _common(parser)
+    parser.add_argument(
+        "--status",
+        action="append",
+        choices=[s.value for s in OrderStatus] + ["open-any"],
+        help="only these statuses (repeatable); open-any = every non-terminal status",
+    )
+
+
+def add_trades_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the `trades` filters to `parser`."""
+    _common(parser)
+    parser.add_argument("--status", action="append", choices=[s.value for s in TradeStatus], help="repeatable")
+    parser.add_argument("--timeframe", help='only this timeframe, e.g. "5m"')
+    parser.add_argument("--strategy", help="only this strategy")
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f").rstrip("0")
+    if isinstance(value, dict):
+        return ",".join(f"{k}={_fmt(v)}" for k, v in value.items()) or "-"
+    return str(value)
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]], out: TextIO) -> None:
+    """Plain aligned text table."""
+    cells = [[_fmt(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    out.write("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip() + "\n")
+    out.write("  ".join("-" * w for w in widths) + "\n")
+    for row in cells:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def run_orders(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Print stored orders. Returns the process exit code (0 ok, 2 database error)."""
+    out = out or sys.stdout
+    statuses: set[OrderStatus] | None = None
+    if args.status:
+        statuses = set()
+        for value in args.status:
+            statuses |= {s for s in OrderStatus if s.is_open} if value == "open-any" else {OrderStatus(value)}
+    try:
+        db = connect(args.database_url)
+        try:
+            orders = find_orders(
+                db, pair=args.pair, status=statuses, since=args.since, limit=args.limit, newest_first=True
+            )
+        finally:
+            db.close()
+    except StorageError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    if args.json:
+        for o in orders:
+            out.write(orjson.dumps(o.model_dump(mode="json")).decode() + "\n")
+        return 0
+    headers = [
+        "created",
+        "client_order_id",
+        "pair",
+        "side",
+        "type",
+        "role",
+        "status",
+        "price",
+        "amount",
+        "filled",
+        "avg_price",
+        "fees",
+    ]
+    rows = [
+        [
+            o.created_at,
+            o.client_order_id,
+            o.pair,
+            o.side.value,
+            o.order_type.value,
+            o.role.value,
+            o.status.value,
+            o.price,
+            o.amount,
+            o.filled,
+            o.average_price,
+            dict(o.fees),
+        ]
+        for o in orders
+    ]
+    render_table(headers, rows, out)
+    out.write(f"{len(orders)} order(s)\n")
+    return 0
+
+
+def run_trades(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Print stored trades. Returns the process exit code (0 ok, 2 database error)."""
+    out = out or sys.stdout
+    statuses = [TradeStatus(s) for s in args.status] if args.status else None
+    try:
+        db = connect(args.database_url)
+        try:
+            trades = find_trades(
+                db,
+                pair=args.pair,
+                timeframe=args.timeframe,
+                strategy=args.strategy,
+                status=statuses,
+                since=args.since,
+                limit=args.limit,
+                newest_first=True,
+            )
+        finally:
+            db.close()
+    except StorageError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    if args.json:
+        for t in trades:
+            out.write(orjson.dumps(t.model_dump(mode="json")).decode() + "\n")
+        return 0
+    headers = [
+        "created",
+        "request_id",
+        "pair",
+        "side",
+        "status",
+        "requested",
+        "filled",
+        "avg_price",
+        "remainder",
+        "timeframe",
+        "strategy",
+        "rsi",
+    ]
+    rows = [
+        [
+            t.created_at,
+            t.request_id,
+            t.pair,
+            t.side.value,
+            t.status.value,
+            t.requested,
+            t.filled,
+            t.average_price,
+            t.remainder,
+            t.timeframe,
+            t.strategy,
+            t.indicators.get("rsi"),
+        ]
+        for t in trades
+    ]
+    render_table(headers, rows, out)
+    out.write(f"{len(trades)} trade(s)\n")
+    return 0

@@ -1,0 +1,230 @@
+"""Frozen messages passed between actors and stored by the persistence layer.
+
+Every price, amount, fee and balance is a `Decimal`; floats are refused at construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from engine.domain._enums import (
+    ClientOrderId,
+    ExchangeOrderId,
+    FallbackKind,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Priority,
+    RequestId,
+    Side,
+    Symbol,
+    TimeInForce,
+    TradeId,
+    TradeStatus,
+)
+from engine.domain._values import Money, NonNegativeDecimal, PairField, PositiveDecimal, UtcDatetime
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+NAMED_INDICATORS: tuple[str, ...] = ("rsi", "ewo", "ema", "sma")
+"""Indicators that have their own field (and their own indexed database column)."""
+
+
+class StrategyContext(BaseModel):
+    """Why a request was made: strategy, timeframe and the indicator values at decision time."""
+
+    model_config = _FROZEN
+
+    strategy: str | None = None
+    timeframe: str | None = Field(default=None, description='candle timeframe, e.g. "5m"')
+    rsi: Money | None = None
+    ewo: Money | None = None
+    ema: Money | None = None
+    sma: Money | None = None
+    extra: Mapping[str, Money] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _no_shadowed_names(self) -> Self:
+        clash = sorted(set(self.extra) & set(NAMED_INDICATORS))
+        if clash:
+            raise ValueError(f"indicators {clash} have named fields; do not repeat them in `extra`")
+        return self
+
+    def indicators(self) -> dict[str, Decimal]:
+        """All indicator values set, named and extra, as one mapping."""
+        named = {name: getattr(self, name) for name in NAMED_INDICATORS}
+        values = {name: value for name, value in named.items() if value is not None}
+        values.update(self.extra)
+        return values
+
+
+class OrderRequest(BaseModel):
+    """A caller's request to buy or sell `amount` of `pair`."""
+
+    model_config = _FROZEN
+
+    request_id: RequestId
+    pair: PairField
+    side: Side
+    amount: PositiveDecimal
+    price: PositiveDecimal | None = None
+    order_type: OrderType = OrderType.LIMIT
+    time_in_force: TimeInForce = TimeInForce.GTC
+    priority: Priority = Priority.ENTRY
+    idempotency_key: str
+    context: StrategyContext = Field(default_factory=StrategyContext)
+    limit_timeout_s: PositiveDecimal | None = None
+    fallback: FallbackKind | None = None
+    created_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if not self.request_id:
+            raise ValueError("request_id must not be empty")
+        if not self.idempotency_key:
+            raise ValueError("idempotency_key must not be empty")
+        if self.order_type in (OrderType.LIMIT, OrderType.LIMIT_MAKER) and self.price is None:
+            raise ValueError(f"a {self.order_type.value} order needs a price")
+        if self.order_type is OrderType.LIMIT_MAKER and self.time_in_force is not TimeInForce.GTC:
+            raise ValueError("a limit_maker order has no time in force other than GTC")
+        return self
+
+
+class Fill(BaseModel):
+    """One execution (trade) of an order as reported by the exchange."""
+
+    model_config = _FROZEN
+
+    exchange: str = "binance"
+    symbol: Symbol
+    pair: PairField
+    trade_id: TradeId
+    client_order_id: ClientOrderId
+    exchange_order_id: ExchangeOrderId
+    side: Side
+    price: PositiveDecimal
+    quantity: PositiveDecimal
+    quote_quantity: NonNegativeDecimal
+    commission: NonNegativeDecimal
+    commission_asset: str
+    is_maker: bool
+    time: UtcDatetime
+
+
+class Order(BaseModel):
+    """The engine's view of one exchange order.
+
+    `remaining` may be omitted and is then computed as `amount - filled`; when given it must equal that.
+    """
+
+    model_config = _FROZEN
+
+    client_order_id: ClientOrderId
+    exchange_order_id: ExchangeOrderId | None = None
+    exchange: str = "binance"
+    request_id: RequestId
+    pair: PairField
+    side: Side
+    order_type: OrderType
+    time_in_force: TimeInForce = TimeInForce.GTC
+    role: OrderRole = OrderRole.PRIMARY
+    parent_client_order_id: ClientOrderId | None = None
+    status: OrderStatus
+    price: PositiveDecimal | None = None
+    amount: PositiveDecimal
+    filled: NonNegativeDecimal = Decimal(0)
+    remaining: Money = Decimal(0)
+    """Always `amount - filled`; computed when omitted."""
+    quote_filled: NonNegativeDecimal = Decimal(0)
+    average_price: PositiveDecimal | None = None
+    fees: Mapping[str, NonNegativeDecimal] = Field(default_factory=dict)
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    last_trade_id: TradeId | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_remaining(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("remaining") is None and "amount" in data:
+            try:
+                amount = Decimal(str(data["amount"]))
+                filled = Decimal(str(data.get("filled", 0)))
+            except ArithmeticError:
+                return data  # the field validators report the bad number clearly
+            return {**data, "remaining": amount - filled}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.filled > self.amount:
+            raise ValueError(f"filled {self.filled} exceeds amount {self.amount}")
+        if self.remaining != self.amount - self.filled:
+            raise ValueError(f"remaining {self.remaining} != amount {self.amount} - filled {self.filled}")
+        if self.role is OrderRole.FALLBACK and self.parent_client_order_id is None:
+            raise ValueError("a fallback order needs parent_client_order_id (its primary order)")
+        if self.updated_at < self.created_at:
+            raise ValueError("updated_at is before created_at")
+        return self
+
+
+class Trade(BaseModel):
+    """The execution of one request: its primary order and any fallback, summed up."""
+
+    model_config = _FROZEN
+
+    request_id: RequestId
+    pair: PairField
+    side: Side
+    requested: PositiveDecimal
+    filled: NonNegativeDecimal = Decimal(0)
+    average_price: PositiveDecimal | None = None
+    fees: Mapping[str, NonNegativeDecimal] = Field(default_factory=dict)
+    status: TradeStatus
+    strategy: str | None = None
+    timeframe: str | None = None
+    indicators: Mapping[str, Money] = Field(default_factory=dict)
+    """Indicator values at decision time (`StrategyContext.indicators()`); queryable by range."""
+    created_at: UtcDatetime
+    closed_at: UtcDatetime | None = None
+    remainder: NonNegativeDecimal = Decimal(0)
+    """Quantity left unfilled at the end (reported, never silently dropped)."""
+    dust: bool = False
+    """True when the remainder is below the exchange's minimum and could not be traded."""
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.filled > self.requested:
+            raise ValueError(f"filled {self.filled} exceeds requested {self.requested}")
+        if self.closed_at is not None and self.closed_at < self.created_at:
+            raise ValueError("closed_at is before created_at")
+        return self
+
+
+class ErrorRecord(BaseModel):
+    """One error worth keeping: what was attempted, what the exchange said, and where."""
+
+    model_config = _FROZEN
+
+    operation: str
+    exchange_code: int | None = None
+    message: str
+    context: Mapping[str, str] = Field(default_factory=dict)
+    pair: PairField | None = None
+    client_order_id: ClientOrderId | None = None
+    time: UtcDatetime
+
+
+class IndicatorSnapshot(BaseModel):
+    """Indicator values seen for a request at a point in time."""
+
+    model_config = _FROZEN
+
+    request_id: RequestId
+    pair: PairField
+    timeframe: str | None = None
+    time: UtcDatetime
+    values: Mapping[str, Money] = Field(default_factory=dict)

@@ -1,0 +1,116 @@
+"""Validated value types: exact decimals and UTC timestamps.
+
+Money must never pass through a binary float: a float input is refused outright rather than converted,
+because by the time it is a float the damage (0.1 → 0.1000000000000000055…) is done.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+
+from engine.domain._enums import Pair, Symbol
+
+_PAIR_RE = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")
+
+KNOWN_QUOTES: tuple[str, ...] = (
+    "USDT",
+    "USDC",
+    "FDUSD",
+    "TUSD",
+    "BUSD",
+    "DAI",
+    "BTC",
+    "ETH",
+    "BNB",
+    "EUR",
+    "TRY",
+    "BRL",
+    "JPY",
+    "USD",
+)
+"""Quote assets tried (longest match first) when splitting a Binance symbol without exchange info."""
+
+
+def _refuse_float(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError(f"money must be a Decimal, int or str, not float ({value!r})")
+    return value
+
+
+def _finite(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError(f"decimal must be finite, got {value}")
+    return value
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError(f"must be > 0, got {value}")
+    return value
+
+
+def _non_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError(f"must be >= 0, got {value}")
+    return value
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _check_pair(value: str) -> str:
+    if not _PAIR_RE.match(value):
+        raise ValueError(f"pair must look like 'BASE/QUOTE' in upper case (e.g. 'BTC/USDT'), got {value!r}")
+    return value
+
+
+Money = Annotated[Decimal, BeforeValidator(_refuse_float), AfterValidator(_finite)]
+"""Any finite Decimal (may be negative)."""
+PositiveDecimal = Annotated[Decimal, BeforeValidator(_refuse_float), AfterValidator(_finite), AfterValidator(_positive)]
+"""A finite Decimal > 0."""
+NonNegativeDecimal = Annotated[
+    Decimal, BeforeValidator(_refuse_float), AfterValidator(_finite), AfterValidator(_non_negative)
+]
+"""A finite Decimal >= 0."""
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""A timezone-aware datetime, normalised to UTC. Naive datetimes are refused."""
+PairField = Annotated[Pair, AfterValidator(_check_pair)]
+"""A "BASE/QUOTE" pair, validated."""
+
+
+def utc_now() -> datetime:
+    """The current time as an aware UTC datetime (for callers outside the pure core)."""
+    return datetime.now(UTC)
+
+
+def pair_to_symbol(pair: str) -> Symbol:
+    """ "BTC/USDT" → "BTCUSDT".
+
+    Raises:
+        ValueError: if `pair` is not "BASE/QUOTE".
+    """
+    _check_pair(pair)
+    base, quote = pair.split("/")
+    return Symbol(base + quote)
+
+
+def symbol_to_pair(symbol: str, quotes: tuple[str, ...] = KNOWN_QUOTES) -> Pair:
+    """ "BTCUSDT" → "BTC/USDT", splitting on the longest known quote asset that leaves a non-empty base.
+
+    Pass the exchange's real quote assets as `quotes` when they are known; the default list covers the
+    common Binance quotes.
+
+    Raises:
+        ValueError: if no quote asset in `quotes` ends the symbol.
+    """
+    upper = symbol.upper()
+    for quote in sorted(quotes, key=len, reverse=True):
+        if upper.endswith(quote) and len(upper) > len(quote):
+            return Pair(f"{upper[: -len(quote)]}/{quote}")
+    raise ValueError(f"cannot split symbol {symbol!r}: no known quote asset among {', '.join(quotes)}")

@@ -1,0 +1,383 @@
+"""The order desk: the order-level half of the pair book. Pure.
+
+It owns the legs (one `OrderState` per exchange order) and everything that happens to a single order: the
+create and its write-ahead, unknown create outcomes (`UnknownOutcomeResolver`: looked up, never resent
+blindly), re-sending a create that certainly did not execute, cancels, status lookups, fetching fills the
+exchange counted but did not send (myTrades), and the records and events of each change. What the request
+does next is not decided here: every fact goes up through the `_leg_*` hooks, which `PairBook` turns into
+events for its `ExecutionPlan`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from loguru import logger
+
+from engine.api import EventKind
+from engine.domain import ClientOrderId, ErrorRecord, OrderStatus, Pair, pair_to_symbol
+from engine.exchange import (
+    ExchangeError,
+    ExecutionReport,
+    OrderNotFound,
+    OutcomeUnknown,
+    Resolution,
+    RetryLater,
+    StopTrading,
+    UnknownOutcomeResolver,
+)
+from engine.execution import SymbolRules
+from engine.gateway import GatewayResult, Op
+from engine.orders import (
+    Acked,
+    Anomaly,
+    CancelRejected,
+    CancelRequested,
+    CreateRejected,
+    FetchMissingFills,
+    FetchOrderStatus,
+    FillApplied,
+    FillEvent,
+    NotCreated,
+    OrderEffect,
+    OrderEvent,
+    StatusChanged,
+    SubmitOutcomeUnknown,
+    Submitted,
+    apply,
+    events_from_report,
+    fill_from_my_trade,
+    status_from_rest_order,
+)
+from engine.pair._commands import Alert, Command, Emit, Persist, Schedule, Send
+from engine.pair._legs import Leg, ms_to_dt, order_of
+from engine.pair._params import cancel_request, create_request, fetch_request, trades_request
+from engine.pair._records import error_event, error_record, fill_of, leg_event
+from engine.pair._settings import PairSettings
+from engine.venue import WireFormatError, parse_order
+
+__all__ = ["MAX_FILL_FETCHES", "OrderDesk"]
+
+MAX_FILL_FETCHES = 10
+"""myTrades attempts per order before the missing fills are alerted instead of awaited."""
+_FILL_REFETCH_MS = 1_000
+_CANCELABLE = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+_NOT_YET_ACKED = (OrderStatus.PENDING_SUBMIT, OrderStatus.SUBMITTED)
+
+
+class OrderDesk(ABC):
+    """Order-level state and handlers (see module docstring); `PairBook` adds the request level."""
+
+    def __init__(self, pair: Pair, rules: SymbolRules, settings: PairSettings) -> None:
+        self.pair = pair
+        self.symbol = pair_to_symbol(pair)
+        self.rules = rules
+        self.settings = settings
+        self._legs: dict[ClientOrderId, Leg] = {}
+        self._out: list[Command] = []
+
+    # ---- hooks: what the request level hears ---------------------------------------------------------
+    @abstractmethod
+    def _leg_acked(self, leg: Leg, now_ms: int) -> None:
+        """The exchange confirmed the order exists (ack, lookup, or a report before the ack)."""
+
+    @abstractmethod
+    def _leg_filled(self, leg: Leg, fill: FillEvent, now_ms: int) -> None:
+        """A new fill was applied to the leg."""
+
+    @abstractmethod
+    def _leg_failed(self, leg: Leg, error: ExchangeError, now_ms: int) -> None:
+        """The create failed for good (the leg is REJECTED)."""
+
+    @abstractmethod
+    def _leg_not_created(self, leg: Leg, now_ms: int) -> None:
+        """An unknown outcome resolved to "never created"; the leg is PENDING_SUBMIT again."""
+
+    @abstractmethod
+    def _leg_unresolved(self, leg: Leg, now_ms: int) -> None:
+        """Every lookup of an unknown outcome failed: the order may exist; reconciliation will tell."""
+
+    @abstractmethod
+    def _cancel_failed(self, leg: Leg, error: ExchangeError, now_ms: int) -> None:
+        """A cancel of the leg failed."""
+
+    @abstractmethod
+    def _leg_changed(self, leg: Leg, now_ms: int) -> None:
+        """Called once after every message that touched the leg (terminal status, settled fills)."""
+
+    # ---- sending -------------------------------------------------------------------------------------
+    def on_durable(self, cid: ClientOrderId, now_ms: int) -> list[Command]:
+        """The intent of `cid` is stored: send the create."""
+        self._out = []
+        leg = self._legs.get(cid)
+        if leg is not None and leg.state.status is OrderStatus.PENDING_SUBMIT:
+            self._send_create(leg, now_ms)
+        return self._take()
+
+    def _send_create(self, leg: Leg, now_ms: int) -> None:
+        request = create_request(
+            symbol=self.symbol,
+            pair=self.pair,
+            cid=leg.cid,
+            side=leg.state.side,
+            order_type=leg.order_type,
+            quantity=leg.state.amount,
+            price=leg.price,
+            time_in_force=leg.time_in_force,
+            priority=leg.priority,
+        )
+        self._out.append(Send(request))
+        if leg.state.status is OrderStatus.PENDING_SUBMIT:
+            self._apply(leg, Submitted(), now_ms)
+
+    def _cancel_leg(self, leg: Leg, why: str, now_ms: int) -> None:
+        """Cancel `leg` now, or at its ack if the exchange has not confirmed it yet."""
+        if leg.state.status in _NOT_YET_ACKED:
+            # A cancel overtaking its create would find nothing (-2011) and the order would then rest.
+            leg.cancel_wanted = True
+            return
+        if leg.state.status in _CANCELABLE:
+            self._apply(leg, CancelRequested(), now_ms)
+            self._out.append(Send(cancel_request(self.symbol, self.pair, leg.cid)))
+            logger.bind(pair=self.pair, client_order_id=leg.cid).info("cancelling: {}", why)
+
+    def _acked(self, leg: Leg, now_ms: int) -> None:
+        if leg.resolver is not None:
+            leg.resolver.on_order_seen(now_ms)
+            leg.resolver = None
+        if not leg.acked:
+            leg.acked = True
+            self._leg_acked(leg, now_ms)
+        if leg.cancel_wanted and leg.state.status in _CANCELABLE:
+            leg.cancel_wanted = False
+            self._cancel_leg(leg, "canceled before the ack", now_ms)
+
+    # ---- gateway results -----------------------------------------------------------------------------
+    def on_result(self, result: GatewayResult, now_ms: int) -> list[Command]:
+        """A gateway call this book asked for has finished."""
+        self._out = []
+        leg = self._legs.get(ClientOrderId(result.request.key))
+        if leg is None:
+            logger.bind(pair=self.pair, client_order_id=result.request.key).warning("result for unknown order")
+            return self._take()
+        op = result.request.op
+        try:
+            if op is Op.CREATE_ORDER:
+                self._on_create(leg, result, now_ms)
+            elif op is Op.CANCEL_ORDER:
+                self._on_cancel(leg, result, now_ms)
+            elif op is Op.FETCH_ORDER:
+                self._on_fetch(leg, result, now_ms)
+            elif op is Op.MY_TRADES:
+                self._on_trades(leg, result, now_ms)
+        except (WireFormatError, ValueError, KeyError) as exc:
+            self._error(f"{op.value} response unreadable", leg.cid, str(exc), now_ms)
+        self._leg_changed(leg, now_ms)
+        return self._take()
+
+    def _on_create(self, leg: Leg, result: GatewayResult, now_ms: int) -> None:
+        error = result.error
+        if error is None:
+            self._apply_snapshot(leg, result.data, now_ms)
+            self._acked(leg, now_ms)
+            return
+        self._record(error, leg.cid, now_ms)
+        if isinstance(error, OutcomeUnknown):
+            self._apply(leg, SubmitOutcomeUnknown(), now_ms)
+            leg.resolver = UnknownOutcomeResolver(
+                leg.cid, submitted_ms=now_ms, grace_ms=self.settings.unknown_outcome_grace_ms
+            )
+            self._poll_resolver(leg, now_ms)
+        elif isinstance(error, RetryLater) and leg.resends < self.settings.max_create_resends:
+            # Nothing was executed (429, clock skew): the same order may go again under the same client
+            # order id; the gateway holds it until Retry-After. The plan hears only if this runs out.
+            leg.resends += 1
+            self._apply(leg, NotCreated(), now_ms)
+            self._send_create(leg, now_ms)
+        else:
+            self._fail(leg, error, now_ms)
+
+    def _fail(self, leg: Leg, error: ExchangeError, now_ms: int) -> None:
+        self._apply(leg, CreateRejected(f"{type(error).__name__}: {error.exchange_message or error}"), now_ms)
+        leg.told_closed = True
+        if isinstance(error, StopTrading):
+            self._out.append(Alert("stop_trading", str(error), leg.cid))
+        self._leg_failed(leg, error, now_ms)
+
+    def _apply_snapshot(self, leg: Leg, data: object, now_ms: int, *, cancel: bool = False) -> None:
+        if not isinstance(data, dict):
+            raise WireFormatError("order response is not an object")
+        snap = parse_order(data, client_order_id_key="origClientOrderId" if cancel else "clientOrderId")
+        if not cancel:
+            self._apply(leg, Acked(snap.order_id), now_ms)
+        time_ms = int(snap.time.timestamp() * 1000)
+        for f in snap.fills:
+            # Fills in the create response matched on arrival: the new order was the taker.
+            event = FillEvent(
+                f.trade_id,
+                f.quantity,
+                f.price,
+                f.price * f.quantity,
+                f.commission,
+                f.commission_asset,
+                False,
+                time_ms,
+                snap.order_id,
+            )
+            self._apply(leg, event, now_ms)
+        self._apply(leg, status_from_rest_order(data), now_ms)
+
+    def _on_cancel(self, leg: Leg, result: GatewayResult, now_ms: int) -> None:
+        error = result.error
+        if error is None:
+            self._apply_snapshot(leg, result.data, now_ms, cancel=True)
+            return
+        self._record(error, leg.cid, now_ms)
+        # -2011 "Unknown order sent.": already filled or canceled — the state machine asks for its status.
+        self._apply(leg, CancelRejected(str(error), order_gone=isinstance(error, OrderNotFound)), now_ms)
+        self._cancel_failed(leg, error, now_ms)
+
+    def _on_fetch(self, leg: Leg, result: GatewayResult, now_ms: int) -> None:
+        error = result.error
+        resolver = leg.resolver
+        if error is None:
+            self._apply_snapshot(leg, result.data, now_ms)
+            self._acked(leg, now_ms)
+            return
+        if resolver is None:
+            self._record(error, leg.cid, now_ms)
+            return
+        state = (
+            resolver.on_lookup_not_found(now_ms)
+            if isinstance(error, OrderNotFound)
+            else resolver.on_lookup_failed(error, now_ms)
+        )
+        if state is Resolution.NOT_CREATED:
+            leg.resolver = None
+            self._apply(leg, NotCreated(), now_ms)
+            if leg.resends < self.settings.max_create_resends:
+                leg.resends += 1
+                self._leg_not_created(leg, now_ms)
+            else:
+                self._fail(leg, ExchangeError("never created after repeated attempts", operation="create_order"),
+                           now_ms)  # fmt: skip
+        elif state is Resolution.GAVE_UP:
+            self._out.append(Alert("outcome_unknown", "order outcome still unknown after every lookup", leg.cid))
+            self._leg_unresolved(leg, now_ms)
+        else:
+            self._poll_resolver(leg, now_ms)
+
+    def _poll_resolver(self, leg: Leg, now_ms: int) -> None:
+        resolver = leg.resolver
+        if resolver is None:
+            return
+        if resolver.poll(now_ms) is not None:
+            self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
+            return
+        due = resolver.next_lookup_ms
+        if due is not None:
+            self._out.append(Schedule(f"lookup:{leg.cid}", due))
+
+    def _on_trades(self, leg: Leg, result: GatewayResult, now_ms: int) -> None:
+        if result.error is not None:
+            self._record(result.error, leg.cid, now_ms)
+        else:
+            rows = result.data if isinstance(result.data, list) else []
+            for row in rows:
+                if leg.state.exchange_order_id is None or int(row.get("orderId", -1)) == leg.state.exchange_order_id:
+                    self._apply(leg, fill_from_my_trade(row), now_ms)
+        leg.fill_fetches += 1
+        if leg.state.missing_qty <= 0:
+            return
+        if leg.fill_fetches < MAX_FILL_FETCHES:
+            # REST can lag the matching engine (or the call failed): ask again shortly, never invent fills.
+            self._out.append(Schedule(f"fills:{leg.cid}", now_ms + _FILL_REFETCH_MS))
+        else:
+            self._out.append(Alert("fills_missing", f"{leg.state.missing_qty} executed but no fills found", leg.cid))
+
+    # ---- reports and order timers --------------------------------------------------------------------
+    def on_report_events(self, cid: ClientOrderId, events: tuple[OrderEvent, ...], now_ms: int) -> list[Command]:
+        """Events for one of this book's orders (from an execution report or a reconciliation)."""
+        self._out = []
+        leg = self._legs.get(cid)
+        if leg is None:
+            return self._take()
+        for event in events:
+            self._apply(leg, event, now_ms)
+        if leg.state.exchange_order_id is not None:
+            self._acked(leg, now_ms)  # a report (fill before ack) told us the order exists
+        self._leg_changed(leg, now_ms)
+        return self._take()
+
+    def on_report(self, report: object, now_ms: int) -> list[Command]:
+        """An execution report from the user data stream (`engine.exchange.ExecutionReport`)."""
+        if not isinstance(report, ExecutionReport):
+            return []
+        cid = ClientOrderId(report.orig_client_order_id or report.client_order_id)
+        return self.on_report_events(cid, events_from_report(report), now_ms)
+
+    def _order_timer(self, kind: str, cid: ClientOrderId, now_ms: int) -> None:
+        leg = self._legs.get(cid)
+        if leg is None:
+            return
+        if kind == "lookup":
+            self._poll_resolver(leg, now_ms)
+        elif kind == "fills" and leg.state.missing_qty > 0 and leg.state.exchange_order_id is not None:
+            self._out.append(Send(trades_request(self.symbol, self.pair, leg.cid, leg.state.exchange_order_id)))
+
+    def _rearm_order_timers(self, now_ms: int) -> None:
+        for leg in self._legs.values():
+            self._poll_resolver(leg, now_ms)
+            if leg.state.missing_qty > 0 and leg.fill_fetches < MAX_FILL_FETCHES:
+                self._out.append(Schedule(f"fills:{leg.cid}", now_ms))
+
+    # ---- plumbing ------------------------------------------------------------------------------------
+    def _apply(self, leg: Leg, event: OrderEvent, now_ms: int) -> None:
+        leg.state, effects = apply(leg.state, event)
+        leg.updated_ms = now_ms
+        for effect in effects:
+            self._effect(leg, effect, now_ms)
+
+    def _effect(self, leg: Leg, effect: OrderEffect, now_ms: int) -> None:
+        if isinstance(effect, StatusChanged):
+            self._out.append(Persist(order_of(leg)))
+            if effect.new in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
+                self._emit(EventKind.CANCELED, leg, now_ms, f"{effect.old.value} → {effect.new.value}")
+        elif isinstance(effect, FillApplied):
+            fill = fill_of(leg, effect.fill, self.settings.exchange)
+            self._out.append(Persist(fill))
+            self._out.append(Persist(order_of(leg)))
+            self._out.append(Emit(leg_event(EventKind.FILL, leg, now_ms, fill=fill)))
+            self._leg_filled(leg, effect.fill, now_ms)
+        elif isinstance(effect, FetchMissingFills):
+            order_id = effect.exchange_order_id or leg.state.exchange_order_id
+            if order_id is not None:
+                self._out.append(Send(trades_request(self.symbol, self.pair, leg.cid, order_id)))
+        elif isinstance(effect, FetchOrderStatus):
+            self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
+        elif isinstance(effect, Anomaly):
+            self._out.append(Alert("anomaly", effect.reason, leg.cid))
+            self._error("order anomaly", leg.cid, effect.reason, now_ms)
+
+    def _emit(self, kind: EventKind, leg: Leg, now_ms: int, message: str = "") -> None:
+        self._out.append(Emit(leg_event(kind, leg, now_ms, message)))
+
+    def _record(self, error: ExchangeError, cid: ClientOrderId, now_ms: int) -> None:
+        self._out.append(Persist(error_record(error, self.pair, cid, now_ms)))
+        self._emit_error(cid, f"{type(error).__name__}: {error}", now_ms)
+
+    def _error(self, operation: str, cid: ClientOrderId, message: str, now_ms: int) -> None:
+        logger.bind(pair=self.pair, client_order_id=cid).error("{}: {}", operation, message)
+        record = ErrorRecord(
+            operation=operation, message=message, pair=self.pair, client_order_id=cid, time=ms_to_dt(now_ms)
+        )
+        self._out.append(Persist(record))
+        self._emit_error(cid, message, now_ms)
+
+    def _emit_error(self, cid: ClientOrderId, message: str, now_ms: int) -> None:
+        leg = self._legs.get(cid)
+        self._out.append(Emit(error_event(self.pair, leg.request_id if leg else None, cid, message, now_ms)))
+
+    def _take(self) -> list[Command]:
+        out, self._out = self._out, []
+        return out

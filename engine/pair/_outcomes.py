@@ -1,0 +1,37 @@
+"""What a caller hears when a request does not end in an accepted primary order, or is replayed. Pure."""
+
+from __future__ import annotations
+
+from engine.api import Accepted, PlaceOutcome, Refusal, RefusalReason
+from engine.domain import ClientOrderId, Order, OrderStatus
+from engine.execution import ExecutionResult, ResultReason
+
+__all__ = ["refusal_of", "replay_outcome"]
+
+# A plan that ended before its primary order was accepted: why, in the Engine API's reasons.
+_REFUSALS = {
+    ResultReason.REFUSED_FILTER: RefusalReason.FILTER_FAILURE,
+    ResultReason.DUST: RefusalReason.FILTER_FAILURE,
+    ResultReason.REFUSED_NO_PRICE: RefusalReason.INVALID_REQUEST,
+    ResultReason.SLIPPAGE_REFUSED: RefusalReason.RISK_LIMIT,
+    ResultReason.CANCELED: RefusalReason.SHUTTING_DOWN,
+}
+
+
+def refusal_of(result: ExecutionResult, primary: ClientOrderId | None = None) -> Refusal:
+    """The refusal for a caller whose request ended (per the plan's `result`) before its primary was accepted;
+    exchange rejections and everything else not listed are `rejected`."""
+    details = {"client_order_id": primary} if primary is not None else {}
+    return Refusal(_REFUSALS.get(result.reason, RefusalReason.REJECTED), result.detail, details)
+
+
+def replay_outcome(order: Order) -> PlaceOutcome:
+    """The answer to a replayed idempotency key whose primary order is `order` (from memory or the database):
+    the same order, marked duplicate — or, if the exchange rejected it, the same refusal."""
+    if order.status is OrderStatus.REJECTED:
+        return Refusal(
+            RefusalReason.REJECTED,
+            "this idempotency key's order was rejected by the exchange",
+            {"client_order_id": order.client_order_id},
+        )
+    return Accepted(order, duplicate=True)

@@ -1,0 +1,65 @@
+"""What the pair book stores and tells about its orders: fills, error records and order events. Pure."""
+
+from __future__ import annotations
+
+from engine.api import EngineEvent, EventKind
+from engine.domain import ClientOrderId, ErrorRecord, Fill, Pair, RequestId
+from engine.exchange import ExchangeError
+from engine.orders import FillEvent
+from engine.pair._legs import Leg, ms_to_dt, order_of
+
+__all__ = ["error_event", "error_record", "fill_of", "leg_event"]
+
+
+def fill_of(leg: Leg, fill: FillEvent, exchange: str) -> Fill:
+    """The stored `Fill` of a fill applied to `leg`."""
+    return Fill(
+        exchange=exchange,
+        symbol=leg.state.symbol,
+        pair=leg.pair,
+        trade_id=fill.trade_id,
+        client_order_id=leg.cid,
+        exchange_order_id=fill.order_id or leg.state.exchange_order_id or 0,
+        side=leg.state.side,
+        price=fill.price,
+        quantity=fill.quantity,
+        quote_quantity=fill.quote_quantity,
+        commission=fill.commission,
+        commission_asset=fill.commission_asset or "",
+        is_maker=fill.is_maker,
+        time=ms_to_dt(fill.time_ms),
+    )
+
+
+def leg_event(kind: EventKind, leg: Leg, now_ms: int, message: str = "", *, fill: Fill | None = None) -> EngineEvent:
+    """An event about one order, with its current snapshot."""
+    return EngineEvent(
+        kind,
+        leg.pair,
+        ms_to_dt(now_ms),
+        request_id=leg.request_id,
+        client_order_id=leg.cid,
+        order=order_of(leg),
+        fill=fill,
+        message=message,
+    )
+
+
+def error_record(error: ExchangeError, pair: Pair, cid: ClientOrderId, now_ms: int) -> ErrorRecord:
+    """The stored record of an exchange error about order `cid` (with its operational class and HTTP status)."""
+    return ErrorRecord(
+        operation=error.operation or "exchange",
+        exchange_code=error.code,
+        message=str(error),
+        context={"error": type(error).__name__, "http_status": str(error.http_status or "")},
+        pair=pair,
+        client_order_id=cid,
+        time=ms_to_dt(now_ms),
+    )
+
+
+def error_event(pair: Pair, request_id: RequestId | None, cid: ClientOrderId, message: str, now_ms: int) -> EngineEvent:
+    """An ERROR event for listeners."""
+    return EngineEvent(
+        EventKind.ERROR, pair, ms_to_dt(now_ms), request_id=request_id, client_order_id=cid, message=message
+    )

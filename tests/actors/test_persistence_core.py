@@ -1,0 +1,254 @@
+"""PersistenceCore without threads: batching, flush, outage spooling and replay, health, bad records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import peewee
+import pytest
+
+import actors.persistence._core as core_module
+from actors.persistence import (
+    Durability,
+    Health,
+    HealthReport,
+    NotDurableError,
+    PersistenceCore,
+    PersistenceSettings,
+    Spool,
+)
+from db import (
+    DatabaseUnavailableError,
+    ErrorRow,
+    FillRow,
+    OrderRow,
+    connect,
+    count,
+    find_errors,
+    find_fills,
+    get_order,
+)
+from tests.db import _records as rec
+
+
+class Outage:
+    """Switchable fault at the driver seam: writes and connects fail with the errors a dead server gives."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.down = False
+        self.connects = 0
+        real_open = core_module.open_connection
+        real_write = core_module.BatchWriter.write
+
+        def open_connection(db: peewee.Database, spec: Any) -> None:
+            self.connects += 1
+            if self.down:
+                raise DatabaseUnavailableError("cannot reach database (test outage)")
+            real_open(db, spec)
+
+        def write(writer: Any, records: Any) -> Any:
+            if self.down:
+                raise peewee.OperationalError("server closed the connection unexpectedly (test outage)")
+            return real_write(writer, records)
+
+        monkeypatch.setattr(core_module, "open_connection", open_connection)
+        monkeypatch.setattr(core_module.BatchWriter, "write", write)
+
+
+@pytest.fixture
+def outage(monkeypatch: pytest.MonkeyPatch) -> Outage:
+    return Outage(monkeypatch)
+
+
+@pytest.fixture
+def reader(sqlite_url: str) -> Iterator[peewee.Database]:
+    db = connect(sqlite_url)
+    yield db
+    db.close()
+
+
+def _core(url: str, tmp_path: Path, reports: list[HealthReport], **settings: Any) -> PersistenceCore:
+    opts = {"batch_size": 3, "max_retry_ticks": 4, **settings}
+    core = PersistenceCore(url, tmp_path / "spool.jsonl", listener=reports.append, settings=PersistenceSettings(**opts))
+    core.start()
+    return core
+
+
+def test_batches_by_size_and_tick(sqlite_url: str, tmp_path: Path, reader: peewee.Database) -> None:
+    reports: list[HealthReport] = []
+    core = _core(sqlite_url, tmp_path, reports)
+    core.accept(rec.fill(1))
+    core.accept(rec.fill(2))
+    assert count(reader, FillRow) == 0  # below the batch size: still pending
+    core.accept(rec.fill(3))
+    assert count(reader, FillRow) == 3  # size reached: committed
+    core.accept(rec.fill(4))
+    core.tick()
+    assert count(reader, FillRow) == 4  # interval boundary
+    core.accept(rec.order())
+    assert core.flush() is Durability.DATABASE
+    assert count(reader, OrderRow) == 1
+    assert [r.health for r in reports] == [Health.OK]
+    core.stop()
+
+
+def test_stop_commits_pending(sqlite_url: str, tmp_path: Path, reader: peewee.Database) -> None:
+    core = _core(sqlite_url, tmp_path, [])
+    core.accept(rec.fill(1))
+    core.stop()
+    assert count(reader, FillRow) == 1
+
+
+def test_outage_spools_in_order_and_replays_once(
+    sqlite_url: str, tmp_path: Path, reader: peewee.Database, outage: Outage
+) -> None:
+    reports: list[HealthReport] = []
+    core = _core(sqlite_url, tmp_path, reports)
+    core.accept_many([rec.fill(1), rec.fill(2), rec.fill(3)])  # committed
+    outage.down = True
+    o1 = rec.order()
+    o2 = rec.progressed(o1, rec.Decimal("0.2"), rec.OrderStatus.PARTIALLY_FILLED)
+    core.accept_many([rec.fill(4), o1, rec.fill(5)])  # this batch fails and is spooled
+    core.accept_many([o2, rec.fill(3), rec.fill(6)])  # degraded: straight to the spool
+    assert core.flush() is Durability.SPOOL
+    assert [r.health for r in reports] == [Health.OK, Health.DEGRADED]
+    assert reports[-1].accepting_orders is True  # degraded but below the spool limit
+    assert len(list(Spool(tmp_path / "spool.jsonl").read())) == 6
+    with pytest.raises(DatabaseUnavailableError):
+        core.query(count, FillRow)
+    core.tick()  # retry while still down
+    assert core.degraded
+    outage.down = False
+    for _ in range(8):  # back-off: at most max_retry_ticks ticks until the next attempt
+        core.tick()
+        if not core.degraded:
+            break
+    assert not core.degraded
+    assert reports[-1].health is Health.OK
+    assert [f.trade_id for f in core.query(find_fills)] == [1, 2, 3, 4, 5, 6]
+    assert core.query(get_order, "c-1") == o2
+    assert (tmp_path / "spool.jsonl").stat().st_size == 0
+    core.stop()
+
+
+def test_reconnect_backs_off_in_ticks(sqlite_url: str, tmp_path: Path, outage: Outage) -> None:
+    core = _core(sqlite_url, tmp_path, [], max_retry_ticks=4)
+    outage.down = True
+    core.accept_many([rec.fill(1), rec.fill(2), rec.fill(3)])
+    attempts = []
+    for _ in range(16):
+        before = outage.connects
+        core.tick()
+        attempts.append(outage.connects - before)
+    # Attempts on ticks 1, 3, 7, 11, 15 (back-off 1, 2, 4, 4, ...).
+    assert [i + 1 for i, a in enumerate(attempts) if a] == [1, 3, 7, 11, 15]
+    core.stop()
+
+
+def test_spool_limit_stops_new_orders(sqlite_url: str, tmp_path: Path, outage: Outage) -> None:
+    reports: list[HealthReport] = []
+    core = _core(sqlite_url, tmp_path, reports, spool_limit_bytes=2000)
+    outage.down = True
+    for n in range(1, 10):
+        core.accept(rec.fill(n))
+    assert [r.health for r in reports] == [Health.OK, Health.DEGRADED, Health.SPOOL_FULL]
+    assert reports[-1].accepting_orders is False
+    assert core.report().spooled == 9
+    assert core.flush() is Durability.SPOOL  # still durable: fills of live orders are never refused
+    outage.down = False
+    for _ in range(8):
+        core.tick()
+    assert reports[-1] == HealthReport(Health.OK, True, reports[-1].reason, 0)
+    assert core.query(count, FillRow) == 9
+    core.stop()
+
+
+def test_unwritable_spool_holds_in_memory_then_not_durable(
+    sqlite_url: str, tmp_path: Path, outage: Outage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reports: list[HealthReport] = []
+    core = _core(sqlite_url, tmp_path, reports, memory_limit=4)
+
+    def disk_full(self: Spool, records: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Spool, "append", disk_full)
+    outage.down = True
+    for n in range(1, 7):
+        core.accept(rec.fill(n))
+    assert reports[-1].health is Health.SPOOL_FULL
+    assert core.lost == 2
+    with pytest.raises(NotDurableError, match="only in memory"):
+        core.flush()
+    monkeypatch.undo()  # disk and database come back
+    for _ in range(8):
+        core.tick()
+    assert core.query(count, FillRow) == 4
+    core.stop()
+
+
+def test_bad_record_is_isolated_and_reported(sqlite_url: str, tmp_path: Path, reader: peewee.Database) -> None:
+    core = _core(sqlite_url, tmp_path, [], batch_size=10)
+    core.accept(rec.order("a", exchange_order_id=9))
+    core.flush()
+    # "b" claims the exchange order id of "a": the database refuses it; the rest of the batch must land.
+    core.accept_many([rec.fill(1), rec.order("b", exchange_order_id=9), rec.fill(2)])
+    assert core.flush() is Durability.DATABASE
+    assert core.flush() is Durability.DATABASE  # commits the "persist" error record
+    assert count(reader, FillRow) == 2
+    assert count(reader, OrderRow) == 1
+    assert core.rejected == 1
+    [err] = find_errors(reader, operation="persist")
+    assert "Order rejected" in err.message
+    assert '"client_order_id":"b"' in err.context["record"]
+    assert count(reader, ErrorRow) == 1
+    core.stop()
+
+
+def test_start_replays_spool_skipping_torn_and_corrupt_lines(
+    sqlite_url: str, tmp_path: Path, reader: peewee.Database
+) -> None:
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append([rec.fill(1), rec.fill(2)])
+    spool.close()
+    with (tmp_path / "spool.jsonl").open("ab") as handle:
+        handle.write(b'{"k": "fill", "d": {"nonsense": 1}}\n')
+        handle.write(b'{"k": "fill", "d": {"symbol": "BTCUSDT"')  # torn by a crash mid-write
+    reports: list[HealthReport] = []
+    core = _core(sqlite_url, tmp_path, reports)
+    assert count(reader, FillRow) == 2
+    assert (tmp_path / "spool.jsonl").stat().st_size == 0
+    assert [r.health for r in reports] == [Health.OK]
+    core.stop()
+
+
+def test_start_while_unreachable_is_degraded(tmp_path: Path) -> None:
+    reports: list[HealthReport] = []
+    url = f"sqlite:///{tmp_path}"  # a directory: SQLite cannot open it
+    core = _core(url, tmp_path / "s", reports)
+    core.accept(rec.fill(1))
+    assert core.flush() is Durability.SPOOL
+    assert [r.health for r in reports] == [Health.DEGRADED]
+    core.stop()
+
+
+def test_torn_spool_then_more_spooling_loses_no_new_record(
+    sqlite_url: str, tmp_path: Path, reader: peewee.Database, outage: Outage
+) -> None:
+    spool_path = tmp_path / "spool.jsonl"
+    spool = Spool(spool_path)
+    spool.append([rec.fill(1)])
+    spool.close()
+    with spool_path.open("ab") as handle:
+        handle.write(b'{"k": "fill", "d": {"symbol"')  # crash mid-write
+    outage.down = True
+    core = _core(sqlite_url, tmp_path, [])
+    core.accept_many([rec.fill(2), rec.fill(3)])  # appended after the torn line
+    assert core.flush() is Durability.SPOOL
+    outage.down = False
+    for _ in range(8):
+        core.tick()
+    assert [f.trade_id for f in find_fills(reader)] == [1, 2, 3]
+    core.stop()

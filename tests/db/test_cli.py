@@ -1,0 +1,93 @@
+"""`orders` / `trades` commands: filters, table and JSON output, clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import orjson
+import pytest
+
+from db import BatchWriter, connect
+from db.cli import add_orders_arguments, add_trades_arguments, parse_since, run_orders, run_trades
+from engine.domain import OrderStatus, TradeStatus
+from tests.db import _records as rec
+from tests.db._records import T0
+
+
+def _args(add: object, url: str, *argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add(parser)  # type: ignore[operator]
+    args = parser.parse_args(list(argv))
+    args.database_url = url
+    return args
+
+
+@pytest.fixture
+def filled_url(db_url: str) -> str:
+    db = connect(db_url)
+    BatchWriter(db).write(
+        [
+            rec.order("a", created_at=T0, updated_at=T0),
+            rec.order("b", pair="ETH/USDT", created_at=T0 + timedelta(hours=1), updated_at=T0 + timedelta(hours=1)),
+            rec.progressed(rec.order("c"), Decimal("0.5"), OrderStatus.FILLED, average_price=Decimal("50000.01")),
+            rec.trade("t1", indicators={"rsi": Decimal("28.5")}),
+            rec.trade("t2", timeframe="1h", status=TradeStatus.FILLED, filled=Decimal(1)),
+            rec.trade("t3", strategy="other"),
+        ]
+    )
+    db.close()
+    return db_url
+
+
+def test_orders_table_and_filters(filled_url: str) -> None:
+    out = io.StringIO()
+    assert run_orders(_args(add_orders_arguments, filled_url), out) == 0
+    text = out.getvalue()
+    assert text.splitlines()[0].split()[:3] == ["created", "client_order_id", "pair"]
+    assert "3 order(s)" in text
+    assert "50000.01" in text
+    out = io.StringIO()
+    run_orders(_args(add_orders_arguments, filled_url, "--pair", "ETH/USDT"), out)
+    assert "1 order(s)" in out.getvalue()
+    assert " b " in out.getvalue()
+    out = io.StringIO()
+    run_orders(_args(add_orders_arguments, filled_url, "--status", "open-any", "--json"), out)
+    ids = [orjson.loads(line)["client_order_id"] for line in out.getvalue().splitlines()]
+    assert ids == ["b", "a"]  # newest first
+    out = io.StringIO()
+    run_orders(_args(add_orders_arguments, filled_url, "--status", "filled", "--json"), out)
+    assert orjson.loads(out.getvalue())["filled"] == "0.5"  # exact decimal as text
+
+
+def test_trades_filters(filled_url: str) -> None:
+    out = io.StringIO()
+    assert run_trades(_args(add_trades_arguments, filled_url, "--timeframe", "5m", "--strategy", "rsi_dip"), out) == 0
+    assert "1 trade(s)" in out.getvalue()
+    assert "28.5" in out.getvalue()
+    out = io.StringIO()
+    run_trades(_args(add_trades_arguments, filled_url, "--status", "filled", "--json"), out)
+    assert [orjson.loads(x)["request_id"] for x in out.getvalue().splitlines()] == ["t2"]
+    out = io.StringIO()
+    since = (T0 + timedelta(days=1)).isoformat()
+    run_trades(_args(add_trades_arguments, filled_url, "--since", since, "--limit", "5"), out)
+    assert "0 trade(s)" in out.getvalue()
+
+
+def test_since_forms() -> None:
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    assert parse_since("30m", now) == now - timedelta(minutes=30)
+    assert parse_since("7d", now) == now - timedelta(days=7)
+    assert parse_since("2026-01-31T12:00") == datetime(2026, 1, 31, 12, tzinfo=UTC)
+    with pytest.raises(argparse.ArgumentTypeError, match="invalid --since"):
+        parse_since("yesterday")
+
+
+def test_database_error_is_reported_without_password(capsys: pytest.CaptureFixture[str]) -> None:
+    url = "postgresql://u:topsecret@127.0.0.1:1/db"
+    assert run_orders(_args(add_orders_arguments, url), io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach database" in err
+    assert "topsecret" not in err

@@ -1,0 +1,130 @@
+"""Migrations from empty, exact decimal round-trip, and column types on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import peewee
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from db import (
+    LATEST_VERSION,
+    MIGRATIONS,
+    MODELS,
+    BatchWriter,
+    TradeRow,
+    connect,
+    current_version,
+    decimal_to_text,
+    fills_of,
+    find_trades,
+    get_order,
+    migrate,
+)
+from tests.db import _records as rec
+
+# Binance: prices and quantities with up to 8 decimals; totals and balances well below 10^12; plus the
+# longer results of arithmetic (average prices) at up to 18 decimals.
+binance_amounts = st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("999999999999"), places=8)
+derived = st.decimals(min_value=Decimal("0.000000000000000001"), max_value=Decimal("99999999"), places=18)
+
+
+@pytest.fixture
+def fresh_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    return sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("pg_fresh_url"))
+
+
+@pytest.fixture
+def database(db_url: str) -> Iterator[peewee.Database]:
+    db = connect(db_url)
+    yield db
+    db.close()
+
+
+@pytest.mark.parametrize("fresh_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_every_migration_from_empty(fresh_url: str) -> None:
+    db = connect(fresh_url, apply_migrations=False)
+    try:
+        assert current_version(db) == 0
+        assert [m.version for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1))
+        for migration in MIGRATIONS:
+            assert migrate(db, target=migration.version) == migration.version
+        # Re-running is a no-op.
+        assert migrate(db) == LATEST_VERSION
+        versions = [row[0] for row in db.execute_sql("SELECT version FROM schema_version ORDER BY version")]
+        assert versions == list(range(1, LATEST_VERSION + 1))
+        # The migrated schema matches the current models, column for column.
+        for model in MODELS:
+            table = model._meta.table_name
+            stored = {c.name for c in db.get_columns(table)}
+            assert stored == {f.column_name for f in model._meta.sorted_fields}, table
+        indexes = {i.name for i in db.get_indexes("trades")}
+        assert {"trades_timeframe_rsi", "trades_timeframe_strategy_created_at"} <= indexes
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("fresh_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_migration_2_keeps_existing_rows(fresh_url: str) -> None:
+    db = connect(fresh_url, apply_migrations=False)
+    try:
+        migrate(db, target=1)
+        db.execute_sql(
+            "INSERT INTO trades (request_id, pair, side, requested, filled, fees, status, created_at, "
+            "remainder, dust, note) "
+            "VALUES ('old', 'BTC/USDT', 'buy', '1', '0', '{}', 'open', '2026-01-01 00:00:00.000000', '0', false, '')"
+        )
+        migrate(db)
+        rows = list(TradeRow.select().execute(db))
+        assert [(r.request_id, r.rsi, r.indicators) for r in rows] == [("old", None, {})]
+    finally:
+        db.close()
+
+
+def test_canonical_text() -> None:
+    assert decimal_to_text(Decimal("1E-8")) == "0.00000001"
+    assert decimal_to_text(Decimal("1.10")) == "1.10"
+    assert decimal_to_text(Decimal("1E+3")) == "1000"
+    with pytest.raises(ValueError, match="non-finite"):
+        decimal_to_text(Decimal("NaN"))
+
+
+def test_sqlite_keeps_decimals_as_text(sqlite_url: str) -> None:
+    db = connect(sqlite_url)
+    try:
+        BatchWriter(db).write([rec.order(price=Decimal("0.1"))])
+        kind, text = db.execute_sql("SELECT typeof(price), price FROM orders").fetchone()
+        assert (kind, text) == ("text", "0.1")
+        stored = get_order(db, "c-1")
+        assert stored is not None
+        assert stored.price == Decimal("0.1")
+    finally:
+        db.close()
+
+
+def test_exact_round_trip(database: peewee.Database) -> None:
+    writer = BatchWriter(database)
+    counter = iter(range(1, 10**9))
+
+    @settings(max_examples=60, deadline=None)
+    @given(price=binance_amounts, qty=binance_amounts, fee=derived, avg=derived, rsi=derived)
+    def check(price: Decimal, qty: Decimal, fee: Decimal, avg: Decimal, rsi: Decimal) -> None:
+        n = next(counter)
+        cid = f"c{n}"
+        order = rec.order(cid, price=price, amount=qty + fee, average_price=avg, fees={"BNB": fee})
+        order = rec.progressed(order, qty, order.status, quote_filled=price * qty)
+        fill = rec.fill(n, cid, qty=qty, price=price, commission=fee)
+        trade = rec.trade(
+            f"r{n}", requested=qty + fee, filled=qty, average_price=avg, indicators={"rsi": rsi, "x": -rsi}
+        )
+        writer.write([order, fill, trade])
+        assert get_order(database, cid) == order
+        assert fills_of(database, cid) == [fill]
+        stored = find_trades(database, strategy="rsi_dip", indicators={"rsi": (rsi, rsi + Decimal("1E-18"))})
+        assert trade in stored
+        assert str(get_order(database, cid).price) == str(price)  # type: ignore[union-attr]
+
+    check()
