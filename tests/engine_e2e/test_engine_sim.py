@@ -362,3 +362,18 @@ def test_wallet_below_minimum_refuses_and_sends_nothing(tmp_path: Path) -> None:
             assert isinstance(funded, Accepted), funded
         finally:
             engine.stop(graceful=False)
+
+
+def test_418_ban_halts_new_orders(start: Any, sim: Simulator) -> None:
+    engine, _ = start()
+    sim.control.add_fault(FaultSpec(kind="ban", target="POST /api/v3/order", count=1, retry_after=120))
+    first = engine.place_order(PAIR, "buy", "0.01", LIMIT).result(timeout=20)
+    assert isinstance(first, Refusal)
+    for _ in range(10_000):  # each round is a barrier through the root's inbox (on_critical is told there)
+        engine._root.proxy().pair_refs().get(timeout=10)
+        if engine.halted:
+            break
+    assert engine.halted
+    second = engine.place_order("ETH/USDT", "buy", "0.1", "2995").result(timeout=10)
+    assert isinstance(second, Refusal) and second.reason is RefusalReason.HALTED
+    assert _sim_orders(sim) == []
