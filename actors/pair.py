@@ -200,6 +200,9 @@ class PairActor(pykka.ThreadingActor):
     # ---- carrying out commands ----------------------------------------------------------------------
     def _run(self, commands: list[Command]) -> None:
         finished = False
+        # Callers waiting for an answer get it before the book-keeping that follows it (records, events):
+        # the answer is already decided, and nothing after it can change it.
+        commands = [c for c in commands if isinstance(c, Resolve)] + [c for c in commands if not isinstance(c, Resolve)]
         for command in commands:
             finished = finished or (isinstance(command, Emit) and command.event.kind is EventKind.DONE)
             try:

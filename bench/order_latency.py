@@ -16,6 +16,7 @@ import os
 import resource
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -93,9 +94,38 @@ def sim_config() -> Any:
 
     rich = {"USDT": Decimal(10**9)} | {s.removesuffix("USDT"): Decimal(10**7) for s in SYMBOLS}
     limits = {"request_weight_per_minute": 10**9, "orders_per_10s": 10**9, "orders_per_day": 10**12}
-    return SimConfig(
-        seed=5, symbols=SYMBOLS, start_prices=PRICES, accounts=[AccountSpec(balances=rich)], rate_limits=limits
-    )
+    account = AccountSpec(api_key="benchkey".ljust(64, "0"), secret="benchsecret".ljust(64, "0"), balances=rich)
+    return SimConfig(seed=5, symbols=SYMBOLS, start_prices=PRICES, accounts=[account], rate_limits=limits)
+
+
+class SimProcess:
+    """The simulator in its own process (as Binance is), so it does not share the interpreter lock."""
+
+    def __init__(self) -> None:
+        code = (
+            "import sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[1] + '/bench')\n"
+            "from order_latency import sim_config\n"
+            "from sim import Simulator\n"
+            "from engine.logs import setup_logging\n"
+            "setup_logging(level='ERROR')\n"
+            "with Simulator(sim_config()) as sim:\n"
+            "    print(sim.urls.rest, flush=True)\n"
+            "    sys.stdin.read()\n"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(ROOT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        self.rest = self.proc.stdout.readline().strip()
+        if not self.rest.startswith("http://"):
+            raise RuntimeError("the simulator did not start")
+        account = sim_config().accounts[0]
+        self.api_key, self.secret = account.api_key, account.secret
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(30)
 
 
 def order_args(symbol: str, i: int) -> tuple[str, str, str]:
@@ -114,8 +144,7 @@ def order_args(symbol: str, i: int) -> tuple[str, str, str]:
 async def raw_ccxt_latencies(sim: Any, n: int) -> list[float]:
     from engine.venue import make_client
 
-    account = sim.accounts[0]
-    client = make_client("binance", api_key=account.api_key, secret=account.secret, rest_base=sim.urls.rest)
+    client = make_client("binance", api_key=sim.api_key, secret=sim.secret, rest_base=sim.rest)
     await client.load_markets()
     out = []
     try:
@@ -135,8 +164,7 @@ async def raw_ccxt_latencies(sim: Any, n: int) -> list[float]:
 async def raw_ccxt_throughput(sim: Any, n: int, concurrency: int) -> float:
     from engine.venue import make_client
 
-    account = sim.accounts[0]
-    client = make_client("binance", api_key=account.api_key, secret=account.secret, rest_base=sim.urls.rest)
+    client = make_client("binance", api_key=sim.api_key, secret=sim.secret, rest_base=sim.rest)
     await client.load_markets()
     counter = iter(range(n))
 
@@ -193,12 +221,19 @@ def start_engine(sim: Any, url: str, spool: Path, pairs: list[str]) -> Any:
 
     config = Config.model_validate(
         {
-            "exchange": {"pair_whitelist": pairs},
+            "exchange": {
+                "name": "binance",
+                "rest_url": sim.rest,
+                "key": sim.api_key,
+                "secret": sim.secret,
+                "pair_whitelist": pairs,
+            },
+            "execution": {"dry_run": False},
             "risk": {"max_order_notional": "1000000"},
             "logging": {"level": "WARNING"},
         }
     )
-    return Engine.start(config, sim=sim, database_url=url, spool_path=spool)
+    return Engine.start(config, database_url=url, spool_path=spool)
 
 
 def engine_latencies(engine: Any, n: int) -> list[float]:
@@ -272,7 +307,6 @@ def main() -> int:
     args = parser.parse_args()
 
     from engine.logs import setup_logging
-    from sim import Simulator
 
     setup_logging(level="WARNING")
     ok = True
@@ -284,7 +318,8 @@ def main() -> int:
     else:
         print("PostgreSQL not reachable: its figures are skipped")
     try:
-        with Simulator(sim_config()) as sim:
+        sim = SimProcess()
+        try:
             ccxt = asyncio.run(raw_ccxt_latencies(sim, args.orders))
             for label, url in backends:
                 commit = raw_commit_latencies(url, args.orders)
@@ -318,15 +353,24 @@ def main() -> int:
                 ok &= lost == 0
             finally:
                 engine.stop(graceful=False)
+        finally:
+            sim.close()
     finally:
         if pg_db is not None:
             _drop_pg_database(args.pg_dsn, pg_db)
     return 0 if ok else 1
 
 
-def _count_lost(sim: Any, engine: Any) -> int:
+def _count_lost(sim: SimProcess, engine: Any) -> int:
     del engine  # the database is the engine's record; compare client ids with the simulator's ledger
-    ledger = sim.control.ledger()
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{sim.rest}/_sim/ledger", data=b"{}", method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        ledger = json.loads(response.read())
     engine_ids = [o["clientOrderId"] for o in ledger["orders"] if str(o["clientOrderId"]).startswith("bx-")]
     return len(engine_ids) - len(set(engine_ids))
 

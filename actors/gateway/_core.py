@@ -210,6 +210,8 @@ class GatewayCore:
                 except Exception as exc:  # noqa: BLE001 - every failure is mapped into the error tree here
                     self.budget.release(admit, success=False)
                     error = map_error(ccxt_exc=exc, operation=request.op.value)
+                    if not error.exchange_message:
+                        logger.debug("{} {} raised {!r} caused by {!r}", request.op, request.key, exc, exc.__cause__)
                     await self._after_error(request, error)
                     delay = should_retry(
                         request.op.value,

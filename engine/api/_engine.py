@@ -111,7 +111,7 @@ class Engine:
         from actors._ticker import Ticker
         from actors.gateway import GatewaySettings
         from actors.root import EngineState, RootActor, RootSettings, Routing
-        from engine.api._wiring import embedded_sim, endpoint_for
+        from engine.api._wiring import endpoint_for, make_embedded_sim
 
         config = config or Config()
         clock = clock or SystemClock()
@@ -122,10 +122,9 @@ class Engine:
                 "does not have yet: use exchange.name = 'sim' for paper trading"
             )
         owns_sim = False
-        sim_cm = None
         if ex.name is ExchangeName.SIM and sim is None:
-            sim_cm = embedded_sim(config)
-            sim = sim_cm.__enter__()
+            # Started here and stopped by `stop()`: the engine owns it for its whole life.
+            sim = make_embedded_sim(config).start()
             owns_sim = True
         endpoint = endpoint_for(config, sim if ex.name is ExchangeName.SIM else None)
         settings = RootSettings(
@@ -161,8 +160,8 @@ class Engine:
                 raise RuntimeError("the engine failed to start; the log says why") from None
         except Exception:
             ticker.stop()
-            if sim_cm is not None:
-                sim_cm.__exit__(None, None, None)
+            if owns_sim:
+                sim.stop()
             raise
         return cls(
             root=root,

@@ -13,7 +13,7 @@ from engine.domain import pair_to_symbol
 if TYPE_CHECKING:
     from sim import Simulator
 
-__all__ = ["Endpoint", "embedded_sim", "endpoint_for"]
+__all__ = ["Endpoint", "embedded_sim", "endpoint_for", "make_embedded_sim"]
 
 
 @dataclass(frozen=True)
@@ -30,17 +30,29 @@ class Endpoint:
         return f"Endpoint(exchange_id={self.exchange_id!r}, rest_base={self.rest_base!r}, testnet={self.testnet})"
 
 
-@contextmanager
-def embedded_sim(config: Config) -> Iterator[Simulator]:
-    """Start the embedded simulator for the whitelisted pairs, seeded from ``[sim]``."""
-    from sim import SimConfig, Simulator
+def make_embedded_sim(config: Config) -> Simulator:
+    """The embedded simulator (not started) for the whitelisted pairs, seeded from ``[sim]``.
 
+    Its one account holds `execution.dry_run_wallet` (a number is an amount of BTC), so paper trading is
+    refused, filled and valued exactly as live trading would be with that wallet.
+    """
+    from sim import AccountSpec, SimConfig, Simulator
+
+    wallet = config.execution.dry_run_wallet
+    balances = dict(wallet) if isinstance(wallet, dict) else {"BTC": wallet}
     sim_config = SimConfig(
         seed=config.sim.seed,
         symbols=[pair_to_symbol(p) for p in config.exchange.pair_whitelist],
         market_tick_interval_s=float(config.sim.market_tick_interval_s),  # float-ok: seconds
+        accounts=[AccountSpec(balances=balances)],
     )
-    with Simulator(sim_config) as simulator:
+    return Simulator(sim_config)
+
+
+@contextmanager
+def embedded_sim(config: Config) -> Iterator[Simulator]:
+    """Run the embedded simulator for the duration of a `with` block."""
+    with make_embedded_sim(config) as simulator:
         yield simulator
 
 

@@ -39,7 +39,8 @@ Percent = Annotated[Decimal, Field(gt=0, le=100, allow_inf_nan=False)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    # hide_input_in_errors: a ValidationError must never echo a value, which may be a secret.
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, hide_input_in_errors=True)
 
 
 class ExchangeName(StrEnum):
@@ -139,7 +140,9 @@ class ExecutionConfig(_Section):
     """How requests are executed: dry run, limit timeout, fallback and guards."""
 
     dry_run: bool = True
-    dry_run_wallet: PositiveDecimal | dict[str, Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]] = Decimal(1)
+    dry_run_wallet: PositiveDecimal | dict[str, Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: {"BTC": Decimal(1), "ETH": Decimal(10), "USDT": Decimal(50_000)}
+    )
     min_wallet_btc: Decimal = Field(default=Decimal("0.0001"), ge=0, allow_inf_nan=False)
     limit_timeout_s: Decimal = Field(default=Decimal(30), gt=0, le=86400, allow_inf_nan=False)
     fallback: Literal["market", "ioc_limit", "none"] = "market"

@@ -179,3 +179,15 @@ def test_bad_secret_never_echoed() -> None:
     problems = _problems({"FREQTRADE__EXCHANGE__SECRET": secret, "FREQTRADE__EXCHANGE__KEY": secret})
     assert problems
     assert all(secret not in " ".join(p) for p in problems)
+
+
+def test_direct_model_validation_never_echoes_a_secret() -> None:
+    from pydantic import ValidationError
+
+    from engine.config import Config
+
+    secret = "SENTINEL-direct-construction-secret"
+    with pytest.raises(ValidationError) as err:
+        Config.model_validate({"exchange": {"secret": secret}})
+    assert secret not in str(err.value)
+    assert secret[:20] not in str(err.value)

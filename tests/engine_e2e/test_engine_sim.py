@@ -377,3 +377,30 @@ def test_418_ban_halts_new_orders(start: Any, sim: Simulator) -> None:
     second = engine.place_order("ETH/USDT", "buy", "0.1", "2995").result(timeout=10)
     assert isinstance(second, Refusal) and second.reason is RefusalReason.HALTED
     assert _sim_orders(sim) == []
+
+
+def test_embedded_simulator_with_the_paper_wallet(tmp_path: Path) -> None:
+    config = Config.model_validate(
+        {
+            "exchange": {"pair_whitelist": ["BTC/USDT"]},
+            "execution": {"dry_run_wallet": {"USDT": "1000"}},
+            "sim": {"market_tick_interval_s": "0"},
+        }
+    )
+    engine = Engine.start(
+        config,
+        clock=ManualClock(SystemClock().now_ms()),
+        database_url=f"sqlite:///{tmp_path}/e.sqlite3",
+        spool_path=tmp_path / "spool.jsonl",
+    )
+    try:
+        assert engine.sim is not None
+        balances = engine.sim.control.ledger()["balances"]
+        assert Decimal(balances["USDT"]["free"]) == Decimal(1000)
+        too_big = engine.place_order(PAIR, "buy", "0.1", "59000", idempotency_key="big").result(timeout=20)
+        assert isinstance(too_big, Refusal) and too_big.reason is RefusalReason.REJECTED  # 5,900 > 1,000 USDT
+        outcome = engine.place_order(PAIR, "buy", "0.01", "59000").result(timeout=20)
+        assert isinstance(outcome, Accepted)  # the simulator the engine started is still serving
+    finally:
+        engine.stop()
+    assert engine.sim._thread is None  # stopped with the engine
