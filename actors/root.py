@@ -21,10 +21,12 @@ import pykka
 from loguru import logger
 
 from actors._events import EventBus
+from actors._feeds import PriceRouter, ReportRouter, reconcile_requests
 from actors._ticker import Ticker
 from actors.gateway import GatewayActor, GatewayHandle, GatewaySettings
 from actors.pair import PairActor
 from actors.persistence import HealthReport, PersistenceHandle, start_persistence
+from actors.stream import StreamActor, StreamSettings
 from engine.clock import Clock
 from engine.config import Config
 from engine.domain import Pair, pair_to_symbol
@@ -52,6 +54,8 @@ class RootSettings:
     restart_budget: int = 3
     price_poll_ms: int = 1_000
     wallet_refresh_ms: int = 60_000
+    stream: StreamSettings | None = None
+    reconcile_interval_ms: int = 60_000
 
 
 class EngineState:
@@ -113,6 +117,8 @@ class RootActor(pykka.ThreadingActor):
         self._pairs: dict[Pair, pykka.ActorRef[PairActor]] = {}
         self._restarts = 0
         self._symbol_pairs: dict[str, Pair] = {}
+        self._stream_ref: pykka.ActorRef[StreamActor] | None = None
+        self.stream_health: Any = None
         self._timers: list[int] = []
         self._self: Any = None
 
@@ -147,10 +153,29 @@ class RootActor(pykka.ThreadingActor):
             self._books[Pair(pair)] = PairBook(Pair(pair), rules, self._s.pair_settings, risk=self._s.risk_manager)
             self._start_pair(Pair(pair))
         self._value_wallet_now()
-        self._poll_prices()
+        self._start_stream()
+        if self._s.stream is None or not self._s.stream.symbols:
+            self._poll_prices()
+        self._every(self._s.reconcile_interval_ms, lambda: self._self.reconcile.defer("periodic"))
         self._every(self._s.config.database.batch_interval_ms, self._store.tick)
         self._every(self._s.wallet_refresh_ms, self._self.refresh_wallet.defer)
         logger.info("engine started: {} pairs, exchange {}", len(self._pairs), self._s.gateway.rest_base or "venue")
+
+    def _start_stream(self) -> None:
+        if self._s.stream is None:
+            return
+        assert self._store is not None
+        routes = self._routing.get
+        self._stream_ref = StreamActor.start(
+            self._s.stream,
+            clock=self._clock,
+            ticker=self._ticker,
+            on_report=ReportRouter(routes, self._symbol_pairs, self._self.on_unrouted.defer),
+            on_price=PriceRouter(routes, self._symbol_pairs),
+            on_health=self._self.on_stream_health.defer,
+            on_gap=self._self.reconcile.defer,
+            on_error=self._store.save,
+        )
 
     def _call(self, op: Op, params: dict[str, str] | None = None) -> Any:
         assert self.gateway is not None
@@ -269,6 +294,29 @@ class RootActor(pykka.ThreadingActor):
         else:
             logger.debug("wallet worth {} BTC", valuation.total_btc)
 
+    def reconcile(self, reason: str) -> int:
+        """Query every live order after a stream gap (or on the cadence); returns how many were queried."""
+        assert self.gateway is not None
+        queried = 0
+        for pair, ref in self._pairs.items():
+            proxy = ref.proxy()
+            orders = proxy.open_orders().get(timeout=_ASK_TIMEOUT_S)
+            for request in reconcile_requests(pair, orders, proxy.on_result.defer):
+                self.gateway.submit(request)
+                queried += 1
+        log = logger.info if reason == "periodic" else logger.warning
+        log("reconciliation ({}): {} live orders queried", reason, queried)
+        return queried
+
+    def on_stream_health(self, health: Any) -> None:
+        """A stream's health changed."""
+        logger.info("stream health: {}", health)
+        self.stream_health = health
+
+    def on_unrouted(self, report: Any) -> None:
+        """A user-data event for no whitelisted pair (or an account event): kept in the log, never dropped."""
+        logger.info("user-data event outside the pair books: {}", report)
+
     def child_failed(self, pair: Pair) -> None:
         """A pair actor died: restart it over the same book, or halt past the restart budget."""
         self._restarts += 1
@@ -338,6 +386,8 @@ class RootActor(pykka.ThreadingActor):
         return condition()
 
     def on_stop(self) -> None:
+        if self._stream_ref is not None:
+            self._stream_ref.stop(timeout=_ASK_TIMEOUT_S)
         for ref in self._pairs.values():
             ref.stop(timeout=_ASK_TIMEOUT_S)
         if self._gateway_ref is not None:

@@ -111,7 +111,7 @@ class Engine:
         from actors._ticker import Ticker
         from actors.gateway import GatewaySettings
         from actors.root import EngineState, RootActor, RootSettings, Routing
-        from engine.api._wiring import endpoint_for, make_embedded_sim
+        from engine.api._wiring import endpoint_for, make_embedded_sim, stream_settings
 
         config = config or Config()
         clock = clock or SystemClock()
@@ -142,6 +142,8 @@ class Engine:
             spool_path=spool_path or config.database.spool_dir / "spool.jsonl",
             pair_settings=_pair_settings(config),
             risk_manager=risk_manager or _risk_manager(config),
+            stream=stream_settings(config, endpoint, sim if ex.name is ExchangeName.SIM else None),
+            reconcile_interval_ms=int(config.stream.reconcile_interval_s * 1000),
         )
         ticker = Ticker(clock)
         ticker.start()

@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from engine.config import Config, ExchangeName
 from engine.domain import pair_to_symbol
 
 if TYPE_CHECKING:
+    from actors.stream import StreamSettings
     from sim import Simulator
 
-__all__ = ["Endpoint", "embedded_sim", "endpoint_for", "make_embedded_sim"]
+__all__ = ["Endpoint", "embedded_sim", "endpoint_for", "make_embedded_sim", "stream_settings"]
 
 
 @dataclass(frozen=True)
@@ -70,4 +71,46 @@ def endpoint_for(config: Config, sim: Simulator | None = None) -> Endpoint:
         ex.testnet,
         ex.key.get_secret_value() if ex.key else None,
         ex.secret.get_secret_value() if ex.secret else None,
+    )
+
+
+def stream_settings(config: Config, endpoint: Endpoint, sim: Simulator | None = None) -> StreamSettings | None:
+    """The stream actor's settings for this configuration, or None when both streams are off."""
+    from loguru import logger
+
+    from actors.stream import StreamSettings
+    from engine.venue import production_urls
+
+    sc, ex = config.stream, config.exchange
+    if not (sc.user_data or sc.market_data):
+        return None
+    kind: Literal["binance", "binance-testnet", "binanceus"]
+    if sim is not None:
+        kind, ws_api, stream, rest = "binance", sim.urls.ws_api, sim.urls.stream, sim.urls.rest
+    else:
+        venue = production_urls(ex.name.value, testnet=ex.testnet)
+        kind = "binanceus" if ex.name is ExchangeName.BINANCEUS else ("binance-testnet" if ex.testnet else "binance")
+        ws_api = ex.ws_api_url or venue.ws_api or ""
+        stream = ex.stream_url or venue.stream or ""
+        rest = ex.rest_url or venue.rest
+    key, secret = "", ""
+    if sc.user_data and endpoint.api_key and endpoint.secret:
+        # As ccxt does: a PEM is RSA or Ed25519, anything else is an HMAC secret (the simulator's may be any).
+        if "PRIVATE KEY" not in endpoint.secret:
+            key, secret = endpoint.api_key, endpoint.secret
+        else:
+            # UBWA signs the user-data subscription with HMAC only; fills then come from reconciliation.
+            logger.warning("user data stream off: UBWA subscribes with HMAC keys only; reconciling over REST instead")
+    return StreamSettings(
+        exchange=kind,
+        ws_api_url=ws_api,
+        stream_url=stream if stream.endswith("/") else stream + "/",
+        rest_url=rest,
+        api_key=key,
+        api_secret=secret,
+        symbols=tuple(pair_to_symbol(p) for p in ex.pair_whitelist) if sc.market_data else (),
+        ping_interval_s=float(sc.ping_interval_s),  # float-ok: seconds
+        ping_timeout_s=float(sc.ping_timeout_s),  # float-ok: seconds
+        watchdog_silence_ms=int(sc.watchdog_silence_s * 1000),
+        max_reconnect_backoff_ms=int(sc.max_reconnect_backoff_s * 1000),
     )

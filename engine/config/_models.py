@@ -221,6 +221,7 @@ class StreamConfig(_Section):
     reconcile_interval_s: Decimal = Field(default=Decimal(60), gt=0, le=3600, allow_inf_nan=False)
     reconcile_interval_unhealthy_s: Decimal = Field(default=Decimal(5), gt=0, le=3600, allow_inf_nan=False)
     max_reconnect_backoff_s: Decimal = Field(default=Decimal(30), gt=0, le=600, allow_inf_nan=False)
+    user_data: bool = True
     market_data: bool = True
 
 

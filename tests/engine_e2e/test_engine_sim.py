@@ -22,6 +22,7 @@ from engine.execution import RefusalReason as RiskReason
 from sim import AccountSpec, FaultSpec, SimConfig, Simulator
 
 PAIR = "BTC/USDT"
+NO_STREAMS = {"user_data": False, "market_data": False}  # these tests drive the REST paths only
 LIMIT = "59950"  # below the book (no fill), within the 0.5 % slippage bound of the market
 
 
@@ -59,6 +60,7 @@ def sim() -> Iterator[Simulator]:
 def _config(**execution: Any) -> Config:
     return Config.model_validate(
         {
+            "stream": NO_STREAMS,
             "exchange": {"pair_whitelist": ["BTC/USDT", "ETH/USDT"]},
             "execution": {"limit_timeout_s": "5", **execution},
         }
@@ -171,6 +173,7 @@ def test_a_custom_risk_manager_decides(sim: Simulator, tmp_path: Path) -> None:
 def test_exchange_rejection_is_a_refusal_with_the_reason(start: Any, sim: Simulator) -> None:
     config = Config.model_validate(
         {
+            "stream": NO_STREAMS,
             "exchange": {"pair_whitelist": ["BTC/USDT"]},
             "risk": {"max_order_notional": "10000000"},
         }
@@ -255,6 +258,7 @@ def test_crashed_pair_actor_is_restarted_without_losing_its_orders(start: Any, s
 def test_unknown_outcome_never_duplicates(start: Any, sim: Simulator, fault: FaultSpec) -> None:
     config = Config.model_validate(
         {
+            "stream": NO_STREAMS,
             "exchange": {"pair_whitelist": ["BTC/USDT"], "request_timeout_s": "1"},
             "execution": {"limit_timeout_s": "600", "unknown_outcome_grace_s": "4"},
         }
@@ -339,7 +343,7 @@ def test_wallet_below_minimum_refuses_and_sends_nothing(tmp_path: Path) -> None:
     config = SimConfig(seed=3, symbols=["BTCUSDT"], start_prices={"BTCUSDT": Decimal(60000)}, accounts=[poor])
     with Simulator(config) as simulator:
         engine = Engine.start(
-            Config.model_validate({"exchange": {"pair_whitelist": ["BTC/USDT"]}}),
+            Config.model_validate({"stream": NO_STREAMS, "exchange": {"pair_whitelist": ["BTC/USDT"]}}),
             clock=ManualClock(SystemClock().now_ms()),
             sim=simulator,
             database_url=f"sqlite:///{tmp_path}/engine.sqlite3",
@@ -382,6 +386,7 @@ def test_418_ban_halts_new_orders(start: Any, sim: Simulator) -> None:
 def test_embedded_simulator_with_the_paper_wallet(tmp_path: Path) -> None:
     config = Config.model_validate(
         {
+            "stream": NO_STREAMS,
             "exchange": {"pair_whitelist": ["BTC/USDT"]},
             "execution": {"dry_run_wallet": {"USDT": "1000"}},
             "sim": {"market_tick_interval_s": "0"},

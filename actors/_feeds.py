@@ -1,0 +1,79 @@
+"""Routing the stream actor's output into the actor tree: reports and prices to their pair actors.
+
+These run on UBWA's threads (reports) or the stream actor's (prices), so they only look up the current pair
+actor and `tell` it — never block, never raise into UBWA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+
+from loguru import logger
+
+from engine.domain import Order, OrderStatus, Pair, Priority, pair_to_symbol
+from engine.exchange import ExecutionReport
+from engine.gateway import GatewayRequest, GatewayResult, Op
+
+__all__ = ["RECONCILED_STATUSES", "PriceRouter", "ReportRouter", "reconcile_requests"]
+
+RECONCILED_STATUSES = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL})
+"""Orders whose state may have moved while events were lost. SUBMITTED ones are already being looked up by
+their resolver; PENDING_SUBMIT ones have not left yet."""
+
+
+def reconcile_requests(
+    pair: Pair, orders: list[Order], reply_to: Callable[[GatewayResult], None]
+) -> list[GatewayRequest]:
+    """One status query per live order of `pair`; the answers go through the pair's ordinary apply path
+    (a cumulative quantity ahead of the known fills makes it fetch them from myTrades)."""
+    symbol = pair_to_symbol(pair)
+    return [
+        GatewayRequest(
+            Op.FETCH_ORDER,
+            {"symbol": symbol, "origClientOrderId": o.client_order_id},
+            Priority.FALLBACK,
+            key=o.client_order_id,
+            pair=pair,
+            reply_to=reply_to,
+        )
+        for o in orders
+        if o.status in RECONCILED_STATUSES
+    ]
+
+
+class ReportRouter:
+    """Execution reports go to their pair's actor; anything else (unknown pairs, account events) to `other`."""
+
+    def __init__(
+        self, routes: Callable[[Pair], object], symbol_pairs: Mapping[str, Pair], other: Callable[[object], None]
+    ) -> None:
+        self._routes = routes
+        self._symbol_pairs = symbol_pairs
+        self._other = other
+
+    def __call__(self, report: object) -> None:
+        try:
+            if isinstance(report, ExecutionReport):
+                pair = self._symbol_pairs.get(report.symbol)
+                proxy = self._routes(pair) if pair is not None else None
+                if proxy is not None:
+                    proxy.on_report.defer(report)  # type: ignore[attr-defined]
+                    return
+            self._other(report)
+        except Exception:  # noqa: BLE001 - this runs on UBWA's thread: an escape would kill the stream
+            logger.exception("routing a user-data report failed")
+
+
+class PriceRouter:
+    """The latest best bid/ask of a symbol goes to its pair's actor (the volatility trigger, slippage guard)."""
+
+    def __init__(self, routes: Callable[[Pair], object], symbol_pairs: Mapping[str, Pair]) -> None:
+        self._routes = routes
+        self._symbol_pairs = symbol_pairs
+
+    def __call__(self, symbol: str, bid: Decimal, ask: Decimal, _received_ms: int) -> None:
+        pair = self._symbol_pairs.get(symbol)
+        proxy = self._routes(pair) if pair is not None else None
+        if proxy is not None:
+            proxy.on_price.defer(bid, ask)  # type: ignore[attr-defined]

@@ -1,0 +1,82 @@
+"""Fills known the moment Binance reports them: the user data stream wired through the engine (real UBWA)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.api import Accepted, Engine, EventKind
+from engine.clock import SystemClock
+from engine.config import Config
+from sim import FaultSpec, SimConfig, Simulator
+from tests.engine_e2e.test_engine_sim import Events
+
+PAIR = "BTC/USDT"
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(SimConfig(seed=21, symbols=["BTCUSDT"], start_prices={"BTCUSDT": Decimal(60000)})) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def engine(sim: Simulator, tmp_path: Path) -> Iterator[tuple[Engine, Events]]:
+    config = Config.model_validate(
+        {
+            "exchange": {"pair_whitelist": [PAIR]},
+            "execution": {"limit_timeout_s": "600"},
+            "stream": {"ping_interval_s": "1", "ping_timeout_s": "1", "watchdog_silence_s": "3"},
+        }
+    )
+    engine = Engine.start(
+        config,
+        clock=SystemClock(),
+        sim=sim,
+        database_url=f"sqlite:///{tmp_path}/e.sqlite3",
+        spool_path=tmp_path / "spool.jsonl",
+    )
+    events = Events()
+    engine.subscribe(events)
+    assert sim.control.wait_subscriptions(1, within_s=20), "the user data stream never subscribed"
+    try:
+        yield engine, events
+    finally:
+        engine.stop(graceful=False)
+
+
+def _place(engine: Engine) -> Any:
+    outcome = engine.place_order(PAIR, "buy", "0.01", "59900").result(timeout=20)
+    assert isinstance(outcome, Accepted), outcome
+    return outcome.order
+
+
+def test_fills_arrive_over_the_stream_without_polling(engine: tuple[Engine, Events], sim: Simulator) -> None:
+    eng, events = engine
+    order = _place(eng)
+    sim.control.fill_order("BTCUSDT", client_order_id=order.client_order_id, quantity="0.004")
+    [fill] = events.wait_for(EventKind.FILL)
+    assert fill.fill is not None and fill.fill.quantity == Decimal("0.004") and fill.fill.is_maker
+    sim.control.fill_order("BTCUSDT", client_order_id=order.client_order_id)
+    [done] = events.wait_for(EventKind.DONE)
+    assert done.trade is not None and done.trade.filled == Decimal("0.01")
+    assert [f.fill.quantity for f in events.of(EventKind.FILL) if f.fill] == [Decimal("0.004"), Decimal("0.006")]
+
+
+def test_fills_lost_in_a_disconnect_are_recovered_by_reconciliation(
+    engine: tuple[Engine, Events], sim: Simulator
+) -> None:
+    eng, events = engine
+    order = _place(eng)
+    # The fill's events are lost (as when the socket is down), then the connection drops.
+    sim.control.add_fault(FaultSpec(kind="drop_events", target="user:*", count=4))
+    sim.control.fill_order("BTCUSDT", client_order_id=order.client_order_id, quantity="0.006")
+    sim.control.abort_ws("user")
+    # Reconnect → gap → the live order is queried → its cumulative quantity is ahead → myTrades → the fill.
+    [fill] = events.wait_for(EventKind.FILL, timeout=30)
+    assert fill.fill is not None and fill.fill.quantity == Decimal("0.006")
+    assert [o.filled for o in eng.open_orders(PAIR)] == [Decimal("0.006")]
