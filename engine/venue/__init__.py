@@ -8,12 +8,9 @@ from engine.venue._wire import (
     OrderSnapshot,
     WireFill,
     WireFormatError,
-    WireTrade,
     format_decimal,
     parse_order,
-    parse_trade,
     side_param,
-    type_param,
 )
 
 __all__ = [
@@ -25,13 +22,10 @@ __all__ = [
     "VenueUrls",
     "WireFill",
     "WireFormatError",
-    "WireTrade",
     "format_decimal",
     "make_client",
     "parse_order",
-    "parse_trade",
     "production_urls",
     "rewrite_api_urls",
     "side_param",
-    "type_param",
 ]

@@ -13,19 +13,16 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from engine.domain import ClientOrderId, ExchangeOrderId, OrderStatus, OrderType, Side, Symbol, TradeId
+from engine.domain import ClientOrderId, ExchangeOrderId, OrderStatus, Side, Symbol, TradeId
 
 __all__ = [
     "BINANCE_STATUS",
     "OrderSnapshot",
     "WireFill",
     "WireFormatError",
-    "WireTrade",
     "format_decimal",
     "parse_order",
-    "parse_trade",
     "side_param",
-    "type_param",
 ]
 
 BINANCE_STATUS: Mapping[str, OrderStatus] = {
@@ -58,11 +55,6 @@ def format_decimal(value: Decimal) -> str:
 def side_param(side: Side) -> str:
     """BUY or SELL."""
     return side.value.upper()
-
-
-def type_param(order_type: OrderType) -> str:
-    """LIMIT, MARKET or LIMIT_MAKER."""
-    return order_type.value.upper()
 
 
 def _dec(raw: Mapping[str, Any], key: str) -> Decimal:
@@ -154,38 +146,4 @@ def parse_order(raw: Mapping[str, Any], *, client_order_id_key: str = "clientOrd
         cum_quote=_dec(raw, "cummulativeQuoteQty"),
         time=_ms_to_dt(int(time_ms)),
         fills=fills,
-    )
-
-
-@dataclass(frozen=True)
-class WireTrade:
-    """One row of GET /api/v3/myTrades."""
-
-    symbol: Symbol
-    trade_id: TradeId
-    order_id: ExchangeOrderId
-    price: Decimal
-    quantity: Decimal
-    quote_quantity: Decimal
-    commission: Decimal
-    commission_asset: str
-    is_buyer: bool
-    is_maker: bool
-    time: datetime
-
-
-def parse_trade(raw: Mapping[str, Any]) -> WireTrade:
-    """Parse one myTrades row."""
-    return WireTrade(
-        symbol=Symbol(str(raw.get("symbol", ""))),
-        trade_id=TradeId(_int(raw, "id")),
-        order_id=ExchangeOrderId(_int(raw, "orderId")),
-        price=_dec(raw, "price"),
-        quantity=_dec(raw, "qty"),
-        quote_quantity=_dec(raw, "quoteQty"),
-        commission=_dec(raw, "commission"),
-        commission_asset=str(raw.get("commissionAsset", "")),
-        is_buyer=bool(raw.get("isBuyer")),
-        is_maker=bool(raw.get("isMaker")),
-        time=_ms_to_dt(_int(raw, "time")),
     )

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.domain import OrderStatus, Side
-from engine.venue import WireFormatError, format_decimal, parse_order, parse_trade, production_urls, rewrite_api_urls
+from engine.venue import WireFormatError, format_decimal, parse_order, production_urls, rewrite_api_urls
 
 FULL_RESPONSE = {
     "symbol": "BTCUSDT",
@@ -93,27 +93,6 @@ def test_cancel_response_reads_the_original_client_id() -> None:
 def test_malformed_order_response(patch: dict[str, object], message: str) -> None:
     with pytest.raises(WireFormatError, match=message):
         parse_order({**FULL_RESPONSE, **patch})
-
-
-def test_parse_my_trade_row() -> None:
-    row = {
-        "symbol": "BNBBTC",
-        "id": 28457,
-        "orderId": 100234,
-        "orderListId": -1,
-        "price": "4.00000100",
-        "qty": "12.00000000",
-        "quoteQty": "48.000012",
-        "commission": "10.10000000",
-        "commissionAsset": "BNB",
-        "time": 1499865549590,
-        "isBuyer": True,
-        "isMaker": False,
-        "isBestMatch": True,
-    }
-    trade = parse_trade(row)
-    assert trade.trade_id == 28457 and trade.quote_quantity == Decimal("48.000012")
-    assert trade.is_buyer and not trade.is_maker
 
 
 def test_rewrite_moves_every_url_and_keeps_paths() -> None:
