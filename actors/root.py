@@ -358,6 +358,7 @@ class RootActor(pykka.ThreadingActor):
         self._state.update(shutting_down=True)
         for handle in self._timers:
             self._ticker.cancel(handle)
+        self._stop_stream()
         canceled = 0
         if cancel_open:
             for ref in self._pairs.values():
@@ -385,9 +386,14 @@ class RootActor(pykka.ThreadingActor):
             pause.wait(0.02)
         return condition()
 
-    def on_stop(self) -> None:
-        if self._stream_ref is not None:
+    def _stop_stream(self) -> None:
+        # Stopped while the root still runs: the stream's last health report must find it alive.
+        if self._stream_ref is not None and self._stream_ref.is_alive():
             self._stream_ref.stop(timeout=_ASK_TIMEOUT_S)
+        self._stream_ref = None
+
+    def on_stop(self) -> None:
+        self._stop_stream()
         for ref in self._pairs.values():
             ref.stop(timeout=_ASK_TIMEOUT_S)
         if self._gateway_ref is not None:
