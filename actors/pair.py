@@ -12,7 +12,7 @@ deterministic client order id, so the same key still returns the same order.
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -59,11 +59,11 @@ class StoreLike(Protocol):
     proxy: Any
     """The persistence actor's proxy (queries: `get_order(cid)` → future)."""
 
-    def save(self, record: Any) -> None:
-        """Fire-and-forget store."""
+    def save_many(self, records: Sequence[Any]) -> None:
+        """Fire-and-forget store of several records, in order, as one message."""
 
-    def flush(self) -> pykka.Future[Any]:
-        """Barrier: resolves once everything saved before is durable."""
+    def write_ahead(self, record: Any) -> pykka.Future[Any]:
+        """Store `record`; resolves once it and everything saved before it is durable."""
 
 
 EventSink = Callable[[EngineEvent], None]
@@ -99,9 +99,12 @@ class PairActor(pykka.ThreadingActor):
         self._waiters: dict[RequestId, list[concurrent.futures.Future[PlaceOutcome]]] = {}
         self._timers: dict[str, int] = {}
         self._self: Any = None
+        self._reply: Callable[[GatewayResult], None] | None = None
 
     def on_start(self) -> None:
         self._self = self.actor_ref.proxy()
+        # Built once: a proxy attribute lookup per request is measurable on the hot path.
+        self._reply = self._self.on_result.defer
         # After a restart the book still holds its orders; re-arm the timers that died with the old actor.
         self._run(self._book.resume(self._clock.now_ms()))
         logger.bind(pair=self._book.pair).debug("pair actor started")
@@ -202,24 +205,38 @@ class PairActor(pykka.ThreadingActor):
         finished = False
         # Callers waiting for an answer get it before the book-keeping that follows it (records, events):
         # the answer is already decided, and nothing after it can change it.
-        commands = [c for c in commands if isinstance(c, Resolve)] + [c for c in commands if not isinstance(c, Resolve)]
         for command in commands:
+            if isinstance(command, Resolve):
+                self._resolve(command.request_id, command.outcome)
+        # The records of one message go to persistence as one tell, still ahead of any write-ahead that
+        # follows them, so the persistence inbox sees them in the book's order.
+        records: list[Any] = []
+        for command in commands:
+            if isinstance(command, Resolve):
+                continue
+            if isinstance(command, Persist):
+                records.append(command.item)
+                continue
+            if records and isinstance(command, WriteAhead):
+                self._save(records)
+                records = []
             finished = finished or (isinstance(command, Emit) and command.event.kind is EventKind.DONE)
             try:
                 self._do(command)
             except Exception:  # noqa: BLE001 - one failed command must not lose the rest; it is logged
                 logger.bind(pair=self._book.pair).exception("command {} failed", type(command).__name__)
+        if records:
+            self._save(records)
         if finished:
             # The trade was handed to persistence above (its inbox keeps order, so a later lookup sees it).
             self._book.forget_finished()
 
     def _do(self, command: Command) -> None:
+        """Carry out one command (`_run` handles `Resolve` and `Persist` itself)."""
         if isinstance(command, Send):
             self._send(command.request)
         elif isinstance(command, WriteAhead):
             self._write_ahead(command)
-        elif isinstance(command, Persist):
-            self._store.save(command.item)
         elif isinstance(command, Schedule):
             self._schedule(command.key, command.due_ms)
         elif isinstance(command, Unschedule):
@@ -228,15 +245,21 @@ class PairActor(pykka.ThreadingActor):
                 self._ticker.cancel(handle)
         elif isinstance(command, Emit):
             self._events(command.event)
-        elif isinstance(command, Resolve):
-            for future in self._waiters.pop(command.request_id, []):
-                if not future.done():
-                    future.set_result(command.outcome)
         elif isinstance(command, Alert):
             self._alerts(command.key, f"{self._book.pair} {command.client_order_id or ''}: {command.message}")
 
+    def _resolve(self, request_id: RequestId, outcome: PlaceOutcome) -> None:
+        for future in self._waiters.pop(request_id, []):
+            if not future.done():
+                future.set_result(outcome)
+
+    def _save(self, records: list[Any]) -> None:
+        try:
+            self._store.save_many(records)
+        except Exception:  # noqa: BLE001 - as for any command: logged, the rest still runs
+            logger.bind(pair=self._book.pair).exception("storing {} records failed", len(records))
+
     def _send(self, request: GatewayRequest) -> None:
-        proxy = self._self
         self._gateway.submit(
             GatewayRequest(
                 request.op,
@@ -244,25 +267,23 @@ class PairActor(pykka.ThreadingActor):
                 request.priority,
                 request.key,
                 request.pair,
-                proxy.on_result.defer,
+                self._reply,
                 request.weight,
             )
         )
 
     def _write_ahead(self, command: WriteAhead) -> None:
         cid = command.order.client_order_id
-        self._store.save(command.order)
         try:
             # The barrier blocks only this pair, for one commit: the order must not leave before its intent
             # is durable, so there is nothing else useful this inbox could do for the order meanwhile.
-            self._store.flush().get(timeout=_FLUSH_TIMEOUT_S)
+            self._store.write_ahead(command.order).get(timeout=_FLUSH_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - any failure means "not durable": do not send
             logger.bind(pair=self._book.pair, client_order_id=cid).error("write-ahead failed: {}", exc)
             self._alerts("write_ahead_failed", f"{cid}: {exc}")
-            request_id = command.order.request_id
-            for future in self._waiters.pop(request_id, []):
-                if not future.done():
-                    future.set_result(Refusal(RefusalReason.HALTED, f"the order intent could not be stored: {exc}"))
+            self._resolve(
+                command.order.request_id, Refusal(RefusalReason.HALTED, f"the order intent could not be stored: {exc}")
+            )
             return
         self._run(self._book.on_durable(cid, self._clock.now_ms()))
 

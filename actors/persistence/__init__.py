@@ -9,7 +9,9 @@ from actors.persistence._actor import (
     PersistenceActor,
     PersistenceHandle,
     PersistenceProxy,
+    RecordBatch,
     Tick,
+    WriteAheadRecord,
     start_persistence,
 )
 from actors.persistence._core import PersistenceCore
@@ -35,7 +37,9 @@ __all__ = [
     "PersistenceHandle",
     "PersistenceProxy",
     "PersistenceSettings",
+    "RecordBatch",
     "Spool",
     "Tick",
+    "WriteAheadRecord",
     "start_persistence",
 ]

@@ -1,17 +1,20 @@
 """The persistence actor: a thin pykka shell over `PersistenceCore`, sole owner of the DB connection.
 
-Writes arrive by `tell` (`PersistenceHandle.save_*`, or `proxy.save_*` whose future nobody needs), are
-batched by size and by the `tick()` the clock sends every batch interval, and are committed with
-idempotent upserts. `flush()` is the write-ahead barrier. Health goes up through the listener given
-at construction (tell up, never ask up).
+Writes arrive by `tell` (`PersistenceHandle.save_*`/`save_many`, or `proxy.save_*` whose future nobody
+needs), are batched by size and by the `tick()` the clock sends every batch interval, and are committed
+with idempotent upserts. `flush()` is the barrier; `write_ahead(record)` stores a record and is the barrier
+in one message, and write-aheads queued together share one commit (group commit). Health goes up through
+the listener given at construction (tell up, never ask up).
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 from loguru import logger
@@ -36,11 +39,36 @@ from engine.domain import ErrorRecord, Fill, IndicatorSnapshot, Order, Trade
 
 RECORD_TYPES = (Fill, Order, Trade, ErrorRecord, IndicatorSnapshot)
 """A record itself is the inbox message that stores it (no wrapper: the tell is the hot path)."""
+_MAX_GROUP = 64
+"""Write-aheads answered by one commit at most (bounds the wait of the first under a steady stream)."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Tick:
     """Inbox message: batch interval boundary (sent with `tell` by the clock)."""
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    """Inbox message: several records in acceptance order (what one pair-actor message produced).
+
+    One tell instead of one per record: the inbox, the lock and the wake-up are paid once.
+    """
+
+    records: tuple[Record, ...]
+
+
+@dataclass(frozen=True)
+class WriteAheadRecord:
+    """Inbox message: store `record`; `done` resolves once it, and everything before it, is durable.
+
+    The write-ahead in one message (`save` + `flush` were two messages and two wake-ups per order). The
+    reply waits while more messages are queued, so write-aheads of several pairs share one commit.
+    """
+
+    record: Record
+    done: pykka.Future[Durability]
 
 
 class PersistenceActor(pykka.ThreadingActor):
@@ -57,11 +85,13 @@ class PersistenceActor(pykka.ThreadingActor):
         super().__init__()
         # Runs in the caller's thread: parse only (a bad URL fails here), no I/O.
         self._core = PersistenceCore(url, spool_path, listener=listener, settings=settings)
+        self._waiting: list[pykka.Future[Durability]] = []
 
     def on_start(self) -> None:
         self._core.start()
 
     def on_stop(self) -> None:
+        self._settle()
         self._core.stop()
 
     def on_failure(
@@ -71,16 +101,42 @@ class PersistenceActor(pykka.ThreadingActor):
         traceback: TracebackType | None,
     ) -> None:
         logger.error("persistence actor failed error={!r}; stopping after a last flush", exception_value)
+        self._settle()
         self._core.stop()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, RECORD_TYPES):
             self._core.accept(message)
-            return None
-        if isinstance(message, Tick):
+        elif isinstance(message, RecordBatch):
+            self._core.accept_many(message.records)
+        elif isinstance(message, WriteAheadRecord):
+            self._core.accept(message.record)
+            self._waiting.append(message.done)
+        elif isinstance(message, Tick):
+            self._settle()
             self._core.tick()
-            return None
-        return super().on_receive(message)
+        else:
+            return super().on_receive(message)
+        # Group commit: a write-ahead waits only while the inbox has more to take (another pair's
+        # write-ahead, records), then one commit answers them all. The tick bounds the wait.
+        if self._waiting and (self.actor_inbox.empty() or len(self._waiting) >= _MAX_GROUP):
+            self._settle()
+        return None
+
+    def _settle(self) -> None:
+        """Make everything accepted durable and answer the waiting write-aheads."""
+        waiting, self._waiting = self._waiting, []
+        if not waiting:
+            return
+        try:
+            durability = self._core.flush()
+        except Exception:  # noqa: BLE001 - "not durable" (or worse) goes to every waiter, as an ask's would
+            failure = sys.exc_info()
+            for future in waiting:
+                future.set_exception(failure)
+            return
+        for future in waiting:
+            future.set(durability)
 
     # writes (fire-and-forget) ----------------------------------------------------------------------
 
@@ -120,49 +176,56 @@ class PersistenceActor(pykka.ThreadingActor):
         Raises (in the future):
             NotDurableError: neither the database nor the spool could take the records.
         """
+        self._settle()
         return self._core.flush()
 
     def health(self) -> HealthReport:
         """The current health."""
+        self._settle()
         return self._core.report()
 
     # queries (ask down; raise DatabaseUnavailableError into the future while degraded) -------------
 
+    def _query(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        # A proxy call does not pass through `on_receive`: answer waiting write-aheads here too.
+        self._settle()
+        return self._core.query(fn, *args, **kwargs)
+
     def open_orders(self, pair: str | None = None) -> list[Order]:
         """Non-terminal orders, oldest first."""
-        return self._core.query(open_orders, pair)
+        return self._query(open_orders, pair)
 
     def find_orders(self, **filters: Any) -> list[Order]:
         """`db.find_orders` with the given keyword filters."""
-        return self._core.query(find_orders, **filters)
+        return self._query(find_orders, **filters)
 
     def get_order(self, client_order_id: str) -> Order | None:
         """One order by client order id."""
-        return self._core.query(get_order, client_order_id)
+        return self._query(get_order, client_order_id)
 
     def children_of(self, client_order_id: str) -> list[Order]:
         """The fallback orders of a primary order."""
-        return self._core.query(children_of, client_order_id)
+        return self._query(children_of, client_order_id)
 
     def fills_of(self, client_order_id: str) -> list[Fill]:
         """The fills of one order."""
-        return self._core.query(fills_of, client_order_id)
+        return self._query(fills_of, client_order_id)
 
     def find_trades(self, **filters: Any) -> list[Trade]:
         """`db.find_trades` with the given keyword filters."""
-        return self._core.query(find_trades, **filters)
+        return self._query(find_trades, **filters)
 
     def get_trade(self, request_id: str) -> Trade | None:
         """The trade of one request."""
-        return self._core.query(get_trade, request_id)
+        return self._query(get_trade, request_id)
 
     def find_errors(self, **filters: Any) -> list[ErrorRecord]:
         """`db.find_errors` with the given keyword filters."""
-        return self._core.query(find_errors, **filters)
+        return self._query(find_errors, **filters)
 
     def fill_gaps(self, client_order_ids: list[str] | None = None) -> list[FillGap]:
         """Orders whose fills do not add up to their filled quantity."""
-        return self._core.query(fill_gaps, client_order_ids)
+        return self._query(fill_gaps, client_order_ids)
 
 
 class PersistenceProxy(ActorMemberMixin, pykka.ActorProxy[PersistenceActor]):
@@ -200,6 +263,20 @@ class PersistenceHandle:
         self.ref.tell(record)
 
     save_order = save_fill = save_trade = save_error = save_snapshot = save
+
+    def save_many(self, records: Sequence[Record]) -> None:
+        """Fire-and-forget store of several records, in order, as one message."""
+        self.ref.tell(RecordBatch(tuple(records)))
+
+    def write_ahead(self, record: Record) -> pykka.Future[Durability]:
+        """Store `record` and resolve once it (and everything told before it) is durable, in one message.
+
+        Raises (in the future):
+            NotDurableError: neither the database nor the spool could take the records.
+        """
+        done: pykka.Future[Durability] = pykka.ThreadingFuture()
+        self.ref.tell(WriteAheadRecord(record, done))
+        return done
 
     def tick(self) -> None:
         """Fire-and-forget interval tick."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -29,6 +29,8 @@ from engine.domain._enums import (
 from engine.domain._values import Money, NonNegativeDecimal, PairField, PositiveDecimal, UtcDatetime
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+_set = object.__setattr__
+_M = TypeVar("_M", bound=BaseModel)
 NAMED_INDICATORS: tuple[str, ...] = ("rsi", "ewo", "ema", "sma")
 """Indicators that have their own field (and their own indexed database column)."""
 
@@ -169,6 +171,16 @@ class Order(BaseModel):
             raise ValueError("updated_at is before created_at")
         return self
 
+    @classmethod
+    def trusted(cls, **fields: Any) -> Self:
+        """Build without validation from values the engine already holds validated (its own order state).
+
+        The hot path builds a snapshot on every status change; validating each one again costs more than the
+        rest of the book-keeping. Never use it for input from outside the engine: that goes through `Order(...)`.
+        Every field, `remaining` included, must be given (TypeError otherwise).
+        """
+        return _trusted(cls, fields)
+
 
 class Trade(BaseModel):
     """The execution of one request: its primary order and any fallback, summed up."""
@@ -203,6 +215,11 @@ class Trade(BaseModel):
             raise ValueError("closed_at is before created_at")
         return self
 
+    @classmethod
+    def trusted(cls, **fields: Any) -> Self:
+        """Build without validation from values the engine already holds validated (see `Order.trusted`)."""
+        return _trusted(cls, fields)
+
 
 class ErrorRecord(BaseModel):
     """One error worth keeping: what was attempted, what the exchange said, and where."""
@@ -228,3 +245,15 @@ class IndicatorSnapshot(BaseModel):
     timeframe: str | None = None
     time: UtcDatetime
     values: Mapping[str, Money] = Field(default_factory=dict)
+
+
+def _trusted(cls: type[_M], fields: dict[str, Any]) -> _M:
+    """What `model_construct` does, for a complete set of fields, without its per-field Python loop."""
+    if fields.keys() != cls.__pydantic_fields__.keys():
+        raise TypeError(f"a trusted {cls.__name__} needs every field; got {sorted(fields)}")
+    model = cls.__new__(cls)
+    _set(model, "__dict__", fields)
+    _set(model, "__pydantic_fields_set__", set(fields))
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
+    return model

@@ -68,6 +68,8 @@ class Leg:
     """The plan asked to cancel before the exchange acknowledged the order: cancel it at the ack."""
     told_closed: bool = False
     """The plan has heard how this leg ended (`LegClosed` or `LegFailed`)."""
+    snapshot: tuple[OrderState, int, Order] | None = field(default=None, repr=False, compare=False)
+    """`order_of`'s last result with the state and time it was built from (one message asks several times)."""
 
     @property
     def cid(self) -> ClientOrderId:
@@ -101,29 +103,48 @@ class Execution:
 def order_of(leg: Leg) -> Order:
     """The domain `Order` snapshot of a leg (what is stored and reported)."""
     state = leg.state
-    return Order(
-        client_order_id=state.client_order_id,
-        exchange_order_id=state.exchange_order_id,
-        exchange=leg.exchange,
-        request_id=leg.request_id,
-        pair=leg.pair,
-        side=state.side,
-        order_type=leg.order_type,
-        time_in_force=leg.time_in_force,
-        role=leg.role,
-        parent_client_order_id=leg.parent,
-        status=state.status,
-        price=leg.price,
-        amount=state.amount,
-        filled=state.filled,
-        remaining=state.amount - state.filled,
-        quote_filled=state.quote_filled,
-        average_price=state.average_price,
-        fees=dict(state.fees),
-        created_at=ms_to_dt(leg.created_ms),
-        updated_at=ms_to_dt(max(leg.updated_ms, leg.created_ms)),
-        last_trade_id=state.fills[-1].trade_id if state.fills else None,
-    )
+    cached = leg.snapshot
+    # Only the state (replaced, never mutated) and `updated_ms` change over a leg's life.
+    if cached is not None and cached[0] is state and cached[1] == leg.updated_ms:
+        return cached[2]
+    fields = {
+        "client_order_id": state.client_order_id,
+        "exchange_order_id": state.exchange_order_id,
+        "exchange": leg.exchange,
+        "request_id": leg.request_id,
+        "pair": leg.pair,
+        "side": state.side,
+        "order_type": leg.order_type,
+        "time_in_force": leg.time_in_force,
+        "role": leg.role,
+        "parent_client_order_id": leg.parent,
+        "status": state.status,
+        "price": leg.price,
+        "amount": state.amount,
+        "filled": state.filled,
+        "remaining": state.amount - state.filled,
+        "quote_filled": state.quote_filled,
+        "average_price": state.average_price,
+        "fees": dict(state.fees),
+        "created_at": ms_to_dt(leg.created_ms),
+        "updated_at": ms_to_dt(max(leg.updated_ms, leg.created_ms)),
+        "last_trade_id": state.fills[-1].trade_id if state.fills else None,
+    }
+    # The state machine keeps filled within (0, amount]; only fill values from the wire (price, commission)
+    # can be off, and a fill is validated (`Fill`) after it is applied. Anything doubtful is validated here
+    # too, so it fails exactly as before.
+    order = Order.trusted(**fields) if _sane(state.filled, state.quote_filled, state.fees) else Order(**fields)
+    leg.snapshot = (state, leg.updated_ms, order)
+    return order
+
+
+def _sane(filled: Decimal, quote: Decimal, fees: tuple[tuple[str, Decimal], ...]) -> bool:
+    """True when the fill-derived amounts are what validation would accept (finite, fees ≥ 0, average > 0)."""
+    if not (filled.is_finite() and quote.is_finite() and filled >= 0 and quote >= 0):
+        return False
+    if filled > 0 and quote == 0:
+        return False  # an average price of 0
+    return all(fee.is_finite() and fee >= 0 for _, fee in fees)
 
 
 def trade_of(execution: Execution, result: ExecutionResult, legs: list[Leg], now_ms: int) -> Trade:
@@ -146,21 +167,25 @@ def trade_of(execution: Execution, result: ExecutionResult, legs: list[Leg], now
     note = "; ".join(execution.story)
     if result.detail and result.detail != "filled":
         note = f"{note}; {result.reason.value}: {result.detail}" if note else f"{result.reason.value}: {result.detail}"
-    return Trade(
-        request_id=request.request_id,
-        pair=request.pair,
-        side=request.side,
-        requested=request.amount,
-        filled=filled,
-        average_price=quote / filled if filled > 0 else None,
-        fees=fees,
-        status=status,
-        strategy=request.context.strategy,
-        timeframe=request.context.timeframe,
-        indicators=request.context.indicators(),
-        created_at=ms_to_dt(execution.created_ms),
-        closed_at=ms_to_dt(now_ms),
-        remainder=request.amount - filled,
-        dust=result.dust,
-        note=note,
-    )
+    fields = {
+        "request_id": request.request_id,
+        "pair": request.pair,
+        "side": request.side,
+        "requested": request.amount,
+        "filled": filled,
+        "average_price": quote / filled if filled > 0 else None,
+        "fees": fees,
+        "status": status,
+        "strategy": request.context.strategy,
+        "timeframe": request.context.timeframe,
+        "indicators": request.context.indicators(),
+        "created_at": ms_to_dt(execution.created_ms),
+        "closed_at": ms_to_dt(now_ms),
+        "remainder": request.amount - filled,
+        "dust": result.dust,
+        "note": note,
+    }
+    # The request was validated at intake and the sums come from the legs' states (see `order_of`).
+    if filled <= request.amount and now_ms >= execution.created_ms and _sane(filled, quote, tuple(fees.items())):
+        return Trade.trusted(**fields)
+    return Trade(**fields)

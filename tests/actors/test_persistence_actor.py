@@ -14,9 +14,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import peewee
 import psycopg2
+import pykka
 import pytest
 
 from actors import Durability, Health, HealthReport, PersistenceHandle, PersistenceSettings, start_persistence
+from actors.persistence import PersistenceActor, WriteAheadRecord
 from db import FillRow, OrderRow, connect, count, find_fills
 from engine.domain import OrderStatus
 from tests.actors._tcpproxy import TcpProxy
@@ -90,6 +92,37 @@ def test_tells_flush_and_queries(db_url: str, tmp_path: Path, reader: peewee.Dat
     handle.stop()
     assert count(reader, FillRow) == 121
     assert listener.healths == [Health.OK]
+
+
+def test_batches_and_write_ahead_in_one_message(db_url: str, tmp_path: Path, reader: peewee.Database) -> None:
+    handle = _start(db_url, tmp_path)
+    handle.save_many([rec.fill(n) for n in range(1, 4)])
+    o = rec.order()
+    # The write-ahead makes its record and everything told before it durable in the one round trip.
+    assert handle.write_ahead(o).get(timeout=GET) is Durability.DATABASE
+    assert count(reader, FillRow) == 3
+    assert handle.proxy.get_order("c-1").get(timeout=GET) == o
+    handle.stop()
+
+
+def test_write_aheads_queued_together_share_one_commit(db_url: str, tmp_path: Path) -> None:
+    # The actor as a plain object in this thread: the inbox state is set by hand, nothing races.
+    actor = PersistenceActor(db_url, tmp_path / "spool.jsonl")
+    actor.on_start()
+    try:
+        first: pykka.Future[Durability] = pykka.ThreadingFuture()
+        second: pykka.Future[Durability] = pykka.ThreadingFuture()
+        actor.actor_inbox.put("another pair's write-ahead")  # more is queued: the first waits
+        actor.on_receive(WriteAheadRecord(rec.order("c-1"), first))
+        with pytest.raises(pykka.Timeout):
+            first.get(timeout=0)
+        actor.actor_inbox.get_nowait()
+        actor.on_receive(WriteAheadRecord(rec.order("c-2"), second))  # the inbox is empty: one commit answers both
+        assert first.get(timeout=0) is Durability.DATABASE
+        assert second.get(timeout=0) is Durability.DATABASE
+        assert actor.get_order("c-1") is not None
+    finally:
+        actor.on_stop()
 
 
 def _backend_pids(dsn: str, dbname: str) -> list[int]:
