@@ -229,6 +229,7 @@ def start_engine(sim: Any, url: str, spool: Path, pairs: list[str]) -> Any:
                 "pair_whitelist": pairs,
             },
             "execution": {"dry_run": False},
+            "stream": {"user_data": False, "market_data": False},  # the REST path is what is measured
             "risk": {"max_order_notional": "1000000"},
             "logging": {"level": "WARNING"},
         }
@@ -370,7 +371,7 @@ def _count_lost(sim: SimProcess, engine: Any) -> int:
         f"{sim.rest}/_sim/ledger", data=b"{}", method="POST", headers={"Content-Type": "application/json"}
     )
     with urllib.request.urlopen(request, timeout=60) as response:
-        ledger = json.loads(response.read())
+        ledger = json.loads(response.read())["result"]
     engine_ids = [o["clientOrderId"] for o in ledger["orders"] if str(o["clientOrderId"]).startswith("bx-")]
     return len(engine_ids) - len(set(engine_ids))
 

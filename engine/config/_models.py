@@ -293,6 +293,23 @@ class Config(_Section):
     sim: SimSection = SimSection()
 
     @model_validator(mode="after")
+    def _streams_follow_rest(self) -> Config:
+        ex, st = self.exchange, self.stream
+        if ex.rest_url is not None and ex.name is not ExchangeName.SIM:
+            # Otherwise REST would go to the override while the streams went to the production venue.
+            if st.user_data and ex.name is ExchangeName.BINANCE and ex.ws_api_url is None:
+                raise ValueError(
+                    "exchange.ws_api_url: rest_url is overridden, so the user data stream needs its URL too "
+                    "(or set stream.user_data = false)"
+                )
+            if st.market_data and ex.stream_url is None:
+                raise ValueError(
+                    "exchange.stream_url: rest_url is overridden, so market streams need their URL too "
+                    "(or set stream.market_data = false)"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _live_needs_keys(self) -> Config:
         ex = self.exchange
         if not self.execution.dry_run and ex.name is not ExchangeName.SIM and (ex.key is None or ex.secret is None):

@@ -27,6 +27,8 @@ def sim() -> Iterator[Simulator]:
 def _live_env(monkeypatch: pytest.MonkeyPatch, sim: Simulator, key: str, secret: str) -> None:
     monkeypatch.setenv("FREQTRADE__EXCHANGE__NAME", "binance")
     monkeypatch.setenv("FREQTRADE__EXCHANGE__REST_URL", sim.urls.rest)
+    monkeypatch.setenv("FREQTRADE__EXCHANGE__WS_API_URL", sim.urls.ws_api)
+    monkeypatch.setenv("FREQTRADE__EXCHANGE__STREAM_URL", sim.urls.stream)
     monkeypatch.setenv("FREQTRADE__EXCHANGE__KEY", key)
     monkeypatch.setenv("FREQTRADE__EXCHANGE__SECRET", secret)
     monkeypatch.setenv("FREQTRADE__EXCHANGE__PAIR_WHITELIST", "BTC/USDT,DOGE/USDT")

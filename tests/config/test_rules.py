@@ -134,6 +134,20 @@ RULES = [
         "Input should be 'TRACE', 'DEBUG', 'INFO', 'SUCCESS', 'WARNING', 'ERROR' or 'CRITICAL'",
     ),
     ({"FREQTRADE__EXCHANGE__SECRT": "x"}, "exchange.secrt", "Extra inputs are not permitted"),
+    (
+        {"FREQTRADE__EXCHANGE__NAME": "binance", "FREQTRADE__EXCHANGE__REST_URL": "http://127.0.0.1:9000"},
+        "exchange.ws_api_url",
+        "rest_url is overridden, so the user data stream needs its URL too (or set stream.user_data = false)",
+    ),
+    (
+        {
+            "FREQTRADE__EXCHANGE__NAME": "binance",
+            "FREQTRADE__EXCHANGE__REST_URL": "http://127.0.0.1:9000",
+            "FREQTRADE__STREAM__USER_DATA": "false",
+        },
+        "exchange.stream_url",
+        "rest_url is overridden, so market streams need their URL too (or set stream.market_data = false)",
+    ),
     ({"FREQTRADE__EXCHNGE__KEY": "x"}, "exchnge.key", "not a known configuration key"),
     ({"FREQTRADE__RISK": "x"}, "risk", "not a known configuration key"),
 ]

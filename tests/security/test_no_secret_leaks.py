@@ -43,6 +43,8 @@ def test_sentinel_secrets_never_leak(sim: Simulator, tmp_path: Path) -> None:
             "exchange": {
                 "name": "binance",
                 "rest_url": sim.urls.rest,
+                "ws_api_url": sim.urls.ws_api,
+                "stream_url": sim.urls.stream,
                 "key": API_KEY,
                 "secret": SECRET,
                 "pair_whitelist": ["BTC/USDT"],
