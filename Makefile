@@ -15,10 +15,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## make run: the main job on the embedded defaults (no file or keys needed).
+## make run: the daemon on the embedded defaults (simulated exchange, dry run, SQLite under ./data); Ctrl+C stops it.
 run: venv
-	$(BIN)/python run.py check-config config.example.toml
-	$(BIN)/python run.py show-config config.example.toml
+	$(BIN)/python run.py check-config
+	$(BIN)/python run.py daemon
 
 lint: venv
 	$(BIN)/ruff check .

@@ -29,6 +29,11 @@ _LAZY: dict[str, _Lazy] = {
     "sim": _Lazy("sim.cli", "add_arguments", "run", "run the Binance Spot simulator standalone on loopback"),
     "orders": _Lazy("db.cli", "add_orders_arguments", "run_orders", "list stored orders", needs_database=True),
     "trades": _Lazy("db.cli", "add_trades_arguments", "run_trades", "list stored trades", needs_database=True),
+    "daemon": _Lazy("engine.service._daemon", "add_arguments", "run", "run the engine with its control API"),
+    "order": _Lazy("engine.service._commands", "add_order_arguments", "run_order", "send an order to the daemon"),
+    "cancel": _Lazy("engine.service._commands", "add_cancel_arguments", "run_cancel", "cancel a request's orders"),
+    "status": _Lazy("engine.service._commands", "add_status_arguments", "run_status", "daemon health, open orders"),
+    "watch": _Lazy("engine.service._commands", "add_watch_arguments", "run_watch", "print order events live"),
 }
 
 

@@ -6,7 +6,7 @@ import tomllib
 from decimal import Decimal
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from engine.config import load_config, render_toml
@@ -66,4 +66,6 @@ def test_decimals_render_without_exponent() -> None:
 def test_arbitrary_secret_never_in_show_config_output(secret: str) -> None:
     loaded = load_config(None, {"FREQTRADE__API__TOKEN": secret, "FREQTRADE__ALERTS__WEBHOOK_TOKEN": secret})
     text = render_toml(loaded)
+    # A "secret" that is part of the output's own words (e.g. "webhook_toke") proves nothing either way.
+    assume(secret not in render_toml(load_config(None, {"FREQTRADE__API__TOKEN": "x" * 12})).replace("x" * 12, ""))
     assert secret not in text

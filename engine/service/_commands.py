@@ -1,0 +1,289 @@
+"""CLI client commands: ``order``, ``cancel``, ``status``, ``watch`` — talking to a running daemon.
+
+Exit codes (the same for every command, so scripts can branch on them):
+
+- 0: done (order accepted, cancel requested, daemon healthy, stream ended)
+- 1: refused by the engine (the reason is printed), or ``status`` found the engine halted or paused
+- 2: usage error or invalid input (the field is named)
+- 3: not found (unknown order, request or pair)
+- 4: authentication failed (wrong or missing token)
+- 5: the daemon is not reachable, or answered unexpectedly
+
+The URL comes from ``--url``, else the endpoint file a running daemon writes next to its token file, else
+``api.host``/``api.port``; the token from ``--token-file``, else ``api.token`` (``FREQTRADE__API__TOKEN``),
+else the file at ``api.token_path``. Nothing heavy is imported until a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, TextIO
+
+from engine.service._client import ApiClient, ApiError
+
+__all__ = [
+    "EXIT_AUTH",
+    "EXIT_INVALID",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "EXIT_UNREACHABLE",
+    "add_cancel_arguments",
+    "add_order_arguments",
+    "add_status_arguments",
+    "add_watch_arguments",
+    "run_cancel",
+    "run_order",
+    "run_status",
+    "run_watch",
+]
+
+EXIT_OK, EXIT_REFUSED, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_AUTH, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5
+_STATUS_EXIT = {401: EXIT_AUTH, 404: EXIT_NOT_FOUND, 409: EXIT_REFUSED, 422: EXIT_INVALID}
+
+
+def _decimal_arg(text: str) -> str:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a decimal number: {text!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number greater than 0: {text!r}")
+    return text  # sent as the string the user typed: exact, never through a float
+
+
+def _pair_arg(text: str) -> str:
+    pair = text.upper().replace("-", "/")
+    if pair.count("/") != 1 or not all(part.isalnum() for part in pair.split("/")):
+        raise argparse.ArgumentTypeError(f"a pair is BASE/QUOTE, e.g. BTC/USDT: {text!r}")
+    return pair
+
+
+def _connection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", dest="config_opt", metavar="PATH", default=None, help="TOML configuration")
+    parser.add_argument("--url", default=None, help="control API URL (default: the running daemon's)")
+    parser.add_argument("--token-file", type=Path, default=None, help="bearer token file (default: api.token_path)")
+    parser.add_argument("--json", action="store_true", help="print the daemon's JSON answer (for scripts)")
+
+
+def add_order_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``order``."""
+    parser.add_argument("side", choices=["buy", "sell"])
+    parser.add_argument("pair", type=_pair_arg, help="e.g. BTC/USDT")
+    parser.add_argument("amount", type=_decimal_arg, help="base-asset amount, e.g. 0.01")
+    parser.add_argument("--price", type=_decimal_arg, default=None, help="limit price (without: a market order)")
+    parser.add_argument("--type", dest="order_type", choices=["limit", "market", "limit_maker"], default=None)
+    parser.add_argument("--timeout", type=_decimal_arg, default=None, help="seconds before the fallback")
+    parser.add_argument("--fallback", choices=["market", "ioc_limit", "none"], default=None)
+    parser.add_argument("--key", dest="idempotency_key", default=None, help="idempotency key (same key, same order)")
+    parser.add_argument("--strategy", default=None, help="strategy name stored with the trade")
+    parser.add_argument("--timeframe", default=None, help='candle timeframe stored with the trade, e.g. "5m"')
+    _connection_arguments(parser)
+
+
+def add_cancel_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``cancel``."""
+    parser.add_argument("pair", type=_pair_arg, help="e.g. BTC/USDT")
+    parser.add_argument("request_id", help="the request id printed by `order`")
+    _connection_arguments(parser)
+
+
+def add_status_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``status``."""
+    parser.add_argument("--pair", type=_pair_arg, default=None, help="only this pair's open orders")
+    _connection_arguments(parser)
+
+
+def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``watch``."""
+    parser.add_argument("--pair", type=_pair_arg, default=None, help="only this pair's events")
+    parser.add_argument("--count", type=int, default=None, help="exit after this many events")
+    _connection_arguments(parser)
+
+
+def _client(args: argparse.Namespace) -> ApiClient | None:
+    """The client for the configured daemon, or None after printing why there is none."""
+    from engine.config import resolve_config
+    from engine.service._token import endpoint_file_for, read_endpoint, read_token_file
+
+    loaded, problems = resolve_config(getattr(args, "config_opt", None))
+    if loaded is None:
+        print(f"configuration invalid: {len(problems)} problem(s)", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return None
+    api = loaded.config.api
+    url = args.url or read_endpoint(endpoint_file_for(api.token_path)) or f"http://{api.host}:{api.port}"
+    try:
+        if args.token_file is not None:
+            token = read_token_file(args.token_file)
+        elif api.token is not None:
+            token = api.token.get_secret_value()
+        else:
+            token = read_token_file(api.token_path)
+        return ApiClient(url, token)
+    except (OSError, ValueError) as exc:
+        print(f"error: no API token ({exc}); start the daemon first or pass --token-file", file=sys.stderr)
+        return None
+
+
+def _call(args: argparse.Namespace, method: str, path: str, body: object = None) -> tuple[int, dict[str, Any]] | int:
+    # One client per invocation: the configuration is resolved once even when a command makes two calls.
+    client: ApiClient | None = getattr(args, "_api_client", None) or _client(args)
+    if client is None:
+        return EXIT_UNREACHABLE
+    args._api_client = client
+    try:
+        return client.request(method, path, body)
+    except ApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+
+
+def _failure(status: int, data: dict[str, Any], out: TextIO, as_json: bool) -> int:
+    if as_json:
+        out.write(json.dumps(data) + "\n")
+    elif status == 401:
+        print("error: authentication failed (check the token file)", file=sys.stderr)
+    else:
+        print(f"{data.get('error', 'error')}: {data.get('message', f'HTTP {status}')}", file=sys.stderr)
+    return _STATUS_EXIT.get(status, EXIT_UNREACHABLE)
+
+
+def run_order(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """``order``: submit one request and print the order (or the refusal)."""
+    out = out or sys.stdout
+    body: dict[str, Any] = {
+        "pair": args.pair,
+        "side": args.side,
+        "amount": args.amount,
+        "order_type": args.order_type or ("limit" if args.price else "market"),
+    }
+    optional = {
+        "price": args.price,
+        "limit_timeout": args.timeout,
+        "fallback": args.fallback,
+        "idempotency_key": args.idempotency_key,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    context = {k: v for k, v in (("strategy", args.strategy), ("timeframe", args.timeframe)) if v}
+    if context:
+        body["context"] = context
+    answer = _call(args, "POST", "/orders", body)
+    if isinstance(answer, int):
+        return answer
+    status, data = answer
+    if status not in (200, 201):
+        return _failure(status, data, out, args.json)
+    if args.json:
+        out.write(json.dumps(data) + "\n")
+        return EXIT_OK
+    order = data["order"]
+    seen = " (duplicate: the existing order)" if data.get("duplicate") else ""
+    price = f" @ {order['price']}" if order.get("price") else ""
+    out.write(
+        f"accepted{seen}: {order['side']} {order['amount']} {order['pair']} {order['order_type']}{price} "
+        f"status={order['status']}\n  request_id={order['request_id']}  client_order_id={order['client_order_id']}\n"
+    )
+    return EXIT_OK
+
+
+def run_cancel(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """``cancel``: cancel a request's open order(s)."""
+    out = out or sys.stdout
+    answer = _call(args, "DELETE", ApiClient.pair_path(args.pair, args.request_id))
+    if isinstance(answer, int):
+        return answer
+    status, data = answer
+    if status != 202:
+        return _failure(status, data, out, args.json)
+    out.write(json.dumps(data) + "\n" if args.json else f"cancel requested for {len(data['orders'])} order(s)\n")
+    return EXIT_OK
+
+
+def run_status(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """``status``: health and open orders; exit 1 when the engine is halted or paused."""
+    out = out or sys.stdout
+    answer = _call(args, "GET", "/health")
+    if isinstance(answer, int):
+        return answer
+    status, health = answer
+    if status != 200:
+        return _failure(status, health, out, args.json)
+    path = "/orders" + (f"?pair={args.pair}" if args.pair else "")
+    answer = _call(args, "GET", path)
+    if isinstance(answer, int):
+        return answer
+    status, listing = answer
+    if status != 200:
+        return _failure(status, listing, out, args.json)
+    code = EXIT_OK if health["status"] == "ok" else EXIT_REFUSED
+    if args.json:
+        out.write(json.dumps({"health": health, "orders": listing["orders"]}) + "\n")
+        return code
+    from db.cli import render_table
+
+    out.write(
+        f"status={health['status']} halted={health['halted']} paused={health['paused']} "
+        f"exchange={health['exchange']} dry_run={health['dry_run']} open_orders={health['open_orders']}\n"
+    )
+    headers = [
+        "created",
+        "request_id",
+        "client_order_id",
+        "pair",
+        "side",
+        "type",
+        "status",
+        "price",
+        "amount",
+        "filled",
+    ]
+    keys = ["created_at", "request_id", "client_order_id", "pair", "side", "order_type", "status", "price", "amount"]
+    rows = [[o.get(k) for k in keys] + [o.get("filled")] for o in listing["orders"]]
+    render_table(headers, rows, out)
+    return code
+
+
+def run_watch(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """``watch``: print order events as they happen, until Ctrl-C, ``--count`` events, or the daemon stops."""
+    out = out or sys.stdout
+    client = _client(args)
+    if client is None:
+        return EXIT_UNREACHABLE
+    seen = 0
+    try:
+        for event in client.events(args.pair, on_open=lambda: _opened(client.url)):
+            out.write(json.dumps(event) + "\n" if args.json else _event_line(event) + "\n")
+            out.flush()
+            seen += 1
+            if args.count is not None and seen >= args.count:
+                break
+    except ApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_AUTH if "HTTP 401" in str(exc) else EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK
+
+
+def _opened(url: str) -> None:
+    # On stderr, so --json output stays clean; scripts (and tests) wait for it to know nothing will be missed.
+    print(f"watching order events from {url}", file=sys.stderr, flush=True)
+
+
+def _event_line(event: dict[str, Any]) -> str:
+    order = event.get("order") or {}
+    fill = event.get("fill") or {}
+    parts = [event["time"], event["kind"], event["pair"], f"request={event.get('request_id') or '-'}"]
+    if order:
+        parts.append(f"order={order.get('client_order_id')} status={order.get('status')} filled={order.get('filled')}")
+    if fill:
+        parts.append(f"fill={fill.get('quantity')}@{fill.get('price')}")
+    if event.get("message"):
+        parts.append(event["message"])
+    return "  ".join(str(p) for p in parts)

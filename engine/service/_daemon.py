@@ -1,0 +1,309 @@
+"""`python run.py daemon`: the engine as a long-lived service with its control API.
+
+Start-up, in order: configuration → (sim) the embedded simulator → start-up checks → what the database holds
+from an earlier run → the engine → the control API → a banner saying where the API listens and how to send a
+first order. The main thread then only waits for a signal:
+
+- first SIGINT/SIGTERM: graceful shutdown — refuse new orders, stop the engine (cancel or keep open orders per
+  ``execution.on_shutdown``, flush), stop the API, print a summary, exit 0;
+- a second one: exit at once (SQLite and PostgreSQL commits are atomic, so an interrupted batch is simply not
+  committed; the spool and the exchange hold what is needed for the next start's reconciliation);
+- SIGUSR1: log every thread's traceback (deadlock diagnosis), keep running.
+
+The start-up checks are the ones `check-config --online` runs (keys, clock, filters, wallet, withdrawal
+permission); a failure stops the daemon. The database is then read once for orders a previous run left open,
+so the operator sees at start what reconciliation is about to resolve.
+
+This module imports nothing heavy at import time: the CLI builds its parser from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Mapping
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.config import Config, LoadedConfig
+    from engine.service._token import TokenSource
+
+__all__ = ["add_arguments", "run"]
+
+EXIT_OK = 0
+EXIT_START_FAILED = 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``daemon``."""
+    parser.add_argument("path", nargs="?", default=None, help="TOML configuration file (optional)")
+    parser.add_argument("--config", dest="config_opt", metavar="PATH", default=None, help="same as PATH")
+    parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of the human format")
+    parser.add_argument("--log-level", default=None, help="override logging.level (DEBUG, INFO, WARNING, …)")
+
+
+class _Signals:
+    """First signal: ask for a graceful stop. Second: leave at once.
+
+    A signal the kernel delivers to another thread does not interrupt a lock wait in the main thread, so the
+    main thread never waits on a lock: it sleeps in `select` on a wakeup socket that the interpreter's C-level
+    handler writes to from whichever thread received the signal; back in Python, the handler runs.
+    """
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.received: int | None = None
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+
+    def install(self) -> None:
+        import pykka.debug
+
+        signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGUSR1, pykka.debug.log_thread_tracebacks)
+
+    def wait_for(self, event: threading.Event) -> None:
+        """Block the main thread until `event` is set, running signal handlers as signals arrive."""
+        while not event.is_set():
+            select.select([self._reader], [], [])
+            with contextlib.suppress(BlockingIOError):
+                self._reader.recv(64)
+
+    def wake(self) -> None:
+        """Wake `wait_for` (from another thread) so it re-checks its event."""
+        with contextlib.suppress(BlockingIOError):
+            self._writer.send(b"\0")
+
+    def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
+        if self.stop.is_set():
+            # os._exit: actor threads are not daemons and would keep a normal exit waiting.
+            print(f"second {signal.Signals(signum).name}: exiting now", flush=True)
+            os._exit(128 + signum)
+        self.received = signum
+        self.stop.set()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the daemon until a signal; returns the exit code (0 after a graceful shutdown)."""
+    from engine.cli._config_cmds import load_for_command
+
+    signals = _Signals()
+    signals.install()  # before anything slow, so an early Ctrl-C is graceful too
+    loaded = load_for_command(args)
+    if loaded is None:
+        return EXIT_START_FAILED
+    return _Daemon(loaded, signals).run()
+
+
+class _Daemon:
+    def __init__(self, loaded: LoadedConfig, signals: _Signals) -> None:
+        self.loaded = loaded
+        self.config: Config = loaded.config
+        self.signals = signals
+        self.sim: Any = None
+        self.alerts: Any = None
+
+    def run(self) -> int:
+        from loguru import logger
+
+        try:
+            engine, api, token = self._start()
+        except _StartFailed as exc:
+            logger.error("daemon not started: {}", exc)
+            print(f"daemon not started: {exc}", file=sys.stderr, flush=True)
+            self._stop_sim()
+            self._stop_alerts()
+            return EXIT_START_FAILED
+        self._banner(api.url, token)
+        self.signals.wait_for(self.signals.stop)
+        name = signal.Signals(self.signals.received or signal.SIGTERM).name
+        logger.warning("{} received: shutting down (send it again to exit at once)", name)
+        print(f"{name} received: shutting down gracefully (again to exit at once)", flush=True)
+        api.drain()
+        summary = self._stop_in_background(engine, api)
+        mode = self.config.execution.on_shutdown
+        print(
+            f"shutdown complete: on_shutdown={mode}, canceled={summary.get('canceled', 0)}, "
+            f"left open={summary.get('open', 0)}",
+            flush=True,
+        )
+        return EXIT_OK
+
+    def _stop_in_background(self, engine: Any, api: Any) -> Mapping[str, int]:
+        """Stop the engine in a worker thread while the main thread stays free to act on a second signal."""
+        import concurrent.futures
+
+        done = threading.Event()
+
+        def finished(_future: object) -> None:
+            done.set()
+            self.signals.wake()
+
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shutdown")
+        future = pool.submit(engine.stop, True)
+        future.add_done_callback(finished)
+        self.signals.wait_for(done)
+        pool.shutdown(wait=False)
+        try:
+            summary: Mapping[str, int] = future.result()
+        finally:
+            api.stop()
+            self._stop_sim()
+            _remove_endpoint(self.config)
+            self._stop_alerts()
+        return summary
+
+    def _start(self) -> tuple[Any, Any, TokenSource]:
+        from loguru import logger
+
+        from engine.api import Engine
+        from engine.api._wiring import endpoint_for, make_embedded_sim
+        from engine.config import ExchangeName
+        from engine.logs import add_secrets
+        from engine.service._server import ControlApi
+        from engine.service._token import endpoint_file_for, ensure_token, write_endpoint
+
+        cfg = self.config
+        api_cfg = cfg.api
+        try:
+            token = ensure_token(api_cfg.token.get_secret_value() if api_cfg.token else None, api_cfg.token_path)
+        except (OSError, ValueError) as exc:
+            raise _StartFailed(f"API token: {exc}") from None
+        add_secrets([token.token])  # never in any log line, whatever path it takes
+        if token.generated:
+            logger.info("control API token generated into {} (mode 0600)", token.origin)
+        self._start_alerts()
+        if cfg.exchange.name is ExchangeName.SIM:
+            self.sim = make_embedded_sim(cfg).start()
+        endpoint = endpoint_for(cfg, self.sim)
+        if not _run_startup_checks(cfg, endpoint):
+            raise _StartFailed("start-up checks failed (see above)")
+        _leftover_open_orders(cfg.database.url)
+        if self.signals.stop.is_set():
+            raise _StartFailed("stopped by a signal during start-up")
+        try:
+            engine = Engine.start(cfg, sim=self.sim)
+        except (RuntimeError, OSError) as exc:
+            raise _StartFailed(f"engine: {exc}") from None
+        api = ControlApi(engine, token.token)
+        try:
+            url = api.start(api_cfg.host, api_cfg.port)
+        except OSError as exc:
+            engine.stop(graceful=True)
+            raise _StartFailed(f"control API cannot listen on {api_cfg.host}:{api_cfg.port}: {exc}") from None
+        write_endpoint(endpoint_file_for(api_cfg.token_path), url)
+        return engine, api, token
+
+    def _banner(self, url: str, token: TokenSource) -> None:
+        cfg = self.config
+        mode = "dry run" if cfg.execution.dry_run else "LIVE"
+        pair = cfg.exchange.pair_whitelist[0]
+        auth = (
+            '"Authorization: Bearer $FREQTRADE__API__TOKEN"'
+            if token.origin.startswith("configuration")
+            else f'"Authorization: Bearer $(cat {token.origin})"'
+        )
+        body = f'{{"pair": "{pair}", "side": "buy", "amount": "0.001", "order_type": "market"}}'
+        pairs = ",".join(cfg.exchange.pair_whitelist)
+        lines = [
+            f"engine running: exchange={cfg.exchange.name.value} mode={mode} pairs={pairs}",
+            f"control API listening on {url} (bearer token: {token.origin})",
+            f"first order:  python run.py order buy {pair} 0.001",
+            f"   or:        curl -H {auth} -H 'Content-Type: application/json' -d '{body}' {url}/orders",
+            "watch events: python run.py watch    status: python run.py status    stop: Ctrl-C / SIGTERM",
+        ]
+        print("\n".join(lines), flush=True)
+
+    def _start_alerts(self) -> None:
+        from loguru import logger
+
+        from engine.service._alerts import WebhookAlerts
+
+        cfg = self.config.alerts
+        if cfg.webhook_url is None:
+            logger.info("alerts: log only (set alerts.webhook_url for a webhook)")
+            return
+        token = cfg.webhook_token.get_secret_value() if cfg.webhook_token else None
+        self.alerts = WebhookAlerts(cfg.webhook_url, token=token, min_interval_s=float(cfg.min_interval_s))
+        self.alerts.install()
+        logger.info("alerts: log and webhook")
+
+    def _stop_alerts(self) -> None:
+        if self.alerts is not None:
+            self.alerts.close()
+            self.alerts = None
+
+    def _stop_sim(self) -> None:
+        if self.sim is not None:
+            self.sim.stop()
+            self.sim = None
+
+
+class _StartFailed(Exception):
+    """The daemon cannot start; the message says why (never with a secret in it)."""
+
+
+def _remove_endpoint(config: Config) -> None:
+    from engine.service._token import endpoint_file_for, remove_endpoint
+
+    remove_endpoint(endpoint_file_for(config.api.token_path))
+
+
+def _run_startup_checks(config: Config, endpoint: Any) -> bool:
+    """Run every start-up check, print the verdicts; True when none failed."""
+    from loguru import logger
+
+    from engine.cli._online import run_online_checks
+    from engine.startup import CheckStatus, format_checks
+
+    results = run_online_checks(config, endpoint)
+    failed = [r for r in results if r.status is CheckStatus.FAIL]
+    warned = [r for r in results if r.status is CheckStatus.WARN]
+    print(format_checks(results), flush=True)
+    print(
+        f"start-up checks: {len(results) - len(failed)} passed or skipped ({len(warned)} warnings), "
+        f"{len(failed)} failed",
+        flush=True,
+    )
+    for result in failed:
+        logger.bind(check=result.name).error("start-up check failed: {}", result.detail)
+    return not failed
+
+
+def _leftover_open_orders(database_url: str) -> int:
+    """Count (and report) orders the database still holds as open from an earlier run; -1 if unreadable."""
+    from loguru import logger
+
+    from db import StorageError
+    from db._repository import open_orders
+    from db._url import connect
+
+    try:
+        db = connect(database_url)
+        try:
+            orders = open_orders(db)
+        finally:
+            db.close()
+    except StorageError as exc:
+        # Not fatal here: the persistence actor owns the database and spools while it is unavailable.
+        logger.warning("could not read the database before start: {}", exc)
+        print(f"database: not readable before start ({type(exc).__name__}); the engine will retry", flush=True)
+        return -1
+    if orders:
+        ids = ", ".join(f"{o.pair} {o.client_order_id} ({o.status.value})" for o in orders[:10])
+        more = f" and {len(orders) - 10} more" if len(orders) > 10 else ""
+        logger.warning("{} order(s) left open by an earlier run: {}{}", len(orders), ids, more)
+        print(f"database: {len(orders)} order(s) left open by an earlier run: {ids}{more}", flush=True)
+    else:
+        print("database: no open orders from an earlier run", flush=True)
+    return len(orders)

@@ -1,0 +1,109 @@
+"""The control API's bearer token and the file that tells clients where a running daemon listens.
+
+Stdlib only: the CLI client imports this module and must stay light. The token is never logged or printed;
+only where it lives (a file path or the name of the setting) is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "TokenSource",
+    "endpoint_file_for",
+    "ensure_token",
+    "read_endpoint",
+    "read_token_file",
+    "remove_endpoint",
+    "write_endpoint",
+]
+
+_TOKEN_BYTES = 32
+_MIN_TOKEN_CHARS = 16
+
+
+@dataclass(frozen=True)
+class TokenSource:
+    """A resolved token and where it came from (``configuration`` or the path of its file)."""
+
+    token: str
+    origin: str
+    generated: bool = False
+
+    def __repr__(self) -> str:
+        # The token itself stays out of every repr, so no log line or traceback can carry it.
+        return f"TokenSource(origin={self.origin!r}, generated={self.generated})"
+
+
+def read_token_file(path: Path) -> str:
+    """Read a token file, refusing an empty one (a truncated file must not mean "no auth")."""
+    token = path.read_text(encoding="utf-8").strip()
+    if len(token) < _MIN_TOKEN_CHARS:
+        raise ValueError(f"the API token in {path} is shorter than {_MIN_TOKEN_CHARS} characters")
+    return token
+
+
+def ensure_token(configured: str | None, token_path: Path) -> TokenSource:
+    """The token the daemon accepts: configured (file or env), else read from `token_path`, else generated.
+
+    A generated token is written to a new file created with mode 0600, so no other user can read it even for
+    an instant; an existing file with wider permissions is tightened to 0600.
+    """
+    if configured:
+        if len(configured) < _MIN_TOKEN_CHARS:
+            raise ValueError(f"api.token must be at least {_MIN_TOKEN_CHARS} characters")
+        return TokenSource(configured, "configuration (api.token)")
+    if token_path.exists():
+        if token_path.stat().st_mode & 0o077:
+            token_path.chmod(0o600)
+        return TokenSource(read_token_file(token_path), str(token_path))
+    token_path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(_TOKEN_BYTES)
+    fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    return TokenSource(token, str(token_path), generated=True)
+
+
+def endpoint_file_for(token_path: Path) -> Path:
+    """Where a running daemon records its URL: next to the token file (a port of 0 is only known at bind)."""
+    return token_path.parent / "api-endpoint.json"
+
+
+def write_endpoint(path: Path, url: str) -> None:
+    """Record the daemon's URL and pid for clients."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"url": url, "pid": os.getpid()}), encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_endpoint(path: Path) -> str | None:
+    """The URL of a daemon that is still running, or None (no file, unreadable, or its process is gone)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        url, pid = str(data["url"]), int(data["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None  # left behind by a daemon that was killed
+    except PermissionError:
+        return url  # alive, owned by another user
+    return url
+
+
+def remove_endpoint(path: Path) -> None:
+    """Remove the endpoint file, if this process wrote it."""
+    if read_endpoint(path) is not None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if data.get("pid") == os.getpid():
+            path.unlink(missing_ok=True)

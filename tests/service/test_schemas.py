@@ -1,0 +1,49 @@
+"""Property tests of the `POST /orders` body: anything either validates to exact positive decimals or is refused
+with every problem naming a field, never echoing the input."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from engine.service._schemas import OrderBody, field_errors
+
+SECRET_LIKE = "s3cr3t-value-never-echoed"
+FIELDS = ["pair", "side", "amount", "price", "order_type", "idempotency_key", "context", "limit_timeout", "fallback"]
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["BTC/USDT", "buy", "sell", "0.01", "1e400", "-0", "NaN", "market", "limit", SECRET_LIKE]),
+)
+values = st.one_of(scalars, st.lists(scalars, max_size=2), st.dictionaries(st.text(max_size=5), scalars, max_size=2))
+bodies = st.dictionaries(st.sampled_from([*FIELDS, "extra_field"]), values, max_size=9)
+
+
+@given(bodies)
+def test_any_body_validates_exactly_or_names_fields(body: dict[str, Any]) -> None:
+    try:
+        order = OrderBody.model_validate(body)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        assert errors
+        for error in errors:
+            assert error["field"] and error["message"]
+            assert SECRET_LIKE not in error["message"]
+        return
+    for value in (order.amount, order.price, order.limit_timeout):
+        assert value is None or (isinstance(value, Decimal) and value.is_finite() and value > 0)
+    assert not any(isinstance(v, float) for v in body.values())
+    assert order.order_type == "market" or order.price is not None
+
+
+@given(st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal(10**9), allow_nan=False, places=8))
+def test_decimal_strings_round_trip_exactly(amount: Decimal) -> None:
+    body = OrderBody.model_validate({"pair": "BTC/USDT", "side": "buy", "amount": str(amount), "order_type": "market"})
+    assert body.amount == amount and str(body.amount) == str(amount)
