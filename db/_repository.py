@@ -148,7 +148,7 @@ def _decimal_range(
         return conds
     register_sqlite_functions(db)
     as_real = peewee.Cast(column, "REAL")
-    # float() rounds monotonically, so the widened REAL range never drops a matching row and lets
+    # float-ok: float() rounds monotonically, so the widened REAL range never drops a matching row and lets
     # SQLite use the expression index; dec_cmp then decides exactly.
     if low is not None:
         conds.append(as_real >= float(low))  # float-ok: index pre-filter only, exact check follows

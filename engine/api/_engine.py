@@ -160,7 +160,7 @@ class Engine:
                 root.proxy().pair_refs().get(timeout=120)
             except pykka.ActorDeadError:
                 raise RuntimeError("the engine failed to start; the log says why") from None
-        except Exception:
+        except BaseException:  # clean up what was started, then re-raise (Ctrl+C during start too)
             ticker.stop()
             if owns_sim:
                 sim.stop()

@@ -234,7 +234,9 @@ class _Daemon:
             logger.info("alerts: log only (set alerts.webhook_url for a webhook)")
             return
         token = cfg.webhook_token.get_secret_value() if cfg.webhook_token else None
-        self.alerts = WebhookAlerts(cfg.webhook_url, token=token, min_interval_s=float(cfg.min_interval_s))
+        self.alerts = WebhookAlerts(
+            cfg.webhook_url, token=token, min_interval_s=float(cfg.min_interval_s)
+        )  # float-ok: s
         self.alerts.install()
         logger.info("alerts: log and webhook")
 
