@@ -234,9 +234,8 @@ class _Daemon:
             logger.info("alerts: log only (set alerts.webhook_url for a webhook)")
             return
         token = cfg.webhook_token.get_secret_value() if cfg.webhook_token else None
-        self.alerts = WebhookAlerts(
-            cfg.webhook_url, token=token, min_interval_s=float(cfg.min_interval_s)
-        )  # float-ok: s
+        interval_s = float(cfg.min_interval_s)  # float-ok: seconds
+        self.alerts = WebhookAlerts(cfg.webhook_url, token=token, min_interval_s=interval_s)
         self.alerts.install()
         logger.info("alerts: log and webhook")
 

@@ -60,9 +60,8 @@ class Metrics:
         self.events.labels(kind=event.kind.value, pair=event.pair).inc()
         if event.kind is EventKind.FILL and event.fill is not None:
             # Counters take floats: metrics are for dashboards, the ledger stays Decimal in the database.
-            self.filled.labels(pair=event.pair, side=event.fill.side.value).inc(
-                float(event.fill.quantity)
-            )  # float-ok: a dashboard counter
+            quantity = float(event.fill.quantity)  # float-ok: a dashboard counter
+            self.filled.labels(pair=event.pair, side=event.fill.side.value).inc(quantity)
 
     def render(self, *, open_orders: int, halted: bool, paused: bool, watchers: int) -> bytes:
         """The exposition text, with the state gauges set to the given values."""
