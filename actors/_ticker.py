@@ -84,10 +84,6 @@ class Ticker:
             self.clock.set(target)
         return self.clock.now_ms()
 
-    def fire_due(self) -> int:
-        """Fire whatever is due now; returns how many fired (tests use it after setting the clock)."""
-        return self._fire(self.clock.now_ms())
-
     def _fire(self, now_ms: int) -> int:
         with self._cond:
             due = self._timers.pop_due(now_ms)

@@ -118,7 +118,6 @@ class RootActor(pykka.ThreadingActor):
         self._restarts = 0
         self._symbol_pairs: dict[str, Pair] = {}
         self._stream_ref: pykka.ActorRef[StreamActor] | None = None
-        self.stream_health: Any = None
         self._timers: list[int] = []
         self._self: Any = None
 
@@ -311,7 +310,6 @@ class RootActor(pykka.ThreadingActor):
     def on_stream_health(self, health: Any) -> None:
         """A stream's health changed."""
         logger.info("stream health: {}", health)
-        self.stream_health = health
 
     def on_unrouted(self, report: Any) -> None:
         """A user-data event for no whitelisted pair (or an account event): kept in the log, never dropped."""

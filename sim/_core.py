@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
-from loguru import logger
 
 from sim._accounts import Account
 from sim._auth import KeyVerifier
@@ -170,12 +169,3 @@ class SimCore:
         if sub.subscription_id is None:
             return data
         return b'{"subscriptionId":' + str(sub.subscription_id).encode() + b',"event":' + data + b"}"
-
-    def send_user_raw(self, account: str, event: dict[str, object]) -> int:
-        """Send a synthetic event (e.g. ``eventStreamTerminated``) to every subscription of ``account``."""
-        subs = self.user_subs.get(account, [])
-        data = orjson.dumps(event)
-        for sub in list(subs):
-            sub.sink.push(self.frame(sub, data))
-        logger.info("sim user event {} to {} subscription(s) of {}", event.get("e"), len(subs), account)
-        return len(subs)

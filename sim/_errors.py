@@ -32,11 +32,6 @@ def bad_param(name: str) -> SimError:
     return SimError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
 
 
-def order_rejected(msg: str) -> SimError:
-    """-2010 NEW_ORDER_REJECTED."""
-    return SimError(400, -2010, msg)
-
-
 INSUFFICIENT_BALANCE = "Account has insufficient balance for requested action."
 DUPLICATE_ORDER = "Duplicate order sent."
 WOULD_TAKE = "Order would immediately match and take."

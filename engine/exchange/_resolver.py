@@ -134,10 +134,6 @@ class UnknownOutcomeResolver:
             self._state = Resolution.FOUND
         return self._state
 
-    def on_lookup_found(self, now_ms: int) -> Resolution:
-        """The lookup found the order."""
-        return self.on_order_seen(now_ms)
-
     def on_lookup_not_found(self, now_ms: int) -> Resolution:
         """The lookup answered "order does not exist" (-2013)."""
         self._in_flight = False

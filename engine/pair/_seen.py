@@ -39,8 +39,3 @@ class SeenKeys:
     def __contains__(self, key: str) -> bool:
         """False: certainly never added. True: probably added."""
         return all(self._array[pos >> 3] & (1 << (pos & 7)) for pos in self._positions(key))
-
-    @property
-    def size_bytes(self) -> int:
-        """Memory held by the bit array."""
-        return len(self._array)
