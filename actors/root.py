@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -120,6 +120,10 @@ class RootActor(pykka.ThreadingActor):
         self._stream_ref: pykka.ActorRef[StreamActor] | None = None
         self._timers: list[int] = []
         self._self: Any = None
+        self._stream_health: dict[str, Any] = {}
+        self._db_health: HealthReport | None = None
+        self._account: dict[str, Any] | None = None
+        self._account_ms: int | None = None
 
     # ---- start ----------------------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -276,6 +280,8 @@ class RootActor(pykka.ThreadingActor):
         self._set_wallet(account, result.data)
 
     def _set_wallet(self, account: Any, tickers: Any) -> None:
+        if isinstance(account, dict):
+            self._account, self._account_ms = account, self._clock.now_ms()
         try:
             valuation = _valuation(account, tickers, self._symbol_pairs)
         except (KeyError, ValueError, ArithmeticError, AttributeError, TypeError) as exc:
@@ -309,6 +315,7 @@ class RootActor(pykka.ThreadingActor):
 
     def on_stream_health(self, health: Any) -> None:
         """A stream's health changed."""
+        self._stream_health[str(getattr(health, "stream", "stream"))] = health
         logger.info("stream health: {}", health)
 
     def on_unrouted(self, report: Any) -> None:
@@ -332,11 +339,59 @@ class RootActor(pykka.ThreadingActor):
 
     def on_persistence_health(self, report: HealthReport) -> None:
         """Database health changed; past the spool limit no new orders are taken."""
+        self._db_health = report
         level = "INFO" if str(getattr(report, "health", "")).endswith("ok") else "WARNING"
         logger.log(level, "persistence health: {}", report)
         if str(getattr(report, "health", "")).endswith("spool_full"):
             self._state.update(halted=True, halt_reason="database down and spool full")
             self._alerts("database", "spool full: new orders halted")
+
+    def health(self) -> dict[str, Any]:
+        """Health of every part, for the control API and metrics (plain data, safe to serialize)."""
+        ctx = self._state.intake()
+        streams = {
+            name: {"state": str(h.state), "reason": h.reason, "since_ms": h.since_ms, "reconnects": h.reconnects}
+            for name, h in self._stream_health.items()
+        }
+        db = self._db_health
+        gateway: dict[str, Any] = {}
+        if self.gateway is not None:
+            try:
+                gateway = asdict(self.gateway.stats())
+            except Exception as exc:  # noqa: BLE001 - health must answer even when the gateway does not
+                gateway = {"error": f"{type(exc).__name__}: {exc}"}
+        return {
+            "halted": ctx.halted,
+            "halt_reason": ctx.halt_reason,
+            "paused": ctx.kill_switch,
+            "shutting_down": ctx.shutting_down,
+            "wallet_btc": None if ctx.wallet_btc is None else str(ctx.wallet_btc),
+            "streams": streams if self._s.stream is not None else None,
+            "database": {
+                "health": str(db.health) if db is not None else "ok",
+                "reason": db.reason if db is not None else "",
+                "spooled": db.spooled if db is not None else 0,
+                "accepting_orders": db.accepting_orders if db is not None else True,
+            },
+            "gateway": gateway,
+            "pairs": {str(p): ref.is_alive() for p, ref in self._pairs.items()},
+            "restarts": self._restarts,
+        }
+
+    def balances(self) -> dict[str, Any]:
+        """The last account balances read from the exchange (free and locked, exact decimal strings)."""
+        rows = (self._account or {}).get("balances", ())
+        out = {
+            str(r["asset"]): {"free": str(r.get("free", "0")), "locked": str(r.get("locked", "0"))}
+            for r in rows
+            if isinstance(r, dict) and (Decimal(str(r.get("free", "0"))) + Decimal(str(r.get("locked", "0")))) > 0
+        }
+        ctx = self._state.intake()
+        return {
+            "balances": out,
+            "as_of_ms": self._account_ms,
+            "wallet_btc": None if ctx.wallet_btc is None else str(ctx.wallet_btc),
+        }
 
     def pair_refs(self) -> dict[Pair, Any]:
         """Current pair actor proxies (a pair whose actor just died is missing until it is restarted)."""

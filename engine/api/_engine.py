@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 from pydantic import ValidationError
 
+from engine.api._queries import EngineQueries
 from engine.api._types import EngineListener, PlaceOutcome, Refusal, RefusalReason
 from engine.clock import Clock, SystemClock
 from engine.config import Config, ExchangeName
@@ -59,7 +60,7 @@ def _decimal(name: str, value: object) -> Decimal:
     return out
 
 
-class Engine:
+class Engine(EngineQueries):
     """A running execution engine (start it with `Engine.start`)."""
 
     def __init__(
