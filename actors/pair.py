@@ -29,6 +29,7 @@ from engine.pair import (
     Command,
     Emit,
     IntakeContext,
+    LookupStored,
     PairBook,
     Persist,
     Resolve,
@@ -171,6 +172,10 @@ class PairActor(pykka.ThreadingActor):
         """An execution report from the user data stream."""
         self._run(self._book.on_report(report, self._clock.now_ms()))
 
+    def on_open_orders(self, result: GatewayResult) -> None:
+        """The exchange's open orders of this pair (reconciliation: finds orders placed elsewhere)."""
+        self._run(self._book.on_open_orders(result, self._clock.now_ms()))
+
     def cancel(self, request_id: RequestId) -> None:
         """Cancel a request (no fallback follows)."""
         self._run(self._book.cancel(request_id, self._clock.now_ms()))
@@ -247,6 +252,22 @@ class PairActor(pykka.ThreadingActor):
             self._events(command.event)
         elif isinstance(command, Alert):
             self._alerts(command.key, f"{self._book.pair} {command.client_order_id or ''}: {command.message}")
+        elif isinstance(command, LookupStored):
+            self._lookup_stored(command)
+
+    def _lookup_stored(self, command: LookupStored) -> None:
+        # Rare (a report after the order left memory, or an order to adopt): a blocking ask keeps the
+        # book's order of events; the database answers in about a millisecond.
+        cid = command.client_order_id
+        proxy = self._store.proxy
+        try:
+            order = proxy.get_order(cid).get(timeout=_LOOKUP_TIMEOUT_S)
+            fills = proxy.fills_of(cid).get(timeout=_LOOKUP_TIMEOUT_S) if order is not None else []
+            trade = proxy.get_trade(order.request_id).get(timeout=_LOOKUP_TIMEOUT_S) if order is not None else None
+        except Exception as exc:  # noqa: BLE001 - the next reconciliation sees the order again
+            logger.bind(pair=self._book.pair, client_order_id=cid).error("stored order lookup failed: {}", exc)
+            return
+        self._run(self._book.on_stored(command.sighting, order, fills, trade, self._clock.now_ms()))  # type: ignore[arg-type]
 
     def _resolve(self, request_id: RequestId, outcome: PlaceOutcome) -> None:
         for future in self._waiters.pop(request_id, []):

@@ -22,6 +22,7 @@ from loguru import logger
 
 from actors._events import EventBus
 from actors._feeds import PriceRouter, ReportRouter, reconcile_requests
+from actors._recovery import RecoverySummary, open_order_scans, prime_prices, restore_books
 from actors._ticker import Ticker
 from actors.gateway import GatewayActor, GatewayHandle, GatewaySettings
 from actors.pair import PairActor
@@ -39,6 +40,8 @@ from engine.pair import IntakeContext, PairBook, PairSettings
 __all__ = ["EngineState", "RootActor", "RootSettings", "Routing"]
 
 _ASK_TIMEOUT_S = 15.0
+_RECONCILE_BACKLOG = 100
+"""Gateway queue depth above which a reconciliation round waits for the next tick."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class RootSettings:
     wallet_refresh_ms: int = 60_000
     stream: StreamSettings | None = None
     reconcile_interval_ms: int = 60_000
+    listeners: tuple[Callable[[Any], None], ...] = ()
+    """Event listeners subscribed before anything starts (they hear crash recovery too)."""
+    unhealthy_reconcile_ms: int = 5_000
+    """The reconciliation cadence while a stream is not connected."""
 
 
 class EngineState:
@@ -124,12 +131,15 @@ class RootActor(pykka.ThreadingActor):
         self._db_health: HealthReport | None = None
         self._account: dict[str, Any] | None = None
         self._account_ms: int | None = None
+        self._recovery: RecoverySummary | None = None
 
     # ---- start ----------------------------------------------------------------------------------------
     def on_start(self) -> None:
         self._self = self.actor_ref.proxy()
         self._bus = EventBus.start()
         self._bus.proxy().subscribe(lambda _e: None).get(timeout=_ASK_TIMEOUT_S)  # ping barrier
+        for listener in self._s.listeners:  # before recovery, so they hear what it does
+            self._bus.proxy().subscribe(listener).get(timeout=_ASK_TIMEOUT_S)
         self._store = start_persistence(
             self._s.database_url, self._s.spool_path, listener=self._self.on_persistence_health.defer
         )
@@ -154,15 +164,45 @@ class RootActor(pykka.ThreadingActor):
                 raise RuntimeError(f"{pair} is not listed by the exchange")
             rules = SymbolRules.from_exchange_info(spec)
             self._books[Pair(pair)] = PairBook(Pair(pair), rules, self._s.pair_settings, risk=self._s.risk_manager)
-            self._start_pair(Pair(pair))
+        self._recover()
+        for pair in self._books:
+            self._start_pair(pair)
         self._value_wallet_now()
         self._start_stream()
         if self._s.stream is None or not self._s.stream.symbols:
             self._poll_prices()
+        self._scan_open_orders()
         self._every(self._s.reconcile_interval_ms, lambda: self._self.reconcile.defer("periodic"))
+        self._every(self._s.unhealthy_reconcile_ms, self._self.reconcile_if_unhealthy.defer)
         self._every(self._s.config.database.batch_interval_ms, self._store.tick)
         self._every(self._s.wallet_refresh_ms, self._self.refresh_wallet.defer)
         logger.info("engine started: {} pairs, exchange {}", len(self._pairs), self._s.gateway.rest_base or "venue")
+
+    def _recover(self) -> None:
+        # Before any pair actor runs: prices first (resumed plans and early market orders need a reference),
+        # then the database's unfinished requests, live orders and used idempotency keys.
+        assert self._store is not None
+        try:
+            primed = prime_prices(self._call(Op.BOOK_TICKER, weight=4), self._books, self._clock.now_ms())
+            logger.debug("prices known for {} of {} pairs at start", primed, len(self._books))
+        except ExchangeError as exc:
+            logger.warning("no prices at start ({}); the first price update will bring them", exc)
+        self._recovery = restore_books(self._store, self._books, self._clock.now_ms())
+
+    def _scan_open_orders(self) -> None:
+        assert self.gateway is not None
+        proxy = self._self
+        for request in open_order_scans(self._pairs, lambda pair: lambda r: proxy.on_open_orders.defer(pair, r)):
+            self.gateway.submit(request)
+
+    def on_open_orders(self, pair: Pair, result: GatewayResult) -> None:
+        """An openOrders answer: handed to the pair's current actor (which looks into unknown orders)."""
+        if result.error is not None:
+            logger.bind(pair=pair).warning("open orders scan failed: {}", result.error)
+            return
+        route = self._routing.get(pair)
+        if route is not None:
+            route.on_open_orders.defer(result)
 
     def _start_stream(self) -> None:
         if self._s.stream is None:
@@ -180,9 +220,9 @@ class RootActor(pykka.ThreadingActor):
             on_error=self._store.save,
         )
 
-    def _call(self, op: Op, params: dict[str, str] | None = None) -> Any:
+    def _call(self, op: Op, params: dict[str, str] | None = None, weight: int | None = None) -> Any:
         assert self.gateway is not None
-        result = self.gateway.call(GatewayRequest(op, params or {})).result(_ASK_TIMEOUT_S)
+        result = self.gateway.call(GatewayRequest(op, params or {}, weight=weight)).result(_ASK_TIMEOUT_S)
         if result.error is not None:
             raise result.error
         return result.data
@@ -299,9 +339,23 @@ class RootActor(pykka.ThreadingActor):
         else:
             logger.debug("wallet worth {} BTC", valuation.total_btc)
 
+    def reconcile_if_unhealthy(self) -> None:
+        """The tight cadence: reconcile while a stream is not connected (events may be getting lost)."""
+        unhealthy = [name for name, h in self._stream_health.items() if str(h.state) != "connected"]
+        if unhealthy:
+            self.reconcile(f"stream unhealthy: {', '.join(unhealthy)}")
+
     def reconcile(self, reason: str) -> int:
-        """Query every live order after a stream gap (or on the cadence); returns how many were queried."""
+        """Query every live order after a stream gap (or on the cadence) and scan each pair's open orders;
+        returns how many orders were queried. A round is skipped while the previous one is still queued:
+        reconciliation must never crowd out trading or spend the rate budget twice on the same question."""
         assert self.gateway is not None
+        stats = self.gateway.stats()
+        if stats.queued > _RECONCILE_BACKLOG or stats.blocked_until_ms > self._clock.now_ms():
+            logger.warning("reconciliation ({}) deferred: {} requests queued, blocked until {}", reason,
+                           stats.queued, stats.blocked_until_ms)  # fmt: skip
+            return 0
+        self._scan_open_orders()
         queried = 0
         for pair, ref in self._pairs.items():
             proxy = ref.proxy()
@@ -376,6 +430,7 @@ class RootActor(pykka.ThreadingActor):
             "gateway": gateway,
             "pairs": {str(p): ref.is_alive() for p, ref in self._pairs.items()},
             "restarts": self._restarts,
+            "recovery": self._recovery.as_dict() if self._recovery is not None else None,
         }
 
     def balances(self) -> dict[str, Any]:

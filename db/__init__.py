@@ -17,7 +17,8 @@ from db._errors import (
 from db._fields import ExactDecimalField, JsonMapField, UtcDateTimeField, decimal_to_text
 from db._mapping import Record, content_key
 from db._migrations import LATEST_VERSION, MIGRATIONS, Migration, current_version, migrate
-from db._models import MODELS, ErrorRow, FillRow, OrderRow, SchemaVersionRow, SnapshotRow, TradeRow
+from db._models import MODELS, ErrorRow, FillRow, OrderRow, RequestRow, SchemaVersionRow, SnapshotRow, TradeRow
+from db._recovery import RecoveryState, idempotency_keys, load_recovery, request_of
 from db._repository import (
     FillGap,
     IndicatorRange,
@@ -56,6 +57,8 @@ __all__ = [
     "Migration",
     "OrderRow",
     "Record",
+    "RecoveryState",
+    "RequestRow",
     "SchemaVersionRow",
     "SnapshotRow",
     "StorageError",
@@ -76,8 +79,10 @@ __all__ = [
     "find_trades",
     "get_order",
     "get_trade",
+    "idempotency_keys",
     "is_bad_record",
     "is_transient",
+    "load_recovery",
     "make_database",
     "mask_url",
     "migrate",
@@ -86,6 +91,7 @@ __all__ = [
     "order_supersedes",
     "parse_url",
     "register_sqlite_functions",
+    "request_of",
     "snapshots_of",
     "trade_supersedes",
 ]

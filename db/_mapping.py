@@ -11,10 +11,12 @@ from engine.domain import (
     Fill,
     IndicatorSnapshot,
     Order,
+    OrderRequest,
+    RequestRecord,
     Trade,
 )
 
-Record = Order | Fill | Trade | ErrorRecord | IndicatorSnapshot
+Record = Order | Fill | Trade | ErrorRecord | IndicatorSnapshot | RequestRecord
 """Anything the persistence layer stores."""
 
 
@@ -58,3 +60,12 @@ def error_from_row(row: Mapping[str, Any]) -> ErrorRecord:
 def snapshot_from_row(row: Mapping[str, Any]) -> IndicatorSnapshot:
     """Build the domain `IndicatorSnapshot` stored in `row`."""
     return IndicatorSnapshot.model_validate(_fields(row))
+
+
+def request_from_row(row: Mapping[str, Any]) -> RequestRecord:
+    """Build the stored `RequestRecord` of a `requests` row."""
+    return RequestRecord(
+        request=OrderRequest.model_validate_json(row["payload"]),
+        reference_price=row.get("reference_price"),
+        exchange=row["exchange"],
+    )

@@ -16,7 +16,7 @@ from loguru import logger
 from playhouse.migrate import SchemaMigrator
 
 from db._fields import ExactDecimalField, JsonMapField
-from db._models import ErrorRow, FillRow, OrderRow, SchemaVersionRow, SnapshotRow, TradeRowV1
+from db._models import ErrorRow, FillRow, OrderRow, RequestRow, SchemaVersionRow, SnapshotRow, TradeRowV1
 
 # Arbitrary constant: serialises concurrent start-ups migrating the same PostgreSQL database.
 _PG_LOCK_KEY = 0x62657865  # "bexe"
@@ -49,9 +49,15 @@ def _v2_trade_indicators(db: peewee.Database, migrator: SchemaMigrator) -> None:
         db.execute_sql('CREATE INDEX "trades_timeframe_rsi_num" ON "trades" ("timeframe", CAST("rsi" AS REAL))')
 
 
+def _v3_requests(db: peewee.Database, _migrator: SchemaMigrator) -> None:
+    with db.bind_ctx((RequestRow,), bind_refs=False, bind_backrefs=False):
+        db.create_tables((RequestRow,), safe=False)
+
+
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "orders, fills, trades, errors, indicator_snapshots", _v1_initial),
     Migration(2, "trades: indicator columns rsi/ewo/ema/sma and their indexes", _v2_trade_indicators),
+    Migration(3, "requests: each request as made, for crash recovery", _v3_requests),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -157,6 +157,23 @@ class ErrorRow(BaseRow):
         indexes = ((("operation", "time"), False),)
 
 
+class RequestRow(BaseRow):
+    """requests: each request as it was made, stored with its first order's write-ahead (never updated);
+    crash recovery rebuilds the request's plan from it."""
+
+    id = peewee.BigAutoField()
+    request_id = peewee.CharField(max_length=64, unique=True)
+    idempotency_key = peewee.CharField(max_length=128, index=True)
+    exchange = peewee.CharField(max_length=32)
+    pair = peewee.CharField(max_length=32)
+    payload = peewee.TextField()
+    reference_price = ExactDecimalField(null=True)
+    created_at = UtcDateTimeField(index=True)
+
+    class Meta:
+        table_name = "requests"
+
+
 class SnapshotRow(BaseRow):
     """indicator_snapshots: append-only; `key` is a digest of the snapshot."""
 
@@ -173,5 +190,7 @@ class SnapshotRow(BaseRow):
         indexes = ((("pair", "timeframe", "time"), False),)
 
 
-MODELS: tuple[type[BaseRow], ...] = (SchemaVersionRow, OrderRow, FillRow, TradeRow, ErrorRow, SnapshotRow)
+MODELS: tuple[type[BaseRow], ...] = (
+    SchemaVersionRow, OrderRow, FillRow, TradeRow, ErrorRow, SnapshotRow, RequestRow,
+)  # fmt: skip
 """The current schema, in creation order."""

@@ -31,6 +31,7 @@ from engine.domain import (
     Fill,
     IndicatorSnapshot,
     Order,
+    RequestRecord,
     Trade,
     TradeStatus,
 )
@@ -98,6 +99,7 @@ _TRADE_COLS = [
 ]
 _ERROR_COLS = ["key", "operation", "exchange_code", "message", "context", "pair", "client_order_id", "time"]
 _SNAPSHOT_COLS = ["key", "request_id", "pair", "timeframe", "time", "values"]
+_REQUEST_COLS = ["request_id", "idempotency_key", "exchange", "pair", "payload", "reference_price", "created_at"]
 
 _FILL_GET = attrgetter(*_FILL_COLS)
 _TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL_STATUSES))
@@ -163,6 +165,7 @@ class BatchWriter:
             "trades": self._upsert_sql("trades", _TRADE_COLS, "request_id", self._trade_guard()),
             "errors": self._insert_sql("errors", _ERROR_COLS, '"key"'),
             "indicator_snapshots": self._insert_sql("indicator_snapshots", _SNAPSHOT_COLS, '"key"'),
+            "requests": self._insert_sql("requests", _REQUEST_COLS, "request_id"),
         }
 
     @property
@@ -179,6 +182,7 @@ class BatchWriter:
         fills: list[Fill] = []
         errors: dict[str, ErrorRecord] = {}
         snapshots: dict[str, IndicatorSnapshot] = {}
+        requests: dict[str, RequestRecord] = {}
         for rec in records:
             if isinstance(rec, Fill):
                 fills.append(rec)
@@ -192,6 +196,8 @@ class BatchWriter:
                     trades[rec.request_id] = rec
             elif isinstance(rec, ErrorRecord):
                 errors.setdefault(content_key(rec), rec)
+            elif isinstance(rec, RequestRecord):
+                requests.setdefault(rec.request_id, rec)
             else:
                 snapshots.setdefault(content_key(rec), rec)
         stats = WriteStats(
@@ -207,6 +213,7 @@ class BatchWriter:
         self._db.begin()
         try:
             cursor = self._db.cursor()
+            self._run(cursor, "requests", [self._request_row(r) for r in requests.values()])
             self._run(cursor, "fills", [self._fill_row(f) for f in fills])
             self._run(cursor, "orders", [self._order_row(o) for o in orders.values()])
             self._run(cursor, "trades", [self._trade_row(t) for t in trades.values()])
@@ -366,6 +373,12 @@ class BatchWriter:
             e.client_order_id,
             self._ts(e.time),
         )
+
+    def _request_row(self, r: RequestRecord) -> tuple[Any, ...]:
+        q = r.request
+        payload = q.model_dump_json()
+        return (q.request_id, q.idempotency_key, r.exchange, q.pair, payload, self._dec(r.reference_price),
+                self._ts(q.created_at))  # fmt: skip
 
     def _snapshot_row(self, key: str, s: IndicatorSnapshot) -> tuple[Any, ...]:
         return (key, s.request_id, s.pair, s.timeframe, self._ts(s.time), json_map(s.values))

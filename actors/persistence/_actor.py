@@ -25,6 +25,7 @@ from actors.persistence._types import Durability, HealthListener, HealthReport, 
 from db import (
     FillGap,
     Record,
+    RecoveryState,
     children_of,
     fill_gaps,
     fills_of,
@@ -33,9 +34,12 @@ from db import (
     find_trades,
     get_order,
     get_trade,
+    idempotency_keys,
+    load_recovery,
     open_orders,
+    request_of,
 )
-from engine.domain import ErrorRecord, Fill, IndicatorSnapshot, Order, Trade
+from engine.domain import ErrorRecord, Fill, IndicatorSnapshot, Order, RequestRecord, Trade
 
 RECORD_TYPES = (Fill, Order, Trade, ErrorRecord, IndicatorSnapshot)
 """A record itself is the inbox message that stores it (no wrapper: the tell is the hot path)."""
@@ -226,6 +230,18 @@ class PersistenceActor(pykka.ThreadingActor):
     def fill_gaps(self, client_order_ids: list[str] | None = None) -> list[FillGap]:
         """Orders whose fills do not add up to their filled quantity."""
         return self._query(fill_gaps, client_order_ids)
+
+    def recovery(self, pairs: list[str] | None = None) -> RecoveryState:
+        """What crash recovery needs: unfinished requests, their orders and fills, orphan live orders."""
+        return self._query(load_recovery, pairs)
+
+    def idempotency_keys(self, pair: str | None = None) -> list[str]:
+        """Every idempotency key stored (of one pair, when given)."""
+        return self._query(idempotency_keys, pair)
+
+    def request_of(self, request_id: str) -> RequestRecord | None:
+        """The stored request."""
+        return self._query(request_of, request_id)
 
 
 class PersistenceProxy(ActorMemberMixin, pykka.ActorProxy[PersistenceActor]):

@@ -17,7 +17,7 @@ from loguru import logger
 from pydantic import ValidationError
 
 from db import Record
-from engine.domain import ErrorRecord, Fill, IndicatorSnapshot, Order, Trade
+from engine.domain import ErrorRecord, Fill, IndicatorSnapshot, Order, RequestRecord, Trade
 
 KINDS: dict[str, type[Any]] = {
     "order": Order,
@@ -25,6 +25,7 @@ KINDS: dict[str, type[Any]] = {
     "trade": Trade,
     "error": ErrorRecord,
     "snapshot": IndicatorSnapshot,
+    "request": RequestRecord,
 }
 _KIND_OF: dict[type[Any], str] = {cls: kind for kind, cls in KINDS.items()}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,6 +96,7 @@ class Engine(EngineQueries):
         database_url: str | None = None,
         spool_path: Path | None = None,
         risk_manager: RiskManager | None = None,
+        listeners: Sequence[EngineListener] = (),
     ) -> Engine:
         """Start the engine and return its handle once every actor is up.
 
@@ -106,6 +107,8 @@ class Engine(EngineQueries):
             database_url / spool_path: override the configured storage (tests use temporary ones).
             risk_manager: the pre-trade risk check (`engine.execution.RiskManager`); by default a
                 `DefaultRiskManager` built from the ``[risk]`` section.
+            listeners: called for every order event from the very start, so they also hear what crash
+                recovery does before `start` returns (`subscribe` adds listeners later).
         """
         import pykka
 
@@ -145,6 +148,7 @@ class Engine(EngineQueries):
             risk_manager=risk_manager or _risk_manager(config),
             stream=stream_settings(config, endpoint, sim if ex.name is ExchangeName.SIM else None),
             reconcile_interval_ms=int(config.stream.reconcile_interval_s * 1000),
+            listeners=tuple(listeners),
         )
         ticker = Ticker(clock)
         ticker.start()

@@ -28,6 +28,7 @@ from engine.domain._messages import (
     IndicatorSnapshot,
     Order,
     OrderRequest,
+    RequestRecord,
     StrategyContext,
     Trade,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "PositiveDecimal",
     "Priority",
     "RequestId",
+    "RequestRecord",
     "Side",
     "StrategyContext",
     "Symbol",

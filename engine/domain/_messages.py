@@ -95,6 +95,25 @@ class OrderRequest(BaseModel):
         return self
 
 
+class RequestRecord(BaseModel):
+    """A request as stored with its first order's write-ahead: what crash recovery rebuilds its plan from.
+
+    `reference_price` is the price the slippage guard compares the fallback with (the request's limit
+    price, or the mid of the book when the request started).
+    """
+
+    model_config = _FROZEN
+
+    request: OrderRequest
+    reference_price: PositiveDecimal | None = None
+    exchange: str = "binance"
+
+    @property
+    def request_id(self) -> RequestId:
+        """The request's id (the natural key)."""
+        return self.request.request_id
+
+
 class Fill(BaseModel):
     """One execution (trade) of an order as reported by the exchange."""
 

@@ -63,6 +63,7 @@ class UnknownOutcomeResolver:
         interval_ms: time between lookups.
         confirmations: "not found" answers needed after the grace period to conclude NOT_CREATED.
         max_failures: failed lookups (errors, not "not found") before GAVE_UP.
+        first_lookup_ms: when to look first (default one interval after the submit; after a restart, now).
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class UnknownOutcomeResolver:
         interval_ms: int = 2_000,
         confirmations: int = 2,
         max_failures: int = 10,
+        first_lookup_ms: int | None = None,
     ) -> None:
         if grace_ms < 0 or interval_ms <= 0 or confirmations < 1 or max_failures < 1:
             raise ValueError("grace_ms ≥ 0, interval_ms > 0, confirmations ≥ 1 and max_failures ≥ 1 required")
@@ -84,7 +86,7 @@ class UnknownOutcomeResolver:
         self._confirmations = confirmations
         self._max_failures = max_failures
         self._state = Resolution.PENDING
-        self._next_ms: int | None = submitted_ms + interval_ms
+        self._next_ms: int | None = submitted_ms + interval_ms if first_lookup_ms is None else first_lookup_ms
         self._in_flight = False
         self._attempts = 0
         self._failures = 0

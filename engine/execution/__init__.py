@@ -32,6 +32,7 @@ from engine.execution._model import (
     Tick,
 )
 from engine.execution._plan import ExecutionPlan, Phase, choose_limit_price
+from engine.execution._restore import RestoredLeg, restore_plan
 from engine.execution._risk import (
     DEFAULT_MIN_WALLET_BTC,
     Decision,
@@ -73,6 +74,7 @@ __all__ = [
     "PriceUpdate",
     "RefusalReason",
     "ReportResult",
+    "RestoredLeg",
     "ResultReason",
     "RiskManager",
     "RiskSnapshot",
@@ -87,6 +89,7 @@ __all__ = [
     "check_min_wallet",
     "check_slippage",
     "choose_limit_price",
+    "restore_plan",
     "slippage_bound",
     "value_wallet_in_btc",
 ]

@@ -1,7 +1,18 @@
 """The pure per-pair execution book and the commands its actor carries out."""
 
 from engine.pair._book import PairBook
-from engine.pair._commands import Alert, Command, Emit, Persist, Resolve, Schedule, Send, Unschedule, WriteAhead
+from engine.pair._commands import (
+    Alert,
+    Command,
+    Emit,
+    LookupStored,
+    Persist,
+    Resolve,
+    Schedule,
+    Send,
+    Unschedule,
+    WriteAhead,
+)
 from engine.pair._intake import IntakeContext, check_intake
 from engine.pair._legs import Execution, Leg, Stage, order_of, trade_of
 from engine.pair._outcomes import replay_outcome
@@ -15,6 +26,7 @@ __all__ = [
     "Execution",
     "IntakeContext",
     "Leg",
+    "LookupStored",
     "PairBook",
     "PairSettings",
     "Persist",

@@ -30,6 +30,7 @@ from engine.domain import (
     OrderType,
     Pair,
     RequestId,
+    RequestRecord,
     TimeInForce,
 )
 from engine.exchange import ExchangeError, FilterRejected, client_order_id
@@ -59,18 +60,20 @@ from engine.execution import (
     VolatilityMonitor,
 )
 from engine.orders import CreateRejected, FillEvent, OrderState
-from engine.pair._commands import Alert, Command, Emit, Persist, Resolve, Schedule, Unschedule, WriteAhead
+from engine.pair._commands import Alert, Command, Emit, Persist, Resolve, Schedule, Send, Unschedule, WriteAhead
 from engine.pair._intake import IntakeContext, check_intake
 from engine.pair._legs import Execution, Leg, Stage, ms_to_dt, order_of, trade_of
-from engine.pair._orders import MAX_FILL_FETCHES, OrderDesk
+from engine.pair._orders import MAX_FILL_FETCHES
 from engine.pair._outcomes import refusal_of, replay_outcome
+from engine.pair._params import fetch_request
+from engine.pair._recover import RecoveringBook
 from engine.pair._seen import SeenKeys
 from engine.pair._settings import PairSettings
 
 __all__ = ["PairBook"]
 
 
-class PairBook(OrderDesk):
+class PairBook(RecoveringBook):
     """Pure state of one pair (see module docstring). Methods return the commands to carry out."""
 
     def __init__(
@@ -119,7 +122,7 @@ class PairBook(OrderDesk):
             self._by_key.pop(execution.request.idempotency_key, None)
             for cid in execution.legs:
                 self._legs.pop(cid, None)
-        return len(done)
+        return len(done) + self._forget_strangers()
 
     def maybe_seen(self, request: OrderRequest) -> ClientOrderId | None:
         """The primary client order id to look up in the database when the key may have been executed
@@ -132,6 +135,13 @@ class PairBook(OrderDesk):
     def resume(self, now_ms: int) -> list[Command]:
         """Timers to re-arm after the actor restarted (timers die with an actor; the book does not)."""
         self._out = []
+        resuming, fetch = self._take_resuming()
+        for execution, commands in resuming:
+            self._carry(execution, commands, now_ms)
+        for cid in fetch:
+            leg = self._legs.get(cid)
+            if leg is not None and leg.resolver is None:
+                self._out.append(Send(fetch_request(self.symbol, self.pair, cid)))
         for execution in self.active():
             if execution.deadline_ms is not None:
                 self._out.append(Schedule(_plan_key(execution.request.request_id), execution.deadline_ms))
@@ -189,6 +199,9 @@ class PairBook(OrderDesk):
             self._start_next(now_ms)
             return
         self._seen.add(request.idempotency_key)
+        # Stored with the first order's write-ahead (same commit): what a restart resumes the plan from.
+        self._out.append(Persist(RequestRecord(request=request, reference_price=plan.reference_price,
+                                               exchange=self.settings.exchange)))  # fmt: skip
         if volatile:
             execution.story.append("volatile market: no wait for the limit")
         self._carry(execution, commands, now_ms)
@@ -252,7 +265,9 @@ class PairBook(OrderDesk):
 
     # ---- order facts → plan events (OrderDesk hooks) ------------------------------------------------
     def _leg_acked(self, leg: Leg, now_ms: int) -> None:
-        execution = self._execs[leg.request_id]
+        execution = self._execs.get(leg.request_id)
+        if execution is None:
+            return  # a tracked order of no request in memory (restored orphan, external)
         if leg.role is OrderRole.PRIMARY:
             if not execution.resolved:
                 execution.resolved = True
@@ -263,25 +278,34 @@ class PairBook(OrderDesk):
         self._feed(execution, LegAcked(leg.cid), now_ms)
 
     def _leg_filled(self, leg: Leg, fill: FillEvent, now_ms: int) -> None:
-        event = LegFilled(leg.cid, fill.trade_id, fill.quantity, fill.price, fill.commission, fill.commission_asset)
-        self._feed(self._execs[leg.request_id], event, now_ms)
+        execution = self._execs.get(leg.request_id)
+        if execution is not None:
+            event = LegFilled(leg.cid, fill.trade_id, fill.quantity, fill.price, fill.commission,
+                              fill.commission_asset)  # fmt: skip
+            self._feed(execution, event, now_ms)
 
     def _leg_failed(self, leg: Leg, error: ExchangeError, now_ms: int) -> None:
-        execution = self._execs[leg.request_id]
+        execution = self._execs.get(leg.request_id)
+        if execution is None:
+            return
         if isinstance(error, FilterRejected) and error.is_percent_price:
             execution.story.append(f"{leg.role.value} rejected by {error.filter_name}")
         self._feed(execution, LegFailed(leg.cid, error), now_ms)
 
     def _leg_not_created(self, leg: Leg, now_ms: int) -> None:
-        self._feed(self._execs[leg.request_id], LegNotCreated(leg.cid), now_ms)
-        if leg.state.status is OrderStatus.PENDING_SUBMIT:
+        execution = self._execs.get(leg.request_id)
+        if execution is not None:
+            self._feed(execution, LegNotCreated(leg.cid), now_ms)
+        if execution is None or leg.state.status is OrderStatus.PENDING_SUBMIT:
             # The plan moved on without it (it was being canceled): close the never-created order. The
             # plan already counts it as closed with nothing filled, so it hears nothing more of it.
             leg.told_closed = True
             self._apply(leg, CreateRejected("never created; not re-sent"), now_ms)
 
     def _leg_unresolved(self, leg: Leg, now_ms: int) -> None:
-        execution = self._execs[leg.request_id]
+        execution = self._execs.get(leg.request_id)
+        if execution is None:
+            return
         if not execution.resolved and leg.role is OrderRole.PRIMARY:
             execution.resolved = True
             refusal = Refusal(
@@ -292,7 +316,9 @@ class PairBook(OrderDesk):
             self._out.append(Resolve(execution.request.request_id, refusal))
 
     def _cancel_failed(self, leg: Leg, error: ExchangeError, now_ms: int) -> None:
-        self._feed(self._execs[leg.request_id], CancelFailed(leg.cid, error), now_ms)
+        execution = self._execs.get(leg.request_id)
+        if execution is not None:
+            self._feed(execution, CancelFailed(leg.cid, error), now_ms)
 
     def _leg_changed(self, leg: Leg, now_ms: int) -> None:
         execution = self._execs.get(leg.request_id)
@@ -357,6 +383,8 @@ class PairBook(OrderDesk):
         execution.stage = Stage.SETTLING
         if result.reason is ResultReason.SLIPPAGE_REFUSED:
             self._out.append(Alert("slippage_guard", result.detail))
+        elif result.reason is ResultReason.CANCELED_EXTERNALLY:
+            self._out.append(Alert("external_cancel", result.detail, execution.legs[0] if execution.legs else None))
         if not self._awaiting_fills(execution):
             self._close(execution, now_ms)
 

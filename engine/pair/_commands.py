@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.api import EngineEvent, PlaceOutcome
-from engine.domain import ClientOrderId, ErrorRecord, Fill, Order, RequestId, Trade
+from engine.domain import ClientOrderId, ErrorRecord, Fill, Order, RequestId, RequestRecord, Trade
 from engine.gateway import GatewayRequest
 
 __all__ = ["Alert", "Command", "Emit", "Persist", "Resolve", "Schedule", "Send", "Unschedule", "WriteAhead"]
@@ -29,7 +29,7 @@ class WriteAhead:
 class Persist:
     """Store (upsert) a record; fire-and-forget."""
 
-    item: Order | Fill | Trade | ErrorRecord
+    item: Order | Fill | Trade | ErrorRecord | RequestRecord
 
 
 @dataclass(frozen=True)
@@ -71,4 +71,14 @@ class Alert:
     client_order_id: ClientOrderId | None = None
 
 
-Command = Send | WriteAhead | Persist | Schedule | Unschedule | Emit | Resolve | Alert
+@dataclass(frozen=True)
+class LookupStored:
+    """An engine-prefixed order unknown in memory was seen: look it up in the database and hand the stored
+    order (or None) back through `PairBook.on_stored` together with `sighting` (a late report for an order
+    that already left memory, or an order to adopt)."""
+
+    client_order_id: ClientOrderId
+    sighting: object
+
+
+Command = Send | WriteAhead | Persist | Schedule | Unschedule | Emit | Resolve | Alert | LookupStored

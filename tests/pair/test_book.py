@@ -22,6 +22,7 @@ from engine.domain import (
     OrderStatus,
     Pair,
     RequestId,
+    RequestRecord,
     Side,
     Trade,
     TradeId,
@@ -190,7 +191,9 @@ def test_limit_accepted_then_filled() -> None:
     assert create.op is Op.CREATE_ORDER
     assert create.params["newClientOrderId"].startswith("bx-")
     assert create.params["price"] == "60000" and create.params["quantity"] == "0.01"
-    assert isinstance(h.stored[0], Order) and h.stored[0].status is OrderStatus.PENDING_SUBMIT  # write-ahead
+    # the request is stored with its first order's write-ahead (crash recovery resumes from it)
+    assert isinstance(h.stored[0], RequestRecord) and h.stored[0].request == req
+    assert isinstance(h.stored[1], Order) and h.stored[1].status is OrderStatus.PENDING_SUBMIT  # write-ahead
     h.answer(order_json(create, "NEW"))
     outcome = h.outcomes[req.request_id][0]
     assert isinstance(outcome, Accepted) and outcome.order.status is OrderStatus.OPEN

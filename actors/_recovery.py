@@ -1,0 +1,94 @@
+"""Crash recovery at start and the open-orders scan of reconciliation, for the root actor.
+
+At start, before any pair actor runs: the books get the current prices (one bookTicker call, so a resumed
+plan's slippage guard and the first market order have a reference), the idempotency keys used before (so a
+replayed key finds its order), and the unfinished requests and live orders from the database. Each pair
+actor then looks its restored orders up at the exchange when it starts (`PairBook.resume`).
+
+The open-orders scan (one `openOrders` call per pair) finds what the stream may have missed: orders placed
+outside the engine, and engine orders the database does not know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from loguru import logger
+
+from engine.domain import Pair, Priority, pair_to_symbol
+from engine.gateway import GatewayRequest, GatewayResult, Op
+from engine.pair import PairBook
+
+__all__ = ["RecoverySummary", "open_order_scans", "prime_prices", "restore_books"]
+
+_ASK_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class RecoverySummary:
+    """What crash recovery found in the database."""
+
+    requests: int
+    orders: int
+    keys: int
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain data (health endpoint)."""
+        return {"requests_resumed": self.requests, "orders_to_reconcile": self.orders, "idempotency_keys": self.keys}
+
+
+def prime_prices(data: Any, books: Mapping[Pair, PairBook], now_ms: int) -> int:
+    """Give every book the best bid/ask from one bookTicker answer; returns how many books got a price."""
+    rows = {str(r.get("symbol")): r for r in data if isinstance(r, dict)} if isinstance(data, list) else {}
+    primed = 0
+    for pair, book in books.items():
+        row = rows.get(pair_to_symbol(pair))
+        if row is None:
+            continue
+        book.on_price(Decimal(str(row["bidPrice"])), Decimal(str(row["askPrice"])), now_ms)
+        primed += 1
+    return primed
+
+
+def restore_books(store: Any, books: Mapping[Pair, PairBook], now_ms: int) -> RecoverySummary:
+    """Load the recovery state from persistence into the books (blocking asks: start-up only)."""
+    pairs = [str(p) for p in books]
+    state = store.proxy.recovery(pairs).get(timeout=_ASK_TIMEOUT_S)
+    keys = 0
+    resumed = 0
+    for pair, book in books.items():
+        pair_keys = store.proxy.idempotency_keys(str(pair)).get(timeout=_ASK_TIMEOUT_S)
+        book.remember_keys(pair_keys)
+        keys += len(pair_keys)
+        resumed += book.restore(state.requests, state.orders, state.fills, now_ms)
+    summary = RecoverySummary(requests=resumed, orders=len(state.orders), keys=keys)
+    log = logger.warning if summary.orders else logger.info
+    log(
+        "crash recovery: {} unfinished request(s) resumed, {} order(s) to reconcile with the exchange, "
+        "{} idempotency key(s) known",
+        summary.requests,
+        summary.orders,
+        summary.keys,
+    )
+    return summary
+
+
+def open_order_scans(
+    routes: Mapping[Pair, Any], reply: Callable[[Pair], Callable[[GatewayResult], None]]
+) -> list[GatewayRequest]:
+    """One openOrders query per pair (weight 6 each), answered to that pair's actor."""
+    return [
+        GatewayRequest(
+            Op.OPEN_ORDERS,
+            {"symbol": pair_to_symbol(pair)},
+            Priority.EXIT,
+            key=f"open-orders:{pair}",
+            pair=pair,
+            reply_to=reply(pair),
+            weight=6,
+        )
+        for pair in routes
+    ]

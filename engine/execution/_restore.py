@@ -1,0 +1,96 @@
+"""Rebuilding an `ExecutionPlan` after a restart from what was stored. Pure.
+
+The second half of `engine.execution._plan` (split for size; it sets the plan's private state, which
+only this package may do). The stored request and its orders say where the plan stood:
+
+- the last leg is the live one; earlier legs are closed and count with their cumulative quantities;
+- a primary limit whose deadline has not passed keeps waiting with its remaining time;
+- a primary limit past its deadline is canceled now (the cancel may or may not have left before the crash:
+  a cancel is idempotent, and "unknown order" makes the order desk look its status up);
+- a primary limit stored as PENDING_CANCEL before its deadline was being canceled by the caller (or for a
+  volatility spike): the request ends without a fallback — after a restart the engine does not trade more
+  than it is sure it was asked to;
+- a fallback (or a market primary) leg is simply awaited.
+
+The plan then hears the live leg's fate through the ordinary events (its status is looked up at start).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+
+from engine.domain import OrderRequest, OrderRole, OrderStatus, OrderType, TimeInForce, TradeId
+from engine.execution._guards import Book
+from engine.execution._model import CancelOrder, ExecutionCommand, ExecutionConfig, OrderSpec, _Leg
+from engine.execution._plan import ExecutionPlan, Phase, _Timer
+from engine.execution._rules import SymbolRules
+
+__all__ = ["RestoredLeg", "restore_plan"]
+
+_RESTING = (OrderType.LIMIT, OrderType.LIMIT_MAKER)
+
+
+@dataclass(frozen=True)
+class RestoredLeg:
+    """One stored order of the request, as the plan needs it."""
+
+    spec: OrderSpec
+    status: OrderStatus
+    cum_qty: Decimal = Decimal(0)
+    cum_quote: Decimal = Decimal(0)
+    fills: dict[TradeId, tuple[Decimal, Decimal]] = field(default_factory=dict)
+    fees: dict[str, Decimal] = field(default_factory=dict)
+
+
+def restore_plan(
+    request: OrderRequest,
+    rules: SymbolRules,
+    legs: list[RestoredLeg],
+    *,
+    created_ms: int,
+    now_ms: int,
+    reference_price: Decimal | None,
+    book: Book | None,
+    config: ExecutionConfig | None = None,
+) -> tuple[ExecutionPlan, list[ExecutionCommand]]:
+    """The plan of `request` as it stood with `legs` placed (primary first); and what to do right away."""
+    if not legs:
+        raise ValueError(f"request {request.request_id} has no stored order to resume from")
+    config = config or ExecutionConfig()
+    if request.limit_timeout_s is not None:
+        config = replace(config, limit_timeout_ms=int(request.limit_timeout_s * 1000))
+    if request.fallback is not None:
+        config = replace(config, fallback=request.fallback)
+    market = request.order_type is OrderType.MARKET
+    plan = ExecutionPlan(request, rules, config, rules.floor_qty(request.amount, market=market))
+    plan.book = book
+    plan.reference_price = reference_price if reference_price is not None else request.price
+    for stored in legs:
+        leg = _Leg(stored.spec, dict(stored.fills), dict(stored.fees))
+        leg.cum_qty, leg.cum_quote = stored.cum_qty, stored.cum_quote
+        plan._legs.append(leg)
+    for leg, stored in zip(plan._legs[:-1], legs[:-1], strict=True):
+        leg.closed = stored.status if stored.status.is_terminal else OrderStatus.CANCELED
+    plan._fallback_attempts = sum(1 for leg in legs if leg.spec.role is OrderRole.FALLBACK)
+    live, stored_live = plan._legs[-1], legs[-1]
+    spec = live.spec
+    resting = (
+        spec.role is OrderRole.PRIMARY
+        and spec.order_type in _RESTING
+        and spec.time_in_force not in (TimeInForce.IOC, TimeInForce.FOK)
+    )
+    if not resting:
+        plan.phase = Phase.FALLBACK_WORKING
+        return plan, []
+    deadline = created_ms + config.limit_timeout_ms
+    if stored_live.status is OrderStatus.PENDING_CANCEL and now_ms < deadline:
+        plan._aborted = "being canceled before a restart; no fallback after recovery"
+        plan.phase = Phase.CANCELING
+        return plan, [CancelOrder(spec.client_order_id, spec.symbol, plan._aborted)]
+    if stored_live.status is OrderStatus.PENDING_CANCEL or now_ms >= deadline:
+        plan.phase = Phase.CANCELING
+        return plan, [CancelOrder(spec.client_order_id, spec.symbol, "limit timeout (resumed after a restart)")]
+    plan.phase = Phase.LIMIT_WORKING
+    plan._timer = _Timer(deadline, "limit_timeout")
+    return plan, []

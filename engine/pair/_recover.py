@@ -1,0 +1,283 @@
+"""The pair book's recovery half: resuming stored requests after a restart, and orders nobody placed here.
+
+Pure, like the rest of the book. Three situations:
+
+- **Crash recovery** (`restore`): the requests without a trade row and every order not known to be terminal
+  come back from the database; each request gets its plan back (`engine.execution.restore_plan`) and each
+  order is looked up at the exchange by client order id when the actor starts (an order whose create
+  outcome was unknown goes through the usual resolver, so "not found" right after the restart is not taken
+  for "never created" before the grace period).
+- **Late reports**: a report for one of the engine's orders that already left memory asks the database
+  (`LookupStored`) and is applied to the stored order; a fill after the request's summary updates the
+  trade and is alerted.
+- **Manual intervention**: an order without the engine's client-id prefix (a person in the Binance UI) is
+  recorded as EXTERNAL, tracked to its end, announced (event + alert) and never traded against; an order
+  with the prefix that the database does not know is adopted the same way (alert `adopted_order`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from loguru import logger
+
+from engine.api import EventKind
+from engine.domain import (
+    ClientOrderId,
+    Fill,
+    Order,
+    OrderRequest,
+    OrderRole,
+    Priority,
+    RequestId,
+    RequestRecord,
+    Side,
+    Trade,
+    TradeStatus,
+)
+from engine.exchange import ExecutionReport, is_engine_id
+from engine.execution import Book, ExecutionCommand, restore_plan
+from engine.gateway import GatewayResult
+from engine.orders import Acked, OrderEvent, events_from_report, status_from_rest_order
+from engine.pair._commands import Alert, Command, Emit, LookupStored, Persist
+from engine.pair._legs import Execution, Leg, order_of
+from engine.pair._orders import OrderDesk
+from engine.pair._records import leg_event
+from engine.pair._restore import leg_from_stored, plan_leg_of, stranger_leg
+from engine.pair._seen import SeenKeys
+from engine.venue import WireFormatError, parse_order
+
+__all__ = ["RecoveringBook", "Sighting"]
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """An order seen at the exchange (a stream report or an openOrders row) that is not in memory."""
+
+    client_order_id: ClientOrderId
+    side: Side
+    order_type: str
+    quantity: Decimal
+    price: Decimal | None
+    events: tuple[OrderEvent, ...]
+    source: str
+
+    @classmethod
+    def of_report(cls, report: ExecutionReport) -> Sighting:
+        """From a user-data execution report."""
+        cid = ClientOrderId(report.orig_client_order_id or report.client_order_id)
+        return cls(cid, report.side, report.order_type, report.quantity, report.price or None,
+                   events_from_report(report), "stream")  # fmt: skip
+
+    @classmethod
+    def of_rest(cls, row: dict[str, object]) -> Sighting:
+        """From a REST order object (openOrders)."""
+        snap = parse_order(row)
+        events: tuple[OrderEvent, ...] = (Acked(snap.order_id), status_from_rest_order(row))
+        return cls(snap.client_order_id, snap.side, snap.order_type, snap.orig_qty, snap.price or None, events,
+                   "openOrders")  # fmt: skip
+
+
+class RecoveringBook(OrderDesk):
+    """`OrderDesk` plus recovery; `PairBook` derives from it (see module docstring)."""
+
+    _execs: dict[RequestId, Execution]
+    _by_key: dict[str, RequestId]
+    _seen: SeenKeys
+    book: Book
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._resuming: list[tuple[Execution, list[ExecutionCommand]]] = []
+        self._to_fetch: list[ClientOrderId] = []
+
+    # ---- crash recovery -----------------------------------------------------------------------------
+    def remember_keys(self, keys: Iterable[str]) -> None:
+        """Idempotency keys used before the restart: a replay of one finds its order in the database."""
+        for key in keys:
+            self._seen.add(key)
+
+    def restore(
+        self, requests: list[RequestRecord], orders: list[Order], fills: dict[str, list[Fill]], now_ms: int
+    ) -> int:
+        """Take back this pair's unfinished requests and live orders; returns how many requests resumed.
+
+        Nothing is sent here: the actor's start (`resume`) looks every restored order up at the exchange.
+        """
+        by_request: dict[str, list[Order]] = {}
+        for order in orders:
+            if order.pair == self.pair:
+                by_request.setdefault(order.request_id, []).append(order)
+        resumed = 0
+        for record in requests:
+            request = record.request
+            stored = by_request.pop(request.request_id, [])
+            if request.pair != self.pair:
+                continue
+            if not stored:
+                logger.bind(pair=self.pair, request_id=request.request_id).warning("stored request has no order")
+                continue
+            self._resume_request(record, request, stored, fills, now_ms)
+            resumed += 1
+        for rest in by_request.values():
+            for order in rest:  # live orders of finished (or unknown) requests: tracked to their end
+                leg = self._stored_leg(order, fills.get(order.client_order_id, []), order_priority(order), now_ms)
+                leg.told_closed = True
+        return resumed
+
+    def _stored_leg(self, order: Order, fills: list[Fill], priority: Priority, now_ms: int) -> Leg:
+        leg = leg_from_stored(order, fills, symbol=self.symbol, priority=priority, now_ms=now_ms,
+                              grace_ms=self.settings.unknown_outcome_grace_ms)  # fmt: skip
+        self._legs[leg.cid] = leg
+        if leg.resolver is None:
+            self._to_fetch.append(leg.cid)
+        return leg
+
+    def _resume_request(
+        self, record: RequestRecord, request: OrderRequest, stored: list[Order], fills: dict[str, list[Fill]],
+        now_ms: int,
+    ) -> None:  # fmt: skip
+        stored.sort(key=lambda o: (o.role is not OrderRole.PRIMARY, o.created_at, o.client_order_id))
+        created_ms = int(request.created_at.timestamp() * 1000)
+        plan, commands = restore_plan(
+            request,
+            self.rules,
+            [plan_leg_of(o, fills.get(o.client_order_id, []), self.symbol, request.priority) for o in stored],
+            created_ms=created_ms,
+            now_ms=now_ms,
+            reference_price=record.reference_price,
+            book=self.book,
+            config=self.settings.execution,
+        )
+        legs = [self._stored_leg(o, fills.get(o.client_order_id, []), request.priority, now_ms) for o in stored]
+        for leg in legs[:-1]:
+            leg.told_closed = True  # the plan counts the earlier legs as closed already
+        execution = Execution(request, created_ms, plan=plan, legs=[leg.cid for leg in legs], resolved=True,
+                              story=["resumed after a restart"])  # fmt: skip
+        self._execs[request.request_id] = execution
+        self._by_key[request.idempotency_key] = request.request_id
+        self._seen.add(request.idempotency_key)
+        self._resuming.append((execution, commands))
+        logger.bind(pair=self.pair, request_id=request.request_id, client_order_id=legs[-1].cid).info(
+            "request resumed after a restart: phase {}, {} leg(s)", plan.phase.value, len(legs)
+        )
+
+    def _take_resuming(self) -> tuple[list[tuple[Execution, list[ExecutionCommand]]], list[ClientOrderId]]:
+        resuming, fetch = self._resuming, self._to_fetch
+        self._resuming, self._to_fetch = [], []
+        return resuming, fetch
+
+    # ---- orders not in memory -----------------------------------------------------------------------
+    def on_report(self, report: object, now_ms: int) -> list[Command]:
+        """An execution report; one for an order not in memory is a late report or a stranger."""
+        if isinstance(report, ExecutionReport):
+            cid = ClientOrderId(report.orig_client_order_id or report.client_order_id)
+            if cid not in self._legs:
+                self._out = []
+                self._sighted(Sighting.of_report(report), now_ms)
+                return self._take()
+        return super().on_report(report, now_ms)
+
+    def on_open_orders(self, result: GatewayResult, now_ms: int) -> list[Command]:
+        """The exchange's open orders of this pair (reconciliation): any not in memory is looked into."""
+        self._out = []
+        rows = result.data if result.error is None and isinstance(result.data, list) else []
+        for row in rows:
+            if not isinstance(row, dict) or str(row.get("clientOrderId", "")) in self._legs:
+                continue
+            try:
+                sighting = Sighting.of_rest(row)
+            except (WireFormatError, ValueError, KeyError) as exc:
+                logger.bind(pair=self.pair).error("unreadable open order {}: {}", row.get("orderId"), exc)
+                continue
+            self._sighted(sighting, now_ms)
+        return self._take()
+
+    def _sighted(self, sighting: Sighting, now_ms: int) -> None:
+        if is_engine_id(sighting.client_order_id):
+            self._out.append(LookupStored(sighting.client_order_id, sighting))
+        else:
+            self._adopt(sighting, OrderRole.EXTERNAL, now_ms)
+
+    def on_stored(
+        self, sighting: Sighting, order: Order | None, fills: list[Fill], trade: Trade | None, now_ms: int
+    ) -> list[Command]:
+        """The database's answer to `LookupStored`: apply the sighting to the stored order, or adopt it."""
+        self._out = []
+        cid = sighting.client_order_id
+        leg = self._legs.get(cid)
+        if leg is None and order is None:
+            self._adopt(sighting, OrderRole.PRIMARY, now_ms)
+            return self._take()
+        if leg is None:
+            assert order is not None
+            leg = self._stored_leg(order, fills, order_priority(order), now_ms)
+            # Looked up below only if this sighting leaves it incomplete (the fetch list is for restarts).
+            if cid in self._to_fetch:
+                self._to_fetch.remove(cid)
+            leg.told_closed = True
+        before_qty, before_quote = leg.state.filled, leg.state.quote_filled
+        for event in sighting.events:
+            self._apply(leg, event, now_ms)
+        added = leg.state.filled - before_qty
+        if added > 0 and trade is not None and leg.request_id not in self._execs:
+            self._late_fill(leg, trade, added, leg.state.quote_filled - before_quote, now_ms)
+        self._leg_changed(leg, now_ms)
+        return self._take()
+
+    def _late_fill(self, leg: Leg, trade: Trade, qty: Decimal, quote: Decimal, now_ms: int) -> None:
+        filled = trade.filled + qty
+        total_quote = (trade.average_price or Decimal(0)) * trade.filled + quote
+        fees = dict(trade.fees)
+        for asset, amount in leg.state.fees:
+            fees[asset] = max(fees.get(asset, Decimal(0)), amount)
+        status = TradeStatus.FILLED if filled >= trade.requested else TradeStatus.PARTIAL
+        updated = Trade.model_validate({
+            **trade.model_dump(),
+            "filled": filled,
+            "average_price": total_quote / filled if filled > 0 else None,
+            "fees": fees,
+            "status": status,
+            "remainder": max(Decimal(0), trade.requested - filled),
+            "note": f"{trade.note}; late fill of {qty} after the summary".lstrip("; "),
+        })  # fmt: skip
+        self._out.append(Persist(updated))
+        message = f"fill of {qty} arrived after request {trade.request_id} was summarized; trade updated"
+        self._out.append(Alert("late_fill", message, leg.cid))
+
+    def _adopt(self, sighting: Sighting, role: OrderRole, now_ms: int) -> None:
+        leg = stranger_leg(
+            cid=sighting.client_order_id, pair=self.pair, symbol=self.symbol, side=sighting.side,
+            order_type=sighting.order_type, quantity=sighting.quantity, price=sighting.price, role=role,
+            now_ms=now_ms, exchange=self.settings.exchange,
+        )  # fmt: skip
+        self._legs[leg.cid] = leg
+        leg.acked = True
+        leg.told_closed = True
+        self._out.append(Persist(order_of(leg)))
+        for event in sighting.events:
+            self._apply(leg, event, now_ms)
+        external = role is OrderRole.EXTERNAL
+        what = "external order (placed outside the engine)" if external else "engine order unknown to the database"
+        message = (f"{what} seen via {sighting.source}: {sighting.side.value} {sighting.quantity} "
+                   f"{sighting.order_type} at {sighting.price or 'market'}; tracked, not managed")  # fmt: skip
+        logger.bind(pair=self.pair, client_order_id=leg.cid).warning(message)
+        self._out.append(Emit(leg_event(EventKind.EXTERNAL, leg, now_ms, message)))
+        self._out.append(Alert("external_order" if external else "adopted_order", message, leg.cid))
+
+    def _forget_strangers(self) -> int:
+        """Drop finished orders that belong to no request in memory (restored orphans, strangers)."""
+        gone = [
+            cid for cid, leg in self._legs.items()
+            if leg.request_id not in self._execs and leg.terminal and leg.state.missing_qty <= 0
+        ]  # fmt: skip
+        for cid in gone:
+            del self._legs[cid]
+        return len(gone)
+
+
+def order_priority(order: Order) -> Priority:
+    """The gateway priority of a tracked order's follow-up calls (lookups, cancels)."""
+    return Priority.FALLBACK if order.role is OrderRole.FALLBACK else Priority.EXIT

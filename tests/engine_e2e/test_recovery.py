@@ -1,0 +1,272 @@
+"""Crash recovery and manual intervention through the whole engine against the simulator.
+
+An engine is stopped without touching its orders (as a crash would leave them) and a new one starts on the
+same database and the same exchange. Time is a manual clock shared across the restart, so a resumed limit
+keeps exactly its remaining time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from db import BatchWriter, connect, find_orders, fills_of, get_trade
+from engine.api import Accepted, Engine, EngineEvent, EventKind
+from engine.clock import ManualClock, SystemClock
+from engine.config import Config
+from engine.domain import (
+    Order,
+    OrderRequest,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    RequestRecord,
+    Side,
+    TradeStatus,
+)
+from engine.exchange import client_order_id
+from sim import SimConfig, Simulator
+
+PAIR = "BTC/USDT"
+LIMIT = "59950"
+NO_STREAMS = {"user_data": False, "market_data": False}
+
+
+class Events:
+    """Engine events, with a blocking wait on a condition (no sleeps)."""
+
+    def __init__(self) -> None:
+        self.items: list[EngineEvent] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, event: EngineEvent) -> None:
+        with self._cond:
+            self.items.append(event)
+            self._cond.notify_all()
+
+    def wait_for(self, kind: EventKind, count: int = 1, timeout: float = 20) -> list[EngineEvent]:
+        with self._cond:
+            ok = self._cond.wait_for(lambda: len(self.of(kind)) >= count, timeout)
+        assert ok, f"no {kind} event; saw {[(e.kind.value, e.message) for e in self.items]}"
+        return self.of(kind)
+
+    def of(self, kind: EventKind) -> list[EngineEvent]:
+        return [e for e in self.items if e.kind is kind]
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    config = SimConfig(seed=5, symbols=["BTCUSDT"], start_prices={"BTCUSDT": Decimal(60000)})
+    with Simulator(config) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/engine.sqlite3"
+
+
+@pytest.fixture
+def start(sim: Simulator, tmp_path: Path, db_url: str) -> Iterator[Any]:
+    engines: list[Engine] = []
+
+    def _start(clock: ManualClock) -> tuple[Engine, Events]:
+        config = Config.model_validate(
+            {"stream": NO_STREAMS, "exchange": {"pair_whitelist": [PAIR]}, "execution": {"limit_timeout_s": "5"}}
+        )
+        events = Events()
+        engine = Engine.start(
+            config, clock=clock, sim=sim, database_url=db_url, spool_path=tmp_path / "spool.jsonl", listeners=[events]
+        )
+        engines.append(engine)
+        return engine, events
+
+    yield _start
+    for engine in engines:
+        engine.stop(graceful=False)
+
+
+def _bx_orders(sim: Simulator) -> list[dict[str, Any]]:
+    return [o for o in sim.control.ledger()["orders"] if str(o["clientOrderId"]).startswith("bx-")]
+
+
+def _stored(db_url: str) -> tuple[list[Order], Any]:
+    handle = connect(db_url)
+    try:
+        return find_orders(handle), handle
+    finally:
+        handle.close()
+
+
+def _flush(engine: Engine) -> None:
+    """Wait until everything the engine handed to persistence is committed."""
+    engine._root.proxy().store().get(timeout=10).flush().get(timeout=10)
+
+
+def _read(db_url: str, fn: Any, *args: Any) -> Any:
+    handle = connect(db_url)
+    try:
+        return fn(handle, *args)
+    finally:
+        handle.close()
+
+
+def test_open_limit_resumes_with_its_remaining_time_then_falls_back(start: Any, sim: Simulator, db_url: str) -> None:
+    clock = ManualClock(SystemClock().now_ms())
+    first, _ = start(clock)
+    accepted = first.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="resume-1").result(20)
+    assert isinstance(accepted, Accepted)
+    first.ticker.advance(3_000)
+    first.stop(graceful=False)  # leaves the limit resting, like a crash
+
+    second, events = start(ManualClock(clock.now_ms()))
+    assert second.health()["recovery"]["requests_resumed"] == 1
+    assert [o.client_order_id for o in second.open_orders()] == [accepted.order.client_order_id]
+    second.ticker.advance(1_000)  # 4 s of its 5 s: still waiting
+    assert [o["status"] for o in _bx_orders(sim)] == ["NEW"]
+    second.ticker.advance(1_000)
+    [done] = events.wait_for(EventKind.DONE)
+    assert done.trade is not None and done.trade.status is TradeStatus.FILLED and done.trade.filled == Decimal("0.01")
+    assert "resumed after a restart" in done.trade.note
+    ledger = _bx_orders(sim)
+    assert [o["status"] for o in ledger] == ["CANCELED", "FILLED"]
+    assert ledger[1]["clientOrderId"].endswith("-f1")
+    _flush(second)
+    trade = _read(db_url, get_trade, accepted.order.request_id)
+    assert trade is not None and trade.filled == Decimal("0.01")
+
+
+def test_a_fill_while_down_is_fetched_at_restart(start: Any, sim: Simulator, db_url: str) -> None:
+    clock = ManualClock(SystemClock().now_ms())
+    first, _ = start(clock)
+    accepted = first.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="down-1").result(20)
+    assert isinstance(accepted, Accepted)
+    first.stop(graceful=False)
+    cid = accepted.order.client_order_id
+    sim.control.fill_order("BTCUSDT", client_order_id=cid, quantity="0.004")
+    sim.control.fill_order("BTCUSDT", client_order_id=cid)
+
+    second, events = start(ManualClock(clock.now_ms()))
+    [done] = events.wait_for(EventKind.DONE)
+    assert done.trade is not None and done.trade.status is TradeStatus.FILLED
+    _flush(second)
+    ledger_trades = sorted(t["id"] for t in sim.control.ledger()["trades"] if t["orderId"] == accepted.order.exchange_order_id)
+    stored = sorted(f.trade_id for f in _read(db_url, fills_of, cid))
+    assert stored == ledger_trades and len(stored) == 2
+    assert len(_bx_orders(sim)) == 1  # no fallback: the limit filled
+
+
+def _write_intent(db_url: str, key: str, now_ms: int) -> Order:
+    """What the database holds after a crash between the write-ahead and the send."""
+    when = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+    request = OrderRequest(
+        request_id="crashed-1", pair=PAIR, side=Side.BUY, amount=Decimal("0.01"), price=Decimal(LIMIT),
+        idempotency_key=key, created_at=when, limit_timeout_s=Decimal(60),
+    )  # fmt: skip
+    order = Order(
+        client_order_id=client_order_id(key), request_id="crashed-1", pair=PAIR, side=Side.BUY,
+        order_type=OrderType.LIMIT, status=OrderStatus.PENDING_SUBMIT, price=Decimal(LIMIT), amount=Decimal("0.01"),
+        remaining=Decimal("0.01"), created_at=when, updated_at=when,
+    )  # fmt: skip
+    handle = connect(db_url)
+    try:
+        BatchWriter(handle).write([RequestRecord(request=request, reference_price=Decimal(LIMIT)), order])
+    finally:
+        handle.close()
+    return order
+
+
+def _advance_until(engine: Engine, events: Events, kind: EventKind, step_ms: int, steps: int) -> list[EngineEvent]:
+    for _ in range(steps):
+        if events.of(kind):
+            break
+        engine.ticker.advance(step_ms)
+        with events._cond:
+            events._cond.wait_for(lambda: bool(events.of(kind)), 0.5)
+    return events.wait_for(kind)
+
+
+def test_an_intent_never_sent_is_placed_exactly_once(start: Any, sim: Simulator, db_url: str) -> None:
+    clock = ManualClock(SystemClock().now_ms())
+    order = _write_intent(db_url, "never-sent", clock.now_ms())
+    engine, events = start(clock)
+    # "not found" proves nothing during the grace period; after it the create goes out under the same id
+    [accepted] = _advance_until(engine, events, EventKind.ACCEPTED, 2_000, 20)
+    assert accepted.client_order_id == order.client_order_id
+    assert [o["clientOrderId"] for o in _bx_orders(sim)] == [order.client_order_id]
+
+
+def test_an_intent_that_did_reach_the_exchange_is_found_not_resent(start: Any, sim: Simulator, db_url: str) -> None:
+    clock = ManualClock(SystemClock().now_ms())
+    order = _write_intent(db_url, "was-sent", clock.now_ms())
+    sim.control.place_external_order(
+        symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01", price=LIMIT,
+        newClientOrderId=order.client_order_id,
+    )  # fmt: skip
+    engine, events = start(clock)
+    [accepted] = events.wait_for(EventKind.ACCEPTED)
+    assert accepted.order is not None and accepted.order.status is OrderStatus.OPEN
+    assert len(_bx_orders(sim)) == 1
+    engine.ticker.advance(60_000)  # its limit timeout, counted from the stored request
+    [done] = events.wait_for(EventKind.DONE)
+    assert done.trade is not None and done.trade.status is TradeStatus.FILLED
+    assert len(_bx_orders(sim)) == 2
+
+
+def test_an_idempotency_key_used_before_the_restart_finds_its_order(start: Any, sim: Simulator) -> None:
+    clock = ManualClock(SystemClock().now_ms())
+    first, first_events = start(clock)
+    original = first.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="key-across-restart").result(20)
+    assert isinstance(original, Accepted)
+    first.ticker.advance(5_000)
+    first_events.wait_for(EventKind.DONE)
+    first.stop(graceful=False)
+
+    second, _ = start(ManualClock(clock.now_ms()))
+    replay = second.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="key-across-restart").result(20)
+    assert isinstance(replay, Accepted) and replay.duplicate
+    assert replay.order.client_order_id == original.order.client_order_id
+    assert len(_bx_orders(sim)) == 2  # the limit and its fallback, nothing new
+
+
+def test_external_orders_are_recorded_announced_and_tracked(start: Any, sim: Simulator, db_url: str) -> None:
+    engine, events = start(ManualClock(SystemClock().now_ms()))
+    sim.control.place_external_order(
+        symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.02", price="61000",
+        newClientOrderId="web_manual_1",
+    )  # fmt: skip
+    engine.ticker.advance(60_000)  # the periodic reconciliation scans open orders
+    [seen] = events.wait_for(EventKind.EXTERNAL)
+    assert seen.client_order_id == "web_manual_1" and "external order" in seen.message
+    assert engine.place_order(PAIR, "buy", "0.01", LIMIT).result(20) is not None  # trading goes on
+    sim.control.cancel_external_order(None, "BTCUSDT", client_order_id="web_manual_1")
+    engine.ticker.advance(60_000)  # the next round looks the tracked order up
+    for _ in range(50):
+        _flush(engine)
+        stored = {o.client_order_id: o for o in _stored(db_url)[0]}
+        if stored.get("web_manual_1") and stored["web_manual_1"].status is OrderStatus.CANCELED:
+            break
+        with events._cond:
+            events._cond.wait(0.1)
+    external = stored["web_manual_1"]
+    assert external.role is OrderRole.EXTERNAL and external.status is OrderStatus.CANCELED
+    assert len(events.of(EventKind.EXTERNAL)) == 1  # announced once
+
+
+def test_an_engine_order_unknown_to_the_database_is_adopted(start: Any, sim: Simulator, db_url: str) -> None:
+    engine, events = start(ManualClock(SystemClock().now_ms()))
+    stray = client_order_id("lost-by-a-restored-backup")
+    sim.control.place_external_order(
+        symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01", price="59000",
+        newClientOrderId=stray,
+    )  # fmt: skip
+    engine.ticker.advance(60_000)
+    [seen] = events.wait_for(EventKind.EXTERNAL)
+    assert seen.client_order_id == stray and "unknown to the database" in seen.message
+    assert any(o.client_order_id == stray for o in engine.open_orders())
