@@ -47,7 +47,8 @@ def main() -> None:
     print("started", flush=True)
     if mode == "settle":
         # Every resumed request finishes (limit timeouts, fallbacks, unknown outcomes resolved) before the stop.
-        while engine.open_orders() or engine._root.proxy().pair_refs().get(timeout=10)[PAIR].active_requests().get(timeout=10):
+        pair = engine._root.proxy().pair_refs().get(timeout=10)[PAIR]
+        while engine.open_orders() or pair.active_requests().get(timeout=10):
             done.wait(0.2)
             done.clear()
         engine.stop(graceful=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from db import BatchWriter, connect, find_orders, fills_of, get_trade
+from db import BatchWriter, connect, fills_of, find_orders, get_trade
 from engine.api import Accepted, Engine, EngineEvent, EventKind
 from engine.clock import ManualClock, SystemClock
 from engine.config import Config
@@ -156,7 +156,8 @@ def test_a_fill_while_down_is_fetched_at_restart(start: Any, sim: Simulator, db_
     [done] = events.wait_for(EventKind.DONE)
     assert done.trade is not None and done.trade.status is TradeStatus.FILLED
     _flush(second)
-    ledger_trades = sorted(t["id"] for t in sim.control.ledger()["trades"] if t["orderId"] == accepted.order.exchange_order_id)
+    order_id = accepted.order.exchange_order_id
+    ledger_trades = sorted(t["id"] for t in sim.control.ledger()["trades"] if t["orderId"] == order_id)
     stored = sorted(f.trade_id for f in _read(db_url, fills_of, cid))
     assert stored == ledger_trades and len(stored) == 2
     assert len(_bx_orders(sim)) == 1  # no fallback: the limit filled
