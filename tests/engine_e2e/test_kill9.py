@@ -23,7 +23,7 @@ import pytest
 
 from db import connect, find_orders, find_trades
 from db._models import FillRow
-from engine.domain import OrderStatus
+from engine.domain import Order, OrderStatus
 from sim import AccountSpec, SimConfig, Simulator
 from tests.service._proc import Lines
 
@@ -77,7 +77,8 @@ def test_kill_9_at_random_points_leaves_database_equal_to_the_ledger(sim: Simula
         points.append(after)
         proc, lines = _child("trade", sim, db_url, spool, SEED + kill, log)
         try:
-            lines.wait_for(lambda line, n=after: line == f"placed {n}", timeout=90)
+            expected = f"placed {after}"
+            lines.wait_for(expected.__eq__, timeout=90)
         finally:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
@@ -99,7 +100,7 @@ def _assert_database_equals_ledger(sim: Simulator, db_url: str, context: str) ->
     assert len(engine_orders) >= KILLS, context
     handle = connect(db_url)
     try:
-        stored = {o.client_order_id: o for o in find_orders(handle)}
+        stored: dict[str, Order] = {o.client_order_id: o for o in find_orders(handle)}
         for row in engine_orders:
             order = stored.get(str(row["clientOrderId"]))
             assert order is not None, f"{context}: {row['clientOrderId']} is on the exchange, not in the database"

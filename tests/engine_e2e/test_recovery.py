@@ -250,7 +250,7 @@ def test_external_orders_are_recorded_announced_and_tracked(start: Any, sim: Sim
     engine.ticker.advance(60_000)  # the next round looks the tracked order up
     for _ in range(50):
         _flush(engine)
-        stored = {o.client_order_id: o for o in _stored(db_url)[0]}
+        stored: dict[str, Order] = {o.client_order_id: o for o in _stored(db_url)[0]}
         if stored.get("web_manual_1") and stored["web_manual_1"].status is OrderStatus.CANCELED:
             break
         with events._cond:
