@@ -15,7 +15,9 @@ Usage from synchronous code::
 
 The pure core (``Exchange``, filters, balances, price process, rate limiter, fault schedule, signature
 verification) has no I/O and can be used directly, e.g. as the paper-trading engine of dry-run mode with an
-``ExternalPriceSource`` fed with real prices.
+``ExternalPriceSource`` fed with real prices. ``Simulator(price_feed=PublicPriceFeed(...))`` drives the book
+from a real venue's public bid/ask instead of the random walk (dry-run paper trading), with the venue's
+exchangeInfo filters copied into ``SimConfig.symbol_info`` (``PublicMarket.fetch``).
 """
 
 from sim._config import AccountSpec, RateLimitConfig, SimConfig
@@ -24,12 +26,23 @@ from sim._core import Clock, wall_clock_ms
 from sim._errors import SimError
 from sim._exchange import Exchange
 from sim._faults import FaultSchedule, FaultSpec
+from sim._feed import (
+    Backoff,
+    FeedError,
+    FeedStatus,
+    PriceFeed,
+    PublicMarket,
+    PublicPriceFeed,
+    Quote,
+    QuoteSink,
+)
 from sim._price import ExternalPriceSource, PriceSource, RandomWalkPriceSource
 from sim._server import Simulator, SimUrls
 from sim._symbols import SymbolSpec, make_symbol_spec
 
 __all__ = [
     "AccountSpec",
+    "Backoff",
     "Clock",
     "Control",
     "ControlOps",
@@ -37,7 +50,14 @@ __all__ = [
     "ExternalPriceSource",
     "FaultSchedule",
     "FaultSpec",
+    "FeedError",
+    "FeedStatus",
+    "PriceFeed",
     "PriceSource",
+    "PublicMarket",
+    "PublicPriceFeed",
+    "Quote",
+    "QuoteSink",
     "RandomWalkPriceSource",
     "RateLimitConfig",
     "SimConfig",

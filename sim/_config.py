@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sim._auth import KeyVerifier, valid_key_format
-from sim._symbols import make_symbol_spec
+from sim._symbols import SymbolSpec, make_symbol_spec
 
 __all__ = ["AccountSpec", "RateLimitConfig", "SimConfig"]
 
@@ -109,11 +109,19 @@ class SimConfig(BaseModel):
         rate_limits: Rate-limit windows.
         market_tick_interval_s: Background market mover period; 0 disables it (tests drive the market).
         exchange_mode: ``binance`` (WS API user data) or ``binanceus`` (REST listenKey flow).
+        symbol_info: Optional ``exchangeInfo.symbols[]`` object per symbol, e.g. copied from a real venue: its
+            filters are enforced and served instead of the synthetic ones.
+        cross_fills: How resting orders fill when the price moves through them: ``tick_volume`` shares the
+            seeded synthetic volume of the tick (partial fills); ``full`` fills them completely (paper trading on
+            a real venue's prices, where a quote through the limit means the order would have been taken).
+        record_requests: Keep a log of every HTTP request received (method, path, query, whether it carried an
+            API key or a signature), read with ``Control.requests()``; for tests that prove what reached a venue.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     seed: int = 42
+    symbol_info: dict[str, dict[str, Any]] = Field(default_factory=dict)
     symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "ETHBTC"])
     start_prices: dict[str, Decimal] = Field(default_factory=dict)
     volatility: float = Field(default=0.0005, ge=0)  # float-ok: model parameter
@@ -126,17 +134,23 @@ class SimConfig(BaseModel):
     rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
     market_tick_interval_s: float = Field(default=0.0, ge=0)  # float-ok: seconds
     exchange_mode: Literal["binance", "binanceus"] = "binance"
+    cross_fills: Literal["tick_volume", "full"] = "tick_volume"
+    record_requests: bool = False
 
     @field_validator("symbols")
     @classmethod
-    def _check_symbols(cls, symbols: list[str]) -> list[str]:
+    def _check_symbols(cls, symbols: list[str], info: ValidationInfo) -> list[str]:
         if not symbols:
             raise ValueError("at least one symbol is required")
         out = [s.upper() for s in symbols]
         if len(set(out)) != len(out):
             raise ValueError(f"duplicate symbols in {symbols}")
+        given = info.data.get("symbol_info") or {}
         for sym in out:
-            make_symbol_spec(sym)  # raises ValueError with the reason for an unknown quote asset
+            if sym in given:
+                SymbolSpec.from_exchange_info(given[sym])  # raises ValueError naming the bad filter field
+            else:
+                make_symbol_spec(sym)  # raises ValueError with the reason for an unknown quote asset
         return out
 
     @model_validator(mode="after")
@@ -150,4 +164,7 @@ class SimConfig(BaseModel):
         for sym, price in self.start_prices.items():
             if sym not in self.symbols or price <= 0:
                 raise ValueError(f"start price for {sym}: symbol must be configured and the price positive")
+        for sym, entry in self.symbol_info.items():
+            if sym not in self.symbols or entry.get("symbol") != sym:
+                raise ValueError(f"symbol_info for {sym}: the symbol must be configured and the entry's own symbol")
         return self

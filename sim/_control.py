@@ -99,6 +99,18 @@ class ControlOps:
         mid = self.core.exchange.markets[symbol].mid
         return await self.set_price(symbol, mid * (1 + Decimal(percent) / 100))
 
+    async def set_quote(self, symbol: str, bid: Decimal | str, ask: Decimal | str) -> dict[str, str]:
+        """Put the top of the book at ``bid`` / ``ask`` (as a price feed does); resting orders it crosses fill."""
+        self.core.exchange.set_quote(symbol, Decimal(bid), Decimal(ask), self.core.now())
+        m = self.core.exchange.markets[symbol]
+        return self._done({"bid": fmt(m.best_bid), "ask": fmt(m.best_ask), "mid": fmt(m.mid)})
+
+    async def requests(self) -> list[dict[str, object]]:
+        """The request log (``SimConfig.record_requests``); raises if recording is off."""
+        if self.core.request_log is None:
+            raise ValueError("request recording is off: start the simulator with SimConfig(record_requests=True)")
+        return list(self.core.request_log)
+
     async def step_market(self, n: int = 1) -> dict[str, str]:
         """Advance the seeded price process ``n`` ticks, matching resting orders; returns the mids."""
         self.core.exchange.step(int(n), self.core.now())
@@ -257,6 +269,8 @@ _HTTP_OPS = frozenset(
         "move_price",
         "spike",
         "step_market",
+        "set_quote",
+        "requests",
         "fill_order",
         "place_external_order",
         "cancel_external_order",
@@ -342,6 +356,14 @@ class Control:
     def spike(self, symbol: str, percent: Decimal | str) -> Decimal:
         """Jump the mid price by ``percent`` %."""
         return Decimal(self._run(self._ops.spike(symbol, percent)))
+
+    def set_quote(self, symbol: str, bid: Decimal | str, ask: Decimal | str) -> dict[str, str]:
+        """Put the top of the book at ``bid`` / ``ask``; returns the resulting bid, ask and mid."""
+        return self._run(self._ops.set_quote(symbol, bid, ask))
+
+    def requests(self) -> list[dict[str, object]]:
+        """Every HTTP request received so far (needs ``SimConfig(record_requests=True)``)."""
+        return self._run(self._ops.requests())
 
     def step_market(self, n: int = 1) -> dict[str, str]:
         """Advance the price process ``n`` ticks."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
+from aiohttp import web
 
 from sim._accounts import Account
 from sim._auth import KeyVerifier
@@ -20,6 +22,9 @@ from sim._ratelimit import RateLimiter
 __all__ = ["Clock", "SimCore", "Sink", "wall_clock_ms"]
 
 Clock = Callable[[], int]
+
+
+_MAX_LOGGED_REQUESTS = 100_000
 
 
 def wall_clock_ms() -> int:
@@ -64,6 +69,8 @@ class SimCore:
     listen_keys: dict[str, str] = field(default_factory=dict)
     sub_listeners: list[Callable[[], None]] = field(default_factory=list)
     _held: dict[str, bytes] = field(default_factory=dict)
+    # Every HTTP request received, when ``config.record_requests`` is on (None otherwise).
+    request_log: deque[dict[str, object]] | None = None
 
     def __post_init__(self) -> None:
         self.exchange = Exchange(self.config, self.price_source)
@@ -76,6 +83,27 @@ class SimCore:
             self.verifiers[spec.api_key] = KeyVerifier(spec.secret)
         self.exchange.on_first_fill = self.limiter.order_filled
         self.exchange.listening = set()
+        if self.config.record_requests:
+            self.request_log = deque(maxlen=_MAX_LOGGED_REQUESTS)
+
+    async def record_request(self, request: web.BaseRequest) -> None:
+        """Log one request (control calls under ``/_sim/`` excepted): what a venue could have learnt from it."""
+        if self.request_log is None or request.path.startswith("/_sim/"):
+            return
+        body = await request.read() if request.body_exists else b""  # aiohttp caches it for the handler
+        query = request.raw_path.partition("?")[2]
+        self.request_log.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": query,
+                "body": body.decode("latin-1"),
+                "api_key": "X-MBX-APIKEY" in request.headers,
+                "signed": "signature=" in query or b"signature=" in body,
+                "websocket": request.headers.get("Upgrade", "").lower() == "websocket",
+                "time": self.now(),
+            }
+        )
 
     def now(self) -> int:
         """Current simulator time in ms."""

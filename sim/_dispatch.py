@@ -19,6 +19,8 @@ class Dispatcher:
         self._exact: dict[tuple[str, str], Handler] = {}
         self._paths: set[str] = set()
         self._prefixes: list[tuple[str, str, Handler]] = []
+        # Called with every request before it is routed (the request log of ``SimConfig.record_requests``).
+        self.on_request: Callable[[web.BaseRequest], Awaitable[None]] | None = None
 
     def add(self, method: str, path: str, handler: Handler) -> None:
         """Route ``method`` (or ``*``) on exactly ``path``."""
@@ -32,6 +34,8 @@ class Dispatcher:
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
         method = request.method
+        if self.on_request is not None:
+            await self.on_request(request)
         handler = self._exact.get((method, path)) or self._exact.get(("*", path))
         if handler is None:
             for m, prefix, h in self._prefixes:

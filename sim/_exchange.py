@@ -51,7 +51,11 @@ class Exchange:
         self.specs: dict[str, SymbolSpec] = {}
         self.markets: dict[str, SymbolMarket] = {}
         for sym in config.symbols:
-            spec = make_symbol_spec(sym, config.start_prices.get(sym))
+            info = config.symbol_info.get(sym)
+            if info is not None:
+                spec = SymbolSpec.from_exchange_info(info, config.start_prices.get(sym))
+            else:
+                spec = make_symbol_spec(sym, config.start_prices.get(sym))
             self.specs[sym] = spec
             self.markets[sym] = SymbolMarket(
                 spec=spec,
@@ -402,6 +406,12 @@ class Exchange:
         m.set_mid(price)
         self._after_move(m, now)
 
+    def set_quote(self, symbol: str, bid: Decimal, ask: Decimal, now: int) -> None:
+        """Put the top of ``symbol``'s book at ``bid`` / ``ask`` (an external quote) and match resting orders."""
+        m = self.markets[self.spec(symbol).symbol]
+        m.set_quote(bid, ask)
+        self._after_move(m, now)
+
     def step(self, n: int, now: int) -> None:
         """Advance every symbol's price process ``n`` ticks, matching resting orders each tick."""
         for _ in range(n):
@@ -421,10 +431,11 @@ class Exchange:
         buys = sorted((o for o in resting if o.side == "BUY" and o.price >= ask), key=lambda o: (-o.price, o.order_id))
         sells = sorted((o for o in resting if o.side == "SELL" and o.price <= bid), key=lambda o: (o.price, o.order_id))
         touched: set[str] = set()
+        full = self.config.cross_fills == "full"
         for group in (buys, sells):
             left = pool
             for o in group:
-                take = min(o.remaining, left)
+                take = o.remaining if full else min(o.remaining, left)
                 if take <= 0:
                     break
                 acct = self.accounts[o.account]

@@ -43,6 +43,8 @@ class SymbolMarket:
     consumed_asks: dict[int, Decimal] = field(default_factory=dict)
     consumed_bids: dict[int, Decimal] = field(default_factory=dict)
     _levels: dict[str, list[tuple[int, Decimal, Decimal]]] = field(default_factory=dict)
+    # Best bid and ask pushed from outside (`set_quote`, e.g. a real venue's bookTicker); None = synthetic spread.
+    quote: tuple[Decimal, Decimal] | None = None
 
     def __post_init__(self) -> None:
         if self.mid == 0:
@@ -55,10 +57,24 @@ class SymbolMarket:
     def set_mid(self, price: Decimal) -> None:
         """Move the mid price (rounded to the tick); resets consumed synthetic liquidity."""
         self.mid = self.spec.round_tick(price)
+        self.quote = None
         self.consumed_asks.clear()
         self.consumed_bids.clear()
         self._levels.clear()
         self.update_id += 1
+
+    def set_quote(self, bid: Decimal, ask: Decimal) -> None:
+        """Put the top of the book at ``bid`` / ``ask`` (rounded to the tick; the ask stays a tick above the bid).
+
+        Synthetic depth is built behind them; the mid is their midpoint. ``set_mid`` returns to the synthetic spread.
+        """
+        if bid <= 0 or ask <= 0:
+            raise ValueError(f"bid and ask must be positive, got {bid} / {ask}")
+        tick = self.spec.tick_size
+        bid = self.spec.round_tick(bid)
+        ask = max(self.spec.round_tick(ask), bid + tick)
+        self.set_mid((bid + ask) / 2)
+        self.quote = (bid, ask)
 
     @property
     def best_bid(self) -> Decimal:
@@ -77,8 +93,11 @@ class SymbolMarket:
             return cached
         spec = self.spec
         tick = spec.tick_size
-        bid = max(tick, (self.mid * (1 - _HALF_SPREAD) / tick).to_integral_value(ROUND_FLOOR) * tick)
-        ask = max((self.mid * (1 + _HALF_SPREAD) / tick).to_integral_value(ROUND_CEILING) * tick, bid + tick)
+        if self.quote is not None:
+            bid, ask = self.quote
+        else:
+            bid = max(tick, (self.mid * (1 - _HALF_SPREAD) / tick).to_integral_value(ROUND_FLOOR) * tick)
+            ask = max((self.mid * (1 + _HALF_SPREAD) / tick).to_integral_value(ROUND_CEILING) * tick, bid + tick)
         gap = max(tick, (self.mid * _LEVEL_GAP / tick).to_integral_value(ROUND_CEILING) * tick)
         top = max(spec.floor_step(spec.min_notional * _TOP_NOTIONAL_MULT / self.mid), spec.step_size)
         levels: list[tuple[int, Decimal, Decimal]] = []

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import threading
 from dataclasses import dataclass
+from decimal import Decimal
 from types import TracebackType
 
 from aiohttp import web
@@ -15,6 +16,7 @@ from sim._config import AccountSpec, SimConfig
 from sim._control import Control, ControlOps, register_control_routes
 from sim._core import Clock, SimCore, wall_clock_ms
 from sim._dispatch import Dispatcher
+from sim._feed import PriceFeed
 from sim._price import PriceSource
 from sim._rest import RestApi
 from sim._ws import WsLayer
@@ -38,6 +40,9 @@ class Simulator:
 
         with Simulator(SimConfig(seed=1)) as sim:
             sim.urls.rest, sim.accounts[0].api_key, sim.control.set_price("BTCUSDT", "60000")
+
+    The market moves by the seeded random walk (``market_tick_interval_s``), or — with ``price_feed`` — only
+    by the quotes the feed pushes (e.g. ``PublicPriceFeed``: a real venue's public prices, for paper trading).
     """
 
     def __init__(
@@ -46,6 +51,7 @@ class Simulator:
         *,
         clock: Clock | None = None,
         price_source: PriceSource | None = None,
+        price_feed: PriceFeed | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -61,6 +67,8 @@ class Simulator:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._mover: asyncio.Task[None] | None = None
+        self.price_feed = price_feed
+        self._feed_task: asyncio.Task[None] | None = None
         self._control: Control | None = None
         self.port = 0
 
@@ -85,6 +93,8 @@ class Simulator:
     def build_handler(self) -> Dispatcher:
         """The request handler (REST + WS + ``/_sim/`` control) for aiohttp's low-level server."""
         dispatcher = Dispatcher()
+        if self.core.request_log is not None:
+            dispatcher.on_request = self.core.record_request
         RestApi(self.core).register(dispatcher)
         self.ws.register(dispatcher)
         register_control_routes(dispatcher, self.ops)
@@ -165,8 +175,19 @@ class Simulator:
         listener = site._server
         assert isinstance(listener, asyncio.base_events.Server)
         self.port = listener.sockets[0].getsockname()[1]
-        if self.config.market_tick_interval_s > 0:
+        if self.price_feed is not None:
+            # An external feed is the only thing that moves the market: no random walk on top of it.
+            self._feed_task = asyncio.get_running_loop().create_task(self._run_feed(self.price_feed))
+        elif self.config.market_tick_interval_s > 0:
             self._mover = asyncio.get_running_loop().create_task(self._move_market())
+
+    async def _run_feed(self, feed: PriceFeed) -> None:
+        try:
+            await feed.run(_BookSink(self.core))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a broken feed freezes the book; the exchange keeps serving
+            logger.exception("sim price feed stopped: the book is frozen at the last prices")
 
     async def _move_market(self) -> None:
         interval = self.config.market_tick_interval_s
@@ -176,10 +197,11 @@ class Simulator:
             self.core.flush()
 
     async def _shutdown(self) -> None:
-        if self._mover is not None:
-            self._mover.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._mover
+        for task in (self._mover, self._feed_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for conn in list(self.ws.conns):
             conn.closed = True
             with contextlib.suppress(ConnectionError, asyncio.TimeoutError):
@@ -187,3 +209,15 @@ class Simulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+class _BookSink:
+    """Quotes from a feed into the exchange's book (on the simulator's loop), then out to the streams."""
+
+    def __init__(self, core: SimCore) -> None:
+        self._core = core
+
+    def set_quote(self, symbol: str, bid: Decimal, ask: Decimal) -> None:
+        core = self._core
+        core.exchange.set_quote(symbol, bid, ask, core.now())
+        core.flush()

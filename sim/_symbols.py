@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from sim._errors import SimError, fmt
 
@@ -47,9 +49,20 @@ class SymbolSpec:
     max_num_algo_orders: int = 5
     min_price: Decimal = field(default=Decimal("0"))
     max_price: Decimal = field(default=Decimal("0"))
+    # Copied from a real venue (`from_exchange_info`); the defaults keep the synthetic behaviour.
+    ask_mult_up: Decimal | None = None
+    ask_mult_down: Decimal | None = None
+    apply_min_to_market: bool = True
+    apply_max_to_market: bool = False
+    info: Mapping[str, Any] | None = field(default=None, compare=False, hash=False, repr=False)
 
     def exchange_info(self) -> dict[str, object]:
-        """The symbol object of ``GET /api/v3/exchangeInfo``."""
+        """The symbol object of ``GET /api/v3/exchangeInfo`` (the venue's own when copied from one)."""
+        if self.info is not None:
+            out = dict(self.info)
+            # Only what the matching engine implements, in the venue's order.
+            out["orderTypes"] = [t for t in self.info.get("orderTypes", ORDER_TYPES) if t in ORDER_TYPES]
+            return out
         return {
             "symbol": self.symbol,
             "status": "TRADING",
@@ -124,6 +137,16 @@ class SymbolSpec:
             "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT"],
         }
 
+    @classmethod
+    def from_exchange_info(cls, info: Mapping[str, Any], start_price: Decimal | None = None) -> SymbolSpec:
+        """A symbol whose filters are a real venue's (``info`` is one ``exchangeInfo.symbols[]`` object).
+
+        The filters the matching engine enforces (PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE, PERCENT_PRICE(_BY_SIDE),
+        NOTIONAL or MIN_NOTIONAL, MAX_NUM_ORDERS, MAX_NUM_ALGO_ORDERS) are read; ``exchange_info()`` then serves
+        ``info`` itself, so clients see exactly the venue's filters. A missing filter disables its rule.
+        """
+        return _from_exchange_info(info, start_price)
+
     def check_price(self, price: Decimal, side: str, ref_price: Decimal) -> None:
         """PRICE_FILTER and PERCENT_PRICE_BY_SIDE; raises -1013."""
         if (
@@ -133,20 +156,24 @@ class SymbolSpec:
             or price % self.tick_size != 0
         ):
             raise _filter("PRICE_FILTER")
-        if ref_price > 0 and not (ref_price * self.mult_down <= price <= ref_price * self.mult_up):
+        up, down = self.mult_up, self.mult_down
+        if side == "SELL" and self.ask_mult_up is not None and self.ask_mult_down is not None:
+            up, down = self.ask_mult_up, self.ask_mult_down
+        if ref_price > 0 and up > 0 and not (ref_price * down <= price <= ref_price * up):
             raise _filter("PERCENT_PRICE_BY_SIDE")
-        del side  # bid and ask multipliers are equal in the synthetic filters
 
     def check_qty(self, qty: Decimal, market: bool) -> None:
         """LOT_SIZE (and MARKET_LOT_SIZE for market orders); raises -1013."""
-        if qty < self.min_qty or qty > self.max_qty or qty % self.step_size != 0:
+        if qty < self.min_qty or (self.max_qty and qty > self.max_qty) or qty % self.step_size != 0:
             raise _filter("LOT_SIZE")
-        if market and qty > self.market_max_qty:
+        if market and self.market_max_qty and qty > self.market_max_qty:
             raise _filter("MARKET_LOT_SIZE")
 
     def check_notional(self, notional: Decimal, market: bool) -> None:
-        """NOTIONAL (max applies to limit orders only, as ``applyMaxToMarket`` is false)."""
-        if notional < self.min_notional or (not market and notional > self.max_notional):
+        """NOTIONAL (by default the max applies to limit orders only, as ``applyMaxToMarket`` is false)."""
+        too_small = notional < self.min_notional and (not market or self.apply_min_to_market)
+        too_big = bool(self.max_notional) and notional > self.max_notional and (not market or self.apply_max_to_market)
+        if too_small or too_big:
             raise _filter("NOTIONAL")
 
     def floor_step(self, qty: Decimal) -> Decimal:
@@ -203,4 +230,67 @@ def make_symbol_spec(symbol: str, start_price: Decimal | None = None) -> SymbolS
         max_notional=quote_min * Decimal(1800000),
         min_price=tick,
         max_price=_pow10(magnitude + 3),
+    )
+
+
+def _dec(f: Mapping[str, Any], key: str) -> Decimal:
+    try:
+        value = Decimal(str(f.get(key, "0")))
+    except InvalidOperation:
+        raise ValueError(f"{f.get('filterType')}.{key} is not a number: {f.get(key)!r}") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"{f.get('filterType')}.{key} must be a non-negative number")
+    return value
+
+
+def _from_exchange_info(info: Mapping[str, Any], start_price: Decimal | None = None) -> SymbolSpec:
+    symbol = str(info.get("symbol") or "")
+    base, quote = str(info.get("baseAsset") or ""), str(info.get("quoteAsset") or "")
+    if not symbol or not base or not quote:
+        raise ValueError("an exchangeInfo symbol needs symbol, baseAsset and quoteAsset")
+    filters = {str(f.get("filterType")): f for f in info.get("filters", []) if isinstance(f, Mapping)}
+    price_f, lot = filters.get("PRICE_FILTER", {}), filters.get("LOT_SIZE", {})
+    market_lot = filters.get("MARKET_LOT_SIZE", {})
+    tick = _dec(price_f, "tickSize") or Decimal("0.00000001")
+    step = _dec(lot, "stepSize") or Decimal("0.00000001")
+    kw: dict[str, Any] = {}
+    if "PERCENT_PRICE_BY_SIDE" in filters:
+        f = filters["PERCENT_PRICE_BY_SIDE"]
+        kw |= {"mult_up": _dec(f, "bidMultiplierUp"), "mult_down": _dec(f, "bidMultiplierDown")}
+        kw |= {"ask_mult_up": _dec(f, "askMultiplierUp"), "ask_mult_down": _dec(f, "askMultiplierDown")}
+    elif "PERCENT_PRICE" in filters:
+        f = filters["PERCENT_PRICE"]
+        kw |= {"mult_up": _dec(f, "multiplierUp"), "mult_down": _dec(f, "multiplierDown")}
+    else:
+        kw |= {"mult_up": Decimal(0), "mult_down": Decimal(0)}  # no percent-price rule on this symbol
+    if "NOTIONAL" in filters:
+        f = filters["NOTIONAL"]
+        kw |= {"min_notional": _dec(f, "minNotional"), "max_notional": _dec(f, "maxNotional")}
+        kw |= {"apply_min_to_market": bool(f.get("applyMinToMarket", True))}
+        kw |= {"apply_max_to_market": bool(f.get("applyMaxToMarket", False))}
+    elif "MIN_NOTIONAL" in filters:
+        f = filters["MIN_NOTIONAL"]
+        kw |= {"min_notional": _dec(f, "minNotional"), "max_notional": Decimal(0)}
+        kw |= {"apply_min_to_market": bool(f.get("applyToMarket", True))}
+    else:
+        kw |= {"min_notional": Decimal(0), "max_notional": Decimal(0)}
+    if "MAX_NUM_ORDERS" in filters:
+        kw["max_num_orders"] = int(filters["MAX_NUM_ORDERS"].get("maxNumOrders", 200))
+    if "MAX_NUM_ALGO_ORDERS" in filters:
+        kw["max_num_algo_orders"] = int(filters["MAX_NUM_ALGO_ORDERS"].get("maxNumAlgoOrders", 5))
+    price = start_price if start_price is not None and start_price > 0 else max(_dec(price_f, "minPrice"), tick)
+    return SymbolSpec(
+        symbol=symbol,
+        base=base,
+        quote=quote,
+        start_price=price,
+        tick_size=tick,
+        step_size=step,
+        min_qty=_dec(lot, "minQty"),
+        max_qty=_dec(lot, "maxQty"),
+        market_max_qty=_dec(market_lot, "maxQty"),
+        min_price=_dec(price_f, "minPrice"),
+        max_price=_dec(price_f, "maxPrice"),
+        info=dict(info),
+        **kw,
     )

@@ -115,22 +115,21 @@ class Engine(EngineQueries):
         from actors._ticker import Ticker
         from actors.gateway import GatewaySettings
         from actors.root import EngineState, RootActor, RootSettings, Routing
-        from engine.api._wiring import endpoint_for, make_embedded_sim, stream_settings
+        from engine.api._wiring import endpoint_for, make_embedded_sim, make_paper_sim, stream_settings
 
         config = config or Config()
         clock = clock or SystemClock()
         ex = config.exchange
-        if ex.name is not ExchangeName.SIM and config.execution.dry_run:
-            raise RuntimeError(
-                "dry run on a real exchange needs the paper exchange fed by public prices, which this version "
-                "does not have yet: use exchange.name = 'sim' for paper trading"
-            )
+        # Dry run on a real venue trades on a local paper exchange that follows the venue's public prices: the
+        # gateway and the streams talk to it, never to the venue, and the configured API key is not used.
+        paper = ex.name is not ExchangeName.SIM and config.execution.dry_run
         owns_sim = False
-        if ex.name is ExchangeName.SIM and sim is None:
+        if sim is None and (ex.name is ExchangeName.SIM or paper):
             # Started here and stopped by `stop()`: the engine owns it for its whole life.
-            sim = make_embedded_sim(config).start()
+            sim = (make_paper_sim(config) if paper else make_embedded_sim(config)).start()
             owns_sim = True
-        endpoint = endpoint_for(config, sim if ex.name is ExchangeName.SIM else None)
+        local = sim if (ex.name is ExchangeName.SIM or paper) else None
+        endpoint = endpoint_for(config, local)
         settings = RootSettings(
             config=config,
             gateway=GatewaySettings(
@@ -146,7 +145,7 @@ class Engine(EngineQueries):
             spool_path=spool_path or config.database.spool_dir / "spool.jsonl",
             pair_settings=_pair_settings(config),
             risk_manager=risk_manager or _risk_manager(config),
-            stream=stream_settings(config, endpoint, sim if ex.name is ExchangeName.SIM else None),
+            stream=stream_settings(config, endpoint, local),
             reconcile_interval_ms=int(config.stream.reconcile_interval_s * 1000),
             listeners=tuple(listeners),
         )

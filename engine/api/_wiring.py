@@ -1,10 +1,17 @@
-"""Wiring from the configuration to endpoints: the venue, or the embedded simulator."""
+"""Wiring from the configuration to endpoints: the venue, the embedded simulator, or the paper exchange.
+
+Dry run on a real venue (``exchange.name`` binance/binanceus, ``execution.dry_run = true``) trades on a local
+*paper* simulator: its book follows the venue's public best bid/ask (`sim.PublicPriceFeed`), its filters are the
+venue's own exchangeInfo, its wallet is ``execution.dry_run_wallet``. The engine's gateway and streams talk to
+that simulator only; the venue sees unsigned public market-data requests and never the API key.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
 from engine.config import Config, ExchangeName
@@ -14,7 +21,15 @@ if TYPE_CHECKING:
     from actors.stream import StreamSettings
     from sim import Simulator
 
-__all__ = ["Endpoint", "embedded_sim", "endpoint_for", "make_embedded_sim", "stream_settings"]
+__all__ = [
+    "Endpoint",
+    "embedded_sim",
+    "endpoint_for",
+    "make_embedded_sim",
+    "make_paper_sim",
+    "paper_venue_urls",
+    "stream_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -31,6 +46,11 @@ class Endpoint:
         return f"Endpoint(exchange_id={self.exchange_id!r}, rest_base={self.rest_base!r}, testnet={self.testnet})"
 
 
+def _wallet(config: Config) -> dict[str, Decimal]:
+    wallet = config.execution.dry_run_wallet
+    return dict(wallet) if isinstance(wallet, dict) else {"BTC": wallet}
+
+
 def make_embedded_sim(config: Config) -> Simulator:
     """The embedded simulator (not started) for the whitelisted pairs, seeded from ``[sim]``.
 
@@ -39,8 +59,7 @@ def make_embedded_sim(config: Config) -> Simulator:
     """
     from sim import AccountSpec, SimConfig, Simulator
 
-    wallet = config.execution.dry_run_wallet
-    balances = dict(wallet) if isinstance(wallet, dict) else {"BTC": wallet}
+    balances = _wallet(config)
     sim_config = SimConfig(
         seed=config.sim.seed,
         symbols=[pair_to_symbol(p) for p in config.exchange.pair_whitelist],
@@ -48,6 +67,93 @@ def make_embedded_sim(config: Config) -> Simulator:
         accounts=[AccountSpec(balances=balances)],
     )
     return Simulator(sim_config)
+
+
+def paper_venue_urls(config: Config) -> tuple[str, str | None]:
+    """The real venue's public REST base and market-stream base for `config` (``[exchange]`` overrides win)."""
+    from engine.venue import production_urls
+
+    ex = config.exchange
+    if ex.name is ExchangeName.SIM:
+        raise ValueError("exchange.name = 'sim' has no real venue")
+    venue = production_urls(ex.name.value, testnet=ex.testnet)
+    return ex.rest_url or venue.rest, ex.stream_url or venue.stream
+
+
+def make_paper_sim(
+    config: Config,
+    *,
+    transport: Literal["ws", "rest"] | None = None,
+    poll_interval_s: float = 1.0,  # float-ok: seconds
+    stale_after_s: float | None = None,  # float-ok: seconds
+    backoff_initial_s: float = 0.5,  # float-ok: seconds
+) -> Simulator:
+    """The paper exchange of dry run on a real venue (not started; `start()` it, `stop()` it).
+
+    Reads the venue's exchangeInfo and best bid/ask of the whitelisted pairs once (unsigned public GETs), then
+    builds a simulator with those filters, the ``execution.dry_run_wallet`` balances and no random walk: its
+    book moves only with the venue's public prices, streamed (or polled, ``transport="rest"``) by a
+    `sim.PublicPriceFeed` that has no API key to send. A resting paper order fills completely, at its limit,
+    when the venue's quote moves through it. Silence or errors of the venue are logged and retried with
+    backoff; after ``stale_after_s`` (default ``stream.watchdog_silence_s``) the book is logged as frozen.
+
+    Raises:
+        RuntimeError: the venue's public API cannot be read or does not list a whitelisted pair (offline,
+            paper trading runs on ``exchange.name = "sim"``).
+    """
+    from loguru import logger
+
+    from sim import AccountSpec, FeedError, PublicMarket, PublicPriceFeed, SimConfig, Simulator
+
+    ex = config.exchange
+    if not config.execution.dry_run:
+        raise ValueError("the paper exchange is for dry run only (execution.dry_run = true)")
+    rest, stream = paper_venue_urls(config)
+    symbols = [pair_to_symbol(p) for p in ex.pair_whitelist]
+    timeout = float(ex.request_timeout_s)  # float-ok: seconds
+    try:
+        market = PublicMarket.fetch(rest, symbols, timeout)
+    except FeedError as exc:
+        raise RuntimeError(
+            f"dry run on {ex.name.value} trades on paper at the venue's public prices, which cannot be read: {exc} "
+            "(offline, use exchange.name = 'sim')"
+        ) from None
+    no_book = [s for s in symbols if s not in market.quotes]
+    if no_book:
+        raise RuntimeError(f"dry run on {ex.name.value}: {rest} has no bid/ask for {', '.join(no_book)}")
+    stale = float(config.stream.watchdog_silence_s) if stale_after_s is None else stale_after_s  # float-ok: seconds
+    feed = PublicPriceFeed(
+        rest,
+        symbols,
+        stream_url=stream,
+        transport=transport or ("ws" if stream else "rest"),
+        poll_interval_s=poll_interval_s,
+        stale_after_s=stale,
+        backoff_initial_s=backoff_initial_s,
+        backoff_max_s=max(float(config.stream.max_reconnect_backoff_s), backoff_initial_s),  # float-ok: seconds
+        request_timeout_s=timeout,
+        initial=market.quotes,
+        venue=rest,
+    )
+    sim_config = SimConfig(
+        seed=config.sim.seed,
+        symbols=symbols,
+        symbol_info={s: dict(market.symbol_info[s]) for s in symbols},
+        start_prices={s: (q.bid + q.ask) / 2 for s, q in market.quotes.items()},
+        volatility=0.0,
+        jump_probability=0.0,
+        market_tick_interval_s=0.0,
+        cross_fills="full",
+        accounts=[AccountSpec(balances=_wallet(config))],
+    )
+    logger.info(
+        "dry run on {}: paper exchange on loopback following the public prices of {} ({}); no order and no API "
+        "key is ever sent to the venue",
+        ex.name.value,
+        rest,
+        feed.transport,
+    )
+    return Simulator(sim_config, price_feed=feed)
 
 
 @contextmanager
@@ -58,9 +164,13 @@ def embedded_sim(config: Config) -> Iterator[Simulator]:
 
 
 def endpoint_for(config: Config, sim: Simulator | None = None) -> Endpoint:
-    """The endpoint and credentials the gateway should use for `config` (the simulator's own for sim)."""
+    """The endpoint and credentials the gateway should use for `config`.
+
+    The simulator's own for ``exchange.name = "sim"``, and for dry run on a real venue when its paper simulator
+    (`make_paper_sim`) is given: the configured key is then never used.
+    """
     ex = config.exchange
-    if ex.name is ExchangeName.SIM:
+    if ex.name is ExchangeName.SIM or (sim is not None and config.execution.dry_run):
         if sim is None:
             raise ValueError("exchange.name = 'sim' needs the embedded simulator started")
         account = sim.accounts[0]
