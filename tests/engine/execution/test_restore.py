@@ -1,0 +1,111 @@
+"""Resuming an execution plan after a restart (`restore_plan`): where it stands decides what it does next."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.domain import OrderRole, OrderStatus, OrderType, Priority, Side, TimeInForce, TradeId
+from engine.exchange import client_order_id
+from engine.execution import (
+    CancelOrder,
+    ExecutionCommand,
+    ExecutionConfig,
+    ExecutionPlan,
+    LegClosed,
+    OrderSpec,
+    Phase,
+    PlaceOrder,
+    ReportResult,
+    RestoredLeg,
+    ResultReason,
+    Tick,
+    restore_plan,
+)
+from tests.engine.execution.conftest_data import BOOK, RULES, request
+
+D = Decimal
+PRIMARY = client_order_id("req-1")
+FALLBACK1 = client_order_id("req-1", fallback=1)
+CONFIG = ExecutionConfig(limit_timeout_ms=10_000, max_slippage=D("0.01"))
+CREATED_MS = 1_000_000
+
+
+def _primary(status: OrderStatus, cum: str = "0") -> RestoredLeg:
+    spec = OrderSpec(PRIMARY, RULES.symbol, Side.BUY, OrderType.LIMIT, D("0.01"), D("50000"), TimeInForce.GTC,
+                     OrderRole.PRIMARY, Priority.ENTRY)  # fmt: skip
+    fills = {TradeId(1): (D(cum), D(cum) * 50000)} if D(cum) > 0 else {}
+    return RestoredLeg(spec, status, D(cum), D(cum) * 50000, fills)
+
+
+def _fallback(status: OrderStatus, qty: str) -> RestoredLeg:
+    spec = OrderSpec(FALLBACK1, RULES.symbol, Side.BUY, OrderType.MARKET, D(qty), None, None, OrderRole.FALLBACK,
+                     Priority.FALLBACK, PRIMARY)  # fmt: skip
+    return RestoredLeg(spec, status)
+
+
+def _restore(legs: list[RestoredLeg], now_ms: int) -> tuple[ExecutionPlan, list[ExecutionCommand]]:
+    plan, commands = restore_plan(request(), RULES, legs, created_ms=CREATED_MS, now_ms=now_ms,
+                                  reference_price=D("50000"), book=BOOK, config=CONFIG)  # fmt: skip
+    return plan, list(commands)
+
+
+def test_a_limit_within_its_time_keeps_waiting_for_the_rest_of_it() -> None:
+    plan, commands = _restore([_primary(OrderStatus.OPEN)], CREATED_MS + 4_000)
+    assert commands == [] and plan.phase is Phase.LIMIT_WORKING
+    assert plan.next_deadline_ms == CREATED_MS + 10_000
+    assert plan.handle(Tick(), CREATED_MS + 9_999) == []
+    [cancel] = plan.handle(Tick(), CREATED_MS + 10_000)
+    assert isinstance(cancel, CancelOrder) and cancel.client_order_id == PRIMARY
+
+
+def test_a_limit_past_its_time_is_canceled_then_falls_back_for_the_exact_remainder() -> None:
+    plan, commands = _restore([_primary(OrderStatus.PARTIALLY_FILLED, "0.004")], CREATED_MS + 60_000)
+    assert [type(c) for c in commands] == [CancelOrder] and plan.phase is Phase.CANCELING
+    [place] = plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D("0.004")), CREATED_MS + 61_000)
+    assert isinstance(place, PlaceOrder) and place.spec.role is OrderRole.FALLBACK
+    assert place.spec.quantity == D("0.006") and place.spec.client_order_id == FALLBACK1
+
+
+def test_a_limit_found_filled_needs_no_fallback() -> None:
+    plan, _ = _restore([_primary(OrderStatus.OPEN)], CREATED_MS + 60_000)
+    [report] = plan.handle(LegClosed(PRIMARY, OrderStatus.FILLED, D("0.01")), CREATED_MS + 61_000)
+    assert isinstance(report, ReportResult) and report.result.reason is ResultReason.FILLED
+
+
+def test_a_cancel_before_the_deadline_was_the_callers_no_fallback_after_recovery() -> None:
+    plan, commands = _restore([_primary(OrderStatus.PENDING_CANCEL)], CREATED_MS + 2_000)
+    assert [type(c) for c in commands] == [CancelOrder]
+    [report] = plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D(0)), CREATED_MS + 3_000)
+    assert isinstance(report, ReportResult) and report.result.reason is ResultReason.CANCELED
+
+
+def test_a_fallback_in_flight_is_awaited_and_counted_with_the_limit() -> None:
+    plan, commands = _restore(
+        [_primary(OrderStatus.CANCELED, "0.004"), _fallback(OrderStatus.OPEN, "0.006")], CREATED_MS + 60_000
+    )
+    assert commands == [] and plan.phase is Phase.FALLBACK_WORKING
+    [report] = plan.handle(LegClosed(FALLBACK1, OrderStatus.FILLED, D("0.006")), CREATED_MS + 61_000)
+    assert isinstance(report, ReportResult) and report.result.filled == D("0.01")
+    assert report.result.reason is ResultReason.FILLED
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cum=st.integers(min_value=0, max_value=1000),
+    elapsed=st.integers(min_value=0, max_value=30_000),
+    status=st.sampled_from([OrderStatus.OPEN, OrderStatus.PENDING_CANCEL, OrderStatus.SUBMITTED]),
+)
+def test_whatever_the_restart_instant_limit_plus_fallback_never_exceeds_the_request(
+    cum: int, elapsed: int, status: OrderStatus
+) -> None:
+    filled = D(cum) / D(100_000)  # 0 … 0.01 in lot steps
+    if filled > 0 and status is OrderStatus.OPEN:
+        status = OrderStatus.PARTIALLY_FILLED
+    plan, _ = _restore([_primary(status, str(filled))], CREATED_MS + elapsed)
+    commands = plan.handle(Tick(), CREATED_MS + 30_000)
+    commands += plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, filled), CREATED_MS + 30_001)
+    placed = sum((c.spec.quantity for c in commands if isinstance(c, PlaceOrder)), D(0))
+    assert filled + placed <= D("0.01")

@@ -1,0 +1,138 @@
+"""The pair book's recovery half, pure: restored requests, late reports, external and adopted orders."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from engine.api import EventKind
+from engine.domain import Fill, Order, OrderRole, OrderStatus, OrderType, RequestRecord, Side, Trade, TradeStatus
+from engine.exchange import ExecutionReport, client_order_id, parse_user_data
+from engine.gateway import GatewayResult, Op
+from engine.pair import Alert, Command, IntakeContext, LookupStored, Persist, Send
+from tests.pair.test_book import PAIR, T0, Harness, order_json, request
+
+
+def _report(cid: str, *, x: str, status: str, last: str, cum: str, trade_id: int, order_id: int,
+            qty: str = "0.01", price: str = "60000") -> ExecutionReport:  # fmt: skip
+    frame = {
+        "e": "executionReport", "E": T0 + 50, "s": "BTCUSDT", "c": cid, "S": "BUY", "o": "LIMIT", "f": "GTC",
+        "q": qty, "p": price, "P": "0", "F": "0", "g": -1, "C": "", "x": x, "X": status, "r": "NONE",
+        "i": order_id, "l": last, "z": cum, "L": price, "n": "0", "N": "BNB", "T": T0 + 50,
+        "t": trade_id if x == "TRADE" else -1, "I": 1, "w": status in ("NEW", "PARTIALLY_FILLED"), "m": True,
+        "M": True, "O": T0, "Z": str(Decimal(cum) * Decimal(price)), "Y": str(Decimal(last) * Decimal(price)),
+        "Q": "0", "W": T0, "V": "EXPIRE_MAKER",
+    }  # fmt: skip
+    report = parse_user_data(orjson.dumps(frame))
+    assert isinstance(report, ExecutionReport)
+    return report
+
+
+def _of(commands: list[Command], kind: type) -> list[Any]:
+    return [c for c in commands if isinstance(c, kind)]
+
+
+def test_a_report_for_an_order_that_left_memory_is_looked_up_and_updates_the_trade() -> None:
+    h = Harness()
+    cid = client_order_id("left-memory")
+    when = datetime.fromtimestamp(T0 / 1000, tz=UTC)
+    # stored: the limit was canceled with 0.006 executed, but only 0.004 of fills could be fetched in time
+    stored_order = Order(
+        client_order_id=cid, exchange_order_id=77, request_id="r-left", pair=PAIR, side=Side.BUY,
+        order_type=OrderType.LIMIT, status=OrderStatus.CANCELED, price=Decimal(60000), amount=Decimal("0.01"),
+        filled=Decimal("0.004"), quote_filled=Decimal(240), created_at=when, updated_at=when,
+    )  # fmt: skip
+    stored_fills = [
+        Fill(symbol="BTCUSDT", pair=PAIR, trade_id=1, client_order_id=cid, exchange_order_id=77, side=Side.BUY,
+             price=Decimal(60000), quantity=Decimal("0.004"), quote_quantity=Decimal(240), commission=Decimal(0),
+             commission_asset="BNB", is_maker=True, time=when)
+    ]  # fmt: skip
+    trade = Trade(
+        request_id="r-left", pair=PAIR, side=Side.BUY, requested=Decimal("0.01"), filled=Decimal("0.004"),
+        average_price=Decimal(60000), status=TradeStatus.PARTIAL, created_at=when, closed_at=when,
+        remainder=Decimal("0.006"), note="limit canceled",
+    )  # fmt: skip
+    late = _report(cid, x="TRADE", status="CANCELED", last="0.002", cum="0.006", trade_id=2, order_id=77)
+    [lookup] = _of(h.book.on_report(late, h.now), LookupStored)
+    assert lookup.client_order_id == cid
+    commands = h.book.on_stored(lookup.sighting, stored_order, stored_fills, trade, h.now)
+    persisted = [c.item for c in _of(commands, Persist)]
+    assert [f.trade_id for f in persisted if isinstance(f, Fill)] == [2]
+    [updated] = [t for t in persisted if isinstance(t, Trade)]
+    assert updated.filled == Decimal("0.006") and updated.remainder == Decimal("0.004") and "late fill" in updated.note
+    assert [a.key for a in _of(commands, Alert)] == ["late_fill"]
+    # the same report again changes nothing (dedupe by trade id)
+    again = h.book.on_report(late, h.now)
+    assert not [c for c in _of(again, Persist) if isinstance(c.item, Fill)] and not _of(again, LookupStored)
+
+
+def test_an_order_placed_outside_the_engine_is_recorded_announced_and_tracked() -> None:
+    h = Harness()
+    commands = h.book.on_report(
+        _report("web_abc", x="NEW", status="NEW", last="0", cum="0", trade_id=0, order_id=42, price="59000"), h.now
+    )
+    assert not _of(commands, LookupStored)
+    orders = [c.item for c in _of(commands, Persist) if isinstance(c.item, Order)]
+    assert orders and orders[-1].role is OrderRole.EXTERNAL and orders[-1].status is OrderStatus.OPEN
+    assert [a.key for a in _of(commands, Alert)] == ["external_order"]
+    [event] = [c.event for c in commands if hasattr(c, "event") and c.event.kind is EventKind.EXTERNAL]
+    assert event.client_order_id == "web_abc"
+    # its fill later is applied to it (tracked), not to any request
+    fill = h.book.on_report(
+        _report("web_abc", x="TRADE", status="FILLED", last="0.01", cum="0.01", trade_id=9, order_id=42), h.now
+    )
+    assert [c.item.trade_id for c in _of(fill, Persist) if isinstance(c.item, Fill)] == [9]
+    assert not _of(fill, Alert)
+
+
+def test_an_engine_order_the_database_does_not_know_is_adopted() -> None:
+    h = Harness()
+    cid = client_order_id("never-stored")
+    [lookup] = _of(
+        h.book.on_report(_report(cid, x="NEW", status="NEW", last="0", cum="0", trade_id=0, order_id=5), h.now),
+        LookupStored,
+    )
+    commands = h.book.on_stored(lookup.sighting, None, [], None, h.now)
+    assert [a.key for a in _of(commands, Alert)] == ["adopted_order"]
+    assert h.book.leg(cid) is not None and h.book.leg(cid).role is OrderRole.PRIMARY  # type: ignore[union-attr]
+
+
+def test_open_orders_scan_finds_strangers_and_skips_known_orders() -> None:
+    h = Harness()
+    req = request()
+    h.place(req)
+    create = h.sent[-1]
+    h.answer(order_json(create, "NEW"))
+    rows = [
+        {**order_json(create, "NEW")},
+        {"symbol": "BTCUSDT", "orderId": 99, "clientOrderId": "and_web_1", "price": "58000", "origQty": "0.5",
+         "executedQty": "0", "cummulativeQuoteQty": "0", "status": "NEW", "timeInForce": "GTC", "type": "LIMIT",
+         "side": "SELL", "time": T0, "updateTime": T0},
+    ]  # fmt: skip
+    result = GatewayResult(create.__class__(Op.OPEN_ORDERS, {"symbol": "BTCUSDT"}), data=rows)
+    commands = h.book.on_open_orders(result, h.now)
+    assert [a.key for a in _of(commands, Alert)] == ["external_order"]
+    assert h.book.leg("and_web_1") is not None  # type: ignore[arg-type]
+
+
+def test_restore_resumes_a_request_and_looks_its_order_up_when_the_actor_starts() -> None:
+    first = Harness()
+    req = request(limit_timeout_s=Decimal(10))
+    first.place(req)
+    create = first.sent[-1]
+    first.answer(order_json(create, "NEW"))
+    [record] = [r for r in first.stored if isinstance(r, RequestRecord)]
+    order = [o for o in first.stored if isinstance(o, Order)][-1]
+
+    second = Harness()
+    assert second.book.restore([record], [order], {}, T0 + 4_000) == 1
+    commands = second.book.resume(T0 + 4_000)
+    [fetch] = [c.request for c in _of(commands, Send)]
+    assert fetch.op is Op.FETCH_ORDER and fetch.params["origClientOrderId"] == order.client_order_id
+    assert any(getattr(c, "due_ms", None) == T0 + 10_000 for c in commands)  # the remaining 6 s
+    # the same idempotency key is known: a replay does not start a second execution
+    replay = second.book.place(request(key=req.idempotency_key), T0 + 4_001, IntakeContext())
+    assert not _of(replay, Send)
