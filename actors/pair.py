@@ -267,7 +267,7 @@ class PairActor(pykka.ThreadingActor):
         except Exception as exc:  # noqa: BLE001 - the next reconciliation sees the order again
             logger.bind(pair=self._book.pair, client_order_id=cid).error("stored order lookup failed: {}", exc)
             return
-        self._run(self._book.on_stored(command.sighting, order, fills, trade, self._clock.now_ms()))  # type: ignore[arg-type]
+        self._run(self._book.on_stored(command.sighting, order, fills, trade, self._clock.now_ms()))
 
     def _resolve(self, request_id: RequestId, outcome: PlaceOutcome) -> None:
         for future in self._waiters.pop(request_id, []):

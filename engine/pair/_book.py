@@ -33,7 +33,7 @@ from engine.domain import (
     RequestRecord,
     TimeInForce,
 )
-from engine.exchange import ExchangeError, FilterRejected, client_order_id
+from engine.exchange import ExchangeError, FilterRejected
 from engine.execution import (
     Abort,
     Book,
@@ -60,12 +60,11 @@ from engine.execution import (
     VolatilityMonitor,
 )
 from engine.orders import CreateRejected, FillEvent, OrderState
-from engine.pair._commands import Alert, Command, Emit, Persist, Resolve, Schedule, Send, Unschedule, WriteAhead
+from engine.pair._commands import Alert, Command, Emit, Persist, Resolve, Schedule, Unschedule, WriteAhead
 from engine.pair._intake import IntakeContext, check_intake
-from engine.pair._legs import Execution, Leg, Stage, ms_to_dt, order_of, trade_of
+from engine.pair._legs import Execution, Leg, Stage, ms_to_dt, order_of, plan_key, trade_of
 from engine.pair._orders import MAX_FILL_FETCHES
 from engine.pair._outcomes import refusal_of, replay_outcome
-from engine.pair._params import fetch_request
 from engine.pair._recover import RecoveringBook
 from engine.pair._seen import SeenKeys
 from engine.pair._settings import PairSettings
@@ -110,43 +109,6 @@ class PairBook(RecoveringBook):
     def active(self) -> list[Execution]:
         """Executions not yet done."""
         return [e for e in self._execs.values() if e.stage is not Stage.DONE]
-
-    def forget_finished(self) -> int:
-        """Drop finished executions and their legs from memory (they are stored); returns how many.
-
-        Their idempotency keys stay in the Bloom filter: `maybe_seen` sends a replay to the database.
-        """
-        done = [rid for rid, e in self._execs.items() if e.stage is Stage.DONE]
-        for rid in done:
-            execution = self._execs.pop(rid)
-            self._by_key.pop(execution.request.idempotency_key, None)
-            for cid in execution.legs:
-                self._legs.pop(cid, None)
-        return len(done) + self._forget_strangers()
-
-    def maybe_seen(self, request: OrderRequest) -> ClientOrderId | None:
-        """The primary client order id to look up in the database when the key may have been executed
-        before but is no longer in memory; None when the key is in memory or certainly new."""
-        key = request.idempotency_key
-        if key in self._by_key or key not in self._seen:
-            return None
-        return client_order_id(key)
-
-    def resume(self, now_ms: int) -> list[Command]:
-        """Timers to re-arm after the actor restarted (timers die with an actor; the book does not)."""
-        self._out = []
-        resuming, fetch = self._take_resuming()
-        for execution, commands in resuming:
-            self._carry(execution, commands, now_ms)
-        for cid in fetch:
-            leg = self._legs.get(cid)
-            if leg is not None and leg.resolver is None:
-                self._out.append(Send(fetch_request(self.symbol, self.pair, cid)))
-        for execution in self.active():
-            if execution.deadline_ms is not None:
-                self._out.append(Schedule(_plan_key(execution.request.request_id), execution.deadline_ms))
-        self._rearm_order_timers(now_ms)
-        return self._take()
 
     # ---- intake -------------------------------------------------------------------------------------
     def place(self, request: OrderRequest, now_ms: int, ctx: IntakeContext) -> list[Command]:
@@ -231,7 +193,7 @@ class PairBook(RecoveringBook):
         if due == execution.deadline_ms:
             return
         execution.deadline_ms = due
-        key = _plan_key(execution.request.request_id)
+        key = plan_key(execution.request.request_id)
         self._out.append(Unschedule(key) if due is None else Schedule(key, due))
 
     def _place_leg(self, execution: Execution, spec: OrderSpec, now_ms: int) -> None:
@@ -415,7 +377,3 @@ class PairBook(RecoveringBook):
     def _start_next(self, now_ms: int) -> None:
         if self._queued and not any(e.stage in (Stage.WORKING, Stage.SETTLING) for e in self._execs.values()):
             self._start(self._execs[self._queued.popleft()], now_ms)
-
-
-def _plan_key(request_id: RequestId) -> str:
-    return f"plan:{request_id}"

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine.api import EngineEvent, PlaceOutcome
 from engine.domain import ClientOrderId, ErrorRecord, Fill, Order, RequestId, RequestRecord, Trade
 from engine.gateway import GatewayRequest
+
+if TYPE_CHECKING:
+    from engine.pair._recover import Sighting
 
 __all__ = ["Alert", "Command", "Emit", "Persist", "Resolve", "Schedule", "Send", "Unschedule", "WriteAhead"]
 
@@ -78,7 +82,7 @@ class LookupStored:
     that already left memory, or an order to adopt)."""
 
     client_order_id: ClientOrderId
-    sighting: object
+    sighting: Sighting
 
 
 Command = Send | WriteAhead | Persist | Schedule | Unschedule | Emit | Resolve | Alert | LookupStored

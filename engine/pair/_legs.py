@@ -24,7 +24,12 @@ from engine.exchange import UnknownOutcomeResolver
 from engine.execution import ExecutionPlan, ExecutionResult
 from engine.orders import OrderState
 
-__all__ = ["Execution", "Leg", "Stage", "ms_to_dt", "order_of", "trade_of"]
+__all__ = ["Execution", "Leg", "Stage", "ms_to_dt", "order_of", "plan_key", "trade_of"]
+
+
+def plan_key(request_id: RequestId) -> str:
+    """The timer key of a request's plan."""
+    return f"plan:{request_id}"
 
 
 def ms_to_dt(ms: int) -> datetime:

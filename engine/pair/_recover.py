@@ -17,6 +17,7 @@ Pure, like the rest of the book. Three situations:
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -37,13 +38,14 @@ from engine.domain import (
     Trade,
     TradeStatus,
 )
-from engine.exchange import ExecutionReport, is_engine_id
+from engine.exchange import ExecutionReport, client_order_id, is_engine_id
 from engine.execution import Book, ExecutionCommand, restore_plan
 from engine.gateway import GatewayResult
 from engine.orders import Acked, OrderEvent, events_from_report, status_from_rest_order
-from engine.pair._commands import Alert, Command, Emit, LookupStored, Persist
-from engine.pair._legs import Execution, Leg, order_of
+from engine.pair._commands import Alert, Command, Emit, LookupStored, Persist, Schedule, Send
+from engine.pair._legs import Execution, Leg, Stage, order_of, plan_key
 from engine.pair._orders import OrderDesk
+from engine.pair._params import fetch_request
 from engine.pair._records import leg_event
 from engine.pair._restore import leg_from_stored, plan_leg_of, stranger_leg
 from engine.pair._seen import SeenKeys
@@ -168,6 +170,52 @@ class RecoveringBook(OrderDesk):
         resuming, fetch = self._resuming, self._to_fetch
         self._resuming, self._to_fetch = [], []
         return resuming, fetch
+
+    # ---- memory and restarts -------------------------------------------------------------------------
+    @abstractmethod
+    def active(self) -> list[Execution]:
+        """Executions not yet done."""
+
+    @abstractmethod
+    def _carry(self, execution: Execution, commands: list[ExecutionCommand], now_ms: int) -> None:
+        """Carry out plan commands (the request level)."""
+
+    def forget_finished(self) -> int:
+        """Drop finished executions and their legs from memory (they are stored); returns how many.
+
+        Their idempotency keys stay in the Bloom filter: `maybe_seen` sends a replay to the database.
+        """
+        done = [rid for rid, e in self._execs.items() if e.stage is Stage.DONE]
+        for rid in done:
+            execution = self._execs.pop(rid)
+            self._by_key.pop(execution.request.idempotency_key, None)
+            for cid in execution.legs:
+                self._legs.pop(cid, None)
+        return len(done) + self._forget_strangers()
+
+    def maybe_seen(self, request: OrderRequest) -> ClientOrderId | None:
+        """The primary client order id to look up in the database when the key may have been executed
+        before but is no longer in memory; None when the key is in memory or certainly new."""
+        key = request.idempotency_key
+        if key in self._by_key or key not in self._seen:
+            return None
+        return client_order_id(key)
+
+    def resume(self, now_ms: int) -> list[Command]:
+        """Timers to re-arm after the actor restarted (timers die with an actor; the book does not)."""
+        self._out = []
+        resuming, fetch = self._take_resuming()
+        for execution, commands in resuming:
+            self._carry(execution, commands, now_ms)
+        for cid in fetch:
+            leg = self._legs.get(cid)
+            if leg is not None and leg.resolver is None:
+                self._out.append(Send(fetch_request(self.symbol, self.pair, cid)))
+        for execution in self.active():
+            if execution.deadline_ms is not None:
+                self._out.append(Schedule(plan_key(execution.request.request_id), execution.deadline_ms))
+        self._rearm_order_timers(now_ms)
+        return self._take()
 
     # ---- orders not in memory -----------------------------------------------------------------------
     def on_report(self, report: object, now_ms: int) -> list[Command]:
