@@ -271,3 +271,12 @@ def test_an_engine_order_unknown_to_the_database_is_adopted(start: Any, sim: Sim
     [seen] = events.wait_for(EventKind.EXTERNAL)
     assert seen.client_order_id == stray and "unknown to the database" in seen.message
     assert any(o.client_order_id == stray for o in engine.open_orders())
+
+
+def test_a_market_order_right_after_start_is_not_refused_for_want_of_a_price(start: Any, sim: Simulator) -> None:
+    # The prices are read before the first request can arrive (they used to come a second later).
+    engine, events = start(ManualClock(SystemClock().now_ms()))
+    outcome = engine.place_order(PAIR, "buy", "0.01", order_type="market").result(20)
+    assert isinstance(outcome, Accepted), outcome
+    [done] = events.wait_for(EventKind.DONE)
+    assert done.trade is not None and done.trade.status is TradeStatus.FILLED
