@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loguru import logger
 
 from db import BatchWriter, connect, fills_of, find_orders, get_trade
 from engine.api import Accepted, Engine, EngineEvent, EventKind
@@ -280,3 +281,21 @@ def test_a_market_order_right_after_start_is_not_refused_for_want_of_a_price(sta
     assert isinstance(outcome, Accepted), outcome
     [done] = events.wait_for(EventKind.DONE)
     assert done.trade is not None and done.trade.status is TradeStatus.FILLED
+
+
+def test_an_engine_limit_canceled_from_outside_stops_its_fallback_and_says_so(start: Any, sim: Simulator) -> None:
+    alerts: list[str] = []
+    sink = logger.add(lambda m: alerts.append(m.record["extra"]["alert"]), filter=lambda r: "alert" in r["extra"])
+    try:
+        engine, events = start(ManualClock(SystemClock().now_ms()))
+        accepted = engine.place_order(PAIR, "buy", "0.01", LIMIT, limit_timeout=600).result(20)
+        assert isinstance(accepted, Accepted)
+        sim.control.cancel_external_order(None, "BTCUSDT", client_order_id=accepted.order.client_order_id)
+        engine.ticker.advance(60_000)  # the periodic reconciliation looks the order up: canceled
+        [done] = events.wait_for(EventKind.DONE)
+    finally:
+        logger.remove(sink)
+    assert done.trade is not None and done.trade.status is TradeStatus.CANCELED
+    assert "canceled outside the engine" in done.trade.note
+    assert len(_bx_orders(sim)) == 1  # no fallback
+    assert "external_cancel" in alerts
