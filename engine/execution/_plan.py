@@ -136,11 +136,7 @@ class ExecutionPlan:
     ) -> tuple[ExecutionPlan, list[ExecutionCommand]]:
         """Plan a request: check the filters and place the limit (or, for a market request or a volatile
         market, go straight to the fallback step)."""
-        config = config or ExecutionConfig()
-        if request.limit_timeout_s is not None:
-            config = replace(config, limit_timeout_ms=int(request.limit_timeout_s * 1000))
-        if request.fallback is not None:
-            config = replace(config, fallback=request.fallback)
+        config = cls.config_for(request, config)
         market = request.order_type is OrderType.MARKET
         plan = cls(request, rules, config, rules.floor_qty(request.amount, market=market))
         plan.book = book
@@ -174,6 +170,16 @@ class ExecutionPlan:
         plan._legs.append(_Leg(spec))
         plan._timer = _Timer(now_ms + config.limit_timeout_ms, "limit_timeout")
         return plan, [PlaceOrder(spec)]
+
+    @staticmethod
+    def config_for(request: OrderRequest, config: ExecutionConfig | None) -> ExecutionConfig:
+        """The configuration with the request's own limit timeout and fallback kind, where it has them."""
+        config = config or ExecutionConfig()
+        if request.limit_timeout_s is not None:
+            config = replace(config, limit_timeout_ms=int(request.limit_timeout_s * 1000))
+        if request.fallback is not None:
+            config = replace(config, fallback=request.fallback)
+        return config
 
     # ---- queries ------------------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ The plan then hears the live leg's fate through the ordinary events (its status 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from engine.domain import OrderRequest, OrderRole, OrderStatus, OrderType, TimeInForce, TradeId
@@ -57,11 +57,7 @@ def restore_plan(
     """The plan of `request` as it stood with `legs` placed (primary first); and what to do right away."""
     if not legs:
         raise ValueError(f"request {request.request_id} has no stored order to resume from")
-    config = config or ExecutionConfig()
-    if request.limit_timeout_s is not None:
-        config = replace(config, limit_timeout_ms=int(request.limit_timeout_s * 1000))
-    if request.fallback is not None:
-        config = replace(config, fallback=request.fallback)
+    config = ExecutionPlan.config_for(request, config)
     market = request.order_type is OrderType.MARKET
     plan = ExecutionPlan(request, rules, config, rules.floor_qty(request.amount, market=market))
     plan.book = book
