@@ -11,7 +11,7 @@ outside the engine, and engine orders the database does not know.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -22,7 +22,7 @@ from engine.domain import Pair, Priority, pair_to_symbol
 from engine.gateway import GatewayRequest, GatewayResult, Op
 from engine.pair import PairBook
 
-__all__ = ["RecoverySummary", "open_order_scans", "prime_prices", "restore_books"]
+__all__ = ["RecoverySummary", "open_order_scans", "prime_prices", "restore_books", "split_by_pair"]
 
 _ASK_TIMEOUT_S = 60.0
 
@@ -76,10 +76,19 @@ def restore_books(store: Any, books: Mapping[Pair, PairBook], now_ms: int) -> Re
     return summary
 
 
+_ALL_SYMBOLS_WEIGHT = 80
+_PER_SYMBOL_WEIGHT = 6
+
+
 def open_order_scans(
-    routes: Mapping[Pair, Any], reply: Callable[[Pair], Callable[[GatewayResult], None]]
+    pairs: Iterable[Pair], reply: Callable[[Pair | None], Callable[[GatewayResult], None]]
 ) -> list[GatewayRequest]:
-    """One openOrders query per pair (weight 6 each), answered to that pair's actor."""
+    """The cheapest openOrders queries covering `pairs`: one per pair (weight 6 each) or, from 14 pairs on,
+    one for every symbol (weight 80). An all-symbols answer is replied with pair None (split by symbol)."""
+    pairs = list(pairs)
+    if len(pairs) * _PER_SYMBOL_WEIGHT > _ALL_SYMBOLS_WEIGHT:
+        return [GatewayRequest(Op.OPEN_ORDERS, {}, Priority.EXIT, key="open-orders", reply_to=reply(None),
+                               weight=_ALL_SYMBOLS_WEIGHT)]  # fmt: skip
     return [
         GatewayRequest(
             Op.OPEN_ORDERS,
@@ -88,7 +97,17 @@ def open_order_scans(
             key=f"open-orders:{pair}",
             pair=pair,
             reply_to=reply(pair),
-            weight=6,
+            weight=_PER_SYMBOL_WEIGHT,
         )
-        for pair in routes
+        for pair in pairs
     ]
+
+
+def split_by_pair(result: GatewayResult, symbol_pairs: Mapping[str, Pair]) -> dict[Pair, GatewayResult]:
+    """An all-symbols openOrders answer as one answer per pair (pairs without open orders get an empty list)."""
+    rows: dict[Pair, list[Any]] = {pair: [] for pair in symbol_pairs.values()}
+    for row in result.data if isinstance(result.data, list) else ():
+        pair = symbol_pairs.get(str(row.get("symbol"))) if isinstance(row, dict) else None
+        if pair is not None:
+            rows[pair].append(row)
+    return {pair: GatewayResult(result.request, data=found) for pair, found in rows.items()}

@@ -21,9 +21,11 @@ import pykka
 from loguru import logger
 
 from actors._events import EventBus
-from actors._feeds import PriceRouter, ReportRouter, reconcile_requests
-from actors._recovery import RecoverySummary, open_order_scans, prime_prices, restore_books
+from actors._feeds import PriceRouter, ReportRouter
+from actors._reconcile import ReconcileMixin
+from actors._recovery import RecoverySummary, prime_prices, restore_books
 from actors._ticker import Ticker
+from actors._wallet import WalletMixin
 from actors.gateway import GatewayActor, GatewayHandle, GatewaySettings
 from actors.pair import PairActor
 from actors.persistence import HealthReport, PersistenceHandle, start_persistence
@@ -33,15 +35,13 @@ from engine.config import Config
 from engine.domain import Pair, pair_to_symbol
 from engine.exchange import ExchangeError
 from engine.exchange._ratebudget import RateBudget
-from engine.execution import DefaultRiskManager, RiskManager, SymbolRules, WalletValuation, value_wallet_in_btc
-from engine.gateway import GatewayRequest, GatewayResult, Op
+from engine.execution import DefaultRiskManager, RiskManager, SymbolRules
+from engine.gateway import GatewayRequest, Op
 from engine.pair import IntakeContext, PairBook, PairSettings
 
 __all__ = ["EngineState", "RootActor", "RootSettings", "Routing"]
 
 _ASK_TIMEOUT_S = 15.0
-_RECONCILE_BACKLOG = 100
-"""Gateway queue depth above which a reconciliation round waits for the next tick."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class Routing:
         return self.routes.get(pair)
 
 
-class RootActor(pykka.ThreadingActor):
+class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
     """Supervisor of the actor tree (see module docstring)."""
 
     def __init__(
@@ -189,21 +189,6 @@ class RootActor(pykka.ThreadingActor):
             logger.warning("no prices at start ({}); the first price update will bring them", exc)
         self._recovery = restore_books(self._store, self._books, self._clock.now_ms())
 
-    def _scan_open_orders(self) -> None:
-        assert self.gateway is not None
-        proxy = self._self
-        for request in open_order_scans(self._pairs, lambda pair: lambda r: proxy.on_open_orders.defer(pair, r)):
-            self.gateway.submit(request)
-
-    def on_open_orders(self, pair: Pair, result: GatewayResult) -> None:
-        """An openOrders answer: handed to the pair's current actor (which looks into unknown orders)."""
-        if result.error is not None:
-            logger.bind(pair=pair).warning("open orders scan failed: {}", result.error)
-            return
-        route = self._routing.get(pair)
-        if route is not None:
-            route.on_open_orders.defer(result)
-
     def _start_stream(self) -> None:
         if self._s.stream is None:
             return
@@ -280,93 +265,6 @@ class RootActor(pykka.ThreadingActor):
             if row is not None:
                 ref.proxy().on_price.defer(Decimal(str(row["bidPrice"])), Decimal(str(row["askPrice"])))
 
-    # ---- wallet -------------------------------------------------------------------------------------
-    def _value_wallet_now(self) -> None:
-        # At start the answer is awaited, so the first request already meets a known wallet value.
-        try:
-            account = self._call(Op.ACCOUNT)
-            tickers = self._call(Op.TICKER_PRICE)
-        except ExchangeError as exc:
-            self._alerts("wallet", f"wallet value unknown ({type(exc).__name__}: {exc}); new orders refused")
-            return
-        self._set_wallet(account, tickers)
-
-    def refresh_wallet(self) -> None:
-        """Re-value the wallet (on the timer): the account, then the prices, each answer a tell back here."""
-        if self.gateway is None:
-            return
-        proxy = self._self
-        self.gateway.submit(GatewayRequest(Op.ACCOUNT, {}, key="wallet", reply_to=proxy.on_wallet_account.defer))
-
-    def on_wallet_account(self, result: GatewayResult) -> None:
-        """The account's balances arrived: fetch the prices to value them."""
-        if result.error is not None or self.gateway is None:
-            logger.warning("wallet refresh failed: {}; keeping the last value", result.error)
-            return
-        proxy = self._self
-        account = result.data
-        self.gateway.submit(
-            GatewayRequest(
-                Op.TICKER_PRICE, {}, key="wallet", weight=4,
-                reply_to=lambda r: proxy.on_wallet_prices.defer(account, r),
-            )
-        )  # fmt: skip
-
-    def on_wallet_prices(self, account: Any, result: GatewayResult) -> None:
-        """The prices arrived: value the balances and publish the value to intake."""
-        if result.error is not None:
-            logger.warning("wallet prices failed: {}; keeping the last value", result.error)
-            return
-        self._set_wallet(account, result.data)
-
-    def _set_wallet(self, account: Any, tickers: Any) -> None:
-        if isinstance(account, dict):
-            self._account, self._account_ms = account, self._clock.now_ms()
-        try:
-            valuation = _valuation(account, tickers, self._symbol_pairs)
-        except (KeyError, ValueError, ArithmeticError, AttributeError, TypeError) as exc:
-            # An unreadable answer must not pass for a valuation: keep the last value and say so.
-            self._alerts("wallet", f"account or price response unreadable ({exc!r}); keeping the last wallet value")
-            return
-        ctx = self._state.update(wallet_btc=valuation.total_btc)
-        if valuation.total_btc < ctx.min_wallet_btc:
-            logger.warning(
-                "wallet worth {} BTC, below the minimum {} BTC: new orders are refused (unpriced: {})",
-                valuation.total_btc,
-                ctx.min_wallet_btc,
-                ", ".join(valuation.unpriced) or "none",
-            )
-        else:
-            logger.debug("wallet worth {} BTC", valuation.total_btc)
-
-    def reconcile_if_unhealthy(self) -> None:
-        """The tight cadence: reconcile while a stream is not connected (events may be getting lost)."""
-        unhealthy = [name for name, h in self._stream_health.items() if str(h.state) != "connected"]
-        if unhealthy:
-            self.reconcile(f"stream unhealthy: {', '.join(unhealthy)}")
-
-    def reconcile(self, reason: str) -> int:
-        """Query every live order after a stream gap (or on the cadence) and scan each pair's open orders;
-        returns how many orders were queried. A round is skipped while the previous one is still queued:
-        reconciliation must never crowd out trading or spend the rate budget twice on the same question."""
-        assert self.gateway is not None
-        stats = self.gateway.stats()
-        if stats.queued > _RECONCILE_BACKLOG or stats.blocked_until_ms > self._clock.now_ms():
-            logger.warning("reconciliation ({}) deferred: {} requests queued, blocked until {}", reason,
-                           stats.queued, stats.blocked_until_ms)  # fmt: skip
-            return 0
-        self._scan_open_orders()
-        queried = 0
-        for pair, ref in self._pairs.items():
-            proxy = ref.proxy()
-            orders = proxy.open_orders().get(timeout=_ASK_TIMEOUT_S)
-            for request in reconcile_requests(pair, orders, proxy.on_result.defer):
-                self.gateway.submit(request)
-                queried += 1
-        log = logger.info if reason == "periodic" else logger.warning
-        log("reconciliation ({}): {} live orders queried", reason, queried)
-        return queried
-
     def on_stream_health(self, health: Any) -> None:
         """A stream's health changed."""
         self._stream_health[str(getattr(health, "stream", "stream"))] = health
@@ -431,21 +329,6 @@ class RootActor(pykka.ThreadingActor):
             "pairs": {str(p): ref.is_alive() for p, ref in self._pairs.items()},
             "restarts": self._restarts,
             "recovery": self._recovery.as_dict() if self._recovery is not None else None,
-        }
-
-    def balances(self) -> dict[str, Any]:
-        """The last account balances read from the exchange (free and locked, exact decimal strings)."""
-        rows = (self._account or {}).get("balances", ())
-        out = {
-            str(r["asset"]): {"free": str(r.get("free", "0")), "locked": str(r.get("locked", "0"))}
-            for r in rows
-            if isinstance(r, dict) and (Decimal(str(r.get("free", "0"))) + Decimal(str(r.get("locked", "0")))) > 0
-        }
-        ctx = self._state.intake()
-        return {
-            "balances": out,
-            "as_of_ms": self._account_ms,
-            "wallet_btc": None if ctx.wallet_btc is None else str(ctx.wallet_btc),
         }
 
     def pair_refs(self) -> dict[Pair, Any]:
@@ -515,18 +398,3 @@ class RootActor(pykka.ThreadingActor):
         if self._bus is not None:
             self._bus.stop(timeout=_ASK_TIMEOUT_S)
         logger.info("engine stopped")
-
-
-def _valuation(account: Any, tickers: Any, symbol_pairs: dict[str, Pair]) -> WalletValuation:
-    """Binance's account balances (free + locked) valued through `ticker/price` rows."""
-    balances: dict[str, Decimal] = {}
-    for row in account.get("balances", ()) if isinstance(account, dict) else ():
-        total = Decimal(str(row.get("free", "0"))) + Decimal(str(row.get("locked", "0")))
-        if total > 0:
-            balances[str(row["asset"])] = total
-    prices: dict[Pair, Decimal] = {}
-    for row in tickers if isinstance(tickers, list) else ():
-        pair = symbol_pairs.get(str(row.get("symbol")))
-        if pair is not None:
-            prices[pair] = Decimal(str(row["price"]))
-    return value_wallet_in_btc(balances, prices)

@@ -136,3 +136,18 @@ def test_restore_resumes_a_request_and_looks_its_order_up_when_the_actor_starts(
     # the same idempotency key is known: a replay does not start a second execution
     replay = second.book.place(request(key=req.idempotency_key), T0 + 4_001, IntakeContext())
     assert not _of(replay, Send)
+
+
+def test_open_orders_scans_use_the_cheapest_queries() -> None:
+    from actors._recovery import open_order_scans, split_by_pair
+    from engine.domain import Pair
+
+    few = [Pair(f"A{i}/USDT") for i in range(13)]
+    scans = open_order_scans(few, lambda pair: lambda r: None)
+    assert len(scans) == 13 and all(s.weight == 6 and s.params["symbol"] for s in scans)  # 78 ≤ 80
+    many = [*few, Pair("B/USDT")]
+    [scan] = open_order_scans(many, lambda pair: lambda r: None)
+    assert scan.weight == 80 and "symbol" not in scan.params
+    rows = [{"symbol": "A1USDT", "clientOrderId": "x"}, {"symbol": "ZZZUSDT", "clientOrderId": "y"}]
+    split = split_by_pair(GatewayResult(scan, data=rows), {"A1USDT": many[1], "BUSDT": many[-1]})
+    assert split[many[1]].data == [rows[0]] and split[many[-1]].data == []

@@ -1,0 +1,123 @@
+"""The root's wallet: the account read every minute, valued in BTC for the `wallet_below_minimum` check,
+and its balances for the control API. A mixin of `RootActor` (its messages run on the root's thread)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from loguru import logger
+
+from engine.clock import Clock
+from engine.domain import Pair
+from engine.exchange import ExchangeError
+from engine.execution import WalletValuation, value_wallet_in_btc
+from engine.gateway import GatewayRequest, GatewayResult, Op
+
+__all__ = ["WalletMixin"]
+
+
+class WalletMixin:
+    """Wallet valuation and balances (see module docstring)."""
+
+    gateway: Any
+    _state: Any
+    _clock: Clock
+    _alerts: Callable[[str, str], None]
+    _symbol_pairs: dict[str, Pair]
+    _self: Any
+    _account: dict[str, Any] | None
+    _account_ms: int | None
+
+    def _call(self, op: Op, params: dict[str, str] | None = None, weight: int | None = None) -> Any:
+        raise NotImplementedError
+
+    # ---- wallet -------------------------------------------------------------------------------------
+    def _value_wallet_now(self) -> None:
+        # At start the answer is awaited, so the first request already meets a known wallet value.
+        try:
+            account = self._call(Op.ACCOUNT)
+            tickers = self._call(Op.TICKER_PRICE)
+        except ExchangeError as exc:
+            self._alerts("wallet", f"wallet value unknown ({type(exc).__name__}: {exc}); new orders refused")
+            return
+        self._set_wallet(account, tickers)
+
+    def refresh_wallet(self) -> None:
+        """Re-value the wallet (on the timer): the account, then the prices, each answer a tell back here."""
+        if self.gateway is None:
+            return
+        proxy = self._self
+        self.gateway.submit(GatewayRequest(Op.ACCOUNT, {}, key="wallet", reply_to=proxy.on_wallet_account.defer))
+
+    def on_wallet_account(self, result: GatewayResult) -> None:
+        """The account's balances arrived: fetch the prices to value them."""
+        if result.error is not None or self.gateway is None:
+            logger.warning("wallet refresh failed: {}; keeping the last value", result.error)
+            return
+        proxy = self._self
+        account = result.data
+        self.gateway.submit(
+            GatewayRequest(
+                Op.TICKER_PRICE, {}, key="wallet", weight=4,
+                reply_to=lambda r: proxy.on_wallet_prices.defer(account, r),
+            )
+        )  # fmt: skip
+
+    def on_wallet_prices(self, account: Any, result: GatewayResult) -> None:
+        """The prices arrived: value the balances and publish the value to intake."""
+        if result.error is not None:
+            logger.warning("wallet prices failed: {}; keeping the last value", result.error)
+            return
+        self._set_wallet(account, result.data)
+
+    def _set_wallet(self, account: Any, tickers: Any) -> None:
+        if isinstance(account, dict):
+            self._account, self._account_ms = account, self._clock.now_ms()
+        try:
+            valuation = _valuation(account, tickers, self._symbol_pairs)
+        except (KeyError, ValueError, ArithmeticError, AttributeError, TypeError) as exc:
+            # An unreadable answer must not pass for a valuation: keep the last value and say so.
+            self._alerts("wallet", f"account or price response unreadable ({exc!r}); keeping the last wallet value")
+            return
+        ctx = self._state.update(wallet_btc=valuation.total_btc)
+        if valuation.total_btc < ctx.min_wallet_btc:
+            logger.warning(
+                "wallet worth {} BTC, below the minimum {} BTC: new orders are refused (unpriced: {})",
+                valuation.total_btc,
+                ctx.min_wallet_btc,
+                ", ".join(valuation.unpriced) or "none",
+            )
+        else:
+            logger.debug("wallet worth {} BTC", valuation.total_btc)
+
+    def balances(self) -> dict[str, Any]:
+        """The last account balances read from the exchange (free and locked, exact decimal strings)."""
+        rows = (self._account or {}).get("balances", ())
+        out = {
+            str(r["asset"]): {"free": str(r.get("free", "0")), "locked": str(r.get("locked", "0"))}
+            for r in rows
+            if isinstance(r, dict) and (Decimal(str(r.get("free", "0"))) + Decimal(str(r.get("locked", "0")))) > 0
+        }
+        ctx = self._state.intake()
+        return {
+            "balances": out,
+            "as_of_ms": self._account_ms,
+            "wallet_btc": None if ctx.wallet_btc is None else str(ctx.wallet_btc),
+        }
+
+
+def _valuation(account: Any, tickers: Any, symbol_pairs: dict[str, Pair]) -> WalletValuation:
+    """Binance's account balances (free + locked) valued through `ticker/price` rows."""
+    balances: dict[str, Decimal] = {}
+    for row in account.get("balances", ()) if isinstance(account, dict) else ():
+        total = Decimal(str(row.get("free", "0"))) + Decimal(str(row.get("locked", "0")))
+        if total > 0:
+            balances[str(row["asset"])] = total
+    prices: dict[Pair, Decimal] = {}
+    for row in tickers if isinstance(tickers, list) else ():
+        pair = symbol_pairs.get(str(row.get("symbol")))
+        if pair is not None:
+            prices[pair] = Decimal(str(row["price"]))
+    return value_wallet_in_btc(balances, prices)
