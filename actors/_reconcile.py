@@ -3,10 +3,12 @@ id and every pair's open orders are scanned (orders placed elsewhere, engine ord
 know). It runs after every stream gap, on the periodic cadence, and every few seconds while a stream is not
 connected; a round is deferred while the gateway has a backlog or is blocked (429/418), so reconciliation
 never crowds out trading nor spends the rate budget twice on the same question (startup reconciliation got
-Nautilus users banned). A mixin of `RootActor` (its messages run on the root's thread)."""
+Nautilus users banned). Execution reports for pairs outside the whitelist are orders placed elsewhere too:
+a tracking-only book records and announces them. A mixin of `RootActor` (its messages run on the root's thread)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
@@ -15,7 +17,10 @@ from actors._feeds import reconcile_requests
 from actors._recovery import open_order_scans, split_by_pair
 from engine.clock import Clock
 from engine.domain import Pair
+from engine.exchange import ExecutionReport
+from engine.execution import SymbolRules
 from engine.gateway import GatewayResult
+from engine.pair import Alert, Emit, PairBook, Persist
 
 __all__ = ["ReconcileMixin"]
 
@@ -34,6 +39,12 @@ class ReconcileMixin:
     _routing: Any
     _symbol_pairs: dict[str, Pair]
     _stream_health: dict[str, Any]
+    _specs: dict[str, dict[str, Any]]
+    _outside: dict[Pair, PairBook]
+    _store: Any
+    _bus: Any
+    _s: Any
+    _alerts: Callable[[str, str], None]
 
     def _scan_open_orders(self) -> None:
         assert self.gateway is not None
@@ -80,3 +91,29 @@ class ReconcileMixin:
         log = logger.info if reason == "periodic" else logger.warning
         log("reconciliation ({}): {} live orders queried", reason, queried)
         return queried
+
+    def on_unrouted(self, report: Any) -> None:
+        """A user-data event for no whitelisted pair (or an account event), never dropped: an execution report
+        is an order placed outside the engine, recorded and announced through a tracking-only book."""
+        pair = self._symbol_pairs.get(str(getattr(report, "symbol", "")))
+        spec = self._specs.get(str(getattr(report, "symbol", "")))
+        if not isinstance(report, ExecutionReport) or pair is None or spec is None:
+            logger.info("user-data event outside the pair books: {}", report)
+            return
+        book = self._outside.get(pair)
+        if book is None:
+            book = self._outside[pair] = PairBook(pair, SymbolRules.from_exchange_info(spec), self._s.pair_settings)
+        self._carry_out(pair, book.on_report(report, self._clock.now_ms()))
+        book.forget_finished()
+
+    def _carry_out(self, pair: Pair, commands: list[Any]) -> None:
+        # Only what a tracking-only book produces: records, events and alerts (it never trades).
+        assert self._store is not None and self._bus is not None
+        records = [c.item for c in commands if isinstance(c, Persist)]
+        if records:
+            self._store.save_many(records)
+        for command in commands:
+            if isinstance(command, Emit):
+                self._bus.proxy().publish.defer(command.event)
+            elif isinstance(command, Alert):
+                self._alerts(command.key, f"{pair} {command.client_order_id or ''}: {command.message}")

@@ -132,6 +132,8 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
         self._account: dict[str, Any] | None = None
         self._account_ms: int | None = None
         self._recovery: RecoverySummary | None = None
+        self._specs: dict[str, dict[str, Any]] = {}
+        self._outside: dict[Pair, PairBook] = {}
 
     # ---- start ----------------------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -153,6 +155,7 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
         if limits:
             self.gateway.set_limits(limits)
         symbols = {str(s["symbol"]): s for s in info.get("symbols", ())}
+        self._specs = symbols
         self._symbol_pairs = {
             name: Pair(f"{s['baseAsset']}/{s['quoteAsset']}")
             for name, s in symbols.items()
@@ -269,10 +272,6 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
         """A stream's health changed."""
         self._stream_health[str(getattr(health, "stream", "stream"))] = health
         logger.info("stream health: {}", health)
-
-    def on_unrouted(self, report: Any) -> None:
-        """A user-data event for no whitelisted pair (or an account event): kept in the log, never dropped."""
-        logger.info("user-data event outside the pair books: {}", report)
 
     def child_failed(self, pair: Pair) -> None:
         """A pair actor died: restart it over the same book, or halt past the restart budget."""

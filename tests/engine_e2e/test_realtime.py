@@ -20,7 +20,10 @@ PAIR = "BTC/USDT"
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    with Simulator(SimConfig(seed=21, symbols=["BTCUSDT"], start_prices={"BTCUSDT": Decimal(60000)})) as simulator:
+    config = SimConfig(
+        seed=21, symbols=["BTCUSDT", "ETHUSDT"], start_prices={"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal(3000)}
+    )
+    with Simulator(config) as simulator:
         yield simulator
 
 
@@ -80,3 +83,22 @@ def test_fills_lost_in_a_disconnect_are_recovered_by_reconciliation(
     [fill] = events.wait_for(EventKind.FILL, timeout=30)
     assert fill.fill is not None and fill.fill.quantity == Decimal("0.006")
     assert [o.filled for o in eng.open_orders(PAIR)] == [Decimal("0.006")]
+
+
+def test_an_order_placed_outside_the_engine_is_seen_on_the_stream_and_announced(
+    engine: tuple[Engine, Events], sim: Simulator
+) -> None:
+    eng, events = engine
+    # a person in the Binance UI: one order on the whitelisted pair, one on a pair the engine does not trade
+    sim.control.place_external_order(
+        symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.01", price="65000",
+        newClientOrderId="web_btc_1",
+    )  # fmt: skip
+    sim.control.place_external_order(symbol="ETHUSDT", side="BUY", type="MARKET", quantity="0.1")
+    seen = events.wait_for(EventKind.EXTERNAL, count=2)
+    assert {str(e.pair) for e in seen} == {"BTC/USDT", "ETH/USDT"}
+    assert all(e.order is not None and e.order.role.value == "external" for e in seen)
+    eth = next(e for e in seen if str(e.pair) == "ETH/USDT")
+    fills = events.wait_for(EventKind.FILL)
+    assert any(f.client_order_id == eth.client_order_id for f in fills)  # its fill is recorded, not traded on
+    assert isinstance(eng.place_order(PAIR, "buy", "0.01", "59900").result(timeout=20), Accepted)
