@@ -1,18 +1,47 @@
-"""Read-only queries of a running engine beyond single orders: health and balances (control API, metrics)."""
+"""Read-only queries of a running engine beyond single orders: health, balances, stored orders and trades.
+
+Health and balances come from the root actor; stored orders, fills and trades from the persistence actor,
+which commits what it holds before answering, so a query sees every write the engine made before it.
+
+Raises (every query that reads the database):
+    db.DatabaseUnavailableError: the database is unreachable (writes are being spooled); retry later.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["EngineQueries"]
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from actors.persistence import PersistenceProxy
+    from engine.domain import Fill, Order, OrderStatus, Trade, TradeStatus
+
+__all__ = ["EngineQueries", "OrderDetail"]
 
 _ASK_TIMEOUT_S = 15.0
 
 
+class OrderDetail:
+    """One order with its fills, its fallback legs (each with their fills) and its request's trade."""
+
+    __slots__ = ("fallbacks", "fills", "order", "trade")
+
+    def __init__(
+        self, order: Order, fills: list[Fill], fallbacks: list[tuple[Order, list[Fill]]], trade: Trade | None
+    ) -> None:
+        self.order = order
+        self.fills = fills
+        self.fallbacks = fallbacks
+        self.trade = trade
+
+
 class EngineQueries:
-    """Mixed into `Engine`: answers from the root actor (health, balances)."""
+    """Mixed into `Engine`: answers from the root actor (health, balances) and the database (orders, trades)."""
 
     _root: Any
+    get_order: Callable[[str, str], Order | None]
 
     def health(self) -> dict[str, Any]:
         """Health of every part: streams, database, gateway (queue, rate budget), halted or not."""
@@ -21,3 +50,77 @@ class EngineQueries:
     def balances(self) -> dict[str, Any]:
         """The account's balances as last read from the exchange (refreshed every minute)."""
         return dict(self._root.proxy().balances().get(timeout=_ASK_TIMEOUT_S))
+
+    def _store(self) -> PersistenceProxy:
+        store = self._root.proxy().store().get(timeout=_ASK_TIMEOUT_S)
+        if store is None:
+            raise RuntimeError("the engine has no persistence actor (stopped?)")
+        proxy: PersistenceProxy = store.proxy
+        return proxy
+
+    def order_detail(self, pair: str, client_order_id: str) -> OrderDetail | None:
+        """One order (live state when its pair actor holds it, else as stored) with its fills, fallback legs
+        and its request's trade (the summary, final once the request is done); None when unknown."""
+        order = self.get_order(pair, client_order_id)
+        if order is None:
+            return None
+        store = self._store()
+        fills_f = store.fills_of(client_order_id)
+        children_f = store.children_of(client_order_id)
+        trade_f = store.get_trade(order.request_id)
+        fills: list[Fill] = fills_f.get(timeout=_ASK_TIMEOUT_S)
+        children: list[Order] = children_f.get(timeout=_ASK_TIMEOUT_S)
+        fallbacks = [(child, store.fills_of(child.client_order_id).get(timeout=_ASK_TIMEOUT_S)) for child in children]
+        trade: Trade | None = trade_f.get(timeout=_ASK_TIMEOUT_S)
+        return OrderDetail(order, fills, fallbacks, trade)
+
+    def orders(
+        self,
+        *,
+        pair: str | None = None,
+        status: OrderStatus | list[OrderStatus] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        request_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Order]:
+        """Stored orders, newest first, filtered by pair, status(es), creation time [since, until), request."""
+        filters: Mapping[str, Any] = {
+            "pair": pair,
+            "status": status,
+            "since": since,
+            "until": until,
+            "request_id": request_id,
+            "limit": limit,
+        }
+        found: list[Order] = self._store().find_orders(**filters, newest_first=True).get(timeout=_ASK_TIMEOUT_S)
+        return found
+
+    def trades(
+        self,
+        *,
+        pair: str | None = None,
+        status: TradeStatus | list[TradeStatus] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        strategy: str | None = None,
+        timeframe: str | None = None,
+        indicators: Mapping[str, tuple[Any, Any]] | None = None,
+        limit: int | None = None,
+    ) -> list[Trade]:
+        """Stored trades (one per request), newest first, filtered like `db.find_trades`.
+
+        `indicators` maps a name to (low, high), meaning low <= value < high (either may be None).
+        """
+        filters: Mapping[str, Any] = {
+            "pair": pair,
+            "status": status,
+            "since": since,
+            "until": until,
+            "strategy": strategy,
+            "timeframe": timeframe,
+            "indicators": dict(indicators) if indicators else None,
+            "limit": limit,
+        }
+        found: list[Trade] = self._store().find_trades(**filters, newest_first=True).get(timeout=_ASK_TIMEOUT_S)
+        return found

@@ -34,6 +34,9 @@ _LAZY: dict[str, _Lazy] = {
     "cancel": _Lazy("engine.service._commands", "add_cancel_arguments", "run_cancel", "cancel a request's orders"),
     "status": _Lazy("engine.service._commands", "add_status_arguments", "run_status", "daemon health, open orders"),
     "watch": _Lazy("engine.service._commands", "add_watch_arguments", "run_watch", "print order events live"),
+    "balances": _Lazy(
+        "engine.service._commands", "add_balances_arguments", "run_balances", "account balances from the daemon"
+    ),
 }
 
 

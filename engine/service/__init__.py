@@ -12,20 +12,22 @@ from engine.service._client import ApiClient, ApiError
 from engine.service._token import TokenSource, endpoint_file_for, ensure_token, read_endpoint, read_token_file
 
 if TYPE_CHECKING:
-    from engine.service._alerts import WebhookAlerts
+    from engine.service._alerts import Alerts, Telegram, Webhook
     from engine.service._app import EventHub
     from engine.service._metrics import Metrics
     from engine.service._openapi import openapi_schema
     from engine.service._server import ControlApi
 
 __all__ = [
+    "Alerts",
     "ApiClient",
     "ApiError",
     "ControlApi",
     "EventHub",
     "Metrics",
+    "Telegram",
     "TokenSource",
-    "WebhookAlerts",
+    "Webhook",
     "endpoint_file_for",
     "ensure_token",
     "openapi_schema",
@@ -37,7 +39,9 @@ _LAZY = {
     "ControlApi": "engine.service._server",
     "EventHub": "engine.service._app",
     "Metrics": "engine.service._metrics",
-    "WebhookAlerts": "engine.service._alerts",
+    "Alerts": "engine.service._alerts",
+    "Telegram": "engine.service._alerts",
+    "Webhook": "engine.service._alerts",
     "openapi_schema": "engine.service._openapi",
 }
 

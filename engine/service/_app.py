@@ -1,7 +1,10 @@
 """The control API: an aiohttp application over the `Engine` facade, served from its own thread and loop.
 
-Every engine call that may block (`get_order`, `open_orders` ask actors with a timeout) runs in the loop's
-executor so one slow pair cannot stall the other requests; `place_order` is awaited through its future.
+Every engine call that may block (orders, health, balances and stored rows ask actors with a timeout) runs in
+the loop's executor so one slow pair cannot stall the other requests; `place_order` is awaited through its
+future. Query strings and bodies are validated by pydantic models (`_schemas`), so every malformed input is a
+422 naming its field; an engine that does not answer is a 504, a database that is down (or an engine that is
+stopping) a 503, and anything else a JSON 500 with the traceback in the log only.
 
 Engine events reach watchers (`GET /events`) through the `EventHub`: the engine calls it from one of its
 threads and must never block there, so each event is handed to the API loop with `call_soon_threadsafe`; every
@@ -18,27 +21,33 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import pykka
 from aiohttp import web
 from loguru import logger
 from pydantic import ValidationError
 
+from db import StorageError
 from engine.api import EngineEvent, Refusal, RefusalReason
 from engine.service._metrics import CONTENT_TYPE, Metrics
 from engine.service._openapi import openapi_schema
 from engine.service._schemas import (
     OrderBody,
+    OrdersQuery,
+    TradesQuery,
+    detail_json,
     event_json,
     field_errors,
     order_json,
     outcome_json,
     parse_pair,
     refusal_status,
+    trade_json,
 )
 
 if TYPE_CHECKING:
     from engine.api import Engine
 
-__all__ = ["ApiState", "EventHub", "build_app"]
+__all__ = ["ApiState", "EventHub", "build_app", "health_status"]
 
 _PLACE_TIMEOUT_S = 30.0
 _PUBLIC_PATHS = frozenset({"/openapi.json"})
@@ -168,6 +177,17 @@ def build_app(state: ApiState) -> web.Application:
         except TimeoutError:
             logger.bind(path=request.path).error("control API: the engine did not answer in time")
             return _error(504, "engine_timeout", "the engine did not answer in time; the request may still complete")
+        except pykka.ActorDeadError:
+            # Between the engine stopping and the API stopping (shutdown), or after a fatal failure.
+            return _error(503, "engine_unavailable", "the engine is not running")
+        except StorageError as exc:
+            # The database is down (writes are spooled): stored rows cannot be read until it is back.
+            logger.bind(path=request.path).warning("control API: database unavailable ({})", type(exc).__name__)
+            return _error(503, "database_unavailable", "the database is unavailable; retry later")
+        except Exception:  # noqa: BLE001 - the last resort: a JSON 500, never a traceback to the caller
+            # A bug, not the caller's fault: logged with its traceback, answered without internals.
+            logger.bind(path=request.path).exception("control API: unexpected error")
+            return _error(500, "internal_error", "unexpected error; see the daemon's log")
 
     app = web.Application(middlewares=[errors, auth], client_max_size=64 * 1024)
     handlers = _Handlers(state)
@@ -176,6 +196,8 @@ def build_app(state: ApiState) -> web.Application:
     app.router.add_post("/orders", handlers.place)
     app.router.add_get("/orders", handlers.list_open)
     app.router.add_get("/orders/{base}/{quote}/{client_order_id}", handlers.get_order)
+    app.router.add_get("/trades", handlers.trades)
+    app.router.add_get("/balances", handlers.balances)
     app.router.add_delete("/orders/{base}/{quote}/{request_id}", handlers.cancel)
     app.router.add_post("/pause", handlers.pause)
     app.router.add_post("/resume", handlers.resume)
@@ -189,6 +211,44 @@ def _pair_of(request: web.Request) -> str:
     if pair is None:
         raise _Invalid("pair", "a pair is BASE/QUOTE in upper case, e.g. BTC/USDT")
     return pair
+
+
+def _query_dict(request: web.Request) -> dict[str, Any]:
+    """The query string as a dict; a repeated parameter becomes a list."""
+    out: dict[str, Any] = {}
+    for key in request.query:
+        values = request.query.getall(key)
+        out[key] = values if len(values) > 1 else values[0]
+    return out
+
+
+def _invalid(exc: ValidationError) -> web.Response:
+    fields = field_errors(exc)
+    message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return _error(422, "invalid_request", message, fields=fields)
+
+
+def health_status(parts: dict[str, Any], *, draining: bool, paused: bool) -> str:
+    """One word for `GET /health` and `status`: halted > draining > paused > degraded > ok.
+
+    Degraded: the database is spooling, a stream is not connected, or the rate budget holds new orders back.
+    """
+    if parts.get("halted"):
+        return "halted"
+    if draining or parts.get("shutting_down"):
+        return "draining"
+    if paused or parts.get("paused"):
+        return "paused"
+    database = parts.get("database") or {}
+    streams = parts.get("streams") or {}
+    gateway = parts.get("gateway") or {}
+    if (
+        database.get("health", "ok") != "ok"
+        or any(str(s.get("state")) != "connected" for s in streams.values() if isinstance(s, dict))
+        or gateway.get("orders_halted")
+    ):
+        return "degraded"
+    return "ok"
 
 
 class _Invalid(Exception):
@@ -214,21 +274,18 @@ class _Handlers:
         return await asyncio.get_running_loop().run_in_executor(None, func, *args)
 
     async def openapi(self, _request: web.Request) -> web.Response:
-        return _json(openapi_schema())
+        return _json(openapi_schema(tuple(self.s.engine.config.exchange.pair_whitelist)))
 
     async def health(self, _request: web.Request) -> web.Response:
         engine = self.s.engine
-        halted = engine.halted
-        orders = await self._blocking(engine.open_orders)
-        status = "halted" if halted else "draining" if self.s.draining else "paused" if self.s.paused else "ok"
+        parts, orders = await asyncio.gather(self._blocking(engine.health), self._blocking(engine.open_orders))
         return _json(
             {
-                "status": status,
-                "halted": halted,
-                "paused": self.s.paused,
+                **parts,
+                "status": health_status(parts, draining=self.s.draining, paused=self.s.paused),
+                "paused": self.s.paused or bool(parts.get("paused")),
                 "dry_run": engine.config.execution.dry_run,
                 "exchange": engine.config.exchange.name.value,
-                "pairs": list(engine.config.exchange.pair_whitelist),
                 "open_orders": len(orders),
                 "watchers": self.s.hub.watchers,
             }
@@ -252,9 +309,7 @@ class _Handlers:
             body = OrderBody.model_validate(data)
         except ValidationError as exc:
             self.s.metrics.invalid.inc()
-            fields = field_errors(exc)
-            message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-            return _error(422, "invalid_request", message, fields=fields)
+            return _invalid(exc)
         if self.s.draining:
             return _json(outcome_json(Refusal(RefusalReason.SHUTTING_DOWN, "the daemon is shutting down")), 409)
         started = time.monotonic()
@@ -279,15 +334,27 @@ class _Handlers:
         return _json(outcome_json(outcome), 200 if outcome.duplicate else 201)
 
     async def list_open(self, request: web.Request) -> web.Response:
-        pair: str | None = None
-        if "pair" in request.query:
-            pair = parse_pair(request.query["pair"])
-            if pair is None:
-                return _Invalid("pair", "a pair is BASE/QUOTE in upper case, e.g. BTC/USDT").response()
-            if pair not in self.s.engine.config.exchange.pair_whitelist:
-                return _error(404, "not_found", f"{pair} is not a traded pair")
-        orders = await self._blocking(self.s.engine.open_orders, pair)
-        return _json({"orders": [order_json(o) for o in orders]})
+        try:
+            query = OrdersQuery.model_validate(_query_dict(request))
+        except ValidationError as exc:
+            return _invalid(exc)
+        stored = any(request.query.get(k) is not None for k in ("status", "since", "until", "request_id", "limit"))
+        if stored:
+            orders = await self._blocking(
+                lambda: self.s.engine.orders(
+                    pair=query.pair,
+                    status=query.statuses(),
+                    since=query.since,
+                    until=query.until,
+                    request_id=query.request_id,
+                    limit=query.limit,
+                )
+            )
+            return _json({"orders": [order_json(o) for o in orders], "source": "database"})
+        if query.pair is not None and query.pair not in self.s.engine.config.exchange.pair_whitelist:
+            return _error(404, "not_found", f"{query.pair} is not a traded pair")
+        orders = await self._blocking(self.s.engine.open_orders, query.pair)
+        return _json({"orders": [order_json(o) for o in orders], "source": "live"})
 
     async def get_order(self, request: web.Request) -> web.Response:
         try:
@@ -295,10 +362,32 @@ class _Handlers:
         except _Invalid as exc:
             return exc.response()
         client_order_id = request.match_info["client_order_id"]
-        order = await self._blocking(self.s.engine.get_order, pair, client_order_id)
-        if order is None or order.pair != pair:
+        detail = await self._blocking(self.s.engine.order_detail, pair, client_order_id)
+        if detail is None or detail.order.pair != pair:
             return _error(404, "not_found", f"no order {client_order_id} on {pair}")
-        return _json({"order": order_json(order)})
+        return _json(detail_json(detail))
+
+    async def trades(self, request: web.Request) -> web.Response:
+        try:
+            query = TradesQuery.model_validate(_query_dict(request))
+        except ValidationError as exc:
+            return _invalid(exc)
+        trades = await self._blocking(
+            lambda: self.s.engine.trades(
+                pair=query.pair,
+                status=query.statuses(),
+                since=query.since,
+                until=query.until,
+                strategy=query.strategy,
+                timeframe=query.timeframe,
+                indicators=query.indicators(),
+                limit=query.limit,
+            )
+        )
+        return _json({"trades": [trade_json(t) for t in trades]})
+
+    async def balances(self, _request: web.Request) -> web.Response:
+        return _json(await self._blocking(self.s.engine.balances))
 
     async def cancel(self, request: web.Request) -> web.Response:
         try:
@@ -317,9 +406,14 @@ class _Handlers:
         return _json({"cancel_requested": True, "request_id": request_id, "orders": [order_json(o) for o in live]}, 202)
 
     async def metrics(self, _request: web.Request) -> web.Response:
-        orders = await self._blocking(self.s.engine.open_orders)
+        engine = self.s.engine
+        parts, orders = await asyncio.gather(self._blocking(engine.health), self._blocking(engine.open_orders))
         text = self.s.metrics.render(
-            open_orders=len(orders), halted=self.s.engine.halted, paused=self.s.paused, watchers=self.s.hub.watchers
+            open_orders=len(orders),
+            halted=bool(parts.get("halted", engine.halted)),
+            paused=self.s.paused,
+            watchers=self.s.hub.watchers,
+            health=parts,
         )
         return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE})
 

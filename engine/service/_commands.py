@@ -1,4 +1,4 @@
-"""CLI client commands: ``order``, ``cancel``, ``status``, ``watch`` — talking to a running daemon.
+"""CLI client commands: ``order``, ``cancel``, ``status``, ``watch``, ``balances`` — talking to a running daemon.
 
 Exit codes (the same for every command, so scripts can branch on them):
 
@@ -32,10 +32,12 @@ __all__ = [
     "EXIT_OK",
     "EXIT_REFUSED",
     "EXIT_UNREACHABLE",
+    "add_balances_arguments",
     "add_cancel_arguments",
     "add_order_arguments",
     "add_status_arguments",
     "add_watch_arguments",
+    "run_balances",
     "run_cancel",
     "run_order",
     "run_status",
@@ -95,6 +97,11 @@ def add_cancel_arguments(parser: argparse.ArgumentParser) -> None:
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``status``."""
     parser.add_argument("--pair", type=_pair_arg, default=None, help="only this pair's open orders")
+    _connection_arguments(parser)
+
+
+def add_balances_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``balances``."""
     _connection_arguments(parser)
 
 
@@ -221,16 +228,21 @@ def run_status(args: argparse.Namespace, out: TextIO | None = None) -> int:
     status, listing = answer
     if status != 200:
         return _failure(status, listing, out, args.json)
-    code = EXIT_OK if health["status"] == "ok" else EXIT_REFUSED
+    code = EXIT_REFUSED if health.get("status") in _NOT_TRADING else EXIT_OK
     if args.json:
         out.write(json.dumps({"health": health, "orders": listing["orders"]}) + "\n")
         return code
     from db.cli import render_table
 
     out.write(
-        f"status={health['status']} halted={health['halted']} paused={health['paused']} "
-        f"exchange={health['exchange']} dry_run={health['dry_run']} open_orders={health['open_orders']}\n"
+        f"status={health.get('status')} halted={health.get('halted')} paused={health.get('paused')} "
+        f"exchange={health.get('exchange')} dry_run={health.get('dry_run')} open_orders={health.get('open_orders')} "
+        f"restarts={health.get('restarts', '-')} wallet_btc={health.get('wallet_btc') or '-'}\n"
     )
+    if health.get("halt_reason"):
+        out.write(f"halted: {health['halt_reason']}\n")
+    render_table(["component", "state", "detail"], _health_rows(health), out)
+    out.write("\n")
     headers = [
         "created",
         "request_id",
@@ -247,6 +259,72 @@ def run_status(args: argparse.Namespace, out: TextIO | None = None) -> int:
     rows = [[o.get(k) for k in keys] + [o.get("filled")] for o in listing["orders"]]
     render_table(headers, rows, out)
     return code
+
+
+_NOT_TRADING = frozenset({"halted", "paused", "draining"})
+
+
+def _details(data: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
+    return " ".join(f"{k}={v}" for k, v in data.items() if k not in skip and not isinstance(v, dict | list)) or "-"
+
+
+def _health_rows(health: dict[str, Any]) -> list[list[object]]:
+    """One row per part of the engine: database, gateway (queue, rate budget), each stream, each pair actor."""
+    rows: list[list[object]] = []
+    database = health.get("database")
+    if isinstance(database, dict):
+        rows.append(["database", database.get("health", "?"), _details(database, ("health",))])
+    gateway = health.get("gateway")
+    if isinstance(gateway, dict):
+        state = "error" if "error" in gateway else "orders halted" if gateway.get("orders_halted") else "ok"
+        rows.append(["gateway", state, _details(gateway, ("orders_halted",))])
+        for key, value in gateway.items():
+            if isinstance(value, dict):  # rate budget (or any other nested figures), one row per entry
+                for label, entry in value.items():
+                    detail = _details(entry) if isinstance(entry, dict) else str(entry)
+                    rows.append([f"{key}:{label}", "", detail])
+    streams = health.get("streams")
+    if isinstance(streams, dict):
+        for role, stream in streams.items():
+            if isinstance(stream, dict):
+                rows.append([f"stream:{role}", stream.get("state", "?"), _details(stream, ("state",))])
+    elif "streams" in health:
+        rows.append(["streams", "off", "REST polling"])
+    pairs = health.get("pairs")
+    if isinstance(pairs, dict):
+        for pair, alive in pairs.items():
+            rows.append([f"pair:{pair}", "alive" if alive else "dead", "-"])
+    for key, value in health.items():
+        if key not in _SHOWN and isinstance(value, dict):  # a part added later (e.g. start-up recovery)
+            rows.append([key, "", _details(value)])
+    return rows
+
+
+_SHOWN = frozenset({"database", "gateway", "streams", "pairs"})
+
+
+def run_balances(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """``balances``: the account's balances as the daemon last read them (free, locked, total per asset)."""
+    out = out or sys.stdout
+    answer = _call(args, "GET", "/balances")
+    if isinstance(answer, int):
+        return answer
+    status, data = answer
+    if status != 200:
+        return _failure(status, data, out, args.json)
+    if args.json:
+        out.write(json.dumps(data) + "\n")
+        return EXIT_OK
+    from db.cli import render_table
+
+    rows = [
+        [asset, Decimal(b["free"]), Decimal(b["locked"]), Decimal(b["free"]) + Decimal(b["locked"])]
+        for asset, b in sorted(data.get("balances", {}).items())
+    ]
+    render_table(["asset", "free", "locked", "total"], rows, out)
+    as_of = data.get("as_of_ms")
+    out.write(f"wallet_btc={data.get('wallet_btc') or '-'} as_of_ms={as_of if as_of is not None else '-'}\n")
+    return EXIT_OK
 
 
 def run_watch(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -227,17 +227,14 @@ class _Daemon:
     def _start_alerts(self) -> None:
         from loguru import logger
 
-        from engine.service._alerts import WebhookAlerts
+        from engine.service._alerts import alerts_from_config
 
-        cfg = self.config.alerts
-        if cfg.webhook_url is None:
-            logger.info("alerts: log only (set alerts.webhook_url for a webhook)")
+        self.alerts = alerts_from_config(self.config.alerts)
+        if self.alerts is None:
+            logger.info("alerts: log only (set alerts.webhook_url or alerts.telegram_token and telegram_chat_id)")
             return
-        token = cfg.webhook_token.get_secret_value() if cfg.webhook_token else None
-        interval_s = float(cfg.min_interval_s)  # float-ok: seconds
-        self.alerts = WebhookAlerts(cfg.webhook_url, token=token, min_interval_s=interval_s)
         self.alerts.install()
-        logger.info("alerts: log and webhook")
+        logger.info("alerts: log and {}", " and ".join(self.alerts.destinations))
 
     def _stop_alerts(self) -> None:
         if self.alerts is not None:

@@ -8,8 +8,11 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from pydantic import BaseModel
+
 from engine.api import RefusalReason
-from engine.service._schemas import OrderBody
+from engine.domain import NAMED_INDICATORS
+from engine.service._schemas import DECIMAL_PATTERN, OrderBody, OrdersQuery, TradesQuery
 
 __all__ = ["openapi_schema"]
 
@@ -26,6 +29,7 @@ def _responses(ok: tuple[int, str], *errors: int) -> dict[str, Any]:
         404: "unknown order, request or pair",
         409: "refused by the engine's state (see `error` for the reason)",
         422: "invalid input; `fields` names each bad field",
+        503: "the database (writes are spooled) or the engine (stopping) is unavailable; retry later",
         504: "the engine did not answer in time",
     }
     out: dict[str, Any] = {str(ok[0]): {"description": ok[1]}}
@@ -45,11 +49,62 @@ def _pair_params(last: str) -> list[dict[str, Any]]:
 _PAIR_QUERY = {"name": "pair", "in": "query", "required": False, "schema": {"type": "string", "example": "BTC/USDT"}}
 
 
-@cache
-def openapi_schema() -> dict[str, Any]:
-    """The OpenAPI document (built once)."""
+def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """Query parameters from the pydantic model that validates them (optional ones without their null branch)."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    params = []
+    for name, original in schema["properties"].items():
+        prop = dict(original)
+        branches = [b for b in prop.pop("anyOf", []) if b.get("type") != "null"]
+        if branches:
+            prop = {**branches[0], **{k: v for k, v in prop.items() if k not in ("default", "title")}}
+        prop.pop("title", None)
+        if prop.get("type") == "string" and "format" in prop:
+            prop.pop("format")  # ages (12h) are accepted too, not only date-times
+        description = prop.pop("description", None)
+        param: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if description:
+            param["description"] = description
+        if prop.get("type") == "array":
+            param |= {"style": "form", "explode": True}
+        params.append(param)
+    return params
+
+
+_DECIMAL = {"type": "string", "pattern": DECIMAL_PATTERN, "examples": ["31.5"]}
+
+
+def _order_body() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The body schema and its definitions, with what pydantic cannot say about them spelled out: `price` is
+    required except for market orders (where it must be absent or null), and indicators are decimal strings
+    (a JSON float is refused) whose `extra` names never repeat the named ones."""
     body = OrderBody.model_json_schema(ref_template=_REF)
-    components: dict[str, Any] = dict(body.pop("$defs", {}))
+    defs: dict[str, Any] = dict(body.pop("$defs", {}))
+    body["if"] = {"properties": {"order_type": {"const": "market"}}, "required": ["order_type"]}
+    body["then"] = {"properties": {"price": {"type": "null"}}}
+    body["else"] = {"required": ["price"], "properties": {"price": {"type": "string"}}}
+    context = defs.get("StrategyContext")
+    if context is not None:
+        props = context["properties"]
+        for name in NAMED_INDICATORS:
+            if name in props:
+                props[name] = {"anyOf": [_DECIMAL, {"type": "integer"}, {"type": "null"}], "default": None}
+        if "extra" in props:
+            props["extra"] = {
+                "type": "object",
+                "additionalProperties": {"anyOf": [_DECIMAL, {"type": "integer"}]},
+                "propertyNames": {"not": {"enum": sorted(NAMED_INDICATORS)}},
+            }
+    return body, defs
+
+
+@cache
+def openapi_schema(pairs: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The OpenAPI document (built once per whitelist; with `pairs`, the body's `pair` lists them)."""
+    body, components = _order_body()
+    if pairs:
+        body["properties"]["pair"]["enum"] = list(pairs)
     components["OrderBody"] = body
     components["Error"] = {
         "type": "object",
@@ -67,9 +122,31 @@ def openapi_schema() -> dict[str, Any]:
         },
     }
     components["Error"]["properties"]["error"]["enum"] = sorted(
-        {r.value for r in RefusalReason} | {"unauthorized", "invalid_request", "not_found", "engine_timeout"}
+        {r.value for r in RefusalReason}
+        | {
+            "unauthorized",
+            "invalid_request",
+            "not_found",
+            "engine_timeout",
+            "database_unavailable",
+            "engine_unavailable",
+            "internal_error",
+        }
     )
     paths: dict[str, Any] = {
+        "/trades": {
+            "get": {
+                "summary": "Stored trades (one per request), newest first, with filters",
+                "parameters": _query_params(TradesQuery),
+                "responses": _responses((200, "`trades`: the matching trades"), 422, 503, 504),
+            }
+        },
+        "/balances": {
+            "get": {
+                "summary": "Account balances as last read from the exchange (free, locked: decimal strings)",
+                "responses": _responses((200, "`balances`, `as_of_ms`, `wallet_btc`"), 504),
+            }
+        },
         "/orders": {
             "post": {
                 "summary": "Submit an order request",
@@ -78,16 +155,16 @@ def openapi_schema() -> dict[str, Any]:
                 | {"200": {"description": "the idempotency key was seen before: the existing order"}},
             },
             "get": {
-                "summary": "Open orders, of one pair or all",
-                "parameters": [_PAIR_QUERY],
-                "responses": _responses((200, "the open orders"), 404, 422),
+                "summary": "Open orders (live) of one pair or all; with any other filter, stored orders, newest first",
+                "parameters": _query_params(OrdersQuery),
+                "responses": _responses((200, "`orders`, and `source`: live or database"), 404, 422, 503, 504),
             },
         },
         "/orders/{base}/{quote}/{client_order_id}": {
             "get": {
-                "summary": "One order with its fills so far",
+                "summary": "One order with its fills, its fallback legs (with their fills) and its request's trade",
                 "parameters": _pair_params("client_order_id"),
-                "responses": _responses((200, "the order"), 404, 422),
+                "responses": _responses((200, "`order`, `fills`, `fallbacks`, `trade`"), 404, 422, 503, 504),
             }
         },
         "/orders/{base}/{quote}/{request_id}": {
@@ -98,7 +175,12 @@ def openapi_schema() -> dict[str, Any]:
             }
         },
         "/metrics": {"get": {"summary": "Prometheus metrics (text format)", "responses": _responses((200, "metrics"))}},
-        "/health": {"get": {"summary": "Halted, paused, open orders", "responses": _responses((200, "health"))}},
+        "/health": {
+            "get": {
+                "summary": "Status (ok, degraded, paused, draining, halted) and the health of every part",
+                "responses": _responses((200, "health: streams, database, gateway and rate budget, pairs"), 504),
+            }
+        },
         "/pause": {"post": {"summary": "Kill switch: refuse new requests", "responses": _responses((200, "paused"))}},
         "/resume": {"post": {"summary": "Accept new requests again", "responses": _responses((200, "resumed"))}},
         "/events": {

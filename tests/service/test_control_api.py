@@ -23,6 +23,7 @@ from tests.service._receiver import Receiver, receiver
 pytestmark = pytest.mark.timeout(120)
 
 BELOW_MARKET = "50000"  # a resting BTC/USDT limit buy: the embedded market trades near 60 000
+TELEGRAM_TOKEN = "123456789:SENTINEL-daemon-telegram-token"
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +33,26 @@ def webhook() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory, webhook: Receiver) -> Iterator[DaemonProcess]:
+def telegram() -> Iterator[Receiver]:
+    with receiver() as rx:
+        yield rx
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory, webhook: Receiver, telegram: Receiver) -> Iterator[DaemonProcess]:
     workdir = tmp_path_factory.mktemp("daemon")
-    # A long limit timeout: resting test orders must not fall back to market while the module runs.
+    # A long limit timeout: resting test orders must not fall back to market while the module runs (tests that
+    # want a fallback pass their own). A wide slippage bound that refuses beyond it: a fallback 1 % away runs,
+    # one 15 % away is refused by the guard (and alerted).
     proc = DaemonProcess(
-        workdir, FREQTRADE__EXECUTION__LIMIT_TIMEOUT_S="900", FREQTRADE__ALERTS__WEBHOOK_URL=webhook.url
+        workdir,
+        FREQTRADE__EXECUTION__LIMIT_TIMEOUT_S="900",
+        FREQTRADE__EXECUTION__MAX_SLIPPAGE_PCT="5",
+        FREQTRADE__EXECUTION__SLIPPAGE_ACTION="refuse",
+        FREQTRADE__ALERTS__WEBHOOK_URL=webhook.url,
+        FREQTRADE__ALERTS__TELEGRAM_TOKEN=TELEGRAM_TOKEN,
+        FREQTRADE__ALERTS__TELEGRAM_CHAT_ID="-1001",
+        FREQTRADE__ALERTS__TELEGRAM_API_URL=telegram.base + "/tg",
     )
     yield proc
     proc.signal(signal.SIGTERM)
@@ -99,11 +115,16 @@ def test_bad_auth_is_401_without_detail(daemon: DaemonProcess, method: str, path
     assert (status, data) == (401, {"error": "unauthorized"})
 
 
-def test_auth_failure_is_alerted_to_the_webhook(daemon: DaemonProcess, webhook: Receiver) -> None:
+def test_auth_failure_is_alerted_to_the_webhook_and_telegram(
+    daemon: DaemonProcess, webhook: Receiver, telegram: Receiver
+) -> None:
     assert _raw(daemon.url, "GET", "/health", {"Authorization": "Bearer guess-guess-guess-guess"})[0] == 401
-    alert = webhook.wait_for(1)[0]
-    assert alert["key"] == "auth_failure" and "authentication failed" in alert["message"]
-    assert "guess-guess" not in str(webhook.accepted)
+    alert = webhook.wait_until(lambda a: a["key"] == "auth_failure")
+    assert "authentication failed" in alert["message"]
+    message = telegram.wait_until(lambda m: "auth_failure" in m["text"])
+    assert message["chat_id"] == "-1001" and "authentication failed" in message["text"]
+    assert telegram.paths[0] == f"/tg/bot{TELEGRAM_TOKEN}/sendMessage"
+    assert "guess-guess" not in str(webhook.accepted) + str(telegram.accepted)
 
 
 def test_rejected_auth_reached_nothing(client: ApiClient) -> None:
@@ -296,3 +317,161 @@ def test_metrics_are_scraped_and_parsed(daemon: DaemonProcess, client: ApiClient
     assert delta("bexec_submit_ack_seconds_count") == 1
     assert after[("bexec_open_orders", ())] == client.request("GET", "/health")[1]["open_orders"]
     assert after[("bexec_halted", ())] == 0
+
+
+def test_health_reports_every_part(client: ApiClient) -> None:
+    status, health = client.request("GET", "/health")
+    assert status == 200
+    assert health["status"] in ("ok", "degraded") and health["halted"] is False and health["halt_reason"] == ""
+    assert health["database"] == {
+        "health": "ok",
+        "reason": health["database"]["reason"],
+        "spooled": 0,
+        "accepting_orders": True,
+    }
+    assert {"queued", "in_flight", "sent", "failed", "orders_halted"} <= set(health["gateway"])
+    assert health["pairs"] == {"BTC/USDT": True, "ETH/USDT": True} or all(health["pairs"].values())
+    assert health["restarts"] == 0 and Decimal(health["wallet_btc"]) > 0
+    streams = health["streams"]
+    assert streams is None or all({"state", "reconnects"} <= set(s) for s in streams.values())
+
+
+def test_balances_are_exact_strings(client: ApiClient) -> None:
+    status, data = client.request("GET", "/balances")
+    assert status == 200
+    assert {"BTC", "USDT"} <= set(data["balances"])
+    usdt = data["balances"]["USDT"]
+    assert isinstance(usdt["free"], str) and Decimal(usdt["free"]) + Decimal(usdt["locked"]) > 0
+    assert isinstance(data["as_of_ms"], int) and Decimal(data["wallet_btc"]) > 0
+
+
+def _market_price(client: ApiClient) -> Decimal:
+    """The market's price now: a marketable limit buy fills at once, at the best ask."""
+    _, done = _watch(client, "done")
+    status, placed = client.request(
+        "POST", "/orders", {"pair": "BTC/USDT", "side": "buy", "amount": "0.001", "price": "90000"}
+    )
+    assert status == 201, placed
+    trade = done.result(30)["trade"]
+    assert trade["request_id"] == placed["order"]["request_id"] and trade["status"] == "filled"
+    return Decimal(trade["average_price"])
+
+
+def test_order_detail_has_fills_fallback_legs_and_the_trade(client: ApiClient) -> None:
+    price = _market_price(client)
+    _, done = _watch(client, "done")
+    # 1 % below the market: does not fill within its 1 s, then the market fallback (1 % < 5 % bound) buys it.
+    limit = (price * Decimal("0.99")).quantize(Decimal("0.01"))
+    body = {
+        "pair": "BTC/USDT",
+        "side": "buy",
+        "amount": "0.002",
+        "price": str(limit),
+        "limit_timeout": "1",
+        "fallback": "market",
+        "context": {"strategy": "detail", "timeframe": "1m", "rsi": "55"},
+    }
+    status, placed = client.request("POST", "/orders", body)
+    assert status == 201, placed
+    primary = placed["order"]["client_order_id"]
+    event = done.result(30)
+    assert event["request_id"] == placed["order"]["request_id"] and event["trade"]["status"] == "filled", event
+
+    status, detail = client.request("GET", ApiClient.pair_path("BTC/USDT", primary))
+    assert status == 200, detail
+    assert detail["order"]["status"] == "canceled" and detail["fills"] == []
+    [fallback] = detail["fallbacks"]
+    assert fallback["order"]["role"] == "fallback" and fallback["order"]["parent_client_order_id"] == primary
+    assert sum(Decimal(f["quantity"]) for f in fallback["fills"]) == Decimal("0.002")
+    assert detail["trade"]["status"] == "filled" and Decimal(detail["trade"]["filled"]) == Decimal("0.002")
+    assert detail["trade"]["strategy"] == "detail"
+
+    status, leg = client.request("GET", ApiClient.pair_path("BTC/USDT", fallback["order"]["client_order_id"]))
+    assert status == 200 and leg["fallbacks"] == [] and len(leg["fills"]) == len(fallback["fills"])
+
+    status, listing = client.request("GET", f"/orders?request_id={placed['order']['request_id']}")
+    assert status == 200 and listing["source"] == "database"
+    assert [o["client_order_id"] for o in listing["orders"]] == [fallback["order"]["client_order_id"], primary]
+
+
+def test_fallback_refused_by_the_slippage_guard_is_alerted(
+    client: ApiClient, webhook: Receiver, telegram: Receiver
+) -> None:
+    _, done = _watch(client, "done")
+    body = {
+        "pair": "BTC/USDT",
+        "side": "buy",
+        "amount": "0.001",
+        "price": BELOW_MARKET,
+        "limit_timeout": "1",
+        "fallback": "market",
+    }
+    status, placed = client.request("POST", "/orders", body)
+    assert status == 201, placed
+    trade = done.result(30)["trade"]
+    assert trade["request_id"] == placed["order"]["request_id"] and Decimal(trade["filled"]) == 0
+    alert = webhook.wait_until(lambda a: a["key"] == "slippage_guard")
+    assert alert["level"] == "CRITICAL" and "refused" in alert["message"]
+    message = telegram.wait_until(lambda m: "slippage_guard" in m["text"])
+    assert message["text"].startswith("[CRITICAL] slippage_guard")
+
+
+def test_stored_orders_and_trades_with_filters(client: ApiClient) -> None:
+    status, filled = client.request("GET", "/orders?pair=BTC/USDT&status=filled&since=1h&limit=500")
+    assert status == 200 and filled["source"] == "database" and filled["orders"]
+    assert all(o["status"] == "filled" and o["pair"] == "BTC/USDT" for o in filled["orders"])
+    created = [o["created_at"] for o in filled["orders"]]
+    assert created == sorted(created, reverse=True)
+    assert client.request("GET", "/orders?status=filled&limit=1")[1]["orders"] == filled["orders"][:1]
+    status, some = client.request("GET", "/orders?status=canceled,filled&status=open-any&until=2000-01-01T00:00")
+    assert status == 200 and some["orders"] == []
+
+    status, trades = client.request("GET", "/trades?strategy=s1")
+    assert status == 200 and [t["status"] for t in trades["trades"]] == ["canceled"]
+    assert trades["trades"][0]["indicators"]["rsi"] == "31.5"
+    assert client.request("GET", "/trades?strategy=s1&rsi_min=31&rsi_max=32")[1]["trades"] == trades["trades"]
+    assert client.request("GET", "/trades?strategy=s1&rsi_max=30")[1]["trades"] == []
+    status, done = client.request("GET", "/trades?pair=BTC/USDT&status=filled&timeframe=1m")
+    assert status == 200 and [t["strategy"] for t in done["trades"]] == ["detail"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("/orders?status=bogus", "status"),
+        ("/orders?limit=0", "limit"),
+        ("/orders?limit=many", "limit"),
+        ("/orders?since=yesterday", "since"),
+        ("/orders?since=1h&until=2h", "until"),
+        ("/orders?pair=BTC!", "pair"),
+        ("/orders?leverage=5", "leverage"),
+        ("/trades?status=open-any", "status"),
+        ("/trades?rsi_max=low", "rsi_max"),
+        ("/trades?limit=1001", "limit"),
+    ],
+)
+def test_bad_filters_are_422_naming_the_field(client: ApiClient, query: str, field: str) -> None:
+    status, data = client.request("GET", query)
+    assert status == 422, data
+    assert data["error"] == "invalid_request" and field in [f["field"] for f in data["fields"]]
+    assert data["message"].startswith(f"{field}: ")
+
+
+def test_health_metrics_and_latency_histograms(daemon: DaemonProcess, client: ApiClient) -> None:
+    samples = _scrape(daemon)
+    health = client.request("GET", "/health")[1]
+    assert samples[("bexec_gateway_queue_depth", ())] >= 0
+    assert samples[("bexec_gateway_requests_total", (("result", "sent"),))] > 0
+    assert samples[("bexec_persistence_backlog", ())] == 0 and samples[("bexec_database_ok", ())] == 1
+    assert samples[("bexec_pair_actor_up", (("pair", "BTC/USDT"),))] == 1
+    for role, stream in (health["streams"] or {}).items():
+        assert samples[("bexec_stream_reconnects_total", (("stream", role),))] == stream["reconnects"]
+    assert samples[("bexec_fill_applied_seconds_count", ())] >= 2  # the fills of the orders above
+    assert samples[("bexec_order_ack_seconds_count", (("role", "primary"),))] >= 2
+    assert samples[("bexec_order_ack_seconds_count", (("role", "fallback"),))] >= 1
+
+
+def test_telegram_token_never_in_the_daemon_output(daemon: DaemonProcess, telegram: Receiver) -> None:
+    assert telegram.accepted  # alerts went out with it
+    output = daemon.out.text + daemon.err.text
+    assert TELEGRAM_TOKEN not in output and "SENTINEL" not in output

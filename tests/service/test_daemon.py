@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -47,7 +48,14 @@ def test_cli_order_watch_status_cancel(daemon: DaemonProcess) -> None:
 
         status = cli(wd, "status")
         assert status.returncode == 0, status.stderr
-        assert "status=ok" in status.stdout and order["client_order_id"] in status.stdout
+        assert re.search(r"^status=(ok|degraded) ", status.stdout, re.MULTILINE), status.stdout
+        assert order["client_order_id"] in status.stdout
+        # The health table: one row per part of the engine.
+        for row in ("database ", "gateway ", "pair:ETH/USDT ", "pair:BTC/USDT "):
+            assert re.search(rf"^{re.escape(row)}", status.stdout, re.MULTILINE), status.stdout
+        health = json.loads(cli(wd, "status", "--json").stdout)["health"]
+        for label in health["gateway"].get("rate_limits") or {}:
+            assert f"rate_limits:{label}" in status.stdout
 
         canceled = cli(wd, "cancel", "ETH/USDT", order["request_id"])
         assert canceled.returncode == 0, canceled.stderr
@@ -77,6 +85,43 @@ def test_cli_human_order_prints_ids_and_fills(daemon: DaemonProcess) -> None:
     client = ApiClient(daemon.url, daemon.token)
     status, stored = client.request("GET", ApiClient.pair_path("ETH/USDT", client_order_id))
     assert status == 200 and Decimal(stored["order"]["filled"]) == Decimal("0.1")
+
+
+def test_offline_orders_and_trades_as_tables_and_json(daemon: DaemonProcess) -> None:
+    wd = daemon.workdir
+    watcher, out, err = spawn_cli(wd, "watch", "--pair", "ETH/USDT", "--json")
+    try:
+        err.wait_for(lambda ln: ln.startswith("watching order events"))
+        placed = cli(wd, "order", "sell", "ETH/USDT", "0.2", "--price", "1000", "--strategy", "offline", "--json")
+        assert placed.returncode == 0, placed.stderr
+        request_id = json.loads(placed.stdout)["order"]["request_id"]
+        out.wait_for(lambda ln: '"kind": "done"' in ln and request_id in ln)
+    finally:
+        assert interrupt(watcher) == 0
+    # Read from the database by a separate process while the daemon runs (no daemon call involved).
+    orders = cli(wd, "orders", "--pair", "ETH/USDT", "--status", "filled", "--json")
+    assert orders.returncode == 0, orders.stderr
+    rows = [json.loads(ln) for ln in orders.stdout.splitlines()]
+    assert request_id in [r["request_id"] for r in rows] and all(r["status"] == "filled" for r in rows)
+    trades = cli(wd, "trades", "--strategy", "offline", "--json")
+    assert trades.returncode == 0, trades.stderr
+    [trade] = [json.loads(ln) for ln in trades.stdout.splitlines()]
+    assert trade["request_id"] == request_id and Decimal(trade["filled"]) == Decimal("0.2")
+    table = cli(wd, "trades", "--strategy", "offline", "--since", "1h")
+    assert table.returncode == 0 and request_id in table.stdout and "1 trade(s)" in table.stdout
+    assert cli(wd, "orders", "--status", "open-any").returncode == 0
+
+
+def test_cli_balances_table_and_json(daemon: DaemonProcess) -> None:
+    common = ["--url", daemon.url, "--token-file", str(daemon.workdir / "data" / "api-token")]
+    table = cli(daemon.workdir, "balances", *common)
+    raw = cli(daemon.workdir, "balances", *common, "--json")
+    assert table.returncode == 0 and raw.returncode == 0, (table.stderr, raw.stderr)
+    data = json.loads(raw.stdout)
+    usdt = data["balances"]["USDT"]
+    row = next(ln for ln in table.stdout.splitlines() if ln.startswith("USDT "))
+    assert Decimal(row.split()[1]) == Decimal(usdt["free"])
+    assert "wallet_btc=" in table.stdout
 
 
 @pytest.mark.parametrize(
@@ -132,8 +177,9 @@ def test_sigterm_with_an_open_order(tmp_path: Path, mode: str, canceled: int, le
     assert f"shutdown complete: on_shutdown={mode}, canceled={canceled}, left open={left_open}" in daemon.out.text
     assert not (tmp_path / "data" / "api-endpoint.json").exists()
     if mode == "keep":
-        # The next start reports what the database still holds as open from this run.
-        again = DaemonProcess(tmp_path)
+        # The next start reports what the database still holds as open from this run. (Its embedded simulator
+        # is a new one that never saw the order: "keep" again, so shutdown does not wait for its lookup.)
+        again = DaemonProcess(tmp_path, FREQTRADE__EXECUTION__ON_SHUTDOWN="keep")
         try:
             again.signal(signal.SIGTERM)
             assert again.wait() == 0

@@ -47,3 +47,48 @@ def test_any_body_validates_exactly_or_names_fields(body: dict[str, Any]) -> Non
 def test_decimal_strings_round_trip_exactly(amount: Decimal) -> None:
     body = OrderBody.model_validate({"pair": "BTC/USDT", "side": "buy", "amount": str(amount), "order_type": "market"})
     assert body.amount == amount and str(body.amount) == str(amount)
+
+
+QUERY_KEYS = ["pair", "status", "since", "until", "limit", "request_id", "strategy", "timeframe", "rsi_min", "rsi_max"]
+query_values = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "BTC/USDT",
+            "btc-usdt",
+            "open",
+            "open-any",
+            "filled,open",
+            "12h",
+            "0",
+            "1001",
+            "1e400",
+            "NaN",
+            "2026-01-31T12:00:00Z",
+            "9999-99-99",
+            SECRET_LIKE,
+        ]
+    ),
+)
+queries = st.dictionaries(
+    st.sampled_from([*QUERY_KEYS, "leverage"]),
+    st.one_of(query_values, st.lists(query_values, min_size=1, max_size=3)),
+    max_size=6,
+)
+
+
+@given(queries)
+def test_any_query_string_validates_or_names_fields(query: dict[str, Any]) -> None:
+    from engine.service._schemas import OrdersQuery, TradesQuery
+
+    for model in (OrdersQuery, TradesQuery):
+        try:
+            parsed = model.model_validate(query)
+        except ValidationError as exc:
+            errors = field_errors(exc)
+            assert errors and all(e["field"] and e["message"] for e in errors)
+            assert all(SECRET_LIKE not in e["message"] for e in errors)
+            continue
+        assert 1 <= parsed.limit <= 1000
+        assert parsed.since is None or parsed.since.tzinfo is not None
+        assert parsed.statuses() is None or parsed.statuses()
