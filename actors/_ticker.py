@@ -17,6 +17,8 @@ from engine.clock import Clock, ManualClock, TimerQueue
 __all__ = ["Ticker"]
 
 TimerCallback = Callable[[int], None]
+_AWAKE = -1
+"""`_waiting_until` while the timer thread is not waiting (it re-reads the queue before it sleeps)."""
 
 
 class Ticker:
@@ -29,6 +31,8 @@ class Ticker:
         self._cond = threading.Condition()
         self._stopped = False
         self._thread: threading.Thread | None = None
+        self._waiting_until: int | None = _AWAKE
+        """What the timer thread sleeps until: None = no timer (indefinitely), `_AWAKE` = not asleep."""
 
     def start(self) -> None:
         """Start the timer thread (not needed, and not started, with a manual clock)."""
@@ -49,7 +53,11 @@ class Ticker:
         """Call `callback(now_ms)` at `due_ms` (epoch ms on the injected clock); returns a handle."""
         with self._cond:
             handle = self._timers.add(due_ms, callback)
-            self._cond.notify_all()
+            # Wake the thread only when this timer is due before the one it sleeps until: most timers
+            # (order deadlines, lookups) are later than one already armed, and a wake-up is a context switch.
+            until = self._waiting_until
+            if until != _AWAKE and (until is None or due_ms < until):
+                self._cond.notify_all()
         return handle
 
     def call_later(self, delay_ms: int, callback: TimerCallback) -> int:
@@ -102,6 +110,12 @@ class Ticker:
                 nxt = self._timers.next_due_ms()
                 now = self.clock.now_ms()
                 if nxt is None or nxt > now:
-                    self._cond.wait(None if nxt is None else (nxt - now) / 1000)
+                    # A cancelled timer stays armed here: waking at its time to find nothing due is cheaper
+                    # than a wake-up per cancel.
+                    self._waiting_until = nxt
+                    try:
+                        self._cond.wait(None if nxt is None else (nxt - now) / 1000)
+                    finally:
+                        self._waiting_until = _AWAKE
                     continue
             self._fire(now)

@@ -1,9 +1,11 @@
-"""The root's wallet: the account read every minute, valued in BTC for the `wallet_below_minimum` check,
-and its balances for the control API. A mixin of `RootActor` (its messages run on the root's thread)."""
+"""The root's status answers: the wallet (the account read every minute, valued in BTC for the
+`wallet_below_minimum` check, and its balances) and the health of every part, for the control API and
+metrics. A mixin of `RootActor` (its messages run on the root's thread)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +31,12 @@ class WalletMixin:
     _self: Any
     _account: dict[str, Any] | None
     _account_ms: int | None
+    _stream_health: dict[str, Any]
+    _db_health: Any
+    _s: Any
+    _pairs: dict[Pair, Any]
+    _restarts: int
+    _recovery: Any
 
     def _call(self, op: Op, params: dict[str, str] | None = None, weight: int | None = None) -> Any:
         raise NotImplementedError
@@ -91,6 +99,39 @@ class WalletMixin:
             )
         else:
             logger.debug("wallet worth {} BTC", valuation.total_btc)
+
+    def health(self) -> dict[str, Any]:
+        """Health of every part, for the control API and metrics (plain data, safe to serialize)."""
+        ctx = self._state.intake()
+        streams = {
+            name: {"state": str(h.state), "reason": h.reason, "since_ms": h.since_ms, "reconnects": h.reconnects}
+            for name, h in self._stream_health.items()
+        }
+        db = self._db_health
+        gateway: dict[str, Any] = {}
+        if self.gateway is not None:
+            try:
+                gateway = asdict(self.gateway.stats())
+            except Exception as exc:  # noqa: BLE001 - health must answer even when the gateway does not
+                gateway = {"error": f"{type(exc).__name__}: {exc}"}
+        return {
+            "halted": ctx.halted,
+            "halt_reason": ctx.halt_reason,
+            "paused": ctx.kill_switch,
+            "shutting_down": ctx.shutting_down,
+            "wallet_btc": None if ctx.wallet_btc is None else str(ctx.wallet_btc),
+            "streams": streams if self._s.stream is not None else None,
+            "database": {
+                "health": str(db.health) if db is not None else "ok",
+                "reason": db.reason if db is not None else "",
+                "spooled": db.spooled if db is not None else 0,
+                "accepting_orders": db.accepting_orders if db is not None else True,
+            },
+            "gateway": gateway,
+            "pairs": {str(p): ref.is_alive() for p, ref in self._pairs.items()},
+            "restarts": self._restarts,
+            "recovery": self._recovery.as_dict() if self._recovery is not None else None,
+        }
 
     def balances(self) -> dict[str, Any]:
         """The last account balances read from the exchange (free and locked, exact decimal strings)."""

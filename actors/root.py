@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from engine.pair import IntakeContext, PairBook, PairSettings
 __all__ = ["EngineState", "RootActor", "RootSettings", "Routing"]
 
 _ASK_TIMEOUT_S = 15.0
+_SPOOL_FULL = "database down and spool full"
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,9 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
         """A stream's health changed."""
         self._stream_health[str(getattr(health, "stream", "stream"))] = health
         logger.info("stream health: {}", health)
+        if str(getattr(health, "state", "")) in ("unrepairable", "fatal"):
+            # Fills now come only from reconciliation (every few seconds while a stream is down).
+            self._alerts("stream", f"{health.stream} stream {health.state}: {health.reason}")
 
     def child_failed(self, pair: Pair) -> None:
         """A pair actor died: restart it over the same book, or halt past the restart budget."""
@@ -294,41 +298,13 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
         level = "INFO" if str(getattr(report, "health", "")).endswith("ok") else "WARNING"
         logger.log(level, "persistence health: {}", report)
         if str(getattr(report, "health", "")).endswith("spool_full"):
-            self._state.update(halted=True, halt_reason="database down and spool full")
+            self._state.update(halted=True, halt_reason=_SPOOL_FULL)
             self._alerts("database", "spool full: new orders halted")
-
-    def health(self) -> dict[str, Any]:
-        """Health of every part, for the control API and metrics (plain data, safe to serialize)."""
-        ctx = self._state.intake()
-        streams = {
-            name: {"state": str(h.state), "reason": h.reason, "since_ms": h.since_ms, "reconnects": h.reconnects}
-            for name, h in self._stream_health.items()
-        }
-        db = self._db_health
-        gateway: dict[str, Any] = {}
-        if self.gateway is not None:
-            try:
-                gateway = asdict(self.gateway.stats())
-            except Exception as exc:  # noqa: BLE001 - health must answer even when the gateway does not
-                gateway = {"error": f"{type(exc).__name__}: {exc}"}
-        return {
-            "halted": ctx.halted,
-            "halt_reason": ctx.halt_reason,
-            "paused": ctx.kill_switch,
-            "shutting_down": ctx.shutting_down,
-            "wallet_btc": None if ctx.wallet_btc is None else str(ctx.wallet_btc),
-            "streams": streams if self._s.stream is not None else None,
-            "database": {
-                "health": str(db.health) if db is not None else "ok",
-                "reason": db.reason if db is not None else "",
-                "spooled": db.spooled if db is not None else 0,
-                "accepting_orders": db.accepting_orders if db is not None else True,
-            },
-            "gateway": gateway,
-            "pairs": {str(p): ref.is_alive() for p, ref in self._pairs.items()},
-            "restarts": self._restarts,
-            "recovery": self._recovery.as_dict() if self._recovery is not None else None,
-        }
+        elif str(getattr(report, "health", "")).endswith("degraded"):
+            self._alerts("database", f"database unavailable, writes spooled to disk: {report.reason}")
+        elif str(getattr(report, "health", "")).endswith("ok") and self._state.intake().halt_reason == _SPOOL_FULL:
+            self._state.update(halted=False, halt_reason="")
+            logger.warning("database back and spool drained: new orders accepted again")
 
     def pair_refs(self) -> dict[Pair, Any]:
         """Current pair actor proxies (a pair whose actor just died is missing until it is restarted)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,10 +62,35 @@ class GatewayHandle:
     def __init__(self, loop: LoopThread, core: GatewayCore) -> None:
         self._loop = loop
         self._core = core
+        # Requests handed over by other threads. Only the first request of a batch wakes the loop (a
+        # self-pipe write and a loop iteration); the rest ride along in the same hand-over.
+        self._inbox: collections.deque[GatewayRequest] = collections.deque()
+        self._drain_scheduled = False
 
     def submit(self, request: GatewayRequest) -> None:
         """Queue a request; its result is told to `request.reply_to`."""
-        self._loop.call_soon(self._core.enqueue, request)
+        self._inbox.append(request)
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            try:
+                self._loop.call_soon(self._drain)
+            except BaseException:
+                self._drain_scheduled = False  # the loop is gone; the next submit raises too
+                raise
+
+    def _drain(self) -> None:
+        """Loop thread: move every handed-over request into the core's queue, then dispatch once.
+
+        The flag is cleared before taking, so a request appended after the last `popleft` finds it clear
+        and schedules another drain: nothing can be left behind (appends and the flag are ordered by the GIL).
+        """
+        self._drain_scheduled = False
+        inbox = self._inbox
+        batch = []
+        while inbox:
+            batch.append(inbox.popleft())
+        if batch:
+            self._core.enqueue_many(batch)
 
     def call(self, request: GatewayRequest) -> concurrent.futures.Future[GatewayResult]:
         """Queue a request and return a future of its result (for code outside the actor tree)."""

@@ -3,6 +3,11 @@
 Runs entirely on the gateway's event loop thread (the client's only owner). Requests are dispatched in
 priority order as the rate budget admits them and then run concurrently, each with its own timeout, so one
 hung request never stalls the others. Results are told back through each request's `reply_to`.
+
+Dispatch is a plain function (`_pump`) run whenever something can change the answer: a request queued, a
+slot freed, the budget's wait over, `wake()`. No dispatcher task sits between the queue and the send, and the
+per-request cap is a timer on the request's own task rather than `asyncio.wait_for` (which wraps every call
+in one more task): both cost loop iterations on every order.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +23,7 @@ from loguru import logger
 
 from engine.clock import Clock, SystemClock
 from engine.exchange import Banned, ClockSkew, ExchangeError, RateLimited, StopTrading, map_error
-from engine.exchange._ratebudget import Admit, RateBudget, RateLimit, Wait
+from engine.exchange._ratebudget import Admit, LimitKind, RateBudget, RateLimit, Wait
 from engine.exchange._retry import BackoffPolicy, ClockOffsetEstimator, should_retry
 from engine.gateway import OP_SPECS, GatewayRequest, GatewayResult, RequestQueue
 from engine.venue import ResponseHook
@@ -39,6 +44,22 @@ class GatewayStats:
     blocked_until_ms: int
     orders_halted: bool
     clock_offset_ms: int
+    used_weight_1m: int = 0
+    """Request weight counted in the current minute (the larger of the local and the server's count)."""
+    weight_limit_1m: int = 0
+    """The exchange's request-weight limit per minute (0: not enforced)."""
+    orders_10s: int = 0
+    """Orders counted in the current 10-second window."""
+    order_limit_10s: int = 0
+    """The exchange's order limit per 10 seconds (0: not enforced)."""
+    rate_limits: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Every enforced limit by label (e.g. "REQUEST_WEIGHT/60s"): used, limit and the budget's own ceiling."""
+
+
+_WEIGHT_1M = (LimitKind.REQUEST_WEIGHT, 60_000)
+_ORDERS_10S = (LimitKind.ORDERS, 10_000)
+_MAX_HEADER_NAMES = 256
+"""Response header names remembered as relevant or not (a bound, should a server vary its names)."""
 
 
 class GatewayCore:
@@ -70,10 +91,13 @@ class GatewayCore:
         self._queue = RequestQueue()
         self._offset = ClockOffsetEstimator()
         self._client: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._slot_free: asyncio.Event | None = None
-        self._dispatcher: asyncio.Task[None] | None = None
+        self._dispatching = False
+        self._budget_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._relevant_headers: dict[str, bool] = {}
         self._in_flight = 0
         self._sent = 0
         self._failed = 0
@@ -81,18 +105,21 @@ class GatewayCore:
     # ---- lifecycle (loop thread) -------------------------------------------------------------------
     async def start(self, *, sync_time: bool = True) -> None:
         """Create the client, measure the clock offset and start dispatching."""
+        self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._client = self._factory(self._on_response)
         if sync_time:
             await self.sync_time()
-        self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="gateway-dispatch")
+        self._dispatching = True
+        self._pump()  # whatever was queued before the start
 
     async def close(self) -> None:
         """Stop dispatching, let in-flight calls finish or cancel them, and close the client's session."""
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            await asyncio.gather(self._dispatcher, return_exceptions=True)
+        self._dispatching = False
+        if self._budget_timer is not None:
+            self._budget_timer.cancel()
+            self._budget_timer = None
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self._timeout_s)
         if self._client is not None:
@@ -111,22 +138,41 @@ class GatewayCore:
 
     # ---- intake (loop thread) ----------------------------------------------------------------------
     def enqueue(self, request: GatewayRequest) -> None:
-        """Queue a request; the dispatcher sends it when its turn comes and the budget admits it."""
+        """Queue a request; it is sent when its turn comes and the budget admits it (now, if it can be)."""
         self._queue.push(request)
-        if self._wake is not None:
-            self._wake.set()
+        self._pump()
+
+    def enqueue_many(self, requests: list[GatewayRequest]) -> None:
+        """Queue several requests (one cross-thread hand-over), then dispatch in priority order."""
+        for request in requests:
+            self._queue.push(request)
+        self._pump()
 
     def stats(self) -> GatewayStats:
         """Current queue, in-flight and budget figures."""
         now = self._clock.now_ms()
+        budget = self.budget
+        by_label: dict[str, dict[str, int]] = {}
+        found: dict[tuple[LimitKind, int], tuple[int, int]] = {}
+        for limit in budget.limits:
+            used = budget.used(limit, now)
+            by_label[limit.label] = {"used": used, "limit": limit.limit, "ceiling": budget.effective_limit(limit)}
+            found.setdefault((limit.kind, limit.interval_ms), (used, limit.limit))
+        weight_used, weight_limit = found.get(_WEIGHT_1M, (0, 0))
+        orders_used, orders_limit = found.get(_ORDERS_10S, (0, 0))
         return GatewayStats(
             queued=len(self._queue),
             in_flight=self._in_flight,
             sent=self._sent,
             failed=self._failed,
-            blocked_until_ms=self.budget.blocked_until_ms(),
-            orders_halted=self.budget.new_orders_halted(now),
+            blocked_until_ms=budget.blocked_until_ms(),
+            orders_halted=budget.new_orders_halted(now),
             clock_offset_ms=self._offset.offset_ms,
+            used_weight_1m=weight_used,
+            weight_limit_1m=weight_limit,
+            orders_10s=orders_used,
+            order_limit_10s=orders_limit,
+            rate_limits=by_label,
         )
 
     async def wait_idle(self) -> None:
@@ -136,7 +182,7 @@ class GatewayCore:
             if self._in_flight:
                 await self._wait(self._slot_free, None)
             else:
-                await asyncio.sleep(0)  # let the dispatcher take what is queued
+                await asyncio.sleep(0.001)  # queued behind the budget: its timer (or a wake) will send it
 
     def set_limits(self, limits: tuple[RateLimit, ...]) -> None:
         """Replace the enforced limits (the exchange's `rateLimits`), keeping any Retry-After block."""
@@ -146,11 +192,13 @@ class GatewayCore:
             self.budget.on_throttled(
                 http_status=429, retry_after_s=None, now_ms=self._clock.now_ms(), banned_until_ms=blocked
             )
+        self._pump()
 
     def wake(self) -> None:
         """Re-evaluate waits now (the manual clock moved)."""
         if self._wake is not None:
             self._wake.set()
+        self._pump()
 
     # ---- dispatch ----------------------------------------------------------------------------------
     async def _wait(self, event: asyncio.Event, timeout_s: float | None) -> None:
@@ -161,28 +209,40 @@ class GatewayCore:
         finally:
             event.clear()
 
-    async def _dispatch_loop(self) -> None:
-        assert self._wake is not None
-        assert self._slot_free is not None
-        while True:
-            request = self._queue.peek()
+    def _pump(self) -> None:
+        """Send what the in-flight cap and the budget admit now, in priority order (loop thread).
+
+        A request the budget holds back stays at the head of the queue and a timer retries at the budget's
+        time; anything queued meanwhile (a cancel) calls this again and is judged on its own.
+        """
+        if not self._dispatching:
+            return
+        queue = self._queue
+        while self._in_flight < self._max_in_flight:
+            request = queue.peek()
             if request is None:
-                await self._wait(self._wake, None)
-                continue
-            if self._in_flight >= self._max_in_flight:
-                await self._wait(self._slot_free, None)
-                continue
+                return
             now = self._clock.now_ms()
             decision = self.budget.reserve(OP_SPECS[request.op].endpoint, now, weight=request.weight)
             if isinstance(decision, Wait):
                 logger.debug("gateway waits {} ms: {}", decision.until_ms - now, decision.reason)
-                await self._wait(self._wake, max(0.001, (decision.until_ms - now) / 1000))
-                continue
-            self._queue.pop()
+                self._retry_pump_in(max(0.001, (decision.until_ms - now) / 1000))
+                return
+            queue.pop()
             self._in_flight += 1
             task = asyncio.create_task(self._send(request, decision), name=f"gw-{request.op}-{request.key}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _retry_pump_in(self, delay_s: float) -> None:
+        assert self._loop is not None
+        if self._budget_timer is not None:
+            self._budget_timer.cancel()
+        self._budget_timer = self._loop.call_later(delay_s, self._on_budget_timer)
+
+    def _on_budget_timer(self) -> None:
+        self._budget_timer = None
+        self._pump()
 
     async def _admit(self, request: GatewayRequest) -> Admit:
         assert self._wake is not None
@@ -202,11 +262,7 @@ class GatewayCore:
                 attempt += 1
                 sent_ms = self._clock.now_ms()
                 try:
-                    method = getattr(self._client, spec.ccxt_method)
-                    # ccxt's own timeout fires first; this cap also covers a hang inside ccxt itself.
-                    data = await asyncio.wait_for(method(dict(request.params)), self._timeout_s + 1)
-                except asyncio.CancelledError:
-                    raise
+                    data = await self._call(spec.ccxt_method, request)
                 except Exception as exc:  # noqa: BLE001 - every failure is mapped into the error tree here
                     self.budget.release(admit, success=False)
                     error = map_error(ccxt_exc=exc, operation=request.op.value)
@@ -251,6 +307,32 @@ class GatewayCore:
             self._in_flight -= 1
             if self._slot_free is not None:
                 self._slot_free.set()
+            self._pump()
+
+    async def _call(self, ccxt_method: str, request: GatewayRequest) -> Any:
+        """One ccxt call, capped. ccxt's own timeout fires first; the cap also covers a hang inside ccxt.
+
+        The cap cancels this task from a timer and turns that into a `TimeoutError`; a cancellation from
+        outside (shutdown) still propagates as such.
+        """
+        task = asyncio.current_task()
+        assert task is not None and self._loop is not None
+        expired: list[bool] = []
+
+        def expire() -> None:
+            expired.append(True)
+            task.cancel()
+
+        timer = self._loop.call_later(self._timeout_s + 1, expire)
+        try:
+            return await getattr(self._client, ccxt_method)(dict(request.params))
+        except asyncio.CancelledError:
+            if not expired or task.cancelling() > 1:
+                raise
+            task.uncancel()
+            raise TimeoutError(f"{request.op.value} got no answer in {self._timeout_s + 1:.1f}s") from None
+        finally:
+            timer.cancel()
 
     async def _after_error(self, request: GatewayRequest, error: ExchangeError) -> None:
         logger.bind(op=request.op.value, key=request.key, pair=request.pair).warning(
@@ -276,7 +358,19 @@ class GatewayCore:
 
     def _on_response(self, status: int, headers: Mapping[str, str], method: str, url: str) -> None:
         now = self._clock.now_ms()
-        self.budget.observe(headers, now)
+        # Only the X-MBX-* counters matter to the budget; which names they are is learnt once per name.
+        relevant = self._relevant_headers
+        counts = {}
+        for name, value in headers.items():
+            keep = relevant.get(name)
+            if keep is None:
+                keep = name.lower().startswith(("x-mbx-used-weight-", "x-mbx-order-count-"))
+                if len(relevant) < _MAX_HEADER_NAMES:
+                    relevant[name] = keep
+            if keep:
+                counts[name] = value
+        if counts:
+            self.budget.observe(counts, now)
         if status in (418, 429):
             # Block every other caller at once, before this error even reaches its requester.
             retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)

@@ -277,6 +277,11 @@ class PairBook(RecoveringBook):
             )
             self._out.append(Resolve(execution.request.request_id, refusal))
 
+    def _leg_vanished(self, leg: Leg, why: str, now_ms: int) -> None:
+        execution = self._execs.get(leg.request_id)
+        if execution is not None:
+            self._feed(execution, Abort(why), now_ms)
+
     def _cancel_failed(self, leg: Leg, error: ExchangeError, now_ms: int) -> None:
         execution = self._execs.get(leg.request_id)
         if execution is not None:

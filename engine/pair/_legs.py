@@ -68,6 +68,8 @@ class Leg:
     resolver: UnknownOutcomeResolver | None = None
     resends: int = 0
     fill_fetches: int = 0
+    missed_lookups: int = 0
+    """Status lookups of this acknowledged order that found nothing (`_orders._not_found`)."""
     acked: bool = False
     cancel_wanted: bool = False
     """The plan asked to cancel before the exchange acknowledged the order: cancel it at the ack."""

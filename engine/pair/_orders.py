@@ -18,6 +18,7 @@ from engine.api import EventKind
 from engine.domain import ClientOrderId, ErrorRecord, OrderStatus, Pair, pair_to_symbol
 from engine.exchange import (
     ExchangeError,
+    ExchangeOrderStatus,
     ExecutionReport,
     OrderNotFound,
     OutcomeUnknown,
@@ -34,6 +35,7 @@ from engine.orders import (
     CancelRejected,
     CancelRequested,
     CreateRejected,
+    ExchangeStatus,
     FetchMissingFills,
     FetchOrderStatus,
     FillApplied,
@@ -61,6 +63,7 @@ __all__ = ["MAX_FILL_FETCHES", "OrderDesk"]
 MAX_FILL_FETCHES = 10
 """myTrades attempts per order before the missing fills are alerted instead of awaited."""
 _FILL_REFETCH_MS = 1_000
+_LOOKUPS_BEFORE_VANISHED = 2
 _CANCELABLE = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
 _NOT_YET_ACKED = (OrderStatus.PENDING_SUBMIT, OrderStatus.SUBMITTED)
 
@@ -96,6 +99,10 @@ class OrderDesk(ABC):
     @abstractmethod
     def _leg_unresolved(self, leg: Leg, now_ms: int) -> None:
         """Every lookup of an unknown outcome failed: the order may exist; reconciliation will tell."""
+
+    @abstractmethod
+    def _leg_vanished(self, leg: Leg, why: str, now_ms: int) -> None:
+        """The exchange does not know the (acknowledged) leg: it was closed here; end its request."""
 
     @abstractmethod
     def _cancel_failed(self, leg: Leg, error: ExchangeError, now_ms: int) -> None:
@@ -246,6 +253,8 @@ class OrderDesk(ABC):
             return
         if resolver is None:
             self._record(error, leg.cid, now_ms)
+            if isinstance(error, OrderNotFound) and leg.acked and not leg.terminal:
+                self._not_found(leg, now_ms)
             return
         state = (
             resolver.on_lookup_not_found(now_ms)
@@ -266,6 +275,21 @@ class OrderDesk(ABC):
             self._leg_unresolved(leg, now_ms)
         else:
             self._poll_resolver(leg, now_ms)
+
+    def _not_found(self, leg: Leg, now_ms: int) -> None:
+        # An order the exchange acknowledged is not found (a database from another account or a reset
+        # test exchange): after a second look it is closed here as EXPIRED with what was known to execute,
+        # its request ends without a fallback, and the operator is told. Nothing is traded on a guess.
+        leg.missed_lookups += 1
+        if leg.missed_lookups < _LOOKUPS_BEFORE_VANISHED:
+            self._out.append(Schedule(f"status:{leg.cid}", now_ms + _FILL_REFETCH_MS))
+            return
+        state = leg.state
+        self._apply(leg, ExchangeStatus(ExchangeOrderStatus.EXPIRED, state.exchange_cum_qty, state.exchange_cum_quote,
+                                        state.exchange_order_id), now_ms)  # fmt: skip
+        message = "the exchange does not know this acknowledged order; closed as expired, no fallback"
+        self._out.append(Alert("order_vanished", message, leg.cid))
+        self._leg_vanished(leg, message, now_ms)
 
     def _poll_resolver(self, leg: Leg, now_ms: int) -> None:
         resolver = leg.resolver
@@ -322,6 +346,8 @@ class OrderDesk(ABC):
             return
         if kind == "lookup":
             self._poll_resolver(leg, now_ms)
+        elif kind == "status" and not leg.terminal:
+            self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
         elif kind == "fills" and leg.state.missing_qty > 0 and leg.state.exchange_order_id is not None:
             self._out.append(Send(trades_request(self.symbol, self.pair, leg.cid, leg.state.exchange_order_id)))
 

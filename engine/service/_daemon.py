@@ -167,7 +167,7 @@ class _Daemon:
         from loguru import logger
 
         from engine.api import Engine
-        from engine.api._wiring import endpoint_for, make_embedded_sim
+        from engine.api._wiring import endpoint_for, make_embedded_sim, make_paper_sim
         from engine.config import ExchangeName
         from engine.logs import add_secrets
         from engine.service._server import ControlApi
@@ -185,6 +185,13 @@ class _Daemon:
         self._start_alerts()
         if cfg.exchange.name is ExchangeName.SIM:
             self.sim = make_embedded_sim(cfg).start()
+        elif cfg.execution.dry_run:
+            # Paper trading on a real venue: the checks and the engine talk to the local paper exchange, so
+            # the key never reaches the venue in dry run.
+            try:
+                self.sim = make_paper_sim(cfg).start()
+            except RuntimeError as exc:
+                raise _StartFailed(str(exc)) from None
         endpoint = endpoint_for(cfg, self.sim)
         if not _run_startup_checks(cfg, endpoint):
             raise _StartFailed("start-up checks failed (see above)")
@@ -195,6 +202,12 @@ class _Daemon:
             engine = Engine.start(cfg, sim=self.sim)
         except (RuntimeError, OSError) as exc:
             raise _StartFailed(f"engine: {exc}") from None
+        recovery = engine.health().get("recovery") or {}
+        print(
+            f"crash recovery: {recovery.get('requests_resumed', 0)} unfinished request(s) resumed, "
+            f"{recovery.get('orders_to_reconcile', 0)} order(s) being reconciled with the exchange",
+            flush=True,
+        )
         api = ControlApi(engine, token.token)
         try:
             url = api.start(api_cfg.host, api_cfg.port)

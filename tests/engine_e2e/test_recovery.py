@@ -164,7 +164,7 @@ def test_a_fill_while_down_is_fetched_at_restart(start: Any, sim: Simulator, db_
     assert len(_bx_orders(sim)) == 1  # no fallback: the limit filled
 
 
-def _write_intent(db_url: str, key: str, now_ms: int) -> Order:
+def _write_intent(db_url: str, key: str, now_ms: int, **order: Any) -> Order:
     """What the database holds after a crash between the write-ahead and the send."""
     when = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
     request = OrderRequest(
@@ -175,7 +175,7 @@ def _write_intent(db_url: str, key: str, now_ms: int) -> Order:
         client_order_id=client_order_id(key), request_id="crashed-1", pair=PAIR, side=Side.BUY,
         order_type=OrderType.LIMIT, status=OrderStatus.PENDING_SUBMIT, price=Decimal(LIMIT), amount=Decimal("0.01"),
         remaining=Decimal("0.01"), created_at=when, updated_at=when,
-    )  # fmt: skip
+    ).model_copy(update=order)  # fmt: skip
     handle = connect(db_url)
     try:
         BatchWriter(handle).write([RequestRecord(request=request, reference_price=Decimal(LIMIT)), order])
@@ -299,3 +299,22 @@ def test_an_engine_limit_canceled_from_outside_stops_its_fallback_and_says_so(st
     assert "canceled outside the engine" in done.trade.note
     assert len(_bx_orders(sim)) == 1  # no fallback
     assert "external_cancel" in alerts
+
+
+def test_an_acknowledged_order_the_exchange_does_not_know_is_closed_without_a_fallback(
+    start: Any, sim: Simulator, db_url: str
+) -> None:
+    # e.g. a database from another account, or a test exchange that was reset: nothing is traded on a guess
+    clock = ManualClock(SystemClock().now_ms())
+    _write_intent(db_url, "vanished", clock.now_ms(), status=OrderStatus.OPEN, exchange_order_id=987654321)
+    alerts: list[str] = []
+    sink = logger.add(lambda m: alerts.append(m.record["extra"]["alert"]), filter=lambda r: "alert" in r["extra"])
+    try:
+        engine, events = start(clock)
+        [done] = _advance_until(engine, events, EventKind.DONE, 1_000, 10)
+    finally:
+        logger.remove(sink)
+    assert done.trade is not None and done.trade.status is TradeStatus.CANCELED
+    assert "does not know" in done.trade.note and "order_vanished" in alerts
+    assert _bx_orders(sim) == [] and engine.open_orders() == []
+    assert engine.stop()["open"] == 0
