@@ -121,7 +121,8 @@ class UnknownOutcomeResolver:
 
     def on_order_seen(self, now_ms: int) -> Resolution:
         """An ack, a stream report or a successful lookup shows the order exists."""
-        if self._state is Resolution.PENDING:
+        if self._state in (Resolution.PENDING, Resolution.GAVE_UP):
+            # Seen after giving up too: the order exists after all (a report or a later reconciliation).
             self._state = Resolution.FOUND
             self._in_flight = False
             self._next_ms = None
