@@ -277,14 +277,30 @@ class _Leg:
     cum_qty: Decimal = Decimal(0)
     cum_quote: Decimal = Decimal(0)
     error: str | None = None
+    known_qty: Decimal = Decimal(0)
+    """Sum of `fills` quantities, kept as fills are added (constant time per fill, however many)."""
+    known_quote: Decimal = Decimal(0)
+
+    def __post_init__(self) -> None:
+        self.known_qty = sum((q for q, _ in self.fills.values()), Decimal(0))
+        self.known_quote = sum((v for _, v in self.fills.values()), Decimal(0))
+
+    def add_fill(self, trade_id: TradeId, qty: Decimal, quote: Decimal) -> bool:
+        """Record a fill once (by trade id) and only within the order's quantity; True when recorded."""
+        if trade_id in self.fills or self.known_qty + qty > self.spec.quantity:
+            return False
+        self.fills[trade_id] = (qty, quote)
+        self.known_qty += qty
+        self.known_quote += quote
+        return True
 
     @property
     def filled(self) -> Decimal:
-        return max(self.cum_qty, sum((q for q, _ in self.fills.values()), Decimal(0)))
+        return max(self.cum_qty, self.known_qty)
 
     @property
     def quote(self) -> Decimal:
-        return max(self.cum_quote, sum((v for _, v in self.fills.values()), Decimal(0)))
+        return max(self.cum_quote, self.known_quote)
 
     def result(self) -> LegResult:
         status = self.closed or (OrderStatus.REJECTED if self.error else OrderStatus.OPEN)

@@ -218,12 +218,10 @@ class ExecutionPlan:
             logger.warning("event for unknown leg {cid} ignored", cid=event.client_order_id)
             return []
         if isinstance(event, LegFilled):
-            known = sum((q for q, _ in leg.fills.values()), Decimal(0))
-            if event.trade_id not in leg.fills and known + event.quantity <= leg.spec.quantity:
-                leg.fills[event.trade_id] = (event.quantity, event.quantity * event.price)
-                if event.commission > 0:
-                    leg.fees[event.commission_asset] = leg.fees.get(event.commission_asset, Decimal(0)) + (
-                        event.commission)  # fmt: skip
+            recorded = leg.add_fill(event.trade_id, event.quantity, event.quantity * event.price)
+            if recorded and event.commission > 0:
+                asset = event.commission_asset
+                leg.fees[asset] = leg.fees.get(asset, Decimal(0)) + event.commission
             return []
         if self.phase is Phase.DONE:
             return []
