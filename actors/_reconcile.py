@@ -17,7 +17,7 @@ from actors._feeds import reconcile_requests
 from actors._recovery import open_order_scans, split_by_pair
 from engine.clock import Clock
 from engine.domain import Pair
-from engine.exchange import ExecutionReport
+from engine.exchange import AccountPosition, ExecutionReport
 from engine.execution import SymbolRules
 from engine.gateway import GatewayResult
 from engine.pair import Alert, Emit, PairBook, Persist
@@ -45,6 +45,8 @@ class ReconcileMixin:
     _bus: Any
     _s: Any
     _alerts: Callable[[str, str], None]
+    _account: dict[str, Any] | None
+    _account_ms: int | None
 
     def _scan_open_orders(self) -> None:
         assert self.gateway is not None
@@ -95,6 +97,9 @@ class ReconcileMixin:
     def on_unrouted(self, report: Any) -> None:
         """A user-data event for no whitelisted pair (or an account event), never dropped: an execution report
         is an order placed outside the engine, recorded and announced through a tracking-only book."""
+        if isinstance(report, AccountPosition):
+            self._apply_position(report)
+            return
         pair = self._symbol_pairs.get(str(getattr(report, "symbol", "")))
         spec = self._specs.get(str(getattr(report, "symbol", "")))
         if not isinstance(report, ExecutionReport) or pair is None or spec is None:
@@ -105,6 +110,19 @@ class ReconcileMixin:
             book = self._outside[pair] = PairBook(pair, SymbolRules.from_exchange_info(spec), self._s.pair_settings)
         self._carry_out(pair, book.on_report(report, self._clock.now_ms()))
         book.forget_finished()
+
+    def _apply_position(self, position: AccountPosition) -> None:
+        # The balances that changed, as the exchange reports them after every fill: `balances()` stays
+        # current between the minute's account reads (only newer than what is held is applied).
+        account = self._account
+        if account is None or position.event_time_ms < (self._account_ms or 0):
+            return
+        rows = {str(r.get("asset")): r for r in account.get("balances", ()) if isinstance(r, dict)}
+        for entry in position.balances:
+            rows[entry.asset] = {"asset": entry.asset, "free": str(entry.free), "locked": str(entry.locked)}
+        self._account = {**account, "balances": list(rows.values())}
+        self._account_ms = position.event_time_ms
+        logger.debug("balances updated from the stream: {}", ", ".join(e.asset for e in position.balances))
 
     def _carry_out(self, pair: Pair, commands: list[Any]) -> None:
         # Only what a tracking-only book produces: records, events and alerts (it never trades).

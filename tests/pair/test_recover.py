@@ -151,3 +151,17 @@ def test_open_orders_scans_use_the_cheapest_queries() -> None:
     rows = [{"symbol": "A1USDT", "clientOrderId": "x"}, {"symbol": "ZZZUSDT", "clientOrderId": "y"}]
     split = split_by_pair(GatewayResult(scan, data=rows), {"A1USDT": many[1], "BUSDT": many[-1]})
     assert split[many[1]].data == [rows[0]] and split[many[-1]].data == []
+
+
+def test_account_positions_from_the_stream_keep_balances_current() -> None:
+    from actors._reconcile import ReconcileMixin
+    from engine.exchange import AccountPosition, BalanceEntry
+
+    root = ReconcileMixin()
+    root._account = {"balances": [{"asset": "BTC", "free": "1", "locked": "0"}, {"asset": "USDT", "free": "5"}]}
+    root._account_ms = 1_000
+    D = Decimal
+    root._apply_position(AccountPosition(2_000, 2_000, (BalanceEntry("BTC", D("1.01"), D("0")),)))
+    root._apply_position(AccountPosition(500, 500, (BalanceEntry("USDT", D("0"), D("0")),)))  # older: ignored
+    rows = {r["asset"]: r for r in root._account["balances"]}
+    assert rows["BTC"]["free"] == "1.01" and rows["USDT"]["free"] == "5" and root._account_ms == 2_000
