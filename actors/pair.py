@@ -22,7 +22,7 @@ from loguru import logger
 from actors._ticker import Ticker
 from engine.api import EngineEvent, EventKind, PlaceOutcome, Refusal, RefusalReason
 from engine.clock import Clock
-from engine.domain import ClientOrderId, Order, OrderRequest, Pair, RequestId
+from engine.domain import ClientOrderId, Order, OrderRequest, OrderStatus, Pair, RequestId
 from engine.gateway import GatewayRequest, GatewayResult
 from engine.pair import (
     Alert,
@@ -148,6 +148,10 @@ class PairActor(pykka.ThreadingActor):
         else:
             if order is None:
                 return False
+            if order.status is OrderStatus.REJECTED:
+                # its fallback may have executed the request: answer with that order, not "rejected"
+                children = self._store.proxy.children_of(cid).get(timeout=_LOOKUP_TIMEOUT_S)
+                order = next((c for c in children if c.status is not OrderStatus.REJECTED), order)
             bound.info("idempotency key replayed; answering from the database")
             outcome = replay_outcome(order)
         for future in self._waiters.pop(request.request_id, []):

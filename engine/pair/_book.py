@@ -135,9 +135,13 @@ class PairBook(RecoveringBook):
 
     def _replay(self, request: OrderRequest, known: RequestId) -> None:
         execution = self._execs[known]
-        primary = self._legs.get(execution.legs[0]) if execution.legs else None
-        if primary is not None and (primary.acked or primary.terminal):
-            self._out.append(Resolve(request.request_id, replay_outcome(order_of(primary))))
+        legs = [self._legs[c] for c in execution.legs if c in self._legs]
+        primary = legs[0] if legs else None
+        accepted = next((leg for leg in legs if leg.acked), None)
+        if accepted is not None or (primary is not None and primary.terminal):
+            chosen = accepted if accepted is not None else primary
+            assert chosen is not None
+            self._out.append(Resolve(request.request_id, replay_outcome(order_of(chosen))))
             return
         # The original is still on its way: the same key must not start a second execution.
         refusal = Refusal(
@@ -230,10 +234,13 @@ class PairBook(RecoveringBook):
         execution = self._execs.get(leg.request_id)
         if execution is None:
             return  # a tracked order of no request in memory (restored orphan, external)
+        if not execution.resolved:
+            # The first order of the request the exchange accepts answers the caller — a fallback too, when the
+            # primary never existed (rejected by PERCENT_PRICE, never created): the request IS executing, and a
+            # caller told "rejected" might send it again.
+            execution.resolved = True
+            self._out.append(Resolve(execution.request.request_id, Accepted(order_of(leg))))
         if leg.role is OrderRole.PRIMARY:
-            if not execution.resolved:
-                execution.resolved = True
-                self._out.append(Resolve(execution.request.request_id, Accepted(order_of(leg))))
             self._emit(EventKind.ACCEPTED, leg, now_ms)
         else:
             self._emit(EventKind.FALLBACK, leg, now_ms, "fallback order accepted")

@@ -53,7 +53,7 @@ from engine.orders import (
 )
 from engine.pair._commands import Alert, Command, Emit, Persist, Schedule, Send
 from engine.pair._legs import Leg, ms_to_dt, order_of
-from engine.pair._params import cancel_request, create_request, fetch_request, trades_request
+from engine.pair._params import MY_TRADES_PAGE, cancel_request, create_request, fetch_request, trades_request
 from engine.pair._records import error_event, error_record, fill_of, leg_event
 from engine.pair._settings import PairSettings
 from engine.venue import WireFormatError, parse_order
@@ -63,7 +63,7 @@ __all__ = ["MAX_FILL_FETCHES", "OrderDesk"]
 MAX_FILL_FETCHES = 10
 """myTrades attempts per order before the missing fills are alerted instead of awaited."""
 _FILL_REFETCH_MS = 1_000
-_LOOKUPS_BEFORE_VANISHED = 2
+_LOOKUPS_BEFORE_VANISHED = 3
 _CANCELABLE = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
 _NOT_YET_ACKED = (OrderStatus.PENDING_SUBMIT, OrderStatus.SUBMITTED)
 
@@ -278,10 +278,12 @@ class OrderDesk(ABC):
 
     def _not_found(self, leg: Leg, now_ms: int) -> None:
         # An order the exchange acknowledged is not found (a database from another account or a reset
-        # test exchange): after a second look it is closed here as EXPIRED with what was known to execute,
+        # test exchange): once it is older than the grace period and three looks a second apart found
+        # nothing, it is closed here as EXPIRED with what was known to execute,
         # its request ends without a fallback, and the operator is told. Nothing is traded on a guess.
         leg.missed_lookups += 1
-        if leg.missed_lookups < _LOOKUPS_BEFORE_VANISHED:
+        young = now_ms - leg.created_ms < self.settings.unknown_outcome_grace_ms  # REST may lag the engine
+        if young or leg.missed_lookups < _LOOKUPS_BEFORE_VANISHED:
             self._out.append(Schedule(f"status:{leg.cid}", now_ms + _FILL_REFETCH_MS))
             return
         state = leg.state
@@ -310,6 +312,12 @@ class OrderDesk(ABC):
             for row in rows:
                 if leg.state.exchange_order_id is None or int(row.get("orderId", -1)) == leg.state.exchange_order_id:
                     self._apply(leg, fill_from_my_trade(row), now_ms)
+            order_id = leg.state.exchange_order_id
+            if len(rows) >= MY_TRADES_PAGE and leg.state.missing_qty > 0 and order_id is not None:
+                # A full page: the rest follows it (not a failed fetch, so it does not count).
+                last = max(int(row["id"]) for row in rows)
+                self._out.append(Send(trades_request(self.symbol, self.pair, leg.cid, order_id, from_id=last + 1)))
+                return
         leg.fill_fetches += 1
         if leg.state.missing_qty <= 0:
             return

@@ -51,6 +51,14 @@ def fetch_request(symbol: Symbol, pair: str, cid: ClientOrderId) -> GatewayReque
     return GatewayRequest(Op.FETCH_ORDER, {"symbol": symbol, "origClientOrderId": cid}, Priority.FALLBACK, cid, pair)
 
 
-def trades_request(symbol: Symbol, pair: str, cid: ClientOrderId, order_id: int) -> GatewayRequest:
-    """GET /api/v3/myTrades?orderId=… (the fills of one order)."""
-    return GatewayRequest(Op.MY_TRADES, {"symbol": symbol, "orderId": str(order_id)}, Priority.FALLBACK, cid, pair)
+MY_TRADES_PAGE = 1000
+"""Binance's largest myTrades page."""
+
+
+def trades_request(symbol: Symbol, pair: str, cid: ClientOrderId, order_id: int, from_id: int = 0) -> GatewayRequest:
+    """GET /api/v3/myTrades?orderId=…&fromId=…&limit=1000: the fills of one order, oldest first from `from_id`.
+
+    Without `fromId` Binance answers only the newest page, so an order with more fills than a page could never
+    get its older ones back; paging forward from 0 reaches every one."""
+    params = {"symbol": symbol, "orderId": str(order_id), "fromId": str(from_id), "limit": str(MY_TRADES_PAGE)}
+    return GatewayRequest(Op.MY_TRADES, params, Priority.FALLBACK, cid, pair)

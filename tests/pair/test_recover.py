@@ -165,3 +165,25 @@ def test_account_positions_from_the_stream_keep_balances_current() -> None:
     root._apply_position(AccountPosition(500, 500, (BalanceEntry("USDT", D("0"), D("0")),)))  # older: ignored
     rows = {r["asset"]: r for r in root._account["balances"]}
     assert rows["BTC"]["free"] == "1.01" and rows["USDT"]["free"] == "5" and root._account_ms == 2_000
+
+
+def test_missing_fills_are_paged_through_myTrades_until_every_one_is_found() -> None:
+    h = Harness()
+    h.place(request(amount="0.2"))
+    create = h.sent[-1]
+    # the exchange executed 1001 fills of 0.0001 + …, known here: none (the stream was down)
+    h.answer(order_json(create, "PARTIALLY_FILLED", "0.1001"))
+    trades_req = next(r for r in h.sent if r.op is Op.MY_TRADES)
+    assert trades_req.params["fromId"] == "0" and trades_req.params["limit"] == "1000"
+    order_id = int(trades_req.params["orderId"])
+
+    def row(i: int) -> dict[str, Any]:
+        return {"symbol": "BTCUSDT", "id": i, "orderId": order_id, "price": "60000", "qty": "0.0001",
+                "quoteQty": "6", "commission": "0", "commissionAsset": "BNB", "time": T0 + i, "isBuyer": True,
+                "isMaker": True}  # fmt: skip
+
+    h.answer([row(i) for i in range(1, 1001)], index=h.sent.index(trades_req))
+    page2 = h.sent[-1]
+    assert page2.op is Op.MY_TRADES and page2.params["fromId"] == "1001"
+    h.answer([row(1001)], index=h.sent.index(page2))
+    assert len(h.fills()) == 1001 and h.sent[-1] is page2  # complete: no further fetch
