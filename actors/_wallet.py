@@ -19,6 +19,9 @@ from engine.gateway import GatewayRequest, GatewayResult, Op
 
 __all__ = ["WalletMixin"]
 
+_API_ERRORS_PER_MINUTE = 20
+"""Failed exchange calls within a minute that raise the `api_errors` alert."""
+
 
 class WalletMixin:
     """Wallet valuation and balances (see module docstring)."""
@@ -37,6 +40,7 @@ class WalletMixin:
     _pairs: dict[Pair, Any]
     _restarts: int
     _recovery: Any
+    _failed_seen: int = 0
 
     def _call(self, op: Op, params: dict[str, str] | None = None, weight: int | None = None) -> Any:
         raise NotImplementedError
@@ -132,6 +136,15 @@ class WalletMixin:
             "restarts": self._restarts,
             "recovery": self._recovery.as_dict() if self._recovery is not None else None,
         }
+
+    def check_api_errors(self) -> None:
+        """Every minute: many failed exchange calls in the last minute are an operator's problem (alert)."""
+        if self.gateway is None:
+            return
+        failed = int(getattr(self.gateway.stats(), "failed", 0))
+        recent, self._failed_seen = failed - self._failed_seen, failed
+        if recent >= _API_ERRORS_PER_MINUTE:
+            self._alerts("api_errors", f"{recent} exchange calls failed in the last minute (see the errors table)")
 
     def balances(self) -> dict[str, Any]:
         """The last account balances read from the exchange (free and locked, exact decimal strings)."""

@@ -180,6 +180,7 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
         self._every(self._s.unhealthy_reconcile_ms, self._self.reconcile_if_unhealthy.defer)
         self._every(self._s.config.database.batch_interval_ms, self._store.tick)
         self._every(self._s.wallet_refresh_ms, self._self.refresh_wallet.defer)
+        self._every(60_000, self._self.check_api_errors.defer)
         logger.info("engine started: {} pairs, exchange {}", len(self._pairs), self._s.gateway.rest_base or "venue")
 
     def _recover(self) -> None:
