@@ -126,8 +126,11 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
         self._restarts = 0
         self._symbol_pairs: dict[str, Pair] = {}
         self._stream_ref: pykka.ActorRef[StreamActor] | None = None
-        self._timers: list[int] = []
+        self._timers: dict[str, int] = {}
+        """The pending handle of each repeating timer, by name (replaced as it re-arms, so it never grows)."""
+        self._timers_stopped = False
         self._self: Any = None
+        self._publish: Callable[[Any], None] = lambda _event: None
         self._stream_health: dict[str, Any] = {}
         self._db_health: HealthReport | None = None
         self._account: dict[str, Any] | None = None
@@ -140,7 +143,8 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
     def on_start(self) -> None:
         self._self = self.actor_ref.proxy()
         self._bus = EventBus.start()
-        self._bus.proxy().subscribe(lambda _e: None).get(timeout=_ASK_TIMEOUT_S)  # ping barrier
+        # The sender-side publisher (it tells the bus only while someone listens); the ask is the ping barrier.
+        self._publish = self._bus.proxy().publisher().get(timeout=_ASK_TIMEOUT_S)
         for listener in self._s.listeners:  # before recovery, so they hear what it does
             self._bus.proxy().subscribe(listener).get(timeout=_ASK_TIMEOUT_S)
         self._store = start_persistence(
@@ -176,11 +180,11 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
         if self._s.stream is None or not self._s.stream.symbols:
             self._poll_prices()
         self._scan_open_orders()
-        self._every(self._s.reconcile_interval_ms, lambda: self._self.reconcile.defer("periodic"))
-        self._every(self._s.unhealthy_reconcile_ms, self._self.reconcile_if_unhealthy.defer)
-        self._every(self._s.config.database.batch_interval_ms, self._store.tick)
-        self._every(self._s.wallet_refresh_ms, self._self.refresh_wallet.defer)
-        self._every(60_000, self._self.check_api_errors.defer)
+        self._every("reconcile", self._s.reconcile_interval_ms, lambda: self._self.reconcile.defer("periodic"))
+        self._every("reconcile-unhealthy", self._s.unhealthy_reconcile_ms, self._self.reconcile_if_unhealthy.defer)
+        self._every("persistence-tick", self._s.config.database.batch_interval_ms, self._store.tick)
+        self._every("wallet", self._s.wallet_refresh_ms, self._self.refresh_wallet.defer)
+        self._every("api-errors", 60_000, self._self.check_api_errors.defer)
         logger.info("engine started: {} pairs, exchange {}", len(self._pairs), self._s.gateway.rest_base or "venue")
 
     def _recover(self) -> None:
@@ -219,14 +223,13 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
 
     def _start_pair(self, pair: Pair) -> None:
         assert self._store is not None and self.gateway is not None and self._bus is not None
-        bus = self._bus.proxy()
         ref = PairActor.start(
             self._books[pair],
             gateway=self.gateway,
             store=self._store,
             ticker=self._ticker,
             clock=self._clock,
-            events=bus.publish.defer,
+            events=self._publish,
             alerts=self._alerts,
             intake=self._state.intake,
             on_crash=self._self.child_failed.defer,
@@ -234,30 +237,27 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
         self._pairs[pair] = ref
         self._routing.routes = {**self._routing.routes, pair: ref.proxy()}
 
-    def _every(self, interval_ms: int, action: Callable[[], None]) -> None:
+    def _every(self, name: str, interval_ms: int, action: Callable[[], None]) -> None:
+        # `fire` runs on the ticker's thread: it only re-arms (and tells); shutdown stops the re-arming.
         def fire(_now: int) -> None:
             try:
                 action()
             finally:
-                self._timers.append(self._ticker.call_later(interval_ms, fire))
+                if not self._timers_stopped:
+                    self._timers[name] = self._ticker.call_later(interval_ms, fire)
 
-        self._timers.append(self._ticker.call_later(interval_ms, fire))
+        self._timers[name] = self._ticker.call_later(interval_ms, fire)
 
     def _poll_prices(self) -> None:
         # Until the stream actor feeds bookTicker, poll all pairs in one call (weight 4) every second.
         assert self.gateway is not None
         proxy = self._self
-
-        def request(_now: int = 0) -> None:
-            assert self.gateway is not None
-            self.gateway.submit(
-                GatewayRequest(
-                    Op.BOOK_TICKER, {}, key="prices", weight=4, reply_to=lambda r: proxy.on_prices.defer(r.data)
-                )
-            )
-            self._timers.append(self._ticker.call_later(self._s.price_poll_ms, request))
-
-        request()
+        gateway = self.gateway
+        self._every(
+            "prices", self._s.price_poll_ms,
+            lambda: gateway.submit(GatewayRequest(Op.BOOK_TICKER, {}, key="prices", weight=4,
+                                                  reply_to=lambda r: proxy.on_prices.defer(r.data))),
+        )  # fmt: skip
 
     # ---- messages -----------------------------------------------------------------------------------
     def on_prices(self, data: Any) -> None:
@@ -323,7 +323,8 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
     def shutdown(self, cancel_open: bool) -> dict[str, int]:
         """Stop intake, cancel (or keep) open orders, flush and stop the children in reverse order."""
         self._state.update(shutting_down=True)
-        for handle in self._timers:
+        self._timers_stopped = True
+        for handle in list(self._timers.values()):
             self._ticker.cancel(handle)
         self._stop_stream()
         canceled = 0

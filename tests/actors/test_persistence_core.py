@@ -20,6 +20,7 @@ from actors.persistence import (
     Spool,
 )
 from db import (
+    BatchWriter,
     DatabaseUnavailableError,
     ErrorRow,
     FillRow,
@@ -252,3 +253,31 @@ def test_torn_spool_then_more_spooling_loses_no_new_record(
         core.tick()
     assert [f.trade_id for f in find_fills(reader)] == [1, 2, 3]
     core.stop()
+
+
+def test_a_refused_batch_stores_nothing_then_the_good_records_land(db_url: str, tmp_path: Path) -> None:
+    # On PostgreSQL the whole batch is one multi-statement query (one round trip): it must still be all
+    # or nothing, and the connection must stay usable for the record-by-record retry that follows.
+    core = _core(db_url, tmp_path, [], batch_size=10)
+    core.accept(rec.order("a", exchange_order_id=9))
+    core.flush()
+    core.accept_many([rec.fill(1), rec.order("c"), rec.order("b", exchange_order_id=9), rec.fill(2)])
+    assert core.flush() is Durability.DATABASE
+    assert core.flush() is Durability.DATABASE  # the "persist" error record
+    assert core.query(count, FillRow) == 2
+    assert core.query(count, OrderRow) == 2  # "a" and "c"; "b" refused
+    assert core.rejected == 1
+    assert not core.degraded
+    core.stop()
+
+
+def test_writer_batch_is_all_or_nothing_and_the_connection_stays_usable(db_url: str) -> None:
+    db = connect(db_url)
+    writer = BatchWriter(db)
+    writer.write([rec.order("a", exchange_order_id=9)])
+    with pytest.raises(Exception, match=r"exchange_order_id|UNIQUE"):
+        writer.write([rec.fill(1), rec.order("c"), rec.order("b", exchange_order_id=9)])
+    assert count(db, FillRow) == 0 and count(db, OrderRow) == 1
+    writer.write([rec.fill(2)])
+    assert count(db, FillRow) == 1
+    db.close()

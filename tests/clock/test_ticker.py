@@ -60,3 +60,19 @@ def test_thread_mode_fires_on_the_system_clock() -> None:
         assert fired.wait(5)
     finally:
         ticker.stop()
+
+
+def test_thread_mode_an_earlier_timer_wakes_the_sleeping_thread() -> None:
+    # The thread sleeps until the earliest timer; a later one must not shorten that, an earlier one must.
+    ticker = Ticker(SystemClock())
+    ticker.start()
+    fired = threading.Event()
+    late: list[int] = []
+    try:
+        ticker.call_later(60_000, late.append)
+        ticker.call_later(120_000, late.append)
+        ticker.call_later(5, lambda now: fired.set())
+        assert fired.wait(5)
+        assert late == [] and ticker.pending() == 2
+    finally:
+        ticker.stop()

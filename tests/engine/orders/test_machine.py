@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import orjson
+import pytest
 
 from engine.domain import ClientOrderId, ExchangeOrderId, OrderStatus, Side, Symbol, TradeId
 from engine.exchange import ExchangeOrderStatus, parse_user_data
@@ -217,3 +218,16 @@ def test_cancel_report_uses_orig_client_id() -> None:
     assert report.order_client_id == CID
     state = replay(new_order(), [Submitted(), CancelRequested(), *events_from_report(report)])
     assert state.status is OrderStatus.CANCELED
+
+
+def test_evolve_is_dataclasses_replace() -> None:
+    import dataclasses
+
+    from engine.orders._machine import _evolve
+
+    state = OrderState.new(ClientOrderId("bx-evolve"), Symbol("BTCUSDT"), Side.BUY, Decimal("0.5"))
+    changed = _evolve(state, status=OrderStatus.OPEN, exchange_order_id=ExchangeOrderId(7))
+    assert changed == dataclasses.replace(state, status=OrderStatus.OPEN, exchange_order_id=ExchangeOrderId(7))
+    assert state.status is OrderStatus.PENDING_SUBMIT  # the original is untouched
+    with pytest.raises(TypeError):
+        _evolve(state, stauts=OrderStatus.OPEN)
