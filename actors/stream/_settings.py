@@ -26,7 +26,8 @@ class StreamSettings:
         ws_api_url: WS API endpoint used verbatim by UBWA (``wss://ws-api.binance.com/ws-api/v3``).
         stream_url: Market stream base (``wss://stream.binance.com:9443/``); also hosts ``/ws/<listenKey>``.
         rest_url: REST base for the Binance.US listenKey flow (``https://api.binance.us``).
-        api_key / api_secret: HMAC key pair for the user data subscription; empty → no user data stream.
+        api_key / api_secret: the key and its secret (HMAC, or an RSA/Ed25519 PEM) for the user data
+            subscription; empty → no user data stream.
         symbols: Exchange symbols (``BTCUSDT``) whose ``bookTicker`` feeds ``on_price``; empty → no market stream.
         ping_interval_s / ping_timeout_s: UBWA's websocket keepalive (a dead peer is dropped after about their sum).
         watchdog_silence_ms: Nothing received (events or probe replies) for this long → silent → recreate.

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import uuid
 from collections.abc import Callable
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from loguru import logger
 from unicorn_binance_websocket_api import BinanceWebSocketApiManager
 
 from actors.stream._settings import StreamSettings
 from actors.stream._watch import StreamRole
 
-__all__ = ["StreamRef", "UbwaManager", "create_market_stream", "create_user_stream", "new_manager"]
+__all__ = ["StreamRef", "UbwaManager", "create_market_stream", "create_user_stream", "new_manager", "sign_with_pem"]
 
 FrameCallback = Callable[[str], None]
 
@@ -38,6 +42,8 @@ class UbwaManager(BinanceWebSocketApiManager):
     - Every reconnect attempt is reported (`on_restart`): UBWA retries every 0.1 s with no signal for a failed
       attempt, and each one counts against Binance's 300 connection attempts per 5 minutes.
     - `stop_stream_now` closes the socket instead of waiting for the next frame.
+    - The user-data subscription is signed with RSA or Ed25519 keys too (UBWA signs with HMAC only): Binance's
+      WS API takes a base64 signature of the same `apiKey=…&timestamp=…` payload from either.
     """
 
     on_restart: Callable[[str, str | None], None] | None = None
@@ -48,6 +54,19 @@ class UbwaManager(BinanceWebSocketApiManager):
         if hook is not None:
             hook(str(stream_id), None if error_msg is None else str(error_msg))
         return out
+
+    def _build_userdata_subscribe_payload(self, stream_id: str) -> dict[str, Any]:
+        secret = str(self.stream_list[stream_id]["api_secret"])
+        if "PRIVATE KEY" not in secret:
+            return dict(super()._build_userdata_subscribe_payload(stream_id))
+        api_key = str(self.stream_list[stream_id]["api_key"])
+        timestamp = self.get_timestamp()
+        signature = sign_with_pem(secret, f"apiKey={api_key}&timestamp={timestamp}".encode())
+        return {
+            "id": str(uuid.uuid4()),
+            "method": "userDataStream.subscribe.signature",
+            "params": {"apiKey": api_key, "timestamp": timestamp, "signature": signature},
+        }
 
     def send_with_stream(self, stream_id: Any = None, payload: Any = None, timeout: Any = 5.0) -> bool:
         if not self.is_socket_ready(stream_id=stream_id):
@@ -71,6 +90,18 @@ class UbwaManager(BinanceWebSocketApiManager):
             asyncio.run_coroutine_threadsafe(connection.close(), loop)
         except RuntimeError as exc:  # the loop closed in between: the stream is gone anyway
             logger.debug("stream {} already closed: {!r}", stream_id, exc)
+
+
+def sign_with_pem(pem: str, payload: bytes) -> str:
+    """Base64 signature of `payload` with an RSA (PKCS#1 v1.5, SHA-256) or Ed25519 PKCS#8 PEM private key."""
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    if isinstance(key, rsa.RSAPrivateKey):
+        raw = key.sign(payload, padding.PKCS1v15(), hashes.SHA256())
+    elif isinstance(key, ed25519.Ed25519PrivateKey):
+        raw = key.sign(payload)
+    else:
+        raise ValueError("only RSA and Ed25519 private keys sign Binance requests")
+    return base64.b64encode(raw).decode()
 
 
 def new_manager(

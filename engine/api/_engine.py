@@ -147,6 +147,7 @@ class Engine(EngineQueries):
             risk_manager=risk_manager or _risk_manager(config),
             stream=stream_settings(config, endpoint, local),
             reconcile_interval_ms=int(config.stream.reconcile_interval_s * 1000),
+            unhealthy_reconcile_ms=int(config.stream.reconcile_interval_unhealthy_s * 1000),
             listeners=tuple(listeners),
         )
         ticker = Ticker(clock)

@@ -186,7 +186,6 @@ def endpoint_for(config: Config, sim: Simulator | None = None) -> Endpoint:
 
 def stream_settings(config: Config, endpoint: Endpoint, sim: Simulator | None = None) -> StreamSettings | None:
     """The stream actor's settings for this configuration, or None when both streams are off."""
-    from loguru import logger
 
     from actors.stream import StreamSettings
     from engine.venue import production_urls
@@ -205,12 +204,8 @@ def stream_settings(config: Config, endpoint: Endpoint, sim: Simulator | None = 
         rest = ex.rest_url or venue.rest
     key, secret = "", ""
     if sc.user_data and endpoint.api_key and endpoint.secret:
-        # As ccxt does: a PEM is RSA or Ed25519, anything else is an HMAC secret (the simulator's may be any).
-        if "PRIVATE KEY" not in endpoint.secret:
-            key, secret = endpoint.api_key, endpoint.secret
-        else:
-            # UBWA signs the user-data subscription with HMAC only; fills then come from reconciliation.
-            logger.warning("user data stream off: UBWA subscribes with HMAC keys only; reconciling over REST instead")
+        # HMAC, RSA or Ed25519: the stream actor's manager signs the subscription with any of them.
+        key, secret = endpoint.api_key, endpoint.secret
     return StreamSettings(
         exchange=kind,
         ws_api_url=ws_api,

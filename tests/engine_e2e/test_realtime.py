@@ -102,3 +102,31 @@ def test_an_order_placed_outside_the_engine_is_seen_on_the_stream_and_announced(
     fills = events.wait_for(EventKind.FILL)
     assert any(f.client_order_id == eth.client_order_id for f in fills)  # its fill is recorded, not traded on
     assert isinstance(eng.place_order(PAIR, "buy", "0.01", "59900").result(timeout=20), Accepted)
+
+
+@pytest.mark.parametrize("kind", ["rsa", "ed25519"])
+def test_rsa_and_ed25519_keys_get_their_fills_over_the_stream(kind: str, tmp_path: Path) -> None:
+    from sim import AccountSpec
+    from tests.config.keys import ed25519_pem, rsa_pem
+
+    secret = rsa_pem() if kind == "rsa" else ed25519_pem()
+    account = AccountSpec(
+        name="pem", api_key="P" * 64, secret=secret, balances={"BTC": Decimal(1), "USDT": Decimal(100_000)}
+    )
+    config = SimConfig(seed=22, symbols=["BTCUSDT"], start_prices={"BTCUSDT": Decimal(60000)}, accounts=[account])
+    with Simulator(config) as sim:
+        engine_config = Config.model_validate(
+            {"exchange": {"pair_whitelist": [PAIR]}, "execution": {"limit_timeout_s": "600"},
+             "stream": {"market_data": False, "reconcile_interval_s": "3600"}}
+        )  # fmt: skip
+        events = Events()
+        eng = Engine.start(engine_config, clock=SystemClock(), sim=sim, database_url=f"sqlite:///{tmp_path}/e.sqlite3",
+                           spool_path=tmp_path / "spool.jsonl", listeners=[events])  # fmt: skip
+        try:
+            assert sim.control.wait_subscriptions(1, within_s=20), f"no user data subscription with a {kind} key"
+            order = _place(eng)
+            sim.control.fill_order("BTCUSDT", client_order_id=order.client_order_id)
+            [fill] = events.wait_for(EventKind.FILL)  # over the stream: reconciliation is an hour away
+            assert fill.fill is not None and fill.fill.quantity == Decimal("0.01")
+        finally:
+            eng.stop(graceful=False)
