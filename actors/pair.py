@@ -1,8 +1,9 @@
 """The pair actor: one per pair; its inbox serializes everything about the pair.
 
 A thin shell over `engine.pair.PairBook`: each message calls the book with the current time and carries out
-the commands it returns — gateway sends (results come back as `on_result` tells), write-ahead through the
-persistence barrier, timers on the ticker, events to the listener bus, and completing callers' futures.
+the commands it returns — gateway sends (results come back as `on_result` tells), write-aheads (the create
+leaves from the persistence thread once its intent is durable), timers on the ticker, events to the listener
+bus, and completing callers' futures.
 
 Finished requests leave memory once their trade is handed to persistence (`PairBook.forget_finished`); a
 replayed idempotency key the book may have seen (its Bloom filter) is looked up in the database by its
@@ -43,7 +44,6 @@ from engine.pair import (
 
 __all__ = ["EventSink", "GatewayLike", "PairActor", "StoreLike"]
 
-_FLUSH_TIMEOUT_S = 10.0
 _LOOKUP_TIMEOUT_S = 10.0
 
 
@@ -63,8 +63,11 @@ class StoreLike(Protocol):
     def save_many(self, records: Sequence[Any]) -> None:
         """Fire-and-forget store of several records, in order, as one message."""
 
-    def write_ahead(self, record: Any) -> pykka.Future[Any]:
-        """Store `record`; resolves once it and everything saved before it is durable."""
+    def write_ahead_then(
+        self, record: Any, on_durable: Callable[[], None], on_failed: Callable[[BaseException], None]
+    ) -> None:
+        """Store `record`; call `on_durable()` once it and everything saved before it is durable, else
+        `on_failed(error)` (both on the persistence thread)."""
 
 
 EventSink = Callable[[EngineEvent], None]
@@ -298,19 +301,22 @@ class PairActor(pykka.ThreadingActor):
         )
 
     def _write_ahead(self, command: WriteAhead) -> None:
+        # The create leaves from the persistence thread the moment its intent is durable (never before); this
+        # actor does not wait for the commit. A failed write-ahead comes back as a message: the create never left.
         cid = command.order.client_order_id
-        try:
-            # The barrier blocks only this pair, for one commit: the order must not leave before its intent
-            # is durable, so there is nothing else useful this inbox could do for the order meanwhile.
-            self._store.write_ahead(command.order).get(timeout=_FLUSH_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - any failure means "not durable": do not send
-            logger.bind(pair=self._book.pair, client_order_id=cid).error("write-ahead failed: {}", exc)
-            self._alerts("write_ahead_failed", f"{cid}: {exc}")
-            self._resolve(
-                command.order.request_id, Refusal(RefusalReason.HALTED, f"the order intent could not be stored: {exc}")
-            )
-            return
-        self._run(self._book.on_durable(cid, self._clock.now_ms()))
+        request = command.send
+        create = GatewayRequest(
+            request.op, request.params, request.priority, request.key, request.pair, self._reply, request.weight
+        )
+        gateway, proxy = self._gateway, self._self
+        self._store.write_ahead_then(
+            command.order, lambda: gateway.submit(create), lambda exc: proxy.on_write_ahead_failed.defer(cid, repr(exc))
+        )
+
+    def on_write_ahead_failed(self, cid: ClientOrderId, message: str) -> None:
+        """The intent of `cid` could not be stored: its create was not sent."""
+        logger.bind(pair=self._book.pair, client_order_id=cid).error("write-ahead failed: {}", message)
+        self._run(self._book.on_write_ahead_failed(cid, message, self._clock.now_ms()))
 
     def _schedule(self, key: str, due_ms: int) -> None:
         old = self._timers.pop(key, None)

@@ -63,6 +63,30 @@ class RecordBatch:
     records: tuple[Record, ...]
 
 
+class DurableCallback:
+    """A write-ahead's answer as calls instead of a future, made on the persistence thread once the commit is
+    done (so they must not block): `on_durable()`, or `on_failed(error)` when nothing could be made durable."""
+
+    def __init__(self, on_durable: Callable[[], None], on_failed: Callable[[BaseException], None]) -> None:
+        self._on_durable = on_durable
+        self._on_failed = on_failed
+
+    def set(self, value: object = None) -> None:
+        """Durable."""
+        try:
+            self._on_durable()
+        except Exception:  # noqa: BLE001 - the caller's callback must not take the persistence actor down
+            logger.exception("write-ahead callback failed")
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        """Not durable."""
+        error = (exc_info or sys.exc_info())[1]
+        try:
+            self._on_failed(error if isinstance(error, BaseException) else RuntimeError("not durable"))
+        except Exception:  # noqa: BLE001 - as above
+            logger.exception("write-ahead failure callback failed")
+
+
 @dataclass(frozen=True)
 class WriteAheadRecord:
     """Inbox message: store `record`; `done` resolves once it, and everything before it, is durable.
@@ -72,7 +96,7 @@ class WriteAheadRecord:
     """
 
     record: Record
-    done: pykka.Future[Durability]
+    done: pykka.Future[Durability] | DurableCallback
 
 
 class PersistenceActor(pykka.ThreadingActor):
@@ -89,7 +113,7 @@ class PersistenceActor(pykka.ThreadingActor):
         super().__init__()
         # Runs in the caller's thread: parse only (a bad URL fails here), no I/O.
         self._core = PersistenceCore(url, spool_path, listener=listener, settings=settings)
-        self._waiting: list[pykka.Future[Durability]] = []
+        self._waiting: list[pykka.Future[Durability] | DurableCallback] = []
 
     def on_start(self) -> None:
         self._core.start()
@@ -293,6 +317,13 @@ class PersistenceHandle:
         done: pykka.Future[Durability] = pykka.ThreadingFuture()
         self.ref.tell(WriteAheadRecord(record, done))
         return done
+
+    def write_ahead_then(
+        self, record: Record, on_durable: Callable[[], None], on_failed: Callable[[BaseException], None]
+    ) -> None:
+        """Store `record`; once it (and everything told before it) is durable call `on_durable()` on the
+        persistence thread — or `on_failed(error)` if it cannot be. Nothing waits: the caller goes on."""
+        self.ref.tell(WriteAheadRecord(record, DurableCallback(on_durable, on_failed)))
 
     def tick(self) -> None:
         """Fire-and-forget interval tick."""

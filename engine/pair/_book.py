@@ -60,7 +60,7 @@ from engine.execution import (
     VolatilityMonitor,
 )
 from engine.orders import CreateRejected, FillEvent, OrderState
-from engine.pair._commands import Alert, Command, Emit, Persist, Resolve, Schedule, Unschedule, WriteAhead
+from engine.pair._commands import Alert, Command, Emit, Persist, Resolve, Schedule, Unschedule
 from engine.pair._intake import IntakeContext, check_intake
 from engine.pair._legs import Execution, Leg, Stage, ms_to_dt, order_of, plan_key, trade_of
 from engine.pair._orders import MAX_FILL_FETCHES
@@ -222,8 +222,7 @@ class PairBook(RecoveringBook):
         )
         self._legs[leg.cid] = leg
         execution.legs.append(leg.cid)
-        # Write-ahead: the intent is durable before the order leaves, so a crash at any instant finds it.
-        self._out.append(WriteAhead(order_of(leg)))
+        self._write_ahead_and_send(leg, now_ms)
         if spec.role is OrderRole.FALLBACK:
             what = "market" if spec.order_type is OrderType.MARKET else f"IOC limit at {spec.price}"
             execution.story.append(f"fallback {what}")

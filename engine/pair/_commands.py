@@ -24,9 +24,11 @@ class Send:
 
 @dataclass(frozen=True)
 class WriteAhead:
-    """Persist `order` and wait until it is durable, then call `PairBook.on_durable(cid)`."""
+    """Persist `order` (the intent) and, only once it is durable, send `send` (its create). Nothing waits: if
+    the intent cannot be stored, `PairBook.on_write_ahead_failed(cid)` follows and the create never leaves."""
 
     order: Order
+    send: GatewayRequest
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from engine.exchange import (
     UnknownOutcomeResolver,
 )
 from engine.execution import SymbolRules
-from engine.gateway import GatewayResult, Op
+from engine.gateway import GatewayRequest, GatewayResult, Op
 from engine.orders import (
     Acked,
     Anomaly,
@@ -51,7 +51,7 @@ from engine.orders import (
     fill_from_my_trade,
     status_from_rest_order,
 )
-from engine.pair._commands import Alert, Command, Emit, Persist, Schedule, Send
+from engine.pair._commands import Alert, Command, Emit, Persist, Schedule, Send, WriteAhead
 from engine.pair._legs import Leg, ms_to_dt, order_of
 from engine.pair._params import MY_TRADES_PAGE, cancel_request, create_request, fetch_request, trades_request
 from engine.pair._records import error_event, error_record, fill_of, leg_event
@@ -113,16 +113,19 @@ class OrderDesk(ABC):
         """Called once after every message that touched the leg (terminal status, settled fills)."""
 
     # ---- sending -------------------------------------------------------------------------------------
-    def on_durable(self, cid: ClientOrderId, now_ms: int) -> list[Command]:
-        """The intent of `cid` is stored: send the create."""
+    def on_write_ahead_failed(self, cid: ClientOrderId, message: str, now_ms: int) -> list[Command]:
+        """The intent of `cid` could not be made durable: its create was never sent; the order fails."""
         self._out = []
         leg = self._legs.get(cid)
-        if leg is not None and leg.state.status is OrderStatus.PENDING_SUBMIT:
-            self._send_create(leg, now_ms)
+        if leg is not None and leg.state.status is OrderStatus.SUBMITTED and not leg.acked:
+            self._out.append(Alert("write_ahead_failed", f"order intent not stored, not sent: {message}", cid))
+            self._fail(leg, ExchangeError(f"the order intent could not be stored: {message}", operation="write_ahead"),
+                       now_ms)  # fmt: skip
+            self._leg_changed(leg, now_ms)
         return self._take()
 
-    def _send_create(self, leg: Leg, now_ms: int) -> None:
-        request = create_request(
+    def _create_request(self, leg: Leg) -> GatewayRequest:
+        return create_request(
             symbol=self.symbol,
             pair=self.pair,
             cid=leg.cid,
@@ -133,7 +136,16 @@ class OrderDesk(ABC):
             time_in_force=leg.time_in_force,
             priority=leg.priority,
         )
-        self._out.append(Send(request))
+
+    def _write_ahead_and_send(self, leg: Leg, now_ms: int) -> None:
+        # Write-ahead: the intent is durable before the order leaves, so a crash at any instant finds it. The
+        # create rides with it and leaves from the commit; the leg counts as submitted from here on.
+        self._out.append(WriteAhead(order_of(leg), self._create_request(leg)))
+        self._apply(leg, Submitted(), now_ms)
+
+    def _send_create(self, leg: Leg, now_ms: int) -> None:
+        """Send the create of a leg whose intent is already durable (a re-send under the same id)."""
+        self._out.append(Send(self._create_request(leg)))
         if leg.state.status is OrderStatus.PENDING_SUBMIT:
             self._apply(leg, Submitted(), now_ms)
 

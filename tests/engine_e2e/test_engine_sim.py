@@ -286,7 +286,8 @@ def test_429_holds_every_order_until_retry_after(start: Any, sim: Simulator) -> 
     assert "RateLimited" in error.message
     second = engine.place_order("ETH/USDT", "buy", "0.1", "2995")
     for proxy in engine._routing.routes.values():
-        proxy.active_requests().get(timeout=10)  # barrier: both creates have been handed to the gateway
+        proxy.active_requests().get(timeout=10)  # barrier: both intents have been handed to persistence
+    _store(engine).flush().get(timeout=10)  # barrier: durable, so both creates have been handed to the gateway
     gateway = _gateway(engine)
     assert gateway.stats().queued >= 2
     assert not first.done() and not second.done(), "nothing may be sent during Retry-After"
@@ -302,14 +303,20 @@ def _gateway(engine: Engine) -> Any:
     return engine._root.proxy().gateway.get(timeout=5)
 
 
+def _store(engine: Engine) -> Any:
+    return engine._root.proxy().store().get(timeout=5)
+
+
 def settle(engine: Engine, rounds: int = 50) -> None:
     """Barrier: wait until the gateway is idle and every pair actor has handled what it was told."""
     gateway = _gateway(engine)
     last = None
+    store = _store(engine)
     for _ in range(rounds):
         assert gateway.idle(30)
         for proxy in engine._routing.routes.values():
             proxy.active_requests().get(timeout=10)
+        store.flush().get(timeout=10)  # write-aheads committed: their creates are with the gateway
         stats = gateway.stats()
         now = (stats.sent, stats.failed, stats.queued)
         if now == last and stats.queued == 0 and stats.in_flight == 0:

@@ -152,8 +152,8 @@ class Harness:
     def run(self, commands: list[Command]) -> None:
         for cmd in commands:
             if isinstance(cmd, WriteAhead):
-                self.stored.append(cmd.order)
-                self.run(self.book.on_durable(cmd.order.client_order_id, self.now))
+                self.stored.append(cmd.order)  # durable, then the create leaves
+                self.sent.append(cmd.send)
             elif isinstance(cmd, Send):
                 self.sent.append(cmd.request)
             elif isinstance(cmd, Persist):
