@@ -134,6 +134,11 @@ class Fill(BaseModel):
     is_maker: bool
     time: UtcDatetime
 
+    @classmethod
+    def trusted(cls, **fields: Any) -> Self:
+        """Build without validation from values already checked (see `Order.trusted`); every field required."""
+        return _trusted(cls, fields)
+
 
 class Order(BaseModel):
     """The engine's view of one exchange order.

@@ -12,23 +12,29 @@ __all__ = ["error_event", "error_record", "fill_of", "leg_event"]
 
 
 def fill_of(leg: Leg, fill: FillEvent, exchange: str) -> Fill:
-    """The stored `Fill` of a fill applied to `leg`."""
-    return Fill(
-        exchange=exchange,
-        symbol=leg.state.symbol,
-        pair=leg.pair,
-        trade_id=fill.trade_id,
-        client_order_id=leg.cid,
-        exchange_order_id=fill.order_id or leg.state.exchange_order_id or 0,
-        side=leg.state.side,
-        price=fill.price,
-        quantity=fill.quantity,
-        quote_quantity=fill.quote_quantity,
-        commission=fill.commission,
-        commission_asset=fill.commission_asset or "",
-        is_maker=fill.is_maker,
-        time=ms_to_dt(fill.time_ms),
-    )
+    """The stored `Fill` of a fill applied to `leg` (validated only when a value from the wire looks wrong)."""
+    fields = {
+        "exchange": exchange,
+        "symbol": leg.state.symbol,
+        "pair": leg.pair,
+        "trade_id": fill.trade_id,
+        "client_order_id": leg.cid,
+        "exchange_order_id": fill.order_id or leg.state.exchange_order_id or 0,
+        "side": leg.state.side,
+        "price": fill.price,
+        "quantity": fill.quantity,
+        "quote_quantity": fill.quote_quantity,
+        "commission": fill.commission,
+        "commission_asset": fill.commission_asset or "",
+        "is_maker": fill.is_maker,
+        "time": ms_to_dt(fill.time_ms),
+    }
+    # One check of the wire's numbers stands for pydantic's (a fill per report is the hot path); anything odd
+    # goes through full validation and fails exactly as before.
+    sane = fill.price > 0 and fill.quantity > 0 and fill.quote_quantity >= 0 and fill.commission >= 0
+    if sane and fill.price.is_finite() and fill.quantity.is_finite() and fill.commission.is_finite():
+        return Fill.trusted(**fields)
+    return Fill(**fields)
 
 
 def leg_event(kind: EventKind, leg: Leg, now_ms: int, message: str = "", *, fill: Fill | None = None) -> EngineEvent:
