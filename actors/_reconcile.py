@@ -15,9 +15,10 @@ from loguru import logger
 
 from actors._feeds import reconcile_requests
 from actors._recovery import open_order_scans, split_by_pair
+from actors.stream._frames import AccountFrame
 from engine.clock import Clock
 from engine.domain import Pair
-from engine.exchange import AccountPosition, ExecutionReport
+from engine.exchange import AccountPosition, BadFrame, ExecutionReport
 from engine.execution import SymbolRules
 from engine.gateway import GatewayResult
 from engine.pair import Alert, Emit, PairBook, Persist
@@ -97,6 +98,12 @@ class ReconcileMixin:
     def on_unrouted(self, report: Any) -> None:
         """A user-data event for no whitelisted pair (or an account event), never dropped: an execution report
         is an order placed outside the engine, recorded and announced through a tracking-only book."""
+        if isinstance(report, AccountFrame):  # left unparsed on UBWA's thread: parsed here, off the fill path
+            try:
+                report = report.parse()
+            except BadFrame as exc:
+                logger.warning("unreadable account event skipped: {}", exc)
+                return
         if isinstance(report, AccountPosition):
             self._apply_position(report)
             return

@@ -24,7 +24,7 @@ from pykka.typing import ActorMemberMixin, proxy_method
 from actors._ticker import Ticker
 from actors.stream._backoff import Backoff, ConnectionBudget
 from actors.stream._callbacks import Control, DrainPrices, Signal, UbwaCallbacks
-from actors.stream._frames import LatestPrices, ProbeReply, probe_request
+from actors.stream._frames import AccountFrame, LatestPrices, ProbeReply, probe_request
 from actors.stream._listenkey import ListenKeyClient, ListenKeyError
 from actors.stream._settings import StreamSettings
 from actors.stream._ubwa import StreamRef, UbwaManager, create_market_stream, create_user_stream, new_manager
@@ -47,7 +47,7 @@ from engine.exchange import StreamTerminated, UnknownEvent, UserDataReport
 
 __all__ = ["StreamActor", "StreamProxy"]
 
-ReportListener = Callable[[UserDataReport], None]
+ReportListener = Callable[[UserDataReport | AccountFrame], None]
 PriceListener = Callable[[Symbol, Decimal, Decimal, int], None]
 HealthListener = Callable[[StreamHealth], None]
 GapListener = Callable[[str], None]
@@ -82,7 +82,8 @@ class StreamActor(pykka.ThreadingActor):
         clock: The injected clock (frame receipt times, watchdog).
         ticker: Timers (watchdog ticks, reconnect backoff, listenKey keepalive); a manual ticker in tests.
         on_report: Every execution report and account event, in arrival order, unknown symbols and orders
-            included (duplicates too: deduplication is the pair actor's job).
+            included (duplicates too: deduplication is the pair actor's job). Account events come unparsed
+            (`AccountFrame`: parse them off UBWA's thread).
         on_price: ``(symbol, bid, ask, received_ms)``, coalesced: at most the latest per symbol per drain.
         on_health: Every health change of either stream.
         on_gap: ``reason`` — events may have been lost; reconcile over REST now. Fired once the new

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from actors.stream._frames import LatestPrices, ProbeReply, classify_user_frame, parse_book_ticker
+from actors.stream._frames import AccountFrame, LatestPrices, ProbeReply, classify_user_frame, parse_book_ticker
 from actors.stream._ubwa import StreamRef
 from actors.stream._watch import StreamRole
 from engine.clock import Clock
@@ -54,7 +54,7 @@ class UbwaCallbacks:
         *,
         clock: Clock,
         tell: Callable[[object], None],
-        on_report: Callable[[UserDataReport], None],
+        on_report: Callable[[UserDataReport | AccountFrame], None],
         on_error: Callable[[ErrorRecord], None],
         prices: LatestPrices,
     ) -> None:

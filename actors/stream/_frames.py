@@ -18,6 +18,7 @@ from engine.exchange import BadFrame, UserDataReport, parse_user_data
 
 __all__ = [
     "PROBE_PREFIX",
+    "AccountFrame",
     "LatestPrices",
     "PriceUpdate",
     "ProbeReply",
@@ -63,8 +64,24 @@ def _head(raw: bytes | str) -> str:
     return head.decode("ascii", "replace") if isinstance(head, bytes) else head
 
 
-def classify_user_frame(raw: bytes | str) -> UserDataReport | ProbeReply:
-    """A watchdog probe reply, or whatever `parse_user_data` makes of the frame.
+@dataclass(frozen=True, slots=True)
+class AccountFrame:
+    """An account event (`outboundAccountPosition`, `balanceUpdate`) left unparsed: Binance sends one right
+    after every fill's execution report, and parsing it on UBWA's thread would hold the interpreter while the
+    pair actor waits to apply the fill. Whoever needs it parses it (`parse()`), off the hot path."""
+
+    raw: bytes | str
+
+    def parse(self) -> UserDataReport:
+        """The typed report (raises `BadFrame` like `parse_user_data`)."""
+        return parse_user_data(self.raw)
+
+
+_ACCOUNT_EVENTS = ('"e":"outboundAccountPosition"', '"e":"balanceUpdate"')
+
+
+def classify_user_frame(raw: bytes | str) -> UserDataReport | ProbeReply | AccountFrame:
+    """A watchdog probe reply, an account event left for later, or whatever `parse_user_data` makes of the frame.
 
     Raises:
         BadFrame: the frame is not a well-formed user data frame.
@@ -79,6 +96,9 @@ def classify_user_frame(raw: bytes | str) -> UserDataReport | ProbeReply:
             result = frame.get("result")
             subscribed = isinstance(result, dict) and result.get("userDataStream") is True
             return ProbeReply(request_id, frame.get("status") == 200, subscribed)
+    head = _head(raw)
+    if any(marker in head for marker in _ACCOUNT_EVENTS):
+        return AccountFrame(raw)
     return parse_user_data(raw)
 
 

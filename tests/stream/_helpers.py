@@ -15,6 +15,7 @@ import pykka
 
 from actors._ticker import Ticker
 from actors.stream import HealthState, LatestPrices, StreamActor, StreamHealth, StreamProxy, StreamSettings
+from actors.stream._frames import AccountFrame
 from engine.clock import ManualClock
 from engine.domain import ErrorRecord, Symbol
 from engine.exchange import ExecutionReport, UserDataReport
@@ -35,7 +36,9 @@ class Recorder:
     errors: list[ErrorRecord] = field(default_factory=list)
     cond: threading.Condition = field(default_factory=threading.Condition)
 
-    def on_report(self, report: UserDataReport) -> None:
+    def on_report(self, report: UserDataReport | AccountFrame) -> None:
+        if isinstance(report, AccountFrame):
+            report = report.parse()  # account events come unparsed off UBWA's thread
         with self.cond:
             self.reports.append(report)
             self.cond.notify_all()

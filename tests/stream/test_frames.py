@@ -91,3 +91,15 @@ def test_settings_hide_the_secret_and_check_themselves() -> None:
         StreamSettings(min_reconnect_backoff_ms=10, max_reconnect_backoff_ms=5)
     with pytest.raises(ValueError, match="exchange"):
         StreamSettings(exchange="kraken")  # type: ignore[arg-type]
+
+
+def test_account_events_are_left_unparsed_for_later() -> None:
+    from actors.stream._frames import AccountFrame, classify_user_frame
+    from engine.exchange import AccountPosition
+
+    event = {"e": "outboundAccountPosition", "E": 1, "u": 1, "B": [{"a": "BTC", "f": "1.5", "l": "0"}]}
+    raw = orjson.dumps({"subscriptionId": 12345, "event": event})
+    item = classify_user_frame(raw)
+    assert isinstance(item, AccountFrame)
+    position = item.parse()
+    assert isinstance(position, AccountPosition) and position.balances[0].free == Decimal("1.5")
