@@ -42,8 +42,8 @@ class WalletMixin:
     _recovery: Any
     _failed_seen: int = 0
 
-    def _call(self, op: Op, params: dict[str, str] | None = None, weight: int | None = None) -> Any:
-        raise NotImplementedError
+    _call: Callable[..., Any]
+    """A blocking gateway call (the root's own `_call`)."""
 
     # ---- wallet -------------------------------------------------------------------------------------
     def _value_wallet_now(self) -> None:

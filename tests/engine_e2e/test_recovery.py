@@ -7,7 +7,6 @@ keeps exactly its remaining time.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -33,32 +32,11 @@ from engine.domain import (
 )
 from engine.exchange import client_order_id
 from sim import SimConfig, Simulator
+from tests.engine_e2e.test_engine_sim import Events
 
 PAIR = "BTC/USDT"
 LIMIT = "59950"
 NO_STREAMS = {"user_data": False, "market_data": False}
-
-
-class Events:
-    """Engine events, with a blocking wait on a condition (no sleeps)."""
-
-    def __init__(self) -> None:
-        self.items: list[EngineEvent] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, event: EngineEvent) -> None:
-        with self._cond:
-            self.items.append(event)
-            self._cond.notify_all()
-
-    def wait_for(self, kind: EventKind, count: int = 1, timeout: float = 20) -> list[EngineEvent]:
-        with self._cond:
-            ok = self._cond.wait_for(lambda: len(self.of(kind)) >= count, timeout)
-        assert ok, f"no {kind} event; saw {[(e.kind.value, e.message) for e in self.items]}"
-        return self.of(kind)
-
-    def of(self, kind: EventKind) -> list[EngineEvent]:
-        return [e for e in self.items if e.kind is kind]
 
 
 @pytest.fixture
