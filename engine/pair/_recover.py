@@ -31,6 +31,7 @@ from engine.domain import (
     Order,
     OrderRequest,
     OrderRole,
+    Pair,
     Priority,
     RequestId,
     RequestRecord,
@@ -39,7 +40,7 @@ from engine.domain import (
     TradeStatus,
 )
 from engine.exchange import ExecutionReport, client_order_id, is_engine_id
-from engine.execution import Book, ExecutionCommand, restore_plan
+from engine.execution import Book, ExecutionCommand, SymbolRules, restore_plan
 from engine.gateway import GatewayResult
 from engine.orders import Acked, OrderEvent, events_from_report, status_from_rest_order
 from engine.pair._commands import Alert, Command, Emit, LookupStored, Persist, Schedule, Send
@@ -49,6 +50,7 @@ from engine.pair._params import fetch_request
 from engine.pair._records import leg_event
 from engine.pair._restore import leg_from_stored, plan_leg_of, stranger_leg
 from engine.pair._seen import SeenKeys
+from engine.pair._settings import PairSettings
 from engine.venue import WireFormatError, parse_order
 
 __all__ = ["RecoveringBook", "Sighting"]
@@ -90,8 +92,8 @@ class RecoveringBook(OrderDesk):
     _seen: SeenKeys
     book: Book
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, pair: Pair, rules: SymbolRules, settings: PairSettings) -> None:
+        super().__init__(pair, rules, settings)
         self._resuming: list[tuple[Execution, list[ExecutionCommand]]] = []
         self._to_fetch: list[ClientOrderId] = []
 
