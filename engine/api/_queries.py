@@ -44,8 +44,18 @@ class EngineQueries:
     get_order: Callable[[str, str], Order | None]
 
     def health(self) -> dict[str, Any]:
-        """Health of every part: streams, database, gateway (queue, rate budget), halted or not."""
-        return dict(self._root.proxy().health().get(timeout=_ASK_TIMEOUT_S))
+        """Health of every part: streams, database, gateway (queue, rate budget), halted or not — and, in a
+        dry run on a real venue, the public price feed of the paper exchange (`paper_feed`)."""
+        out = dict(self._root.proxy().health().get(timeout=_ASK_TIMEOUT_S))
+        feed = getattr(getattr(self, "sim", None), "price_feed", None)
+        status = getattr(feed, "status", None)
+        if callable(status):
+            s = status()
+            out["paper_feed"] = {
+                "fresh": s.fresh, "connected": s.connected, "last_ok_ms": s.last_ok_ms, "updates": s.updates,
+                "errors": s.errors, "last_error": s.last_error,
+            }  # fmt: skip
+        return out
 
     def balances(self) -> dict[str, Any]:
         """The account's balances as last read from the exchange (refreshed every minute)."""

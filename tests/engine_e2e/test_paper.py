@@ -152,6 +152,7 @@ def test_a_silent_venue_freezes_the_paper_book_and_the_engine_keeps_running(
         )
         assert feed.wait_for(lambda s: not s.fresh, WAIT_S)
         assert logs.has("FROZEN")
+        assert engine.health()["paper_feed"]["fresh"] is False  # operators see it in /health
         outcome = engine.place_order(PAIR, "buy", "0.01", "59900", idempotency_key="paper-2").result(timeout=WAIT_S)
         assert isinstance(outcome, Accepted), outcome  # the engine keeps trading on the frozen book
         venue.control.set_price("BTCUSDT", "59850")
