@@ -41,6 +41,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pair", help='only this pair, e.g. "BTC/USDT"')
     parser.add_argument("--since", type=parse_since, help="created at or after: ISO time or age (30m, 12h, 7d)")
+    parser.add_argument("--until", type=parse_since, help="created before: ISO time or age (30m, 12h, 7d)")
     parser.add_argument("--limit", type=int, default=50, help="at most this many rows, newest first (default 50)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
 
@@ -54,6 +55,7 @@ def add_orders_arguments(parser: argparse.ArgumentParser) -> None:
         choices=[s.value for s in OrderStatus] + ["open-any"],
         help="only these statuses (repeatable); open-any = every non-terminal status",
     )
+    parser.add_argument("--request-id", help="only the orders of this request (its primary and fallbacks)")
 
 
 def add_trades_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,8 +100,9 @@ def run_orders(args: argparse.Namespace, out: TextIO | None = None) -> int:
         db = connect(args.database_url)
         try:
             orders = find_orders(
-                db, pair=args.pair, status=statuses, since=args.since, limit=args.limit, newest_first=True
-            )
+                db, pair=args.pair, status=statuses, since=args.since, until=args.until, request_id=args.request_id,
+                limit=args.limit, newest_first=True,
+            )  # fmt: skip
         finally:
             db.close()
     except StorageError as exc:
@@ -159,6 +162,7 @@ def run_trades(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 strategy=args.strategy,
                 status=statuses,
                 since=args.since,
+                until=args.until,
                 limit=args.limit,
                 newest_first=True,
             )

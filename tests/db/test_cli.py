@@ -60,6 +60,21 @@ def test_orders_table_and_filters(filled_url: str) -> None:
     out = io.StringIO()
     run_orders(_args(add_orders_arguments, filled_url, "--status", "filled", "--json"), out)
     assert orjson.loads(out.getvalue())["filled"] == "0.5"  # exact decimal as text
+    out = io.StringIO()
+    until = (T0 + timedelta(minutes=30)).isoformat()
+    run_orders(_args(add_orders_arguments, filled_url, "--until", until, "--json"), out)
+    before = [orjson.loads(line)["client_order_id"] for line in out.getvalue().splitlines()]
+    assert "a" in before and "b" not in before  # b was created an hour after T0
+    out = io.StringIO()
+    request_id = orjson.loads(_one(filled_url, "b"))["request_id"]
+    run_orders(_args(add_orders_arguments, filled_url, "--request-id", request_id, "--json"), out)
+    assert "b" in [orjson.loads(line)["client_order_id"] for line in out.getvalue().splitlines()]
+
+
+def _one(url: str, cid: str) -> str:
+    out = io.StringIO()
+    run_orders(_args(add_orders_arguments, url, "--json", "--limit", "100"), out)
+    return next(line for line in out.getvalue().splitlines() if orjson.loads(line)["client_order_id"] == cid)
 
 
 def test_trades_filters(filled_url: str) -> None:
