@@ -106,6 +106,13 @@ def _json(record: Record) -> str:
     return "{extra[_line]}\n"
 
 
+def _stderr(message: str) -> None:
+    """The stderr of the moment, not the one at set-up: a replaced stream (a test's capture, a redirect) works."""
+    stream = sys.stderr
+    stream.write(message)
+    stream.flush()
+
+
 def setup_logging(
     *,
     level: str = "INFO",
@@ -129,7 +136,7 @@ def setup_logging(
     fmt = _json if json_lines else _human
     logger.remove()
     logger.add(
-        sink if sink is not None else sys.stderr,
+        sink if sink is not None else _stderr,
         level=level,
         format=fmt,
         backtrace=False,
