@@ -460,7 +460,7 @@ class PublicPriceFeed:
             age = loop.time() - (self._last_ok if self._last_ok is not None else self._started)
             if age > self._stale_after and not self._stale_logged:
                 self._stale_logged = True
-                logger.warning(
+                logger.bind(alert="paper_feed").warning(
                     "paper price feed: no public prices from {} for {:.1f}s (last error: {}); the paper book is "
                     "FROZEN at the last prices and paper orders will not fill until prices flow again",
                     self.venue,
