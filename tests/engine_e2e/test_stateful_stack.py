@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from engine.api import Accepted, Engine, EventKind, PlaceOutcome, Refusal
 from engine.clock import ManualClock
@@ -178,11 +178,17 @@ class Stack(RuleBasedStateMachine):
         self.pairs[key] = pair
         self.settle()
 
-    @precondition(lambda self: any(o["status"] in OPEN for o in self._ledger()["orders"]))
-    @rule(data=st.data(), share=st.sampled_from([Decimal("0.25"), Decimal("0.5"), Decimal(1)]))
-    def exchange_fills(self, data: st.DataObject, share: Decimal) -> None:
+    # No precondition or draw may depend on the engine's or the exchange's state: it varies with timing, and
+    # hypothesis replays choice sequences (a state-dependent draw is "inconsistent data generation"). A fixed
+    # index picks among what exists at that moment; nothing there → the step does nothing.
+    @rule(
+        pick=st.integers(min_value=0, max_value=7), share=st.sampled_from([Decimal("0.25"), Decimal("0.5"), Decimal(1)])
+    )
+    def exchange_fills(self, pick: int, share: Decimal) -> None:
         resting = sorted((o for o in self._ledger()["orders"] if o["status"] in OPEN), key=lambda o: o["orderId"])
-        order = data.draw(st.sampled_from(resting))
+        if not resting:
+            return
+        order = resting[pick % len(resting)]
         step = next(m[2] for m in MARKETS.values() if m[0] == order["symbol"])
         remaining = Decimal(order["origQty"]) - Decimal(order["executedQty"])
         qty = (remaining * share).quantize(step, rounding=ROUND_DOWN)
@@ -195,12 +201,13 @@ class Stack(RuleBasedStateMachine):
         self.sim.control.spike(symbol, Decimal(bp) / 100)  # crosses (and fills) resting orders in its way
         self.settle()
 
-    @precondition(lambda self: any(f.done() and isinstance(f.result(), Accepted) for f in self.futures.values()))
-    @rule(data=st.data())
-    def caller_cancels(self, data: st.DataObject) -> None:
+    @rule(pick=st.integers(min_value=0, max_value=7))
+    def caller_cancels(self, pick: int) -> None:
         assert self.engine is not None
         accepted = [k for k, f in self.futures.items() if f.done() and isinstance(f.result(), Accepted)]
-        key = data.draw(st.sampled_from(accepted))
+        if not accepted:
+            return
+        key = accepted[pick % len(accepted)]
         outcome = self.futures[key].result()
         assert isinstance(outcome, Accepted)
         self.engine.cancel_order(self.pairs[key], outcome.order.request_id)
