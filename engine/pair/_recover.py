@@ -42,7 +42,7 @@ from engine.domain import (
 from engine.exchange import ExecutionReport, client_order_id, is_engine_id
 from engine.execution import Book, ExecutionCommand, SymbolRules, restore_plan
 from engine.gateway import GatewayResult
-from engine.orders import Acked, OrderEvent, events_from_report, status_from_rest_order
+from engine.orders import Acked, OrderEvent, OrderState, events_from_report, status_from_rest_order
 from engine.pair._commands import Alert, Command, Emit, LookupStored, Persist, Schedule, Send
 from engine.pair._legs import Execution, Leg, Stage, order_of, plan_key
 from engine.pair._orders import OrderDesk
@@ -268,21 +268,24 @@ class RecoveringBook(OrderDesk):
             if cid in self._to_fetch:
                 self._to_fetch.remove(cid)
             leg.told_closed = True
-        before_qty, before_quote = leg.state.filled, leg.state.quote_filled
+        before = leg.state
         for event in sighting.events:
             self._apply(leg, event, now_ms)
-        added = leg.state.filled - before_qty
-        if added > 0 and trade is not None and leg.request_id not in self._execs:
-            self._late_fill(leg, trade, added, leg.state.quote_filled - before_quote, now_ms)
+        if leg.state.filled > before.filled and trade is not None and leg.request_id not in self._execs:
+            self._late_fill(leg, trade, before, now_ms)
         self._leg_changed(leg, now_ms)
         return self._take()
 
-    def _late_fill(self, leg: Leg, trade: Trade, qty: Decimal, quote: Decimal, now_ms: int) -> None:
+    def _late_fill(self, leg: Leg, trade: Trade, before: OrderState, now_ms: int) -> None:
+        # The trade sums every leg of the request: add what this leg gained, fees included (by asset).
+        qty = leg.state.filled - before.filled
         filled = trade.filled + qty
-        total_quote = (trade.average_price or Decimal(0)) * trade.filled + quote
+        total_quote = (trade.average_price or Decimal(0)) * trade.filled + leg.state.quote_filled - before.quote_filled
         fees = dict(trade.fees)
+        earlier = dict(before.fees)
         for asset, amount in leg.state.fees:
-            fees[asset] = max(fees.get(asset, Decimal(0)), amount)
+            if amount > earlier.get(asset, Decimal(0)):
+                fees[asset] = fees.get(asset, Decimal(0)) + amount - earlier.get(asset, Decimal(0))
         status = TradeStatus.FILLED if filled >= trade.requested else TradeStatus.PARTIAL
         updated = Trade.model_validate({
             **trade.model_dump(),

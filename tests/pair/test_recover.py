@@ -17,11 +17,11 @@ from tests.pair.test_book import PAIR, T0, Harness, order_json, request
 
 
 def _report(cid: str, *, x: str, status: str, last: str, cum: str, trade_id: int, order_id: int,
-            qty: str = "0.01", price: str = "60000") -> ExecutionReport:  # fmt: skip
+            qty: str = "0.01", price: str = "60000", fee: str = "0") -> ExecutionReport:  # fmt: skip
     frame = {
         "e": "executionReport", "E": T0 + 50, "s": "BTCUSDT", "c": cid, "S": "BUY", "o": "LIMIT", "f": "GTC",
         "q": qty, "p": price, "P": "0", "F": "0", "g": -1, "C": "", "x": x, "X": status, "r": "NONE",
-        "i": order_id, "l": last, "z": cum, "L": price, "n": "0", "N": "BNB", "T": T0 + 50,
+        "i": order_id, "l": last, "z": cum, "L": price, "n": fee, "N": "BNB", "T": T0 + 50,
         "t": trade_id if x == "TRADE" else -1, "I": 1, "w": status in ("NEW", "PARTIALLY_FILLED"), "m": True,
         "M": True, "O": T0, "Z": str(Decimal(cum) * Decimal(price)), "Y": str(Decimal(last) * Decimal(price)),
         "Q": "0", "W": T0, "V": "EXPIRE_MAKER",
@@ -52,10 +52,10 @@ def test_a_report_for_an_order_that_left_memory_is_looked_up_and_updates_the_tra
     ]  # fmt: skip
     trade = Trade(
         request_id="r-left", pair=PAIR, side=Side.BUY, requested=Decimal("0.01"), filled=Decimal("0.004"),
-        average_price=Decimal(60000), status=TradeStatus.PARTIAL, created_at=when, closed_at=when,
-        remainder=Decimal("0.006"), note="limit canceled",
+        average_price=Decimal(60000), fees={"BNB": Decimal("0.5")}, status=TradeStatus.PARTIAL, created_at=when,
+        closed_at=when, remainder=Decimal("0.006"), note="limit canceled",
     )  # fmt: skip
-    late = _report(cid, x="TRADE", status="CANCELED", last="0.002", cum="0.006", trade_id=2, order_id=77)
+    late = _report(cid, x="TRADE", status="CANCELED", last="0.002", cum="0.006", trade_id=2, order_id=77, fee="0.01")
     [lookup] = _of(h.book.on_report(late, h.now), LookupStored)
     assert lookup.client_order_id == cid
     commands = h.book.on_stored(lookup.sighting, stored_order, stored_fills, trade, h.now)
@@ -63,6 +63,8 @@ def test_a_report_for_an_order_that_left_memory_is_looked_up_and_updates_the_tra
     assert [f.trade_id for f in persisted if isinstance(f, Fill)] == [2]
     [updated] = [t for t in persisted if isinstance(t, Trade)]
     assert updated.filled == Decimal("0.006") and updated.remainder == Decimal("0.004") and "late fill" in updated.note
+    # the trade's fees (the fallback's included) grow by this fill's commission, not to this leg's total
+    assert updated.fees == {"BNB": Decimal("0.51")}
     assert [a.key for a in _of(commands, Alert)] == ["late_fill"]
     # the same report again changes nothing (dedupe by trade id)
     again = h.book.on_report(late, h.now)
