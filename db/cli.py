@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 import orjson
 
@@ -20,6 +20,8 @@ from db._errors import StorageError
 from db._repository import find_orders, find_trades
 from db._url import connect
 from engine.domain import OrderStatus, TradeStatus
+
+T = TypeVar("T")
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -88,6 +90,24 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]], out: 
         out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
+def _read(args: argparse.Namespace, query: Callable[..., list[T]], **filters: Any) -> list[T] | None:
+    """Run one repository query on a short-lived connection; None (and a message) if the database fails."""
+    try:
+        db = connect(args.database_url)
+        try:
+            return query(db, **filters)
+        finally:
+            db.close()
+    except StorageError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return None
+
+
+def _json_lines(items: list[Any], out: TextIO) -> None:
+    for item in items:
+        out.write(orjson.dumps(item.model_dump(mode="json")).decode() + "\n")
+
+
 def run_orders(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Print stored orders. Returns the process exit code (0 ok, 2 database error)."""
     out = out or sys.stdout
@@ -96,21 +116,14 @@ def run_orders(args: argparse.Namespace, out: TextIO | None = None) -> int:
         statuses = set()
         for value in args.status:
             statuses |= {s for s in OrderStatus if s.is_open} if value == "open-any" else {OrderStatus(value)}
-    try:
-        db = connect(args.database_url)
-        try:
-            orders = find_orders(
-                db, pair=args.pair, status=statuses, since=args.since, until=args.until, request_id=args.request_id,
-                limit=args.limit, newest_first=True,
-            )  # fmt: skip
-        finally:
-            db.close()
-    except StorageError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+    orders = _read(
+        args, find_orders, pair=args.pair, status=statuses, since=args.since, until=args.until,
+        request_id=args.request_id, limit=args.limit, newest_first=True,
+    )  # fmt: skip
+    if orders is None:
         return 2
     if args.json:
-        for o in orders:
-            out.write(orjson.dumps(o.model_dump(mode="json")).decode() + "\n")
+        _json_lines(orders, out)
         return 0
     headers = [
         "created",
@@ -152,28 +165,14 @@ def run_trades(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Print stored trades. Returns the process exit code (0 ok, 2 database error)."""
     out = out or sys.stdout
     statuses = [TradeStatus(s) for s in args.status] if args.status else None
-    try:
-        db = connect(args.database_url)
-        try:
-            trades = find_trades(
-                db,
-                pair=args.pair,
-                timeframe=args.timeframe,
-                strategy=args.strategy,
-                status=statuses,
-                since=args.since,
-                until=args.until,
-                limit=args.limit,
-                newest_first=True,
-            )
-        finally:
-            db.close()
-    except StorageError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+    trades = _read(
+        args, find_trades, pair=args.pair, timeframe=args.timeframe, strategy=args.strategy, status=statuses,
+        since=args.since, until=args.until, limit=args.limit, newest_first=True,
+    )  # fmt: skip
+    if trades is None:
         return 2
     if args.json:
-        for t in trades:
-            out.write(orjson.dumps(t.model_dump(mode="json")).decode() + "\n")
+        _json_lines(trades, out)
         return 0
     headers = [
         "created",
