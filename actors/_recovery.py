@@ -22,7 +22,7 @@ from engine.domain import Pair, Priority, pair_to_symbol
 from engine.gateway import GatewayRequest, GatewayResult, Op
 from engine.pair import PairBook
 
-__all__ = ["RecoverySummary", "open_order_scans", "prime_prices", "restore_books", "split_by_pair"]
+__all__ = ["RecoverySummary", "best_quotes", "open_order_scans", "prime_prices", "restore_books", "split_by_pair"]
 
 _ASK_TIMEOUT_S = 60.0
 
@@ -40,17 +40,23 @@ class RecoverySummary:
         return {"requests_resumed": self.requests, "orders_to_reconcile": self.orders, "idempotency_keys": self.keys}
 
 
+def best_quotes(data: Any, pairs: Iterable[Pair]) -> dict[Pair, tuple[Decimal, Decimal]]:
+    """The best bid and ask of each of `pairs` found in a bookTicker answer (a list of Binance objects)."""
+    rows = {str(r.get("symbol")): r for r in data if isinstance(r, dict)} if isinstance(data, list) else {}
+    quotes: dict[Pair, tuple[Decimal, Decimal]] = {}
+    for pair in pairs:
+        row = rows.get(pair_to_symbol(pair))
+        if row is not None:
+            quotes[pair] = (Decimal(str(row["bidPrice"])), Decimal(str(row["askPrice"])))
+    return quotes
+
+
 def prime_prices(data: Any, books: Mapping[Pair, PairBook], now_ms: int) -> int:
     """Give every book the best bid/ask from one bookTicker answer; returns how many books got a price."""
-    rows = {str(r.get("symbol")): r for r in data if isinstance(r, dict)} if isinstance(data, list) else {}
-    primed = 0
-    for pair, book in books.items():
-        row = rows.get(pair_to_symbol(pair))
-        if row is None:
-            continue
-        book.on_price(Decimal(str(row["bidPrice"])), Decimal(str(row["askPrice"])), now_ms)
-        primed += 1
-    return primed
+    quotes = best_quotes(data, books)
+    for pair, (bid, ask) in quotes.items():
+        books[pair].on_price(bid, ask, now_ms)
+    return len(quotes)
 
 
 def restore_books(store: Any, books: Mapping[Pair, PairBook], now_ms: int) -> RecoverySummary:

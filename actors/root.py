@@ -23,7 +23,7 @@ from loguru import logger
 from actors._events import EventBus
 from actors._feeds import PriceRouter, ReportRouter
 from actors._reconcile import ReconcileMixin
-from actors._recovery import RecoverySummary, prime_prices, restore_books
+from actors._recovery import RecoverySummary, best_quotes, prime_prices, restore_books
 from actors._ticker import Ticker
 from actors._wallet import WalletMixin
 from actors.gateway import GatewayActor, GatewayHandle, GatewaySettings
@@ -262,13 +262,8 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
     # ---- messages -----------------------------------------------------------------------------------
     def on_prices(self, data: Any) -> None:
         """Latest best bid/ask of every symbol (list of bookTicker objects)."""
-        if not isinstance(data, list):
-            return
-        by_symbol = {str(row.get("symbol")): row for row in data if isinstance(row, dict)}
-        for pair, ref in self._pairs.items():
-            row = by_symbol.get(pair_to_symbol(pair))
-            if row is not None:
-                ref.proxy().on_price.defer(Decimal(str(row["bidPrice"])), Decimal(str(row["askPrice"])))
+        for pair, (bid, ask) in best_quotes(data, self._pairs).items():
+            self._pairs[pair].proxy().on_price.defer(bid, ask)
 
     def on_stream_health(self, health: Any) -> None:
         """A stream's health changed."""
