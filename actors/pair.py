@@ -301,17 +301,31 @@ class PairActor(pykka.ThreadingActor):
         )
 
     def _write_ahead(self, command: WriteAhead) -> None:
-        # The create leaves from the persistence thread the moment its intent is durable (never before); this
-        # actor does not wait for the commit. A failed write-ahead comes back as a message: the create never left.
+        # The create goes to the gateway now, gated: ccxt prepares and signs it while the intent commits, and
+        # its bytes leave only once the commit is done (engine.venue._gate) — never before. This actor does
+        # not wait for either. A failed write-ahead comes back as a message: the create never left.
         cid = command.order.client_order_id
         request = command.send
-        create = GatewayRequest(
-            request.op, request.params, request.priority, request.key, request.pair, self._reply, request.weight
+        durable: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._gateway.submit(
+            GatewayRequest(
+                request.op,
+                request.params,
+                request.priority,
+                request.key,
+                request.pair,
+                self._reply,
+                request.weight,
+                gate=durable,
+            )
         )
-        gateway, proxy = self._gateway, self._self
-        self._store.write_ahead_then(
-            command.order, lambda: gateway.submit(create), lambda exc: proxy.on_write_ahead_failed.defer(cid, repr(exc))
-        )
+        proxy = self._self
+
+        def failed(exc: BaseException) -> None:
+            durable.set_exception(exc)
+            proxy.on_write_ahead_failed.defer(cid, repr(exc))
+
+        self._store.write_ahead_then(command.order, lambda: durable.set_result(None), failed)
 
     def on_write_ahead_failed(self, cid: ClientOrderId, message: str) -> None:
         """The intent of `cid` could not be stored: its create was not sent."""

@@ -217,6 +217,7 @@ class FillRecorder:
     others: list[Any] = field(default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
     expect: int = 0
+    unsubscribe: Any = None
 
     def __call__(self, event: Any) -> None:
         t = time.perf_counter_ns()
@@ -263,7 +264,7 @@ def start_engine(sim: SimProcess, workdir: Path, pairs: list[str]) -> tuple[Any,
         spool_path=workdir / "spool.jsonl",
     )
     recorder = FillRecorder()
-    engine.subscribe(recorder)
+    recorder.unsubscribe = engine.subscribe(recorder)
     return engine, recorder
 
 

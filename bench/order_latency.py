@@ -349,11 +349,14 @@ def main() -> int:
                     f"growth {growth:.1f} MB (target ≤ 50 {'PASS' if growth <= 50 else 'FAIL'})"
                 )
                 ok &= growth <= 50
-                lost = _count_lost(sim, engine)
-                print(f"[ledger] orders on the simulator not known to the engine: {lost}")
-                ok &= lost == 0
             finally:
-                engine.stop(graceful=False)
+                engine.stop(graceful=False)  # flushes persistence: the database is complete after this
+            lost, duplicated = _ledger_check(sim, [url for _, url in backends])
+            print(
+                f"[ledger] engine orders on the simulator missing from the database: {lost}; "
+                f"client order ids used twice: {duplicated}"
+            )
+            ok &= lost == 0 and duplicated == 0
         finally:
             sim.close()
     finally:
@@ -362,8 +365,8 @@ def main() -> int:
     return 0 if ok else 1
 
 
-def _count_lost(sim: SimProcess, engine: Any) -> int:
-    del engine  # the database is the engine's record; compare client ids with the simulator's ledger
+def _ledger_check(sim: SimProcess, urls: list[str]) -> tuple[int, int]:
+    """(engine orders the simulator holds that no database of the run has, client order ids seen twice)."""
     import json
     import urllib.request
 
@@ -373,7 +376,20 @@ def _count_lost(sim: SimProcess, engine: Any) -> int:
     with urllib.request.urlopen(request, timeout=60) as response:
         ledger = json.loads(response.read())["result"]
     engine_ids = [o["clientOrderId"] for o in ledger["orders"] if str(o["clientOrderId"]).startswith("bx-")]
-    return len(engine_ids) - len(set(engine_ids))
+    stored: set[str] = set()
+    for url in urls:
+        if url.startswith("sqlite"):
+            conn: Any = sqlite3.connect(url.removeprefix("sqlite:///"))
+            stored |= {row[0] for row in conn.execute("SELECT client_order_id FROM orders")}
+        else:
+            import psycopg2
+
+            conn = psycopg2.connect(url)
+            with conn.cursor() as cur:
+                cur.execute("SELECT client_order_id FROM orders")
+                stored |= {row[0] for row in cur.fetchall()}
+        conn.close()
+    return len(set(engine_ids) - stored), len(engine_ids) - len(set(engine_ids))
 
 
 def _make_pg_database(dsn: str) -> str | None:

@@ -26,7 +26,7 @@ from engine.exchange import Banned, ClockSkew, ExchangeError, RateLimited, StopT
 from engine.exchange._ratebudget import Admit, LimitKind, RateBudget, RateLimit, Wait
 from engine.exchange._retry import BackoffPolicy, ClockOffsetEstimator, should_retry
 from engine.gateway import OP_SPECS, GatewayRequest, GatewayResult, RequestQueue
-from engine.venue import ResponseHook
+from engine.venue import SEND_GATE, NotSent, ResponseHook, SendGate
 
 __all__ = ["GatewayCore", "GatewayStats"]
 
@@ -263,6 +263,12 @@ class GatewayCore:
                 sent_ms = self._clock.now_ms()
                 try:
                     data = await self._call(spec.ccxt_method, request)
+                except NotSent as exc:
+                    # The create's intent could not be made durable, so it never left; the requester hears
+                    # of it from the write-ahead's failure, not from here.
+                    self.budget.release(admit, success=False)
+                    logger.bind(op=request.op.value, key=request.key, pair=request.pair).warning("not sent: {}", exc)
+                    return
                 except Exception as exc:  # noqa: BLE001 - every failure is mapped into the error tree here
                     self.budget.release(admit, success=False)
                     error = map_error(ccxt_exc=exc, operation=request.op.value)
@@ -316,14 +322,24 @@ class GatewayCore:
         outside (shutdown) still propagates as such.
         """
         task = asyncio.current_task()
-        assert task is not None and self._loop is not None
+        loop = self._loop
+        assert task is not None and loop is not None
         expired: list[bool] = []
+        timers: list[asyncio.TimerHandle] = []
 
         def expire() -> None:
             expired.append(True)
             task.cancel()
 
-        timer = self._loop.call_later(self._timeout_s + 1, expire)
+        def arm() -> None:
+            timers.append(loop.call_later(self._timeout_s + 1, expire))
+
+        if request.gate is None:
+            arm()
+        else:
+            # The cap starts when the bytes may leave: a slow commit is not a slow exchange. Until then
+            # only ccxt's own preparation runs, which cannot hang.
+            SEND_GATE.set(SendGate(request.gate, arm))
         try:
             return await getattr(self._client, ccxt_method)(dict(request.params))
         except asyncio.CancelledError:
@@ -332,7 +348,8 @@ class GatewayCore:
             task.uncancel()
             raise TimeoutError(f"{request.op.value} got no answer in {self._timeout_s + 1:.1f}s") from None
         finally:
-            timer.cancel()
+            for timer in timers:
+                timer.cancel()
 
     async def _after_error(self, request: GatewayRequest, error: ExchangeError) -> None:
         logger.bind(op=request.op.value, key=request.key, pair=request.pair).warning(

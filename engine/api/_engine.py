@@ -288,10 +288,16 @@ class Engine(EngineQueries):
                 out.extend(target.open_orders().get(timeout=_ASK_TIMEOUT_S))
         return out
 
-    def subscribe(self, listener: EngineListener) -> Callable[[], None]:
-        """Call `listener(event)` for every order event; returns a function that unsubscribes."""
+    def subscribe(self, listener: EngineListener, *, inline: bool = False) -> Callable[[], None]:
+        """Call `listener(event)` for every order event; returns a function that unsubscribes.
+
+        By default listeners run on the event bus's own thread: a slow or failing listener never delays
+        trading. `inline=True` calls it on the thread that produced the event (the pair's actor) instead,
+        saving a thread hop (the lowest fill latency): it must then be quick and never block, because its
+        pair waits for it. Either way an exception in a listener is logged and ignored.
+        """
         bus = self._root.proxy().bus().get(timeout=_ASK_TIMEOUT_S)
-        token = bus.subscribe(listener).get(timeout=_ASK_TIMEOUT_S)
+        token = bus.subscribe(listener, inline).get(timeout=_ASK_TIMEOUT_S)
         return lambda: bus.unsubscribe(token).get(timeout=_ASK_TIMEOUT_S)
 
     def pause(self, paused: bool = True) -> None:

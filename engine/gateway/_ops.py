@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -69,6 +70,11 @@ class GatewayRequest:
         pair: the pair concerned, if any (logs, per-pair fairness).
         reply_to: receives the result; None for fire-and-forget.
         weight: an endpoint weight override (e.g. myTrades without orderId).
+        gate: for a create whose intent is being written ahead: resolves once the intent is durable (or
+            fails if it cannot be). The gateway prepares and signs the request at once but its bytes leave
+            only when the gate opens, so the commit and the request's preparation overlap; a failed gate
+            means the create was never sent (the gateway then answers nothing: the write-ahead's failure
+            reaches the requester by its own path).
     """
 
     op: Op
@@ -78,6 +84,7 @@ class GatewayRequest:
     pair: str | None = None
     reply_to: ReplyTo | None = field(default=None, compare=False, repr=False)
     weight: int | None = None
+    gate: concurrent.futures.Future[None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

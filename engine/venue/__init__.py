@@ -1,6 +1,7 @@
 """The ccxt adapter: client construction, the loop thread that owns it, and Binance's REST wire format."""
 
 from engine.venue._client import LEAN_OPTIONS, ResponseHook, make_client
+from engine.venue._gate import SEND_GATE, NotSent, SendGate, pass_gate
 from engine.venue._loop import LoopThread
 from engine.venue._urls import VenueUrls, production_urls, rewrite_api_urls
 from engine.venue._wire import (
@@ -16,15 +17,19 @@ from engine.venue._wire import (
 __all__ = [
     "BINANCE_STATUS",
     "LEAN_OPTIONS",
+    "SEND_GATE",
     "LoopThread",
+    "NotSent",
     "OrderSnapshot",
     "ResponseHook",
+    "SendGate",
     "VenueUrls",
     "WireFill",
     "WireFormatError",
     "format_decimal",
     "make_client",
     "parse_order",
+    "pass_gate",
     "production_urls",
     "rewrite_api_urls",
     "side_param",

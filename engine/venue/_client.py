@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from engine.venue._gate import pass_gate
 from engine.venue._urls import rewrite_api_urls
 
 __all__ = ["LEAN_OPTIONS", "ResponseHook", "make_client"]
@@ -56,6 +57,12 @@ def make_client(
     base_cls = getattr(ccxt_async, exchange_id)
 
     class EngineClient(base_cls):  # type: ignore[misc, valid-type]
+        async def fetch(self, url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+            # The last step before the bytes leave: a create whose intent is still being committed waits
+            # here, already signed (engine.venue._gate).
+            await pass_gate()
+            return await super().fetch(url, method, headers, body)
+
         def on_rest_response(
             self,
             code: int,

@@ -1,0 +1,71 @@
+"""Holding a create's bytes until its intent is durable, while ccxt prepares and signs it.
+
+The write-ahead rule says an order's intent is committed before the order leaves. Waiting for the commit
+before even handing the create to the gateway put the commit and the request's preparation (queueing, rate
+budget, ccxt's parameter handling, signing) one after the other on the order's critical path. Instead the
+gateway starts the call at once with a `SendGate` in the call's context, and the client's `fetch` — the last
+step before aiohttp puts bytes on the wire — waits there for the commit. Nothing leaves earlier than before;
+it only leaves sooner after the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+from collections.abc import Callable
+from contextvars import ContextVar
+
+__all__ = ["SEND_GATE", "NotSent", "SendGate", "pass_gate"]
+
+
+class NotSent(Exception):
+    """The request never left: its gate failed (the intent could not be made durable)."""
+
+
+class SendGate:
+    """One call's gate: `durable` resolves (or fails) from the persistence thread; `on_open` runs on the
+    loop once the gate has opened (the gateway arms the call's timeout there: a slow commit is not a slow
+    exchange)."""
+
+    def __init__(self, durable: concurrent.futures.Future[None], on_open: Callable[[], None]) -> None:
+        self._durable = durable
+        self._on_open = on_open
+        self.opened = False
+
+    async def passed(self) -> None:
+        """Return once the intent is durable; raise `NotSent` if it cannot be."""
+        durable = self._durable
+        if not durable.done():
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+
+            def relay(_: concurrent.futures.Future[None]) -> None:
+                # Persistence thread. The waiter is settled on the loop; a loop already closed (shutdown) has
+                # nobody left to tell.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_settle, waiter)
+
+            durable.add_done_callback(relay)
+            await waiter  # a cancellation (shutdown, the call's cap) propagates; `durable` is left alone
+        error = durable.exception()
+        if error is not None:
+            raise NotSent(f"the order intent is not durable: {error}") from error
+        self.opened = True
+        self._on_open()
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+SEND_GATE: ContextVar[SendGate | None] = ContextVar("bexec_send_gate", default=None)
+"""The gate of the call running in this task, if any (set by the gateway, passed by the client's fetch)."""
+
+
+async def pass_gate() -> None:
+    """Wait at the current call's gate, if it has one that has not opened yet (the client's `fetch`)."""
+    gate = SEND_GATE.get()
+    if gate is not None and not gate.opened:
+        await gate.passed()
