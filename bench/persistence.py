@@ -6,6 +6,9 @@ Prints, per backend:
   same rows (psycopg2 execute_values / sqlite3 executemany, same batch size, same pragmas), and the ratio;
 - one-row-per-transaction throughput (actor with batch_size=1, and the raw driver) for reference;
 - flush() latency p50/p99 (the cost of write-ahead of one order);
+- the write-ahead batch as an order's create commits it (new RequestRecord + Order intent, plus the previous
+  order's updated Order, its Trade and one Fill), p50/p99 µs through `BatchWriter.write` and through the actor's
+  `write_ahead`, next to the raw driver's single-row INSERT + COMMIT floor measured in the same run;
 - indexed query times on a table of --query-rows fills (and proportional orders/trades).
 Creates and drops its own PostgreSQL database and a temporary SQLite file.
 """
@@ -13,6 +16,7 @@ Creates and drops its own PostgreSQL database and a temporary SQLite file.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import secrets
 import sqlite3
@@ -51,9 +55,11 @@ from engine.domain import (
     ExchangeOrderId,
     Fill,
     Order,
+    OrderRequest,
     OrderStatus,
     Pair,
     RequestId,
+    RequestRecord,
     Side,
     Symbol,
     Trade,
@@ -152,7 +158,7 @@ def raw_insert(url: str, rows: list[tuple[Any, ...]], batch: int) -> float:
 
 def truncate(url: str) -> None:
     db = connect(url)
-    for table in ("fills", "orders", "trades", "errors"):
+    for table in ("fills", "orders", "trades", "errors", "requests"):
         db.execute_sql(f"DELETE FROM {table}")
     db.close()
 
@@ -195,6 +201,113 @@ def flush_latency(url: str, samples: int, spool: Path) -> tuple[float, float]:
     handle.stop()
     times.sort()
     return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
+
+
+def _wa_intent(i: int) -> tuple[RequestRecord, Order]:
+    """Request `i` and its order's intent, with ids shaped like the engine's (hashes, so index keys scatter)."""
+    at = T0 + timedelta(seconds=i)
+    price, amount = Decimal("50000.01"), Decimal("0.00150000")
+    request = OrderRequest(
+        request_id=RequestId(hashlib.md5(f"r{i}".encode()).hexdigest()),
+        pair=Pair("BTC/USDT"), side=Side.BUY, amount=amount, price=price,
+        idempotency_key=hashlib.sha1(f"k{i}".encode()).hexdigest(),
+        created_at=at,
+    )  # fmt: skip
+    order = Order(
+        client_order_id=ClientOrderId("x-" + hashlib.sha1(f"c{i}".encode()).hexdigest()[:26] + "-p"),
+        request_id=request.request_id, pair=request.pair, side=Side.BUY, order_type="limit",
+        status=OrderStatus.PENDING_SUBMIT, price=price, amount=amount, created_at=at, updated_at=at,
+    )  # fmt: skip
+    return RequestRecord(request=request, reference_price=price), order
+
+
+def _wa_followups(i: int) -> list[Record]:
+    """Order `i` after its fill: the updated Order, its Trade and the Fill."""
+    _, order = _wa_intent(i)
+    at = order.created_at + timedelta(milliseconds=300)
+    fees = {"BNB": Decimal("0.0000075")}
+    quote = Decimal("75.000015")
+    done = order.model_copy(update={
+        "status": OrderStatus.FILLED, "exchange_order_id": ExchangeOrderId(10_000_000 + i), "filled": order.amount,
+        "remaining": Decimal(0), "quote_filled": quote, "average_price": order.price, "fees": fees,
+        "updated_at": at, "last_trade_id": TradeId(5_000_000 + i),
+    })  # fmt: skip
+    trade = Trade(
+        request_id=order.request_id, pair=order.pair, side=order.side, requested=order.amount, filled=order.amount,
+        average_price=order.price, fees=fees, status=TradeStatus.FILLED, strategy="rsi_dip", timeframe="5m",
+        indicators={"rsi": Decimal("28.5"), "ewo": Decimal("-1.2")}, created_at=order.created_at, closed_at=at,
+    )  # fmt: skip
+    fill = Fill(
+        symbol=Symbol("BTCUSDT"), pair=order.pair, trade_id=TradeId(5_000_000 + i),
+        client_order_id=order.client_order_id, exchange_order_id=ExchangeOrderId(10_000_000 + i), side=order.side,
+        price=Decimal("50000.01"),
+        quantity=order.amount, quote_quantity=quote, commission=fees["BNB"], commission_asset="BNB", is_maker=True,
+        time=at,
+    )  # fmt: skip
+    return [done, trade, fill]
+
+
+def _pcts(seconds: list[float]) -> tuple[float, float]:  # float-ok: durations
+    us = sorted(s * 1e6 for s in seconds)
+    return statistics.median(us), us[min(len(us) - 1, int(len(us) * 0.99))]
+
+
+def raw_single_commit(url: str, samples: int) -> tuple[float, float]:
+    """p50, p99 in µs of the raw driver's one-row INSERT + COMMIT into `fills` (same file/server, same pragmas)."""
+    rows = raw_rows(make_fills(samples, start=10_000_000), url.startswith("sqlite"))
+    times = []
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(urlsplit(url).path[1:], isolation_level=None)
+        conn.execute("PRAGMA journal_mode=wal")
+        conn.execute("PRAGMA synchronous=full")
+        sql = f"INSERT INTO fills ({FILL_COLS}) VALUES ({', '.join('?' * 14)})"
+        for row in rows:
+            started = time.perf_counter()
+            conn.execute("BEGIN")
+            conn.execute(sql, row)
+            conn.execute("COMMIT")
+            times.append(time.perf_counter() - started)
+        conn.close()
+        return _pcts(times)
+    pg = psycopg2.connect(url)
+    sql = f"INSERT INTO fills ({FILL_COLS}) VALUES ({', '.join(['%s'] * 14)})"
+    with pg.cursor() as cur:
+        for row in rows:
+            started = time.perf_counter()
+            cur.execute(sql, row)
+            pg.commit()
+            times.append(time.perf_counter() - started)
+    pg.close()
+    return _pcts(times)
+
+
+def write_ahead_batches(url: str, samples: int, spool: Path) -> tuple[tuple[float, float], tuple[float, float]]:
+    """p50, p99 in µs of committing the write-ahead batch: via `BatchWriter.write`, then via the actor.
+
+    Each sample is what an order's create waits for: its RequestRecord and Order intent, committed together
+    with the previous order's follow-up rows (updated Order, Trade, Fill) told before it. Both runs start after
+    `samples` warm-up orders, so the tables and indexes are not empty.
+    """
+    db = connect(url)
+    writer = BatchWriter(db)
+    direct = []
+    for i in range(2 * samples):
+        batch = [*(_wa_followups(i - 1) if i else []), *_wa_intent(i)]
+        started = time.perf_counter()
+        writer.write(batch)
+        direct.append(time.perf_counter() - started)
+    db.close()
+    handle = start_persistence(url, spool, settings=PersistenceSettings(batch_size=500))
+    handle.proxy.health().get(timeout=60)
+    via_actor = []
+    for i in range(2 * samples, 3 * samples):
+        request, intent = _wa_intent(i)
+        handle.save_many([*_wa_followups(i - 1), request])
+        started = time.perf_counter()
+        handle.write_ahead(intent).get(timeout=60)
+        via_actor.append(time.perf_counter() - started)
+    handle.stop()
+    return _pcts(direct[samples:]), _pcts(via_actor)
 
 
 def query_times(url: str, rows: int) -> list[tuple[str, float, int]]:
@@ -302,6 +415,9 @@ def bench_backend(name: str, url: str, args: argparse.Namespace, work: Path) -> 
     truncate(url)
     p50, p99 = flush_latency(url, args.flush_samples, work / f"{name}-spool2.jsonl")
     truncate(url)
+    floor = raw_single_commit(url, args.wa_samples)
+    wa_direct, wa_actor = write_ahead_batches(url, args.wa_samples, work / f"{name}-spool3.jsonl")
+    truncate(url)
     raw_rate, actor_rate = len(rows) / raw_s, len(fills) / actor_s
     print(f"\n== {name} ({url if sqlite else mask(url)}) ==")
     print(f"batched ({args.batch}/txn), {args.rows} fills, best of {args.repeat}:")
@@ -311,6 +427,12 @@ def bench_backend(name: str, url: str, args: argparse.Namespace, work: Path) -> 
     print(f"  raw driver        {len(small) / raw1_s:10.0f} fills/s")
     print(f"  persistence actor {len(small) / actor1_s:10.0f} fills/s")
     print(f"flush() latency (save_order + flush), {args.flush_samples} samples: p50 {p50:.2f} ms  p99 {p99:.2f} ms")
+    print(f"write-ahead batch (request + order intent + previous order, trade, fill), {args.wa_samples} samples:")
+    print(f"  raw single-row INSERT+COMMIT floor   p50 {floor[0]:7.0f} us  p99 {floor[1]:7.0f} us")
+    print(f"  BatchWriter.write(batch)             p50 {wa_direct[0]:7.0f} us  p99 {wa_direct[1]:7.0f} us"
+          f"   p50 ratio {wa_direct[0] / floor[0]:.2f}x floor")  # fmt: skip
+    print(f"  actor write_ahead (after save_many)  p50 {wa_actor[0]:7.0f} us  p99 {wa_actor[1]:7.0f} us"
+          f"   p50 ratio {wa_actor[0] / floor[0]:.2f}x floor")  # fmt: skip
     print(f"indexed queries on {args.query_rows} fills, {max(args.query_rows // 10, 10)} orders/trades (median of 5):")
     for label, ms, found in query_times(url, args.query_rows):
         print(f"  {label:40s} {ms:8.2f} ms  ({found} rows)")
@@ -334,6 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=500, help="rows per transaction")
     parser.add_argument("--single-rows", type=int, default=2000, help="fills for one-row-per-transaction")
     parser.add_argument("--flush-samples", type=int, default=300)
+    parser.add_argument("--wa-samples", type=int, default=500, help="write-ahead batches (and raw floor commits)")
     parser.add_argument("--query-rows", type=int, default=200_000, help="fills in the query table")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved repeats of the throughput pair")

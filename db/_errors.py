@@ -39,6 +39,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     psycopg2.OperationalError,
     psycopg2.InterfaceError,
     sqlite3.OperationalError,
+    sqlite3.InterfaceError,  # the writer runs BEGIN/COMMIT on the driver: its errors arrive unwrapped
     DatabaseUnavailableError,
     ConnectionError,
     TimeoutError,
@@ -52,6 +53,7 @@ BAD_RECORD_ERRORS: tuple[type[BaseException], ...] = (
     psycopg2.IntegrityError,
     psycopg2.DataError,
     sqlite3.IntegrityError,
+    sqlite3.DataError,
 )
 """Errors that blame the data of one record (constraint, value out of range): retrying cannot help."""
 

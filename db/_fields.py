@@ -95,6 +95,8 @@ class JsonMapField(peewee.TextField):
 
 def json_map(value: Mapping[str, Any]) -> str:
     """Serialise a mapping with sorted keys; Decimals as canonical text."""
+    if not value:
+        return "{}"  # most rows: an order before its first fill, a trade without indicators
     return orjson.dumps(
         {k: decimal_to_text(v) if isinstance(v, Decimal) else v for k, v in value.items()},
         option=orjson.OPT_SORT_KEYS,

@@ -16,7 +16,7 @@ from loguru import logger
 from playhouse.migrate import SchemaMigrator
 
 from db._fields import ExactDecimalField, JsonMapField
-from db._models import ErrorRow, FillRow, OrderRow, RequestRow, SchemaVersionRow, SnapshotRow, TradeRowV1
+from db._models import ErrorRow, FillRow, OrderRow, RequestRowV3, SchemaVersionRow, SnapshotRow, TradeRowV1
 
 # Arbitrary constant: serialises concurrent start-ups migrating the same PostgreSQL database.
 _PG_LOCK_KEY = 0x62657865  # "bexe"
@@ -50,14 +50,38 @@ def _v2_trade_indicators(db: peewee.Database, migrator: SchemaMigrator) -> None:
 
 
 def _v3_requests(db: peewee.Database, _migrator: SchemaMigrator) -> None:
-    with db.bind_ctx((RequestRow,), bind_refs=False, bind_backrefs=False):
-        db.create_tables((RequestRow,), safe=False)
+    with db.bind_ctx((RequestRowV3,), bind_refs=False, bind_backrefs=False):
+        db.create_tables((RequestRowV3,), safe=False)
+
+
+def _v4_slimmer_write_ahead(db: peewee.Database, _migrator: SchemaMigrator) -> None:
+    # Every order's write-ahead commit writes one B-tree page per index it touches (SQLite: the whole page
+    # goes to the WAL and is fsynced). No query reads requests by idempotency key or by time (see RequestRow),
+    # so those two indexes go. The orders indexes on parent_client_order_id and (exchange, exchange_order_id)
+    # become partial: a primary order has no parent, and an intent has no exchange id yet, so the NULL entries
+    # cost a page per commit while no query can use them (`children_of` asks `parent = ?`, which implies
+    # NOT NULL, and NULLs never conflict in a unique index on either backend, so uniqueness is unchanged).
+    for name in ("requests_idempotency_key", "requests_created_at"):
+        db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
+    db.execute_sql('DROP INDEX IF EXISTS "orders_parent_client_order_id"')
+    db.execute_sql(
+        'CREATE INDEX "orders_parent_client_order_id" ON "orders" ("parent_client_order_id") '
+        'WHERE "parent_client_order_id" IS NOT NULL'
+    )
+    db.execute_sql('DROP INDEX IF EXISTS "orders_exchange_exchange_order_id"')
+    db.execute_sql(
+        'CREATE UNIQUE INDEX "orders_exchange_exchange_order_id" ON "orders" ("exchange", "exchange_order_id") '
+        'WHERE "exchange_order_id" IS NOT NULL'
+    )
 
 
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "orders, fills, trades, errors, indicator_snapshots", _v1_initial),
     Migration(2, "trades: indicator columns rsi/ewo/ema/sma and their indexes", _v2_trade_indicators),
     Migration(3, "requests: each request as made, for crash recovery", _v3_requests),
+    Migration(
+        4, "requests: drop unused indexes; orders: parent and exchange id indexes partial", _v4_slimmer_write_ahead
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

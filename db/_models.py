@@ -35,7 +35,11 @@ class SchemaVersionRow(BaseRow):
 
 
 class OrderRow(BaseRow):
-    """orders: the latest known state of every exchange order."""
+    """orders: the latest known state of every exchange order.
+
+    Migration 4 made the indexes on `parent_client_order_id` and `(exchange, exchange_order_id)` partial
+    (`WHERE ... IS NOT NULL`); peewee's declarations below are what migration 1 created.
+    """
 
     id = peewee.BigAutoField()
     client_order_id = peewee.CharField(max_length=64, unique=True)
@@ -157,9 +161,8 @@ class ErrorRow(BaseRow):
         indexes = ((("operation", "time"), False),)
 
 
-class RequestRow(BaseRow):
-    """requests: each request as it was made, stored with its first order's write-ahead (never updated);
-    crash recovery rebuilds the request's plan from it."""
+class RequestRowV3(BaseRow):
+    """requests as created by migration 3 (frozen; migration 4 dropped its two secondary indexes)."""
 
     id = peewee.BigAutoField()
     request_id = peewee.CharField(max_length=64, unique=True)
@@ -169,6 +172,28 @@ class RequestRow(BaseRow):
     payload = peewee.TextField()
     reference_price = ExactDecimalField(null=True)
     created_at = UtcDateTimeField(index=True)
+
+    class Meta:
+        table_name = "requests"
+
+
+class RequestRow(BaseRow):
+    """requests: each request as it was made, stored with its first order's write-ahead (never updated);
+    crash recovery rebuilds the request's plan from it.
+
+    Only `request_id` is indexed: no query looks a request up by idempotency key or time range (recovery
+    reads the unfinished ones whole, `idempotency_keys` reads every key), and each index is one more page
+    written by every order's write-ahead commit.
+    """
+
+    id = peewee.BigAutoField()
+    request_id = peewee.CharField(max_length=64, unique=True)
+    idempotency_key = peewee.CharField(max_length=128)
+    exchange = peewee.CharField(max_length=32)
+    pair = peewee.CharField(max_length=32)
+    payload = peewee.TextField()
+    reference_price = ExactDecimalField(null=True)
+    created_at = UtcDateTimeField()
 
     class Meta:
         table_name = "requests"
