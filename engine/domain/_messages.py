@@ -30,6 +30,7 @@ from engine.domain._values import Money, NonNegativeDecimal, PairField, Positive
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 _set = object.__setattr__
+_new = object.__new__
 _M = TypeVar("_M", bound=BaseModel)
 NAMED_INDICATORS: tuple[str, ...] = ("rsi", "ewo", "ema", "sma")
 """Indicators that have their own field (and their own indexed database column)."""
@@ -112,6 +113,19 @@ class RequestRecord(BaseModel):
     def request_id(self) -> RequestId:
         """The request's id (the natural key)."""
         return self.request.request_id
+
+    @classmethod
+    def of(cls, request: OrderRequest, reference_price: Decimal | None, exchange: str) -> Self:
+        """The record of a validated request; validated again only when the reference price looks wrong.
+
+        Built once per request on the hot path (with the first write-ahead). The price may come from the
+        book's mid rather than the request: anything not finite and positive fails exactly as `cls(...)` does.
+        """
+        price = reference_price
+        sane = price is None or (type(price) is Decimal and price.is_finite() and price > 0)
+        if sane and type(request) is OrderRequest and type(exchange) is str:
+            return _trusted(cls, {"request": request, "reference_price": reference_price, "exchange": exchange})
+        return cls(request=request, reference_price=reference_price, exchange=exchange)
 
 
 class Fill(BaseModel):
@@ -271,13 +285,22 @@ class IndicatorSnapshot(BaseModel):
     values: Mapping[str, Money] = Field(default_factory=dict)
 
 
+_SHAPES: dict[type[BaseModel], tuple[tuple[str, ...], set[str]]] = {}
+"""Per model: its field names in order, and as the set every trusted instance copies as its fields set."""
+
+
 def _trusted(cls: type[_M], fields: dict[str, Any]) -> _M:
     """What `model_construct` does, for a complete set of fields, without its per-field Python loop."""
-    if fields.keys() != cls.__pydantic_fields__.keys():
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        names = tuple(cls.__pydantic_fields__)
+        shape = _SHAPES[cls] = (names, set(names))
+    # The callers list the fields in declaration order: one tuple comparison (then the set check) decides.
+    if tuple(fields) != shape[0] and fields.keys() != cls.__pydantic_fields__.keys():
         raise TypeError(f"a trusted {cls.__name__} needs every field; got {sorted(fields)}")
-    model = cls.__new__(cls)
+    model = _new(cls)  # what `cls.__new__` is for a model (pydantic defines no `__new__`)
     _set(model, "__dict__", fields)
-    _set(model, "__pydantic_fields_set__", set(fields))
+    _set(model, "__pydantic_fields_set__", shape[1].copy())
     _set(model, "__pydantic_extra__", None)
     _set(model, "__pydantic_private__", None)
     return model

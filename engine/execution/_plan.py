@@ -198,7 +198,10 @@ class ExecutionPlan:
         return tuple(leg.spec.client_order_id for leg in self._legs)
 
     def _leg(self, cid: str) -> _Leg | None:
-        return next((leg for leg in self._legs if leg.spec.client_order_id == cid), None)
+        for leg in self._legs:  # one or two legs: a loop beats building a generator (every event asks)
+            if leg.spec.client_order_id == cid:
+                return leg
+        return None
 
     # ---- events -------------------------------------------------------------------------------------------
 

@@ -231,7 +231,17 @@ def _evolve(state: OrderState, **changes: object) -> OrderState:
     return new
 
 
-def _transition(state: OrderState, trigger: Trigger, event: OrderEvent, effects: list[OrderEffect]) -> OrderState:
+def _transition(
+    state: OrderState,
+    trigger: Trigger,
+    event: OrderEvent,
+    effects: list[OrderEffect],
+    changes: dict[str, object] | None = None,
+) -> OrderState:
+    """The state after `trigger`, with `changes` (what the event set besides the status) applied too.
+
+    One copy of the state per event, whatever it changes: nothing outside `apply` sees the states between.
+    """
     target = TRANSITIONS.get((state.status, trigger))
     if target is None:
         logger.warning(
@@ -243,16 +253,17 @@ def _transition(state: OrderState, trigger: Trigger, event: OrderEvent, effects:
         )
         if state.status is OrderStatus.REJECTED and trigger is not Trigger.SUBMIT:
             effects.append(Anomaly(state.client_order_id, f"{trigger.name} after the order was rejected"))
-        return state
+        return _evolve(state, **changes) if changes else state
     if target == _REVERT:
+        assert not changes  # a failed cancel changes nothing but the status
         new = OrderStatus.PARTIALLY_FILLED if state.filled > 0 or state.exchange_cum_qty > 0 else OrderStatus.OPEN
     else:
         assert isinstance(target, OrderStatus)
         new = target
     if new is state.status:
-        return state
+        return _evolve(state, **changes) if changes else state
     effects.append(StatusChanged(state.client_order_id, state.status, new))
-    return _evolve(state, status=new)
+    return _evolve(state, status=new, **changes) if changes else _evolve(state, status=new)
 
 
 def _apply_fill(state: OrderState, fill: FillEvent, effects: list[OrderEffect]) -> OrderState:
@@ -274,34 +285,38 @@ def _apply_fill(state: OrderState, fill: FillEvent, effects: list[OrderEffect]) 
         fills = (*state.fills, fill)  # the usual case: trades arrive in id order
     else:
         fills = tuple(sorted((*state.fills, fill), key=lambda f: f.trade_id))
-    state = _evolve(
-        state,
-        fills=fills,
-        trade_ids=state.trade_ids | {fill.trade_id},
-        filled=state.filled + fill.quantity,
-        quote_filled=state.quote_filled + fill.quote_quantity,
-        fees=tuple(sorted(fees.items())),
-        exchange_order_id=state.exchange_order_id if state.exchange_order_id is not None else fill.order_id,
-    )
+    filled = state.filled + fill.quantity
+    changes: dict[str, object] = {
+        "fills": fills,
+        "trade_ids": state.trade_ids | {fill.trade_id},
+        "filled": filled,
+        "quote_filled": state.quote_filled + fill.quote_quantity,
+        "fees": tuple(sorted(fees.items())),
+        "exchange_order_id": state.exchange_order_id if state.exchange_order_id is not None else fill.order_id,
+    }
     effects.append(FillApplied(state.client_order_id, fill))
-    trigger = Trigger.FILL_COMPLETE if state.filled >= state.amount else Trigger.FILL_PARTIAL
-    return _transition(state, trigger, fill, effects)
+    trigger = Trigger.FILL_COMPLETE if filled >= state.amount else Trigger.FILL_PARTIAL
+    return _transition(state, trigger, fill, effects, changes)
 
 
 def _apply_status(state: OrderState, event: ExchangeStatus, effects: list[OrderEffect]) -> OrderState:
     if event.cum_qty > state.amount:
         effects.append(Anomaly(state.client_order_id, f"exchange reports {event.cum_qty} filled of {state.amount}"))
         return state
-    if state.exchange_order_id is None and event.order_id is not None:
-        state = _evolve(state, exchange_order_id=event.order_id)
+    changes: dict[str, object] = {}
+    order_id = state.exchange_order_id
+    if order_id is None and event.order_id is not None:
+        order_id = changes["exchange_order_id"] = event.order_id
     if event.cum_qty > state.exchange_cum_qty:
-        state = _evolve(state, exchange_cum_qty=event.cum_qty, exchange_cum_quote=max(
-            state.exchange_cum_quote, event.cum_quote))  # fmt: skip
-        if state.exchange_cum_qty > state.filled:
-            effects.append(FetchMissingFills(state.client_order_id, state.exchange_order_id, state.missing_qty))
+        changes["exchange_cum_qty"] = event.cum_qty
+        changes["exchange_cum_quote"] = max(state.exchange_cum_quote, event.cum_quote)
+        if event.cum_qty > state.filled:
+            # `missing_qty` of the new state
+            effects.append(FetchMissingFills(state.client_order_id, order_id, event.cum_qty - state.filled))
     if event.status is ExchangeOrderStatus.PENDING_CANCEL:
-        return state  # Binance does not use it; nothing to learn beyond the quantities
-    return _transition(state, _REPORT_TRIGGER[event.status], event, effects)
+        # Binance does not use it; nothing to learn beyond the quantities
+        return _evolve(state, **changes) if changes else state
+    return _transition(state, _REPORT_TRIGGER[event.status], event, effects, changes)
 
 
 def apply(state: OrderState, event: OrderEvent) -> tuple[OrderState, tuple[OrderEffect, ...]]:
@@ -316,9 +331,8 @@ def apply(state: OrderState, event: OrderEvent) -> tuple[OrderState, tuple[Order
         case ExchangeStatus():
             state = _apply_status(state, event, effects)
         case Acked(order_id=order_id):
-            if state.exchange_order_id is None:
-                state = _evolve(state, exchange_order_id=order_id)
-            state = _transition(state, Trigger.ACK, event, effects)
+            known = state.exchange_order_id is not None
+            state = _transition(state, Trigger.ACK, event, effects, None if known else {"exchange_order_id": order_id})
         case CancelRejected(order_gone=gone):
             before = state.status
             state = _transition(state, Trigger.CANCEL_REJECTED, event, effects)

@@ -166,8 +166,7 @@ class PairBook(RecoveringBook):
             return
         self._seen.add(request.idempotency_key)
         # Stored with the first order's write-ahead (same commit): what a restart resumes the plan from.
-        self._out.append(Persist(RequestRecord(request=request, reference_price=plan.reference_price,
-                                               exchange=self.settings.exchange)))  # fmt: skip
+        self._out.append(Persist(RequestRecord.of(request, plan.reference_price, self.settings.exchange)))
         if volatile:
             execution.story.append("volatile market: no wait for the limit")
         self._carry(execution, commands, now_ms)

@@ -26,9 +26,15 @@ class SeenKeys:
 
     def _positions(self, key: str) -> list[int]:
         digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
-        h1 = int.from_bytes(digest[:8], "little")
-        h2 = int.from_bytes(digest[8:], "little") | 1
-        return [(h1 + i * h2) % self._bits for i in range(self._hashes)]
+        bits = self._bits
+        # (h1 + i·h2) mod bits, stepped in small integers rather than recomputed from 64-bit ones
+        pos = int.from_bytes(digest[:8], "little") % bits
+        step = (int.from_bytes(digest[8:], "little") | 1) % bits
+        positions = [pos]
+        for _ in range(self._hashes - 1):
+            pos = (pos + step) % bits
+            positions.append(pos)
+        return positions
 
     def add(self, key: str) -> None:
         """Remember `key`."""
