@@ -64,9 +64,13 @@ class StoreLike(Protocol):
         """Fire-and-forget store of several records, in order, as one message."""
 
     def write_ahead_then(
-        self, record: Any, on_durable: Callable[[], None], on_failed: Callable[[BaseException], None]
+        self,
+        record: Any,
+        on_durable: Callable[[], None],
+        on_failed: Callable[[BaseException], None],
+        companions: Sequence[Any] = (),
     ) -> None:
-        """Store `record`; call `on_durable()` once it and everything saved before it is durable, else
+        """Store `record` with `companions` in one commit; call `on_durable()` once they are durable, else
         `on_failed(error)` (both on the persistence thread)."""
 
 
@@ -220,8 +224,9 @@ class PairActor(pykka.ThreadingActor):
         for command in commands:
             if isinstance(command, Resolve):
                 self._resolve(command.request_id, command.outcome)
-        # The records of one message go to persistence as one tell, still ahead of any write-ahead that
-        # follows them, so the persistence inbox sees them in the book's order.
+        # The records of one message go to persistence as one tell. Those ahead of a write-ahead (its request,
+        # a primary's cancel before its fallback) ride with it, in its commit: the intent is never durable
+        # without them.
         records: list[Any] = []
         for command in commands:
             if isinstance(command, Resolve):
@@ -229,12 +234,13 @@ class PairActor(pykka.ThreadingActor):
             if isinstance(command, Persist):
                 records.append(command.item)
                 continue
-            if records and isinstance(command, WriteAhead):
-                self._save(records)
-                records = []
             finished = finished or (isinstance(command, Emit) and command.event.kind is EventKind.DONE)
             try:
-                self._do(command)
+                if isinstance(command, WriteAhead):
+                    self._write_ahead(command, records)
+                    records = []
+                else:
+                    self._do(command)
             except Exception:  # noqa: BLE001 - one failed command must not lose the rest; it is logged
                 logger.bind(pair=self._book.pair).exception("command {} failed", type(command).__name__)
         if records:
@@ -244,11 +250,9 @@ class PairActor(pykka.ThreadingActor):
             self._book.forget_finished()
 
     def _do(self, command: Command) -> None:
-        """Carry out one command (`_run` handles `Resolve` and `Persist` itself)."""
+        """Carry out one command (`_run` handles `Resolve`, `Persist` and `WriteAhead` itself)."""
         if isinstance(command, Send):
             self._send(command.request)
-        elif isinstance(command, WriteAhead):
-            self._write_ahead(command)
         elif isinstance(command, Schedule):
             self._schedule(command.key, command.due_ms)
         elif isinstance(command, Unschedule):
@@ -300,7 +304,7 @@ class PairActor(pykka.ThreadingActor):
             )
         )
 
-    def _write_ahead(self, command: WriteAhead) -> None:
+    def _write_ahead(self, command: WriteAhead, companions: list[Any]) -> None:
         # The create goes to the gateway now, gated: ccxt prepares and signs it while the intent commits, and
         # its bytes leave only once the commit is done (engine.venue._gate) — never before. This actor does
         # not wait for either. A failed write-ahead comes back as a message: the create never left.
@@ -325,7 +329,7 @@ class PairActor(pykka.ThreadingActor):
             durable.set_exception(exc)
             proxy.on_write_ahead_failed.defer(cid, repr(exc))
 
-        self._store.write_ahead_then(command.order, lambda: durable.set_result(None), failed)
+        self._store.write_ahead_then(command.order, lambda: durable.set_result(None), failed, companions)
 
     def on_write_ahead_failed(self, cid: ClientOrderId, message: str) -> None:
         """The intent of `cid` could not be stored: its create was not sent."""

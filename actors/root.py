@@ -207,7 +207,12 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
             self._s.stream,
             clock=self._clock,
             ticker=self._ticker,
-            on_report=ReportRouter(routes, self._symbol_pairs, self._self.on_unrouted.defer),
+            on_report=ReportRouter(
+                routes,
+                self._symbol_pairs,
+                self._self.on_unrouted.defer,
+                handoff_pause_s=self._s.stream.report_handoff_pause_us / 1e6,
+            ),
             on_price=PriceRouter(routes, self._symbol_pairs),
             on_health=self._self.on_stream_health.defer,
             on_gap=self._self.reconcile.defer,

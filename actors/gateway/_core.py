@@ -58,8 +58,6 @@ class GatewayStats:
 
 _WEIGHT_1M = (LimitKind.REQUEST_WEIGHT, 60_000)
 _ORDERS_10S = (LimitKind.ORDERS, 10_000)
-_MAX_HEADER_NAMES = 256
-"""Response header names remembered as relevant or not (a bound, should a server vary its names)."""
 
 
 class GatewayCore:
@@ -97,7 +95,6 @@ class GatewayCore:
         self._dispatching = False
         self._budget_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._relevant_headers: dict[str, bool] = {}
         self._in_flight = 0
         self._sent = 0
         self._failed = 0
@@ -375,19 +372,7 @@ class GatewayCore:
 
     def _on_response(self, status: int, headers: Mapping[str, str], method: str, url: str) -> None:
         now = self._clock.now_ms()
-        # Only the X-MBX-* counters matter to the budget; which names they are is learnt once per name.
-        relevant = self._relevant_headers
-        counts = {}
-        for name, value in headers.items():
-            keep = relevant.get(name)
-            if keep is None:
-                keep = name.lower().startswith(("x-mbx-used-weight-", "x-mbx-order-count-"))
-                if len(relevant) < _MAX_HEADER_NAMES:
-                    relevant[name] = keep
-            if keep:
-                counts[name] = value
-        if counts:
-            self.budget.observe(counts, now)
+        self.budget.observe(headers, now)  # it learns once per header name which ones are counters
         if status in (418, 429):
             # Block every other caller at once, before this error even reaches its requester.
             retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)

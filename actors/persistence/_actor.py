@@ -2,9 +2,9 @@
 
 Writes arrive by `tell` (`PersistenceHandle.save_*`/`save_many`, or `proxy.save_*` whose future nobody
 needs), are batched by size and by the `tick()` the clock sends every batch interval, and are committed
-with idempotent upserts. `flush()` is the barrier; `write_ahead(record)` stores a record and is the barrier
-in one message, and write-aheads queued together share one commit (group commit). Health goes up through
-the listener given at construction (tell up, never ask up).
+with idempotent upserts. `flush()` is the barrier; `write_ahead(record)` stores a record and answers once it
+is durable, in a commit of its own ahead of the batch, and write-aheads queued together share one commit
+(group commit). Health goes up through the listener given at construction (tell up, never ask up).
 """
 
 from __future__ import annotations
@@ -89,14 +89,18 @@ class DurableCallback:
 
 @dataclass(frozen=True)
 class WriteAheadRecord:
-    """Inbox message: store `record`; `done` resolves once it, and everything before it, is durable.
+    """Inbox message: store `record` (and `companions`, the records of the same pair message, e.g. its request);
+    `done` resolves once they are durable.
 
     The write-ahead in one message (`save` + `flush` were two messages and two wake-ups per order). The
-    reply waits while more messages are queued, so write-aheads of several pairs share one commit.
+    reply waits while more messages are queued, so write-aheads of several pairs share one commit. That commit
+    holds the write-aheads' own rows only: records told earlier are committed by the next tick (at most one
+    batch interval later) or `flush()`, not on the order's critical path.
     """
 
     record: Record
     done: pykka.Future[Durability] | DurableCallback
+    companions: tuple[Record, ...] = ()
 
 
 class PersistenceActor(pykka.ThreadingActor):
@@ -114,6 +118,7 @@ class PersistenceActor(pykka.ThreadingActor):
         # Runs in the caller's thread: parse only (a bad URL fails here), no I/O.
         self._core = PersistenceCore(url, spool_path, listener=listener, settings=settings)
         self._waiting: list[pykka.Future[Durability] | DurableCallback] = []
+        self._urgent: list[Record] = []  # the waiting write-aheads' records, committed ahead of the batch
 
     def on_start(self) -> None:
         self._core.start()
@@ -138,7 +143,8 @@ class PersistenceActor(pykka.ThreadingActor):
         elif isinstance(message, RecordBatch):
             self._core.accept_many(message.records)
         elif isinstance(message, WriteAheadRecord):
-            self._core.accept(message.record)
+            self._urgent.extend(message.companions)
+            self._urgent.append(message.record)
             self._waiting.append(message.done)
         elif isinstance(message, Tick):
             self._settle()
@@ -152,12 +158,13 @@ class PersistenceActor(pykka.ThreadingActor):
         return None
 
     def _settle(self) -> None:
-        """Make everything accepted durable and answer the waiting write-aheads."""
+        """Make the waiting write-aheads' records durable (in a commit of their own) and answer them."""
         waiting, self._waiting = self._waiting, []
+        urgent, self._urgent = self._urgent, []
         if not waiting:
             return
         try:
-            durability = self._core.flush()
+            durability = self._core.commit_now(urgent)
         except Exception:  # noqa: BLE001 - "not durable" (or worse) goes to every waiter, as an ask's would
             failure = sys.exc_info()
             for future in waiting:
@@ -309,7 +316,8 @@ class PersistenceHandle:
         self.ref.tell(RecordBatch(tuple(records)))
 
     def write_ahead(self, record: Record) -> pykka.Future[Durability]:
-        """Store `record` and resolve once it (and everything told before it) is durable, in one message.
+        """Store `record` and resolve once it is durable, in one message (records told earlier follow with the
+        next batch; `flush()` is the barrier for everything).
 
         Raises (in the future):
             NotDurableError: neither the database nor the spool could take the records.
@@ -319,18 +327,23 @@ class PersistenceHandle:
         return done
 
     def write_ahead_then(
-        self, record: Record, on_durable: Callable[[], None], on_failed: Callable[[BaseException], None]
+        self,
+        record: Record,
+        on_durable: Callable[[], None],
+        on_failed: Callable[[BaseException], None],
+        companions: Sequence[Record] = (),
     ) -> None:
-        """Store `record`; once it (and everything told before it) is durable call `on_durable()` on the
-        persistence thread — or `on_failed(error)` if it cannot be. Nothing waits: the caller goes on."""
-        self.ref.tell(WriteAheadRecord(record, DurableCallback(on_durable, on_failed)))
+        """Store `record` and its `companions` (stored in the same commit, ahead of it); once they are durable
+        call `on_durable()` on the persistence thread — or `on_failed(error)` if they cannot be. Nothing waits:
+        the caller goes on. Records told earlier follow with the next batch."""
+        self.ref.tell(WriteAheadRecord(record, DurableCallback(on_durable, on_failed), tuple(companions)))
 
     def tick(self) -> None:
         """Fire-and-forget interval tick."""
         self.ref.tell(Tick())
 
     def flush(self) -> pykka.Future[Durability]:
-        """The write-ahead barrier: resolves once everything told before it is durable."""
+        """The barrier: resolves once everything told before it is durable."""
         return self.proxy.flush()
 
     def stop(self, timeout: float = 30.0) -> None:  # float-ok: seconds

@@ -131,6 +131,21 @@ class PersistenceCore:
             self._backoff = min(self._backoff * 2, self._settings.max_retry_ticks)
             self._ticks_to_retry = self._backoff
 
+    def commit_now(self, records: Sequence[Record]) -> Durability:
+        """Make `records` durable now, in one transaction of their own, ahead of the pending batch (which its
+        tick commits). A write-ahead's commit then holds only its own rows: its cost is the pages it dirties,
+        and the rows of earlier messages doubled them (every upsert is forward-only and every insert
+        idempotent, so the order in which rows reach the database never changes what it holds).
+
+        Raises:
+            NotDurableError: records are only in memory (database down and spool refusing writes).
+        """
+        if self._degraded:
+            self._to_spool(list(records))
+        else:
+            self._write(list(records))  # a failure spools them (and the pending batch) and degrades
+        return self._durability()
+
     def flush(self) -> Durability:
         """Make everything accepted so far durable; say where.
 
@@ -139,6 +154,9 @@ class PersistenceCore:
         """
         if not self._degraded:
             self._commit_pending()
+        return self._durability()
+
+    def _durability(self) -> Durability:
         if self._degraded:
             self._retry_memory()
             self._spool.sync()

@@ -39,6 +39,8 @@ class StreamSettings:
         connection_attempts_per_window / connection_window_ms: Our share of Binance's limit of 300 connection
             attempts per 5 minutes per IP (both streams together).
         listen_key_keepalive_ms: Binance.US: PUT the listenKey this often (Binance expires it after 60 min).
+        report_handoff_pause_us: After telling a pair actor an execution report, UBWA's thread sleeps this
+            long (0: not at all) — see `actors._feeds.ReportRouter`.
     """
 
     exchange: ExchangeKind = "binance"
@@ -57,6 +59,7 @@ class StreamSettings:
     connection_attempts_per_window: int = 250
     connection_window_ms: int = 300_000
     listen_key_keepalive_ms: int = 30 * 60_000
+    report_handoff_pause_us: int = 20
 
     def __post_init__(self) -> None:
         if self.exchange not in UBWA_EXCHANGES:

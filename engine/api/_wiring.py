@@ -218,4 +218,5 @@ def stream_settings(config: Config, endpoint: Endpoint, sim: Simulator | None = 
         ping_timeout_s=float(sc.ping_timeout_s),  # float-ok: seconds
         watchdog_silence_ms=int(sc.watchdog_silence_s * 1000),
         max_reconnect_backoff_ms=int(sc.max_reconnect_backoff_s * 1000),
+        report_handoff_pause_us=sc.report_handoff_pause_us,
     )

@@ -221,6 +221,13 @@ class StreamConfig(_Section):
     reconcile_interval_s: Decimal = Field(default=Decimal(60), gt=0, le=3600, allow_inf_nan=False)
     reconcile_interval_unhealthy_s: Decimal = Field(default=Decimal(5), gt=0, le=3600, allow_inf_nan=False)
     max_reconnect_backoff_s: Decimal = Field(default=Decimal(30), gt=0, le=600, allow_inf_nan=False)
+    report_handoff_pause_us: int = Field(
+        default=20,
+        ge=0,
+        le=1000,
+        description="after handing an execution report to its pair actor, the stream's thread pauses this long "
+        "so the pair actor takes the interpreter first (lower fill latency; 0 turns it off)",
+    )
     user_data: bool = True
     market_data: bool = True
 

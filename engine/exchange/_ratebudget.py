@@ -42,6 +42,7 @@ _INTERVAL_MS: Final[Mapping[str, int]] = {
 }
 _HEADER_LETTER: Final[Mapping[str, str]] = {"S": "SECOND", "M": "MINUTE", "H": "HOUR", "D": "DAY"}
 _HEADER_RE: Final = re.compile(r"^x-mbx-(used-weight|order-count)-(\d+)([smhd])$")
+_MAX_HEADER_NAMES: Final = 256
 
 
 class LimitKind(StrEnum):
@@ -178,6 +179,10 @@ class RateBudget:
         self._blocked_until_ms = 0
         self._blocked_reason = ""
         self._orders_halted_until_ms = 0
+        # Per-request work is on every order's path: what can be known up front is computed once.
+        self._allowed = tuple(self.effective_limit(limit) for limit in self._limits)
+        self._header_windows: dict[str, tuple[int, ...]] = {}
+        """Response header name → indexes of the limits it counts (empty: not a counter; learnt per name)."""
 
     @staticmethod
     def limits_from_exchange_info(rate_limits: Iterable[Mapping[str, object]]) -> tuple[RateLimit, ...]:
@@ -228,19 +233,20 @@ class RateBudget:
         if endpoint is EndpointKind.CREATE_ORDER and now_ms < self._orders_halted_until_ms:
             return Wait(self._orders_halted_until_ms, "new orders halted until the IP ban ends (418)")
         cost_weight = self._weights[endpoint] if weight is None else weight
-        for limit, window in zip(self._limits, self._windows, strict=True):
-            cost = self._cost(limit, endpoint, cost_weight)
+        costs = [self._cost(limit, endpoint, cost_weight) for limit in self._limits]
+        starts = [now_ms - now_ms % limit.interval_ms for limit in self._limits]  # `window_start`, inlined
+        for limit, window, cost, start, allowed in zip(
+            self._limits, self._windows, costs, starts, self._allowed, strict=True
+        ):
             if cost == 0:
                 continue
-            start = limit.window_start(now_ms)
             used = window.used if window.start_ms == start else 0
-            allowed = self.effective_limit(limit)
             if used + cost > allowed:
                 return Wait(start + limit.interval_ms, f"{limit.label} window full ({used}+{cost} > {allowed})")
-        for limit, window in zip(self._limits, self._windows, strict=True):
-            window.roll(limit.window_start(now_ms))
+        for window, cost, start in zip(self._windows, costs, starts, strict=True):
+            window.roll(start)
             # charge on top of whichever count is higher, so local and server counts never overlap short
-            window.local = window.used + self._cost(limit, endpoint, cost_weight)
+            window.local = window.used + cost
         return Admit(endpoint, cost_weight, now_ms)
 
     def release(self, admit: Admit, *, success: bool) -> None:
@@ -259,23 +265,36 @@ class RateBudget:
         """
         when = now_ms if sent_ms is None else sent_ms
         for name, value in headers.items():
-            match = _HEADER_RE.match(name.lower())
-            if match is None:
+            indexes = self._header_windows.get(name)
+            if indexes is None:
+                indexes = self._limits_counted_by(name)
+            if not indexes:
                 continue
             try:
                 count = int(value)
             except ValueError:
                 continue
-            kind = LimitKind.REQUEST_WEIGHT if match.group(1) == "used-weight" else LimitKind.ORDERS
-            interval_ms = int(match.group(2)) * _INTERVAL_MS[_HEADER_LETTER[match.group(3).upper()]]
-            for limit, window in zip(self._limits, self._windows, strict=True):
-                if limit.kind is not kind or limit.interval_ms != interval_ms:
-                    continue
+            for i in indexes:
+                limit, window = self._limits[i], self._windows[i]
                 start = limit.window_start(when)
                 if start != limit.window_start(now_ms):
                     continue
                 window.roll(start)
                 window.server = max(window.server, count)
+
+    def _limits_counted_by(self, name: str) -> tuple[int, ...]:
+        """The limits a response header counts (by kind and interval), remembered per header name."""
+        match = _HEADER_RE.match(name.lower())
+        indexes: tuple[int, ...] = ()
+        if match is not None:
+            kind = LimitKind.REQUEST_WEIGHT if match.group(1) == "used-weight" else LimitKind.ORDERS
+            interval_ms = int(match.group(2)) * _INTERVAL_MS[_HEADER_LETTER[match.group(3).upper()]]
+            indexes = tuple(
+                i for i, limit in enumerate(self._limits) if limit.kind is kind and limit.interval_ms == interval_ms
+            )
+        if len(self._header_windows) < _MAX_HEADER_NAMES:  # a bound, should a server vary its header names
+            self._header_windows[name] = indexes
+        return indexes
 
     def on_throttled(
         self,

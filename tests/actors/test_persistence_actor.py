@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -98,11 +100,38 @@ def test_batches_and_write_ahead_in_one_message(db_url: str, tmp_path: Path, rea
     handle = _start(db_url, tmp_path)
     handle.save_many([rec.fill(n) for n in range(1, 4)])
     o = rec.order()
-    # The write-ahead makes its record and everything told before it durable in the one round trip.
+    # The write-ahead commits its own record, ahead of the batch told before it (the next tick's, or flush's).
     assert handle.write_ahead(o).get(timeout=GET) is Durability.DATABASE
+    assert count(reader, OrderRow) == 1
+    assert count(reader, FillRow) == 0
+    assert handle.flush().get(timeout=GET) is Durability.DATABASE
     assert count(reader, FillRow) == 3
     assert handle.proxy.get_order("c-1").get(timeout=GET) == o
     handle.stop()
+
+
+def test_a_write_ahead_commits_its_companions_with_it(tmp_path: Path) -> None:
+    # On SQLite (the file is read directly): the companions (a pair message's records ahead of the intent, such
+    # as its request) are durable when `on_durable` runs; an earlier message's records are not yet.
+    path = tmp_path / "wa.sqlite3"
+    handle = _start(f"sqlite:///{path}", tmp_path)
+    durable = threading.Event()
+    failures: list[BaseException] = []
+
+    def stored(table: str, column: str) -> list[object]:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            return sorted(row[0] for row in conn.execute(f"SELECT {column} FROM {table}"))
+
+    try:
+        handle.save_many([rec.fill(1)])
+        handle.write_ahead_then(rec.order("c-9"), durable.set, failures.append, companions=[rec.fill(2)])
+        assert durable.wait(GET) and not failures
+        assert stored("fills", "trade_id") == [2]
+        assert stored("orders", "client_order_id") == ["c-9"]
+        assert handle.flush().get(timeout=GET) is Durability.DATABASE
+        assert stored("fills", "trade_id") == [1, 2]
+    finally:
+        handle.stop()
 
 
 def test_write_aheads_queued_together_share_one_commit(db_url: str, tmp_path: Path) -> None:

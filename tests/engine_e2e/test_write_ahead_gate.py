@@ -64,7 +64,7 @@ def test_the_create_waits_at_its_gate_until_the_intent_is_durable(
         original_passed = SendGate.passed
 
         def held_write_ahead(
-            self: PersistenceHandle, record: Any, on_durable: Callable[[], None], on_failed: Any
+            self: PersistenceHandle, record: Any, on_durable: Callable[[], None], on_failed: Any, companions: Any = ()
         ) -> None:
             def later() -> None:
                 release.wait(20)
@@ -72,7 +72,9 @@ def test_the_create_waits_at_its_gate_until_the_intent_is_durable(
                 on_durable()
 
             # The commit really happens; only its answer is held back, on a thread of the test's own.
-            original_write_ahead(self, record, lambda: threading.Thread(target=later, daemon=True).start(), on_failed)
+            original_write_ahead(
+                self, record, lambda: threading.Thread(target=later, daemon=True).start(), on_failed, companions
+            )
 
         async def watched_passed(self: SendGate) -> None:
             at_gate.set()
@@ -103,7 +105,9 @@ def test_a_failed_write_ahead_sends_nothing_and_refuses(
     engine.subscribe(events)
     try:
 
-        def failing_write_ahead(self: PersistenceHandle, record: Any, on_durable: Any, on_failed: Any) -> None:
+        def failing_write_ahead(
+            self: PersistenceHandle, record: Any, on_durable: Any, on_failed: Any, companions: Any = ()
+        ) -> None:
             on_failed(OSError("disk full (test)"))
 
         monkeypatch.setattr(PersistenceHandle, "write_ahead_then", failing_write_ahead)
