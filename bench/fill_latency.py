@@ -29,6 +29,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -112,6 +113,8 @@ class Hops:
 
     def __init__(self) -> None:
         self.last: dict[str, int] = {}
+        self.report_done = threading.Event()
+        """Set when UBWA's report callback returns: with the hand-off pause the listener can hear the fill first."""
 
     def install(self) -> None:
         from actors._events import EventBus
@@ -121,6 +124,7 @@ class Hops:
         from engine.exchange import ExecutionReport
 
         last = self.last
+        report_done = self.report_done
         perf = time.perf_counter_ns
 
         def wrap(cls: Any, name: str, hop: str, when: Any = None, end: str | None = None) -> None:
@@ -151,6 +155,7 @@ class Hops:
             finally:
                 if report:
                     last["ubwa report done"] = perf()
+                    report_done.set()
                 elif b"outboundAccountPosition" in text:
                     last["ubwa position done"] = perf()
 
@@ -169,8 +174,9 @@ def _instrumented(sim: SimProcess, recorder: FillRecorder, hops: Hops, symbol: s
     """One fill through the instrumented path: the stamps [send, each hop…, listener]."""
     recorder.reset(1)
     hops.last.clear()
+    hops.report_done.clear()
     [(t0, _)] = sim.fills([(symbol, oid, QTY)])
-    if not recorder.arrived.wait(10):
+    if not recorder.arrived.wait(10) or not hops.report_done.wait(10):
         raise RuntimeError("a fill never arrived")
     return [t0, *(hops.last[h] for h in Hops.names), recorder.fills[-1][0]]
 
