@@ -291,7 +291,8 @@ class PairActor(pykka.ThreadingActor):
         except Exception:  # noqa: BLE001 - as for any command: logged, the rest still runs
             logger.bind(pair=self._book.pair).exception("storing {} records failed", len(records))
 
-    def _send(self, request: GatewayRequest) -> None:
+    def _send(self, request: GatewayRequest, gate: concurrent.futures.Future[None] | None = None) -> None:
+        """Submit the book's request with this actor as the reply address (and the create's gate, if any)."""
         self._gateway.submit(
             GatewayRequest(
                 request.op,
@@ -301,6 +302,7 @@ class PairActor(pykka.ThreadingActor):
                 request.pair,
                 self._reply,
                 request.weight,
+                gate=gate,
             )
         )
 
@@ -309,20 +311,8 @@ class PairActor(pykka.ThreadingActor):
         # its bytes leave only once the commit is done (engine.venue._gate) — never before. This actor does
         # not wait for either. A failed write-ahead comes back as a message: the create never left.
         cid = command.order.client_order_id
-        request = command.send
         durable: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._gateway.submit(
-            GatewayRequest(
-                request.op,
-                request.params,
-                request.priority,
-                request.key,
-                request.pair,
-                self._reply,
-                request.weight,
-                gate=durable,
-            )
-        )
+        self._send(command.send, durable)
         proxy = self._self
 
         def failed(exc: BaseException) -> None:
