@@ -319,7 +319,13 @@ class PairActor(pykka.ThreadingActor):
             durable.set_exception(exc)
             proxy.on_write_ahead_failed.defer(cid, repr(exc))
 
-        self._store.write_ahead_then(command.order, lambda: durable.set_result(None), failed, companions)
+        try:
+            self._store.write_ahead_then(command.order, lambda: durable.set_result(None), failed, companions)
+        except Exception as exc:
+            # Persistence could not even take it: close the gate (the create already queued is dropped, not
+            # left waiting forever) and fail the order as any failed write-ahead.
+            failed(exc)
+            raise
 
     def on_write_ahead_failed(self, cid: ClientOrderId, message: str) -> None:
         """The intent of `cid` could not be stored: its create was not sent."""

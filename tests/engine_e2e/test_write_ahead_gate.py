@@ -97,8 +97,9 @@ def test_the_create_waits_at_its_gate_until_the_intent_is_durable(
         engine.stop(graceful=False)
 
 
+@pytest.mark.parametrize("how", ["answers_failed", "raises"])
 def test_a_failed_write_ahead_sends_nothing_and_refuses(
-    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     engine = _engine(sim, tmp_path)
     events = Events()
@@ -108,6 +109,8 @@ def test_a_failed_write_ahead_sends_nothing_and_refuses(
         def failing_write_ahead(
             self: PersistenceHandle, record: Any, on_durable: Any, on_failed: Any, companions: Any = ()
         ) -> None:
+            if how == "raises":  # persistence cannot even take the message: the queued create must not hang
+                raise OSError("disk full (test)")
             on_failed(OSError("disk full (test)"))
 
         monkeypatch.setattr(PersistenceHandle, "write_ahead_then", failing_write_ahead)
