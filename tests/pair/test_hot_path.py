@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from engine.domain import Order, RequestRecord
 from engine.pair._legs import ms_to_dt, order_of
 from engine.pair._seen import SeenKeys
-from tests.pair.test_book import request
+from tests.pair._book_helpers import request
 from tests.pair.test_snapshots import _filled_leg
 
 

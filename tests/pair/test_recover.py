@@ -13,7 +13,7 @@ from engine.domain import Fill, Order, OrderRole, OrderStatus, OrderType, Reques
 from engine.exchange import ExecutionReport, client_order_id, parse_user_data
 from engine.gateway import GatewayResult, Op
 from engine.pair import Alert, Command, IntakeContext, LookupStored, Persist, Send
-from tests.pair.test_book import PAIR, T0, Harness, order_json, request
+from tests.pair._book_helpers import PAIR, T0, Harness, order_json, request
 
 
 def _report(cid: str, *, x: str, status: str, last: str, cum: str, trade_id: int, order_id: int,

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from engine.domain import Order, OrderStatus, Side, Trade
 from engine.pair._legs import Leg, order_of
-from tests.pair.test_book import Harness, order_json, request
+from tests.pair._book_helpers import Harness, order_json, request
 
 
 def _filled_leg() -> tuple[Harness, Leg]:
