@@ -82,7 +82,6 @@ def _state(order: Order, fills: list[Fill], symbol: Symbol) -> OrderState:
         fees=tuple(sorted(fees.items())),
         exchange_cum_qty=max(filled, order.filled),
         exchange_cum_quote=max(quote, order.quote_filled),
-        trade_ids=frozenset(e.trade_id for e in events),
     )
 
 

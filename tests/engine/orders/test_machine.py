@@ -6,6 +6,8 @@ from decimal import Decimal
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.domain import ClientOrderId, ExchangeOrderId, OrderStatus, Side, Symbol, TradeId
 from engine.exchange import ExchangeOrderStatus, parse_user_data
@@ -231,3 +233,18 @@ def test_evolve_is_dataclasses_replace() -> None:
     assert state.status is OrderStatus.PENDING_SUBMIT  # the original is untouched
     with pytest.raises(TypeError):
         _evolve(state, stauts=OrderStatus.OPEN)
+
+
+@given(st.lists(st.integers(min_value=1, max_value=40), max_size=60))
+@settings(max_examples=200, derandomize=True)
+def test_fills_in_any_order_are_applied_once_each_and_kept_sorted(trade_ids: list[int]) -> None:
+    # Dedupe is a binary search of the sorted fills (no per-state set): out-of-order and repeated trade ids
+    # must still be applied exactly once each.
+    state, _ = apply(apply(new_order("100"), Submitted())[0], Acked(OID))
+    for tid in trade_ids:
+        state, _ = apply(state, fill(tid, "1"))
+    unique = sorted(set(trade_ids))
+    assert [f.trade_id for f in state.fills] == unique
+    assert state.trade_ids == frozenset(unique)
+    assert state.filled == len(unique)
+    assert all(state.has_trade(TradeId(t)) == (t in unique) for t in range(42))
