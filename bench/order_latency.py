@@ -4,7 +4,8 @@ Floor (same guarantees, same simulator): raw ccxt async `create_order` plus, bec
 order's intent ahead, one raw single-row commit on the same database. Prints each part so the cost of
 durability is visible, p50/p99, and the ratios (targets: p50 ≤ 1.15, p99 ≤ 1.3). Then throughput across 20
 pairs at equal concurrency (target ≥ 0.8× raw ccxt async) and RSS growth over many orders (target ≤ 50 MB
-after 100,000). Run: `python bench/order_latency.py [--orders N] [--memory-orders N] [--pg-dsn DSN]`.
+after 100,000). Ends with an instrumented run printing where an order's time goes, hop by hop (`bench/_order_hops.py`).
+Run: `python bench/order_latency.py [--orders N] [--memory-orders N] [--breakdown-orders N] [--pg-dsn DSN]`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _order_hops import OrderHops, cpu_seconds  # noqa: E402 - bench/ is this script's directory
 
 SYMBOLS = [
     f"{b}USDT"
@@ -141,6 +144,10 @@ def order_args(symbol: str, i: int) -> tuple[str, str, str]:
 
 
 # ---- floor -----------------------------------------------------------------------------------------
+CPU_PER_ORDER: dict[str, float] = {}
+"""CPU of this process (all threads) per order after the warm-up, by run ("raw ccxt", "engine sqlite", …)."""
+
+
 async def raw_ccxt_latencies(sim: Any, n: int) -> list[float]:
     from engine.venue import make_client
 
@@ -149,6 +156,8 @@ async def raw_ccxt_latencies(sim: Any, n: int) -> list[float]:
     out = []
     try:
         for i in range(n + 20):
+            if i == 20:
+                cpu = cpu_seconds()
             side, qty, price = order_args("BTCUSDT", i)
             start = time.perf_counter()
             await client.create_order(
@@ -156,6 +165,7 @@ async def raw_ccxt_latencies(sim: Any, n: int) -> list[float]:
             )
             if i >= 20:  # warm-up excluded
                 out.append(time.perf_counter() - start)
+        CPU_PER_ORDER["raw ccxt"] = (cpu_seconds() - cpu) / n
     finally:
         await client.close()
     return out
@@ -237,9 +247,11 @@ def start_engine(sim: Any, url: str, spool: Path, pairs: list[str]) -> Any:
     return Engine.start(config, database_url=url, spool_path=spool)
 
 
-def engine_latencies(engine: Any, n: int) -> list[float]:
+def engine_latencies(engine: Any, n: int, label: str) -> list[float]:
     out = []
     for i in range(n + 20):
+        if i == 20:
+            cpu = cpu_seconds()
         side, qty, price = order_args("BTCUSDT", i)
         start = time.perf_counter()
         outcome = engine.place_order("BTC/USDT", side, qty, price).result(timeout=30)
@@ -248,6 +260,7 @@ def engine_latencies(engine: Any, n: int) -> list[float]:
             raise RuntimeError(f"refused: {outcome}")
         if i >= 20:
             out.append(elapsed)
+    CPU_PER_ORDER[f"engine {label}"] = (cpu_seconds() - cpu) / n
     return out
 
 
@@ -302,6 +315,7 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=500)
     parser.add_argument("--throughput-orders", type=int, default=4000)
     parser.add_argument("--memory-orders", type=int, default=100_000)
+    parser.add_argument("--breakdown-orders", type=int, default=300, help="instrumented run (0: none)")
     parser.add_argument(
         "--pg-dsn", default=os.environ.get("BEXEC_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
     )
@@ -326,7 +340,11 @@ def main() -> int:
                 commit = raw_commit_latencies(url, args.orders)
                 engine = start_engine(sim, url, tmp / f"{label}.spool", ["BTC/USDT"])
                 try:
-                    ok &= report(label, engine_latencies(engine, args.orders), ccxt, commit)
+                    ok &= report(label, engine_latencies(engine, args.orders, label), ccxt, commit)
+                    # One order at a time, every thread of the engine's work is on one interpreter lock: the
+                    # latency follows the CPU it spends per order (the simulator runs in its own process).
+                    ours, raw = CPU_PER_ORDER[f"engine {label}"] * 1e6, CPU_PER_ORDER["raw ccxt"] * 1e6
+                    print(f"  CPU per order (this process, all threads): engine {ours:.0f} µs, raw ccxt {raw:.0f} µs")
                 finally:
                     engine.stop(graceful=False)
 
@@ -357,6 +375,15 @@ def main() -> int:
                 f"client order ids used twice: {duplicated}"
             )
             ok &= lost == 0 and duplicated == 0
+            if args.breakdown_orders:
+                # Last: the wrappers stay installed for the rest of the process.
+                hops = OrderHops()
+                hops.install()
+                engine = start_engine(sim, f"sqlite:///{tmp}/breakdown.sqlite3", tmp / "bd.spool", ["BTC/USDT"])
+                try:
+                    hops.run(engine, lambda i: order_args("BTCUSDT", i), args.breakdown_orders)
+                finally:
+                    engine.stop(graceful=False)
         finally:
             sim.close()
     finally:
