@@ -12,22 +12,19 @@ from decimal import Decimal
 
 from loguru import logger
 
-from engine.domain import Order, OrderStatus, Pair, Priority, pair_to_symbol
+from engine.domain import Order, Pair, Priority, pair_to_symbol
 from engine.exchange import ExecutionReport
 from engine.gateway import GatewayRequest, GatewayResult, Op
 
-__all__ = ["RECONCILED_STATUSES", "PriceRouter", "ReportRouter", "reconcile_requests"]
-
-RECONCILED_STATUSES = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL})
-"""Orders whose state may have moved while events were lost. SUBMITTED ones are already being looked up by
-their resolver; PENDING_SUBMIT ones have not left yet."""
+__all__ = ["PriceRouter", "ReportRouter", "reconcile_requests"]
 
 
 def reconcile_requests(
     pair: Pair, orders: list[Order], reply_to: Callable[[GatewayResult], None]
 ) -> list[GatewayRequest]:
-    """One status query per live order of `pair`; the answers go through the pair's ordinary apply path
-    (a cumulative quantity ahead of the known fills makes it fetch them from myTrades)."""
+    """One status query per order of `pair` to reconcile (the pair book chose them: `PairBook.reconcilable`);
+    the answers go through the pair's ordinary apply path (a cumulative quantity ahead of the known fills makes
+    it fetch them from myTrades)."""
     symbol = pair_to_symbol(pair)
     return [
         GatewayRequest(
@@ -39,7 +36,6 @@ def reconcile_requests(
             reply_to=reply_to,
         )
         for o in orders
-        if o.status in RECONCILED_STATUSES
     ]
 
 

@@ -87,7 +87,7 @@ class ReconcileMixin:
         queried = 0
         for pair, ref in self._pairs.items():
             proxy = ref.proxy()
-            orders = proxy.open_orders().get(timeout=_ASK_TIMEOUT_S)
+            orders = proxy.reconcilable_orders().get(timeout=_ASK_TIMEOUT_S)
             for request in reconcile_requests(pair, orders, proxy.on_result.defer):
                 self.gateway.submit(request)
                 queried += 1

@@ -207,6 +207,10 @@ class PairActor(pykka.ThreadingActor):
         """Orders of this pair that are not terminal."""
         return [order_of(leg) for leg in self._book.open_legs()]
 
+    def reconcilable_orders(self) -> list[Order]:
+        """The orders reconciliation should look up (`PairBook.reconcilable`)."""
+        return self._book.reconcilable()
+
     def get_order(self, cid: ClientOrderId) -> Order | None:
         """One order of this pair, if in memory."""
         leg = self._book.leg(cid)

@@ -13,6 +13,9 @@ The create is never resent blindly. Instead the order is looked up by its client
    └───────────────────────────────────────────────────────────────────────► GAVE_UP (reconcile, alert)
 ```
 
+GAVE_UP is not final: reconciliation keeps looking the order up, and a later sighting makes it FOUND, a later
+"not found" past the grace period (`confirmations` times) NOT_CREATED.
+
 Field failures this prevents: Nautilus #4215 (a lookup scheduled before the ack fired after it and caused
 a resend, rejected as a duplicate id) — here anything that shows the order exists resolves FOUND and every
 later lookup result or poll is ignored; Nautilus #4411 (a "not found" marked a live order rejected) — here
@@ -140,8 +143,10 @@ class UnknownOutcomeResolver:
     def on_lookup_not_found(self, now_ms: int) -> Resolution:
         """The lookup answered "order does not exist" (-2013)."""
         self._in_flight = False
-        if self._state is not Resolution.PENDING:
+        if self._state is not Resolution.PENDING and self._state is not Resolution.GAVE_UP:
             return self._state  # a stale answer from before the ack: changes nothing (#4215)
+        # After GAVE_UP, reconciliation keeps looking the order up: "not found" past the grace period, as
+        # many times as before, still proves it was never created.
         if now_ms < self._submitted_ms + self._grace_ms:
             self._next_ms = now_ms + self._interval_ms  # not yet visible, proves nothing (#4411)
             return self._state

@@ -24,6 +24,7 @@ from loguru import logger
 from engine.api import Accepted, EngineEvent, EventKind, Refusal, RefusalReason
 from engine.domain import (
     ClientOrderId,
+    Order,
     OrderRequest,
     OrderRole,
     OrderStatus,
@@ -33,7 +34,7 @@ from engine.domain import (
     RequestRecord,
     TimeInForce,
 )
-from engine.exchange import ExchangeError, FilterRejected
+from engine.exchange import ExchangeError, FilterRejected, Resolution
 from engine.execution import (
     Abort,
     Book,
@@ -71,6 +72,8 @@ from engine.pair._settings import PairSettings
 
 __all__ = ["PairBook"]
 
+_RECONCILED = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL})
+
 
 class PairBook(RecoveringBook):
     """Pure state of one pair (see module docstring). Methods return the commands to carry out."""
@@ -106,6 +109,20 @@ class PairBook(RecoveringBook):
         """Legs not yet terminal."""
         return [leg for leg in self._legs.values() if not leg.terminal]
 
+    def reconcilable(self) -> list[Order]:
+        """The orders reconciliation looks up: the live ones (their state may have moved while events were lost)
+        and those whose create outcome stayed unknown after every lookup (nothing else asks about them). Orders
+        still being resolved, or not sent yet, are left to their own path."""
+        return [
+            order_of(leg)
+            for leg in self._legs.values()
+            if not leg.terminal
+            and (
+                leg.state.status in _RECONCILED
+                or (leg.resolver is not None and leg.resolver.state is Resolution.GAVE_UP)
+            )
+        ]
+
     def active(self) -> list[Execution]:
         """Executions not yet done."""
         return [e for e in self._execs.values() if e.stage is not Stage.DONE]
@@ -138,10 +155,13 @@ class PairBook(RecoveringBook):
         legs = [self._legs[c] for c in execution.legs if c in self._legs]
         primary = legs[0] if legs else None
         accepted = next((leg for leg in legs if leg.acked), None)
-        if accepted is not None or (primary is not None and primary.terminal):
-            chosen = accepted if accepted is not None else primary
-            assert chosen is not None
-            self._out.append(Resolve(request.request_id, replay_outcome(order_of(chosen))))
+        if accepted is not None:
+            self._out.append(Resolve(request.request_id, replay_outcome(order_of(accepted))))
+            return
+        if primary is not None and primary.terminal and execution.stage is Stage.DONE:
+            # Nothing was ever accepted and the request is over: the primary's rejection is the answer. While
+            # a fallback may still execute the request, "rejected" would be wrong (the caller would resend).
+            self._out.append(Resolve(request.request_id, replay_outcome(order_of(primary))))
             return
         # The original is still on its way: the same key must not start a second execution.
         refusal = Refusal(
@@ -273,7 +293,9 @@ class PairBook(RecoveringBook):
         execution = self._execs.get(leg.request_id)
         if execution is None:
             return
-        if not execution.resolved and leg.role is OrderRole.PRIMARY:
+        if not execution.resolved:
+            # A fallback too: when the primary was never accepted (rejected by PERCENT_PRICE), the fallback is
+            # the caller's only answer, and a caller never answered waits forever.
             execution.resolved = True
             refusal = Refusal(
                 RefusalReason.OUTCOME_UNKNOWN,

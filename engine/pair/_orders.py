@@ -268,6 +268,9 @@ class OrderDesk(ABC):
             if isinstance(error, OrderNotFound) and leg.acked and not leg.terminal:
                 self._not_found(leg, now_ms)
             return
+        # Once the lookups gave up, the caller was told the outcome is unknown and reconciliation asks: the
+        # order is never re-sent then (the caller may have placed it again), only closed as never created.
+        gave_up = resolver.state is Resolution.GAVE_UP
         state = (
             resolver.on_lookup_not_found(now_ms)
             if isinstance(error, OrderNotFound)
@@ -276,13 +279,16 @@ class OrderDesk(ABC):
         if state is Resolution.NOT_CREATED:
             leg.resolver = None
             self._apply(leg, NotCreated(), now_ms)
-            if leg.resends < self.settings.max_create_resends:
+            if gave_up:
+                self._fail(leg, ExchangeError("not found by reconciliation after its lookups gave up; not re-sent",
+                                              operation="create_order"), now_ms)  # fmt: skip
+            elif leg.resends < self.settings.max_create_resends:
                 leg.resends += 1
                 self._leg_not_created(leg, now_ms)
             else:
                 self._fail(leg, ExchangeError("never created after repeated attempts", operation="create_order"),
                            now_ms)  # fmt: skip
-        elif state is Resolution.GAVE_UP:
+        elif state is Resolution.GAVE_UP and not gave_up:
             self._out.append(Alert("outcome_unknown", "order outcome still unknown after every lookup", leg.cid))
             self._leg_unresolved(leg, now_ms)
         else:

@@ -39,7 +39,7 @@ from engine.domain import (
     Trade,
     TradeStatus,
 )
-from engine.exchange import ExecutionReport, client_order_id, is_engine_id
+from engine.exchange import ExecutionReport, Resolution, client_order_id, is_engine_id
 from engine.execution import Book, ExecutionCommand, SymbolRules, restore_plan
 from engine.gateway import GatewayResult
 from engine.orders import Acked, OrderEvent, OrderState, events_from_report, status_from_rest_order
@@ -235,7 +235,12 @@ class RecoveringBook(OrderDesk):
         self._out = []
         rows = result.data if result.error is None and isinstance(result.data, list) else []
         for row in rows:
-            if not isinstance(row, dict) or str(row.get("clientOrderId", "")) in self._legs:
+            if not isinstance(row, dict):
+                continue
+            leg = self._legs.get(ClientOrderId(str(row.get("clientOrderId", ""))))
+            if leg is not None:
+                if leg.resolver is not None and leg.resolver.state is Resolution.GAVE_UP:
+                    self._found_open(leg, row, now_ms)
                 continue
             try:
                 sighting = Sighting.of_rest(row)
@@ -244,6 +249,17 @@ class RecoveringBook(OrderDesk):
                 continue
             self._sighted(sighting, now_ms)
         return self._take()
+
+    def _found_open(self, leg: Leg, row: dict[str, object], now_ms: int) -> None:
+        # An order whose create outcome stayed unknown after every lookup rests at the exchange after all: the
+        # open-orders row is the answer its lookups never got.
+        try:
+            self._apply_snapshot(leg, row, now_ms)
+        except (WireFormatError, ValueError, KeyError) as exc:
+            logger.bind(pair=self.pair, client_order_id=leg.cid).error("unreadable open order: {}", exc)
+            return
+        self._acked(leg, now_ms)
+        self._leg_changed(leg, now_ms)
 
     def _sighted(self, sighting: Sighting, now_ms: int) -> None:
         if is_engine_id(sighting.client_order_id):

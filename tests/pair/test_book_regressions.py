@@ -1,0 +1,123 @@
+"""Pair book regressions found in review: unknown create outcomes that gave up, and replayed keys mid-fallback."""
+
+from __future__ import annotations
+
+from actors._feeds import reconcile_requests
+from engine.api import Accepted, Refusal, RefusalReason
+from engine.domain import OrderStatus
+from engine.exchange import FilterRejected, OrderNotFound, OutcomeUnknown, Resolution
+from engine.gateway import GatewayRequest, GatewayResult, Op
+from tests.pair._book_helpers import PAIR, Harness, order_json, request
+
+_PERCENT_PRICE = FilterRejected("Filter failure: PERCENT_PRICE_BY_SIDE", filter_name="PERCENT_PRICE_BY_SIDE")
+
+
+def _exhaust_lookups(h: Harness, cid: str) -> None:
+    """Every lookup of `cid` fails (an exchange outage) until its resolver gives up."""
+    for _ in range(40):
+        key = f"lookup:{cid}"
+        if h.sent[-1].op is Op.FETCH_ORDER and h.sent[-1].key == cid:
+            h.answer(error=OutcomeUnknown("502 bad gateway"))
+        elif key in h.timers:
+            h.fire(key)
+        else:
+            break
+    leg = h.book.leg(cid)  # type: ignore[arg-type]
+    assert leg is not None and leg.resolver is not None and leg.resolver.state is Resolution.GAVE_UP
+
+
+def _gave_up_primary(h: Harness) -> tuple[GatewayRequest, object]:
+    req = request()
+    h.place(req)
+    create = h.sent[-1]
+    h.answer(error=OutcomeUnknown("timeout"))
+    _exhaust_lookups(h, create.key)
+    return create, req
+
+
+def _reconcile(h: Harness) -> list[GatewayRequest]:
+    """One reconciliation round's status queries, answered by the caller of this helper."""
+    queries = reconcile_requests(PAIR, h.book.reconcilable(), lambda _r: None)
+    h.sent.extend(queries)
+    return queries
+
+
+def test_a_fallback_whose_outcome_stays_unknown_still_answers_the_caller() -> None:
+    h = Harness()
+    req = request()
+    h.place(req)
+    h.answer(error=_PERCENT_PRICE)  # the primary is refused: the fallback goes before any answer
+    fallback = h.sent[-1]
+    assert fallback.op is Op.CREATE_ORDER and fallback.key.endswith("-f1")
+    h.answer(error=OutcomeUnknown("timeout"))
+    _exhaust_lookups(h, fallback.key)
+    [outcome] = h.outcomes[req.request_id]
+    assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.OUTCOME_UNKNOWN
+
+
+def test_an_order_whose_lookups_gave_up_is_reconciled() -> None:
+    h = Harness()
+    create, req = _gave_up_primary(h)
+    [outcome] = h.outcomes[req.request_id]  # type: ignore[attr-defined]
+    assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.OUTCOME_UNKNOWN
+    [query] = _reconcile(h)
+    assert (query.op, query.key) == (Op.FETCH_ORDER, create.key)
+    # It rests at the exchange after all: the lookup's answer makes it a tracked open order.
+    h.answer(order_json(create, "NEW"))
+    leg = h.book.leg(create.key)  # type: ignore[arg-type]
+    assert leg is not None and leg.acked and leg.state.status is OrderStatus.OPEN
+    assert len(h.outcomes[req.request_id]) == 1  # type: ignore[attr-defined]  # answered once, not again
+    assert _reconcile(h)[0].key == create.key  # now as a live order
+
+
+def test_an_order_whose_lookups_gave_up_found_open_by_the_scan_is_tracked() -> None:
+    h = Harness()
+    create, _ = _gave_up_primary(h)
+    h.run(h.book.on_open_orders(GatewayResult(create, data=[order_json(create, "NEW")]), h.now))
+    leg = h.book.leg(create.key)  # type: ignore[arg-type]
+    assert leg is not None and leg.acked and leg.state.status is OrderStatus.OPEN
+
+
+def test_an_order_whose_lookups_gave_up_and_never_existed_is_closed_not_resent() -> None:
+    h = Harness()
+    create, _ = _gave_up_primary(h)
+    h.now += 60_000  # well past the grace period
+    _reconcile(h)
+    h.answer(error=OutcomeUnknown("502 again"))  # a failed reconciliation lookup changes nothing
+    assert h.book.leg(create.key).state.status is OrderStatus.SUBMITTED  # type: ignore[arg-type, union-attr]
+    for _ in range(2):  # "not found" as many times as the resolver wants
+        _reconcile(h)
+        h.answer(error=OrderNotFound("Order does not exist.", code=-2013))
+    leg = h.book.leg(create.key)  # type: ignore[arg-type]
+    assert leg is not None and leg.state.status is OrderStatus.REJECTED
+    creates = [r for r in h.sent if r.op is Op.CREATE_ORDER]
+    assert creates == [create], "a create whose caller heard 'outcome unknown' must never be re-sent"
+    assert not h.book.active() and h.book.reconcilable() == []
+    [trade] = h.trades()
+    assert trade.filled == 0 and "not re-sent" in (trade.note or "")
+
+
+def test_a_replayed_key_while_the_fallback_is_on_its_way_is_not_told_rejected() -> None:
+    h = Harness()
+    req = request(key="k-pp")
+    h.place(req)
+    h.answer(error=_PERCENT_PRICE)
+    fallback = h.sent[-1]
+    replay = h.place(request(key="k-pp"))
+    assert isinstance(replay, Refusal) and replay.reason is RefusalReason.CONFLICT
+    h.answer(order_json(fallback, "FILLED", "0.01", [("60010", "0.01")]))
+    [original] = h.outcomes[req.request_id]
+    assert isinstance(original, Accepted) and original.order.client_order_id == fallback.key
+    again = h.place(request(key="k-pp"))
+    assert isinstance(again, Accepted) and again.duplicate and again.order.client_order_id == fallback.key
+
+
+def test_a_replayed_key_of_a_request_that_ended_rejected_is_told_rejected() -> None:
+    h = Harness()
+    req = request(key="k-rej")
+    h.place(req)
+    h.answer(error=FilterRejected("Filter failure: LOT_SIZE", filter_name="LOT_SIZE"))
+    [original] = h.outcomes[req.request_id]
+    assert isinstance(original, Refusal) and original.reason is RefusalReason.REJECTED
+    replay = h.place(request(key="k-rej"))
+    assert isinstance(replay, Refusal) and replay.reason is RefusalReason.REJECTED
