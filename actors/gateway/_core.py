@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,6 +57,8 @@ class GatewayStats:
     """Every enforced limit by label (e.g. "REQUEST_WEIGHT/60s"): used, limit and the budget's own ceiling."""
 
 
+_SENT_MS: ContextVar[int | None] = ContextVar("bexec_gateway_sent_ms", default=None)
+"""When the current call's request left (set in the call's task, read by the response hook it runs)."""
 _WEIGHT_1M = (LimitKind.REQUEST_WEIGHT, 60_000)
 _ORDERS_10S = (LimitKind.ORDERS, 10_000)
 
@@ -96,6 +99,7 @@ class GatewayCore:
         self._budget_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0
+        self._parked = 0  # creates waiting at their write-ahead gate, holding no slot
         self._sent = 0
         self._failed = 0
 
@@ -159,7 +163,7 @@ class GatewayCore:
         orders_used, orders_limit = found.get(_ORDERS_10S, (0, 0))
         return GatewayStats(
             queued=len(self._queue),
-            in_flight=self._in_flight,
+            in_flight=self._in_flight + self._parked,
             sent=self._sent,
             failed=self._failed,
             blocked_until_ms=budget.blocked_until_ms(),
@@ -175,8 +179,8 @@ class GatewayCore:
     async def wait_idle(self) -> None:
         """Return once nothing is queued or in flight (tests and shutdown use it as a barrier)."""
         assert self._slot_free is not None
-        while self._queue or self._in_flight:
-            if self._in_flight:
+        while self._queue or self._in_flight or self._parked:
+            if self._in_flight or self._parked:
                 await self._wait(self._slot_free, None)
             else:
                 await asyncio.sleep(0.001)  # queued behind the budget: its timer (or a wake) will send it
@@ -323,20 +327,38 @@ class GatewayCore:
         assert task is not None and loop is not None
         expired: list[bool] = []
         timers: list[asyncio.TimerHandle] = []
+        parked: list[bool] = []
 
         def expire() -> None:
             expired.append(True)
             task.cancel()
 
         def arm() -> None:
+            # The request leaves now: the window its response's counters belong to is this one.
+            _SENT_MS.set(self._clock.now_ms())
             timers.append(loop.call_later(self._timeout_s + 1, expire))
+
+        def park() -> None:
+            # Waiting for its commit, the create lends its slot: a stuck commit must not hold back the
+            # cancels and fallbacks queued behind it.
+            parked.append(True)
+            self._in_flight -= 1
+            self._parked += 1
+            self._pump()
+
+        def opened() -> None:
+            if parked:
+                parked.clear()
+                self._parked -= 1
+                self._in_flight += 1  # back in flight, even past the cap for a moment: it is already signed
+            arm()
 
         if request.gate is None:
             arm()
         else:
             # The cap starts when the bytes may leave: a slow commit is not a slow exchange. Until then
             # only ccxt's own preparation runs, which cannot hang.
-            SEND_GATE.set(SendGate(request.gate, arm))
+            SEND_GATE.set(SendGate(request.gate, opened, park))
         try:
             return await getattr(self._client, ccxt_method)(dict(request.params))
         except asyncio.CancelledError:
@@ -347,6 +369,9 @@ class GatewayCore:
         finally:
             for timer in timers:
                 timer.cancel()
+            if parked:  # it never left its gate (not durable, shutdown): `_send` releases a slot it holds again
+                self._parked -= 1
+                self._in_flight += 1
 
     async def _after_error(self, request: GatewayRequest, error: ExchangeError) -> None:
         logger.bind(op=request.op.value, key=request.key, pair=request.pair).warning(
@@ -372,7 +397,9 @@ class GatewayCore:
 
     def _on_response(self, status: int, headers: Mapping[str, str], method: str, url: str) -> None:
         now = self._clock.now_ms()
-        self.budget.observe(headers, now)  # it learns once per header name which ones are counters
+        # Counted in the window the request was sent in (a response straddling a minute boundary must not carry
+        # the old minute's count into the new one); it learns once per header name which ones are counters.
+        self.budget.observe(headers, now, sent_ms=_SENT_MS.get())
         if status in (418, 429):
             # Block every other caller at once, before this error even reaches its requester.
             retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)

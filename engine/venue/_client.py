@@ -28,6 +28,10 @@ LEAN_OPTIONS: dict[str, Any] = {
 }
 
 
+class _StaleSignature(Exception):
+    """A create waited at its gate past `STALE_AFTER_S`: its signed timestamp may be outside recvWindow."""
+
+
 def make_client(
     exchange_id: str,
     *,
@@ -57,10 +61,18 @@ def make_client(
     base_cls = getattr(ccxt_async, exchange_id)
 
     class EngineClient(base_cls):  # type: ignore[misc, valid-type]
+        async def fetch2(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await super().fetch2(*args, **kwargs)
+            except _StaleSignature:
+                # Nothing left: sign it again with a fresh timestamp (its gate is open now, so it goes at once).
+                return await super().fetch2(*args, **kwargs)
+
         async def fetch(self, url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
             # The last step before the bytes leave: a create whose intent is still being committed waits
-            # here, already signed (engine.venue._gate).
-            await pass_gate()
+            # here, already signed (engine.venue._gate) — and is signed again if it waited long.
+            if await pass_gate():
+                raise _StaleSignature
             return await super().fetch(url, method, headers, body)
 
         def on_rest_response(

@@ -16,7 +16,11 @@ import contextlib
 from collections.abc import Callable
 from contextvars import ContextVar
 
-__all__ = ["SEND_GATE", "NotSent", "SendGate", "pass_gate"]
+__all__ = ["SEND_GATE", "STALE_AFTER_S", "NotSent", "SendGate", "pass_gate"]
+
+STALE_AFTER_S = 1.0
+"""A create held at its gate longer than this is signed again before it leaves: its signed `timestamp` must
+stay within Binance's recvWindow (5 s by default, and a slow commit is not a clock fault)."""
 
 
 class NotSent(Exception):
@@ -26,18 +30,29 @@ class NotSent(Exception):
 class SendGate:
     """One call's gate: `durable` resolves (or fails) from the persistence thread; `on_open` runs on the
     loop once the gate has opened (the gateway arms the call's timeout there: a slow commit is not a slow
-    exchange)."""
+    exchange); `on_park` runs when the call has to wait (the gateway lends its slot to others meanwhile)."""
 
-    def __init__(self, durable: concurrent.futures.Future[None], on_open: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        durable: concurrent.futures.Future[None],
+        on_open: Callable[[], None],
+        on_park: Callable[[], None] | None = None,
+    ) -> None:
         self._durable = durable
         self._on_open = on_open
+        self._on_park = on_park
         self.opened = False
 
-    async def passed(self) -> None:
-        """Return once the intent is durable; raise `NotSent` if it cannot be."""
+    async def passed(self) -> bool:
+        """Return once the intent is durable — True if the wait was long enough for the request's signature to
+        go stale (`STALE_AFTER_S`); raise `NotSent` if it cannot be made durable."""
         durable = self._durable
+        stale = False
         if not durable.done():
             loop = asyncio.get_running_loop()
+            started = loop.time()
+            if self._on_park is not None:
+                self._on_park()
             waiter: asyncio.Future[None] = loop.create_future()
 
             def relay(_: concurrent.futures.Future[None]) -> None:
@@ -48,11 +63,13 @@ class SendGate:
 
             durable.add_done_callback(relay)
             await waiter  # a cancellation (shutdown, the call's cap) propagates; `durable` is left alone
+            stale = loop.time() - started > STALE_AFTER_S
         error = durable.exception()
         if error is not None:
             raise NotSent(f"the order intent is not durable: {error}") from error
         self.opened = True
         self._on_open()
+        return stale
 
 
 def _settle(waiter: asyncio.Future[None]) -> None:
@@ -64,8 +81,10 @@ SEND_GATE: ContextVar[SendGate | None] = ContextVar("bexec_send_gate", default=N
 """The gate of the call running in this task, if any (set by the gateway, passed by the client's fetch)."""
 
 
-async def pass_gate() -> None:
-    """Wait at the current call's gate, if it has one that has not opened yet (the client's `fetch`)."""
+async def pass_gate() -> bool:
+    """Wait at the current call's gate, if it has one that has not opened yet (the client's `fetch`); True when
+    the request waited so long that it must be signed again before it leaves."""
     gate = SEND_GATE.get()
     if gate is not None and not gate.opened:
-        await gate.passed()
+        return await gate.passed()
+    return False

@@ -1,0 +1,145 @@
+"""The write-ahead gate inside the gateway: a stuck commit lends its slot, a long wait is signed again; and
+response counters are charged to the window their request was sent in."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+
+from actors.gateway import GatewayCore
+from engine.clock import ManualClock, SystemClock
+from engine.domain import Priority
+from engine.exchange._ratebudget import Admit, EndpointKind, RateBudget
+from engine.gateway import GatewayRequest, GatewayResult, Op
+from engine.venue import ResponseHook, make_client, pass_gate
+from sim import SimConfig, Simulator
+
+MINUTE = 60_000
+NEAR_BOUNDARY = 1_700_000_040_000 - 1_700_000_040_000 % MINUTE + MINUTE - 50  # 50 ms before a new minute
+
+
+class _StraddleClient:
+    """A lookup sent in minute N is answered in minute N+1 with minute N's weight count (5399 of 6000)."""
+
+    def __init__(self, hook: ResponseHook, clock: ManualClock) -> None:
+        self._hook, self._clock = hook, clock
+        self.options: dict[str, Any] = {}
+
+    async def private_get_order(self, params: Mapping[str, str]) -> dict[str, Any]:
+        self._clock.advance(100)
+        self._hook(200, {"X-MBX-USED-WEIGHT-1M": "5399"}, "GET", "/api/v3/order")
+        return {}
+
+    async def close(self) -> None:
+        return None
+
+
+def test_a_count_from_the_previous_minute_is_not_charged_to_the_new_one() -> None:
+    clock = ManualClock(NEAR_BOUNDARY)
+    budget = RateBudget()  # 6000 a minute, 10 % margin
+
+    async def run() -> None:
+        core = GatewayCore(lambda hook: _StraddleClient(hook, clock), clock=clock, budget=budget)
+        await core.start(sync_time=False)
+        core.enqueue(GatewayRequest(Op.FETCH_ORDER, {"symbol": "BTCUSDT"}, Priority.FALLBACK))
+        await asyncio.wait_for(core.wait_idle(), 5)
+        await core.close()
+
+    asyncio.run(run())
+    now = clock.now_ms()
+    assert budget.used(budget.limits[0], now) < 100
+    assert isinstance(budget.reserve(EndpointKind.FETCH_ORDER, now), Admit)
+
+
+class _GatedClient:
+    """Creates wait at the write-ahead gate as the engine's client does; cancels answer at once."""
+
+    def __init__(self, hook: ResponseHook) -> None:
+        self.options: dict[str, Any] = {}
+
+    async def private_post_order(self, params: Mapping[str, str]) -> dict[str, Any]:
+        await pass_gate()
+        return {}
+
+    async def private_delete_order(self, params: Mapping[str, str]) -> dict[str, Any]:
+        return {}
+
+    async def close(self) -> None:
+        return None
+
+
+def test_a_create_stuck_at_its_gate_does_not_hold_back_a_cancel() -> None:
+    async def run() -> tuple[GatewayResult, int]:
+        core = GatewayCore(_GatedClient, clock=ManualClock(NEAR_BOUNDARY), budget=RateBudget(()), max_in_flight=1)
+        await core.start(sync_time=False)
+        stuck: concurrent.futures.Future[None] = concurrent.futures.Future()  # its commit never ends
+        core.enqueue(GatewayRequest(Op.CREATE_ORDER, {}, Priority.ENTRY, key="bx-stuck", gate=stuck))
+        cancelled: asyncio.Future[GatewayResult] = asyncio.get_running_loop().create_future()
+        core.enqueue(GatewayRequest(Op.CANCEL_ORDER, {}, Priority.CANCEL, key="cancel", reply_to=cancelled.set_result))
+        result = await asyncio.wait_for(cancelled, 10)
+        in_flight = core.stats().in_flight  # the parked create still counts as under way
+        stuck.set_result(None)
+        await asyncio.wait_for(core.wait_idle(), 10)
+        await core.close()
+        return result, in_flight
+
+    result, in_flight = asyncio.run(run())
+    assert result.ok and in_flight == 1
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(SimConfig(seed=11, start_prices={"BTCUSDT": Decimal(60000)})) as simulator:
+        yield simulator
+
+
+def test_a_create_held_long_at_its_gate_is_signed_again(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every wait counts as long here: the create is signed before the gate opens, then again once it has.
+    monkeypatch.setattr("engine.venue._gate.STALE_AFTER_S", -1.0)
+    account = sim.accounts[0]
+    signed: list[int] = []
+
+    def client(hook: ResponseHook) -> Any:
+        c = make_client("binance", api_key=account.api_key, secret=account.secret, rest_base=sim.urls.rest,
+                        on_response=hook)  # fmt: skip
+        sign = c.sign
+
+        def counting_sign(*args: Any, **kwargs: Any) -> Any:
+            request = sign(*args, **kwargs)
+            if "order" in str(args[0]):
+                query = parse_qs(str(request["body"] or request["url"].partition("?")[2]))
+                signed.append(int(query["timestamp"][0]))
+                if len(signed) == 1:
+                    first_signed.set()
+            return request
+
+        c.sign = counting_sign
+        return c
+
+    params = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.001",
+              "price": "30000", "newClientOrderId": "bx-held-at-gate", "newOrderRespType": "FULL"}  # fmt: skip
+
+    async def run() -> GatewayResult:
+        core = GatewayCore(client, clock=SystemClock())
+        await core.start(sync_time=False)
+        durable: concurrent.futures.Future[None] = concurrent.futures.Future()
+        done: asyncio.Future[GatewayResult] = asyncio.get_running_loop().create_future()
+        core.enqueue(GatewayRequest(Op.CREATE_ORDER, params, Priority.ENTRY, key="bx-held-at-gate",
+                                    reply_to=done.set_result, gate=durable))  # fmt: skip
+        await asyncio.wait_for(first_signed.wait(), 10)
+        durable.set_result(None)  # the commit is done only after the first signature
+        result = await asyncio.wait_for(done, 10)
+        await core.close()
+        return result
+
+    first_signed = asyncio.Event()
+    result = asyncio.run(run())
+    assert result.ok, result.error
+    assert len(signed) == 2 and signed[1] >= signed[0]
+    assert [o["clientOrderId"] for o in sim.control.ledger()["orders"]].count("bx-held-at-gate") == 1
