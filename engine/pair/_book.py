@@ -383,9 +383,12 @@ class PairBook(RecoveringBook):
             self._close(execution, now_ms)
 
     def _awaiting_fills(self, execution: Execution) -> bool:
-        # The trade is summed from fills: wait for those the exchange counted (myTrades is on its way).
+        # The trade is summed from fills: wait for those the exchange counted (myTrades is on its way), and for
+        # the exchange's word on orders restored after a restart (it may have executed more than was stored).
         legs = (self._legs[c] for c in execution.legs)
-        return any(leg.state.missing_qty > 0 and leg.fill_fetches < MAX_FILL_FETCHES for leg in legs)
+        return any(
+            leg.resync_left > 0 or (leg.state.missing_qty > 0 and leg.fill_fetches < MAX_FILL_FETCHES) for leg in legs
+        )
 
     def _close(self, execution: Execution, now_ms: int) -> None:
         result = execution.result

@@ -81,6 +81,9 @@ class Leg:
     """The plan asked to cancel before the exchange acknowledged the order: cancel it at the ack."""
     told_closed: bool = False
     """The plan has heard how this leg ended (`LegClosed` or `LegFailed`)."""
+    resync_left: int = 0
+    """Lookups left for an order restored after a restart, whose exchange state is read again: until one
+    answers, its request is not summed up (the exchange may have executed more than was stored)."""
     snapshot: tuple[OrderState, int, Order] | None = field(default=None, repr=False, compare=False)
     """`order_of`'s last result with the state and time it was built from (one message asks several times)."""
 
@@ -191,8 +194,13 @@ def trade_of(execution: Execution, result: ExecutionResult, legs: list[Leg], now
             fees[asset] = fees.get(asset, Decimal(0)) + amount
     status = result.status
     if filled != result.filled:
-        # Only when the exchange counted fills that could not be fetched (alerted): say what is stored.
-        status = TradeStatus.PARTIAL if filled > 0 else TradeStatus.CANCELED
+        # The stored fills differ from the plan's count: fills the exchange counted could not be fetched
+        # (alerted), or fills of an order restored after a restart arrived once the plan had ended. The
+        # status says what is stored.
+        if filled >= request.amount:
+            status = TradeStatus.FILLED
+        else:
+            status = TradeStatus.PARTIAL if filled > 0 else TradeStatus.CANCELED
     note = "; ".join(execution.story)
     if result.detail and result.detail != "filled":
         note = f"{note}; {result.reason.value}: {result.detail}" if note else f"{result.reason.value}: {result.detail}"

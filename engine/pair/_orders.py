@@ -259,6 +259,12 @@ class OrderDesk(ABC):
     def _on_fetch(self, leg: Leg, result: GatewayResult, now_ms: int) -> None:
         error = result.error
         resolver = leg.resolver
+        if leg.resync_left:
+            # A restored order's lookup: its request waits for the exchange's word, asked again while the
+            # lookup fails (a "not found" is a word too: `_not_found` takes it from here).
+            leg.resync_left = 0 if error is None or isinstance(error, OrderNotFound) else leg.resync_left - 1
+            if leg.resync_left:
+                self._out.append(Schedule(f"resync:{leg.cid}", now_ms + _FILL_REFETCH_MS))
         if error is None:
             self._apply_snapshot(leg, result.data, now_ms)
             self._acked(leg, now_ms)
@@ -372,7 +378,7 @@ class OrderDesk(ABC):
             return
         if kind == "lookup":
             self._poll_resolver(leg, now_ms)
-        elif kind == "status" and not leg.terminal:
+        elif (kind == "status" and not leg.terminal) or (kind == "resync" and leg.resync_left):
             self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
         elif kind == "fills" and leg.state.missing_qty > 0 and leg.state.exchange_order_id is not None:
             self._out.append(Send(trades_request(self.symbol, self.pair, leg.cid, leg.state.exchange_order_id)))
@@ -380,6 +386,8 @@ class OrderDesk(ABC):
     def _rearm_order_timers(self, now_ms: int) -> None:
         for leg in self._legs.values():
             self._poll_resolver(leg, now_ms)
+            if leg.resync_left:  # its lookup's answer went to the actor that died
+                self._out.append(Schedule(f"resync:{leg.cid}", now_ms))
             if leg.state.missing_qty > 0 and leg.fill_fetches < MAX_FILL_FETCHES:
                 self._out.append(Schedule(f"fills:{leg.cid}", now_ms))
 

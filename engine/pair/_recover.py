@@ -45,7 +45,7 @@ from engine.gateway import GatewayResult
 from engine.orders import Acked, OrderEvent, OrderState, events_from_report, status_from_rest_order
 from engine.pair._commands import Alert, Command, Emit, LookupStored, Persist, Schedule, Send
 from engine.pair._legs import Execution, Leg, Stage, order_of, plan_key
-from engine.pair._orders import OrderDesk
+from engine.pair._orders import MAX_FILL_FETCHES, OrderDesk
 from engine.pair._params import fetch_request
 from engine.pair._records import leg_event
 from engine.pair._restore import leg_from_stored, plan_leg_of, stranger_leg
@@ -209,14 +209,15 @@ class RecoveringBook(OrderDesk):
         resuming, fetch = self._take_resuming()
         for execution, commands in resuming:
             self._carry(execution, commands, now_ms)
-        for cid in fetch:
-            leg = self._legs.get(cid)
-            if leg is not None and leg.resolver is None:
-                self._out.append(Send(fetch_request(self.symbol, self.pair, cid)))
         for execution in self.active():
             if execution.deadline_ms is not None:
                 self._out.append(Schedule(plan_key(execution.request.request_id), execution.deadline_ms))
-        self._rearm_order_timers(now_ms)
+        self._rearm_order_timers(now_ms)  # before the restored orders' lookups below: they are sent here
+        for cid in fetch:
+            leg = self._legs.get(cid)
+            if leg is not None and leg.resolver is None:
+                leg.resync_left = MAX_FILL_FETCHES
+                self._out.append(Send(fetch_request(self.symbol, self.pair, cid)))
         return self._take()
 
     # ---- orders not in memory -----------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from actors._feeds import reconcile_requests
 from engine.api import Accepted, Refusal, RefusalReason
-from engine.domain import OrderStatus
+from engine.domain import Order, OrderStatus, RequestRecord, TradeStatus
 from engine.exchange import FilterRejected, OrderNotFound, OutcomeUnknown, Resolution
 from engine.gateway import GatewayRequest, GatewayResult, Op
-from tests.pair._book_helpers import PAIR, Harness, order_json, request
+from tests.pair._book_helpers import PAIR, T0, Harness, order_json, request
 
 _PERCENT_PRICE = FilterRejected("Filter failure: PERCENT_PRICE_BY_SIDE", filter_name="PERCENT_PRICE_BY_SIDE")
 
@@ -121,3 +123,49 @@ def test_a_replayed_key_of_a_request_that_ended_rejected_is_told_rejected() -> N
     assert isinstance(original, Refusal) and original.reason is RefusalReason.REJECTED
     replay = h.place(request(key="k-rej"))
     assert isinstance(replay, Refusal) and replay.reason is RefusalReason.REJECTED
+
+
+def test_a_restart_while_the_primarys_fills_were_being_fetched_loses_none_of_them() -> None:
+    first = Harness(limit_timeout_ms=5_000)
+    req = request(amount="0.01")
+    first.place(req)
+    create = first.sent[-1]
+    first.answer(order_json(create, "NEW"))
+    first.fire(f"plan:{req.request_id}")
+    # Canceled with 0.004 executed while the stream was down: the fills are asked of myTrades, the fallback
+    # for the exact 0.006 left is written ahead — and the process is killed before myTrades answers.
+    first.answer(order_json(first.sent[-1], "CANCELED", "0.004", cancel=True))
+    fallback = first.sent[-1]
+    assert fallback.op is Op.CREATE_ORDER and fallback.params["quantity"] == "0.006"
+    [record] = [r for r in first.stored if isinstance(r, RequestRecord)]
+    latest = {o.client_order_id: o for o in first.stored if isinstance(o, Order)}
+    assert latest[create.key].filled == 0  # the primary's executed 0.004 was never stored
+
+    second = Harness()
+    second.now = T0 + 60_000
+    assert second.book.restore([record], list(latest.values()), {}, second.now) == 1
+    second.run(second.book.resume(second.now))
+    lookups = {r.key: i for i, r in enumerate(second.sent) if r.op is Op.FETCH_ORDER}
+    assert set(lookups) == {create.key, fallback.key}
+    # The fallback's lookup answers first, FILLED, and its fill comes from myTrades ...
+    second.answer(order_json(second.sent[lookups[fallback.key]], "FILLED", "0.006"), index=lookups[fallback.key])
+    second.answer([_my_trade(second, fallback.key, 5001, "0.006")], index=len(second.sent) - 1)
+    assert not second.trades(), "summed up before the primary's lookup answered"
+    # ... then a failed primary lookup is asked again, and its answer says 0.004 executed: fetched, not lost.
+    second.answer(error=OutcomeUnknown("502"), index=lookups[create.key])
+    second.fire(f"resync:{create.key}")
+    second.answer(order_json(second.sent[-1], "CANCELED", "0.004"))
+    second.answer([_my_trade(second, create.key, 4001, "0.004")])
+    [trade] = second.trades()
+    assert (trade.filled, trade.status, trade.remainder) == (Decimal("0.01"), TradeStatus.FILLED, Decimal(0))
+    assert sorted(f.quantity for f in second.fills()) == [Decimal("0.004"), Decimal("0.006")]
+    assert not second.book.active()
+
+
+def _my_trade(h: Harness, cid: str, trade_id: int, qty: str) -> dict[str, object]:
+    """A myTrades row answering the last myTrades request of `cid`."""
+    asked = [r for r in h.sent if r.op is Op.MY_TRADES and r.key == cid][-1]
+    assert h.sent[-1] is asked
+    return {"symbol": "BTCUSDT", "id": trade_id, "orderId": int(asked.params["orderId"]), "price": "60010",
+            "qty": qty, "quoteQty": str(Decimal(qty) * 60010), "commission": "0", "commissionAsset": "BNB",
+            "time": T0 + 10, "isBuyer": True, "isMaker": False}  # fmt: skip
