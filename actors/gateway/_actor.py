@@ -104,7 +104,14 @@ class GatewayHandle:
 
         self.submit(
             GatewayRequest(
-                request.op, request.params, request.priority, request.key, request.pair, reply, request.weight
+                request.op,
+                request.params,
+                request.priority,
+                request.key,
+                request.pair,
+                reply,
+                request.weight,
+                gate=request.gate,  # a gated create still waits for its commit
             )
         )
         return future

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from actors.gateway import GatewayCore
+from actors.gateway import GatewayActor, GatewayCore, GatewaySettings
 from engine.clock import ManualClock, SystemClock
 from engine.domain import Priority
 from engine.exchange._ratebudget import Admit, EndpointKind, RateBudget
@@ -143,3 +143,43 @@ def test_a_create_held_long_at_its_gate_is_signed_again(sim: Simulator, monkeypa
     assert result.ok, result.error
     assert len(signed) == 2 and signed[1] >= signed[0]
     assert [o["clientOrderId"] for o in sim.control.ledger()["orders"]].count("bx-held-at-gate") == 1
+
+
+class _RecordingClient:
+    """Records what leaves (after the gate, as the engine's client does)."""
+
+    def __init__(self, hook: ResponseHook) -> None:
+        self.options: dict[str, Any] = {}
+        self.left: list[str] = []
+
+    async def private_post_order(self, params: Mapping[str, str]) -> dict[str, Any]:
+        await pass_gate()
+        self.left.append(params["newClientOrderId"])
+        return {}
+
+    async def close(self) -> None:
+        return None
+
+
+def test_a_gated_create_through_the_handles_call_waits_for_its_commit() -> None:
+    clients: list[_RecordingClient] = []
+
+    def factory(hook: ResponseHook) -> _RecordingClient:
+        clients.append(_RecordingClient(hook))
+        return clients[-1]
+
+    ref = GatewayActor.start(GatewaySettings(), clock=SystemClock(), client_factory=factory, sync_time=False)
+    try:
+        handle = ref.proxy().handle().get(timeout=10)
+        failed: concurrent.futures.Future[None] = concurrent.futures.Future()
+        failed.set_exception(RuntimeError("the intent could not be stored"))
+        handle.call(
+            GatewayRequest(Op.CREATE_ORDER, {"newClientOrderId": "bx-gated"}, Priority.ENTRY, key="a", gate=failed)
+        )
+        # Queued after it at the same priority: once this one is answered, the gated one was dealt with.
+        handle.call(GatewayRequest(Op.CREATE_ORDER, {"newClientOrderId": "bx-free"}, Priority.ENTRY, key="b")).result(
+            10
+        )
+        assert clients[0].left == ["bx-free"]
+    finally:
+        ref.stop(timeout=10)
