@@ -100,6 +100,7 @@ class GatewayCore:
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0
         self._parked = 0  # creates waiting at their write-ahead gate, holding no slot
+        self._resync: asyncio.Future[None] | None = None  # the clock re-sync under way after a -1021
         self._sent = 0
         self._failed = 0
 
@@ -388,12 +389,22 @@ class GatewayCore:
             )
         if isinstance(error, ClockSkew):
             self._offset.mark_skew()
-            try:
-                await self.sync_time()
-            except Exception as exc:  # noqa: BLE001 - a failed resync is logged; the retry will show it
-                logger.warning("clock re-sync after -1021 failed: {}", exc)
+            # One re-sync for every -1021 of the moment (each failed request awaits the same one), and not
+            # while a Retry-After block is on: a request then is what turns a 429 into a 418 ban.
+            if self._resync is None or self._resync.done():
+                self._resync = asyncio.ensure_future(self._resync_clock())
+            await asyncio.shield(self._resync)
         if isinstance(error, StopTrading) and self._on_critical is not None:
             self._on_critical(error)
+
+    async def _resync_clock(self) -> None:
+        assert self._wake is not None
+        while (blocked := self.budget.blocked_until_ms()) > (now := self._clock.now_ms()):
+            await self._wait(self._wake, (blocked - now) / 1000)
+        try:
+            await self.sync_time()
+        except Exception as exc:  # noqa: BLE001 - a failed resync is logged; the retry will show it
+            logger.warning("clock re-sync after -1021 failed: {}", exc)
 
     def _on_response(self, status: int, headers: Mapping[str, str], method: str, url: str) -> None:
         now = self._clock.now_ms()

@@ -10,12 +10,14 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
 
+import ccxt
 import pytest
 
 from actors.gateway import GatewayActor, GatewayCore, GatewaySettings
 from engine.clock import ManualClock, SystemClock
 from engine.domain import Priority
 from engine.exchange._ratebudget import Admit, EndpointKind, RateBudget
+from engine.exchange._retry import BackoffPolicy
 from engine.gateway import GatewayRequest, GatewayResult, Op
 from engine.venue import ResponseHook, make_client, pass_gate
 from sim import SimConfig, Simulator
@@ -183,3 +185,63 @@ def test_a_gated_create_through_the_handles_call_waits_for_its_commit() -> None:
         assert clients[0].left == ["bx-free"]
     finally:
         ref.stop(timeout=10)
+
+
+class _SkewedClient:
+    """Each lookup's first attempt gets -1021 at the moment another request got a 429 (Retry-After 30 s)."""
+
+    def __init__(self, hook: ResponseHook) -> None:
+        self._hook = hook
+        self.options: dict[str, Any] = {}
+        self.time_calls = 0
+        self.failed: set[str] = set()
+
+    async def private_get_order(self, params: Mapping[str, str]) -> dict[str, Any]:
+        cid = params["origClientOrderId"]
+        if cid not in self.failed:
+            self.failed.add(cid)
+            self._hook(429, {"Retry-After": "30"}, "GET", "/api/v3/order")
+            raise ccxt.InvalidNonce(
+                'binance {"code":-1021,"msg":"Timestamp for this request is outside of the recvWindow."}'
+            )
+        return {}
+
+    async def public_get_time(self) -> dict[str, Any]:
+        self.time_calls += 1
+        return {"serverTime": NEAR_BOUNDARY}
+
+    async def close(self) -> None:
+        return None
+
+
+def test_clock_resync_after_1021_is_one_call_and_waits_out_a_retry_after_block() -> None:
+    clients: list[_SkewedClient] = []
+
+    def factory(hook: ResponseHook) -> _SkewedClient:
+        clients.append(_SkewedClient(hook))
+        return clients[-1]
+
+    async def run() -> tuple[int, int, list[GatewayResult]]:
+        clock = ManualClock(NEAR_BOUNDARY)
+        core = GatewayCore(
+            factory, clock=clock, budget=RateBudget(()), backoff=BackoffPolicy(base_s=0.001, cap_s=0.002)
+        )
+        await core.start(sync_time=False)
+        results: list[GatewayResult] = []
+        for cid in ("bx-a", "bx-b"):
+            core.enqueue(GatewayRequest(Op.FETCH_ORDER, {"origClientOrderId": cid}, Priority.FALLBACK, key=cid,
+                                        reply_to=results.append))  # fmt: skip
+        for _ in range(200):  # let both fail and reach the re-sync (loop turns only, no time passes)
+            await asyncio.sleep(0)
+        during_block = clients[0].time_calls
+        clock.set(NEAR_BOUNDARY + 30_000)  # the Retry-After block is over
+        core.wake()
+        await asyncio.wait_for(core.wait_idle(), 10)
+        await core.close()
+        return during_block, clients[0].time_calls, results
+
+    during_block, after, results = asyncio.run(run())
+    assert len(clients[0].failed) == 2
+    assert during_block == 0, "the clock re-sync went out during a Retry-After block"
+    assert after == 1, f"{after} re-syncs for one clock fault"
+    assert sorted(r.request.key for r in results) == ["bx-a", "bx-b"] and all(r.ok for r in results)
