@@ -72,9 +72,18 @@ class ExecutionConfig:
     retry_delay_ms: int = 1_000
     """Wait before re-placing after a retry-later failure without Retry-After."""
     cancel_retry_ms: int = 2_000
-    """Wait before re-sending a cancel that failed for a transient reason."""
+    """Wait before re-sending a failed cancel; it doubles with each further failure of the same plan."""
+    cancel_retry_max_ms: int = 60_000
+    """The longest wait between cancel retries (a longer Retry-After from the exchange still wins)."""
     fallback_after_external_cancel: bool = False
     """If the limit is canceled outside the engine, still send the fallback (default: stop and say so)."""
+
+    def cancel_retry_delay_ms(self, failures: int, retry_after_s: float | None = None) -> int:
+        """The wait after the `failures`-th failed cancel (1 = the first): doubling from `cancel_retry_ms` up
+        to `cancel_retry_max_ms`, and never shorter than the exchange's Retry-After."""
+        delay = min(self.cancel_retry_ms * 2 ** min(max(failures - 1, 0), 30), self.cancel_retry_max_ms)
+        delay = max(delay, self.cancel_retry_ms)  # a max below the base does not shorten the first wait
+        return delay if retry_after_s is None else max(delay, int(retry_after_s * 1000))
 
     def __post_init__(self) -> None:
         if self.limit_timeout_ms < 0 or self.max_fallback_attempts < 1 or self.max_slippage < 0:

@@ -19,7 +19,8 @@ without a fallback.
 
 The remainder is `requested − the limit's cumulative quantity at the exchange` rounded DOWN to the lot
 step, so limit fills plus fallback fills never exceed the request; what cannot be sent (below the step,
-the minimum quantity or the minimum notional) is reported as dust, never dropped.
+the minimum quantity or the minimum notional) is reported as dust, never dropped; a remainder ABOVE a
+maximum is a filter failure, reported too. A failed cancel is re-sent (idempotent) after a growing delay.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ from engine.domain import (
     TimeInForce,
 )
 from engine.exchange import (
+    Banned,
     ExchangeError,
     FilterRejected,
-    OrderNotFound,
     OutcomeUnknown,
     RetryLater,
     StopTrading,
@@ -76,8 +77,6 @@ from engine.execution._model import (
 from engine.execution._rules import SymbolRules
 
 __all__ = ["ExecutionPlan", "Phase", "choose_limit_price"]
-
-_SIZE_FILTERS = frozenset({"LOT_SIZE", "MARKET_LOT_SIZE", "NOTIONAL", "MIN_NOTIONAL"})
 
 
 def choose_limit_price(side: Side, book: Book, source: PriceSource) -> Decimal | None:
@@ -117,6 +116,7 @@ class ExecutionPlan:
         self._timer: _Timer | None = None
         self._fallback_attempts = 0
         self._capped = False
+        self._cancel_failures = 0  # failed cancels so far: the retry delay doubles with each
         self._retry = (FallbackKind.MARKET, OrderRole.FALLBACK)  # what a retry-later re-placement sends
         self._aborted = ""  # why the caller canceled; no fallback follows once set
         self.result: ExecutionResult | None = None
@@ -153,8 +153,7 @@ class ExecutionPlan:
         price = rules.round_price(price, request.side)
         violation = rules.check(side=request.side, quantity=plan.requested, price=price, reference_price=book.mid)
         if violation is not None:
-            dust = violation.filter_name in _SIZE_FILTERS
-            return plan, plan._finish(ResultReason.REFUSED_FILTER, str(violation), dust=dust)
+            return plan, plan._finish(ResultReason.REFUSED_FILTER, str(violation), dust=violation.is_dust)
         limit_type = OrderType.LIMIT_MAKER if request.order_type is OrderType.LIMIT_MAKER else OrderType.LIMIT
         spec = OrderSpec(
             client_order_id=client_order_id(request.idempotency_key),
@@ -209,7 +208,9 @@ class ExecutionPlan:
         """Apply one event at `now_ms`; return the commands to carry out. Never raises."""
         if isinstance(event, PriceUpdate):
             self.book = event.book
-            if event.volatile and self.phase is Phase.LIMIT_WORKING and self._legs:
+            # as in `start`: with no fallback to go to, canceling early would only lose the limit's chance
+            skip_wait = event.volatile and self.config.fallback is not FallbackKind.NONE
+            if skip_wait and self.phase is Phase.LIMIT_WORKING and self._legs:
                 return self._cancel_live("volatility spike: skipping the wait")
             return []
         if isinstance(event, Tick):
@@ -242,10 +243,13 @@ class ExecutionPlan:
                 return self._on_closed(leg, LegClosed(leg.spec.client_order_id, OrderStatus.CANCELED, Decimal(0)),
                                        now_ms)  # fmt: skip
             return [PlaceOrder(leg.spec)]  # same client order id: safe, the first never existed
-        if isinstance(event, CancelFailed):
-            if isinstance(event.error, OrderNotFound | StopTrading):
-                return []  # gone (filled or canceled): its LegClosed follows from the status lookup
-            self._timer = _Timer(now_ms + self.config.cancel_retry_ms, "cancel_retry")
+        if isinstance(event, CancelFailed) and self.phase is Phase.CANCELING and leg is self._legs[-1]:
+            # Retried whatever the error: -2011 may be REST lagging the matching engine (ccxt #8179), a stop-trading
+            # error (key, ban) leaves the order live too. A closed order's LegClosed (status lookup) ends the wait.
+            self._cancel_failures += 1
+            retry_after = event.error.retry_after_s if isinstance(event.error, RetryLater | Banned) else None
+            delay = self.config.cancel_retry_delay_ms(self._cancel_failures, retry_after)
+            self._timer = _Timer(now_ms + delay, "cancel_retry")
         return []
 
     def _on_tick(self, now_ms: int) -> list[ExecutionCommand]:
@@ -363,10 +367,10 @@ class ExecutionPlan:
             average = decision.current  # what the market order's notional is judged at
         violation = self.rules.check(side=side, quantity=quantity, price=price, reference_price=average)
         if violation is not None or quantity <= 0:
-            size = violation is None or violation.filter_name in _SIZE_FILTERS
-            reason = ResultReason.DUST if size else ResultReason.REFUSED_FILTER
+            dust = violation is None or violation.is_dust
+            reason = ResultReason.DUST if dust else ResultReason.REFUSED_FILTER
             return self._finish(reason, f"remainder {remainder} not tradable: {violation or 'below the step'}",
-                                dust=size)  # fmt: skip
+                                dust=dust)  # fmt: skip
         self._fallback_attempts += 1
         primary = self._legs[0].spec.client_order_id if self._legs else None
         spec = OrderSpec(

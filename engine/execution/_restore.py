@@ -10,7 +10,12 @@ only this package may do). The stored request and its orders say where the plan 
 - a primary limit stored as PENDING_CANCEL before its deadline was being canceled by the caller (or for a
   volatility spike): the request ends without a fallback — after a restart the engine does not trade more
   than it is sure it was asked to;
-- a fallback (or a market primary) leg is simply awaited.
+- a fallback leg is simply awaited, and so is a primary the fallback step sent (a market request, or a
+  request that started in a volatile market: a market order or an IOC at the slippage bound). Such a
+  primary counts as fallback attempt 1, as it did before the restart, so its remainder gets no second order;
+- a leg the fallback step sent as an IOC at the bound although the fallback is a market order was capped by
+  the slippage guard: the result says so again. (With an IOC fallback the order is the same capped or not,
+  so that flag cannot be told from storage and stays unset.)
 
 The plan then hears the live leg's fate through the ordinary events (its status is looked up at start).
 """
@@ -20,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from engine.domain import OrderRequest, OrderRole, OrderStatus, OrderType, TimeInForce, TradeId
-from engine.execution._guards import Book
+from engine.domain import FallbackKind, OrderRequest, OrderRole, OrderStatus, OrderType, TimeInForce, TradeId
+from engine.execution._guards import Book, slippage_bound
 from engine.execution._model import CancelOrder, ExecutionCommand, ExecutionConfig, OrderSpec, _Leg
 from engine.execution._plan import ExecutionPlan, Phase, _Timer
 from engine.execution._rules import SymbolRules
@@ -68,7 +73,11 @@ def restore_plan(
         plan._legs.append(leg)
     for leg, stored in zip(plan._legs[:-1], legs[:-1], strict=True):
         leg.closed = stored.status if stored.status.is_terminal else OrderStatus.CANCELED
-    plan._fallback_attempts = sum(1 for leg in legs if leg.spec.role is OrderRole.FALLBACK)
+    by_fallback_step = [leg.spec for leg in legs if _sent_by_fallback_step(leg.spec, plan)]
+    plan._fallback_attempts = len(by_fallback_step)
+    plan._capped = config.fallback is FallbackKind.MARKET and any(
+        spec.order_type is OrderType.LIMIT for spec in by_fallback_step
+    )
     live, stored_live = plan._legs[-1], legs[-1]
     spec = live.spec
     resting = (
@@ -90,3 +99,24 @@ def restore_plan(
     plan.phase = Phase.LIMIT_WORKING
     plan._timer = _Timer(deadline, "limit_timeout")
     return plan, []
+
+
+def _sent_by_fallback_step(spec: OrderSpec, plan: ExecutionPlan) -> bool:
+    """Did `ExecutionPlan._place_remainder` send this order (so it counts as a fallback attempt)?"""
+    if spec.role is OrderRole.FALLBACK or (spec.role is OrderRole.PRIMARY and spec.order_type is OrderType.MARKET):
+        return True
+    if spec.role is not OrderRole.PRIMARY or spec.order_type is not OrderType.LIMIT:
+        return False
+    if spec.time_in_force is not TimeInForce.IOC:
+        return False  # the fallback step sends only a market order or an IOC limit
+    request = plan.request
+    if request.order_type is OrderType.LIMIT_MAKER or request.time_in_force is not TimeInForce.IOC:
+        return True  # the limit itself would have been a LIMIT_MAKER, or had the request's GTC / FOK
+    # An IOC request: its limit is at the request's (or the book's) price, the fallback step's IOC at the
+    # bound. At the bound it is taken for the fallback step: after a restart the engine does not trade more
+    # than it is sure it was asked to.
+    reference = plan.reference_price
+    if reference is None:
+        return False
+    side = request.side
+    return spec.price == plan.rules.round_price(slippage_bound(side, reference, plan.config.max_slippage), side)

@@ -18,6 +18,7 @@ from engine.domain import Side, Symbol
 __all__ = ["PercentPrice", "SymbolRules", "Violation"]
 
 _ZERO = Decimal(0)
+_SIZE_FILTERS = frozenset({"LOT_SIZE", "MARKET_LOT_SIZE", "NOTIONAL", "MIN_NOTIONAL"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +27,17 @@ class Violation:
 
     filter_name: str
     reason: str
+    above_max: bool = False
+    """The quantity or notional is above the filter's maximum: too big to send, not dust."""
 
     def __str__(self) -> str:
         return f"{self.filter_name}: {self.reason}"
+
+    @property
+    def is_dust(self) -> bool:
+        """Too small to send (below the step, minQty or minNotional). Too BIG is not dust but a filter
+        failure: calling 119 unsent BTC "dust" would report the trade as filled."""
+        return self.filter_name in _SIZE_FILTERS and not self.above_max
 
 
 class PercentPrice(BaseModel):
@@ -217,7 +226,7 @@ class SymbolRules(BaseModel):
             if self.min_notional > 0 and (not market or self.apply_min_to_market) and notional < self.min_notional:
                 return Violation(self.min_notional_filter, f"notional {notional} below {self.min_notional}")
             if self.max_notional > 0 and (not market or self.apply_max_to_market) and notional > self.max_notional:
-                return Violation("NOTIONAL", f"notional {notional} above {self.max_notional}")
+                return Violation("NOTIONAL", f"notional {notional} above {self.max_notional}", above_max=True)
         if price is not None and reference_price is not None and self.percent_price is not None:
             low, high = self.percent_price.bounds(side, reference_price)
             if (low > 0 and price < low) or (high > 0 and price > high):
@@ -233,7 +242,7 @@ class SymbolRules(BaseModel):
         if low > 0 and qty < low:
             return Violation(name, f"quantity {qty} below minQty {low}")
         if high > 0 and qty > high:
-            return Violation(name, f"quantity {qty} above maxQty {high}")
+            return Violation(name, f"quantity {qty} above maxQty {high}", above_max=True)
         if not _on_grid(qty, low, step):
             return Violation(name, f"quantity {qty} not a multiple of stepSize {step}")
         return None

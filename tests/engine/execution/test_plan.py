@@ -138,6 +138,8 @@ def test_transient_cancel_failure_is_retried_later() -> None:
     assert plan.handle(CancelFailed(PRIMARY, RetryLater("busy")), 10_001) == []
     assert plan.next_deadline_ms == 12_001
     only(plan.handle(Tick(), 12_001), CancelOrder)
+    assert plan.handle(CancelFailed(PRIMARY, RateLimited("slow", retry_after_s=30)), 12_002) == []
+    assert plan.next_deadline_ms == 42_002  # the exchange's Retry-After beats the (doubled) 4 s backoff
 
 
 def test_remainder_below_min_notional_is_dust_not_lost() -> None:

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.domain import OrderRole, OrderStatus, OrderType, Priority, Side, TimeInForce, TradeId
-from engine.exchange import client_order_id
+from engine.domain import FallbackKind, OrderRole, OrderStatus, OrderType, Priority, Side, TimeInForce, TradeId
+from engine.exchange import RateLimited, client_order_id
 from engine.execution import (
+    Book,
     CancelOrder,
     ExecutionCommand,
     ExecutionConfig,
+    ExecutionEvent,
     ExecutionPlan,
     LegClosed,
+    LegFailed,
     OrderSpec,
     Phase,
     PlaceOrder,
     ReportResult,
     RestoredLeg,
     ResultReason,
+    SlippageAction,
     Tick,
     restore_plan,
 )
@@ -90,6 +96,41 @@ def test_a_fallback_in_flight_is_awaited_and_counted_with_the_limit() -> None:
     [report] = plan.handle(LegClosed(FALLBACK1, OrderStatus.FILLED, D("0.006")), CREATED_MS + 61_000)
     assert isinstance(report, ReportResult) and report.result.filled == D("0.01")
     assert report.result.reason is ResultReason.FILLED
+
+
+_VOLATILE = ExecutionConfig(limit_timeout_ms=10_000, max_slippage=D("0.01"), slippage_action=SlippageAction.CAP)
+
+
+@pytest.mark.parametrize(
+    ("fallback", "ask", "tif"),
+    [
+        (FallbackKind.MARKET, "50001", None),  # volatile start: a market primary
+        (FallbackKind.MARKET, "52000", None),  # volatile start, beyond the bound: an IOC primary, capped
+        (FallbackKind.IOC_LIMIT, "50001", None),  # volatile start: an IOC primary at the bound
+        (FallbackKind.MARKET, "50001", TimeInForce.IOC),  # calm start of an IOC request: its own IOC limit
+    ],
+)
+@pytest.mark.parametrize("fate", ["expired", "retry_later"])
+def test_a_primary_resumes_as_it_would_have_gone_on_without_the_restart(
+    fallback: FallbackKind, ask: str, tif: TimeInForce | None, fate: str
+) -> None:
+    config = replace(_VOLATILE, fallback=fallback)
+    req = request() if tif is None else request().model_copy(update={"time_in_force": tif})
+    book = Book(D("50000"), D(ask), 0)
+    original, [place] = ExecutionPlan.start(req, RULES, book, 0, config, volatile=tif is None)
+    assert isinstance(place, PlaceOrder)
+    restored, commands = restore_plan(req, RULES, [RestoredLeg(place.spec, OrderStatus.OPEN)], created_ms=0,
+                                      now_ms=5_000, reference_price=original.reference_price, book=book,
+                                      config=config)  # fmt: skip
+    assert commands == []
+    if fate == "expired":
+        events: list[tuple[ExecutionEvent, int]] = [(LegClosed(PRIMARY, OrderStatus.EXPIRED, D("0.004"), D("200")),
+                                                     6_000)]  # fmt: skip
+    else:
+        events = [(LegFailed(PRIMARY, RateLimited("slow", retry_after_s=1)), 6_000), (Tick(), 7_000)]
+    for event, now_ms in events:
+        assert restored.handle(event, now_ms) == original.handle(event, now_ms), event
+    assert restored.phase is original.phase
 
 
 @settings(max_examples=60, deadline=None)

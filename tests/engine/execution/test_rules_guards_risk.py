@@ -74,6 +74,22 @@ def test_pre_trade_checks(qty: str, price: str | None, ref: str | None, expected
     assert (violation.filter_name if violation else None) == expected
 
 
+@pytest.mark.parametrize(
+    ("qty", "price", "dust"),
+    [
+        ("0.00001", "50000", True),  # below minNotional: too small to send
+        ("0.000001", "50000", True),  # below minQty
+        ("101", None, False),  # above MARKET_LOT_SIZE maxQty: too big, a filter failure
+        ("9001", "50000", False),  # above LOT_SIZE maxQty
+        ("200", "50000", False),  # above maxNotional (9,000,000)
+    ],
+)
+def test_only_a_violation_below_a_minimum_is_dust(qty: str, price: str | None, dust: bool) -> None:
+    violation = RULES.check(side=Side.BUY, quantity=D(qty), price=None if price is None else D(price),
+                            reference_price=D("50000"))  # fmt: skip
+    assert violation is not None and violation.is_dust is dust
+
+
 def test_halted_symbol_is_refused() -> None:
     rules = SymbolRules.from_exchange_info({**BTCUSDT_INFO, "status": "CANCEL_ONLY"})
     violation = rules.check(side=Side.BUY, quantity=D("1"), price=D("1"))
