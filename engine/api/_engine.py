@@ -228,7 +228,8 @@ class Engine(EngineQueries):
         Returns a future resolving to `Accepted(order)` at the exchange's ack, or a `Refusal` with a
         machine-readable `reason` (`risk_limit`, `wallet_below_minimum`, `filter_failure`, `conflict`,
         `halted`, `not_whitelisted`, `invalid_request`, `rejected`, …) — never None. The same
-        `idempotency_key` twice returns the same order instead of creating another.
+        `idempotency_key` twice on a pair returns the same order instead of creating another (keys are per pair:
+        the same key on another pair is another request).
         """
         future: concurrent.futures.Future[PlaceOutcome] = concurrent.futures.Future()
         if self._stopped:

@@ -4,9 +4,10 @@ Layout: `bx-<26 base32 chars>-<leg>`, at most 36 characters, within Binance's `^
 
 - `bx-` marks the engine's orders, so orders found on the exchange that the database does not know (a crash
   between send and commit) can be adopted, and everything else is recognised as external.
-- The 26 characters are the first 128 bits of SHA-256 over the idempotency key: collisions are out of reach
-  in practice (2⁶⁴ keys for a 50 % chance), and the key itself (possibly meaningful to the caller) is not
-  sent to the exchange.
+- The 26 characters are the first 128 bits of SHA-256 over the pair and the idempotency key: collisions are
+  out of reach in practice (2⁶⁴ keys for a 50 % chance), and the key itself (possibly meaningful to the
+  caller) is not sent to the exchange. Keys are per pair: the same key on two pairs is two requests, whose
+  orders must not share a client order id (the database is unique on it).
 - The leg tells the primary limit order (`p`) from the n-th fallback order (`f1`, `f2`, …), so every order
   of one request shares the digest and can be grouped without the database.
 """
@@ -36,24 +37,24 @@ _BINANCE_RE: Final = re.compile(r"^[a-zA-Z0-9\-_]{1,36}$")
 _ENGINE_RE: Final = re.compile(r"^bx-([a-z2-7]{26})-(p|f([1-9][0-9]{0,4}))$")
 
 
-def key_digest(idempotency_key: str) -> str:
-    """The 26-character base32 digest of an idempotency key (lower case, no padding)."""
-    raw = hashlib.sha256(idempotency_key.encode("utf-8")).digest()[:16]
+def key_digest(idempotency_key: str, pair: str) -> str:
+    """The 26-character base32 digest of an idempotency key on a pair (lower case, no padding)."""
+    raw = hashlib.sha256(f"{pair}\n{idempotency_key}".encode()).digest()[:16]
     return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
 
 
-def client_order_id(idempotency_key: str, *, fallback: int = 0) -> ClientOrderId:
-    """The client order id for a request's primary order (`fallback=0`) or its n-th fallback order.
+def client_order_id(idempotency_key: str, *, pair: str, fallback: int = 0) -> ClientOrderId:
+    """The client order id for a request's primary order (`fallback=0`) or its n-th fallback order, on `pair`.
 
     Raises:
-        ValueError: for an empty key or a fallback number outside 0…99999.
+        ValueError: for an empty key or pair, or a fallback number outside 0…99999.
     """
-    if not idempotency_key:
-        raise ValueError("idempotency key must not be empty")
+    if not idempotency_key or not pair:
+        raise ValueError("idempotency key and pair must not be empty")
     if not 0 <= fallback <= _MAX_FALLBACK:
         raise ValueError(f"fallback number must be in 0…{_MAX_FALLBACK}, got {fallback}")
     leg = "p" if fallback == 0 else f"f{fallback}"
-    cid = f"{CLIENT_ID_PREFIX}{key_digest(idempotency_key)}-{leg}"
+    cid = f"{CLIENT_ID_PREFIX}{key_digest(idempotency_key, pair)}-{leg}"
     assert _BINANCE_RE.match(cid), cid  # structural: 3 + 26 + 1 + ≤ 6 ≤ 36, charset a–z 2–7 - p f 0–9
     return ClientOrderId(cid)
 
@@ -63,7 +64,7 @@ class EngineClientId:
     """A decoded engine client order id."""
 
     digest: str
-    """The request's key digest (`key_digest(idempotency_key)`)."""
+    """The request's key digest (`key_digest(idempotency_key, pair)`)."""
     fallback: int
     """0 for the primary order, n for the n-th fallback."""
 
@@ -72,9 +73,9 @@ class EngineClientId:
         """PRIMARY or FALLBACK."""
         return OrderRole.PRIMARY if self.fallback == 0 else OrderRole.FALLBACK
 
-    def matches_key(self, idempotency_key: str) -> bool:
-        """True if this id was made from `idempotency_key`."""
-        return key_digest(idempotency_key) == self.digest
+    def matches_key(self, idempotency_key: str, pair: str) -> bool:
+        """True if this id was made from `idempotency_key` on `pair`."""
+        return key_digest(idempotency_key, pair) == self.digest
 
 
 def parse_client_order_id(cid: str) -> EngineClientId | None:

@@ -156,7 +156,7 @@ class ExecutionPlan:
             return plan, plan._finish(ResultReason.REFUSED_FILTER, str(violation), dust=violation.is_dust)
         limit_type = OrderType.LIMIT_MAKER if request.order_type is OrderType.LIMIT_MAKER else OrderType.LIMIT
         spec = OrderSpec(
-            client_order_id=client_order_id(request.idempotency_key),
+            client_order_id=client_order_id(request.idempotency_key, pair=request.pair),
             symbol=rules.symbol,
             side=request.side,
             order_type=limit_type,
@@ -373,9 +373,9 @@ class ExecutionPlan:
                                 dust=dust)  # fmt: skip
         self._fallback_attempts += 1
         primary = self._legs[0].spec.client_order_id if self._legs else None
+        attempt = self._fallback_attempts if role is OrderRole.FALLBACK else 0
         spec = OrderSpec(
-            client_order_id=client_order_id(self.request.idempotency_key, fallback=self._fallback_attempts)
-            if role is OrderRole.FALLBACK else client_order_id(self.request.idempotency_key),
+            client_order_id=client_order_id(self.request.idempotency_key, pair=self.request.pair, fallback=attempt),
             symbol=self.rules.symbol,
             side=side,
             order_type=order_type,

@@ -150,7 +150,7 @@ def _write_intent(db_url: str, key: str, now_ms: int, **order: Any) -> Order:
         idempotency_key=key, created_at=when, limit_timeout_s=Decimal(60),
     )  # fmt: skip
     order = Order(
-        client_order_id=client_order_id(key), request_id="crashed-1", pair=PAIR, side=Side.BUY,
+        client_order_id=client_order_id(key, pair=PAIR), request_id="crashed-1", pair=PAIR, side=Side.BUY,
         order_type=OrderType.LIMIT, status=OrderStatus.PENDING_SUBMIT, price=Decimal(LIMIT), amount=Decimal("0.01"),
         remaining=Decimal("0.01"), created_at=when, updated_at=when,
     ).model_copy(update=order)  # fmt: skip
@@ -241,7 +241,7 @@ def test_external_orders_are_recorded_announced_and_tracked(start: Any, sim: Sim
 
 def test_an_engine_order_unknown_to_the_database_is_adopted(start: Any, sim: Simulator, db_url: str) -> None:
     engine, events = start(ManualClock(SystemClock().now_ms()))
-    stray = client_order_id("lost-by-a-restored-backup")
+    stray = client_order_id("lost-by-a-restored-backup", pair=PAIR)
     sim.control.place_external_order(
         symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01", price="59000",
         newClientOrderId=stray,

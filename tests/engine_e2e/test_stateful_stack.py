@@ -174,7 +174,7 @@ class Stack(RuleBasedStateMachine):
         self.futures[key] = self.engine.place_order(
             pair, side, amount, price, idempotency_key=key, limit_timeout=limit_timeout, fallback=fallback
         )
-        self.amounts[_request_of(client_order_id(key))] = amount
+        self.amounts[_request_of(client_order_id(key, pair=pair))] = amount
         self.pairs[key] = pair
         self.settle()
 

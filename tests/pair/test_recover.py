@@ -37,7 +37,7 @@ def _of(commands: list[Command], kind: type) -> list[Any]:
 
 def test_a_report_for_an_order_that_left_memory_is_looked_up_and_updates_the_trade() -> None:
     h = Harness()
-    cid = client_order_id("left-memory")
+    cid = client_order_id("left-memory", pair="BTC/USDT")
     when = datetime.fromtimestamp(T0 / 1000, tz=UTC)
     # stored: the limit was canceled with 0.006 executed, but only 0.004 of fills could be fetched in time
     stored_order = Order(
@@ -92,7 +92,7 @@ def test_an_order_placed_outside_the_engine_is_recorded_announced_and_tracked() 
 
 def test_an_engine_order_the_database_does_not_know_is_adopted() -> None:
     h = Harness()
-    cid = client_order_id("never-stored")
+    cid = client_order_id("never-stored", pair="BTC/USDT")
     [lookup] = _of(
         h.book.on_report(_report(cid, x="NEW", status="NEW", last="0", cum="0", trade_id=0, order_id=5), h.now),
         LookupStored,

@@ -198,24 +198,30 @@ def test_skew_forgets_samples_and_demands_resync() -> None:
 _BINANCE = re.compile(r"^[a-zA-Z0-9\-_]{1,36}$")
 
 
-@given(st.text(min_size=1, max_size=300), st.integers(0, 99_999))
-def test_client_ids_are_valid_deterministic_and_decodable(key: str, fallback: int) -> None:
-    cid = client_order_id(key, fallback=fallback)
+@given(st.text(min_size=1, max_size=300), st.sampled_from(["BTC/USDT", "ETH/BTC"]), st.integers(0, 99_999))
+def test_client_ids_are_valid_deterministic_and_decodable(key: str, pair: str, fallback: int) -> None:
+    cid = client_order_id(key, pair=pair, fallback=fallback)
     assert _BINANCE.match(cid)
     assert cid.startswith("bx-")
-    assert cid == client_order_id(key, fallback=fallback)
+    assert cid == client_order_id(key, pair=pair, fallback=fallback)
     assert is_engine_id(cid)
     decoded = parse_client_order_id(cid)
     assert decoded is not None
     assert decoded.fallback == fallback
     assert decoded.role is (OrderRole.PRIMARY if fallback == 0 else OrderRole.FALLBACK)
-    assert decoded.matches_key(key)
-    assert decoded.digest == key_digest(key)
+    assert decoded.matches_key(key, pair)
+    assert decoded.digest == key_digest(key, pair)
 
 
 @given(st.lists(st.text(min_size=1, max_size=40), min_size=2, max_size=200, unique=True))
 def test_client_ids_are_injective_over_keys(keys: list[str]) -> None:
-    assert len({client_order_id(k) for k in keys}) == len(keys)
+    assert len({client_order_id(k, pair="BTC/USDT") for k in keys}) == len(keys)
+
+
+@given(st.text(min_size=1, max_size=40))
+def test_the_same_key_on_two_pairs_gives_two_client_ids(key: str) -> None:
+    # Two requests (keys are per pair): one id for both would merge two live orders into one database row.
+    assert client_order_id(key, pair="BTC/USDT") != client_order_id(key, pair="ETH/USDT")
 
 
 @pytest.mark.parametrize(
@@ -228,6 +234,8 @@ def test_foreign_ids_are_not_engine_ids(cid: str) -> None:
 
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="empty"):
-        client_order_id("")
+        client_order_id("", pair="BTC/USDT")
+    with pytest.raises(ValueError, match="empty"):
+        client_order_id("k", pair="")
     with pytest.raises(ValueError, match="fallback"):
-        client_order_id("k", fallback=100_000)
+        client_order_id("k", pair="BTC/USDT", fallback=100_000)

@@ -45,8 +45,8 @@ from engine.execution import (
 from tests.engine.execution.conftest_data import BOOK, RULES, request
 
 D = Decimal
-PRIMARY = client_order_id("req-1")
-FALLBACK1 = client_order_id("req-1", fallback=1)
+PRIMARY = client_order_id("req-1", pair="BTC/USDT")
+FALLBACK1 = client_order_id("req-1", pair="BTC/USDT", fallback=1)
 CONFIG = ExecutionConfig(limit_timeout_ms=10_000, max_slippage=D("0.01"))
 
 
@@ -230,7 +230,7 @@ def test_fallback_failure_per_error_class() -> None:
     assert plan.next_deadline_ms == 15_002
     assert plan.handle(Tick(), 15_001) == []
     spec = only(plan.handle(Tick(), 15_002), PlaceOrder).spec  # type: ignore[attr-defined]
-    assert spec.client_order_id == client_order_id("req-1", fallback=2)
+    assert spec.client_order_id == client_order_id("req-1", pair="BTC/USDT", fallback=2)
 
     plan = to_fallback()
     assert plan.handle(LegFailed(FALLBACK1, OutcomeUnknown("timeout")), 10_002) == []  # the resolver's job

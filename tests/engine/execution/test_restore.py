@@ -33,8 +33,8 @@ from engine.execution import (
 from tests.engine.execution.conftest_data import BOOK, RULES, request
 
 D = Decimal
-PRIMARY = client_order_id("req-1")
-FALLBACK1 = client_order_id("req-1", fallback=1)
+PRIMARY = client_order_id("req-1", pair="BTC/USDT")
+FALLBACK1 = client_order_id("req-1", pair="BTC/USDT", fallback=1)
 CONFIG = ExecutionConfig(limit_timeout_ms=10_000, max_slippage=D("0.01"))
 CREATED_MS = 1_000_000
 
