@@ -252,6 +252,9 @@ class OrderDesk(ABC):
             self._apply_snapshot(leg, result.data, now_ms, cancel=True)
             return
         self._record(error, leg.cid, now_ms)
+        if isinstance(error, StopTrading):
+            # The operator must know which order stays live (the plan retries the cancel, growing the wait).
+            self._out.append(Alert("stop_trading", f"cancel refused, the order stays open: {error}", leg.cid))
         # -2011 "Unknown order sent.": already filled or canceled — the state machine asks for its status.
         self._apply(leg, CancelRejected(str(error), order_gone=isinstance(error, OrderNotFound)), now_ms)
         self._cancel_failed(leg, error, now_ms)

@@ -7,8 +7,9 @@ from decimal import Decimal
 from actors._feeds import reconcile_requests
 from engine.api import Accepted, Refusal, RefusalReason
 from engine.domain import Order, OrderStatus, RequestRecord, TradeStatus
-from engine.exchange import FilterRejected, OrderNotFound, OutcomeUnknown, Resolution
+from engine.exchange import AuthFailed, FilterRejected, OrderNotFound, OutcomeUnknown, Resolution
 from engine.gateway import GatewayRequest, GatewayResult, Op
+from engine.pair import Alert
 from tests.pair._book_helpers import PAIR, T0, Harness, order_json, request
 
 _PERCENT_PRICE = FilterRejected("Filter failure: PERCENT_PRICE_BY_SIDE", filter_name="PERCENT_PRICE_BY_SIDE")
@@ -169,3 +170,18 @@ def _my_trade(h: Harness, cid: str, trade_id: int, qty: str) -> dict[str, object
     return {"symbol": "BTCUSDT", "id": trade_id, "orderId": int(asked.params["orderId"]), "price": "60010",
             "qty": qty, "quoteQty": str(Decimal(qty) * 60010), "commission": "0", "commissionAsset": "BNB",
             "time": T0 + 10, "isBuyer": True, "isMaker": False}  # fmt: skip
+
+
+def test_a_cancel_refused_by_a_stop_trading_error_alerts_with_the_order_that_stays_open() -> None:
+    h = Harness(limit_timeout_ms=5_000)
+    req = request()
+    h.place(req)
+    create = h.sent[-1]
+    h.answer(order_json(create, "NEW"))
+    h.fire(f"plan:{req.request_id}")
+    assert h.sent[-1].op is Op.CANCEL_ORDER
+    commands = h.book.on_result(GatewayResult(h.sent[-1], error=AuthFailed("Invalid API-key", code=-2015)), h.now)
+    h.run(commands)
+    [alert] = [c for c in commands if isinstance(c, Alert)]
+    assert (alert.key, alert.client_order_id) == ("stop_trading", create.key)
+    assert "stays open" in alert.message
