@@ -35,7 +35,16 @@ from db._repository import (
     open_orders,
     snapshots_of,
 )
-from db._url import DatabaseUrl, connect, make_database, mask_url, open_connection, parse_url
+from db._url import (
+    DatabaseUrl,
+    SecretUrl,
+    connect,
+    make_database,
+    mask_url,
+    open_connection,
+    parse_url,
+    with_password,
+)
 from db._writer import BatchWriter, WriteStats, order_supersedes, register_sqlite_functions, trade_supersedes
 
 __all__ = [
@@ -60,6 +69,7 @@ __all__ = [
     "RecoveryState",
     "RequestRow",
     "SchemaVersionRow",
+    "SecretUrl",
     "SnapshotRow",
     "StorageError",
     "TradeRow",
@@ -94,4 +104,5 @@ __all__ = [
     "request_of",
     "snapshots_of",
     "trade_supersedes",
+    "with_password",
 ]

@@ -1,5 +1,9 @@
 """Database URLs and connections: `sqlite:///path` and `postgresql://user[:pw]@host[:port]/db`.
 
+The password reaches the connection either inside the URL or as the configured `database.password`, which
+`with_password` merges into the URL (never both: that is an error). Every message that shows a URL masks the
+password (`mask_url`, `DatabaseUrl.masked`).
+
 `connect()` opens the connection in the calling thread, which then owns it (peewee connections are
 thread-local); in the engine that thread is the persistence actor's.
 """
@@ -11,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 import peewee
 import psycopg2
@@ -66,9 +70,79 @@ class DatabaseUrl:
         return self.masked()
 
 
+# `user:password@` right after `scheme://`. The password runs to the LAST `@` of the whitespace-free token, as
+# urlsplit takes it up to the last `@` of the host part: stopping at the first `@` showed the rest of a password
+# containing one. Going past the host part (a `/`, `?` or `#` in the password, which urlsplit cannot read) masks
+# more than needed, never less.
+_USERINFO_RE = re.compile(r"(://[^:/@\s]*):\S*@")
+
+
 def mask_url(url: str) -> str:
-    """Mask the password of any URL-looking text (for messages built from raw config strings)."""
-    return re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", url)
+    """Mask the password of any URL-looking text (for messages built from raw config strings).
+
+    Everything between ``scheme://user:`` and the last ``@`` of the URL becomes ``***``, so a password
+    containing ``@``, ``:``, ``/`` or ``%`` is hidden whole.
+    """
+    return _USERINFO_RE.sub(r"\1:***@", url)
+
+
+class SecretUrl(str):
+    """A database URL that may carry a password; `repr()` masks it.
+
+    Returned by `with_password`, so a dataclass or traceback holding the URL does not show the password. In
+    every other respect it is the plain URL string (it connects like one).
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(mask_url(str(self)))
+
+
+def with_password(url: str, password: str | None) -> str:
+    """The URL to connect with: `url`, carrying `password` (the configured ``database.password``) if one is given.
+
+    The password is percent-encoded into the URL, so it may hold any character; `parse_url` decodes it again.
+    Without a password `url` is returned as it is. The result masks the password in its `repr()`.
+
+    Raises:
+        DatabaseUrlError: a password is given but `url` carries one too (which one is right cannot be guessed),
+            `url` is not a PostgreSQL URL (SQLite takes no password), or `url` has an ``@`` after its host. The
+            message never contains either password.
+    """
+    if not password:
+        return SecretUrl(url)
+    shown = mask_url(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise DatabaseUrlError(f"malformed database URL {shown!r}") from None
+    if parts.scheme.lower() not in ("postgresql", "postgres"):
+        raise DatabaseUrlError(
+            f"database.password is set but the database URL {shown!r} is not postgresql:// (SQLite takes no "
+            "password): unset database.password"
+        )
+    _refuse_at_after_host(parts, shown)
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    if not at or not userinfo.split(":", 1)[0]:
+        raise DatabaseUrlError(f"postgresql URL needs a user (postgresql://user@host/db): {shown!r}")
+    if ":" in userinfo:
+        raise DatabaseUrlError(
+            f"the database URL {shown!r} carries a password and database.password is set too: keep only one "
+            "(remove ':password' from the URL or unset database.password)"
+        )
+    netloc = f"{userinfo}:{quote(password, safe='')}@{hostinfo}"
+    return SecretUrl(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
+
+
+def _refuse_at_after_host(parts: SplitResult, shown: str) -> None:
+    # urlsplit ends the host part at the first `/`, `?` or `#`: a password holding one of them unencoded is cut
+    # there and its tail read as host, port, path or query, which error messages would then quote.
+    if "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
+        raise DatabaseUrlError(
+            f"postgresql URL {shown!r} has an '@' after its host: percent-encode '/', '?', '#' and '@' in the user "
+            "and password (%2F, %3F, %23, %40)"
+        )
 
 
 def parse_url(url: str) -> DatabaseUrl:
@@ -80,9 +154,9 @@ def parse_url(url: str) -> DatabaseUrl:
     shown = mask_url(url)
     try:
         parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise DatabaseUrlError(f"malformed database URL {shown!r}: {exc}") from None
+    except ValueError:
+        # Not the error text: it may quote the host part, password included.
+        raise DatabaseUrlError(f"malformed database URL {shown!r}: the host part cannot be read") from None
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
         if parts.netloc:
@@ -93,6 +167,12 @@ def parse_url(url: str) -> DatabaseUrl:
             raise DatabaseUrlError(f"sqlite URL has no file path: {shown!r}")
         return DatabaseUrl(backend="sqlite", path=path)
     if scheme in ("postgresql", "postgres"):
+        _refuse_at_after_host(parts, shown)
+        try:
+            # Safe to quote now: the port comes after the last '@', so it holds no part of the password.
+            port = parts.port
+        except ValueError as exc:
+            raise DatabaseUrlError(f"malformed database URL {shown!r}: {exc}") from None
         if not parts.hostname:
             raise DatabaseUrlError(f"postgresql URL needs a host: {shown!r}")
         dbname = unquote(parts.path.lstrip("/"))

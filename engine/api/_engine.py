@@ -104,7 +104,8 @@ class Engine(EngineQueries):
             config: the configuration (defaults: embedded simulator, dry run, SQLite under ./data).
             clock: the time source (tests pass a `ManualClock` and drive `engine.ticker.advance`).
             sim: an already running `sim.Simulator` to use instead of starting the embedded one.
-            database_url / spool_path: override the configured storage (tests use temporary ones).
+            database_url / spool_path: override the configured storage (tests use temporary ones). A given
+                `database_url` is used as it is; the configured one gets ``database.password`` merged in.
             risk_manager: the pre-trade risk check (`engine.execution.RiskManager`); by default a
                 `DefaultRiskManager` built from the ``[risk]`` section.
             listeners: called for every order event from the very start, so they also hear what crash
@@ -141,7 +142,7 @@ class Engine(EngineQueries):
                 timeout_ms=int(ex.request_timeout_s * 1000),
                 recv_window_ms=ex.recv_window_ms,
             ),
-            database_url=database_url or config.database.url,
+            database_url=database_url or config.database.connection_url(),
             spool_path=spool_path or config.database.spool_dir / "spool.jsonl",
             pair_settings=_pair_settings(config),
             risk_manager=risk_manager or _risk_manager(config),

@@ -97,7 +97,11 @@ def show_config(args: argparse.Namespace) -> int:
 
 
 def with_database(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Wrap a command so that it receives ``args.database_url`` resolved from ``--db-url`` or the config."""
+    """Wrap a command so that it receives ``args.database_url`` resolved from ``--db-url`` or the config.
+
+    ``--db-url`` is used as it is (the configuration is not loaded); the configured URL gets ``database.password``
+    merged in.
+    """
 
     def wrapped(args: argparse.Namespace) -> int:
         if getattr(args, "db_url", None):
@@ -109,7 +113,7 @@ def with_database(run: Callable[[argparse.Namespace], int]) -> Callable[[argpars
         loaded = load_for_command(args)
         if loaded is None:
             return 1
-        args.database_url = loaded.config.database.url
+        args.database_url = loaded.config.database.connection_url()
         return run(args)
 
     return wrapped

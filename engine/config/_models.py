@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -182,7 +182,12 @@ class RiskConfig(_Section):
 
 
 class DatabaseConfig(_Section):
-    """Where orders, fills and errors are stored."""
+    """Where orders, fills and errors are stored.
+
+    A PostgreSQL password goes either in `url` or in `password` (a secret, typically from
+    ``FREQTRADE__DATABASE__PASSWORD``), never both: with two, which one is right cannot be guessed.
+    Connect with `connection_url()`, which merges `password` into the URL.
+    """
 
     url: str = "sqlite:///data/engine.sqlite3"
     password: SecretStr | None = None
@@ -202,14 +207,50 @@ class DatabaseConfig(_Section):
         elif parts.scheme in ("postgresql", "postgres"):
             if not parts.hostname or not parts.path.strip("/"):
                 raise ValueError("a PostgreSQL URL is postgresql://user[:password]@host[:port]/database")
+            if "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
+                # urlsplit cut the password at an unencoded '/', '?' or '#': its tail would be read as the host,
+                # and show-config (which masks urlsplit's password) would print it.
+                raise ValueError(
+                    "'@' after the host: percent-encode '/', '?', '#' and '@' in the user and password "
+                    "(%2F, %3F, %23, %40)"
+                )
         else:
             raise ValueError("the URL scheme must be sqlite:/// or postgresql://")
         return v
+
+    @model_validator(mode="after")
+    def _one_password(self) -> DatabaseConfig:
+        # The rules `db.with_password` enforces when connecting, checked here so that check-config reports them.
+        if self.password is None or not self.password.get_secret_value():
+            return self
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("database.password: SQLite takes no password; unset database.password")
+        userinfo = parts.netloc.rpartition("@")[0]
+        if not userinfo.split(":", 1)[0]:
+            raise ValueError("database.url: a password needs a user: postgresql://user@host[:port]/database")
+        if ":" in userinfo:
+            raise ValueError(
+                "database.password: the URL carries a password too; keep only one (remove ':password' from "
+                "database.url or unset database.password)"
+            )
+        return self
 
     @property
     def url_password(self) -> str | None:
         """A password embedded in the URL, if any (kept out of logs and output)."""
         return urlsplit(self.url).password
+
+    def connection_url(self) -> str:
+        """The URL to connect with: `url` carrying `password` when one is set (see `db.with_password`).
+
+        Every place that connects to the configured database (engine, daemon, ``orders``/``trades``) uses this, so
+        `password` reaches each of them. The result masks the password in its `repr()`.
+        """
+        # Imported here: the db package pulls in peewee and psycopg2, which validating a configuration never needs.
+        from db._url import with_password
+
+        return with_password(self.url, self.password.get_secret_value() if self.password else None)
 
 
 class StreamConfig(_Section):
@@ -342,5 +383,6 @@ class Config(_Section):
             if s is not None
         ]
         if self.database.url_password:
-            values.append(self.database.url_password)
+            # Both forms: the URL holds it percent-encoded, the driver (and its errors) see it decoded.
+            values += [self.database.url_password, unquote(self.database.url_password)]
         return [v for v in values if v]

@@ -195,7 +195,7 @@ class _Daemon:
         endpoint = endpoint_for(cfg, self.sim)
         if not _run_startup_checks(cfg, endpoint):
             raise _StartFailed("start-up checks failed (see above)")
-        _leftover_open_orders(cfg.database.url)
+        _leftover_open_orders(cfg.database.connection_url())
         if self.signals.stop.is_set():
             raise _StartFailed("stopped by a signal during start-up")
         try:
