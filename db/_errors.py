@@ -54,8 +54,14 @@ BAD_RECORD_ERRORS: tuple[type[BaseException], ...] = (
     psycopg2.DataError,
     sqlite3.IntegrityError,
     sqlite3.DataError,
+    # Raised while binding or serialising a row, before the server is involved: psycopg2 refuses NUL in a
+    # string with a ValueError, JSON encoders a lone surrogate with a ValueError/TypeError. Taking them for an
+    # outage spooled the record and replayed it forever, blocking every write behind it.
+    ValueError,
+    TypeError,
 )
-"""Errors that blame the data of one record (constraint, value out of range): retrying cannot help."""
+"""Errors that blame the data of one record (constraint, value out of range, unencodable text): retrying cannot
+help."""
 
 
 def is_bad_record(exc: BaseException) -> bool:

@@ -4,8 +4,10 @@ The hot path talks to the driver directly (psycopg2 `mogrify` into one round tri
 generated once, because peewee's per-row query building costs about half the throughput on PostgreSQL.
 
 Forward-only rule for orders (the same in SQL and in `order_supersedes`): a new version replaces the
-stored one when it has filled more, or filled the same, is not older (`updated_at`), and does not move a
-terminal order back to a non-terminal status. So a stale or replayed row never lowers `filled`.
+stored one when it has filled more; or filled the same and either closes a stored open order (whatever its
+`updated_at`: the wall clock may have stepped back, and an order once terminal stays so) or, both open or
+both terminal, is not older (`updated_at`). It never moves a terminal order back to a non-terminal status.
+So a stale or replayed row never lowers `filled` nor reopens an order.
 Trades follow the same rule without `updated_at`. Fills, errors and snapshots are insert-only.
 """
 
@@ -112,9 +114,9 @@ def order_supersedes(new: Order, old: Order) -> bool:
     """True when `new` may replace the stored `old` (the forward-only rule)."""
     if new.filled != old.filled:
         return new.filled > old.filled
-    if new.updated_at < old.updated_at:
-        return False
-    return not (old.status.is_terminal and not new.status.is_terminal)
+    if old.status.is_terminal != new.status.is_terminal:
+        return new.status.is_terminal
+    return new.updated_at >= old.updated_at
 
 
 def trade_supersedes(new: Trade, old: Trade) -> bool:
@@ -344,10 +346,12 @@ class BatchWriter:
 
     def _order_guard(self) -> str:
         c = self._cmp('excluded."filled"', '"orders"."filled"')
+        new_closed = f'(excluded."status" IN ({_TERMINAL_SQL}))'  # parenthesised: IN binds no tighter than =
+        old_closed = f'("orders"."status" IN ({_TERMINAL_SQL}))'
         return (
-            f"({c} > 0 OR ({c} = 0 "
-            'AND excluded."updated_at" >= "orders"."updated_at" '
-            f'AND ("orders"."status" NOT IN ({_TERMINAL_SQL}) OR excluded."status" IN ({_TERMINAL_SQL}))))'
+            f"({c} > 0 OR ({c} = 0 AND ("
+            f"({new_closed} AND NOT {old_closed}) "
+            f'OR ({new_closed} = {old_closed} AND excluded."updated_at" >= "orders"."updated_at"))))'
         )
 
     def _trade_guard(self) -> str:

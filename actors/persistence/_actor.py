@@ -21,7 +21,13 @@ from loguru import logger
 from pykka.typing import ActorMemberMixin, proxy_method
 
 from actors.persistence._core import PersistenceCore
-from actors.persistence._types import Durability, HealthListener, HealthReport, PersistenceSettings
+from actors.persistence._types import (
+    Durability,
+    HealthListener,
+    HealthReport,
+    NotDurableError,
+    PersistenceSettings,
+)
 from db import (
     FillGap,
     Record,
@@ -117,7 +123,8 @@ class PersistenceActor(pykka.ThreadingActor):
         super().__init__()
         # Runs in the caller's thread: parse only (a bad URL fails here), no I/O.
         self._core = PersistenceCore(url, spool_path, listener=listener, settings=settings)
-        self._waiting: list[pykka.Future[Durability] | DurableCallback] = []
+        # Each waiting write-ahead with its own records (the record and its companions).
+        self._waiting: list[tuple[pykka.Future[Durability] | DurableCallback, tuple[Record, ...]]] = []
         self._urgent: list[Record] = []  # the waiting write-aheads' records, committed ahead of the batch
 
     def on_start(self) -> None:
@@ -145,7 +152,7 @@ class PersistenceActor(pykka.ThreadingActor):
         elif isinstance(message, WriteAheadRecord):
             self._urgent.extend(message.companions)
             self._urgent.append(message.record)
-            self._waiting.append(message.done)
+            self._waiting.append((message.done, (*message.companions, message.record)))
         elif isinstance(message, Tick):
             self._settle()
             self._core.tick()
@@ -167,11 +174,19 @@ class PersistenceActor(pykka.ThreadingActor):
             durability = self._core.commit_now(urgent)
         except Exception:  # noqa: BLE001 - "not durable" (or worse) goes to every waiter, as an ask's would
             failure = sys.exc_info()
-            for future in waiting:
+            for future, _ in waiting:
                 future.set_exception(failure)
             return
-        for future in waiting:
-            future.set(durability)
+        refused = {id(record) for record in self._core.rejected_now}
+        for future, records in waiting:
+            bad = [record for record in records if id(record) in refused]
+            if not bad:
+                future.set(durability)
+                continue
+            # The database refused part of this write-ahead (its intent, or the request that lets a restart
+            # resume it): it is not durable, so its create must not leave.
+            error = NotDurableError(f"the database refused {', '.join(type(r).__name__ for r in bad)}")
+            future.set_exception((NotDurableError, error, None))
 
     # writes (fire-and-forget) ----------------------------------------------------------------------
 

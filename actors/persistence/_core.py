@@ -45,7 +45,7 @@ from db import (
     open_connection,
     parse_url,
 )
-from engine.domain import ErrorRecord, utc_now
+from engine.domain import ErrorRecord, Order, Trade, utc_now
 
 T = TypeVar("T")
 
@@ -78,6 +78,8 @@ class PersistenceCore:
         """Records committed to the database since start (after in-batch de-duplication: accepted)."""
         self.lost = 0
         self.rejected = 0
+        self.rejected_now: list[Record] = []
+        """The records the database refused in the last `commit_now` (its caller fails their write-aheads)."""
 
     # life cycle ------------------------------------------------------------------------------------
 
@@ -140,11 +142,28 @@ class PersistenceCore:
         Raises:
             NotDurableError: records are only in memory (database down and spool refusing writes).
         """
+        self.rejected_now = []
+        self._drop_superseded(records)
         if self._degraded:
             self._to_spool(list(records))
         else:
             self._write(list(records))  # a failure spools them (and the pending batch) and degrades
         return self._durability()
+
+    def _drop_superseded(self, records: Sequence[Record]) -> None:
+        # Rows of the same order or trade told earlier and still pending are older than these: written after
+        # them by the next tick, an earlier state with the same fills and the same millisecond (OPEN after
+        # PENDING_CANCEL) would replace the newer one. They are dropped; these rows say everything they said.
+        orders = {r.client_order_id for r in records if isinstance(r, Order)}
+        trades = {r.request_id for r in records if isinstance(r, Trade)}
+        if not (orders or trades) or not self._pending:
+            return
+        self._pending = [
+            r
+            for r in self._pending
+            if not (isinstance(r, Order) and r.client_order_id in orders)
+            and not (isinstance(r, Trade) and r.request_id in trades)
+        ]
 
     def flush(self) -> Durability:
         """Make everything accepted so far durable; say where.
@@ -264,13 +283,14 @@ class PersistenceCore:
                     self._fail(exc, batch[index:], replay)
                     return False
                 self.rejected += 1
+                self.rejected_now.append(record)
                 logger.error("persistence: record rejected by the database error={} record={}", _one_line(exc), record)
                 if not isinstance(record, ErrorRecord) or record.operation != "persist":
                     self._pending.append(
                         ErrorRecord(
                             operation="persist",
                             message=f"{type(record).__name__} rejected: {_one_line(exc)}",
-                            context={"record": record.model_dump_json()[:2000]},
+                            context={"record": _dump(record)[:2000]},
                             time=utc_now(),
                         )
                     )
@@ -393,3 +413,11 @@ def _close_quietly(db: peewee.Database) -> None:
 
 def _one_line(exc: BaseException | None) -> str:
     return "" if exc is None else " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def _dump(record: Record) -> str:
+    """The record as JSON for an error's context — or its repr, when it cannot even be serialised."""
+    try:
+        return record.model_dump_json()
+    except (TypeError, ValueError):
+        return repr(record)

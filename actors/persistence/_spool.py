@@ -74,7 +74,15 @@ class Spool:
         if not records:
             return
         handle = self._open()
-        data = b"".join(encode(r) for r in records)
+        lines = []
+        for record in records:
+            try:
+                lines.append(encode(record))
+            except (TypeError, ValueError) as exc:
+                # A record nothing can encode (it would be refused by any database too) must not take the
+                # others down with it: it is logged in full and left out.
+                logger.error("spool: record cannot be encoded, left out error={} record={!r}", exc, record)
+        data = b"".join(lines)
         handle.write(data)
         handle.flush()
         self._size += len(data)

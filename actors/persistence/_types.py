@@ -43,7 +43,8 @@ HealthListener = Callable[[HealthReport], None]
 
 
 class NotDurableError(StorageError):
-    """`flush()` could not make the records durable: neither the database nor the spool took them."""
+    """The records could not be made durable: neither the database nor the spool took them, or the database
+    refused a write-ahead's own records (its create must not leave)."""
 
 
 @dataclass(frozen=True)

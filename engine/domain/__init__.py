@@ -40,6 +40,7 @@ from engine.domain._values import (
     PositiveDecimal,
     UtcDatetime,
     pair_to_symbol,
+    storable_text,
     symbol_to_pair,
     utc_now,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "TradeStatus",
     "UtcDatetime",
     "pair_to_symbol",
+    "storable_text",
     "symbol_to_pair",
     "utc_now",
 ]

@@ -26,7 +26,17 @@ from engine.domain._enums import (
     TradeId,
     TradeStatus,
 )
-from engine.domain._values import Money, NonNegativeDecimal, PairField, PositiveDecimal, UtcDatetime
+from engine.domain._values import (
+    Label16,
+    Label64,
+    Label128,
+    Money,
+    NonNegativeDecimal,
+    PairField,
+    PositiveDecimal,
+    StorableText,
+    UtcDatetime,
+)
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 _set = object.__setattr__
@@ -41,13 +51,15 @@ class StrategyContext(BaseModel):
 
     model_config = _FROZEN
 
-    strategy: str | None = None
-    timeframe: str | None = Field(default=None, description='candle timeframe, e.g. "5m"')
+    # Lengths as stored (trades.strategy/timeframe); checked here so a request is refused at once, not its trade
+    # row dropped by one database and kept by another.
+    strategy: Label64 | None = None
+    timeframe: Label16 | None = Field(default=None, description='candle timeframe, e.g. "5m"')
     rsi: Money | None = None
     ewo: Money | None = None
     ema: Money | None = None
     sma: Money | None = None
-    extra: Mapping[str, Money] = Field(default_factory=dict)
+    extra: Mapping[Label64, Money] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _no_shadowed_names(self) -> Self:
@@ -77,7 +89,7 @@ class OrderRequest(BaseModel):
     order_type: OrderType = OrderType.LIMIT
     time_in_force: TimeInForce = TimeInForce.GTC
     priority: Priority = Priority.ENTRY
-    idempotency_key: str
+    idempotency_key: Label128
     context: StrategyContext = Field(default_factory=StrategyContext)
     limit_timeout_s: PositiveDecimal | None = None
     fallback: FallbackKind | None = None
@@ -243,7 +255,7 @@ class Trade(BaseModel):
     """Quantity left unfilled at the end (reported, never silently dropped)."""
     dust: bool = False
     """True when the remainder is below the exchange's minimum and could not be traded."""
-    note: str = ""
+    note: StorableText = ""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -264,10 +276,11 @@ class ErrorRecord(BaseModel):
 
     model_config = _FROZEN
 
-    operation: str
+    operation: StorableText
     exchange_code: int | None = None
-    message: str
-    context: Mapping[str, str] = Field(default_factory=dict)
+    message: StorableText
+    """What the exchange (or the engine) said; anything no database takes is replaced, never refused."""
+    context: Mapping[StorableText, StorableText] = Field(default_factory=dict)
     pair: PairField | None = None
     client_order_id: ClientOrderId | None = None
     time: UtcDatetime

@@ -83,6 +83,41 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 PairField = Annotated[Pair, AfterValidator(_check_pair)]
 """A "BASE/QUOTE" pair, validated."""
 
+_UNSTORABLE_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+"""Control characters (tab, newline and carriage return aside) and lone surrogates: PostgreSQL refuses NUL in
+text, and a lone surrogate cannot be encoded as UTF-8 at all (JSON, the spool, the database)."""
+
+
+def _label(max_length: int) -> Any:
+    def check(value: str) -> str:
+        if len(value) > max_length:
+            raise ValueError(f"at most {max_length} characters, got {len(value)}")
+        if _UNSTORABLE_RE.search(value):
+            raise ValueError("control characters and lone surrogates are not allowed")
+        return value
+
+    return AfterValidator(check)
+
+
+def storable_text(value: str) -> str:
+    """`value` with what no database or UTF-8 encoder takes replaced (NUL and other control characters by
+    U+FFFD, lone surrogates too): for text from outside (exchange messages) that must be kept, not refused."""
+    return _UNSTORABLE_RE.sub("\ufffd", value)
+
+
+def _storable(value: Any) -> Any:
+    return storable_text(value) if isinstance(value, str) else value
+
+
+Label16 = Annotated[str, _label(16)]
+"""A short caller-given name (a timeframe): at most 16 characters, no control characters."""
+Label64 = Annotated[str, _label(64)]
+"""A caller-given name (strategy, indicator): at most 64 characters, no control characters."""
+Label128 = Annotated[str, _label(128)]
+"""A caller-given key (idempotency key): at most 128 characters, no control characters."""
+StorableText = Annotated[str, BeforeValidator(_storable)]
+"""Text from outside, kept whatever it holds: what cannot be stored is replaced (`storable_text`)."""
+
 
 def utc_now() -> datetime:
     """The current time as an aware UTC datetime (for callers outside the pure core)."""

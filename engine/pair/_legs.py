@@ -20,6 +20,7 @@ from engine.domain import (
     TimeInForce,
     Trade,
     TradeStatus,
+    storable_text,
 )
 from engine.exchange import UnknownOutcomeResolver
 from engine.execution import ExecutionPlan, ExecutionResult
@@ -220,7 +221,7 @@ def trade_of(execution: Execution, result: ExecutionResult, legs: list[Leg], now
         "closed_at": ms_to_dt(now_ms),
         "remainder": request.amount - filled,
         "dust": result.dust,
-        "note": note,
+        "note": storable_text(note),  # it quotes the exchange; `Trade.trusted` skips the field's own cleaning
     }
     # The request was validated at intake and the sums come from the legs' states (see `order_of`).
     if filled <= request.amount and now_ms >= execution.created_ms and _sane(filled, quote, tuple(fees.items())):
