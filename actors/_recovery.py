@@ -69,7 +69,7 @@ def restore_books(store: Any, books: Mapping[Pair, PairBook], now_ms: int) -> Re
         pair_keys = store.proxy.idempotency_keys(str(pair)).get(timeout=_ASK_TIMEOUT_S)
         book.remember_keys(pair_keys)
         keys += len(pair_keys)
-        resumed += book.restore(state.requests, state.orders, state.fills, now_ms)
+        resumed += book.restore(state.requests, state.orders, state.fills, now_ms, trades=state.trades)
     summary = RecoverySummary(requests=resumed, orders=len(state.orders), keys=keys)
     log = logger.warning if summary.orders else logger.info
     log(

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import peewee
 
-from db._mapping import fill_from_row, order_from_row, request_from_row
+from db._mapping import fill_from_row, order_from_row, request_from_row, trade_from_row
 from db._models import FillRow, OrderRow, RequestRow, TradeRow
-from engine.domain import OPEN_STATUSES, Fill, Order, RequestRecord
+from engine.domain import OPEN_STATUSES, Fill, Order, RequestRecord, Trade
 
 __all__ = ["RecoveryState", "idempotency_keys", "load_recovery", "request_of"]
 
@@ -32,6 +32,9 @@ class RecoveryState:
     """Every order of those requests, plus every other order not known to be terminal (orphans)."""
     fills: dict[str, list[Fill]] = field(default_factory=dict)
     """Stored fills by client order id (trade id order), for the orders above."""
+    trades: dict[str, Trade] = field(default_factory=dict)
+    """The trade rows of the orphans' requests that were summed up already, by request id: a fill such an
+    order gets after the restart is added to its trade (a late fill), as it would be without the restart."""
 
     def orders_of(self, request_id: str) -> list[Order]:
         """The orders of one request, primary first then fallbacks in the order they were sent."""
@@ -70,8 +73,14 @@ def load_recovery(db: peewee.Database, pairs: Iterable[str] | None = None) -> Re
         for row in fill_rows.dicts().execute(db):
             fill = fill_from_row(row)
             fills.setdefault(fill.client_order_id, []).append(fill)
+    trades: dict[str, Trade] = {}
+    summed = sorted({o.request_id for o in orders.values()} - set(ids))
+    for chunk in _chunks(summed):
+        for row in TradeRow.select().where(TradeRow.request_id.in_(chunk)).dicts().execute(db):
+            trade = trade_from_row(row)
+            trades[trade.request_id] = trade
     ordered = sorted(orders.values(), key=lambda o: (o.created_at, o.role.value != "primary", o.client_order_id))
-    return RecoveryState(requests=requests, orders=ordered, fills=fills)
+    return RecoveryState(requests=requests, orders=ordered, fills=fills, trades=trades)
 
 
 def idempotency_keys(db: peewee.Database, pair: str | None = None) -> list[str]:

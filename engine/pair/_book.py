@@ -270,6 +270,8 @@ class PairBook(RecoveringBook):
             event = LegFilled(leg.cid, fill.trade_id, fill.quantity, fill.price, fill.commission,
                               fill.commission_asset)  # fmt: skip
             self._feed(execution, event, now_ms)
+        elif leg.summed_trade is not None:
+            self._late_fill(leg, leg.summed_trade, fill, now_ms)  # its request was summed up already
 
     def _leg_failed(self, leg: Leg, error: ExchangeError, now_ms: int) -> None:
         execution = self._execs.get(leg.request_id)

@@ -82,6 +82,9 @@ class Leg:
     """The plan asked to cancel before the exchange acknowledged the order: cancel it at the ack."""
     told_closed: bool = False
     """The plan has heard how this leg ended (`LegClosed` or `LegFailed`)."""
+    summed_trade: Trade | None = None
+    """For an order of a request already summed up (restored or looked up after it left memory): the stored
+    trade, to which a later fill of this order is added."""
     resync_left: int = 0
     """Lookups left for an order restored after a restart, whose exchange state is read again: until one
     answers, its request is not summed up (the exchange may have executed more than was stored)."""

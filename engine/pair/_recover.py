@@ -18,7 +18,7 @@ Pure, like the rest of the book. Three situations:
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -42,7 +42,7 @@ from engine.domain import (
 from engine.exchange import ExecutionReport, Resolution, client_order_id, is_engine_id
 from engine.execution import Book, ExecutionCommand, SymbolRules, restore_plan
 from engine.gateway import GatewayResult
-from engine.orders import Acked, OrderEvent, OrderState, events_from_report, status_from_rest_order
+from engine.orders import Acked, FillEvent, OrderEvent, events_from_report, status_from_rest_order
 from engine.pair._commands import Alert, Command, Emit, LookupStored, Persist, Schedule, Send
 from engine.pair._legs import Execution, Leg, Stage, order_of, plan_key
 from engine.pair._orders import MAX_FILL_FETCHES, OrderDesk
@@ -104,9 +104,16 @@ class RecoveringBook(OrderDesk):
             self._seen.add(key)
 
     def restore(
-        self, requests: list[RequestRecord], orders: list[Order], fills: dict[str, list[Fill]], now_ms: int
+        self,
+        requests: list[RequestRecord],
+        orders: list[Order],
+        fills: dict[str, list[Fill]],
+        now_ms: int,
+        *,
+        trades: Mapping[str, Trade] | None = None,
     ) -> int:
         """Take back this pair's unfinished requests and live orders; returns how many requests resumed.
+        `trades`: the stored trades of requests already summed up whose orders are still live (late fills).
 
         Nothing is sent here: the actor's start (`resume`) looks every restored order up at the exchange.
         """
@@ -129,6 +136,7 @@ class RecoveringBook(OrderDesk):
             for order in rest:  # live orders of finished (or unknown) requests: tracked to their end
                 leg = self._stored_leg(order, fills.get(order.client_order_id, []), order_priority(order), now_ms)
                 leg.told_closed = True
+                leg.summed_trade = (trades or {}).get(order.request_id)
         return resumed
 
     def _stored_leg(self, order: Order, fills: list[Fill], priority: Priority, now_ms: int) -> Leg:
@@ -285,24 +293,22 @@ class RecoveringBook(OrderDesk):
             if cid in self._to_fetch:
                 self._to_fetch.remove(cid)
             leg.told_closed = True
-        before = leg.state
+        if leg.request_id not in self._execs and trade is not None:
+            # Its request was summed up: the fills applied below are added to the trade (`_leg_filled`).
+            leg.summed_trade = trade
         for event in sighting.events:
             self._apply(leg, event, now_ms)
-        if leg.state.filled > before.filled and trade is not None and leg.request_id not in self._execs:
-            self._late_fill(leg, trade, before, now_ms)
         self._leg_changed(leg, now_ms)
         return self._take()
 
-    def _late_fill(self, leg: Leg, trade: Trade, before: OrderState, now_ms: int) -> None:
-        # The trade sums every leg of the request: add what this leg gained, fees included (by asset).
-        qty = leg.state.filled - before.filled
+    def _late_fill(self, leg: Leg, trade: Trade, fill: FillEvent, now_ms: int) -> None:
+        # The trade sums every leg of the request: add what this fill brought, its fee included (by asset).
+        qty = fill.quantity
         filled = trade.filled + qty
-        total_quote = (trade.average_price or Decimal(0)) * trade.filled + leg.state.quote_filled - before.quote_filled
+        total_quote = (trade.average_price or Decimal(0)) * trade.filled + fill.quote_quantity
         fees = dict(trade.fees)
-        earlier = dict(before.fees)
-        for asset, amount in leg.state.fees:
-            if amount > earlier.get(asset, Decimal(0)):
-                fees[asset] = fees.get(asset, Decimal(0)) + amount - earlier.get(asset, Decimal(0))
+        if fill.commission > 0:
+            fees[fill.commission_asset] = fees.get(fill.commission_asset, Decimal(0)) + fill.commission
         status = TradeStatus.FILLED if filled >= trade.requested else TradeStatus.PARTIAL
         updated = Trade.model_validate({
             **trade.model_dump(),
@@ -313,6 +319,7 @@ class RecoveringBook(OrderDesk):
             "remainder": max(Decimal(0), trade.requested - filled),
             "note": f"{trade.note}; late fill of {qty} after the summary".lstrip("; "),
         })  # fmt: skip
+        leg.summed_trade = updated
         self._out.append(Persist(updated))
         message = f"fill of {qty} arrived after request {trade.request_id} was summarized; trade updated"
         self._out.append(Alert("late_fill", message, leg.cid))

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from actors.persistence import PersistenceCore, PersistenceSettings, start_persistence
 from actors.persistence._spool import Spool
 from db import BatchWriter, ErrorRow, FillRow, connect, count, get_order, load_recovery, order_supersedes
-from engine.domain import ErrorRecord, OrderStatus, StrategyContext, Trade
+from engine.domain import ErrorRecord, OrderStatus, StrategyContext, Trade, TradeStatus
 from tests.db import _records as rec
 
 UNENCODABLE = "note \x00 and \ud800"  # NUL: PostgreSQL refuses it; a lone surrogate: no UTF-8 encoder takes it
@@ -113,3 +113,15 @@ def test_exchange_text_is_kept_with_what_cannot_be_stored_replaced() -> None:
     assert error.message == "note \ufffd and \ufffd"
     assert error.context == {"msg\ufffd": "\ufffd"}
     error.model_dump_json()  # encodable now
+
+
+def test_recovery_brings_the_trade_of_a_summed_up_request_whose_order_is_still_open(db_url: str) -> None:
+    db = connect(db_url)
+    writer = BatchWriter(db)
+    summed = rec.trade("r-c-9", status=TradeStatus.PARTIAL, filled=Decimal("0.2"))
+    writer.write([rec.progressed(rec.order("c-9"), Decimal("0.2"), OrderStatus.PARTIALLY_FILLED), summed])
+    writer.write([rec.order("c-10"), rec.trade("r-other", status=TradeStatus.FILLED)])  # an open order's own
+    state = load_recovery(db)
+    db.close()
+    assert sorted(o.client_order_id for o in state.orders) == ["c-10", "c-9"]
+    assert list(state.trades) == ["r-c-9"] and state.trades["r-c-9"].filled == Decimal("0.2")

@@ -189,3 +189,35 @@ def test_missing_fills_are_paged_through_myTrades_until_every_one_is_found() -> 
     assert page2.op is Op.MY_TRADES and page2.params["fromId"] == "1001"
     h.answer([row(1001)], index=h.sent.index(page2))
     assert len(h.fills()) == 1001 and h.sent[-1] is page2  # complete: no further fetch
+
+
+def test_fills_of_a_restored_order_whose_request_was_summed_up_are_added_to_its_trade() -> None:
+    # The request was summed up (trade row) while its limit stayed open (its cancel refused); the engine then
+    # restarted. Every later fill of that order must reach the trade, as without the restart.
+    cid = client_order_id("summed-up", pair="BTC/USDT")
+    when = datetime.fromtimestamp(T0 / 1000, tz=UTC)
+    stored_order = Order(
+        client_order_id=cid, exchange_order_id=78, request_id="r-sum", pair=PAIR, side=Side.BUY,
+        order_type=OrderType.LIMIT, status=OrderStatus.PARTIALLY_FILLED, price=Decimal(60000),
+        amount=Decimal("0.01"), filled=Decimal("0.004"), quote_filled=Decimal(240), created_at=when, updated_at=when,
+    )  # fmt: skip
+    stored_fills = [
+        Fill(symbol="BTCUSDT", pair=PAIR, trade_id=1, client_order_id=cid, exchange_order_id=78, side=Side.BUY,
+             price=Decimal(60000), quantity=Decimal("0.004"), quote_quantity=Decimal(240), commission=Decimal(0),
+             commission_asset="BNB", is_maker=True, time=when)
+    ]  # fmt: skip
+    trade = Trade(
+        request_id="r-sum", pair=PAIR, side=Side.BUY, requested=Decimal("0.01"), filled=Decimal("0.004"),
+        average_price=Decimal(60000), status=TradeStatus.PARTIAL, created_at=when, closed_at=when,
+        remainder=Decimal("0.006"), note="cancel refused",
+    )  # fmt: skip
+    h = Harness()
+    h.book.restore([], [stored_order], {cid: stored_fills}, h.now, trades={"r-sum": trade})
+    h.run(h.book.resume(h.now))
+    for trade_id, last, cum, status in ((2, "0.003", "0.007", "PARTIALLY_FILLED"), (3, "0.003", "0.01", "FILLED")):
+        report = _report(cid, x="TRADE", status=status, last=last, cum=cum, trade_id=trade_id, order_id=78, fee="0.1")
+        h.run(h.book.on_report(report, h.now))
+    last_trade = h.trades()[-1]
+    assert last_trade.filled == Decimal("0.01") and last_trade.status is TradeStatus.FILLED
+    assert last_trade.fees == {"BNB": Decimal("0.2")} and last_trade.remainder == 0
+    assert sorted(f.trade_id for f in h.fills()) == [2, 3]
