@@ -27,6 +27,7 @@ from engine.domain._enums import (
     TradeStatus,
 )
 from engine.domain._values import (
+    IndicatorValue,
     Label16,
     Label64,
     Label128,
@@ -34,7 +35,9 @@ from engine.domain._values import (
     NonNegativeDecimal,
     PairField,
     PositiveDecimal,
+    RequestedDecimal,
     StorableText,
+    TimeoutSeconds,
     UtcDatetime,
 )
 
@@ -55,11 +58,11 @@ class StrategyContext(BaseModel):
     # row dropped by one database and kept by another.
     strategy: Label64 | None = None
     timeframe: Label16 | None = Field(default=None, description='candle timeframe, e.g. "5m"')
-    rsi: Money | None = None
-    ewo: Money | None = None
-    ema: Money | None = None
-    sma: Money | None = None
-    extra: Mapping[Label64, Money] = Field(default_factory=dict)
+    rsi: IndicatorValue | None = None
+    ewo: IndicatorValue | None = None
+    ema: IndicatorValue | None = None
+    sma: IndicatorValue | None = None
+    extra: Mapping[Label64, IndicatorValue] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _no_shadowed_names(self) -> Self:
@@ -84,14 +87,14 @@ class OrderRequest(BaseModel):
     request_id: RequestId
     pair: PairField
     side: Side
-    amount: PositiveDecimal
-    price: PositiveDecimal | None = None
+    amount: RequestedDecimal
+    price: RequestedDecimal | None = None
     order_type: OrderType = OrderType.LIMIT
     time_in_force: TimeInForce = TimeInForce.GTC
     priority: Priority = Priority.ENTRY
     idempotency_key: Label128
     context: StrategyContext = Field(default_factory=StrategyContext)
-    limit_timeout_s: PositiveDecimal | None = None
+    limit_timeout_s: TimeoutSeconds | None = None
     fallback: FallbackKind | None = None
     created_at: UtcDatetime
 

@@ -70,6 +70,33 @@ def _check_pair(value: str) -> str:
     return value
 
 
+def _sized(value: Decimal) -> Decimal:
+    # A caller's quantity or price: as many digits as any venue quotes, and no more. Unbounded, a finite
+    # value like 1E+999999 overflowed the arithmetic of the checks that follow (and crashed the pair actor).
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite (checked before)
+    whole = len(digits) + exponent
+    if whole > MAX_WHOLE_DIGITS or -exponent > MAX_FRACTION_DIGITS:
+        raise ValueError(
+            f"at most {MAX_WHOLE_DIGITS} digits before the point and {MAX_FRACTION_DIGITS} after it, got {value}"
+        )
+    return value
+
+
+MAX_WHOLE_DIGITS = 20
+"""Digits before the decimal point a requested amount or price may have (as the control API's schema says)."""
+MAX_FRACTION_DIGITS = 20
+"""Digits after the decimal point a requested amount or price may have."""
+MAX_LIMIT_TIMEOUT_S = Decimal(86400)
+"""The longest a request's limit may wait before its fallback (as `execution.limit_timeout_s`)."""
+
+
+def _timeout(value: Decimal) -> Decimal:
+    if value > MAX_LIMIT_TIMEOUT_S:
+        raise ValueError(f"at most {MAX_LIMIT_TIMEOUT_S} s, got {value}")
+    return value
+
+
 Money = Annotated[Decimal, BeforeValidator(_refuse_float), AfterValidator(_finite)]
 """Any finite Decimal (may be negative)."""
 PositiveDecimal = Annotated[Decimal, BeforeValidator(_refuse_float), AfterValidator(_finite), AfterValidator(_positive)]
@@ -78,6 +105,13 @@ NonNegativeDecimal = Annotated[
     Decimal, BeforeValidator(_refuse_float), AfterValidator(_finite), AfterValidator(_non_negative)
 ]
 """A finite Decimal >= 0."""
+_POSITIVE = (BeforeValidator(_refuse_float), AfterValidator(_finite), AfterValidator(_positive))
+RequestedDecimal = Annotated[Decimal, *_POSITIVE, AfterValidator(_sized)]
+"""A caller's amount or price: > 0, with at most `MAX_WHOLE_DIGITS` + `MAX_FRACTION_DIGITS` digits."""
+IndicatorValue = Annotated[Decimal, BeforeValidator(_refuse_float), AfterValidator(_finite), AfterValidator(_sized)]
+"""An indicator value a caller gives (RSI, EMA…): finite, sized as a requested amount (it is stored as a number)."""
+TimeoutSeconds = Annotated[Decimal, *_POSITIVE, AfterValidator(_timeout)]
+"""A caller's limit timeout in seconds: > 0 and at most `MAX_LIMIT_TIMEOUT_S`."""
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 """A timezone-aware datetime, normalised to UTC. Naive datetimes are refused."""
 PairField = Annotated[Pair, AfterValidator(_check_pair)]
