@@ -91,18 +91,20 @@ def _human(record: Record) -> str:
 
 
 def _json(record: Record) -> str:
+    # Each text is masked before it is JSON-escaped: a secret holding a quote, a backslash or a control
+    # character is no longer found in the escaped line.
     payload = {
         "time": record["time"].isoformat(),
         "level": record["level"].name,
         "logger": record["name"],
         "line": record["line"],
-        "message": record["message"],
-        "context": {k: str(v) for k, v in _context(record).items()},
+        "message": redact(record["message"]),
+        "context": {k: redact(str(v)) for k, v in _context(record).items()},
     }
     exc_text = _exception_text(record)
     if exc_text:
-        payload["exception"] = exc_text.lstrip("\n")
-    record["extra"]["_line"] = redact(orjson.dumps(payload).decode())
+        payload["exception"] = redact(exc_text.lstrip("\n"))
+    record["extra"]["_line"] = orjson.dumps(payload).decode()
     return "{extra[_line]}\n"
 
 

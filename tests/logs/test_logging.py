@@ -108,3 +108,19 @@ def test_stdlib_records_below_the_level_are_not_created() -> None:
     assert not logging.getLogger("ccxt.base.exchange").isEnabledFor(logging.DEBUG)
     assert logging.getLogger("ccxt.base.exchange").isEnabledFor(logging.WARNING)
     logger.remove()
+
+
+@pytest.mark.parametrize("secret", ['s3cr"et-db-pass', "s3cr\\et-db-pass", "tab\tsecret-value", "new\nline-secret"])
+def test_json_lines_mask_secrets_that_json_escapes(secret: str) -> None:
+    # Masked before escaping: after it, `"` → `\"` and the secret is no longer found in the line.
+    buf = io.StringIO()
+    redact.clear()
+    setup_logging(sink=buf, json_lines=True, secrets=[secret])
+    try:
+        logger.bind(dsn=f"postgresql://u:{secret}@h/db").error("cannot connect: {}", secret)
+    finally:
+        redact.clear()
+        logger.remove()
+    record = orjson.loads(buf.getvalue().splitlines()[0])
+    assert record["message"] == "cannot connect: ***"
+    assert secret not in record["context"]["dsn"]
