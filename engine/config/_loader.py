@@ -11,6 +11,7 @@ fix; the offending input is never included, so a malformed secret cannot leak th
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -148,6 +149,10 @@ class _MappingEnvSource(EnvSettingsSource):
     def _load_env_vars(self) -> Mapping[str, str | None]:
         return {k.lower(): v for k, v in self._environ.items()}
 
+    def decode_complex_value(self, field_name: str, field: Any, value: Any) -> Any:
+        # JSON numbers become Decimals, never binary floats: a wallet of 0.12345678901234567891 BTC stays exact.
+        return json.loads(value, parse_float=Decimal) if isinstance(value, str | bytes) else value
+
 
 def _read_secret_file(path_text: str, what: str, problems: list[ConfigProblem], src: Source) -> str | None:
     try:
@@ -270,8 +275,6 @@ def _env_layer(
 
 
 def _json_list(value: str) -> str:
-    import json
-
     return json.dumps([item.strip() for item in value.split(",") if item.strip()])
 
 

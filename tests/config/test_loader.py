@@ -156,3 +156,17 @@ def test_config_error_lists_every_problem() -> None:
     with pytest.raises(ConfigError) as err:
         load_config(None, {"FREQTRADE__RISK__MAX_OPEN_ORDERS_PER_PAIR": "0", "FREQTRADE__API__PORT": "70000"})
     assert {p.path for p in err.value.problems} == {"risk.max_open_orders_per_pair", "api.port"}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("12345678901234567.5", Decimal("12345678901234567.5")),
+        ('{"USDT": "1"}', {"USDT": Decimal("1")}),
+        ('{"BTC": 0.12345678901234567891}', {"BTC": Decimal("0.12345678901234567891")}),
+    ],
+)
+def test_an_env_override_of_a_mapping_or_decimal_never_goes_through_a_float(value: str, expected: object) -> None:
+    loaded, problems = resolve_config(None, {"FREQTRADE__EXECUTION__DRY_RUN_WALLET": value})
+    assert not problems
+    assert loaded.config.execution.dry_run_wallet == expected
