@@ -1,15 +1,20 @@
 """Routing the stream actor's output into the actor tree: reports and prices to their pair actors.
 
 These run on UBWA's threads (reports) or the stream actor's (prices), so they only look up the current pair
-actor and `tell` it — never block, never raise into UBWA.
+actor and `tell` it — never block, never raise into UBWA. A pair actor found dead (it crashed and the root
+has not restarted it yet, or it is past the restart budget) does not lose a report: the report goes to the
+root instead, which holds it for the restarted actor or tracks it. A price for it is dropped (the next one
+replaces it anyway).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
+import pykka
 from loguru import logger
 
 from engine.domain import Order, Pair, Priority, pair_to_symbol
@@ -40,7 +45,8 @@ def reconcile_requests(
 
 
 class ReportRouter:
-    """Execution reports go to their pair's actor; anything else (unknown pairs, account events) to `other`.
+    """Execution reports go to their pair's actor; anything else (unknown pairs, account events, reports for
+    a pair whose actor is dead) to `other`.
 
     After telling a pair actor, UBWA's thread sleeps `handoff_pause_s` (a few tens of µs). Without it, it goes
     straight on — its own bookkeeping, the next frame (Binance follows every fill with an
@@ -69,14 +75,21 @@ class ReportRouter:
             if isinstance(report, ExecutionReport):
                 pair = self._symbol_pairs.get(report.symbol)
                 proxy = self._routes(pair) if pair is not None else None
-                if proxy is not None:
-                    proxy.on_report.defer(report)  # type: ignore[attr-defined]
+                if proxy is not None and self._told(proxy, report):
                     if self._pause:
                         time.sleep(self._pause)  # hand the interpreter to the pair actor (see the class doc)
                     return
             self._other(report)
         except Exception:  # noqa: BLE001 - this runs on UBWA's thread: an escape would kill the stream
             logger.exception("routing a user-data report failed")
+
+    @staticmethod
+    def _told(proxy: object, report: ExecutionReport) -> bool:
+        try:
+            proxy.on_report.defer(report)  # type: ignore[attr-defined]
+        except pykka.ActorDeadError:
+            return False
+        return True
 
 
 class PriceRouter:
@@ -90,4 +103,6 @@ class PriceRouter:
         pair = self._symbol_pairs.get(symbol)
         proxy = self._routes(pair) if pair is not None else None
         if proxy is not None:
-            proxy.on_price.defer(bid, ask)  # type: ignore[attr-defined]
+            # Restarting or halted: dropped, the next price after a restart brings the pair up to date.
+            with contextlib.suppress(pykka.ActorDeadError):
+                proxy.on_price.defer(bid, ask)  # type: ignore[attr-defined]

@@ -4,10 +4,16 @@ know). It runs after every stream gap, on the periodic cadence, and every few se
 connected; a round is deferred while the gateway has a backlog or is blocked (429/418), so reconciliation
 never crowds out trading nor spends the rate budget twice on the same question (startup reconciliation got
 Nautilus users banned). Execution reports for pairs outside the whitelist are orders placed elsewhere too:
-a tracking-only book records and announces them. A mixin of `RootActor` (its messages run on the root's thread)."""
+a tracking-only book records and announces them.
+
+Reports the stream could not hand to a whitelisted pair's actor because it was dead come here too: they are
+held (in order, bounded) until the root restarts it and then delivered to the new actor ahead of anything the
+stream routes to it; past the restart budget the pair's own book becomes tracking-only here, so its fills are
+still stored. A mixin of `RootActor` (its messages run on the root's thread)."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -21,13 +27,15 @@ from engine.domain import Pair
 from engine.exchange import AccountPosition, BadFrame, ExecutionReport
 from engine.execution import SymbolRules
 from engine.gateway import GatewayResult
-from engine.pair import Alert, Emit, PairBook, Persist
+from engine.pair import Alert, Command, Emit, LookupStored, PairBook, Persist
 
 __all__ = ["ReconcileMixin"]
 
 _ASK_TIMEOUT_S = 15.0
 _RECONCILE_BACKLOG = 100
 """Gateway queue depth above which a reconciliation round waits for the next tick."""
+_HELD_REPORTS = 10_000
+"""Execution reports held per pair while its actor is dead; past this, the rest wait for a reconciliation."""
 
 
 class ReconcileMixin:
@@ -37,7 +45,6 @@ class ReconcileMixin:
     _clock: Clock
     _self: Any
     _pairs: dict[Pair, Any]
-    _routing: Any
     _symbol_pairs: dict[str, Pair]
     _stream_health: dict[str, Any]
     _specs: dict[str, dict[str, Any]]
@@ -48,11 +55,20 @@ class ReconcileMixin:
     _alerts: Callable[[str, str], None]
     _account: dict[str, Any] | None
     _account_ms: int | None
+    _books: dict[Pair, PairBook]
+    _held: dict[Pair, deque[Any]]
+    _held_overflow: set[Pair]
+    _stopping: bool
+    _with_pair: Callable[..., Any]
+    """Reach a pair actor, skipping a dead one (the root's `_with_pair`)."""
+    _tell_pair: Callable[..., bool]
+    _live_pairs: Callable[[], list[Pair]]
 
     def _scan_open_orders(self) -> None:
         assert self.gateway is not None
         proxy = self._self
-        for request in open_order_scans(self._pairs, lambda pair: lambda r: proxy.on_open_orders.defer(pair, r)):
+        pairs = dict.fromkeys(self._live_pairs())
+        for request in open_order_scans(pairs, lambda pair: lambda r: proxy.on_open_orders.defer(pair, r)):
             self.gateway.submit(request)
 
     def on_open_orders(self, pair: Pair | None, result: GatewayResult) -> None:
@@ -60,12 +76,11 @@ class ReconcileMixin:
         if result.error is not None:
             logger.bind(pair=pair).warning("open orders scan failed: {}", result.error)
             return
-        whitelisted = {s: p for s, p in self._symbol_pairs.items() if p in self._pairs}
+        live = set(self._live_pairs())
+        whitelisted = {s: p for s, p in self._symbol_pairs.items() if p in live}
         answers = {pair: result} if pair is not None else split_by_pair(result, whitelisted)
         for target, answer in answers.items():
-            route = self._routing.get(target)
-            if route is not None:
-                route.on_open_orders.defer(answer)
+            self._tell_pair(target, "on_open_orders", answer)
 
     def reconcile_if_unhealthy(self) -> None:
         """The tight cadence: reconcile while a stream is not connected (events may be getting lost)."""
@@ -78,6 +93,8 @@ class ReconcileMixin:
         returns how many orders were queried. A round is skipped while the previous one is still queued:
         reconciliation must never crowd out trading or spend the rate budget twice on the same question."""
         assert self.gateway is not None
+        if self._stopping:  # a timer's round queued behind shutdown: nothing may be sent after the drain
+            return 0
         stats = self.gateway.stats()
         if stats.queued > _RECONCILE_BACKLOG or stats.blocked_until_ms > self._clock.now_ms():
             logger.warning("reconciliation ({}) deferred: {} requests queued, blocked until {}", reason,
@@ -85,9 +102,17 @@ class ReconcileMixin:
             return 0
         self._scan_open_orders()
         queried = 0
-        for pair, ref in self._pairs.items():
-            proxy = ref.proxy()
-            orders = proxy.reconcilable_orders().get(timeout=_ASK_TIMEOUT_S)
+        for pair in self._live_pairs():
+            # A dead actor is skipped: the restarted one looks its orders up itself (`PairBook.resume`).
+            asked = self._with_pair(
+                pair,
+                "reconcilable_orders",
+                lambda proxy: (proxy, proxy.reconcilable_orders().get(timeout=_ASK_TIMEOUT_S)),
+                None,
+            )
+            if asked is None:
+                continue
+            proxy, orders = asked
             for request in reconcile_requests(pair, orders, proxy.on_result.defer):
                 self.gateway.submit(request)
                 queried += 1
@@ -112,10 +137,47 @@ class ReconcileMixin:
         if not isinstance(report, ExecutionReport) or pair is None or spec is None:
             logger.info("user-data event outside the pair books: {}", report)
             return
+        if pair in self._books and pair not in self._outside:
+            # A whitelisted pair whose actor was dead when the stream routed this (or is still).
+            self._deliver_report(pair, report)
+            return
         book = self._outside.get(pair)
         if book is None:
             book = self._outside[pair] = PairBook(pair, SymbolRules.from_exchange_info(spec), self._s.pair_settings)
-        self._carry_out(pair, book.on_report(report, self._clock.now_ms()))
+        self._track_report(book, report)
+
+    def _deliver_report(self, pair: Pair, report: ExecutionReport) -> None:
+        """To `pair`'s actor if it is alive; else held until `_start_pair` restarts it (or `_track_only`)."""
+        if self._tell_pair(pair, "on_report", report):
+            return
+        held = self._held.setdefault(pair, deque())
+        if len(held) < _HELD_REPORTS:
+            held.append(report)
+            return
+        # Bounded: the rest is what reconciliation is for (asked for once the pair is back).
+        if pair not in self._held_overflow:
+            self._held_overflow.add(pair)
+            message = f"{pair}: more than {_HELD_REPORTS} reports while its actor was dead; a reconciliation follows"
+            self._alerts("fills_missing", message)
+
+    def _track_only(self, pair: Pair) -> None:
+        """`pair`'s actor is not coming back: its book becomes tracking-only (records, events and alerts; no
+        orders are sent), with the reports held for it applied first."""
+        book = self._outside[pair] = self._books[pair]
+        held = self._held.pop(pair, deque())
+        if held or pair in self._held_overflow:
+            logger.bind(pair=pair).warning("{} held reports go to the tracking-only book", len(held))
+        self._held_overflow.discard(pair)
+        for report in held:
+            self._track_report(book, report)
+
+    def _track_report(self, book: PairBook, report: ExecutionReport) -> None:
+        try:
+            commands = book.on_report(report, self._clock.now_ms())
+        except Exception:  # noqa: BLE001 - the root must survive a book that cannot take the report
+            logger.bind(pair=book.pair).exception("tracking-only book failed on {}", report)
+            return
+        self._carry_out(book, commands)
         book.forget_finished()
 
     def _apply_position(self, position: AccountPosition) -> None:
@@ -131,8 +193,9 @@ class ReconcileMixin:
         self._account_ms = position.event_time_ms
         logger.debug("balances updated from the stream: {}", ", ".join(e.asset for e in position.balances))
 
-    def _carry_out(self, pair: Pair, commands: list[Any]) -> None:
-        # Only what a tracking-only book produces: records, events and alerts (it never trades).
+    def _carry_out(self, book: PairBook, commands: list[Command]) -> None:
+        # A tracking-only book never trades: records, events, alerts and database lookups (a report for an
+        # order that left memory) are carried out; sends and timers are not.
         assert self._store is not None and self._bus is not None
         records = [c.item for c in commands if isinstance(c, Persist)]
         if records:
@@ -141,4 +204,21 @@ class ReconcileMixin:
             if isinstance(command, Emit):
                 self._bus.proxy().publish.defer(command.event)
             elif isinstance(command, Alert):
-                self._alerts(command.key, f"{pair} {command.client_order_id or ''}: {command.message}")
+                self._alerts(command.key, f"{book.pair} {command.client_order_id or ''}: {command.message}")
+            elif isinstance(command, LookupStored):
+                self._lookup_stored(book, command)
+            elif not isinstance(command, Persist):
+                logger.bind(pair=book.pair).debug("tracking only: {} not carried out", type(command).__name__)
+
+    def _lookup_stored(self, book: PairBook, command: LookupStored) -> None:
+        # As the pair actor does (ask down to persistence): the stored order, its fills and its trade.
+        cid = command.client_order_id
+        proxy = self._store.proxy
+        try:
+            order = proxy.get_order(cid).get(timeout=_ASK_TIMEOUT_S)
+            fills = proxy.fills_of(cid).get(timeout=_ASK_TIMEOUT_S) if order is not None else []
+            trade = proxy.get_trade(order.request_id).get(timeout=_ASK_TIMEOUT_S) if order is not None else None
+        except Exception as exc:  # noqa: BLE001 - the next reconciliation after a restart sees the order again
+            logger.bind(pair=book.pair, client_order_id=cid).error("stored order lookup failed: {}", exc)
+            return
+        self._carry_out(book, book.on_stored(command.sighting, order, fills, trade, self._clock.now_ms()))

@@ -40,6 +40,7 @@ class WalletMixin:
     _pairs: dict[Pair, Any]
     _restarts: int
     _recovery: Any
+    _stopping: bool
     _failed_seen: int = 0
 
     _call: Callable[..., Any]
@@ -58,7 +59,7 @@ class WalletMixin:
 
     def refresh_wallet(self) -> None:
         """Re-value the wallet (on the timer): the account, then the prices, each answer a tell back here."""
-        if self.gateway is None:
+        if self.gateway is None or self._stopping:  # a timer's tell queued behind shutdown sends nothing
             return
         proxy = self._self
         self.gateway.submit(GatewayRequest(Op.ACCOUNT, {}, key="wallet", reply_to=proxy.on_wallet_account.defer))

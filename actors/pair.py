@@ -8,17 +8,27 @@ bus, and completing callers' futures.
 Finished requests leave memory once their trade is handed to persistence (`PairBook.forget_finished`); a
 replayed idempotency key the book may have seen (its Bloom filter) is looked up in the database by its
 deterministic client order id, so the same key still returns the same order.
+
+A crash loses only the message that caused it. The root restarts a new actor over the same book, and what the
+dead actor held outside the book lives in its `_Home`, kept on the book: callers' futures (answered by the
+new actor when the book decides), the reply address of gateway results (it reaches whichever actor runs the
+book now, and parks results while none does), and the messages left in the dead actor's inbox (pykka drops
+queued tells of a dead actor; these are salvaged in `on_failure` and handed to the new actor in order).
+A pair that is not restarted (past the restart budget) answers its callers after `ORPHAN_GRACE_MS`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import threading
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
 import pykka
 from loguru import logger
+from pykka.messages import ProxyCall
 
 from actors._ticker import Ticker
 from engine.api import EngineEvent, EventKind, PlaceOutcome, Refusal, RefusalReason
@@ -42,9 +52,11 @@ from engine.pair import (
     replay_outcome,
 )
 
-__all__ = ["EventSink", "GatewayLike", "PairActor", "StoreLike"]
+__all__ = ["ORPHAN_GRACE_MS", "EventSink", "GatewayLike", "PairActor", "StoreLike", "release_callers"]
 
 _LOOKUP_TIMEOUT_S = 10.0
+ORPHAN_GRACE_MS = 30_000
+"""How long (engine time) callers of a crashed pair actor wait for its restart before they are answered anyway."""
 
 
 class GatewayLike(Protocol):
@@ -76,6 +88,124 @@ class StoreLike(Protocol):
 
 EventSink = Callable[[EngineEvent], None]
 AlertSink = Callable[[str, str], None]
+Waiter = concurrent.futures.Future[PlaceOutcome]
+
+
+class _Home:
+    """What outlives one pair actor (see the module docstring); thread-safe, kept on its book.
+
+    Every tell that goes through `tell` happens under the lock, and `detach` takes the dead actor's inbox under
+    it too: a message is either in that inbox when it is salvaged, or parked for the next actor — never lost.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._actor: pykka.ActorRef[Any] | None = None
+        self._parked: list[ProxyCall] = []
+        self._waiters: dict[RequestId, list[Waiter]] = {}
+        self._generation = 0
+
+    @staticmethod
+    def of(book: PairBook) -> _Home:
+        """The home kept on `book` (made on first use)."""
+        if not isinstance(book.actor_state, _Home):
+            book.actor_state = _Home()
+        home: _Home = book.actor_state
+        return home
+
+    # ---- the actor running the book ------------------------------------------------------------------
+    def attach(self, ref: pykka.ActorRef[Any]) -> int:
+        """`ref` runs the book from now on; what was parked goes first into its inbox. Returns how many."""
+        with self._lock:
+            parked, self._parked = self._parked, []
+            for message in parked:
+                ref.tell(message)  # not started yet, so alive: queued ahead of anything else
+            self._actor = ref
+            self._generation += 1
+            return len(parked)
+
+    def detach(self, ref: pykka.ActorRef[Any], inbox: Any) -> tuple[int, int]:
+        """`ref` died: park the tells left in its inbox (ahead of any parked since). Asks stay in the inbox
+        (pykka answers them with `ActorDeadError`). Returns (messages parked, the generation it had)."""
+        with self._lock:
+            if self._actor is ref:
+                self._actor = None
+            tells: list[ProxyCall] = []
+            asks: list[Any] = []
+            while not inbox.empty():
+                envelope = inbox.get()
+                if envelope.reply_to is None and isinstance(envelope.message, ProxyCall):
+                    tells.append(envelope.message)
+                else:
+                    asks.append(envelope)
+            for envelope in asks:
+                inbox.put(envelope)
+            self._parked[:0] = tells
+            return len(tells), self._generation
+
+    def tell(self, message: ProxyCall) -> None:
+        """Tell the actor running the book now, or park the message until one does."""
+        with self._lock:
+            if self._actor is not None:
+                try:
+                    self._actor.tell(message)
+                except pykka.ActorDeadError:
+                    pass  # it is dying; its `detach` (which waits for this lock) will find this parked
+                else:
+                    return
+            self._parked.append(message)
+
+    def reply(self, result: GatewayResult) -> None:
+        """The reply address of every gateway request of the book (stable across restarts)."""
+        self.tell(ProxyCall(attr_path=("on_result",), args=(result,), kwargs={}))
+
+    # ---- callers -------------------------------------------------------------------------------------
+    def wait(self, request_id: RequestId, future: Waiter) -> None:
+        """`future` is answered when the book resolves `request_id`."""
+        with self._lock:
+            self._waiters.setdefault(request_id, []).append(future)
+
+    def resolve(self, request_id: RequestId, outcome: PlaceOutcome) -> None:
+        """Answer every caller waiting on `request_id`."""
+        with self._lock:
+            futures = self._waiters.pop(request_id, [])
+        _answer(futures, outcome)
+
+    def release(self, outcome: PlaceOutcome, placed: PlaceOutcome, *, generation: int | None = None) -> int:
+        """Answer every caller: waiters of requests the book holds with `outcome`, parked `place` messages
+        (never seen by the book) with `placed`. With `generation`, only if no actor ran the book since.
+        Returns how many callers were answered."""
+        with self._lock:
+            if generation is not None and (generation != self._generation or self._actor is not None):
+                return 0
+            waiting = [f for futures in self._waiters.values() for f in futures]
+            self._waiters.clear()
+            places = [m for m in self._parked if m.attr_path == ("place",)]
+            self._parked = [m for m in self._parked if m.attr_path != ("place",)]
+        _answer(waiting, outcome)
+        _answer([m.args[1] for m in places if len(m.args) > 1], placed)
+        return len(waiting) + len(places)
+
+
+def _answer(futures: Sequence[Any], outcome: PlaceOutcome) -> None:
+    for future in futures:
+        if isinstance(future, concurrent.futures.Future) and not future.done():
+            # answered meanwhile (a caller canceled it): nothing to do
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                future.set_result(outcome)
+
+
+def release_callers(book: PairBook, reason: str) -> int:
+    """Answer every caller still waiting on `book` (its actor is dead and will not be restarted).
+
+    For the supervisor, when it gives up on a pair: requests the book holds are answered `outcome_unknown`
+    (they may have orders at the exchange, which are tracked and reconciled), requests that never reached the
+    book `halted`. Returns how many callers were answered.
+    """
+    unknown = Refusal(RefusalReason.OUTCOME_UNKNOWN, f"the pair actor stopped for good ({reason}); its orders, "
+                      "if any, are tracked and reconciled")  # fmt: skip
+    halted = Refusal(RefusalReason.HALTED, f"the pair actor stopped for good ({reason}); nothing was sent")
+    return _Home.of(book).release(unknown, halted)
 
 
 class PairActor(pykka.ThreadingActor):
@@ -104,42 +234,64 @@ class PairActor(pykka.ThreadingActor):
         self._events = events
         self._alerts = alerts
         self._intake = intake
-        self._waiters: dict[RequestId, list[concurrent.futures.Future[PlaceOutcome]]] = {}
+        book.intake = intake
         self._timers: dict[str, int] = {}
         self._self: Any = None
-        self._reply: Callable[[GatewayResult], None] | None = None
+        self._home = _Home.of(book)
+        # Stable across restarts: a result arriving after this actor died reaches the one that replaced it.
+        self._reply: Callable[[GatewayResult], None] = self._home.reply
+        # Attached here, in the starter's thread, before anyone can route to this actor: the messages the dead
+        # predecessor left are the first in this inbox.
+        salvaged = self._home.attach(self.actor_ref)
+        if salvaged:
+            logger.bind(pair=book.pair).warning("{} message(s) left by the crashed pair actor taken over", salvaged)
 
     def on_start(self) -> None:
         self._self = self.actor_ref.proxy()
-        # Built once: a proxy attribute lookup per request is measurable on the hot path.
-        self._reply = self._self.on_result.defer
         # After a restart the book still holds its orders; re-arm the timers that died with the old actor.
         self._run(self._book.resume(self._clock.now_ms()))
         logger.bind(pair=self._book.pair).debug("pair actor started")
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        logger.bind(pair=self._book.pair).opt(exception=exception_value).error("pair actor crashed")
+        bound = logger.bind(pair=self._book.pair)
+        bound.opt(exception=exception_value).error("pair actor crashed")
         for key in list(self._timers):
             self._ticker.cancel(self._timers.pop(key))
+        # pykka drops the tells still queued here: park them (callers' requests, gateway results) for the
+        # restarted actor. Its callers wait for it too — unless nobody runs the book again in time.
+        parked, generation = self._home.detach(self.actor_ref, self.actor_inbox)
+        if parked:
+            bound.warning("{} queued message(s) kept for the restarted pair actor", parked)
+        home, pair = self._home, self._book.pair
+        self._ticker.call_later(ORPHAN_GRACE_MS, lambda _now: _release_orphaned(home, generation, pair))
         if self._on_crash is not None:
             self._on_crash(self._book.pair)
 
     def on_stop(self) -> None:
         for key in list(self._timers):
             self._ticker.cancel(self._timers.pop(key))
-        for futures in self._waiters.values():
-            for future in futures:
-                if not future.done():
-                    future.set_result(Refusal(RefusalReason.SHUTTING_DOWN, "the pair actor stopped"))
+        # Requests queued behind the stop are answered too (pykka would drop them with the inbox).
+        self._home.detach(self.actor_ref, self.actor_inbox)
+        stopped = Refusal(RefusalReason.SHUTTING_DOWN, "the pair actor stopped")
+        self._home.release(stopped, stopped)
 
     # ---- messages (all tells except the queries at the end) ----------------------------------------
     def place(self, request: OrderRequest, future: concurrent.futures.Future[PlaceOutcome]) -> None:
         """Execute a request; `future` receives the outcome (accepted at the ack, or a refusal)."""
-        self._waiters.setdefault(request.request_id, []).append(future)
-        cid = self._book.maybe_seen(request)
-        if cid is not None and self._replayed(request, cid):
+        self._home.wait(request.request_id, future)
+        try:
+            cid = self._book.maybe_seen(request)
+            if cid is not None and self._replayed(request, cid):
+                return
+            commands = self._book.place(request, self._clock.now_ms(), self._intake())
+        except Exception as exc:  # noqa: BLE001 - a request never kills its pair: it is refused and logged
+            logger.bind(pair=self._book.pair, request_id=request.request_id).exception("request intake failed")
+            # Nothing the book produced for it was carried out: it forgets the request, the caller hears why.
+            self._book.discard(request.request_id)
+            refusal = Refusal(RefusalReason.INVALID_REQUEST, f"the request could not be taken: {type(exc).__name__}")
+            self._home.resolve(request.request_id, refusal)
             return
-        self._run(self._book.place(request, self._clock.now_ms(), self._intake()))
+        self._run(commands)
 
     def _replayed(self, request: OrderRequest, cid: ClientOrderId) -> bool:
         """Answer a replayed key from the database; False when it is new after all (a Bloom false positive)."""
@@ -161,9 +313,7 @@ class PairActor(pykka.ThreadingActor):
                 order = next((c for c in children if c.status is not OrderStatus.REJECTED), order)
             bound.info("idempotency key replayed; answering from the database")
             outcome = replay_outcome(order)
-        for future in self._waiters.pop(request.request_id, []):
-            if not future.done():
-                future.set_result(outcome)
+        self._home.resolve(request.request_id, outcome)
         return True
 
     def on_result(self, result: GatewayResult) -> None:
@@ -285,9 +435,7 @@ class PairActor(pykka.ThreadingActor):
         self._run(self._book.on_stored(command.sighting, order, fills, trade, self._clock.now_ms()))
 
     def _resolve(self, request_id: RequestId, outcome: PlaceOutcome) -> None:
-        for future in self._waiters.pop(request_id, []):
-            if not future.done():
-                future.set_result(outcome)
+        self._home.resolve(request_id, outcome)
 
     def _save(self, records: list[Any]) -> None:
         try:
@@ -317,11 +465,12 @@ class PairActor(pykka.ThreadingActor):
         cid = command.order.client_order_id
         durable: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._send(command.send, durable)
-        proxy = self._self
+        home = self._home
 
         def failed(exc: BaseException) -> None:
             durable.set_exception(exc)
-            proxy.on_write_ahead_failed.defer(cid, repr(exc))
+            # Through the home: this actor may have been replaced by the time persistence gives up.
+            home.tell(ProxyCall(attr_path=("on_write_ahead_failed",), args=(cid, repr(exc)), kwargs={}))
 
         try:
             self._store.write_ahead_then(command.order, lambda: durable.set_result(None), failed, companions)
@@ -342,3 +491,14 @@ class PairActor(pykka.ThreadingActor):
             self._ticker.cancel(old)
         proxy = self._self
         self._timers[key] = self._ticker.call_at(due_ms, lambda _now: proxy.on_timer.defer(key))
+
+
+def _release_orphaned(home: _Home, generation: int, pair: Pair) -> None:
+    # On the ticker's thread, ORPHAN_GRACE_MS after a crash: nobody took the book over (the engine halted past
+    # its restart budget, or is stopping), so its callers would wait forever. They hear why instead.
+    unknown = Refusal(RefusalReason.OUTCOME_UNKNOWN, "the pair actor crashed and was not restarted; its orders, "
+                      "if any, are tracked and reconciled")  # fmt: skip
+    halted = Refusal(RefusalReason.HALTED, "the pair actor crashed and was not restarted; nothing was sent")
+    answered = home.release(unknown, halted, generation=generation)
+    if answered:
+        logger.bind(pair=pair).error("{} caller(s) answered: the crashed pair actor was not restarted", answered)

@@ -4,18 +4,27 @@ Children: event bus → persistence → gateway → one pair actor per whitelist
 account in BTC (GET /api/v3/account and ticker prices through the gateway) at start and every minute, so intake
 refuses with `wallet_below_minimum` below `execution.min_wallet_btc`. A pair actor that dies is
 restarted with a new ref over the same book (its orders survive) and routing is updated; past the restart
-budget the engine enters the safe halted state (no new orders, tracking continues). Graceful shutdown: stop
-intake → drain the gateway queue → cancel or keep open orders per `on_shutdown` → flush → stop in reverse.
+budget the engine enters the safe halted state (no new orders) and the dead pair's book becomes tracking-only,
+run by the root (its reports are still stored). Graceful shutdown: stop intake → drain the gateway queue →
+cancel or keep open orders per `on_shutdown` → flush → stop in reverse.
+
+A dead pair actor never takes the root with it: every root path reaches a pair through `_with_pair`, which
+skips a dead actor (crashed and not yet restarted, or past the budget). Execution reports the stream could not
+hand to a dead actor come here (`on_unrouted`) and are held until its restart, then delivered in order.
+
+The halted state has causes (restart budget, stop-trading error, database spool full): each is set and
+lifted on its own (`EngineState.halt`/`lift`), so the database coming back never lifts a ban's halt.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 from loguru import logger
@@ -27,22 +36,31 @@ from actors._recovery import RecoverySummary, best_quotes, prime_prices, restore
 from actors._ticker import Ticker
 from actors._wallet import WalletMixin
 from actors.gateway import GatewayActor, GatewayHandle, GatewaySettings
-from actors.pair import PairActor
+from actors.pair import PairActor, release_callers
 from actors.persistence import HealthReport, PersistenceHandle, start_persistence
 from actors.stream import StreamActor, StreamSettings
 from engine.clock import Clock
 from engine.config import Config
-from engine.domain import Pair, pair_to_symbol
+from engine.domain import Order, Pair, pair_to_symbol
 from engine.exchange import ExchangeError
 from engine.exchange._ratebudget import RateBudget
 from engine.execution import DefaultRiskManager, RiskManager, SymbolRules
 from engine.gateway import GatewayRequest, Op
-from engine.pair import IntakeContext, PairBook, PairSettings
+from engine.pair import IntakeContext, PairBook, PairSettings, order_of
 
-__all__ = ["EngineState", "RootActor", "RootSettings", "Routing"]
+__all__ = ["HALT_DATABASE", "HALT_RESTARTS", "HALT_STOP_TRADING", "EngineState", "RootActor", "RootSettings", "Routing"]
 
 _ASK_TIMEOUT_S = 15.0
 _SPOOL_FULL = "database down and spool full"
+
+HALT_RESTARTS = "restart_budget"
+"""Halt cause: a pair actor died past the restart budget (lifted only by restarting the engine)."""
+HALT_STOP_TRADING = "stop_trading"
+"""Halt cause: a stop-trading error from the exchange (bad key, IP ban; lifted only by restarting)."""
+HALT_DATABASE = "database"
+"""Halt cause: the database is down and the spool full (lifted when persistence reports ok)."""
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -67,23 +85,50 @@ class RootSettings:
 
 
 class EngineState:
-    """Engine-wide facts the pair books consult at intake (thread-safe: read by every pair actor)."""
+    """Engine-wide facts the pair books consult at intake (thread-safe: read by every pair actor).
+
+    `halted` is derived from a set of causes: halted while any remains, `halt_reason` lists them all.
+    """
 
     def __init__(
         self, *, kill_switch: bool = False, min_wallet_btc: Decimal = Decimal("0.0001"), require_wallet: bool = False
     ) -> None:
         self._lock = threading.Lock()
         self._ctx = IntakeContext(kill_switch=kill_switch, min_wallet_btc=min_wallet_btc, require_wallet=require_wallet)
+        self._halts: dict[str, str] = {}
 
     def intake(self) -> IntakeContext:
         """The current intake context."""
         return self._ctx
 
     def update(self, **changes: Any) -> IntakeContext:
-        """Change some fields atomically."""
+        """Change some fields atomically (not `halted`/`halt_reason`: see `halt` and `lift`)."""
+        if {"halted", "halt_reason"} & changes.keys():
+            raise ValueError("the halted state has causes: use EngineState.halt()/lift()")
         with self._lock:
             self._ctx = replace(self._ctx, **changes)
             return self._ctx
+
+    def halt(self, cause: str, reason: str) -> IntakeContext:
+        """Halt new orders for `cause` (a `HALT_*` name); the same cause again only updates its reason."""
+        with self._lock:
+            self._halts[cause] = reason
+            return self._set_halted()
+
+    def lift(self, cause: str) -> IntakeContext:
+        """Remove one cause; the engine stays halted while another remains."""
+        with self._lock:
+            self._halts.pop(cause, None)
+            return self._set_halted()
+
+    def halt_causes(self) -> frozenset[str]:
+        """The causes the engine is halted for (empty when it is not)."""
+        with self._lock:
+            return frozenset(self._halts)
+
+    def _set_halted(self) -> IntakeContext:
+        self._ctx = replace(self._ctx, halted=bool(self._halts), halt_reason="; ".join(self._halts.values()))
+        return self._ctx
 
 
 @dataclass
@@ -129,6 +174,14 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
         self._timers: dict[str, int] = {}
         """The pending handle of each repeating timer, by name (replaced as it re-arms, so it never grows)."""
         self._timers_stopped = False
+        self._timer_lock = threading.Lock()
+        """Held while a timer acts or re-arms, and by shutdown to stop them: none acts or re-arms after that."""
+        self._stopping = False
+        """Set by `shutdown` (root thread only): timer messages already queued behind it do nothing."""
+        self._held: dict[Pair, deque[Any]] = {}
+        """Execution reports for a pair whose actor is dead, in arrival order, until it is restarted."""
+        self._held_overflow: set[Pair] = set()
+        self._dead_logged: set[str] = set()
         self._self: Any = None
         self._publish: Callable[[Any], None] = lambda _event: None
         self._stream_health: dict[str, Any] = {}
@@ -138,6 +191,7 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
         self._recovery: RecoverySummary | None = None
         self._specs: dict[str, dict[str, Any]] = {}
         self._outside: dict[Pair, PairBook] = {}
+        """Tracking-only books the root runs: pairs outside the whitelist, and pairs halted past the budget."""
 
     # ---- start ----------------------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -240,18 +294,67 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
             on_crash=self._self.child_failed.defer,
         )
         self._pairs[pair] = ref
+        # The reports held while it was dead go first: routing still points at the dead actor, so none
+        # routed by the stream can overtake them.
+        for report in self._held.pop(pair, deque()):
+            self._deliver_report(pair, report)
         self._routing.routes = {**self._routing.routes, pair: ref.proxy()}
+        if pair in self._held_overflow:
+            self._held_overflow.discard(pair)
+            self._self.reconcile.defer(f"reports for {pair} dropped while its actor was dead")
+
+    def _with_pair(self, pair: Pair, what: str, use: Callable[[Any], _T], default: _T) -> _T:
+        """`use(proxy)` on `pair`'s actor: the one way every root path reaches a pair actor.
+
+        A dead actor (crashed and not yet restarted, or past the restart budget) is skipped and logged once;
+        a call that fails or times out is logged. Either way the answer is `default`: the supervisor never
+        dies of a child, and one pair's trouble never stops a round over the others.
+        """
+        ref = self._pairs.get(pair)
+        if ref is None:
+            return default
+        try:
+            return use(ref.proxy())
+        except pykka.ActorDeadError:
+            if ref.actor_urn not in self._dead_logged:
+                self._dead_logged.add(ref.actor_urn)
+                logger.bind(pair=pair).warning(
+                    "pair actor is dead (restarting, or past the restart budget): {} skipped", what
+                )
+        except pykka.Timeout:
+            logger.bind(pair=pair).error("pair actor did not answer {} within {} s", what, _ASK_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - a child's failure is not the supervisor's
+            logger.bind(pair=pair).exception("pair actor failed on {}", what)
+        return default
+
+    def _tell_pair(self, pair: Pair, method: str, *args: Any) -> bool:
+        """Tell `pair`'s actor `method(*args)` (through `_with_pair`); False when it could not be reached."""
+
+        def told(proxy: Any) -> bool:
+            getattr(proxy, method).defer(*args)
+            return True
+
+        return self._with_pair(pair, method, told, False)
+
+    def _live_pairs(self) -> list[Pair]:
+        """The whitelisted pairs the root does not track itself (their actor alive or being restarted)."""
+        return [pair for pair in self._pairs if pair not in self._outside]
 
     def _every(self, name: str, interval_ms: int, action: Callable[[], None]) -> None:
-        # `fire` runs on the ticker's thread: it only re-arms (and tells); shutdown stops the re-arming.
+        # `fire` runs on the ticker's thread: it only tells (or submits) and re-arms. Both happen under the
+        # lock `shutdown` takes to stop the timers, so after that no timer acts nor comes back.
         def fire(_now: int) -> None:
-            try:
-                action()
-            finally:
-                if not self._timers_stopped:
+            with self._timer_lock:
+                if self._timers_stopped:
+                    return
+                try:
+                    action()
+                finally:
                     self._timers[name] = self._ticker.call_later(interval_ms, fire)
 
-        self._timers[name] = self._ticker.call_later(interval_ms, fire)
+        with self._timer_lock:
+            if not self._timers_stopped:
+                self._timers[name] = self._ticker.call_later(interval_ms, fire)
 
     def _poll_prices(self) -> None:
         # Until the stream actor feeds bookTicker, poll all pairs in one call (weight 4) every second.
@@ -267,8 +370,10 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
     # ---- messages -----------------------------------------------------------------------------------
     def on_prices(self, data: Any) -> None:
         """Latest best bid/ask of every symbol (list of bookTicker objects)."""
+        if self._stopping:  # a poll answer that arrives after the drain moves nothing
+            return
         for pair, (bid, ask) in best_quotes(data, self._pairs).items():
-            self._pairs[pair].proxy().on_price.defer(bid, ask)
+            self._tell_pair(pair, "on_price", bid, ask)
 
     def on_stream_health(self, health: Any) -> None:
         """A stream's health changed."""
@@ -279,18 +384,31 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
             self._alerts("stream", f"{health.stream} stream {health.state}: {health.reason}")
 
     def child_failed(self, pair: Pair) -> None:
-        """A pair actor died: restart it over the same book, or halt past the restart budget."""
+        """A pair actor died: restart it over the same book, or halt past the restart budget.
+
+        Past the budget (or during shutdown) the pair is not restarted: its book becomes tracking-only, run
+        by the root, so the reports held for it and those still to come are stored. Its dead actor stays in
+        routing: callers reaching it meet a dead actor (the engine answers `halted`), not an unknown pair.
+        """
+        if self._stopping:
+            logger.bind(pair=pair).warning("pair actor died during shutdown; its reports are tracked only")
+            self._track_only(pair)
+            release_callers(self._books[pair], "the pair actor died during shutdown")
+            return
         self._restarts += 1
         if self._restarts > self._s.restart_budget:
-            ctx = self._state.update(halted=True, halt_reason="restart budget exhausted")
+            ctx = self._state.halt(HALT_RESTARTS, "restart budget exhausted")
+            self._track_only(pair)
+            # Nobody will answer its callers now: they hear at once, not after the orphan grace period.
+            release_callers(self._books[pair], ctx.halt_reason)
             self._alerts("restart_budget", f"pair actor {pair} died; halted ({ctx.halt_reason})")
             return
         logger.bind(pair=pair).error("pair actor died; restarting ({}/{})", self._restarts, self._s.restart_budget)
         self._start_pair(pair)
 
     def on_critical(self, error: ExchangeError) -> None:
-        """A stop-trading error (ban, auth failure): halt new orders and alert."""
-        self._state.update(halted=True, halt_reason=f"{type(error).__name__}: {error}")
+        """A stop-trading error (ban, auth failure): halt new orders (until the engine restarts) and alert."""
+        self._state.halt(HALT_STOP_TRADING, f"{type(error).__name__}: {error}")
         self._alerts("stop_trading", str(error))
 
     def on_persistence_health(self, report: HealthReport) -> None:
@@ -299,17 +417,27 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
         level = "INFO" if str(getattr(report, "health", "")).endswith("ok") else "WARNING"
         logger.log(level, "persistence health: {}", report)
         if str(getattr(report, "health", "")).endswith("spool_full"):
-            self._state.update(halted=True, halt_reason=_SPOOL_FULL)
+            self._state.halt(HALT_DATABASE, _SPOOL_FULL)
             self._alerts("database", "spool full: new orders halted")
         elif str(getattr(report, "health", "")).endswith("degraded"):
             self._alerts("database", f"database unavailable, writes spooled to disk: {report.reason}")
-        elif str(getattr(report, "health", "")).endswith("ok") and self._state.intake().halt_reason == _SPOOL_FULL:
-            self._state.update(halted=False, halt_reason="")
-            logger.warning("database back and spool drained: new orders accepted again")
+        elif str(getattr(report, "health", "")).endswith("ok") and HALT_DATABASE in self._state.halt_causes():
+            # Only the database's own cause: a ban or an exhausted restart budget stays halted.
+            ctx = self._state.lift(HALT_DATABASE)
+            if ctx.halted:
+                logger.warning("database back and spool drained; still halted: {}", ctx.halt_reason)
+            else:
+                logger.warning("database back and spool drained: new orders accepted again")
 
     def pair_refs(self) -> dict[Pair, Any]:
         """Current pair actor proxies (a pair whose actor just died is missing until it is restarted)."""
         return {pair: ref.proxy() for pair, ref in self._pairs.items() if ref.is_alive()}
+
+    def tracked_open_orders(self, pair: Pair) -> list[Order]:
+        """Open orders of a whitelisted pair halted past the restart budget (its book is tracked here now;
+        empty for any other pair): what its dead actor can no longer answer."""
+        book = self._outside.get(pair) if pair in self._books else None
+        return [order_of(leg) for leg in book.open_legs()] if book is not None else []
 
     def store(self) -> PersistenceHandle | None:
         """The persistence handle (queries)."""
@@ -323,20 +451,34 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
     def shutdown(self, cancel_open: bool) -> dict[str, int]:
         """Stop intake, cancel (or keep) open orders, flush and stop the children in reverse order."""
         self._state.update(shutting_down=True)
-        self._timers_stopped = True
-        for handle in list(self._timers.values()):
+        self._stopping = True
+        with self._timer_lock:
+            self._timers_stopped = True
+            handles = list(self._timers.values())
+        for handle in handles:
             self._ticker.cancel(handle)
         self._stop_stream()
         canceled = 0
         if cancel_open:
-            for ref in self._pairs.values():
-                canceled += ref.proxy().cancel_all().get(timeout=_ASK_TIMEOUT_S)
+            # A dead pair is skipped (`_with_pair`): the live ones are still canceled.
+            for pair in self._live_pairs():
+                canceled += self._with_pair(
+                    pair, "cancel_all", lambda proxy: int(proxy.cancel_all().get(timeout=_ASK_TIMEOUT_S)), 0
+                )
             self._wait_until(lambda: self._open_count() == 0, _ASK_TIMEOUT_S)
         self._wait_until(self._gateway_idle, _ASK_TIMEOUT_S)
-        return {"canceled": canceled, "open": self._open_count()}
+        return {"canceled": canceled, "open": self._open_count() + self._tracked_open_count()}
 
     def _open_count(self) -> int:
-        return sum(len(ref.proxy().open_orders().get(timeout=_ASK_TIMEOUT_S)) for ref in self._pairs.values())
+        """Open orders of the pairs whose actor answers (what shutdown can still cancel)."""
+        return sum(
+            self._with_pair(pair, "open_orders", lambda proxy: len(proxy.open_orders().get(timeout=_ASK_TIMEOUT_S)), 0)
+            for pair in self._live_pairs()
+        )
+
+    def _tracked_open_count(self) -> int:
+        """Open orders of the whitelisted pairs halted past the budget (the root tracks them; left open)."""
+        return sum(len(book.open_legs()) for pair, book in self._outside.items() if pair in self._books)
 
     def _gateway_idle(self) -> bool:
         if self.gateway is None:

@@ -1,6 +1,6 @@
 """The public Engine API: what callers import."""
 
-from engine.api._engine import Engine
+from engine.api._engine import Engine, StartupChecksFailed
 from engine.api._types import (
     Accepted,
     EngineEvent,
@@ -20,4 +20,5 @@ __all__ = [
     "PlaceOutcome",
     "Refusal",
     "RefusalReason",
+    "StartupChecksFailed",
 ]

@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pykka
 from loguru import logger
 from pydantic import ValidationError
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from actors.root import EngineState, Routing
     from engine.execution import RiskManager
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "StartupChecksFailed"]
 
 _ASK_TIMEOUT_S = 15.0
 Number = Decimal | str | int
@@ -97,8 +98,13 @@ class Engine(EngineQueries):
         spool_path: Path | None = None,
         risk_manager: RiskManager | None = None,
         listeners: Sequence[EngineListener] = (),
+        skip_startup_checks: bool = False,
     ) -> Engine:
         """Start the engine and return its handle once every actor is up.
+
+        Live trading (a real exchange, ``execution.dry_run = false``) starts only after the start-up checks
+        passed (the key's permissions and restrictions, the clock, the whitelisted pairs: `engine.startup`),
+        the same ones the daemon and ``check-config --online`` run.
 
         Args:
             config: the configuration (defaults: embedded simulator, dry run, SQLite under ./data).
@@ -110,6 +116,13 @@ class Engine(EngineQueries):
                 `DefaultRiskManager` built from the ``[risk]`` section.
             listeners: called for every order event from the very start, so they also hear what crash
                 recovery does before `start` returns (`subscribe` adds listeners later).
+            skip_startup_checks: DANGEROUS — trade live without the start-up checks (a key that can withdraw,
+                a skewed clock, an unlisted pair). Only for a caller that has just run them itself (the daemon
+                prints them before it starts the engine).
+
+        Raises:
+            StartupChecksFailed: live mode, and a start-up check failed; nothing was started.
+            RuntimeError: the engine could not start (the log says why).
         """
         import pykka
 
@@ -131,6 +144,9 @@ class Engine(EngineQueries):
             owns_sim = True
         local = sim if (ex.name is ExchangeName.SIM or paper) else None
         endpoint = endpoint_for(config, local)
+        if local is None and not skip_startup_checks:
+            # Live: real orders leave only once the checks passed (invariant 5). Nothing is started yet.
+            _require_startup_checks(config, endpoint)
         settings = RootSettings(
             config=config,
             gateway=GatewaySettings(
@@ -256,38 +272,74 @@ class Engine(EngineQueries):
         except (ValidationError, ValueError) as exc:
             future.set_result(Refusal(RefusalReason.INVALID_REQUEST, _short(exc)))
             return future
-        target = self._routing.get(Pair(request.pair))
-        if target is None:
+        if self._routing.get(Pair(request.pair)) is None:
             future.set_result(Refusal(RefusalReason.NOT_WHITELISTED, f"{request.pair} is not in the pair whitelist"))
             return future
-        target.place.defer(request, future)
+        if not self._tell_pair(Pair(request.pair), "place", request, future):
+            future.set_result(self._unreachable(request.pair))
         return future
 
+    def _tell_pair(self, pair: Pair, method: str, *args: Any) -> bool:
+        """Tell `pair`'s actor; False when it is dead (crashed and not restarted yet, or past the budget)."""
+        tried = None
+        # Twice at most: routing may have moved to the restarted actor since it was read.
+        for _ in range(2):
+            target = self._routing.get(pair)
+            if target is None or target is tried:
+                return False
+            try:
+                getattr(target, method).defer(*args)
+            except pykka.ActorDeadError:
+                tried = target
+            else:
+                return True
+        return False
+
+    def _unreachable(self, pair: str) -> Refusal:
+        ctx = self._state.intake()
+        if ctx.halted:
+            return Refusal(RefusalReason.HALTED, f"the engine is halted ({ctx.halt_reason or 'see alerts'}); the "
+                           f"{pair} actor is stopped; nothing was sent")  # fmt: skip
+        return Refusal(RefusalReason.HALTED, f"the {pair} actor is restarting; nothing was sent; retry",
+                       {"retry": "1"})  # fmt: skip
+
     def cancel_order(self, pair: str, request_id: str) -> None:
-        """Cancel a request's resting order(s); no fallback follows."""
-        target = self._routing.get(Pair(pair))
-        if target is not None:
-            target.cancel.defer(RequestId(request_id))
+        """Cancel a request's resting order(s); no fallback follows.
+
+        Raises:
+            RuntimeError: the pair's actor is not running (restarting, or halted past the restart budget).
+        """
+        if self._routing.get(Pair(pair)) is None:
+            return
+        if not self._tell_pair(Pair(pair), "cancel", RequestId(request_id)):
+            raise RuntimeError(f"the {pair} actor is not running (restarting or halted); the cancel was not sent")
 
     def get_order(self, pair: str, client_order_id: str) -> Order | None:
         """One order: from the pair actor while it is live, else from the database."""
         target = self._routing.get(Pair(pair))
         order: Order | None = None
         if target is not None:
-            order = target.get_order(client_order_id).get(timeout=_ASK_TIMEOUT_S)
+            try:
+                order = target.get_order(client_order_id).get(timeout=_ASK_TIMEOUT_S)
+            except pykka.ActorDeadError:
+                order = None  # the database has what it stored
         if order is None:
             store = self._root.proxy().store().get(timeout=_ASK_TIMEOUT_S)
             order = store.proxy.get_order(client_order_id).get(timeout=_ASK_TIMEOUT_S)
         return order
 
     def open_orders(self, pair: str | None = None) -> list[Order]:
-        """Open orders, of one pair or all."""
+        """Open orders, of one pair or all (a pair whose actor is not running is skipped)."""
         pairs = [Pair(pair)] if pair else list(self._routing.routes)
         out: list[Order] = []
         for p in pairs:
             target = self._routing.get(p)
-            if target is not None:
+            if target is None:
+                continue
+            try:
                 out.extend(target.open_orders().get(timeout=_ASK_TIMEOUT_S))
+            except pykka.ActorDeadError:
+                logger.bind(pair=p).warning("open orders: the pair actor is not running; skipped")
         return out
 
     def subscribe(self, listener: EngineListener, *, inline: bool = False) -> Callable[[], None]:
@@ -310,6 +362,28 @@ class Engine(EngineQueries):
     def halted(self) -> bool:
         """True in the safe halted state (no new orders)."""
         return self._state.intake().halted
+
+
+class StartupChecksFailed(RuntimeError):
+    """Live mode, and a start-up check failed: the engine did not start (`results` has every verdict)."""
+
+    def __init__(self, failed: Sequence[Any], results: Sequence[Any]) -> None:
+        details = "; ".join(f"{r.name}: {r.detail}" for r in failed)
+        super().__init__(f"start-up checks failed, live trading refused: {details}")
+        self.results = list(results)
+
+
+def _require_startup_checks(config: Config, endpoint: Any) -> None:
+    from engine.cli._online import run_online_checks
+    from engine.startup import CheckStatus
+
+    results = run_online_checks(config, endpoint)
+    failed = [r for r in results if r.status is CheckStatus.FAIL]
+    for result in results:
+        level = "ERROR" if result.status is CheckStatus.FAIL else "DEBUG"
+        logger.bind(check=result.name).log(level, "start-up check {}: {}", result.status.value, result.detail)
+    if failed:
+        raise StartupChecksFailed(failed, results)
 
 
 def _pair_settings(config: Config) -> Any:

@@ -17,7 +17,9 @@ the summary waits (SETTLING) for fills the exchange counted but whose details ar
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 from loguru import logger
 
@@ -95,6 +97,13 @@ class PairBook(RecoveringBook):
         self._by_key: dict[str, RequestId] = {}
         self._queued: deque[RequestId] = deque()
         self._seen = seen if seen is not None else SeenKeys(capacity=100_000)
+        self.intake: Callable[[], IntakeContext] = IntakeContext
+        """The engine-wide intake facts as they are now, read when a queued request starts: a halt or the kill
+        switch may have come while it waited. The pair actor points it at the engine's state."""
+        self.actor_state: Any = None
+        """Kept here for the actor that runs this book (its callers' futures, where its results go): the book
+        outlives an actor that crashes, and the restarted actor takes over what the dead one left. The book
+        itself never reads it."""
 
     # ---- queries ------------------------------------------------------------------------------------
     def leg(self, cid: ClientOrderId) -> Leg | None:
@@ -135,7 +144,7 @@ class PairBook(RecoveringBook):
         if known is not None:
             self._replay(request, known)
             return self._take()
-        refusal = check_intake(request, self, ctx)
+        refusal = self._intake_refusal(request, ctx)
         if refusal is not None:
             self._out.append(Resolve(request.request_id, refusal))
             return self._take()
@@ -147,8 +156,44 @@ class PairBook(RecoveringBook):
             execution.stage = Stage.QUEUED
             self._queued.append(request.request_id)
             return self._take()
-        self._start(execution, now_ms)
+        self._try_start(execution, now_ms)
         return self._take()
+
+    def _intake_refusal(self, request: OrderRequest, ctx: IntakeContext) -> Refusal | None:
+        try:
+            return check_intake(request, self, ctx)
+        except (ArithmeticError, ValueError) as exc:
+            # Numbers the request's validation let through but the arithmetic cannot take (an overflowing
+            # notional, a risk manager's own error): a bad request, refused — never a crashed pair.
+            logger.bind(pair=self.pair, request_id=request.request_id).error("intake check failed: {!r}", exc)
+            return Refusal(RefusalReason.INVALID_REQUEST, f"the request cannot be checked: {type(exc).__name__}")
+
+    def _try_start(self, execution: Execution, now_ms: int) -> None:
+        """`_start`, but a request whose numbers break the plan's arithmetic is refused as invalid."""
+        mark = len(self._out)
+        try:
+            self._start(execution, now_ms)
+        except (ArithmeticError, ValueError) as exc:
+            request = execution.request
+            logger.bind(pair=self.pair, request_id=request.request_id).error("request cannot start: {!r}", exc)
+            # Nothing it produced was carried out (the commands are returned, not run): forget all of it.
+            del self._out[mark:]
+            self.discard(request.request_id)
+            refusal = Refusal(RefusalReason.INVALID_REQUEST, f"the request cannot be executed: {type(exc).__name__}")
+            self._out.append(Resolve(request.request_id, refusal))
+            self._start_next(now_ms)
+
+    def discard(self, request_id: RequestId) -> None:
+        """Forget a request none of whose commands were carried out (its intake failed unexpectedly)."""
+        execution = self._execs.pop(request_id, None)
+        if execution is None:
+            return
+        if self._by_key.get(execution.request.idempotency_key) == request_id:
+            del self._by_key[execution.request.idempotency_key]
+        if request_id in self._queued:
+            self._queued.remove(request_id)
+        for cid in execution.legs:
+            self._legs.pop(cid, None)
 
     def _replay(self, request: OrderRequest, known: RequestId) -> None:
         execution = self._execs[known]
@@ -412,5 +457,13 @@ class PairBook(RecoveringBook):
         self._start_next(now_ms)
 
     def _start_next(self, now_ms: int) -> None:
-        if self._queued and not any(e.stage in (Stage.WORKING, Stage.SETTLING) for e in self._execs.values()):
-            self._start(self._execs[self._queued.popleft()], now_ms)
+        while self._queued and not any(e.stage in (Stage.WORKING, Stage.SETTLING) for e in self._execs.values()):
+            execution = self._execs[self._queued.popleft()]
+            # Checked again, with the facts of now: the engine may have halted, the kill switch come on, the
+            # wallet or the price moved while it waited. A refused one is answered and the next one tried.
+            refusal = self._intake_refusal(execution.request, self.intake())
+            if refusal is None:
+                self._try_start(execution, now_ms)
+                return
+            self.discard(execution.request.request_id)
+            self._out.append(Resolve(execution.request.request_id, refusal))

@@ -381,13 +381,28 @@ class OrderDesk(ABC):
             return
         if kind == "lookup":
             self._poll_resolver(leg, now_ms)
-        elif (kind == "status" and not leg.terminal) or (kind == "resync" and leg.resync_left):
+        elif (
+            (kind == "status" and not leg.terminal)
+            or (kind == "resync" and leg.resync_left)
+            or (kind == "unacked" and self._ack_overdue(leg))
+        ):
             self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
         elif kind == "fills" and leg.state.missing_qty > 0 and leg.state.exchange_order_id is not None:
             self._out.append(Send(trades_request(self.symbol, self.pair, leg.cid, leg.state.exchange_order_id)))
 
+    @staticmethod
+    def _ack_overdue(leg: Leg) -> bool:
+        """Sent, not acknowledged, and nothing else (a resolver, a restored order's lookup) asking about it."""
+        return (
+            leg.state.status is OrderStatus.SUBMITTED and not leg.acked and leg.resolver is None and not leg.resync_left
+        )
+
     def _rearm_order_timers(self, now_ms: int) -> None:
         for leg in self._legs.values():
+            if self._ack_overdue(leg):
+                # After a restart: its create's answer normally reaches the new actor, but the message that killed
+                # the old one may have been it. Past the grace period, still unanswered, the exchange is asked.
+                self._out.append(Schedule(f"unacked:{leg.cid}", now_ms + self.settings.unknown_outcome_grace_ms))
             self._poll_resolver(leg, now_ms)
             if leg.resync_left:  # its lookup's answer went to the actor that died
                 self._out.append(Schedule(f"resync:{leg.cid}", now_ms))

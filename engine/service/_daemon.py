@@ -199,7 +199,8 @@ class _Daemon:
         if self.signals.stop.is_set():
             raise _StartFailed("stopped by a signal during start-up")
         try:
-            engine = Engine.start(cfg, sim=self.sim)
+            # The checks were just run and printed above; running them again would only repeat the calls.
+            engine = Engine.start(cfg, sim=self.sim, skip_startup_checks=True)
         except (RuntimeError, OSError) as exc:
             raise _StartFailed(f"engine: {exc}") from None
         recovery = engine.health().get("recovery") or {}

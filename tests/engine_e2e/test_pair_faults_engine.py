@@ -1,0 +1,144 @@
+"""The engine over the simulator when a pair actor crashes, when the engine halts with requests queued, and when
+live mode's start-up checks fail: every caller gets an answer, nothing is sent that should not be."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+
+from engine.api import Accepted, Engine, Refusal, RefusalReason
+from engine.api._engine import StartupChecksFailed
+from engine.clock import ManualClock, SystemClock
+from engine.config import Config
+from engine.domain import OrderStatus
+from sim import AccountSpec, FaultSpec, SimConfig, Simulator
+
+PAIR = "BTC/USDT"
+NO_STREAMS = {"user_data": False, "market_data": False}
+_WAIT_S = 20.0
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    cfg = SimConfig(seed=11, symbols=["BTCUSDT", "ETHUSDT"],
+                    start_prices={"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal(3000)})  # fmt: skip
+    with Simulator(cfg) as s:
+        yield s
+
+
+def _engine(sim: Simulator, tmp_path: Path, **execution: str) -> Engine:
+    cfg = Config.model_validate({
+        "stream": NO_STREAMS,
+        "exchange": {"pair_whitelist": [PAIR, "ETH/USDT"]},
+        "execution": {"limit_timeout_s": "600", **execution},
+    })  # fmt: skip
+    return Engine.start(cfg, clock=ManualClock(SystemClock().now_ms()), sim=sim,
+                        database_url=f"sqlite:///{tmp_path}/e.sqlite3", spool_path=tmp_path / "s.jsonl")  # fmt: skip
+
+
+def _crash_and_wait(engine: Engine) -> None:
+    """Crash the pair's actor; return once the root restarted it or gave up on it (halted)."""
+    old = engine._routing.get(PAIR)
+    old.crash.defer()
+    for _ in range(5000):  # each round is an ask of the root: it handles the crash report in between
+        engine._root.proxy().pair_refs().get(timeout=_WAIT_S)
+        if engine._routing.get(PAIR) is not old or engine.halted:
+            return
+    raise AssertionError("the pair actor was neither restarted nor given up on")
+
+
+def test_a_create_answered_after_the_restart_reaches_the_new_actor(sim: Simulator, tmp_path: Path) -> None:
+    engine = _engine(sim, tmp_path)
+    try:
+        # The exchange takes the order but holds its answer back: the actor that sent it dies meanwhile.
+        sim.control.add_fault(FaultSpec(kind="withhold", target="POST /api/v3/order", count=1, hold_s=1.0))
+        future = engine.place_order(PAIR, "buy", "0.01", "59950", idempotency_key="k-crash")
+        _crash_and_wait(engine)
+        outcome = future.result(timeout=_WAIT_S)
+        assert isinstance(outcome, Accepted), outcome
+        [order] = engine.open_orders(PAIR)
+        assert order.status is OrderStatus.OPEN and order.client_order_id == outcome.order.client_order_id
+    finally:
+        engine.stop(graceful=False)
+
+
+def test_a_queued_request_is_refused_when_the_kill_switch_came_on(sim: Simulator, tmp_path: Path) -> None:
+    engine = _engine(sim, tmp_path, conflict_policy="queue", fallback="none")
+    try:
+        first = engine.place_order(PAIR, "buy", "0.01", "59950").result(timeout=_WAIT_S)
+        assert isinstance(first, Accepted), first
+        queued = engine.place_order(PAIR, "sell", "0.01", "60100")
+        assert len(engine._routing.get(PAIR).active_requests().get(timeout=_WAIT_S)) == 2  # barrier: queued
+        engine.pause(True)
+        engine.cancel_order(PAIR, first.order.request_id)  # the first ends: the queue moves on
+        outcome = queued.result(timeout=_WAIT_S)
+        assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.KILL_SWITCH, outcome
+        assert [o for o in sim.control.ledger()["orders"] if o["side"] == "SELL"] == []
+    finally:
+        engine.stop(graceful=False)
+
+
+def test_a_pair_given_up_on_refuses_new_requests_and_is_skipped_by_queries(sim: Simulator, tmp_path: Path) -> None:
+    engine = _engine(sim, tmp_path)
+    try:
+        eth = engine.place_order("ETH/USDT", "buy", "0.1", "2990").result(timeout=_WAIT_S)
+        assert isinstance(eth, Accepted), eth
+        for _ in range(4):  # the default restart budget is 3
+            _crash_and_wait(engine)
+        assert engine.halted
+        outcome = engine.place_order(PAIR, "buy", "0.01", "59950").result(timeout=_WAIT_S)
+        assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.HALTED, outcome
+        assert [o.client_order_id for o in engine.open_orders()] == [eth.order.client_order_id]
+        assert engine.open_orders(PAIR) == []
+        assert engine.get_order("ETH/USDT", eth.order.client_order_id) is not None
+    finally:
+        engine.stop(graceful=False)
+
+
+def _live(sim: Simulator, account: AccountSpec) -> Config:
+    return Config.model_validate({
+        "exchange": {"name": "binance", "rest_url": sim.urls.rest, "key": account.api_key, "secret": account.secret,
+                     "pair_whitelist": [PAIR]},
+        "execution": {"dry_run": False},
+        "stream": NO_STREAMS,
+    })  # fmt: skip
+
+
+def _live_actors() -> list[Any]:
+    return [ref for ref in pykka.ActorRegistry.get_all() if ref.is_alive()]
+
+
+def test_live_mode_does_not_start_when_a_startup_check_fails(tmp_path: Path) -> None:
+    account = AccountSpec(enable_withdrawals=True, api_key="K" * 64, secret="S" * 64)
+    cfg = SimConfig(seed=1, symbols=["BTCUSDT"], start_prices={"BTCUSDT": Decimal(60000)}, accounts=[account])
+    with Simulator(cfg) as sim:
+        before = _live_actors()
+        with pytest.raises(StartupChecksFailed, match="withdraw") as failed:
+            Engine.start(_live(sim, account), database_url=f"sqlite:///{tmp_path}/e.sqlite3",
+                         spool_path=tmp_path / "s.jsonl")  # fmt: skip
+        assert isinstance(failed.value, RuntimeError)  # what the daemon and scripts already catch
+        assert "S" * 64 not in str(failed.value) and "K" * 64 not in str(failed.value)
+        assert _live_actors() == before  # nothing left running
+        assert sim.control.ledger()["orders"] == []
+        # The documented (dangerous) opt-out: the caller takes the responsibility.
+        engine = Engine.start(_live(sim, account), database_url=f"sqlite:///{tmp_path}/e.sqlite3",
+                              spool_path=tmp_path / "s.jsonl", skip_startup_checks=True)  # fmt: skip
+        engine.stop(graceful=False)
+
+
+def test_live_mode_starts_when_the_startup_checks_pass(tmp_path: Path) -> None:
+    account = AccountSpec(api_key="K" * 64, secret="S" * 64)
+    cfg = SimConfig(seed=1, symbols=["BTCUSDT"], start_prices={"BTCUSDT": Decimal(60000)}, accounts=[account])
+    with Simulator(cfg) as sim:
+        engine = Engine.start(_live(sim, account), database_url=f"sqlite:///{tmp_path}/e.sqlite3",
+                              spool_path=tmp_path / "s.jsonl")  # fmt: skip
+        try:
+            outcome = engine.place_order(PAIR, "buy", "0.001", "59000").result(timeout=_WAIT_S)
+            assert isinstance(outcome, Accepted), outcome
+        finally:
+            engine.stop(graceful=False)

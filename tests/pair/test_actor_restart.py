@@ -1,0 +1,224 @@
+"""The pair actor over fakes at its seams (gateway, persistence, manual-clock ticker): no caller ever waits
+forever when it crashes. The test plays the root: it starts a new actor over the same book when told of a crash.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+import pykka
+import pytest
+
+from actors._ticker import Ticker
+from actors.pair import ORPHAN_GRACE_MS, PairActor, release_callers
+from engine.api import Accepted, EngineEvent, PlaceOutcome, Refusal, RefusalReason
+from engine.clock import ManualClock
+from engine.domain import OrderRequest, OrderStatus, Pair, Side
+from engine.execution import Decision, ExecutionConfig, RiskSnapshot
+from engine.gateway import GatewayRequest, GatewayResult, Op
+from engine.pair import IntakeContext, PairBook, PairSettings
+from tests.pair._book_helpers import PAIR, RULES, T0, order_json, request
+
+_WAIT_S = 10.0
+
+
+class _Gateway:
+    def __init__(self) -> None:
+        self.sent: list[GatewayRequest] = []
+        self.arrived = threading.Condition()
+
+    def submit(self, request: GatewayRequest) -> None:
+        with self.arrived:
+            self.sent.append(request)
+            self.arrived.notify_all()
+
+    def creates(self, count: int) -> list[GatewayRequest]:
+        with self.arrived:
+            assert self.arrived.wait_for(lambda: self._creates_now() >= count, _WAIT_S)
+            return [r for r in self.sent if r.op is Op.CREATE_ORDER]
+
+    def _creates_now(self) -> int:
+        return sum(r.op is Op.CREATE_ORDER for r in self.sent)
+
+
+class _Store:
+    proxy: Any = None
+
+    def save_many(self, records: Sequence[Any]) -> None:
+        pass
+
+    def write_ahead_then(self, record: Any, on_durable: Any, on_failed: Any, companions: Sequence[Any] = ()) -> None:
+        on_durable()
+
+
+class _HoldablePairActor(PairActor):
+    def hold(self, entered: threading.Event, gate: threading.Event) -> None:
+        """Keep the actor busy so that messages queue behind this one."""
+        entered.set()
+        gate.wait(_WAIT_S)
+
+
+class _Rig:
+    """The seams of one pair, and the root's part: a restart over the same book on every crash (if allowed)."""
+
+    def __init__(self, *, restart: bool = True, risk: Any = None) -> None:
+        execution = ExecutionConfig(limit_timeout_ms=3_600_000)
+        self.book = PairBook(PAIR, RULES, PairSettings(execution=execution), risk=risk)
+        self.book.on_price(Decimal("59990"), Decimal("60010"), T0)
+        self.ticker = Ticker(ManualClock(T0))
+        self.gateway = _Gateway()
+        self.events: list[EngineEvent] = []
+        self.restart = restart
+        self.crashed = threading.Event()
+        self.refs: list[pykka.ActorRef[Any]] = []
+        self.restarted = threading.Event()
+        self.start()
+
+    def start(self) -> pykka.ActorRef[Any]:
+        ref = _HoldablePairActor.start(
+            self.book,
+            gateway=self.gateway,
+            store=_Store(),
+            ticker=self.ticker,
+            clock=self.ticker.clock,
+            events=self.events.append,
+            alerts=lambda _key, _message: None,
+            intake=IntakeContext,
+            on_crash=self._crashed,
+        )
+        self.refs.append(ref)
+        return ref
+
+    def _crashed(self, _pair: Pair) -> None:
+        # On the dying actor's thread, after its `on_failure` took over what it held (as the root's tell does).
+        self.crashed.set()
+        if self.restart:
+            self.start()
+            self.restarted.set()
+
+    @property
+    def proxy(self) -> Any:
+        return self.refs[-1].proxy()
+
+    def place(self, req: OrderRequest) -> concurrent.futures.Future[PlaceOutcome]:
+        future: concurrent.futures.Future[PlaceOutcome] = concurrent.futures.Future()
+        self.proxy.place.defer(req, future)
+        return future
+
+
+@pytest.fixture(autouse=True)
+def _stop_all() -> Iterator[None]:
+    yield
+    pykka.ActorRegistry.stop_all()
+
+
+def test_a_caller_waiting_at_the_crash_hears_the_real_outcome_from_the_restarted_actor() -> None:
+    rig = _Rig()
+    req = request()
+    future = rig.place(req)
+    [create] = rig.gateway.creates(1)
+    rig.proxy.crash.defer()
+    assert rig.restarted.wait(_WAIT_S)
+    rig.ticker.advance(ORPHAN_GRACE_MS)  # a restarted pair's callers are not given up on
+    assert not future.done()
+    # The create's answer comes to the reply address the dead actor gave: it reaches its successor.
+    assert create.reply_to is not None
+    create.reply_to(GatewayResult(create, data=order_json(create, "NEW")))
+    outcome = future.result(_WAIT_S)
+    assert isinstance(outcome, Accepted) and outcome.order.status is OrderStatus.OPEN
+    [order] = rig.proxy.open_orders().get(timeout=_WAIT_S)
+    assert order.status is OrderStatus.OPEN  # the new actor knows the order is live (not stuck `submitted`)
+
+
+def test_an_answer_arriving_while_no_actor_runs_the_book_is_kept_for_the_next_one() -> None:
+    rig = _Rig(restart=False)
+    future = rig.place(request())
+    [create] = rig.gateway.creates(1)
+    rig.proxy.crash.defer()
+    assert rig.crashed.wait(_WAIT_S)
+    assert create.reply_to is not None
+    create.reply_to(GatewayResult(create, data=order_json(create, "NEW")))  # nobody to tell: parked
+    rig.start()
+    assert isinstance(future.result(_WAIT_S), Accepted)
+
+
+def test_requests_queued_behind_the_crash_are_executed_by_the_restarted_actor() -> None:
+    rig = _Rig()
+    entered, gate = threading.Event(), threading.Event()
+    rig.proxy.hold.defer(entered, gate)
+    assert entered.wait(_WAIT_S)
+    rig.proxy.crash.defer()
+    behind = request(side=Side.SELL, price="60100")
+    future = rig.place(behind)  # queued behind the crash: pykka would drop it with the dead inbox
+    gate.set()
+    assert rig.restarted.wait(_WAIT_S)
+    [create] = rig.gateway.creates(1)
+    assert create.params["side"] == "SELL" and create.reply_to is not None
+    create.reply_to(GatewayResult(create, data=order_json(create, "NEW")))
+    assert isinstance(future.result(_WAIT_S), Accepted)
+
+
+def test_callers_of_a_pair_that_is_not_restarted_are_answered_after_the_grace() -> None:
+    rig = _Rig(restart=False)
+    waiting = rig.place(request())
+    rig.gateway.creates(1)
+    entered, gate = threading.Event(), threading.Event()
+    rig.proxy.hold.defer(entered, gate)
+    assert entered.wait(_WAIT_S)
+    rig.proxy.crash.defer()
+    never_taken = rig.place(request(side=Side.SELL))
+    gate.set()
+    assert rig.crashed.wait(_WAIT_S)
+    rig.ticker.advance(ORPHAN_GRACE_MS - 1)
+    assert not waiting.done() and not never_taken.done()
+    rig.ticker.advance(1)
+    first = waiting.result(_WAIT_S)
+    assert isinstance(first, Refusal) and first.reason is RefusalReason.OUTCOME_UNKNOWN  # it may be live
+    second = never_taken.result(_WAIT_S)
+    assert isinstance(second, Refusal) and second.reason is RefusalReason.HALTED  # nothing was sent
+
+
+def test_the_supervisor_can_answer_the_callers_of_a_pair_it_gives_up_on_at_once() -> None:
+    rig = _Rig(restart=False)
+    waiting = rig.place(request())
+    rig.gateway.creates(1)
+    rig.proxy.crash.defer()
+    assert rig.crashed.wait(_WAIT_S)
+    assert release_callers(rig.book, "restart budget exhausted") == 1
+    outcome = waiting.result(0)
+    assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.OUTCOME_UNKNOWN
+    assert "restart budget exhausted" in outcome.message
+
+
+def test_requests_queued_behind_a_stop_are_answered() -> None:
+    rig = _Rig()
+    entered, gate = threading.Event(), threading.Event()
+    rig.proxy.hold.defer(entered, gate)
+    assert entered.wait(_WAIT_S)
+    stopped = rig.refs[-1].stop(block=False)
+    future = rig.place(request())
+    gate.set()
+    stopped.get(timeout=_WAIT_S)
+    outcome = future.result(_WAIT_S)
+    assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.SHUTTING_DOWN
+
+
+class _Broken:
+    def check_trade_allowed(self, req: OrderRequest, snapshot: RiskSnapshot) -> Decision:
+        if req.side is Side.SELL:
+            raise RuntimeError("a bug in a custom risk manager")
+        return Decision.allow()
+
+
+def test_any_failure_at_intake_refuses_the_request_and_the_actor_lives_on() -> None:
+    rig = _Rig(risk=_Broken())
+    outcome = rig.place(request(side=Side.SELL)).result(_WAIT_S)
+    assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.INVALID_REQUEST
+    assert not rig.crashed.is_set() and len(rig.refs) == 1
+    assert rig.proxy.active_requests().get(timeout=_WAIT_S) == []
+    rig.place(request())
+    rig.gateway.creates(1)

@@ -1,0 +1,151 @@
+"""The pure book: a queued request is checked again when it starts, a request whose numbers break the arithmetic
+is refused (not a crash), and after a restart an unacknowledged create is looked up once its answer is overdue."""
+
+from __future__ import annotations
+
+import decimal
+from decimal import Decimal
+
+from engine.api import Accepted, EventKind, Refusal, RefusalReason
+from engine.domain import OrderRequest, RequestId, Side
+from engine.execution import Decision, RiskSnapshot
+from engine.gateway import Op
+from engine.pair import IntakeContext
+from tests.pair._book_helpers import Harness, order_json, request
+
+
+def _queued_pair(ctx_now: list[IntakeContext]) -> tuple[Harness, OrderRequest, OrderRequest]:
+    h = Harness(conflict_policy="queue", fallback="none")
+    h.book.intake = lambda: ctx_now[0]
+    first, second = request(), request(side=Side.SELL, price="60100")
+    h.place(first)
+    h.answer(order_json(h.sent[-1], "NEW"))
+    assert isinstance(h.outcomes[first.request_id][0], Accepted)
+    assert h.place(second) is None  # queued behind `first`: no answer yet, nothing sent
+    return h, first, second
+
+
+def _finish(h: Harness, first: OrderRequest) -> None:
+    h.run(h.book.cancel(first.request_id, h.now))
+    cancel = h.sent[-1]
+    assert cancel.op is Op.CANCEL_ORDER
+    h.answer(order_json(cancel, "CANCELED", cancel=True))
+
+
+def test_a_queued_request_is_refused_when_the_engine_halted_while_it_waited() -> None:
+    ctx = [IntakeContext()]
+    h, first, second = _queued_pair(ctx)
+    ctx[0] = IntakeContext(halted=True, halt_reason="stop-trading error")
+    _finish(h, first)
+    outcome = h.outcomes[second.request_id][-1]
+    assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.HALTED
+    assert [r.params["side"] for r in h.sent if r.op is Op.CREATE_ORDER] == ["BUY"]
+    assert h.book.active() == [] and h.book.execution(second.request_id) is None
+    # the same key may come again later (it was never executed)
+    ctx[0] = IntakeContext()
+    again = h.place(second.model_copy(update={"request_id": RequestId("again")}))
+    assert again is None and h.sent[-1].op is Op.CREATE_ORDER and h.sent[-1].params["side"] == "SELL"
+
+
+def test_a_queued_request_is_refused_under_the_kill_switch_and_the_next_one_too() -> None:
+    ctx = [IntakeContext()]
+    h, first, second = _queued_pair(ctx)
+    third = request(side=Side.SELL, price="60200")
+    assert h.place(third) is None
+    ctx[0] = IntakeContext(kill_switch=True)
+    _finish(h, first)
+    for queued in (second, third):
+        outcome = h.outcomes[queued.request_id][-1]
+        assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.KILL_SWITCH
+    assert [r.op for r in h.sent].count(Op.CREATE_ORDER) == 1
+
+
+def test_a_queued_request_still_starts_when_intake_allows_it() -> None:
+    ctx = [IntakeContext()]
+    h, first, second = _queued_pair(ctx)
+    _finish(h, first)
+    assert h.sent[-1].op is Op.CREATE_ORDER and h.sent[-1].params["side"] == "SELL"
+    assert second.request_id not in h.outcomes  # answered at its ack, as any request
+
+
+class _Overflowing:
+    """A risk manager whose arithmetic overflows (what `amount * price` did for a huge amount)."""
+
+    def check_trade_allowed(self, req: OrderRequest, snapshot: RiskSnapshot) -> Decision:
+        if req.amount >= 1:
+            raise decimal.Overflow("notional overflows")
+        return Decision.allow()
+
+
+class _Allow:
+    def check_trade_allowed(self, req: OrderRequest, snapshot: RiskSnapshot) -> Decision:
+        return Decision.allow()
+
+
+def test_arithmetic_failure_at_intake_is_an_invalid_request_and_the_pair_goes_on() -> None:
+    h = Harness(risk=_Overflowing())
+    outcome = h.place(request(amount="5"))
+    assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.INVALID_REQUEST
+    assert h.sent == [] and h.book.active() == []
+    h.place(request())
+    assert h.sent[-1].op is Op.CREATE_ORDER
+
+
+def test_arithmetic_failure_when_the_plan_starts_leaves_nothing_behind() -> None:
+    h = Harness(risk=_Allow())
+    # Past the request's own validation (as a caller's custom risk manager or a future field might let through).
+    huge = request().model_copy(update={"amount": Decimal("1e999999")})
+    outcome = h.place(huge)
+    assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.INVALID_REQUEST
+    assert h.sent == [] and h.stored == [] and h.book.active() == [] and h.book.open_legs() == []
+    assert h.book.execution(huge.request_id) is None
+    ok = request()
+    h.place(ok)
+    h.answer(order_json(h.sent[-1], "NEW"))
+    assert isinstance(h.outcomes[ok.request_id][0], Accepted)
+
+
+def test_a_queued_request_that_cannot_start_is_refused_and_the_next_one_starts() -> None:
+    h = Harness(risk=_Allow(), conflict_policy="queue", fallback="none")
+    first = request()
+    h.place(first)
+    h.answer(order_json(h.sent[-1], "NEW"))
+    bad = request(side=Side.SELL).model_copy(update={"amount": Decimal("1e999999")})
+    good = request(side=Side.SELL, price="60100")
+    h.place(bad)
+    h.place(good)
+    _finish(h, first)
+    outcome = h.outcomes[bad.request_id][-1]
+    assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.INVALID_REQUEST
+    assert h.sent[-1].op is Op.CREATE_ORDER and h.sent[-1].params["side"] == "SELL"
+
+
+def test_after_a_restart_an_overdue_ack_is_looked_up_and_applied_once() -> None:
+    h = Harness(unknown_outcome_grace_ms=3000)
+    req = request()
+    h.place(req)
+    create = h.sent[-1]
+    # The actor died with the create in flight: its successor resumes the book.
+    h.run(h.book.resume(h.now))
+    key = next(k for k in h.timers if k.startswith("unacked:"))
+    assert h.timers[key] == h.now + 3000
+    h.fire(key)
+    fetch = h.sent[-1]
+    assert fetch.op is Op.FETCH_ORDER and fetch.params["origClientOrderId"] == create.params["newClientOrderId"]
+    h.answer(order_json(fetch, "NEW"))
+    # ...and the create's own answer arrives after all (parked for the new actor): nothing happens twice.
+    h.answer(order_json(create, "NEW"), index=-2)
+    assert [type(o) for o in h.outcomes[req.request_id]] == [Accepted]
+    assert [e.kind for e in h.events].count(EventKind.ACCEPTED) == 1
+    assert h.book.leg(create.params["newClientOrderId"]).acked
+
+
+def test_after_a_restart_an_ack_that_arrives_in_time_needs_no_lookup() -> None:
+    h = Harness(unknown_outcome_grace_ms=3000)
+    h.place(request())
+    h.run(h.book.resume(h.now))
+    key = next(k for k in h.timers if k.startswith("unacked:"))
+    h.answer(order_json(h.sent[-1], "NEW"))
+    sent = len(h.sent)
+    h.fire(key)
+    assert len(h.sent) == sent  # acknowledged meanwhile: the exchange is not asked
