@@ -269,7 +269,7 @@ class Engine(EngineQueries):
                 fallback=None if fallback is None else FallbackKind(fallback),
                 created_at=self.clock.now(),
             )
-        except (ValidationError, ValueError) as exc:
+        except (ValidationError, ValueError, TypeError) as exc:  # TypeError: a `context` that is not a mapping
             future.set_result(Refusal(RefusalReason.INVALID_REQUEST, _short(exc)))
             return future
         if self._routing.get(Pair(request.pair)) is None:
@@ -307,10 +307,11 @@ class Engine(EngineQueries):
         """Cancel a request's resting order(s); no fallback follows.
 
         Raises:
+            ValueError: `pair` is not in the whitelist (nothing of it can be canceled).
             RuntimeError: the pair's actor is not running (restarting, or halted past the restart budget).
         """
         if self._routing.get(Pair(pair)) is None:
-            return
+            raise ValueError(f"{pair!r} is not in the pair whitelist")
         if not self._tell_pair(Pair(pair), "cancel", RequestId(request_id)):
             raise RuntimeError(f"the {pair} actor is not running (restarting or halted); the cancel was not sent")
 
@@ -329,7 +330,8 @@ class Engine(EngineQueries):
         return order
 
     def open_orders(self, pair: str | None = None) -> list[Order]:
-        """Open orders, of one pair or all (a pair whose actor is not running is skipped)."""
+        """Open orders, of one pair or all (a pair halted past its restart budget: the orders its book tracks;
+        a pair whose actor is being restarted is skipped)."""
         pairs = [Pair(pair)] if pair else list(self._routing.routes)
         out: list[Order] = []
         for p in pairs:
@@ -339,7 +341,12 @@ class Engine(EngineQueries):
             try:
                 out.extend(target.open_orders().get(timeout=_ASK_TIMEOUT_S))
             except pykka.ActorDeadError:
-                logger.bind(pair=p).warning("open orders: the pair actor is not running; skipped")
+                # Halted past its restart budget, the pair's book is tracked by the root: its orders stay
+                # visible. While the actor is being restarted there is nothing to ask; skipped.
+                tracked = self._root.proxy().tracked_open_orders(p).get(timeout=_ASK_TIMEOUT_S)
+                if not tracked:
+                    logger.bind(pair=p).warning("open orders: the pair actor is not running; skipped")
+                out.extend(tracked)
         return out
 
     def subscribe(self, listener: EngineListener, *, inline: bool = False) -> Callable[[], None]:

@@ -401,7 +401,10 @@ class _Handlers:
         live = [o for o in orders if o.request_id == request_id]
         if not live:
             return _error(404, "not_found", f"no open order for request {request_id} on {pair}")
-        self.s.engine.cancel_order(pair, request_id)
+        try:
+            self.s.engine.cancel_order(pair, request_id)
+        except RuntimeError as exc:  # the pair's actor is being restarted or halted: nothing was sent
+            return _error(503, "halted", str(exc))
         logger.bind(pair=pair, request_id=request_id).info("control API: cancel requested")
         return _json({"cancel_requested": True, "request_id": request_id, "orders": [order_json(o) for o in live]}, 202)
 

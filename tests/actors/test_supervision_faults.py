@@ -128,6 +128,7 @@ def test_past_the_budget_the_root_keeps_running_and_shutdown_cancels_the_other_p
     # The halted pair's book is tracked by the root now: its open order is still known.
     tracked = root.tracked_open_orders(BTC).get(timeout=10)
     assert [o.client_order_id for o in tracked] == [btc.order.client_order_id]
+    assert [o.client_order_id for o in engine.open_orders(BTC)] == [btc.order.client_order_id]  # the facade too
 
     summary = engine.stop()
     assert _sim_status(sim, "ETHUSDT") == ["CANCELED"]

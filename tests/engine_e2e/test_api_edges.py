@@ -1,0 +1,41 @@
+"""The Engine facade's answers to callers' mistakes: always a clear refusal or error, never a hang or a no-op."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from engine.api import Engine, Refusal, RefusalReason
+from engine.clock import ManualClock, SystemClock
+from engine.config import Config
+from sim import SimConfig, Simulator
+
+PAIR = "BTC/USDT"
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    with Simulator(SimConfig(seed=3, symbols=["BTCUSDT"], start_prices={"BTCUSDT": Decimal(60000)})) as sim:
+        cfg = Config.model_validate(
+            {"stream": {"user_data": False, "market_data": False}, "exchange": {"pair_whitelist": [PAIR]}}
+        )
+        clock = ManualClock(SystemClock().now_ms())
+        url = f"sqlite:///{tmp_path}/e.sqlite3"
+        started = Engine.start(cfg, clock=clock, sim=sim, database_url=url, spool_path=tmp_path / "s.jsonl")
+        try:
+            yield started
+        finally:
+            started.stop(graceful=False)
+
+
+def test_a_context_that_is_not_a_mapping_is_an_invalid_request(engine: Engine) -> None:
+    outcome = engine.place_order(PAIR, "buy", "0.001", "59000", context=["rsi", 30]).result(timeout=10)  # type: ignore[arg-type]
+    assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.INVALID_REQUEST
+
+
+def test_canceling_on_a_pair_outside_the_whitelist_is_an_error_not_a_silent_no_op(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="whitelist"):
+        engine.cancel_order("ETH/USDT", "some-request")
