@@ -21,6 +21,7 @@ from loguru import logger
 
 from actors._feeds import reconcile_requests
 from actors._recovery import open_order_scans, split_by_pair
+from actors.pair import stored_view
 from actors.stream._frames import AccountFrame
 from engine.clock import Clock
 from engine.domain import Pair
@@ -213,11 +214,8 @@ class ReconcileMixin:
     def _lookup_stored(self, book: PairBook, command: LookupStored) -> None:
         # As the pair actor does (ask down to persistence): the stored order, its fills and its trade.
         cid = command.client_order_id
-        proxy = self._store.proxy
         try:
-            order = proxy.get_order(cid).get(timeout=_ASK_TIMEOUT_S)
-            fills = proxy.fills_of(cid).get(timeout=_ASK_TIMEOUT_S) if order is not None else []
-            trade = proxy.get_trade(order.request_id).get(timeout=_ASK_TIMEOUT_S) if order is not None else None
+            order, fills, trade = stored_view(self._store.proxy, cid, _ASK_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - the next reconciliation after a restart sees the order again
             logger.bind(pair=book.pair, client_order_id=cid).error("stored order lookup failed: {}", exc)
             return

@@ -52,7 +52,7 @@ from engine.pair import (
     replay_outcome,
 )
 
-__all__ = ["ORPHAN_GRACE_MS", "EventSink", "GatewayLike", "PairActor", "StoreLike", "release_callers"]
+__all__ = ["ORPHAN_GRACE_MS", "EventSink", "GatewayLike", "PairActor", "StoreLike", "release_callers", "stored_view"]
 
 _LOOKUP_TIMEOUT_S = 10.0
 ORPHAN_GRACE_MS = 30_000
@@ -193,6 +193,15 @@ def _answer(futures: Sequence[Any], outcome: PlaceOutcome) -> None:
             # answered meanwhile (a caller canceled it): nothing to do
             with contextlib.suppress(concurrent.futures.InvalidStateError):
                 future.set_result(outcome)
+
+
+def stored_view(store: Any, cid: ClientOrderId, timeout_s: float) -> tuple[Order | None, list[Any], Any]:  # float-ok: s
+    """What `PairBook.on_stored` needs of an order that left memory: the stored order, its fills and its
+    request's trade, asked of persistence (`store`: its proxy). Raises what the asks raise."""
+    order = store.get_order(cid).get(timeout=timeout_s)
+    if order is None:
+        return None, [], None
+    return order, store.fills_of(cid).get(timeout=timeout_s), store.get_trade(order.request_id).get(timeout=timeout_s)
 
 
 def release_callers(book: PairBook, reason: str) -> int:
@@ -424,11 +433,8 @@ class PairActor(pykka.ThreadingActor):
         # Rare (a report after the order left memory, or an order to adopt): a blocking ask keeps the
         # book's order of events; the database answers in about a millisecond.
         cid = command.client_order_id
-        proxy = self._store.proxy
         try:
-            order = proxy.get_order(cid).get(timeout=_LOOKUP_TIMEOUT_S)
-            fills = proxy.fills_of(cid).get(timeout=_LOOKUP_TIMEOUT_S) if order is not None else []
-            trade = proxy.get_trade(order.request_id).get(timeout=_LOOKUP_TIMEOUT_S) if order is not None else None
+            order, fills, trade = stored_view(self._store.proxy, cid, _LOOKUP_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - the next reconciliation sees the order again
             logger.bind(pair=self._book.pair, client_order_id=cid).error("stored order lookup failed: {}", exc)
             return
