@@ -8,12 +8,9 @@ budget the engine enters the safe halted state (no new orders) and the dead pair
 run by the root (its reports are still stored). Graceful shutdown: stop intake → drain the gateway queue →
 cancel or keep open orders per `on_shutdown` → flush → stop in reverse.
 
-A dead pair actor never takes the root with it: every root path reaches a pair through `_with_pair`, which
-skips a dead actor (crashed and not yet restarted, or past the budget). Execution reports the stream could not
-hand to a dead actor come here (`on_unrouted`) and are held until its restart, then delivered in order.
-
-The halted state has causes (restart budget, stop-trading error, database spool full): each is set and
-lifted on its own (`EngineState.halt`/`lift`), so the database coming back never lifts a ban's halt.
+The actor is a shell over the modules next to it: supervision of the pair actors and the shutdown drain
+(`_supervision`), reconciliation (`_reconcile`), the wallet and health (`_wallet`), and its plain parts, the
+settings and the engine-wide state with the causes of the halted state (`_state`, re-exported here).
 """
 
 from __future__ import annotations
@@ -21,10 +18,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from decimal import Decimal
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pykka
 from loguru import logger
@@ -33,116 +27,29 @@ from actors._events import EventBus
 from actors._feeds import PriceRouter, ReportRouter
 from actors._reconcile import ReconcileMixin
 from actors._recovery import RecoverySummary, best_quotes, prime_prices, restore_books
+from actors._state import HALT_DATABASE, HALT_RESTARTS, HALT_STOP_TRADING, EngineState, RootSettings, Routing
+from actors._supervision import SupervisionMixin
 from actors._ticker import Ticker
 from actors._wallet import WalletMixin
-from actors.gateway import GatewayActor, GatewayHandle, GatewaySettings
-from actors.pair import PairActor, release_callers
+from actors.gateway import GatewayActor, GatewayHandle
+from actors.pair import PairActor
 from actors.persistence import HealthReport, PersistenceHandle, start_persistence
-from actors.stream import StreamActor, StreamSettings
+from actors.stream import StreamActor
 from engine.clock import Clock
-from engine.config import Config
 from engine.domain import Order, Pair, pair_to_symbol
 from engine.exchange import ExchangeError
 from engine.exchange._ratebudget import RateBudget
-from engine.execution import DefaultRiskManager, RiskManager, SymbolRules
+from engine.execution import SymbolRules
 from engine.gateway import GatewayRequest, Op
-from engine.pair import IntakeContext, PairBook, PairSettings, order_of
+from engine.pair import PairBook, order_of
 
 __all__ = ["HALT_DATABASE", "HALT_RESTARTS", "HALT_STOP_TRADING", "EngineState", "RootActor", "RootSettings", "Routing"]
 
 _ASK_TIMEOUT_S = 15.0
 _SPOOL_FULL = "database down and spool full"
 
-HALT_RESTARTS = "restart_budget"
-"""Halt cause: a pair actor died past the restart budget (lifted only by restarting the engine)."""
-HALT_STOP_TRADING = "stop_trading"
-"""Halt cause: a stop-trading error from the exchange (bad key, IP ban; lifted only by restarting)."""
-HALT_DATABASE = "database"
-"""Halt cause: the database is down and the spool full (lifted when persistence reports ok)."""
 
-_T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class RootSettings:
-    """Everything the root needs beyond the configuration."""
-
-    config: Config
-    gateway: GatewaySettings
-    database_url: str
-    spool_path: Path
-    pair_settings: PairSettings
-    risk_manager: RiskManager = field(default_factory=DefaultRiskManager)
-    restart_budget: int = 3
-    price_poll_ms: int = 1_000
-    wallet_refresh_ms: int = 60_000
-    stream: StreamSettings | None = None
-    reconcile_interval_ms: int = 60_000
-    listeners: tuple[Callable[[Any], None], ...] = ()
-    """Event listeners subscribed before anything starts (they hear crash recovery too)."""
-    unhealthy_reconcile_ms: int = 5_000
-    """The reconciliation cadence while a stream is not connected."""
-
-
-class EngineState:
-    """Engine-wide facts the pair books consult at intake (thread-safe: read by every pair actor).
-
-    `halted` is derived from a set of causes: halted while any remains, `halt_reason` lists them all.
-    """
-
-    def __init__(
-        self, *, kill_switch: bool = False, min_wallet_btc: Decimal = Decimal("0.0001"), require_wallet: bool = False
-    ) -> None:
-        self._lock = threading.Lock()
-        self._ctx = IntakeContext(kill_switch=kill_switch, min_wallet_btc=min_wallet_btc, require_wallet=require_wallet)
-        self._halts: dict[str, str] = {}
-
-    def intake(self) -> IntakeContext:
-        """The current intake context."""
-        return self._ctx
-
-    def update(self, **changes: Any) -> IntakeContext:
-        """Change some fields atomically (not `halted`/`halt_reason`: see `halt` and `lift`)."""
-        if {"halted", "halt_reason"} & changes.keys():
-            raise ValueError("the halted state has causes: use EngineState.halt()/lift()")
-        with self._lock:
-            self._ctx = replace(self._ctx, **changes)
-            return self._ctx
-
-    def halt(self, cause: str, reason: str) -> IntakeContext:
-        """Halt new orders for `cause` (a `HALT_*` name); the same cause again only updates its reason."""
-        with self._lock:
-            self._halts[cause] = reason
-            return self._set_halted()
-
-    def lift(self, cause: str) -> IntakeContext:
-        """Remove one cause; the engine stays halted while another remains."""
-        with self._lock:
-            self._halts.pop(cause, None)
-            return self._set_halted()
-
-    def halt_causes(self) -> frozenset[str]:
-        """The causes the engine is halted for (empty when it is not)."""
-        with self._lock:
-            return frozenset(self._halts)
-
-    def _set_halted(self) -> IntakeContext:
-        self._ctx = replace(self._ctx, halted=bool(self._halts), halt_reason="; ".join(self._halts.values()))
-        return self._ctx
-
-
-@dataclass
-class Routing:
-    """Pair → current pair actor proxy; replaced whole on a restart so readers never see half an update."""
-
-    routes: dict[Pair, Any] = field(default_factory=dict)
-
-    def get(self, pair: Pair) -> Any:
-        """The proxy of `pair`'s actor, or None."""
-        return self.routes.get(pair)
-
-
-class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
+class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingActor):
     """Supervisor of the actor tree (see module docstring)."""
 
     def __init__(
@@ -280,66 +187,6 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
             raise result.error
         return result.data
 
-    def _start_pair(self, pair: Pair) -> None:
-        assert self._store is not None and self.gateway is not None and self._bus is not None
-        ref = PairActor.start(
-            self._books[pair],
-            gateway=self.gateway,
-            store=self._store,
-            ticker=self._ticker,
-            clock=self._clock,
-            events=self._publish,
-            alerts=self._alerts,
-            intake=self._state.intake,
-            on_crash=self._self.child_failed.defer,
-        )
-        self._pairs[pair] = ref
-        # The reports held while it was dead go first: routing still points at the dead actor, so none
-        # routed by the stream can overtake them.
-        for report in self._held.pop(pair, deque()):
-            self._deliver_report(pair, report)
-        self._routing.routes = {**self._routing.routes, pair: ref.proxy()}
-        if pair in self._held_overflow:
-            self._held_overflow.discard(pair)
-            self._self.reconcile.defer(f"reports for {pair} dropped while its actor was dead")
-
-    def _with_pair(self, pair: Pair, what: str, use: Callable[[Any], _T], default: _T) -> _T:
-        """`use(proxy)` on `pair`'s actor: the one way every root path reaches a pair actor.
-
-        A dead actor (crashed and not yet restarted, or past the restart budget) is skipped and logged once;
-        a call that fails or times out is logged. Either way the answer is `default`: the supervisor never
-        dies of a child, and one pair's trouble never stops a round over the others.
-        """
-        ref = self._pairs.get(pair)
-        if ref is None:
-            return default
-        try:
-            return use(ref.proxy())
-        except pykka.ActorDeadError:
-            if ref.actor_urn not in self._dead_logged:
-                self._dead_logged.add(ref.actor_urn)
-                logger.bind(pair=pair).warning(
-                    "pair actor is dead (restarting, or past the restart budget): {} skipped", what
-                )
-        except pykka.Timeout:
-            logger.bind(pair=pair).error("pair actor did not answer {} within {} s", what, _ASK_TIMEOUT_S)
-        except Exception:  # noqa: BLE001 - a child's failure is not the supervisor's
-            logger.bind(pair=pair).exception("pair actor failed on {}", what)
-        return default
-
-    def _tell_pair(self, pair: Pair, method: str, *args: Any) -> bool:
-        """Tell `pair`'s actor `method(*args)` (through `_with_pair`); False when it could not be reached."""
-
-        def told(proxy: Any) -> bool:
-            getattr(proxy, method).defer(*args)
-            return True
-
-        return self._with_pair(pair, method, told, False)
-
-    def _live_pairs(self) -> list[Pair]:
-        """The whitelisted pairs the root does not track itself (their actor alive or being restarted)."""
-        return [pair for pair in self._pairs if pair not in self._outside]
-
     def _every(self, name: str, interval_ms: int, action: Callable[[], None]) -> None:
         # `fire` runs on the ticker's thread: it only tells (or submits) and re-arms. Both happen under the
         # lock `shutdown` takes to stop the timers, so after that no timer acts nor comes back.
@@ -383,29 +230,6 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
             # Fills now come only from reconciliation (every few seconds while a stream is down).
             self._alerts("stream", f"{health.stream} stream {health.state}: {health.reason}")
 
-    def child_failed(self, pair: Pair) -> None:
-        """A pair actor died: restart it over the same book, or halt past the restart budget.
-
-        Past the budget (or during shutdown) the pair is not restarted: its book becomes tracking-only, run
-        by the root, so the reports held for it and those still to come are stored. Its dead actor stays in
-        routing: callers reaching it meet a dead actor (the engine answers `halted`), not an unknown pair.
-        """
-        if self._stopping:
-            logger.bind(pair=pair).warning("pair actor died during shutdown; its reports are tracked only")
-            self._track_only(pair)
-            release_callers(self._books[pair], "the pair actor died during shutdown")
-            return
-        self._restarts += 1
-        if self._restarts > self._s.restart_budget:
-            ctx = self._state.halt(HALT_RESTARTS, "restart budget exhausted")
-            self._track_only(pair)
-            # Nobody will answer its callers now: they hear at once, not after the orphan grace period.
-            release_callers(self._books[pair], ctx.halt_reason)
-            self._alerts("restart_budget", f"pair actor {pair} died; halted ({ctx.halt_reason})")
-            return
-        logger.bind(pair=pair).error("pair actor died; restarting ({}/{})", self._restarts, self._s.restart_budget)
-        self._start_pair(pair)
-
     def on_critical(self, error: ExchangeError) -> None:
         """A stop-trading error (ban, auth failure): halt new orders (until the engine restarts) and alert."""
         self._state.halt(HALT_STOP_TRADING, f"{type(error).__name__}: {error}")
@@ -447,61 +271,7 @@ class RootActor(WalletMixin, ReconcileMixin, pykka.ThreadingActor):
         """The event bus proxy."""
         return self._bus.proxy() if self._bus is not None else None
 
-    # ---- shutdown -----------------------------------------------------------------------------------
-    def shutdown(self, cancel_open: bool) -> dict[str, int]:
-        """Stop intake, cancel (or keep) open orders, flush and stop the children in reverse order."""
-        self._state.update(shutting_down=True)
-        self._stopping = True
-        with self._timer_lock:
-            self._timers_stopped = True
-            handles = list(self._timers.values())
-        for handle in handles:
-            self._ticker.cancel(handle)
-        self._stop_stream()
-        canceled = 0
-        if cancel_open:
-            # A dead pair is skipped (`_with_pair`): the live ones are still canceled.
-            for pair in self._live_pairs():
-                canceled += self._with_pair(
-                    pair, "cancel_all", lambda proxy: int(proxy.cancel_all().get(timeout=_ASK_TIMEOUT_S)), 0
-                )
-            self._wait_until(lambda: self._open_count() == 0, _ASK_TIMEOUT_S)
-        self._wait_until(self._gateway_idle, _ASK_TIMEOUT_S)
-        return {"canceled": canceled, "open": self._open_count() + self._tracked_open_count()}
-
-    def _open_count(self) -> int:
-        """Open orders of the pairs whose actor answers (what shutdown can still cancel)."""
-        return sum(
-            self._with_pair(pair, "open_orders", lambda proxy: len(proxy.open_orders().get(timeout=_ASK_TIMEOUT_S)), 0)
-            for pair in self._live_pairs()
-        )
-
-    def _tracked_open_count(self) -> int:
-        """Open orders of the whitelisted pairs halted past the budget (the root tracks them; left open)."""
-        return sum(len(book.open_legs()) for pair, book in self._outside.items() if pair in self._books)
-
-    def _gateway_idle(self) -> bool:
-        if self.gateway is None:
-            return True
-        stats = self.gateway.stats()
-        return stats.queued == 0 and stats.in_flight == 0
-
-    @staticmethod
-    def _wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
-        # Shutdown only: results arrive at other actors, so waiting here cannot block them.
-        pause = threading.Event()
-        for _ in range(int(timeout_s / 0.02)):
-            if condition():
-                return True
-            pause.wait(0.02)
-        return condition()
-
-    def _stop_stream(self) -> None:
-        # Stopped while the root still runs: the stream's last health report must find it alive.
-        if self._stream_ref is not None and self._stream_ref.is_alive():
-            self._stream_ref.stop(timeout=_ASK_TIMEOUT_S)
-        self._stream_ref = None
-
+    # ---- stop ---------------------------------------------------------------------------------------
     def on_stop(self) -> None:
         self._stop_stream()
         for ref in self._pairs.values():

@@ -1,29 +1,24 @@
-"""The matching engine and ledger (pure: time is passed in, events go to an outbox)."""
+"""The matching engine and ledger (pure: time is passed in, events go to an outbox).
+
+Order entry, lookups, cancels and price moves live here; the state and settlement they build on (``Ledger``)
+live in ``sim._ledger``.
+"""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from sim._accounts import Account
-from sim._config import SimConfig
-from sim._errors import DUPLICATE_ORDER, WOULD_TAKE, SimError, bad_param, fmt
+from sim._errors import DUPLICATE_ORDER, WOULD_TAKE, SimError, fmt
+from sim._ledger import ZERO, Ledger, OutEvent
 from sim._market import SymbolMarket
 from sim._orders import Order, Trade
-from sim._price import PriceSource, RandomWalkPriceSource
-from sim._symbols import SymbolSpec, make_symbol_spec
+from sim._symbols import SymbolSpec
 from sim._validate import NewOrder, parse_new_order
 
 __all__ = ["Exchange", "OutEvent", "PlaceResult"]
-
-ZERO = Decimal(0)
-_EIGHT = Decimal("0.00000001")
-_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-
-# ("user", account name, event) or ("market", stream name, payload)
-OutEvent = tuple[str, str, dict[str, object]]
 
 
 @dataclass
@@ -35,83 +30,13 @@ class PlaceResult:
     resp_type: str
 
 
-class Exchange:
+class Exchange(Ledger):
     """Accounts, symbols, orders and trades, with deterministic matching against synthetic depth.
 
     Every mutating method takes ``now_ms`` and appends user-stream and market events to ``outbox``;
     the I/O layer drains it. ``on_first_fill(account, order_id, now_ms)`` lets the rate limiter
     decrement the unfilled-order count.
     """
-
-    def __init__(self, config: SimConfig, price_source: PriceSource | None = None) -> None:
-        self.config = config
-        self.price_source: PriceSource = price_source or RandomWalkPriceSource(
-            config.seed, config.volatility, config.drift, config.jump_probability, config.jump_size
-        )
-        self.specs: dict[str, SymbolSpec] = {}
-        self.markets: dict[str, SymbolMarket] = {}
-        for sym in config.symbols:
-            info = config.symbol_info.get(sym)
-            if info is not None:
-                spec = SymbolSpec.from_exchange_info(info, config.start_prices.get(sym))
-            else:
-                spec = make_symbol_spec(sym, config.start_prices.get(sym))
-            self.specs[sym] = spec
-            self.markets[sym] = SymbolMarket(
-                spec=spec,
-                levels=config.depth_levels,
-                volume_mult=config.tick_volume_multiplier,
-                rng=random.Random(f"{config.seed}:volume:{sym}"),
-            )
-        self.accounts: dict[str, Account] = {a.name: Account.from_spec(a) for a in config.accounts}
-        self.orders: dict[int, Order] = {}
-        self.open_by_symbol: dict[str, dict[int, Order]] = {s: {} for s in self.specs}
-        self._by_cid: dict[tuple[str, str, str], Order] = {}
-        self.trades: list[Trade] = []
-        self.outbox: list[OutEvent] = []
-        self.market_subs: set[str] = set()
-        # Accounts with a user-data subscriber; None = emit every user event (pure use and tests).
-        self.listening: set[str] | None = None
-        self.on_first_fill: Callable[[str, int, int], None] | None = None
-        self._next_order_id = 1000
-        self._next_trade_id = 5000
-        self._next_exec_id = 1
-        self._id_rng = random.Random(f"{config.seed}:ids")
-
-    # ------------------------------------------------------------------ helpers
-    def spec(self, symbol: str | None) -> SymbolSpec:
-        """The spec of ``symbol``; -1102 if missing, -1121 if unknown."""
-        if not symbol:
-            raise bad_param("symbol")
-        spec = self.specs.get(symbol)
-        if spec is None:
-            raise SimError(400, -1121, "Invalid symbol.")
-        return spec
-
-    def new_client_id(self) -> str:
-        """A Binance-style generated client order id (deterministic from the seed)."""
-        return "web_" + "".join(self._id_rng.choice(_ID_CHARS) for _ in range(22))
-
-    def _exec_id(self) -> int:
-        self._next_exec_id += 1
-        return self._next_exec_id
-
-    def _report(self, order: Order, exec_type: str, now: int, trade: Trade | None = None, **kw: str) -> None:
-        exec_id = self._exec_id()
-        if self.listening is not None and order.account not in self.listening:
-            return  # nobody subscribed: skip building the event (the execution id still advances)
-        ev = order.execution_report(exec_type, now, exec_id, trade, kw.get("cancel_client_id"))
-        self.outbox.append(("user", order.account, ev))
-
-    def _position(self, account: Account, now: int) -> None:
-        if self.listening is not None and account.name not in self.listening:
-            if account.touched:
-                account.touched.clear()
-                account.update_time = now
-            return
-        ev = account.position_event(now)
-        if ev is not None:
-            self.outbox.append(("user", account.name, ev))
 
     # ------------------------------------------------------------------ orders
     def place_order(
@@ -220,121 +145,6 @@ class Exchange:
                 self._expire(order, account, now)
         self._position(account, now)
         return PlaceResult(order=order, fills=fills, resp_type=resp_type)
-
-    def _release(self, order: Order, account: Account) -> None:
-        if order.locked > 0:
-            account.unlock(order.lock_asset, order.locked)
-            order.locked = ZERO
-
-    def _expire(self, order: Order, account: Account, now: int) -> None:
-        order.status = "EXPIRED"
-        order.update_time = now
-        self._release(order, account)
-        self.open_by_symbol[order.symbol].pop(order.order_id, None)
-        self._report(order, "EXPIRED", now)
-
-    def _fill(
-        self,
-        order: Order,
-        account: Account,
-        market: SymbolMarket,
-        price: Decimal,
-        qty: Decimal,
-        *,
-        maker: bool,
-        now: int,
-    ) -> Trade:
-        spec = market.spec
-        quote_qty = price * qty
-        rate = account.spec.maker_commission if maker else account.spec.taker_commission
-        if order.side == "BUY":
-            if order.locked > 0:
-                reserved = order.price * qty
-                account.spend_locked(spec.quote, reserved)
-                order.locked -= reserved
-                if reserved > quote_qty:
-                    account.credit(spec.quote, reserved - quote_qty)
-            else:
-                account.spend_free(spec.quote, quote_qty)
-            commission = (qty * rate).quantize(_EIGHT, ROUND_HALF_UP)
-            asset = spec.base
-            account.credit(spec.base, qty - commission)
-        else:
-            if order.locked > 0:
-                account.spend_locked(spec.base, qty)
-                order.locked -= qty
-            else:
-                account.spend_free(spec.base, qty)
-            commission = (quote_qty * rate).quantize(_EIGHT, ROUND_HALF_UP)
-            asset = spec.quote
-            account.credit(spec.quote, quote_qty - commission)
-        first = order.executed_qty == 0
-        order.executed_qty += qty
-        order.cum_quote += quote_qty
-        order.update_time = now
-        order.status = "FILLED" if order.executed_qty == order.orig_qty else "PARTIALLY_FILLED"
-        self._next_trade_id += 1
-        trade = Trade(
-            symbol=spec.symbol,
-            trade_id=self._next_trade_id,
-            order_id=order.order_id,
-            account=account.name,
-            price=price,
-            qty=qty,
-            quote_qty=quote_qty,
-            commission=commission,
-            commission_asset=asset,
-            time=now,
-            is_buyer=order.side == "BUY",
-            is_maker=maker,
-        )
-        self.trades.append(trade)
-        market.record_trade(trade.trade_id, price, qty)
-        if order.status == "FILLED":
-            self._release(order, account)
-            self.open_by_symbol[order.symbol].pop(order.order_id, None)
-        self._report(order, "TRADE", now, trade)
-        self._market_trade(spec.symbol, trade.trade_id, price, qty, now, buyer_maker=maker == trade.is_buyer)
-        if first and self.on_first_fill is not None:
-            self.on_first_fill(account.name, order.order_id, now)
-        return trade
-
-    def _market_trade(
-        self, symbol: str, trade_id: int, price: Decimal, qty: Decimal, now: int, buyer_maker: bool
-    ) -> None:
-        stream = symbol.lower() + "@trade"
-        if stream in self.market_subs:
-            self.outbox.append(
-                (
-                    "market",
-                    stream,
-                    {
-                        "e": "trade",
-                        "E": now,
-                        "s": symbol,
-                        "t": trade_id,
-                        "p": fmt(price),
-                        "q": fmt(qty),
-                        "T": now,
-                        "m": buyer_maker,
-                        "M": True,
-                    },
-                )
-            )
-
-    def book_ticker(self, symbol: str) -> dict[str, object]:
-        """``<symbol>@bookTicker`` payload (also the REST bookTicker shape without ``u``)."""
-        m = self.markets[symbol]
-        bids = list(m.side_levels("bid"))[:1]
-        asks = list(m.side_levels("ask"))[:1]
-        return {
-            "u": m.update_id,
-            "s": symbol,
-            "b": fmt(bids[0][1]) if bids else fmt(ZERO),
-            "B": fmt(bids[0][2]) if bids else fmt(ZERO),
-            "a": fmt(asks[0][1]) if asks else fmt(ZERO),
-            "A": fmt(asks[0][2]) if asks else fmt(ZERO),
-        }
 
     # ------------------------------------------------------------------ lookups and cancels
     def find_order(

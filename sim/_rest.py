@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 
 import orjson
 from aiohttp import web
@@ -19,7 +18,7 @@ from sim._dispatch import Dispatcher
 from sim._dispatch import Handler as HttpHandler
 from sim._errors import SimError, bad_param, fmt
 from sim._faults import REST_KINDS, FaultSpec
-from sim._params import opt_int, parse_form, req
+from sim._params import parse_form, req
 from sim._rest_market import (
     book_ticker_rest,
     depth,
@@ -28,28 +27,12 @@ from sim._rest_market import (
     info_symbols,
     ticker_24hr,
 )
+from sim._rest_orders import Ctx, TradingHandlers
 
 __all__ = ["RestApi"]
 
 _JSON = "application/json"
 _EMPTY_INFO = orjson.dumps({"timezone": "UTC", "serverTime": 0, "rateLimits": [], "exchangeFilters": [], "symbols": []})
-
-
-@dataclass
-class Ctx:
-    """One request as the handlers see it."""
-
-    params: dict[str, str]
-    account: Account | None
-    now: int
-    lag_ms: int
-    headers: dict[str, str]
-
-    @property
-    def acct(self) -> Account:
-        """The authenticated account (signed endpoints only)."""
-        assert self.account is not None
-        return self.account
 
 
 Handler = Callable[[Ctx], object]
@@ -76,7 +59,7 @@ def _sym_w(with_symbol: int, without: int) -> Weight:
     return lambda p: with_symbol if (p.get("symbol") or p.get("symbols")) else without
 
 
-class RestApi:
+class RestApi(TradingHandlers):
     """Registers Binance's spot REST routes on an aiohttp app."""
 
     def __init__(self, core: SimCore) -> None:
@@ -278,160 +261,6 @@ class RestApi:
     def avg_price(self, c: Ctx) -> object:
         spec = self.core.exchange.spec(c.params.get("symbol"))
         return {"mins": 5, "price": fmt(self.core.exchange.markets[spec.symbol].mid), "closeTime": c.now}
-
-    # ------------------------------------------------------------------ trading
-    def new_order(self, c: Ctx) -> object:
-        core, acct = self.core, c.acct
-        core.limiter.check_order(acct.name, c.now)
-        res = core.exchange.place_order(acct, c.params, c.now)
-        order = res.order
-        if c.lag_ms:
-            order.visible_from = c.now + c.lag_ms
-        core.limiter.count_order(acct.name, order.order_id, c.now)
-        if order.executed_qty > 0:
-            core.limiter.order_filled(acct.name, order.order_id, c.now)
-        c10, c1d = core.limiter.order_counts(acct.name, c.now)
-        c.headers["X-MBX-ORDER-COUNT-10S"] = str(c10)
-        c.headers["X-MBX-ORDER-COUNT-1D"] = str(c1d)
-        return order.new_order_json(res.resp_type, res.fills)
-
-    def test_order(self, c: Ctx) -> object:
-        acct = c.acct
-        self.core.exchange.place_order(acct, c.params, c.now, test=True)
-        if c.params.get("computeCommissionRates") == "true":
-            maker, taker = fmt(acct.spec.maker_commission), fmt(acct.spec.taker_commission)
-            zero = fmt(Decimal(0))
-            return {
-                "standardCommissionForOrder": {"maker": maker, "taker": taker},
-                "specialCommissionForOrder": {"maker": zero, "taker": zero},
-                "taxCommissionForOrder": {"maker": zero, "taker": zero},
-                "discount": {
-                    "enabledForAccount": False,
-                    "enabledForSymbol": False,
-                    "discountAsset": "BNB",
-                    "discount": "0.25000000",
-                },
-            }
-        return {}
-
-    def get_order(self, c: Ctx) -> object:
-        p = c.params
-        spec = self.core.exchange.spec(p.get("symbol"))
-        return self.core.exchange.find_order(
-            c.acct, spec.symbol, opt_int(p, "orderId"), p.get("origClientOrderId"), c.now, cancel=False
-        ).query_json()
-
-    def cancel_order(self, c: Ctx) -> object:
-        p, ex = c.params, self.core.exchange
-        spec = ex.spec(p.get("symbol"))
-        restriction = p.get("cancelRestrictions")
-        if restriction:
-            if restriction not in ("ONLY_NEW", "ONLY_PARTIALLY_FILLED"):
-                raise SimError(400, -1145, "Invalid cancelRestrictions")
-            order = ex.find_order(
-                c.acct, spec.symbol, opt_int(p, "orderId"), p.get("origClientOrderId"), c.now, cancel=True
-            )
-            wanted = "NEW" if restriction == "ONLY_NEW" else "PARTIALLY_FILLED"
-            if order.status != wanted:
-                raise SimError(400, -2011, "Order was not canceled due to cancel restrictions.")
-        return ex.cancel_order(
-            c.acct, spec.symbol, opt_int(p, "orderId"), p.get("origClientOrderId"), p.get("newClientOrderId"), c.now
-        )
-
-    def open_orders(self, c: Ctx) -> object:
-        sym = c.params.get("symbol") or None
-        return [o.query_json() for o in self.core.exchange.open_orders(c.acct, sym, c.now)]
-
-    def cancel_all(self, c: Ctx) -> object:
-        return self.core.exchange.cancel_all(c.acct, req(c.params, "symbol"), c.now)
-
-    def all_orders(self, c: Ctx) -> object:
-        p, ex = c.params, self.core.exchange
-        spec = ex.spec(p.get("symbol"))
-        from_id = opt_int(p, "orderId")
-        start, end = opt_int(p, "startTime"), opt_int(p, "endTime")
-        limit = min(max(opt_int(p, "limit") or 500, 1), 1000)
-        out = [
-            o
-            for o in ex.orders.values()
-            if o.account == c.acct.name
-            and o.symbol == spec.symbol
-            and c.now >= o.visible_from
-            and (from_id is None or o.order_id >= from_id)
-            and (start is None or o.time >= start)
-            and (end is None or o.time <= end)
-        ]
-        out.sort(key=lambda o: o.order_id)
-        out = out[:limit] if from_id is not None or start is not None else out[-limit:]
-        return [o.query_json() for o in out]
-
-    def my_trades(self, c: Ctx) -> object:
-        p, ex = c.params, self.core.exchange
-        spec = ex.spec(p.get("symbol"))
-        order_id, from_id = opt_int(p, "orderId"), opt_int(p, "fromId")
-        start, end = opt_int(p, "startTime"), opt_int(p, "endTime")
-        if start is not None and end is not None and end - start > 86_400_000:
-            raise SimError(400, -1127, "More than 24 hours between startTime and endTime.")
-        limit = min(max(opt_int(p, "limit") or 500, 1), 1000)
-        out = [
-            t
-            for t in ex.trades
-            if t.account == c.acct.name
-            and t.symbol == spec.symbol
-            and (order_id is None or t.order_id == order_id)
-            and (from_id is None or t.trade_id >= from_id)
-            and (start is None or t.time >= start)
-            and (end is None or t.time <= end)
-        ]
-        out = out[:limit] if (from_id is not None or start is not None) else out[-limit:]
-        return [t.my_trade_json() for t in out]
-
-    def account(self, c: Ctx) -> object:
-        a = c.acct
-        s = a.spec
-        maker_bp = int(s.maker_commission * 10000)
-        taker_bp = int(s.taker_commission * 10000)
-        return {
-            "makerCommission": maker_bp,
-            "takerCommission": taker_bp,
-            "buyerCommission": 0,
-            "sellerCommission": 0,
-            "commissionRates": {
-                "maker": fmt(s.maker_commission),
-                "taker": fmt(s.taker_commission),
-                "buyer": fmt(Decimal(0)),
-                "seller": fmt(Decimal(0)),
-            },
-            "canTrade": s.enable_spot_trading,
-            "canWithdraw": s.enable_withdrawals,
-            "canDeposit": True,
-            "brokered": False,
-            "requireSelfTradePrevention": False,
-            "preventSor": False,
-            "updateTime": a.update_time,
-            "accountType": "SPOT",
-            "balances": a.balances_json(omit_zero=c.params.get("omitZeroBalances") == "true"),
-            "permissions": ["SPOT"],
-            "uid": 100000 + list(self.core.exchange.accounts).index(a.name),
-        }
-
-    def api_restrictions(self, c: Ctx) -> object:
-        s = c.acct.spec
-        return {
-            "ipRestrict": s.ip_restrict,
-            "createTime": 1700000000000,
-            "enableReading": s.enable_reading,
-            "enableWithdrawals": s.enable_withdrawals,
-            "enableInternalTransfer": False,
-            "enableMargin": False,
-            "enableFutures": False,
-            "permitsUniversalTransfer": False,
-            "enableVanillaOptions": False,
-            "enableFixApiTrade": False,
-            "enableFixReadOnly": False,
-            "enableSpotAndMarginTrading": s.enable_spot_trading,
-            "enablePortfolioMarginTrading": False,
-        }
 
     # ------------------------------------------------------------------ binance.us listenKey
     def listen_key_new(self, c: Ctx) -> object:

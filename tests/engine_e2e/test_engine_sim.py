@@ -1,96 +1,39 @@
-"""The whole engine — Engine API, root, pair actors, gateway, persistence — against the simulator over loopback.
+"""The whole engine — Engine API, root, pair actors, gateway, persistence — against the simulator over loopback:
+limit timeouts and their market fallback, idempotency, refusals (the engine's, a custom risk manager's, a wallet
+below the minimum), what is stored and what leaves memory, and the embedded simulator with a paper wallet.
 
 Time is a manual clock: limit timeouts fire when the test advances the ticker, never by sleeping.
+Faults (exchange errors, rate limits, bans, unknown outcomes), actor crashes and shutdown are in
+test_engine_sim_faults.py; the shared fixtures and barriers in _engine_sim_helpers.py.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from engine.api import Accepted, Engine, EngineEvent, EventKind, Refusal, RefusalReason
+from engine.api import Accepted, Engine, EventKind, Refusal, RefusalReason
 from engine.clock import ManualClock, SystemClock
 from engine.config import Config
 from engine.domain import OrderRequest, Side, TradeStatus
 from engine.execution import Decision, RiskSnapshot
 from engine.execution import RefusalReason as RiskReason
-from sim import AccountSpec, FaultSpec, SimConfig, Simulator
+from sim import AccountSpec, SimConfig, Simulator
+from tests.engine_e2e import _engine_sim_helpers as _shared
+from tests.engine_e2e._engine_sim_helpers import (
+    LIMIT,
+    NO_STREAMS,
+    PAIR,
+    _config,
+    _sim_orders,
+    settle,
+)
 
-PAIR = "BTC/USDT"
-NO_STREAMS = {"user_data": False, "market_data": False}  # these tests drive the REST paths only
-LIMIT = "59950"  # below the book (no fill), within the 0.5 % slippage bound of the market
-
-
-class Events:
-    """Collects engine events; `wait_for` blocks on an Event until a matching one arrives."""
-
-    def __init__(self) -> None:
-        self.items: list[EngineEvent] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, event: EngineEvent) -> None:
-        with self._cond:
-            self.items.append(event)
-            self._cond.notify_all()
-
-    def wait_for(self, kind: EventKind, count: int = 1, timeout: float = 20) -> list[EngineEvent]:
-        with self._cond:
-            ok = self._cond.wait_for(lambda: len(self.of(kind)) >= count, timeout)
-        assert ok, f"no {kind} event; saw {[e.kind.value for e in self.items]}"
-        return self.of(kind)
-
-    def of(self, kind: EventKind) -> list[EngineEvent]:
-        return [e for e in self.items if e.kind is kind]
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    config = SimConfig(
-        seed=11, symbols=["BTCUSDT", "ETHUSDT"], start_prices={"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal(3000)}
-    )
-    with Simulator(config) as simulator:
-        yield simulator
-
-
-def _config(**execution: Any) -> Config:
-    return Config.model_validate(
-        {
-            "stream": NO_STREAMS,
-            "exchange": {"pair_whitelist": ["BTC/USDT", "ETH/USDT"]},
-            "execution": {"limit_timeout_s": "5", **execution},
-        }
-    )
-
-
-@pytest.fixture
-def start(sim: Simulator, tmp_path: Path) -> Iterator[Any]:
-    engines: list[Engine] = []
-
-    def _start(config: Config | None = None, clock: Any = None) -> tuple[Engine, Events]:
-        engine = Engine.start(
-            config or _config(),
-            clock=clock or ManualClock(SystemClock().now_ms()),
-            sim=sim,
-            database_url=f"sqlite:///{tmp_path}/engine.sqlite3",
-            spool_path=tmp_path / "spool.jsonl",
-        )
-        engines.append(engine)
-        events = Events()
-        engine.subscribe(events)
-        return engine, events
-
-    yield _start
-    for engine in engines:
-        engine.stop(graceful=False)
-
-
-def _sim_orders(sim: Simulator) -> list[dict[str, Any]]:
-    return [o for o in sim.control.ledger()["orders"] if str(o["clientOrderId"]).startswith("bx-")]
+# pytest fixtures from the helper, assigned rather than imported so test arguments may shadow them
+sim = _shared.sim
+start = _shared.start
+Events = _shared.Events  # re-exported: other modules here import `Events` and `settle` from this one
 
 
 def test_limit_times_out_and_falls_back_to_market(start: Any, sim: Simulator) -> None:
@@ -170,23 +113,6 @@ def test_a_custom_risk_manager_decides(sim: Simulator, tmp_path: Path) -> None:
         engine.stop(graceful=False)
 
 
-def test_exchange_rejection_is_a_refusal_with_the_reason(start: Any, sim: Simulator) -> None:
-    config = Config.model_validate(
-        {
-            "stream": NO_STREAMS,
-            "exchange": {"pair_whitelist": ["BTC/USDT"]},
-            "risk": {"max_order_notional": "10000000"},
-        }
-    )
-    engine, events = start(config)
-    outcome = engine.place_order(PAIR, "buy", "50", LIMIT).result(timeout=20)  # 3M USDT; the account has 100k
-    assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.REJECTED
-    [error] = events.wait_for(EventKind.ERROR)
-    assert "InsufficientBalance" in error.message
-    [done] = events.wait_for(EventKind.DONE)
-    assert done.trade is not None and done.trade.status is TradeStatus.FAILED
-
-
 def test_orders_fills_and_trades_are_stored(start: Any, sim: Simulator, tmp_path: Path) -> None:
     engine, events = start()
     outcome = engine.place_order(
@@ -214,114 +140,6 @@ def test_orders_fills_and_trades_are_stored(start: Any, sim: Simulator, tmp_path
         assert sum(f.quantity for f in fills_of(database, fallback_cid)) == Decimal("0.01")
     finally:
         database.close()
-
-
-@pytest.mark.parametrize("mode", ["cancel", "keep"])
-def test_graceful_shutdown_with_open_orders(start: Any, sim: Simulator, mode: str) -> None:
-    engine, _ = start(_config(on_shutdown=mode, limit_timeout_s="600"))
-    outcome = engine.place_order(PAIR, "buy", "0.01", LIMIT).result(timeout=20)
-    assert isinstance(outcome, Accepted)
-    summary = engine.stop()
-    [order] = _sim_orders(sim)
-    if mode == "cancel":
-        assert order["status"] == "CANCELED" and summary["canceled"] == 1 and summary["open"] == 0
-    else:
-        assert order["status"] == "NEW" and summary["open"] == 1
-
-
-def test_crashed_pair_actor_is_restarted_without_losing_its_orders(start: Any, sim: Simulator) -> None:
-    engine, events = start()
-    outcome = engine.place_order(PAIR, "buy", "0.01", LIMIT).result(timeout=20)
-    assert isinstance(outcome, Accepted)
-    old = engine._routing.get(PAIR)
-    old.crash.defer()
-    for _ in range(10_000):  # each round is a barrier through the root's inbox, not a sleep
-        engine._root.proxy().pair_refs().get(timeout=10)
-        if engine._routing.get(PAIR) is not old:
-            break
-    assert engine._routing.get(PAIR) is not old
-    assert [o.client_order_id for o in engine.open_orders(PAIR)] == [outcome.order.client_order_id]
-    engine.ticker.advance(5_000)  # the re-armed timeout still fires and the fallback still runs
-    [done] = events.wait_for(EventKind.DONE)
-    assert done.trade is not None and done.trade.filled == Decimal("0.01")
-
-
-@pytest.mark.parametrize(
-    "fault",
-    [
-        FaultSpec(kind="http_error", target="POST /api/v3/order", count=1, status=503, code=-1006, execute=True),
-        FaultSpec(kind="http_error", target="POST /api/v3/order", count=1, status=503, code=-1006, execute=False),
-        FaultSpec(kind="withhold", target="POST /api/v3/order", count=1, hold_s=3.0),
-    ],
-    ids=["5xx-created", "5xx-not-created", "timeout-after-accept"],
-)
-def test_unknown_outcome_never_duplicates(start: Any, sim: Simulator, fault: FaultSpec) -> None:
-    config = Config.model_validate(
-        {
-            "stream": NO_STREAMS,
-            "exchange": {"pair_whitelist": ["BTC/USDT"], "request_timeout_s": "1"},
-            "execution": {"limit_timeout_s": "600", "unknown_outcome_grace_s": "4"},
-        }
-    )
-    engine, _ = start(config)
-    sim.control.add_fault(fault)
-    future = engine.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key=f"unknown-{fault.kind}")
-    for _ in range(40):  # lookups every 2 s of engine time; after the grace period "not found" means resend
-        settle(engine)
-        if future.done():
-            break
-        engine.ticker.advance(1_000)
-    outcome = future.result(timeout=10)
-    assert isinstance(outcome, Accepted), outcome
-    orders = _sim_orders(sim)
-    assert len(orders) == 1, orders
-    assert orders[0]["clientOrderId"] == outcome.order.client_order_id
-
-
-def test_429_holds_every_order_until_retry_after(start: Any, sim: Simulator) -> None:
-    engine, events = start(_config(limit_timeout_s="600"))  # no limit timeout within the 31 s of this test
-    sim.control.add_fault(FaultSpec(kind="rate_limit", target="POST /api/v3/order", count=1, retry_after=30))
-    first = engine.place_order(PAIR, "buy", "0.01", LIMIT)
-    [error] = events.wait_for(EventKind.ERROR)  # the 429 came back; the create waits to be re-sent
-    assert "RateLimited" in error.message
-    second = engine.place_order("ETH/USDT", "buy", "0.1", "2995")
-    for proxy in engine._routing.routes.values():
-        proxy.active_requests().get(timeout=10)  # barrier: both intents have been handed to persistence
-    _store(engine).flush().get(timeout=10)  # barrier: durable, so both creates have been handed to the gateway
-    gateway = _gateway(engine)
-    assert gateway.stats().queued >= 2
-    assert not first.done() and not second.done(), "nothing may be sent during Retry-After"
-    assert _sim_orders(sim) == []
-    engine.ticker.advance(31_000)
-    gateway.wake()
-    assert isinstance(first.result(timeout=20), Accepted)
-    assert isinstance(second.result(timeout=20), Accepted)
-    assert len(_sim_orders(sim)) == 2
-
-
-def _gateway(engine: Engine) -> Any:
-    return engine._root.proxy().gateway.get(timeout=5)
-
-
-def _store(engine: Engine) -> Any:
-    return engine._root.proxy().store().get(timeout=5)
-
-
-def settle(engine: Engine, rounds: int = 50) -> None:
-    """Barrier: wait until the gateway is idle and every pair actor has handled what it was told."""
-    gateway = _gateway(engine)
-    last = None
-    store = _store(engine)
-    for _ in range(rounds):
-        assert gateway.idle(30)
-        for proxy in engine._routing.routes.values():
-            proxy.active_requests().get(timeout=10)
-        store.flush().get(timeout=10)  # write-aheads committed: their creates are with the gateway
-        stats = gateway.stats()
-        now = (stats.sent, stats.failed, stats.queued)
-        if now == last and stats.queued == 0 and stats.in_flight == 0:
-            return
-        last = now
 
 
 def test_finished_requests_leave_memory_and_the_key_still_finds_its_order(start: Any, sim: Simulator) -> None:
@@ -373,21 +191,6 @@ def test_wallet_below_minimum_refuses_and_sends_nothing(tmp_path: Path) -> None:
             assert isinstance(funded, Accepted), funded
         finally:
             engine.stop(graceful=False)
-
-
-def test_418_ban_halts_new_orders(start: Any, sim: Simulator) -> None:
-    engine, _ = start()
-    sim.control.add_fault(FaultSpec(kind="ban", target="POST /api/v3/order", count=1, retry_after=120))
-    first = engine.place_order(PAIR, "buy", "0.01", LIMIT).result(timeout=20)
-    assert isinstance(first, Refusal)
-    for _ in range(10_000):  # each round is a barrier through the root's inbox (on_critical is told there)
-        engine._root.proxy().pair_refs().get(timeout=10)
-        if engine.halted:
-            break
-    assert engine.halted
-    second = engine.place_order("ETH/USDT", "buy", "0.1", "2995").result(timeout=10)
-    assert isinstance(second, Refusal) and second.reason is RefusalReason.HALTED
-    assert _sim_orders(sim) == []
 
 
 def test_embedded_simulator_with_the_paper_wallet(tmp_path: Path) -> None:

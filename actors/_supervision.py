@@ -1,0 +1,204 @@
+"""The root's supervision of the pair actors: starting and restarting them over their books, reaching them
+safely, the restart budget, and the shutdown drain (stop the timers and the stream, cancel or keep open
+orders, wait for the gateway queue). A mixin of `RootActor` (its messages run on the root's thread); the
+root's `on_stop` then flushes and stops the children in reverse.
+
+A dead pair actor never takes the root with it: every root path reaches a pair through `_with_pair`, which
+skips a dead actor (crashed and not yet restarted, or past the budget). Execution reports the stream could not
+hand to a dead actor come here (`on_unrouted`) and are held until its restart, then delivered in order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pykka
+from loguru import logger
+
+from actors._state import HALT_RESTARTS, EngineState, RootSettings, Routing
+from actors._ticker import Ticker
+from actors.pair import PairActor, release_callers
+from engine.clock import Clock
+from engine.domain import Pair
+from engine.pair import PairBook
+
+__all__ = ["SupervisionMixin"]
+
+_ASK_TIMEOUT_S = 15.0
+
+_T = TypeVar("_T")
+
+
+class SupervisionMixin:
+    """Pair actor supervision and the shutdown drain (see module docstring)."""
+
+    gateway: Any
+    _s: RootSettings
+    _clock: Clock
+    _ticker: Ticker
+    _state: EngineState
+    _routing: Routing
+    _alerts: Callable[[str, str], None]
+    _store: Any
+    _bus: Any
+    _self: Any
+    _publish: Callable[[Any], None]
+    _books: dict[Pair, PairBook]
+    _pairs: dict[Pair, Any]
+    _outside: dict[Pair, PairBook]
+    _restarts: int
+    _held: dict[Pair, deque[Any]]
+    _held_overflow: set[Pair]
+    _dead_logged: set[str]
+    _stream_ref: Any
+    _timers: dict[str, int]
+    _timers_stopped: bool
+    _timer_lock: threading.Lock
+    _stopping: bool
+
+    _deliver_report: Callable[[Pair, Any], None]
+    """Hand a report to a pair's actor, or hold it (the root's reconciliation mixin)."""
+    _track_only: Callable[[Pair], None]
+    """Make a pair's book tracking-only, run by the root (the root's reconciliation mixin)."""
+
+    # ---- pair actors --------------------------------------------------------------------------------
+    def _start_pair(self, pair: Pair) -> None:
+        assert self._store is not None and self.gateway is not None and self._bus is not None
+        ref = PairActor.start(
+            self._books[pair],
+            gateway=self.gateway,
+            store=self._store,
+            ticker=self._ticker,
+            clock=self._clock,
+            events=self._publish,
+            alerts=self._alerts,
+            intake=self._state.intake,
+            on_crash=self._self.child_failed.defer,
+        )
+        self._pairs[pair] = ref
+        # The reports held while it was dead go first: routing still points at the dead actor, so none
+        # routed by the stream can overtake them.
+        for report in self._held.pop(pair, deque()):
+            self._deliver_report(pair, report)
+        self._routing.routes = {**self._routing.routes, pair: ref.proxy()}
+        if pair in self._held_overflow:
+            self._held_overflow.discard(pair)
+            self._self.reconcile.defer(f"reports for {pair} dropped while its actor was dead")
+
+    def _with_pair(self, pair: Pair, what: str, use: Callable[[Any], _T], default: _T) -> _T:
+        """`use(proxy)` on `pair`'s actor: the one way every root path reaches a pair actor.
+
+        A dead actor (crashed and not yet restarted, or past the restart budget) is skipped and logged once;
+        a call that fails or times out is logged. Either way the answer is `default`: the supervisor never
+        dies of a child, and one pair's trouble never stops a round over the others.
+        """
+        ref = self._pairs.get(pair)
+        if ref is None:
+            return default
+        try:
+            return use(ref.proxy())
+        except pykka.ActorDeadError:
+            if ref.actor_urn not in self._dead_logged:
+                self._dead_logged.add(ref.actor_urn)
+                logger.bind(pair=pair).warning(
+                    "pair actor is dead (restarting, or past the restart budget): {} skipped", what
+                )
+        except pykka.Timeout:
+            logger.bind(pair=pair).error("pair actor did not answer {} within {} s", what, _ASK_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - a child's failure is not the supervisor's
+            logger.bind(pair=pair).exception("pair actor failed on {}", what)
+        return default
+
+    def _tell_pair(self, pair: Pair, method: str, *args: Any) -> bool:
+        """Tell `pair`'s actor `method(*args)` (through `_with_pair`); False when it could not be reached."""
+
+        def told(proxy: Any) -> bool:
+            getattr(proxy, method).defer(*args)
+            return True
+
+        return self._with_pair(pair, method, told, False)
+
+    def _live_pairs(self) -> list[Pair]:
+        """The whitelisted pairs the root does not track itself (their actor alive or being restarted)."""
+        return [pair for pair in self._pairs if pair not in self._outside]
+
+    def child_failed(self, pair: Pair) -> None:
+        """A pair actor died: restart it over the same book, or halt past the restart budget.
+
+        Past the budget (or during shutdown) the pair is not restarted: its book becomes tracking-only, run
+        by the root, so the reports held for it and those still to come are stored. Its dead actor stays in
+        routing: callers reaching it meet a dead actor (the engine answers `halted`), not an unknown pair.
+        """
+        if self._stopping:
+            logger.bind(pair=pair).warning("pair actor died during shutdown; its reports are tracked only")
+            self._track_only(pair)
+            release_callers(self._books[pair], "the pair actor died during shutdown")
+            return
+        self._restarts += 1
+        if self._restarts > self._s.restart_budget:
+            ctx = self._state.halt(HALT_RESTARTS, "restart budget exhausted")
+            self._track_only(pair)
+            # Nobody will answer its callers now: they hear at once, not after the orphan grace period.
+            release_callers(self._books[pair], ctx.halt_reason)
+            self._alerts("restart_budget", f"pair actor {pair} died; halted ({ctx.halt_reason})")
+            return
+        logger.bind(pair=pair).error("pair actor died; restarting ({}/{})", self._restarts, self._s.restart_budget)
+        self._start_pair(pair)
+
+    # ---- shutdown -----------------------------------------------------------------------------------
+    def shutdown(self, cancel_open: bool) -> dict[str, int]:
+        """Stop intake, cancel (or keep) open orders, flush and stop the children in reverse order."""
+        self._state.update(shutting_down=True)
+        self._stopping = True
+        with self._timer_lock:
+            self._timers_stopped = True
+            handles = list(self._timers.values())
+        for handle in handles:
+            self._ticker.cancel(handle)
+        self._stop_stream()
+        canceled = 0
+        if cancel_open:
+            # A dead pair is skipped (`_with_pair`): the live ones are still canceled.
+            for pair in self._live_pairs():
+                canceled += self._with_pair(
+                    pair, "cancel_all", lambda proxy: int(proxy.cancel_all().get(timeout=_ASK_TIMEOUT_S)), 0
+                )
+            self._wait_until(lambda: self._open_count() == 0, _ASK_TIMEOUT_S)
+        self._wait_until(self._gateway_idle, _ASK_TIMEOUT_S)
+        return {"canceled": canceled, "open": self._open_count() + self._tracked_open_count()}
+
+    def _open_count(self) -> int:
+        """Open orders of the pairs whose actor answers (what shutdown can still cancel)."""
+        return sum(
+            self._with_pair(pair, "open_orders", lambda proxy: len(proxy.open_orders().get(timeout=_ASK_TIMEOUT_S)), 0)
+            for pair in self._live_pairs()
+        )
+
+    def _tracked_open_count(self) -> int:
+        """Open orders of the whitelisted pairs halted past the budget (the root tracks them; left open)."""
+        return sum(len(book.open_legs()) for pair, book in self._outside.items() if pair in self._books)
+
+    def _gateway_idle(self) -> bool:
+        if self.gateway is None:
+            return True
+        stats = self.gateway.stats()
+        return stats.queued == 0 and stats.in_flight == 0
+
+    @staticmethod
+    def _wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
+        # Shutdown only: results arrive at other actors, so waiting here cannot block them.
+        pause = threading.Event()
+        for _ in range(int(timeout_s / 0.02)):
+            if condition():
+                return True
+            pause.wait(0.02)
+        return condition()
+
+    def _stop_stream(self) -> None:
+        # Stopped while the root still runs: the stream's last health report must find it alive.
+        if self._stream_ref is not None and self._stream_ref.is_alive():
+            self._stream_ref.stop(timeout=_ASK_TIMEOUT_S)
+        self._stream_ref = None
