@@ -20,8 +20,6 @@ A pair that is not restarted (past the restart budget) answers its callers after
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import threading
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
@@ -30,6 +28,7 @@ import pykka
 from loguru import logger
 from pykka.messages import ProxyCall
 
+from actors._pair_home import _Home, _release_orphaned, release_callers, stored_view
 from actors._ticker import Ticker
 from engine.api import EngineEvent, EventKind, PlaceOutcome, Refusal, RefusalReason
 from engine.clock import Clock
@@ -88,133 +87,6 @@ class StoreLike(Protocol):
 
 EventSink = Callable[[EngineEvent], None]
 AlertSink = Callable[[str, str], None]
-Waiter = concurrent.futures.Future[PlaceOutcome]
-
-
-class _Home:
-    """What outlives one pair actor (see the module docstring); thread-safe, kept on its book.
-
-    Every tell that goes through `tell` happens under the lock, and `detach` takes the dead actor's inbox under
-    it too: a message is either in that inbox when it is salvaged, or parked for the next actor — never lost.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._actor: pykka.ActorRef[Any] | None = None
-        self._parked: list[ProxyCall] = []
-        self._waiters: dict[RequestId, list[Waiter]] = {}
-        self._generation = 0
-
-    @staticmethod
-    def of(book: PairBook) -> _Home:
-        """The home kept on `book` (made on first use)."""
-        if not isinstance(book.actor_state, _Home):
-            book.actor_state = _Home()
-        home: _Home = book.actor_state
-        return home
-
-    # ---- the actor running the book ------------------------------------------------------------------
-    def attach(self, ref: pykka.ActorRef[Any]) -> int:
-        """`ref` runs the book from now on; what was parked goes first into its inbox. Returns how many."""
-        with self._lock:
-            parked, self._parked = self._parked, []
-            for message in parked:
-                ref.tell(message)  # not started yet, so alive: queued ahead of anything else
-            self._actor = ref
-            self._generation += 1
-            return len(parked)
-
-    def detach(self, ref: pykka.ActorRef[Any], inbox: Any) -> tuple[int, int]:
-        """`ref` died: park the tells left in its inbox (ahead of any parked since). Asks stay in the inbox
-        (pykka answers them with `ActorDeadError`). Returns (messages parked, the generation it had)."""
-        with self._lock:
-            if self._actor is ref:
-                self._actor = None
-            tells: list[ProxyCall] = []
-            asks: list[Any] = []
-            while not inbox.empty():
-                envelope = inbox.get()
-                if envelope.reply_to is None and isinstance(envelope.message, ProxyCall):
-                    tells.append(envelope.message)
-                else:
-                    asks.append(envelope)
-            for envelope in asks:
-                inbox.put(envelope)
-            self._parked[:0] = tells
-            return len(tells), self._generation
-
-    def tell(self, message: ProxyCall) -> None:
-        """Tell the actor running the book now, or park the message until one does."""
-        with self._lock:
-            if self._actor is not None:
-                try:
-                    self._actor.tell(message)
-                except pykka.ActorDeadError:
-                    pass  # it is dying; its `detach` (which waits for this lock) will find this parked
-                else:
-                    return
-            self._parked.append(message)
-
-    def reply(self, result: GatewayResult) -> None:
-        """The reply address of every gateway request of the book (stable across restarts)."""
-        self.tell(ProxyCall(attr_path=("on_result",), args=(result,), kwargs={}))
-
-    # ---- callers -------------------------------------------------------------------------------------
-    def wait(self, request_id: RequestId, future: Waiter) -> None:
-        """`future` is answered when the book resolves `request_id`."""
-        with self._lock:
-            self._waiters.setdefault(request_id, []).append(future)
-
-    def resolve(self, request_id: RequestId, outcome: PlaceOutcome) -> None:
-        """Answer every caller waiting on `request_id`."""
-        with self._lock:
-            futures = self._waiters.pop(request_id, [])
-        _answer(futures, outcome)
-
-    def release(self, outcome: PlaceOutcome, placed: PlaceOutcome, *, generation: int | None = None) -> int:
-        """Answer every caller: waiters of requests the book holds with `outcome`, parked `place` messages
-        (never seen by the book) with `placed`. With `generation`, only if no actor ran the book since.
-        Returns how many callers were answered."""
-        with self._lock:
-            if generation is not None and (generation != self._generation or self._actor is not None):
-                return 0
-            waiting = [f for futures in self._waiters.values() for f in futures]
-            self._waiters.clear()
-            places = [m for m in self._parked if m.attr_path == ("place",)]
-            self._parked = [m for m in self._parked if m.attr_path != ("place",)]
-        _answer(waiting, outcome)
-        _answer([m.args[1] for m in places if len(m.args) > 1], placed)
-        return len(waiting) + len(places)
-
-
-def _answer(futures: Sequence[Any], outcome: PlaceOutcome) -> None:
-    for future in futures:
-        if isinstance(future, concurrent.futures.Future) and not future.done():
-            # answered meanwhile (a caller canceled it): nothing to do
-            with contextlib.suppress(concurrent.futures.InvalidStateError):
-                future.set_result(outcome)
-
-
-def stored_view(store: Any, cid: ClientOrderId, timeout_s: float) -> tuple[Order | None, list[Any], Any]:  # float-ok: s
-    """What `PairBook.on_stored` needs of an order that left memory: the stored order, its fills and its
-    request's trade, asked of persistence (`store`: its proxy). Raises what the asks raise."""
-    order = store.get_order(cid).get(timeout=timeout_s)
-    if order is None:
-        return None, [], None
-    return order, store.fills_of(cid).get(timeout=timeout_s), store.get_trade(order.request_id).get(timeout=timeout_s)
-
-
-def release_callers(book: PairBook, reason: str) -> int:
-    """Answer every caller still waiting on `book` (its actor is dead and will not be restarted).
-
-    For the supervisor, when it gives up on a pair: requests the book holds are answered `outcome_unknown`
-    (they may have orders at the exchange, which are tracked and reconciled), requests that never reached the
-    book `halted`. Returns how many callers were answered.
-    """
-    unknown = Refusal(RefusalReason.OUTCOME_UNKNOWN, f"the pair actor stopped for good ({reason}); its orders, "
-                      "if any, are tracked and reconciled")  # fmt: skip
-    halted = Refusal(RefusalReason.HALTED, f"the pair actor stopped for good ({reason}); nothing was sent")
-    return _Home.of(book).release(unknown, halted)
 
 
 class PairActor(pykka.ThreadingActor):
@@ -497,14 +369,3 @@ class PairActor(pykka.ThreadingActor):
             self._ticker.cancel(old)
         proxy = self._self
         self._timers[key] = self._ticker.call_at(due_ms, lambda _now: proxy.on_timer.defer(key))
-
-
-def _release_orphaned(home: _Home, generation: int, pair: Pair) -> None:
-    # On the ticker's thread, ORPHAN_GRACE_MS after a crash: nobody took the book over (the engine halted past
-    # its restart budget, or is stopping), so its callers would wait forever. They hear why instead.
-    unknown = Refusal(RefusalReason.OUTCOME_UNKNOWN, "the pair actor crashed and was not restarted; its orders, "
-                      "if any, are tracked and reconciled")  # fmt: skip
-    halted = Refusal(RefusalReason.HALTED, "the pair actor crashed and was not restarted; nothing was sent")
-    answered = home.release(unknown, halted, generation=generation)
-    if answered:
-        logger.bind(pair=pair).error("{} caller(s) answered: the crashed pair actor was not restarted", answered)

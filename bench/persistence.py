@@ -16,16 +16,14 @@ Creates and drops its own PostgreSQL database and a temporary SQLite file.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import secrets
-import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,9 +31,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 from loguru import logger
-from psycopg2.extras import execute_values
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _persistence_floor import PAIRS, T0, make_fills, raw_insert, raw_rows
+from _persistence_write_ahead import raw_single_commit, write_ahead_batches
 
 from actors.persistence import PersistenceSettings, start_persistence
 from db import (
@@ -48,112 +48,19 @@ from db import (
     find_trades,
     open_orders,
 )
-from db._fields import decimal_to_text, utc_to_text
 from engine.domain import (
     ClientOrderId,
     ErrorRecord,
     ExchangeOrderId,
     Fill,
     Order,
-    OrderRequest,
     OrderStatus,
     Pair,
     RequestId,
-    RequestRecord,
     Side,
-    Symbol,
     Trade,
-    TradeId,
     TradeStatus,
 )
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-PAIRS = ["BTC/USDT", "ETH/USDT", "BNB/USDT", "SOL/USDT", "XRP/USDT", "ADA/USDT", "ETH/BTC", "DOGE/USDT"]
-FILL_COLS = (
-    "exchange, symbol, trade_id, pair, client_order_id, exchange_order_id, side, price, quantity, "
-    "quote_quantity, commission, commission_asset, is_maker, time"
-)
-
-
-def make_fills(n: int, start: int = 0, orders: int = 1000) -> list[Fill]:
-    fills = []
-    for i in range(start, start + n):
-        pair = PAIRS[i % len(PAIRS)]
-        price = Decimal(20000 + i % 1000) + Decimal("0.01")
-        qty = Decimal("0.00100000") + Decimal(i % 97) / Decimal(100000)
-        fills.append(
-            Fill(
-                symbol=Symbol(pair.replace("/", "")),
-                pair=Pair(pair),
-                trade_id=TradeId(i + 1),
-                client_order_id=ClientOrderId(f"c{i % orders}"),
-                exchange_order_id=ExchangeOrderId(i % orders + 1),
-                side=Side.BUY if i % 2 else Side.SELL,
-                price=price,
-                quantity=qty,
-                quote_quantity=price * qty,
-                commission=Decimal("0.0000075"),
-                commission_asset="BNB",
-                is_maker=bool(i % 3),
-                time=T0 + timedelta(milliseconds=i),
-            )
-        )
-    return fills
-
-
-def raw_rows(fills: Sequence[Fill], sqlite: bool) -> list[tuple[Any, ...]]:
-    dec: Callable[[Decimal], Any] = decimal_to_text if sqlite else (lambda d: d)
-    ts: Callable[[datetime], Any] = utc_to_text if sqlite else (lambda t: t.replace(tzinfo=None))
-    return [
-        (
-            f.exchange,
-            f.symbol,
-            f.trade_id,
-            f.pair,
-            f.client_order_id,
-            f.exchange_order_id,
-            f.side.value,
-            dec(f.price),
-            dec(f.quantity),
-            dec(f.quote_quantity),
-            dec(f.commission),
-            f.commission_asset,
-            f.is_maker,
-            ts(f.time),
-        )
-        for f in fills
-    ]
-
-
-def raw_insert(url: str, rows: list[tuple[Any, ...]], batch: int) -> float:
-    """Seconds for the raw driver to insert `rows`, `batch` per transaction."""
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(urlsplit(url).path[1:], isolation_level=None)
-        conn.execute("PRAGMA journal_mode=wal")
-        conn.execute("PRAGMA synchronous=full")
-        sql = f"INSERT INTO fills ({FILL_COLS}) VALUES ({', '.join('?' * 14)})"
-        started = time.perf_counter()
-        for i in range(0, len(rows), batch):
-            conn.execute("BEGIN")
-            conn.executemany(sql, rows[i : i + batch])
-            conn.execute("COMMIT")
-        elapsed = time.perf_counter() - started
-        conn.execute("DELETE FROM fills")
-        conn.close()
-        return elapsed
-    pg = psycopg2.connect(url)
-    sql = f"INSERT INTO fills ({FILL_COLS}) VALUES %s"
-    started = time.perf_counter()
-    with pg.cursor() as cur:
-        for i in range(0, len(rows), batch):
-            execute_values(cur, sql, rows[i : i + batch], page_size=batch)
-            pg.commit()
-    elapsed = time.perf_counter() - started
-    with pg.cursor() as cur:
-        cur.execute("TRUNCATE fills")
-    pg.commit()
-    pg.close()
-    return elapsed
 
 
 def truncate(url: str) -> None:
@@ -201,113 +108,6 @@ def flush_latency(url: str, samples: int, spool: Path) -> tuple[float, float]:
     handle.stop()
     times.sort()
     return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
-
-
-def _wa_intent(i: int) -> tuple[RequestRecord, Order]:
-    """Request `i` and its order's intent, with ids shaped like the engine's (hashes, so index keys scatter)."""
-    at = T0 + timedelta(seconds=i)
-    price, amount = Decimal("50000.01"), Decimal("0.00150000")
-    request = OrderRequest(
-        request_id=RequestId(hashlib.md5(f"r{i}".encode()).hexdigest()),
-        pair=Pair("BTC/USDT"), side=Side.BUY, amount=amount, price=price,
-        idempotency_key=hashlib.sha1(f"k{i}".encode()).hexdigest(),
-        created_at=at,
-    )  # fmt: skip
-    order = Order(
-        client_order_id=ClientOrderId("x-" + hashlib.sha1(f"c{i}".encode()).hexdigest()[:26] + "-p"),
-        request_id=request.request_id, pair=request.pair, side=Side.BUY, order_type="limit",
-        status=OrderStatus.PENDING_SUBMIT, price=price, amount=amount, created_at=at, updated_at=at,
-    )  # fmt: skip
-    return RequestRecord(request=request, reference_price=price), order
-
-
-def _wa_followups(i: int) -> list[Record]:
-    """Order `i` after its fill: the updated Order, its Trade and the Fill."""
-    _, order = _wa_intent(i)
-    at = order.created_at + timedelta(milliseconds=300)
-    fees = {"BNB": Decimal("0.0000075")}
-    quote = Decimal("75.000015")
-    done = order.model_copy(update={
-        "status": OrderStatus.FILLED, "exchange_order_id": ExchangeOrderId(10_000_000 + i), "filled": order.amount,
-        "remaining": Decimal(0), "quote_filled": quote, "average_price": order.price, "fees": fees,
-        "updated_at": at, "last_trade_id": TradeId(5_000_000 + i),
-    })  # fmt: skip
-    trade = Trade(
-        request_id=order.request_id, pair=order.pair, side=order.side, requested=order.amount, filled=order.amount,
-        average_price=order.price, fees=fees, status=TradeStatus.FILLED, strategy="rsi_dip", timeframe="5m",
-        indicators={"rsi": Decimal("28.5"), "ewo": Decimal("-1.2")}, created_at=order.created_at, closed_at=at,
-    )  # fmt: skip
-    fill = Fill(
-        symbol=Symbol("BTCUSDT"), pair=order.pair, trade_id=TradeId(5_000_000 + i),
-        client_order_id=order.client_order_id, exchange_order_id=ExchangeOrderId(10_000_000 + i), side=order.side,
-        price=Decimal("50000.01"),
-        quantity=order.amount, quote_quantity=quote, commission=fees["BNB"], commission_asset="BNB", is_maker=True,
-        time=at,
-    )  # fmt: skip
-    return [done, trade, fill]
-
-
-def _pcts(seconds: list[float]) -> tuple[float, float]:  # float-ok: durations
-    us = sorted(s * 1e6 for s in seconds)
-    return statistics.median(us), us[min(len(us) - 1, int(len(us) * 0.99))]
-
-
-def raw_single_commit(url: str, samples: int) -> tuple[float, float]:
-    """p50, p99 in µs of the raw driver's one-row INSERT + COMMIT into `fills` (same file/server, same pragmas)."""
-    rows = raw_rows(make_fills(samples, start=10_000_000), url.startswith("sqlite"))
-    times = []
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(urlsplit(url).path[1:], isolation_level=None)
-        conn.execute("PRAGMA journal_mode=wal")
-        conn.execute("PRAGMA synchronous=full")
-        sql = f"INSERT INTO fills ({FILL_COLS}) VALUES ({', '.join('?' * 14)})"
-        for row in rows:
-            started = time.perf_counter()
-            conn.execute("BEGIN")
-            conn.execute(sql, row)
-            conn.execute("COMMIT")
-            times.append(time.perf_counter() - started)
-        conn.close()
-        return _pcts(times)
-    pg = psycopg2.connect(url)
-    sql = f"INSERT INTO fills ({FILL_COLS}) VALUES ({', '.join(['%s'] * 14)})"
-    with pg.cursor() as cur:
-        for row in rows:
-            started = time.perf_counter()
-            cur.execute(sql, row)
-            pg.commit()
-            times.append(time.perf_counter() - started)
-    pg.close()
-    return _pcts(times)
-
-
-def write_ahead_batches(url: str, samples: int, spool: Path) -> tuple[tuple[float, float], tuple[float, float]]:
-    """p50, p99 in µs of committing the write-ahead batch: via `BatchWriter.write`, then via the actor.
-
-    Each sample is what an order's create waits for: its RequestRecord and Order intent, committed together
-    with the previous order's follow-up rows (updated Order, Trade, Fill) told before it. Both runs start after
-    `samples` warm-up orders, so the tables and indexes are not empty.
-    """
-    db = connect(url)
-    writer = BatchWriter(db)
-    direct = []
-    for i in range(2 * samples):
-        batch = [*(_wa_followups(i - 1) if i else []), *_wa_intent(i)]
-        started = time.perf_counter()
-        writer.write(batch)
-        direct.append(time.perf_counter() - started)
-    db.close()
-    handle = start_persistence(url, spool, settings=PersistenceSettings(batch_size=500))
-    handle.proxy.health().get(timeout=60)
-    via_actor = []
-    for i in range(2 * samples, 3 * samples):
-        request, intent = _wa_intent(i)
-        handle.save_many([*_wa_followups(i - 1), request])
-        started = time.perf_counter()
-        handle.write_ahead(intent).get(timeout=60)
-        via_actor.append(time.perf_counter() - started)
-    handle.stop()
-    return _pcts(direct[samples:]), _pcts(via_actor)
 
 
 def query_times(url: str, rows: int) -> list[tuple[str, float, int]]:

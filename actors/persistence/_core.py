@@ -11,6 +11,8 @@ States:
   the spool, oldest first, batch by batch, before returning to ok.
 - spool_full: degraded and the spool is past `spool_limit_bytes`. Records are still spooled (fills of
   live orders must not be lost) but the listener is told to stop taking new orders.
+
+Health, spooling and replay are in `OutageHandling` (`_outage.py`), mixed into `PersistenceCore`.
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ from typing import Any, TypeVar
 import peewee
 from loguru import logger
 
+from actors.persistence._outage import OutageHandling, _one_line
 from actors.persistence._spool import Spool
 from actors.persistence._types import (
     Durability,
     Health,
     HealthListener,
-    HealthReport,
     NotDurableError,
     PersistenceSettings,
 )
@@ -50,7 +52,7 @@ from engine.domain import ErrorRecord, Order, Trade, utc_now
 T = TypeVar("T")
 
 
-class PersistenceCore:
+class PersistenceCore(OutageHandling):
     """Batched, outage-tolerant writer over one database connection and one spool file."""
 
     def __init__(
@@ -202,44 +204,6 @@ class PersistenceCore:
                 raise DatabaseUnavailableError(f"database {self._spec.masked()} unavailable: {exc}") from None
             raise
 
-    # health ----------------------------------------------------------------------------------------
-
-    def report(self) -> HealthReport:
-        """The current health."""
-        health = self._health()
-        reason = "database reachable" if health is Health.OK else "database unreachable, spooling"
-        return HealthReport(health, health is not Health.SPOOL_FULL, reason, self._spooled + len(self._memory))
-
-    @property
-    def degraded(self) -> bool:
-        """True while writes go to the spool."""
-        return self._degraded
-
-    def _health(self) -> Health:
-        if not self._degraded:
-            return Health.OK
-        if self._memory or self._spool.size >= self._settings.spool_limit_bytes:
-            return Health.SPOOL_FULL
-        return Health.DEGRADED
-
-    def _notify(self, reason: str) -> None:
-        health = self._health()
-        if health is self._reported:
-            return
-        self._reported = health
-        report = HealthReport(health, health is not Health.SPOOL_FULL, reason, self._spooled + len(self._memory))
-        log = logger.info if health is Health.OK else logger.warning
-        log("persistence health={} reason={} spooled={}", health.value, reason, report.spooled)
-        if self._listener is not None:
-            try:
-                self._listener(report)
-            except Exception:  # noqa: BLE001 - a faulty listener must not stop persistence; logged
-                logger.exception("persistence: health listener failed for health={}", health.value)
-
-    def _set_degraded(self, degraded: bool, reason: str) -> None:
-        self._degraded = degraded
-        self._notify(reason)
-
     # internals -------------------------------------------------------------------------------------
 
     def _commit_pending(self) -> None:
@@ -296,52 +260,6 @@ class PersistenceCore:
                     )
         return True
 
-    def _fail(self, exc: BaseException | None, rest: Sequence[Record], replay: bool) -> None:
-        if replay:
-            logger.warning("persistence: replay interrupted error={}", _one_line(exc))
-            self._disconnect()
-        else:
-            self._outage(exc, rest)
-
-    def _outage(self, exc: BaseException | None, batch: Sequence[Record] = ()) -> None:
-        if exc is not None:
-            logger.warning("persistence: database error, switching to spool error={}", _one_line(exc))
-        self._disconnect()
-        pending, self._pending = self._pending, []
-        self._to_spool([*batch, *pending])
-        self._ticks_to_retry = self._backoff
-        self._set_degraded(True, f"database error: {type(exc).__name__ if exc else 'not connected'}")
-
-    def _to_spool(self, records: Sequence[Record]) -> None:
-        if not records:
-            return
-        if not self._memory:
-            try:
-                self._spool.append(records)
-                self._spooled += len(records)
-                self._notify("spooling")
-                return
-            except OSError as exc:
-                logger.error("persistence: spool write failed, holding records in memory error={}", exc)
-        room = self._settings.memory_limit - len(self._memory)
-        self._memory.extend(records[:room])
-        if len(records) > room:
-            self.lost += len(records) - room
-            logger.error(
-                "persistence: memory buffer full, records lost={} total_lost={}", len(records) - room, self.lost
-            )
-        self._notify("spool unwritable")
-
-    def _retry_memory(self) -> None:
-        if not self._memory:
-            return
-        try:
-            self._spool.append(self._memory)
-        except OSError:
-            return
-        self._spooled += len(self._memory)
-        self._memory = []
-
     def _try_connect(self) -> bool:
         self._disconnect()
         db = make_database(self._spec, connect_timeout=self._settings.connect_timeout_s)
@@ -370,37 +288,6 @@ class PersistenceCore:
         self._db = None
         self._writer = None
 
-    def _replay(self) -> bool:
-        """Commit the spool (oldest first) and any memory-held records; clear them. False on failure."""
-        if self._writer is None:
-            return False
-        self._retry_memory()
-        if self._spooled:
-            batch: list[Record] = []
-            replayed = 0
-            for record in self._spool.read():
-                batch.append(record)
-                if len(batch) >= self._settings.batch_size:
-                    if not self._replay_batch(batch):
-                        return False
-                    replayed += len(batch)
-                    batch = []
-            if batch and not self._replay_batch(batch):
-                return False
-            replayed += len(batch)
-            self._spool.clear()
-            logger.info("persistence: spool replayed records={}", replayed)
-            self._spooled = 0
-        if self._memory:
-            held, self._memory = self._memory, []
-            if not self._replay_batch(held):
-                self._memory = held
-                return False
-        return True
-
-    def _replay_batch(self, batch: list[Record]) -> bool:
-        return self._write(batch, replay=True)
-
 
 def _close_quietly(db: peewee.Database) -> None:
     conn = getattr(db, "_state", None)
@@ -409,10 +296,6 @@ def _close_quietly(db: peewee.Database) -> None:
         with contextlib.suppress(Exception):
             raw.close()
     db.dispose()
-
-
-def _one_line(exc: BaseException | None) -> str:
-    return "" if exc is None else " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 def _dump(record: Record) -> str:

@@ -7,11 +7,12 @@ here blocks, sleeps, reads a clock or does I/O, so every scenario is testable by
 Two halves. `OrderDesk` (`_orders`) keeps the orders: legs, write-ahead, unknown outcomes, cancels, missing
 fills, records and events. This class keeps the requests: intake (risk manager, wallet, conflicts), the
 idempotency keys, the caller's answer, and one `engine.execution.ExecutionPlan` per request, which alone
-decides the limit → fallback policy. Order facts become plan events (`LegAcked`, `LegFilled`, `LegClosed`
-with the exchange's cumulative quantity, `LegFailed`, …) and plan commands become order commands
-(`PlaceOrder` → a leg written ahead and sent, `CancelOrder` → a cancel, `next_deadline_ms` → a timer,
-`ReportResult` → the stored `Trade` and the DONE event). The book adds one thing the plan cannot know:
-the summary waits (SETTLING) for fills the exchange counted but whose details are still being fetched.
+decides the limit → fallback policy. In its base `PlanBook` (`_plans`), order facts become plan events
+(`LegAcked`, `LegFilled`, `LegClosed` with the exchange's cumulative quantity, `LegFailed`, …) and plan
+commands become order commands (`PlaceOrder` → a leg written ahead and sent, `CancelOrder` → a cancel,
+`next_deadline_ms` → a timer, `ReportResult` → the stored `Trade` and the DONE event). The book adds one
+thing the plan cannot know: the summary waits (SETTLING) for fills the exchange counted but whose details are
+still being fetched.
 """
 
 from __future__ import annotations
@@ -23,52 +24,25 @@ from typing import Any
 
 from loguru import logger
 
-from engine.api import Accepted, EngineEvent, EventKind, Refusal, RefusalReason
-from engine.domain import (
-    ClientOrderId,
-    Order,
-    OrderRequest,
-    OrderRole,
-    OrderStatus,
-    OrderType,
-    Pair,
-    RequestId,
-    RequestRecord,
-    TimeInForce,
-)
-from engine.exchange import ExchangeError, FilterRejected, Resolution
+from engine.api import Refusal, RefusalReason
+from engine.domain import ClientOrderId, Order, OrderRequest, OrderStatus, Pair, RequestId, RequestRecord
+from engine.exchange import Resolution
 from engine.execution import (
     Abort,
     Book,
-    CancelFailed,
-    CancelOrder,
     DefaultRiskManager,
-    ExecutionCommand,
-    ExecutionEvent,
     ExecutionPlan,
-    ExecutionResult,
-    LegAcked,
-    LegClosed,
-    LegFailed,
-    LegFilled,
-    LegNotCreated,
-    OrderSpec,
-    PlaceOrder,
     PriceUpdate,
-    ReportResult,
-    ResultReason,
     RiskManager,
     SymbolRules,
     Tick,
     VolatilityMonitor,
 )
-from engine.orders import CreateRejected, FillEvent, OrderState
-from engine.pair._commands import Alert, Command, Emit, Persist, Resolve, Schedule, Unschedule
+from engine.pair._commands import Command, Persist, Resolve
 from engine.pair._intake import IntakeContext, check_intake
-from engine.pair._legs import Execution, Leg, Stage, ms_to_dt, order_of, plan_key, trade_of
-from engine.pair._orders import MAX_FILL_FETCHES
+from engine.pair._legs import Execution, Leg, Stage, order_of
 from engine.pair._outcomes import refusal_of, replay_outcome
-from engine.pair._recover import RecoveringBook
+from engine.pair._plans import PlanBook
 from engine.pair._seen import SeenKeys
 from engine.pair._settings import PairSettings
 
@@ -77,7 +51,7 @@ __all__ = ["PairBook"]
 _RECONCILED = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL})
 
 
-class PairBook(RecoveringBook):
+class PairBook(PlanBook):
     """Pure state of one pair (see module docstring). Methods return the commands to carry out."""
 
     def __init__(
@@ -236,146 +210,6 @@ class PairBook(RecoveringBook):
             execution.story.append("volatile market: no wait for the limit")
         self._carry(execution, commands, now_ms)
 
-    # ---- plan ↔ orders ------------------------------------------------------------------------------
-    def _feed(self, execution: Execution, event: ExecutionEvent, now_ms: int) -> None:
-        if execution.plan is not None and execution.stage is Stage.WORKING:
-            self._carry(execution, execution.plan.handle(event, now_ms), now_ms)
-
-    def _carry(self, execution: Execution, commands: list[ExecutionCommand], now_ms: int) -> None:
-        for command in commands:
-            if isinstance(command, PlaceOrder):
-                self._place_leg(execution, command.spec, now_ms)
-            elif isinstance(command, CancelOrder):
-                leg = self._legs.get(command.client_order_id)
-                if leg is not None:
-                    if command.reason not in execution.story:
-                        execution.story.append(command.reason)
-                    self._cancel_leg(leg, command.reason, now_ms)
-            elif isinstance(command, ReportResult):
-                self._report(execution, command.result, now_ms)
-        self._sync_timer(execution)
-
-    def _sync_timer(self, execution: Execution) -> None:
-        plan = execution.plan
-        due = plan.next_deadline_ms if plan is not None and execution.stage is Stage.WORKING else None
-        if due == execution.deadline_ms:
-            return
-        execution.deadline_ms = due
-        key = plan_key(execution.request.request_id)
-        self._out.append(Unschedule(key) if due is None else Schedule(key, due))
-
-    def _place_leg(self, execution: Execution, spec: OrderSpec, now_ms: int) -> None:
-        existing = self._legs.get(spec.client_order_id)
-        if existing is not None:
-            # The plan re-places an order that was never created: the same id goes again (no duplicate).
-            self._send_create(existing, now_ms)
-            return
-        leg = Leg(
-            state=OrderState.new(spec.client_order_id, spec.symbol, spec.side, spec.quantity),
-            request_id=execution.request.request_id,
-            pair=self.pair,
-            role=spec.role,
-            order_type=spec.order_type,
-            time_in_force=spec.time_in_force or TimeInForce.GTC,
-            price=spec.price,
-            priority=spec.priority,
-            created_ms=now_ms,
-            updated_ms=now_ms,
-            exchange=self.settings.exchange,
-            parent=spec.parent_client_order_id,
-        )
-        self._legs[leg.cid] = leg
-        execution.legs.append(leg.cid)
-        self._write_ahead_and_send(leg, now_ms)
-        if spec.role is OrderRole.FALLBACK:
-            what = "market" if spec.order_type is OrderType.MARKET else f"IOC limit at {spec.price}"
-            execution.story.append(f"fallback {what}")
-            self._emit(EventKind.FALLBACK, leg, now_ms, "; ".join(execution.story))
-
-    # ---- order facts → plan events (OrderDesk hooks) ------------------------------------------------
-    def _leg_acked(self, leg: Leg, now_ms: int) -> None:
-        execution = self._execs.get(leg.request_id)
-        if execution is None:
-            return  # a tracked order of no request in memory (restored orphan, external)
-        if not execution.resolved:
-            # The first order of the request the exchange accepts answers the caller — a fallback too, when the
-            # primary never existed (rejected by PERCENT_PRICE, never created): the request IS executing, and a
-            # caller told "rejected" might send it again.
-            execution.resolved = True
-            self._out.append(Resolve(execution.request.request_id, Accepted(order_of(leg))))
-        if leg.role is OrderRole.PRIMARY:
-            self._emit(EventKind.ACCEPTED, leg, now_ms)
-        else:
-            self._emit(EventKind.FALLBACK, leg, now_ms, "fallback order accepted")
-        self._feed(execution, LegAcked(leg.cid), now_ms)
-
-    def _leg_filled(self, leg: Leg, fill: FillEvent, now_ms: int) -> None:
-        execution = self._execs.get(leg.request_id)
-        if execution is not None:
-            event = LegFilled(leg.cid, fill.trade_id, fill.quantity, fill.price, fill.commission,
-                              fill.commission_asset)  # fmt: skip
-            self._feed(execution, event, now_ms)
-        elif leg.summed_trade is not None:
-            self._late_fill(leg, leg.summed_trade, fill, now_ms)  # its request was summed up already
-
-    def _leg_failed(self, leg: Leg, error: ExchangeError, now_ms: int) -> None:
-        execution = self._execs.get(leg.request_id)
-        if execution is None:
-            return
-        if isinstance(error, FilterRejected) and error.is_percent_price:
-            execution.story.append(f"{leg.role.value} rejected by {error.filter_name}")
-        self._feed(execution, LegFailed(leg.cid, error), now_ms)
-
-    def _leg_not_created(self, leg: Leg, now_ms: int) -> None:
-        execution = self._execs.get(leg.request_id)
-        if execution is not None:
-            self._feed(execution, LegNotCreated(leg.cid), now_ms)
-        if execution is None or leg.state.status is OrderStatus.PENDING_SUBMIT:
-            # The plan moved on without it (it was being canceled): close the never-created order. The
-            # plan already counts it as closed with nothing filled, so it hears nothing more of it.
-            leg.told_closed = True
-            self._apply(leg, CreateRejected("never created; not re-sent"), now_ms)
-
-    def _leg_unresolved(self, leg: Leg, now_ms: int) -> None:
-        execution = self._execs.get(leg.request_id)
-        if execution is None:
-            return
-        if not execution.resolved:
-            # A fallback too: when the primary was never accepted (rejected by PERCENT_PRICE), the fallback is
-            # the caller's only answer, and a caller never answered waits forever.
-            execution.resolved = True
-            refusal = Refusal(
-                RefusalReason.OUTCOME_UNKNOWN,
-                "the exchange never confirmed the order; it may exist and will be reconciled",
-                {"client_order_id": leg.cid},
-            )
-            self._out.append(Resolve(execution.request.request_id, refusal))
-
-    def _leg_vanished(self, leg: Leg, why: str, now_ms: int) -> None:
-        execution = self._execs.get(leg.request_id)
-        if execution is not None:
-            self._feed(execution, Abort(why), now_ms)
-
-    def _cancel_failed(self, leg: Leg, error: ExchangeError, now_ms: int) -> None:
-        execution = self._execs.get(leg.request_id)
-        if execution is not None:
-            self._feed(execution, CancelFailed(leg.cid, error), now_ms)
-
-    def _leg_changed(self, leg: Leg, now_ms: int) -> None:
-        execution = self._execs.get(leg.request_id)
-        if execution is None:
-            return
-        if leg.terminal and not leg.told_closed:
-            leg.told_closed = True
-            state = leg.state
-            # The exchange's cumulative quantity, not the fills known here: never re-buy what executed.
-            closed = LegClosed(
-                leg.cid, state.status, state.amount - state.remaining, max(state.quote_filled, state.exchange_cum_quote)
-            )
-            self._feed(execution, closed, now_ms)
-        if execution.stage is Stage.SETTLING and not self._awaiting_fills(execution):
-            self._close(execution, now_ms)
-
     # ---- timers, prices, cancels --------------------------------------------------------------------
     def on_timer(self, key: str, now_ms: int) -> list[Command]:
         """A timer scheduled by this book fired."""
@@ -419,43 +253,6 @@ class PairBook(RecoveringBook):
         return self._take()
 
     # ---- the end of a request -----------------------------------------------------------------------
-    def _report(self, execution: Execution, result: ExecutionResult, now_ms: int) -> None:
-        execution.result = result
-        execution.stage = Stage.SETTLING
-        if result.reason is ResultReason.SLIPPAGE_REFUSED:
-            self._out.append(Alert("slippage_guard", result.detail))
-        elif result.reason is ResultReason.CANCELED_EXTERNALLY:
-            self._out.append(Alert("external_cancel", result.detail, execution.legs[0] if execution.legs else None))
-        if not self._awaiting_fills(execution):
-            self._close(execution, now_ms)
-
-    def _awaiting_fills(self, execution: Execution) -> bool:
-        # The trade is summed from fills: wait for those the exchange counted (myTrades is on its way), and for
-        # the exchange's word on orders restored after a restart (it may have executed more than was stored).
-        legs = (self._legs[c] for c in execution.legs)
-        return any(
-            leg.resync_left > 0 or (leg.state.missing_qty > 0 and leg.fill_fetches < MAX_FILL_FETCHES) for leg in legs
-        )
-
-    def _close(self, execution: Execution, now_ms: int) -> None:
-        result = execution.result
-        assert result is not None  # only a reported execution settles
-        execution.stage = Stage.DONE
-        request_id = execution.request.request_id
-        legs = [self._legs[c] for c in execution.legs]
-        trade = trade_of(execution, result, legs, now_ms)
-        self._out.append(Persist(trade))
-        if not execution.resolved:
-            execution.resolved = True
-            self._out.append(Resolve(request_id, refusal_of(result, legs[0].cid if legs else None)))
-        done = EngineEvent(EventKind.DONE, self.pair, ms_to_dt(now_ms), request_id=request_id, trade=trade,
-                           message=trade.note)  # fmt: skip
-        self._out.append(Emit(done))
-        logger.bind(pair=self.pair, request_id=request_id).info(
-            "request done: {} {} of {} ({})", trade.status.value, trade.filled, trade.requested, trade.note or "-"
-        )
-        self._start_next(now_ms)
-
     def _start_next(self, now_ms: int) -> None:
         while self._queued and not any(e.stage in (Stage.WORKING, Stage.SETTLING) for e in self._execs.values()):
             execution = self._execs[self._queued.popleft()]

@@ -1,0 +1,102 @@
+"""The design card's actor layout rebuilt from bare parts, with none of the engine's logic (a benchmark floor).
+
+The caller tells a pykka pair actor, which tells a pykka persistence actor (one single-row commit on the engine's
+database, as the floor's) and hands the create to an asyncio loop thread owning one ccxt client; the
+create waits there for the commit (the write-ahead gate), goes out, and its answer is told back to the pair
+actor, which sets the caller's future. No validation, no book, no rate budget, no records beyond the one row:
+what this costs above raw ccxt + one commit is the price of the layout itself (thread hand-offs on one
+interpreter lock), not of the engine's code. `bench/order_latency.py` measures it next to the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+from _interleave import RawCommit
+
+__all__ = ["BarePipeline"]
+
+
+class _Store(pykka.ThreadingActor):
+    """Owns one database connection; one single-row commit per message (as the floor's), then opens the gate."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self._url = url
+        self._commit: RawCommit | None = None
+
+    def on_start(self) -> None:
+        self._commit = RawCommit(self._url + ".bare" if self._url.startswith("sqlite") else self._url)
+
+    def on_stop(self) -> None:
+        assert self._commit is not None
+        self._commit.close()
+
+    def write_ahead(self, loop: asyncio.AbstractEventLoop, gate: asyncio.Future[None]) -> None:
+        assert self._commit is not None
+        self._commit.run(1)
+        loop.call_soon_threadsafe(gate.set_result, None)
+
+
+class _Pair(pykka.ThreadingActor):
+    """Tells the store, hands the gated create to the loop, answers the caller when the result comes back."""
+
+    def __init__(self, store: Any, loop: asyncio.AbstractEventLoop, client: Any) -> None:
+        super().__init__()
+        self._store, self._loop, self._client = store, loop, client
+        self._waiting: dict[str, concurrent.futures.Future[Any]] = {}
+        self._me: Any = None
+
+    def on_start(self) -> None:
+        self._me = self.actor_ref.proxy()
+
+    def place(self, args: tuple[str, str, str], future: concurrent.futures.Future[Any]) -> None:
+        cid = f"floor-{uuid.uuid4().hex[:20]}"
+        self._waiting[cid] = future
+        gate: asyncio.Future[None] = self._loop.create_future()  # only awaited/set on the loop thread
+        self._store.write_ahead.defer(self._loop, gate)
+        me, client = self._me, self._client
+
+        async def create() -> None:
+            await gate
+            side, qty, price = args
+            order = await client.create_order("BTC/USDT", "limit", side, qty, price, {"newClientOrderId": cid})
+            me.on_result.defer(cid, order)
+
+        self._loop.call_soon_threadsafe(lambda: self._loop.create_task(create()))
+
+    def on_result(self, cid: str, order: dict[str, Any]) -> None:
+        self._waiting.pop(cid).set_result(order)
+
+
+class BarePipeline:
+    """The bare actor layout, started once; `run(n)` places `n` orders one after the other (seconds each)."""
+
+    def __init__(self, url: str, loop_thread: Any, client: Any, args: Callable[[int], tuple[str, str, str]]) -> None:
+        self._args = args
+        self._store = _Store.start(url)
+        self._pair = _Pair.start(self._store.proxy(), loop_thread.loop, client)
+        self._proxy = self._pair.proxy()
+        self._i = 0
+
+    def run(self, n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            args = self._args(self._i)
+            self._i += 1
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            start = time.perf_counter()
+            self._proxy.place.defer(args, future)
+            future.result(timeout=30)
+            out.append(time.perf_counter() - start)
+        return out
+
+    def stop(self) -> None:
+        self._pair.stop()
+        self._store.stop()

@@ -1,0 +1,157 @@
+"""Requests to a running engine: placing and canceling orders, told to the pair's actor.
+
+`EngineRequests` is mixed into `Engine`. Arguments are validated here, in the caller's thread, into an
+`OrderRequest`; a placement the engine cannot take is answered with a `Refusal`, a cancel that cannot be sent raises.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import pykka
+from pydantic import ValidationError
+
+from engine.api._types import PlaceOutcome, Refusal, RefusalReason
+from engine.domain import (
+    FallbackKind,
+    OrderRequest,
+    OrderType,
+    Pair,
+    Priority,
+    RequestId,
+    Side,
+    StrategyContext,
+    TimeInForce,
+)
+
+if TYPE_CHECKING:
+    from actors.root import EngineState, Routing
+    from engine.clock import Clock
+
+__all__ = ["EngineRequests"]
+
+Number = Decimal | str | int
+
+
+def _decimal(name: str, value: object) -> Decimal:
+    if isinstance(value, float | bool):
+        raise ValueError(f"{name} must be a Decimal, str or int, not {type(value).__name__} (money is never a float)")
+    try:
+        out = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"{name} is not a number: {value!r}") from None
+    if not out.is_finite():
+        raise ValueError(f"{name} must be finite")
+    return out
+
+
+class EngineRequests:
+    """Mixed into `Engine`: `place_order` and `cancel_order`, told to the pair's actor without waiting."""
+
+    _stopped: bool
+    _routing: Routing
+    _state: EngineState
+    clock: Clock
+
+    def place_order(
+        self,
+        pair: str,
+        side: str | Side,
+        amount: Number,
+        price: Number | None = None,
+        order_type: str | OrderType = "limit",
+        *,
+        priority: Priority | int = Priority.ENTRY,
+        idempotency_key: str | None = None,
+        context: StrategyContext | Mapping[str, Any] | None = None,
+        limit_timeout: Number | None = None,
+        fallback: str | FallbackKind | None = None,
+        time_in_force: str | TimeInForce = TimeInForce.GTC,
+    ) -> concurrent.futures.Future[PlaceOutcome]:
+        """Execute a request: a limit order (or market), chased and fallen back per configuration.
+
+        Returns a future resolving to `Accepted(order)` at the exchange's ack, or a `Refusal` with a
+        machine-readable `reason` (`risk_limit`, `wallet_below_minimum`, `filter_failure`, `conflict`,
+        `halted`, `not_whitelisted`, `invalid_request`, `rejected`, …) — never None. The same
+        `idempotency_key` twice on a pair returns the same order instead of creating another (keys are per pair:
+        the same key on another pair is another request).
+        """
+        future: concurrent.futures.Future[PlaceOutcome] = concurrent.futures.Future()
+        if self._stopped:
+            future.set_result(Refusal(RefusalReason.SHUTTING_DOWN, "the engine is stopped"))
+            return future
+        request_id = RequestId(uuid.uuid4().hex)
+        try:
+            request = OrderRequest(
+                request_id=request_id,
+                pair=pair,
+                side=Side(side.lower() if isinstance(side, str) else side),
+                amount=_decimal("amount", amount),
+                price=None if price is None else _decimal("price", price),
+                order_type=OrderType(order_type.lower() if isinstance(order_type, str) else order_type),
+                time_in_force=TimeInForce(time_in_force),
+                priority=Priority(priority),
+                idempotency_key=idempotency_key or request_id,
+                context=context if isinstance(context, StrategyContext) else StrategyContext(**(context or {})),
+                limit_timeout_s=None if limit_timeout is None else _decimal("limit_timeout", limit_timeout),
+                fallback=None if fallback is None else FallbackKind(fallback),
+                created_at=self.clock.now(),
+            )
+        except (ValidationError, ValueError, TypeError) as exc:  # TypeError: a `context` that is not a mapping
+            future.set_result(Refusal(RefusalReason.INVALID_REQUEST, _short(exc)))
+            return future
+        if self._routing.get(Pair(request.pair)) is None:
+            future.set_result(Refusal(RefusalReason.NOT_WHITELISTED, f"{request.pair} is not in the pair whitelist"))
+            return future
+        if not self._tell_pair(Pair(request.pair), "place", request, future):
+            future.set_result(self._unreachable(request.pair))
+        return future
+
+    def _tell_pair(self, pair: Pair, method: str, *args: Any) -> bool:
+        """Tell `pair`'s actor; False when it is dead (crashed and not restarted yet, or past the budget)."""
+        tried = None
+        # Twice at most: routing may have moved to the restarted actor since it was read.
+        for _ in range(2):
+            target = self._routing.get(pair)
+            if target is None or target is tried:
+                return False
+            try:
+                getattr(target, method).defer(*args)
+            except pykka.ActorDeadError:
+                tried = target
+            else:
+                return True
+        return False
+
+    def _unreachable(self, pair: str) -> Refusal:
+        ctx = self._state.intake()
+        if ctx.halted:
+            return Refusal(RefusalReason.HALTED, f"the engine is halted ({ctx.halt_reason or 'see alerts'}); the "
+                           f"{pair} actor is stopped; nothing was sent")  # fmt: skip
+        return Refusal(RefusalReason.HALTED, f"the {pair} actor is restarting; nothing was sent; retry",
+                       {"retry": "1"})  # fmt: skip
+
+    def cancel_order(self, pair: str, request_id: str) -> None:
+        """Cancel a request's resting order(s); no fallback follows.
+
+        Raises:
+            ValueError: `pair` is not in the whitelist (nothing of it can be canceled).
+            RuntimeError: the pair's actor is not running (restarting, or halted past the restart budget).
+        """
+        if self._routing.get(Pair(pair)) is None:
+            raise ValueError(f"{pair!r} is not in the pair whitelist")
+        if not self._tell_pair(Pair(pair), "cancel", RequestId(request_id)):
+            raise RuntimeError(f"the {pair} actor is not running (restarting or halted); the cancel was not sent")
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+    return str(exc)

@@ -1,0 +1,205 @@
+"""The order desk's core: the legs, the hooks the request level implements, and the plumbing. Pure.
+
+`OrderDesk` (`_orders`) derives from it and handles what the exchange answers (gateway results, reports,
+order timers). Here: the create and its write-ahead, re-sending a create under the same id, cancels (held
+until the ack when the exchange has not confirmed the order yet), a create that failed for good, and applying
+order events to a leg with the records, events and follow-up requests each change brings.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from loguru import logger
+
+from engine.api import EventKind
+from engine.domain import ClientOrderId, ErrorRecord, OrderStatus, Pair, pair_to_symbol
+from engine.exchange import ExchangeError, StopTrading
+from engine.execution import SymbolRules
+from engine.gateway import GatewayRequest
+from engine.orders import (
+    Anomaly,
+    CancelRequested,
+    CreateRejected,
+    FetchMissingFills,
+    FetchOrderStatus,
+    FillApplied,
+    FillEvent,
+    OrderEffect,
+    OrderEvent,
+    StatusChanged,
+    Submitted,
+    apply,
+)
+from engine.pair._commands import Alert, Command, Emit, Persist, Send, WriteAhead
+from engine.pair._legs import Leg, ms_to_dt, order_of
+from engine.pair._params import cancel_request, create_request, fetch_request, trades_request
+from engine.pair._records import error_event, error_record, fill_of, leg_event
+from engine.pair._settings import PairSettings
+
+__all__ = ["OrderCore"]
+
+_CANCELABLE = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+_NOT_YET_ACKED = (OrderStatus.PENDING_SUBMIT, OrderStatus.SUBMITTED)
+
+
+class OrderCore(ABC):
+    """The legs, the hooks and the plumbing of `OrderDesk` (see module docstring)."""
+
+    def __init__(self, pair: Pair, rules: SymbolRules, settings: PairSettings) -> None:
+        self.pair = pair
+        self.symbol = pair_to_symbol(pair)
+        self.rules = rules
+        self.settings = settings
+        self._legs: dict[ClientOrderId, Leg] = {}
+        self._out: list[Command] = []
+
+    # ---- hooks: what the request level hears ---------------------------------------------------------
+    @abstractmethod
+    def _leg_acked(self, leg: Leg, now_ms: int) -> None:
+        """The exchange confirmed the order exists (ack, lookup, or a report before the ack)."""
+
+    @abstractmethod
+    def _leg_filled(self, leg: Leg, fill: FillEvent, now_ms: int) -> None:
+        """A new fill was applied to the leg."""
+
+    @abstractmethod
+    def _leg_failed(self, leg: Leg, error: ExchangeError, now_ms: int) -> None:
+        """The create failed for good (the leg is REJECTED)."""
+
+    @abstractmethod
+    def _leg_not_created(self, leg: Leg, now_ms: int) -> None:
+        """An unknown outcome resolved to "never created"; the leg is PENDING_SUBMIT again."""
+
+    @abstractmethod
+    def _leg_unresolved(self, leg: Leg, now_ms: int) -> None:
+        """Every lookup of an unknown outcome failed: the order may exist; reconciliation will tell."""
+
+    @abstractmethod
+    def _leg_vanished(self, leg: Leg, why: str, now_ms: int) -> None:
+        """The exchange does not know the (acknowledged) leg: it was closed here; end its request."""
+
+    @abstractmethod
+    def _cancel_failed(self, leg: Leg, error: ExchangeError, now_ms: int) -> None:
+        """A cancel of the leg failed."""
+
+    @abstractmethod
+    def _leg_changed(self, leg: Leg, now_ms: int) -> None:
+        """Called once after every message that touched the leg (terminal status, settled fills)."""
+
+    # ---- sending -------------------------------------------------------------------------------------
+    def on_write_ahead_failed(self, cid: ClientOrderId, message: str, now_ms: int) -> list[Command]:
+        """The intent of `cid` could not be made durable: its create was never sent; the order fails."""
+        self._out = []
+        leg = self._legs.get(cid)
+        if leg is not None and leg.state.status is OrderStatus.SUBMITTED and not leg.acked:
+            self._out.append(Alert("write_ahead_failed", f"order intent not stored, not sent: {message}", cid))
+            self._fail(leg, ExchangeError(f"the order intent could not be stored: {message}", operation="write_ahead"),
+                       now_ms)  # fmt: skip
+            self._leg_changed(leg, now_ms)
+        return self._take()
+
+    def _create_request(self, leg: Leg) -> GatewayRequest:
+        return create_request(
+            symbol=self.symbol,
+            pair=self.pair,
+            cid=leg.cid,
+            side=leg.state.side,
+            order_type=leg.order_type,
+            quantity=leg.state.amount,
+            price=leg.price,
+            time_in_force=leg.time_in_force,
+            priority=leg.priority,
+        )
+
+    def _write_ahead_and_send(self, leg: Leg, now_ms: int) -> None:
+        # Write-ahead: the intent is durable before the order leaves, so a crash at any instant finds it. The
+        # create rides with it and leaves from the commit; the leg counts as submitted from here on.
+        self._out.append(WriteAhead(order_of(leg), self._create_request(leg)))
+        self._apply(leg, Submitted(), now_ms)
+
+    def _send_create(self, leg: Leg, now_ms: int) -> None:
+        """Send the create of a leg whose intent is already durable (a re-send under the same id)."""
+        self._out.append(Send(self._create_request(leg)))
+        if leg.state.status is OrderStatus.PENDING_SUBMIT:
+            self._apply(leg, Submitted(), now_ms)
+
+    def _cancel_leg(self, leg: Leg, why: str, now_ms: int) -> None:
+        """Cancel `leg` now, or at its ack if the exchange has not confirmed it yet."""
+        if leg.state.status in _NOT_YET_ACKED:
+            # A cancel overtaking its create would find nothing (-2011) and the order would then rest.
+            leg.cancel_wanted = True
+            return
+        if leg.state.status in _CANCELABLE:
+            self._apply(leg, CancelRequested(), now_ms)
+            self._out.append(Send(cancel_request(self.symbol, self.pair, leg.cid)))
+            logger.bind(pair=self.pair, client_order_id=leg.cid).info("cancelling: {}", why)
+
+    def _acked(self, leg: Leg, now_ms: int) -> None:
+        if leg.resolver is not None:
+            leg.resolver.on_order_seen(now_ms)
+            leg.resolver = None
+        if not leg.acked:
+            leg.acked = True
+            self._leg_acked(leg, now_ms)
+        if leg.cancel_wanted and leg.state.status in _CANCELABLE:
+            leg.cancel_wanted = False
+            self._cancel_leg(leg, "canceled before the ack", now_ms)
+
+    def _fail(self, leg: Leg, error: ExchangeError, now_ms: int) -> None:
+        self._apply(leg, CreateRejected(f"{type(error).__name__}: {error.exchange_message or error}"), now_ms)
+        leg.told_closed = True
+        if isinstance(error, StopTrading):
+            self._out.append(Alert("stop_trading", str(error), leg.cid))
+        self._leg_failed(leg, error, now_ms)
+
+    # ---- plumbing ------------------------------------------------------------------------------------
+    def _apply(self, leg: Leg, event: OrderEvent, now_ms: int) -> None:
+        leg.state, effects = apply(leg.state, event)
+        leg.updated_ms = now_ms
+        for effect in effects:
+            self._effect(leg, effect, now_ms)
+
+    def _effect(self, leg: Leg, effect: OrderEffect, now_ms: int) -> None:
+        if isinstance(effect, StatusChanged):
+            self._out.append(Persist(order_of(leg)))
+            if effect.new in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
+                self._emit(EventKind.CANCELED, leg, now_ms, f"{effect.old.value} → {effect.new.value}")
+        elif isinstance(effect, FillApplied):
+            fill = fill_of(leg, effect.fill, self.settings.exchange)
+            self._out.append(Persist(fill))
+            self._out.append(Persist(order_of(leg)))
+            self._out.append(Emit(leg_event(EventKind.FILL, leg, now_ms, fill=fill)))
+            self._leg_filled(leg, effect.fill, now_ms)
+        elif isinstance(effect, FetchMissingFills):
+            order_id = effect.exchange_order_id or leg.state.exchange_order_id
+            if order_id is not None:
+                self._out.append(Send(trades_request(self.symbol, self.pair, leg.cid, order_id)))
+        elif isinstance(effect, FetchOrderStatus):
+            self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
+        elif isinstance(effect, Anomaly):
+            self._out.append(Alert("anomaly", effect.reason, leg.cid))
+            self._error("order anomaly", leg.cid, effect.reason, now_ms)
+
+    def _emit(self, kind: EventKind, leg: Leg, now_ms: int, message: str = "") -> None:
+        self._out.append(Emit(leg_event(kind, leg, now_ms, message)))
+
+    def _record(self, error: ExchangeError, cid: ClientOrderId, now_ms: int) -> None:
+        self._out.append(Persist(error_record(error, self.pair, cid, now_ms)))
+        self._emit_error(cid, f"{type(error).__name__}: {error}", now_ms)
+
+    def _error(self, operation: str, cid: ClientOrderId, message: str, now_ms: int) -> None:
+        logger.bind(pair=self.pair, client_order_id=cid).error("{}: {}", operation, message)
+        record = ErrorRecord(
+            operation=operation, message=message, pair=self.pair, client_order_id=cid, time=ms_to_dt(now_ms)
+        )
+        self._out.append(Persist(record))
+        self._emit_error(cid, message, now_ms)
+
+    def _emit_error(self, cid: ClientOrderId, message: str, now_ms: int) -> None:
+        leg = self._legs.get(cid)
+        self._out.append(Emit(error_event(self.pair, leg.request_id if leg else None, cid, message, now_ms)))
+
+    def _take(self) -> list[Command]:
+        out, self._out = self._out, []
+        return out
