@@ -76,9 +76,13 @@ class RawCommit:
     def run(self, n: int) -> list[float]:
         out = []
         for _ in range(n):
+            row = (uuid.uuid4().hex, "x" * 200)
             start = time.perf_counter()
-            cur = self._conn.cursor()
-            cur.execute(self._sql, (uuid.uuid4().hex, "x" * 200))
+            if self._sqlite:
+                self._conn.execute(self._sql, row)
+            else:
+                with self._conn.cursor() as cur:
+                    cur.execute(self._sql, row)
             self._conn.commit()
             out.append(time.perf_counter() - start)
         return out
