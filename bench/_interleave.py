@@ -1,4 +1,4 @@
-"""Contenders of the latency benchmarks, measured in alternating blocks (used by `order_latency` and `actor_floor`).
+"""The contenders of `bench/order_latency.py`, measured in alternating blocks (`RawCommit` also backs `_bare_layout`).
 
 This machine's speed drifts by tens of percent within a minute (two vCPUs, shared): measuring the floor first and
 the engine after it compared two different machines, and the same code gave ratios from 1.7 to 2.9 between runs.

@@ -1,7 +1,8 @@
 """The order benchmarks' rig: the simulator in its own process, its symbols and prices, the engine on it.
 
-Shared by `bench/order_latency.py` and `bench/actor_floor.py`; also the ledger check (every engine order the
-simulator holds is in the database, no client order id twice) and a throw-away PostgreSQL database.
+Used by `bench/order_latency.py` (kept apart so that script holds only its measurements); also the ledger
+check (every engine order the simulator holds is in the database, no client order id twice) and a
+throw-away PostgreSQL database.
 """
 
 from __future__ import annotations
