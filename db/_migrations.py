@@ -2,7 +2,7 @@
 
 Each migration runs in its own transaction together with its `schema_version` row, so a crash leaves
 the schema at a whole version. A migration is never edited once released: it describes the schema as it
-was (migration 1 uses the frozen `TradeRowV1`), and later changes arrive as new entries.
+was (migration 1 uses the frozen `OrderRowV1` and `TradeRowV1`), and later changes arrive as new entries.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from loguru import logger
 from playhouse.migrate import SchemaMigrator
 
 from db._fields import ExactDecimalField, JsonMapField
-from db._models import ErrorRow, FillRow, OrderRow, RequestRowV3, SchemaVersionRow, SnapshotRow, TradeRowV1
+from db._models import ErrorRow, FillRow, OrderRowV1, RequestRowV3, SchemaVersionRow, SnapshotRow, TradeRowV1
 
 # Arbitrary constant: serialises concurrent start-ups migrating the same PostgreSQL database.
 _PG_LOCK_KEY = 0x62657865  # "bexe"
@@ -32,7 +32,7 @@ class Migration:
 
 
 def _v1_initial(db: peewee.Database, _migrator: SchemaMigrator) -> None:
-    models = (OrderRow, FillRow, TradeRowV1, ErrorRow, SnapshotRow)
+    models = (OrderRowV1, FillRow, TradeRowV1, ErrorRow, SnapshotRow)
     with db.bind_ctx(models, bind_refs=False, bind_backrefs=False):
         db.create_tables(models, safe=False)
 
@@ -75,6 +75,11 @@ def _v4_slimmer_write_ahead(db: peewee.Database, _migrator: SchemaMigrator) -> N
     )
 
 
+def _v5_order_slippage_capped(_db: peewee.Database, migrator: SchemaMigrator) -> None:
+    # A fallback capped at the slippage bound says so after a restart (the result's `slippage_capped`).
+    migrator.add_column("orders", "slippage_capped", peewee.BooleanField(default=False)).run()
+
+
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "orders, fills, trades, errors, indicator_snapshots", _v1_initial),
     Migration(2, "trades: indicator columns rsi/ewo/ema/sma and their indexes", _v2_trade_indicators),
@@ -82,6 +87,7 @@ MIGRATIONS: Sequence[Migration] = (
     Migration(
         4, "requests: drop unused indexes; orders: parent and exchange id indexes partial", _v4_slimmer_write_ahead
     ),
+    Migration(5, "orders: slippage_capped (a fallback capped at the slippage bound)", _v5_order_slippage_capped),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

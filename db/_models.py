@@ -34,8 +34,8 @@ class SchemaVersionRow(BaseRow):
         table_name = "schema_version"
 
 
-class OrderRow(BaseRow):
-    """orders: the latest known state of every exchange order.
+class OrderRowV1(BaseRow):
+    """orders as created by migration 1 (frozen: later columns arrive through migrations).
 
     Migration 4 made the indexes on `parent_client_order_id` and `(exchange, exchange_order_id)` partial
     (`WHERE ... IS NOT NULL`); peewee's declarations below are what migration 1 created.
@@ -63,6 +63,19 @@ class OrderRow(BaseRow):
     created_at = UtcDateTimeField(index=True)
     updated_at = UtcDateTimeField()
     last_trade_id = peewee.BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "orders"
+        indexes = (
+            (("exchange", "exchange_order_id"), True),
+            (("pair", "status", "created_at"), False),
+        )
+
+
+class OrderRow(OrderRowV1):
+    """orders: the latest known state of every exchange order (migration 5 added `slippage_capped`)."""
+
+    slippage_capped = peewee.BooleanField(default=False)
 
     class Meta:
         table_name = "orders"

@@ -48,6 +48,7 @@ _ORDER_COLS = [
     "created_at",
     "updated_at",
     "last_trade_id",
+    "slippage_capped",
 ]
 _FILL_COLS = [
     "exchange",
@@ -113,7 +114,7 @@ class RowBuilder:
         return None if value is None else utc_to_text(value)
 
     def _order_row(self, o: Order) -> tuple[Any, ...]:
-        # One C-level attrgetter for the 21 columns (enums bound as their text, as for fills), then only the
+        # One C-level attrgetter for the 22 columns (enums bound as their text, as for fills), then only the
         # decimals, the fee map and the times converted.
         r = _ORDER_GET(o)
         d, t = self._dec, self._ts
@@ -129,6 +130,7 @@ class RowBuilder:
             t(r[18]),
             t(r[19]),
             r[20],
+            r[21],
         )
 
     def _fill_row(self, f: Fill) -> tuple[Any, ...]:

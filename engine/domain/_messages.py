@@ -199,6 +199,9 @@ class Order(BaseModel):
     created_at: UtcDatetime
     updated_at: UtcDatetime
     last_trade_id: TradeId | None = None
+    slippage_capped: bool = False
+    """A fallback the slippage guard capped: the market was beyond the bound when it was sent, so it went out as
+    an IOC limit at the bound. Stored so that a request resumed after a restart still reports it."""
 
     @model_validator(mode="before")
     @classmethod

@@ -104,6 +104,8 @@ class OrderSpec:
     role: OrderRole
     priority: Priority
     parent_client_order_id: ClientOrderId | None = None
+    slippage_capped: bool = False
+    """Sent by the fallback step with the market beyond the slippage bound (an IOC at the bound)."""
 
 
 # ---- commands -------------------------------------------------------------------------------------------

@@ -385,6 +385,7 @@ class ExecutionPlan:
             role=role,
             priority=Priority.FALLBACK if role is OrderRole.FALLBACK else self.request.priority,
             parent_client_order_id=primary if role is OrderRole.FALLBACK else None,
+            slippage_capped=decision.capped,
         )  # fmt: skip
         self._legs.append(_Leg(spec))
         self.phase = Phase.FALLBACK_WORKING

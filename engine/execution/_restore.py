@@ -13,9 +13,9 @@ only this package may do). The stored request and its orders say where the plan 
 - a fallback leg is simply awaited, and so is a primary the fallback step sent (a market request, or a
   request that started in a volatile market: a market order or an IOC at the slippage bound). Such a
   primary counts as fallback attempt 1, as it did before the restart, so its remainder gets no second order;
-- a leg the fallback step sent as an IOC at the bound although the fallback is a market order was capped by
-  the slippage guard: the result says so again. (With an IOC fallback the order is the same capped or not,
-  so that flag cannot be told from storage and stays unset.)
+- a leg the fallback step sent capped by the slippage guard says so itself (`slippage_capped`, stored with the
+  order since schema 5): the result says so again. For rows written before that, a leg sent as an IOC at the
+  bound although the fallback is a market order was capped too.
 
 The plan then hears the live leg's fate through the ordinary events (its status is looked up at start).
 """
@@ -75,8 +75,10 @@ def restore_plan(
         leg.closed = stored.status if stored.status.is_terminal else OrderStatus.CANCELED
     by_fallback_step = [leg.spec for leg in legs if _sent_by_fallback_step(leg.spec, plan)]
     plan._fallback_attempts = len(by_fallback_step)
-    plan._capped = config.fallback is FallbackKind.MARKET and any(
-        spec.order_type is OrderType.LIMIT for spec in by_fallback_step
+    # Stored with the order since schema 5; an older row of a market fallback sent as an IOC limit still
+    # tells it by its type.
+    plan._capped = any(spec.slippage_capped for spec in by_fallback_step) or (
+        config.fallback is FallbackKind.MARKET and any(spec.order_type is OrderType.LIMIT for spec in by_fallback_step)
     )
     live, stored_live = plan._legs[-1], legs[-1]
     spec = live.spec

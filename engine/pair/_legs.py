@@ -88,6 +88,8 @@ class Leg:
     resync_left: int = 0
     """Lookups left for an order restored after a restart, whose exchange state is read again: until one
     answers, its request is not summed up (the exchange may have executed more than was stored)."""
+    slippage_capped: bool = False
+    """The fallback step sent this order capped at the slippage bound (stored with the order)."""
     snapshot: tuple[OrderState, int, Order] | None = field(default=None, repr=False, compare=False)
     """`order_of`'s last result with the state and time it was built from (one message asks several times)."""
 
@@ -150,6 +152,7 @@ def order_of(leg: Leg) -> Order:
         "created_at": ms_to_dt(leg.created_ms),
         "updated_at": ms_to_dt(max(leg.updated_ms, leg.created_ms)),
         "last_trade_id": state.fills[-1].trade_id if state.fills else None,
+        "slippage_capped": leg.slippage_capped,
     }
     # The state machine keeps filled within (0, amount]; only fill values from the wire (price, commission)
     # can be off, and a fill is validated (`Fill`) after it is applied. Anything doubtful is validated here

@@ -93,6 +93,7 @@ class PlanBook(RecoveringBook):
             updated_ms=now_ms,
             exchange=self.settings.exchange,
             parent=spec.parent_client_order_id,
+            slippage_capped=spec.slippage_capped,
         )
         self._legs[leg.cid] = leg
         execution.legs.append(leg.cid)

@@ -104,6 +104,7 @@ def leg_from_stored(
         exchange=order.exchange,
         parent=order.parent_client_order_id,
         acked=order.exchange_order_id is not None,
+        slippage_capped=order.slippage_capped,
     )
     if state.status in _UNACKED:
         leg.resolver = UnknownOutcomeResolver(leg.cid, submitted_ms=now_ms, grace_ms=grace_ms, first_lookup_ms=now_ms)
@@ -123,6 +124,7 @@ def plan_leg_of(order: Order, fills: list[Fill], symbol: Symbol, priority: Prior
         role=order.role,
         priority=Priority.FALLBACK if order.role is OrderRole.FALLBACK else priority,
         parent_client_order_id=order.parent_client_order_id,
+        slippage_capped=order.slippage_capped,
     )
     known: dict[TradeId, tuple[Decimal, Decimal]] = {f.trade_id: (f.quantity, f.quote_quantity) for f in fills}
     fees: dict[str, Decimal] = {}

@@ -84,6 +84,28 @@ def test_migration_2_keeps_existing_rows(fresh_url: str) -> None:
         db.close()
 
 
+@pytest.mark.parametrize("fresh_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_migration_5_keeps_orders_and_stores_the_capped_flag(fresh_url: str) -> None:
+    db = connect(fresh_url, apply_migrations=False)
+    try:
+        migrate(db, target=4)
+        db.execute_sql(
+            "INSERT INTO orders (client_order_id, exchange, request_id, pair, side, order_type, time_in_force, role, "
+            "status, amount, filled, remaining, quote_filled, fees, created_at, updated_at) VALUES ('old', "
+            "'binance', 'r', 'BTC/USDT', 'buy', 'limit', 'GTC', 'primary', 'open', '1', '0', '1', '0', '{}', "
+            "'2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')"
+        )
+        migrate(db)
+        old = get_order(db, "old")
+        assert old is not None and old.slippage_capped is False
+        capped = rec.order("c-capped").model_copy(update={"slippage_capped": True})
+        BatchWriter(db).write([capped])
+        stored = get_order(db, "c-capped")
+        assert stored is not None and stored.slippage_capped is True
+    finally:
+        db.close()
+
+
 def test_canonical_text() -> None:
     assert decimal_to_text(Decimal("1E-8")) == "0.00000001"
     assert decimal_to_text(Decimal("1.10")) == "1.10"

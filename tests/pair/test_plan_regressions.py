@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from engine.domain import ClientOrderId, FallbackKind, Order, OrderStatus, RequestRecord, TradeStatus
 from engine.exchange import AuthFailed, Banned, OrderNotFound
 from engine.execution import ResultReason
@@ -145,15 +147,19 @@ def test_an_expired_ioc_primary_from_a_volatile_start_gets_no_second_order_after
     assert execution.result.reason is ResultReason.FALLBACK_INCOMPLETE  # as without the restart
 
 
-def test_a_capped_ioc_primary_keeps_its_slippage_capped_flag_after_a_restart() -> None:
-    first = Harness(fallback=FallbackKind.MARKET)
+@pytest.mark.parametrize("fallback", [FallbackKind.MARKET, FallbackKind.IOC_LIMIT])
+def test_a_capped_ioc_primary_keeps_its_slippage_capped_flag_after_a_restart(fallback: FallbackKind) -> None:
+    # With an IOC fallback the capped order looks like any other IOC at the bound: only the flag stored with
+    # the order (`Order.slippage_capped`) carries it over the restart.
+    first = Harness(fallback=fallback)
     _volatile(first)
     first.run(first.book.on_price(Decimal("61990"), Decimal("62010"), first.now))  # beyond the 0.5 % bound
     req = request(amount="0.01")
     first.place(req)
     primary = first.sent[-1]
     assert (primary.params["type"], primary.params["timeInForce"]) == ("LIMIT", "IOC")  # capped at the bound
-    second = _restarted_after_the_primary_was_sent(first, FallbackKind.MARKET)
+    assert {o.slippage_capped for o in first.stored if isinstance(o, Order)} == {True}
+    second = _restarted_after_the_primary_was_sent(first, fallback)
     fetch = [r for r in second.sent if r.op is Op.FETCH_ORDER][-1]
     second.answer(order_json(fetch, "EXPIRED", "0"), index=second.sent.index(fetch))
     assert Op.CREATE_ORDER not in _ops(second)

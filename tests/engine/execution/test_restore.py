@@ -107,6 +107,7 @@ _VOLATILE = ExecutionConfig(limit_timeout_ms=10_000, max_slippage=D("0.01"), sli
         (FallbackKind.MARKET, "50001", None),  # volatile start: a market primary
         (FallbackKind.MARKET, "52000", None),  # volatile start, beyond the bound: an IOC primary, capped
         (FallbackKind.IOC_LIMIT, "50001", None),  # volatile start: an IOC primary at the bound
+        (FallbackKind.IOC_LIMIT, "52000", None),  # the same, beyond the bound: capped (the stored flag says so)
         (FallbackKind.MARKET, "50001", TimeInForce.IOC),  # calm start of an IOC request: its own IOC limit
     ],
 )
@@ -150,3 +151,25 @@ def test_whatever_the_restart_instant_limit_plus_fallback_never_exceeds_the_requ
     commands += plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, filled), CREATED_MS + 30_001)
     placed = sum((c.spec.quantity for c in commands if isinstance(c, PlaceOrder)), D(0))
     assert filled + placed <= D("0.01")
+
+
+@pytest.mark.parametrize("fallback", [FallbackKind.MARKET, FallbackKind.IOC_LIMIT])
+def test_a_fallback_capped_before_a_restart_is_reported_capped_after_it(fallback: FallbackKind) -> None:
+    # The limit timed out with the market beyond the bound: the fallback went out as an IOC at the bound. With
+    # an IOC fallback that order looks the same capped or not; only the flag stored with it tells.
+    config = replace(_VOLATILE, fallback=fallback)
+    calm = Book(D("49990"), D("50000"), 0)
+    original, _ = ExecutionPlan.start(request(), RULES, calm, 0, config)
+    original.book = Book(D("51990"), D("52000"), 0)
+    original.handle(Tick(), 10_000)
+    [place] = original.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D(0)), 10_001)
+    assert isinstance(place, PlaceOrder) and place.spec.slippage_capped
+    restored, commands = restore_plan(request(), RULES, [_primary(OrderStatus.CANCELED),
+                                      RestoredLeg(place.spec, OrderStatus.OPEN)], created_ms=0, now_ms=20_000,
+                                      reference_price=original.reference_price, book=original.book,
+                                      config=config)  # fmt: skip
+    assert commands == []
+    event = LegClosed(FALLBACK1, OrderStatus.EXPIRED, D("0.004"), D("200"))
+    [report] = restored.handle(event, 21_000)
+    assert isinstance(report, ReportResult) and report.result.slippage_capped
+    assert [report] == original.handle(event, 21_000)
