@@ -1,8 +1,9 @@
 """Stream actor: owns the UBWA managers (user data over the WS API, bookTicker market data).
 
 Parses raw frames into typed reports and tells them up; coalesces prices; watches health (signals, silence,
-``eventStreamTerminated``, ``serverShutdown``), reconnects with backoff inside Binance's connection budget,
-and fires ``on_gap`` whenever events may have been lost so the engine reconciles over REST.
+``eventStreamTerminated``, ``serverShutdown``), reconnects with backoff inside Binance's connection budget
+(slower after a rate-limited refusal, which is never fatal), and fires ``on_gap`` whenever events may have
+been lost — the first subscription included — so the engine reconciles over REST.
 """
 
 from actors.stream._actor import StreamActor, StreamProxy
@@ -16,9 +17,19 @@ from actors.stream._frames import (
     parse_book_ticker,
     probe_request,
 )
+from actors.stream._rejections import (
+    BUSY_CODES,
+    RATE_LIMIT_CODES,
+    THROTTLE_MIN_DELAY_MS,
+    Rejection,
+    RejectionKind,
+    classify_rejection,
+    stream_rejection,
+)
 from actors.stream._settings import UBWA_EXCHANGES, ExchangeKind, StreamSettings
 from actors.stream._watch import (
     FATAL_SUBSCRIBE_CODES,
+    FIRST_SUBSCRIPTION,
     CreateStream,
     Decision,
     FireGap,
@@ -34,8 +45,12 @@ from actors.stream._watch import (
 )
 
 __all__ = [
+    "BUSY_CODES",
     "FATAL_SUBSCRIBE_CODES",
+    "FIRST_SUBSCRIPTION",
     "PROBE_PREFIX",
+    "RATE_LIMIT_CODES",
+    "THROTTLE_MIN_DELAY_MS",
     "UBWA_EXCHANGES",
     "Backoff",
     "ConnectionBudget",
@@ -47,6 +62,8 @@ __all__ = [
     "LatestPrices",
     "PriceUpdate",
     "ProbeReply",
+    "Rejection",
+    "RejectionKind",
     "ReportHealth",
     "ScheduleRecreate",
     "SendProbe",
@@ -57,8 +74,10 @@ __all__ = [
     "StreamRole",
     "StreamSettings",
     "StreamWatch",
+    "classify_rejection",
     "classify_user_frame",
     "parse_book_ticker",
     "probe_request",
+    "stream_rejection",
     "subscribe_rejection",
 ]

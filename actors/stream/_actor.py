@@ -26,10 +26,10 @@ from actors.stream._backoff import Backoff, ConnectionBudget
 from actors.stream._callbacks import Control, DrainPrices, Signal, UbwaCallbacks
 from actors.stream._frames import AccountFrame, LatestPrices, ProbeReply, probe_request
 from actors.stream._listenkey import ListenKeyClient, ListenKeyError
+from actors.stream._rejections import Rejection, RejectionKind, classify_rejection, retry_after_in
 from actors.stream._settings import StreamSettings
 from actors.stream._ubwa import StreamRef, UbwaManager, create_market_stream, create_user_stream, new_manager
 from actors.stream._watch import (
-    FATAL_SUBSCRIBE_CODES,
     CreateStream,
     Decision,
     FireGap,
@@ -74,6 +74,15 @@ def _noop(*_args: Any) -> None:
     return None
 
 
+def _refusal(exc: ListenKeyError, now_ms: int) -> Rejection | None:
+    # No status: the request never got an answer (network, timeout) — not a refusal.
+    if exc.status is None:
+        return None
+    # The Retry-After header first; a 418 without one still names the ban's end in its message.
+    retry_after_ms = retry_after_in(str(exc), now_ms) if exc.retry_after_s is None else exc.retry_after_s * 1000
+    return classify_rejection(exc.code, exc.status, retry_after_ms)
+
+
 class StreamActor(pykka.ThreadingActor):
     """Owns the user data and market data UBWA managers; parses, routes, watches and reconnects.
 
@@ -87,8 +96,9 @@ class StreamActor(pykka.ThreadingActor):
         on_price: ``(symbol, bid, ask, received_ms)``, coalesced: at most the latest per symbol per drain.
         on_health: Every health change of either stream.
         on_gap: ``reason`` — events may have been lost; reconcile over REST now. Fired once the new
-            subscription is proven live after a disconnect, silence, ``eventStreamTerminated`` or
-            ``serverShutdown``.
+            subscription is proven live after a disconnect, silence, ``eventStreamTerminated``, ``serverShutdown``
+            or a refused subscription — and once after the first subscription (``first subscription``): what
+            happened before it was never seen.
         on_error: A bad frame or failed callback, stored by the engine; the stream keeps going.
         rng: Jitter source (seed it in tests).
         prices: The price board between UBWA's thread and the actor (tests pass one to watch coalescing).
@@ -241,7 +251,8 @@ class StreamActor(pykka.ThreadingActor):
     def _apply(self, role: StreamRole, decisions: list[Decision]) -> None:
         for decision in decisions:
             if isinstance(decision, ReportHealth):
-                logger.info("{} stream health {}: {}", role, decision.health.state, decision.health.reason)
+                level = "WARNING" if decision.warn else "INFO"
+                logger.log(level, "{} stream health {}: {}", role, decision.health.state, decision.health.reason)
                 self._call_up(role, "on_health", self._on_health, decision.health)
             elif isinstance(decision, FireGap):
                 logger.info("{} stream gap ({}): reconcile now", role, decision.reason)
@@ -270,9 +281,11 @@ class StreamActor(pykka.ThreadingActor):
                 try:
                     listen_key = self._new_listen_key(self._listen_keys)
                 except ListenKeyError as exc:
-                    logger.error("user stream: listenKey request failed: {}", exc)
-                    fatal = exc.code in FATAL_SUBSCRIBE_CODES or exc.status in (401, 403)
-                    self._apply(role, self._watches[role].create_failed(str(exc), fatal, self._now()))
+                    now = self._now()
+                    refusal = _refusal(exc, now)
+                    throttled = refusal is not None and refusal.kind is RejectionKind.THROTTLED
+                    logger.log("WARNING" if throttled else "ERROR", "user stream: listenKey request failed: {}", exc)
+                    self._apply(role, self._watches[role].create_failed(str(exc), refusal, now))
                     return
             on_frame = lambda raw: self._ubwa.user_frame(ref, raw)  # noqa: E731 - closes over this stream's ref
             stream_id = create_user_stream(manager, self.settings, on_frame, listen_key)

@@ -24,15 +24,22 @@ class Backoff:
         self._rng = rng
         self.attempt = 0
 
-    def next_delay_ms(self) -> int:
-        """The delay before the next attempt (and count the attempt)."""
+    def next_delay_ms(self, floor_ms: int = 0) -> int:
+        """The delay before the next attempt (and count the attempt); never under `floor_ms` if one is given.
+
+        A delay raised to the floor gets up to a quarter of it on top as jitter (never less: the floor is what
+        the exchange asked for, or the least a rate limit deserves).
+        """
         n = self.attempt
         self.attempt += 1
-        if n == 0:
-            return 0
-        # Bound the exponent so 2**n never grows without limit while the cap holds anyway.
-        base = min(self.max_ms, self.min_ms * (1 << min(n - 1, 40)))
-        return self._rng.randint(base // 2, base)
+        delay = 0
+        if n > 0:
+            # Bound the exponent so 2**n never grows without limit while the cap holds anyway.
+            base = min(self.max_ms, self.min_ms * (1 << min(n - 1, 40)))
+            delay = self._rng.randint(base // 2, base)
+        if delay < floor_ms:
+            delay = floor_ms + self._rng.randint(0, floor_ms // 4)
+        return delay
 
     def reset(self) -> None:
         """Back to an immediate first attempt."""

@@ -16,12 +16,16 @@ __all__ = ["ListenKeyClient", "ListenKeyError"]
 
 
 class ListenKeyError(RuntimeError):
-    """A listenKey call failed; `code` is Binance's error code when there is one."""
+    """A listenKey call failed: the HTTP `status`, Binance's error `code` and the ``Retry-After`` header
+    (seconds; sent with 429 and 418) when the exchange answered with them."""
 
-    def __init__(self, message: str, status: int | None = None, code: int | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, code: int | None = None, retry_after_s: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.retry_after_s = retry_after_s
 
 
 class ListenKeyClient:
@@ -51,10 +55,12 @@ class ListenKeyClient:
                 err = {}
             code = err.get("code") if isinstance(err, dict) else None
             msg = err.get("msg") if isinstance(err, dict) else None
+            retry_after = (exc.headers.get("Retry-After") or "").strip() if exc.headers else ""
             raise ListenKeyError(
                 f"{method} userDataStream: HTTP {exc.code} {msg or ''}".strip(),
                 exc.code,
                 code if isinstance(code, int) else None,
+                int(retry_after) if retry_after.isdigit() else None,
             ) from None
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise ListenKeyError(f"{method} userDataStream: {exc}") from None

@@ -9,26 +9,49 @@ What UBWA does by itself and what it does not (client-libraries.md, binance-spot
 - it reconnects after a dropped socket (DISCONNECT → CONNECT) and re-subscribes, but without backoff (every
   0.1 s, forever): past ``reconnect_grace_ms`` we stop its stream and reconnect with our backoff and budget;
 - it never re-subscribes after ``eventStreamTerminated`` and ignores ``serverShutdown``: we recreate;
-- a rejected subscription crashes the stream for good (STREAM_UNREPAIRABLE): fatal for a bad key or
-  signature, otherwise retried with backoff — and fatal after a few rejections in a row;
+- a rejected subscription crashes the stream for good (STREAM_UNREPAIRABLE): fatal at once for a bad key or
+  signature; for a rate limit or the exchange's own trouble (`_rejections`) retried slowly — never before
+  ``throttle_floor_ms`` or the wait the exchange names — and never fatal; anything else retried with backoff
+  and fatal after a few rejections in a row;
 - a quiet user stream is indistinguishable from a dead one, so the watchdog probes (``session.status``) after a
   third of the silence limit; nothing at all received for the whole limit is silence.
 
 Events sent while the subscription was down are lost for good, so every such episode opens a *gap*; it is
 fired (``FireGap``) once the new subscription is proven live (a probe reply saying so), which is the moment a
-REST reconciliation can no longer miss anything.
+REST reconciliation can no longer miss anything. The user stream starts with a gap open: everything between
+the engine's start (crash recovery's REST lookups) and the first live subscription was never seen either.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from enum import StrEnum
 
 from actors.stream._backoff import Backoff, ConnectionBudget
+from actors.stream._decisions import (
+    CreateStream,
+    Decision,
+    FireGap,
+    HealthState,
+    ReportHealth,
+    ScheduleRecreate,
+    SendProbe,
+    StopStream,
+    StreamHealth,
+    StreamRole,
+)
+from actors.stream._rejections import (
+    FATAL_SUBSCRIBE_CODES,
+    THROTTLE_MIN_DELAY_MS,
+    Rejection,
+    RejectionKind,
+    stream_rejection,
+    subscribe_rejection,
+)
 
 __all__ = [
     "FATAL_SUBSCRIBE_CODES",
+    "FIRST_SUBSCRIPTION",
+    "THROTTLE_MIN_DELAY_MS",
     "CreateStream",
     "Decision",
     "FireGap",
@@ -43,85 +66,8 @@ __all__ = [
     "subscribe_rejection",
 ]
 
-FATAL_SUBSCRIBE_CODES = frozenset({-1002, -1022, -2008, -2014, -2015})
-"""Subscribe rejections that retrying cannot fix: unauthorized, bad signature, bad or unknown API key."""
-
-_CODE_RE = re.compile(r"code=(-?\d+)")
-
-
-class StreamRole(StrEnum):
-    """Which stream a health report or decision is about."""
-
-    USER = "user"
-    MARKET = "market"
-
-
-class HealthState(StrEnum):
-    """What the supervisor needs to know about a stream."""
-
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    SILENT = "silent"
-    RECONNECTING = "reconnecting"
-    UNREPAIRABLE = "unrepairable"
-    FATAL = "fatal"
-    STOPPED = "stopped"
-
-
-@dataclass(frozen=True, slots=True)
-class StreamHealth:
-    """One health report (sent through ``on_health``)."""
-
-    stream: StreamRole
-    state: HealthState
-    reason: str
-    since_ms: int
-    reconnects: int
-    stream_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReportHealth:
-    """Tell the supervisor the new health."""
-
-    health: StreamHealth
-
-
-@dataclass(frozen=True, slots=True)
-class FireGap:
-    """Events may have been lost: reconcile over REST now."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class SendProbe:
-    """Send a ``session.status`` request with this id on the stream."""
-
-    stream_id: str
-    probe_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class StopStream:
-    """Stop this UBWA stream (we take over reconnecting)."""
-
-    stream_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class CreateStream:
-    """Create a new UBWA stream now (the attempt is already counted in the budget)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleRecreate:
-    """Call `StreamWatch.recreate_due` after this delay (0: right away)."""
-
-    delay_ms: int
-
-
-Decision = ReportHealth | FireGap | SendProbe | StopStream | CreateStream | ScheduleRecreate
+FIRST_SUBSCRIPTION = "first subscription"
+"""The gap a user stream starts with (fired once its first subscription is proven live)."""
 
 
 class _Phase(StrEnum):
@@ -136,16 +82,13 @@ class _Phase(StrEnum):
     STOPPED = "stopped"
 
 
-def subscribe_rejection(error: str | None) -> int | None:
-    """The Binance code of a rejected ``userDataStream.subscribe.signature`` (0 if it has none), else None."""
-    if not error or "subscribe.signature failed" not in error:
-        return None
-    match = _CODE_RE.search(error)
-    return int(match.group(1)) if match else 0
-
-
 class StreamWatch:
-    """Health and reconnect decisions for one stream. Not thread-safe: the stream actor owns it."""
+    """Health and reconnect decisions for one stream. Not thread-safe: the stream actor owns it.
+
+    ``throttle_floor_ms`` is the least wait after a rate-limited refusal (default: the backoff's cap, at least
+    `THROTTLE_MIN_DELAY_MS`); ``max_rejections`` other refusals in a row (since the stream was last live) are
+    fatal.
+    """
 
     def __init__(
         self,
@@ -157,6 +100,7 @@ class StreamWatch:
         reconnect_grace_ms: int,
         max_rejections: int = 3,
         probe_prefix: str = "bexec-wd-",
+        throttle_floor_ms: int | None = None,
     ) -> None:
         self.role = role
         self.backoff = backoff
@@ -167,12 +111,18 @@ class StreamWatch:
         self.reconnect_grace_ms = reconnect_grace_ms
         self.max_rejections = max_rejections
         self.probe_prefix = probe_prefix
+        if throttle_floor_ms is None:
+            throttle_floor_ms = max(backoff.max_ms, THROTTLE_MIN_DELAY_MS)
+        self.throttle_floor_ms = throttle_floor_ms
         self.phase = _Phase.IDLE
         self.stream_id: str | None = None
         self.phase_since_ms = 0
-        self.gap_reason: str | None = None
+        # Whatever happened on the account before the first live subscription was never seen: a gap too.
+        self.gap_reason: str | None = FIRST_SUBSCRIPTION if role is StreamRole.USER else None
         self.reconnects = 0
         self.rejections = 0
+        self.throttled = 0
+        """Rate-limited refusals since the stream was last live (one episode; the first one alerts)."""
         self.health: StreamHealth | None = None
         self._probe_seq = 0
         self._probe_sent_ms: int | None = None
@@ -188,9 +138,9 @@ class StreamWatch:
         self.phase = phase
         self.phase_since_ms = now_ms
 
-    def _report(self, state: HealthState, reason: str, now_ms: int) -> ReportHealth:
+    def _report(self, state: HealthState, reason: str, now_ms: int, *, warn: bool = False) -> ReportHealth:
         self.health = StreamHealth(self.role, state, reason, now_ms, self.reconnects, self.stream_id)
-        return ReportHealth(self.health)
+        return ReportHealth(self.health, warn)
 
     def _open_gap(self, reason: str) -> None:
         if self.role is StreamRole.USER and self.gap_reason is None:
@@ -213,21 +163,34 @@ class StreamWatch:
         self._enter(_Phase.CREATING, now_ms)
         return [CreateStream()]
 
-    def _recreate(self, state: HealthState, reason: str, now_ms: int) -> list[Decision]:
+    def _recreate(
+        self, state: HealthState, reason: str, now_ms: int, *, floor_ms: int = 0, warn: bool = False
+    ) -> list[Decision]:
         out: list[Decision] = []
         if self.stream_id is not None:
             out.append(StopStream(self.stream_id))
         self.stream_id = None
         self._probe_sent_ms = None
         self._enter(_Phase.BACKOFF, now_ms)
-        delay = self.backoff.next_delay_ms()
-        out += [self._report(state, f"{reason}; reconnecting in {delay} ms", now_ms), ScheduleRecreate(delay)]
-        return out
+        delay = self.backoff.next_delay_ms(floor_ms)
+        report = self._report(state, f"{reason}; reconnecting in {delay} ms", now_ms, warn=warn)
+        return [*out, report, ScheduleRecreate(delay)]
+
+    def _throttled(self, rejection: Rejection, error: str, now_ms: int) -> list[Decision]:
+        # Never fatal and never counted toward `max_rejections`: a rate limit passes by itself.
+        self.throttled += 1
+        floor = max(self.throttle_floor_ms, rejection.retry_after_ms or 0)
+        # The first refusal of an episode is reported unrepairable (the supervisor alerts on that); the retries
+        # that follow until the stream is live again are only reconnecting: one alert per episode, not per try.
+        state = HealthState.UNREPAIRABLE if self.throttled == 1 else HealthState.RECONNECTING
+        reason = f"{rejection.label}, refusal {self.throttled} in a row: {error}"
+        return self._recreate(state, reason, now_ms, floor_ms=floor, warn=True)
 
     def _live(self, now_ms: int) -> list[Decision]:
         self._enter(_Phase.LIVE, now_ms)
         self.backoff.reset()
         self.rejections = 0
+        self.throttled = 0
         reason = "subscribed" if self.role is StreamRole.USER else "connected"
         out: list[Decision] = [self._report(HealthState.CONNECTED, reason, now_ms)]
         if self.gap_reason is not None:
@@ -292,6 +255,12 @@ class StreamWatch:
         if self.phase not in (_Phase.CONNECTING, _Phase.SUBSCRIBING, _Phase.LIVE, _Phase.RECONNECTING):
             return []
         self.budget.note(now)
+        rejection = stream_rejection(error, now)
+        if rejection is not None and rejection.kind is RejectionKind.THROTTLED:
+            # A handshake refused with 418 (IP banned): UBWA would knock again every 0.1 s, which only
+            # lengthens the ban. Stop its loop now and come back when the ban is over.
+            self._open_gap("disconnect")
+            return self._throttled(rejection, error or "", now)
         wait = self.budget.wait_ms(now)
         if wait <= 0:
             return []
@@ -305,25 +274,38 @@ class StreamWatch:
 
     def _unrepairable(self, error: str, now: int) -> list[Decision]:
         self._open_gap("unrepairable")
-        code = subscribe_rejection(error)
-        if code is not None:
-            self.rejections += 1
-            if code in FATAL_SUBSCRIBE_CODES or code == 0 or self.rejections >= self.max_rejections:
-                # A bad key stays bad: no retry storm, a clear fatal state for the operator.
-                self._enter(_Phase.FATAL, now)
-                self.stream_id = None
-                return [self._report(HealthState.FATAL, f"user data subscription rejected: {error}", now)]
+        rejection = stream_rejection(error, now)
+        if rejection is None:  # the socket broke, nobody refused anything
+            return self._recreate(HealthState.UNREPAIRABLE, error, now)
+        if rejection.kind is RejectionKind.THROTTLED:
+            return self._throttled(rejection, error, now)
+        self.rejections += 1
+        if rejection.kind is RejectionKind.FATAL or rejection.code == 0 or self.rejections >= self.max_rejections:
+            # A bad key stays bad: no retry storm, a clear fatal state for the operator. An unexplained refusal
+            # (no code), or the same kind of refusal again and again, is treated alike.
+            self._enter(_Phase.FATAL, now)
+            self.stream_id = None
+            return [self._report(HealthState.FATAL, f"user data subscription rejected: {error}", now)]
         return self._recreate(HealthState.UNREPAIRABLE, error, now)
 
-    def create_failed(self, error: str, fatal: bool, now_ms: int) -> list[Decision]:
-        """Creating the stream failed before UBWA was involved (Binance.US: the listenKey request)."""
+    def create_failed(self, error: str, rejection: Rejection | None, now_ms: int) -> list[Decision]:
+        """Creating the stream failed before UBWA was involved (Binance.US: the listenKey request).
+
+        Args:
+            error: What failed, for the health report.
+            rejection: The exchange's refusal, classified (`classify_rejection`); None when it never answered
+                (network error, timeout): retried with backoff like an "other" refusal.
+            now_ms: The current time.
+        """
         if self.phase is not _Phase.CREATING:
             return []
         now = self._t(now_ms)
         self._open_gap("unrepairable")
-        if fatal:
+        if rejection is not None and rejection.kind is RejectionKind.FATAL:
             self._enter(_Phase.FATAL, now)
             return [self._report(HealthState.FATAL, f"user data stream rejected: {error}", now)]
+        if rejection is not None and rejection.kind is RejectionKind.THROTTLED:
+            return self._throttled(rejection, error, now)
         return self._recreate(HealthState.UNREPAIRABLE, error, now)
 
     def on_terminated(

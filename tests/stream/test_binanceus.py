@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import urllib.request
 
-from actors.stream import HealthState
+from actors.stream import FIRST_SUBSCRIPTION, HealthState
 from engine.exchange import ExecutionReport
+from sim import FaultSpec
 from tests.stream._helpers import Running, place_limit, running_sim, stream_actor, user_subs, wait_new_user_sub
 
 KEEPALIVE_MS = 30 * 60_000
@@ -32,12 +33,12 @@ def test_listen_key_stream_delivers_keeps_alive_and_recovers() -> None:
 
             run.advance(KEEPALIVE_MS, step_ms=60_000)  # keepalive succeeds: nothing changes
             run.proxy.stream_ids().get(timeout=5)
-            assert list(sim.core.listen_keys) == keys and run.rec.gaps == []
+            assert list(sim.core.listen_keys) == keys and run.rec.gaps == [FIRST_SUBSCRIPTION]
 
             before = user_subs(sim)
             _delete_key(run, keys[0])  # the key vanishes at the exchange
             run.advance(KEEPALIVE_MS, step_ms=60_000)  # the keepalive notices, a new key and stream follow
-            run.rec.wait(lambda r: r.gaps == ["listenKey lost"], what="gap after the key was lost")
+            run.rec.wait(lambda r: r.gaps == [FIRST_SUBSCRIPTION, "listenKey lost"], what="gap after the key was lost")
             assert [e.operation for e in run.rec.errors] == ["user_stream.listen_key"]
             new_keys = list(sim.core.listen_keys)
             assert len(new_keys) == 1 and new_keys != keys
@@ -56,3 +57,26 @@ def test_a_refused_listen_key_is_fatal() -> None:
         run.advance(60_000, step_ms=1_000)
         run.proxy.stream_ids().get(timeout=5)
         assert run.attempts() == 1 and run.rec.states()[-1] is HealthState.FATAL
+
+
+def test_a_rate_limited_listen_key_request_waits_as_told_and_is_never_fatal() -> None:
+    with running_sim(exchange_mode="binanceus") as sim:
+        # 429 -1003 with Retry-After: 90 (seconds) on the listenKey request, twice; the third goes through.
+        sim.control.add_fault(
+            FaultSpec(kind="rate_limit", target="POST /api/v3/userDataStream", count=2, retry_after=90)
+        )
+        with stream_actor(sim, exchange="binanceus") as run:
+            run.rec.wait(lambda r: HealthState.UNREPAIRABLE in r.states(), what="first refusal")
+            first = run.rec.health[-1]
+            assert first.reason.startswith("rate limited (code=-1003)") and "HTTP 429" in first.reason
+            run.advance(89_000, step_ms=1_000)  # Retry-After is 90 s: nothing before it
+            run.proxy.stream_ids().get(timeout=5)
+            assert run.attempts() == 1
+            run.advance_until(lambda r: len(r.health) >= 2, "second refusal", 1_000)
+            assert run.rec.health[-1].state is HealthState.RECONNECTING  # one alert per episode, not per retry
+            assert "refusal 2 in a row" in run.rec.health[-1].reason
+            run.advance(89_000, step_ms=1_000)
+            run.advance_until(lambda r: HealthState.CONNECTING in r.states(), "the third request", 1_000)
+            run.rec.wait(lambda r: r.connected_count() == 1, what="listenKey stream connected")
+            run.rec.wait(lambda r: r.gaps == [FIRST_SUBSCRIPTION], what="the first subscription's gap")
+            assert run.attempts() == 3 and HealthState.FATAL not in run.rec.states()

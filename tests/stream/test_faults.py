@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from loguru import logger
 
-from actors.stream import HealthState
+from actors.stream import FIRST_SUBSCRIPTION, THROTTLE_MIN_DELAY_MS, HealthState, StreamSettings
 from sim import FaultSpec
 from tests.stream._helpers import Recorder, Running, place_limit, running_sim, stream_actor
 
@@ -25,7 +26,7 @@ def test_disconnect_reconnects_and_fires_a_gap(how: str) -> None:
         _connected(run.rec)
         first = run.proxy.stream_ids().get(timeout=5)["user"]
         assert (sim.control.close_ws("user") if how == "close" else sim.control.abort_ws("user")) == 1
-        run.rec.wait(lambda r: r.gaps == ["disconnect"], what="gap after reconnect")
+        run.rec.wait(lambda r: r.gaps == [FIRST_SUBSCRIPTION, "disconnect"], what="gap after reconnect")
         assert sim.control.wait_subscriptions(1)
         states = run.rec.states()
         assert states[-2:] == [HealthState.RECONNECTING, HealthState.CONNECTED]
@@ -44,7 +45,7 @@ def test_terminated_or_shutdown_recreates_the_stream(event: str) -> None:
             assert sim.control.event_stream_terminated() == 1
         else:
             assert sim.control.server_shutdown() == 1
-        run.rec.wait(lambda r: r.gaps == [event], what=f"gap after {event}")
+        run.rec.wait(lambda r: r.gaps == [FIRST_SUBSCRIPTION, event], what=f"gap after {event}")
         second = run.proxy.stream_ids().get(timeout=5)["user"]
         assert second not in (None, first)
         assert sim.control.wait_subscriptions(1)  # the old connection is gone, one subscription left
@@ -62,7 +63,7 @@ def test_silent_stall_is_noticed_by_the_watchdog() -> None:
         assert HealthState.SILENT not in run.rec.states()
         assert sim.control.stall_ws("user") == 1
         run.advance_until(lambda r: HealthState.SILENT in r.states(), what="silent")
-        run.rec.wait(lambda r: r.gaps == ["silence"], what="gap after silence")
+        run.rec.wait(lambda r: r.gaps == [FIRST_SUBSCRIPTION, "silence"], what="gap after silence")
         assert run.proxy.stream_ids().get(timeout=5)["user"] != first
         _events_flow(run, "after-stall")
 
@@ -83,22 +84,43 @@ def test_rejected_subscription_is_fatal_without_a_retry_storm() -> None:
         assert run.proxy.stream_ids().get(timeout=5)["user"] is None
 
 
-def test_a_transient_rejection_is_retried_with_backoff() -> None:
-    with running_sim() as sim:
-        account = sim.accounts[0].name
-        # No count: the simulator also spends counts on other WS API requests (the watchdog's probes).
-        fault = sim.control.add_fault(
-            FaultSpec(kind="reject_subscribe", target="ws-api", status=429, code=-1003, msg="Too many")
-        )
-        with stream_actor(sim) as run:
-            run.rec.wait(lambda r: r.states().count(HealthState.UNREPAIRABLE) == 1, what="first rejection")
-            # First retry is immediate; the second waits for the backoff timer on the manual clock.
-            run.rec.wait(lambda r: r.states().count(HealthState.UNREPAIRABLE) == 2, what="second rejection")
-            assert "reconnecting in" in run.rec.health[-1].reason
-            assert sim.control.remove_fault(fault)
-            run.advance(30_000)
-            _connected(run.rec)
-            run.rec.wait(lambda r: len(r.gaps) == 1, what="one gap after recovery")
-            assert run.attempts() == 3
-            assert sim.control.wait_subscriptions(1)
-            _events_flow(run, f"after-reject-{account}")
+def _rate_limited(rec: Recorder) -> list[str]:
+    return [h.reason for h in rec.health if h.reason.startswith("rate limited (code=-1003)")]
+
+
+def test_a_rate_limited_rejection_is_retried_slowly_and_never_turns_fatal() -> None:
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(str(m.record["message"])), level="WARNING", format="{message}")
+    try:
+        with running_sim() as sim:
+            # No count: the simulator also spends counts on other WS API requests (the watchdog's probes).
+            fault = sim.control.add_fault(
+                FaultSpec(kind="reject_subscribe", target="ws-api", status=429, code=-1003, msg="Too many requests.")
+            )
+            with stream_actor(sim) as run:
+                # The backoff's cap (30 s by default), as it is above THROTTLE_MIN_DELAY_MS.
+                floor = max(StreamSettings().max_reconnect_backoff_ms, THROTTLE_MIN_DELAY_MS)
+                run.rec.wait(lambda r: len(_rate_limited(r)) == 1, what="first rejection")
+                # Retried past max_rejections (3) — each only after the floor — and never fatal.
+                for n in range(2, 6):
+                    run.advance(floor - 1_000, step_ms=1_000)
+                    assert run.attempts() == n - 1, "retried before the floor"
+                    run.advance_until(lambda r, n=n: r.states().count(HealthState.CONNECTING) == n, "retry", 1_000)
+                    run.rec.wait(lambda r, n=n: len(_rate_limited(r)) == n, what=f"rejection {n}")
+                assert "refusal 5 in a row" in run.rec.health[-1].reason
+                states = run.rec.states()
+                assert HealthState.FATAL not in states
+                assert states.count(HealthState.UNREPAIRABLE) == 1  # the supervisor alerts once per episode
+                assert sim.control.remove_fault(fault)
+                run.advance(floor - 1_000, step_ms=1_000)
+                # Stop moving the clock once the retry is under way: the connect runs in real time.
+                run.advance_until(lambda r: r.states().count(HealthState.CONNECTING) == 6, "last retry", 1_000)
+                _connected(run.rec)
+                run.rec.wait(lambda r: r.gaps == [FIRST_SUBSCRIPTION], what="the first subscription's gap")
+                assert run.attempts() == 6
+                assert sim.control.wait_subscriptions(1)
+                _events_flow(run, "after-rate-limit")
+                assert run.rec.gaps == [FIRST_SUBSCRIPTION]
+    finally:
+        logger.remove(sink)
+    assert len([w for w in warnings if "health" in w and "rate limited (code=-1003)" in w]) == 5

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import random
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.stream import (
+    FIRST_SUBSCRIPTION,
     Backoff,
     ConnectionBudget,
     CreateStream,
@@ -45,18 +47,42 @@ def gaps(decisions: list[Decision]) -> list[str]:
     return [d.reason for d in decisions if isinstance(d, FireGap)]
 
 
-def live(w: StreamWatch, stream_id: str = "s1", now: int = 0) -> None:
+def live(w: StreamWatch, stream_id: str = "s1", now: int = 0) -> list[Decision]:
     assert w.start(now) == [CreateStream()]
     assert states(w.created(stream_id, now)) == [HealthState.CONNECTING]
     out = w.on_signal(stream_id, "CONNECT", None, now)
     assert out == [SendProbe(stream_id, "bexec-wd-1")]
-    assert states(w.on_probe_reply(stream_id, True, now)) == [HealthState.CONNECTED]
+    out = w.on_probe_reply(stream_id, True, now)
+    assert states(out) == [HealthState.CONNECTED]
+    return out
 
 
-def test_first_connect_is_live_after_the_probe_and_opens_no_gap() -> None:
+def test_first_subscription_fires_one_gap_once_proven_live_and_a_healthy_period_none() -> None:
     w = watch()
-    live(w)
+    assert w.gap_reason == FIRST_SUBSCRIPTION  # open from the start: the engine ran before the stream did
+    w.start(0)
+    w.created("s1", 0)
+    assert gaps(w.on_signal("s1", "CONNECT", None, 1)) == []  # connected, but not yet proven subscribed
+    out = w.on_probe_reply("s1", True, 2)
+    assert states(out) == [HealthState.CONNECTED] and gaps(out) == [FIRST_SUBSCRIPTION]
     assert w.gap_reason is None and w.budget.total == 1
+    fired: list[str] = []
+    for t in range(0, 10 * SILENCE, SILENCE // 3):  # a long healthy stretch: every probe answered
+        for d in w.on_tick(t, t - 1):
+            fired += gaps([d])
+            if isinstance(d, SendProbe):
+                fired += gaps(w.on_probe_reply(d.stream_id, True, t))
+    assert fired == [] and w.phase == "live"
+
+
+def test_a_first_subscription_that_fails_keeps_its_gap_until_one_is_live() -> None:
+    w = watch()
+    w.start(0)
+    w.created("s1", 0)
+    w.on_signal("s1", "CONNECT", None, 1)
+    w.on_signal("s1", "DISCONNECT", None, 2)  # the gap stays the first subscription's: one reconciliation
+    assert w.on_signal("s1", "CONNECT", None, 3) == [SendProbe("s1", "bexec-wd-2")]
+    assert gaps(w.on_probe_reply("s1", True, 4)) == [FIRST_SUBSCRIPTION]
 
 
 def test_disconnect_then_connect_fires_the_gap_once_subscribed() -> None:
@@ -123,10 +149,10 @@ def test_bad_key_is_fatal_and_final() -> None:
     assert w.recreate_due(10**7) == [] and w.budget.total == 1
 
 
-def test_transient_rejections_turn_fatal_after_a_few_in_a_row() -> None:
+def test_unknown_rejections_turn_fatal_after_a_few_in_a_row() -> None:
     w = watch()
     w.start(0)
-    err = "userDataStream.subscribe.signature failed: code=-1003 msg=Too many requests"
+    err = "userDataStream.subscribe.signature failed: code=-1999 msg=Something new"
     results = []
     for sid in range(1, 4):
         w.created(f"s{sid}", 0)
@@ -176,9 +202,11 @@ def test_ubwa_retry_loop_is_stopped_when_the_budget_is_spent() -> None:
 
 def test_market_stream_has_no_watchdog_and_no_gaps() -> None:
     w = watch(StreamRole.MARKET)
+    assert w.gap_reason is None
     w.start(0)
     w.created("m1", 0)
-    assert states(w.on_signal("m1", "CONNECT", None, 1)) == [HealthState.CONNECTED]
+    out = w.on_signal("m1", "CONNECT", None, 1)
+    assert states(out) == [HealthState.CONNECTED] and gaps(out) == []  # prices are snapshots: no first gap
     assert w.on_tick(10**6, None) == []
     w.on_signal("m1", "DISCONNECT", None, 10**6)
     assert gaps(w.on_signal("m1", "CONNECT", None, 10**6 + 1)) == []
@@ -228,7 +256,8 @@ def test_budget_never_admits_more_than_the_limit_per_window(
             assert len(in_window) <= max(limit, len([t for t in in_window if t != now]) + 1)
         else:
             assert budget.used(now) >= limit
-            assert budget.wait_ms(now + wait) == 0
+            # Asked on a copy: a look into the future expires attempts for good (time only moves forward).
+            assert copy.deepcopy(budget).wait_ms(now + wait) == 0
     assert budget.total == len(taken)
 
 
@@ -240,6 +269,7 @@ _INPUTS = st.lists(
                 "DISCONNECT",
                 "UNREPAIRABLE",
                 "FATAL",
+                "RATE",
                 "TERM",
                 "SHUT",
                 "PROBE_OK",
@@ -262,7 +292,7 @@ def test_watch_invariants_over_arbitrary_interleavings(inputs: list[tuple[str, i
     now = 0
     ids = iter(f"s{i}" for i in range(10_000))
     creates: list[int] = []
-    open_gap = False
+    open_gap = True  # the first subscription's
     fatal = False
     pending_due = False
 
@@ -292,6 +322,9 @@ def test_watch_invariants_over_arbitrary_interleavings(inputs: list[tuple[str, i
             out = w.on_signal(sid, "STREAM_UNREPAIRABLE", "socket broke", now)
         elif kind == "FATAL":
             out = w.on_signal(sid, "STREAM_UNREPAIRABLE", "userDataStream.subscribe.signature failed: code=-2015", now)
+        elif kind == "RATE":
+            out = w.on_signal(sid, "STREAM_UNREPAIRABLE", "userDataStream.subscribe.signature failed: code=-1003", now)
+            assert w.phase != "fatal" or fatal  # a rate limit never makes it fatal
         elif kind == "TERM":
             out = w.on_terminated(sid, now)
         elif kind == "SHUT":

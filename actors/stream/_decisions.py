@@ -1,0 +1,99 @@
+"""What the stream watchdog tells its actor: health reports and the decisions it returns (pure data).
+
+`StreamWatch` (``_watch``) never acts itself; it returns a list of these and the stream actor carries them out
+in order. `StreamHealth` is also what goes up to the supervisor through ``on_health``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = [
+    "CreateStream",
+    "Decision",
+    "FireGap",
+    "HealthState",
+    "ReportHealth",
+    "ScheduleRecreate",
+    "SendProbe",
+    "StopStream",
+    "StreamHealth",
+    "StreamRole",
+]
+
+
+class StreamRole(StrEnum):
+    """Which stream a health report or decision is about."""
+
+    USER = "user"
+    MARKET = "market"
+
+
+class HealthState(StrEnum):
+    """What the supervisor needs to know about a stream."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    SILENT = "silent"
+    RECONNECTING = "reconnecting"
+    UNREPAIRABLE = "unrepairable"
+    FATAL = "fatal"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamHealth:
+    """One health report (sent through ``on_health``)."""
+
+    stream: StreamRole
+    state: HealthState
+    reason: str
+    since_ms: int
+    reconnects: int
+    stream_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportHealth:
+    """Tell the supervisor the new health (`warn`: log it at WARNING, the operator should see it)."""
+
+    health: StreamHealth
+    warn: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FireGap:
+    """Events may have been lost: reconcile over REST now."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendProbe:
+    """Send a ``session.status`` request with this id on the stream."""
+
+    stream_id: str
+    probe_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopStream:
+    """Stop this UBWA stream (we take over reconnecting)."""
+
+    stream_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateStream:
+    """Create a new UBWA stream now (the attempt is already counted in the budget)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecreate:
+    """Call `StreamWatch.recreate_due` after this delay (0: right away)."""
+
+    delay_ms: int
+
+
+Decision = ReportHealth | FireGap | SendProbe | StopStream | CreateStream | ScheduleRecreate
