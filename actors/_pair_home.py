@@ -3,7 +3,9 @@
 `_Home` is kept on the `PairBook` (see `actors.pair` for the crash story): callers' futures, the reply address
 of gateway results, and the messages a dead actor left in its inbox. `release_callers` (for the supervisor) and
 `_release_orphaned` (on the ticker, after `actors.pair.ORPHAN_GRACE_MS`) answer callers nobody else will;
-`stored_view` asks persistence for an order that left the book's memory.
+`redirect_tells` (for the supervisor, past the restart budget) sends what would have waited for an actor that
+never comes to the root's tracking-only book instead; `stored_view` asks persistence for an order that left
+the book's memory.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pykka
@@ -23,7 +25,7 @@ from engine.domain import ClientOrderId, Order, Pair, RequestId
 from engine.gateway import GatewayResult
 from engine.pair import PairBook
 
-__all__ = ["Waiter", "_Home", "_release_orphaned", "release_callers", "stored_view"]
+__all__ = ["Waiter", "_Home", "_release_orphaned", "redirect_tells", "release_callers", "reply_address", "stored_view"]
 
 Waiter = concurrent.futures.Future[PlaceOutcome]
 
@@ -41,6 +43,7 @@ class _Home:
         self._parked: list[ProxyCall] = []
         self._waiters: dict[RequestId, list[Waiter]] = {}
         self._generation = 0
+        self._sink: Callable[[ProxyCall], None] | None = None
 
     @staticmethod
     def of(book: PairBook) -> _Home:
@@ -58,6 +61,7 @@ class _Home:
             for message in parked:
                 ref.tell(message)  # not started yet, so alive: queued ahead of anything else
             self._actor = ref
+            self._sink = None
             self._generation += 1
             return len(parked)
 
@@ -90,7 +94,19 @@ class _Home:
                     pass  # it is dying; its `detach` (which waits for this lock) will find this parked
                 else:
                     return
+            if self._sink is not None:
+                self._sink(message)  # a tell (cheap), under the lock: in order with what `redirect` returned
+                return
             self._parked.append(message)
+
+    def redirect(self, sink: Callable[[ProxyCall], None]) -> list[ProxyCall]:
+        """No actor will run the book again: returns the tells parked for one (`place` messages stay parked
+        for `release`), and every tell from now on goes to `sink` instead of waiting."""
+        with self._lock:
+            self._sink = sink
+            kept = [m for m in self._parked if m.attr_path != ("place",)]
+            self._parked = [m for m in self._parked if m.attr_path == ("place",)]
+            return kept
 
     def reply(self, result: GatewayResult) -> None:
         """The reply address of every gateway request of the book (stable across restarts)."""
@@ -152,6 +168,19 @@ def release_callers(book: PairBook, reason: str) -> int:
                       "if any, are tracked and reconciled")  # fmt: skip
     halted = Refusal(RefusalReason.HALTED, f"the pair actor stopped for good ({reason}); nothing was sent")
     return _Home.of(book).release(unknown, halted)
+
+
+def reply_address(book: PairBook) -> Callable[[GatewayResult], None]:
+    """Where gateway answers for `book` go: whichever actor runs it when the answer comes (parked while none
+    does; the root's tracking-only book once `redirect_tells` was called). Stable across restarts."""
+    return _Home.of(book).reply
+
+
+def redirect_tells(book: PairBook, sink: Callable[[ProxyCall], None]) -> list[ProxyCall]:
+    """For the supervisor, when it gives up on a pair: the tells left for its dead actor (salvaged from its
+    inbox, or answers that arrived since), and `sink` for the ones still to come (gateway answers to the dead
+    actor's requests). Callers' `place` messages are not among them: `release_callers` answers those."""
+    return _Home.of(book).redirect(sink)
 
 
 def _release_orphaned(home: _Home, generation: int, pair: Pair) -> None:

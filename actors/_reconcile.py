@@ -1,40 +1,53 @@
 """The root's reconciliation, the only cure for lost events: every live order is looked up by client order
 id and every pair's open orders are scanned (orders placed elsewhere, engine orders the database does not
-know). It runs after every stream gap, on the periodic cadence, and every few seconds while a stream is not
-connected; a round is deferred while the gateway has a backlog or is blocked (429/418), so reconciliation
-never crowds out trading nor spends the rate budget twice on the same question (startup reconciliation got
-Nautilus users banned). Execution reports for pairs outside the whitelist are orders placed elsewhere too:
-a tracking-only book records and announces them.
+know). It runs after every stream gap, on the periodic cadence, every few seconds while a stream is not
+connected, and over one pair each time its actor is restarted (a tell that raced the crash was dropped); a
+round is deferred while the gateway has a backlog or is blocked (429/418), so reconciliation never crowds out
+trading nor spends the rate budget twice on the same question (startup reconciliation got Nautilus users
+banned). Execution reports for pairs outside the whitelist are orders placed elsewhere too: a tracking-only
+book records and announces them.
 
 Reports the stream could not hand to a whitelisted pair's actor because it was dead come here too: they are
 held (in order, bounded) until the root restarts it and then delivered to the new actor ahead of anything the
 stream routes to it; past the restart budget the pair's own book becomes tracking-only here, so its fills are
-still stored. A mixin of `RootActor` (its messages run on the root's thread)."""
+still stored, and reconciliation rounds keep looking its orders up (read-only lookups, answered to the root;
+a tracking-only book never sends a create or a cancel). The tracking-only books of pairs outside the
+whitelist are not reconciled: how many orders they hold is up to whoever places them, and the rounds' rate
+cost must stay bounded. A mixin of `RootActor` (its messages run on the root's thread)."""
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from loguru import logger
+from pykka.messages import ProxyCall
 
 from actors._feeds import reconcile_requests
 from actors._recovery import open_order_scans, split_by_pair
-from actors.pair import stored_view
+from actors.pair import redirect_tells, reply_address, stored_view
 from actors.stream._frames import AccountFrame
+from actors.stream._watch import FIRST_SUBSCRIPTION
 from engine.clock import Clock
-from engine.domain import Pair
-from engine.exchange import AccountPosition, BadFrame, ExecutionReport
+from engine.domain import Order, Pair
+from engine.exchange import MUTATING_OPERATIONS, AccountPosition, BadFrame, ExecutionReport
 from engine.execution import SymbolRules
-from engine.gateway import GatewayResult
-from engine.pair import Alert, Command, Emit, LookupStored, PairBook, Persist
+from engine.gateway import GatewayResult, Op
+from engine.pair import Alert, Command, Emit, LookupStored, PairBook, Persist, Send
 
 __all__ = ["ReconcileMixin"]
 
 _ASK_TIMEOUT_S = 15.0
 _RECONCILE_BACKLOG = 100
 """Gateway queue depth above which a reconciliation round waits for the next tick."""
+_READ_ONLY = frozenset({Op.FETCH_ORDER, Op.MY_TRADES, Op.OPEN_ORDERS})
+"""What a tracking-only book may send: lookups only (an allow-list: an operation added later is not sent)."""
+assert not {op.value for op in _READ_ONLY} & MUTATING_OPERATIONS
+_TRACKED_TELLS = frozenset({"on_result", "on_report", "on_open_orders", "on_write_ahead_failed"})
+"""Pair actor messages a tracking-only book takes: each is `PairBook.<name>(*args, now_ms)`."""
 _HELD_REPORTS = 10_000
 """Execution reports held per pair while its actor is dead; past this, the rest wait for a reconciliation."""
 
@@ -63,25 +76,29 @@ class ReconcileMixin:
     _with_pair: Callable[..., Any]
     """Reach a pair actor, skipping a dead one (the root's `_with_pair`)."""
     _tell_pair: Callable[..., bool]
-    _live_pairs: Callable[[], list[Pair]]
 
-    def _scan_open_orders(self) -> None:
+    def _scan_open_orders(self, pairs: list[Pair] | None = None) -> None:
+        """Ask for the open orders of `pairs` (default: every whitelisted pair, halted ones included)."""
         assert self.gateway is not None
         proxy = self._self
-        pairs = dict.fromkeys(self._live_pairs())
-        for request in open_order_scans(pairs, lambda pair: lambda r: proxy.on_open_orders.defer(pair, r)):
+        scanned = dict.fromkeys(self._books if pairs is None else pairs)
+        for request in open_order_scans(scanned, lambda pair: lambda r: proxy.on_open_orders.defer(pair, r)):
             self.gateway.submit(request)
 
     def on_open_orders(self, pair: Pair | None, result: GatewayResult) -> None:
-        """An openOrders answer: handed to the pair's current actor (which looks into unknown orders)."""
+        """An openOrders answer: handed to the pair's current actor (which looks into unknown orders), or to
+        the pair's tracking-only book when it is halted past the restart budget."""
         if result.error is not None:
             logger.bind(pair=pair).warning("open orders scan failed: {}", result.error)
             return
-        live = set(self._live_pairs())
-        whitelisted = {s: p for s, p in self._symbol_pairs.items() if p in live}
+        whitelisted = {s: p for s, p in self._symbol_pairs.items() if p in self._books}
         answers = {pair: result} if pair is not None else split_by_pair(result, whitelisted)
         for target, answer in answers.items():
-            self._tell_pair(target, "on_open_orders", answer)
+            tracked = self._outside.get(target)
+            if tracked is None:
+                self._tell_pair(target, "on_open_orders", answer)
+            else:
+                self._track(tracked, "open orders", partial(tracked.on_open_orders, answer, self._clock.now_ms()))
 
     def reconcile_if_unhealthy(self) -> None:
         """The tight cadence: reconcile while a stream is not connected (events may be getting lost)."""
@@ -92,7 +109,18 @@ class ReconcileMixin:
     def reconcile(self, reason: str) -> int:
         """Query every live order after a stream gap (or on the cadence) and scan each pair's open orders;
         returns how many orders were queried. A round is skipped while the previous one is still queued:
-        reconciliation must never crowd out trading or spend the rate budget twice on the same question."""
+        reconciliation must never crowd out trading or spend the rate budget twice on the same question.
+
+        Whitelisted pairs halted past the restart budget are in the round too, through their tracking-only
+        books: a fill lost while their actor was dead is still found (read-only lookups; nothing is traded).
+        """
+        return self._round(list(self._books), reason)
+
+    def reconcile_pair(self, pair: Pair, reason: str) -> int:
+        """A round over one pair only (after its actor was restarted): its orders and its open orders."""
+        return self._round([pair], reason)
+
+    def _round(self, pairs: list[Pair], reason: str) -> int:
         assert self.gateway is not None
         if self._stopping:  # a timer's round queued behind shutdown: nothing may be sent after the drain
             return 0
@@ -101,25 +129,33 @@ class ReconcileMixin:
             logger.warning("reconciliation ({}) deferred: {} requests queued, blocked until {}", reason,
                            stats.queued, stats.blocked_until_ms)  # fmt: skip
             return 0
-        self._scan_open_orders()
+        self._scan_open_orders(pairs)
         queried = 0
-        for pair in self._live_pairs():
-            # A dead actor is skipped: the restarted one looks its orders up itself (`PairBook.resume`).
-            asked = self._with_pair(
-                pair,
-                "reconcilable_orders",
-                lambda proxy: (proxy, proxy.reconcilable_orders().get(timeout=_ASK_TIMEOUT_S)),
-                None,
-            )
+        for pair in pairs:
+            asked = self._reconcilable(pair)
             if asked is None:
                 continue
-            proxy, orders = asked
-            for request in reconcile_requests(pair, orders, proxy.on_result.defer):
+            orders, reply = asked
+            for request in reconcile_requests(pair, orders, reply):
                 self.gateway.submit(request)
                 queried += 1
-        log = logger.info if reason == "periodic" else logger.warning
+        # Expected rounds (the cadence, the stream's first subscription) are routine; any other follows trouble.
+        log = logger.info if reason in ("periodic", FIRST_SUBSCRIPTION) else logger.warning
         log("reconciliation ({}): {} live orders queried", reason, queried)
         return queried
+
+    def _reconcilable(self, pair: Pair) -> tuple[list[Order], Callable[[GatewayResult], None]] | None:
+        """The orders of `pair` to look up and where their answers go; None when its actor is dead."""
+        tracked = self._outside.get(pair)
+        if tracked is not None:  # halted past the budget: the root runs its book
+            return tracked.reconcilable(tracking_only=True), self._tracked_reply(pair)
+        # A dead actor is skipped: the restarted one is reconciled as soon as it is back (`child_failed`). The
+        # answers go to the book's stable address, not to this actor: if it dies before they come, its
+        # successor (or the tracking-only book) gets them.
+        orders = self._with_pair(
+            pair, "reconcilable_orders", lambda proxy: proxy.reconcilable_orders().get(timeout=_ASK_TIMEOUT_S), None
+        )
+        return None if orders is None else (orders, reply_address(self._books[pair]))
 
     def on_unrouted(self, report: Any) -> None:
         """A user-data event for no whitelisted pair (or an account event), never dropped: an execution report
@@ -162,21 +198,54 @@ class ReconcileMixin:
             self._alerts("fills_missing", message)
 
     def _track_only(self, pair: Pair) -> None:
-        """`pair`'s actor is not coming back: its book becomes tracking-only (records, events and alerts; no
-        orders are sent), with the reports held for it applied first."""
+        """`pair`'s actor is not coming back: its book becomes tracking-only (records, events and alerts, and
+        read-only lookups; no order is sent), with the reports held for it applied first."""
         book = self._outside[pair] = self._books[pair]
+        proxy = self._self
+        # First what its dead actor left (older than the reports held here since), then the held reports;
+        # the answers to its requests still in flight follow as messages (`on_tracked_tell`).
+        left = redirect_tells(book, lambda message: proxy.on_tracked_tell.defer(pair, message))
         held = self._held.pop(pair, deque())
-        if held or pair in self._held_overflow:
-            logger.bind(pair=pair).warning("{} held reports go to the tracking-only book", len(held))
+        if left or held or pair in self._held_overflow:
+            logger.bind(pair=pair).warning("{} message(s) left by its actor and {} held report(s) go to the "
+                                           "tracking-only book", len(left), len(held))  # fmt: skip
         self._held_overflow.discard(pair)
+        for message in left:
+            self.on_tracked_tell(pair, message)
         for report in held:
             self._track_report(book, report)
 
+    def on_tracked_tell(self, pair: Pair, message: ProxyCall) -> None:
+        """A tell meant for `pair`'s dead actor (left in its inbox, or a gateway answer to one of its requests)
+        applied to the pair's tracking-only book: answers and reports only. Timers, prices and cancels would
+        act on the market and are dropped; callers' requests are answered by `release_callers`."""
+        book = self._outside.get(pair)
+        name = message.attr_path[-1] if message.attr_path else ""
+        if book is None or name not in _TRACKED_TELLS:
+            logger.bind(pair=pair).debug("tracking only: {} not carried out", name)
+            return
+        self._track(book, str(name), partial(getattr(book, str(name)), *message.args, self._clock.now_ms()))
+
     def _track_report(self, book: PairBook, report: ExecutionReport) -> None:
+        self._track(book, "report", partial(book.on_report, report, self._clock.now_ms()))
+
+    def _tracked_reply(self, pair: Pair) -> Callable[[GatewayResult], None]:
+        proxy = self._self
+        return lambda result: proxy.on_tracked_result.defer(pair, result)
+
+    def on_tracked_result(self, pair: Pair, result: GatewayResult) -> None:
+        """The answer to a lookup the root sent for a tracking-only book (reconciliation and what follows it:
+        an order's status, its missing fills)."""
+        book = self._outside.get(pair)
+        if book is not None:
+            what = f"{result.request.op.value} result"
+            self._track(book, what, partial(book.on_result, result, self._clock.now_ms()))
+
+    def _track(self, book: PairBook, what: str, apply: Callable[[], list[Command]]) -> None:
         try:
-            commands = book.on_report(report, self._clock.now_ms())
-        except Exception:  # noqa: BLE001 - the root must survive a book that cannot take the report
-            logger.bind(pair=book.pair).exception("tracking-only book failed on {}", report)
+            commands = apply()
+        except Exception:  # noqa: BLE001 - the root must survive a book that cannot take what it is given
+            logger.bind(pair=book.pair).exception("tracking-only book failed on a {}", what)
             return
         self._carry_out(book, commands)
         book.forget_finished()
@@ -195,8 +264,9 @@ class ReconcileMixin:
         logger.debug("balances updated from the stream: {}", ", ".join(e.asset for e in position.balances))
 
     def _carry_out(self, book: PairBook, commands: list[Command]) -> None:
-        # A tracking-only book never trades: records, events, alerts and database lookups (a report for an
-        # order that left memory) are carried out; sends and timers are not.
+        # A tracking-only book never trades: records, events, alerts, database lookups (a report for an order
+        # that left memory) and read-only exchange lookups are carried out; creates, cancels, callers' answers
+        # and timers are not.
         assert self._store is not None and self._bus is not None
         records = [c.item for c in commands if isinstance(c, Persist)]
         if records:
@@ -208,8 +278,16 @@ class ReconcileMixin:
                 self._alerts(command.key, f"{book.pair} {command.client_order_id or ''}: {command.message}")
             elif isinstance(command, LookupStored):
                 self._lookup_stored(book, command)
+            elif isinstance(command, Send) and self._may_look_up(book, command):
+                # The answer comes back to the root (`on_tracked_result`), never to the dead pair actor.
+                self.gateway.submit(replace(command.request, reply_to=self._tracked_reply(book.pair), gate=None))
             elif not isinstance(command, Persist):
                 logger.bind(pair=book.pair).debug("tracking only: {} not carried out", type(command).__name__)
+
+    def _may_look_up(self, book: PairBook, command: Send) -> bool:
+        # Lookups only, for whitelisted pairs only (the books of pairs outside the whitelist stay as they were:
+        # records from the stream, nothing sent), and nothing after the shutdown drain.
+        return command.request.op in _READ_ONLY and book.pair in self._books and not self._stopping
 
     def _lookup_stored(self, book: PairBook, command: LookupStored) -> None:
         # As the pair actor does (ask down to persistence): the stored order, its fills and its trade.

@@ -42,7 +42,10 @@ class RootSettings:
     spool_path: Path
     pair_settings: PairSettings
     risk_manager: RiskManager = field(default_factory=DefaultRiskManager)
-    restart_budget: int = 3
+    restart_budget: int | None = None
+    """Pair-actor restarts allowed within `restart_window_ms` (None: ``execution.restart_budget``)."""
+    restart_window_ms: int | None = None
+    """The sliding window of the restart budget (None: ``execution.restart_window_s``)."""
     price_poll_ms: int = 1_000
     wallet_refresh_ms: int = 60_000
     stream: StreamSettings | None = None
@@ -51,6 +54,13 @@ class RootSettings:
     """Event listeners subscribed before anything starts (they hear crash recovery too)."""
     unhealthy_reconcile_ms: int = 5_000
     """The reconciliation cadence while a stream is not connected."""
+
+    def restart_limits(self) -> tuple[int, int]:
+        """(restarts allowed, window in ms): more restarts than that within the window halt the engine."""
+        execution = self.config.execution
+        budget = execution.restart_budget if self.restart_budget is None else self.restart_budget
+        window_ms = int(execution.restart_window_s * 1000) if self.restart_window_ms is None else self.restart_window_ms
+        return budget, window_ms
 
 
 class EngineState:

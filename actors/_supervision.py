@@ -3,6 +3,10 @@ safely, the restart budget, and the shutdown drain (stop the timers and the stre
 orders, wait for the gateway queue). A mixin of `RootActor` (its messages run on the root's thread); the
 root's `on_stop` then flushes and stops the children in reverse.
 
+The restart budget is a sliding window of engine time (OTP's intensity/period): at most `restart_budget`
+restarts within `restart_window_ms`, engine-wide; one crash more halts. Every restart is followed by a
+reconciliation round over the restarted pair: a tell that raced the crash is lost, what it carried is not.
+
 A dead pair actor never takes the root with it: every root path reaches a pair through `_with_pair`, which
 skips a dead actor (crashed and not yet restarted, or past the budget). Execution reports the stream could not
 hand to a dead actor come here (`on_unrouted`) and are held until its restart, then delivered in order.
@@ -50,6 +54,9 @@ class SupervisionMixin:
     _pairs: dict[Pair, Any]
     _outside: dict[Pair, PairBook]
     _restarts: int
+    """Restarts since the engine started (health, metrics)."""
+    _recent_restarts: deque[int]
+    """When (engine time) the restarts within the budget's window were made, oldest first."""
     _held: dict[Pair, deque[Any]]
     _held_overflow: set[Pair]
     _dead_logged: set[str]
@@ -63,6 +70,8 @@ class SupervisionMixin:
     """Hand a report to a pair's actor, or hold it (the root's reconciliation mixin)."""
     _track_only: Callable[[Pair], None]
     """Make a pair's book tracking-only, run by the root (the root's reconciliation mixin)."""
+    reconcile_pair: Callable[[Pair, str], int]
+    """A reconciliation round over one pair (the root's reconciliation mixin)."""
 
     # ---- pair actors --------------------------------------------------------------------------------
     def _start_pair(self, pair: Pair) -> None:
@@ -85,8 +94,9 @@ class SupervisionMixin:
             self._deliver_report(pair, report)
         self._routing.routes = {**self._routing.routes, pair: ref.proxy()}
         if pair in self._held_overflow:
+            # The reports past the bound are the exchange's: the round that follows every restart finds them.
             self._held_overflow.discard(pair)
-            self._self.reconcile.defer(f"reports for {pair} dropped while its actor was dead")
+            logger.bind(pair=pair).warning("reports were dropped while the pair actor was dead; reconciling")
 
     def _with_pair(self, pair: Pair, what: str, use: Callable[[Any], _T], default: _T) -> _T:
         """`use(proxy)` on `pair`'s actor: the one way every root path reaches a pair actor.
@@ -137,16 +147,39 @@ class SupervisionMixin:
             self._track_only(pair)
             release_callers(self._books[pair], "the pair actor died during shutdown")
             return
-        self._restarts += 1
-        if self._restarts > self._s.restart_budget:
+        budget, window_ms = self._s.restart_limits()
+        if not self._restart_allowed(budget, window_ms):
             ctx = self._state.halt(HALT_RESTARTS, "restart budget exhausted")
             self._track_only(pair)
             # Nobody will answer its callers now: they hear at once, not after the orphan grace period.
             release_callers(self._books[pair], ctx.halt_reason)
             self._alerts("restart_budget", f"pair actor {pair} died; halted ({ctx.halt_reason})")
             return
-        logger.bind(pair=pair).error("pair actor died; restarting ({}/{})", self._restarts, self._s.restart_budget)
+        logger.bind(pair=pair).error("pair actor died; restarting ({}/{} within {} s)", len(self._recent_restarts),
+                                     budget, window_ms / 1000)  # fmt: skip
         self._start_pair(pair)
+        # A tell that raced the crash (the sender saw the actor alive, its message landed after `on_failure`
+        # took the inbox) is dropped by pykka: a stream report, a gateway answer told to the dead proxy, a
+        # price. What it carried is at the exchange: look this pair's orders up now, not at the next round.
+        self.reconcile_pair(pair, f"pair actor {pair} restarted")
+
+    def _restart_allowed(self, budget: int, window_ms: int) -> bool:
+        """Count one restart now, unless `budget` restarts were made within the last `window_ms` (engine time).
+
+        A sliding window, like OTP's supervisor intensity/period: a crash a week never halts a daemon, a crash
+        loop does. Engine-wide, not per pair (as the lifetime count it replaces): the halt it leads to is
+        engine-wide, and one fault that kills every pair (a library bug, a bad message shape) is one reason to
+        stop, not one budget per pair to spend first.
+        """
+        now = self._clock.now_ms()
+        recent = self._recent_restarts
+        while recent and recent[0] <= now - window_ms:
+            recent.popleft()
+        if len(recent) >= budget:
+            return False
+        recent.append(now)
+        self._restarts += 1
+        return True
 
     # ---- shutdown -----------------------------------------------------------------------------------
     def shutdown(self, cancel_open: bool) -> dict[str, int]:

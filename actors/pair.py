@@ -14,7 +14,10 @@ dead actor held outside the book lives in its `_Home`, kept on the book: callers
 new actor when the book decides), the reply address of gateway results (it reaches whichever actor runs the
 book now, and parks results while none does), and the messages left in the dead actor's inbox (pykka drops
 queued tells of a dead actor; these are salvaged in `on_failure` and handed to the new actor in order).
-A pair that is not restarted (past the restart budget) answers its callers after `ORPHAN_GRACE_MS`.
+A tell sent straight to the actor that races its crash (the sender saw it alive, the message landed after
+`on_failure` took the inbox) is still dropped by pykka: the root reconciles the pair after every restart, which
+recovers what such a tell carried. A pair that is not restarted (past the restart budget) answers its callers
+after `ORPHAN_GRACE_MS`, and what was parked for it goes to the root's tracking-only book (`redirect_tells`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import pykka
 from loguru import logger
 from pykka.messages import ProxyCall
 
-from actors._pair_home import _Home, _release_orphaned, release_callers, stored_view
+from actors._pair_home import _Home, _release_orphaned, redirect_tells, release_callers, reply_address, stored_view
 from actors._ticker import Ticker
 from engine.api import EngineEvent, EventKind, PlaceOutcome, Refusal, RefusalReason
 from engine.clock import Clock
@@ -51,7 +54,17 @@ from engine.pair import (
     replay_outcome,
 )
 
-__all__ = ["ORPHAN_GRACE_MS", "EventSink", "GatewayLike", "PairActor", "StoreLike", "release_callers", "stored_view"]
+__all__ = [
+    "ORPHAN_GRACE_MS",
+    "EventSink",
+    "GatewayLike",
+    "PairActor",
+    "StoreLike",
+    "redirect_tells",
+    "release_callers",
+    "reply_address",
+    "stored_view",
+]
 
 _LOOKUP_TIMEOUT_S = 10.0
 ORPHAN_GRACE_MS = 30_000

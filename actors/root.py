@@ -3,10 +3,11 @@
 Children: event bus → persistence → gateway → one pair actor per whitelisted pair. The root also values the
 account in BTC (GET /api/v3/account and ticker prices through the gateway) at start and every minute, so intake
 refuses with `wallet_below_minimum` below `execution.min_wallet_btc`. A pair actor that dies is
-restarted with a new ref over the same book (its orders survive) and routing is updated; past the restart
-budget the engine enters the safe halted state (no new orders) and the dead pair's book becomes tracking-only,
-run by the root (its reports are still stored). Graceful shutdown: stop intake → drain the gateway queue →
-cancel or keep open orders per `on_shutdown` → flush → stop in reverse.
+restarted with a new ref over the same book (its orders survive), routing is updated and the pair is
+reconciled; past the restart budget (`execution.restart_budget` restarts within `restart_window_s`, engine-wide)
+the engine enters the safe halted state (no new orders) and the dead pair's book becomes tracking-only, run by
+the root (its reports are still stored, its orders still reconciled, read-only). Graceful shutdown: stop intake
+→ drain the gateway queue → cancel or keep open orders per `on_shutdown` → flush → stop in reverse.
 
 The actor is a shell over the modules next to it: supervision of the pair actors and the shutdown drain
 (`_supervision`), reconciliation (`_reconcile`), the wallet and health (`_wallet`), and its plain parts, the
@@ -76,6 +77,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         self._books: dict[Pair, PairBook] = {}
         self._pairs: dict[Pair, pykka.ActorRef[PairActor]] = {}
         self._restarts = 0
+        self._recent_restarts: deque[int] = deque()
         self._symbol_pairs: dict[str, Pair] = {}
         self._stream_ref: pykka.ActorRef[StreamActor] | None = None
         self._timers: dict[str, int] = {}

@@ -154,6 +154,8 @@ class ExecutionConfig(_Section):
     on_shutdown: Literal["cancel", "keep"] = "cancel"
     conflict_policy: Literal["refuse", "queue"] = "refuse"
     unknown_outcome_grace_s: Decimal = Field(default=Decimal(15), gt=0, le=300, allow_inf_nan=False)
+    restart_budget: int = Field(default=3, ge=0, le=1000)  # pair-actor restarts allowed within the window
+    restart_window_s: Decimal = Field(default=Decimal(60), gt=0, le=86400, allow_inf_nan=False)
 
     @field_validator("dry_run_wallet", mode="before")
     @classmethod

@@ -92,16 +92,19 @@ class PairBook(PlanBook):
         """Legs not yet terminal."""
         return [leg for leg in self._legs.values() if not leg.terminal]
 
-    def reconcilable(self) -> list[Order]:
+    def reconcilable(self, *, tracking_only: bool = False) -> list[Order]:
         """The orders reconciliation looks up: the live ones (their state may have moved while events were lost)
         and those whose create outcome stayed unknown after every lookup (nothing else asks about them). Orders
-        still being resolved, or not sent yet, are left to their own path."""
+        still being resolved, or not sent yet, are left to their own path — except in a tracking-only book
+        (`tracking_only`: run by the root past the restart budget, with no timers), where reconciliation is
+        their only path: every unfinished order is looked up (a lookup by client order id is read-only)."""
         return [
             order_of(leg)
             for leg in self._legs.values()
             if not leg.terminal
             and (
-                leg.state.status in _RECONCILED
+                tracking_only
+                or leg.state.status in _RECONCILED
                 or (leg.resolver is not None and leg.resolver.state is Resolution.GAVE_UP)
             )
         ]

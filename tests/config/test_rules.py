@@ -104,6 +104,21 @@ RULES = [
         "Input should be greater than or equal to 0",
     ),
     (
+        {"FREQTRADE__EXECUTION__RESTART_BUDGET": "-1"},
+        "execution.restart_budget",
+        "Input should be greater than or equal to 0",
+    ),
+    (
+        {"FREQTRADE__EXECUTION__RESTART_WINDOW_S": "0"},
+        "execution.restart_window_s",
+        "Input should be greater than 0",
+    ),
+    (
+        {"FREQTRADE__EXECUTION__RESTART_WINDOW_S": "86401"},
+        "execution.restart_window_s",
+        "Input should be less than or equal to 86400",
+    ),
+    (
         {"FREQTRADE__EXECUTION__DRY_RUN_WALLET": "{}"},
         "execution.dry_run_wallet",
         "an asset → amount mapping needs at least one asset",

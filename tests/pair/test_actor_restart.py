@@ -12,6 +12,8 @@ from typing import Any
 
 import pykka
 import pytest
+from pykka._envelope import Envelope
+from pykka.messages import ProxyCall
 
 from actors._ticker import Ticker
 from actors.pair import ORPHAN_GRACE_MS, PairActor, release_callers
@@ -132,6 +134,29 @@ def test_a_caller_waiting_at_the_crash_hears_the_real_outcome_from_the_restarted
     assert isinstance(outcome, Accepted) and outcome.order.status is OrderStatus.OPEN
     [order] = rig.proxy.open_orders().get(timeout=_WAIT_S)
     assert order.status is OrderStatus.OPEN  # the new actor knows the order is live (not stuck `submitted`)
+
+
+def test_a_timer_whose_tell_is_lost_in_the_crash_race_is_rearmed_by_the_restarted_actor() -> None:
+    rig = _Rig()
+    req = request()
+    future = rig.place(req)
+    [create] = rig.gateway.creates(1)
+    assert create.reply_to is not None
+    create.reply_to(GatewayResult(create, data=order_json(create, "NEW")))
+    assert isinstance(future.result(_WAIT_S), Accepted)
+    dead = rig.refs[-1]
+    rig.proxy.crash.defer()
+    assert rig.restarted.wait(_WAIT_S)
+    # The limit's deadline came as the actor died: the ticker's tell passed `is_alive()` and landed in the inbox
+    # after `on_failure` took it, so pykka drops it. The book still holds the deadline: the restarted actor
+    # re-armed it (`PairBook.resume`).
+    dead.actor_inbox.put(Envelope(ProxyCall(attr_path=("on_timer",), args=(f"plan:{req.request_id}",), kwargs={})))
+    rig.proxy.active_requests().get(timeout=_WAIT_S)  # barrier: the new actor's `on_start` has run
+    rig.ticker.advance(3_600_000)  # the limit timeout
+    with rig.gateway.arrived:
+        assert rig.gateway.arrived.wait_for(lambda: any(r.op is Op.CANCEL_ORDER for r in rig.gateway.sent), _WAIT_S), (
+            "the limit's timeout was lost with the dead actor"
+        )
 
 
 def test_an_answer_arriving_while_no_actor_runs_the_book_is_kept_for_the_next_one() -> None:

@@ -221,3 +221,25 @@ def test_fills_of_a_restored_order_whose_request_was_summed_up_are_added_to_its_
     assert last_trade.filled == Decimal("0.01") and last_trade.status is TradeStatus.FILLED
     assert last_trade.fees == {"BNB": Decimal("0.2")} and last_trade.remainder == 0
     assert sorted(f.trade_id for f in h.fills()) == [2, 3]
+
+
+def test_a_tracking_only_book_looks_up_an_order_whose_create_was_never_answered() -> None:
+    # Past the restart budget the root runs the book without timers: an order whose create answer died with
+    # the actor is left to its own path (the resolver's timers) in a live book, but in a tracking-only book
+    # reconciliation is the only thing that will ever ask about it.
+    from actors._feeds import reconcile_requests
+
+    h = Harness()
+    h.place(request())
+    create = h.sent[-1]
+    assert create.op is Op.CREATE_ORDER
+    assert h.book.reconcilable() == []  # a live book leaves it to the resolver's lookups
+    [order] = h.book.reconcilable(tracking_only=True)
+    answers: list[GatewayResult] = []
+    [fetch] = reconcile_requests(h.book.pair, [order], answers.append)
+    assert fetch.op is Op.FETCH_ORDER and fetch.params["origClientOrderId"] == order.client_order_id
+    found = order_json(create, "FILLED", "0.01", [("60000", "0.01")])
+    h.run(h.book.on_result(GatewayResult(fetch, data=found), h.now))
+    leg = h.book.leg(order.client_order_id)
+    assert leg is not None and leg.state.status is OrderStatus.FILLED
+    assert h.book.reconcilable(tracking_only=True) == []

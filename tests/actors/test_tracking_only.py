@@ -1,0 +1,144 @@
+"""A tracking-only book (a pair halted past the restart budget, run by the root) never trades: of what it asks
+for, the root carries out records, events, alerts and read-only lookups, and never a create or a cancel. And
+the root's plain settings: where the restart budget and its window come from.
+
+The root's reconciliation mixin as a plain object over fakes at its seams (gateway, persistence, bus, its own
+proxy): no actor runs, commands are carried out in the test's thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from actors._reconcile import ReconcileMixin
+from actors._state import RootSettings
+from actors.gateway import GatewaySettings
+from engine.clock import ManualClock
+from engine.config import Config
+from engine.domain import ClientOrderId, Order, OrderRole, OrderStatus, OrderType, Pair, RequestId, Side
+from engine.gateway import GatewayRequest, GatewayResult, Op
+from engine.pair import Command, PairSettings, Persist, Schedule, Send, WriteAhead
+
+BTC, DOGE = Pair("BTC/USDT"), Pair("DOGE/USDT")
+_NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class _Calls:
+    sent: list[GatewayRequest] = field(default_factory=list)
+    saved: list[Any] = field(default_factory=list)
+    told: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+
+    def submit(self, request: GatewayRequest) -> None:
+        self.sent.append(request)
+
+    def save_many(self, records: Sequence[Any]) -> None:
+        self.saved.extend(records)
+
+
+class _Teller:
+    """The root's own proxy: every `x.defer(*args)` is recorded."""
+
+    def __init__(self, calls: _Calls) -> None:
+        self._calls = calls
+
+    def __getattr__(self, name: str) -> Any:
+        return SimpleNamespace(defer=lambda *args: self._calls.told.append((name, args)))
+
+
+class _Root(ReconcileMixin):
+    def __init__(self, *, stopping: bool = False) -> None:
+        self.calls = _Calls()
+        self.gateway = self.calls
+        self._store = self.calls
+        self._bus = SimpleNamespace(proxy=lambda: SimpleNamespace(publish=SimpleNamespace(defer=lambda _e: None)))
+        self._self = _Teller(self.calls)
+        self._clock = ManualClock()
+        self._stopping = stopping
+        self._alerts = lambda _key, _message: None
+        self._books: Any = {BTC: None}  # the whitelist (its books are not read here)
+
+
+def _request(op: Op) -> GatewayRequest:
+    return GatewayRequest(op, {"symbol": "BTCUSDT", "origClientOrderId": "c-1"}, key="c-1", pair=BTC)
+
+
+def _order() -> Order:
+    return Order(
+        client_order_id=ClientOrderId("c-2"),
+        request_id=RequestId("r-1"),
+        pair=BTC,
+        side=Side.BUY,
+        order_type=OrderType.MARKET,
+        role=OrderRole.FALLBACK,
+        parent_client_order_id=ClientOrderId("c-1"),
+        amount=Decimal("0.01"),
+        status=OrderStatus.PENDING_SUBMIT,
+        created_at=_NOW,
+        updated_at=_NOW,
+    )
+
+
+@pytest.mark.parametrize("op", list(Op))
+def test_only_lookups_are_sent_and_their_answers_come_back_to_the_root(op: Op) -> None:
+    root = _Root()
+    book: Any = SimpleNamespace(pair=BTC)
+    root._carry_out(book, [Send(_request(op))])
+    if op in (Op.FETCH_ORDER, Op.MY_TRADES, Op.OPEN_ORDERS):
+        [sent] = root.calls.sent
+        assert sent.op is op and sent.params == _request(op).params and sent.reply_to is not None
+        answer = GatewayResult(sent, data={})
+        sent.reply_to(answer)
+        assert root.calls.told == [("on_tracked_result", (BTC, answer))]
+    else:
+        assert root.calls.sent == []  # a create, a cancel (or anything not a lookup) never leaves
+
+
+def test_a_write_ahead_and_timers_are_not_carried_out_and_records_are() -> None:
+    root = _Root()
+    book: Any = SimpleNamespace(pair=BTC)
+    record = _order()
+    commands: list[Command] = [
+        Persist(record),
+        WriteAhead(_order(), _request(Op.CREATE_ORDER)),
+        Send(_request(Op.CANCEL_ORDER)),
+        Schedule("plan:r-1", 0),
+    ]
+    root._carry_out(book, commands)
+    assert root.calls.sent == []
+    assert root.calls.saved == [record]
+
+
+def test_nothing_is_sent_after_the_shutdown_drain() -> None:
+    root = _Root(stopping=True)
+    book: Any = SimpleNamespace(pair=BTC)
+    root._carry_out(book, [Send(_request(Op.FETCH_ORDER)), Send(_request(Op.MY_TRADES))])
+    assert root.calls.sent == []
+
+
+def test_the_book_of_a_pair_outside_the_whitelist_sends_nothing() -> None:
+    root = _Root()
+    book: Any = SimpleNamespace(pair=DOGE)  # orders placed elsewhere: recorded from the stream only, as before
+    root._carry_out(book, [Send(_request(Op.FETCH_ORDER)), Send(_request(Op.MY_TRADES))])
+    assert root.calls.sent == []
+
+
+def test_the_restart_budget_and_window_come_from_the_configuration_unless_given() -> None:
+    def settings(**given: Any) -> RootSettings:
+        config = Config.model_validate({"execution": {"restart_budget": "5", "restart_window_s": "0.5"}})
+        return RootSettings(config, GatewaySettings(), "sqlite:///x", Path("s"), PairSettings(), **given)
+
+    assert RootSettings(Config(), GatewaySettings(), "sqlite:///x", Path("s"), PairSettings()).restart_limits() == (
+        3,
+        60_000,
+    )
+    assert settings().restart_limits() == (5, 500)
+    assert settings(restart_budget=1, restart_window_ms=10).restart_limits() == (1, 10)
