@@ -20,7 +20,7 @@ from typing import Any
 import pykka
 from _interleave import RawCommit
 
-__all__ = ["BarePipeline"]
+__all__ = ["BareFleet", "BarePipeline"]
 
 
 class _Store(pykka.ThreadingActor):
@@ -47,9 +47,9 @@ class _Store(pykka.ThreadingActor):
 class _Pair(pykka.ThreadingActor):
     """Tells the store, hands the gated create to the loop, answers the caller when the result comes back."""
 
-    def __init__(self, store: Any, loop: asyncio.AbstractEventLoop, client: Any) -> None:
+    def __init__(self, store: Any, loop: asyncio.AbstractEventLoop, client: Any, market: str = "BTC/USDT") -> None:
         super().__init__()
-        self._store, self._loop, self._client = store, loop, client
+        self._store, self._loop, self._client, self._market = store, loop, client, market
         self._waiting: dict[str, concurrent.futures.Future[Any]] = {}
         self._me: Any = None
 
@@ -61,12 +61,12 @@ class _Pair(pykka.ThreadingActor):
         self._waiting[cid] = future
         gate: asyncio.Future[None] = self._loop.create_future()  # only awaited/set on the loop thread
         self._store.write_ahead.defer(self._loop, gate)
-        me, client = self._me, self._client
+        me, client, market = self._me, self._client, self._market
 
         async def create() -> None:
             await gate
             side, qty, price = args
-            order = await client.create_order("BTC/USDT", "limit", side, qty, price, {"newClientOrderId": cid})
+            order = await client.create_order(market, "limit", side, qty, price, {"newClientOrderId": cid})
             me.on_result.defer(cid, order)
 
         self._loop.call_soon_threadsafe(lambda: self._loop.create_task(create()))
@@ -99,4 +99,25 @@ class BarePipeline:
 
     def stop(self) -> None:
         self._pair.stop()
+        self._store.stop()
+
+
+class BareFleet:
+    """The bare layout for many pairs: one store actor, one pair actor per market, one ccxt client (a floor for
+    the 20-pair throughput run, as `BarePipeline` is for latency)."""
+
+    def __init__(self, url: str, loop_thread: Any, client: Any, markets: list[str]) -> None:
+        self._store = _Store.start(url)
+        self._pairs = {m: _Pair.start(self._store.proxy(), loop_thread.loop, client, m) for m in markets}
+        self._proxies = {m: ref.proxy() for m, ref in self._pairs.items()}
+
+    def place(self, market: str, args: tuple[str, str, str]) -> concurrent.futures.Future[Any]:
+        """One order on `market`; the future resolves with ccxt's order once the exchange answered."""
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._proxies[market].place.defer(args, future)
+        return future
+
+    def stop(self) -> None:
+        for ref in self._pairs.values():
+            ref.stop()
         self._store.stop()

@@ -5,7 +5,8 @@ order's intent ahead, one raw single-row commit on the same database. Prints eac
 durability is visible, p50/p99, and the ratios (targets: p50 ≤ 1.15, p99 ≤ 1.3), next to the design card's
 actor layout rebuilt with no logic (`bench/_bare_layout.py`): what the layout alone costs above the floor.
 The contenders run in alternating blocks (`bench/_interleave.py`), so the machine's drift hits all alike.
-Then throughput across 20 pairs at equal concurrency (target ≥ 0.8× raw ccxt async; alternating rounds too)
+Then throughput across 20 pairs at equal concurrency (target ≥ 0.8× raw ccxt async; alternating rounds too,
+with the bare layout across the same 20 pairs as a third contender)
 and RSS growth over many orders (target ≤ 50 MB after 100,000). Ends with an instrumented run printing where
 an order's time goes, hop by hop (`bench/_order_hops.py`).
 Run: `python bench/order_latency.py [--orders N] [--block N] [--memory-orders N] [--breakdown-orders N]
@@ -26,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from _bare_layout import BarePipeline
+from _bare_layout import BareFleet, BarePipeline
 from _interleave import EngineOrders, Measured, RawCcxt, RawCommit, ccxt_client, interleaved, run_in_loop
 from _order_hops import OrderHops
 from _order_rig import (
@@ -144,32 +145,55 @@ def engine_throughput(engine: Any, n: int, concurrency: int) -> tuple[float, int
     return done / (time.perf_counter() - start), refused
 
 
+def bare_throughput(fleet: BareFleet, n: int, concurrency: int) -> float:
+    """As `engine_throughput`, through the bare layout (one order in flight per pair)."""
+    counter = iter(range(n))
+    start = time.perf_counter()
+
+    def pump(symbol: str) -> None:
+        market = symbol.removesuffix("USDT") + "/USDT"
+        for i in counter:
+            fleet.place(market, order_args(symbol, i)).result(timeout=60)
+
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(pump, SYMBOLS[:concurrency]))
+    return n / (time.perf_counter() - start)
+
+
 def throughput(sim: SimProcess, loop: LoopThread, url: str, spool: Path, n: int, rounds: int = 4) -> bool:
-    """20 pairs, one request in flight per pair, raw ccxt and engine in alternating rounds of n/rounds orders."""
+    """20 pairs, one request in flight per pair: raw ccxt, the bare layout and the engine in alternating rounds
+    of n/rounds orders each (the bare layout with one commit per order, as the engine's write-ahead)."""
     pairs = [s.removesuffix("USDT") + "/USDT" for s in SYMBOLS]
     engine = start_engine(sim, url, spool, pairs)
-    client = run_in_loop(loop, ccxt_client(sim))
-    raw_s = eng_s = 0.0
+    client, bare_client = run_in_loop(loop, ccxt_client(sim)), run_in_loop(loop, ccxt_client(sim))
+    fleet = BareFleet(url, loop, bare_client, pairs)
+    raw_s = bare_s = eng_s = 0.0
     refused = 0
     try:
         per = max(1, n // rounds)
-        # warm-up, not counted: connections opened, caches filled on both sides
+        # warm-up, not counted: connections opened, caches filled on every side
         run_in_loop(loop, raw_ccxt_throughput(client, 200, 20), 600)
+        bare_throughput(fleet, 200, 20)
         engine_throughput(engine, 200, 20)
         for _ in range(rounds):
             raw_s += per / run_in_loop(loop, raw_ccxt_throughput(client, per, 20), 600)
+            bare_s += per / bare_throughput(fleet, per, 20)
             rate, r = engine_throughput(engine, per, 20)
             eng_s += per / rate
             refused += r
-        raw_tp, eng_tp = per * rounds / raw_s, per * rounds / eng_s
+        raw_tp, bare_tp, eng_tp = per * rounds / raw_s, per * rounds / bare_s, per * rounds / eng_s
         ok = eng_tp / raw_tp >= 0.8 and refused == 0
         print(f"\n[throughput] 20 pairs, {per * rounds} orders each in {rounds} alternating rounds: raw ccxt async "
-              f"{raw_tp:.0f}/s, engine {eng_tp:.0f}/s, ratio {eng_tp / raw_tp:.2f} (target ≥ 0.8 "
-              f"{'PASS' if eng_tp / raw_tp >= 0.8 else 'FAIL'}), refused {refused}")  # fmt: skip
+              f"{raw_tp:.0f}/s, bare actor layout {bare_tp:.0f}/s (ratio {bare_tp / raw_tp:.2f}), engine "
+              f"{eng_tp:.0f}/s, ratio {eng_tp / raw_tp:.2f} (target ≥ 0.8 "
+              f"{'PASS' if eng_tp / raw_tp >= 0.8 else 'FAIL'}), engine/bare {eng_tp / bare_tp:.2f}, "
+              f"refused {refused}")  # fmt: skip
         return ok
     finally:
         engine.stop(graceful=False)
+        fleet.stop()
         run_in_loop(loop, client.close())
+        run_in_loop(loop, bare_client.close())
 
 
 def memory(sim: SimProcess, url: str, spool: Path, n: int) -> bool:
