@@ -7,8 +7,8 @@ the stream, ``HTTP 418`` sends UBWA into its 0.1 s retry loop), and Binance.US's
 code and ``Retry-After`` header). Each is sorted into one of three kinds (binance-spot.md §4.1, §4.2, §5):
 
 - fatal: the key or the signature is bad; retrying cannot fix it and would only spend weight;
-- throttled: a rate limit (``-1003``, ``-1015``, HTTP 429/418) or trouble on the exchange's side (HTTP 5xx
-  codes). It passes by itself, so it is never fatal — but retrying soon earns another refusal, and going on
+- throttled: a rate limit (``-1003``, ``-1015``, HTTP 429/418), a WAF block (HTTP 403) or trouble on the
+  exchange's side (HTTP 5xx codes). It passes by itself, so it is never fatal — but retrying soon earns another refusal, and going on
   past 429s is what gets an IP banned (418, two minutes up to three days): retry slowly, as the exchange asks;
 - other: anything else; retried with backoff, fatal after a few in a row (the watchdog counts them).
 """
@@ -53,7 +53,10 @@ keep coming meanwhile from the reconciliation the root runs every few seconds wh
 """
 
 _RATE_LIMIT_STATUSES = frozenset({418, 429})
-_AUTH_STATUSES = frozenset({401, 403})
+_AUTH_STATUSES = frozenset({401})
+_BLOCKED_STATUSES = frozenset({403})
+"""A WAF block (binance-spot.md §4.1): refused before it reached the exchange, not a judgement of the key — as
+`engine.exchange` maps it for REST (retry later). A bad key answers 401 with -2014/-2015."""
 _MAX_RETRY_AFTER_MS = 3 * 86_400_000  # Binance's longest ban: a longer wait can only be a misread number
 
 _CODE_RE = re.compile(r"code=(-?\d+)")
@@ -92,8 +95,9 @@ class Rejection:
         what = f"code={self.code}" if self.code is not None else f"HTTP {self.status}"
         if self.kind is not RejectionKind.THROTTLED:
             return f"rejected ({what})"
-        limited = self.code in RATE_LIMIT_CODES or self.status in _RATE_LIMIT_STATUSES
-        return f"{'rate limited' if limited else 'exchange busy'} ({what})"
+        if self.code in RATE_LIMIT_CODES or self.status in _RATE_LIMIT_STATUSES:
+            return f"rate limited ({what})"
+        return f"{'blocked' if self.status in _BLOCKED_STATUSES else 'exchange busy'} ({what})"
 
 
 def classify_rejection(code: int | None, status: int | None = None, retry_after_ms: int | None = None) -> Rejection:
@@ -104,6 +108,7 @@ def classify_rejection(code: int | None, status: int | None = None, retry_after_
         code in RATE_LIMIT_CODES
         or code in BUSY_CODES
         or status in _RATE_LIMIT_STATUSES
+        or status in _BLOCKED_STATUSES
         or (status is not None and 500 <= status <= 599)
     ):
         kind = RejectionKind.THROTTLED

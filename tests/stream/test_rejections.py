@@ -69,7 +69,8 @@ def _rejected_again(w: StreamWatch, sid: str, error: str, now: int) -> list[obje
         (None, 503, RejectionKind.THROTTLED, "exchange busy (HTTP 503)"),
         (-2015, 401, RejectionKind.FATAL, "rejected (code=-2015)"),
         (-1022, None, RejectionKind.FATAL, "rejected (code=-1022)"),
-        (None, 403, RejectionKind.FATAL, "rejected (HTTP 403)"),
+        (None, 403, RejectionKind.THROTTLED, "blocked (HTTP 403)"),  # a WAF block, as REST maps it
+        (-2015, 403, RejectionKind.FATAL, "rejected (code=-2015)"),  # the code decides
         (-1999, 400, RejectionKind.OTHER, "rejected (code=-1999)"),
         (0, None, RejectionKind.OTHER, "rejected (code=0)"),
     ],
