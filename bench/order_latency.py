@@ -3,7 +3,9 @@
 Floor (same guarantees, same simulator): raw ccxt async `create_order` plus, because the engine writes each
 order's intent ahead, one raw single-row commit on the same database. Prints each part so the cost of
 durability is visible, p50/p99, and the ratios (targets: p50 ≤ 1.15, p99 ≤ 1.3), next to the design card's
-actor layout rebuilt with no logic (`bench/_bare_layout.py`): what the layout alone costs above the floor.
+actor layout rebuilt with no logic (`bench/_bare_layout.py`): what the layout alone costs above the floor; and
+two leaner bare layouts (`bench/_alt_layouts.py`): the pairs on the event loop (option (b)), and the least any
+engine with its own I/O thread can do (two hand-offs, the commit on the loop).
 The contenders run in alternating blocks (`bench/_interleave.py`), so the machine's drift hits all alike.
 Then throughput across 20 pairs at equal concurrency (target ≥ 0.8× raw ccxt async; alternating rounds too,
 with the bare layout across the same 20 pairs as a third contender)
@@ -27,6 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from _alt_layouts import LoopLayout, TwoHopLayout
 from _bare_layout import BareFleet, BarePipeline
 from _interleave import EngineOrders, Measured, RawCcxt, RawCommit, ccxt_client, interleaved, run_in_loop
 from _order_hops import OrderHops
@@ -53,14 +56,17 @@ def _args(i: int) -> tuple[str, str, str]:
 # ---- latency ---------------------------------------------------------------------------------------
 def latency(label: str, url: str, sim: SimProcess, loop: LoopThread, spool: Path, n: int, block: int) -> bool:
     """Raw ccxt, raw commit, the bare layout and the engine on one database, in alternating blocks."""
-    clients = [run_in_loop(loop, ccxt_client(sim)) for _ in range(2)]
+    clients = [run_in_loop(loop, ccxt_client(sim)) for _ in range(4)]
     commit = RawCommit(url)
     bare = BarePipeline(url, loop, clients[1], _args)
+    on_loop, two_hop = LoopLayout(url, loop, clients[2], _args), TwoHopLayout(url, loop, clients[3], _args)
     engine = start_engine(sim, url, spool, [PAIR])
     try:
         contenders = {
             "ccxt": RawCcxt(loop, clients[0], PAIR, _args),
             "commit": commit,
+            "twohop": two_hop,
+            "loop": on_loop,
             "bare": bare,
             "engine": EngineOrders(engine, PAIR, _args),
         }
@@ -68,6 +74,8 @@ def latency(label: str, url: str, sim: SimProcess, loop: LoopThread, spool: Path
     finally:
         engine.stop(graceful=False)
         bare.stop()
+        on_loop.stop()
+        two_hop.stop()
         commit.close()
         for client in clients:
             run_in_loop(loop, client.close())
@@ -81,18 +89,20 @@ def report(label: str, m: dict[str, Measured], block: int) -> bool:
         ("raw ccxt async create_order", "ccxt"),
         ("raw single-row commit", "commit"),
         (None, None),
+        ("bare: 2 hops, commit on the loop", "twohop"),
+        ("bare: pairs on the loop (b)", "loop"),
         ("bare actor layout (no logic)", "bare"),
         ("engine", "engine"),
     )
     for name, key in rows:
         if key is None:
-            print(f"  {'floor (ccxt + commit)':<31}p50 {floor50 * 1e6:7.0f}  p99 {floor99 * 1e6:7.0f}")
+            print(f"  {'floor (ccxt + commit)':<34}p50 {floor50 * 1e6:7.0f}  p99 {floor99 * 1e6:7.0f}")
             continue
         xs = m[key].latencies
         ratio = ""
-        if key in ("bare", "engine"):
+        if key in ("twohop", "loop", "bare", "engine"):
             ratio = f"   ratio p50 {pct(xs, 0.5) / floor50:.2f}  p99 {pct(xs, 0.99) / floor99:.2f}"
-        print(f"  {name:<31}p50 {pct(xs, 0.5) * 1e6:7.0f}  p99 {pct(xs, 0.99) * 1e6:7.0f}{ratio}")
+        print(f"  {name:<34}p50 {pct(xs, 0.5) * 1e6:7.0f}  p99 {pct(xs, 0.99) * 1e6:7.0f}{ratio}")
     engine = m["engine"].latencies
     r50, r99 = pct(engine, 0.5) / floor50, pct(engine, 0.99) / floor99
     ok50, ok99 = r50 <= 1.15, r99 <= 1.3
@@ -102,7 +112,8 @@ def report(label: str, m: dict[str, Measured], block: int) -> bool:
     print(f"  of the engine's p50 above the floor, the layout alone accounts for {layout:.0%}")
     # One order at a time, every thread's work is on one interpreter lock: latency follows CPU per order.
     print(f"  CPU per order (this process, all threads): engine {m['engine'].cpu_per_order_us:.0f} µs, "
-          f"bare layout {m['bare'].cpu_per_order_us:.0f} µs, raw ccxt {m['ccxt'].cpu_per_order_us:.0f} µs")  # fmt: skip
+          f"bare layout {m['bare'].cpu_per_order_us:.0f} µs, pairs on the loop {m['loop'].cpu_per_order_us:.0f} µs, "
+          f"2 hops {m['twohop'].cpu_per_order_us:.0f} µs, raw ccxt {m['ccxt'].cpu_per_order_us:.0f} µs")  # fmt: skip
     return ok50 and ok99
 
 
