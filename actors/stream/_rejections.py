@@ -8,8 +8,9 @@ code and ``Retry-After`` header). Each is sorted into one of three kinds (binanc
 
 - fatal: the key or the signature is bad; retrying cannot fix it and would only spend weight;
 - throttled: a rate limit (``-1003``, ``-1015``, HTTP 429/418), a WAF block (HTTP 403) or trouble on the
-  exchange's side (HTTP 5xx codes). It passes by itself, so it is never fatal — but retrying soon earns another refusal, and going on
-  past 429s is what gets an IP banned (418, two minutes up to three days): retry slowly, as the exchange asks;
+  exchange's side (HTTP 5xx codes). It passes by itself, so it is never fatal — but retrying soon earns another
+  refusal, and going on past 429s is what gets an IP banned (418, two minutes up to three days): retry slowly,
+  as the exchange asks;
 - other: anything else; retried with backoff, fatal after a few in a row (the watchdog counts them).
 """
 
