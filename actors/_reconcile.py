@@ -17,6 +17,7 @@ cost must stay bounded. A mixin of `RootActor` (its messages run on the root's t
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -28,6 +29,7 @@ from pykka.messages import ProxyCall
 
 from actors._feeds import reconcile_requests
 from actors._recovery import open_order_scans, split_by_pair
+from actors._ticker import Ticker
 from actors.pair import redirect_tells, reply_address, stored_view
 from actors.stream._frames import AccountFrame
 from actors.stream._watch import FIRST_SUBSCRIPTION
@@ -36,7 +38,7 @@ from engine.domain import Order, Pair
 from engine.exchange import MUTATING_OPERATIONS, AccountPosition, BadFrame, ExecutionReport
 from engine.execution import SymbolRules
 from engine.gateway import GatewayResult, Op
-from engine.pair import Alert, Command, Emit, LookupStored, PairBook, Persist, Send
+from engine.pair import Alert, Command, Emit, LookupStored, PairBook, Persist, Schedule, Send, Unschedule
 
 __all__ = ["ReconcileMixin"]
 
@@ -73,6 +75,12 @@ class ReconcileMixin:
     _held: dict[Pair, deque[Any]]
     _held_overflow: set[Pair]
     _stopping: bool
+    _deferred_rounds: dict[str, list[Pair]]
+    """Rounds deferred by a gateway backlog (by reason): run again on the next tight tick."""
+    _ticker: Ticker
+    _timers: dict[str, int]
+    _timer_lock: threading.Lock
+    _timers_stopped: bool
     _with_pair: Callable[..., Any]
     """Reach a pair actor, skipping a dead one (the root's `_with_pair`)."""
     _tell_pair: Callable[..., bool]
@@ -101,7 +109,11 @@ class ReconcileMixin:
                 self._track(tracked, "open orders", partial(tracked.on_open_orders, answer, self._clock.now_ms()))
 
     def reconcile_if_unhealthy(self) -> None:
-        """The tight cadence: reconcile while a stream is not connected (events may be getting lost)."""
+        """The tight cadence: the rounds deferred by a backlog go again, and reconcile while a stream is not
+        connected (events may be getting lost)."""
+        deferred, self._deferred_rounds = self._deferred_rounds, {}
+        for reason, pairs in deferred.items():
+            self._round(pairs, reason)  # deferred again (kept) while the gateway is still backed up
         unhealthy = [name for name, h in self._stream_health.items() if str(h.state) != "connected"]
         if unhealthy:
             self.reconcile(f"stream unhealthy: {', '.join(unhealthy)}")
@@ -126,9 +138,15 @@ class ReconcileMixin:
             return 0
         stats = self.gateway.stats()
         if stats.queued > _RECONCILE_BACKLOG or stats.blocked_until_ms > self._clock.now_ms():
+            # Not dropped: a gap's or a restart's round goes again on the next tight tick (`reconcile_if_unhealthy`).
+            if reason != "periodic":
+                self._deferred_rounds[reason] = sorted({*self._deferred_rounds.get(reason, ()), *pairs})
             logger.warning("reconciliation ({}) deferred: {} requests queued, blocked until {}", reason,
                            stats.queued, stats.blocked_until_ms)  # fmt: skip
             return 0
+        for other, waiting in list(self._deferred_rounds.items()):
+            if set(waiting) <= set(pairs):
+                del self._deferred_rounds[other]  # this round asks the same questions now
         self._scan_open_orders(pairs)
         queried = 0
         for pair in pairs:
@@ -181,6 +199,7 @@ class ReconcileMixin:
         book = self._outside.get(pair)
         if book is None:
             book = self._outside[pair] = PairBook(pair, SymbolRules.from_exchange_info(spec), self._s.pair_settings)
+            book.tracking_only = True
         self._track_report(book, report)
 
     def _deliver_report(self, pair: Pair, report: ExecutionReport) -> None:
@@ -201,6 +220,7 @@ class ReconcileMixin:
         """`pair`'s actor is not coming back: its book becomes tracking-only (records, events and alerts, and
         read-only lookups; no order is sent), with the reports held for it applied first."""
         book = self._outside[pair] = self._books[pair]
+        book.tracking_only = True  # from now on it never creates nor cancels an order
         proxy = self._self
         # First what its dead actor left (older than the reports held here since), then the held reports;
         # the answers to its requests still in flight follow as messages (`on_tracked_tell`).
@@ -265,8 +285,8 @@ class ReconcileMixin:
 
     def _carry_out(self, book: PairBook, commands: list[Command]) -> None:
         # A tracking-only book never trades: records, events, alerts, database lookups (a report for an order
-        # that left memory) and read-only exchange lookups are carried out; creates, cancels, callers' answers
-        # and timers are not.
+        # that left memory), read-only exchange lookups and (for a whitelisted pair) its timers are carried out;
+        # creates, cancels and callers' answers are not.
         assert self._store is not None and self._bus is not None
         records = [c.item for c in commands if isinstance(c, Persist)]
         if records:
@@ -281,8 +301,35 @@ class ReconcileMixin:
             elif isinstance(command, Send) and self._may_look_up(book, command):
                 # The answer comes back to the root (`on_tracked_result`), never to the dead pair actor.
                 self.gateway.submit(replace(command.request, reply_to=self._tracked_reply(book.pair), gate=None))
+            elif isinstance(command, Schedule | Unschedule) and book.pair in self._books:
+                self._tracked_timer(book.pair, command)
             elif not isinstance(command, Persist):
                 logger.bind(pair=book.pair).debug("tracking only: {} not carried out", type(command).__name__)
+
+    def _tracked_timer(self, pair: Pair, command: Schedule | Unschedule) -> None:
+        # A halted whitelisted pair's book keeps its timers, run by the root: a re-fetch of missing fills, a
+        # status re-check, an unknown outcome's next lookup. The book sends nothing but lookups (`tracking_only`)
+        # and `_may_look_up` filters again. Same lock and handles as the root's cadences: none fires after
+        # `shutdown` stopped the timers.
+        name = f"tracked:{pair}:{command.key}"
+        proxy = self._self
+        with self._timer_lock:
+            handle = self._timers.pop(name, None)
+            if handle is not None:
+                self._ticker.cancel(handle)
+            if isinstance(command, Schedule) and not self._timers_stopped:
+                delay = command.due_ms - self._clock.now_ms()
+                key = command.key
+                fire = lambda _now: proxy.on_tracked_timer.defer(pair, key)  # noqa: E731 - on the ticker's thread
+                self._timers[name] = self._ticker.call_later(delay, fire)
+
+    def on_tracked_timer(self, pair: Pair, key: str) -> None:
+        """A timer of a halted pair's tracking-only book is due (see `_tracked_timer`)."""
+        with self._timer_lock:
+            self._timers.pop(f"tracked:{pair}:{key}", None)
+        book = self._outside.get(pair)
+        if book is not None and not self._stopping:
+            self._track(book, f"timer {key}", partial(book.on_timer, key, self._clock.now_ms()))
 
     def _may_look_up(self, book: PairBook, command: Send) -> bool:
         # Lookups only, for whitelisted pairs only (the books of pairs outside the whitelist stay as they were:

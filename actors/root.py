@@ -90,6 +90,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         self._held: dict[Pair, deque[Any]] = {}
         """Execution reports for a pair whose actor is dead, in arrival order, until it is restarted."""
         self._held_overflow: set[Pair] = set()
+        self._deferred_rounds: dict[str, list[Pair]] = {}
         self._dead_logged: set[str] = set()
         self._self: Any = None
         self._publish: Callable[[Any], None] = lambda _event: None

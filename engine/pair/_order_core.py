@@ -14,7 +14,7 @@ from loguru import logger
 
 from engine.api import EventKind
 from engine.domain import ClientOrderId, ErrorRecord, OrderStatus, Pair, pair_to_symbol
-from engine.exchange import ExchangeError, StopTrading
+from engine.exchange import ExchangeError, Rejected, StopTrading
 from engine.execution import SymbolRules
 from engine.gateway import GatewayRequest
 from engine.orders import (
@@ -53,6 +53,9 @@ class OrderCore(ABC):
         self.settings = settings
         self._legs: dict[ClientOrderId, Leg] = {}
         self._out: list[Command] = []
+        self.tracking_only = False
+        """Set when the book's actor is not coming back (past the restart budget) and the root runs the book:
+        it still applies what the exchange says and looks orders up, but it never creates or cancels one."""
 
     # ---- hooks: what the request level hears ---------------------------------------------------------
     @abstractmethod
@@ -115,17 +118,37 @@ class OrderCore(ABC):
     def _write_ahead_and_send(self, leg: Leg, now_ms: int) -> None:
         # Write-ahead: the intent is durable before the order leaves, so a crash at any instant finds it. The
         # create rides with it and leaves from the commit; the leg counts as submitted from here on.
+        if self._refused_tracking_only(leg, now_ms):
+            return
         self._out.append(WriteAhead(order_of(leg), self._create_request(leg)))
         self._apply(leg, Submitted(), now_ms)
 
     def _send_create(self, leg: Leg, now_ms: int) -> None:
         """Send the create of a leg whose intent is already durable (a re-send under the same id)."""
+        if self._refused_tracking_only(leg, now_ms):
+            return
         self._out.append(Send(self._create_request(leg)))
         if leg.state.status is OrderStatus.PENDING_SUBMIT:
             self._apply(leg, Submitted(), now_ms)
 
+    def _refused_tracking_only(self, leg: Leg, now_ms: int) -> bool:
+        """In a tracking-only book an order the plan wants created (a fallback, a re-send) is closed as refused
+        here, never sent: the engine is halted, and its plan ends with what was filled (the remainder reported)."""
+        if not self.tracking_only:
+            return False
+        logger.bind(pair=self.pair, client_order_id=leg.cid).warning("not sent: the pair is tracked only (halted)")
+        self._fail(leg, Rejected("not sent: the pair is halted past its restart budget (tracked only)",
+                                 operation="create_order"), now_ms)  # fmt: skip
+        return True
+
     def _cancel_leg(self, leg: Leg, why: str, now_ms: int) -> None:
         """Cancel `leg` now, or at its ack if the exchange has not confirmed it yet."""
+        if self.tracking_only:
+            # The order stays as it is at the exchange, tracked (as `on_shutdown = keep` leaves orders open).
+            logger.bind(pair=self.pair, client_order_id=leg.cid).warning(
+                "not canceled ({}): the pair is tracked only", why
+            )
+            return
         if leg.state.status in _NOT_YET_ACKED:
             # A cancel overtaking its create would find nothing (-2011) and the order would then rest.
             leg.cancel_wanted = True

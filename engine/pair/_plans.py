@@ -98,7 +98,7 @@ class PlanBook(RecoveringBook):
         self._legs[leg.cid] = leg
         execution.legs.append(leg.cid)
         self._write_ahead_and_send(leg, now_ms)
-        if spec.role is OrderRole.FALLBACK:
+        if spec.role is OrderRole.FALLBACK and not self.tracking_only:  # tracking only: refused, never sent
             what = "market" if spec.order_type is OrderType.MARKET else f"IOC limit at {spec.price}"
             execution.story.append(f"fallback {what}")
             self._emit(EventKind.FALLBACK, leg, now_ms, "; ".join(execution.story))

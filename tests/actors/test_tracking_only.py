@@ -8,6 +8,7 @@ proxy): no actor runs, commands are carried out in the test's thread.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,12 +21,13 @@ import pytest
 
 from actors._reconcile import ReconcileMixin
 from actors._state import RootSettings
+from actors._ticker import Ticker
 from actors.gateway import GatewaySettings
 from engine.clock import ManualClock
 from engine.config import Config
 from engine.domain import ClientOrderId, Order, OrderRole, OrderStatus, OrderType, Pair, RequestId, Side
 from engine.gateway import GatewayRequest, GatewayResult, Op
-from engine.pair import Command, PairSettings, Persist, Schedule, Send, WriteAhead
+from engine.pair import Command, PairSettings, Persist, Schedule, Send, Unschedule, WriteAhead
 
 BTC, DOGE = Pair("BTC/USDT"), Pair("DOGE/USDT")
 _NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -65,6 +67,10 @@ class _Root(ReconcileMixin):
         self._stopping = stopping
         self._alerts = lambda _key, _message: None
         self._books: Any = {BTC: None}  # the whitelist (its books are not read here)
+        self._ticker = Ticker(self._clock)
+        self._timers: dict[str, int] = {}
+        self._timer_lock = threading.Lock()
+        self._timers_stopped = stopping
 
 
 def _request(op: Op) -> GatewayRequest:
@@ -102,7 +108,7 @@ def test_only_lookups_are_sent_and_their_answers_come_back_to_the_root(op: Op) -
         assert root.calls.sent == []  # a create, a cancel (or anything not a lookup) never leaves
 
 
-def test_a_write_ahead_and_timers_are_not_carried_out_and_records_are() -> None:
+def test_a_write_ahead_and_a_cancel_are_not_carried_out_records_and_timers_are() -> None:
     root = _Root()
     book: Any = SimpleNamespace(pair=BTC)
     record = _order()
@@ -110,11 +116,33 @@ def test_a_write_ahead_and_timers_are_not_carried_out_and_records_are() -> None:
         Persist(record),
         WriteAhead(_order(), _request(Op.CREATE_ORDER)),
         Send(_request(Op.CANCEL_ORDER)),
-        Schedule("plan:r-1", 0),
+        Schedule("fills:c-1", root._clock.now_ms() + 1_000),
     ]
     root._carry_out(book, commands)
     assert root.calls.sent == []
     assert root.calls.saved == [record]
+    # The book's timers run on the root (a re-fetch of missing fills): due, they come back to it as a message.
+    root._ticker.advance(999)
+    assert root.calls.told == []
+    root._ticker.advance(1)
+    assert root.calls.told == [("on_tracked_timer", (BTC, "fills:c-1"))]
+
+
+def test_an_unscheduled_timer_of_a_tracking_only_book_never_fires() -> None:
+    root = _Root()
+    book: Any = SimpleNamespace(pair=BTC)
+    root._carry_out(book, [Schedule("status:c-1", root._clock.now_ms() + 1_000), Unschedule("status:c-1")])
+    root._ticker.advance(5_000)
+    assert root.calls.told == [] and root._timers == {}
+
+
+def test_no_timer_is_armed_for_a_pair_outside_the_whitelist_or_after_the_timers_stopped() -> None:
+    outside, stopped = _Root(), _Root(stopping=True)
+    outside._carry_out(SimpleNamespace(pair=DOGE), [Schedule("fills:c-1", 10)])  # type: ignore[arg-type]
+    stopped._carry_out(SimpleNamespace(pair=BTC), [Schedule("fills:c-1", 10)])  # type: ignore[arg-type]
+    for root in (outside, stopped):
+        root._ticker.advance(100)
+        assert root.calls.told == [] and root._timers == {}
 
 
 def test_nothing_is_sent_after_the_shutdown_drain() -> None:
@@ -142,3 +170,26 @@ def test_the_restart_budget_and_window_come_from_the_configuration_unless_given(
     )
     assert settings().restart_limits() == (5, 500)
     assert settings(restart_budget=1, restart_window_ms=10).restart_limits() == (1, 10)
+
+
+def test_a_round_deferred_by_a_backlog_goes_again_on_the_next_tight_tick() -> None:
+    # A restart's (or a gap's) round that meets a backed-up gateway is not dropped: the 5 s cadence runs it once
+    # the backlog is gone; a periodic round is simply the next period's.
+    root = _Root()
+    queued = [500]
+    root.gateway = SimpleNamespace(
+        stats=lambda: SimpleNamespace(queued=queued[0], blocked_until_ms=0), submit=root.calls.submit
+    )
+    root._deferred_rounds = {}
+    root._stream_health = {}
+    scanned: list[list[Pair]] = []
+    root._scan_open_orders = scanned.append  # type: ignore[method-assign]
+    root._reconcilable = lambda pair: None  # type: ignore[method-assign]
+    assert root._round([BTC], "pair actor BTC/USDT restarted") == 0
+    assert root._round([BTC, DOGE], "periodic") == 0
+    assert root._deferred_rounds == {"pair actor BTC/USDT restarted": [BTC]} and scanned == []
+    root.reconcile_if_unhealthy()  # still backed up: kept
+    assert root._deferred_rounds == {"pair actor BTC/USDT restarted": [BTC]} and scanned == []
+    queued[0] = 0
+    root.reconcile_if_unhealthy()
+    assert scanned == [[BTC]] and root._deferred_rounds == {}
