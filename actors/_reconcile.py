@@ -48,6 +48,8 @@ _RECONCILE_BACKLOG = 100
 _READ_ONLY = frozenset({Op.FETCH_ORDER, Op.MY_TRADES, Op.OPEN_ORDERS})
 """What a tracking-only book may send: lookups only (an allow-list: an operation added later is not sent)."""
 assert not {op.value for op in _READ_ONLY} & MUTATING_OPERATIONS
+_PLAN_TIMER = "plan:"
+"""The key prefix of a plan's deadline timer (`engine.pair.plan_key`)."""
 _TRACKED_TELLS = frozenset({"on_result", "on_report", "on_open_orders", "on_write_ahead_failed"})
 """Pair actor messages a tracking-only book takes: each is `PairBook.<name>(*args, now_ms)`."""
 _HELD_REPORTS = 10_000
@@ -230,6 +232,8 @@ class ReconcileMixin:
             logger.bind(pair=pair).warning("{} message(s) left by its actor and {} held report(s) go to the "
                                            "tracking-only book", len(left), len(held))  # fmt: skip
         self._held_overflow.discard(pair)
+        # The order timers that died with the actor (a pending re-fetch of fills, lookups) run on the root now.
+        self._carry_out(book, book.resume(self._clock.now_ms()))
         for message in left:
             self.on_tracked_tell(pair, message)
         for report in held:
@@ -311,6 +315,8 @@ class ReconcileMixin:
         # status re-check, an unknown outcome's next lookup. The book sends nothing but lookups (`tracking_only`)
         # and `_may_look_up` filters again. Same lock and handles as the root's cadences: none fires after
         # `shutdown` stopped the timers.
+        if command.key.startswith(_PLAN_TIMER):
+            return  # a plan's deadline only leads to a cancel or a fallback, which a tracking-only book never sends
         name = f"tracked:{pair}:{command.key}"
         proxy = self._self
         with self._timer_lock:

@@ -193,3 +193,11 @@ def test_a_round_deferred_by_a_backlog_goes_again_on_the_next_tight_tick() -> No
     queued[0] = 0
     root.reconcile_if_unhealthy()
     assert scanned == [[BTC]] and root._deferred_rounds == {}
+
+
+def test_a_plans_deadline_is_not_armed_for_a_tracking_only_book() -> None:
+    # It would only lead to a cancel or a fallback, which the book never sends: no timer churn on the root.
+    root = _Root()
+    root._carry_out(SimpleNamespace(pair=BTC), [Schedule("plan:r-1", root._clock.now_ms() + 10)])  # type: ignore[arg-type]
+    root._ticker.advance(100)
+    assert root.calls.told == [] and root._timers == {}
