@@ -105,6 +105,16 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
 
     # ---- start ----------------------------------------------------------------------------------------
     def on_start(self) -> None:
+        try:
+            self._start_children()
+        except BaseException:
+            # pykka calls neither `on_stop` nor `on_failure` when `on_start` fails: the children started so far
+            # would outlive the root (and keep the process alive). Stop them here; pykka logs the error.
+            logger.error("engine start failed: stopping the actors started so far")
+            self._stop_children()
+            raise
+
+    def _start_children(self) -> None:
         self._self = self.actor_ref.proxy()
         self._bus = EventBus.start()
         # The sender-side publisher (it tells the bus only while someone listens); the ask is the ping barrier.
@@ -276,6 +286,11 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
 
     # ---- stop ---------------------------------------------------------------------------------------
     def on_stop(self) -> None:
+        self._stop_children()
+        logger.info("engine stopped")
+
+    def _stop_children(self) -> None:
+        """The children in reverse order of their start (any not started yet, or already dead, is skipped)."""
         self._stop_stream()
         for ref in self._pairs.values():
             ref.stop(timeout=_ASK_TIMEOUT_S)
@@ -289,4 +304,3 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
             self._store.stop(timeout=_ASK_TIMEOUT_S)
         if self._bus is not None:
             self._bus.stop(timeout=_ASK_TIMEOUT_S)
-        logger.info("engine stopped")

@@ -8,6 +8,7 @@ connection, then `BatchWriter(db).write(records)` and the query functions (`open
 from db._errors import (
     BAD_RECORD_ERRORS,
     DatabaseAuthError,
+    DatabaseSchemaError,
     DatabaseUnavailableError,
     DatabaseUrlError,
     StorageError,
@@ -54,6 +55,7 @@ __all__ = [
     "MODELS",
     "BatchWriter",
     "DatabaseAuthError",
+    "DatabaseSchemaError",
     "DatabaseUnavailableError",
     "DatabaseUrl",
     "DatabaseUrlError",

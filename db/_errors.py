@@ -4,7 +4,9 @@
 StorageError
 ├── DatabaseUrlError          the URL is malformed or names an unsupported backend (fix the config)
 ├── DatabaseAuthError         the server refused the credentials (fix the config)
-└── DatabaseUnavailableError  the server cannot be reached right now (retry later, spool meanwhile)
+├── DatabaseUnavailableError  the server cannot be reached right now (retry later, spool meanwhile)
+└── DatabaseSchemaError       the schema is newer than this engine knows (run a newer engine): permanent,
+                              retrying cannot help, so start-up must stop rather than spool
 ```
 No message ever contains a password: URLs are masked before they are formatted.
 """
@@ -31,6 +33,14 @@ class DatabaseAuthError(StorageError):
 
 class DatabaseUnavailableError(StorageError):
     """The database cannot be reached now; the operation may succeed later."""
+
+
+class DatabaseSchemaError(StorageError):
+    """The database's schema is newer than this engine knows (a newer engine migrated it).
+
+    Permanent: the engine cannot know what the newer schema requires of its writes, so it writes nothing and must
+    not start on this database. Not transient (`is_transient` is False), so it is never retried.
+    """
 
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (

@@ -15,6 +15,7 @@ import peewee
 from loguru import logger
 from playhouse.migrate import SchemaMigrator
 
+from db._errors import DatabaseSchemaError
 from db._fields import ExactDecimalField, JsonMapField
 from db._models import ErrorRow, FillRow, OrderRowV1, RequestRowV3, SchemaVersionRow, SnapshotRow, TradeRowV1
 
@@ -77,7 +78,11 @@ def _v4_slimmer_write_ahead(db: peewee.Database, _migrator: SchemaMigrator) -> N
 
 def _v5_order_slippage_capped(_db: peewee.Database, migrator: SchemaMigrator) -> None:
     # A fallback capped at the slippage bound says so after a restart (the result's `slippage_capped`).
-    migrator.add_column("orders", "slippage_capped", peewee.BooleanField(default=False)).run()
+    # peewee fills the existing rows and sets NOT NULL but leaves no database DEFAULT: without one, an engine
+    # predating this migration (its INSERT names no slippage_capped) could not write to a migrated database.
+    # FALSE is a keyword on both backends (SQLite since 3.23).
+    field = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT FALSE")])
+    migrator.add_column("orders", "slippage_capped", field).run()
 
 
 MIGRATIONS: Sequence[Migration] = (
@@ -100,9 +105,26 @@ def current_version(db: peewee.Database) -> int:
     return int(row or 0)
 
 
+def _refuse_newer_schema(version: int) -> None:
+    """Raise `DatabaseSchemaError` when `version` (a database's `current_version`) is past `LATEST_VERSION`."""
+    if version > LATEST_VERSION:
+        raise DatabaseSchemaError(
+            f"database schema version {version} is newer than this engine knows ({LATEST_VERSION}): "
+            "run a newer engine, or point it at another database"
+        )
+
+
 def migrate(db: peewee.Database, *, target: int | None = None) -> int:
-    """Apply every pending migration up to `target` (default: all). Returns the resulting version."""
+    """Apply every pending migration up to `target` (default: all). Returns the resulting version.
+
+    Raises:
+        DatabaseSchemaError: the database's schema is newer than `LATEST_VERSION` (a newer engine migrated it);
+            nothing was written to it.
+    """
     goal = LATEST_VERSION if target is None else target
+    # Before anything is written (the CREATE of schema_version included): an older engine must not touch a
+    # schema it does not know, since it cannot tell what the newer one requires of its writes.
+    _refuse_newer_schema(current_version(db))
     with db.bind_ctx((SchemaVersionRow,), bind_refs=False, bind_backrefs=False):
         db.create_tables((SchemaVersionRow,), safe=True)
     migrator = SchemaMigrator.from_database(db)
@@ -112,11 +134,15 @@ def migrate(db: peewee.Database, *, target: int | None = None) -> int:
         with db.atomic():
             if isinstance(db, peewee.PostgresqlDatabase):
                 db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
-            if current_version(db) >= migration.version:
+            found = current_version(db)
+            _refuse_newer_schema(found)  # a newer engine may have migrated since the check above
+            if found >= migration.version:
                 continue
             migration.apply(db, migrator)
             SchemaVersionRow.insert(
                 version=migration.version, description=migration.description, applied_at=datetime.now(UTC)
             ).execute(db)
         logger.info("schema migration applied version={} description={}", migration.version, migration.description)
-    return current_version(db)
+    version = current_version(db)
+    _refuse_newer_schema(version)
+    return version

@@ -75,7 +75,8 @@ class OrderRowV1(BaseRow):
 class OrderRow(OrderRowV1):
     """orders: the latest known state of every exchange order (migration 5 added `slippage_capped`)."""
 
-    slippage_capped = peewee.BooleanField(default=False)
+    # As migration 5 creates it: the database DEFAULT serves an engine that predates the column.
+    slippage_capped = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT FALSE")])
 
     class Meta:
         table_name = "orders"

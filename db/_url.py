@@ -21,7 +21,7 @@ import peewee
 import psycopg2
 from loguru import logger
 
-from db._errors import DatabaseAuthError, DatabaseUnavailableError, DatabaseUrlError
+from db._errors import DatabaseAuthError, DatabaseSchemaError, DatabaseUnavailableError, DatabaseUrlError
 
 # Custom column types resolved per backend, so one model serves both databases.
 # Unconstrained NUMERIC stores any finite decimal exactly (NUMERIC(38,18) would silently round an
@@ -253,6 +253,8 @@ def connect(url: str, *, apply_migrations: bool = True, connect_timeout: int = 5
 
     Raises:
         DatabaseUrlError, DatabaseAuthError, DatabaseUnavailableError: with the password masked.
+        DatabaseSchemaError: the schema is newer than this engine knows; nothing was written, the connection is
+            closed.
     """
     spec = parse_url(url)
     db = make_database(spec, connect_timeout=connect_timeout)
@@ -260,7 +262,11 @@ def connect(url: str, *, apply_migrations: bool = True, connect_timeout: int = 5
     if apply_migrations:
         from db._migrations import migrate
 
-        migrate(db)
+        try:
+            migrate(db)
+        except DatabaseSchemaError as exc:
+            db.close()
+            raise DatabaseSchemaError(f"{spec.masked()}: {exc}") from None
     logger.info("database connected url={} backend={}", spec.masked(), spec.backend)
     return db
 

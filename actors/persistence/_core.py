@@ -36,6 +36,7 @@ from actors.persistence._types import (
 )
 from db import (
     BatchWriter,
+    DatabaseSchemaError,
     DatabaseUnavailableError,
     DatabaseUrl,
     Record,
@@ -266,6 +267,10 @@ class PersistenceCore(OutageHandling):
         try:
             open_connection(db, self._spec)
             migrate(db)
+        except DatabaseSchemaError:
+            # Permanent: refuse this database (nothing was written) rather than spool and retry forever.
+            _close_quietly(db)
+            raise
         except StorageError as exc:
             logger.warning("persistence: cannot connect error={}", exc)
             _close_quietly(db)

@@ -296,7 +296,7 @@ def _leftover_open_orders(database_url: str) -> int:
     """Count (and report) orders the database still holds as open from an earlier run; -1 if unreadable."""
     from loguru import logger
 
-    from db import StorageError
+    from db import DatabaseSchemaError, StorageError
     from db._repository import open_orders
     from db._url import connect
 
@@ -306,6 +306,9 @@ def _leftover_open_orders(database_url: str) -> int:
             orders = open_orders(db)
         finally:
             db.close()
+    except DatabaseSchemaError as exc:
+        # Permanent: this engine must not run on a schema it does not know, and retrying cannot help.
+        raise _StartFailed(f"database: {exc}") from None
     except StorageError as exc:
         # Not fatal here: the persistence actor owns the database and spools while it is unavailable.
         logger.warning("could not read the database before start: {}", exc)

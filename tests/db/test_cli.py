@@ -10,7 +10,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from db import BatchWriter, connect
+from db import LATEST_VERSION, BatchWriter, connect
 from db.cli import add_orders_arguments, add_trades_arguments, parse_since, run_orders, run_trades
 from engine.domain import OrderStatus, TradeStatus
 from tests.db import _records as rec
@@ -106,3 +106,20 @@ def test_database_error_is_reported_without_password(capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert "cannot reach database" in err
     assert "topsecret" not in err
+
+
+def test_a_database_newer_than_this_engine_is_a_clear_error(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = connect(sqlite_url)
+    db.execute_sql(
+        f"INSERT INTO schema_version (version, description, applied_at) VALUES ({LATEST_VERSION + 1}, 'newer', "
+        "'2026-01-01 00:00:00.000000')"
+    )
+    db.close()
+    assert run_orders(_args(add_orders_arguments, sqlite_url), io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {sqlite_url}: database schema version {LATEST_VERSION + 1} is newer than this engine knows "
+        f"({LATEST_VERSION}): run a newer engine, or point it at another database\n"
+    )

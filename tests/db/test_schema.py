@@ -32,6 +32,24 @@ binance_amounts = st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal
 derived = st.decimals(min_value=Decimal("0.000000000000000001"), max_value=Decimal("99999999"), places=18)
 
 
+# Every column of `orders` an engine without migration 5 knows: what such an engine inserts.
+_OLD_COLUMNS = (
+    "client_order_id, exchange, request_id, pair, side, order_type, time_in_force, role, status, amount, filled, "
+    "remaining, quote_filled, fees, created_at, updated_at"
+)
+_OLD_VALUES = (
+    "'binance', 'r', 'BTC/USDT', 'buy', 'limit', 'GTC', 'primary', 'open', '1', '0', '1', '0', '{}', "
+    "'2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000'"
+)
+
+
+def _insert_order(db: peewee.Database, cid: str, *, capped: str | None = None) -> None:
+    """INSERT as an engine without migration 5 does (no slippage_capped), or with `capped` as its SQL value."""
+    columns = _OLD_COLUMNS + ("" if capped is None else ", slippage_capped")
+    values = f"{db.param}, {_OLD_VALUES}" + ("" if capped is None else f", {capped}")
+    db.execute_sql(f"INSERT INTO orders ({columns}) VALUES ({values})", (cid,))
+
+
 @pytest.fixture
 def fresh_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
     return sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("pg_fresh_url"))
@@ -102,6 +120,26 @@ def test_migration_5_keeps_orders_and_stores_the_capped_flag(fresh_url: str) -> 
         BatchWriter(db).write([capped])
         stored = get_order(db, "c-capped")
         assert stored is not None and stored.slippage_capped is True
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("fresh_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_an_older_engine_can_still_insert_orders_after_migration_5(fresh_url: str) -> None:
+    db = connect(fresh_url, apply_migrations=False)
+    try:
+        migrate(db, target=4)
+        _insert_order(db, "before")
+        assert migrate(db) == LATEST_VERSION
+        _insert_order(db, "after")  # an engine that predates migration 5, writing to the migrated database
+        for cid in ("before", "after"):
+            raw = db.execute_sql(f"SELECT slippage_capped FROM orders WHERE client_order_id = {db.param}", (cid,))
+            assert raw.fetchone()[0] in (0, False)
+            stored = get_order(db, cid)
+            assert stored is not None and stored.slippage_capped is False
+        # Still NOT NULL: the database default fills an omitted column, an explicit NULL stays refused.
+        with pytest.raises(peewee.IntegrityError), db.atomic():
+            _insert_order(db, "null", capped="NULL")
     finally:
         db.close()
 

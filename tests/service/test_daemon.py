@@ -229,3 +229,29 @@ def test_port_in_use_is_a_clear_start_failure(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert f"daemon not started: control API cannot listen on 127.0.0.1:{port}" in proc.stderr
     assert not (tmp_path / "data" / "api-endpoint.json").exists()
+
+
+def test_a_database_newer_than_the_engine_is_a_clear_start_failure(tmp_path: Path) -> None:
+    import sqlite3
+
+    from db import LATEST_VERSION, connect
+
+    connect(f"sqlite:///{tmp_path}/engine.sqlite3").close()
+    with sqlite3.connect(tmp_path / "engine.sqlite3") as raw:
+        raw.execute(
+            "INSERT INTO schema_version (version, description, applied_at) VALUES (?, 'newer', '2026-11-26 00:00:00')",
+            (LATEST_VERSION + 1,),
+        )
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "daemon"],
+        cwd=tmp_path,
+        env=daemon_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == 1
+    message = f"database schema version {LATEST_VERSION + 1} is newer than this engine knows ({LATEST_VERSION})"
+    assert "daemon not started: database: " in proc.stderr and message in proc.stderr
+    assert not (tmp_path / "data" / "api-endpoint.json").exists()
