@@ -7,6 +7,9 @@ from collections import deque
 
 __all__ = ["Backoff", "ConnectionBudget"]
 
+_MAX_FLOOR_JITTER_MS = 30_000
+"""The most jitter added on top of a floor (spreads reconnects; a ban's end needs no more than that)."""
+
 
 class Backoff:
     """Delays between consecutive reconnect attempts: 0 first, then ``min·2^(n-1)`` capped, with equal jitter.
@@ -27,8 +30,8 @@ class Backoff:
     def next_delay_ms(self, floor_ms: int = 0) -> int:
         """The delay before the next attempt (and count the attempt); never under `floor_ms` if one is given.
 
-        A delay raised to the floor gets up to a quarter of it on top as jitter (never less: the floor is what
-        the exchange asked for, or the least a rate limit deserves).
+        A delay raised to the floor gets up to a quarter of it (at most 30 s) on top as jitter (never less: the
+        floor is what the exchange asked for, or the least a rate limit deserves).
         """
         n = self.attempt
         self.attempt += 1
@@ -38,7 +41,8 @@ class Backoff:
             base = min(self.max_ms, self.min_ms * (1 << min(n - 1, 40)))
             delay = self._rng.randint(base // 2, base)
         if delay < floor_ms:
-            delay = floor_ms + self._rng.randint(0, floor_ms // 4)
+            # Capped: after a long ban (up to three days) a quarter on top would idle the stream for hours.
+            delay = floor_ms + self._rng.randint(0, min(floor_ms // 4, _MAX_FLOOR_JITTER_MS))
         return delay
 
     def reset(self) -> None:

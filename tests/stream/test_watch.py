@@ -366,3 +366,12 @@ def test_a_healthy_quiet_stream_is_never_declared_silent(steps: list[int], reply
                 last_rx = now + reply_delay
                 assert w.on_probe_reply(d.stream_id, True, last_rx) == []
     assert w.phase == "live" and w.budget.total == 1
+
+
+@given(st.integers(0, 3 * 86_400_000), st.integers(0, 2**32))
+def test_a_floor_is_never_undercut_and_its_jitter_stays_within_30_s(floor_ms: int, seed: int) -> None:
+    # A ban of up to three days ends when it ends: a quarter of it on top would idle the stream for hours.
+    b = Backoff(500, 30_000, random.Random(seed))
+    b.next_delay_ms()  # past the immediate first attempt
+    d = b.next_delay_ms(floor_ms)
+    assert floor_ms <= d <= max(floor_ms + 30_000, 30_000)
