@@ -3,7 +3,8 @@
 - `SimProcess` (in ``_fill_sim.py``): the simulator in its own process, with an ``engine`` and a ``floor``
   account; it stamps each fill the moment its events are queued on the socket.
 - `start_engine`: an `Engine` on the simulator with the user-data stream on, and a `FillRecorder` listener.
-- `BareUbwa`: the floor: a plain UBWA manager whose callback only stamps the raw text.
+- `BareUbwa`: the floor: a plain UBWA manager whose callback only stamps the raw text; with `hop=True`, the
+  callback tells a pykka actor, which stamps (the design card's one hand-off, stream → pair actor, no logic).
 - CPU by thread (`thread_cpu`, `print_thread_cpu`, `ThreadProfiler`) is in ``_fill_cpu.py``.
 Every name the benchmarks use is importable from here.
 """
@@ -21,13 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from _fill_cpu import ThreadProfiler, print_thread_cpu, thread_cpu, thread_group
-from _fill_sim import ENGINE_KEY, ENGINE_SECRET, FLOOR_KEY, FLOOR_SECRET, PRICE, ROOT, SimProcess
+from _fill_sim import ENGINE_KEY, ENGINE_SECRET, FLOOR_KEY, FLOOR_SECRET, HOP_KEY, HOP_SECRET, PRICE, ROOT, SimProcess
 
 __all__ = [
     "ENGINE_KEY",
     "ENGINE_SECRET",
     "FLOOR_KEY",
     "FLOOR_SECRET",
+    "HOP_KEY",
+    "HOP_SECRET",
     "PRICE",
     "ROOT",
     "BareUbwa",
@@ -156,7 +159,9 @@ def db_fill_counts(workdir: Path) -> tuple[dict[str, int], dict[str, tuple[str, 
 class BareUbwa:
     """A plain UBWA manager on the floor account whose callback only stamps fill reports (the floor)."""
 
-    def __init__(self, sim: SimProcess, api_key: str = FLOOR_KEY, api_secret: str = FLOOR_SECRET) -> None:
+    def __init__(
+        self, sim: SimProcess, api_key: str = FLOOR_KEY, api_secret: str = FLOOR_SECRET, *, hop: bool = False
+    ) -> None:
         from unicorn_binance_websocket_api import BinanceWebSocketApiManager
 
         self.stamps: list[int] = []
@@ -164,11 +169,28 @@ class BareUbwa:
         self.expect = 0
         stamps = self.stamps
 
+        def stamp(_raw: object = None) -> None:
+            stamps.append(time.perf_counter_ns())
+            if len(stamps) >= self.expect:
+                self.arrived.set()
+
+        self._actor: Any = None
+        if hop:
+            import pykka
+
+            class _Receiver(pykka.ThreadingActor):
+                def on_report(self, raw: str) -> None:
+                    stamp(raw)
+
+            self._actor = _Receiver.start()
+        receiver = self._actor.proxy() if hop else None
+
         def hit(raw: str) -> None:
             if '"x":"TRADE"' in raw:  # an executionReport of a fill (orjson writes no spaces)
-                stamps.append(time.perf_counter_ns())
-                if len(stamps) >= self.expect:
-                    self.arrived.set()
+                if receiver is None:
+                    stamp()
+                else:
+                    receiver.on_report.defer(raw)
 
         self.manager = BinanceWebSocketApiManager(
             exchange="binance.com",
@@ -191,3 +213,5 @@ class BareUbwa:
 
     def stop(self) -> None:
         self.manager.stop_manager()
+        if self._actor is not None:
+            self._actor.stop()

@@ -1,12 +1,12 @@
 """The fill benchmarks' simulator process (used through `_fill_rig`); not a benchmark itself.
 
-`SimProcess`: the simulator in its own process (as Binance is), so it does not share our interpreter lock.
-It has two accounts: ``engine`` (the engine's key) and ``floor`` (a bare UBWA client's key), so the floor and
-the engine receive the same kind of events from the same simulator in the same run without seeing each
-other's. Fills are made on the simulator's loop, which stamps ``perf_counter_ns`` the moment each event is
-queued on the socket (CLOCK_MONOTONIC: the same clock in both processes); the stamps come back over a pipe.
-Also the two accounts' keys and the resting orders' price. Run as ``_fill_sim.py serve SYMBOLS`` it is the
-child side.
+`SimProcess`: the simulator in its own process (as Binance is), so it does not share our interpreter lock. It
+has three accounts: ``engine`` (the engine's key), ``floor`` (a bare UBWA client's key) and ``hop`` (a bare UBWA
+client handing each report to a pykka actor), so the floors and the engine receive the same kind of events from
+the same simulator in the same run without seeing each other's. Fills are made on the simulator's loop, which
+stamps ``perf_counter_ns`` the moment each event is queued on the socket (CLOCK_MONOTONIC: the same clock in
+both processes); the stamps come back over a pipe. Also the accounts' keys and the resting orders' price.
+Run as ``_fill_sim.py serve SYMBOLS`` it is the child side.
 """
 
 from __future__ import annotations
@@ -23,7 +23,17 @@ from typing import Any
 
 import orjson
 
-__all__ = ["ENGINE_KEY", "ENGINE_SECRET", "FLOOR_KEY", "FLOOR_SECRET", "PRICE", "ROOT", "SimProcess"]
+__all__ = [
+    "ENGINE_KEY",
+    "ENGINE_SECRET",
+    "FLOOR_KEY",
+    "FLOOR_SECRET",
+    "HOP_KEY",
+    "HOP_SECRET",
+    "PRICE",
+    "ROOT",
+    "SimProcess",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -33,6 +43,8 @@ ENGINE_KEY = "benchengine".ljust(64, "0")
 ENGINE_SECRET = "benchenginesecret".ljust(64, "0")
 FLOOR_KEY = "benchfloor".ljust(64, "0")
 FLOOR_SECRET = "benchfloorsecret".ljust(64, "0")
+HOP_KEY = "benchhop".ljust(64, "0")
+HOP_SECRET = "benchhopsecret".ljust(64, "0")
 PRICE = Decimal(10)
 
 
@@ -45,6 +57,7 @@ def _sim_config(symbols: list[str]) -> Any:
     accounts = [
         AccountSpec(name="engine", api_key=ENGINE_KEY, secret=ENGINE_SECRET, balances=rich),
         AccountSpec(name="floor", api_key=FLOOR_KEY, secret=FLOOR_SECRET, balances=rich),
+        AccountSpec(name="hop", api_key=HOP_KEY, secret=HOP_SECRET, balances=rich),
     ]
     all_symbols = [*symbols, "BTCUSDT"]
     prices = dict.fromkeys(symbols, PRICE) | {"BTCUSDT": Decimal(60000)}

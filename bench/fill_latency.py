@@ -5,8 +5,9 @@ Run: ``.venv/bin/python bench/fill_latency.py [--quick] [--samples N] [--no-brea
 The simulator runs in its own process (as Binance does) with two accounts. The engine trades one pair on the
 ``engine`` account with its user-data stream on; a bare UBWA manager, whose callback only looks for
 ``"x":"TRADE"`` in the raw text, listens on the ``floor`` account — the floor. Fills alternate between an
-engine order and a floor order, one outstanding at a time. The simulator loop stamps ``perf_counter_ns`` the
-moment each fill's events are queued on the socket (CLOCK_MONOTONIC, the same clock in both processes).
+engine order, a floor order and a one-hop order (below), one outstanding at a time. The simulator loop stamps
+``perf_counter_ns`` the moment each fill's events are queued on the socket (CLOCK_MONOTONIC, the same clock in
+both processes).
 
 - engine: the time stops when `Engine.subscribe`'s listener receives the FILL event — the executionReport went
   through UBWA, the stream actor's parser, the pair actor (order state and fill applied, records handed to
@@ -14,6 +15,8 @@ moment each fill's events are queued on the socket (CLOCK_MONOTONIC, the same cl
   default listener (on the event bus's thread) and with `subscribe(listener, inline=True)` (on the pair
   actor's thread, one hop fewer).
 - floor: the time stops in the bare UBWA callback.
+- one hop (the design card's fill layout with no logic): a bare UBWA callback on a third account tells a pykka
+  actor, where the time stops — what handing a report from UBWA's thread to a pair actor costs by itself.
 
 Fills rotate over several orders (``--fills-per-order``): the engine's cost per fill grows with the fills an
 order already holds, which the last phase shows.
@@ -38,6 +41,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _fill_rig import (
+    HOP_KEY,
+    HOP_SECRET,
     BareUbwa,
     FillRecorder,
     SimProcess,
@@ -65,43 +70,58 @@ class Rotation:
     """Spread the fills over orders (``fills_per_order`` each): the engine's per-fill cost grows with the fills an
     order already has (see `growth`), and the headline should not depend on how long the run is."""
 
-    def __init__(self, symbols: list[str], engine_oids: dict[str, int], floor_oids: dict[str, int], per: int) -> None:
-        self.symbols, self.engine_oids, self.floor_oids, self.per = symbols, engine_oids, floor_oids, per
+    def __init__(
+        self,
+        symbols: list[str],
+        engine_oids: dict[str, int],
+        floor_oids: dict[str, int],
+        hop_oids: dict[str, int],
+        per: int,
+    ) -> None:
+        self.symbols, self.engine_oids, self.floor_oids, self.hop_oids = symbols, engine_oids, floor_oids, hop_oids
+        self.per = per
         self.i = 0
         self.filled: dict[int, Decimal] = {}
 
-    def next(self) -> tuple[str, int, int]:
+    def next(self) -> tuple[str, int, int, int]:
         symbol = self.symbols[(self.i // self.per) % len(self.symbols)]
         self.i += 1
-        return symbol, self.engine_oids[symbol], self.floor_oids[symbol]
+        return symbol, self.engine_oids[symbol], self.floor_oids[symbol], self.hop_oids[symbol]
 
 
 def measure(
-    sim: SimProcess, recorder: FillRecorder, bare: BareUbwa, rot: Rotation, n: int
-) -> tuple[list[float], list[float]]:
-    """Alternate engine and floor fills (order swapped every round); returns (engine µs, floor µs)."""
+    sim: SimProcess, recorder: FillRecorder, bare: BareUbwa, hop: BareUbwa, rot: Rotation, n: int
+) -> tuple[list[float], list[float], list[float]]:
+    """Alternate engine, floor and one-hop fills (order rotated every round); returns their µs each."""
     ours: list[float] = []
     floor: list[float] = []
+    hops: list[float] = []
     for i in range(n):
-        symbol, engine_oid, floor_oid = rot.next()
-        legs = [("e", engine_oid), ("f", floor_oid)]
-        for who, oid in legs if i % 2 == 0 else legs[::-1]:
+        symbol, engine_oid, floor_oid, hop_oid = rot.next()
+        legs = [("e", engine_oid), ("f", floor_oid), ("h", hop_oid)]
+        shift = i % 3
+        for who, oid in legs[shift:] + legs[:shift]:
             if who == "e":
                 ours.append(_one(sim, symbol, oid, recorder, lambda: recorder.fills[-1][0]))
                 want = rot.filled[oid] = rot.filled.get(oid, Decimal(0)) + Decimal(QTY)
                 if recorder.fills[-1][3] != want:
                     raise RuntimeError(f"the event shows {recorder.fills[-1][3]} filled, the exchange {want}")
-            else:
+            elif who == "f":
                 floor.append(_one(sim, symbol, oid, bare, lambda: bare.stamps[-1]))
-    return ours, floor
+            else:
+                hops.append(_one(sim, symbol, oid, hop, lambda: hop.stamps[-1]))
+    return ours, floor, hops
 
 
-def table(ours: list[float], floor: list[float], label: str) -> tuple[float, float]:
+def table(ours: list[float], floor: list[float], hops: list[float], label: str) -> tuple[float, float]:
     b50, b99, o50, o99 = pct(floor, 0.5), pct(floor, 0.99), pct(ours, 0.5), pct(ours, 0.99)
     print(f"fill latency, simulator send → receiver, {len(ours)} fills each (µs)")
-    print(f"  {'':<34}{'p50':>8}{'p99':>8}{'mean':>8}{'max':>8}")
-    print(f"  {'floor: bare UBWA callback':<34}{b50:>8.0f}{b99:>8.0f}{statistics.fmean(floor):>8.0f}{max(floor):>8.0f}")
-    print(f"  {label:<34}{o50:>8.0f}{o99:>8.0f}{statistics.fmean(ours):>8.0f}{max(ours):>8.0f}")
+    print(f"  {'':<38}{'p50':>8}{'p99':>8}{'mean':>8}{'max':>8}")
+    rows = (("floor: bare UBWA callback", floor), ("bare: callback → one pykka actor", hops), (label, ours))
+    for name, xs in rows:
+        ratio = "" if xs is floor else f"   ratio p50 {pct(xs, 0.5) / b50:.2f}  p99 {pct(xs, 0.99) / b99:.2f}"
+        p50, p99, mean = pct(xs, 0.5), pct(xs, 0.99), statistics.fmean(xs)
+        print(f"  {name:<38}{p50:>8.0f}{p99:>8.0f}{mean:>8.0f}{max(xs):>8.0f}{ratio}")
     return o50 / b50, o99 / b99
 
 
@@ -188,7 +208,7 @@ def breakdown(sim: SimProcess, recorder: FillRecorder, hops: Hops, rot: Rotation
         "(pair start - UBWA position done)": [],
     }
     for _ in range(n):
-        symbol, oid, _floor = rot.next()
+        symbol, oid, _floor, _hop = rot.next()
         stamps = _instrumented(sim, recorder, hops, symbol, oid)
         for hop, prev, t in zip(per, stamps[:-1], stamps[1:], strict=True):
             per[hop].append((t - prev) / 1000)
@@ -249,26 +269,28 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-fill-") as tmp, SimProcess(symbols) as sim:
         engine, recorder = start_engine(sim, Path(tmp), pairs)
         bare = BareUbwa(sim)
+        hop = BareUbwa(sim, HOP_KEY, HOP_SECRET, hop=True)
         try:
-            if not sim.wait_subscriptions(2):
+            if not sim.wait_subscriptions(3):
                 raise RuntimeError("the user data streams never subscribed")
             amount = str(Decimal(QTY) * max(per_order, growth_fills) + 1)
             placed = place_resting(engine, pairs, amount)
             engine_oids = {s: placed[pair_of(s)][1] for s in symbols}
             floor_oids = sim.external_orders("floor", symbols, amount)
-            rot = Rotation(symbols[:-1], engine_oids, floor_oids, per_order)
-            measure(sim, recorder, bare, rot, warmup)
-            ours, floor = measure(sim, recorder, bare, rot, samples)
+            hop_oids = sim.external_orders("hop", symbols, amount)
+            rot = Rotation(symbols[:-1], engine_oids, floor_oids, hop_oids, per_order)
+            measure(sim, recorder, bare, hop, rot, warmup)
+            ours, floor, one_hop = measure(sim, recorder, bare, hop, rot, samples)
             print(f"(fills rotate over {len(symbols) - 1} pairs, {per_order} per order)")
-            r50, r99 = table(ours, floor, "engine: Engine.subscribe listener")
+            r50, r99 = table(ours, floor, one_hop, "engine: Engine.subscribe listener")
             ok = r50 <= 1.5 and r99 <= 2.0
             print(f"  ratio p50 {r50:.2f} (target ≤ 1.5)  p99 {r99:.2f} (target ≤ 2.0)  {'PASS' if ok else 'FAIL'}")
             # The same with the listener called inline, on the pair actor's thread (no hop to the bus).
             recorder.unsubscribe()
             recorder = FillRecorder()
             recorder.unsubscribe = engine.subscribe(recorder, inline=True)
-            ours, floor = measure(sim, recorder, bare, rot, samples)
-            r50, r99 = table(ours, floor, "engine: subscribe(inline=True)")
+            ours, floor, one_hop = measure(sim, recorder, bare, hop, rot, samples)
+            r50, r99 = table(ours, floor, one_hop, "engine: subscribe(inline=True)")
             inline_ok = r50 <= 1.5 and r99 <= 2.0
             print(
                 f"  ratio p50 {r50:.2f} (target ≤ 1.5)  p99 {r99:.2f} (target ≤ 2.0)  {'PASS' if inline_ok else 'FAIL'}"
@@ -283,6 +305,7 @@ def main() -> int:
                 growth(sim, recorder, hops, symbols[-1], engine_oids[symbols[-1]], growth_fills)
         finally:
             bare.stop()
+            hop.stop()
             engine.stop(graceful=False)
     print(machine_load())
     return 0 if ok else 1
