@@ -1,11 +1,38 @@
-"""Crashing pair actors for the supervision tests: the real crash path (`on_failure` → `child_failed`)."""
+"""Crashing pair actors for the supervision tests: the real crash path (`on_failure` → `child_failed`); and the
+engine those tests crash (BTC and ETH, no streams, a manual clock: only what a test does moves anything)."""
 
 from __future__ import annotations
 
-from engine.api import Engine
-from engine.domain import Pair
+from pathlib import Path
 
-__all__ = ["exhaust_restart_budget"]
+from engine.api import Engine
+from engine.clock import ManualClock, SystemClock
+from engine.config import Config
+from engine.domain import Pair
+from sim import Simulator
+
+__all__ = ["BTC", "ETH", "exhaust_restart_budget", "manual_engine"]
+
+BTC, ETH = Pair("BTC/USDT"), Pair("ETH/USDT")
+
+
+def manual_engine(sim: Simulator, tmp_path: Path, **execution: str) -> Engine:
+    """An engine on `sim` trading BTC and ETH with no streams and a manual clock; `execution` overrides
+    (limit timeout 600 s unless given)."""
+    config = Config.model_validate(
+        {
+            "stream": {"user_data": False, "market_data": False},
+            "exchange": {"pair_whitelist": [BTC, ETH]},
+            "execution": {"limit_timeout_s": "600", **execution},
+        }
+    )
+    return Engine.start(
+        config,
+        clock=ManualClock(SystemClock().now_ms()),
+        sim=sim,
+        database_url=f"sqlite:///{tmp_path}/engine.sqlite3",
+        spool_path=tmp_path / "spool.jsonl",
+    )
 
 
 def exhaust_restart_budget(engine: Engine, pair: Pair | str, budget: int = 3) -> None:

@@ -19,15 +19,11 @@ from pykka._envelope import Envelope
 from pykka.messages import ProxyCall
 
 from engine.api import Accepted, Engine, Refusal, RefusalReason
-from engine.clock import ManualClock, SystemClock
-from engine.config import Config
 from engine.domain import ExchangeOrderId, Order, OrderStatus, Pair, Side, Symbol, TradeId
 from engine.exchange import ExchangeOrderStatus, ExecutionReport, ExecutionType
 from sim import FaultSpec, SimConfig, Simulator
-from tests.actors._crashes import exhaust_restart_budget
+from tests.actors._crashes import BTC, ETH, exhaust_restart_budget, manual_engine
 
-BTC, ETH = Pair("BTC/USDT"), Pair("ETH/USDT")
-NO_STREAMS = {"user_data": False, "market_data": False}
 _WAIT_S = 20.0
 
 
@@ -45,20 +41,7 @@ def start(sim: Simulator, tmp_path: Path) -> Iterator[Callable[..., Engine]]:
     engines: list[Engine] = []
 
     def _start(**execution: str) -> Engine:
-        config = Config.model_validate(
-            {
-                "stream": NO_STREAMS,
-                "exchange": {"pair_whitelist": [BTC, ETH]},
-                "execution": {"limit_timeout_s": "600", **execution},
-            }
-        )
-        engine = Engine.start(
-            config,
-            clock=ManualClock(SystemClock().now_ms()),
-            sim=sim,
-            database_url=f"sqlite:///{tmp_path}/engine.sqlite3",
-            spool_path=tmp_path / "spool.jsonl",
-        )
+        engine = manual_engine(sim, tmp_path, **execution)
         engines.append(engine)
         return engine
 

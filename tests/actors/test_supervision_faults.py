@@ -16,15 +16,10 @@ from typing import Any
 import pytest
 
 from engine.api import Accepted, Engine
-from engine.clock import ManualClock, SystemClock
-from engine.config import Config
 from engine.domain import Pair
 from engine.gateway import GatewayRequest, GatewayResult, Op
 from sim import SimConfig, Simulator
-from tests.actors._crashes import exhaust_restart_budget
-
-BTC, ETH = Pair("BTC/USDT"), Pair("ETH/USDT")
-NO_STREAMS = {"user_data": False, "market_data": False}
+from tests.actors._crashes import BTC, ETH, exhaust_restart_budget, manual_engine
 
 
 @pytest.fixture
@@ -41,20 +36,7 @@ def start(sim: Simulator, tmp_path: Path) -> Iterator[Callable[..., Engine]]:
     engines: list[Engine] = []
 
     def _start(on_shutdown: str = "cancel") -> Engine:
-        config = Config.model_validate(
-            {
-                "stream": NO_STREAMS,
-                "exchange": {"pair_whitelist": [BTC, ETH]},
-                "execution": {"limit_timeout_s": "600", "on_shutdown": on_shutdown},
-            }
-        )
-        engine = Engine.start(
-            config,
-            clock=ManualClock(SystemClock().now_ms()),
-            sim=sim,
-            database_url=f"sqlite:///{tmp_path}/engine.sqlite3",
-            spool_path=tmp_path / "spool.jsonl",
-        )
+        engine = manual_engine(sim, tmp_path, on_shutdown=on_shutdown)
         engines.append(engine)
         return engine
 
