@@ -38,7 +38,18 @@ from engine.domain import Order, Pair
 from engine.exchange import MUTATING_OPERATIONS, AccountPosition, BadFrame, ExecutionReport
 from engine.execution import SymbolRules
 from engine.gateway import GatewayResult, Op
-from engine.pair import Alert, Command, Emit, LookupStored, PairBook, Persist, Schedule, Send, Unschedule
+from engine.pair import (
+    PLAN_TIMER_PREFIX,
+    Alert,
+    Command,
+    Emit,
+    LookupStored,
+    PairBook,
+    Persist,
+    Schedule,
+    Send,
+    Unschedule,
+)
 
 __all__ = ["ReconcileMixin"]
 
@@ -48,8 +59,6 @@ _RECONCILE_BACKLOG = 100
 _READ_ONLY = frozenset({Op.FETCH_ORDER, Op.MY_TRADES, Op.OPEN_ORDERS})
 """What a tracking-only book may send: lookups only (an allow-list: an operation added later is not sent)."""
 assert not {op.value for op in _READ_ONLY} & MUTATING_OPERATIONS
-_PLAN_TIMER = "plan:"
-"""The key prefix of a plan's deadline timer (`engine.pair.plan_key`)."""
 _TRACKED_TELLS = frozenset({"on_result", "on_report", "on_open_orders", "on_write_ahead_failed"})
 """Pair actor messages a tracking-only book takes: each is `PairBook.<name>(*args, now_ms)`."""
 _HELD_REPORTS = 10_000
@@ -241,8 +250,9 @@ class ReconcileMixin:
 
     def on_tracked_tell(self, pair: Pair, message: ProxyCall) -> None:
         """A tell meant for `pair`'s dead actor (left in its inbox, or a gateway answer to one of its requests)
-        applied to the pair's tracking-only book: answers and reports only. Timers, prices and cancels would
-        act on the market and are dropped; callers' requests are answered by `release_callers`."""
+        applied to the pair's tracking-only book: answers and reports only. Prices and cancels would act on the
+        market and are dropped, and so are timer tells (the book's timers are re-armed on the root from the book
+        itself, `_track_only`); callers' requests are answered by `release_callers`."""
         book = self._outside.get(pair)
         name = message.attr_path[-1] if message.attr_path else ""
         if book is None or name not in _TRACKED_TELLS:
@@ -315,7 +325,7 @@ class ReconcileMixin:
         # status re-check, an unknown outcome's next lookup. The book sends nothing but lookups (`tracking_only`)
         # and `_may_look_up` filters again. Same lock and handles as the root's cadences: none fires after
         # `shutdown` stopped the timers.
-        if command.key.startswith(_PLAN_TIMER):
+        if command.key.startswith(PLAN_TIMER_PREFIX):
             return  # a plan's deadline only leads to a cancel or a fallback, which a tracking-only book never sends
         name = f"tracked:{pair}:{command.key}"
         proxy = self._self

@@ -14,12 +14,13 @@ from engine.pair._commands import (
     WriteAhead,
 )
 from engine.pair._intake import IntakeContext, check_intake
-from engine.pair._legs import Execution, Leg, Stage, order_of, trade_of
+from engine.pair._legs import PLAN_TIMER_PREFIX, Execution, Leg, Stage, order_of, trade_of
 from engine.pair._outcomes import replay_outcome
 from engine.pair._seen import SeenKeys
 from engine.pair._settings import PairSettings
 
 __all__ = [
+    "PLAN_TIMER_PREFIX",
     "Alert",
     "Command",
     "Emit",

@@ -26,12 +26,16 @@ from engine.exchange import UnknownOutcomeResolver
 from engine.execution import ExecutionPlan, ExecutionResult
 from engine.orders import OrderState
 
-__all__ = ["Execution", "Leg", "Stage", "ms_to_dt", "order_of", "plan_key", "trade_of"]
+__all__ = ["PLAN_TIMER_PREFIX", "Execution", "Leg", "Stage", "ms_to_dt", "order_of", "plan_key", "trade_of"]
+
+
+PLAN_TIMER_PREFIX = "plan:"
+"""How the timer key of every request's plan starts (`plan_key`)."""
 
 
 def plan_key(request_id: RequestId) -> str:
     """The timer key of a request's plan."""
-    return f"plan:{request_id}"
+    return f"{PLAN_TIMER_PREFIX}{request_id}"
 
 
 @lru_cache(maxsize=1024)

@@ -107,12 +107,7 @@ def test_migration_5_keeps_orders_and_stores_the_capped_flag(fresh_url: str) -> 
     db = connect(fresh_url, apply_migrations=False)
     try:
         migrate(db, target=4)
-        db.execute_sql(
-            "INSERT INTO orders (client_order_id, exchange, request_id, pair, side, order_type, time_in_force, role, "
-            "status, amount, filled, remaining, quote_filled, fees, created_at, updated_at) VALUES ('old', "
-            "'binance', 'r', 'BTC/USDT', 'buy', 'limit', 'GTC', 'primary', 'open', '1', '0', '1', '0', '{}', "
-            "'2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')"
-        )
+        _insert_order(db, "old")
         migrate(db)
         old = get_order(db, "old")
         assert old is not None and old.slippage_capped is False
