@@ -10,7 +10,8 @@ They answer the question the order-latency targets raise: could any layout meet 
   loop, the loop commits in place (blocking the loop: no engine could afford that, it stalls every other
   pair) and sends the create, then sets the caller's future. Two hand-offs, caller → loop → caller.
 
-The floor itself has none: raw ccxt is timed inside the loop and the raw commit in the caller's thread.
+The floor itself has no hand-off at all (`_interleave.RawSerial`: the commit, then the create, timed inside the
+loop), so `TwoHopLayout`'s distance to it is what the two hand-offs cost.
 No validation, no book, no rate budget, no records beyond the one row.
 """
 

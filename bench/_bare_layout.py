@@ -4,8 +4,9 @@ The caller tells a pykka pair actor, which tells a pykka persistence actor (one 
 database, as the floor's) and hands the create to an asyncio loop thread owning one ccxt client; the
 create waits there for the commit (the write-ahead gate), goes out, and its answer is told back to the pair
 actor, which sets the caller's future. No validation, no book, no rate budget, no records beyond the one row:
-what this costs above raw ccxt + one commit is the price of the layout itself (thread hand-offs on one
-interpreter lock), not of the engine's code. `bench/order_latency.py` measures it next to the engine.
+what this costs above the floor (one commit, then the create, in one thread: `_interleave.RawSerial`) is the
+price of the layout itself (thread hand-offs on one interpreter lock), not of the engine's code.
+`bench/order_latency.py` measures it next to the engine.
 """
 
 from __future__ import annotations

@@ -18,7 +18,16 @@ from typing import Any, Protocol
 
 from _order_hops import cpu_seconds
 
-__all__ = ["EngineOrders", "Measured", "RawCcxt", "RawCommit", "ccxt_client", "interleaved", "run_in_loop"]
+__all__ = [
+    "EngineOrders",
+    "Measured",
+    "RawCcxt",
+    "RawCommit",
+    "RawSerial",
+    "ccxt_client",
+    "interleaved",
+    "run_in_loop",
+]
 
 OrderArgs = Callable[[int], tuple[str, str, str]]
 """Order number → (side, amount, price) of a marketable limit order."""
@@ -89,6 +98,47 @@ class RawCommit:
 
     def close(self) -> None:
         self._conn.close()
+
+
+class RawSerial:
+    """The floor as one program: per order, one raw single-row commit, then raw ccxt async `create_order`, one
+    after the other on the loop thread and timed inside it (no hand-off, no logic).
+
+    This is the least any program with the engine's guarantee (the intent durable before the order leaves)
+    can do. It is slower than `RawCcxt` plus `RawCommit` measured apart: on this machine each part takes
+    longer when the other runs between two of its calls (caches, the simulator's and the database's idle
+    wake-ups), so the sum of the parts' percentiles is not a time any program reaches. `parts` keeps each
+    part's own time so the report can show where the difference goes.
+    """
+
+    def __init__(self, loop_thread: Any, client: Any, symbol: str, args: OrderArgs, url: str) -> None:
+        self._loop_thread, self._client, self._symbol, self._args = loop_thread, client, symbol, args
+        self._commit = RawCommit(url + ".serial" if url.startswith("sqlite") else url)
+        self._i = 0
+        self.parts: list[tuple[float, float]] = []
+        """(commit, create) seconds of each order, in order."""
+
+    async def _orders(self, n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            side, qty, price = self._args(self._i)
+            self._i += 1
+            cid = f"serial-{uuid.uuid4().hex[:20]}"
+            start = time.perf_counter()
+            self._commit.run(1)  # blocks the loop: a floor, not a design
+            committed = time.perf_counter()
+            await self._client.create_order(self._symbol, "limit", side, qty, price, {"newClientOrderId": cid})
+            end = time.perf_counter()
+            out.append(end - start)
+            self.parts.append((committed - start, end - committed))
+        return out
+
+    def run(self, n: int) -> list[float]:
+        result: list[float] = self._loop_thread.submit(self._orders(n)).result(120)
+        return result
+
+    def close(self) -> None:
+        self._commit.close()
 
 
 class EngineOrders:
