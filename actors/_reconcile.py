@@ -12,8 +12,9 @@ held (in order, bounded) until the root restarts it and then delivered to the ne
 stream routes to it; past the restart budget the pair's own book becomes tracking-only here, so its fills are
 still stored, and reconciliation rounds keep looking its orders up (read-only lookups, answered to the root;
 a tracking-only book never sends a create or a cancel). The tracking-only books of pairs outside the
-whitelist are not reconciled: how many orders they hold is up to whoever places them, and the rounds' rate
-cost must stay bounded. A mixin of `RootActor` (its messages run on the root's thread)."""
+whitelist are reconciled for the engine's own orders only (placed before the whitelist changed, restored at
+start): how many external orders they hold is up to whoever places them, and the rounds' rate cost must stay
+bounded. A mixin of `RootActor` (its messages run on the root's thread)."""
 
 from __future__ import annotations
 
@@ -28,13 +29,13 @@ from loguru import logger
 from pykka.messages import ProxyCall
 
 from actors._feeds import reconcile_requests
-from actors._recovery import open_order_scans, split_by_pair
+from actors._recovery import NOT_WHITELISTED, open_order_scans, restore_outside, split_by_pair
 from actors._ticker import Ticker
 from actors.pair import redirect_tells, reply_address, stored_view
 from actors.stream._frames import AccountFrame
 from actors.stream._watch import FIRST_SUBSCRIPTION
 from engine.clock import Clock
-from engine.domain import Order, Pair
+from engine.domain import Order, OrderRole, Pair, pair_to_symbol
 from engine.exchange import MUTATING_OPERATIONS, AccountPosition, BadFrame, ExecutionReport
 from engine.execution import SymbolRules
 from engine.gateway import GatewayResult, Op
@@ -110,8 +111,8 @@ class ReconcileMixin:
         if result.error is not None:
             logger.bind(pair=pair).warning("open orders scan failed: {}", result.error)
             return
-        whitelisted = {s: p for s, p in self._symbol_pairs.items() if p in self._books}
-        answers = {pair: result} if pair is not None else split_by_pair(result, whitelisted)
+        booked = {s: p for s, p in self._symbol_pairs.items() if p in self._books or p in self._outside}
+        answers = {pair: result} if pair is not None else split_by_pair(result, booked)
         for target, answer in answers.items():
             tracked = self._outside.get(target)
             if tracked is None:
@@ -135,9 +136,12 @@ class ReconcileMixin:
         reconciliation must never crowd out trading or spend the rate budget twice on the same question.
 
         Whitelisted pairs halted past the restart budget are in the round too, through their tracking-only
-        books: a fill lost while their actor was dead is still found (read-only lookups; nothing is traded).
+        books: a fill lost while their actor was dead is still found (read-only lookups; nothing is traded). So
+        are pairs no longer whitelisted while the engine's own orders from before are unfinished there
+        (`restore_outside`).
         """
-        return self._round(list(self._books), reason)
+        tracked = [p for p, b in self._outside.items() if p not in self._books and self._tracked_reconcilable(b)]
+        return self._round([*self._books, *tracked], reason)
 
     def reconcile_pair(self, pair: Pair, reason: str) -> int:
         """A round over one pair only (after its actor was restarted): its orders and its open orders."""
@@ -176,8 +180,8 @@ class ReconcileMixin:
     def _reconcilable(self, pair: Pair) -> tuple[list[Order], Callable[[GatewayResult], None]] | None:
         """The orders of `pair` to look up and where their answers go; None when its actor is dead."""
         tracked = self._outside.get(pair)
-        if tracked is not None:  # halted past the budget: the root runs its book
-            return tracked.reconcilable(tracking_only=True), self._tracked_reply(pair)
+        if tracked is not None:  # halted past the budget, or not whitelisted: the root runs its book
+            return self._tracked_reconcilable(tracked), self._tracked_reply(pair)
         # A dead actor is skipped: the restarted one is reconciled as soon as it is back (`child_failed`). The
         # answers go to the book's stable address, not to this actor: if it dies before they come, its
         # successor (or the tracking-only book) gets them.
@@ -185,6 +189,14 @@ class ReconcileMixin:
             pair, "reconcilable_orders", lambda proxy: proxy.reconcilable_orders().get(timeout=_ASK_TIMEOUT_S), None
         )
         return None if orders is None else (orders, reply_address(self._books[pair]))
+
+    def _tracked_reconcilable(self, book: PairBook) -> list[Order]:
+        """What a round looks up in a tracking-only book: every order for a whitelisted pair (halted), the
+        engine's own orders only for a pair outside the whitelist (external ones there are not bounded)."""
+        orders = book.reconcilable(tracking_only=True)
+        if book.pair in self._books:
+            return orders
+        return [order for order in orders if order.role is not OrderRole.EXTERNAL]
 
     def on_unrouted(self, report: Any) -> None:
         """A user-data event for no whitelisted pair (or an account event), never dropped: an execution report
@@ -211,7 +223,26 @@ class ReconcileMixin:
         if book is None:
             book = self._outside[pair] = PairBook(pair, SymbolRules.from_exchange_info(spec), self._s.pair_settings)
             book.tracking_only = True
+            book.tracking_reason = NOT_WHITELISTED
         self._track_report(book, report)
+
+    def _outside_book(self, pair: Pair) -> PairBook | None:
+        """A book for a pair outside the whitelist (crash recovery's `restore_outside`); None when the exchange
+        does not list it."""
+        spec = self._specs.get(pair_to_symbol(pair))
+        return None if spec is None else PairBook(pair, SymbolRules.from_exchange_info(spec), self._s.pair_settings)
+
+    def _restore_outside(self) -> None:
+        """At start: the unfinished work of pairs no longer whitelisted goes to tracking-only books here, and
+        their orders are looked up as a pair actor's would be."""
+        books, unlisted = restore_outside(self._store, self._books, self._outside_book, self._clock.now_ms())
+        for pair, book in books.items():
+            self._outside[pair] = book
+            self._carry_out(book, book.resume(self._clock.now_ms()))
+        if unlisted:
+            names = ", ".join(unlisted)
+            self._alerts("orders_untracked", f"unfinished orders of pairs the exchange does not list, not tracked: "
+                                             f"{names}")  # fmt: skip
 
     def _deliver_report(self, pair: Pair, report: ExecutionReport) -> None:
         """To `pair`'s actor if it is alive; else held until `_start_pair` restarts it (or `_track_only`)."""
@@ -315,14 +346,14 @@ class ReconcileMixin:
             elif isinstance(command, Send) and self._may_look_up(book, command):
                 # The answer comes back to the root (`on_tracked_result`), never to the dead pair actor.
                 self.gateway.submit(replace(command.request, reply_to=self._tracked_reply(book.pair), gate=None))
-            elif isinstance(command, Schedule | Unschedule) and book.pair in self._books:
+            elif isinstance(command, Schedule | Unschedule):
                 self._tracked_timer(book.pair, command)
             elif not isinstance(command, Persist):
                 logger.bind(pair=book.pair).debug("tracking only: {} not carried out", type(command).__name__)
 
     def _tracked_timer(self, pair: Pair, command: Schedule | Unschedule) -> None:
-        # A halted whitelisted pair's book keeps its timers, run by the root: a re-fetch of missing fills, a
-        # status re-check, an unknown outcome's next lookup. The book sends nothing but lookups (`tracking_only`)
+        # A tracking-only book keeps its order timers, run by the root: a re-fetch of missing fills, a status
+        # re-check, an unknown outcome's next lookup. The book sends nothing but lookups (`tracking_only`)
         # and `_may_look_up` filters again. Same lock and handles as the root's cadences: none fires after
         # `shutdown` stopped the timers.
         if command.key.startswith(PLAN_TIMER_PREFIX):
@@ -348,9 +379,9 @@ class ReconcileMixin:
             self._track(book, f"timer {key}", partial(book.on_timer, key, self._clock.now_ms()))
 
     def _may_look_up(self, book: PairBook, command: Send) -> bool:
-        # Lookups only, for whitelisted pairs only (the books of pairs outside the whitelist stay as they were:
-        # records from the stream, nothing sent), and nothing after the shutdown drain.
-        return command.request.op in _READ_ONLY and book.pair in self._books and not self._stopping
+        # Lookups only (for every tracking-only book: an order recorded here is followed to its end), and
+        # nothing after the shutdown drain.
+        return command.request.op in _READ_ONLY and not self._stopping
 
     def _lookup_stored(self, book: PairBook, command: LookupStored) -> None:
         # As the pair actor does (ask down to persistence): the stored order, its fills and its trade.

@@ -22,7 +22,16 @@ from engine.domain import Pair, Priority, pair_to_symbol
 from engine.gateway import GatewayRequest, GatewayResult, Op
 from engine.pair import PairBook
 
-__all__ = ["RecoverySummary", "best_quotes", "open_order_scans", "prime_prices", "restore_books", "split_by_pair"]
+__all__ = [
+    "NOT_WHITELISTED",
+    "RecoverySummary",
+    "best_quotes",
+    "open_order_scans",
+    "prime_prices",
+    "restore_books",
+    "restore_outside",
+    "split_by_pair",
+]
 
 _ASK_TIMEOUT_S = 60.0
 
@@ -80,6 +89,42 @@ def restore_books(store: Any, books: Mapping[Pair, PairBook], now_ms: int) -> Re
         summary.keys,
     )
     return summary
+
+
+NOT_WHITELISTED = "the pair is not whitelisted"
+"""The tracking reason of a book for a pair outside the whitelist (orders from before the whitelist changed, or
+placed outside the engine)."""
+
+
+def restore_outside(
+    store: Any, whitelisted: Iterable[Pair], make_book: Callable[[Pair], PairBook | None], now_ms: int
+) -> tuple[dict[Pair, PairBook], list[Pair]]:
+    """Unfinished requests and live orders of pairs outside the whitelist (it changed since they were placed),
+    each pair's in a tracking-only book: recorded and looked up to their end, never traded (no fallback, no
+    cancel, no re-send). Returns those books, and the pairs `make_book` could not make one for (the exchange
+    no longer lists them): their orders cannot be tracked, and the caller says so.
+    """
+    state = store.proxy.recovery(None).get(timeout=_ASK_TIMEOUT_S)
+    inside = set(whitelisted)
+    pairs = {Pair(str(o.pair)) for o in state.orders} | {Pair(str(r.request.pair)) for r in state.requests}
+    books: dict[Pair, PairBook] = {}
+    unlisted: list[Pair] = []
+    for pair in sorted(pairs - inside):
+        book = make_book(pair)
+        if book is None:
+            unlisted.append(pair)
+            continue
+        book.tracking_only = True
+        book.tracking_reason = NOT_WHITELISTED
+        resumed = book.restore(state.requests, state.orders, state.fills, now_ms, trades=state.trades)
+        logger.bind(pair=pair).warning(
+            "crash recovery: {} unfinished request(s) and {} live order(s) of a pair no longer whitelisted; "
+            "tracked to their end, never traded",
+            resumed,
+            len(book.open_legs()),
+        )
+        books[pair] = book
+    return books, unlisted
 
 
 _ALL_SYMBOLS_WEIGHT = 80

@@ -171,6 +171,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         except ExchangeError as exc:
             logger.warning("no prices at start ({}); the first price update will bring them", exc)
         self._recovery = restore_books(self._store, self._books, self._clock.now_ms())
+        self._restore_outside()
 
     def _start_stream(self) -> None:
         if self._s.stream is None:

@@ -54,8 +54,11 @@ class OrderCore(ABC):
         self._legs: dict[ClientOrderId, Leg] = {}
         self._out: list[Command] = []
         self.tracking_only = False
-        """Set when the book's actor is not coming back (past the restart budget) and the root runs the book:
-        it still applies what the exchange says and looks orders up, but it never creates or cancels one."""
+        """Set when the root runs the book instead of a pair actor: the pair is halted past its restart budget,
+        or no longer whitelisted. It still applies what the exchange says and looks orders up, but it never
+        creates or cancels one."""
+        self.tracking_reason = "the pair is halted past its restart budget"
+        """Why the book is tracking only, in the words a refused fallback or re-send is closed with."""
 
     # ---- hooks: what the request level hears ---------------------------------------------------------
     @abstractmethod
@@ -133,12 +136,12 @@ class OrderCore(ABC):
 
     def _refused_tracking_only(self, leg: Leg, now_ms: int) -> bool:
         """In a tracking-only book an order the plan wants created (a fallback, a re-send) is closed as refused
-        here, never sent: the engine is halted, and its plan ends with what was filled (the remainder reported)."""
+        here, never sent: the pair may not trade, and its plan ends with what was filled (the remainder reported)."""
         if not self.tracking_only:
             return False
-        logger.bind(pair=self.pair, client_order_id=leg.cid).warning("not sent: the pair is tracked only (halted)")
-        self._fail(leg, Rejected("not sent: the pair is halted past its restart budget (tracked only)",
-                                 operation="create_order"), now_ms)  # fmt: skip
+        bound = logger.bind(pair=self.pair, client_order_id=leg.cid)
+        bound.warning("not sent: {} (tracked only)", self.tracking_reason)
+        self._fail(leg, Rejected(f"not sent: {self.tracking_reason} (tracked only)", operation="create_order"), now_ms)
         return True
 
     def _cancel_leg(self, leg: Leg, why: str, now_ms: int) -> None:

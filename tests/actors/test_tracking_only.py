@@ -1,5 +1,6 @@
-"""A tracking-only book (a pair halted past the restart budget, run by the root) never trades: of what it asks
-for, the root carries out records, events, alerts and read-only lookups, and never a create or a cancel. And
+"""A tracking-only book (a pair halted past the restart budget, or outside the whitelist, run by the root) never
+trades: of what it asks for, the root carries out records, events, alerts, timers and read-only lookups, and never
+a create or a cancel. And
 the root's plain settings: where the restart budget and its window come from.
 
 The root's reconciliation mixin as a plain object over fakes at its seams (gateway, persistence, bus, its own
@@ -136,13 +137,11 @@ def test_an_unscheduled_timer_of_a_tracking_only_book_never_fires() -> None:
     assert root.calls.told == [] and root._timers == {}
 
 
-def test_no_timer_is_armed_for_a_pair_outside_the_whitelist_or_after_the_timers_stopped() -> None:
-    outside, stopped = _Root(), _Root(stopping=True)
-    outside._carry_out(SimpleNamespace(pair=DOGE), [Schedule("fills:c-1", 10)])  # type: ignore[arg-type]
+def test_no_timer_is_armed_after_the_timers_stopped() -> None:
+    stopped = _Root(stopping=True)
     stopped._carry_out(SimpleNamespace(pair=BTC), [Schedule("fills:c-1", 10)])  # type: ignore[arg-type]
-    for root in (outside, stopped):
-        root._ticker.advance(100)
-        assert root.calls.told == [] and root._timers == {}
+    stopped._ticker.advance(100)
+    assert stopped.calls.told == [] and stopped._timers == {}
 
 
 def test_nothing_is_sent_after_the_shutdown_drain() -> None:
@@ -152,11 +151,31 @@ def test_nothing_is_sent_after_the_shutdown_drain() -> None:
     assert root.calls.sent == []
 
 
-def test_the_book_of_a_pair_outside_the_whitelist_sends_nothing() -> None:
+def test_the_book_of_a_pair_outside_the_whitelist_looks_up_and_keeps_its_timers_but_never_trades() -> None:
+    # Orders placed before the whitelist changed (or elsewhere) are followed to their end like a halted pair's.
     root = _Root()
-    book: Any = SimpleNamespace(pair=DOGE)  # orders placed elsewhere: recorded from the stream only, as before
-    root._carry_out(book, [Send(_request(Op.FETCH_ORDER)), Send(_request(Op.MY_TRADES))])
-    assert root.calls.sent == []
+    book: Any = SimpleNamespace(pair=DOGE)
+    lookups = [Send(_request(Op.FETCH_ORDER)), Send(_request(Op.MY_TRADES))]
+    root._carry_out(book, [*lookups, Send(_request(Op.CANCEL_ORDER)), Schedule("fills:c-1", 10)])
+    assert [r.op for r in root.calls.sent] == [Op.FETCH_ORDER, Op.MY_TRADES]
+    root._ticker.advance(100)
+    assert root.calls.told == [("on_tracked_timer", (DOGE, "fills:c-1"))]
+
+
+def _tracked_book(pair: Pair, *roles: OrderRole) -> Any:
+    orders = [_order().model_copy(update={"pair": pair, "role": role}) for role in roles]
+    return SimpleNamespace(pair=pair, reconcilable=lambda tracking_only: orders)
+
+
+def test_a_round_looks_up_the_engines_own_orders_outside_the_whitelist_and_no_external_ones() -> None:
+    root = _Root()
+    halted = _tracked_book(BTC, OrderRole.PRIMARY, OrderRole.EXTERNAL)
+    outside = _tracked_book(DOGE, OrderRole.PRIMARY, OrderRole.EXTERNAL)
+    only_external = _tracked_book(Pair("XRP/USDT"), OrderRole.EXTERNAL)
+    # a halted whitelisted pair: every order of its own pair, as before
+    assert [o.role for o in root._tracked_reconcilable(halted)] == [OrderRole.PRIMARY, OrderRole.EXTERNAL]
+    assert [o.role for o in root._tracked_reconcilable(outside)] == [OrderRole.PRIMARY]
+    assert root._tracked_reconcilable(only_external) == []  # a pair with only external orders is not in rounds
 
 
 def test_the_restart_budget_and_window_come_from_the_configuration_unless_given() -> None:
