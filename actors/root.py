@@ -272,10 +272,14 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         return {pair: ref.proxy() for pair, ref in self._pairs.items() if ref.is_alive()}
 
     def tracked_open_orders(self, pair: Pair) -> list[Order]:
-        """Open orders of a whitelisted pair halted past the restart budget (its book is tracked here now;
-        empty for any other pair): what its dead actor can no longer answer."""
-        book = self._outside.get(pair) if pair in self._books else None
+        """Open orders of a pair whose book the root tracks (halted past the restart budget: what its dead actor
+        can no longer answer; or outside the whitelist); empty for any other pair."""
+        book = self._outside.get(pair)
         return [order_of(leg) for leg in book.open_legs()] if book is not None else []
+
+    def outside_pairs(self) -> list[Pair]:
+        """Pairs outside the whitelist whose orders the root tracks (see `_reconcile`)."""
+        return [pair for pair in self._outside if pair not in self._books]
 
     def store(self) -> PersistenceHandle | None:
         """The persistence handle (queries)."""

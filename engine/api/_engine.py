@@ -218,19 +218,22 @@ class Engine(EngineRequests, EngineQueries):
 
     def open_orders(self, pair: str | None = None) -> list[Order]:
         """Open orders, of one pair or all (a pair halted past its restart budget: the orders its book tracks;
-        a pair whose actor is being restarted is skipped)."""
-        pairs = [Pair(pair)] if pair else list(self._routing.routes)
+        a pair whose actor is being restarted is skipped). Pairs outside the whitelist are included: orders the
+        engine tracks there (its own from before the whitelist changed, or placed elsewhere)."""
+        root = self._root.proxy()
+        pairs = [Pair(pair)] if pair else [*self._routing.routes, *root.outside_pairs().get(timeout=_ASK_TIMEOUT_S)]
         out: list[Order] = []
         for p in pairs:
             target = self._routing.get(p)
             if target is None:
+                out.extend(root.tracked_open_orders(p).get(timeout=_ASK_TIMEOUT_S))
                 continue
             try:
                 out.extend(target.open_orders().get(timeout=_ASK_TIMEOUT_S))
             except pykka.ActorDeadError:
                 # Halted past its restart budget, the pair's book is tracked by the root: its orders stay
                 # visible. While the actor is being restarted there is nothing to ask; skipped.
-                tracked = self._root.proxy().tracked_open_orders(p).get(timeout=_ASK_TIMEOUT_S)
+                tracked = root.tracked_open_orders(p).get(timeout=_ASK_TIMEOUT_S)
                 if not tracked:
                     logger.bind(pair=p).warning("open orders: the pair actor is not running; skipped")
                 out.extend(tracked)

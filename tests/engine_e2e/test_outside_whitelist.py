@@ -104,6 +104,8 @@ def test_a_live_order_of_a_pair_taken_off_the_whitelist_is_followed_to_its_end(
     assert fill.client_order_id == cid and fill.order is not None and fill.order.filled == Decimal("0.04")
     second.ticker.advance(10_000)  # past the 5 s limit timeout: a tracked pair is never canceled nor falls back
     assert [o["status"] for o in _eth_orders(sim)] == ["PARTIALLY_FILLED"]
+    assert [o.client_order_id for o in second.open_orders()] == [cid]  # still visible through the API
+    assert [o.filled for o in second.open_orders(ETH)] == [Decimal("0.04")]
 
     sim.control.fill_order("ETHUSDT", client_order_id=cid)
     second.ticker.advance(60_000)  # the periodic reconciliation looks the engine's own order up
@@ -111,6 +113,7 @@ def test_a_live_order_of_a_pair_taken_off_the_whitelist_is_followed_to_its_end(
     assert done.trade is not None and done.trade.status is TradeStatus.FILLED
     assert done.trade.filled == Decimal("0.1")
     assert len(_eth_orders(sim)) == 1  # nothing else was ever sent for ETH
+    assert second.open_orders() == [] and second.open_orders(ETH) == []
     _flush(second)
     order_id = accepted.order.exchange_order_id
     ledger_trades = sorted(t["id"] for t in sim.control.ledger()["trades"] if t["orderId"] == order_id)
