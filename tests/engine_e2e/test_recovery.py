@@ -55,9 +55,10 @@ def db_url(tmp_path: Path) -> str:
 def start(sim: Simulator, tmp_path: Path, db_url: str) -> Iterator[Any]:
     engines: list[Engine] = []
 
-    def _start(clock: ManualClock) -> tuple[Engine, Events]:
+    def _start(clock: ManualClock, pairs: list[str] | None = None) -> tuple[Engine, Events]:
+        whitelist = pairs or [PAIR]
         config = Config.model_validate(
-            {"stream": NO_STREAMS, "exchange": {"pair_whitelist": [PAIR]}, "execution": {"limit_timeout_s": "5"}}
+            {"stream": NO_STREAMS, "exchange": {"pair_whitelist": whitelist}, "execution": {"limit_timeout_s": "5"}}
         )
         events = Events()
         engine = Engine.start(
@@ -142,21 +143,23 @@ def test_a_fill_while_down_is_fetched_at_restart(start: Any, sim: Simulator, db_
     assert len(_bx_orders(sim)) == 1  # no fallback: the limit filled
 
 
-def _write_intent(db_url: str, key: str, now_ms: int, **order: Any) -> Order:
+def _write_intent(
+    db_url: str, key: str, now_ms: int, *, pair: str = PAIR, price: str = LIMIT, amount: str = "0.01", **order: Any
+) -> Order:
     """What the database holds after a crash between the write-ahead and the send."""
     when = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
     request = OrderRequest(
-        request_id="crashed-1", pair=PAIR, side=Side.BUY, amount=Decimal("0.01"), price=Decimal(LIMIT),
+        request_id=f"crashed-{key}", pair=pair, side=Side.BUY, amount=Decimal(amount), price=Decimal(price),
         idempotency_key=key, created_at=when, limit_timeout_s=Decimal(60),
     )  # fmt: skip
     order = Order(
-        client_order_id=client_order_id(key, pair=PAIR), request_id="crashed-1", pair=PAIR, side=Side.BUY,
-        order_type=OrderType.LIMIT, status=OrderStatus.PENDING_SUBMIT, price=Decimal(LIMIT), amount=Decimal("0.01"),
-        remaining=Decimal("0.01"), created_at=when, updated_at=when,
+        client_order_id=client_order_id(key, pair=pair), request_id=f"crashed-{key}", pair=pair, side=Side.BUY,
+        order_type=OrderType.LIMIT, status=OrderStatus.PENDING_SUBMIT, price=Decimal(price), amount=Decimal(amount),
+        remaining=Decimal(amount), created_at=when, updated_at=when,
     ).model_copy(update=order)  # fmt: skip
     handle = connect(db_url)
     try:
-        BatchWriter(handle).write([RequestRecord(request=request, reference_price=Decimal(LIMIT)), order])
+        BatchWriter(handle).write([RequestRecord(request=request, reference_price=Decimal(price)), order])
     finally:
         handle.close()
     return order
