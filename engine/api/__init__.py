@@ -1,6 +1,7 @@
 """The public Engine API: what callers import."""
 
 from engine.api._engine import Engine, StartupChecksFailed
+from engine.api._requests import EngineStopped
 from engine.api._types import (
     Accepted,
     EngineEvent,
@@ -16,6 +17,7 @@ __all__ = [
     "Engine",
     "EngineEvent",
     "EngineListener",
+    "EngineStopped",
     "EventKind",
     "PlaceOutcome",
     "Refusal",

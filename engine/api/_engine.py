@@ -203,7 +203,12 @@ class Engine(EngineRequests, EngineQueries):
 
     # ---- requests -------------------------------------------------------------------------------------
     def get_order(self, pair: str, client_order_id: str) -> Order | None:
-        """One order: from the pair actor while it is live, else from the database."""
+        """One order: from the pair actor while it is live, else from the database.
+
+        Raises:
+            EngineStopped: the engine was stopped.
+        """
+        self._require_running("get_order")
         target = self._routing.get(Pair(pair))
         order: Order | None = None
         if target is not None:
@@ -219,7 +224,12 @@ class Engine(EngineRequests, EngineQueries):
     def open_orders(self, pair: str | None = None) -> list[Order]:
         """Open orders, of one pair or all (a pair halted past its restart budget: the orders its book tracks;
         a pair whose actor is being restarted is skipped). Pairs outside the whitelist are included: orders the
-        engine tracks there (its own from before the whitelist changed, or placed elsewhere)."""
+        engine tracks there (its own from before the whitelist changed, or placed elsewhere).
+
+        Raises:
+            EngineStopped: the engine was stopped.
+        """
+        self._require_running("open_orders")
         root = self._root.proxy()
         pairs = [Pair(pair)] if pair else [*self._routing.routes, *root.outside_pairs().get(timeout=_ASK_TIMEOUT_S)]
         out: list[Order] = []
@@ -246,10 +256,19 @@ class Engine(EngineRequests, EngineQueries):
         trading. `inline=True` calls it on the thread that produced the event (the pair's actor) instead,
         saving a thread hop (the lowest fill latency): it must then be quick and never block, because its
         pair waits for it. Either way an exception in a listener is logged and ignored.
+
+        Raises:
+            EngineStopped: the engine was stopped.
         """
+        self._require_running("subscribe")
         bus = self._root.proxy().bus().get(timeout=_ASK_TIMEOUT_S)
         token = bus.subscribe(listener, inline).get(timeout=_ASK_TIMEOUT_S)
-        return lambda: bus.unsubscribe(token).get(timeout=_ASK_TIMEOUT_S)
+
+        def unsubscribe() -> None:
+            if not self._stopped:  # a stopped engine calls no listener any more: nothing to undo
+                bus.unsubscribe(token).get(timeout=_ASK_TIMEOUT_S)
+
+        return unsubscribe
 
     def pause(self, paused: bool = True) -> None:
         """Kill switch: refuse new requests (`kill_switch`) while paused; tracking continues."""

@@ -3,8 +3,10 @@
 Health and balances come from the root actor; stored orders, fills and trades from the persistence actor,
 which commits what it holds before answering, so a query sees every write the engine made before it.
 
-Raises (every query that reads the database):
-    db.DatabaseUnavailableError: the database is unreachable (writes are being spooled); retry later.
+Raises (every query):
+    engine.api.EngineStopped: the engine was stopped.
+    db.DatabaseUnavailableError: the database is unreachable (writes are being spooled); retry later (a query
+        that reads the database).
 """
 
 from __future__ import annotations
@@ -42,10 +44,12 @@ class EngineQueries:
 
     _root: Any
     get_order: Callable[[str, str], Order | None]
+    _require_running: Callable[[str], None]
 
     def health(self) -> dict[str, Any]:
         """Health of every part: streams, database, gateway (queue, rate budget), halted or not — and, in a
         dry run on a real venue, the public price feed of the paper exchange (`paper_feed`)."""
+        self._require_running("health")
         out = dict(self._root.proxy().health().get(timeout=_ASK_TIMEOUT_S))
         feed = getattr(getattr(self, "sim", None), "price_feed", None)
         status = getattr(feed, "status", None)
@@ -59,9 +63,11 @@ class EngineQueries:
 
     def balances(self) -> dict[str, Any]:
         """The account's balances as last read from the exchange (refreshed every minute)."""
+        self._require_running("balances")
         return dict(self._root.proxy().balances().get(timeout=_ASK_TIMEOUT_S))
 
     def _store(self) -> PersistenceProxy:
+        self._require_running("stored orders and trades")
         store = self._root.proxy().store().get(timeout=_ASK_TIMEOUT_S)
         if store is None:
             raise RuntimeError("the engine has no persistence actor (stopped?)")

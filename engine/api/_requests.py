@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from actors.root import EngineState, Routing
     from engine.clock import Clock
 
-__all__ = ["EngineRequests"]
+__all__ = ["EngineRequests", "EngineStopped"]
 
 Number = Decimal | str | int
 
@@ -47,6 +47,10 @@ def _decimal(name: str, value: object) -> Decimal:
     if not out.is_finite():
         raise ValueError(f"{name} must be finite")
     return out
+
+
+class EngineStopped(RuntimeError):
+    """The engine was stopped: it answers no more queries (a placement after the stop is refused instead)."""
 
 
 class EngineRequests:
@@ -111,6 +115,11 @@ class EngineRequests:
             future.set_result(self._unreachable(request.pair))
         return future
 
+    def _require_running(self, what: str) -> None:
+        # Clear and the same everywhere: pykka's "actor not found" is no error for a caller to interpret.
+        if self._stopped:
+            raise EngineStopped(f"the engine is stopped: {what} is not available")
+
     def _tell_pair(self, pair: Pair, method: str, *args: Any) -> bool:
         """Tell `pair`'s actor; False when it is dead (crashed and not restarted yet, or past the budget)."""
         tried = None
@@ -139,9 +148,11 @@ class EngineRequests:
         """Cancel a request's resting order(s); no fallback follows.
 
         Raises:
+            EngineStopped: the engine was stopped.
             ValueError: `pair` is not in the whitelist (nothing of it can be canceled).
             RuntimeError: the pair's actor is not running (restarting, or halted past the restart budget).
         """
+        self._require_running("cancel_order")
         if self._routing.get(Pair(pair)) is None:
             raise ValueError(f"{pair!r} is not in the pair whitelist")
         if not self._tell_pair(Pair(pair), "cancel", RequestId(request_id)):

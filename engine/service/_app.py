@@ -23,7 +23,7 @@ from aiohttp import web
 from loguru import logger
 
 from db import StorageError
-from engine.api import EngineEvent
+from engine.api import EngineEvent, EngineStopped
 from engine.service._handlers import _error, _Handlers, health_status
 from engine.service._metrics import Metrics
 
@@ -151,7 +151,7 @@ def build_app(state: ApiState) -> web.Application:
         except TimeoutError:
             logger.bind(path=request.path).error("control API: the engine did not answer in time")
             return _error(504, "engine_timeout", "the engine did not answer in time; the request may still complete")
-        except pykka.ActorDeadError:
+        except (pykka.ActorDeadError, EngineStopped):
             # Between the engine stopping and the API stopping (shutdown), or after a fatal failure.
             return _error(503, "engine_unavailable", "the engine is not running")
         except StorageError as exc:

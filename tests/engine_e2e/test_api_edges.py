@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.api import Engine, Refusal, RefusalReason
+from engine.api import Engine, EngineStopped, Refusal, RefusalReason
 from engine.clock import ManualClock, SystemClock
 from engine.config import Config
 from sim import SimConfig, Simulator
@@ -39,3 +39,26 @@ def test_a_context_that_is_not_a_mapping_is_an_invalid_request(engine: Engine) -
 def test_canceling_on_a_pair_outside_the_whitelist_is_an_error_not_a_silent_no_op(engine: Engine) -> None:
     with pytest.raises(ValueError, match="whitelist"):
         engine.cancel_order("ETH/USDT", "some-request")
+
+
+def test_after_stop_queries_raise_engine_stopped_and_a_placement_is_refused(engine: Engine) -> None:
+    events: list[object] = []
+    unsubscribe = engine.subscribe(events.append)
+    engine.stop(graceful=False)
+    for query in (
+        engine.open_orders,
+        lambda: engine.open_orders(PAIR),
+        lambda: engine.get_order(PAIR, "bx-any"),
+        lambda: engine.subscribe(events.append),
+        lambda: engine.cancel_order(PAIR, "some-request"),
+        engine.health,
+        engine.balances,
+        lambda: engine.order_detail(PAIR, "bx-any"),
+        engine.orders,
+        engine.trades,
+    ):
+        with pytest.raises(EngineStopped, match="the engine is stopped"):
+            query()
+    unsubscribe()  # nothing to undo: no error
+    outcome = engine.place_order(PAIR, "buy", "0.001", "59000").result(timeout=10)
+    assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.SHUTTING_DOWN
