@@ -196,9 +196,11 @@ class _Handlers:
                 )
             )
             return _json({"orders": [order_json(o) for o in orders], "source": "database"})
-        if query.pair is not None and query.pair not in self.s.engine.config.exchange.pair_whitelist:
-            return _error(404, "not_found", f"{query.pair} is not a traded pair")
         orders = await self._blocking(self.s.engine.open_orders, query.pair)
+        if not orders and query.pair is not None and query.pair not in self.s.engine.config.exchange.pair_whitelist:
+            # A pair outside the whitelist is listed only while the engine tracks orders there (its own from
+            # before the whitelist changed, or placed elsewhere).
+            return _error(404, "not_found", f"{query.pair} is not a traded pair")
         return _json({"orders": [order_json(o) for o in orders], "source": "live"})
 
     async def get_order(self, request: web.Request) -> web.Response:
