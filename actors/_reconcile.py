@@ -29,13 +29,13 @@ from loguru import logger
 from pykka.messages import ProxyCall
 
 from actors._feeds import reconcile_requests
-from actors._recovery import NOT_WHITELISTED, open_order_scans, restore_outside, split_by_pair
+from actors._recovery import NOT_WHITELISTED, open_order_scans, split_by_pair
 from actors._ticker import Ticker
 from actors.pair import redirect_tells, reply_address, stored_view
 from actors.stream._frames import AccountFrame
 from actors.stream._watch import FIRST_SUBSCRIPTION
 from engine.clock import Clock
-from engine.domain import Order, OrderRole, Pair, pair_to_symbol
+from engine.domain import Order, Pair
 from engine.exchange import MUTATING_OPERATIONS, AccountPosition, BadFrame, ExecutionReport
 from engine.execution import SymbolRules
 from engine.gateway import GatewayResult, Op
@@ -44,6 +44,7 @@ from engine.pair import (
     Alert,
     Command,
     Emit,
+    Leg,
     LookupStored,
     PairBook,
     Persist,
@@ -77,6 +78,7 @@ class ReconcileMixin:
     _stream_health: dict[str, Any]
     _specs: dict[str, dict[str, Any]]
     _outside: dict[Pair, PairBook]
+    _outside_own: dict[Pair, frozenset[str]]
     _store: Any
     _bus: Any
     _s: Any
@@ -196,7 +198,18 @@ class ReconcileMixin:
         orders = book.reconcilable(tracking_only=True)
         if book.pair in self._books:
             return orders
-        return [order for order in orders if order.role is not OrderRole.EXTERNAL]
+        own = self._outside_own.get(book.pair, frozenset())
+        return [order for order in orders if order.client_order_id in own]
+
+    def _tracked_legs(self, book: PairBook) -> list[Leg]:
+        """The open orders of a tracking-only book the root answers for (listed, counted as left open): all of a
+        halted whitelisted pair's, only the engine's own restored ones outside the whitelist (an external order
+        there is recorded from the stream only, and nothing would ever close it if its end were missed)."""
+        legs = book.open_legs()
+        if book.pair in self._books:
+            return legs
+        own = self._outside_own.get(book.pair, frozenset())
+        return [leg for leg in legs if leg.cid in own]
 
     def on_unrouted(self, report: Any) -> None:
         """A user-data event for no whitelisted pair (or an account event), never dropped: an execution report
@@ -225,24 +238,6 @@ class ReconcileMixin:
             book.tracking_only = True
             book.tracking_reason = NOT_WHITELISTED
         self._track_report(book, report)
-
-    def _outside_book(self, pair: Pair) -> PairBook | None:
-        """A book for a pair outside the whitelist (crash recovery's `restore_outside`); None when the exchange
-        does not list it."""
-        spec = self._specs.get(pair_to_symbol(pair))
-        return None if spec is None else PairBook(pair, SymbolRules.from_exchange_info(spec), self._s.pair_settings)
-
-    def _restore_outside(self) -> None:
-        """At start: the unfinished work of pairs no longer whitelisted goes to tracking-only books here, and
-        their orders are looked up as a pair actor's would be."""
-        books, unlisted = restore_outside(self._store, self._books, self._outside_book, self._clock.now_ms())
-        for pair, book in books.items():
-            self._outside[pair] = book
-            self._carry_out(book, book.resume(self._clock.now_ms()))
-        if unlisted:
-            names = ", ".join(unlisted)
-            self._alerts("orders_untracked", f"unfinished orders of pairs the exchange does not list, not tracked: "
-                                             f"{names}")  # fmt: skip
 
     def _deliver_report(self, pair: Pair, report: ExecutionReport) -> None:
         """To `pair`'s actor if it is alive; else held until `_start_pair` restarts it (or `_track_only`)."""
@@ -379,9 +374,11 @@ class ReconcileMixin:
             self._track(book, f"timer {key}", partial(book.on_timer, key, self._clock.now_ms()))
 
     def _may_look_up(self, book: PairBook, command: Send) -> bool:
-        # Lookups only (for every tracking-only book: an order recorded here is followed to its end), and
-        # nothing after the shutdown drain.
-        return command.request.op in _READ_ONLY and not self._stopping
+        # Lookups only, and nothing after the shutdown drain: of a halted whitelisted pair, any; outside the
+        # whitelist, of the engine's own restored orders only (not another instance's, nor external ones).
+        if command.request.op not in _READ_ONLY or self._stopping:
+            return False
+        return book.pair in self._books or command.request.key in self._outside_own.get(book.pair, frozenset())
 
     def _lookup_stored(self, book: PairBook, command: LookupStored) -> None:
         # As the pair actor does (ask down to persistence): the stored order, its fills and its trade.

@@ -18,7 +18,7 @@ from typing import Any
 
 from loguru import logger
 
-from engine.domain import Pair, Priority, pair_to_symbol
+from engine.domain import OrderRole, Pair, Priority, pair_to_symbol
 from engine.gateway import GatewayRequest, GatewayResult, Op
 from engine.pair import PairBook
 
@@ -98,33 +98,44 @@ placed outside the engine)."""
 
 def restore_outside(
     store: Any, whitelisted: Iterable[Pair], make_book: Callable[[Pair], PairBook | None], now_ms: int
-) -> tuple[dict[Pair, PairBook], list[Pair]]:
-    """Unfinished requests and live orders of pairs outside the whitelist (it changed since they were placed),
-    each pair's in a tracking-only book: recorded and looked up to their end, never traded (no fallback, no
-    cancel, no re-send). Returns those books, and the pairs `make_book` could not make one for (the exchange
-    no longer lists them): their orders cannot be tracked, and the caller says so.
+) -> tuple[dict[Pair, tuple[PairBook, frozenset[str]]], list[Pair]]:
+    """The engine's own unfinished requests and live orders on pairs outside the whitelist (it changed since they
+    were placed), each pair's in a tracking-only book: recorded and looked up to their end, never traded (no
+    fallback, no cancel, no re-send).
+
+    Returns, per pair, its book and the client order ids of the engine's own orders restored into it (the only
+    ones there the root looks up: external orders stay as they were, recorded from the stream); and the pairs
+    that could not be tracked (the exchange does not list them, or their book could not take what was stored),
+    for the caller to alert. A pair with only external orders stored is left alone, as before.
     """
     state = store.proxy.recovery(None).get(timeout=_ASK_TIMEOUT_S)
     inside = set(whitelisted)
-    pairs = {Pair(str(o.pair)) for o in state.orders} | {Pair(str(r.request.pair)) for r in state.requests}
-    books: dict[Pair, PairBook] = {}
-    unlisted: list[Pair] = []
+    engine_orders = [o for o in state.orders if o.role is not OrderRole.EXTERNAL]
+    pairs = {Pair(str(o.pair)) for o in engine_orders} | {Pair(str(r.request.pair)) for r in state.requests}
+    books: dict[Pair, tuple[PairBook, frozenset[str]]] = {}
+    untracked: list[Pair] = []
     for pair in sorted(pairs - inside):
-        book = make_book(pair)
-        if book is None:
-            unlisted.append(pair)
+        try:
+            book = make_book(pair)
+            if book is None:
+                untracked.append(pair)
+                continue
+            book.tracking_only = True
+            book.tracking_reason = NOT_WHITELISTED
+            resumed = book.restore(state.requests, state.orders, state.fills, now_ms, trades=state.trades)
+        except Exception:  # noqa: BLE001 - one pair's stored rows must not stop the engine from starting
+            logger.bind(pair=pair).exception("the stored orders of a pair outside the whitelist cannot be restored")
+            untracked.append(pair)
             continue
-        book.tracking_only = True
-        book.tracking_reason = NOT_WHITELISTED
-        resumed = book.restore(state.requests, state.orders, state.fills, now_ms, trades=state.trades)
+        own = frozenset(o.client_order_id for o in engine_orders if o.pair == pair)
         logger.bind(pair=pair).warning(
             "crash recovery: {} unfinished request(s) and {} live order(s) of a pair no longer whitelisted; "
             "tracked to their end, never traded",
             resumed,
-            len(book.open_legs()),
+            len([leg for leg in book.open_legs() if leg.cid in own]),
         )
-        books[pair] = book
-    return books, unlisted
+        books[pair] = (book, own)
+    return books, untracked
 
 
 _ALL_SYMBOLS_WEIGHT = 80

@@ -53,6 +53,7 @@ class SupervisionMixin:
     _books: dict[Pair, PairBook]
     _pairs: dict[Pair, Any]
     _outside: dict[Pair, PairBook]
+    _tracked_legs: Callable[[PairBook], list[Any]]
     _restarts: int
     """Restarts since the engine started (health, metrics)."""
     _recent_restarts: deque[int]
@@ -211,8 +212,9 @@ class SupervisionMixin:
         )
 
     def _tracked_open_count(self) -> int:
-        """Open orders of the whitelisted pairs halted past the budget (the root tracks them; left open)."""
-        return sum(len(book.open_legs()) for pair, book in self._outside.items() if pair in self._books)
+        """Open orders the root tracks (whitelisted pairs halted past the budget, the engine's own orders on pairs
+        taken off the whitelist): left open."""
+        return sum(len(self._tracked_legs(book)) for book in self._outside.values())
 
     def _gateway_idle(self) -> bool:
         if self.gateway is None:

@@ -27,7 +27,7 @@ from loguru import logger
 from actors._events import EventBus
 from actors._feeds import PriceRouter, ReportRouter
 from actors._reconcile import ReconcileMixin
-from actors._recovery import RecoverySummary, best_quotes, prime_prices, restore_books
+from actors._recovery import RecoverySummary, best_quotes, prime_prices, restore_books, restore_outside
 from actors._state import HALT_DATABASE, HALT_RESTARTS, HALT_STOP_TRADING, EngineState, RootSettings, Routing
 from actors._supervision import SupervisionMixin
 from actors._ticker import Ticker
@@ -102,6 +102,9 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         self._specs: dict[str, dict[str, Any]] = {}
         self._outside: dict[Pair, PairBook] = {}
         """Tracking-only books the root runs: pairs outside the whitelist, and pairs halted past the budget."""
+        self._outside_own: dict[Pair, frozenset[str]] = {}
+        """Per pair outside the whitelist, the engine's own orders restored at start (`restore_outside`): the only
+        ones there the root looks up, reconciles, lists and counts."""
 
     # ---- start ----------------------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -172,6 +175,29 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
             logger.warning("no prices at start ({}); the first price update will bring them", exc)
         self._recovery = restore_books(self._store, self._books, self._clock.now_ms())
         self._restore_outside()
+
+    def _outside_book(self, pair: Pair) -> PairBook | None:
+        """A book for a pair outside the whitelist (crash recovery's `restore_outside`); None when the exchange
+        does not list it."""
+        spec = self._specs.get(pair_to_symbol(pair))
+        return None if spec is None else PairBook(pair, SymbolRules.from_exchange_info(spec), self._s.pair_settings)
+
+    def _restore_outside(self) -> None:
+        """At start: the unfinished work of pairs no longer whitelisted goes to tracking-only books here, and
+        their orders are looked up as a pair actor's would be."""
+        books, untracked = restore_outside(self._store, self._books, self._outside_book, self._clock.now_ms())
+        for pair, (book, own) in books.items():
+            self._outside[pair] = book
+            self._outside_own[pair] = own
+            try:
+                self._carry_out(book, book.resume(self._clock.now_ms()))
+            except Exception:  # noqa: BLE001 - one pair's trouble must not stop the engine from starting
+                logger.bind(pair=pair).exception("resuming the tracked orders of a pair outside the whitelist failed")
+                untracked.append(pair)
+        if untracked:
+            names = ", ".join(untracked)
+            self._alerts("orders_untracked", f"unfinished orders of pairs outside the whitelist that cannot be "
+                                             f"tracked: {names}")  # fmt: skip
 
     def _start_stream(self) -> None:
         if self._s.stream is None:
@@ -275,11 +301,11 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         """Open orders of a pair whose book the root tracks (halted past the restart budget: what its dead actor
         can no longer answer; or outside the whitelist); empty for any other pair."""
         book = self._outside.get(pair)
-        return [order_of(leg) for leg in book.open_legs()] if book is not None else []
+        return [order_of(leg) for leg in self._tracked_legs(book)] if book is not None else []
 
     def outside_pairs(self) -> list[Pair]:
-        """Pairs outside the whitelist whose orders the root tracks (see `_reconcile`)."""
-        return [pair for pair in self._outside if pair not in self._books]
+        """Pairs outside the whitelist where the root tracks the engine's own orders (see `_reconcile`)."""
+        return [pair for pair in self._outside_own if pair not in self._books]
 
     def store(self) -> PersistenceHandle | None:
         """The persistence handle (queries)."""

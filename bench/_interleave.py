@@ -62,8 +62,8 @@ class RawCcxt:
 
 
 class RawCommit:
-    """One single-row commit per order on the same database as the engine (SQLite WAL with synchronous=FULL,
-    the engine's setting, or PostgreSQL), in the calling thread."""
+    """One single-row commit per order on the engine's kind of database, in the calling thread: SQLite WAL with
+    synchronous=FULL (the engine's setting) in a file next to the engine's, or the engine's PostgreSQL database."""
 
     def __init__(self, url: str) -> None:
         self._sqlite = url.startswith("sqlite")

@@ -62,6 +62,10 @@ class Engine(EngineRequests, EngineQueries):
         self.sim = sim
         self._owns_sim = owns_sim
         self._stopped = False
+        """Set when `stop()` begins: new placements are refused from then on."""
+        self._closed = False
+        """Set when `stop()` has stopped the actors: queries raise `EngineStopped` (during the graceful drain
+        before it, reads still work)."""
 
     # ---- life cycle -----------------------------------------------------------------------------------
     @classmethod
@@ -189,6 +193,7 @@ class Engine(EngineRequests, EngineQueries):
             summary = self._root.proxy().shutdown(cancel).get(timeout=60)
         finally:
             self._root.stop(timeout=60)
+            self._closed = True
             self.ticker.stop()
             if self._owns_sim and self.sim is not None:
                 self.sim.stop()
@@ -265,7 +270,7 @@ class Engine(EngineRequests, EngineQueries):
         token = bus.subscribe(listener, inline).get(timeout=_ASK_TIMEOUT_S)
 
         def unsubscribe() -> None:
-            if not self._stopped:  # a stopped engine calls no listener any more: nothing to undo
+            if not self._closed:  # a stopped engine calls no listener any more: nothing to undo
                 bus.unsubscribe(token).get(timeout=_ASK_TIMEOUT_S)
 
         return unsubscribe

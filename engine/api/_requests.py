@@ -57,6 +57,7 @@ class EngineRequests:
     """Mixed into `Engine`: `place_order` and `cancel_order`, told to the pair's actor without waiting."""
 
     _stopped: bool
+    _closed: bool
     _routing: Routing
     _state: EngineState
     clock: Clock
@@ -116,8 +117,9 @@ class EngineRequests:
         return future
 
     def _require_running(self, what: str) -> None:
-        # Clear and the same everywhere: pykka's "actor not found" is no error for a caller to interpret.
-        if self._stopped:
+        # Clear and the same everywhere: pykka's "actor not found" is no error for a caller to interpret. Reads
+        # keep working through the graceful drain (the control API's status while it shuts down).
+        if self._closed:
             raise EngineStopped(f"the engine is stopped: {what} is not available")
 
     def _tell_pair(self, pair: Pair, method: str, *args: Any) -> bool:

@@ -68,6 +68,7 @@ class _Root(ReconcileMixin):
         self._stopping = stopping
         self._alerts = lambda _key, _message: None
         self._books: Any = {BTC: None}  # the whitelist (its books are not read here)
+        self._outside_own: dict[Pair, frozenset[str]] = {}
         self._ticker = Ticker(self._clock)
         self._timers: dict[str, int] = {}
         self._timer_lock = threading.Lock()
@@ -151,31 +152,35 @@ def test_nothing_is_sent_after_the_shutdown_drain() -> None:
     assert root.calls.sent == []
 
 
-def test_the_book_of_a_pair_outside_the_whitelist_looks_up_and_keeps_its_timers_but_never_trades() -> None:
-    # Orders placed before the whitelist changed (or elsewhere) are followed to their end like a halted pair's.
+def test_the_book_of_a_pair_outside_the_whitelist_looks_up_its_own_orders_only_and_never_trades() -> None:
+    # The engine's own orders from before the whitelist changed are followed to their end like a halted pair's;
+    # any other order there (external, another instance's) is not looked up.
     root = _Root()
+    root._outside_own[DOGE] = frozenset({"c-1"})
     book: Any = SimpleNamespace(pair=DOGE)
+    other = GatewayRequest(Op.FETCH_ORDER, {"symbol": "DOGEUSDT", "origClientOrderId": "c-9"}, key="c-9", pair=DOGE)
     lookups = [Send(_request(Op.FETCH_ORDER)), Send(_request(Op.MY_TRADES))]
-    root._carry_out(book, [*lookups, Send(_request(Op.CANCEL_ORDER)), Schedule("fills:c-1", 10)])
-    assert [r.op for r in root.calls.sent] == [Op.FETCH_ORDER, Op.MY_TRADES]
+    root._carry_out(book, [*lookups, Send(other), Send(_request(Op.CANCEL_ORDER)), Schedule("fills:c-1", 10)])
+    assert [(r.op, r.key) for r in root.calls.sent] == [(Op.FETCH_ORDER, "c-1"), (Op.MY_TRADES, "c-1")]
     root._ticker.advance(100)
     assert root.calls.told == [("on_tracked_timer", (DOGE, "fills:c-1"))]
 
 
-def _tracked_book(pair: Pair, *roles: OrderRole) -> Any:
-    orders = [_order().model_copy(update={"pair": pair, "role": role}) for role in roles]
+def _tracked_book(pair: Pair, *cids: str) -> Any:
+    orders = [_order().model_copy(update={"pair": pair, "client_order_id": cid}) for cid in cids]
     return SimpleNamespace(pair=pair, reconcilable=lambda tracking_only: orders)
 
 
-def test_a_round_looks_up_the_engines_own_orders_outside_the_whitelist_and_no_external_ones() -> None:
+def test_a_round_looks_up_only_the_engines_own_restored_orders_outside_the_whitelist() -> None:
     root = _Root()
-    halted = _tracked_book(BTC, OrderRole.PRIMARY, OrderRole.EXTERNAL)
-    outside = _tracked_book(DOGE, OrderRole.PRIMARY, OrderRole.EXTERNAL)
-    only_external = _tracked_book(Pair("XRP/USDT"), OrderRole.EXTERNAL)
+    root._outside_own[DOGE] = frozenset({"own-1"})
+    halted = _tracked_book(BTC, "own-1", "ext-1")
+    outside = _tracked_book(DOGE, "own-1", "adopted-elsewhere")
+    never_restored = _tracked_book(Pair("XRP/USDT"), "ext-2")
     # a halted whitelisted pair: every order of its own pair, as before
-    assert [o.role for o in root._tracked_reconcilable(halted)] == [OrderRole.PRIMARY, OrderRole.EXTERNAL]
-    assert [o.role for o in root._tracked_reconcilable(outside)] == [OrderRole.PRIMARY]
-    assert root._tracked_reconcilable(only_external) == []  # a pair with only external orders is not in rounds
+    assert [o.client_order_id for o in root._tracked_reconcilable(halted)] == ["own-1", "ext-1"]
+    assert [o.client_order_id for o in root._tracked_reconcilable(outside)] == ["own-1"]
+    assert root._tracked_reconcilable(never_restored) == []  # a pair with nothing restored is not in rounds
 
 
 def test_the_restart_budget_and_window_come_from_the_configuration_unless_given() -> None:

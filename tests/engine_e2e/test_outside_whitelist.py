@@ -55,7 +55,9 @@ def test_a_live_order_of_a_pair_taken_off_the_whitelist_is_followed_to_its_end(
     second, events = start(ManualClock(clock.now_ms()), ["BTC/USDT"])
     [fill] = events.wait_for(EventKind.FILL)  # the restored order was looked up: the fill it missed is fetched
     assert fill.client_order_id == cid and fill.order is not None and fill.order.filled == Decimal("0.04")
-    second.ticker.advance(10_000)  # past the 5 s limit timeout: a tracked pair is never canceled nor falls back
+    # Past the 5 s limit timeout: a tracked pair is never canceled nor falls back. (A cancel sent late would still
+    # show below: the order could not end FILLED with all 0.1, and the ledger would hold a second ETH order.)
+    second.ticker.advance(10_000)
     assert [o["status"] for o in _eth_orders(sim)] == ["PARTIALLY_FILLED"]
     assert [o.client_order_id for o in second.open_orders()] == [cid]  # still visible through the API
     assert [o.filled for o in second.open_orders(ETH)] == [Decimal("0.04")]

@@ -1,0 +1,69 @@
+"""`restore_outside`: what start-up recovery does with stored orders of pairs outside the whitelist.
+
+Over a fake store (its `recovery` answer) and real `PairBook`s; nothing runs but the function.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+from actors._recovery import NOT_WHITELISTED, restore_outside
+from db import RecoveryState
+from engine.domain import ClientOrderId, Order, OrderRole, OrderStatus, OrderType, Pair, RequestId, Side
+from engine.execution import SymbolRules
+from engine.pair import PairBook, PairSettings
+
+BTC, ETH, DOGE, XRP = Pair("BTC/USDT"), Pair("ETH/USDT"), Pair("DOGE/USDT"), Pair("XRP/USDT")
+_NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _order(pair: Pair, cid: str, role: OrderRole = OrderRole.PRIMARY) -> Order:
+    return Order(
+        client_order_id=ClientOrderId(cid), request_id=RequestId(f"r-{cid}"), pair=pair, side=Side.BUY,
+        order_type=OrderType.LIMIT, role=role, status=OrderStatus.OPEN, price=Decimal(1), amount=Decimal(10),
+        created_at=_NOW, updated_at=_NOW,
+    )  # fmt: skip
+
+
+def _store(*orders: Order) -> Any:
+    state = RecoveryState(orders=list(orders))
+    return SimpleNamespace(proxy=SimpleNamespace(recovery=lambda _pairs: SimpleNamespace(get=lambda timeout: state)))
+
+
+def _book(pair: Pair) -> PairBook:
+    symbol = pair.replace("/", "")
+    base, quote = pair.split("/")
+    rules = SymbolRules.from_exchange_info({"symbol": symbol, "status": "TRADING", "baseAsset": base,
+                                            "quoteAsset": quote, "filters": []})  # fmt: skip
+    return PairBook(pair, rules, PairSettings())
+
+
+def test_the_engines_own_orders_outside_the_whitelist_go_to_tracking_only_books() -> None:
+    store = _store(
+        _order(BTC, "btc-1"),  # whitelisted: its pair actor restores it, not this
+        _order(ETH, "eth-1"),
+        _order(ETH, "eth-ext", OrderRole.EXTERNAL),
+        _order(DOGE, "doge-ext", OrderRole.EXTERNAL),  # only external orders: left alone, as before
+    )
+    books, untracked = restore_outside(store, [BTC], _book, 0)
+    assert list(books) == [ETH] and untracked == []
+    book, own = books[ETH]
+    assert own == {"eth-1"}  # the only one the root will look up
+    assert book.tracking_only and book.tracking_reason == NOT_WHITELISTED
+    assert {leg.cid for leg in book.open_legs()} == {"eth-1", "eth-ext"}
+
+
+def test_a_pair_that_cannot_be_restored_is_reported_and_the_others_still_are() -> None:
+    def make(pair: Pair) -> PairBook | None:
+        if pair == XRP:
+            return None  # the exchange does not list it
+        if pair == DOGE:
+            raise ValueError("malformed filters")  # e.g. a delisted symbol's exchangeInfo
+        return _book(pair)
+
+    store = _store(_order(XRP, "x"), _order(DOGE, "d"), _order(ETH, "e"))
+    books, untracked = restore_outside(store, [BTC], make, 0)
+    assert list(books) == [ETH] and sorted(untracked) == [DOGE, XRP]
