@@ -43,13 +43,16 @@ def thread_cpu(labels: dict[str, str] | None = None) -> dict[str, float]:
     return out
 
 
-def print_thread_cpu(before: dict[str, float], after: dict[str, float], per: int, what: str) -> None:
+def print_thread_cpu(
+    before: dict[str, float], after: dict[str, float], per: int, what: str, unit: str = "fill"
+) -> None:
+    """Each thread group's CPU between two `thread_cpu` readings, in total and per `unit` (`per` of them)."""
     delta = sorted(((after[k] - before.get(k, 0.0), k) for k in after), reverse=True)
     total = sum(d for d, _ in delta)
-    print(f"  CPU by thread while {what} ({total:.2f} s, {total / per * 1e6:.0f} µs per fill):")
+    print(f"  CPU by thread while {what} ({total:.2f} s, {total / per * 1e6:.0f} µs per {unit}):")
     for d, k in delta:
         if d >= 0.02:
-            print(f"    {d:6.2f} s  {d / per * 1e6:6.0f} µs/fill  {k}")
+            print(f"    {d:6.2f} s  {d / per * 1e6:6.0f} µs/{unit}  {k}")
 
 
 # ---- profiling ---------------------------------------------------------------------------------------

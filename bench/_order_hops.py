@@ -18,13 +18,14 @@ The hops, in the order they happen (µs from `place_order`):
 
 from __future__ import annotations
 
-import os
 import resource
 import statistics
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from _fill_cpu import print_thread_cpu, thread_cpu
 
 __all__ = ["OrderHops", "cpu_seconds"]
 
@@ -50,31 +51,6 @@ def cpu_seconds() -> float:  # float-ok: seconds of CPU, for a printed figure
     """User + system CPU of this whole process (every thread) so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def thread_cpu() -> dict[int, float]:
-    """CPU seconds (user + system) of each thread of this process so far, by native thread id (Linux /proc; the
-    clock-tick resolution is coarse per order, exact enough over hundreds)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out: dict[int, float] = {}
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except FileNotFoundError:  # the thread ended meanwhile
-            continue
-        out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
-    return out
-
-
-def _print_thread_cpu(before: dict[int, float], after: dict[int, float], n: int) -> None:
-    names = {t.native_id: t.name for t in threading.enumerate()}
-    spent = {tid: cpu - before.get(tid, 0.0) for tid, cpu in after.items()}
-    print(f"  CPU per order by thread (µs; the engine's threads and the caller, {n} orders):")
-    for tid, cpu in sorted(spent.items(), key=lambda kv: -kv[1]):
-        if cpu > 0:
-            print(f"    {names.get(tid, str(tid)):<30}{cpu / n * 1e6:8.0f}")
-    print(f"    {'all threads':<30}{sum(spent.values()) / n * 1e6:8.0f}")
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -153,7 +129,7 @@ class OrderHops:
         rows: list[dict[str, float]] = []
         for label in _CPU:
             self.cpu[label].clear()
-        per_thread: dict[int, float] = {}
+        per_thread: dict[str, float] = {}
         for i in range(n + warmup):
             if i == warmup:
                 per_thread = thread_cpu()
@@ -181,4 +157,4 @@ class OrderHops:
         for label in _CPU:
             xs = self.cpu[label][warmup:]
             print(f"  thread CPU of {label:<26} p50 {statistics.median(xs):6.0f}  p99 {_pct(xs, 0.99):6.0f}")
-        _print_thread_cpu(per_thread, per_thread_after, n)
+        print_thread_cpu(per_thread, per_thread_after, n, f"the engine placed {n} orders", unit="order")
