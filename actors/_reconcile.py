@@ -113,7 +113,7 @@ class ReconcileMixin:
         if result.error is not None:
             logger.bind(pair=pair).warning("open orders scan failed: {}", result.error)
             return
-        booked = {s: p for s, p in self._symbol_pairs.items() if p in self._books or p in self._outside}
+        booked = {s: p for s, p in self._symbol_pairs.items() if p in self._books or p in self._outside_own}
         answers = {pair: result} if pair is not None else split_by_pair(result, booked)
         for target, answer in answers.items():
             tracked = self._outside.get(target)

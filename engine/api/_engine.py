@@ -228,8 +228,8 @@ class Engine(EngineRequests, EngineQueries):
 
     def open_orders(self, pair: str | None = None) -> list[Order]:
         """Open orders, of one pair or all (a pair halted past its restart budget: the orders its book tracks;
-        a pair whose actor is being restarted is skipped). Pairs outside the whitelist are included: orders the
-        engine tracks there (its own from before the whitelist changed, or placed elsewhere).
+        a pair whose actor is being restarted is skipped). Pairs outside the whitelist are included while the
+        engine tracks its own orders there (placed before the whitelist changed).
 
         Raises:
             EngineStopped: the engine was stopped.
