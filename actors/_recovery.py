@@ -18,6 +18,7 @@ from typing import Any
 
 from loguru import logger
 
+from db import RecoveryState
 from engine.domain import OrderRole, Pair, Priority, pair_to_symbol
 from engine.gateway import GatewayRequest, GatewayResult, Op
 from engine.pair import PairBook
@@ -26,6 +27,7 @@ __all__ = [
     "NOT_WHITELISTED",
     "RecoverySummary",
     "best_quotes",
+    "load_state",
     "open_order_scans",
     "prime_prices",
     "restore_books",
@@ -68,10 +70,16 @@ def prime_prices(data: Any, books: Mapping[Pair, PairBook], now_ms: int) -> int:
     return len(quotes)
 
 
-def restore_books(store: Any, books: Mapping[Pair, PairBook], now_ms: int) -> RecoverySummary:
-    """Load the recovery state from persistence into the books (blocking asks: start-up only)."""
-    pairs = [str(p) for p in books]
-    state = store.proxy.recovery(pairs).get(timeout=_ASK_TIMEOUT_S)
+def load_state(store: Any) -> RecoveryState:
+    """Everything unfinished in the database, of every pair (one blocking ask: start-up only). The whitelisted
+    pairs' books take theirs (`restore_books`), the rest is for `restore_outside`."""
+    state: RecoveryState = store.proxy.recovery(None).get(timeout=_ASK_TIMEOUT_S)
+    return state
+
+
+def restore_books(store: Any, books: Mapping[Pair, PairBook], state: RecoveryState, now_ms: int) -> RecoverySummary:
+    """Load the recovery state into the books, and each pair's used idempotency keys (blocking asks: start-up
+    only)."""
     keys = 0
     resumed = 0
     for pair, book in books.items():
@@ -79,7 +87,8 @@ def restore_books(store: Any, books: Mapping[Pair, PairBook], now_ms: int) -> Re
         book.remember_keys(pair_keys)
         keys += len(pair_keys)
         resumed += book.restore(state.requests, state.orders, state.fills, now_ms, trades=state.trades)
-    summary = RecoverySummary(requests=resumed, orders=len(state.orders), keys=keys)
+    orders = sum(1 for order in state.orders if Pair(str(order.pair)) in books)
+    summary = RecoverySummary(requests=resumed, orders=orders, keys=keys)
     log = logger.warning if summary.orders else logger.info
     log(
         "crash recovery: {} unfinished request(s) resumed, {} order(s) to reconcile with the exchange, "
@@ -97,7 +106,7 @@ placed outside the engine)."""
 
 
 def restore_outside(
-    store: Any, whitelisted: Iterable[Pair], make_book: Callable[[Pair], PairBook | None], now_ms: int
+    state: RecoveryState, whitelisted: Iterable[Pair], make_book: Callable[[Pair], PairBook | None], now_ms: int
 ) -> tuple[dict[Pair, tuple[PairBook, frozenset[str]]], list[Pair]]:
     """The engine's own unfinished requests and live orders on pairs outside the whitelist (it changed since they
     were placed), each pair's in a tracking-only book: recorded and looked up to their end, never traded (no
@@ -108,7 +117,6 @@ def restore_outside(
     that could not be tracked (the exchange does not list them, or their book could not take what was stored),
     for the caller to alert. A pair with only external orders stored is left alone, as before.
     """
-    state = store.proxy.recovery(None).get(timeout=_ASK_TIMEOUT_S)
     inside = set(whitelisted)
     engine_orders = [o for o in state.orders if o.role is not OrderRole.EXTERNAL]
     pairs = {Pair(str(o.pair)) for o in engine_orders} | {Pair(str(r.request.pair)) for r in state.requests}

@@ -27,7 +27,14 @@ from loguru import logger
 from actors._events import EventBus
 from actors._feeds import PriceRouter, ReportRouter
 from actors._reconcile import ReconcileMixin
-from actors._recovery import RecoverySummary, best_quotes, prime_prices, restore_books, restore_outside
+from actors._recovery import (
+    RecoverySummary,
+    best_quotes,
+    load_state,
+    prime_prices,
+    restore_books,
+    restore_outside,
+)
 from actors._state import HALT_DATABASE, HALT_RESTARTS, HALT_STOP_TRADING, EngineState, RootSettings, Routing
 from actors._supervision import SupervisionMixin
 from actors._ticker import Ticker
@@ -36,6 +43,7 @@ from actors.gateway import GatewayActor, GatewayHandle
 from actors.pair import PairActor
 from actors.persistence import HealthReport, PersistenceHandle, start_persistence
 from actors.stream import StreamActor
+from db import RecoveryState
 from engine.clock import Clock
 from engine.domain import Order, Pair, pair_to_symbol
 from engine.exchange import ExchangeError
@@ -173,8 +181,9 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
             logger.debug("prices known for {} of {} pairs at start", primed, len(self._books))
         except ExchangeError as exc:
             logger.warning("no prices at start ({}); the first price update will bring them", exc)
-        self._recovery = restore_books(self._store, self._books, self._clock.now_ms())
-        self._restore_outside()
+        state = load_state(self._store)
+        self._recovery = restore_books(self._store, self._books, state, self._clock.now_ms())
+        self._restore_outside(state)
 
     def _outside_book(self, pair: Pair) -> PairBook | None:
         """A book for a pair outside the whitelist (crash recovery's `restore_outside`); None when the exchange
@@ -182,10 +191,10 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         spec = self._specs.get(pair_to_symbol(pair))
         return None if spec is None else PairBook(pair, SymbolRules.from_exchange_info(spec), self._s.pair_settings)
 
-    def _restore_outside(self) -> None:
+    def _restore_outside(self, state: RecoveryState) -> None:
         """At start: the unfinished work of pairs no longer whitelisted goes to tracking-only books here, and
         their orders are looked up as a pair actor's would be."""
-        books, untracked = restore_outside(self._store, self._books, self._outside_book, self._clock.now_ms())
+        books, untracked = restore_outside(state, self._books, self._outside_book, self._clock.now_ms())
         for pair, (book, own) in books.items():
             self._outside[pair] = book
             self._outside_own[pair] = own

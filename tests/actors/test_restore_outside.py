@@ -1,14 +1,12 @@
 """`restore_outside`: what start-up recovery does with stored orders of pairs outside the whitelist.
 
-Over a fake store (its `recovery` answer) and real `PairBook`s; nothing runs but the function.
+Over a `RecoveryState` as the database would give it and real `PairBook`s; nothing runs but the function.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from types import SimpleNamespace
-from typing import Any
 
 from actors._recovery import NOT_WHITELISTED, restore_outside
 from db import RecoveryState
@@ -28,9 +26,8 @@ def _order(pair: Pair, cid: str, role: OrderRole = OrderRole.PRIMARY) -> Order:
     )  # fmt: skip
 
 
-def _store(*orders: Order) -> Any:
-    state = RecoveryState(orders=list(orders))
-    return SimpleNamespace(proxy=SimpleNamespace(recovery=lambda _pairs: SimpleNamespace(get=lambda timeout: state)))
+def _state(*orders: Order) -> RecoveryState:
+    return RecoveryState(orders=list(orders))
 
 
 def _book(pair: Pair) -> PairBook:
@@ -42,13 +39,13 @@ def _book(pair: Pair) -> PairBook:
 
 
 def test_the_engines_own_orders_outside_the_whitelist_go_to_tracking_only_books() -> None:
-    store = _store(
+    state = _state(
         _order(BTC, "btc-1"),  # whitelisted: its pair actor restores it, not this
         _order(ETH, "eth-1"),
         _order(ETH, "eth-ext", OrderRole.EXTERNAL),
         _order(DOGE, "doge-ext", OrderRole.EXTERNAL),  # only external orders: left alone, as before
     )
-    books, untracked = restore_outside(store, [BTC], _book, 0)
+    books, untracked = restore_outside(state, [BTC], _book, 0)
     assert list(books) == [ETH] and untracked == []
     book, own = books[ETH]
     assert own == {"eth-1"}  # the only one the root will look up
@@ -64,6 +61,6 @@ def test_a_pair_that_cannot_be_restored_is_reported_and_the_others_still_are() -
             raise ValueError("malformed filters")  # e.g. a delisted symbol's exchangeInfo
         return _book(pair)
 
-    store = _store(_order(XRP, "x"), _order(DOGE, "d"), _order(ETH, "e"))
-    books, untracked = restore_outside(store, [BTC], make, 0)
+    state = _state(_order(XRP, "x"), _order(DOGE, "d"), _order(ETH, "e"))
+    books, untracked = restore_outside(state, [BTC], make, 0)
     assert list(books) == [ETH] and sorted(untracked) == [DOGE, XRP]
