@@ -18,7 +18,7 @@ import pykka
 from loguru import logger
 
 from engine.api._queries import EngineQueries
-from engine.api._requests import EngineRequests
+from engine.api._requests import EngineRequests, running
 from engine.api._types import EngineListener
 from engine.clock import Clock, SystemClock
 from engine.config import Config, ExchangeName
@@ -207,13 +207,13 @@ class Engine(EngineRequests, EngineQueries):
         self.stop()
 
     # ---- requests -------------------------------------------------------------------------------------
+    @running("get_order")
     def get_order(self, pair: str, client_order_id: str) -> Order | None:
         """One order: from the pair actor while it is live, else from the database.
 
         Raises:
             EngineStopped: the engine was stopped.
         """
-        self._require_running("get_order")
         target = self._routing.get(Pair(pair))
         order: Order | None = None
         if target is not None:
@@ -226,6 +226,7 @@ class Engine(EngineRequests, EngineQueries):
             order = store.proxy.get_order(client_order_id).get(timeout=_ASK_TIMEOUT_S)
         return order
 
+    @running("open_orders")
     def open_orders(self, pair: str | None = None) -> list[Order]:
         """Open orders, of one pair or all (a pair halted past its restart budget: the orders its book tracks;
         a pair whose actor is being restarted is skipped). Pairs outside the whitelist are included while the
@@ -234,7 +235,6 @@ class Engine(EngineRequests, EngineQueries):
         Raises:
             EngineStopped: the engine was stopped.
         """
-        self._require_running("open_orders")
         root = self._root.proxy()
         pairs = [Pair(pair)] if pair else [*self._routing.routes, *root.outside_pairs().get(timeout=_ASK_TIMEOUT_S)]
         out: list[Order] = []
@@ -254,6 +254,7 @@ class Engine(EngineRequests, EngineQueries):
                 out.extend(tracked)
         return out
 
+    @running("subscribe")
     def subscribe(self, listener: EngineListener, *, inline: bool = False) -> Callable[[], None]:
         """Call `listener(event)` for every order event; returns a function that unsubscribes.
 
@@ -265,13 +266,17 @@ class Engine(EngineRequests, EngineQueries):
         Raises:
             EngineStopped: the engine was stopped.
         """
-        self._require_running("subscribe")
         bus = self._root.proxy().bus().get(timeout=_ASK_TIMEOUT_S)
         token = bus.subscribe(listener, inline).get(timeout=_ASK_TIMEOUT_S)
 
         def unsubscribe() -> None:
-            if not self._closed:  # a stopped engine calls no listener any more: nothing to undo
+            if self._closed:  # a stopped engine calls no listener any more: nothing to undo
+                return
+            try:
                 bus.unsubscribe(token).get(timeout=_ASK_TIMEOUT_S)
+            except pykka.ActorDeadError:
+                if not self._stopped:  # the bus died for another reason: the caller must hear of it
+                    raise
 
         return unsubscribe
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from engine.api._requests import _NoStore, running
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -43,13 +45,14 @@ class EngineQueries:
     """Mixed into `Engine`: answers from the root actor (health, balances) and the database (orders, trades)."""
 
     _root: Any
+    _stopped: bool
     get_order: Callable[[str, str], Order | None]
     _require_running: Callable[[str], None]
 
+    @running("health")
     def health(self) -> dict[str, Any]:
         """Health of every part: streams, database, gateway (queue, rate budget), halted or not — and, in a
         dry run on a real venue, the public price feed of the paper exchange (`paper_feed`)."""
-        self._require_running("health")
         out = dict(self._root.proxy().health().get(timeout=_ASK_TIMEOUT_S))
         feed = getattr(getattr(self, "sim", None), "price_feed", None)
         status = getattr(feed, "status", None)
@@ -61,19 +64,20 @@ class EngineQueries:
             }  # fmt: skip
         return out
 
+    @running("balances")
     def balances(self) -> dict[str, Any]:
         """The account's balances as last read from the exchange (refreshed every minute)."""
-        self._require_running("balances")
         return dict(self._root.proxy().balances().get(timeout=_ASK_TIMEOUT_S))
 
     def _store(self) -> PersistenceProxy:
         self._require_running("stored orders and trades")
         store = self._root.proxy().store().get(timeout=_ASK_TIMEOUT_S)
         if store is None:
-            raise RuntimeError("the engine has no persistence actor (stopped?)")
+            raise _NoStore("the engine has no persistence actor (stopped?)")
         proxy: PersistenceProxy = store.proxy
         return proxy
 
+    @running("order_detail")
     def order_detail(self, pair: str, client_order_id: str) -> OrderDetail | None:
         """One order (live state when its pair actor holds it, else as stored) with its fills, fallback legs
         and its request's trade (the summary, final once the request is done); None when unknown."""
@@ -90,6 +94,7 @@ class EngineQueries:
         trade: Trade | None = trade_f.get(timeout=_ASK_TIMEOUT_S)
         return OrderDetail(order, fills, fallbacks, trade)
 
+    @running("orders")
     def orders(
         self,
         *,
@@ -112,6 +117,7 @@ class EngineQueries:
         found: list[Order] = self._store().find_orders(**filters, newest_first=True).get(timeout=_ASK_TIMEOUT_S)
         return found
 
+    @running("trades")
     def trades(
         self,
         *,

@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import pykka
 from pydantic import ValidationError
@@ -32,9 +33,11 @@ if TYPE_CHECKING:
     from actors.root import EngineState, Routing
     from engine.clock import Clock
 
-__all__ = ["EngineRequests", "EngineStopped"]
+__all__ = ["EngineRequests", "EngineStopped", "running"]
 
 Number = Decimal | str | int
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def _decimal(name: str, value: object) -> Decimal:
@@ -51,6 +54,32 @@ def _decimal(name: str, value: object) -> Decimal:
 
 class EngineStopped(RuntimeError):
     """The engine was stopped: it answers no more queries (a placement after the stop is refused instead)."""
+
+
+def running(what: str) -> Callable[[Callable[Concatenate[Any, _P], _T]], Callable[Concatenate[Any, _P], _T]]:
+    """Decorate an `Engine` query: `EngineStopped` once the engine is stopped — also for a query that was
+    already running when `stop()` stopped the actor it was asking (pykka's `ActorDeadError`, or the root's
+    "no persistence actor"). Outside a stop those errors are raised as they are: they mean something else.
+    """
+
+    def wrap(fn: Callable[Concatenate[Any, _P], _T]) -> Callable[Concatenate[Any, _P], _T]:
+        @functools.wraps(fn)
+        def call(self: Any, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+            self._require_running(what)
+            try:
+                return fn(self, *args, **kwargs)
+            except (pykka.ActorDeadError, _NoStore):
+                if self._stopped:
+                    raise EngineStopped(f"the engine stopped while answering {what}") from None
+                raise
+
+        return call
+
+    return wrap
+
+
+class _NoStore(RuntimeError):
+    """The root has no persistence actor (it is stopping or stopped)."""
 
 
 class EngineRequests:
@@ -118,7 +147,8 @@ class EngineRequests:
 
     def _require_running(self, what: str) -> None:
         # Clear and the same everywhere: pykka's "actor not found" is no error for a caller to interpret. Reads
-        # keep working through the graceful drain (the control API's status while it shuts down).
+        # keep working through the graceful drain (the control API's status while it shuts down); a query the
+        # stop overtakes is turned into the same error by `running`.
         if self._closed:
             raise EngineStopped(f"the engine is stopped: {what} is not available")
 
@@ -146,6 +176,7 @@ class EngineRequests:
         return Refusal(RefusalReason.HALTED, f"the {pair} actor is restarting; nothing was sent; retry",
                        {"retry": "1"})  # fmt: skip
 
+    @running("cancel_order")
     def cancel_order(self, pair: str, request_id: str) -> None:
         """Cancel a request's resting order(s); no fallback follows.
 
@@ -154,7 +185,6 @@ class EngineRequests:
             ValueError: `pair` is not in the whitelist (nothing of it can be canceled).
             RuntimeError: the pair's actor is not running (restarting, or halted past the restart budget).
         """
-        self._require_running("cancel_order")
         if self._routing.get(Pair(pair)) is None:
             raise ValueError(f"{pair!r} is not in the pair whitelist")
         if not self._tell_pair(Pair(pair), "cancel", RequestId(request_id)):

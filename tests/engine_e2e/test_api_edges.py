@@ -62,3 +62,37 @@ def test_after_stop_queries_raise_engine_stopped_and_a_placement_is_refused(engi
     unsubscribe()  # nothing to undo: no error
     outcome = engine.place_order(PAIR, "buy", "0.001", "59000").result(timeout=10)
     assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.SHUTTING_DOWN
+
+
+def test_a_query_the_stop_overtakes_raises_engine_stopped_not_pykkas_error(engine: Engine) -> None:
+    # The window inside `stop()`: the actors are stopped, the engine is not marked closed yet. A query asking
+    # an actor then meets pykka's ActorDeadError (or a root without a persistence actor); the caller hears
+    # EngineStopped, as after the stop.
+    unsubscribe = engine.subscribe(lambda _event: None)
+    engine._stopped = True
+    engine._root.stop(timeout=30)
+    assert not engine._closed
+    for query in (
+        engine.open_orders,
+        lambda: engine.get_order(PAIR, "bx-any"),
+        lambda: engine.subscribe(lambda _event: None),
+        engine.health,
+        engine.balances,
+        lambda: engine.order_detail(PAIR, "bx-any"),
+        engine.orders,
+        engine.trades,
+    ):
+        with pytest.raises(EngineStopped, match="stopped while answering"):
+            query()
+    unsubscribe()  # the bus is gone with the stop: nothing to undo, no error
+    engine.ticker.stop()  # the rest of that stop (the fixture's stop() returns at once: it is "under way")
+
+
+def test_outside_a_stop_a_dead_actor_is_not_reported_as_a_stopped_engine(engine: Engine) -> None:
+    import pykka
+
+    engine._root.stop(timeout=30)
+    with pytest.raises(pykka.ActorDeadError):
+        engine.health()
+    engine._stopped = True  # the actors are gone: the fixture's stop() has nothing left to ask
+    engine.ticker.stop()
