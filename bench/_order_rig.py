@@ -125,6 +125,12 @@ class SimProcess:
         account = sim_config().accounts[0]
         self.api_key, self.secret = account.api_key, account.secret
 
+    def cpu_s(self) -> float:  # float-ok: seconds of CPU, for a printed figure
+        """User + system CPU the simulator's process has used so far (every thread; from /proc)."""
+        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.close()

@@ -35,7 +35,7 @@ from typing import Any
 from _alt_layouts import LoopLayout, TwoHopLayout
 from _bare_layout import BareFleet, BarePipeline
 from _interleave import EngineOrders, Measured, RawCcxt, RawCommit, RawSerial, ccxt_client, interleaved, run_in_loop
-from _order_hops import OrderHops
+from _order_hops import OrderHops, cpu_seconds
 from _order_rig import (
     SYMBOLS,
     SimProcess,
@@ -202,10 +202,21 @@ def throughput(sim: SimProcess, loop: LoopThread, url: str, spool: Path, n: int,
         run_in_loop(loop, raw_ccxt_throughput(client, 200, 20), 600)
         bare_throughput(fleet, 200, 20)
         engine_throughput(engine, 200, 20)
+        # CPU per order of each contender, in this process and in the simulator's: with both processes on
+        # this machine's cores, their sum bounds the throughput any layout of the same work could reach.
+        cpu = {"raw ccxt": [0.0, 0.0], "bare layout": [0.0, 0.0], "engine": [0.0, 0.0]}
+
+        def timed(name: str, run: Any) -> Any:
+            own, simulator = cpu_seconds(), sim.cpu_s()
+            out = run()
+            cpu[name][0] += cpu_seconds() - own
+            cpu[name][1] += sim.cpu_s() - simulator
+            return out
+
         for _ in range(rounds):
-            raw_s += per / run_in_loop(loop, raw_ccxt_throughput(client, per, 20), 600)
-            bare_s += per / bare_throughput(fleet, per, 20)
-            rate, r = engine_throughput(engine, per, 20)
+            raw_s += per / timed("raw ccxt", lambda: run_in_loop(loop, raw_ccxt_throughput(client, per, 20), 600))
+            bare_s += per / timed("bare layout", lambda: bare_throughput(fleet, per, 20))
+            rate, r = timed("engine", lambda: engine_throughput(engine, per, 20))
             eng_s += per / rate
             refused += r
         raw_tp, bare_tp, eng_tp = per * rounds / raw_s, per * rounds / bare_s, per * rounds / eng_s
@@ -215,6 +226,12 @@ def throughput(sim: SimProcess, loop: LoopThread, url: str, spool: Path, n: int,
               f"{eng_tp:.0f}/s, ratio {eng_tp / raw_tp:.2f} (target ≥ 0.8 "
               f"{'PASS' if eng_tp / raw_tp >= 0.8 else 'FAIL'}), engine/bare {eng_tp / bare_tp:.2f}, "
               f"refused {refused}")  # fmt: skip
+        cores = len(os.sched_getaffinity(0))
+        print(f"  CPU per order (this process + the simulator's), and the bound {cores} cores put on the rate:")
+        for name, (own_s, sim_s) in cpu.items():
+            own_us, sim_us = own_s / (per * rounds) * 1e6, sim_s / (per * rounds) * 1e6
+            print(f"    {name:12s} {own_us:6.0f} + {sim_us:5.0f} µs  → at most "
+                  f"{cores / (own_us + sim_us) * 1e6:5.0f}/s")  # fmt: skip
         return ok
     finally:
         engine.stop(graceful=False)
