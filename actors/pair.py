@@ -164,10 +164,14 @@ class PairActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         for key in list(self._timers):
             self._ticker.cancel(self._timers.pop(key))
-        # Requests queued behind the stop are answered too (pykka would drop them with the inbox).
+        # Requests queued behind the stop are answered too (pykka would drop them with the inbox). Those the
+        # book holds and has not answered may have an order at the exchange (its create unanswered, or looked
+        # up): "outcome unknown", never "not executed" — a caller told that might place the request again.
         self._home.detach(self.actor_ref, self.actor_inbox)
-        stopped = Refusal(RefusalReason.SHUTTING_DOWN, "the pair actor stopped")
-        self._home.release(stopped, stopped)
+        unknown = Refusal(RefusalReason.OUTCOME_UNKNOWN, "the engine stopped before the exchange confirmed the "
+                          "order; it may exist, and is reconciled when the engine starts again")  # fmt: skip
+        stopped = Refusal(RefusalReason.SHUTTING_DOWN, "the pair actor stopped; nothing was sent")
+        self._home.release(unknown, stopped)
 
     # ---- messages (all tells except the queries at the end) ----------------------------------------
     def place(self, request: OrderRequest, future: concurrent.futures.Future[PlaceOutcome]) -> None:

@@ -16,6 +16,11 @@ The create is never resent blindly. Instead the order is looked up by its client
 GAVE_UP is not final: reconciliation keeps looking the order up, and a later sighting makes it FOUND, a later
 "not found" past the grace period (`confirmations` times) NOT_CREATED.
 
+A create answered "duplicate order" (-2010: its client order id is in use) is resolved with `exists=True`: the
+exchange has said the order exists, so "not found" never concludes NOT_CREATED (a re-send would be a duplicate
+once it filled, and a live order would go untracked). Past the grace period, `confirmations` "not found"
+answers make it GAVE_UP instead (alert; reconciliation keeps looking until it is seen).
+
 Field failures this prevents: Nautilus #4215 (a lookup scheduled before the ack fired after it and caused
 a resend, rejected as a duplicate id) — here anything that shows the order exists resolves FOUND and every
 later lookup result or poll is ignored; Nautilus #4411 (a "not found" marked a live order rejected) — here
@@ -67,6 +72,7 @@ class UnknownOutcomeResolver:
         confirmations: "not found" answers needed after the grace period to conclude NOT_CREATED.
         max_failures: failed lookups (errors, not "not found") before GAVE_UP.
         first_lookup_ms: when to look first (default one interval after the submit; after a restart, now).
+        exists: the exchange said the order exists (a duplicate client order id): never NOT_CREATED.
     """
 
     def __init__(
@@ -79,6 +85,7 @@ class UnknownOutcomeResolver:
         confirmations: int = 2,
         max_failures: int = 10,
         first_lookup_ms: int | None = None,
+        exists: bool = False,
     ) -> None:
         if grace_ms < 0 or interval_ms <= 0 or confirmations < 1 or max_failures < 1:
             raise ValueError("grace_ms ≥ 0, interval_ms > 0, confirmations ≥ 1 and max_failures ≥ 1 required")
@@ -94,6 +101,7 @@ class UnknownOutcomeResolver:
         self._attempts = 0
         self._failures = 0
         self._not_found_after_grace = 0
+        self.exists = exists
 
     @property
     def state(self) -> Resolution:
@@ -151,6 +159,15 @@ class UnknownOutcomeResolver:
             self._next_ms = now_ms + self._interval_ms  # not yet visible, proves nothing (#4411)
             return self._state
         self._not_found_after_grace += 1
+        if self.exists:
+            # The exchange said the id is in use: REST lags; never "not created". Past the confirmations the
+            # operator hears of it (GAVE_UP) and reconciliation goes on looking.
+            if self._not_found_after_grace >= self._confirmations and self._state is Resolution.PENDING:
+                self._state = Resolution.GAVE_UP
+                self._next_ms = None
+            elif self._state is Resolution.PENDING:
+                self._next_ms = now_ms + self._interval_ms
+            return self._state
         if self._not_found_after_grace >= self._confirmations:
             self._state = Resolution.NOT_CREATED
             self._next_ms = None

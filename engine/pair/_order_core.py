@@ -127,12 +127,20 @@ class OrderCore(ABC):
         self._apply(leg, Submitted(), now_ms)
 
     def _send_create(self, leg: Leg, now_ms: int) -> None:
-        """Send the create of a leg whose intent is already durable (a re-send under the same id)."""
+        """Send the create of a leg whose intent is already durable (a re-send under the same id).
+
+        Only an order known not to exist is sent again (PENDING_SUBMIT: never sent, or concluded "not created");
+        any other status means the exchange has or may have it, and a re-send could be a duplicate.
+        """
+        if leg.state.status is not OrderStatus.PENDING_SUBMIT:
+            logger.bind(pair=self.pair, client_order_id=leg.cid).error(
+                "create not re-sent: the order is {}, not known to be uncreated", leg.state.status.value
+            )
+            return
         if self._refused_tracking_only(leg, now_ms):
             return
         self._out.append(Send(self._create_request(leg)))
-        if leg.state.status is OrderStatus.PENDING_SUBMIT:
-            self._apply(leg, Submitted(), now_ms)
+        self._apply(leg, Submitted(), now_ms)
 
     def _refused_tracking_only(self, leg: Leg, now_ms: int) -> bool:
         """In a tracking-only book an order the plan wants created (a fallback, a re-send) is closed as refused

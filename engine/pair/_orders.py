@@ -17,6 +17,7 @@ from loguru import logger
 
 from engine.domain import ClientOrderId, OrderStatus
 from engine.exchange import (
+    DuplicateOrder,
     ExchangeError,
     ExchangeOrderStatus,
     ExecutionReport,
@@ -87,18 +88,34 @@ class OrderDesk(OrderCore):
             self._acked(leg, now_ms)
             return
         self._record(error, leg.cid, now_ms)
-        if isinstance(error, OutcomeUnknown):
+        if leg.acked or leg.state.status is not OrderStatus.SUBMITTED:
+            # A stale answer: the order was seen meanwhile (the stream's report beat this response) or has closed.
+            # The error says nothing new about it; acting on it (lookups that may conclude "not created", a
+            # re-send, a rejection) could orphan or duplicate a live order. Recorded, nothing more.
+            logger.bind(pair=self.pair, client_order_id=leg.cid).warning(
+                "create answered {} after the order was {}: ignored", type(error).__name__, leg.state.status.value
+            )
+            return
+        if isinstance(error, OutcomeUnknown | DuplicateOrder):
+            # Unknown: looked up, never re-sent blindly. A duplicate id (-2010) says the order exists (an
+            # earlier send of this id reached the exchange): looked up until seen, never "not created".
+            exists = isinstance(error, DuplicateOrder)
             self._apply(leg, SubmitOutcomeUnknown(), now_ms)
             leg.resolver = UnknownOutcomeResolver(
-                leg.cid, submitted_ms=now_ms, grace_ms=self.settings.unknown_outcome_grace_ms
+                leg.cid,
+                submitted_ms=now_ms,
+                grace_ms=self.settings.unknown_outcome_grace_ms,
+                first_lookup_ms=now_ms if exists else None,
+                exists=exists,
             )
             self._poll_resolver(leg, now_ms)
         elif isinstance(error, RetryLater) and leg.resends < self.settings.max_create_resends:
-            # Nothing was executed (429, clock skew): the same order may go again under the same client
-            # order id; the gateway holds it until Retry-After. The plan hears only if this runs out.
+            # Nothing was executed (429, clock skew): the plan decides what follows — the same order under the same
+            # client order id (the gateway holds it until Retry-After), or, when it is being canceled meanwhile,
+            # nothing: a canceled request must not execute after all.
             leg.resends += 1
             self._apply(leg, NotCreated(), now_ms)
-            self._send_create(leg, now_ms)
+            self._leg_not_created(leg, now_ms)
         else:
             self._fail(leg, error, now_ms)
 

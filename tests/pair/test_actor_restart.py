@@ -247,3 +247,15 @@ def test_any_failure_at_intake_refuses_the_request_and_the_actor_lives_on() -> N
     assert rig.proxy.active_requests().get(timeout=_WAIT_S) == []
     rig.place(request())
     rig.gateway.creates(1)
+
+
+def test_a_caller_whose_create_is_unanswered_at_the_stop_hears_outcome_unknown_not_shutting_down() -> None:
+    # Its create left (or is queued): the order may exist. "Shutting down" means nothing was executed, and a
+    # caller told that might place the request again under a new key: a duplicate.
+    rig = _Rig()
+    future = rig.place(request())
+    rig.gateway.creates(1)
+    rig.refs[-1].stop(timeout=_WAIT_S)
+    outcome = future.result(_WAIT_S)
+    assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.OUTCOME_UNKNOWN, outcome
+    assert "may exist" in outcome.message

@@ -239,3 +239,16 @@ def test_bad_arguments_are_refused() -> None:
         client_order_id("k", pair="")
     with pytest.raises(ValueError, match="fallback"):
         client_order_id("k", pair="BTC/USDT", fallback=100_000)
+
+
+def test_an_id_the_exchange_said_exists_is_never_concluded_not_created() -> None:
+    # -2010 "Duplicate order sent.": the id is in use, so the order exists; REST may lag far behind. "Not found"
+    # past the grace period gives up (the operator is alerted, reconciliation goes on) instead of "not created",
+    # which would re-send it: a duplicate once it fills, and an untracked live order meanwhile.
+    resolver = UnknownOutcomeResolver(CID, 0, grace_ms=15_000, interval_ms=2_000, confirmations=2, exists=True)
+    state, now = _drive_not_found(resolver, 0)
+    assert state is Resolution.GAVE_UP
+    assert now >= 15_000 + 2_000
+    for later in (now + 60_000, now + 120_000):  # reconciliation's lookups: still not "not created"
+        assert resolver.on_lookup_not_found(later) is Resolution.GAVE_UP
+    assert resolver.on_order_seen(now + 130_000) is Resolution.FOUND
