@@ -150,6 +150,8 @@ class PersistenceActor(pykka.ThreadingActor):
         elif isinstance(message, RecordBatch):
             self._core.accept_many(message.records)
         elif isinstance(message, WriteAheadRecord):
+            # Now, not at the group's commit: records told after this one (queued while it waits) are newer.
+            self._core.supersede((*message.companions, message.record))
             self._urgent.extend(message.companions)
             self._urgent.append(message.record)
             self._waiting.append((message.done, (*message.companions, message.record)))

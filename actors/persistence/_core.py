@@ -138,25 +138,29 @@ class PersistenceCore(OutageHandling):
 
     def commit_now(self, records: Sequence[Record]) -> Durability:
         """Make `records` durable now, in one transaction of their own, ahead of the pending batch (which its
-        tick commits). A write-ahead's commit then holds only its own rows: its cost is the pages it dirties,
-        and the rows of earlier messages doubled them (every upsert is forward-only and every insert
-        idempotent, so the order in which rows reach the database never changes what it holds).
+        tick commits; `supersede` dropped the pending rows these replace). A write-ahead's commit then holds only
+        its own rows: its cost is the pages it dirties, and the rows of earlier messages doubled them (every
+        upsert is forward-only and every insert idempotent, so the order in which rows reach the database never
+        changes what it holds).
 
         Raises:
             NotDurableError: records are only in memory (database down and spool refusing writes).
         """
         self.rejected_now = []
-        self._drop_superseded(records)
         if self._degraded:
             self._to_spool(list(records))
         else:
             self._write(list(records))  # a failure spools them (and the pending batch) and degrades
         return self._durability()
 
-    def _drop_superseded(self, records: Sequence[Record]) -> None:
-        # Rows of the same order or trade told earlier and still pending are older than these: written after
-        # them by the next tick, an earlier state with the same fills and the same millisecond (OPEN after
-        # PENDING_CANCEL) would replace the newer one. They are dropped; these rows say everything they said.
+    def supersede(self, records: Sequence[Record]) -> None:
+        """`records` (a write-ahead's, about to be committed ahead of the pending batch) replace the pending rows
+        of the same orders and trades: call it when they arrive, so only rows told *before* them are dropped.
+
+        Those are older: written after these by the next tick, an earlier state with the same fills and the same
+        millisecond (OPEN after PENDING_CANCEL) would replace the newer one. Rows told after a write-ahead that
+        waits for its group commit are newer, and stay (a fill's order row must not be lost to its cancel's).
+        """
         orders = {r.client_order_id for r in records if isinstance(r, Order)}
         trades = {r.request_id for r in records if isinstance(r, Trade)}
         if not (orders or trades) or not self._pending:

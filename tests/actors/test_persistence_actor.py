@@ -154,6 +154,30 @@ def test_write_aheads_queued_together_share_one_commit(db_url: str, tmp_path: Pa
         actor.on_stop()
 
 
+def test_a_newer_row_told_while_a_write_ahead_waits_for_its_group_is_kept(db_url: str, tmp_path: Path) -> None:
+    # A fallback's write-ahead carries the primary's CANCELED row (filled 0.1); the primary's last fill
+    # (filled 0.2) is told while that write-ahead waits for its group commit. The newer row must be stored.
+    from decimal import Decimal
+
+    actor = PersistenceActor(db_url, tmp_path / "spool.jsonl")
+    actor.on_start()
+    try:
+        primary = rec.order("c-1")
+        canceled = rec.progressed(primary, Decimal("0.1"), OrderStatus.CANCELED, seconds=5)
+        later = rec.progressed(primary, Decimal("0.2"), OrderStatus.CANCELED, seconds=6)
+        durable: pykka.Future[Durability] = pykka.ThreadingFuture()
+        actor.actor_inbox.put("the fill's records")  # more is queued: the write-ahead waits
+        actor.on_receive(WriteAheadRecord(rec.order("c-2"), durable, (canceled,)))
+        actor.actor_inbox.get_nowait()
+        actor.on_receive(later)  # the inbox is empty now: the group commits
+        assert durable.get(timeout=0) is Durability.DATABASE
+        actor.flush()
+        stored = actor.get_order("c-1")
+        assert stored is not None and stored.filled == Decimal("0.2")
+    finally:
+        actor.on_stop()
+
+
 def _backend_pids(dsn: str, dbname: str) -> list[int]:
     conn = psycopg2.connect(dsn, connect_timeout=5)
     conn.autocommit = True

@@ -90,7 +90,8 @@ def test_an_earlier_state_still_pending_never_lands_after_a_newer_one(db_url: st
     open_ = rec.progressed(rec.order("c-2"), Decimal(0), OrderStatus.OPEN, seconds=5)
     canceling = rec.progressed(rec.order("c-2"), Decimal(0), OrderStatus.PENDING_CANCEL, seconds=5)  # same ms
     core.accept(open_)  # told first, waits for the tick
-    core.commit_now([canceling, rec.order("c-3")])  # a later message's write-ahead carries the newer state
+    core.supersede([canceling, rec.order("c-3")])  # a later message's write-ahead carries the newer state
+    core.commit_now([canceling, rec.order("c-3")])
     core.tick()
     core.stop()
     reader = connect(db_url)
