@@ -56,6 +56,7 @@ __all__ = ["HALT_DATABASE", "HALT_RESTARTS", "HALT_STOP_TRADING", "EngineState",
 
 _ASK_TIMEOUT_S = 15.0
 _SPOOL_FULL = "database down and spool full"
+_PERSISTENCE_FAILED = "the persistence actor stopped; restart the engine"
 
 
 class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingActor):
@@ -292,6 +293,9 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         if str(getattr(report, "health", "")).endswith("spool_full"):
             self._state.halt(HALT_DATABASE, _SPOOL_FULL)
             self._alerts("database", "spool full: new orders halted")
+        elif str(getattr(report, "health", "")).endswith("failed"):
+            self._state.halt(HALT_DATABASE, _PERSISTENCE_FAILED)
+            self._alerts("database", f"persistence stopped, nothing more is stored; new orders halted: {report.reason}")
         elif str(getattr(report, "health", "")).endswith("degraded"):
             self._alerts("database", f"database unavailable, writes spooled to disk: {report.reason}")
         elif str(getattr(report, "health", "")).endswith("ok") and HALT_DATABASE in self._state.halt_causes():

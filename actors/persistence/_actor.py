@@ -141,6 +141,7 @@ class PersistenceActor(pykka.ThreadingActor):
         traceback: TracebackType | None,
     ) -> None:
         logger.error("persistence actor failed error={!r}; stopping after a last flush", exception_value)
+        self._core.failed(exception_value)  # first: the root halts new orders, whatever the flush does
         self._settle()
         self._core.stop()
 

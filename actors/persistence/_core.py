@@ -9,8 +9,10 @@ States:
 - degraded: the database is unreachable. Pending records and every new record go to the spool (in
   acceptance order); `tick()` retries the connection with exponential back-off (in ticks) and replays
   the spool, oldest first, batch by batch, before returning to ok.
-- spool_full: degraded and the spool is past `spool_limit_bytes`. Records are still spooled (fills of
-  live orders must not be lost) but the listener is told to stop taking new orders.
+- spool_full: degraded and the spool is past `spool_limit_bytes` (or its fsync fails, or records are held in
+  memory). Records are still spooled (fills of live orders must not be lost) but the listener is told to stop
+  taking new orders.
+- failed: the actor stopped on an unexpected error (`failed`); the listener halts new orders.
 
 Health, spooling and replay are in `OutageHandling` (`_outage.py`), mixed into `PersistenceCore`.
 """
@@ -75,6 +77,7 @@ class PersistenceCore(OutageHandling):
         self._spooled = 0
         self._degraded = False
         self._reported: Health | None = None
+        self._spool_failed = False
         self._ticks_to_retry = 0
         self._backoff = 1
         self.committed = 0
@@ -125,11 +128,20 @@ class PersistenceCore(OutageHandling):
         if not self._degraded:
             self._commit_pending()
             return
-        self._spool.sync()
+        self._sync_spool()
         self._ticks_to_retry -= 1
         if self._ticks_to_retry > 0:
             return
-        if self._try_connect() and self._replay():
+        try:
+            back = self._try_connect() and self._replay()
+        except Exception as exc:  # noqa: BLE001 - mid-run, a refused database (schema, permissions) is an outage
+            # At start such a database is refused outright; here the spool still holds everything, so stay on it
+            # (the actor must live on: fills of live orders keep coming) and keep retrying, slowly.
+            logger.error("persistence: the database refused the reconnect, staying on the spool error={}",
+                         _one_line(exc))  # fmt: skip
+            self._disconnect()
+            back = False
+        if back:
             self._backoff = 1
             self._set_degraded(False, "database back, spool replayed")
         else:
@@ -185,7 +197,8 @@ class PersistenceCore(OutageHandling):
     def _durability(self) -> Durability:
         if self._degraded:
             self._retry_memory()
-            self._spool.sync()
+            if not self._sync_spool():
+                raise NotDurableError("the spool's fsync failed: its records may not be durable")
             if self._memory:
                 raise NotDurableError(f"{len(self._memory)} records held only in memory: spool unwritable")
             return Durability.SPOOL

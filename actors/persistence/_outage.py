@@ -33,6 +33,7 @@ class OutageHandling:
     _spooled: int
     _degraded: bool
     _reported: Health | None
+    _spool_failed: bool
     _ticks_to_retry: int
     _backoff: int
     lost: int
@@ -55,13 +56,13 @@ class OutageHandling:
     def _health(self) -> Health:
         if not self._degraded:
             return Health.OK
-        if self._memory or self._spool.size >= self._settings.spool_limit_bytes:
+        if self._memory or self._spool_failed or self._spool.size >= self._settings.spool_limit_bytes:
             return Health.SPOOL_FULL
         return Health.DEGRADED
 
     def _notify(self, reason: str) -> None:
         health = self._health()
-        if health is self._reported:
+        if health is self._reported or self._reported is Health.FAILED:  # failed is final: the actor is stopping
             return
         self._reported = health
         report = HealthReport(health, health is not Health.SPOOL_FULL, reason, self._spooled + len(self._memory))
@@ -72,6 +73,33 @@ class OutageHandling:
                 self._listener(report)
             except Exception:  # noqa: BLE001 - a faulty listener must not stop persistence; logged
                 logger.exception("persistence: health listener failed for health={}", health.value)
+
+    def failed(self, error: BaseException | None) -> None:
+        """The actor is stopping on an unexpected error: tell the listener (new orders must stop)."""
+        self._reported = Health.FAILED
+        report = HealthReport(Health.FAILED, False, f"persistence failed: {error!r}", self._spooled + len(self._memory))
+        logger.error("persistence health={} reason={}", report.health.value, report.reason)
+        if self._listener is not None:
+            try:
+                self._listener(report)
+            except Exception:  # noqa: BLE001 - as in _notify
+                logger.exception("persistence: health listener failed for health={}", report.health.value)
+
+    def _sync_spool(self) -> bool:
+        """fsync the spool; False (logged, health told) when the disk refuses: what it holds may not be durable,
+        and no new order may count on it until a later fsync succeeds."""
+        try:
+            self._spool.sync()
+        except OSError as exc:
+            if not self._spool_failed:
+                logger.error("persistence: spool fsync failed, its records may not be durable error={}", exc)
+            self._spool_failed = True
+            self._notify("spool fsync failed")
+            return False
+        if self._spool_failed:
+            self._spool_failed = False
+            self._notify("spool fsync works again")
+        return True
 
     def _set_degraded(self, degraded: bool, reason: str) -> None:
         self._degraded = degraded

@@ -15,6 +15,8 @@ class Health(StrEnum):
     OK = "ok"
     DEGRADED = "degraded"
     SPOOL_FULL = "spool_full"
+    FAILED = "failed"
+    """The persistence actor stopped on an unexpected error: nothing more is stored until a restart."""
 
 
 class Durability(StrEnum):

@@ -86,3 +86,36 @@ def test_the_database_coming_back_lifts_its_own_halt(sim: Simulator, tmp_path: P
         root.on_persistence_health(DB_OK).get(timeout=10)
         assert not engine.halted
         assert isinstance(_place(engine), Accepted)
+
+
+def test_a_persistence_actor_that_fails_halts_new_orders(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An unexpected error kills the persistence actor: nothing more would be stored (fills of live orders
+    # included). The root hears of it (health `failed`) and stops taking new orders, with an alert.
+    import threading
+
+    from actors.persistence import PersistenceCore
+
+    handled = threading.Event()
+    original = root_module.RootActor.on_persistence_health
+
+    def on_health(self: root_module.RootActor, report: HealthReport) -> None:
+        original(self, report)
+        if report.health is Health.FAILED:
+            handled.set()
+
+    monkeypatch.setattr(root_module.RootActor, "on_persistence_health", on_health)
+    with engine_on(sim, tmp_path, CONFIG) as (engine, _):
+        assert isinstance(_place(engine), Accepted)
+
+        def broken_tick(self: PersistenceCore) -> None:
+            raise RuntimeError("a bug in persistence (test)")
+
+        monkeypatch.setattr(PersistenceCore, "tick", broken_tick)
+        store = engine._root.proxy().store().get(timeout=10)
+        store.tick()  # a tell: the error kills the actor
+        assert handled.wait(10)
+        out = _place(engine)
+        assert isinstance(out, Refusal) and out.reason is RefusalReason.HALTED, out
+        assert engine.health()["halt_reason"] == root_module._PERSISTENCE_FAILED

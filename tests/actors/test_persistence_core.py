@@ -281,3 +281,63 @@ def test_writer_batch_is_all_or_nothing_and_the_connection_stays_usable(db_url: 
     writer.write([rec.fill(2)])
     assert count(db, FillRow) == 1
     db.close()
+
+
+def test_a_spool_fsync_failure_stops_new_orders_and_the_core_lives_on(
+    sqlite_url: str, tmp_path: Path, outage: Outage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Database down, records spooled; then the disk refuses fsync (EIO). The tick must not raise (the actor would
+    # die and every later fill be lost): new orders stop, write-aheads are not durable, the spool is kept.
+    reports: list[HealthReport] = []
+    core = _core(sqlite_url, tmp_path, reports)
+    outage.down = True
+    core.accept(rec.fill(1))
+    assert core.flush() is Durability.SPOOL
+    assert reports[-1].health is Health.DEGRADED
+
+    def eio(self: Spool) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(Spool, "sync", eio)
+    core.tick()  # no exception
+    assert reports[-1].health is Health.SPOOL_FULL and reports[-1].accepting_orders is False
+    with pytest.raises(NotDurableError, match="fsync"):
+        core.flush()
+    monkeypatch.setattr(Spool, "sync", lambda self: None)  # the disk recovers
+    core.tick()
+    assert reports[-1].health is Health.DEGRADED and reports[-1].accepting_orders is True
+    outage.down = False
+    for _ in range(8):
+        core.tick()
+    assert reports[-1].health is Health.OK
+    assert core.query(count, FillRow) == 1
+    core.stop()
+
+
+def test_a_database_refused_on_reconnect_mid_run_keeps_the_core_on_the_spool(
+    sqlite_url: str, tmp_path: Path, outage: Outage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from db import DatabaseSchemaError
+
+    reports: list[HealthReport] = []
+    core = _core(sqlite_url, tmp_path, reports)
+    outage.down = True
+    core.accept(rec.fill(1))
+    assert core.flush() is Durability.SPOOL
+    outage.down = False
+
+    def newer_schema(db: peewee.Database) -> None:
+        raise DatabaseSchemaError("the database schema is version 99, newer than this engine (test)")
+
+    monkeypatch.setattr(core_module, "migrate", newer_schema)
+    for _ in range(8):
+        core.tick()  # refused each time: no exception, still spooling
+    assert core.degraded and reports[-1].health is Health.DEGRADED
+    assert core.flush() is Durability.SPOOL
+    monkeypatch.undo()
+    outage.down = False
+    for _ in range(16):
+        core.tick()
+    assert reports[-1].health is Health.OK
+    assert core.query(count, FillRow) == 1
+    core.stop()
