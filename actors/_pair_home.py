@@ -53,6 +53,11 @@ class _Home:
         home: _Home = book.actor_state
         return home
 
+    @property
+    def generation(self) -> int:
+        """How many actors have run the book (1 for the first; more after a crash and restart)."""
+        return self._generation
+
     # ---- the actor running the book ------------------------------------------------------------------
     def attach(self, ref: pykka.ActorRef[Any]) -> int:
         """`ref` runs the book from now on; what was parked goes first into its inbox. Returns how many."""

@@ -9,7 +9,8 @@ Finished requests leave memory once their trade is handed to persistence (`PairB
 replayed idempotency key the book may have seen (its Bloom filter) is looked up in the database by its
 deterministic client order id, so the same key still returns the same order.
 
-A crash loses only the message that caused it. The root restarts a new actor over the same book, and what the
+A crash loses only the message that caused it (the records it had produced are stored again by the restarted
+actor: `PairBook.restate`). The root restarts a new actor over the same book, and what the
 dead actor held outside the book lives in its `_Home`, kept on the book: callers' futures (answered by the
 new actor when the book decides), the reply address of gateway results (it reaches whichever actor runs the
 book now, and parks results while none does), and the messages left in the dead actor's inbox (pykka drops
@@ -142,6 +143,9 @@ class PairActor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         self._self = self.actor_ref.proxy()
+        if self._home.generation > 1:
+            # A restart: the crashed message's records died with it; what the book knows is stored again.
+            self._run(self._book.restate(self._clock.now_ms()))
         # After a restart the book still holds its orders; re-arm the timers that died with the old actor.
         self._run(self._book.resume(self._clock.now_ms()))
         logger.bind(pair=self._book.pair).debug("pair actor started")

@@ -40,9 +40,10 @@ from engine.execution import (
 )
 from engine.pair._commands import Command, Persist, Resolve
 from engine.pair._intake import IntakeContext, check_intake
-from engine.pair._legs import Execution, Leg, Stage, order_of
+from engine.pair._legs import Execution, Leg, Stage, order_of, trade_of
 from engine.pair._outcomes import refusal_of, replay_outcome
 from engine.pair._plans import PlanBook
+from engine.pair._records import fill_of
 from engine.pair._seen import SeenKeys
 from engine.pair._settings import PairSettings
 
@@ -108,6 +109,25 @@ class PairBook(PlanBook):
                 or (leg.resolver is not None and leg.resolver.state is Resolution.GAVE_UP)
             )
         ]
+
+    def restate(self, now_ms: int) -> list[Command]:
+        """Every record the book holds, to store again after its actor crashed (before `resume`).
+
+        A crash loses the message that caused it — and the records that message had already produced: the
+        book's state moved on (a fill applied, an order closed, a request done), but their `Persist` commands
+        were never carried out, and nothing would produce them again (the fill is known, so a refetch adds
+        nothing). Storing every leg's fills and order and every finished request's trade again is idempotent
+        (fills are inserted once, orders and trades only move forward).
+        """
+        out: list[Command] = []
+        for leg in self._legs.values():
+            out.extend(Persist(fill_of(leg, fill, self.settings.exchange)) for fill in leg.state.fills)
+            out.append(Persist(order_of(leg)))
+        for execution in self._execs.values():
+            if execution.stage is Stage.DONE and execution.result is not None:
+                legs = [self._legs[c] for c in execution.legs if c in self._legs]
+                out.append(Persist(trade_of(execution, execution.result, legs, now_ms)))
+        return out
 
     def active(self) -> list[Execution]:
         """Executions not yet done."""

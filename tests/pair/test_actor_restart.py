@@ -259,3 +259,34 @@ def test_a_caller_whose_create_is_unanswered_at_the_stop_hears_outcome_unknown_n
     outcome = future.result(_WAIT_S)
     assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.OUTCOME_UNKNOWN, outcome
     assert "may exist" in outcome.message
+
+
+def test_records_of_the_message_that_crashed_are_stored_by_the_restarted_actor(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The create's answer carries a fill; the book applies it, then a bug raises before its records are carried
+    # out. The book knows the fill (a refetch would add nothing): the restarted actor stores it again.
+    from engine.domain import Fill, Order
+    from engine.pair._plans import PlanBook
+
+    saved: list[Any] = []
+    monkeypatch.setattr(_Store, "save_many", lambda self, records: saved.extend(records))
+    original = PlanBook._leg_filled
+    raised: list[bool] = []
+
+    def buggy(self: PlanBook, leg: Any, fill: Any, now_ms: int) -> None:
+        if not raised:
+            raised.append(True)
+            raise RuntimeError("a bug after the fill was applied (test)")
+        original(self, leg, fill, now_ms)
+
+    monkeypatch.setattr(PlanBook, "_leg_filled", buggy)
+    rig = _Rig()
+    rig.place(request())
+    [create] = rig.gateway.creates(1)
+    assert create.reply_to is not None
+    create.reply_to(GatewayResult(create, data=order_json(create, "FILLED", "0.01", [("60000", "0.01")])))
+    assert rig.restarted.wait(_WAIT_S)
+    rig.proxy.active_requests().get(timeout=_WAIT_S)  # the new actor has run its start-up
+    fills = [r for r in saved if isinstance(r, Fill)]
+    assert [f.client_order_id for f in fills] == [create.key]
+    orders = [r for r in saved if isinstance(r, Order) and r.client_order_id == create.key]
+    assert orders and orders[-1].status is OrderStatus.FILLED and orders[-1].filled == Decimal("0.01")
