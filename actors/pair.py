@@ -9,16 +9,15 @@ Finished requests leave memory once their trade is handed to persistence (`PairB
 replayed idempotency key the book may have seen (its Bloom filter) is looked up in the database by its
 deterministic client order id, so the same key still returns the same order.
 
-A crash loses only the message that caused it (the records it had produced are stored again by the restarted
-actor: `PairBook.restate`). The root restarts a new actor over the same book, and what the
-dead actor held outside the book lives in its `_Home`, kept on the book: callers' futures (answered by the
-new actor when the book decides), the reply address of gateway results (it reaches whichever actor runs the
-book now, and parks results while none does), and the messages left in the dead actor's inbox (pykka drops
-queued tells of a dead actor; these are salvaged in `on_failure` and handed to the new actor in order).
-A tell sent straight to the actor that races its crash (the sender saw it alive, the message landed after
-`on_failure` took the inbox) is still dropped by pykka: the root reconciles the pair after every restart, which
-recovers what such a tell carried. A pair that is not restarted (past the restart budget) answers its callers
-after `ORPHAN_GRACE_MS`, and what was parked for it goes to the root's tracking-only book (`redirect_tells`).
+A crash loses only the message that caused it (its records are stored again: `PairBook.restate`). The root
+restarts a new actor over the same book; what the dead actor held outside the book lives in its `_Home`, kept on
+the book: callers' futures (answered by the new actor), the reply address of gateway results (it reaches
+whichever actor runs the book, parking results while none does), and the tells left in the dead actor's inbox
+(salvaged in `on_failure`, handed to the new actor in order). A tell that races the crash (sent while the actor
+looked alive, queued after `on_failure` took the inbox) is still dropped by pykka: a gateway result or report
+is recovered by the reconciliation after every restart; a caller's `place` in that window of microseconds is
+not answered (its caller's timeout is the only remedy). A pair past the restart budget answers its callers
+after `ORPHAN_GRACE_MS`; what was parked for it goes to the root's tracking-only book (`redirect_tells`).
 """
 
 from __future__ import annotations
@@ -68,6 +67,7 @@ __all__ = [
 ]
 
 _LOOKUP_TIMEOUT_S = 10.0
+_LOOKUP_ATTEMPTS, _LOOKUP_RETRY_MS = 60, 5_000  # a stored-order lookup waits out a 5-minute database outage
 ORPHAN_GRACE_MS = 30_000
 """How long (engine time) callers of a crashed pair actor wait for its restart before they are answered anyway."""
 
@@ -168,9 +168,8 @@ class PairActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         for key in list(self._timers):
             self._ticker.cancel(self._timers.pop(key))
-        # Requests queued behind the stop are answered too (pykka would drop them with the inbox). Those the
-        # book holds and has not answered may have an order at the exchange (its create unanswered, or looked
-        # up): "outcome unknown", never "not executed" — a caller told that might place the request again.
+        # Requests queued behind the stop are answered too (pykka would drop them). Those the book holds may
+        # have an order at the exchange: "outcome unknown", never "not executed" (a caller might place it again).
         self._home.detach(self.actor_ref, self.actor_inbox)
         unknown = Refusal(RefusalReason.OUTCOME_UNKNOWN, "the engine stopped before the exchange confirmed the "
                           "order; it may exist, and is reconciled when the engine starts again")  # fmt: skip
@@ -322,16 +321,27 @@ class PairActor(pykka.ThreadingActor):
         elif isinstance(command, LookupStored):
             self._lookup_stored(command)
 
-    def _lookup_stored(self, command: LookupStored) -> None:
-        # Rare (a report after the order left memory, or an order to adopt): a blocking ask keeps the
-        # book's order of events; the database answers in about a millisecond.
+    def _lookup_stored(self, command: LookupStored, attempt: int = 1) -> None:
+        # Rare (a report after the order left memory, or an order to adopt): a blocking ask keeps the book's order
+        # of events. While the database is down the sighting is tried again: nothing else sees a late fill.
         cid = command.client_order_id
         try:
             order, fills, trade = stored_view(self._store.proxy, cid, _LOOKUP_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - the next reconciliation sees the order again
-            logger.bind(pair=self._book.pair, client_order_id=cid).error("stored order lookup failed: {}", exc)
+        except Exception as exc:  # noqa: BLE001 - retried, then alerted
+            logger.bind(pair=self._book.pair, client_order_id=cid).error(
+                "stored order lookup {} failed: {}", attempt, exc
+            )
+            proxy = self._self
+            if attempt < _LOOKUP_ATTEMPTS:
+                self._ticker.call_later(_LOOKUP_RETRY_MS, lambda _now: proxy.retry_lookup.defer(command, attempt + 1))
+            else:
+                self._alerts("fills_missing", f"{self._book.pair} {cid}: a report for it was dropped ({exc})")
             return
         self._run(self._book.on_stored(command.sighting, order, fills, trade, self._clock.now_ms()))
+
+    def retry_lookup(self, command: LookupStored, attempt: int) -> None:
+        """A stored-order lookup that failed (the database was down), tried again."""
+        self._lookup_stored(command, attempt)
 
     def _resolve(self, request_id: RequestId, outcome: PlaceOutcome) -> None:
         self._home.resolve(request_id, outcome)
@@ -344,18 +354,8 @@ class PairActor(pykka.ThreadingActor):
 
     def _send(self, request: GatewayRequest, gate: concurrent.futures.Future[None] | None = None) -> None:
         """Submit the book's request with this actor as the reply address (and the create's gate, if any)."""
-        self._gateway.submit(
-            GatewayRequest(
-                request.op,
-                request.params,
-                request.priority,
-                request.key,
-                request.pair,
-                self._reply,
-                request.weight,
-                gate=gate,
-            )
-        )
+        self._gateway.submit(GatewayRequest(request.op, request.params, request.priority, request.key, request.pair,
+                                            self._reply, request.weight, gate=gate))  # fmt: skip
 
     def _write_ahead(self, command: WriteAhead, companions: list[Any]) -> None:
         # The create goes to the gateway now, gated: ccxt prepares and signs it while the intent commits, and

@@ -47,11 +47,22 @@ from engine.pair._order_core import OrderCore
 from engine.pair._params import MY_TRADES_PAGE, fetch_request, trades_request
 from engine.venue import WireFormatError, parse_order
 
-__all__ = ["MAX_FILL_FETCHES", "OrderDesk"]
+__all__ = ["MAX_FILL_FETCHES", "RESYNC_LOOKUPS", "OrderDesk", "fill_refetch_ms"]
 
-MAX_FILL_FETCHES = 10
-"""myTrades attempts per order before the missing fills are alerted instead of awaited."""
+MAX_FILL_FETCHES = 14
+"""myTrades attempts per order before the missing fills are alerted instead of awaited: spaced by
+`fill_refetch_ms`, they span about 2.5 minutes, far past the 10-20 s REST can lag the matching engine."""
+RESYNC_LOOKUPS = 10
+"""Status lookups of an order restored after a restart before its request goes on without the exchange's word."""
 _FILL_REFETCH_MS = 1_000
+_FILL_REFETCH_CAP_MS = 30_000
+
+
+def fill_refetch_ms(fetches: int) -> int:
+    """The wait before the next myTrades attempt after `fetches` of them found fills missing: 1, 1, 2, 2, 4, 4,
+    8, 8, 16, 16, 30, 30, … s. Quick while REST usually catches up; then patient, as a lag of tens of seconds
+    is common (field-lessons) and a fill given up on is a fill never stored."""
+    return min(_FILL_REFETCH_CAP_MS, _FILL_REFETCH_MS * 2 ** (max(0, fetches - 1) // 2))
 _LOOKUPS_BEFORE_VANISHED = 3
 
 
@@ -245,8 +256,8 @@ class OrderDesk(OrderCore):
         if leg.state.missing_qty <= 0:
             return
         if leg.fill_fetches < MAX_FILL_FETCHES:
-            # REST can lag the matching engine (or the call failed): ask again shortly, never invent fills.
-            self._out.append(Schedule(f"fills:{leg.cid}", now_ms + _FILL_REFETCH_MS))
+            # REST can lag the matching engine (or the call failed): ask again, never invent fills.
+            self._out.append(Schedule(f"fills:{leg.cid}", now_ms + fill_refetch_ms(leg.fill_fetches)))
         else:
             self._out.append(Alert("fills_missing", f"{leg.state.missing_qty} executed but no fills found", leg.cid))
 

@@ -45,7 +45,7 @@ from engine.gateway import GatewayResult
 from engine.orders import Acked, FillEvent, OrderEvent, events_from_report, status_from_rest_order
 from engine.pair._commands import Alert, Command, Emit, LookupStored, Persist, Schedule, Send
 from engine.pair._legs import Execution, Leg, Stage, order_of, plan_key
-from engine.pair._orders import MAX_FILL_FETCHES, OrderDesk
+from engine.pair._orders import RESYNC_LOOKUPS, OrderDesk
 from engine.pair._params import fetch_request
 from engine.pair._records import leg_event
 from engine.pair._restore import leg_from_stored, plan_leg_of, stranger_leg
@@ -224,7 +224,7 @@ class RecoveringBook(OrderDesk):
         for cid in fetch:
             leg = self._legs.get(cid)
             if leg is not None and leg.resolver is None:
-                leg.resync_left = MAX_FILL_FETCHES
+                leg.resync_left = RESYNC_LOOKUPS
                 self._out.append(Send(fetch_request(self.symbol, self.pair, cid)))
         return self._take()
 

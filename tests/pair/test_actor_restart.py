@@ -290,3 +290,39 @@ def test_records_of_the_message_that_crashed_are_stored_by_the_restarted_actor(m
     assert [f.client_order_id for f in fills] == [create.key]
     orders = [r for r in saved if isinstance(r, Order) and r.client_order_id == create.key]
     assert orders and orders[-1].status is OrderStatus.FILLED and orders[-1].filled == Decimal("0.01")
+
+
+def test_a_stored_order_lookup_that_fails_while_the_database_is_down_is_tried_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A late report for an order that left memory needs the stored order; the database is down for a while.
+    # Dropping the report would lose its fill for good: nothing else looks at a finished order again.
+    import actors.pair as pair_module
+    from engine.domain import ClientOrderId
+    from engine.exchange import ExchangeOrderStatus
+    from engine.orders import ExchangeStatus
+    from engine.pair import LookupStored
+    from engine.pair._recover import Sighting
+
+    calls: list[int] = []
+    seen: list[Any] = []
+
+    def stored_view(store: Any, cid: Any, timeout_s: float) -> tuple[Any, list[Any], Any]:
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError("database unavailable (test)")
+        return None, [], None
+
+    monkeypatch.setattr(pair_module, "stored_view", stored_view)
+    monkeypatch.setattr(PairBook, "on_stored", lambda self, sighting, *rest: seen.append(sighting) or [])
+    rig = _Rig()
+    event = ExchangeStatus(ExchangeOrderStatus.FILLED, Decimal("0.01"), Decimal("600"), None)
+    cid = ClientOrderId("bx-" + "a" * 26 + "-p")
+    sighting = Sighting(cid, Side.BUY, "LIMIT", Decimal("0.01"), None, (event,), "stream")
+    rig.proxy.retry_lookup(LookupStored(sighting.client_order_id, sighting), 1).get(timeout=_WAIT_S)
+    assert len(calls) == 1 and not seen
+    for expected in (2, 3):
+        rig.ticker.advance(pair_module._LOOKUP_RETRY_MS)
+        rig.proxy.active_requests().get(timeout=_WAIT_S)  # the retry's tell is handled before this ask
+        assert len(calls) == expected
+    assert seen == [sighting]  # handed to the book once the database answered

@@ -293,3 +293,38 @@ def test_limit_plus_fallback_never_exceeds_and_accounts_for_the_amount(
     assert trade.filled == sum((o.filled for o in _last_orders(h).values()), Decimal(0))
     assert sum(f.quantity for f in h.fills()) == trade.filled <= amount
     assert len({f.trade_id for f in h.fills()}) == len(h.fills())
+
+
+def test_fills_rest_lags_on_for_a_minute_are_still_awaited_and_stored() -> None:
+    # REST can lag the matching engine by tens of seconds: myTrades answers empty for a minute, then has the fill.
+    # The summary waits for it (it was given up on after ten one-second attempts before).
+    from engine.pair._orders import MAX_FILL_FETCHES, fill_refetch_ms
+
+    waits_s = (1, 1, 2, 2, 4, 4, 8, 8, 16, 16, 30, 30, 30)
+    assert [fill_refetch_ms(n) for n in range(1, 14)] == [1_000 * s for s in waits_s]
+    assert sum(fill_refetch_ms(n) for n in range(1, MAX_FILL_FETCHES)) >= 120_000
+    h = Harness()
+    req = request(amount="0.01")
+    h.place(req)
+    h.answer(order_json(h.sent[-1], "NEW"))
+    h.fire(f"plan:{req.request_id}")
+    h.answer(order_json(h.sent[-1], "CANCELED", "0.004", cancel=True))
+    fallback = next(r for r in reversed(h.sent) if r.op is Op.CREATE_ORDER)
+    h.answer(order_json(fallback, "FILLED", "0.006", [("60010", "0.006")]), index=h.sent.index(fallback))
+    started = h.now
+    while h.now - started < 60_000:  # a minute of empty answers
+        asked = [r for r in h.sent if r.op is Op.MY_TRADES][-1]
+        h.answer([], index=h.sent.index(asked))
+        key = next(k for k in h.timers if k.startswith("fills:"))
+        h.fire(key)
+    assert h.trades() == []  # still waiting, not summed without the fill
+    asked = [r for r in h.sent if r.op is Op.MY_TRADES][-1]
+    row = {
+        "symbol": "BTCUSDT", "id": 1, "orderId": int(asked.params["orderId"]), "price": "59950", "qty": "0.004",
+        "quoteQty": "239.8", "commission": "0", "commissionAsset": "BNB", "time": T0 + 50, "isBuyer": True,
+        "isMaker": True,
+    }  # fmt: skip
+    h.answer([row], index=h.sent.index(asked))
+    [trade] = h.trades()
+    assert trade.filled == Decimal("0.01")
+    assert len([f for f in h.fills() if f.quantity == Decimal("0.004")]) == 1
