@@ -56,6 +56,7 @@ RESYNC_LOOKUPS = 10
 """Status lookups of an order restored after a restart before its request goes on without the exchange's word."""
 _FILL_REFETCH_MS = 1_000
 _FILL_REFETCH_CAP_MS = 30_000
+_LOOKUPS_BEFORE_VANISHED = 3
 
 
 def fill_refetch_ms(fetches: int) -> int:
@@ -63,7 +64,6 @@ def fill_refetch_ms(fetches: int) -> int:
     8, 8, 16, 16, 30, 30, … s. Quick while REST usually catches up; then patient, as a lag of tens of seconds
     is common (field-lessons) and a fill given up on is a fill never stored."""
     return min(_FILL_REFETCH_CAP_MS, _FILL_REFETCH_MS * 2 ** (max(0, fetches - 1) // 2))
-_LOOKUPS_BEFORE_VANISHED = 3
 
 
 class OrderDesk(OrderCore):
