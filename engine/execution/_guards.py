@@ -20,6 +20,14 @@ class Book:
     ask: Decimal | None
     time_ms: int
 
+    def __post_init__(self) -> None:
+        # An empty side comes as "0.00000000" (bookTicker, the simulator): no price, not a price of zero — a
+        # mid of half the market, an IOC sell bound at half the bid, a remainder valued at 0 and called dust.
+        for side in ("bid", "ask"):
+            value = getattr(self, side)
+            if value is not None and (not value.is_finite() or value <= 0):
+                object.__setattr__(self, side, None)
+
     @property
     def mid(self) -> Decimal | None:
         """(bid + ask) / 2, or the one side there is."""
@@ -69,7 +77,7 @@ def check_slippage(
     """Compare the book with the reference price (the request's limit price, or the mid at request time)."""
     bound = slippage_bound(side, reference, max_slippage)
     current = book.taker_price(side)
-    if current is None:
+    if current is None or reference <= 0:
         return SlippageDecision(False, False, bound, None, None, "no price on the book to compare with")
     slippage = (current - reference) / reference if side is Side.BUY else (reference - current) / reference
     if slippage <= max_slippage:
@@ -101,11 +109,14 @@ class VolatilityMonitor:
         self._prune(time_ms)
 
     def _prune(self, now_ms: int) -> None:
-        while self._points and self._points[0][0] < now_ms - self._window_ms:
+        # The newest point older than the window stays: it is the price in force when the window began (a quiet
+        # pair that jumps after a minute without updates moved from it, within the window).
+        start = now_ms - self._window_ms
+        while len(self._points) > 1 and self._points[1][0] <= start:
             self._points.popleft()
 
     def move(self, now_ms: int) -> Decimal:
-        """The relative range of prices seen within the window ending at `now_ms`."""
+        """The relative range of prices in force within the window ending at `now_ms`."""
         self._prune(now_ms)
         if len(self._points) < 2:
             return Decimal(0)

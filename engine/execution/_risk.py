@@ -69,7 +69,8 @@ class RiskSnapshot:
 
     open_orders_by_pair: Mapping[Pair, int] = field(default_factory=dict)
     reference_price: Decimal | None = None
-    """A current price of the request's pair, to value a request without a limit price."""
+    """What the request is worth per unit, by the engine's valuation (never less than it may fill at: a buy's
+    limit, the higher of a sell's limit and the bid, the book for a market order); None with no price at all."""
     halted: bool = False
     """The engine is in its safe halted state (restart budget exceeded, 418 ban, stop-trading error)."""
 
@@ -118,7 +119,8 @@ class DefaultRiskManager:
         quote = request.pair.split("/")[1]
         limit = self.max_notional_per_order.get(quote)
         if limit is not None:
-            price = request.price if request.price is not None else snapshot.reference_price
+            # The engine's valuation first: a sell's own limit understates it when the market is above it.
+            price = snapshot.reference_price if snapshot.reference_price is not None else request.price
             if price is None:
                 return Decision.refuse(RefusalReason.RISK_LIMIT, "no price to value the order against its limit")
             notional = request.amount * price

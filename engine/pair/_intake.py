@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from engine.api import Refusal, RefusalReason
-from engine.domain import OrderRequest, OrderStatus, OrderType
+from engine.domain import OrderRequest, OrderStatus, OrderType, Side
 from engine.execution import RefusalReason as RiskReason
 from engine.execution import RiskSnapshot, choose_limit_price
 
@@ -93,11 +93,24 @@ def _check_wallet(ctx: IntakeContext) -> Refusal | None:
 
 
 def _reference_price(book: PairBook, request: OrderRequest) -> Decimal | None:
-    """What the request is worth per unit: its price, the limit the plan would choose, or the mid."""
-    if request.price is not None:
-        return request.price
-    if request.order_type is not OrderType.MARKET:
+    """What the request is worth per unit, for the risk limits: never less than what it may fill at.
+
+    A buy fills at its limit or below, so its limit bounds it. A sell fills at its limit or above — at the best
+    bid when it is marketable — so it is worth the higher of the two: valued at its limit alone, a sell priced
+    far below the market would pass a notional cap it exceeds many times over. A market order is worth what the
+    book offers (a price given with it only bounds its slippage); for a buy, the higher of that and its price.
+    """
+    taker = book.book.taker_price(request.side)
+    price = request.price
+    if request.order_type is OrderType.MARKET:
+        current = taker if taker is not None else book.book.mid
+        if request.side is Side.BUY and price is not None:
+            return price if current is None else max(price, current)
+        return current if current is not None else price
+    if price is None:
         price = choose_limit_price(request.side, book.book, book.settings.execution.price_source)
-        if price is not None:
-            return price
-    return book.book.mid
+        if price is None:
+            return book.book.mid
+    if request.side is Side.SELL and taker is not None:
+        return max(price, taker)
+    return price

@@ -161,3 +161,20 @@ def test_resume_rearms_the_plan_timer() -> None:
     h.place(req)
     h.answer(order_json(h.sent[-1], "NEW"))
     assert Schedule(f"plan:{req.request_id}", T0 + 5000) in h.book.resume(h.now)
+
+
+def test_a_sell_is_valued_at_what_it_may_fill_at_not_at_a_low_limit() -> None:
+    # Book 59990 / 60010, cap 1,000 USDT. A sell fills at its limit or above (the bid, when marketable): valued at
+    # its own low limit it would pass a cap it exceeds many times over.
+    from engine.domain import OrderType
+
+    h = Harness(risk=DefaultRiskManager(max_notional_per_order={"USDT": Decimal(1000)}))
+    for amount, price, order_type in (("10", "1", OrderType.MARKET), ("0.09", "10500", OrderType.LIMIT)):
+        refusal = h.place(request(amount, price, side=Side.SELL, order_type=order_type))
+        assert isinstance(refusal, Refusal) and refusal.reason is RefusalReason.RISK_LIMIT, (amount, price, refusal)
+    assert not [r for r in h.sent if r.op is Op.CREATE_ORDER]
+    assert h.place(request("0.01", "61000", side=Side.SELL)) is None  # resting above the bid: 610, within the cap
+    fresh = Harness(risk=DefaultRiskManager(max_notional_per_order={"USDT": Decimal(1000)}))
+    # 0.02 at the ask (60010) is 1,200.2: over the cap, whatever low price came with the market buy.
+    market_buy = fresh.place(request("0.02", "50000", order_type=OrderType.MARKET))
+    assert isinstance(market_buy, Refusal) and market_buy.reason is RefusalReason.RISK_LIMIT, market_buy

@@ -195,3 +195,26 @@ def test_wallet_valuation_direct_inverse_and_bridged() -> None:
     low = check_min_wallet(value_wallet_in_btc({"USDT": D("1"), "XYZ": D("1")}, prices))
     assert (low.allowed, low.reason) == (False, RefusalReason.WALLET_BELOW_MINIMUM)
     assert "XYZ" in low.detail
+
+
+def test_an_empty_side_of_the_book_is_no_price_not_a_price_of_zero() -> None:
+    # bookTicker sends "0.00000000" for an empty side: taken as a price it halves the mid, bounds an IOC sell at
+    # half the market and values a remainder at 0.
+    from engine.execution import Book, SlippageAction, check_slippage
+
+    book = Book(D("0"), D("50001"), 0)
+    assert book.bid is None and book.mid == D("50001")
+    assert Book(D("NaN"), D("-1"), 0).mid is None
+    decision = check_slippage(Side.SELL, D("50000"), book, D("0.005"), SlippageAction.CAP)
+    assert not decision.allowed and decision.reason == "no price on the book to compare with"
+
+
+def test_a_jump_after_a_quiet_window_is_a_move_from_the_price_still_in_force() -> None:
+    from engine.execution import VolatilityMonitor
+
+    monitor = VolatilityMonitor(60_000, D("0.02"))
+    monitor.observe(0, D("50000"))
+    monitor.observe(61_000, D("52500"))  # no update for 61 s, then +5 %
+    assert monitor.move(61_000) == D("0.05") and monitor.triggered(61_000)
+    monitor.observe(200_000, D("52500"))
+    assert not monitor.triggered(200_000)  # a quiet minute after it: no move within the window
