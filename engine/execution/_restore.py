@@ -7,9 +7,9 @@ only this package may do). The stored request and its orders say where the plan 
 - a primary limit whose deadline has not passed keeps waiting with its remaining time;
 - a primary limit past its deadline is canceled now (the cancel may or may not have left before the crash:
   a cancel is idempotent, and "unknown order" makes the order desk look its status up);
-- a primary limit stored as PENDING_CANCEL before its deadline was being canceled by the caller (or for a
-  volatility spike): the request ends without a fallback — after a restart the engine does not trade more
-  than it is sure it was asked to;
+- a primary limit stored as PENDING_CANCEL before its deadline (by the row's own time, whenever the engine
+  comes back) was being canceled by the caller, the shutdown or a volatility spike: the request ends without a
+  fallback — after a restart the engine does not trade more than it is sure it was asked to;
 - a fallback leg is simply awaited, and so is a primary the fallback step sent (a market request, or a
   request that started in a volatile market: a market order or an IOC at the slippage bound). Such a
   primary counts as fallback attempt 1, as it did before the restart, so its remainder gets no second order;
@@ -46,6 +46,8 @@ class RestoredLeg:
     cum_quote: Decimal = Decimal(0)
     fills: dict[TradeId, tuple[Decimal, Decimal]] = field(default_factory=dict)
     fees: dict[str, Decimal] = field(default_factory=dict)
+    updated_ms: int | None = None
+    """When the stored state was written (a PENDING_CANCEL: when the cancel was asked for); None if unknown."""
 
 
 def restore_plan(
@@ -91,7 +93,10 @@ def restore_plan(
         plan.phase = Phase.FALLBACK_WORKING
         return plan, []
     deadline = created_ms + config.limit_timeout_ms
-    if stored_live.status is OrderStatus.PENDING_CANCEL and now_ms < deadline:
+    # When the cancel was asked for, not when the engine came back, tells a caller's (or shutdown's) cancel from
+    # the limit's timeout: back after the deadline, a cancel asked for before it still gets no fallback.
+    asked_ms = stored_live.updated_ms if stored_live.updated_ms is not None else now_ms
+    if stored_live.status is OrderStatus.PENDING_CANCEL and asked_ms < deadline:
         plan._aborted = "being canceled before a restart; no fallback after recovery"
         plan.phase = Phase.CANCELING
         return plan, [CancelOrder(spec.client_order_id, spec.symbol, plan._aborted)]

@@ -131,7 +131,7 @@ def plan_leg_of(order: Order, fills: list[Fill], symbol: Symbol, priority: Prior
     for f in fills:
         if f.commission > 0:
             fees[f.commission_asset] = fees.get(f.commission_asset, Decimal(0)) + f.commission
-    return RestoredLeg(spec, order.status, order.filled, order.quote_filled, known, fees)
+    return RestoredLeg(spec, order.status, order.filled, order.quote_filled, known, fees, _ms(order.updated_at))
 
 
 def stranger_leg(

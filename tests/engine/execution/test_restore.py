@@ -88,6 +88,20 @@ def test_a_cancel_before_the_deadline_was_the_callers_no_fallback_after_recovery
     assert isinstance(report, ReportResult) and report.result.reason is ResultReason.CANCELED
 
 
+def test_a_callers_cancel_stays_a_cancel_when_the_engine_comes_back_after_the_deadline() -> None:
+    # Canceled at 2 s (deadline 10 s), back at 60 s: the row's own time says it was the caller's cancel. Judged by
+    # the time of the restart it looked like the limit's timeout, and the whole amount went out at market.
+    asked = replace(_primary(OrderStatus.PENDING_CANCEL), updated_ms=CREATED_MS + 2_000)
+    plan, commands = _restore([asked], CREATED_MS + 60_000)
+    assert [type(c) for c in commands] == [CancelOrder]
+    [report] = plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D(0)), CREATED_MS + 61_000)
+    assert isinstance(report, ReportResult) and report.result.reason is ResultReason.CANCELED
+    timed_out = replace(_primary(OrderStatus.PENDING_CANCEL), updated_ms=CREATED_MS + 10_000)
+    plan, _ = _restore([timed_out], CREATED_MS + 60_000)
+    [place] = plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D(0)), CREATED_MS + 61_000)
+    assert isinstance(place, PlaceOrder) and place.spec.role is OrderRole.FALLBACK  # the timeout's fallback
+
+
 def test_a_fallback_in_flight_is_awaited_and_counted_with_the_limit() -> None:
     plan, commands = _restore(
         [_primary(OrderStatus.CANCELED, "0.004"), _fallback(OrderStatus.OPEN, "0.006")], CREATED_MS + 60_000
