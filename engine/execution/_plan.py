@@ -31,16 +31,7 @@ from enum import StrEnum
 
 from loguru import logger
 
-from engine.domain import (
-    FallbackKind,
-    OrderRequest,
-    OrderRole,
-    OrderStatus,
-    OrderType,
-    Priority,
-    Side,
-    TimeInForce,
-)
+from engine.domain import FallbackKind, OrderRequest, OrderRole, OrderStatus, OrderType, Priority, Side, TimeInForce
 from engine.exchange import (
     Banned,
     ExchangeError,
@@ -142,6 +133,12 @@ class ExecutionPlan:
         plan.book = book
         plan.reference_price = request.price if request.price is not None else book.mid
         if market:
+            if plan.requested <= 0:  # below the lot step: refused as a limit of that size is, not "filled"
+                violation = rules.check(
+                    side=request.side, quantity=plan.requested, price=None, reference_price=book.mid
+                )
+                detail = str(violation) if violation else f"quantity {request.amount} is below the lot step"
+                return plan, plan._finish(ResultReason.REFUSED_FILTER, detail)
             return plan, plan._place_remainder(kind=FallbackKind.MARKET, role=OrderRole.PRIMARY)
         if volatile and config.fallback is not FallbackKind.NONE:
             # the market is moving: skip the limit's wait, go straight to the bounded fallback

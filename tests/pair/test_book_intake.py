@@ -178,3 +178,14 @@ def test_a_sell_is_valued_at_what_it_may_fill_at_not_at_a_low_limit() -> None:
     # 0.02 at the ask (60010) is 1,200.2: over the cap, whatever low price came with the market buy.
     market_buy = fresh.place(request("0.02", "50000", order_type=OrderType.MARKET))
     assert isinstance(market_buy, Refusal) and market_buy.reason is RefusalReason.RISK_LIMIT, market_buy
+
+
+def test_a_market_order_below_the_lot_step_is_a_filter_failure_like_a_limit_of_that_size() -> None:
+    from engine.domain import OrderType
+
+    h = Harness()
+    for order_type, price in ((OrderType.MARKET, None), (OrderType.LIMIT, "60000")):
+        refusal = h.place(request("0.000001", price, order_type=order_type))
+        assert isinstance(refusal, Refusal) and refusal.reason is RefusalReason.FILTER_FAILURE, (order_type, refusal)
+        assert "LOT_SIZE" in refusal.message  # not "rejected: filled"
+    assert not [r for r in h.sent if r.op is Op.CREATE_ORDER]
