@@ -90,6 +90,8 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         self._symbol_pairs: dict[str, Pair] = {}
         self._stream_ref: pykka.ActorRef[StreamActor] | None = None
         self._timers: dict[str, int] = {}
+        self._poll_needed = True
+        """REST price polling runs while no market stream feeds bookTicker (read on the ticker's thread)."""
         """The pending handle of each repeating timer, by name (replaced as it re-arms, so it never grows)."""
         self._timers_stopped = False
         self._timer_lock = threading.Lock()
@@ -163,8 +165,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
             self._start_pair(pair)
         self._value_wallet_now()
         self._start_stream()
-        if self._s.stream is None or not self._s.stream.symbols:
-            self._poll_prices()
+        self._poll_prices()
         self._scan_open_orders()
         self._every("reconcile", self._s.reconcile_interval_ms, lambda: self._self.reconcile.defer("periodic"))
         self._every("reconcile-unhealthy", self._s.unhealthy_reconcile_ms, self._self.reconcile_if_unhealthy.defer)
@@ -254,15 +255,19 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
                 self._timers[name] = self._ticker.call_later(interval_ms, fire)
 
     def _poll_prices(self) -> None:
-        # Until the stream actor feeds bookTicker, poll all pairs in one call (weight 4) every second.
+        # Poll all pairs in one call (weight 4) every second whenever the market stream does not feed bookTicker:
+        # none configured, not connected yet, or down. Frozen prices would let the slippage guard and the risk
+        # valuation pass on a stale book.
         assert self.gateway is not None
         proxy = self._self
         gateway = self.gateway
-        self._every(
-            "prices", self._s.price_poll_ms,
-            lambda: gateway.submit(GatewayRequest(Op.BOOK_TICKER, {}, key="prices", weight=4,
-                                                  reply_to=lambda r: proxy.on_prices.defer(r.data))),
-        )  # fmt: skip
+
+        def poll() -> None:
+            if self._poll_needed:
+                gateway.submit(GatewayRequest(Op.BOOK_TICKER, {}, key="prices", weight=4,
+                                              reply_to=lambda r: proxy.on_prices.defer(r.data)))  # fmt: skip
+
+        self._every("prices", self._s.price_poll_ms, poll)
 
     # ---- messages -----------------------------------------------------------------------------------
     def on_prices(self, data: Any) -> None:
@@ -276,6 +281,8 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         """A stream's health changed."""
         self._stream_health[str(getattr(health, "stream", "stream"))] = health
         logger.info("stream health: {}", health)
+        if str(getattr(health, "stream", "")) == "market":
+            self._poll_needed = str(getattr(health, "state", "")) != "connected"
         if str(getattr(health, "state", "")) in ("unrepairable", "fatal"):
             # Fills now come only from reconciliation (every few seconds while a stream is down).
             self._alerts("stream", f"{health.stream} stream {health.state}: {health.reason}")

@@ -1,0 +1,56 @@
+"""Prices are polled over REST whenever no market stream feeds bookTicker: none configured, or the stream is down.
+
+A frozen book would let the slippage guard and the risk valuation pass on prices minutes old. The ticker runs
+on a manual clock: each `advance` fires the poll timer in this thread, so the submissions are counted exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.gateway import GatewayHandle
+from actors.stream._decisions import HealthState, StreamHealth, StreamRole
+from engine.gateway import GatewayRequest, Op
+from sim import SimConfig, Simulator
+from tests.engine_e2e._stack import engine_on
+
+CONFIG = {"stream": {"user_data": False, "market_data": False}, "exchange": {"pair_whitelist": ["BTC/USDT"]}}
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(SimConfig(seed=1, symbols=["BTCUSDT"], start_prices={"BTCUSDT": Decimal(60000)})) as simulator:
+        yield simulator
+
+
+def _health(state: HealthState) -> StreamHealth:
+    return StreamHealth(StreamRole.MARKET, state, "test", 0, 0)
+
+
+def test_prices_are_polled_while_the_market_stream_is_not_connected(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    polls: list[GatewayRequest] = []
+    original = GatewayHandle.submit
+
+    def submit(self: GatewayHandle, request: GatewayRequest) -> Any:
+        if request.op is Op.BOOK_TICKER and request.key == "prices":  # the poll (not the start-up read)
+            polls.append(request)
+        return original(self, request)
+
+    monkeypatch.setattr(GatewayHandle, "submit", submit)
+    with engine_on(sim, tmp_path, CONFIG) as (engine, _):
+        root = engine._root.proxy()
+        engine.ticker.advance(3_000)
+        assert len(polls) == 3  # no market stream: polled every second
+        root.on_stream_health(_health(HealthState.CONNECTED)).get(timeout=10)
+        engine.ticker.advance(5_000)
+        assert len(polls) == 3  # bookTicker streams in: no polling
+        root.on_stream_health(_health(HealthState.RECONNECTING)).get(timeout=10)
+        engine.ticker.advance(2_000)
+        assert len(polls) == 5  # the stream is down: polled again
