@@ -15,6 +15,13 @@ from sim._params import opt_int, req
 
 __all__ = ["Ctx", "TradingHandlers"]
 
+_MY_TRADES_COMBINATIONS = frozenset(
+    frozenset(c)
+    for c in ((), ("orderId",), ("startTime",), ("endTime",), ("fromId",), ("startTime", "endTime"),
+              ("orderId", "fromId"))
+)  # fmt: skip
+"""The optional parameters `GET /api/v3/myTrades` accepts together (binance-spot.md)."""
+
 
 @dataclass
 class Ctx:
@@ -129,6 +136,12 @@ class TradingHandlers:
         spec = ex.spec(p.get("symbol"))
         order_id, from_id = opt_int(p, "orderId"), opt_int(p, "fromId")
         start, end = opt_int(p, "startTime"), opt_int(p, "endTime")
+        given = frozenset(k for k, v in (("orderId", order_id), ("fromId", from_id), ("startTime", start),
+                                         ("endTime", end)) if v is not None)  # fmt: skip
+        if given not in _MY_TRADES_COMBINATIONS:
+            # binance-spot.md lists the supported combinations; the code of the refusal is not in it (-1128 is
+            # Binance's "Combination of optional parameters invalid.").
+            raise SimError(400, -1128, "Combination of optional parameters invalid.")
         if start is not None and end is not None and end - start > 86_400_000:
             raise SimError(400, -1127, "More than 24 hours between startTime and endTime.")
         limit = min(max(opt_int(p, "limit") or 500, 1), 1000)

@@ -65,7 +65,8 @@ def parse_new_order(spec: SymbolSpec, ref_price: Decimal, p: Mapping[str, str]) 
             raise SimError(400, -1115, "Invalid timeInForce.")
     elif tif:
         raise not_required("timeInForce")
-    resp_type = p.get("newOrderRespType") or "FULL"
+    # FULL is the default for MARKET and LIMIT only; any other type (LIMIT_MAKER) defaults to ACK (binance-spot.md).
+    resp_type = p.get("newOrderRespType") or ("FULL" if otype in ("MARKET", "LIMIT") else "ACK")
     if resp_type not in ("ACK", "RESULT", "FULL"):
         raise SimError(400, -1177, "Invalid newOrderRespType.")
     cid = p.get("newClientOrderId") or ""

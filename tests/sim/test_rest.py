@@ -100,6 +100,12 @@ def test_private_endpoints() -> None:
         assert call("GET", "myTrades", symbol="BTCUSDT", fromId=str(trades[-1]["id"])).json() == trades[-1:]
         span = call("GET", "myTrades", symbol="BTCUSDT", startTime="0", endTime=str(86_400_001))
         assert span.json()["code"] == -1127
+        # Only the documented combinations: orderId goes with fromId alone.
+        assert call("GET", "myTrades", symbol="BTCUSDT", orderId="1", startTime="0").json()["code"] == -1128
+        assert call("GET", "myTrades", symbol="BTCUSDT", orderId="1", fromId="1").json() == []
+        # ACK is the default response for order types other than MARKET and LIMIT.
+        maker = call("POST", "order", **{**LIMIT, "type": "LIMIT_MAKER", "timeInForce": "", "price": "55000"}).json()
+        assert "status" not in maker and maker.get("orderListId") == -1, maker
         account = call("GET", "account", omitZeroBalances="true").json()
         assert account["makerCommission"] == 10 and account["commissionRates"]["taker"] == "0.00100000"
         assert {b["asset"] for b in account["balances"]} == {"BTC", "ETH", "BNB", "USDT"}
