@@ -10,7 +10,7 @@ per-request cap is a timer on the request's own task rather than `asyncio.wait_f
 in one more task): both cost loop iterations on every order.
 
 What the exchange's answers feed back (response headers into the budget, throttling, the clock offset and its
-re-sync) is in `ExchangeFeedback` (`_feedback.py`), mixed into `GatewayCore`.
+re-sync) is in `ExchangeFeedback` (`_feedback.py`), mixed into `GatewayCore`; the budget runs on server time.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from typing import Any
 
 from loguru import logger
 
-from actors.gateway._feedback import _SENT_MS, ExchangeFeedback
+from actors.gateway._feedback import _CALL, ExchangeFeedback, _CallNote
 from engine.clock import Clock, SystemClock
 from engine.exchange import ExchangeError, map_error
 from engine.exchange._ratebudget import Admit, LimitKind, RateBudget, RateLimit, Wait
 from engine.exchange._retry import BackoffPolicy, ClockOffsetEstimator, should_retry
-from engine.gateway import OP_SPECS, GatewayRequest, GatewayResult, RequestQueue
+from engine.gateway import OP_SPECS, GatewayRequest, GatewayResult, Op, RequestQueue
 from engine.venue import SEND_GATE, NotSent, ResponseHook, SendGate
 
 __all__ = ["GatewayCore", "GatewayStats"]
@@ -45,6 +45,7 @@ class GatewayStats:
     sent: int
     failed: int
     blocked_until_ms: int
+    """End of a Retry-After block on every request (local clock; 0: never blocked)."""
     orders_halted: bool
     clock_offset_ms: int
     used_weight_1m: int = 0
@@ -57,6 +58,8 @@ class GatewayStats:
     """The exchange's order limit per 10 seconds (0: not enforced)."""
     rate_limits: dict[str, dict[str, int]] = field(default_factory=dict)
     """Every enforced limit by label (e.g. "REQUEST_WEIGHT/60s"): used, limit and the budget's own ceiling."""
+    creates_held_until_ms: int = 0
+    """End of a hold on creates only, after a 429 -1015 (local clock; 0: never held)."""
 
 
 _WEIGHT_1M = (LimitKind.REQUEST_WEIGHT, 60_000)
@@ -91,6 +94,7 @@ class GatewayCore(ExchangeFeedback):
         self._on_critical = on_critical
         self._queue = RequestQueue()
         self._offset = ClockOffsetEstimator()
+        self._server_offset_ms = 0
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -141,7 +145,7 @@ class GatewayCore(ExchangeFeedback):
 
     def stats(self) -> GatewayStats:
         """Current queue, in-flight and budget figures."""
-        now = self._clock.now_ms()
+        now = self._server_now()
         budget = self.budget
         by_label: dict[str, dict[str, int]] = {}
         found: dict[tuple[LimitKind, int], tuple[int, int]] = {}
@@ -156,7 +160,7 @@ class GatewayCore(ExchangeFeedback):
             in_flight=self._in_flight + self._parked,
             sent=self._sent,
             failed=self._failed,
-            blocked_until_ms=budget.blocked_until_ms(),
+            blocked_until_ms=self._local_ms(budget.blocked_until_ms()),
             orders_halted=budget.new_orders_halted(now),
             clock_offset_ms=self._offset.offset_ms,
             used_weight_1m=weight_used,
@@ -164,7 +168,12 @@ class GatewayCore(ExchangeFeedback):
             orders_10s=orders_used,
             order_limit_10s=orders_limit,
             rate_limits=by_label,
+            creates_held_until_ms=self._local_ms(budget.creates_held_until_ms()),
         )
+
+    def _local_ms(self, server_ms: int) -> int:
+        """A budget time (server clock) in the local clock its readers time against; 0 stays 0 (never)."""
+        return server_ms - self._server_offset_ms if server_ms else 0
 
     async def wait_idle(self) -> None:
         """Return once nothing is queued or in flight (tests and shutdown use it as a barrier)."""
@@ -176,12 +185,15 @@ class GatewayCore(ExchangeFeedback):
                 await asyncio.sleep(0.001)  # queued behind the budget: its timer (or a wake) will send it
 
     def set_limits(self, limits: tuple[RateLimit, ...]) -> None:
-        """Replace the enforced limits (the exchange's `rateLimits`), keeping any Retry-After block."""
-        blocked = self.budget.blocked_until_ms()
+        """Replace the enforced limits (the exchange's `rateLimits`), keeping any Retry-After block or hold."""
+        old, now = self.budget, self._server_now()
         self.budget = RateBudget(limits)
-        if blocked:
+        if (blocked := old.blocked_until_ms()) > now:
+            status = 418 if old.new_orders_halted(now) else 429
+            self.budget.on_throttled(http_status=status, retry_after_s=None, now_ms=now, banned_until_ms=blocked)
+        if (held := old.creates_held_until_ms()) > now:
             self.budget.on_throttled(
-                http_status=429, retry_after_s=None, now_ms=self._clock.now_ms(), banned_until_ms=blocked
+                http_status=429, retry_after_s=None, now_ms=now, banned_until_ms=held, orders_only=True
             )
         self._pump()
 
@@ -203,27 +215,37 @@ class GatewayCore(ExchangeFeedback):
     def _pump(self) -> None:
         """Send what the in-flight cap and the budget admit now, in priority order (loop thread).
 
-        A request the budget holds back stays at the head of the queue and a timer retries at the budget's
-        time; anything queued meanwhile (a cancel) calls this again and is judged on its own.
+        A request the budget holds back stays queued and a timer retries at the budget's time; anything
+        queued meanwhile (a cancel) calls this again and is judged on its own. A create held by the order
+        count alone (its window full, a -1015) holds the creates behind it, in order, but not the other
+        requests: those the weight budget admits go past it (a cancel must not wait for an order window).
         """
         if not self._dispatching:
             return
-        queue = self._queue
+        queue, budget = self._queue, self.budget
+        creates = True  # False once a create waits for the order count alone: only other requests go on
+        retry_at = None
+        now = self._server_now()
         while self._in_flight < self._max_in_flight:
-            request = queue.peek()
+            request = queue.peek(creates=creates)
             if request is None:
-                return
-            now = self._clock.now_ms()
-            decision = self.budget.reserve(OP_SPECS[request.op].endpoint, now, weight=request.weight)
+                break
+            now = self._server_now()
+            decision = budget.reserve(OP_SPECS[request.op].endpoint, now, weight=request.weight)
             if isinstance(decision, Wait):
                 logger.debug("gateway waits {} ms: {}", decision.until_ms - now, decision.reason)
-                self._retry_pump_in(max(0.001, (decision.until_ms - now) / 1000))
-                return
-            queue.pop()
+                retry_at = decision.until_ms if retry_at is None else min(retry_at, decision.until_ms)
+                if creates and decision.orders_only:
+                    creates = False
+                    continue
+                break
+            queue.pop(creates=creates)
             self._in_flight += 1
             task = asyncio.create_task(self._send(request, decision), name=f"gw-{request.op}-{request.key}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        if retry_at is not None:
+            self._retry_pump_in(max(0.001, (retry_at - now) / 1000))
 
     def _retry_pump_in(self, delay_s: float) -> None:
         assert self._loop is not None
@@ -238,7 +260,7 @@ class GatewayCore(ExchangeFeedback):
     async def _admit(self, request: GatewayRequest) -> Admit:
         assert self._wake is not None
         while True:
-            now = self._clock.now_ms()
+            now = self._server_now()
             decision = self.budget.reserve(OP_SPECS[request.op].endpoint, now, weight=request.weight)
             if isinstance(decision, Admit):
                 return decision
@@ -318,14 +340,18 @@ class GatewayCore(ExchangeFeedback):
         expired: list[bool] = []
         timers: list[asyncio.TimerHandle] = []
         parked: list[bool] = []
+        note = _CallNote(is_create=request.op is Op.CREATE_ORDER)  # this attempt, as its response hook sees it
+        _CALL.set(note)
 
         def expire() -> None:
             expired.append(True)
             task.cancel()
 
         def arm() -> None:
-            # The request leaves now: the window its response's counters belong to is this one.
-            _SENT_MS.set(self._clock.now_ms())
+            # The request leaves now: the window its response's counters belong to is this one, and the
+            # creates answered by now are in any order count the server sends back.
+            note.sent_ms = self._server_now()
+            note.mark = self.budget.order_mark(note.sent_ms, create=note.is_create)
             timers.append(loop.call_later(self._timeout_s + 1, expire))
 
         def park() -> None:

@@ -1,8 +1,13 @@
 """What the exchange tells the gateway back: response headers, throttling, clock skew and the clock offset.
 
 `ExchangeFeedback` is mixed into `GatewayCore` and, like it, runs on the gateway's event loop thread only.
-Every response's headers feed the rate budget (a 429/418 blocks every caller at once); a failed call's error
-may throttle the budget, re-sync the clock after a -1021, or stop trading through `on_critical`.
+Every response's headers feed the rate budget; a failed call's error may throttle the budget, re-sync the
+clock after a -1021, or stop trading through `on_critical`.
+
+The budget's windows are Binance's, so it is given server time: the local clock plus the measured offset.
+A 418 or a weight 429 blocks every caller at once. A 429 on a create may instead be -1015 (too many new
+orders), which must hold only creates: which one it is is in the body, known only once ccxt raises, so the
+hook holds creates at once and the error's code decides, in `_after_error`, whether everything waits too.
 """
 
 from __future__ import annotations
@@ -10,12 +15,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from loguru import logger
 
-from engine.exchange import Banned, ClockSkew, ExchangeError, RateLimited, StopTrading
+from engine.exchange import Banned, ClockSkew, ExchangeError, RateLimited, StopTrading, parse_retry_after
 
 if TYPE_CHECKING:
     from engine.clock import Clock
@@ -25,8 +31,22 @@ if TYPE_CHECKING:
 
 __all__ = ["ExchangeFeedback"]
 
-_SENT_MS: ContextVar[int | None] = ContextVar("bexec_gateway_sent_ms", default=None)
-"""When the current call's request left (set in the call's task, read by the response hook it runs)."""
+_TOO_MANY_ORDERS = -1015
+
+
+@dataclass(slots=True)
+class _CallNote:
+    """One attempt of one call as its response hook sees it (one per attempt, in the call's own task)."""
+
+    is_create: bool
+    sent_ms: int | None = None  # server time the request left
+    mark: tuple[int, ...] | None = None  # the budget's order mark then
+    throttled: bool = False  # the answer was a 418/429 (applied to the budget by the hook)
+    undecided: tuple[int, float | None, int] | None = None  # a create's 429: (status, Retry-After s, server ms)
+
+
+_CALL: ContextVar[_CallNote | None] = ContextVar("bexec_gateway_call", default=None)
+"""The current call's note (set in the call's task, read and filled by the response hook it runs)."""
 
 
 class ExchangeFeedback:
@@ -38,35 +58,56 @@ class ExchangeFeedback:
     _timeout_s: float
     _client: Any
     _offset: ClockOffsetEstimator
+    _server_offset_ms: int  # the last measured offset: kept while a -1021 re-sync is pending
     _wake: asyncio.Event | None
     _resync: asyncio.Future[None] | None
     _on_critical: Callable[[ExchangeError], None] | None
     _wait: Callable[[asyncio.Event, float | None], Awaitable[None]]
 
+    def _server_now(self) -> int:
+        """Binance's time now, as far as measured: the rate windows reset on its clock's boundaries."""
+        return self._clock.now_ms() + self._server_offset_ms
+
     async def sync_time(self) -> int:
-        """Measure server − local time with GET /api/v3/time and apply it to signed requests."""
+        """Measure server − local time with GET /api/v3/time; apply it to signed requests and the rate windows."""
         sent = self._wall.now_ms()
         data = await asyncio.wait_for(self._client.public_get_time(), self._timeout_s)
         received = self._wall.now_ms()
         self._offset.add_sample(sent, int(data["serverTime"]), received)
         # ccxt signs with nonce() = milliseconds() - timeDifference, so a server ahead of us is a negative one.
         self._client.options["timeDifference"] = -self._offset.offset_ms
+        if not self._offset.needs_resync:
+            self._server_offset_ms = self._offset.offset_ms
         logger.info("clock offset to exchange measured: {} ms", self._offset.offset_ms)
         return self._offset.offset_ms
+
+    def _throttle(self, status: int, retry_after_s: float | None, now_ms: int, error: ExchangeError | None) -> None:
+        """Apply a 418/429 (or a rate-limit error without that status) to the budget."""
+        self.budget.on_throttled(
+            http_status=status,
+            retry_after_s=retry_after_s,
+            now_ms=now_ms,
+            banned_until_ms=getattr(error, "banned_until_ms", None),
+            orders_only=error is not None and error.code == _TOO_MANY_ORDERS and not isinstance(error, Banned),
+        )
 
     async def _after_error(self, request: GatewayRequest, error: ExchangeError) -> None:
         logger.bind(op=request.op.value, key=request.key, pair=request.pair).warning(
             "exchange call failed: {} (code={}, status={})", error, error.code, error.http_status
         )
-        if isinstance(error, RateLimited | Banned) and error.http_status not in (418, 429):
+        note = _CALL.get()
+        if note is not None and note.undecided is not None:
+            # A create's 429: creates are held already; the body's code says whether everything waits too.
+            status, retry_after_s, at_ms = note.undecided
+            note.undecided = None
+            self._throttle(status, retry_after_s, at_ms, error)
+        elif isinstance(error, RateLimited | Banned) and not (
+            note.throttled if note is not None else error.http_status in (418, 429)
+        ):
             # A 429/418 response was already applied with its Retry-After header by `_on_response`; this is
             # for limits reported without that status (a -1003 body on another status).
-            self.budget.on_throttled(
-                http_status=error.http_status or (418 if isinstance(error, Banned) else 429),
-                retry_after_s=error.retry_after_s,
-                now_ms=self._clock.now_ms(),
-                banned_until_ms=getattr(error, "banned_until_ms", None),
-            )
+            status = error.http_status or (418 if isinstance(error, Banned) else 429)
+            self._throttle(status, error.retry_after_s, self._server_now(), error)
         if isinstance(error, ClockSkew):
             self._offset.mark_skew()
             # One re-sync for every -1021 of the moment (each failed request awaits the same one), and not
@@ -79,7 +120,8 @@ class ExchangeFeedback:
 
     async def _resync_clock(self) -> None:
         assert self._wake is not None
-        while (blocked := self.budget.blocked_until_ms()) > (now := self._clock.now_ms()):
+        _CALL.set(None)  # this task copied the failed call's context: its time request is no gateway call
+        while (blocked := self.budget.blocked_until_ms()) > (now := self._server_now()):
             await self._wait(self._wake, (blocked - now) / 1000)
         try:
             await self.sync_time()
@@ -87,18 +129,27 @@ class ExchangeFeedback:
             logger.warning("clock re-sync after -1021 failed: {}", exc)
 
     def _on_response(self, status: int, headers: Mapping[str, str], method: str, url: str) -> None:
-        now = self._clock.now_ms()
+        now = self._server_now()
+        note = _CALL.get()
         # Counted in the window the request was sent in (a response straddling a minute boundary must not carry
         # the old minute's count into the new one); it learns once per header name which ones are counters.
-        self.budget.observe(headers, now, sent_ms=_SENT_MS.get())
-        if status in (418, 429):
-            # Block every other caller at once, before this error even reaches its requester.
-            retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-            self.budget.on_throttled(
-                http_status=status,
-                retry_after_s=float(retry_after) if retry_after and retry_after.isdigit() else None,  # float-ok: s
-                now_ms=now,
-            )
-            logger.error(
-                "{} on {} {}: every request waits for Retry-After={}", status, method, urlsplit(url).path, retry_after
-            )
+        if note is None:
+            self.budget.observe(headers, now)
+        else:
+            self.budget.observe(headers, now, sent_ms=note.sent_ms, mark=note.mark)
+        if status not in (418, 429):
+            return
+        retry_after = parse_retry_after(headers)
+        if note is not None:
+            note.throttled = True
+        if status == 429 and note is not None and note.is_create:
+            # -1003 or -1015? Creates wait either way, at once; `_after_error` reads the code and decides the rest.
+            note.undecided = (status, retry_after, now)
+            self.budget.on_throttled(http_status=status, retry_after_s=retry_after, now_ms=now, orders_only=True)
+            logger.error("429 on a create: new orders wait for Retry-After={}", retry_after)
+            return
+        # Block every other caller at once, before this error even reaches its requester.
+        self._throttle(status, retry_after, now, None)
+        logger.error(
+            "{} on {} {}: every request waits for Retry-After={}", status, method, urlsplit(url).path, retry_after
+        )

@@ -1,14 +1,15 @@
-"""Binance's own rate budget, kept from its headers and limits — pure, time passed in.
+"""Binance's own rate budget, kept from its headers and limits — pure, time passed in (server time).
 
-Binance counts request weight per IP per minute and unfilled orders per account per 10 s and per UTC day,
-in fixed windows that reset on boundaries (each minute, :00/:10/… seconds, 00:00 UTC). Every response says
-how much of each window is used (`X-MBX-USED-WEIGHT-1M`, `X-MBX-ORDER-COUNT-10S`, `-1D`), which also counts
-other processes sharing the IP. The budget charges each request locally when it is admitted, takes the
-larger of its own count and the server's, and admits only while every window stays within limit − margin.
+Binance counts request weight per IP per minute and unfilled orders per account per 10 s and per UTC day, in
+fixed windows that reset on the server clock's boundaries (each minute, :00/:10/… s, 00:00 UTC). Every response
+says how much of each window is used (`X-MBX-USED-WEIGHT-1M`, `X-MBX-ORDER-COUNT-10S`, `-1D`), other processes
+included. The budget charges each request when admitted and admits only while every window stays within
+limit − margin. Weight only grows within a window: the larger of the local and the server's count. The unfilled
+order count falls as orders fill: the server's latest count plus the creates it may not include yet.
 
-A 429 or 418 stops everything until Retry-After; a 418 (ban) also halts new orders until the ban ends.
-Successful order placement and cancel cost 0 weight since 2026-04-02, failed ones are charged: `release`
-refunds the weight of a successful one.
+A 429 -1003 (weight) or 418 stops everything until Retry-After (a 418 ban also halts new orders); a 429 -1015
+(too many new orders) holds only creates, as cancels and lookups must keep flowing. Successful order placement
+and cancel cost 0 weight since 2026-04-02, failed ones are charged: `release` refunds a successful one's.
 """
 
 from __future__ import annotations
@@ -133,25 +134,40 @@ class Admit:
 
 @dataclass(frozen=True, slots=True)
 class Wait:
-    """Not now: ask again at `until_ms`. `reason` says which window or Retry-After is in the way."""
+    """Not now: ask again at `until_ms`. `reason` says which window or Retry-After is in the way.
+
+    `orders_only`: only an order-count limit is in the way (a full ORDERS window, a -1015 or 418 hold on
+    creates), so requests other than creates may still be admitted meanwhile.
+    """
 
     until_ms: int
     reason: str
+    orders_only: bool = False
 
 
 @dataclass(slots=True)
 class _Window:
+    orders: bool = False  # an ORDERS window: its count falls as orders fill, so the server's latest count stands
     start_ms: int = -1
-    local: int = 0  # charged by this budget (minus refunds)
-    server: int = 0  # highest count the server reported for this window
+    local: int = 0  # charged by this budget (minus refunds); for ORDERS: the creates admitted in the window
+    server: int = 0  # weight: highest count the server reported; ORDERS: its latest count
+    seen: bool = False  # ORDERS: a server count arrived in this window
+    answered: int = 0  # ORDERS: creates of this window answered so far
+    answered_at_server: int = 0  # ORDERS: `answered` when the request that brought `server` left
 
     @property
     def used(self) -> int:
-        return max(self.local, self.server)
+        if not self.orders:
+            return max(self.local, self.server)
+        if not self.seen:
+            return self.local
+        # Creates answered before that request left are in the server's count; the others may not be yet.
+        return self.server + self.local - self.answered_at_server
 
     def roll(self, start_ms: int) -> None:
         if self.start_ms != start_ms:
-            self.start_ms, self.local, self.server = start_ms, 0, 0
+            self.start_ms, self.local, self.server, self.seen = start_ms, 0, 0, False
+            self.answered = self.answered_at_server = 0
 
 
 class RateBudget:
@@ -175,10 +191,11 @@ class RateBudget:
         self._limits = tuple(limits)
         self._margin = margin
         self._weights = dict(ENDPOINT_WEIGHTS if weights is None else weights)
-        self._windows = [_Window() for _ in self._limits]
+        self._windows = [_Window(orders=limit.kind is LimitKind.ORDERS) for limit in self._limits]
         self._blocked_until_ms = 0
         self._blocked_reason = ""
-        self._orders_halted_until_ms = 0
+        self._orders_halted_until_ms = 0  # 418: new orders halted until the ban ends
+        self._creates_held_until_ms = 0  # 429 -1015: creates held until Retry-After
         # Per-request work is on every order's path: what can be known up front is computed once.
         self._allowed = tuple(self.effective_limit(limit) for limit in self._limits)
         self._header_windows: dict[str, tuple[int, ...]] = {}
@@ -216,9 +233,7 @@ class RateBudget:
     def _cost(self, limit: RateLimit, endpoint: EndpointKind, weight: int) -> int:
         if limit.kind is LimitKind.REQUEST_WEIGHT:
             return weight
-        if limit.kind is LimitKind.ORDERS:
-            return 1 if endpoint is EndpointKind.CREATE_ORDER else 0
-        return 1  # RAW_REQUESTS
+        return int(endpoint is EndpointKind.CREATE_ORDER) if limit.kind is LimitKind.ORDERS else 1  # or RAW_REQUESTS
 
     def reserve(self, endpoint: EndpointKind, now_ms: int, *, weight: int | None = None) -> Admit | Wait:
         """Admit one request of `endpoint` at `now_ms`, charging every window, or say how long to wait.
@@ -230,8 +245,12 @@ class RateBudget:
         """
         if now_ms < self._blocked_until_ms:
             return Wait(self._blocked_until_ms, self._blocked_reason)
-        if endpoint is EndpointKind.CREATE_ORDER and now_ms < self._orders_halted_until_ms:
-            return Wait(self._orders_halted_until_ms, "new orders halted until the IP ban ends (418)")
+        held: Wait | None = None  # an order-count hold: reported only if nothing else is in the way
+        if endpoint is EndpointKind.CREATE_ORDER:
+            if now_ms < self._orders_halted_until_ms:
+                held = Wait(self._orders_halted_until_ms, "new orders halted until the IP ban ends (418)", True)
+            elif now_ms < self._creates_held_until_ms:
+                held = Wait(self._creates_held_until_ms, "creates held after a 429 on an order (-1015)", True)
         cost_weight = self._weights[endpoint] if weight is None else weight
         costs = [self._cost(limit, endpoint, cost_weight) for limit in self._limits]
         starts = [now_ms - now_ms % limit.interval_ms for limit in self._limits]  # `window_start`, inlined
@@ -242,28 +261,58 @@ class RateBudget:
                 continue
             used = window.used if window.start_ms == start else 0
             if used + cost > allowed:
-                return Wait(start + limit.interval_ms, f"{limit.label} window full ({used}+{cost} > {allowed})")
+                until, reason = start + limit.interval_ms, f"{limit.label} window full ({used}+{cost} > {allowed})"
+                if not window.orders:
+                    return Wait(until, reason)
+                if held is None or until > held.until_ms:
+                    held = Wait(until, reason, True)
+        if held is not None:
+            return held
         for window, cost, start in zip(self._windows, costs, starts, strict=True):
             window.roll(start)
-            # charge on top of whichever count is higher, so local and server counts never overlap short
-            window.local = window.used + cost
+            # Weight: charged on top of whichever count is higher, so local and server counts never overlap
+            # short. ORDERS: `used` adds the creates the server has not counted yet.
+            window.local = window.local + cost if window.orders else window.used + cost
         return Admit(endpoint, cost_weight, now_ms)
 
     def release(self, admit: Admit, *, success: bool) -> None:
-        """Settle an admitted request: a successful order POST/DELETE costs no weight, so refund it."""
+        """Settle an admitted request once answered (or known unsent).
+
+        A successful order POST/DELETE costs no weight, so it is refunded. An answered create is counted
+        so that a later order-count header, from a request sent after this answer, is known to include it.
+        """
+        if admit.endpoint is EndpointKind.CREATE_ORDER:
+            for limit, window in self._pairs():
+                if window.orders and window.start_ms == limit.window_start(admit.admitted_ms):
+                    window.answered += 1
         if not (success and admit.endpoint.is_order):
             return
-        for limit, window in zip(self._limits, self._windows, strict=True):
+        for limit, window in self._pairs():
             if limit.kind is LimitKind.REQUEST_WEIGHT and window.start_ms == limit.window_start(admit.admitted_ms):
                 window.local = max(0, window.local - admit.weight)
 
-    def observe(self, headers: Mapping[str, str], now_ms: int, *, sent_ms: int | None = None) -> None:
+    def order_mark(self, now_ms: int, *, create: bool = False) -> tuple[int, ...]:
+        """Creates a count sent back will include (those answered by `now_ms`, the request itself if a `create`)."""
+        return tuple(
+            int(create) + (w.answered if w.start_ms == lim.window_start(now_ms) else 0) for lim, w in self._pairs()
+        )
+
+    def _pairs(self) -> Iterable[tuple[RateLimit, _Window]]:
+        return zip(self._limits, self._windows, strict=True)
+
+    def observe(
+        self, headers: Mapping[str, str], now_ms: int, *, sent_ms: int | None = None, mark: Sequence[int] | None = None
+    ) -> None:
         """Take the server's counts from a response's headers (case-insensitive).
 
         A count is applied only to the window the request was sent in (`sent_ms`, default `now_ms`), so a
-        response that straddles a boundary cannot carry the old window's count into the new one.
+        response that straddles a boundary cannot carry the old window's count into the new one. A weight
+        count only raises the window's; an order count replaces it (fills lower it), plus the creates it may
+        not include: all of the window's but those in `mark` (`order_mark` as the request left).
         """
         when = now_ms if sent_ms is None else sent_ms
+        if mark is not None and len(mark) != len(self._limits):
+            mark = None  # taken before the limits changed
         for name, value in headers.items():
             indexes = self._header_windows.get(name)
             if indexes is None:
@@ -280,7 +329,11 @@ class RateBudget:
                 if start != limit.window_start(now_ms):
                     continue
                 window.roll(start)
-                window.server = max(window.server, count)
+                if window.orders:
+                    window.server, window.seen = count, True
+                    window.answered_at_server = 0 if mark is None else min(mark[i], window.local)
+                else:
+                    window.server = max(window.server, count)
 
     def _limits_counted_by(self, name: str) -> tuple[int, ...]:
         """The limits a response header counts (by kind and interval), remembered per header name."""
@@ -303,11 +356,14 @@ class RateBudget:
         retry_after_s: float | None,  # float-ok: seconds
         now_ms: int,
         banned_until_ms: int | None = None,
+        orders_only: bool = False,
     ) -> None:
         """Record a 429 or 418: nothing is admitted until the later of all Retry-Afters seen.
 
         Without a Retry-After header a 429 waits for the end of the current minute and a 418 for two
-        minutes (Binance's shortest ban); a 418 also halts new orders until the ban ends.
+        minutes (Binance's shortest ban); a 418 also halts new orders until the ban ends. `orders_only`
+        (a 429 -1015, too many new orders) holds only creates, so that live orders can still be cancelled
+        and looked up: a daily breach lasts until 00:00 UTC.
         """
         if retry_after_s is not None:
             until = now_ms + math.ceil(retry_after_s * 1000)
@@ -319,6 +375,11 @@ class RateBudget:
             until = now_ms - now_ms % (60 * _SECOND) + 60 * _SECOND
         if banned_until_ms is not None:
             until = max(until, banned_until_ms)
+        if orders_only and http_status != 418:
+            if until > self._creates_held_until_ms:
+                self._creates_held_until_ms = until
+                logger.error("creates held until {until} after a 429 on an order (-1015)", until=until)
+            return
         if until > self._blocked_until_ms:
             self._blocked_until_ms = until
             self._blocked_reason = f"HTTP {http_status}: Retry-After until {until}"
@@ -329,6 +390,10 @@ class RateBudget:
     def blocked_until_ms(self) -> int:
         """The end of the current Retry-After block (0 if never blocked)."""
         return self._blocked_until_ms
+
+    def creates_held_until_ms(self) -> int:
+        """The end of the current order-count (429 -1015) hold on creates (0 if never held)."""
+        return self._creates_held_until_ms
 
     def new_orders_halted(self, now_ms: int) -> bool:
         """True while a 418 ban is in force."""

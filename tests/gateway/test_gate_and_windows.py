@@ -208,7 +208,8 @@ class _SkewedClient:
 
     async def public_get_time(self) -> dict[str, Any]:
         self.time_calls += 1
-        return {"serverTime": NEAR_BOUNDARY}
+        # The server agrees with the host's wall clock, against which the offset is measured.
+        return {"serverTime": SystemClock().now_ms()}
 
     async def close(self) -> None:
         return None

@@ -180,15 +180,17 @@ def test_429_blocks_every_request_until_retry_after(sim: Simulator) -> None:
         sim.control.add_fault(FaultSpec(kind="rate_limit", target="POST /api/v3/order", count=1, retry_after=7))
         first = _call(gw, _limit("bx-429-0"))  # a create is never retried, so its 429 comes straight back
         assert isinstance(first.error, RateLimited)
+        offset = gw.stats().clock_offset_ms  # the budget runs on server time: local + offset
         blocked_until = budget.blocked_until_ms()
-        assert blocked_until >= clock.now_ms() + 7000
+        assert blocked_until >= clock.now_ms() + offset + 7000
+        assert budget.creates_held_until_ms() >= blocked_until
         pending = [gw.call(_limit(f"bx-429-{i}")) for i in range(1, 4)]
         gw.wake()
         done, _ = concurrent.futures.wait(pending, timeout=1.0)
         assert not done, "nothing may be sent during Retry-After"
-        clock.set(blocked_until)
+        clock.set(blocked_until - offset)
         gw.wake()
         results = [f.result(timeout=10) for f in pending]
-        assert all(r.ok and r.sent_ms >= blocked_until for r in results)
+        assert all(r.ok and r.sent_ms + offset >= blocked_until for r in results)
     finally:
         ref.stop(timeout=20)

@@ -36,3 +36,19 @@ def test_push_front_keeps_the_turn() -> None:
     queue.push(GatewayRequest(Op.CREATE_ORDER, key="b"))
     queue.push_front(queue.pop())
     assert queue.peek() == first
+
+
+@given(st.lists(st.tuples(st.sampled_from(list(Priority)), st.booleans()), max_size=100))
+def test_creates_and_the_rest_keep_one_order_and_the_rest_can_be_taken_past_creates(
+    items: list[tuple[Priority, bool]],
+) -> None:
+    queue = RequestQueue()
+    for i, (priority, create) in enumerate(items):
+        queue.push(GatewayRequest(Op.CREATE_ORDER if create else Op.CANCEL_ORDER, priority=priority, key=str(i)))
+    order = sorted(range(len(items)), key=lambda i: (int(items[i][0]), i))
+    others = [i for i in order if not items[i][1]]
+    if others:
+        assert queue.peek(creates=False) is not None and queue.peek(creates=False).key == str(others[0])
+        assert queue.pop(creates=False).key == str(others[0])
+        order.remove(others[0])
+    assert [int(queue.pop().key) for _ in range(len(queue))] == order

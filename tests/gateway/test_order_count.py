@@ -1,0 +1,109 @@
+"""The rate budget's order count: the server's latest count stands (fills lower it), never below what the server
+can be counting; and a 429 -1015 holds creates only."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.exchange._ratebudget import Admit, EndpointKind, LimitKind, RateBudget, RateLimit, Wait
+
+T0 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000
+ORDERS_10S = RateLimit(LimitKind.ORDERS, 10_000, 10)
+WEIGHT = RateLimit(LimitKind.REQUEST_WEIGHT, 60_000, 100)
+HEADER = "X-MBX-ORDER-COUNT-10S"
+
+
+def test_a_lower_count_from_a_later_response_lowers_the_window() -> None:
+    budget = RateBudget([ORDERS_10S], margin=0)
+    admits = []
+    for _ in range(10):
+        admit = budget.reserve(EndpointKind.CREATE_ORDER, T0)
+        assert isinstance(admit, Admit)
+        admits.append(admit)
+    assert isinstance(budget.reserve(EndpointKind.CREATE_ORDER, T0), Wait)
+    for admit in admits:  # each sent after the previous one's answer, each filled at once
+        mark = budget.order_mark(T0, create=True)
+        budget.observe({HEADER: "0"}, T0 + 5, mark=mark)
+        budget.release(admit, success=True)
+    assert budget.used(ORDERS_10S, T0 + 5) == 0
+    assert isinstance(budget.reserve(EndpointKind.CREATE_ORDER, T0 + 5), Admit)
+
+
+def test_creates_in_flight_when_a_count_left_stay_counted() -> None:
+    budget = RateBudget([ORDERS_10S], margin=0)
+    admits = [budget.reserve(EndpointKind.CREATE_ORDER, T0) for _ in range(10)]
+    marks = [budget.order_mark(T0, create=True) for _ in admits]  # all ten sent before any answer
+    budget.observe({HEADER: "1"}, T0 + 5, mark=marks[0])  # the first one's answer: the other nine may follow
+    assert budget.used(ORDERS_10S, T0 + 5) == 10
+    assert isinstance(budget.reserve(EndpointKind.CREATE_ORDER, T0 + 5), Wait)
+    budget.observe({HEADER: "3"}, T0 + 5)  # a count of unknown provenance: every create of the window on top
+    assert budget.used(ORDERS_10S, T0 + 5) == 13
+
+
+def test_too_many_orders_holds_creates_but_not_cancels_nor_lookups() -> None:
+    budget = RateBudget([WEIGHT, ORDERS_10S], margin=0)
+    budget.on_throttled(http_status=429, retry_after_s=3600, now_ms=T0, orders_only=True)
+    held = budget.reserve(EndpointKind.CREATE_ORDER, T0 + 1)
+    assert isinstance(held, Wait) and held.orders_only and held.until_ms == T0 + 3_600_000
+    assert isinstance(budget.reserve(EndpointKind.CANCEL_ORDER, T0 + 1), Admit)
+    assert isinstance(budget.reserve(EndpointKind.FETCH_ORDER, T0 + 1), Admit)
+    assert budget.blocked_until_ms() == 0 and not budget.new_orders_halted(T0 + 1)
+    assert isinstance(budget.reserve(EndpointKind.CREATE_ORDER, T0 + 3_600_000), Admit)
+
+
+def test_a_weight_block_or_a_ban_is_not_orders_only() -> None:
+    budget = RateBudget([WEIGHT, ORDERS_10S], margin=0)
+    budget.on_throttled(http_status=418, retry_after_s=120, now_ms=T0, orders_only=True)  # a ban stays a ban
+    for endpoint in (EndpointKind.CREATE_ORDER, EndpointKind.CANCEL_ORDER):
+        wait = budget.reserve(endpoint, T0 + 1)
+        assert isinstance(wait, Wait) and not wait.orders_only
+    full = RateBudget([WEIGHT, ORDERS_10S], margin=0)
+    full.observe({"X-MBX-USED-WEIGHT-1M": "100", HEADER: "10"}, T0)
+    wait = full.reserve(EndpointKind.CREATE_ORDER, T0)
+    assert isinstance(wait, Wait) and not wait.orders_only  # the weight is full too: nothing goes past it
+
+
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("send"), st.booleans()),  # a create; True: it fills at once
+        st.tuples(st.just("fill"), st.just(0)),  # a resting order fills
+        st.tuples(st.just("answer"), st.integers(0, 50)),  # one in-flight create's answer comes back
+    ),
+    max_size=150,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ops)
+def test_the_order_count_never_falls_below_what_the_server_counts(ops: list[tuple[str, object]]) -> None:
+    budget = RateBudget([ORDERS_10S], margin=0)
+    allowed = budget.effective_limit(ORDERS_10S)
+    now = T0 + 1_000  # one window: the server processes each create as it is sent
+    true_count = resting = 0
+    in_flight: list[tuple[Admit, int, tuple[int, ...]]] = []
+    for op, arg in ops:
+        if op == "send":
+            admit = budget.reserve(EndpointKind.CREATE_ORDER, now)
+            if isinstance(admit, Wait):
+                assert admit.orders_only
+                continue
+            mark = budget.order_mark(now, create=True)
+            true_count += 1
+            if arg:  # filled at once: the count its answer carries has it already out again
+                true_count -= 1
+            else:
+                resting += 1
+            in_flight.append((admit, true_count, mark))
+        elif op == "fill" and resting:
+            resting -= 1
+            true_count -= 1
+        elif op == "answer" and in_flight:
+            admit, count, mark = in_flight.pop(int(str(arg)) % len(in_flight))  # answers arrive in any order
+            budget.observe({HEADER: str(count)}, now, mark=mark)
+            budget.release(admit, success=True)
+        assert budget.used(ORDERS_10S, now) >= true_count
+        assert true_count <= allowed
+    if not in_flight:  # all answered: a new response's count is the whole story
+        budget.observe({HEADER: str(true_count)}, now, mark=budget.order_mark(now))
+        assert budget.used(ORDERS_10S, now) == true_count
