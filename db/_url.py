@@ -23,6 +23,9 @@ from loguru import logger
 
 from db._errors import DatabaseAuthError, DatabaseSchemaError, DatabaseUnavailableError, DatabaseUrlError
 
+# One allow-list and one reading of the query for both: check-config refuses what connecting would.
+from engine.config._urls import mask_query_password, unsupported_params
+
 # Custom column types resolved per backend, so one model serves both databases.
 # Unconstrained NUMERIC stores any finite decimal exactly (NUMERIC(38,18) would silently round an
 # average price carrying more than 18 fractional digits). SQLite gets TEXT: NUMERIC affinity would
@@ -42,7 +45,6 @@ SQLITE_PRAGMAS: dict[str, object] = {
 
 _AUTH_PATTERNS = ("password authentication failed", "authentication failed", "no password supplied")
 _MISSING_PATTERNS = ("does not exist",)
-_PG_PARAMS = {"connect_timeout", "application_name", "sslmode", "options", "keepalives_idle"}
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,8 @@ class DatabaseUrl:
         if self.backend == "sqlite":
             return f"sqlite:///{self.path}"
         auth = self.user + (":***" if self.password else "")
-        query = "&".join(f"{k}={v}" for k, v in self.params)
+        # parse_url refuses a `password` parameter; masked anyway for a DatabaseUrl built by hand.
+        query = "&".join(f"{k}={'***' if k.lower() == 'password' else v}" for k, v in self.params)
         return f"postgresql://{auth}@{self.host}:{self.port}/{self.dbname}" + (f"?{query}" if query else "")
 
     def __str__(self) -> str:
@@ -81,9 +84,9 @@ def mask_url(url: str) -> str:
     """Mask the password of any URL-looking text (for messages built from raw config strings).
 
     Everything between ``scheme://user:`` and the last ``@`` of the URL becomes ``***``, so a password
-    containing ``@``, ``:``, ``/`` or ``%`` is hidden whole.
+    containing ``@``, ``:``, ``/`` or ``%`` is hidden whole; so does the value of a ``password=`` parameter.
     """
-    return _USERINFO_RE.sub(r"\1:***@", url)
+    return mask_query_password(_USERINFO_RE.sub(r"\1:***@", url))
 
 
 class SecretUrl(str):
@@ -180,10 +183,16 @@ def parse_url(url: str) -> DatabaseUrl:
             raise DatabaseUrlError(f"postgresql URL needs exactly one database name: {shown!r}")
         if not parts.username:
             raise DatabaseUrlError(f"postgresql URL needs a user (postgresql://user@host/db): {shown!r}")
+        # The same reading of the query as configuration validation: a parameter without '=' is counted, never
+        # named (it may be a misplaced password), and the URL is quoted without its query.
+        unknown, bare = unsupported_params(url)
+        if unknown or bare:
+            where = mask_url(urlunsplit(parts._replace(query="", fragment="")))
+            what = [f"unsupported postgresql URL parameters {unknown}"] if unknown else []
+            what += [f"{bare} URL parameter(s) without '='"] if bare else []
+            hint = " (put a password in the user part or in database.password)" if "password" in unknown else ""
+            raise DatabaseUrlError(f"{' and '.join(what)} in {where!r}{hint}")
         params = tuple(parse_qsl(parts.query, keep_blank_values=True))
-        unknown = sorted({k for k, _ in params} - _PG_PARAMS)
-        if unknown:
-            raise DatabaseUrlError(f"unsupported postgresql URL parameters {unknown} in {shown!r}")
         return DatabaseUrl(
             backend="postgresql",
             host=parts.hostname,

@@ -1,8 +1,9 @@
-"""Suite-wide fixtures: deterministic hypothesis, a clean pykka registry, and the PostgreSQL plugin."""
+"""Suite-wide fixtures: deterministic hypothesis, a clean pykka registry and logging, and the PostgreSQL plugin."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from importlib.util import find_spec
 
@@ -33,6 +34,19 @@ def _stop_all_actors() -> Iterator[None]:
         import pykka
 
         pykka.ActorRegistry.stop_all(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """A test that set up the engine's logging (a CLI command, the daemon in-process) does not leave it for the
+    next ones: its sink writes to whatever `sys.stderr` is, so a later test's captured stderr got its lines."""
+    from loguru import logger
+
+    before = set(logger._core.handlers)  # type: ignore[attr-defined]  # loguru has no public snapshot
+    yield
+    if set(logger._core.handlers) != before:  # type: ignore[attr-defined]
+        logger.remove()
+        logger.add(sys.__stderr__, level="DEBUG")  # as loguru starts: everything, to the process's stderr
 
 
 @pytest.fixture(autouse=True)

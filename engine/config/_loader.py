@@ -221,9 +221,20 @@ def _env_layer(
     sections = set(Config.model_fields)
     prov: dict[Path_, Source] = {}
     plain: dict[str, str] = {}
+    first_name: dict[Path_, str] = {}
     for name in names:
         parts = tuple(p.lower() for p in name[len(ENV_PREFIX) :].split("__"))
         src = Source("env", name)
+        if parts in first_name:
+            # Names are case-insensitive: two spellings of one key would otherwise collapse into one, the last
+            # silently winning (FREQTRADE__EXECUTION__DRY_RUN=true beside Freqtrade__Execution__Dry_Run=false).
+            problems.append(
+                ConfigProblem(
+                    ".".join(parts), str(src), f"both {first_name[parts]} and {name} are set", "set only one of them"
+                )
+            )
+            continue
+        first_name[parts] = name
         if not parts[0] or parts[0] not in sections or len(parts) < 2 or not all(parts):
             problems.append(
                 ConfigProblem(

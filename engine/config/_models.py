@@ -7,15 +7,19 @@ silent default. Defaults describe the zero-configuration setup: the embedded sim
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
-from urllib.parse import unquote, urlsplit
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from engine.config._database import DatabaseConfig
 from engine.config._keys import KeyMaterialError, KeyType, detect_key_type, normalise_secret
+from engine.config._section import Section
+from engine.config._urls import mask_webhook_url
 
 __all__ = [
     "AlertsConfig",
@@ -36,11 +40,8 @@ _API_KEY_RE = re.compile(r"^[A-Za-z0-9]{64}$")
 
 PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
 Percent = Annotated[Decimal, Field(gt=0, le=100, allow_inf_nan=False)]
-
-
-class _Section(BaseModel):
-    # hide_input_in_errors: a ValidationError must never echo a value, which may be a secret.
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, hide_input_in_errors=True)
+# The shortest control API token the daemon accepts (`engine.service._token` refuses shorter ones at start).
+MIN_API_TOKEN_CHARS = 16
 
 
 class ExchangeName(StrEnum):
@@ -60,7 +61,7 @@ def _check_url(value: str | None, schemes: tuple[str, ...], what: str) -> str | 
     return value.rstrip("/")
 
 
-class ExchangeConfig(_Section):
+class ExchangeConfig(Section):
     """Exchange selection, credentials and endpoints."""
 
     name: ExchangeName = ExchangeName.SIM
@@ -136,7 +137,7 @@ class ExchangeConfig(_Section):
         return self
 
 
-class ExecutionConfig(_Section):
+class ExecutionConfig(Section):
     """How requests are executed: dry run, limit timeout, fallback and guards."""
 
     dry_run: bool = True
@@ -175,7 +176,7 @@ class ExecutionConfig(_Section):
         return v
 
 
-class RiskConfig(_Section):
+class RiskConfig(Section):
     """Pre-trade risk limits of the default risk manager."""
 
     max_order_notional: PositiveDecimal = Decimal(10000)
@@ -183,79 +184,7 @@ class RiskConfig(_Section):
     kill_switch: bool = False
 
 
-class DatabaseConfig(_Section):
-    """Where orders, fills and errors are stored.
-
-    A PostgreSQL password goes either in `url` or in `password` (a secret, typically from
-    ``FREQTRADE__DATABASE__PASSWORD``), never both: with two, which one is right cannot be guessed.
-    Connect with `connection_url()`, which merges `password` into the URL.
-    """
-
-    url: str = "sqlite:///data/engine.sqlite3"
-    password: SecretStr | None = None
-    batch_size: int = Field(default=500, ge=1, le=100_000)
-    batch_interval_ms: int = Field(default=20, ge=1, le=60_000)
-    buffer_max_rows: int = Field(default=100_000, ge=100, le=10_000_000)
-    spool_dir: Path = Path("data/spool")
-    spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme == "sqlite":
-            if not v.startswith("sqlite:///") or len(v) <= len("sqlite:///"):
-                raise ValueError("a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path")
-        elif parts.scheme in ("postgresql", "postgres"):
-            if not parts.hostname or not parts.path.strip("/"):
-                raise ValueError("a PostgreSQL URL is postgresql://user[:password]@host[:port]/database")
-            if "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
-                # urlsplit cut the password at an unencoded '/', '?' or '#': its tail would be read as the host,
-                # and show-config (which masks urlsplit's password) would print it.
-                raise ValueError(
-                    "'@' after the host: percent-encode '/', '?', '#' and '@' in the user and password "
-                    "(%2F, %3F, %23, %40)"
-                )
-        else:
-            raise ValueError("the URL scheme must be sqlite:/// or postgresql://")
-        return v
-
-    @model_validator(mode="after")
-    def _one_password(self) -> DatabaseConfig:
-        # The rules `db.with_password` enforces when connecting, checked here so that check-config reports them.
-        if self.password is None or not self.password.get_secret_value():
-            return self
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("postgresql", "postgres"):
-            raise ValueError("database.password: SQLite takes no password; unset database.password")
-        userinfo = parts.netloc.rpartition("@")[0]
-        if not userinfo.split(":", 1)[0]:
-            raise ValueError("database.url: a password needs a user: postgresql://user@host[:port]/database")
-        if ":" in userinfo:
-            raise ValueError(
-                "database.password: the URL carries a password too; keep only one (remove ':password' from "
-                "database.url or unset database.password)"
-            )
-        return self
-
-    @property
-    def url_password(self) -> str | None:
-        """A password embedded in the URL, if any (kept out of logs and output)."""
-        return urlsplit(self.url).password
-
-    def connection_url(self) -> str:
-        """The URL to connect with: `url` carrying `password` when one is set (see `db.with_password`).
-
-        Every place that connects to the configured database (engine, daemon, ``orders``/``trades``) uses this, so
-        `password` reaches each of them. The result masks the password in its `repr()`.
-        """
-        # Imported here: the db package pulls in peewee and psycopg2, which validating a configuration never needs.
-        from db._url import with_password
-
-        return with_password(self.url, self.password.get_secret_value() if self.password else None)
-
-
-class StreamConfig(_Section):
+class StreamConfig(Section):
     """User-data and market stream health and reconciliation cadence."""
 
     ping_interval_s: Decimal = Field(default=Decimal(5), gt=0, le=60, allow_inf_nan=False)
@@ -275,7 +204,7 @@ class StreamConfig(_Section):
     market_data: bool = True
 
 
-class LoggingConfig(_Section):
+class LoggingConfig(Section):
     """Log level, format and optional file."""
 
     level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -289,16 +218,46 @@ class LoggingConfig(_Section):
     def _upper(cls, v: object) -> object:
         return v.upper() if isinstance(v, str) else v
 
+    @field_validator("rotation")
+    @classmethod
+    def _rotation(cls, v: str) -> str:
+        _loguru_parse("_make_rotation_function", v, "a size ('50 MB'), an interval ('1 week') or a time ('00:00')")
+        return v
 
-class AlertsConfig(_Section):
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, v: str) -> str:
+        _loguru_parse("_make_retention_function", v, "a duration such as '14 days' or '1 week'")
+        return v
+
+
+def _loguru_parse(maker: str, value: str, expected: str) -> None:
+    # What `logger.add(file, rotation=…, retention=…)` does with the string in `engine.logs.setup_logging`, but
+    # without adding a sink: a value loguru refuses is then a configuration problem, not a crash at start.
+    from loguru._file_sink import FileSink
+
+    parse = getattr(FileSink, maker, None)
+    if parse is None:  # a loguru without it: leave the check to setup_logging
+        return
+    try:
+        parse(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"not a value loguru understands; expected {expected}") from None
+
+
+class AlertsConfig(Section):
     """Where critical events are sent besides the log."""
 
-    webhook_url: str | None = None
+    webhook_url: str | None = Field(default=None, repr=False)  # Discord and Slack put a secret in the path
     webhook_token: SecretStr | None = None
     telegram_token: SecretStr | None = None
     telegram_chat_id: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
     min_interval_s: Decimal = Field(default=Decimal(60), ge=0, le=86400, allow_inf_nan=False)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield "webhook_url", None if self.webhook_url is None else mask_webhook_url(self.webhook_url)
+        yield from super().__repr_args__()
 
     @field_validator("webhook_url", "telegram_api_url")
     @classmethod
@@ -312,7 +271,7 @@ class AlertsConfig(_Section):
         return self
 
 
-class ApiConfig(_Section):
+class ApiConfig(Section):
     """The daemon's control API."""
 
     host: str = "127.0.0.1"
@@ -320,8 +279,26 @@ class ApiConfig(_Section):
     token: SecretStr | None = None
     token_path: Path = Path("data/api-token")
 
+    @field_validator("token", mode="before")
+    @classmethod
+    def _empty_token(cls, v: object) -> object:
+        # An empty value (FREQTRADE__API__TOKEN= in a compose file) means "not set", as the daemon treats it:
+        # the token then comes from token_path.
+        return None if v == "" else v
 
-class SimSection(_Section):
+    @field_validator("token")
+    @classmethod
+    def _token_length(cls, v: SecretStr | None) -> SecretStr | None:
+        # The daemon refuses a shorter one at start; the message does not say how long it is (it is a secret).
+        if v is not None and len(v.get_secret_value()) < MIN_API_TOKEN_CHARS:
+            raise ValueError(
+                f"the token must be at least {MIN_API_TOKEN_CHARS} characters; generate one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return v
+
+
+class SimSection(Section):
     """The embedded simulator used when ``exchange.name = "sim"``."""
 
     seed: int = Field(default=42, ge=0)
@@ -329,7 +306,7 @@ class SimSection(_Section):
     volatility_pct: Decimal = Field(default=Decimal("0.05"), ge=0, le=50, allow_inf_nan=False)
 
 
-class Config(_Section):
+class Config(Section):
     """The whole resolved configuration."""
 
     exchange: ExchangeConfig = ExchangeConfig()
@@ -384,7 +361,5 @@ class Config(_Section):
             )
             if s is not None
         ]
-        if self.database.url_password:
-            # Both forms: the URL holds it percent-encoded, the driver (and its errors) see it decoded.
-            values += [self.database.url_password, unquote(self.database.url_password)]
+        values += self.database.url_secrets()
         return [v for v in values if v]

@@ -8,26 +8,16 @@ from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, SecretStr
 
 from engine.config._loader import LoadedConfig
+from engine.config._urls import REDACTED, mask_url_password, mask_webhook_url
 
 __all__ = ["REDACTED", "mask_url_password", "render_toml"]
 
-REDACTED = "REDACTED"
-
-
-def mask_url_password(url: str) -> str:
-    """Return `url` with any password replaced by ``REDACTED``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:{REDACTED}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+# URLs that may carry a secret, each with its mask: the database password; a webhook's secret path.
+_SECRET_BEARING_URLS = {("database", "url"): mask_url_password, ("alerts", "webhook_url"): mask_webhook_url}
 
 
 def _toml_value(value: Any, show_sensitive: bool) -> str:
@@ -57,7 +47,8 @@ def _toml_value(value: Any, show_sensitive: bool) -> str:
 def render_toml(loaded: LoadedConfig, *, show_sensitive: bool = False) -> str:
     """Render the configuration as TOML, each value followed by a comment naming its source.
 
-    Secrets (and a password inside the database URL) appear as ``REDACTED`` unless `show_sensitive`.
+    Secrets (and a password inside the database URL, a webhook URL's path) appear as ``REDACTED`` unless
+    `show_sensitive`.
     """
     lines = [
         "# Resolved configuration. After each value: where it came from (default, file, or env variable).",
@@ -75,7 +66,7 @@ def render_toml(loaded: LoadedConfig, *, show_sensitive: bool = False) -> str:
             if value is None:
                 lines.append(f"# {key} is not set  # {source}")
                 continue
-            if section_name == "database" and key == "url" and not show_sensitive:
-                value = mask_url_password(value)
+            if (section_name, key) in _SECRET_BEARING_URLS and not show_sensitive:
+                value = _SECRET_BEARING_URLS[(section_name, key)](value)
             lines.append(f"{key} = {_toml_value(value, show_sensitive)}  # {source}")
     return "\n".join(lines) + "\n"

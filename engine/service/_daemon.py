@@ -23,11 +23,13 @@ import argparse
 import contextlib
 import os
 import select
+import shlex
 import signal
 import socket
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +41,7 @@ __all__ = ["add_arguments", "run"]
 
 EXIT_OK = 0
 EXIT_START_FAILED = 1
+_ROOT = Path(__file__).resolve().parents[2]  # where run.py is
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,21 +119,38 @@ class _Daemon:
     def run(self) -> int:
         from loguru import logger
 
-        try:
-            engine, api, token = self._start()
-        except _StartFailed as exc:
-            logger.error("daemon not started: {}", exc)
-            print(f"daemon not started: {exc}", file=sys.stderr, flush=True)
-            self._stop_sim()
-            self._stop_alerts()
-            return EXIT_START_FAILED
-        self._banner(api.url, token)
-        self.signals.wait_for(self.signals.stop)
-        name = signal.Signals(self.signals.received or signal.SIGTERM).name
-        logger.warning("{} received: shutting down (send it again to exit at once)", name)
-        print(f"{name} received: shutting down gracefully (again to exit at once)", flush=True)
-        api.drain()
-        summary = self._stop_in_background(engine, api)
+        # Every part started is registered in `parts` as soon as it runs, so a failure anywhere in start-up stops
+        # what did start: the engine's actor threads are not daemons and would otherwise keep the process alive,
+        # its API still taking orders, with no main thread left to act on SIGTERM.
+        with contextlib.ExitStack() as parts:
+            try:
+                engine, api, token = self._start(parts)
+                self._banner(api.url, token)
+            except _StartFailed as exc:
+                logger.error("daemon not started: {}", exc)
+                print(f"daemon not started: {exc}", file=sys.stderr, flush=True)
+                return EXIT_START_FAILED
+            except _StoppedDuringStart as exc:
+                print(f"{exc}: stopped before taking any order", flush=True)
+                return EXIT_OK
+            except BaseException as exc:  # noqa: BLE001 - whatever it is, what started must be stopped
+                from engine.logs import redact
+
+                logger.opt(exception=exc).error("daemon not started: unexpected error during start-up")
+                print(
+                    f"daemon not started: unexpected {type(exc).__name__} during start-up: {redact(str(exc))} "
+                    "(traceback in the log); everything started was stopped",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return EXIT_START_FAILED
+            self.signals.wait_for(self.signals.stop)
+            name = signal.Signals(self.signals.received or signal.SIGTERM).name
+            logger.warning("{} received: shutting down (send it again to exit at once)", name)
+            print(f"{name} received: shutting down gracefully (again to exit at once)", flush=True)
+            api.drain()
+            # Leaving the block then stops the API, the simulator and the alerts, and removes the endpoint file.
+            summary = self._stop_engine(engine)
         mode = self.config.execution.on_shutdown
         print(
             f"shutdown complete: on_shutdown={mode}, canceled={summary.get('canceled', 0)}, "
@@ -139,8 +159,11 @@ class _Daemon:
         )
         return EXIT_OK
 
-    def _stop_in_background(self, engine: Any, api: Any) -> Mapping[str, int]:
-        """Stop the engine in a worker thread while the main thread stays free to act on a second signal."""
+    def _stop_engine(self, engine: Any) -> Mapping[str, int]:
+        """Stop the engine (graceful) in a worker thread while the main thread stays free to act on a second signal.
+
+        A second call returns at once: `Engine.stop` does nothing on a stopped engine.
+        """
         import concurrent.futures
 
         done = threading.Event()
@@ -154,16 +177,11 @@ class _Daemon:
         future.add_done_callback(finished)
         self.signals.wait_for(done)
         pool.shutdown(wait=False)
-        try:
-            summary: Mapping[str, int] = future.result()
-        finally:
-            api.stop()
-            self._stop_sim()
-            _remove_endpoint(self.config)
-            self._stop_alerts()
+        summary: Mapping[str, int] = future.result()
         return summary
 
-    def _start(self) -> tuple[Any, Any, TokenSource]:
+    def _start(self, parts: contextlib.ExitStack) -> tuple[Any, Any, TokenSource]:
+        """Start every part in order, registering each one's stop in `parts` as soon as it runs."""
         from loguru import logger
 
         from engine.api import Engine
@@ -182,7 +200,9 @@ class _Daemon:
         add_secrets([token.token])  # never in any log line, whatever path it takes
         if token.generated:
             logger.info("control API token generated into {} (mode 0600)", token.origin)
+        parts.callback(_quietly, "stop the alerts", self._stop_alerts)
         self._start_alerts()
+        parts.callback(_quietly, "stop the simulator", self._stop_sim)
         if cfg.exchange.name is ExchangeName.SIM:
             self.sim = make_embedded_sim(cfg).start()
         elif cfg.execution.dry_run:
@@ -197,12 +217,15 @@ class _Daemon:
             raise _StartFailed("start-up checks failed (see above)")
         _leftover_open_orders(cfg.database.connection_url())
         if self.signals.stop.is_set():
-            raise _StartFailed("stopped by a signal during start-up")
+            # A stop asked for is a graceful stop, whenever it comes: exit 0, as after running.
+            name = signal.Signals(self.signals.received or signal.SIGTERM).name
+            raise _StoppedDuringStart(f"{name} received during start-up")
         try:
             # The checks were just run and printed above; running them again would only repeat the calls.
             engine = Engine.start(cfg, sim=self.sim, skip_startup_checks=True)
         except (RuntimeError, OSError) as exc:
             raise _StartFailed(f"engine: {exc}") from None
+        parts.callback(_quietly, "stop the engine", self._stop_engine, engine)
         recovery = engine.health().get("recovery") or {}
         print(
             f"crash recovery: {recovery.get('requests_resumed', 0)} unfinished request(s) resumed, "
@@ -210,12 +233,13 @@ class _Daemon:
             flush=True,
         )
         api = ControlApi(engine, token.token)
+        parts.callback(_quietly, "stop the control API", api.stop)
         try:
             url = api.start(api_cfg.host, api_cfg.port)
         except OSError as exc:
-            engine.stop(graceful=True)
             raise _StartFailed(f"control API cannot listen on {api_cfg.host}:{api_cfg.port}: {exc}") from None
         write_endpoint(endpoint_file_for(api_cfg.token_path), url)
+        parts.callback(_quietly, "remove the endpoint file", _remove_endpoint, cfg)
         return engine, api, token
 
     def _banner(self, url: str, token: TokenSource) -> None:
@@ -229,12 +253,13 @@ class _Daemon:
         )
         body = f'{{"pair": "{pair}", "side": "buy", "amount": "0.001", "order_type": "market"}}'
         pairs = ",".join(cfg.exchange.pair_whitelist)
+        run_py = _cli_command()
         lines = [
             f"engine running: exchange={cfg.exchange.name.value} mode={mode} pairs={pairs}",
             f"control API listening on {url} (bearer token: {token.origin})",
-            f"first order:  python run.py order buy {pair} 0.001",
+            f"first order:  {run_py} order buy {pair} 0.001",
             f"   or:        curl -H {auth} -H 'Content-Type: application/json' -d '{body}' {url}/orders",
-            "watch events: python run.py watch    status: python run.py status    stop: Ctrl-C / SIGTERM",
+            f"watch events: {run_py} watch    status: {run_py} status    stop: Ctrl-C / SIGTERM",
         ]
         print("\n".join(lines), flush=True)
 
@@ -263,6 +288,38 @@ class _Daemon:
 
 class _StartFailed(Exception):
     """The daemon cannot start; the message says why (never with a secret in it)."""
+
+
+class _StoppedDuringStart(Exception):
+    """A stop signal arrived during start-up: a graceful stop before the engine started."""
+
+
+def _quietly(what: str, stop: Callable[..., object], *args: Any) -> None:
+    """Run one part's stop, logging a failure instead of raising it, so the parts after it are stopped too."""
+    from loguru import logger
+
+    try:
+        stop(*args)
+    except Exception:  # noqa: BLE001 - logged with its traceback; the other parts must still be stopped
+        logger.opt(exception=True).error("daemon: could not {}", what)
+
+
+def _cli_command() -> str:
+    """The command line that runs this program's CLI again, as the operator can paste it in this directory.
+
+    It names the interpreter running now: after `make run` that is `.venv/bin/python`, the only one with the
+    dependencies installed, so a bare `python run.py …` would fail.
+    """
+    script = sys.argv[0] if sys.argv and sys.argv[0].endswith("run.py") else str(_ROOT / "run.py")
+    return f"{_shown(sys.executable or 'python')} {_shown(script)}"
+
+
+def _shown(path: str) -> str:
+    # Relative to the working directory when below it (".venv/bin/python"), else absolute; quoted for the shell.
+    absolute = Path(os.path.abspath(path))
+    with contextlib.suppress(ValueError):
+        return shlex.quote(str(absolute.relative_to(Path.cwd())))
+    return shlex.quote(str(absolute))
 
 
 def _remove_endpoint(config: Config) -> None:

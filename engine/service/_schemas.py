@@ -217,9 +217,10 @@ def _when(value: Any) -> datetime:
         if age:
             return datetime.now(UTC) - timedelta(**{_AGE_UNITS[age.group(2)]: int(age.group(1))})
         parsed = datetime.fromisoformat(text)
+        # Inside the try: converting a time at the calendar's edge (0001-01-01T00:00+01:00) to UTC overflows.
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except (ValueError, OverflowError):
         raise ValueError("an ISO time (2026-01-31T12:00:00Z) or an age (30m, 12h, 7d)") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _pair_query(value: Any) -> str:

@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 _TOKEN_BYTES = 32
-_MIN_TOKEN_CHARS = 16
+_MIN_TOKEN_CHARS = 16  # = engine.config MIN_API_TOKEN_CHARS, so check-config refuses what this does
 
 
 @dataclass(frozen=True)

@@ -97,12 +97,12 @@ def test_env_overrides_one_key_of_a_file_mapping(tmp_path: Path) -> None:
 
 def test_all_digit_secrets_stay_strings() -> None:
     env = {
-        "FREQTRADE__API__TOKEN": "000123",
+        "FREQTRADE__API__TOKEN": "0001234567890123",  # 16 digits: the shortest token the daemon accepts
         "FREQTRADE__EXCHANGE__KEY": "1" * 64,
         "FREQTRADE__EXCHANGE__SECRET": "0" * 64,
     }
     cfg = load_config(None, env).config
-    assert cfg.api.token is not None and cfg.api.token.get_secret_value() == "000123"
+    assert cfg.api.token is not None and cfg.api.token.get_secret_value() == "0001234567890123"
     assert cfg.exchange.key is not None and cfg.exchange.key.get_secret_value() == "1" * 64
     assert cfg.exchange.key_type is KeyType.HMAC
 
@@ -124,10 +124,10 @@ def test_secret_file_variants(tmp_path: Path) -> None:
     assert "FREQTRADE__EXCHANGE__SECRET_FILE" in str(loaded.source_of(("exchange", "secret")))
 
     token_path = tmp_path / "token"
-    token_path.write_text("0042\n", encoding="utf-8")
+    token_path.write_text("0042004200420042\n", encoding="utf-8")
     cfg_path = _write(tmp_path, f'[api]\ntoken_file = "{token_path}"\n')
     cfg = load_config(cfg_path, {}).config
-    assert cfg.api.token is not None and cfg.api.token.get_secret_value() == "0042"
+    assert cfg.api.token is not None and cfg.api.token.get_secret_value() == "0042004200420042"
 
 
 def test_secret_file_errors(tmp_path: Path) -> None:
@@ -136,14 +136,14 @@ def test_secret_file_errors(tmp_path: Path) -> None:
         ("exchange.secret_file", "cannot read the secret file: No such file or directory")
     ]
     _, problems = resolve_config(
-        None, {"FREQTRADE__API__TOKEN": "a", "FREQTRADE__API__TOKEN_FILE": str(tmp_path / "t")}
+        None, {"FREQTRADE__API__TOKEN": "a" * 16, "FREQTRADE__API__TOKEN_FILE": str(tmp_path / "t")}
     )
     assert [p.message for p in problems] == ["both FREQTRADE__API__TOKEN and FREQTRADE__API__TOKEN_FILE are set"]
 
 
 @given(
     secret=st.text(
-        alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x00"), min_size=12, max_size=80
+        alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x00"), min_size=16, max_size=80
     )
 )
 def test_arbitrary_secrets_round_trip_through_env(secret: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 from engine.service import ApiClient
 from tests.service import _control_api_helpers as _shared
 from tests.service._control_api_helpers import BELOW_MARKET, TELEGRAM_TOKEN, _raw
-from tests.service._proc import DaemonProcess
+from tests.service._proc import RUN, DaemonProcess
 from tests.service._receiver import Receiver
 
 pytestmark = pytest.mark.timeout(120)
@@ -32,8 +33,12 @@ client = _shared.client
 
 
 def test_banner_token_file_and_no_secret_in_output(daemon: DaemonProcess) -> None:
+    # The banner's last line: the fixture only waited for the "listening" line before it.
+    watch = daemon.out.wait_for(lambda ln: ln.startswith("watch events:"))
     text = daemon.out.text
-    assert "first order:  python run.py order buy BTC/USDT" in text
+    # The interpreter the daemon runs under (.venv's after `make run`): a bare `python` may lack the dependencies.
+    assert f"first order:  {sys.executable} {RUN} order buy BTC/USDT" in text
+    assert f"status: {sys.executable} {RUN} status" in watch
     assert "start-up checks:" in text and "0 failed" in text
     token_file = daemon.workdir / "data" / "api-token"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600

@@ -66,6 +66,8 @@ query_values = st.one_of(
             "NaN",
             "2026-01-31T12:00:00Z",
             "9999-99-99",
+            "0001-01-01T00:00:00+01:00",  # overflows when converted to UTC
+            "9999-12-31T23:59:59-01:00",
             SECRET_LIKE,
         ]
     ),

@@ -1,0 +1,45 @@
+"""check-config and show-config on values the daemon would crash on or that carry a secret in a URL.
+
+Before: `logging.rotation = "bogus"` with a log file made check-config crash with loguru's traceback, and a
+database password given as `?password=` passed and was printed by show-config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+
+SECRET = "Hunter2Secret"
+
+
+def test_a_rotation_loguru_refuses_is_listed_not_a_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FREQTRADE__LOGGING__FILE", str(tmp_path / "engine.log"))
+    monkeypatch.setenv("FREQTRADE__LOGGING__ROTATION", "bogus")
+    assert main(["check-config"]) == 1
+    err = capsys.readouterr().err
+    assert "configuration invalid: 1 problem(s)" in err
+    assert "logging.rotation [env FREQTRADE__LOGGING__ROTATION]: not a value loguru understands" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["check-config", "show-config"])
+def test_a_password_query_parameter_is_refused_and_never_printed(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FREQTRADE__DATABASE__URL", f"postgresql://bot@db.example/engine?password={SECRET}")
+    assert main([command]) == 1
+    captured = capsys.readouterr()
+    assert "database.url" in captured.err
+    assert SECRET not in captured.out + captured.err
+
+
+def test_show_config_masks_the_webhook_url(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FREQTRADE__ALERTS__WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/SlackSecret")
+    assert main(["show-config"]) == 0
+    out = capsys.readouterr().out
+    assert "SlackSecret" not in out and 'webhook_url = "https://hooks.slack.com/REDACTED"' in out

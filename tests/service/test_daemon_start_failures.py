@@ -1,0 +1,115 @@
+"""A failure after the engine started stops everything that started; a stop signal during start-up exits 0.
+
+Before, an exception after `Engine.start` (health timeout, the API's start or subscription failing, the endpoint
+file not writable) ended `main()` with a traceback while the engine's non-daemon actor threads kept the process
+alive, the API still taking orders and SIGTERM no longer acting.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+
+from engine.api import Engine
+from engine.config import load_config
+from engine.service._daemon import EXIT_OK, EXIT_START_FAILED, _Daemon, _Signals
+from engine.service._server import ControlApi
+from tests.service._proc import ROOT, daemon_env
+
+pytestmark = pytest.mark.timeout(120)
+
+TOKEN = "t" * 24
+_JOIN_S = 30.0
+
+
+def _daemon(tmp_path: Path, **env: str) -> _Daemon:
+    environ = {
+        "FREQTRADE__DATABASE__URL": f"sqlite:///{tmp_path}/engine.sqlite3",
+        "FREQTRADE__DATABASE__SPOOL_DIR": str(tmp_path / "spool"),
+        "FREQTRADE__API__PORT": "0",
+        "FREQTRADE__API__TOKEN_PATH": str(tmp_path / "data" / "api-token"),
+        **env,
+    }
+    return _Daemon(load_config(None, environ), _Signals())
+
+
+def _boom(*_args: Any, **_kwargs: Any) -> Any:
+    raise RuntimeError("injected failure")
+
+
+def _started_threads_end(before: set[threading.Thread]) -> list[str]:
+    """Names of threads started since `before` still alive after a bounded join (non-daemon ones block exit)."""
+    deadline = time.monotonic() + _JOIN_S
+    for thread in set(threading.enumerate()) - before:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [t.name for t in set(threading.enumerate()) - before if not t.daemon or t.name == "control-api"]
+
+
+@pytest.mark.parametrize("where", ["health", "api_start", "subscribe", "endpoint_file", "banner"])
+def test_a_failure_after_engine_start_stops_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    env: dict[str, str] = {}
+    if where == "health":
+        monkeypatch.setattr(Engine, "health", _boom)
+    elif where == "api_start":
+        monkeypatch.setattr(ControlApi, "start", _boom)
+    elif where == "subscribe":
+        monkeypatch.setattr(Engine, "subscribe", _boom)  # called by ControlApi.start once it serves
+    elif where == "endpoint_file":
+        # The token is configured, so only the endpoint file needs the directory, which is a regular file.
+        (tmp_path / "not-a-dir").write_text("")
+        env = {"FREQTRADE__API__TOKEN": TOKEN, "FREQTRADE__API__TOKEN_PATH": str(tmp_path / "not-a-dir" / "tok")}
+    else:
+        monkeypatch.setattr(_Daemon, "_banner", _boom)
+    daemon = _daemon(tmp_path, **env)
+    before = set(threading.enumerate())
+
+    assert daemon.run() == EXIT_START_FAILED
+
+    assert pykka.ActorRegistry.get_all() == []  # the engine was stopped (before the suite's safety net)
+    assert _started_threads_end(before) == []
+    assert daemon.sim is None and daemon.alerts is None
+    assert not (tmp_path / "data" / "api-endpoint.json").exists()
+    err = capsys.readouterr().err
+    assert "daemon not started: unexpected " in err and "everything started was stopped" in err
+
+
+def test_a_stop_signal_during_start_up_is_a_graceful_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    daemon = _daemon(tmp_path)
+    daemon.signals.received = 15
+    daemon.signals.stop.set()  # as the handler does for a SIGTERM arriving during the start-up checks
+
+    assert daemon.run() == EXIT_OK
+
+    assert pykka.ActorRegistry.get_all() == []  # the engine never started
+    assert daemon.sim is None
+    assert "SIGTERM received during start-up: stopped before taking any order" in capsys.readouterr().out
+
+
+def test_the_daemon_process_exits_when_its_endpoint_file_cannot_be_written(tmp_path: Path) -> None:
+    (tmp_path / "not-a-dir").write_text("")
+    env = daemon_env(
+        tmp_path, FREQTRADE__API__TOKEN=TOKEN, FREQTRADE__API__TOKEN_PATH=str(tmp_path / "not-a-dir" / "tok")
+    )
+    # Before the fix the process never exited (non-daemon actor threads): run's timeout turns that into a failure.
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "daemon"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == EXIT_START_FAILED, proc.stderr[-3000:]
+    assert "daemon not started: unexpected FileExistsError during start-up" in proc.stderr
+    assert proc.stderr.count("Traceback") == 1  # logged once
+    assert TOKEN not in proc.stdout + proc.stderr
