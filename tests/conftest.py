@@ -46,7 +46,7 @@ def _logging_left_as_found() -> Iterator[None]:
     yield
     if set(logger._core.handlers) != before:  # type: ignore[attr-defined]
         logger.remove()
-        logger.add(sys.__stderr__, level="DEBUG")  # as loguru starts: everything, to the process's stderr
+        logger.add(sys.__stderr__, level="INFO")  # to the process's stderr (captured per test by pytest)
 
 
 @pytest.fixture(autouse=True)
