@@ -283,16 +283,31 @@ def test_writer_batch_is_all_or_nothing_and_the_connection_stays_usable(db_url: 
     db.close()
 
 
+def _spooling_one_fill(url: str, tmp_path: Path, outage: Outage, reports: list[HealthReport]) -> PersistenceCore:
+    """A core whose database went down with one fill told: the fill is in the spool."""
+    core = _core(url, tmp_path, reports)
+    outage.down = True
+    core.accept(rec.fill(1))
+    assert core.flush() is Durability.SPOOL
+    return core
+
+
+def _back_with_the_fill(core: PersistenceCore, reports: list[HealthReport], ticks: int) -> None:
+    """Tick until the database is back: health ok, the spooled fill in the database; then stop."""
+    for _ in range(ticks):
+        core.tick()
+    assert reports[-1].health is Health.OK
+    assert core.query(count, FillRow) == 1
+    core.stop()
+
+
 def test_a_spool_fsync_failure_stops_new_orders_and_the_core_lives_on(
     sqlite_url: str, tmp_path: Path, outage: Outage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Database down, records spooled; then the disk refuses fsync (EIO). The tick must not raise (the actor would
     # die and every later fill be lost): new orders stop, write-aheads are not durable, the spool is kept.
     reports: list[HealthReport] = []
-    core = _core(sqlite_url, tmp_path, reports)
-    outage.down = True
-    core.accept(rec.fill(1))
-    assert core.flush() is Durability.SPOOL
+    core = _spooling_one_fill(sqlite_url, tmp_path, outage, reports)
     assert reports[-1].health is Health.DEGRADED
 
     def eio(self: Spool) -> None:
@@ -307,11 +322,7 @@ def test_a_spool_fsync_failure_stops_new_orders_and_the_core_lives_on(
     core.tick()
     assert reports[-1].health is Health.DEGRADED and reports[-1].accepting_orders is True
     outage.down = False
-    for _ in range(8):
-        core.tick()
-    assert reports[-1].health is Health.OK
-    assert core.query(count, FillRow) == 1
-    core.stop()
+    _back_with_the_fill(core, reports, ticks=8)
 
 
 def test_a_database_refused_on_reconnect_mid_run_keeps_the_core_on_the_spool(
@@ -320,10 +331,7 @@ def test_a_database_refused_on_reconnect_mid_run_keeps_the_core_on_the_spool(
     from db import DatabaseSchemaError
 
     reports: list[HealthReport] = []
-    core = _core(sqlite_url, tmp_path, reports)
-    outage.down = True
-    core.accept(rec.fill(1))
-    assert core.flush() is Durability.SPOOL
+    core = _spooling_one_fill(sqlite_url, tmp_path, outage, reports)
     outage.down = False
 
     def newer_schema(db: peewee.Database) -> None:
@@ -336,8 +344,4 @@ def test_a_database_refused_on_reconnect_mid_run_keeps_the_core_on_the_spool(
     assert core.flush() is Durability.SPOOL
     monkeypatch.undo()
     outage.down = False
-    for _ in range(16):
-        core.tick()
-    assert reports[-1].health is Health.OK
-    assert core.query(count, FillRow) == 1
-    core.stop()
+    _back_with_the_fill(core, reports, ticks=16)

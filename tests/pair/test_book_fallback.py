@@ -12,7 +12,7 @@ from engine.api import Accepted, EventKind
 from engine.domain import ClientOrderId, FallbackKind, Order, OrderStatus, TradeStatus
 from engine.exchange import FilterRejected, InsufficientBalance, OrderNotFound, OutcomeUnknown
 from engine.execution import SlippageAction
-from engine.gateway import Op
+from engine.gateway import GatewayRequest, Op
 from tests.pair._book_helpers import T0, Harness, order_json, request
 
 
@@ -146,35 +146,36 @@ def test_limit_never_created_while_timing_out_goes_to_the_fallback() -> None:
     assert [o.client_order_id for o in (lg.state for lg in h.book.open_legs())] == [fallback.params["newClientOrderId"]]
 
 
-def test_fallback_never_rebuys_what_the_exchange_already_executed() -> None:
-    # The cancel answer says 0.004 executed, but its fills are not known yet (no stream report, no FULL fills).
-    h = Harness()
+def _limit_canceled_with_its_fills_unknown(h: Harness) -> GatewayRequest:
+    """A 0.01 limit whose cancel answer says 0.004 executed, its fills not known yet (no stream report, no FULL
+    fills); the fallback for 0.006 fills at once. Returns the fallback's create."""
     req = request(amount="0.01")
     h.place(req)
     h.answer(order_json(h.sent[-1], "NEW"))
     h.fire(f"plan:{req.request_id}")
     h.answer(order_json(h.sent[-1], "CANCELED", "0.004", cancel=True))
-    ops = [r.op for r in h.sent[-2:]]
-    assert Op.MY_TRADES in ops
     fallback = next(r for r in reversed(h.sent) if r.op is Op.CREATE_ORDER)
-    assert fallback.params["quantity"] == "0.006"
     h.answer(order_json(fallback, "FILLED", "0.006", [("60010", "0.006")]), index=h.sent.index(fallback))
+    return fallback
+
+
+def _the_limits_fill(asked: GatewayRequest) -> dict[str, object]:
+    """myTrades' row of the limit's 0.004 fill, for the request `asked`."""
+    return {
+        "symbol": "BTCUSDT", "id": 1, "orderId": int(asked.params["orderId"]), "price": "59950", "qty": "0.004",
+        "quoteQty": "239.8", "commission": "0", "commissionAsset": "BNB", "time": T0 + 50, "isBuyer": True,
+        "isMaker": True,
+    }  # fmt: skip
+
+
+def test_fallback_never_rebuys_what_the_exchange_already_executed() -> None:
+    h = Harness()
+    fallback = _limit_canceled_with_its_fills_unknown(h)
+    assert Op.MY_TRADES in [r.op for r in h.sent]
+    assert fallback.params["quantity"] == "0.006"
     assert h.trades() == []  # the limit's fills are still missing: the trade waits for them
     trades_req = next(r for r in h.sent if r.op is Op.MY_TRADES)
-    row = {
-        "symbol": "BTCUSDT",
-        "id": 1,
-        "orderId": int(trades_req.params["orderId"]),
-        "price": "59950",
-        "qty": "0.004",
-        "quoteQty": "239.8",
-        "commission": "0",
-        "commissionAsset": "BNB",
-        "time": T0 + 50,
-        "isBuyer": True,
-        "isMaker": True,
-    }
-    h.answer([row], index=h.sent.index(trades_req))
+    h.answer([_the_limits_fill(trades_req)], index=h.sent.index(trades_req))
     [trade] = h.trades()
     assert trade.filled == Decimal("0.01") and trade.remainder == 0
 
@@ -304,13 +305,7 @@ def test_fills_rest_lags_on_for_a_minute_are_still_awaited_and_stored() -> None:
     assert [fill_refetch_ms(n) for n in range(1, 14)] == [1_000 * s for s in waits_s]
     assert sum(fill_refetch_ms(n) for n in range(1, MAX_FILL_FETCHES)) >= 120_000
     h = Harness()
-    req = request(amount="0.01")
-    h.place(req)
-    h.answer(order_json(h.sent[-1], "NEW"))
-    h.fire(f"plan:{req.request_id}")
-    h.answer(order_json(h.sent[-1], "CANCELED", "0.004", cancel=True))
-    fallback = next(r for r in reversed(h.sent) if r.op is Op.CREATE_ORDER)
-    h.answer(order_json(fallback, "FILLED", "0.006", [("60010", "0.006")]), index=h.sent.index(fallback))
+    _limit_canceled_with_its_fills_unknown(h)
     started = h.now
     while h.now - started < 60_000:  # a minute of empty answers
         asked = [r for r in h.sent if r.op is Op.MY_TRADES][-1]
@@ -319,12 +314,7 @@ def test_fills_rest_lags_on_for_a_minute_are_still_awaited_and_stored() -> None:
         h.fire(key)
     assert h.trades() == []  # still waiting, not summed without the fill
     asked = [r for r in h.sent if r.op is Op.MY_TRADES][-1]
-    row = {
-        "symbol": "BTCUSDT", "id": 1, "orderId": int(asked.params["orderId"]), "price": "59950", "qty": "0.004",
-        "quoteQty": "239.8", "commission": "0", "commissionAsset": "BNB", "time": T0 + 50, "isBuyer": True,
-        "isMaker": True,
-    }  # fmt: skip
-    h.answer([row], index=h.sent.index(asked))
+    h.answer([_the_limits_fill(asked)], index=h.sent.index(asked))
     [trade] = h.trades()
     assert trade.filled == Decimal("0.01")
     assert len([f for f in h.fills() if f.quantity == Decimal("0.004")]) == 1
