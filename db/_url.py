@@ -24,7 +24,7 @@ from loguru import logger
 from db._errors import DatabaseAuthError, DatabaseSchemaError, DatabaseUnavailableError, DatabaseUrlError
 
 # One allow-list and one reading of the query for both: check-config refuses what connecting would.
-from engine.config._urls import mask_query_password, unsupported_params
+from engine._db_urls import mask_query_password, unsupported_params
 
 # Custom column types resolved per backend, so one model serves both databases.
 # Unconstrained NUMERIC stores any finite decimal exactly (NUMERIC(38,18) would silently round an

@@ -161,7 +161,8 @@ class GatewayCore(ExchangeFeedback):
             sent=self._sent,
             failed=self._failed,
             blocked_until_ms=self._local_ms(budget.blocked_until_ms()),
-            orders_halted=budget.new_orders_halted(now),
+            # New orders are held by a 418 ban or by a -1015 hold alike: either way no create leaves.
+            orders_halted=budget.new_orders_halted(now) or now < budget.creates_held_until_ms(),
             clock_offset_ms=self._offset.offset_ms,
             used_weight_1m=weight_used,
             weight_limit_1m=weight_limit,
@@ -351,7 +352,8 @@ class GatewayCore(ExchangeFeedback):
             # The request leaves now: the window its response's counters belong to is this one, and the
             # creates answered by now are in any order count the server sends back.
             note.sent_ms = self._server_now()
-            note.mark = self.budget.order_mark(note.sent_ms, create=note.is_create)
+            if note.is_create or request.op is Op.CANCEL_ORDER:  # only order responses carry an order count
+                note.mark = self.budget.order_mark(note.sent_ms, create=note.is_create)
             timers.append(loop.call_later(self._timeout_s + 1, expire))
 
         def park() -> None:

@@ -9,8 +9,8 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from engine._db_urls import POSTGRES_URL_PARAMS, mask_url_password, query_passwords, unsupported_params
 from engine.config._section import Section
-from engine.config._urls import POSTGRES_URL_PARAMS, mask_url_password, query_passwords, unsupported_params
 
 __all__ = ["DatabaseConfig"]
 

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from engine._db_urls import mask_webhook_url
 from engine.config._database import DatabaseConfig
 from engine.config._keys import KeyMaterialError, KeyType, detect_key_type, normalise_secret
 from engine.config._section import Section
-from engine.config._urls import mask_webhook_url
 
 __all__ = [
     "AlertsConfig",

@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
+from engine._db_urls import REDACTED, mask_url_password, mask_webhook_url
 from engine.config._loader import LoadedConfig
-from engine.config._urls import REDACTED, mask_url_password, mask_webhook_url
 
 __all__ = ["REDACTED", "mask_url_password", "render_toml"]
 

@@ -47,7 +47,8 @@ class RequestQueue:
             return others or None
         if not others:
             return self._creates
-        return self._creates if self._creates[0][:2] < others[0][:2] else others
+        c, o = self._creates[0], others[0]  # (priority, sequence): never equal, the sequence is shared
+        return self._creates if c[0] < o[0] or (c[0] == o[0] and c[1] < o[1]) else others
 
     def peek(self, *, creates: bool = True) -> GatewayRequest | None:
         """The next request, without removing it; with `creates=False`, the next one that is not a create."""

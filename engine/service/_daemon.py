@@ -226,6 +226,9 @@ class _Daemon:
         except (RuntimeError, OSError) as exc:
             raise _StartFailed(f"engine: {exc}") from None
         parts.callback(_quietly, "stop the engine", self._stop_engine, engine)
+        if self.signals.stop.is_set():  # asked during Engine.start: stopped before the API takes any order
+            name = signal.Signals(self.signals.received or signal.SIGTERM).name
+            raise _StoppedDuringStart(f"{name} received during start-up")
         recovery = engine.health().get("recovery") or {}
         print(
             f"crash recovery: {recovery.get('requests_resumed', 0)} unfinished request(s) resumed, "
@@ -316,9 +319,13 @@ def _cli_command() -> str:
 
 def _shown(path: str) -> str:
     # Relative to the working directory when below it (".venv/bin/python"), else absolute; quoted for the shell.
-    absolute = Path(os.path.abspath(path))
-    with contextlib.suppress(ValueError):
-        return shlex.quote(str(absolute.relative_to(Path.cwd())))
+    # A cosmetic line: a working directory that is gone (OSError) must not fail a start that succeeded.
+    try:
+        absolute = Path(os.path.abspath(path))
+        with contextlib.suppress(ValueError):
+            return shlex.quote(str(absolute.relative_to(Path.cwd())))
+    except OSError:
+        return shlex.quote(path)
     return shlex.quote(str(absolute))
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from db import DatabaseUrlError, mask_url, parse_url
+from engine._db_urls import POSTGRES_URL_PARAMS, mask_webhook_url
 from engine.config import Config, render_toml, resolve_config
 from engine.config._render import mask_url_password
-from engine.config._urls import POSTGRES_URL_PARAMS, mask_webhook_url
 
 SECRET = "Hunter2Secret"
 WEBHOOK = "https://discord.com/api/webhooks/1234567890/WebhookSecretPart"

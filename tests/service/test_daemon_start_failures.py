@@ -94,6 +94,29 @@ def test_a_stop_signal_during_start_up_is_a_graceful_exit_0(tmp_path: Path, caps
     assert "SIGTERM received during start-up: stopped before taking any order" in capsys.readouterr().out
 
 
+def test_a_stop_signal_during_engine_start_stops_it_before_the_api_takes_an_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daemon = _daemon(tmp_path)
+    original = Engine.start.__func__  # type: ignore[attr-defined]
+
+    def start_then_signal(cls: type[Engine], *args: Any, **kwargs: Any) -> Engine:
+        engine = original(cls, *args, **kwargs)
+        daemon.signals.received = 15
+        daemon.signals.stop.set()  # SIGTERM while the engine was starting
+        return engine
+
+    monkeypatch.setattr(Engine, "start", classmethod(start_then_signal))
+    served: list[object] = []
+    monkeypatch.setattr(ControlApi, "start", lambda self, *a: served.append(a) or "http://127.0.0.1:1")
+
+    assert daemon.run() == EXIT_OK
+
+    assert served == []  # the control API never started
+    assert pykka.ActorRegistry.get_all() == []  # the engine was stopped
+    assert "SIGTERM received during start-up: stopped before taking any order" in capsys.readouterr().out
+
+
 def test_the_daemon_process_exits_when_its_endpoint_file_cannot_be_written(tmp_path: Path) -> None:
     (tmp_path / "not-a-dir").write_text("")
     env = daemon_env(

@@ -1,7 +1,8 @@
 """URL rules shared by configuration validation and `db`: the PostgreSQL parameter allow-list and masking.
 
-Kept free of pydantic and of the database drivers, so that both `engine.config` (which must stay light to
-validate a configuration) and `db._url` (which connects) can use the same rules.
+Kept free of pydantic and of the database drivers, and outside the `engine.config` package (whose import loads
+pydantic-settings), so that both `engine.config` (validating a configuration) and `db._url` (connecting) use
+the same rules and `import db` stays light for the CLI.
 """
 
 from __future__ import annotations
