@@ -46,6 +46,7 @@ _HTTP_OPS = frozenset(
         "abort_ws",
         "stall_ws",
         "event_stream_terminated",
+        "expire_listen_keys",
         "server_shutdown",
         "subscriptions",
     }
@@ -187,6 +188,10 @@ class Control:
     def event_stream_terminated(self, account: str | None = None) -> int:
         """Terminate the account's user-data subscriptions."""
         return self._run(self._ops.event_stream_terminated(account))
+
+    def expire_listen_keys(self, account: str | None = None) -> int:
+        """Expire the account's listenKeys now (Binance.US): ``listenKeyExpired``, then the stream closes."""
+        return self._run(self._ops.expire_listen_keys(account))
 
     def server_shutdown(self) -> int:
         """Send ``serverShutdown`` to WS API connections."""

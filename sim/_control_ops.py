@@ -233,6 +233,29 @@ class ControlOps:
         self.core.faults.note("event_stream_terminated", f"user:{acct.name}", self.core.now(), f"{n} subscription(s)")
         return n
 
+    async def expire_listen_keys(self, account: str | None = None) -> int:
+        """Expire ``account``'s listenKeys now (Binance.US): each stream on one gets ``listenKeyExpired``, then
+        closes; the key is gone (a keepalive answers -1125). Returns how many streams were told."""
+        acct = self._account(account)
+        now = self.core.now()
+        keys = [key for key, name in self.core.listen_keys.items() if name == acct.name]
+        told = 0
+        for key in keys:
+            del self.core.listen_keys[key]
+            event = orjson.dumps({"e": "listenKeyExpired", "E": now, "listenKey": key})
+            for conn in list(self.ws.conns):
+                if conn.kind != "listen-key" or conn.path != f"/ws/{key}":
+                    continue
+                for sid, (name, sub) in list(conn.subs.items()):
+                    del conn.subs[sid]
+                    self.core.remove_user_sub(name, sub)
+                    conn.push(self.core.frame(sub, event))
+                conn.close_when_drained = 1000
+                conn.ready.set()
+                told += 1
+        self.core.faults.note("listen_key_expired", f"user:{acct.name}", now, f"{len(keys)} key(s), {told} stream(s)")
+        return told
+
     async def server_shutdown(self) -> int:
         """Send the ``serverShutdown`` connection event to every WS API connection."""
         conns = await self._conns("ws-api", "server_shutdown")

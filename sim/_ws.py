@@ -30,6 +30,7 @@ class Conn:
     def __init__(self, ws: web.WebSocketResponse, request: web.BaseRequest, kind: str) -> None:
         self.ws = ws
         self.kind = kind  # "ws-api" | "market" | "listen-key"
+        self.path = request.path
         self.transport = request.transport
         self.ip = request.remote or "local"
         self.queue: deque[bytes] = deque()
@@ -42,6 +43,7 @@ class Conn:
         self.streams: set[str] = set()
         self.return_rate_limits = request.query.get("returnRateLimits") != "false"
         self.writer: asyncio.Task[None] | None = None
+        self.close_when_drained: int | None = None  # a close code: close once the queued frames are sent
 
     def push(self, frame: bytes) -> None:
         """Queue a text frame (dropped while stalled: a silent peer sends nothing)."""
@@ -81,6 +83,11 @@ class Conn:
                     logger.debug("sim ws send failed ({}): {}", self.kind, exc)
                     self.closed = True
                     return
+            if self.close_when_drained is not None and not queue:
+                # The last frame (an expiry notice) went out first: the server then closes, as Binance does.
+                self.closed = True
+                await ws.close(code=self.close_when_drained, message=b"closed by simulator")
+                return
 
 
 def _ws_value(value: Any) -> str:

@@ -80,3 +80,20 @@ def test_a_rate_limited_listen_key_request_waits_as_told_and_is_never_fatal() ->
             run.rec.wait(lambda r: r.connected_count() == 1, what="listenKey stream connected")
             run.rec.wait(lambda r: r.gaps == [FIRST_SUBSCRIPTION], what="the first subscription's gap")
             assert run.attempts() == 3 and HealthState.FATAL not in run.rec.states()
+
+
+def test_an_expired_listen_key_gets_a_new_key_and_stream() -> None:
+    # Binance.US pushes `listenKeyExpired` on the stream of a key that expired (not kept alive in time) and closes
+    # it. The engine must take a new key and stream (the gap between them is repaired by reconciliation).
+    with running_sim(exchange_mode="binanceus") as sim, stream_actor(sim, exchange="binanceus") as run:
+        run.rec.wait(lambda r: r.connected_count() == 1, what="listenKey stream connected")
+        keys = list(sim.core.listen_keys)
+        before = user_subs(sim)
+        assert sim.control.expire_listen_keys() == 1
+        run.rec.wait(lambda r: r.gaps == [FIRST_SUBSCRIPTION, "listenKeyExpired"], what="gap after the expiry")
+        wait_new_user_sub(sim, before)
+        new_keys = list(sim.core.listen_keys)
+        assert len(new_keys) == 1 and new_keys != keys
+        place_limit(sim, "BTCUSDT", "us-3", "60000")
+        run.rec.wait(lambda r: "us-3" in {e.client_order_id for e in r.executions()}, what="report on the new key")
+        assert run.rec.states()[-1] is HealthState.CONNECTED
