@@ -70,7 +70,8 @@ class EngineQueries:
         return dict(self._root.proxy().balances().get(timeout=_ASK_TIMEOUT_S))
 
     def _store(self) -> PersistenceProxy:
-        self._require_running("stored orders and trades")
+        # Its callers are `running` queries: they checked the engine is not stopped, and turn a stop that
+        # overtakes this ask into `EngineStopped`.
         store = self._root.proxy().store().get(timeout=_ASK_TIMEOUT_S)
         if store is None:
             raise _NoStore("the engine has no persistence actor (stopped?)")
