@@ -5,7 +5,7 @@ of gateway results, and the messages a dead actor left in its inbox. `release_ca
 `_release_orphaned` (on the ticker, after `actors.pair.ORPHAN_GRACE_MS`) answer callers nobody else will;
 `redirect_tells` (for the supervisor, past the restart budget) sends what would have waited for an actor that
 never comes to the root's tracking-only book instead; `stored_view` asks persistence for an order that left
-the book's memory.
+the book's memory. `GatewayLike` and `StoreLike` are what the pair actor needs of the gateway and persistence.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import concurrent.futures
 import contextlib
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 from loguru import logger
@@ -22,12 +22,49 @@ from pykka.messages import ProxyCall
 
 from engine.api import PlaceOutcome, Refusal, RefusalReason
 from engine.domain import ClientOrderId, Order, Pair, RequestId
-from engine.gateway import GatewayResult
+from engine.gateway import GatewayRequest, GatewayResult
 from engine.pair import PairBook
 
-__all__ = ["Waiter", "_Home", "_release_orphaned", "redirect_tells", "release_callers", "reply_address", "stored_view"]
+__all__ = [
+    "GatewayLike",
+    "StoreLike",
+    "Waiter",
+    "_Home",
+    "_release_orphaned",
+    "redirect_tells",
+    "release_callers",
+    "reply_address",
+    "stored_view",
+]
 
 Waiter = concurrent.futures.Future[PlaceOutcome]
+
+
+class GatewayLike(Protocol):
+    """What the pair actor needs of the gateway (`actors.gateway.GatewayHandle`)."""
+
+    def submit(self, request: GatewayRequest) -> None:
+        """Queue a request; its result goes to `request.reply_to`."""
+
+
+class StoreLike(Protocol):
+    """What the pair actor needs of persistence (`actors.persistence.PersistenceHandle`)."""
+
+    proxy: Any
+    """The persistence actor's proxy (queries: `get_order(cid)` → future)."""
+
+    def save_many(self, records: Sequence[Any]) -> None:
+        """Fire-and-forget store of several records, in order, as one message."""
+
+    def write_ahead_then(
+        self,
+        record: Any,
+        on_durable: Callable[[], None],
+        on_failed: Callable[[BaseException], None],
+        companions: Sequence[Any] = (),
+    ) -> None:
+        """Store `record` with `companions` in one commit; call `on_durable()` once they are durable, else
+        `on_failed(error)` (both on the persistence thread)."""
 
 
 class _Home:

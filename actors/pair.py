@@ -23,15 +23,25 @@ after `ORPHAN_GRACE_MS`; what was parked for it goes to the root's tracking-only
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 import pykka
 from loguru import logger
 from pykka.messages import ProxyCall
 
-from actors._pair_home import _Home, _release_orphaned, redirect_tells, release_callers, reply_address, stored_view
+from actors._pair_home import (
+    GatewayLike,
+    StoreLike,
+    _Home,
+    _release_orphaned,
+    redirect_tells,
+    release_callers,
+    reply_address,
+    stored_view,
+)
 from actors._ticker import Ticker
 from engine.api import EngineEvent, EventKind, PlaceOutcome, Refusal, RefusalReason
 from engine.clock import Clock
@@ -39,6 +49,7 @@ from engine.domain import ClientOrderId, Order, OrderRequest, OrderStatus, Pair,
 from engine.gateway import GatewayRequest, GatewayResult
 from engine.pair import (
     Alert,
+    CancelAhead,
     Command,
     Emit,
     IntakeContext,
@@ -70,33 +81,6 @@ _LOOKUP_TIMEOUT_S = 10.0
 _LOOKUP_ATTEMPTS, _LOOKUP_RETRY_MS = 60, 5_000  # a stored-order lookup waits out a 5-minute database outage
 ORPHAN_GRACE_MS = 30_000
 """How long (engine time) callers of a crashed pair actor wait for its restart before they are answered anyway."""
-
-
-class GatewayLike(Protocol):
-    """What the pair actor needs of the gateway (`actors.gateway.GatewayHandle`)."""
-
-    def submit(self, request: GatewayRequest) -> None:
-        """Queue a request; its result goes to `request.reply_to`."""
-
-
-class StoreLike(Protocol):
-    """What the pair actor needs of persistence (`actors.persistence.PersistenceHandle`)."""
-
-    proxy: Any
-    """The persistence actor's proxy (queries: `get_order(cid)` → future)."""
-
-    def save_many(self, records: Sequence[Any]) -> None:
-        """Fire-and-forget store of several records, in order, as one message."""
-
-    def write_ahead_then(
-        self,
-        record: Any,
-        on_durable: Callable[[], None],
-        on_failed: Callable[[BaseException], None],
-        companions: Sequence[Any] = (),
-    ) -> None:
-        """Store `record` with `companions` in one commit; call `on_durable()` once they are durable, else
-        `on_failed(error)` (both on the persistence thread)."""
 
 
 EventSink = Callable[[EngineEvent], None]
@@ -294,6 +278,9 @@ class PairActor(pykka.ThreadingActor):
                 if isinstance(command, WriteAhead):
                     self._write_ahead(command, records)
                     records = []
+                elif isinstance(command, CancelAhead):
+                    self._cancel_ahead(command, records)
+                    records = []
                 else:
                     self._do(command)
             except Exception:  # noqa: BLE001 - one failed command must not lose the rest; it is logged
@@ -377,6 +364,25 @@ class PairActor(pykka.ThreadingActor):
             # Persistence could not even take it: close the gate (the create already queued is dropped, not
             # left waiting forever) and fail the order as any failed write-ahead.
             failed(exc)
+            raise
+
+    def _cancel_ahead(self, command: CancelAhead, companions: list[Any]) -> None:
+        # Gated like a create, but the gate opens whatever the commit's fate: the database may delay a cancel by
+        # one commit, never hold it back (a failure is logged: only a crash before the retry would then matter).
+        stored: concurrent.futures.Future[None] = concurrent.futures.Future()
+        bound = logger.bind(pair=self._book.pair, client_order_id=command.send.key)
+
+        def open_gate(exc: BaseException | None = None) -> None:
+            if exc is not None:
+                bound.error("the caller's cancel leaves with its request's cancel not stored: {}", exc)
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                stored.set_result(None)
+
+        self._send(command.send, stored)
+        try:
+            self._store.write_ahead_then(command.record, open_gate, open_gate, companions)
+        except Exception as exc:
+            open_gate(exc)
             raise
 
     def on_write_ahead_failed(self, cid: ClientOrderId, message: str) -> None:

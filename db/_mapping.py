@@ -68,4 +68,5 @@ def request_from_row(row: Mapping[str, Any]) -> RequestRecord:
         request=OrderRequest.model_validate_json(row["payload"]),
         reference_price=row.get("reference_price"),
         exchange=row["exchange"],
+        canceled=row.get("canceled"),
     )

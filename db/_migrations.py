@@ -85,6 +85,12 @@ def _v5_order_slippage_capped(_db: peewee.Database, migrator: SchemaMigrator) ->
     migrator.add_column("orders", "slippage_capped", field).run()
 
 
+def _v6_request_canceled(_db: peewee.Database, migrator: SchemaMigrator) -> None:
+    # A caller's cancel is stored with the request before the cancel leaves: after a crash, a limit whose cancel
+    # had failed (and so was open again) is still known to be canceled, and gets no fallback.
+    migrator.add_column("requests", "canceled", peewee.TextField(null=True)).run()
+
+
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "orders, fills, trades, errors, indicator_snapshots", _v1_initial),
     Migration(2, "trades: indicator columns rsi/ewo/ema/sma and their indexes", _v2_trade_indicators),
@@ -93,6 +99,7 @@ MIGRATIONS: Sequence[Migration] = (
         4, "requests: drop unused indexes; orders: parent and exchange id indexes partial", _v4_slimmer_write_ahead
     ),
     Migration(5, "orders: slippage_capped (a fallback capped at the slippage bound)", _v5_order_slippage_capped),
+    Migration(6, "requests: canceled (the caller's cancel, stored before it leaves)", _v6_request_canceled),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

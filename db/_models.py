@@ -192,8 +192,8 @@ class RequestRowV3(BaseRow):
 
 
 class RequestRow(BaseRow):
-    """requests: each request as it was made, stored with its first order's write-ahead (never updated);
-    crash recovery rebuilds the request's plan from it.
+    """requests: each request as it was made, stored with its first order's write-ahead; crash recovery
+    rebuilds the request's plan from it. The only update: `canceled`, set once when the caller cancels.
 
     Only `request_id` is indexed: no query looks a request up by idempotency key or time range (recovery
     reads the unfinished ones whole, `idempotency_keys` reads every key), and each index is one more page
@@ -208,6 +208,8 @@ class RequestRow(BaseRow):
     payload = peewee.TextField()
     reference_price = ExactDecimalField(null=True)
     created_at = UtcDateTimeField()
+    canceled = peewee.TextField(null=True)
+    """Why the caller (or the shutdown) canceled the request while it worked (schema 6); set once, never cleared."""
 
     class Meta:
         table_name = "requests"

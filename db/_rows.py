@@ -90,7 +90,16 @@ _TRADE_COLS = [
 ]
 _ERROR_COLS = ["key", "operation", "exchange_code", "message", "context", "pair", "client_order_id", "time"]
 _SNAPSHOT_COLS = ["key", "request_id", "pair", "timeframe", "time", "values"]
-_REQUEST_COLS = ["request_id", "idempotency_key", "exchange", "pair", "payload", "reference_price", "created_at"]
+_REQUEST_COLS = [
+    "request_id",
+    "idempotency_key",
+    "exchange",
+    "pair",
+    "payload",
+    "reference_price",
+    "created_at",
+    "canceled",
+]
 
 
 _FILL_GET = attrgetter(*_FILL_COLS)
@@ -190,7 +199,7 @@ class RowBuilder:
         q = r.request
         payload = q.model_dump_json()
         return (q.request_id, q.idempotency_key, r.exchange, q.pair, payload, self._dec(r.reference_price),
-                self._ts(q.created_at))  # fmt: skip
+                self._ts(q.created_at), r.canceled)  # fmt: skip
 
     def _snapshot_row(self, key: str, s: IndicatorSnapshot) -> tuple[Any, ...]:
         return (key, s.request_id, s.pair, s.timeframe, self._ts(s.time), json_map(s.values))

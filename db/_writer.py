@@ -8,7 +8,8 @@ stored one when it has filled more; or filled the same and either closes a store
 `updated_at`: the wall clock may have stepped back, and an order once terminal stays so) or, both open or
 both terminal, is not older (`updated_at`). It never moves a terminal order back to a non-terminal status.
 So a stale or replayed row never lowers `filled` nor reopens an order.
-Trades follow the same rule without `updated_at`. Fills, errors and snapshots are insert-only.
+Trades follow the same rule without `updated_at`. Fills, errors and snapshots are insert-only; requests too, but for
+`canceled`, set once (a copy without it never clears it).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class BatchWriter(RowBuilder):
             "trades": self._upsert_sql("trades", _TRADE_COLS, "request_id", self._trade_guard()),
             "errors": self._insert_sql("errors", _ERROR_COLS, '"key"'),
             "indicator_snapshots": self._insert_sql("indicator_snapshots", _SNAPSHOT_COLS, '"key"'),
-            "requests": self._insert_sql("requests", _REQUEST_COLS, "request_id"),
+            "requests": self._request_sql(),
         }
         columns = {
             "orders": _ORDER_COLS,
@@ -164,7 +165,8 @@ class BatchWriter(RowBuilder):
             elif isinstance(rec, ErrorRecord):
                 errors.setdefault(content_key(rec), rec)
             elif isinstance(rec, RequestRecord):
-                requests.setdefault(rec.request_id, rec)
+                if rec.canceled is not None or rec.request_id not in requests:
+                    requests[rec.request_id] = rec  # the request as made; its cancel, once there is one
             else:
                 snapshots.setdefault(content_key(rec), rec)
         stats = WriteStats(
@@ -264,6 +266,16 @@ class BatchWriter(RowBuilder):
     def _insert_sql(self, table: str, cols: Sequence[str], key: str) -> str:
         names = ", ".join(f'"{c}"' for c in cols)
         return f'INSERT INTO "{table}" ({names}) VALUES {self._values(cols)} ON CONFLICT ({key}) DO NOTHING'
+
+    def _request_sql(self) -> str:
+        # A request is written once, with its first write-ahead; again only when its caller cancels it, and
+        # then only `canceled` changes, once (a replayed or older copy never clears it).
+        names = ", ".join(f'"{c}"' for c in _REQUEST_COLS)
+        return (
+            f'INSERT INTO "requests" ({names}) VALUES {self._values(_REQUEST_COLS)} ON CONFLICT ("request_id") '
+            'DO UPDATE SET "canceled" = excluded."canceled" '
+            'WHERE "requests"."canceled" IS NULL AND excluded."canceled" IS NOT NULL'
+        )
 
     def _upsert_sql(self, table: str, cols: Sequence[str], key: str, guard: str) -> str:
         names = ", ".join(f'"{c}"' for c in cols)

@@ -115,7 +115,9 @@ class RequestRecord(BaseModel):
     """A request as stored with its first order's write-ahead: what crash recovery rebuilds its plan from.
 
     `reference_price` is the price the slippage guard compares the fallback with (the request's limit
-    price, or the mid of the book when the request started).
+    price, or the mid of the book when the request started). `canceled` says why the request was canceled
+    by its caller (or the shutdown) while it worked: the record is stored again with it, durably, before the
+    cancel leaves, so that after a restart the engine sends no fallback for a request it was told to cancel.
     """
 
     model_config = _FROZEN
@@ -123,6 +125,7 @@ class RequestRecord(BaseModel):
     request: OrderRequest
     reference_price: PositiveDecimal | None = None
     exchange: str = "binance"
+    canceled: str | None = None
 
     @property
     def request_id(self) -> RequestId:
@@ -139,7 +142,9 @@ class RequestRecord(BaseModel):
         price = reference_price
         sane = price is None or (type(price) is Decimal and price.is_finite() and price > 0)
         if sane and type(request) is OrderRequest and type(exchange) is str:
-            return _trusted(cls, {"request": request, "reference_price": reference_price, "exchange": exchange})
+            return _trusted(
+                cls, {"request": request, "reference_price": reference_price, "exchange": exchange, "canceled": None}
+            )
         return cls(request=request, reference_price=reference_price, exchange=exchange)
 
 

@@ -10,6 +10,9 @@ only this package may do). The stored request and its orders say where the plan 
 - a primary limit stored as PENDING_CANCEL before its deadline (by the row's own time, whenever the engine
   comes back) was being canceled by the caller, the shutdown or a volatility spike: the request ends without a
   fallback — after a restart the engine does not trade more than it is sure it was asked to;
+- a request its caller canceled (stored with the request before the cancel left, since schema 6) gets no
+  fallback whatever its orders say: a cancel that failed had set the limit back to OPEN, and a retried cancel
+  was stored PENDING_CANCEL with the retry's time, perhaps past the deadline;
 - a fallback leg is simply awaited, and so is a primary the fallback step sent (a market request, or a
   request that started in a volatile market: a market order or an IOC at the slippage bound). Such a
   primary counts as fallback attempt 1, as it did before the restart, so its remainder gets no second order;
@@ -60,8 +63,10 @@ def restore_plan(
     reference_price: Decimal | None,
     book: Book | None,
     config: ExecutionConfig | None = None,
+    canceled: str | None = None,
 ) -> tuple[ExecutionPlan, list[ExecutionCommand]]:
-    """The plan of `request` as it stood with `legs` placed (primary first); and what to do right away."""
+    """The plan of `request` as it stood with `legs` placed (primary first); and what to do right away.
+    `canceled`: why the caller canceled the request, if it did (`RequestRecord.canceled`)."""
     if not legs:
         raise ValueError(f"request {request.request_id} has no stored order to resume from")
     config = ExecutionPlan.config_for(request, config)
@@ -89,9 +94,14 @@ def restore_plan(
         and spec.order_type in _RESTING
         and spec.time_in_force not in (TimeInForce.IOC, TimeInForce.FOK)
     )
+    if canceled is not None:
+        plan._aborted = f"{canceled} (before a restart); no fallback after recovery"
     if not resting:
         plan.phase = Phase.FALLBACK_WORKING
         return plan, []
+    if canceled is not None:
+        plan.phase = Phase.CANCELING
+        return plan, [CancelOrder(spec.client_order_id, spec.symbol, plan._aborted)]
     deadline = created_ms + config.limit_timeout_ms
     # When the cancel was asked for, not when the engine came back, tells a caller's (or shutdown's) cancel from
     # the limit's timeout: back after the deadline, a cancel asked for before it still gets no fallback.

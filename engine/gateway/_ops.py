@@ -74,7 +74,8 @@ class GatewayRequest:
             fails if it cannot be). The gateway prepares and signs the request at once but its bytes leave
             only when the gate opens, so the commit and the request's preparation overlap; a failed gate
             means the create was never sent (the gateway then answers nothing: the write-ahead's failure
-            reaches the requester by its own path).
+            reaches the requester by its own path). A caller's cancel is gated the same way on its request's
+            record (`engine.pair.CancelAhead`), with a gate that always opens.
     """
 
     op: Op

@@ -3,6 +3,7 @@
 from engine.pair._book import PairBook
 from engine.pair._commands import (
     Alert,
+    CancelAhead,
     Command,
     Emit,
     LookupStored,
@@ -22,6 +23,7 @@ from engine.pair._settings import PairSettings
 __all__ = [
     "PLAN_TIMER_PREFIX",
     "Alert",
+    "CancelAhead",
     "Command",
     "Emit",
     "Execution",

@@ -38,7 +38,8 @@ from engine.execution import (
     Tick,
     VolatilityMonitor,
 )
-from engine.pair._commands import Command, Persist, Resolve
+from engine.gateway import Op
+from engine.pair._commands import CancelAhead, Command, Persist, Resolve, Send
 from engine.pair._intake import IntakeContext, check_intake
 from engine.pair._legs import Execution, Leg, Stage, order_of, trade_of
 from engine.pair._outcomes import refusal_of, replay_outcome
@@ -117,13 +118,15 @@ class PairBook(PlanBook):
         book's state moved on (a fill applied, an order closed, a request done), but their `Persist` commands
         were never carried out, and nothing would produce them again (the fill is known, so a refetch adds
         nothing). Storing every leg's fills and order and every finished request's trade again is idempotent
-        (fills are inserted once, orders and trades only move forward).
+        (fills are inserted once, orders and trades only move forward, a request's cancel is never cleared).
         """
         out: list[Command] = []
         for leg in self._legs.values():
             out.extend(Persist(fill_of(leg, fill, self.settings.exchange)) for fill in leg.state.fills)
             out.append(Persist(order_of(leg)))
         for execution in self._execs.values():
+            if execution.canceled is not None:
+                out.append(Persist(execution.canceled))
             if execution.stage is Stage.DONE and execution.result is not None:
                 legs = [self._legs[c] for c in execution.legs if c in self._legs]
                 out.append(Persist(trade_of(execution, execution.result, legs, now_ms)))
@@ -272,7 +275,19 @@ class PairBook(PlanBook):
             self._by_key.pop(execution.request.idempotency_key, None)
             self._out.append(Resolve(request_id, Refusal(RefusalReason.SHUTTING_DOWN, "canceled before it started")))
             return self._take()
+        mark = len(self._out)
         self._feed(execution, Abort("canceled by the caller"), now_ms)
+        if execution.plan is not None and execution.canceled is None:
+            # The cancel is stored with the request before it leaves (`CancelAhead`); a leg not yet acknowledged
+            # is canceled at its ack, by when this record, told now, has long been committed.
+            record = RequestRecord.of(execution.request, execution.plan.reference_price, self.settings.exchange)
+            record = execution.canceled = record.model_copy(update={"canceled": "canceled by the caller"})
+            for i, command in enumerate(self._out[mark:], mark):
+                if isinstance(command, Send) and command.request.op is Op.CANCEL_ORDER:
+                    self._out[i] = CancelAhead(record, command.request)
+                    break
+            else:
+                self._out.append(Persist(record))
         return self._take()
 
     # ---- the end of a request -----------------------------------------------------------------------

@@ -12,7 +12,18 @@ from engine.gateway import GatewayRequest
 if TYPE_CHECKING:
     from engine.pair._recover import Sighting
 
-__all__ = ["Alert", "Command", "Emit", "Persist", "Resolve", "Schedule", "Send", "Unschedule", "WriteAhead"]
+__all__ = [
+    "Alert",
+    "CancelAhead",
+    "Command",
+    "Emit",
+    "Persist",
+    "Resolve",
+    "Schedule",
+    "Send",
+    "Unschedule",
+    "WriteAhead",
+]
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,16 @@ class WriteAhead:
     the intent cannot be stored, `PairBook.on_write_ahead_failed(cid)` follows and the create never leaves."""
 
     order: Order
+    send: GatewayRequest
+
+
+@dataclass(frozen=True)
+class CancelAhead:
+    """Store `record` (its request, canceled by the caller) and send `send` (the cancel) once it is durable — or
+    once storing it has failed: the database never holds a cancel back, it only makes it survive a crash. Stored
+    first, a cancel that fails and is retried is still a cancel after a restart, not a limit to fall back from."""
+
+    record: RequestRecord
     send: GatewayRequest
 
 
@@ -87,4 +108,4 @@ class LookupStored:
     sighting: Sighting
 
 
-Command = Send | WriteAhead | Persist | Schedule | Unschedule | Emit | Resolve | Alert | LookupStored
+Command = Send | WriteAhead | CancelAhead | Persist | Schedule | Unschedule | Emit | Resolve | Alert | LookupStored

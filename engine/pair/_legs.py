@@ -17,6 +17,7 @@ from engine.domain import (
     Pair,
     Priority,
     RequestId,
+    RequestRecord,
     TimeInForce,
     Trade,
     TradeStatus,
@@ -124,6 +125,8 @@ class Execution:
     story: list[str] = field(default_factory=list)
     """What happened, in words, for the trade's note (limit timeout, fallback market, …)."""
     result: ExecutionResult | None = None
+    canceled: RequestRecord | None = None
+    """The request as stored when its caller canceled it (`RequestRecord.canceled` set); None until then."""
 
 
 def order_of(leg: Leg) -> Order:

@@ -162,12 +162,14 @@ class RecoveringBook(OrderDesk):
             reference_price=record.reference_price,
             book=self.book,
             config=self.settings.execution,
+            canceled=record.canceled,
         )
         legs = [self._stored_leg(o, fills.get(o.client_order_id, []), request.priority, now_ms) for o in stored]
         for leg in legs[:-1]:
             leg.told_closed = True  # the plan counts the earlier legs as closed already
         execution = Execution(request, created_ms, plan=plan, legs=[leg.cid for leg in legs], resolved=True,
-                              story=["resumed after a restart"])  # fmt: skip
+                              story=["resumed after a restart"],
+                              canceled=record if record.canceled is not None else None)  # fmt: skip
         self._execs[request.request_id] = execution
         self._by_key[request.idempotency_key] = request.request_id
         self._seen.add(request.idempotency_key)

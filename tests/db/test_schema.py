@@ -120,6 +120,24 @@ def test_migration_5_keeps_orders_and_stores_the_capped_flag(fresh_url: str) -> 
 
 
 @pytest.mark.parametrize("fresh_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_migration_6_keeps_requests_uncanceled_and_an_older_engine_can_still_insert_them(fresh_url: str) -> None:
+    insert = (
+        "INSERT INTO requests (request_id, idempotency_key, exchange, pair, payload, reference_price, created_at) "
+        "VALUES ({p}, 'k', 'binance', 'BTC/USDT', '{{}}', NULL, '2026-01-01 00:00:00.000000')"
+    )
+    db = connect(fresh_url, apply_migrations=False)
+    try:
+        migrate(db, target=5)
+        db.execute_sql(insert.format(p=db.param), ("before",))
+        migrate(db)
+        db.execute_sql(insert.format(p=db.param), ("after",))  # as an engine without migration 6 writes
+        rows = db.execute_sql("SELECT request_id, canceled FROM requests ORDER BY request_id").fetchall()
+        assert [tuple(r) for r in rows] == [("after", None), ("before", None)]
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("fresh_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_an_older_engine_can_still_insert_orders_after_migration_5(fresh_url: str) -> None:
     db = connect(fresh_url, apply_migrations=False)
     try:

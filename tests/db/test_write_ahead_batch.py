@@ -96,3 +96,34 @@ def test_write_ahead_batch_round_trip_and_replay(db_url: str) -> None:
         assert get_order(db, "c-2") == second
     finally:
         db.close()
+
+
+def _canceled(rid: str, why: str = "canceled by the caller") -> RequestRecord:
+    return _request(rid).model_copy(update={"canceled": why})
+
+
+def test_a_requests_cancel_is_stored_once_and_never_cleared(db_url: str) -> None:
+    db = connect(db_url)
+    try:
+        writer = BatchWriter(db)
+        writer.write([_request("r-1")])
+        first = request_of(db, "r-1")
+        assert first is not None and first.canceled is None
+        writer.write([_canceled("r-1")])  # one row: PostgreSQL's prepared statement
+        stored = request_of(db, "r-1")
+        assert stored is not None and stored.canceled == "canceled by the caller"
+        assert stored.request == first.request and stored.reference_price == first.reference_price
+        # A replayed intent (the spool, a restated book) does not clear it, nor does a second cancel replace it.
+        writer.write([_request("r-1")])
+        writer.write([_canceled("r-1", "the shutdown")])
+        again = request_of(db, "r-1")
+        assert again is not None and again.canceled == "canceled by the caller"
+        # Several rows (the multi-row statement), the cancel told before or after the request in one batch, and a
+        # cancel whose request row was never written (replayed from the spool): the request is stored with it.
+        writer.write([_canceled("r-2"), _request("r-2"), _request("r-3"), _request("r-4"), _canceled("r-4")])
+        writer.write([_canceled("r-5")])
+        canceled = {rid: getattr(request_of(db, rid), "canceled", "missing") for rid in ("r-2", "r-3", "r-4", "r-5")}
+        assert canceled == {"r-2": "canceled by the caller", "r-3": None, "r-4": "canceled by the caller",
+                            "r-5": "canceled by the caller"}  # fmt: skip
+    finally:
+        db.close()

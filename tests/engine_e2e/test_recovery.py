@@ -31,7 +31,7 @@ from engine.domain import (
     TradeStatus,
 )
 from engine.exchange import client_order_id
-from sim import SimConfig, Simulator
+from sim import FaultSpec, SimConfig, Simulator
 from tests.engine_e2e.test_engine_sim import Events
 
 PAIR = "BTC/USDT"
@@ -120,6 +120,37 @@ def test_open_limit_resumes_with_its_remaining_time_then_falls_back(start: Any, 
     _flush(second)
     trade = _read(db_url, get_trade, accepted.order.request_id)
     assert trade is not None and trade.filled == Decimal("0.01")
+
+
+def test_a_callers_cancel_that_failed_before_a_crash_is_still_a_cancel_after_it(
+    start: Any, sim: Simulator, db_url: str
+) -> None:
+    # The cancel is refused (the limit is open again, its retry waits) and the engine dies; it comes back after
+    # the limit's deadline. Before schema 6 the limit then looked like a working one whose time was up: canceled
+    # and followed by a market order for the whole amount the caller had canceled.
+    clock = ManualClock(SystemClock().now_ms())
+    first, first_events = start(clock)
+    accepted = first.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="cancel-crash").result(20)
+    assert isinstance(accepted, Accepted)
+    cid = accepted.order.client_order_id
+    sim.control.add_fault(
+        FaultSpec(kind="http_error", target="DELETE /api/v3/order", count=1, status=401, code=-2015,
+                  msg="Invalid API-key, IP, or permissions for action.", execute=False)
+    )  # fmt: skip
+    first.cancel_order(PAIR, accepted.order.request_id)
+    [error] = first_events.wait_for(EventKind.ERROR)
+    assert error.client_order_id == cid
+    _flush(first)
+    stored, _ = _stored(db_url)
+    assert [o.status for o in stored] == [OrderStatus.OPEN]  # the refused cancel set it back
+    first.stop(graceful=False)
+
+    _second, events = start(ManualClock(clock.now_ms() + 60_000))  # the 5 s deadline is long past
+    [done] = events.wait_for(EventKind.DONE)
+    assert done.trade is not None and done.trade.status is TradeStatus.CANCELED and done.trade.filled == 0
+    assert "canceled by the caller" in done.trade.note
+    assert [o["status"] for o in _bx_orders(sim)] == ["CANCELED"]  # and no fallback order
+    assert not events.of(EventKind.FALLBACK)
 
 
 def test_a_fill_while_down_is_fetched_at_restart(start: Any, sim: Simulator, db_url: str) -> None:

@@ -12,6 +12,7 @@ from engine.domain import Fill, OrderRequest, Pair, RequestId, Side, Trade
 from engine.execution import ExecutionConfig, RiskManager, SlippageAction, SymbolRules
 from engine.gateway import GatewayRequest, GatewayResult
 from engine.pair import (
+    CancelAhead,
     Command,
     Emit,
     IntakeContext,
@@ -124,6 +125,9 @@ class Harness:
         for cmd in commands:
             if isinstance(cmd, WriteAhead):
                 self.stored.append(cmd.order)  # durable, then the create leaves
+                self.sent.append(cmd.send)
+            elif isinstance(cmd, CancelAhead):
+                self.stored.append(cmd.record)  # stored (or failed to be), then the cancel leaves
                 self.sent.append(cmd.send)
             elif isinstance(cmd, Send):
                 self.sent.append(cmd.request)

@@ -19,6 +19,7 @@ from engine.execution import ExecutionConfig, SymbolRules
 from engine.gateway import GatewayRequest
 from engine.pair import (
     Alert,
+    CancelAhead,
     Emit,
     IntakeContext,
     PairBook,
@@ -197,6 +198,9 @@ class Driver:
         for cmd in commands:
             if isinstance(cmd, WriteAhead):
                 self.stored.append(cmd.order)  # durable, then the create leaves
+                self.sent.append(cmd.send)
+            elif isinstance(cmd, CancelAhead):
+                self.stored.append(cmd.record)  # stored (or failed to be), then the cancel leaves
                 self.sent.append(cmd.send)
             elif isinstance(cmd, Send):
                 self.sent.append(cmd.request)

@@ -9,10 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.api import Accepted, EventKind
-from engine.domain import ClientOrderId, FallbackKind, Order, OrderStatus, TradeStatus
+from engine.domain import ClientOrderId, FallbackKind, Order, OrderStatus, RequestRecord, TradeStatus
 from engine.exchange import FilterRejected, InsufficientBalance, OrderNotFound, OutcomeUnknown
 from engine.execution import SlippageAction
 from engine.gateway import GatewayRequest, Op
+from engine.pair import CancelAhead, Persist, Send
 from tests.pair._book_helpers import T0, Harness, order_json, request
 
 
@@ -200,6 +201,37 @@ def test_caller_cancel_cancels_and_never_falls_back() -> None:
     assert trade.remainder == Decimal("0.008") and "canceled by the caller" in trade.note
 
 
+def test_a_callers_cancel_leaves_only_behind_its_stored_request() -> None:
+    # Stored first: a cancel that fails (and sets the limit back to OPEN) is still the caller's after a crash.
+    h = Harness()
+    req = request()
+    h.place(req)
+    h.answer(order_json(h.sent[-1], "NEW"))
+    commands = h.book.cancel(req.request_id, h.now)
+    [ahead] = [c for c in commands if isinstance(c, CancelAhead)]
+    assert not [c for c in commands if isinstance(c, Send)], "the cancel must not leave ungated"
+    assert ahead.send.op is Op.CANCEL_ORDER and ahead.send.key == h.sent[-1].key
+    assert ahead.record.request == req and ahead.record.canceled == "canceled by the caller"
+    h.run(commands)
+    h.answer(error=OutcomeUnknown("no answer"))  # the cancel failed: the limit is open again
+    leg = h.book.leg(ClientOrderId(ahead.send.key))
+    assert leg is not None and leg.state.status is OrderStatus.OPEN
+    [retry_key] = [k for k in h.timers if k.startswith("plan:")]
+    h.fire(retry_key)
+    retry = h.sent[-1]
+    assert retry.op is Op.CANCEL_ORDER and retry is not ahead.send  # the retry needs no second record
+
+
+def test_a_cancel_before_the_ack_stores_the_request_canceled_at_once() -> None:
+    h = Harness()
+    req = request()
+    h.place(req)
+    commands = h.book.cancel(req.request_id, h.now)
+    assert not [c for c in commands if isinstance(c, CancelAhead | Send)]  # the cancel waits for the ack
+    [record] = [c.item for c in commands if isinstance(c, Persist) and isinstance(c.item, RequestRecord)]
+    assert record.canceled == "canceled by the caller"
+
+
 def test_cancel_before_the_ack_waits_for_the_ack() -> None:
     # A cancel overtaking its create finds nothing (-2011) and the order would rest: it waits for the ack.
     h = Harness(limit_timeout_ms=1000)
@@ -318,3 +350,15 @@ def test_fills_rest_lags_on_for_a_minute_are_still_awaited_and_stored() -> None:
     [trade] = h.trades()
     assert trade.filled == Decimal("0.01")
     assert len([f for f in h.fills() if f.quantity == Decimal("0.004")]) == 1
+
+
+def test_a_restated_book_stores_a_callers_cancel_again() -> None:
+    # An actor crash loses the message's records; `restate` must bring the canceled request back with the rest.
+    h = Harness()
+    req = request()
+    h.place(req)
+    h.answer(order_json(h.sent[-1], "NEW"))
+    h.run(h.book.cancel(req.request_id, h.now))
+    restated = [c.item for c in h.book.restate(h.now) if isinstance(c, Persist) and isinstance(c.item, RequestRecord)]
+    assert [r.canceled for r in restated] == ["canceled by the caller"]
+    assert restated[0].request == req

@@ -30,7 +30,7 @@ def test_ms_to_dt_is_fromtimestamp(ms: int) -> None:
 def test_request_record_of_equals_validated(price: Decimal | None) -> None:
     req = request()
     built = RequestRecord.of(req, price, "binance")
-    validated = RequestRecord(request=req, reference_price=price, exchange="binance")
+    validated = RequestRecord(request=req, reference_price=price, exchange="binance", canceled=None)
     assert built == validated and built.model_fields_set == validated.model_fields_set
     assert repr(built) == repr(validated)
 

@@ -102,6 +102,44 @@ def test_a_callers_cancel_stays_a_cancel_when_the_engine_comes_back_after_the_de
     assert isinstance(place, PlaceOrder) and place.spec.role is OrderRole.FALLBACK  # the timeout's fallback
 
 
+@pytest.mark.parametrize(
+    ("status", "now_ms"),
+    [
+        (OrderStatus.OPEN, CREATED_MS + 2_000),  # the cancel had failed: the limit was open again, deadline ahead
+        (OrderStatus.OPEN, CREATED_MS + 60_000),  # ... and the engine came back after the deadline
+        (OrderStatus.PARTIALLY_FILLED, CREATED_MS + 60_000),
+        (OrderStatus.PENDING_CANCEL, CREATED_MS + 60_000),  # a retried cancel, stored after the deadline
+    ],
+)
+def test_a_request_stored_as_canceled_is_canceled_after_a_restart_whatever_its_order_says(
+    status: OrderStatus, now_ms: int
+) -> None:
+    # Before schema 6 the open limit of a canceled request looked like a working one: canceled at its deadline,
+    # it fell back at market for the amount the caller had canceled.
+    leg = replace(_primary(status, "0.004" if status is OrderStatus.PARTIALLY_FILLED else "0"), updated_ms=now_ms)
+    plan, commands = restore_plan(request(), RULES, [leg], created_ms=CREATED_MS, now_ms=now_ms,
+                                  reference_price=D("50000"), book=BOOK, config=CONFIG,
+                                  canceled="canceled by the caller")  # fmt: skip
+    [cancel] = commands
+    assert isinstance(cancel, CancelOrder) and cancel.client_order_id == PRIMARY
+    assert "canceled by the caller" in cancel.reason and plan.phase is Phase.CANCELING
+    assert plan.next_deadline_ms is None  # nothing waits for a deadline any more
+    [report] = plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, leg.cum_qty), now_ms + 1_000)
+    assert isinstance(report, ReportResult) and report.result.reason is ResultReason.CANCELED
+    assert report.result.filled == leg.cum_qty
+
+
+def test_a_canceled_request_whose_fallback_was_in_flight_gets_no_further_order() -> None:
+    legs = [_primary(OrderStatus.CANCELED), _fallback(OrderStatus.OPEN, "0.01")]
+    plan, commands = restore_plan(request(), RULES, legs,
+                                  created_ms=CREATED_MS, now_ms=CREATED_MS + 60_000, reference_price=D("50000"),
+                                  book=BOOK, config=CONFIG, canceled="canceled by the caller")  # fmt: skip
+    assert commands == [] and plan.phase is Phase.FALLBACK_WORKING
+    failed = plan.handle(LegFailed(FALLBACK1, RateLimited("busy", retry_after_s=1)), CREATED_MS + 61_000)
+    [report] = failed
+    assert isinstance(report, ReportResult) and report.result.reason is ResultReason.CANCELED
+
+
 def test_a_fallback_in_flight_is_awaited_and_counted_with_the_limit() -> None:
     plan, commands = _restore(
         [_primary(OrderStatus.CANCELED, "0.004"), _fallback(OrderStatus.OPEN, "0.006")], CREATED_MS + 60_000
