@@ -41,7 +41,7 @@ from actors._ticker import Ticker
 from actors._wallet import WalletMixin
 from actors.gateway import GatewayActor, GatewayHandle
 from actors.pair import PairActor
-from actors.persistence import HealthReport, PersistenceHandle, start_persistence
+from actors.persistence import HealthReport, PersistenceHandle, PersistenceSettings, start_persistence
 from actors.stream import StreamActor
 from db import RecoveryState
 from engine.clock import Clock
@@ -135,8 +135,14 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         self._publish = self._bus.proxy().publisher().get(timeout=_ASK_TIMEOUT_S)
         for listener in self._s.listeners:  # before recovery, so they hear what it does
             self._bus.proxy().subscribe(listener).get(timeout=_ASK_TIMEOUT_S)
+        db = self._s.config.database
         self._store = start_persistence(
-            self._s.database_url, self._s.spool_path, listener=self._self.on_persistence_health.defer
+            self._s.database_url,
+            self._s.spool_path,
+            listener=self._self.on_persistence_health.defer,
+            settings=PersistenceSettings(
+                batch_size=db.batch_size, spool_limit_bytes=db.spool_max_bytes, memory_limit=db.buffer_max_rows
+            ),
         )
         budget = RateBudget()
         self._gateway_ref = GatewayActor.start(

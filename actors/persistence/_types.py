@@ -56,7 +56,8 @@ class PersistenceSettings:
     batch_size: int = 500
     spool_limit_bytes: int = 256 * 1024 * 1024
     memory_limit: int = 200_000
-    """Records kept in memory when even the spool refuses writes (disk full); beyond this they are lost."""
+    """Records kept in memory when even the spool refuses writes (disk full); beyond this they are lost.
+    `[database] buffer_max_rows` in the configuration (as `batch_size` and `spool_max_bytes` set the two above)."""
     max_retry_ticks: int = 16
     """Cap of the reconnect back-off, in ticks."""
     connect_timeout_s: int = 3

@@ -330,3 +330,24 @@ def test_an_acknowledged_order_the_exchange_does_not_know_is_closed_without_a_fa
     assert "does not know" in done.trade.note and "order_vanished" in alerts
     assert _bx_orders(sim) == [] and engine.open_orders() == []
     assert engine.stop()["open"] == 0
+
+
+def test_the_database_section_tunes_persistence(sim: Simulator, tmp_path: Path, db_url: str) -> None:
+    # `[database] batch_size` reached the persistence actor: with 1, a record commits as it arrives. The manual
+    # clock never ticks, so with the default (500) the acknowledged order would still read as its intent.
+    config = Config.model_validate(
+        {"stream": NO_STREAMS, "exchange": {"pair_whitelist": [PAIR]}, "database": {"batch_size": 1}}
+    )
+    engine = Engine.start(config, clock=ManualClock(SystemClock().now_ms()), sim=sim, database_url=db_url,
+                          spool_path=tmp_path / "spool.jsonl")  # fmt: skip
+    try:
+        accepted = engine.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="tuned").result(20)
+        assert isinstance(accepted, Accepted)
+        # The pair actor answers a query only after it told persistence the ack's records (the caller's future
+        # may resolve just before); a health ask told after that is answered after them (and commits nothing).
+        assert [o.client_order_id for o in engine.open_orders()] == [accepted.order.client_order_id]
+        engine._root.proxy().store().get(timeout=10).proxy.health().get(timeout=10)
+        stored, _ = _stored(db_url)
+        assert [o.status for o in stored] == [OrderStatus.OPEN]
+    finally:
+        engine.stop(graceful=False)
