@@ -64,6 +64,7 @@ def make_embedded_sim(config: Config) -> Simulator:
         seed=config.sim.seed,
         symbols=[pair_to_symbol(p) for p in config.exchange.pair_whitelist],
         market_tick_interval_s=float(config.sim.market_tick_interval_s),  # float-ok: seconds
+        volatility=float(config.sim.volatility_pct / 100),  # float-ok: a model parameter (log-return deviation)
         accounts=[AccountSpec(balances=balances)],
     )
     return Simulator(sim_config)

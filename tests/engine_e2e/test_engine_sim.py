@@ -13,7 +13,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engine.api import Accepted, Engine, EventKind, Refusal, RefusalReason
+from engine.api._wiring import make_embedded_sim
 from engine.clock import ManualClock, SystemClock
 from engine.config import Config
 from engine.domain import OrderRequest, Side, TradeStatus
@@ -191,6 +194,12 @@ def test_wallet_below_minimum_refuses_and_sends_nothing(tmp_path: Path) -> None:
             assert isinstance(funded, Accepted), funded
         finally:
             engine.stop(graceful=False)
+
+
+@pytest.mark.parametrize(("pct", "volatility"), [("0.05", 0.0005), ("0", 0.0), ("2.5", 0.025)])
+def test_the_sim_section_sets_the_embedded_simulators_volatility(pct: str, volatility: float) -> None:
+    config = Config.model_validate({"exchange": {"pair_whitelist": ["BTC/USDT"]}, "sim": {"volatility_pct": pct}})
+    assert make_embedded_sim(config).config.volatility == pytest.approx(volatility)
 
 
 def test_embedded_simulator_with_the_paper_wallet(tmp_path: Path) -> None:
