@@ -13,6 +13,8 @@ only this package may do). The stored request and its orders say where the plan 
 - a request its caller canceled (stored with the request before the cancel left, since schema 6) gets no
   fallback whatever its orders say: a cancel that failed had set the limit back to OPEN, and a retried cancel
   was stored PENDING_CANCEL with the retry's time, perhaps past the deadline;
+- a primary stored closed with no order after it had ended its plan (a fallback is stored in the same commit as
+  the primary's closing state): it gets no fallback after the restart either;
 - a fallback leg is simply awaited, and so is a primary the fallback step sent (a market request, or a
   request that started in a volatile market: a market order or an IOC at the slippage bound). Such a
   primary counts as fallback attempt 1, as it did before the restart, so its remainder gets no second order;
@@ -66,7 +68,8 @@ def restore_plan(
     canceled: str | None = None,
 ) -> tuple[ExecutionPlan, list[ExecutionCommand]]:
     """The plan of `request` as it stood with `legs` placed (primary first); and what to do right away.
-    `canceled`: why the caller canceled the request, if it did (`RequestRecord.canceled`)."""
+    `created_ms`: when the primary was placed (its limit's time starts there, not at the request, which may have
+    waited in the pair's queue); `canceled`: why the caller canceled the request, if it did."""
     if not legs:
         raise ValueError(f"request {request.request_id} has no stored order to resume from")
     config = ExecutionPlan.config_for(request, config)
@@ -96,6 +99,13 @@ def restore_plan(
     )
     if canceled is not None:
         plan._aborted = f"{canceled} (before a restart); no fallback after recovery"
+    if stored_live.status.is_terminal and spec.role is OrderRole.PRIMARY:
+        # The primary had closed and nothing followed it: a fallback's intent commits together with its primary's
+        # closing row, so the plan had decided on none (canceled from outside, refused by the slippage guard, ...)
+        # and was only waiting for fills. Its order's status, looked up at start, ends it without a fallback.
+        plan._aborted = plan._aborted or "closed before a restart without a fallback; none after recovery"
+        plan.phase = Phase.CANCELING
+        return plan, []
     if not resting:
         plan.phase = Phase.FALLBACK_WORKING
         return plan, []

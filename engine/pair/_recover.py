@@ -153,11 +153,14 @@ class RecoveringBook(OrderDesk):
     ) -> None:  # fmt: skip
         stored.sort(key=lambda o: (o.role is not OrderRole.PRIMARY, o.created_at, o.client_order_id))
         created_ms = int(request.created_at.timestamp() * 1000)
+        # The limit's time ran from when it was placed, not from the request: a request queued behind another one
+        # on the pair (conflict_policy = queue) started later than it was made.
+        started_ms = int(stored[0].created_at.timestamp() * 1000)
         plan, commands = restore_plan(
             request,
             self.rules,
             [plan_leg_of(o, fills.get(o.client_order_id, []), self.symbol, request.priority) for o in stored],
-            created_ms=created_ms,
+            created_ms=started_ms,
             now_ms=now_ms,
             reference_price=record.reference_price,
             book=self.book,

@@ -243,3 +243,58 @@ def test_a_tracking_only_book_looks_up_an_order_whose_create_was_never_answered(
     leg = h.book.leg(order.client_order_id)
     assert leg is not None and leg.state.status is OrderStatus.FILLED
     assert h.book.reconcilable(tracking_only=True) == []
+
+
+def _stored_state(h: Harness, request_id: str) -> tuple[list[RequestRecord], list[Order]]:
+    records = [r for r in h.stored if isinstance(r, RequestRecord) and r.request.request_id == request_id]
+    orders = {o.client_order_id: o for o in h.stored if isinstance(o, Order) and o.request_id == request_id}
+    return records, list(orders.values())
+
+
+def test_a_queued_requests_limit_resumes_with_the_time_it_had_left_since_it_was_placed() -> None:
+    # Made at T0, placed at T0+50 s behind another request (conflict_policy = queue), 60 s limit; the engine
+    # restarts at T0+75 s: 35 s are left. Counted from the request it had none, and fell back 35 s early.
+    h = Harness(conflict_policy="queue")
+    first, queued = request(limit_timeout_s=Decimal(60)), request(limit_timeout_s=Decimal(60))
+    h.place(first)
+    h.answer(order_json(h.sent[-1], "NEW"))
+    h.place(queued)
+    h.now = T0 + 50_000
+    h.answer(order_json(h.sent[0], "FILLED", "0.01", [("60000", "0.01")]), index=0)
+    create = [r for r in h.sent if r.op is Op.CREATE_ORDER][-1]
+    assert create.key != h.sent[0].key
+    h.answer(order_json(create, "NEW"))
+    records, orders = _stored_state(h, queued.request_id)
+
+    again = Harness(conflict_policy="queue")
+    again.now = T0 + 75_000
+    assert again.book.restore(records, orders, {}, again.now) == 1
+    again.run(again.book.resume(again.now))
+    assert [r.op for r in again.sent] == [Op.FETCH_ORDER]  # its status looked up, nothing canceled
+    assert again.timers[f"plan:{queued.request_id}"] == T0 + 110_000
+
+
+def test_a_limit_canceled_outside_before_its_deadline_gets_no_fallback_after_a_restart_past_it() -> None:
+    first = Harness()
+    req = request(limit_timeout_s=Decimal(10))
+    first.place(req)
+    create = first.sent[-1]
+    data = order_json(create, "NEW")
+    first.answer(data)
+    first.now = T0 + 2_000
+    # Canceled in the Binance UI with 0.004 executed, the fills not yet known: the request waits for them.
+    canceled = _report(create.key, x="CANCELED", status="CANCELED", last="0", cum="0.004", trade_id=0,
+                       order_id=data["orderId"])  # fmt: skip
+    first.run(first.book.on_report(canceled, first.now))
+    assert first.sent[-1].op is Op.MY_TRADES and not first.trades()
+    records, orders = _stored_state(first, req.request_id)
+    assert [o.status for o in orders] == [OrderStatus.CANCELED]
+
+    second = Harness()  # the engine died; it is back after the deadline
+    second.now = T0 + 20_000
+    assert second.book.restore(records, orders, {}, second.now) == 1
+    second.run(second.book.resume(second.now))
+    fetch = next(r for r in second.sent if r.op is Op.FETCH_ORDER)
+    answer = order_json(fetch, "CANCELED", "0.004") | {"cummulativeQuoteQty": "240", "clientOrderId": fetch.key}
+    second.answer(answer, index=second.sent.index(fetch))
+    assert not [r for r in second.sent if r.op in (Op.CREATE_ORDER, Op.CANCEL_ORDER)], "nothing more to trade"

@@ -140,6 +140,22 @@ def test_a_canceled_request_whose_fallback_was_in_flight_gets_no_further_order()
     assert isinstance(report, ReportResult) and report.result.reason is ResultReason.CANCELED
 
 
+@pytest.mark.parametrize("status", [OrderStatus.CANCELED, OrderStatus.EXPIRED])
+@pytest.mark.parametrize("now_ms", [CREATED_MS + 2_000, CREATED_MS + 60_000])
+def test_a_primary_stored_closed_with_nothing_after_it_gets_no_fallback(status: OrderStatus, now_ms: int) -> None:
+    # E.g. canceled in the Binance UI, the plan ended (no fallback) and waited for fills when the engine died. A
+    # fallback would have been stored with the primary's closing row; back after the deadline, the closed limit
+    # looked like one whose time was up, and its remainder went out at market.
+    closed = replace(_primary(status, "0.004"), updated_ms=CREATED_MS + 2_000)
+    plan, commands = _restore([closed], now_ms)
+    assert commands == [] and plan.next_deadline_ms is None
+    [report] = plan.handle(LegClosed(PRIMARY, status, D("0.004")), now_ms + 1_000)
+    assert isinstance(report, ReportResult) and report.result.filled == D("0.004")
+    assert report.result.reason is ResultReason.CANCELED
+    filled = plan.handle(LegClosed(PRIMARY, OrderStatus.FILLED, D("0.01")), now_ms + 2_000)
+    assert not [c for c in filled if isinstance(c, PlaceOrder)]
+
+
 def test_a_fallback_in_flight_is_awaited_and_counted_with_the_limit() -> None:
     plan, commands = _restore(
         [_primary(OrderStatus.CANCELED, "0.004"), _fallback(OrderStatus.OPEN, "0.006")], CREATED_MS + 60_000
