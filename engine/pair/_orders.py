@@ -288,11 +288,16 @@ class OrderDesk(OrderCore):
             return
         if kind == "lookup":
             self._poll_resolver(leg, now_ms)
-        elif (
-            (kind == "status" and not leg.terminal)
-            or (kind == "resync" and leg.resync_left)
-            or (kind == "unacked" and self._ack_overdue(leg))
-        ):
+        elif kind == "unacked" and self._ack_overdue(leg):
+            # Its create's answer died with the actor before: the outcome is unknown. A plain lookup that found
+            # nothing left it SUBMITTED for good (and the pair refusing new requests); the resolver looks it up until
+            # the exchange shows it or, past the grace period, proves it never existed (the plan then re-sends it).
+            self._apply(leg, SubmitOutcomeUnknown(), now_ms)
+            leg.resolver = UnknownOutcomeResolver(leg.cid, submitted_ms=leg.created_ms,
+                                                  grace_ms=self.settings.unknown_outcome_grace_ms,
+                                                  first_lookup_ms=now_ms)  # fmt: skip
+            self._poll_resolver(leg, now_ms)
+        elif (kind == "status" and not leg.terminal) or (kind == "resync" and leg.resync_left):
             self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
         elif kind == "fills" and leg.state.missing_qty > 0 and leg.state.exchange_order_id is not None:
             self._out.append(Send(trades_request(self.symbol, self.pair, leg.cid, leg.state.exchange_order_id)))

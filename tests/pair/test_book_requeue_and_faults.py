@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from engine.api import Accepted, EventKind, Refusal, RefusalReason
 from engine.domain import OrderRequest, RequestId, Side
+from engine.exchange import OrderNotFound
 from engine.execution import Decision, RiskSnapshot
 from engine.gateway import Op
 from engine.pair import IntakeContext
@@ -149,3 +150,27 @@ def test_after_a_restart_an_ack_that_arrives_in_time_needs_no_lookup() -> None:
     sent = len(h.sent)
     h.fire(key)
     assert len(h.sent) == sent  # acknowledged meanwhile: the exchange is not asked
+
+
+def test_after_a_restart_an_unanswered_create_the_exchange_never_got_is_placed_again_once() -> None:
+    # The message that killed the actor was the create's answer: after the restart the exchange does not know the
+    # order. A plain lookup left it SUBMITTED for good, the request never ended and the pair refused new ones.
+    h = Harness(unknown_outcome_grace_ms=3000)
+    req = request()
+    h.place(req)
+    create = h.sent[-1]
+    h.run(h.book.resume(h.now))
+    h.fire(next(k for k in h.timers if k.startswith("unacked:")))
+    for _ in range(10):
+        fetch = h.sent[-1]
+        if fetch.op is not Op.FETCH_ORDER:
+            break
+        h.answer(error=OrderNotFound("Order does not exist."))
+        lookups = [k for k in h.timers if k.startswith("lookup:")]
+        if lookups:
+            h.fire(lookups[0])
+    again = h.sent[-1]
+    assert again.op is Op.CREATE_ORDER and again.key == create.key  # the same id: the first never existed
+    assert [r.op for r in h.sent].count(Op.CREATE_ORDER) == 2
+    h.answer(order_json(again, "NEW"))
+    assert [type(o) for o in h.outcomes[req.request_id]] == [Accepted]
