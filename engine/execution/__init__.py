@@ -30,8 +30,9 @@ from engine.execution._model import (
     ReportResult,
     ResultReason,
     Tick,
+    choose_limit_price,
 )
-from engine.execution._plan import ExecutionPlan, Phase, choose_limit_price
+from engine.execution._plan import ExecutionPlan, Phase
 from engine.execution._restore import RestoredLeg, restore_plan
 from engine.execution._risk import (
     DEFAULT_MIN_WALLET_BTC,

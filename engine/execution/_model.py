@@ -46,6 +46,7 @@ __all__ = [
     "ReportResult",
     "ResultReason",
     "Tick",
+    "choose_limit_price",
 ]
 
 
@@ -56,6 +57,11 @@ class PriceSource(StrEnum):
     """Best price on the order's own side (bid for a buy): rests on the book, pays maker fees."""
     TAKER = "taker"
     """Best price on the other side (ask for a buy): crosses the spread, fills at once if it can."""
+
+
+def choose_limit_price(side: Side, book: Book, source: PriceSource) -> Decimal | None:
+    """The limit price for a request without one: the best bid/ask on the configured side of the book."""
+    return book.maker_price(side) if source is PriceSource.MAKER else book.taker_price(side)
 
 
 @dataclass(frozen=True, slots=True)

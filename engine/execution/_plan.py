@@ -31,7 +31,7 @@ from enum import StrEnum
 
 from loguru import logger
 
-from engine.domain import FallbackKind, OrderRequest, OrderRole, OrderStatus, OrderType, Priority, Side, TimeInForce
+from engine.domain import FallbackKind, OrderRequest, OrderRole, OrderStatus, OrderType, Priority, TimeInForce
 from engine.exchange import (
     Banned,
     ExchangeError,
@@ -57,22 +57,17 @@ from engine.execution._model import (
     LegNotCreated,
     OrderSpec,
     PlaceOrder,
-    PriceSource,
     PriceUpdate,
     ReportResult,
     ResultReason,
     Tick,
     _Leg,
     _summarize,
+    choose_limit_price,
 )
 from engine.execution._rules import SymbolRules
 
-__all__ = ["ExecutionPlan", "Phase", "choose_limit_price"]
-
-
-def choose_limit_price(side: Side, book: Book, source: PriceSource) -> Decimal | None:
-    """The limit price for a request without one: the best bid/ask on the configured side of the book."""
-    return book.maker_price(side) if source is PriceSource.MAKER else book.taker_price(side)
+__all__ = ["ExecutionPlan", "Phase"]
 
 
 class Phase(StrEnum):
@@ -115,16 +110,9 @@ class ExecutionPlan:
     # ---- construction -------------------------------------------------------------------------------------
 
     @classmethod
-    def start(
-        cls,
-        request: OrderRequest,
-        rules: SymbolRules,
-        book: Book,
-        now_ms: int,
-        config: ExecutionConfig | None = None,
-        *,
-        volatile: bool = False,
-    ) -> tuple[ExecutionPlan, list[ExecutionCommand]]:
+    def start(cls, request: OrderRequest, rules: SymbolRules, book: Book, now_ms: int,
+              config: ExecutionConfig | None = None, *, volatile: bool = False,
+              ) -> tuple[ExecutionPlan, list[ExecutionCommand]]:  # fmt: skip
         """Plan a request: check the filters and place the limit (or, for a market request or a volatile
         market, go straight to the fallback step)."""
         config = cls.config_for(request, config)
@@ -239,7 +227,8 @@ class ExecutionPlan:
                 # we were canceling a leg that never existed: nothing filled, go on (or end, if aborted)
                 return self._on_closed(leg, LegClosed(leg.spec.client_order_id, OrderStatus.CANCELED, Decimal(0)),
                                        now_ms)  # fmt: skip
-            return [PlaceOrder(leg.spec)]  # same client order id: safe, the first never existed
+            # same client order id: safe, the first never existed (a market order: if the book still allows it)
+            return self._market_again(leg) if leg.spec.order_type is OrderType.MARKET else [PlaceOrder(leg.spec)]
         if isinstance(event, CancelFailed) and self.phase is Phase.CANCELING and leg is self._legs[-1]:
             # Retried whatever the error: -2011 may be REST lagging the matching engine (ccxt #8179), a stop-trading
             # error (key, ban) leaves the order live too. A closed order's LegClosed (status lookup) ends the wait.
@@ -388,6 +377,19 @@ class ExecutionPlan:
         self.phase = Phase.FALLBACK_WORKING
         self._timer = None
         return [PlaceOrder(spec)]
+
+    def _market_again(self, leg: _Leg) -> list[ExecutionCommand]:
+        # Only if the book still allows it: it may have waited out a long Retry-After, or a restart hours later.
+        book, reference, config = self.book, self.reference_price, self.config
+        if book is None or reference is None:
+            return [PlaceOrder(leg.spec)]  # nothing newer to judge by than when it was decided
+        decision = check_slippage(self.request.side, reference, book, config.max_slippage, config.slippage_action)
+        if decision.allowed and not decision.capped:
+            return [PlaceOrder(leg.spec)]
+        leg.closed = OrderStatus.REJECTED  # never created: nothing executed
+        if not decision.allowed:
+            return self._finish(ResultReason.SLIPPAGE_REFUSED, f"{decision.reason} (judged again before re-sending)")
+        return self._place_remainder(kind=FallbackKind.IOC_LIMIT, role=OrderRole.FALLBACK)  # capped: a new order
 
     # ---- the end ------------------------------------------------------------------------------------------
 

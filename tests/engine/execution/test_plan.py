@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -398,3 +399,33 @@ def test_limit_plus_fallback_equals_request_unless_a_guard_stops_it(
     else:
         assert result.remainder > 0 or result.reason is ResultReason.DUST
         assert result.detail
+
+
+@pytest.mark.parametrize("action", [SlippageAction.REFUSE, SlippageAction.CAP])
+def test_a_market_fallback_that_never_existed_is_judged_again_on_the_book_of_now(action: SlippageAction) -> None:
+    # Its create's outcome was unknown (or it waited out a long Retry-After, or a restart): the first guard judged
+    # the book of then. Re-sent as it was, it bought 10 % above the reference under a 1 % bound.
+    config = ExecutionConfig(limit_timeout_ms=10_000, max_slippage=D("0.01"), slippage_action=action)
+    plan = started(config)
+    plan.handle(Tick(), 10_000)
+    market = only(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D(0)), 10_001), PlaceOrder).spec  # type: ignore[attr-defined]
+    assert market.order_type is OrderType.MARKET
+    assert plan.handle(LegFailed(FALLBACK1, OutcomeUnknown("timeout")), 10_002) == []
+    resend = only(plan.handle(LegNotCreated(FALLBACK1), 30_000), PlaceOrder)
+    assert resend.spec == market  # type: ignore[attr-defined]  # the book still allows it: the same order
+
+    plan = started(config)
+    plan.handle(Tick(), 10_000)
+    plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D(0)), 10_001)
+    plan.handle(LegFailed(FALLBACK1, OutcomeUnknown("timeout")), 10_002)
+    plan.handle(PriceUpdate(Book(bid=D("55000"), ask=D("55001"), time_ms=20_000)), 20_000)
+    commands = plan.handle(LegNotCreated(FALLBACK1), 30_000)
+    if action is SlippageAction.REFUSE:
+        result = result_of(commands)
+        assert result.reason is ResultReason.SLIPPAGE_REFUSED and result.remainder == D("0.01")
+    else:
+        capped = only(commands, PlaceOrder).spec  # type: ignore[attr-defined]
+        assert (capped.order_type, capped.time_in_force, capped.price) == (OrderType.LIMIT, TimeInForce.IOC,
+                                                                           D("50500.00"))  # fmt: skip
+        assert capped.client_order_id == client_order_id("req-1", pair="BTC/USDT", fallback=2)
+        assert capped.slippage_capped
