@@ -69,6 +69,10 @@ BAD_RECORD_ERRORS: tuple[type[BaseException], ...] = (
     # outage spooled the record and replayed it forever, blocking every write behind it.
     ValueError,
     TypeError,
+    # sqlite3 refuses an int outside INTEGER's 64 bits (a trade id, order id or error code >= 2**63) with an
+    # OverflowError while binding; PostgreSQL says DataError for the same value. Taken for an outage, the record
+    # was spooled and every replay hit it again: degraded for good, and no restart could get past it.
+    OverflowError,
 )
 """Errors that blame the data of one record (constraint, value out of range, unencodable text): retrying cannot
 help."""

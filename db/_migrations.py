@@ -7,7 +7,8 @@ was (migration 1 uses the frozen `OrderRowV1` and `TradeRowV1`), and later chang
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,10 +33,20 @@ class Migration:
     apply: Callable[[peewee.Database, SchemaMigrator], None]
 
 
+def _create_tables(db: peewee.Database, models: Sequence[type[peewee.Model]], *, safe: bool = False) -> None:
+    """Create `models`' tables and indexes on `db`, in order, without binding the model classes to it.
+
+    `db.bind_ctx` set each class's database for the length of the block: class state, shared by every thread, so
+    two threads migrating two databases at once could create tables through each other's connection and leave a
+    class bound to the wrong database when their blocks ended in the other order. A schema manager given the
+    database explicitly renders the same DDL (the database's own column types) and touches no class.
+    """
+    for model in models:
+        peewee.SchemaManager(model, db).create_all(safe=safe)
+
+
 def _v1_initial(db: peewee.Database, _migrator: SchemaMigrator) -> None:
-    models = (OrderRowV1, FillRow, TradeRowV1, ErrorRow, SnapshotRow)
-    with db.bind_ctx(models, bind_refs=False, bind_backrefs=False):
-        db.create_tables(models, safe=False)
+    _create_tables(db, (OrderRowV1, FillRow, TradeRowV1, ErrorRow, SnapshotRow))
 
 
 def _v2_trade_indicators(db: peewee.Database, migrator: SchemaMigrator) -> None:
@@ -51,8 +62,7 @@ def _v2_trade_indicators(db: peewee.Database, migrator: SchemaMigrator) -> None:
 
 
 def _v3_requests(db: peewee.Database, _migrator: SchemaMigrator) -> None:
-    with db.bind_ctx((RequestRowV3,), bind_refs=False, bind_backrefs=False):
-        db.create_tables((RequestRowV3,), safe=False)
+    _create_tables(db, (RequestRowV3,))
 
 
 def _v4_slimmer_write_ahead(db: peewee.Database, _migrator: SchemaMigrator) -> None:
@@ -112,13 +122,37 @@ def current_version(db: peewee.Database) -> int:
     return int(row or 0)
 
 
-def _refuse_newer_schema(version: int) -> None:
+def refuse_newer_schema(version: int) -> None:
     """Raise `DatabaseSchemaError` when `version` (a database's `current_version`) is past `LATEST_VERSION`."""
     if version > LATEST_VERSION:
         raise DatabaseSchemaError(
             f"database schema version {version} is newer than this engine knows ({LATEST_VERSION}): "
             "run a newer engine, or point it at another database"
         )
+
+
+@contextlib.contextmanager
+def _migration_transaction(db: peewee.Database) -> Iterator[None]:
+    """A transaction that holds the migration lock on PostgreSQL.
+
+    Every write of a migration happens in one of these, the CREATE of `schema_version` included: two sessions
+    creating the same table at once collide in PostgreSQL's catalog (IntegrityError on pg_type) even with IF NOT
+    EXISTS, which failed the start of all but one engine on a fresh database. The transaction-level advisory lock
+    is released by the commit or rollback, so a failed migration cannot leave it held.
+
+    The session's time limits (`db._url`): the statement limit is lifted, since a migration's DDL may rewrite a
+    big table for minutes and cutting it would fail every start-up the same way. Waiting for the advisory lock is
+    unbounded too: its holder is another migration, which finishes (the lock goes with its session if that dies).
+    The migration's own table locks keep the session's limit: a DDL queued behind another session's lock would
+    hold up every reader queued behind it, so it gives up (transient: the engine retries) instead.
+    """
+    with db.atomic():
+        if isinstance(db, peewee.PostgresqlDatabase):
+            db.execute_sql("SET LOCAL statement_timeout = 0")
+            db.execute_sql("SET LOCAL lock_timeout = 0")
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
+            db.execute_sql("SET LOCAL lock_timeout TO DEFAULT")  # the session's own (its connection options')
+        yield
 
 
 def migrate(db: peewee.Database, *, target: int | None = None) -> int:
@@ -131,18 +165,16 @@ def migrate(db: peewee.Database, *, target: int | None = None) -> int:
     goal = LATEST_VERSION if target is None else target
     # Before anything is written (the CREATE of schema_version included): an older engine must not touch a
     # schema it does not know, since it cannot tell what the newer one requires of its writes.
-    _refuse_newer_schema(current_version(db))
-    with db.bind_ctx((SchemaVersionRow,), bind_refs=False, bind_backrefs=False):
-        db.create_tables((SchemaVersionRow,), safe=True)
+    refuse_newer_schema(current_version(db))
+    with _migration_transaction(db):
+        _create_tables(db, (SchemaVersionRow,), safe=True)
     migrator = SchemaMigrator.from_database(db)
     for migration in MIGRATIONS:
         if migration.version > goal:
             break
-        with db.atomic():
-            if isinstance(db, peewee.PostgresqlDatabase):
-                db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
+        with _migration_transaction(db):
             found = current_version(db)
-            _refuse_newer_schema(found)  # a newer engine may have migrated since the check above
+            refuse_newer_schema(found)  # a newer engine may have migrated since the check above
             if found >= migration.version:
                 continue
             migration.apply(db, migrator)
@@ -151,5 +183,5 @@ def migrate(db: peewee.Database, *, target: int | None = None) -> int:
             ).execute(db)
         logger.info("schema migration applied version={} description={}", migration.version, migration.description)
     version = current_version(db)
-    _refuse_newer_schema(version)
+    refuse_newer_schema(version)
     return version

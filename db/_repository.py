@@ -1,12 +1,13 @@
 """Queries returning domain types. Every function takes the database explicitly.
 
 On SQLite decimals are TEXT, so numeric filters use `dec_cmp` (exact, registered by `BatchWriter` /
-`register_sqlite_functions`) guarded by a widened `CAST(... AS REAL)` range that the expression index
-serves; on PostgreSQL NUMERIC compares exactly and natively.
+`register_sqlite_functions`) guarded by a `CAST(... AS REAL)` range, widened past SQLite's rounding, that the
+expression index serves; on PostgreSQL NUMERIC compares exactly and natively.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -148,15 +149,40 @@ def _decimal_range(
         return conds
     register_sqlite_functions(db)
     as_real = peewee.Cast(column, "REAL")
-    # float-ok: float() rounds monotonically, so the widened REAL range never drops a matching row and lets
-    # SQLite use the expression index; dec_cmp then decides exactly.
+    # The REAL range only lets SQLite use the expression index; dec_cmp then decides exactly. It must hold every
+    # matching row, so its bounds are widened (see _real_below).
     if low is not None:
-        conds.append(as_real >= float(low))  # float-ok: index pre-filter only, exact check follows
+        conds.append(as_real >= _real_below(low))
         conds.append(peewee.fn.dec_cmp(column, decimal_to_text(low)) >= 0)
     if high is not None:
-        conds.append(as_real <= float(high))  # float-ok: index pre-filter only, exact check follows
+        conds.append(as_real <= _real_above(high))
         conds.append(peewee.fn.dec_cmp(column, decimal_to_text(high)) < 0)
     return conds
+
+
+# SQLite's text-to-REAL conversion (CAST, and so the expression index) is not correctly rounded: it can land an
+# ulp away from the float Python's float() picks, either way (more on a build without long double). A stored
+# value equal to the bound then fell just outside `CAST(x AS REAL) >= float(bound)` and was dropped before dec_cmp
+# saw it. Each bound is widened outward by a relative 2**-40 (thousands of ulps, still far below any difference
+# an indicator cares about, so the index range barely grows) and two ulps more, which also covers zero and the
+# subnormals, where a relative margin vanishes. float(+-huge) is +-inf, which nextafter turns finite.
+_REAL_SLACK = 2.0**-40  # float-ok: a margin for the index pre-filter, not a value
+
+
+def _real_below(bound: Decimal) -> float:
+    """A float at or below SQLite's REAL for every decimal >= `bound`."""
+    x = float(bound)  # float-ok: index pre-filter only, widened, exact check follows
+    if math.isfinite(x):
+        x -= abs(x) * _REAL_SLACK
+    return math.nextafter(math.nextafter(x, -math.inf), -math.inf)
+
+
+def _real_above(bound: Decimal) -> float:
+    """A float at or above SQLite's REAL for every decimal < `bound`."""
+    x = float(bound)  # float-ok: index pre-filter only, widened, exact check follows
+    if math.isfinite(x):
+        x += abs(x) * _REAL_SLACK
+    return math.nextafter(math.nextafter(x, math.inf), math.inf)
 
 
 def find_trades(

@@ -43,6 +43,21 @@ SQLITE_PRAGMAS: dict[str, object] = {
     "busy_timeout": 5000,
 }
 
+# Server-side limits on every PostgreSQL session, so nothing the server waits on can hold the persistence thread
+# (and every write-ahead gate behind it) indefinitely while health still says ok. A lock another session holds
+# (a stuck tool, a manual DDL, an idle-in-transaction client) fails the statement after LOCK_TIMEOUT_MS, and any
+# statement is cut after STATEMENT_TIMEOUT_MS: both raise an OperationalError (LockNotAvailable, QueryCanceled),
+# which is transient, so persistence spools, reports degraded and retries. Far above what normal work needs: a
+# commit of a full batch (500 rows) takes milliseconds and takes only row locks, which the engine's single writer
+# never contends; a read goes through an index. Migrations lift the statement limit for their own transactions
+# (`db._migrations`): a DDL over a big table may legitimately run for minutes.
+LOCK_TIMEOUT_MS = 5_000
+STATEMENT_TIMEOUT_MS = 30_000
+# A write on a connection whose server vanished mid-statement is noticed after this long (the kernel's
+# retransmissions would take about 15 minutes); keepalives cover only an idle connection. The same 20 s as the
+# keepalives below give an idle one (10 s idle + 2 probes 5 s apart): on Linux it also bounds their probing.
+TCP_USER_TIMEOUT_MS = 20_000
+
 _AUTH_PATTERNS = ("password authentication failed", "authentication failed", "no password supplied")
 _MISSING_PATTERNS = ("does not exist",)
 
@@ -208,8 +223,19 @@ def parse_url(url: str) -> DatabaseUrl:
     )
 
 
-def make_database(url: str | DatabaseUrl, *, connect_timeout: int = 5) -> peewee.Database:
-    """Build an unconnected peewee database for `url` (see `connect` for the opened form)."""
+def make_database(
+    url: str | DatabaseUrl,
+    *,
+    connect_timeout: int = 5,
+    lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+    statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
+) -> peewee.Database:
+    """Build an unconnected peewee database for `url` (see `connect` for the opened form).
+
+    A PostgreSQL session waits at most `lock_timeout_ms` for a lock and runs a statement at most
+    `statement_timeout_ms` (0: no limit); an ``options`` parameter of the URL is applied after these, so its own
+    ``-c lock_timeout=...`` wins. SQLite waits for its file lock `busy_timeout` instead (`SQLITE_PRAGMAS`).
+    """
     spec = parse_url(url) if isinstance(url, str) else url
     if spec.backend == "sqlite":
         if spec.path != ":memory:":
@@ -228,10 +254,14 @@ def make_database(url: str | DatabaseUrl, *, connect_timeout: int = 5) -> peewee
         "keepalives_idle": 10,
         "keepalives_interval": 5,
         "keepalives_count": 2,
+        "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
     }
     if spec.password:
         params["password"] = spec.password
     params.update(dict(spec.params))
+    # The server applies `-c` settings in order: the URL's options come last so an operator can override ours.
+    limits = f"-c lock_timeout={lock_timeout_ms} -c statement_timeout={statement_timeout_ms}"
+    params["options"] = f"{limits} {params['options']}" if params.get("options") else limits
     return peewee.PostgresqlDatabase(spec.dbname, field_types=_PG_TYPES, **params)
 
 
@@ -257,8 +287,17 @@ def open_connection(db: peewee.Database, spec: DatabaseUrl) -> None:
         raise DatabaseUnavailableError(f"cannot reach database {spec.masked()}: {message}") from None
 
 
-def connect(url: str, *, apply_migrations: bool = True, connect_timeout: int = 5) -> peewee.Database:
+def connect(
+    url: str,
+    *,
+    apply_migrations: bool = True,
+    connect_timeout: int = 5,
+    lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+    statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
+) -> peewee.Database:
     """Open the database at `url` in the calling thread and bring its schema up to date.
+
+    The time limits are `make_database`'s.
 
     Raises:
         DatabaseUrlError, DatabaseAuthError, DatabaseUnavailableError: with the password masked.
@@ -266,7 +305,12 @@ def connect(url: str, *, apply_migrations: bool = True, connect_timeout: int = 5
             closed.
     """
     spec = parse_url(url)
-    db = make_database(spec, connect_timeout=connect_timeout)
+    db = make_database(
+        spec,
+        connect_timeout=connect_timeout,
+        lock_timeout_ms=lock_timeout_ms,
+        statement_timeout_ms=statement_timeout_ms,
+    )
     open_connection(db, spec)
     if apply_migrations:
         from db._migrations import migrate

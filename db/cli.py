@@ -2,7 +2,8 @@
 
 The lead's CLI resolves `args.database_url` from the configuration and calls `run_orders(args)` /
 `run_trades(args)`. Light on purpose: no ccxt, no actors; a short-lived connection of its own (a separate
-process from the engine, so the engine's persistence actor still owns its connection).
+process from the engine, so the engine's persistence actor still owns its connection). Read-only: it neither
+creates nor migrates a database, and refuses one whose schema version is not this code's.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import orjson
+import peewee
 
-from db._errors import StorageError
+from db._errors import DatabaseSchemaError, StorageError
+from db._migrations import LATEST_VERSION, current_version, refuse_newer_schema
 from db._repository import find_orders, find_trades
-from db._url import connect
+from db._url import connect, parse_url
 from engine.domain import OrderStatus, TradeStatus
 
 T = TypeVar("T")
@@ -91,16 +95,48 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]], out: 
 
 
 def _read(args: argparse.Namespace, query: Callable[..., list[T]], **filters: Any) -> list[T] | None:
-    """Run one repository query on a short-lived connection; None (and a message) if the database fails."""
+    """Run one repository query on a short-lived connection; None (and a message) if the database fails.
+
+    Reads only: never creates a SQLite file, never migrates. A mistyped path used to get a new empty database
+    ("0 order(s)"), and a newer CLI migrated the database an older engine was running on, which that engine then
+    could not write to. A schema other than the one this code knows is refused, since its queries assume it.
+    """
     try:
-        db = connect(args.database_url)
+        spec = parse_url(args.database_url)
+        if spec.backend == "sqlite" and not Path(spec.path).is_file():
+            raise StorageError(
+                f"no SQLite database file at {spec.path} ({spec.masked()}): check database.url (the engine creates "
+                "the file when it first starts)"
+            )
+        db = connect(args.database_url, apply_migrations=False)
         try:
+            _require_known_schema(db, spec.masked())
             return query(db, **filters)
         finally:
             db.close()
     except StorageError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return None
+
+
+def _require_known_schema(db: peewee.Database, where: str) -> None:
+    """Raise `StorageError` unless `db`'s schema is at `LATEST_VERSION`."""
+    version = current_version(db)
+    try:
+        refuse_newer_schema(version)
+    except DatabaseSchemaError as exc:
+        raise DatabaseSchemaError(f"{where}: {exc}") from None
+    if version == 0:
+        raise StorageError(
+            f"{where}: the database holds no engine schema: check database.url, or start the engine (run.py daemon) "
+            "on it once to create the schema"
+        )
+    if version < LATEST_VERSION:
+        raise StorageError(
+            f"{where}: database schema version {version} is older than this command's ({LATEST_VERSION}) and it "
+            "only reads, it does not migrate: start the engine (run.py daemon) of this version once to migrate "
+            "it, or read it with the version of the engine that wrote it"
+        )
 
 
 def _json_lines(items: list[Any], out: TextIO) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import io
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import orjson
 import pytest
 
-from db import LATEST_VERSION, BatchWriter, connect
+from db import LATEST_VERSION, BatchWriter, connect, current_version, migrate
 from db.cli import add_orders_arguments, add_trades_arguments, parse_since, run_orders, run_trades
 from engine.domain import OrderStatus, TradeStatus
 from tests.db import _records as rec
@@ -123,3 +125,55 @@ def test_a_database_newer_than_this_engine_is_a_clear_error(
         f"error: {sqlite_url}: database schema version {LATEST_VERSION + 1} is newer than this engine knows "
         f"({LATEST_VERSION}): run a newer engine, or point it at another database\n"
     )
+
+
+def test_a_missing_sqlite_file_is_an_error_and_is_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A mistyped path used to create an empty database there and print "0 order(s)".
+    path = tmp_path / "typo" / "bexec.sqlite"
+    url = f"sqlite:///{path}"
+    assert run_orders(_args(add_orders_arguments, url), io.StringIO()) == 2
+    assert run_trades(_args(add_trades_arguments, url), io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert err.count(f"error: no SQLite database file at {path}") == 2
+    assert "check database.url" in err
+    assert not path.parent.exists()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def fresh_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    return sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("pg_fresh_url"))
+
+
+def test_an_older_schema_is_refused_and_not_migrated(fresh_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Reading must not migrate: an older engine may be running on this database, and could not write to the
+    # schema a newer CLI would leave it.
+    db = connect(fresh_url, apply_migrations=False)
+    migrate(db, target=LATEST_VERSION - 1)
+    db.close()
+    out = io.StringIO()
+    assert run_orders(_args(add_orders_arguments, fresh_url), out) == 2
+    assert out.getvalue() == ""
+    err = capsys.readouterr().err
+    assert f"database schema version {LATEST_VERSION - 1} is older than this command's ({LATEST_VERSION})" in err
+    assert "start the engine" in err
+    db = connect(fresh_url, apply_migrations=False)
+    try:
+        assert current_version(db) == LATEST_VERSION - 1
+    finally:
+        db.close()
+
+
+def test_a_database_without_the_schema_is_refused_and_left_empty(
+    fresh_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if fresh_url.startswith("sqlite"):
+        sqlite3.connect(fresh_url.removeprefix("sqlite:///")).close()  # an existing, empty file
+    assert run_trades(_args(add_trades_arguments, fresh_url), io.StringIO()) == 2
+    assert "holds no engine schema" in capsys.readouterr().err
+    db = connect(fresh_url, apply_migrations=False)
+    try:
+        assert db.get_tables() == []
+    finally:
+        db.close()
