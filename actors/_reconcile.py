@@ -257,7 +257,8 @@ class ReconcileMixin:
         """`pair`'s actor is not coming back: its book becomes tracking-only (records, events and alerts, and
         read-only lookups; no order is sent), with the reports held for it applied first."""
         book = self._outside[pair] = self._books[pair]
-        book.tracking_only = True  # from now on it never creates nor cancels an order
+        book.tracking_only = True  # from now on it never creates an order; its limits end at their deadline
+        book.cancels_allowed = True
         proxy = self._self
         # First what its dead actor left (older than the reports held here since), then the held reports;
         # the answers to its requests still in flight follow as messages (`on_tracked_tell`).
@@ -325,8 +326,8 @@ class ReconcileMixin:
 
     def _carry_out(self, book: PairBook, commands: list[Command]) -> None:
         # A tracking-only book never trades: records, events, alerts, database lookups (a report for an order
-        # that left memory), read-only exchange lookups and (for a whitelisted pair) its timers are carried out;
-        # creates, cancels and callers' answers are not.
+        # that left memory), read-only exchange lookups and (for a whitelisted pair) its timers and the cancels
+        # its limits' deadlines call for are carried out; creates, other cancels and callers' answers are not.
         assert self._store is not None and self._bus is not None
         records = [c.item for c in commands if isinstance(c, Persist)]
         if records:
@@ -342,17 +343,18 @@ class ReconcileMixin:
                 # The answer comes back to the root (`on_tracked_result`), never to the dead pair actor.
                 self.gateway.submit(replace(command.request, reply_to=self._tracked_reply(book.pair), gate=None))
             elif isinstance(command, Schedule | Unschedule):
-                self._tracked_timer(book.pair, command)
+                self._tracked_timer(book, command)
             elif not isinstance(command, Persist):
                 logger.bind(pair=book.pair).debug("tracking only: {} not carried out", type(command).__name__)
 
-    def _tracked_timer(self, pair: Pair, command: Schedule | Unschedule) -> None:
+    def _tracked_timer(self, book: PairBook, command: Schedule | Unschedule) -> None:
         # A tracking-only book keeps its order timers, run by the root: a re-fetch of missing fills, a status
         # re-check, an unknown outcome's next lookup. The book sends nothing but lookups (`tracking_only`)
         # and `_may_look_up` filters again. Same lock and handles as the root's cadences: none fires after
         # `shutdown` stopped the timers.
-        if command.key.startswith(PLAN_TIMER_PREFIX):
-            return  # a plan's deadline only leads to a cancel or a fallback, which a tracking-only book never sends
+        pair = book.pair
+        if command.key.startswith(PLAN_TIMER_PREFIX) and not book.cancels_allowed:
+            return  # a plan's deadline leads to a cancel (a halted pair's only) or a fallback (never sent)
         name = f"tracked:{pair}:{command.key}"
         proxy = self._self
         with self._timer_lock:
@@ -374,9 +376,13 @@ class ReconcileMixin:
             self._track(book, f"timer {key}", partial(book.on_timer, key, self._clock.now_ms()))
 
     def _may_look_up(self, book: PairBook, command: Send) -> bool:
-        # Lookups only, and nothing after the shutdown drain: of a halted whitelisted pair, any; outside the
-        # whitelist, of the engine's own restored orders only (not another instance's, nor external ones).
-        if command.request.op not in _READ_ONLY or self._stopping:
+        # Lookups (and a halted pair's cancels), nothing after the shutdown drain: of a halted whitelisted pair,
+        # any; outside the whitelist, of the engine's own restored orders only (not another's, nor external ones).
+        if self._stopping:
+            return False
+        if command.request.op is Op.CANCEL_ORDER and book.cancels_allowed:
+            return True  # a halted pair's limit at its deadline (`_track_only`); never a create
+        if command.request.op not in _READ_ONLY:
             return False
         return book.pair in self._books or command.request.key in self._outside_own.get(book.pair, frozenset())
 

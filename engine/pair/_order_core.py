@@ -59,6 +59,9 @@ class OrderCore(ABC):
         creates or cancels one."""
         self.tracking_reason = "the pair is halted past its restart budget"
         """Why the book is tracking only, in the words a refused fallback or re-send is closed with."""
+        self.cancels_allowed = False
+        """A tracking-only book that may still cancel (a halted whitelisted pair: a cancel is not a new order, and
+        a limit left resting past its deadline could fill days later). Its fallbacks are still refused."""
 
     # ---- hooks: what the request level hears ---------------------------------------------------------
     @abstractmethod
@@ -154,7 +157,7 @@ class OrderCore(ABC):
 
     def _cancel_leg(self, leg: Leg, why: str, now_ms: int) -> None:
         """Cancel `leg` now, or at its ack if the exchange has not confirmed it yet."""
-        if self.tracking_only:
+        if self.tracking_only and not self.cancels_allowed:
             # The order stays as it is at the exchange, tracked (as `on_shutdown = keep` leaves orders open).
             logger.bind(pair=self.pair, client_order_id=leg.cid).warning(
                 "not canceled ({}): the pair is tracked only", why

@@ -1,6 +1,6 @@
 """A tracking-only book (a pair halted past the restart budget, or outside the whitelist, run by the root) never
 trades: of what it asks for, the root carries out records, events, alerts, timers and read-only lookups, and never
-a create or a cancel. And
+a create; a cancel only for a halted pair (its limits end at their deadline). And
 the root's plain settings: where the restart budget and its window come from.
 
 The root's reconciliation mixin as a plain object over fakes at its seams (gateway, persistence, bus, its own
@@ -98,7 +98,7 @@ def _order() -> Order:
 @pytest.mark.parametrize("op", list(Op))
 def test_only_lookups_are_sent_and_their_answers_come_back_to_the_root(op: Op) -> None:
     root = _Root()
-    book: Any = SimpleNamespace(pair=BTC)
+    book: Any = SimpleNamespace(pair=BTC, cancels_allowed=False)
     root._carry_out(book, [Send(_request(op))])
     if op in (Op.FETCH_ORDER, Op.MY_TRADES, Op.OPEN_ORDERS):
         [sent] = root.calls.sent
@@ -112,7 +112,7 @@ def test_only_lookups_are_sent_and_their_answers_come_back_to_the_root(op: Op) -
 
 def test_a_write_ahead_and_a_cancel_are_not_carried_out_records_and_timers_are() -> None:
     root = _Root()
-    book: Any = SimpleNamespace(pair=BTC)
+    book: Any = SimpleNamespace(pair=BTC, cancels_allowed=False)
     record = _order()
     commands: list[Command] = [
         Persist(record),
@@ -132,7 +132,7 @@ def test_a_write_ahead_and_a_cancel_are_not_carried_out_records_and_timers_are()
 
 def test_an_unscheduled_timer_of_a_tracking_only_book_never_fires() -> None:
     root = _Root()
-    book: Any = SimpleNamespace(pair=BTC)
+    book: Any = SimpleNamespace(pair=BTC, cancels_allowed=False)
     root._carry_out(book, [Schedule("status:c-1", root._clock.now_ms() + 1_000), Unschedule("status:c-1")])
     root._ticker.advance(5_000)
     assert root.calls.told == [] and root._timers == {}
@@ -140,14 +140,14 @@ def test_an_unscheduled_timer_of_a_tracking_only_book_never_fires() -> None:
 
 def test_no_timer_is_armed_after_the_timers_stopped() -> None:
     stopped = _Root(stopping=True)
-    stopped._carry_out(SimpleNamespace(pair=BTC), [Schedule("fills:c-1", 10)])  # type: ignore[arg-type]
+    stopped._carry_out(SimpleNamespace(pair=BTC, cancels_allowed=False), [Schedule("fills:c-1", 10)])  # type: ignore[arg-type]
     stopped._ticker.advance(100)
     assert stopped.calls.told == [] and stopped._timers == {}
 
 
 def test_nothing_is_sent_after_the_shutdown_drain() -> None:
     root = _Root(stopping=True)
-    book: Any = SimpleNamespace(pair=BTC)
+    book: Any = SimpleNamespace(pair=BTC, cancels_allowed=False)
     root._carry_out(book, [Send(_request(Op.FETCH_ORDER)), Send(_request(Op.MY_TRADES))])
     assert root.calls.sent == []
 
@@ -157,7 +157,7 @@ def test_the_book_of_a_pair_outside_the_whitelist_looks_up_its_own_orders_only_a
     # any other order there (external, another instance's) is not looked up.
     root = _Root()
     root._outside_own[DOGE] = frozenset({"c-1"})
-    book: Any = SimpleNamespace(pair=DOGE)
+    book: Any = SimpleNamespace(pair=DOGE, cancels_allowed=False)
     other = GatewayRequest(Op.FETCH_ORDER, {"symbol": "DOGEUSDT", "origClientOrderId": "c-9"}, key="c-9", pair=DOGE)
     lookups = [Send(_request(Op.FETCH_ORDER)), Send(_request(Op.MY_TRADES))]
     root._carry_out(book, [*lookups, Send(other), Send(_request(Op.CANCEL_ORDER)), Schedule("fills:c-1", 10)])
@@ -222,6 +222,20 @@ def test_a_round_deferred_by_a_backlog_goes_again_on_the_next_tight_tick() -> No
 def test_a_plans_deadline_is_not_armed_for_a_tracking_only_book() -> None:
     # It would only lead to a cancel or a fallback, which the book never sends: no timer churn on the root.
     root = _Root()
-    root._carry_out(SimpleNamespace(pair=BTC), [Schedule("plan:r-1", root._clock.now_ms() + 10)])  # type: ignore[arg-type]
+    book: Any = SimpleNamespace(pair=BTC, cancels_allowed=False)
+    root._carry_out(book, [Schedule("plan:r-1", root._clock.now_ms() + 10)])
     root._ticker.advance(100)
     assert root.calls.told == [] and root._timers == {}
+
+
+def test_a_halted_pairs_book_arms_its_plans_deadline_and_sends_its_cancel_but_never_a_create() -> None:
+    root = _Root()
+    book: Any = SimpleNamespace(pair=BTC, cancels_allowed=True)  # `_track_only` sets it for a halted pair
+    root._carry_out(book, [Schedule("plan:r-1", root._clock.now_ms() + 10)])
+    root._ticker.advance(10)
+    assert root.calls.told == [("on_tracked_timer", (BTC, "plan:r-1"))]
+    root._carry_out(book, [Send(_request(Op.CANCEL_ORDER)), WriteAhead(_order(), _request(Op.CREATE_ORDER))])
+    assert [r.op for r in root.calls.sent] == [Op.CANCEL_ORDER]
+    stopping = _Root(stopping=True)
+    stopping._carry_out(book, [Send(_request(Op.CANCEL_ORDER))])
+    assert stopping.calls.sent == []  # nothing leaves after the shutdown drain

@@ -2,7 +2,8 @@
 
 It still applies what the exchange says and looks orders up, but what its plans would send — a fallback, a
 re-sent create, a cancel — is not: a fallback or re-send is closed as refused (the request ends with what was
-filled, the remainder reported), a cancel is skipped (the order stays as it is, tracked). Pure: the harness
+filled, the remainder reported), a cancel is skipped (the order stays as it is, tracked) unless the book may still
+cancel (a halted whitelisted pair's limit at its deadline). Pure: the harness
 carries out the book's commands the way an actor does.
 """
 
@@ -72,3 +73,33 @@ def test_a_limit_timeout_sends_no_cancel_and_the_order_stays_tracked() -> None:
     [leg] = h.book.open_legs()
     assert leg.state.status is OrderStatus.OPEN
     assert [o.client_order_id for o in h.book.reconcilable(tracking_only=True)] == [leg.cid]
+
+
+def test_a_halted_pairs_limit_is_canceled_at_its_deadline_and_gets_no_fallback() -> None:
+    # A halted whitelisted pair may cancel (not a new order): its limit must not rest past its deadline, to fill
+    # days later. Before, the plan's deadline was dropped and the limit rested until someone noticed.
+    h = Harness()
+    req = request(amount="0.01")
+    h.place(req)
+    h.answer(order_json(h.sent[-1], "NEW"))
+    h.book.tracking_only = True
+    h.book.cancels_allowed = True
+    creates = [r.op for r in h.sent].count(Op.CREATE_ORDER)
+    h.fire(f"plan:{req.request_id}")
+    cancel = h.sent[-1]
+    assert cancel.op is Op.CANCEL_ORDER
+    h.answer(order_json(cancel, "CANCELED", "0.004", [("60000", "0.004")], cancel=True))
+    assert [r.op for r in h.sent].count(Op.CREATE_ORDER) == creates  # the fallback is still refused
+    [trade] = h.trades()
+    assert (trade.status, trade.filled, trade.remainder) == (TradeStatus.PARTIAL, Decimal("0.004"), Decimal("0.006"))
+    assert h.book.open_legs() == []
+
+
+def test_a_book_outside_the_whitelist_never_cancels() -> None:
+    h = Harness()
+    req = request(amount="0.01")
+    h.place(req)
+    h.answer(order_json(h.sent[-1], "NEW"))
+    h.book.tracking_only = True  # cancels_allowed stays False: another instance's or the operator's orders
+    h.fire(f"plan:{req.request_id}")
+    assert Op.CANCEL_ORDER not in [r.op for r in h.sent]
