@@ -33,6 +33,21 @@ if TYPE_CHECKING:
 __all__ = ["ApiState", "EventHub", "build_app", "health_status"]
 
 _PUBLIC_PATHS = frozenset({"/openapi.json"})
+_NONE: frozenset[str] = frozenset()
+_QUERY_PARAMS: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/openapi.json"): _NONE,
+    ("GET", "/health"): _NONE,
+    ("POST", "/orders"): _NONE,
+    ("GET", "/orders/{base}/{quote}/{client_order_id}"): _NONE,
+    ("GET", "/balances"): _NONE,
+    ("DELETE", "/orders/{base}/{quote}/{request_id}"): _NONE,
+    ("POST", "/pause"): _NONE,
+    ("POST", "/resume"): _NONE,
+    ("GET", "/events"): frozenset({"pair"}),
+    ("GET", "/metrics"): _NONE,
+}
+"""Query parameters of the endpoints that take few or none (`GET /orders` and `GET /trades` check theirs with
+their models, which forbid extra fields)."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -163,7 +178,19 @@ def build_app(state: ApiState) -> web.Application:
             logger.bind(path=request.path).exception("control API: unexpected error")
             return _error(500, "internal_error", "unexpected error; see the daemon's log")
 
-    app = web.Application(middlewares=[errors, auth], client_max_size=64 * 1024)
+    @web.middleware
+    async def known_query(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # A parameter an endpoint does not take is refused, as the filters' models refuse theirs: ignored, a
+        # `GET /balances?pair=BTC/USDT` would answer every balance as if it had been filtered.
+        resource = request.match_info.route.resource
+        allowed = _QUERY_PARAMS.get((request.method, resource.canonical if resource is not None else ""))
+        unknown = sorted(set(request.query) - allowed) if allowed is not None else []
+        if unknown:
+            fields = [{"field": name, "message": "unknown parameter"} for name in unknown]
+            return _error(422, "invalid_request", "; ".join(f"{n}: unknown parameter" for n in unknown), fields=fields)
+        return await handler(request)
+
+    app = web.Application(middlewares=[errors, auth, known_query], client_max_size=64 * 1024)
     handlers = _Handlers(state)
     app.router.add_get("/openapi.json", handlers.openapi)
     app.router.add_get("/health", handlers.health)

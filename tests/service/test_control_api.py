@@ -173,6 +173,12 @@ def test_token_file_is_reused_not_regenerated(daemon: DaemonProcess, tmp_path: P
         ("/trades?status=open-any", "status"),
         ("/trades?rsi_max=low", "rsi_max"),
         ("/trades?limit=1001", "limit"),
+        # Endpoints that take no filter refuse one rather than ignore it (all the balances, as if filtered).
+        ("/balances?pair=BTC/USDT", "pair"),
+        ("/health?verbose=1", "verbose"),
+        ("/metrics?format=json", "format"),
+        ("/orders/BTC/USDT/bx-none?fills=0", "fills"),
+        ("/events?pair=BTC/USDT&kind=fill", "kind"),
     ],
 )
 def test_bad_filters_are_422_naming_the_field(client: ApiClient, query: str, field: str) -> None:
