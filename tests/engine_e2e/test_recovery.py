@@ -258,16 +258,15 @@ def test_external_orders_are_recorded_announced_and_tracked(start: Any, sim: Sim
     engine.ticker.advance(60_000)  # the periodic reconciliation scans open orders
     [seen] = events.wait_for(EventKind.EXTERNAL)
     assert seen.client_order_id == "web_manual_1" and "external order" in seen.message
-    assert engine.place_order(PAIR, "buy", "0.01", LIMIT).result(20) is not None  # trading goes on
+    assert isinstance(engine.place_order(PAIR, "buy", "0.01", LIMIT).result(20), Accepted)  # trading goes on
     sim.control.cancel_external_order(None, "BTCUSDT", client_order_id="web_manual_1")
     engine.ticker.advance(60_000)  # the next round looks the tracked order up
-    for _ in range(50):
-        _flush(engine)
-        stored: dict[str, Order] = {o.client_order_id: o for o in _stored(db_url)[0]}
-        if stored.get("web_manual_1") and stored["web_manual_1"].status is OrderStatus.CANCELED:
-            break
-        with events._cond:
-            events._cond.wait(0.1)
+    root = engine._root.proxy()
+    root.pair_refs().get(timeout=10)  # barrier: the round's timer was handled (its lookups submitted)
+    assert root.gateway.get(timeout=10).idle(30)
+    engine.open_orders()  # barrier: the pair actor applied the lookups' answers before answering this
+    _flush(engine)
+    stored: dict[str, Order] = {o.client_order_id: o for o in _stored(db_url)[0]}
     external = stored["web_manual_1"]
     assert external.role is OrderRole.EXTERNAL and external.status is OrderStatus.CANCELED
     assert len(events.of(EventKind.EXTERNAL)) == 1  # announced once
