@@ -72,6 +72,11 @@ class ExchangeOrder:
         return [ExchangeStatus(how, self.cum, self.quote, OID)]
 
 
+_ENDS = {
+    ExchangeOrderStatus.FILLED: OrderStatus.FILLED,
+    ExchangeOrderStatus.CANCELED: OrderStatus.CANCELED,
+    ExchangeOrderStatus.EXPIRED: OrderStatus.EXPIRED,
+}
 TERMINAL_EXITS = {(OrderStatus.CANCELED, OrderStatus.FILLED), (OrderStatus.EXPIRED, OrderStatus.FILLED)}
 
 
@@ -153,8 +158,12 @@ class OrderMachine(RuleBasedStateMachine):
         if self.outbox or not self.delivered:
             return
         assert self.state.filled == self.exchange.cum
-        if self.exchange.final is ExchangeOrderStatus.FILLED:
-            assert self.state.status is OrderStatus.FILLED
+        final = self.exchange.final
+        if final is not None:
+            # Whatever the engine asked meanwhile (a cancel, a failed cancel), the exchange's end is the order's.
+            assert self.state.status is _ENDS[final], (self.state.status, final)
+        elif self.acked:
+            assert not self.state.status.is_terminal, self.state.status  # still working at the exchange
 
 
 TestOrderMachine = OrderMachine.TestCase
