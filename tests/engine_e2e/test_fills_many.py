@@ -8,6 +8,7 @@ Binance's default myTrades page, so a reconciliation of any of these orders woul
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loguru import logger
 
 from engine.api import Accepted, EventKind
 from engine.domain import TradeStatus
@@ -36,7 +38,7 @@ SEED = 20
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    with Simulator(rich_sim_config(SEED)) as simulator:
+    with Simulator(rich_sim_config(SEED).model_copy(update={"record_requests": True})) as simulator:
         yield simulator
 
 
@@ -66,7 +68,13 @@ def _burst(sim: Simulator, orders: list[tuple[str, int, Decimal]], rounds: int) 
 def _run(sim: Simulator, tmp_path: Path, fills_per_order: int) -> None:
     print(f"simulator seed {SEED}; {fills_per_order} fills on each of {len(PAIRS20)} orders")
     total = fills_per_order * len(PAIRS20)
+    # The first subscription's reconciliation must be over before the orders go out: it would look them up.
+    reconciled = threading.Event()
+    sink = logger.add(lambda _m: reconciled.set(), level="INFO",
+                      filter=lambda r: r["message"].startswith("reconciliation (first subscription)"))  # fmt: skip
     with engine_on(sim, tmp_path, _config(), subscriptions=1) as (engine, events):
+        assert reconciled.wait(30), "the first subscription's reconciliation never ran"
+        logger.remove(sink)
         placed: dict[str, Any] = {}
         futures = {}
         for pair in PAIRS20:
@@ -84,6 +92,7 @@ def _run(sim: Simulator, tmp_path: Path, fills_per_order: int) -> None:
             (pair.replace("/", ""), int(order.exchange_order_id), step_of(pair.replace("/", "")))
             for pair, order in placed.items()
         ]
+        before = len(sim.control.requests())
         _burst(sim, orders, fills_per_order)
         events.wait(
             lambda r: r.count(EventKind.DONE) >= len(PAIRS20),
@@ -91,6 +100,11 @@ def _run(sim: Simulator, tmp_path: Path, fills_per_order: int) -> None:
             what=f"{len(PAIRS20)} DONE events after {total} fills",
         )
         fills = [e.fill for e in events.of(EventKind.FILL) if e.fill is not None]
+        # From the stream alone: a fill missed there would be fetched back by myTrades (or an order lookup)
+        # and still reach the ledger, so only the absence of those requests proves none was missed.
+        during = [(r["method"], r["path"]) for r in sim.control.requests()[before:]]
+        fetched = [r for r in during if r[1] in ("/api/v3/myTrades", "/api/v3/order") and r[0] == "GET"]
+        assert fetched == [], f"{len(fetched)} REST lookups during the burst: fills were missed on the stream"
         engine.stop()
     ledger = ledger_trades(sim)
     assert len(ledger) == total
