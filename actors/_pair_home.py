@@ -4,8 +4,9 @@
 of gateway results, and the messages a dead actor left in its inbox. `release_callers` (for the supervisor) and
 `_release_orphaned` (on the ticker, after `actors.pair.ORPHAN_GRACE_MS`) answer callers nobody else will;
 `redirect_tells` (for the supervisor, past the restart budget) sends what would have waited for an actor that
-never comes to the root's tracking-only book instead; `stored_view` asks persistence for an order that left
-the book's memory. `GatewayLike` and `StoreLike` are what the pair actor needs of the gateway and persistence.
+never comes to the root's tracking-only book instead; `start_failures` tells it of a book no actor can start;
+`stored_view` asks persistence for an order that left the book's memory, `replayed_outcome` for the answer to
+a replayed idempotency key. `GatewayLike` and `StoreLike` are what the pair actor needs of the gateway and persistence.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from loguru import logger
 from pykka.messages import ProxyCall
 
 from engine.api import PlaceOutcome, Refusal, RefusalReason
-from engine.domain import ClientOrderId, Order, Pair, RequestId
+from engine.domain import ClientOrderId, Order, OrderStatus, Pair, RequestId
 from engine.gateway import GatewayRequest, GatewayResult
-from engine.pair import PairBook
+from engine.pair import PairBook, replay_outcome
 
 __all__ = [
     "GatewayLike",
@@ -33,7 +34,9 @@ __all__ = [
     "_release_orphaned",
     "redirect_tells",
     "release_callers",
+    "replayed_outcome",
     "reply_address",
+    "start_failures",
     "stored_view",
 ]
 
@@ -81,6 +84,8 @@ class _Home:
         self._waiters: dict[RequestId, list[Waiter]] = {}
         self._generation = 0
         self._sink: Callable[[ProxyCall], None] | None = None
+        self.failed_starts = 0
+        """Actors in a row whose start failed on this book (0 once one starts): see `start_failures`."""
 
     @staticmethod
     def of(book: PairBook) -> _Home:
@@ -197,6 +202,39 @@ def stored_view(store: Any, cid: ClientOrderId, timeout_s: float) -> tuple[Order
     if order is None:
         return None, [], None
     return order, store.fills_of(cid).get(timeout=timeout_s), store.get_trade(order.request_id).get(timeout=timeout_s)
+
+
+def start_failures(book: PairBook) -> int:
+    """How many actors in a row failed to start on `book` (its `restate` or `resume` raised): for the supervisor,
+    which gives up on a book that cannot start even when its restarts are spread out past the budget's window."""
+    return _Home.of(book).failed_starts
+
+
+def replayed_outcome(
+    store: Any,
+    pair: Pair,
+    cid: ClientOrderId,
+    timeout_s: float,  # float-ok: seconds
+) -> PlaceOutcome | None:
+    """The answer to a replayed idempotency key whose primary order is `cid`, from the database (`store`:
+    persistence's proxy); None when no such order was stored (the key is new after all: a Bloom false positive).
+    A lookup that fails is a `conflict` to retry later: placing the request again could duplicate it."""
+    bound = logger.bind(pair=pair, client_order_id=cid)
+    try:
+        order = store.get_order(cid).get(timeout=timeout_s)
+    except Exception as exc:  # noqa: BLE001 - any failure: we cannot tell, so do not risk a duplicate
+        bound.error("idempotency lookup failed: {}", exc)
+        return Refusal(
+            RefusalReason.CONFLICT, f"cannot check the idempotency key now ({exc}); retry later", {"retry": "1"}
+        )
+    if order is None:
+        return None
+    if order.status is OrderStatus.REJECTED:
+        # its fallback may have executed the request: answer with that order, not "rejected"
+        children = store.children_of(cid).get(timeout=timeout_s)
+        order = next((c for c in children if c.status is not OrderStatus.REJECTED), order)
+    bound.info("idempotency key replayed; answering from the database")
+    return replay_outcome(order)
 
 
 def release_callers(book: PairBook, reason: str) -> int:

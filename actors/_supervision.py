@@ -4,12 +4,15 @@ orders, wait for the gateway queue). A mixin of `RootActor` (its messages run on
 root's `on_stop` then flushes and stops the children in reverse.
 
 The restart budget is a sliding window of engine time (OTP's intensity/period): at most `restart_budget`
-restarts within `restart_window_ms`, engine-wide; one crash more halts. Every restart is followed by a
-reconciliation round over the restarted pair: a tell that raced the crash is lost, what it carried is not.
+restarts within `restart_window_ms`, engine-wide; one crash more halts. A restarted actor whose start fails
+(its book cannot be restated) reports a crash like any other; `budget` failed starts in a row halt whatever the
+window. Every restart is followed by a reconciliation round over the restarted pair: a tell that raced the
+crash is lost, what it carried is not.
 
 A dead pair actor never takes the root with it: every root path reaches a pair through `_with_pair`, which
-skips a dead actor (crashed and not yet restarted, or past the budget). Execution reports the stream could not
-hand to a dead actor come here (`on_unrouted`) and are held until its restart, then delivered in order.
+skips a dead actor (crashed and not yet restarted, or past the budget); a restarted actor already dead when
+the root routes to it is left for its own crash report. Execution reports the stream could not hand to a dead
+actor come here (`on_unrouted`) and are held until its restart, then delivered in order.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, TypeVar
 import pykka
 from loguru import logger
 
+from actors._pair_home import start_failures
 from actors._state import HALT_RESTARTS, EngineState, RootSettings, Routing
 from actors._ticker import Ticker
 from actors.pair import PairActor, release_callers
@@ -76,6 +80,7 @@ class SupervisionMixin:
 
     # ---- pair actors --------------------------------------------------------------------------------
     def _start_pair(self, pair: Pair) -> None:
+        """Start an actor over `pair`'s book and route to it. Raises only if it could not be started at all."""
         assert self._store is not None and self.gateway is not None and self._bus is not None
         ref = PairActor.start(
             self._books[pair],
@@ -93,7 +98,15 @@ class SupervisionMixin:
         # routed by the stream can overtake them.
         for report in self._held.pop(pair, deque()):
             self._deliver_report(pair, report)
-        self._routing.routes = {**self._routing.routes, pair: ref.proxy()}
+        try:
+            proxy = ref.proxy()
+        except pykka.ActorDeadError:
+            # Its start failed already: its crash report is queued behind this message (`child_failed` again).
+            # Routing keeps the dead predecessor: reports still come here and are held (`_deliver_report` held
+            # those above again).
+            logger.bind(pair=pair).error("pair actor died as it started")
+            return
+        self._routing.routes = {**self._routing.routes, pair: proxy}
         if pair in self._held_overflow:
             # The reports past the bound are the exchange's: the round that follows every restart finds them.
             self._held_overflow.discard(pair)
@@ -142,27 +155,49 @@ class SupervisionMixin:
         Past the budget (or during shutdown) the pair is not restarted: its book becomes tracking-only, run
         by the root, so the reports held for it and those still to come are stored. Its dead actor stays in
         routing: callers reaching it meet a dead actor (the engine answers `halted`), not an unknown pair.
+        A book no actor can start (`start_failures`) is given up on after `budget` failed starts in a row, even
+        when its restarts are spread out past the window: a restart of it would fail the same way.
         """
         if self._stopping:
             logger.bind(pair=pair).warning("pair actor died during shutdown; its reports are tracked only")
-            self._track_only(pair)
-            release_callers(self._books[pair], "the pair actor died during shutdown")
+            self._give_up(pair, "the pair actor died during shutdown")
             return
         budget, window_ms = self._s.restart_limits()
-        if not self._restart_allowed(budget, window_ms):
+        failed_starts = start_failures(self._books[pair])
+        if failed_starts >= budget or not self._restart_allowed(budget, window_ms):
             ctx = self._state.halt(HALT_RESTARTS, "restart budget exhausted")
-            self._track_only(pair)
+            if failed_starts:
+                logger.bind(pair=pair).error("pair actor failed to start {} time(s) in a row", failed_starts)
             # Nobody will answer its callers now: they hear at once, not after the orphan grace period.
-            release_callers(self._books[pair], ctx.halt_reason)
+            self._give_up(pair, ctx.halt_reason)
             self._alerts("restart_budget", f"pair actor {pair} died; halted ({ctx.halt_reason})")
             return
         logger.bind(pair=pair).error("pair actor died; restarting ({}/{} within {} s)", len(self._recent_restarts),
                                      budget, window_ms / 1000)  # fmt: skip
-        self._start_pair(pair)
+        try:
+            self._start_pair(pair)
+        except Exception:  # noqa: BLE001 - no actor runs the book, and none will report a crash: give up on it
+            logger.bind(pair=pair).exception("the pair actor could not be restarted")
+            ctx = self._state.halt(HALT_RESTARTS, "a pair actor could not be restarted")
+            self._give_up(pair, ctx.halt_reason)
+            self._alerts("restart_budget", f"pair actor {pair} could not be restarted; halted ({ctx.halt_reason})")
+            return
         # A tell that raced the crash (the sender saw the actor alive, its message landed after `on_failure`
         # took the inbox) is dropped by pykka: a stream report, a gateway answer told to the dead proxy, a
         # price. What it carried is at the exchange: look this pair's orders up now, not at the next round.
-        self.reconcile_pair(pair, f"pair actor {pair} restarted")
+        try:
+            self.reconcile_pair(pair, f"pair actor {pair} restarted")
+        except Exception:  # noqa: BLE001 - the periodic round asks the same questions; the root must live on
+            logger.bind(pair=pair).exception("the reconciliation after the restart failed")
+
+    def _give_up(self, pair: Pair, reason: str) -> None:
+        """No actor will run `pair`'s book again: the root tracks it, and its callers are answered now."""
+        try:
+            self._track_only(pair)
+        except Exception:  # noqa: BLE001 - a book that fails even as tracking-only must not take the root with it
+            logger.bind(pair=pair).exception("the tracking-only book of {} failed to take over", pair)
+            self._alerts("orders_untracked", f"{pair}: its orders are no longer tracked ({reason})")
+        release_callers(self._books[pair], reason)
 
     def _restart_allowed(self, budget: int, window_ms: int) -> bool:
         """Count one restart now, unless `budget` restarts were made within the last `window_ms` (engine time).
@@ -235,5 +270,8 @@ class SupervisionMixin:
     def _stop_stream(self) -> None:
         # Stopped while the root still runs: the stream's last health report must find it alive.
         if self._stream_ref is not None and self._stream_ref.is_alive():
-            self._stream_ref.stop(timeout=_ASK_TIMEOUT_S)
+            try:
+                self._stream_ref.stop(timeout=_ASK_TIMEOUT_S)
+            except Exception:  # noqa: BLE001 - a stream that will not stop must not keep the rest running
+                logger.exception("stopping the stream actor failed; the other actors are stopped all the same")
         self._stream_ref = None

@@ -13,11 +13,13 @@ A crash loses only the message that caused it (its records are stored again: `Pa
 restarts a new actor over the same book; what the dead actor held outside the book lives in its `_Home`, kept on
 the book: callers' futures (answered by the new actor), the reply address of gateway results (it reaches
 whichever actor runs the book, parking results while none does), and the tells left in the dead actor's inbox
-(salvaged in `on_failure`, handed to the new actor in order). A tell that races the crash (sent while the actor
-looked alive, queued after `on_failure` took the inbox) is still dropped by pykka: a gateway result or report
-is recovered by the reconciliation after every restart; a caller's `place` in that window of microseconds is
-not answered (its caller's timeout is the only remedy). A pair past the restart budget answers its callers
-after `ORPHAN_GRACE_MS`; what was parked for it goes to the root's tracking-only book (`redirect_tells`).
+(salvaged in `on_failure`, handed to the new actor in order). A start that fails (the book's `restate` or
+`resume` raises) is a crash too, reported and counted the same way. A tell that races the crash (sent while the
+actor looked alive, queued after `on_failure` took the inbox) is still dropped by pykka: a gateway result or
+report is recovered by the reconciliation after every restart; a caller's `place` in that window of
+microseconds is not answered (its caller's timeout is the only remedy). A pair past the restart budget answers
+its callers after `ORPHAN_GRACE_MS`; what was parked for it goes to the root's tracking-only book
+(`redirect_tells`).
 """
 
 from __future__ import annotations
@@ -39,13 +41,14 @@ from actors._pair_home import (
     _release_orphaned,
     redirect_tells,
     release_callers,
+    replayed_outcome,
     reply_address,
     stored_view,
 )
 from actors._ticker import Ticker
 from engine.api import EngineEvent, EventKind, PlaceOutcome, Refusal, RefusalReason
 from engine.clock import Clock
-from engine.domain import ClientOrderId, Order, OrderRequest, OrderStatus, Pair, RequestId
+from engine.domain import ClientOrderId, Order, OrderRequest, Pair, RequestId
 from engine.gateway import GatewayRequest, GatewayResult
 from engine.pair import (
     Alert,
@@ -62,7 +65,6 @@ from engine.pair import (
     Unschedule,
     WriteAhead,
     order_of,
-    replay_outcome,
 )
 
 __all__ = [
@@ -127,11 +129,22 @@ class PairActor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         self._self = self.actor_ref.proxy()
-        if self._home.generation > 1:
-            # A restart: the crashed message's records died with it; what the book knows is stored again.
-            self._run(self._book.restate(self._clock.now_ms()))
-        # After a restart the book still holds its orders; re-arm the timers that died with the old actor.
-        self._run(self._book.resume(self._clock.now_ms()))
+        try:
+            if self._home.generation > 1:
+                # A restart: the crashed message's records died with it; what the book knows is stored again.
+                self._run(self._book.restate(self._clock.now_ms()))
+            # After a restart the book still holds its orders; re-arm the timers that died with the old actor.
+            self._run(self._book.resume(self._clock.now_ms()))
+        except Exception as exc:  # noqa: BLE001 - a failed start is a crash, reported as one
+            # pykka calls no `on_failure` when `on_start` raises: the supervisor would never hear of it (no
+            # restart, no budget spent, callers never answered). Stopped first, as pykka does before
+            # `on_failure`, so a tell from now on is parked for the next actor, not left in a dead inbox.
+            self._home.failed_starts += 1
+            pykka.ActorRegistry.unregister(self.actor_ref)
+            self.actor_stopped.set()
+            self.on_failure(type(exc), exc, exc.__traceback__)
+            return
+        self._home.failed_starts = 0
         logger.bind(pair=self._book.pair).debug("pair actor started")
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
@@ -180,24 +193,9 @@ class PairActor(pykka.ThreadingActor):
 
     def _replayed(self, request: OrderRequest, cid: ClientOrderId) -> bool:
         """Answer a replayed key from the database; False when it is new after all (a Bloom false positive)."""
-        bound = logger.bind(pair=self._book.pair, client_order_id=cid)
-        outcome: PlaceOutcome
-        try:
-            order = self._store.proxy.get_order(cid).get(timeout=_LOOKUP_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - any failure: we cannot tell, so do not risk a duplicate
-            bound.error("idempotency lookup failed: {}", exc)
-            outcome = Refusal(
-                RefusalReason.CONFLICT, f"cannot check the idempotency key now ({exc}); retry later", {"retry": "1"}
-            )
-        else:
-            if order is None:
-                return False
-            if order.status is OrderStatus.REJECTED:
-                # its fallback may have executed the request: answer with that order, not "rejected"
-                children = self._store.proxy.children_of(cid).get(timeout=_LOOKUP_TIMEOUT_S)
-                order = next((c for c in children if c.status is not OrderStatus.REJECTED), order)
-            bound.info("idempotency key replayed; answering from the database")
-            outcome = replay_outcome(order)
+        outcome = replayed_outcome(self._store.proxy, self._book.pair, cid, _LOOKUP_TIMEOUT_S)
+        if outcome is None:
+            return False
         self._home.resolve(request.request_id, outcome)
         return True
 
@@ -318,9 +316,10 @@ class PairActor(pykka.ThreadingActor):
             logger.bind(pair=self._book.pair, client_order_id=cid).error(
                 "stored order lookup {} failed: {}", attempt, exc
             )
-            proxy = self._self
+            # Through the home: this actor may have been replaced (or be dead) when the retry is due.
+            home, retry = self._home, ProxyCall(attr_path=("retry_lookup",), args=(command, attempt + 1), kwargs={})
             if attempt < _LOOKUP_ATTEMPTS:
-                self._ticker.call_later(_LOOKUP_RETRY_MS, lambda _now: proxy.retry_lookup.defer(command, attempt + 1))
+                self._ticker.call_later(_LOOKUP_RETRY_MS, lambda _now: home.tell(retry))
             else:
                 self._alerts("fills_missing", f"{self._book.pair} {cid}: a report for it was dropped ({exc})")
             return

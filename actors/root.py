@@ -347,17 +347,28 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         logger.info("engine stopped")
 
     def _stop_children(self) -> None:
-        """The children in reverse order of their start (any not started yet, or already dead, is skipped)."""
+        """The children in reverse order of their start (any not started yet, or already dead, is skipped).
+
+        A child that fails to stop (a `Timeout`: it is stuck in a message) is logged and left: the others are
+        still stopped, and persistence still flushes what it holds, then stops.
+        """
         self._stop_stream()
-        for ref in self._pairs.values():
-            ref.stop(timeout=_ASK_TIMEOUT_S)
+        for pair, ref in self._pairs.items():
+            _stop_guarded(f"pair actor {pair}", ref.stop)
         if self._gateway_ref is not None:
-            self._gateway_ref.stop(timeout=_ASK_TIMEOUT_S)
+            _stop_guarded("gateway", self._gateway_ref.stop)
         if self._store is not None:
             try:
                 self._store.flush().get(timeout=_ASK_TIMEOUT_S)
             except Exception as exc:  # noqa: BLE001 - reported; stopping continues (the spool has the rest)
                 logger.error("final flush failed: {}", exc)
-            self._store.stop(timeout=_ASK_TIMEOUT_S)
+            _stop_guarded("persistence actor", self._store.stop)
         if self._bus is not None:
-            self._bus.stop(timeout=_ASK_TIMEOUT_S)
+            _stop_guarded("event bus", self._bus.stop)
+
+
+def _stop_guarded(what: str, stop: Callable[..., object]) -> None:
+    try:
+        stop(timeout=_ASK_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 - one child that will not stop must not keep the others running
+        logger.exception("stopping the {} failed; the other actors are stopped all the same", what)

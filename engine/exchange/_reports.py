@@ -5,8 +5,9 @@ streams, without a subscription id for `serverShutdown`, and as request response
 which UBWA also delivers. `parse_user_data` accepts bytes or str and returns one report, or raises
 `BadFrame` — the only exception it raises, whatever the input — with a short, safe excerpt.
 
-Money fields are parsed from Binance's decimal strings into `Decimal`, never through float. The report types
-and `BadFrame` are in `_report_types`, re-exported here.
+Money fields are parsed from Binance's decimal strings into `Decimal`, never through float; none may be
+negative, and a TRADE's price and quantity must be positive (a fill the engine could not store is a bad frame,
+not a report). The report types and `BadFrame` are in `_report_types`, re-exported here.
 """
 
 from __future__ import annotations
@@ -110,6 +111,14 @@ def _execution_report(f: _Fields, subscription_id: int | None) -> ExecutionRepor
         raise f.bad(f"unknown enum value: {exc}") from None
     trade_id = f.int_("t")
     orig = f.opt_str("C")
+    last_qty, last_price = f.dec("l"), f.dec("L")
+    if execution_type is ExecutionType.TRADE:
+        # A trade has a price and a quantity; with either at zero its fill could not be stored, and the pair
+        # actor that applied it would fail on it at every restart. Reconciliation finds the order's real fills.
+        if last_price <= 0:
+            raise f.bad(f"field 'L' must be > 0 on a trade: {f.str_('L')[:30]!r}")
+        if last_qty <= 0:
+            raise f.bad(f"field 'l' must be > 0 on a trade: {f.str_('l')[:30]!r}")
     return ExecutionReport(
         event_time_ms=f.int_("E"),
         symbol=Symbol(f.str_("s")),
@@ -124,9 +133,9 @@ def _execution_report(f: _Fields, subscription_id: int | None) -> ExecutionRepor
         order_status=status,
         reject_reason=f.str_("r"),
         order_id=ExchangeOrderId(f.int_("i")),
-        last_qty=f.dec("l"),
+        last_qty=last_qty,
         cum_qty=f.dec("z"),
-        last_price=f.dec("L"),
+        last_price=last_price,
         commission=f.dec("n"),
         commission_asset=f.opt_str("N"),
         transaction_time_ms=f.int_("T"),
@@ -164,7 +173,8 @@ def _execution_report_fast(e: Mapping[str, Any], subscription_id: int | None) ->
     """The hot path for well-formed reports (every fill goes through here); None sends it to the checked path.
 
     Same result as `_execution_report` for valid input: strict types (a bool is not a number, a number is not
-    a decimal string), finite non-negative decimals; anything irregular falls back so the error is precise.
+    a decimal string), finite non-negative decimals, a positive price and quantity on a trade; anything irregular
+    falls back so the error is precise.
     """
     try:
         d = [e[k] for k in _DEC_KEYS]
@@ -186,6 +196,8 @@ def _execution_report_fast(e: Mapping[str, Any], subscription_id: int | None) ->
         return None
     if any(not v.is_finite() or v < 0 or abs(v.adjusted()) > 30 for v in (q, p, lq, z, lp, n, zq, yq)):
         return None
+    if xtype is ExecutionType.TRADE and (lp <= 0 or lq <= 0):
+        return None  # a trade without a price or a quantity: the checked path refuses it
     if any(v is not None and type(v) is not str for v in (orig, asset, expiry)):
         return None
     event_time, order_id, tx_time, trade_id, created = ints
