@@ -52,7 +52,9 @@ class Publisher:
 def _deliver(token: int, listener: EngineListener, event: EngineEvent) -> None:
     try:
         listener(event)
-    except Exception:  # noqa: BLE001 - a bad listener must not stop the others, the bus or a pair actor
+    except BaseException:  # noqa: BLE001 - a bad listener must not stop the others, the bus or a pair actor
+        # BaseException too: a SystemExit (or any non-Exception) escaping an actor makes pykka stop every actor
+        # in the process, the engine with it, silently. A listener cannot stop the engine this way.
         logger.bind(listener=token, pair=event.pair).exception("listener failed on {}", event.kind.value)
 
 

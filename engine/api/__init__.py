@@ -1,7 +1,7 @@
 """The public Engine API: what callers import."""
 
 from engine.api._engine import Engine, StartupChecksFailed
-from engine.api._requests import EngineStopped
+from engine.api._requests import EngineStopped, EngineTimeout
 from engine.api._types import (
     Accepted,
     EngineEvent,
@@ -18,6 +18,7 @@ __all__ = [
     "EngineEvent",
     "EngineListener",
     "EngineStopped",
+    "EngineTimeout",
     "EventKind",
     "PlaceOutcome",
     "Refusal",

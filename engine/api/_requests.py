@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from actors.root import EngineState, Routing
     from engine.clock import Clock
 
-__all__ = ["EngineRequests", "EngineStopped", "running"]
+__all__ = ["EngineRequests", "EngineStopped", "EngineTimeout", "running"]
 
 Number = Decimal | str | int
 _P = ParamSpec("_P")
@@ -56,6 +56,10 @@ class EngineStopped(RuntimeError):
     """The engine was stopped: it answers no more queries (a placement after the stop is refused instead)."""
 
 
+class EngineTimeout(TimeoutError):
+    """An actor the query asked did not answer in time (busy, or stuck); the engine still runs."""
+
+
 def running(what: str) -> Callable[[Callable[Concatenate[Any, _P], _T]], Callable[Concatenate[Any, _P], _T]]:
     """Decorate an `Engine` query: `EngineStopped` once the engine is stopped — also for a query that was
     already running when `stop()` stopped the actor it was asking (pykka's `ActorDeadError`, or the root's
@@ -72,6 +76,9 @@ def running(what: str) -> Callable[[Callable[Concatenate[Any, _P], _T]], Callabl
                 if self._stopped:
                     raise EngineStopped(f"the engine stopped while answering {what}") from None
                 raise
+            except pykka.Timeout as exc:
+                # pykka's is a plain Exception: as a TimeoutError callers (the control API's 504) can tell it.
+                raise EngineTimeout(f"no answer in time for {what}: {exc}") from None
 
         return call
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from engine.api import Engine, EngineStopped, Refusal, RefusalReason
+from engine.api import Engine, EngineStopped, EngineTimeout, Refusal, RefusalReason
 from engine.clock import ManualClock, SystemClock
 from engine.config import Config
 from sim import SimConfig, Simulator
@@ -96,3 +98,39 @@ def test_outside_a_stop_a_dead_actor_is_not_reported_as_a_stopped_engine(engine:
         engine.health()
     engine._stopped = True  # the actors are gone: the fixture's stop() has nothing left to ask
     engine.ticker.stop()
+
+
+def test_a_query_an_actor_does_not_answer_in_time_raises_a_timeout_error(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pykka's Timeout is a plain Exception: the control API answered it 500 internal_error, not 504.
+    import pykka
+
+    class _Stuck:
+        def get(self, timeout: float) -> object:  # float-ok: seconds
+            raise pykka.Timeout(f"{timeout} seconds")
+
+    root = SimpleNamespace(proxy=lambda: SimpleNamespace(health=_Stuck))
+    monkeypatch.setattr(engine, "_root", root)
+    try:
+        with pytest.raises(EngineTimeout, match="no answer in time for") as caught:
+            engine.health()
+    finally:
+        monkeypatch.undo()  # the engine's real root, for the fixture's stop
+    assert isinstance(caught.value, TimeoutError)
+
+
+def test_a_listener_raising_systemexit_stops_nothing(engine: Engine) -> None:
+    # pykka stops every actor in the process when a non-Exception escapes one: a listener could kill the engine.
+
+    def bad(_event: object) -> None:
+        raise SystemExit(3)
+
+    heard = threading.Event()
+    engine.subscribe(bad)
+    engine.subscribe(lambda event: heard.set() if event.kind.value == "accepted" else None)
+    accepted = engine.place_order(PAIR, "buy", "0.001", "59000").result(timeout=20)
+    assert not isinstance(accepted, Refusal), accepted
+    assert heard.wait(20), "the other listener never heard the accepted event"
+    assert engine.health()["halted"] is False  # the root (and its bus) still answer
+    engine.subscribe(lambda _event: None)()  # a bus ask: alive
