@@ -120,6 +120,12 @@ class EngineRequests:
         `halted`, `not_whitelisted`, `invalid_request`, `rejected`, …) — never None. The same
         `idempotency_key` twice on a pair returns the same order instead of creating another (keys are per pair:
         the same key on another pair is another request).
+
+        `price`: a limit's price; without one, a limit rests at the best bid or ask of the moment it starts
+        (`execution.limit_price_side`: `maker`, the own side of the book, or `taker`). With a market order a price
+        is a bound: the order goes out as an IOC limit at the slippage bound around it, and what the book does
+        not offer within it expires. A request with `time_in_force` IOC or FOK gets no fallback unless one is
+        given: it asked to trade at its price now or not at all.
         """
         future: concurrent.futures.Future[PlaceOutcome] = concurrent.futures.Future()
         if self._stopped:

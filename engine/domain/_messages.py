@@ -104,8 +104,6 @@ class OrderRequest(BaseModel):
             raise ValueError("request_id must not be empty")
         if not self.idempotency_key:
             raise ValueError("idempotency_key must not be empty")
-        if self.order_type in (OrderType.LIMIT, OrderType.LIMIT_MAKER) and self.price is None:
-            raise ValueError(f"a {self.order_type.value} order needs a price")
         if self.order_type is OrderType.LIMIT_MAKER and self.time_in_force is not TimeInForce.GTC:
             raise ValueError("a limit_maker order has no time in force other than GTC")
         return self

@@ -108,7 +108,6 @@ class ExecutionPlan:
         self.result: ExecutionResult | None = None
 
     # ---- construction -------------------------------------------------------------------------------------
-
     @classmethod
     def start(cls, request: OrderRequest, rules: SymbolRules, book: Book, now_ms: int,
               config: ExecutionConfig | None = None, *, volatile: bool = False,
@@ -157,16 +156,17 @@ class ExecutionPlan:
 
     @staticmethod
     def config_for(request: OrderRequest, config: ExecutionConfig | None) -> ExecutionConfig:
-        """The configuration with the request's own limit timeout and fallback kind, where it has them."""
+        """The configuration with the request's own limit timeout and fallback (an IOC or FOK limit: none)."""
         config = config or ExecutionConfig()
         if request.limit_timeout_s is not None:
             config = replace(config, limit_timeout_ms=int(request.limit_timeout_s * 1000))
         if request.fallback is not None:
             config = replace(config, fallback=request.fallback)
+        elif request.time_in_force in (TimeInForce.IOC, TimeInForce.FOK) and request.order_type is not OrderType.MARKET:
+            config = replace(config, fallback=FallbackKind.NONE)  # "at this price now or not at all": not at market
         return config
 
     # ---- queries ------------------------------------------------------------------------------------------
-
     @property
     def next_deadline_ms(self) -> int | None:
         """When the plan next wants a `Tick` (None when it waits only for exchange events)."""
@@ -188,7 +188,6 @@ class ExecutionPlan:
         return None
 
     # ---- events -------------------------------------------------------------------------------------------
-
     def handle(self, event: ExecutionEvent, now_ms: int) -> list[ExecutionCommand]:
         """Apply one event at `now_ms`; return the commands to carry out. Never raises."""
         if isinstance(event, PriceUpdate):
@@ -392,7 +391,6 @@ class ExecutionPlan:
         return self._place_remainder(kind=FallbackKind.IOC_LIMIT, role=OrderRole.FALLBACK)  # capped: a new order
 
     # ---- the end ------------------------------------------------------------------------------------------
-
     def _finish(self, reason: ResultReason, detail: str, *, dust: bool = False) -> list[ExecutionCommand]:
         self.phase = Phase.DONE
         self._timer = None

@@ -106,9 +106,7 @@ class OrderBody(BaseModel):
 
     @model_validator(mode="after")
     def _price_for_limit(self) -> Self:
-        if self.order_type != "market" and self.price is None:
-            # Raised as a field error so the 422 names `price`, not the whole body.
-            raise ValueError(f"price: a {self.order_type} order needs a price")
+        # A limit without a price rests at the best bid/ask (`execution.limit_price_side`) when it starts.
         if self.order_type == "market" and self.price is not None:
             raise ValueError("price: a market order takes no price")
         return self

@@ -53,6 +53,21 @@ def test_limit_times_out_and_falls_back_to_market(start: Any, sim: Simulator) ->
     assert orders[1]["type"] == "MARKET" and orders[1]["clientOrderId"].endswith("-f1")
 
 
+@pytest.mark.parametrize(("side", "price_side", "expected"), [("buy", "maker", "59990"), ("sell", "maker", "60010"),
+                                                               ("buy", "taker", "60010")])  # fmt: skip
+def test_a_limit_without_a_price_rests_at_the_best_bid_or_ask(
+    start: Any, sim: Simulator, side: str, price_side: str, expected: str
+) -> None:
+    # The "at the best bid/ask (configurable side) when no price is given": it was refused as invalid.
+    sim.control.set_quote("BTCUSDT", "59990", "60010")
+    engine, _ = start(_config(limit_price_side=price_side))
+    outcome = engine.place_order(PAIR, side, "0.01", idempotency_key=f"no-price-{side}-{price_side}").result(20)
+    assert isinstance(outcome, Accepted), outcome
+    assert outcome.order.price == Decimal(expected)
+    [order] = _sim_orders(sim)
+    assert (order["type"], Decimal(order["price"])) == ("LIMIT", Decimal(expected))
+
+
 def test_partial_fill_then_fallback_for_the_remainder(start: Any, sim: Simulator) -> None:
     engine, events = start()
     outcome = engine.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="e2e-2").result(timeout=20)

@@ -11,10 +11,8 @@ from engine.domain import (
     OrderRequest,
     OrderType,
     Pair,
-    Priority,
     RequestId,
     Side,
-    StrategyContext,
     TimeInForce,
 )
 from engine.execution import Book, SymbolRules
@@ -52,15 +50,8 @@ def request(
     key: str = "req-1",
     order_type: OrderType = OrderType.LIMIT,
     fallback: FallbackKind | None = None,
+    time_in_force: TimeInForce = TimeInForce.GTC,
 ) -> OrderRequest:
-    if price is None and order_type is not OrderType.MARKET:
-        # the domain model insists on a price for limit orders; the plan also handles a price-less limit
-        # (issue 5: "at the best bid/ask when no price is given"), so build one without that validation
-        return OrderRequest.model_construct(
-            request_id=RequestId(key), pair=Pair("BTC/USDT"), side=side, amount=Decimal(amount), price=None,
-            order_type=order_type, time_in_force=TimeInForce.GTC, priority=Priority.ENTRY, idempotency_key=key,
-            context=StrategyContext(), limit_timeout_s=None, fallback=fallback, created_at=CREATED,
-        )  # fmt: skip
     return OrderRequest(
         request_id=RequestId(key),
         pair=Pair("BTC/USDT"),
@@ -70,5 +61,6 @@ def request(
         order_type=order_type,
         idempotency_key=key,
         fallback=fallback,
+        time_in_force=time_in_force,
         created_at=CREATED,
     )

@@ -429,3 +429,17 @@ def test_a_market_fallback_that_never_existed_is_judged_again_on_the_book_of_now
                                                                            D("50500.00"))  # fmt: skip
         assert capped.client_order_id == client_order_id("req-1", pair="BTC/USDT", fallback=2)
         assert capped.slippage_capped
+
+
+@pytest.mark.parametrize("tif", [TimeInForce.IOC, TimeInForce.FOK])
+def test_an_ioc_or_fok_limit_gets_no_fallback_unless_it_asks_for_one(tif: TimeInForce) -> None:
+    # "At this price now, or not at all": the expired limit was followed by a market order past the caller's price.
+    plan, commands = ExecutionPlan.start(request(time_in_force=tif), RULES, BOOK, 0, CONFIG)
+    limit = only(commands, PlaceOrder).spec  # type: ignore[attr-defined]
+    assert (limit.order_type, limit.time_in_force) == (OrderType.LIMIT, tif)
+    result = result_of(plan.handle(LegClosed(PRIMARY, OrderStatus.EXPIRED, D(0)), 1))
+    assert result.reason is ResultReason.FALLBACK_NONE and result.remainder == D("0.01")
+    asked = request(time_in_force=tif, fallback=FallbackKind.MARKET)
+    plan, _ = ExecutionPlan.start(asked, RULES, BOOK, 0, CONFIG)
+    market = only(plan.handle(LegClosed(PRIMARY, OrderStatus.EXPIRED, D(0)), 1), PlaceOrder).spec  # type: ignore[attr-defined]
+    assert market.order_type is OrderType.MARKET
