@@ -16,14 +16,14 @@ re-sync) is in `ExchangeFeedback` (`_feedback.py`), mixed into `GatewayCore`; th
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
 
-from actors.gateway._feedback import _CALL, ExchangeFeedback, _CallNote
+from actors.gateway._feedback import _CALL, ExchangeFeedback, GatewayStats, _CallNote
 from engine.clock import Clock, SystemClock
 from engine.exchange import ExchangeError, map_error
 from engine.exchange._ratebudget import Admit, LimitKind, RateBudget, RateLimit, Wait
@@ -34,32 +34,6 @@ from engine.venue import SEND_GATE, NotSent, ResponseHook, SendGate
 __all__ = ["GatewayCore", "GatewayStats"]
 
 ClientFactory = Callable[[ResponseHook], Any]
-
-
-@dataclass(frozen=True)
-class GatewayStats:
-    """A snapshot for health and metrics."""
-
-    queued: int
-    in_flight: int
-    sent: int
-    failed: int
-    blocked_until_ms: int
-    """End of a Retry-After block on every request (local clock; 0: never blocked)."""
-    orders_halted: bool
-    clock_offset_ms: int
-    used_weight_1m: int = 0
-    """Request weight counted in the current minute (the larger of the local and the server's count)."""
-    weight_limit_1m: int = 0
-    """The exchange's request-weight limit per minute (0: not enforced)."""
-    orders_10s: int = 0
-    """Orders counted in the current 10-second window."""
-    order_limit_10s: int = 0
-    """The exchange's order limit per 10 seconds (0: not enforced)."""
-    rate_limits: dict[str, dict[str, int]] = field(default_factory=dict)
-    """Every enforced limit by label (e.g. "REQUEST_WEIGHT/60s"): used, limit and the budget's own ceiling."""
-    creates_held_until_ms: int = 0
-    """End of a hold on creates only, after a 429 -1015 (local clock; 0: never held)."""
 
 
 _WEIGHT_1M = (LimitKind.REQUEST_WEIGHT, 60_000)
@@ -242,7 +216,10 @@ class GatewayCore(ExchangeFeedback):
                 break
             queue.pop(creates=creates)
             self._in_flight += 1
-            task = asyncio.create_task(self._send(request, decision), name=f"gw-{request.op}-{request.key}")
+            # Its own context: started from a parking create's task, it inherited that create's gate (waited for its
+            # commit, dropped as "not sent" when it failed). `_send` also sets each call's gate, or none.
+            name, fresh = f"gw-{request.op}-{request.key}", contextvars.Context()
+            task = asyncio.create_task(self._send(request, decision), name=name, context=fresh)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if retry_at is not None:
@@ -372,6 +349,7 @@ class GatewayCore(ExchangeFeedback):
             arm()
 
         if request.gate is None:
+            SEND_GATE.set(None)  # only its own gate may hold its bytes
             arm()
         else:
             # The cap starts when the bytes may leave: a slow commit is not a slow exchange. Until then

@@ -1,4 +1,5 @@
-"""What the exchange tells the gateway back: response headers, throttling, clock skew and the clock offset.
+"""What the exchange tells the gateway back: response headers, throttling, clock skew and the clock offset; and
+`GatewayStats`, what the gateway tells up of it.
 
 `ExchangeFeedback` is mixed into `GatewayCore` and, like it, runs on the gateway's event loop thread only.
 Every response's headers feed the rate budget; a failed call's error may throttle the budget, re-sync the
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from engine.exchange._retry import ClockOffsetEstimator
     from engine.gateway import GatewayRequest
 
-__all__ = ["ExchangeFeedback"]
+__all__ = ["ExchangeFeedback", "GatewayStats"]
 
 _TOO_MANY_ORDERS = -1015
 
@@ -153,3 +154,29 @@ class ExchangeFeedback:
         logger.error(
             "{} on {} {}: every request waits for Retry-After={}", status, method, urlsplit(url).path, retry_after
         )
+
+
+@dataclass(frozen=True)
+class GatewayStats:
+    """A snapshot for health and metrics."""
+
+    queued: int
+    in_flight: int
+    sent: int
+    failed: int
+    blocked_until_ms: int
+    """End of a Retry-After block on every request (local clock; 0: never blocked)."""
+    orders_halted: bool
+    clock_offset_ms: int
+    used_weight_1m: int = 0
+    """Request weight counted in the current minute (the larger of the local and the server's count)."""
+    weight_limit_1m: int = 0
+    """The exchange's request-weight limit per minute (0: not enforced)."""
+    orders_10s: int = 0
+    """Orders counted in the current 10-second window."""
+    order_limit_10s: int = 0
+    """The exchange's order limit per 10 seconds (0: not enforced)."""
+    rate_limits: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Every enforced limit by label (e.g. "REQUEST_WEIGHT/60s"): used, limit and the budget's own ceiling."""
+    creates_held_until_ms: int = 0
+    """End of a hold on creates only, after a 429 -1015 (local clock; 0: never held)."""

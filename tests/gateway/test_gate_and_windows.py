@@ -60,7 +60,8 @@ def test_a_count_from_the_previous_minute_is_not_charged_to_the_new_one() -> Non
 
 
 class _GatedClient:
-    """Creates wait at the write-ahead gate as the engine's client does; cancels answer at once."""
+    """Every request passes the gate of its call, as the engine's client does (`engine.venue._client`): a create
+    waits there for its commit; a cancel has none and answers at once."""
 
     def __init__(self, hook: ResponseHook) -> None:
         self.options: dict[str, Any] = {}
@@ -70,6 +71,7 @@ class _GatedClient:
         return {}
 
     async def private_delete_order(self, params: Mapping[str, str]) -> dict[str, Any]:
+        await pass_gate()
         return {}
 
     async def close(self) -> None:
@@ -93,6 +95,34 @@ def test_a_create_stuck_at_its_gate_does_not_hold_back_a_cancel() -> None:
 
     result, in_flight = asyncio.run(run())
     assert result.ok and in_flight == 1
+
+
+@pytest.mark.parametrize("commit_fails", [False, True])
+def test_a_request_sent_while_a_create_waits_at_its_gate_does_not_inherit_that_gate(commit_fails: bool) -> None:
+    # The cancel's task is started by the parking create (its slot lent): in that create's context, whose gate it
+    # inherited. It then waited for the create's commit — and was dropped as "not sent" when the commit failed —
+    # and the in-flight count went negative (the wait for an idle gateway never ended).
+    async def run() -> tuple[GatewayResult, int, int]:
+        core = GatewayCore(_GatedClient, clock=ManualClock(NEAR_BOUNDARY), budget=RateBudget(()), max_in_flight=1)
+        await core.start(sync_time=False)
+        commit: concurrent.futures.Future[None] = concurrent.futures.Future()
+        core.enqueue(GatewayRequest(Op.CREATE_ORDER, {}, Priority.ENTRY, key="bx-parked", gate=commit))
+        # One slot: the cancels wait for it, and the create, parking at its gate, starts them from its own task.
+        cancelled: asyncio.Future[GatewayResult] = asyncio.get_running_loop().create_future()
+        core.enqueue(GatewayRequest(Op.CANCEL_ORDER, {}, Priority.CANCEL, key="cancel", reply_to=cancelled.set_result))
+        core.enqueue(GatewayRequest(Op.CANCEL_ORDER, {}, Priority.CANCEL, key="cancel-2"))
+        result = await asyncio.wait_for(cancelled, 10)  # while the commit is still pending
+        if commit_fails:
+            commit.set_exception(RuntimeError("the database refused the intent"))
+        else:
+            commit.set_result(None)
+        await asyncio.wait_for(core.wait_idle(), 10)
+        counts = core._in_flight, core._parked
+        await core.close()
+        return result, *counts
+
+    result, in_flight, parked = asyncio.run(run())
+    assert result.ok and (in_flight, parked) == (0, 0)
 
 
 @pytest.fixture
