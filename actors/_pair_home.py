@@ -22,9 +22,9 @@ from loguru import logger
 from pykka.messages import ProxyCall
 
 from engine.api import PlaceOutcome, Refusal, RefusalReason
-from engine.domain import ClientOrderId, Order, OrderStatus, Pair, RequestId
+from engine.domain import ClientOrderId, Order, OrderRequest, OrderStatus, Pair, RequestId
 from engine.gateway import GatewayRequest, GatewayResult
-from engine.pair import PairBook, replay_outcome
+from engine.pair import PairBook, key_reused, replay_outcome
 
 __all__ = [
     "GatewayLike",
@@ -212,16 +212,17 @@ def start_failures(book: PairBook) -> int:
 
 def replayed_outcome(
     store: Any,
-    pair: Pair,
+    request: OrderRequest,
     cid: ClientOrderId,
     timeout_s: float,  # float-ok: seconds
 ) -> PlaceOutcome | None:
     """The answer to a replayed idempotency key whose primary order is `cid`, from the database (`store`:
     persistence's proxy); None when no such order was stored (the key is new after all: a Bloom false positive).
     A lookup that fails is a `conflict` to retry later: placing the request again could duplicate it."""
-    bound = logger.bind(pair=pair, client_order_id=cid)
+    bound = logger.bind(pair=request.pair, client_order_id=cid)
     try:
         order = store.get_order(cid).get(timeout=timeout_s)
+        stored = None if order is None else store.request_of(order.request_id).get(timeout=timeout_s)
     except Exception as exc:  # noqa: BLE001 - any failure: we cannot tell, so do not risk a duplicate
         bound.error("idempotency lookup failed: {}", exc)
         return Refusal(
@@ -229,6 +230,10 @@ def replayed_outcome(
         )
     if order is None:
         return None
+    reused = None if stored is None else key_reused(stored.request, request)
+    if reused is not None:
+        bound.warning("idempotency key reused for another request: {}", reused.message)
+        return reused
     if order.status is OrderStatus.REJECTED:
         # its fallback may have executed the request: answer with that order, not "rejected"
         children = store.children_of(cid).get(timeout=timeout_s)

@@ -193,7 +193,7 @@ class PairActor(pykka.ThreadingActor):
 
     def _replayed(self, request: OrderRequest, cid: ClientOrderId) -> bool:
         """Answer a replayed key from the database; False when it is new after all (a Bloom false positive)."""
-        outcome = replayed_outcome(self._store.proxy, self._book.pair, cid, _LOOKUP_TIMEOUT_S)
+        outcome = replayed_outcome(self._store.proxy, request, cid, _LOOKUP_TIMEOUT_S)
         if outcome is None:
             return False
         self._home.resolve(request.request_id, outcome)

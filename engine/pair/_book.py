@@ -42,7 +42,7 @@ from engine.gateway import Op
 from engine.pair._commands import CancelAhead, Command, Persist, Resolve, Send
 from engine.pair._intake import IntakeContext, check_intake
 from engine.pair._legs import Execution, Leg, Stage, order_of, trade_of
-from engine.pair._outcomes import refusal_of, replay_outcome
+from engine.pair._outcomes import key_reused, refusal_of, replay_outcome
 from engine.pair._plans import PlanBook
 from engine.pair._records import fill_of
 from engine.pair._seen import SeenKeys
@@ -197,6 +197,10 @@ class PairBook(PlanBook):
 
     def _replay(self, request: OrderRequest, known: RequestId) -> None:
         execution = self._execs[known]
+        reused = key_reused(execution.request, request)
+        if reused is not None:
+            self._out.append(Resolve(request.request_id, reused))
+            return
         legs = [self._legs[c] for c in execution.legs if c in self._legs]
         primary = legs[0] if legs else None
         accepted = next((leg for leg in legs if leg.acked), None)

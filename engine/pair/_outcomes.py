@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from engine.api import Accepted, PlaceOutcome, Refusal, RefusalReason
-from engine.domain import ClientOrderId, Order, OrderStatus
+from engine.domain import ClientOrderId, Order, OrderRequest, OrderStatus
 from engine.execution import ExecutionResult, ResultReason
 
-__all__ = ["refusal_of", "replay_outcome"]
+__all__ = ["key_reused", "refusal_of", "replay_outcome"]
 
 # A plan that ended before its primary order was accepted: why, in the Engine API's reasons.
 _REFUSALS = {
@@ -35,3 +35,18 @@ def replay_outcome(order: Order) -> PlaceOutcome:
             {"client_order_id": order.client_order_id},
         )
     return Accepted(order, duplicate=True)
+
+
+def key_reused(original: OrderRequest, replay: OrderRequest) -> Refusal | None:
+    """A `conflict` when `replay` carries `original`'s idempotency key but asks for something else (pair, side,
+    amount, price, type or time in force); None for a true replay. Answering the original order to a different
+    request would tell its caller that an order it did not ask for is its own."""
+    fields = ("pair", "side", "amount", "price", "order_type", "time_in_force")
+    differ = [name for name in fields if getattr(original, name) != getattr(replay, name)]
+    if not differ:
+        return None
+    return Refusal(
+        RefusalReason.CONFLICT,
+        f"this idempotency key was used for another request (its {', '.join(differ)} differ)",
+        {"request_id": original.request_id},
+    )

@@ -179,6 +179,23 @@ def test_finished_requests_leave_memory_and_the_key_still_finds_its_order(start:
     ]
     fresh = engine.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="a-new-key").result(timeout=20)
     assert isinstance(fresh, Accepted) and not fresh.duplicate
+    # The key of a request that left memory, reused for another one: refused, not answered with the old order.
+    other = engine.place_order(PAIR, "sell", "0.01", LIMIT, idempotency_key="forget-me").result(timeout=20)
+    assert isinstance(other, Refusal) and other.reason is RefusalReason.CONFLICT, other
+    assert "side differ" in other.message
+
+
+def test_an_idempotency_key_reused_for_another_request_is_a_conflict(start: Any, sim: Simulator) -> None:
+    # Answering the original order would tell the caller that an order it did not ask for is its own.
+    engine, _ = start()
+    first = engine.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="reused").result(timeout=20)
+    assert isinstance(first, Accepted)
+    same = engine.place_order(PAIR, "buy", "0.010", LIMIT, idempotency_key="reused").result(timeout=20)
+    assert isinstance(same, Accepted) and same.duplicate  # the same request: the same order
+    other = engine.place_order(PAIR, "buy", "0.5", "59000", "limit_maker", idempotency_key="reused").result(20)
+    assert isinstance(other, Refusal) and other.reason is RefusalReason.CONFLICT, other
+    assert "amount, price, order_type differ" in other.message
+    assert len(_sim_orders(sim)) == 1
 
 
 def test_wallet_below_minimum_refuses_and_sends_nothing(tmp_path: Path) -> None:
