@@ -22,12 +22,23 @@ from engine.domain import Pair
 from engine.execution import DefaultRiskManager, RiskManager
 from engine.pair import IntakeContext, PairSettings
 
-__all__ = ["HALT_DATABASE", "HALT_RESTARTS", "HALT_STOP_TRADING", "EngineState", "RootSettings", "Routing"]
+__all__ = [
+    "HALT_BAN",
+    "HALT_DATABASE",
+    "HALT_RESTARTS",
+    "HALT_STOP_TRADING",
+    "EngineState",
+    "RootSettings",
+    "Routing",
+]
 
 HALT_RESTARTS = "restart_budget"
 """Halt cause: a pair actor died past the restart budget (lifted only by restarting the engine)."""
 HALT_STOP_TRADING = "stop_trading"
-"""Halt cause: a stop-trading error from the exchange (bad key, IP ban; lifted only by restarting)."""
+"""Halt cause: a stop-trading error from the exchange (bad key; an IP ban of unknown length; lifted only by
+restarting)."""
+HALT_BAN = "ip_ban"
+"""Halt cause: a 418 IP ban whose end the exchange gave (Retry-After): lifted when the ban ends."""
 HALT_DATABASE = "database"
 """Halt cause: the database is down and the spool full (lifted when persistence reports ok)."""
 

@@ -16,6 +16,7 @@ settings and the engine-wide state with the causes of the halted state (`_state`
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -35,7 +36,15 @@ from actors._recovery import (
     restore_books,
     restore_outside,
 )
-from actors._state import HALT_DATABASE, HALT_RESTARTS, HALT_STOP_TRADING, EngineState, RootSettings, Routing
+from actors._state import (
+    HALT_BAN,
+    HALT_DATABASE,
+    HALT_RESTARTS,
+    HALT_STOP_TRADING,
+    EngineState,
+    RootSettings,
+    Routing,
+)
 from actors._supervision import SupervisionMixin
 from actors._ticker import Ticker
 from actors._wallet import WalletMixin
@@ -46,7 +55,7 @@ from actors.stream import StreamActor
 from db import RecoveryState
 from engine.clock import Clock
 from engine.domain import Order, Pair, pair_to_symbol
-from engine.exchange import ExchangeError
+from engine.exchange import Banned, ExchangeError
 from engine.exchange._ratebudget import RateBudget
 from engine.execution import SymbolRules
 from engine.gateway import GatewayRequest, Op
@@ -97,6 +106,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         self._timer_lock = threading.Lock()
         """Held while a timer acts or re-arms, and by shutdown to stop them: none acts or re-arms after that."""
         self._stopping = False
+        self._ban_until_ms = 0  # the latest 418 ban's end (engine clock), lifted by `ban_over`
         """Set by `shutdown` (root thread only): timer messages already queued behind it do nothing."""
         self._held: dict[Pair, deque[Any]] = {}
         """Execution reports for a pair whose actor is dead, in arrival order, until it is restarted."""
@@ -294,9 +304,31 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
             self._alerts("stream", f"{health.stream} stream {health.state}: {health.reason}")
 
     def on_critical(self, error: ExchangeError) -> None:
-        """A stop-trading error (ban, auth failure): halt new orders (until the engine restarts) and alert."""
-        self._state.halt(HALT_STOP_TRADING, f"{type(error).__name__}: {error}")
+        """A stop-trading error: halt new orders and alert. A 418 ban with a known end halts until that end (the
+        gateway holds every request until then anyway); anything else (auth failure) until the engine restarts."""
         self._alerts("stop_trading", str(error))
+        if isinstance(error, Banned) and (error.retry_after_s is not None or error.banned_until_ms is not None):
+            # Retry-After, else the body's "banned until" (server time: within the clock offset of ours).
+            after_ms = None if error.retry_after_s is None else int(error.retry_after_s * 1000)
+            until = self._clock.now_ms() + after_ms if after_ms is not None else int(error.banned_until_ms or 0)
+            if until > self._ban_until_ms:
+                self._ban_until_ms = until
+                self._state.halt(HALT_BAN, f"{type(error).__name__}: {error} (until the ban ends)")
+                proxy = self._self
+
+                def over(_now: int) -> None:
+                    with contextlib.suppress(pykka.ActorDeadError):  # the engine stopped meanwhile
+                        proxy.ban_over.defer(until)
+
+                self._ticker.call_at(until, over)
+            return
+        self._state.halt(HALT_STOP_TRADING, f"{type(error).__name__}: {error}")
+
+    def ban_over(self, until_ms: int) -> None:
+        """The IP ban that was to end at `until_ms` is over (unless a later 418 extended it): new orders resume."""
+        if until_ms == self._ban_until_ms and HALT_BAN in self._state.halt_causes():
+            ctx = self._state.lift(HALT_BAN)
+            logger.warning("IP ban over: new orders {}", "still halted: " + ctx.halt_reason if ctx.halted else "resume")
 
     def on_persistence_health(self, report: HealthReport) -> None:
         """Database health changed; past the spool limit no new orders are taken."""

@@ -146,3 +146,13 @@ def test_418_ban_halts_new_orders(start: Any, sim: Simulator) -> None:
     second = engine.place_order("ETH/USDT", "buy", "0.1", "2995").result(timeout=10)
     assert isinstance(second, Refusal) and second.reason is RefusalReason.HALTED
     assert _sim_orders(sim) == []
+    # "Halts new orders until the ban ends" (issue 5): it held until the engine was restarted.
+    engine.ticker.advance(110_000)  # the ban's end is the body's "banned until" (server time), about 120 s on
+    engine._root.proxy().pair_refs().get(timeout=10)  # barrier: what the timers told the root was handled
+    assert engine.halted
+    engine.ticker.advance(15_000)
+    engine._root.proxy().pair_refs().get(timeout=10)
+    assert not engine.halted, engine._state.halt_causes()
+    third = engine.place_order("ETH/USDT", "buy", "0.1", "2995").result(timeout=20)
+    assert isinstance(third, Accepted), third
+    assert len(_sim_orders(sim)) == 1
