@@ -128,6 +128,9 @@ class EngineRequests:
         given: it asked to trade at its price now or not at all.
         """
         future: concurrent.futures.Future[PlaceOutcome] = concurrent.futures.Future()
+        # Running from the start: `future.cancel()` says False, since it cannot stop the request (`cancel_order`
+        # does); it returned True and the order was placed all the same.
+        future.set_running_or_notify_cancel()
         if self._stopped:
             future.set_result(Refusal(RefusalReason.SHUTTING_DOWN, "the engine is stopped"))
             return future

@@ -134,3 +134,10 @@ def test_a_listener_raising_systemexit_stops_nothing(engine: Engine) -> None:
     assert heard.wait(20), "the other listener never heard the accepted event"
     assert engine.health()["halted"] is False  # the root (and its bus) still answer
     engine.subscribe(lambda _event: None)()  # a bus ask: alive
+
+
+def test_a_placements_future_cannot_be_canceled_since_the_request_goes_on(engine: Engine) -> None:
+    future = engine.place_order(PAIR, "buy", "0.001", "59000")
+    assert future.cancel() is False  # it said True, and the order was placed all the same
+    outcome = future.result(timeout=20)
+    assert not isinstance(outcome, Refusal), outcome
