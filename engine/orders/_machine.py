@@ -291,6 +291,13 @@ def _apply_fill(state: OrderState, fill: FillEvent, effects: list[OrderEffect]) 
         effects.append(Anomaly(state.client_order_id, f"fill {fill.trade_id} on a rejected order"))
         logger.error("fill {tid} on rejected order {cid} ignored", tid=fill.trade_id, cid=state.client_order_id)
         return state
+    if fill.price <= 0 or fill.quote_quantity < 0 or fill.commission < 0:
+        # Impossible numbers (a REST row or a frame past its parser): applied, the fill could not be stored, and
+        # the pair actor holding it failed again at every restart.
+        effects.append(Anomaly(state.client_order_id, f"fill {fill.trade_id} has an impossible price or amount"))
+        logger.error("fill {tid} of {cid} with price {p} ignored", tid=fill.trade_id, cid=state.client_order_id,
+                     p=fill.price)  # fmt: skip
+        return state
     if fill.quantity <= 0 or state.filled + fill.quantity > state.amount:
         effects.append(Anomaly(state.client_order_id, f"fill {fill.trade_id} would over-fill the order"))
         logger.error("fill {tid} of {qty} would over-fill {cid}; ignored", tid=fill.trade_id, qty=fill.quantity,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import orjson
@@ -156,6 +157,17 @@ def test_over_fill_is_refused_as_an_anomaly() -> None:
     assert any(isinstance(e, Anomaly) for e in effects)
     state, effects = apply(state, status(ExchangeOrderStatus.FILLED, "1.5"))
     assert state.exchange_cum_qty == 0  # never taken from a report that contradicts the amount
+    assert any(isinstance(e, Anomaly) for e in effects)
+
+
+@pytest.mark.parametrize("change", [{"price": D(0)}, {"price": D("-1")}, {"commission": D("-0.1")},
+                                    {"quote_quantity": D("-5")}])  # fmt: skip
+def test_a_fill_with_impossible_numbers_is_refused_as_an_anomaly(change: dict[str, Decimal]) -> None:
+    # From myTrades (the stream's parser refuses them): applied, its Fill could not be built or stored, and the
+    # pair actor failed on it at every restart.
+    state = replay(new_order("1"), [Submitted(), fill(1, "0.2")])
+    state, effects = apply(state, dataclasses.replace(fill(2, "0.3"), **change))
+    assert state.filled == D("0.2") and len(state.fills) == 1
     assert any(isinstance(e, Anomaly) for e in effects)
 
 
