@@ -282,10 +282,12 @@ class ReconcileMixin:
         itself, `_track_only`); callers' requests are answered by `release_callers`."""
         book = self._outside.get(pair)
         name = message.attr_path[-1] if message.attr_path else ""
-        if book is None or name not in _TRACKED_TELLS:
+        if book is not None and name == "retry_lookup":  # a late report's stored-order lookup, tried again here
+            self._lookup_stored(book, message.args[0])
+        elif book is None or name not in _TRACKED_TELLS:
             logger.bind(pair=pair).debug("tracking only: {} not carried out", name)
-            return
-        self._track(book, str(name), partial(getattr(book, str(name)), *message.args, self._clock.now_ms()))
+        else:
+            self._track(book, str(name), partial(getattr(book, str(name)), *message.args, self._clock.now_ms()))
 
     def _track_report(self, book: PairBook, report: ExecutionReport) -> None:
         self._track(book, "report", partial(book.on_report, report, self._clock.now_ms()))

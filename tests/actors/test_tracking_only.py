@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from pykka.messages import ProxyCall
 
 from actors._reconcile import ReconcileMixin
 from actors._state import RootSettings
@@ -239,3 +240,21 @@ def test_a_halted_pairs_book_arms_its_plans_deadline_and_sends_its_cancel_but_ne
     stopping = _Root(stopping=True)
     stopping._carry_out(book, [Send(_request(Op.CANCEL_ORDER))])
     assert stopping.calls.sent == []  # nothing leaves after the shutdown drain
+
+
+def test_a_stored_order_lookup_retried_after_the_pair_halted_is_done_by_the_root(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The pair actor scheduled the retry through its home; past the budget the home sends it to the root, which
+    # dropped it (not a book message): the late fill it carried was lost.
+    import actors._reconcile as reconcile
+
+    root = _Root()
+    looked: list[str] = []
+    monkeypatch.setattr(reconcile, "stored_view", lambda _store, cid, _t: looked.append(cid) or (None, [], None))
+    book: Any = SimpleNamespace(pair=BTC, on_stored=lambda *_args: [], forget_finished=lambda: 0)
+    root._outside = {BTC: book}
+    root.calls.proxy = None  # type: ignore[attr-defined]  # persistence's proxy: stored_view is replaced above
+    command = SimpleNamespace(client_order_id="bx-late", sighting=None)
+    root.on_tracked_tell(BTC, ProxyCall(attr_path=("retry_lookup",), args=(command, 2), kwargs={}))
+    assert looked == ["bx-late"]
