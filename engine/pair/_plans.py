@@ -114,10 +114,8 @@ class PlanBook(RecoveringBook):
             # caller told "rejected" might send it again.
             execution.resolved = True
             self._out.append(Resolve(execution.request.request_id, Accepted(order_of(leg))))
-        if leg.role is OrderRole.PRIMARY:
-            self._emit(EventKind.ACCEPTED, leg, now_ms)
-        else:
-            self._emit(EventKind.FALLBACK, leg, now_ms, "fallback order accepted")
+        # `fallback` was said when the fallback order was sent: its ack is an `accepted` (its order's role tells).
+        self._emit(EventKind.ACCEPTED, leg, now_ms, "" if leg.role is OrderRole.PRIMARY else "fallback order accepted")
         self._feed(execution, LegAcked(leg.cid), now_ms)
 
     def _leg_filled(self, leg: Leg, fill: FillEvent, now_ms: int) -> None:

@@ -23,14 +23,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from engine.api import EngineEvent, EventKind, PlaceOutcome, Refusal
-from engine.domain import OrderStatus
 
 __all__ = ["CONTENT_TYPE", "HealthCollector", "Metrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _FILL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-_UNACKED = frozenset({OrderStatus.PENDING_SUBMIT, OrderStatus.SUBMITTED})
 
 
 def _number(value: object) -> float | None:
@@ -219,10 +217,7 @@ class Metrics:
             # Clock skew can make this slightly negative: clamp rather than drop the observation.
             self.fill_latency.observe(max(0.0, self._now() - event.fill.time.timestamp()))
         order = event.order
-        acked = event.kind is EventKind.ACCEPTED or (
-            event.kind is EventKind.FALLBACK and order is not None and order.status not in _UNACKED
-        )
-        if acked and order is not None:
+        if event.kind is EventKind.ACCEPTED and order is not None:  # a primary's or a fallback's ack
             seconds = (event.time - order.created_at).total_seconds()
             self.ack_latency.labels(role=order.role.value).observe(max(0.0, seconds))
 

@@ -130,8 +130,8 @@ def test_fill_and_ack_latencies_are_observed_from_events() -> None:
     acked = _order(OrderRole.FALLBACK, OrderStatus.FILLED, ack - timedelta(milliseconds=300))
     for event in (
         EngineEvent(EventKind.ACCEPTED, Pair("BTC/USDT"), ack, order=primary),
-        EngineEvent(EventKind.FALLBACK, Pair("BTC/USDT"), ack, order=created),  # created, not acked: not observed
-        EngineEvent(EventKind.FALLBACK, Pair("BTC/USDT"), ack, order=acked),
+        EngineEvent(EventKind.FALLBACK, Pair("BTC/USDT"), ack, order=created),  # sent, not acked: not observed
+        EngineEvent(EventKind.ACCEPTED, Pair("BTC/USDT"), ack, order=acked),
         EngineEvent(EventKind.FILL, Pair("BTC/USDT"), T0, fill=fill),
     ):
         metrics.on_event(event)
