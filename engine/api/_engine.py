@@ -10,6 +10,7 @@ engine.stop()
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["Engine", "StartupChecksFailed"]
 
 _ASK_TIMEOUT_S = 15.0
+_STOP_WAIT_S = 180.0  # a second stop() waits this long for the first (its shutdown asks are bounded by 120 s)
 
 
 class Engine(EngineRequests, EngineQueries):
@@ -66,6 +68,9 @@ class Engine(EngineRequests, EngineQueries):
         self._closed = False
         """Set when `stop()` has stopped the actors: queries raise `EngineStopped` (during the graceful drain
         before it, reads still work)."""
+        self._stop_lock = threading.Lock()
+        self._stop_done = threading.Event()
+        self._stop_summary: Mapping[str, int] = {}
 
     # ---- life cycle -----------------------------------------------------------------------------------
     @classmethod
@@ -182,21 +187,34 @@ class Engine(EngineRequests, EngineQueries):
     def stop(self, graceful: bool = True) -> Mapping[str, int]:
         """Stop the engine: stop intake, cancel or keep open orders (`execution.on_shutdown`), flush, stop.
 
-        Returns a summary (`canceled`, `open`). With `graceful=False` open orders are left as they are.
+        Returns a summary (`canceled`, `open`). With `graceful=False` open orders are left as they are. A second
+        call (another thread) waits for the first to finish and returns the same summary.
         """
-        if self._stopped:
-            return {}
-        self._stopped = True
+        with self._stop_lock:
+            first, self._stopped = not self._stopped, True
+        if not first:
+            self._stop_done.wait(_STOP_WAIT_S)
+            return self._stop_summary
         summary: Mapping[str, int] = {}
         try:
             cancel = graceful and self.config.execution.on_shutdown == "cancel"
             summary = self._root.proxy().shutdown(cancel).get(timeout=60)
         finally:
-            self._root.stop(timeout=60)
-            self._closed = True
-            self.ticker.stop()
+            # Each step on its own: one that fails (an actor that will not stop) must not skip the others.
+            steps: list[tuple[str, Callable[[], object]]] = [
+                ("the actors", lambda: self._root.stop(timeout=60)),
+                ("the ticker", self.ticker.stop),
+            ]
             if self._owns_sim and self.sim is not None:
-                self.sim.stop()
+                steps.append(("the simulator", self.sim.stop))
+            for what, step in steps:
+                try:
+                    step()
+                except Exception:  # noqa: BLE001 - logged; the rest of the stop goes on
+                    logger.exception("stopping {} failed", what)
+            self._closed = True
+            self._stop_summary = summary
+            self._stop_done.set()
         logger.info("engine stopped: {}", dict(summary))
         return summary
 

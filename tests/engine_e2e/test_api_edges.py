@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -87,7 +87,8 @@ def test_a_query_the_stop_overtakes_raises_engine_stopped_not_pykkas_error(engin
         with pytest.raises(EngineStopped, match="stopped while answering"):
             query()
     unsubscribe()  # the bus is gone with the stop: nothing to undo, no error
-    engine.ticker.stop()  # the rest of that stop (the fixture's stop() returns at once: it is "under way")
+    engine.ticker.stop()  # the rest of that stop (the fixture's stop() waits for it: it is "under way")
+    engine._stop_done.set()
 
 
 def test_outside_a_stop_a_dead_actor_is_not_reported_as_a_stopped_engine(engine: Engine) -> None:
@@ -98,6 +99,7 @@ def test_outside_a_stop_a_dead_actor_is_not_reported_as_a_stopped_engine(engine:
         engine.health()
     engine._stopped = True  # the actors are gone: the fixture's stop() has nothing left to ask
     engine.ticker.stop()
+    engine._stop_done.set()
 
 
 def test_a_query_an_actor_does_not_answer_in_time_raises_a_timeout_error(
@@ -141,3 +143,14 @@ def test_a_placements_future_cannot_be_canceled_since_the_request_goes_on(engine
     assert future.cancel() is False  # it said True, and the order was placed all the same
     outcome = future.result(timeout=20)
     assert not isinstance(outcome, Refusal), outcome
+
+
+def test_a_second_stop_waits_for_the_first_and_gets_its_summary(engine: Engine) -> None:
+    placed = engine.place_order(PAIR, "buy", "0.001", "59000").result(timeout=20)
+    assert not isinstance(placed, Refusal), placed
+    summaries: list[Mapping[str, int]] = []
+    first = threading.Thread(target=lambda: summaries.append(engine.stop()))
+    first.start()
+    second = engine.stop()  # from another thread while the first drains (or after it): not {} at once
+    first.join(60)
+    assert summaries == [second] and second == {"canceled": 1, "open": 0}
