@@ -277,9 +277,12 @@ class Engine(EngineRequests, EngineQueries):
         """Call `listener(event)` for every order event; returns a function that unsubscribes.
 
         By default listeners run on the event bus's own thread: a slow or failing listener never delays
-        trading. `inline=True` calls it on the thread that produced the event (the pair's actor) instead,
-        saving a thread hop (the lowest fill latency): it must then be quick and never block, because its
-        pair waits for it. Either way an exception in a listener is logged and ignored.
+        trading, though it delays the bus's other listeners. `inline=True` calls it on the thread that produced
+        the event (the pair's actor) instead, saving a thread hop (the lowest fill latency): it must then be
+        quick and never block, because its pair waits for it. Either way an exception in a listener is logged
+        and ignored. A listener must not wait on the engine (a query, `unsubscribe`, `stop`): the actor calling
+        it is the one that would answer, so the call stalls until its timeout. Hand such work to a thread of its
+        own (placing an order is fine: it returns a future at once).
 
         Raises:
             EngineStopped: the engine was stopped.
