@@ -106,8 +106,8 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         self._timer_lock = threading.Lock()
         """Held while a timer acts or re-arms, and by shutdown to stop them: none acts or re-arms after that."""
         self._stopping = False
-        self._ban_until_ms = 0  # the latest 418 ban's end (engine clock), lifted by `ban_over`
         """Set by `shutdown` (root thread only): timer messages already queued behind it do nothing."""
+        self._ban_until_ms = 0  # the latest 418 ban's end (engine clock), lifted by `ban_over`
         self._held: dict[Pair, deque[Any]] = {}
         """Execution reports for a pair whose actor is dead, in arrival order, until it is restarted."""
         self._held_overflow: set[Pair] = set()
