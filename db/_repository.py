@@ -161,11 +161,11 @@ def _decimal_range(
 
 
 # SQLite's text-to-REAL conversion (CAST, and so the expression index) is not correctly rounded: it can land an
-# ulp away from the float Python's float() picks, either way (more on a build without long double). A stored
-# value equal to the bound then fell just outside `CAST(x AS REAL) >= float(bound)` and was dropped before dec_cmp
+# ulp away from the float Python's conversion picks, either way (more on a build without long double). A stored
+# value equal to the bound then fell just outside `CAST(x AS REAL) >= <the bound as a float>`, dropped before dec_cmp
 # saw it. Each bound is widened outward by a relative 2**-40 (thousands of ulps, still far below any difference
 # an indicator cares about, so the index range barely grows) and two ulps more, which also covers zero and the
-# subnormals, where a relative margin vanishes. float(+-huge) is +-inf, which nextafter turns finite.
+# subnormals, where a relative margin vanishes. A huge bound as a float is +-inf, which nextafter turns finite.
 _REAL_SLACK = 2.0**-40  # float-ok: a margin for the index pre-filter, not a value
 
 
