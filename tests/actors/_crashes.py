@@ -3,17 +3,24 @@ engine those tests crash (BTC and ETH, no streams, a manual clock: only what a t
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from engine.api import Engine
 from engine.clock import ManualClock, SystemClock
 from engine.config import Config
 from engine.domain import Pair
-from sim import Simulator
+from sim import SimConfig, Simulator
 
-__all__ = ["BTC", "ETH", "exhaust_restart_budget", "manual_engine"]
+__all__ = ["BTC", "ETH", "exhaust_restart_budget", "manual_engine", "two_pair_sim"]
 
 BTC, ETH = Pair("BTC/USDT"), Pair("ETH/USDT")
+
+
+def two_pair_sim() -> Simulator:
+    """The simulator those engines trade on (not started: use it as a context manager)."""
+    prices = {"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal(3000)}
+    return Simulator(SimConfig(seed=11, symbols=["BTCUSDT", "ETHUSDT"], start_prices=prices))
 
 
 def manual_engine(sim: Simulator, tmp_path: Path, **execution: str) -> Engine:

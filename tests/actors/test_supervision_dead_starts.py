@@ -25,18 +25,15 @@ from actors.persistence import PersistenceHandle
 from engine.api import Accepted, Engine, Refusal, RefusalReason
 from engine.exchange import ExecutionReport, parse_user_data
 from engine.pair import PairBook
-from sim import SimConfig, Simulator
-from tests.actors._crashes import BTC, ETH, manual_engine
+from sim import Simulator
+from tests.actors._crashes import BTC, ETH, manual_engine, two_pair_sim
 
 _ROUNDS = 2_000
 
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    config = SimConfig(
-        seed=11, symbols=["BTCUSDT", "ETHUSDT"], start_prices={"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal(3000)}
-    )
-    with Simulator(config) as simulator:
+    with two_pair_sim() as simulator:
         yield simulator
 
 

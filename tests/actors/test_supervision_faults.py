@@ -9,7 +9,6 @@ the gateway's idle barrier, never a sleep.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +17,13 @@ import pytest
 from engine.api import Accepted, Engine
 from engine.domain import Pair
 from engine.gateway import GatewayRequest, GatewayResult, Op
-from sim import SimConfig, Simulator
-from tests.actors._crashes import BTC, ETH, exhaust_restart_budget, manual_engine
+from sim import Simulator
+from tests.actors._crashes import BTC, ETH, exhaust_restart_budget, manual_engine, two_pair_sim
 
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    config = SimConfig(
-        seed=11, symbols=["BTCUSDT", "ETHUSDT"], start_prices={"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal(3000)}
-    )
-    with Simulator(config) as simulator:
+    with two_pair_sim() as simulator:
         yield simulator
 
 

@@ -292,17 +292,25 @@ def test_records_of_the_message_that_crashed_are_stored_by_the_restarted_actor(m
     assert orders and orders[-1].status is OrderStatus.FILLED and orders[-1].filled == Decimal("0.01")
 
 
+def _late_report_lookup(letter: str) -> Any:
+    """The stored-order lookup a late report (its order FILLED, no longer in memory) asks for."""
+    from engine.domain import ClientOrderId
+    from engine.exchange import ExchangeOrderStatus
+    from engine.orders import ExchangeStatus
+    from engine.pair import LookupStored
+    from engine.pair._recover import Sighting
+
+    event = ExchangeStatus(ExchangeOrderStatus.FILLED, Decimal("0.01"), Decimal("600"), None)
+    cid = ClientOrderId("bx-" + letter * 26 + "-p")
+    return LookupStored(cid, Sighting(cid, Side.BUY, "LIMIT", Decimal("0.01"), None, (event,), "stream"))
+
+
 def test_a_stored_order_lookup_that_fails_while_the_database_is_down_is_tried_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A late report for an order that left memory needs the stored order; the database is down for a while.
     # Dropping the report would lose its fill for good: nothing else looks at a finished order again.
     import actors.pair as pair_module
-    from engine.domain import ClientOrderId
-    from engine.exchange import ExchangeOrderStatus
-    from engine.orders import ExchangeStatus
-    from engine.pair import LookupStored
-    from engine.pair._recover import Sighting
 
     calls: list[int] = []
     seen: list[Any] = []
@@ -316,16 +324,14 @@ def test_a_stored_order_lookup_that_fails_while_the_database_is_down_is_tried_ag
     monkeypatch.setattr(pair_module, "stored_view", stored_view)
     monkeypatch.setattr(PairBook, "on_stored", lambda self, sighting, *rest: seen.append(sighting) or [])
     rig = _Rig()
-    event = ExchangeStatus(ExchangeOrderStatus.FILLED, Decimal("0.01"), Decimal("600"), None)
-    cid = ClientOrderId("bx-" + "a" * 26 + "-p")
-    sighting = Sighting(cid, Side.BUY, "LIMIT", Decimal("0.01"), None, (event,), "stream")
-    rig.proxy.retry_lookup(LookupStored(sighting.client_order_id, sighting), 1).get(timeout=_WAIT_S)
+    lookup = _late_report_lookup("a")
+    rig.proxy.retry_lookup(lookup, 1).get(timeout=_WAIT_S)
     assert len(calls) == 1 and not seen
     for expected in (2, 3):
         rig.ticker.advance(pair_module._LOOKUP_RETRY_MS)
         rig.proxy.active_requests().get(timeout=_WAIT_S)  # the retry's tell is handled before this ask
         assert len(calls) == expected
-    assert seen == [sighting]  # handed to the book once the database answered
+    assert seen == [lookup.sighting]  # handed to the book once the database answered
 
 
 class _BudgetRig(_Rig):
@@ -408,11 +414,6 @@ def test_a_stored_order_lookup_retried_after_a_restart_reaches_the_restarted_act
     # The retry was told to the actor that scheduled it: dead after a restart, so the late fill it carried was
     # lost (ActorDeadError on the ticker's thread). It goes through the book's home, like every late message.
     import actors.pair as pair_module
-    from engine.domain import ClientOrderId
-    from engine.exchange import ExchangeOrderStatus
-    from engine.orders import ExchangeStatus
-    from engine.pair import LookupStored
-    from engine.pair._recover import Sighting
 
     calls: list[int] = []
     seen: list[Any] = []
@@ -426,14 +427,12 @@ def test_a_stored_order_lookup_retried_after_a_restart_reaches_the_restarted_act
     monkeypatch.setattr(pair_module, "stored_view", stored_view)
     monkeypatch.setattr(PairBook, "on_stored", lambda self, sighting, *rest: seen.append(sighting) or [])
     rig = _Rig()
-    event = ExchangeStatus(ExchangeOrderStatus.FILLED, Decimal("0.01"), Decimal("600"), None)
-    cid = ClientOrderId("bx-" + "b" * 26 + "-p")
-    sighting = Sighting(cid, Side.BUY, "LIMIT", Decimal("0.01"), None, (event,), "stream")
-    rig.proxy.retry_lookup(LookupStored(sighting.client_order_id, sighting), 1).get(timeout=_WAIT_S)
+    lookup = _late_report_lookup("b")
+    rig.proxy.retry_lookup(lookup, 1).get(timeout=_WAIT_S)
     assert len(calls) == 1
     rig.proxy.crash.defer()
     assert rig.restarted.wait(_WAIT_S)
     rig.proxy.active_requests().get(timeout=_WAIT_S)  # the restarted actor has started
     rig.ticker.advance(pair_module._LOOKUP_RETRY_MS)
     rig.proxy.active_requests().get(timeout=_WAIT_S)  # the retry's tell is handled before this ask
-    assert len(calls) == 2 and seen == [sighting]
+    assert len(calls) == 2 and seen == [lookup.sighting]
