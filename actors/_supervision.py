@@ -235,16 +235,23 @@ class SupervisionMixin:
                 canceled += self._with_pair(
                     pair, "cancel_all", lambda proxy: int(proxy.cancel_all().get(timeout=_ASK_TIMEOUT_S)), 0
                 )
-            self._wait_until(lambda: self._open_count() == 0, _ASK_TIMEOUT_S)
+            self._wait_until(lambda: self._open_count()[0] == 0, _ASK_TIMEOUT_S)
         self._wait_until(self._gateway_idle, _ASK_TIMEOUT_S)
-        return {"canceled": canceled, "open": self._open_count() + self._tracked_open_count()}
+        open_count, unanswered = self._open_count()
+        summary = {"canceled": canceled, "open": open_count + self._tracked_open_count()}
+        if unanswered:
+            # Their open orders are unknown here: "open: 0" would say nothing was left when something may be.
+            summary["unanswered"] = unanswered
+        return summary
 
-    def _open_count(self) -> int:
-        """Open orders of the pairs whose actor answers (what shutdown can still cancel)."""
-        return sum(
-            self._with_pair(pair, "open_orders", lambda proxy: len(proxy.open_orders().get(timeout=_ASK_TIMEOUT_S)), 0)
+    def _open_count(self) -> tuple[int, int]:
+        """Open orders of the pairs whose actor answers (what shutdown can still cancel), and how many pairs did
+        not answer (dead, or stuck past the ask's timeout)."""
+        counts = [
+            self._with_pair(pair, "open_orders", lambda proxy: len(proxy.open_orders().get(timeout=_ASK_TIMEOUT_S)), -1)
             for pair in self._live_pairs()
-        )
+        ]
+        return sum(c for c in counts if c >= 0), sum(c < 0 for c in counts)
 
     def _tracked_open_count(self) -> int:
         """Open orders the root tracks (whitelisted pairs halted past the budget, the engine's own orders on pairs

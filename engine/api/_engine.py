@@ -187,7 +187,8 @@ class Engine(EngineRequests, EngineQueries):
     def stop(self, graceful: bool = True) -> Mapping[str, int]:
         """Stop the engine: stop intake, cancel or keep open orders (`execution.on_shutdown`), flush, stop.
 
-        Returns a summary (`canceled`, `open`). With `graceful=False` open orders are left as they are. A second
+        Returns a summary (`canceled`, `open`, and `unanswered`: pairs whose actor did not answer, their open
+        orders not counted, when there are any). With `graceful=False` open orders are left as they are. A second
         call (another thread) waits for the first to finish and returns the same summary.
         """
         with self._stop_lock:

@@ -154,7 +154,8 @@ class _Daemon:
         mode = self.config.execution.on_shutdown
         print(
             f"shutdown complete: on_shutdown={mode}, canceled={summary.get('canceled', 0)}, "
-            f"left open={summary.get('open', 0)}",
+            f"left open={summary.get('open', 0)}"
+            + (f", pairs that did not answer={summary['unanswered']}" if summary.get("unanswered") else ""),
             flush=True,
         )
         return EXIT_OK

@@ -81,7 +81,9 @@ def test_shutdown_skips_a_dead_pair_and_still_cancels_the_live_ones(start: Any, 
     _resting_eth_order(engine)
     _kill_quietly(engine, BTC)
     summary = engine.stop()
-    assert summary == {"canceled": 1, "open": 0}
+    # BTC's orders are not known here (its actor is dead): the summary says a pair did not answer rather than
+    # counting it as nothing left open.
+    assert summary == {"canceled": 1, "open": 0, "unanswered": 1}
     assert _sim_status(sim, "ETHUSDT") == ["CANCELED"]
 
 
