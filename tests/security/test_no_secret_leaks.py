@@ -1,8 +1,9 @@
 """Invariant 6: no secret in logs, command output, the database or error messages — checked with sentinels.
 
 The engine runs live against the simulator (as if it were Binance) with sentinel credentials; orders succeed,
-fail and time out; then every captured log line, the whole database file and every error message are searched
-for the sentinels and their URL-encoded forms.
+fail and time out; then every captured log line, everything printed to stdout and stderr, every file the engine
+wrote (the database with its WAL, the spool) and every error message are searched for the sentinels and their
+URL-encoded forms.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def sim() -> Iterator[Simulator]:
         yield simulator
 
 
-def test_sentinel_secrets_never_leak(sim: Simulator, tmp_path: Path) -> None:
+def test_sentinel_secrets_never_leak(sim: Simulator, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     log = io.StringIO()
     redact.clear()
     config = Config.model_validate(
@@ -79,11 +80,16 @@ def test_sentinel_secrets_never_leak(sim: Simulator, tmp_path: Path) -> None:
         logger.remove()
         redact.clear()
     messages += [e.message for e in events] + [repr(e) for e in events]
+    out, err = capfd.readouterr()  # file descriptors 1 and 2: what any library printed, not only the log
     texts = {
         "log": log.getvalue(),
-        "database": database.read_bytes().decode("latin-1"),
         "messages": "\n".join(messages),
+        "stdout": out,
+        "stderr": err,
+        # The database with its -wal/-shm files, and the spool: every file the engine wrote.
+        **{path.name: path.read_bytes().decode("latin-1") for path in tmp_path.iterdir() if path.is_file()},
     }
+    assert database.name in texts
     assert "POST /api/v3/order" in texts["log"] or "create_order" in texts["log"]  # the log did capture activity
     for where, text in texts.items():
         for sentinel in SENTINELS:
