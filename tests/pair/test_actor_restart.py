@@ -305,11 +305,9 @@ def _late_report_lookup(letter: str) -> Any:
     return LookupStored(cid, Sighting(cid, Side.BUY, "LIMIT", Decimal("0.01"), None, (event,), "stream"))
 
 
-def test_a_stored_order_lookup_that_fails_while_the_database_is_down_is_tried_again(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A late report for an order that left memory needs the stored order; the database is down for a while.
-    # Dropping the report would lose its fill for good: nothing else looks at a finished order again.
+def _database_down_for(monkeypatch: pytest.MonkeyPatch, failures: int) -> tuple[list[int], list[Any]]:
+    """Stored-order lookups fail `failures` times, then find nothing; returns the lookups made and the sightings
+    handed to the book."""
     import actors.pair as pair_module
 
     calls: list[int] = []
@@ -317,12 +315,23 @@ def test_a_stored_order_lookup_that_fails_while_the_database_is_down_is_tried_ag
 
     def stored_view(store: Any, cid: Any, timeout_s: float) -> tuple[Any, list[Any], Any]:
         calls.append(1)
-        if len(calls) < 3:
+        if len(calls) <= failures:
             raise RuntimeError("database unavailable (test)")
         return None, [], None
 
     monkeypatch.setattr(pair_module, "stored_view", stored_view)
     monkeypatch.setattr(PairBook, "on_stored", lambda self, sighting, *rest: seen.append(sighting) or [])
+    return calls, seen
+
+
+def test_a_stored_order_lookup_that_fails_while_the_database_is_down_is_tried_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A late report for an order that left memory needs the stored order; the database is down for a while.
+    # Dropping the report would lose its fill for good: nothing else looks at a finished order again.
+    import actors.pair as pair_module
+
+    calls, seen = _database_down_for(monkeypatch, 2)
     rig = _Rig()
     lookup = _late_report_lookup("a")
     rig.proxy.retry_lookup(lookup, 1).get(timeout=_WAIT_S)
@@ -415,17 +424,7 @@ def test_a_stored_order_lookup_retried_after_a_restart_reaches_the_restarted_act
     # lost (ActorDeadError on the ticker's thread). It goes through the book's home, like every late message.
     import actors.pair as pair_module
 
-    calls: list[int] = []
-    seen: list[Any] = []
-
-    def stored_view(store: Any, cid: Any, timeout_s: float) -> tuple[Any, list[Any], Any]:
-        calls.append(1)
-        if len(calls) < 2:
-            raise RuntimeError("database unavailable (test)")
-        return None, [], None
-
-    monkeypatch.setattr(pair_module, "stored_view", stored_view)
-    monkeypatch.setattr(PairBook, "on_stored", lambda self, sighting, *rest: seen.append(sighting) or [])
+    calls, seen = _database_down_for(monkeypatch, 1)
     rig = _Rig()
     lookup = _late_report_lookup("b")
     rig.proxy.retry_lookup(lookup, 1).get(timeout=_WAIT_S)
