@@ -169,6 +169,9 @@ def test_fault_in_the_middle_of_a_burst_loses_no_fill(
     back through the reconciliation the gap triggers (order status, then myTrades)."""
     print(f"simulator seed {SEED}; fault {fault}")
     with engine_on(sim, tmp_path, _config(), subscriptions=1) as (engine, events):
+        # The simulator has the subscription before the engine has its confirmation: a fault in that window is
+        # part of the first subscription's gap (it flaked under load). The burst starts once that gap is closed.
+        reconciliations.wait("first subscription")
         placed = _place(engine, units=300)
         _burst(sim, placed, rounds=300, fault_at=100, fault=FAULTS[fault](sim))
         reconciliations.wait(GAP_REASON[fault])
@@ -186,6 +189,7 @@ def test_silent_stall_in_a_burst_is_repaired_by_the_watchdog(
     """The connection goes silent (no frames, no pongs) mid-burst: only the watchdog on the engine's clock can
     tell; it recreates the stream and the gap's reconciliation brings the swallowed fills."""
     with engine_on(sim, tmp_path, _config(), subscriptions=1) as (engine, events):
+        reconciliations.wait("first subscription")  # as above: the stall must come after the confirmation
         placed = _place(engine, units=200)
         _burst(sim, placed, rounds=200, fault_at=50, fault=lambda: sim.control.ops.stall_ws("user"))
         assert events.count(EventKind.DONE) == 0  # the last fills are stuck behind the stall
