@@ -125,7 +125,8 @@ class EngineRequests:
         (`execution.limit_price_side`: `maker`, the own side of the book, or `taker`). With a market order a price
         is a bound: the order goes out as an IOC limit at the slippage bound around it, and what the book does
         not offer within it expires. A request with `time_in_force` IOC or FOK gets no fallback unless one is
-        given: it asked to trade at its price now or not at all.
+        given: it asked to trade at its price now or not at all. `priority`: the request's level in the gateway
+        queue, `ENTRY` (default), `EXIT` or `FALLBACK`; `CANCEL` is refused (it is the cancels' own level).
         """
         future: concurrent.futures.Future[PlaceOutcome] = concurrent.futures.Future()
         # Running from the start: `future.cancel()` says False, since it cannot stop the request (`cancel_order`
@@ -153,6 +154,12 @@ class EngineRequests:
             )
         except (ValidationError, ValueError, TypeError) as exc:  # TypeError: a `context` that is not a mapping
             future.set_result(Refusal(RefusalReason.INVALID_REQUEST, _short(exc)))
+            return future
+        if request.priority is Priority.CANCEL:
+            # The cancel level is what lets a cancel overtake a backlog of creates: a create there would queue
+            # ahead of the cancels it must never delay.
+            future.set_result(Refusal(RefusalReason.INVALID_REQUEST, "priority: a new order is entry, exit or "
+                                      "fallback; cancel is the level of cancels"))  # fmt: skip
             return future
         if self._routing.get(Pair(request.pair)) is None:
             future.set_result(Refusal(RefusalReason.NOT_WHITELISTED, f"{request.pair} is not in the pair whitelist"))

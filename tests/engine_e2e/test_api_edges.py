@@ -38,6 +38,20 @@ def test_a_context_that_is_not_a_mapping_is_an_invalid_request(engine: Engine) -
     assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.INVALID_REQUEST
 
 
+@pytest.mark.parametrize("priority", [0, "cancel-level"])
+def test_a_new_order_at_the_cancel_priority_is_refused_and_nothing_is_sent(engine: Engine, priority: object) -> None:
+    # The cancel level lets a cancel overtake a backlog; a create there would queue ahead of the cancels.
+    from engine.domain import Priority
+
+    level = Priority.CANCEL if priority == "cancel-level" else priority
+    outcome = engine.place_order(PAIR, "buy", "0.001", "59000", priority=level).result(timeout=10)  # type: ignore[arg-type]
+    assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.INVALID_REQUEST
+    assert "priority" in outcome.message
+    assert engine.open_orders(PAIR) == []
+    placed = engine.place_order(PAIR, "buy", "0.001", "59000", priority=Priority.EXIT).result(timeout=10)
+    assert not isinstance(placed, Refusal), placed
+
+
 def test_canceling_on_a_pair_outside_the_whitelist_is_an_error_not_a_silent_no_op(engine: Engine) -> None:
     with pytest.raises(ValueError, match="whitelist"):
         engine.cancel_order("ETH/USDT", "some-request")
