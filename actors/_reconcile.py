@@ -21,36 +21,25 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 from typing import Any
 
 from loguru import logger
-from pykka.messages import ProxyCall
 
 from actors._feeds import reconcile_requests
 from actors._recovery import NOT_WHITELISTED, open_order_scans, split_by_pair
 from actors._ticker import Ticker
-from actors.pair import redirect_tells, reply_address, stored_view
+from actors._tracked import TrackedMixin
+from actors.pair import reply_address
 from actors.stream._frames import AccountFrame
 from actors.stream._watch import FIRST_SUBSCRIPTION
 from engine.clock import Clock
 from engine.domain import Order, Pair
-from engine.exchange import MUTATING_OPERATIONS, AccountPosition, BadFrame, ExecutionReport
+from engine.exchange import AccountPosition, BadFrame, ExecutionReport
 from engine.execution import SymbolRules
-from engine.gateway import GatewayResult, Op
+from engine.gateway import GatewayResult
 from engine.pair import (
-    PLAN_TIMER_PREFIX,
-    Alert,
-    Command,
-    Emit,
-    Leg,
-    LookupStored,
     PairBook,
-    Persist,
-    Schedule,
-    Send,
-    Unschedule,
 )
 
 __all__ = ["ReconcileMixin"]
@@ -58,16 +47,11 @@ __all__ = ["ReconcileMixin"]
 _ASK_TIMEOUT_S = 15.0
 _RECONCILE_BACKLOG = 100
 """Gateway queue depth above which a reconciliation round waits for the next tick."""
-_READ_ONLY = frozenset({Op.FETCH_ORDER, Op.MY_TRADES, Op.OPEN_ORDERS})
-"""What a tracking-only book may send: lookups only (an allow-list: an operation added later is not sent)."""
-assert not {op.value for op in _READ_ONLY} & MUTATING_OPERATIONS
-_TRACKED_TELLS = frozenset({"on_result", "on_report", "on_open_orders", "on_write_ahead_failed"})
-"""Pair actor messages a tracking-only book takes: each is `PairBook.<name>(*args, now_ms)`."""
 _HELD_REPORTS = 10_000
 """Execution reports held per pair while its actor is dead; past this, the rest wait for a reconciliation."""
 
 
-class ReconcileMixin:
+class ReconcileMixin(TrackedMixin):
     """Reconciliation rounds and the open-orders scan (see module docstring)."""
 
     gateway: Any
@@ -192,25 +176,6 @@ class ReconcileMixin:
         )
         return None if orders is None else (orders, reply_address(self._books[pair]))
 
-    def _tracked_reconcilable(self, book: PairBook) -> list[Order]:
-        """What a round looks up in a tracking-only book: every order for a whitelisted pair (halted), the
-        engine's own orders only for a pair outside the whitelist (external ones there are not bounded)."""
-        orders = book.reconcilable(tracking_only=True)
-        if book.pair in self._books:
-            return orders
-        own = self._outside_own.get(book.pair, frozenset())
-        return [order for order in orders if order.client_order_id in own]
-
-    def _tracked_legs(self, book: PairBook) -> list[Leg]:
-        """The open orders of a tracking-only book the root answers for (listed, counted as left open): all of a
-        halted whitelisted pair's, only the engine's own restored ones outside the whitelist (an external order
-        there is recorded from the stream only, and nothing would ever close it if its end were missed)."""
-        legs = book.open_legs()
-        if book.pair in self._books:
-            return legs
-        own = self._outside_own.get(book.pair, frozenset())
-        return [leg for leg in legs if leg.cid in own]
-
     def on_unrouted(self, report: Any) -> None:
         """A user-data event for no whitelisted pair (or an account event), never dropped: an execution report
         is an order placed outside the engine, recorded and announced through a tracking-only book."""
@@ -253,66 +218,6 @@ class ReconcileMixin:
             message = f"{pair}: more than {_HELD_REPORTS} reports while its actor was dead; a reconciliation follows"
             self._alerts("fills_missing", message)
 
-    def _track_only(self, pair: Pair) -> None:
-        """`pair`'s actor is not coming back: its book becomes tracking-only (records, events and alerts, and
-        read-only lookups; no order is sent), with the reports held for it applied first."""
-        book = self._outside[pair] = self._books[pair]
-        book.tracking_only = True  # from now on it never creates an order; its limits end at their deadline
-        book.cancels_allowed = True
-        proxy = self._self
-        # First what its dead actor left (older than the reports held here since), then the held reports;
-        # the answers to its requests still in flight follow as messages (`on_tracked_tell`).
-        left = redirect_tells(book, lambda message: proxy.on_tracked_tell.defer(pair, message))
-        held = self._held.pop(pair, deque())
-        if left or held or pair in self._held_overflow:
-            logger.bind(pair=pair).warning("{} message(s) left by its actor and {} held report(s) go to the "
-                                           "tracking-only book", len(left), len(held))  # fmt: skip
-        self._held_overflow.discard(pair)
-        # The order timers that died with the actor (a pending re-fetch of fills, lookups) run on the root now.
-        self._carry_out(book, book.resume(self._clock.now_ms()))
-        for message in left:
-            self.on_tracked_tell(pair, message)
-        for report in held:
-            self._track_report(book, report)
-
-    def on_tracked_tell(self, pair: Pair, message: ProxyCall) -> None:
-        """A tell meant for `pair`'s dead actor (left in its inbox, or a gateway answer to one of its requests)
-        applied to the pair's tracking-only book: answers and reports only. Prices and cancels would act on the
-        market and are dropped, and so are timer tells (the book's timers are re-armed on the root from the book
-        itself, `_track_only`); callers' requests are answered by `release_callers`."""
-        book = self._outside.get(pair)
-        name = message.attr_path[-1] if message.attr_path else ""
-        if book is not None and name == "retry_lookup":  # a late report's stored-order lookup, tried again here
-            self._lookup_stored(book, message.args[0])
-        elif book is None or name not in _TRACKED_TELLS:
-            logger.bind(pair=pair).debug("tracking only: {} not carried out", name)
-        else:
-            self._track(book, str(name), partial(getattr(book, str(name)), *message.args, self._clock.now_ms()))
-
-    def _track_report(self, book: PairBook, report: ExecutionReport) -> None:
-        self._track(book, "report", partial(book.on_report, report, self._clock.now_ms()))
-
-    def _tracked_reply(self, pair: Pair) -> Callable[[GatewayResult], None]:
-        proxy = self._self
-        return lambda result: proxy.on_tracked_result.defer(pair, result)
-
-    def on_tracked_result(self, pair: Pair, result: GatewayResult) -> None:
-        """The answer to a lookup the root sent for a tracking-only book (reconciliation and what follows it:
-        an order's status, its missing fills)."""
-        book = self._outside.get(pair)
-        if book is not None:
-            what = f"{result.request.op.value} result"
-            self._track(book, what, partial(book.on_result, result, self._clock.now_ms()))
-
-    def _track(self, book: PairBook, what: str, apply: Callable[[], list[Command]]) -> None:
-        try:
-            commands = apply()
-        except Exception:  # noqa: BLE001 - the root must survive a book that cannot take what it is given
-            logger.bind(pair=book.pair).exception("tracking-only book failed on a {}", what)
-            return
-        self._carry_out(book, commands)
-        book.forget_finished()
-
     def _apply_position(self, position: AccountPosition) -> None:
         # The balances that changed, as the exchange reports them after every fill: `balances()` stays
         # current between the minute's account reads (only newer than what is held is applied).
@@ -325,75 +230,3 @@ class ReconcileMixin:
         self._account = {**account, "balances": list(rows.values())}
         self._account_ms = position.event_time_ms
         logger.debug("balances updated from the stream: {}", ", ".join(e.asset for e in position.balances))
-
-    def _carry_out(self, book: PairBook, commands: list[Command]) -> None:
-        # A tracking-only book never trades: records, events, alerts, database lookups (a report for an order
-        # that left memory), read-only exchange lookups and (for a whitelisted pair) its timers and the cancels
-        # its limits' deadlines call for are carried out; creates, other cancels and callers' answers are not.
-        assert self._store is not None and self._bus is not None
-        records = [c.item for c in commands if isinstance(c, Persist)]
-        if records:
-            self._store.save_many(records)
-        for command in commands:
-            if isinstance(command, Emit):
-                self._bus.proxy().publish.defer(command.event)
-            elif isinstance(command, Alert):
-                self._alerts(command.key, f"{book.pair} {command.client_order_id or ''}: {command.message}")
-            elif isinstance(command, LookupStored):
-                self._lookup_stored(book, command)
-            elif isinstance(command, Send) and self._may_look_up(book, command):
-                # The answer comes back to the root (`on_tracked_result`), never to the dead pair actor.
-                self.gateway.submit(replace(command.request, reply_to=self._tracked_reply(book.pair), gate=None))
-            elif isinstance(command, Schedule | Unschedule):
-                self._tracked_timer(book, command)
-            elif not isinstance(command, Persist):
-                logger.bind(pair=book.pair).debug("tracking only: {} not carried out", type(command).__name__)
-
-    def _tracked_timer(self, book: PairBook, command: Schedule | Unschedule) -> None:
-        # A tracking-only book keeps its order timers, run by the root: a re-fetch of missing fills, a status
-        # re-check, an unknown outcome's next lookup. The book sends nothing but lookups (`tracking_only`)
-        # and `_may_look_up` filters again. Same lock and handles as the root's cadences: none fires after
-        # `shutdown` stopped the timers.
-        pair = book.pair
-        if command.key.startswith(PLAN_TIMER_PREFIX) and not book.cancels_allowed:
-            return  # a plan's deadline leads to a cancel (a halted pair's only) or a fallback (never sent)
-        name = f"tracked:{pair}:{command.key}"
-        proxy = self._self
-        with self._timer_lock:
-            handle = self._timers.pop(name, None)
-            if handle is not None:
-                self._ticker.cancel(handle)
-            if isinstance(command, Schedule) and not self._timers_stopped:
-                delay = command.due_ms - self._clock.now_ms()
-                key = command.key
-                fire = lambda _now: proxy.on_tracked_timer.defer(pair, key)  # noqa: E731 - on the ticker's thread
-                self._timers[name] = self._ticker.call_later(delay, fire)
-
-    def on_tracked_timer(self, pair: Pair, key: str) -> None:
-        """A timer of a halted pair's tracking-only book is due (see `_tracked_timer`)."""
-        with self._timer_lock:
-            self._timers.pop(f"tracked:{pair}:{key}", None)
-        book = self._outside.get(pair)
-        if book is not None and not self._stopping:
-            self._track(book, f"timer {key}", partial(book.on_timer, key, self._clock.now_ms()))
-
-    def _may_look_up(self, book: PairBook, command: Send) -> bool:
-        # Lookups (and a halted pair's cancels), nothing after the shutdown drain: of a halted whitelisted pair,
-        # any; outside the whitelist, of the engine's own restored orders only (not another's, nor external ones).
-        if self._stopping:
-            return False
-        if command.request.op is Op.CANCEL_ORDER and book.cancels_allowed:
-            return True  # a halted pair's limit at its deadline (`_track_only`); never a create
-        if command.request.op not in _READ_ONLY:
-            return False
-        return book.pair in self._books or command.request.key in self._outside_own.get(book.pair, frozenset())
-
-    def _lookup_stored(self, book: PairBook, command: LookupStored) -> None:
-        # As the pair actor does (ask down to persistence): the stored order, its fills and its trade.
-        cid = command.client_order_id
-        try:
-            order, fills, trade = stored_view(self._store.proxy, cid, _ASK_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - the next reconciliation after a restart sees the order again
-            logger.bind(pair=book.pair, client_order_id=cid).error("stored order lookup failed: {}", exc)
-            return
-        self._carry_out(book, book.on_stored(command.sighting, order, fills, trade, self._clock.now_ms()))

@@ -58,6 +58,7 @@ class SupervisionMixin:
     _pairs: dict[Pair, Any]
     _outside: dict[Pair, PairBook]
     _tracked_legs: Callable[[PairBook], list[Any]]
+    cancel_tracked_for_shutdown: Callable[[float], int]
     _restarts: int
     """Restarts since the engine started (health, metrics)."""
     _recent_restarts: deque[int]
@@ -235,6 +236,8 @@ class SupervisionMixin:
                 canceled += self._with_pair(
                     pair, "cancel_all", lambda proxy: int(proxy.cancel_all().get(timeout=_ASK_TIMEOUT_S)), 0
                 )
+            # The halted pairs' too: the root runs their books (an order must not rest until someone notices).
+            canceled += self.cancel_tracked_for_shutdown(_ASK_TIMEOUT_S)
             self._wait_until(lambda: self._open_count()[0] == 0, _ASK_TIMEOUT_S)
         self._wait_until(self._gateway_idle, _ASK_TIMEOUT_S)
         open_count, unanswered = self._open_count()

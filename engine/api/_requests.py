@@ -38,6 +38,7 @@ __all__ = ["EngineRequests", "EngineStopped", "EngineTimeout", "running"]
 Number = Decimal | str | int
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+_ASK_TIMEOUT_S = 15.0
 
 
 def _decimal(name: str, value: object) -> Decimal:
@@ -96,6 +97,7 @@ class EngineRequests:
     _closed: bool
     _routing: Routing
     _state: EngineState
+    _root: Any
     clock: Clock
 
     def place_order(
@@ -206,12 +208,17 @@ class EngineRequests:
         Raises:
             EngineStopped: the engine was stopped.
             ValueError: `pair` is not in the whitelist (nothing of it can be canceled).
-            RuntimeError: the pair's actor is not running (restarting, or halted past the restart budget).
+            RuntimeError: the pair's actor is restarting (not running, and not halted either).
+
+        A pair halted past the restart budget is still canceled: the root runs its book (tracking only) and
+        carries the cancel out.
         """
         if self._routing.get(Pair(pair)) is None:
             raise ValueError(f"{pair!r} is not in the pair whitelist")
-        if not self._tell_pair(Pair(pair), "cancel", RequestId(request_id)):
-            raise RuntimeError(f"the {pair} actor is not running (restarting or halted); the cancel was not sent")
+        if self._tell_pair(Pair(pair), "cancel", RequestId(request_id)):
+            return
+        if not self._root.proxy().cancel_tracked(Pair(pair), RequestId(request_id)).get(timeout=_ASK_TIMEOUT_S):
+            raise RuntimeError(f"the {pair} actor is not running (restarting); the cancel was not sent")
 
 
 def _short(exc: Exception) -> str:

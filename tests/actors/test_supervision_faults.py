@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from engine.api import Accepted, Engine
-from engine.domain import Pair
+from engine.domain import OrderStatus, Pair
 from engine.gateway import GatewayRequest, GatewayResult, Op
 from sim import Simulator
 from tests.actors._crashes import BTC, ETH, exhaust_restart_budget, manual_engine, two_pair_sim
@@ -115,8 +115,43 @@ def test_past_the_budget_the_root_keeps_running_and_shutdown_cancels_the_other_p
 
     summary = engine.stop()
     assert _sim_status(sim, "ETHUSDT") == ["CANCELED"]
-    assert summary == {"canceled": 1, "open": 1}  # the halted pair's order is left open, and counted
+    # The halted pair's order is canceled too (`on_shutdown = cancel`): the root runs its book, and its cancel's
+    # answer is applied before the summary counts what is left open.
+    assert summary == {"canceled": 2, "open": 0}
+    assert _sim_status(sim, "BTCUSDT") == ["CANCELED"]
+
+
+def test_past_the_budget_shutdown_with_keep_leaves_the_halted_pairs_order_open_and_counts_it(
+    start: Any, sim: Simulator
+) -> None:
+    engine = start(on_shutdown="keep")
+    btc = engine.place_order(BTC, "buy", "0.01", "59950").result(timeout=20)
+    assert isinstance(btc, Accepted), btc
+    exhaust_restart_budget(engine, BTC)
+    assert engine.stop() == {"canceled": 0, "open": 1}
     assert _sim_status(sim, "BTCUSDT") == ["NEW"]
+
+
+def test_a_callers_cancel_reaches_a_pair_halted_past_the_budget(start: Any, sim: Simulator) -> None:
+    engine = start()
+    btc = engine.place_order(BTC, "buy", "0.01", "59950").result(timeout=20)
+    assert isinstance(btc, Accepted), btc
+    exhaust_restart_budget(engine, BTC)
+    root = engine._root.proxy()
+    assert engine.halted
+    engine.cancel_order(BTC, btc.order.request_id)  # the root carries it out: no RuntimeError
+    assert root.gateway.get(timeout=10).idle(30)
+    root.pair_refs().get(timeout=10)  # barrier: the cancel's answer was applied before this
+    assert _sim_status(sim, "BTCUSDT") == ["CANCELED"]  # canceled, and nothing sent after it (no fallback)
+    assert root.tracked_open_orders(BTC).get(timeout=10) == []
+    detail = engine.order_detail(BTC, btc.order.client_order_id)
+    assert detail is not None and detail.order.status is OrderStatus.CANCELED, detail
+    assert detail.fallbacks == []
+    # Its request is stored canceled by the caller: a restart sends no fallback for it.
+    store = root.store().get(timeout=10)
+    request = store.proxy.request_of(btc.order.request_id).get(timeout=10)
+    assert request is not None and request.canceled == "canceled by the caller"
+    assert engine.stop() == {"canceled": 0, "open": 0}
 
 
 def test_timer_messages_queued_behind_shutdown_send_nothing(start: Any) -> None:

@@ -240,6 +240,19 @@ def test_a_halted_pairs_book_arms_its_plans_deadline_and_sends_its_cancel_but_ne
     stopping = _Root(stopping=True)
     stopping._carry_out(book, [Send(_request(Op.CANCEL_ORDER))])
     assert stopping.calls.sent == []  # nothing leaves after the shutdown drain
+    # ... except the shutdown's own cancels (`cancel_tracked_for_shutdown`), answered where it says.
+    answers: list[GatewayResult] = []
+    lookup = Send(_request(Op.FETCH_ORDER))
+    assert stopping._carry_out(book, [Send(_request(Op.CANCEL_ORDER)), lookup], answers.append) == 1
+    [cancel] = stopping.calls.sent
+    assert cancel.op is Op.CANCEL_ORDER and cancel.reply_to == answers.append
+
+
+def test_a_book_outside_the_whitelist_sends_no_cancel_even_when_the_shutdown_drains() -> None:
+    stopping = _Root(stopping=True)
+    book: Any = SimpleNamespace(pair=DOGE, cancels_allowed=False)
+    assert stopping._carry_out(book, [Send(_request(Op.CANCEL_ORDER))], lambda _r: None) == 0
+    assert stopping.calls.sent == []
 
 
 def test_a_stored_order_lookup_retried_after_the_pair_halted_is_done_by_the_root(
@@ -247,7 +260,7 @@ def test_a_stored_order_lookup_retried_after_the_pair_halted_is_done_by_the_root
 ) -> None:
     # The pair actor scheduled the retry through its home; past the budget the home sends it to the root, which
     # dropped it (not a book message): the late fill it carried was lost.
-    import actors._reconcile as reconcile
+    import actors._tracked as reconcile
 
     root = _Root()
     looked: list[str] = []
