@@ -146,6 +146,26 @@ class _Home:
                 return
             self._parked.append(message)
 
+    def tell_running(self, method: str, *args: Any) -> bool:
+        """A caller's message (`place`, `cancel`) for the actor running the book; False when none does (crashed
+        and not restarted yet, or given up on).
+
+        Under the lock, like `tell`: a message racing its actor's crash is in the inbox `detach` salvages, or
+        parked here when the actor already refuses tells (`detach`, waiting for the lock, has not run yet). Either
+        way the restarted actor takes it, or `release` answers a `place`. Told straight to the actor, a message
+        sent while the actor still looked alive and queued after `detach` took the inbox was dropped by pykka: a
+        request's caller was never answered, a cancel never carried out.
+        """
+        message = ProxyCall(attr_path=(method,), args=args, kwargs={})
+        with self._lock:
+            if self._actor is None:
+                return False
+            try:
+                self._actor.tell(message)
+            except pykka.ActorDeadError:
+                self._parked.append(message)
+            return True
+
     def redirect(self, sink: Callable[[ProxyCall], None]) -> list[ProxyCall]:
         """No actor will run the book again: returns the tells parked for one (`place` messages stay parked
         for `release`), and every tell from now on goes to `sink` instead of waiting."""

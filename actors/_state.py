@@ -126,6 +126,9 @@ class Routing:
     """Pair → current pair actor proxy; replaced whole on a restart so readers never see half an update."""
 
     routes: dict[Pair, Any] = field(default_factory=dict)
+    homes: dict[Pair, Any] = field(default_factory=dict)
+    """Pair → what outlives its actors (`actors._pair_home._Home`, stable across restarts): callers' requests go
+    through it (`_Home.place`), race-free with a crash."""
 
     def get(self, pair: Pair) -> Any:
         """The proxy of `pair`'s actor, or None."""

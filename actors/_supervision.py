@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import pykka
 from loguru import logger
 
-from actors._pair_home import start_failures
+from actors._pair_home import _Home, start_failures
 from actors._state import HALT_RESTARTS, EngineState, RootSettings, Routing
 from actors._ticker import Ticker
 from actors.pair import PairActor, release_callers
@@ -107,6 +107,8 @@ class SupervisionMixin:
             # those above again).
             logger.bind(pair=pair).error("pair actor died as it started")
             return
+        # The home first: a reader that sees the new route finds it (it is the same object across restarts).
+        self._routing.homes = {**self._routing.homes, pair: _Home.of(self._books[pair])}
         self._routing.routes = {**self._routing.routes, pair: proxy}
         if pair in self._held_overflow:
             # The reports past the bound are the exchange's: the round that follows every restart finds them.

@@ -14,12 +14,12 @@ restarts a new actor over the same book; what the dead actor held outside the bo
 the book: callers' futures (answered by the new actor), the reply address of gateway results (it reaches
 whichever actor runs the book, parking results while none does), and the tells left in the dead actor's inbox
 (salvaged in `on_failure`, handed to the new actor in order). A start that fails (the book's `restate` or
-`resume` raises) is a crash too, reported and counted the same way. A tell that races the crash (sent while the
-actor looked alive, queued after `on_failure` took the inbox) is still dropped by pykka: a gateway result or
-report is recovered by the reconciliation after every restart; a caller's `place` in that window of
-microseconds is not answered (its caller's timeout is the only remedy). A pair past the restart budget answers
-its callers after `ORPHAN_GRACE_MS`; what was parked for it goes to the root's tracking-only book
-(`redirect_tells`).
+`resume` raises) is a crash too, reported and counted the same way. Callers' messages (`place`, `cancel`) and
+gateway results go through the home, under the lock `on_failure` takes the inbox with: none is lost to the
+crash. A tell sent straight to the actor that races the crash (sent while the actor looked alive, queued after
+`on_failure` took the inbox) is still dropped by pykka: a report or a timer is recovered by the reconciliation
+after every restart and the book's `resume`. A pair past the restart budget answers its callers after
+`ORPHAN_GRACE_MS`; what was parked for it goes to the root's tracking-only book (`redirect_tells`).
 """
 
 from __future__ import annotations

@@ -178,20 +178,10 @@ class EngineRequests:
             raise EngineStopped(f"the engine is stopped: {what} is not available")
 
     def _tell_pair(self, pair: Pair, method: str, *args: Any) -> bool:
-        """Tell `pair`'s actor; False when it is dead (crashed and not restarted yet, or past the budget)."""
-        tried = None
-        # Twice at most: routing may have moved to the restarted actor since it was read.
-        for _ in range(2):
-            target = self._routing.get(pair)
-            if target is None or target is tried:
-                return False
-            try:
-                getattr(target, method).defer(*args)
-            except pykka.ActorDeadError:
-                tried = target
-            else:
-                return True
-        return False
+        """Tell `pair`'s actor, through the pair's home (`_Home.tell_running`: race-free with a crash, a message
+        is taken by the restarted actor); False when no actor runs the pair (restarting, or past the budget)."""
+        home = self._routing.homes.get(pair)
+        return home is not None and bool(home.tell_running(method, *args))
 
     def _unreachable(self, pair: str) -> Refusal:
         ctx = self._state.intake()

@@ -15,6 +15,7 @@ import pytest
 from pykka._envelope import Envelope
 from pykka.messages import ProxyCall
 
+from actors._pair_home import _Home
 from actors._ticker import Ticker
 from actors.pair import ORPHAN_GRACE_MS, PairActor, release_callers
 from engine.api import Accepted, EngineEvent, PlaceOutcome, Refusal, RefusalReason
@@ -435,3 +436,49 @@ def test_a_stored_order_lookup_retried_after_a_restart_reaches_the_restarted_act
     rig.ticker.advance(pair_module._LOOKUP_RETRY_MS)
     rig.proxy.active_requests().get(timeout=_WAIT_S)  # the retry's tell is handled before this ask
     assert len(calls) == 2 and seen == [lookup.sighting]
+
+
+def test_a_callers_request_told_as_its_actor_dies_is_taken_by_the_restarted_actor() -> None:
+    # `_Home.tell_running` (the Engine's way in): the actor already refuses tells, but its `on_failure` (`detach`)
+    # has not run yet. Told straight to the actor the request was refused "restarting"; told while the actor still
+    # looked alive and queued after `detach` took the inbox, pykka dropped it and its caller was never answered.
+    rig = _Rig(restart=False)
+    home = _Home.of(rig.book)
+    dying = rig.refs[-1]
+    entered, gate = threading.Event(), threading.Event()
+    rig.proxy.hold.defer(entered, gate)
+    assert entered.wait(_WAIT_S)
+    dying.actor_stopped.set()  # what pykka does first when the actor fails (`_handle_failure`)
+    future: concurrent.futures.Future[PlaceOutcome] = concurrent.futures.Future()
+    assert home.tell_running("place", request(), future)  # parked for whichever actor runs the book next
+    home.detach(dying, dying.actor_inbox)  # the dying actor's `on_failure`
+    gate.set()
+    rig.start()
+    [create] = rig.gateway.creates(1)
+    assert create.reply_to is not None
+    create.reply_to(GatewayResult(create, data=order_json(create, "NEW")))
+    assert isinstance(future.result(_WAIT_S), Accepted)
+
+
+def test_a_callers_request_is_told_under_the_lock_detach_takes_the_inbox_with() -> None:
+    # So a request is in the inbox `detach` salvages, or parked: never put into an inbox already taken.
+    rig = _Rig()
+    home = _Home.of(rig.book)
+    seen: list[bool] = []
+
+    class _Ref:
+        def tell(self, message: Any) -> None:
+            seen.append(home._lock.locked())
+
+    home._actor = _Ref()  # type: ignore[assignment]
+    assert home.tell_running("place", request(), concurrent.futures.Future())
+    assert seen == [True]
+
+
+def test_a_callers_request_is_refused_when_no_actor_runs_the_book() -> None:
+    rig = _Rig(restart=False)
+    rig.proxy.crash.defer()
+    assert rig.crashed.wait(_WAIT_S)
+    future: concurrent.futures.Future[PlaceOutcome] = concurrent.futures.Future()
+    assert not _Home.of(rig.book).tell_running("place", request(), future)  # the engine answers it: restarting, retry
+    assert not future.done()
