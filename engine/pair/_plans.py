@@ -14,7 +14,7 @@ from abc import abstractmethod
 from loguru import logger
 
 from engine.api import Accepted, EngineEvent, EventKind, Refusal, RefusalReason
-from engine.domain import OrderRole, OrderStatus, OrderType, TimeInForce
+from engine.domain import ClientOrderId, OrderRole, OrderStatus, OrderType, TimeInForce
 from engine.exchange import ExchangeError, FilterRejected
 from engine.execution import (
     Abort,
@@ -41,6 +41,9 @@ from engine.pair._outcomes import refusal_of
 from engine.pair._recover import RecoveringBook
 
 __all__ = ["PlanBook"]
+
+_AFTER_ACK = frozenset({EventKind.FILL, EventKind.CANCELED})
+"""Events of an order a listener must hear after its `accepted`."""
 
 
 class PlanBook(RecoveringBook):
@@ -116,7 +119,19 @@ class PlanBook(RecoveringBook):
             self._out.append(Resolve(execution.request.request_id, Accepted(order_of(leg))))
         # `fallback` was said when the fallback order was sent: its ack is an `accepted` (its order's role tells).
         self._emit(EventKind.ACCEPTED, leg, now_ms, "" if leg.role is OrderRole.PRIMARY else "fallback order accepted")
+        self._accepted_first(leg.cid)
         self._feed(execution, LegAcked(leg.cid), now_ms)
+
+    def _accepted_first(self, cid: ClientOrderId) -> None:
+        # An ack that carries fills (a market order's FULL response, or a report that beat the ack) has them
+        # applied first: listeners would hear `fill` (even `canceled`) before `accepted`. The order they were told
+        # in is moved, within this message's output; the event's order snapshot is the latest either way.
+        out = self._out
+        for i in range(len(out) - 1):
+            command = out[i]
+            if isinstance(command, Emit) and command.event.kind in _AFTER_ACK and command.event.client_order_id == cid:
+                out.insert(i, out.pop())
+                return
 
     def _leg_filled(self, leg: Leg, fill: FillEvent, now_ms: int) -> None:
         execution = self._execs.get(leg.request_id)

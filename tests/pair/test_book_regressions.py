@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
+
+import pytest
 
 from actors._feeds import reconcile_requests
-from engine.api import Accepted, Refusal, RefusalReason
-from engine.domain import Order, OrderStatus, RequestRecord, TradeStatus
+from engine.api import Accepted, EventKind, Refusal, RefusalReason
+from engine.domain import FallbackKind, Order, OrderStatus, OrderType, RequestRecord, TimeInForce, TradeStatus
 from engine.exchange import AuthFailed, FilterRejected, OrderNotFound, OutcomeUnknown, Resolution
 from engine.gateway import GatewayRequest, GatewayResult, Op
 from engine.pair import Alert
@@ -185,3 +188,28 @@ def test_a_cancel_refused_by_a_stop_trading_error_alerts_with_the_order_that_sta
     [alert] = [c for c in commands if isinstance(c, Alert)]
     assert (alert.key, alert.client_order_id) == ("stop_trading", create.key)
     assert "stays open" in alert.message
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "executed", "fills", "after"),
+    [
+        ("market", "FILLED", "0.01", [("60010", "0.004"), ("60011", "0.006")], [EventKind.FILL, EventKind.FILL]),
+        ("limit", "EXPIRED", "0.004", [("60000", "0.004")], [EventKind.FILL, EventKind.CANCELED]),
+    ],
+)
+def test_an_ack_that_carries_fills_is_announced_accepted_before_its_fills(
+    kind: str, status: str, executed: str, fills: list[tuple[str, str]], after: list[EventKind]
+) -> None:
+    # A market order's FULL response (or an IOC expiring at once) has its fills applied before the ack is
+    # acted on: listeners heard `fill` and `canceled` before `accepted`.
+    h = Harness()
+    extra: dict[str, Any] = {"order_type": OrderType.MARKET} if kind == "market" else {
+        "time_in_force": TimeInForce.IOC, "fallback": FallbackKind.NONE}  # fmt: skip
+    req = request(price=None if kind == "market" else "60000", **extra)
+    h.place(req)
+    create = h.sent[-1]
+    h.answer(order_json(create, status, executed, fills))
+    cid = create.params["newClientOrderId"]
+    kinds = [e.kind for e in h.events if e.client_order_id == cid]
+    assert kinds == [EventKind.ACCEPTED, *after], kinds
+    assert [e.kind for e in h.events][-1] is EventKind.DONE
