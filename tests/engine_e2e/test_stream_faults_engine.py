@@ -267,6 +267,33 @@ def test_a_refused_subscription_is_fatal_once_and_fills_still_arrive_by_reconcil
         engine.stop()
 
 
+def test_while_the_user_stream_is_down_fills_are_reconciled_on_the_tight_cadence(
+    sim: Simulator, tmp_path: Path, reconciliations: Reconciliations
+) -> None:
+    """No stream: the periodic round (every 60 s) is not what finds a fill; the unhealthy cadence does, within
+    its 5 s (`stream.reconcile_interval_unhealthy_s`), and keeps doing so while the stream stays down."""
+    sim.control.add_fault(
+        FaultSpec(kind="reject_subscribe", target="ws-api", status=401, code=-2015, msg="Invalid API-key, IP, or "
+                  "permissions for action.")
+    )  # fmt: skip
+    with engine_on(sim, tmp_path, _config(reconcile_interval_s="60", reconcile_interval_unhealthy_s="5")) as (
+        engine,
+        events,
+    ):
+        for _ in range(10_000):  # each round is an ask through the root's inbox (health is told there)
+            if (engine.health()["streams"] or {}).get("user", {}).get("state") == "fatal":
+                break
+        order = engine.place_order("BTC/USDT", "buy", "0.01", "59000", idempotency_key="tight").result(30)
+        assert isinstance(order, Accepted), order
+        for quantity, seen in (("0.004", 1), ("0.003", 2)):
+            sim.control.fill_order("BTCUSDT", client_order_id=order.order.client_order_id, quantity=quantity)
+            _advance_until(engine, lambda n=seen: len(events.of(EventKind.FILL)) >= n, step_ms=1_000, steps=6)
+        reconciliations.wait("stream unhealthy: user")
+        assert "periodic" not in reconciliations.reasons  # 12 s at most went by: not the 60 s cadence
+        assert [e.fill.quantity for e in events.of(EventKind.FILL) if e.fill] == [Decimal("0.004"), Decimal("0.003")]
+        engine.stop()
+
+
 def test_more_than_500_fills_lost_on_one_order_are_all_recovered(
     sim: Simulator, tmp_path: Path, reconciliations: Reconciliations
 ) -> None:
