@@ -252,8 +252,13 @@ class GatewayCore(ExchangeFeedback):
             while True:
                 attempt += 1
                 sent_ms = self._clock.now_ms()
+
+                def left(server_ms: int) -> None:
+                    nonlocal admit  # a create leaving in a later order-count window is counted there
+                    admit = self.budget.sent(admit, server_ms)
+
                 try:
-                    data = await self._call(spec.ccxt_method, request)
+                    data = await self._call(spec.ccxt_method, request, left)
                 except NotSent as exc:
                     # The create's intent could not be made durable, so it never left; the requester hears
                     # of it from the write-ahead's failure, not from here.
@@ -306,7 +311,7 @@ class GatewayCore(ExchangeFeedback):
                 self._slot_free.set()
             self._pump()
 
-    async def _call(self, ccxt_method: str, request: GatewayRequest) -> Any:
+    async def _call(self, ccxt_method: str, request: GatewayRequest, left: Callable[[int], None]) -> Any:
         """One ccxt call, capped. ccxt's own timeout fires first; the cap also covers a hang inside ccxt.
 
         The cap cancels this task from a timer and turns that into a `TimeoutError`; a cancellation from
@@ -329,6 +334,7 @@ class GatewayCore(ExchangeFeedback):
             # The request leaves now: the window its response's counters belong to is this one, and the
             # creates answered by now are in any order count the server sends back.
             note.sent_ms = self._server_now()
+            left(note.sent_ms)
             if note.is_create or request.op is Op.CANCEL_ORDER:  # only order responses carry an order count
                 note.mark = self.budget.order_mark(note.sent_ms, create=note.is_create)
             timers.append(loop.call_later(self._timeout_s + 1, expire))

@@ -17,11 +17,19 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
+from dataclasses import dataclass, replace
 from typing import Final
 
 from loguru import logger
+
+from engine.exchange._ratelimits import (
+    DEFAULT_LIMITS,
+    ENDPOINT_WEIGHTS,
+    INTERVAL_MS,
+    EndpointKind,
+    LimitKind,
+    RateLimit,
+)
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -35,92 +43,9 @@ __all__ = [
 ]
 
 _SECOND: Final = 1000
-_INTERVAL_MS: Final[Mapping[str, int]] = {
-    "SECOND": _SECOND,
-    "MINUTE": 60 * _SECOND,
-    "HOUR": 3600 * _SECOND,
-    "DAY": 86400 * _SECOND,
-}
 _HEADER_LETTER: Final[Mapping[str, str]] = {"S": "SECOND", "M": "MINUTE", "H": "HOUR", "D": "DAY"}
 _HEADER_RE: Final = re.compile(r"^x-mbx-(used-weight|order-count)-(\d+)([smhd])$")
 _MAX_HEADER_NAMES: Final = 256
-
-
-class LimitKind(StrEnum):
-    """Binance's `rateLimitType`."""
-
-    REQUEST_WEIGHT = "REQUEST_WEIGHT"
-    ORDERS = "ORDERS"
-    RAW_REQUESTS = "RAW_REQUESTS"
-
-
-class EndpointKind(StrEnum):
-    """The REST calls the gateway makes, each with its documented weight (`ENDPOINT_WEIGHTS`)."""
-
-    CREATE_ORDER = "create_order"
-    CANCEL_ORDER = "cancel_order"
-    FETCH_ORDER = "fetch_order"
-    OPEN_ORDERS = "open_orders"
-    OPEN_ORDERS_ALL = "open_orders_all"
-    MY_TRADES = "my_trades"
-    MY_TRADES_BY_ORDER = "my_trades_by_order"
-    ACCOUNT = "account"
-    EXCHANGE_INFO = "exchange_info"
-    TIME = "time"
-    DEPTH = "depth"
-    TICKER = "ticker"
-    TICKER_ALL = "ticker_all"
-    API_RESTRICTIONS = "api_restrictions"
-
-    @property
-    def is_order(self) -> bool:
-        """True for the order POST / DELETE whose success costs 0 weight."""
-        return self in (EndpointKind.CREATE_ORDER, EndpointKind.CANCEL_ORDER)
-
-
-ENDPOINT_WEIGHTS: Final[Mapping[EndpointKind, int]] = {
-    EndpointKind.CREATE_ORDER: 1,  # 0 when successful (refunded by release)
-    EndpointKind.CANCEL_ORDER: 1,  # 0 when successful
-    EndpointKind.FETCH_ORDER: 4,
-    EndpointKind.OPEN_ORDERS: 6,
-    EndpointKind.OPEN_ORDERS_ALL: 80,
-    EndpointKind.MY_TRADES: 20,
-    EndpointKind.MY_TRADES_BY_ORDER: 5,
-    EndpointKind.ACCOUNT: 20,
-    EndpointKind.EXCHANGE_INFO: 20,
-    EndpointKind.TIME: 1,
-    EndpointKind.DEPTH: 5,  # limit ≤ 100
-    EndpointKind.TICKER: 2,
-    EndpointKind.TICKER_ALL: 80,
-    EndpointKind.API_RESTRICTIONS: 1,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """One Binance limit: `limit` units of `kind` per fixed window of `interval_ms`."""
-
-    kind: LimitKind
-    interval_ms: int
-    limit: int
-
-    @property
-    def label(self) -> str:
-        """E.g. "REQUEST_WEIGHT/60s"."""
-        return f"{self.kind.value}/{self.interval_ms // 1000}s"
-
-    def window_start(self, now_ms: int) -> int:
-        """Start of the fixed window containing `now_ms` (epoch-aligned, so days start at 00:00 UTC)."""
-        return now_ms - now_ms % self.interval_ms
-
-
-DEFAULT_LIMITS: Final[tuple[RateLimit, ...]] = (
-    RateLimit(LimitKind.REQUEST_WEIGHT, 60 * _SECOND, 6000),
-    RateLimit(LimitKind.ORDERS, 10 * _SECOND, 50),
-    RateLimit(LimitKind.ORDERS, 86400 * _SECOND, 160000),
-    RateLimit(LimitKind.RAW_REQUESTS, 300 * _SECOND, 300000),
-)
-"""Current documented values (binance-spot.md §5); exchangeInfo's `rateLimits` override them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +55,8 @@ class Admit:
     endpoint: EndpointKind
     weight: int
     admitted_ms: int
+    orders_ms: int | None = None
+    """For a create sent in a later order-count window than it was admitted in: when it left (`RateBudget.sent`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +135,7 @@ class RateBudget:
         for entry in rate_limits:
             try:
                 kind = LimitKind(str(entry["rateLimitType"]))
-                interval_ms = _INTERVAL_MS[str(entry["interval"])] * int(str(entry["intervalNum"]))
+                interval_ms = INTERVAL_MS[str(entry["interval"])] * int(str(entry["intervalNum"]))
                 limit = int(str(entry["limit"]))
             except (KeyError, ValueError) as exc:
                 logger.warning("skipping unreadable rate limit {entry}: {exc}", entry=entry, exc=exc)
@@ -275,6 +202,26 @@ class RateBudget:
             window.local = window.local + cost if window.orders else window.used + cost
         return Admit(endpoint, cost_weight, now_ms)
 
+    def sent(self, admit: Admit, sent_ms: int) -> Admit:
+        """The request of `admit` leaves at `sent_ms`; returns the admit to `release` it with.
+
+        The server counts a create in the order-count window it arrives in. One admitted at the end of a window
+        that leaves in the next (ccxt's preparation, its write-ahead commit) is charged to that window too: it
+        ran one low there, and a burst straddling a boundary could pass the limit (a -1015).
+        """
+        if admit.endpoint is not EndpointKind.CREATE_ORDER:
+            return admit
+        moved = False
+        for limit, window in self._pairs():
+            if not window.orders:
+                continue
+            start = limit.window_start(sent_ms)
+            if start != limit.window_start(admit.admitted_ms) and start >= window.start_ms:
+                window.roll(start)
+                window.local += 1
+                moved = True
+        return replace(admit, orders_ms=sent_ms) if moved else admit
+
     def release(self, admit: Admit, *, success: bool) -> None:
         """Settle an admitted request once answered (or known unsent).
 
@@ -282,8 +229,9 @@ class RateBudget:
         so that a later order-count header, from a request sent after this answer, is known to include it.
         """
         if admit.endpoint is EndpointKind.CREATE_ORDER:
+            counted_ms = admit.admitted_ms if admit.orders_ms is None else admit.orders_ms
             for limit, window in self._pairs():
-                if window.orders and window.start_ms == limit.window_start(admit.admitted_ms):
+                if window.orders and window.start_ms == limit.window_start(counted_ms):
                     window.answered += 1
         if not (success and admit.endpoint.is_order):
             return
@@ -341,7 +289,7 @@ class RateBudget:
         indexes: tuple[int, ...] = ()
         if match is not None:
             kind = LimitKind.REQUEST_WEIGHT if match.group(1) == "used-weight" else LimitKind.ORDERS
-            interval_ms = int(match.group(2)) * _INTERVAL_MS[_HEADER_LETTER[match.group(3).upper()]]
+            interval_ms = int(match.group(2)) * INTERVAL_MS[_HEADER_LETTER[match.group(3).upper()]]
             indexes = tuple(
                 i for i, limit in enumerate(self._limits) if limit.kind is kind and limit.interval_ms == interval_ms
             )

@@ -276,3 +276,27 @@ def test_clock_resync_after_1021_is_one_call_and_waits_out_a_retry_after_block()
     assert during_block == 0, "the clock re-sync went out during a Retry-After block"
     assert after == 1, f"{after} re-syncs for one clock fault"
     assert sorted(r.request.key for r in results) == ["bx-a", "bx-b"] and all(r.ok for r in results)
+
+
+def test_a_create_whose_gate_opens_in_the_next_order_window_is_counted_there() -> None:
+    from engine.exchange._ratebudget import LimitKind, RateLimit
+
+    orders = RateLimit(LimitKind.ORDERS, 10_000, 50)
+    end_of_window = NEAR_BOUNDARY - NEAR_BOUNDARY % 10_000 + 9_990
+    clock = ManualClock(end_of_window)
+    budget = RateBudget((orders,), margin=0)
+
+    async def run() -> None:
+        core = GatewayCore(_GatedClient, clock=clock, budget=budget)
+        await core.start(sync_time=False)
+        commit: concurrent.futures.Future[None] = concurrent.futures.Future()
+        core.enqueue(GatewayRequest(Op.CREATE_ORDER, {}, Priority.ENTRY, key="bx-late", gate=commit))
+        await asyncio.sleep(0)  # admitted now, in the window that is ending; parked at its gate
+        assert budget.used(orders, clock.now_ms()) == 1
+        clock.advance(20)  # the commit ends in the next window: the create leaves there
+        commit.set_result(None)
+        await asyncio.wait_for(core.wait_idle(), 10)
+        await core.close()
+
+    asyncio.run(run())
+    assert budget.used(orders, clock.now_ms()) == 1

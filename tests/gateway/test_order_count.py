@@ -107,3 +107,31 @@ def test_the_order_count_never_falls_below_what_the_server_counts(ops: list[tupl
     if not in_flight:  # all answered: a new response's count is the whole story
         budget.observe({HEADER: str(true_count)}, now, mark=budget.order_mark(now))
         assert budget.used(ORDERS_10S, now) == true_count
+
+
+def test_a_create_admitted_at_a_windows_end_and_sent_in_the_next_is_counted_in_the_next() -> None:
+    # The server counts a create in the window it arrives in: admitted at 9.999 s (its commit, ccxt's
+    # preparation) and sent at 10.001 s, it was charged to the old window only, and the new one ran one low.
+    budget = RateBudget([ORDERS_10S], margin=0)
+    late = budget.reserve(EndpointKind.CREATE_ORDER, T0 + 9_999)
+    assert isinstance(late, Admit)
+    late = budget.sent(late, T0 + 10_001)
+    assert budget.used(ORDERS_10S, T0 + 10_001) == 1
+    for _ in range(9):
+        assert isinstance(budget.reserve(EndpointKind.CREATE_ORDER, T0 + 10_002), Admit)
+    assert isinstance(budget.reserve(EndpointKind.CREATE_ORDER, T0 + 10_002), Wait)  # 10 of 10 with it
+    # Its answer is counted in the window it was sent in: a count the server sends back later includes it (1),
+    # and the nine creates not answered yet come on top.
+    budget.release(late, success=True)
+    budget.observe({HEADER: "1"}, T0 + 10_003, mark=budget.order_mark(T0 + 10_003))
+    assert budget.used(ORDERS_10S, T0 + 10_003) == 10
+
+
+def test_a_create_sent_in_the_window_it_was_admitted_in_is_charged_once() -> None:
+    budget = RateBudget([ORDERS_10S, WEIGHT], margin=0)
+    admit = budget.reserve(EndpointKind.CREATE_ORDER, T0 + 1)
+    assert isinstance(admit, Admit)
+    assert budget.sent(admit, T0 + 9_000) is admit
+    assert budget.used(ORDERS_10S, T0 + 9_000) == 1
+    lookup = budget.reserve(EndpointKind.FETCH_ORDER, T0 + 9_000)
+    assert isinstance(lookup, Admit) and budget.sent(lookup, T0 + 70_000) is lookup  # only creates are moved
