@@ -448,7 +448,8 @@ def test_a_callers_request_told_as_its_actor_dies_is_taken_by_the_restarted_acto
     entered, gate = threading.Event(), threading.Event()
     rig.proxy.hold.defer(entered, gate)
     assert entered.wait(_WAIT_S)
-    dying.actor_stopped.set()  # what pykka does first when the actor fails (`_handle_failure`)
+    pykka.ActorRegistry.unregister(dying)  # what pykka does first when the actor fails (`_handle_failure`)
+    dying.actor_stopped.set()
     future: concurrent.futures.Future[PlaceOutcome] = concurrent.futures.Future()
     assert home.tell_running("place", request(), future)  # parked for whichever actor runs the book next
     home.detach(dying, dying.actor_inbox)  # the dying actor's `on_failure`
