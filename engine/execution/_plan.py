@@ -126,7 +126,9 @@ class ExecutionPlan:
                 )
                 detail = str(violation) if violation else f"quantity {request.amount} is below the lot step"
                 return plan, plan._finish(ResultReason.REFUSED_FILTER, detail)
-            return plan, plan._place_remainder(kind=FallbackKind.MARKET, role=OrderRole.PRIMARY)
+            # A price is a bound: an IOC at the slippage bound around it (a plain market order could walk past it).
+            kind = FallbackKind.MARKET if request.price is None else FallbackKind.IOC_LIMIT
+            return plan, plan._place_remainder(kind=kind, role=OrderRole.PRIMARY)
         if volatile and config.fallback is not FallbackKind.NONE:
             # the market is moving: skip the limit's wait, go straight to the bounded fallback
             return plan, plan._place_remainder(kind=config.fallback, role=OrderRole.PRIMARY)

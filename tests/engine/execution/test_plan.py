@@ -443,3 +443,23 @@ def test_an_ioc_or_fok_limit_gets_no_fallback_unless_it_asks_for_one(tif: TimeIn
     plan, _ = ExecutionPlan.start(asked, RULES, BOOK, 0, CONFIG)
     market = only(plan.handle(LegClosed(PRIMARY, OrderStatus.EXPIRED, D(0)), 1), PlaceOrder).spec  # type: ignore[attr-defined]
     assert market.order_type is OrderType.MARKET
+
+
+def test_a_market_request_with_a_price_is_an_ioc_at_the_bound_around_it_even_with_the_book_inside() -> None:
+    # The price is the caller's bound: a plain market order (the book checked once, inside the bound) could walk
+    # past it on a large order or a moving book.
+    for action in SlippageAction:
+        config = ExecutionConfig(max_slippage=D("0.01"), slippage_action=action)
+        plan, commands = ExecutionPlan.start(
+            request(price="50000", order_type=OrderType.MARKET), RULES, BOOK, 0, config
+        )
+        spec = only(commands, PlaceOrder).spec  # type: ignore[attr-defined]
+        assert (spec.order_type, spec.time_in_force, spec.price) == (OrderType.LIMIT, TimeInForce.IOC, D("50500"))
+        assert (spec.role, spec.client_order_id, spec.slippage_capped) == (OrderRole.PRIMARY, PRIMARY, False)
+        # What the book did not offer within the bound expires: reported, with no second order.
+        result = result_of(plan.handle(LegClosed(PRIMARY, OrderStatus.EXPIRED, D("0.004")), 1))
+        assert (result.status, result.reason, result.remainder) == (
+            TS.PARTIAL,
+            ResultReason.FALLBACK_INCOMPLETE,
+            D("0.006"),
+        )
