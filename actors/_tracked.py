@@ -157,13 +157,18 @@ class TrackedMixin:
 
     def on_tracked_tell(self, pair: Pair, message: ProxyCall) -> None:
         """A tell meant for `pair`'s dead actor (left in its inbox, or a gateway answer to one of its requests)
-        applied to the pair's tracking-only book: answers and reports only. Prices and cancels would act on the
-        market and are dropped, and so are timer tells (the book's timers are re-armed on the root from the book
-        itself, `_track_only`); callers' requests are answered by `release_callers`."""
+        applied to the pair's tracking-only book: answers and reports, and a caller's cancel (a halted pair's, as
+        `cancel_tracked` carries out: the caller was told it was taken). Prices would act on the market and are
+        dropped, and so are timer tells (the book's timers are re-armed on the root from the book itself,
+        `_track_only`); callers' requests are answered by `release_callers`."""
         book = self._outside.get(pair)
         name = message.attr_path[-1] if message.attr_path else ""
         if book is not None and name == "retry_lookup":  # a late report's stored-order lookup, tried again here
             self._lookup_stored(book, message.args[0])
+        elif book is not None and name == "cancel":
+            if not self.cancel_tracked(pair, message.args[0]):
+                logger.bind(pair=pair, request_id=message.args[0]).warning("a caller's cancel not carried out: "
+                                                                           "the pair is tracked only")  # fmt: skip
         elif book is None or name not in _TRACKED_TELLS:
             logger.bind(pair=pair).debug("tracking only: {} not carried out", name)
         else:

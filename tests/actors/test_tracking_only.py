@@ -27,7 +27,7 @@ from actors._ticker import Ticker
 from actors.gateway import GatewaySettings
 from engine.clock import ManualClock
 from engine.config import Config
-from engine.domain import ClientOrderId, Order, OrderRole, OrderStatus, OrderType, Pair, RequestId, Side
+from engine.domain import ClientOrderId, Order, OrderRole, OrderStatus, OrderType, Pair, RequestId, RequestRecord, Side
 from engine.gateway import GatewayRequest, GatewayResult, Op
 from engine.pair import Command, PairSettings, Persist, Schedule, Send, Unschedule, WriteAhead
 
@@ -46,6 +46,10 @@ class _Calls:
 
     def save_many(self, records: Sequence[Any]) -> None:
         self.saved.extend(records)
+
+    def write_ahead_then(self, record: Any, on_durable: Any, on_failed: Any, companions: Sequence[Any] = ()) -> None:
+        self.saved.extend([*companions, record])
+        on_durable()
 
 
 class _Teller:
@@ -271,3 +275,31 @@ def test_a_stored_order_lookup_retried_after_the_pair_halted_is_done_by_the_root
     command = SimpleNamespace(client_order_id="bx-late", sighting=None)
     root.on_tracked_tell(BTC, ProxyCall(attr_path=("retry_lookup",), args=(command, 2), kwargs={}))
     assert looked == ["bx-late"]
+
+
+def test_a_callers_cancel_left_in_the_dead_actors_inbox_is_carried_out_once_the_pair_is_halted() -> None:
+    # `cancel_order` was told it was taken (`tell_running`); the actor crashed with it queued, past the budget.
+    # The root dropped it with the other tells it does not take: the limit rested, and a restart later fell back.
+    from actors._pair_home import _Home
+    from tests.pair._book_helpers import Harness, order_json, request
+
+    h = Harness()
+    req = request()
+    h.place(req)
+    h.answer(order_json(h.sent[-1], "NEW"))  # the limit rests
+    home = _Home.of(h.book)
+    dead: Any = object()
+    home._actor = dead
+    envelope = SimpleNamespace(
+        message=ProxyCall(attr_path=("cancel",), args=(req.request_id,), kwargs={}), reply_to=None
+    )
+    inbox: Any = SimpleNamespace(items=[envelope])
+    inbox.empty, inbox.get, inbox.put = (lambda: not inbox.items), (lambda: inbox.items.pop(0)), inbox.items.append
+    home.detach(dead, inbox)  # the crashed actor's `on_failure`: the cancel is parked
+    root = _Root()
+    root._books = {BTC: h.book}
+    root._outside, root._held, root._held_overflow = {}, {}, set()
+    root._track_only(BTC)  # the restart budget is spent
+    [cancel] = root.calls.sent
+    assert cancel.op is Op.CANCEL_ORDER and cancel.key == h.sent[0].key
+    assert [r.canceled for r in root.calls.saved if isinstance(r, RequestRecord)] == ["canceled by the caller"]
