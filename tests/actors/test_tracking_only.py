@@ -9,6 +9,7 @@ proxy): no actor runs, commands are carried out in the test's thread.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -293,8 +294,8 @@ def test_a_callers_cancel_left_in_the_dead_actors_inbox_is_carried_out_once_the_
     envelope = SimpleNamespace(
         message=ProxyCall(attr_path=("cancel",), args=(req.request_id,), kwargs={}), reply_to=None
     )
-    inbox: Any = SimpleNamespace(items=[envelope])
-    inbox.empty, inbox.get, inbox.put = (lambda: not inbox.items), (lambda: inbox.items.pop(0)), inbox.items.append
+    inbox: Any = queue.Queue()
+    inbox.put(envelope)
     home.detach(dead, inbox)  # the crashed actor's `on_failure`: the cancel is parked
     root = _Root()
     root._books = {BTC: h.book}
