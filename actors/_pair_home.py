@@ -49,6 +49,9 @@ class GatewayLike(Protocol):
     def submit(self, request: GatewayRequest) -> None:
         """Queue a request; its result goes to `request.reply_to`."""
 
+    def holds_create(self, key: str) -> bool:
+        """True while a create for `key` is in the gateway, not answered yet."""
+
 
 class StoreLike(Protocol):
     """What the pair actor needs of persistence (`actors.persistence.PersistenceHandle`)."""

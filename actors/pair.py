@@ -116,6 +116,7 @@ class PairActor(pykka.ThreadingActor):
         self._alerts = alerts
         self._intake = intake
         book.intake = intake
+        book.in_gateway = gateway.holds_create
         self._timers: dict[str, int] = {}
         self._self: Any = None
         self._home = _Home.of(book)

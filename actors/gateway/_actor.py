@@ -16,7 +16,7 @@ from engine.clock import Clock
 from engine.exchange import ExchangeError
 from engine.exchange._ratebudget import RateBudget, RateLimit
 from engine.exchange._retry import BackoffPolicy
-from engine.gateway import GatewayRequest, GatewayResult
+from engine.gateway import GatewayRequest, GatewayResult, Op
 from engine.venue import LoopThread, ResponseHook, make_client
 
 __all__ = ["GatewayActor", "GatewayHandle", "GatewaySettings"]
@@ -69,6 +69,8 @@ class GatewayHandle:
 
     def submit(self, request: GatewayRequest) -> None:
         """Queue a request; its result is told to `request.reply_to`."""
+        if request.op is Op.CREATE_ORDER:
+            self._core.pending_creates.add(request.key)
         self._inbox.append(request)
         if not self._drain_scheduled:
             self._drain_scheduled = True
@@ -91,6 +93,10 @@ class GatewayHandle:
             batch.append(inbox.popleft())
         if batch:
             self._core.enqueue_many(batch)
+
+    def holds_create(self, key: str) -> bool:
+        """True while a create for client order id `key` is in the gateway, not answered yet (any thread)."""
+        return key in self._core.pending_creates
 
     def call(self, request: GatewayRequest) -> concurrent.futures.Future[GatewayResult]:
         """Queue a request and return a future of its result (for code outside the actor tree)."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from loguru import logger
 
-from actors.gateway._feedback import _CALL, ExchangeFeedback, GatewayStats, _CallNote
+from actors.gateway._feedback import _CALL, ExchangeFeedback, GatewayStats, PendingCreates, _CallNote
 from engine.clock import Clock, SystemClock
 from engine.exchange import ExchangeError, map_error
 from engine.exchange._ratebudget import Admit, LimitKind, RateBudget, RateLimit, Wait
@@ -81,6 +81,8 @@ class GatewayCore(ExchangeFeedback):
         self._resync: asyncio.Future[None] | None = None  # the clock re-sync under way after a -1021
         self._sent = 0
         self._failed = 0
+        self.pending_creates = PendingCreates()
+        """Creates handed over and not answered yet (`GatewayHandle.holds_create`)."""
 
     # ---- lifecycle (loop thread) -------------------------------------------------------------------
     async def start(self, *, sync_time: bool = True) -> None:
@@ -108,6 +110,8 @@ class GatewayCore(ExchangeFeedback):
     # ---- intake (loop thread) ----------------------------------------------------------------------
     def enqueue(self, request: GatewayRequest) -> None:
         """Queue a request; it is sent when its turn comes and the budget admits it (now, if it can be)."""
+        if request.op is Op.CREATE_ORDER:
+            self.pending_creates.add(request.key)  # `GatewayHandle.submit` counts the creates it hands over
         self._queue.push(request)
         self._pump()
 
@@ -306,6 +310,8 @@ class GatewayCore(ExchangeFeedback):
                 )
                 return
         finally:
+            if request.op is Op.CREATE_ORDER:
+                self.pending_creates.done(request.key)  # after its answer was told, if it has one
             self._in_flight -= 1
             if self._slot_free is not None:
                 self._slot_free.set()

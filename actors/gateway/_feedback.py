@@ -14,6 +14,8 @@ hook holds creates at once and the error's code decides, in `_after_error`, whet
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from engine.exchange._retry import ClockOffsetEstimator
     from engine.gateway import GatewayRequest
 
-__all__ = ["ExchangeFeedback", "GatewayStats"]
+__all__ = ["ExchangeFeedback", "GatewayStats", "PendingCreates"]
 
 _TOO_MANY_ORDERS = -1015
 
@@ -180,3 +182,34 @@ class GatewayStats:
     """Every enforced limit by label (e.g. "REQUEST_WEIGHT/60s"): used, limit and the budget's own ceiling."""
     creates_held_until_ms: int = 0
     """End of a hold on creates only, after a 429 -1015 (local clock; 0: never held)."""
+
+
+class PendingCreates:
+    """The client order ids of the creates the gateway holds — handed over, queued (behind a full order window or a
+    -1015 hold, for hours perhaps), parked at their write-ahead gate or in flight — until their answer is told.
+
+    Thread-safe. A pair actor restarted over a book with an unacknowledged create asks here before it concludes
+    that the answer died with its predecessor: a create still held here will be answered, and looking it up
+    meanwhile finds nothing, which would end in a second create under the same id.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: Counter[str] = Counter()
+
+    def add(self, key: str) -> None:
+        """A create for `key` was handed to the gateway."""
+        with self._lock:
+            self._keys[key] += 1
+
+    def done(self, key: str) -> None:
+        """The create for `key` was answered (or dropped unsent)."""
+        with self._lock:
+            left = self._keys[key] - 1
+            if left > 0:
+                self._keys[key] = left
+            else:
+                del self._keys[key]
+
+    def __contains__(self, key: object) -> bool:
+        return self._keys.get(key, 0) > 0  # type: ignore[call-overload]

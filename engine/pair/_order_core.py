@@ -9,6 +9,7 @@ order events to a leg with the records, events and follow-up requests each chang
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from loguru import logger
 
@@ -43,6 +44,10 @@ _CANCELABLE = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
 _NOT_YET_ACKED = (OrderStatus.PENDING_SUBMIT, OrderStatus.SUBMITTED)
 
 
+def _nowhere(_cid: ClientOrderId) -> bool:
+    return False
+
+
 class OrderCore(ABC):
     """The legs, the hooks and the plumbing of `OrderDesk` (see module docstring)."""
 
@@ -59,6 +64,8 @@ class OrderCore(ABC):
         creates or cancels one."""
         self.tracking_reason = "the pair is halted past its restart budget"
         """Why the book is tracking only, in the words a refused fallback or re-send is closed with."""
+        self.in_gateway: Callable[[ClientOrderId], bool] = _nowhere
+        """Is a create for this client order id still in the gateway, unanswered (set by the pair actor)?"""
         self.cancels_allowed = False
         """A tracking-only book that may still cancel (a halted whitelisted pair: a cancel is not a new order, and
         a limit left resting past its deadline could fill days later). Its fallbacks are still refused."""

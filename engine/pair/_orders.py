@@ -288,6 +288,10 @@ class OrderDesk(OrderCore):
             return
         if kind == "lookup":
             self._poll_resolver(leg, now_ms)
+        elif kind == "unacked" and self._ack_overdue(leg) and self.in_gateway(leg.cid):
+            # Still in the gateway (behind a full order window, a -1015 hold): its answer will come. Looked up now,
+            # it is found nowhere, and "not created" would send a second create under its id.
+            self._out.append(Schedule(f"unacked:{leg.cid}", now_ms + self.settings.unknown_outcome_grace_ms))
         elif kind == "unacked" and self._ack_overdue(leg):
             # Its create's answer died with the actor before: the outcome is unknown. A plain lookup that found
             # nothing left it SUBMITTED for good (and the pair refusing new requests); the resolver looks it up until

@@ -300,3 +300,35 @@ def test_a_create_whose_gate_opens_in_the_next_order_window_is_counted_there() -
 
     asyncio.run(run())
     assert budget.used(orders, clock.now_ms()) == 1
+
+
+def test_a_create_is_held_from_its_hand_over_until_its_answer_was_told() -> None:
+    # A pair actor restarted over an unacknowledged create asks `holds_create` before it looks the order up.
+    from types import SimpleNamespace
+
+    from actors.gateway import GatewayHandle
+
+    async def run() -> tuple[list[bool], bool, bool]:
+        core = GatewayCore(_GatedClient, clock=ManualClock(NEAR_BOUNDARY), budget=RateBudget(()))
+        await core.start(sync_time=False)
+        handed = GatewayHandle(SimpleNamespace(call_soon=lambda _fn: None), core)  # type: ignore[arg-type]
+        handed.submit(GatewayRequest(Op.CREATE_ORDER, {}, Priority.ENTRY, key="bx-handed"))
+        told: list[bool] = []
+        commit: concurrent.futures.Future[None] = concurrent.futures.Future()
+        reply = lambda _r: told.append("bx-held" in core.pending_creates)  # noqa: E731
+        core.enqueue(GatewayRequest(Op.CREATE_ORDER, {}, Priority.ENTRY, key="bx-held", reply_to=reply, gate=commit))
+        failing: concurrent.futures.Future[None] = concurrent.futures.Future()
+        core.enqueue(GatewayRequest(Op.CREATE_ORDER, {}, Priority.ENTRY, key="bx-unsent", gate=failing))
+        await asyncio.sleep(0)  # both parked at their gates
+        assert "bx-held" in core.pending_creates and "bx-unsent" in core.pending_creates
+        assert handed.holds_create("bx-handed")  # handed over, not even queued yet
+        commit.set_result(None)
+        failing.set_exception(RuntimeError("the database refused the intent"))
+        await asyncio.wait_for(core.wait_idle(), 10)
+        held, unsent = "bx-held" in core.pending_creates, "bx-unsent" in core.pending_creates
+        await core.close()
+        return told, held, unsent
+
+    told, held, unsent = asyncio.run(run())
+    assert told == [True]  # still held while its answer was told: a lookup after it finds the answer applied
+    assert not held and not unsent

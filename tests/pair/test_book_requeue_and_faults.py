@@ -7,7 +7,7 @@ import decimal
 from decimal import Decimal
 
 from engine.api import Accepted, EventKind, Refusal, RefusalReason
-from engine.domain import OrderRequest, RequestId, Side
+from engine.domain import OrderRequest, OrderType, RequestId, Side
 from engine.exchange import OrderNotFound
 from engine.execution import Decision, RiskSnapshot
 from engine.gateway import Op
@@ -174,3 +174,26 @@ def test_after_a_restart_an_unanswered_create_the_exchange_never_got_is_placed_a
     assert [r.op for r in h.sent].count(Op.CREATE_ORDER) == 2
     h.answer(order_json(again, "NEW"))
     assert [type(o) for o in h.outcomes[req.request_id]] == [Accepted]
+
+
+def test_after_a_restart_a_create_still_held_by_the_gateway_is_not_looked_up_nor_placed_again() -> None:
+    # Behind a full order window (or a -1015 hold) the create is still in the gateway: looked up, it is found
+    # nowhere, and "not created" put a second create under the same id in the queue; both left, both filled.
+    h = Harness(unknown_outcome_grace_ms=3000)
+    req = request(order_type=OrderType.MARKET, price=None)
+    h.place(req)
+    create = h.sent[-1]
+    held = {create.key}
+    h.book.in_gateway = lambda cid: cid in held
+    h.run(h.book.resume(h.now))
+    for _ in range(5):  # a long hold: asked again each grace period, never looked up
+        key = next(k for k in h.timers if k.startswith("unacked:"))
+        h.fire(key)
+        assert h.sent[-1] is create and key in h.timers
+    held.clear()  # it leaves; its answer is told before the gateway lets go of it
+    h.answer(order_json(create, "FILLED", "0.01", [("60010", "0.01")]))
+    h.fire(next(k for k in h.timers if k.startswith("unacked:")))
+    assert [r.op for r in h.sent] == [Op.CREATE_ORDER]  # one create, no lookup
+    assert [type(o) for o in h.outcomes[req.request_id]] == [Accepted]
+    [trade] = h.trades()
+    assert trade.filled == Decimal("0.01")
