@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,8 @@ class GatewaySettings:
     recv_window_ms: int = 5_000
     max_in_flight: int = 32
     start_timeout_s: float = 15.0
+    jitter_seed: int | None = None
+    """Seed of the retry backoff's jitter (None: from the OS; `Engine.start` logs the one it uses)."""
 
     def client_factory(self) -> ClientFactory:
         """A factory building the ccxt client on the loop thread with these settings."""
@@ -173,6 +176,7 @@ class GatewayActor(pykka.ThreadingActor):
             request_timeout_s=settings.timeout_ms / 1000,
             on_critical=on_critical,
             backoff=backoff,
+            rng=random.Random(settings.jitter_seed),
         )
         self._handle = GatewayHandle(self._loop, self._core)
 

@@ -125,7 +125,7 @@ class StreamActor(pykka.ThreadingActor):
         self._on_price = on_price
         self._on_health = on_health
         self._on_gap = on_gap
-        rng = rng or random.Random()
+        rng = rng or random.Random(settings.jitter_seed)
         # One budget for both streams: Binance counts connection attempts per IP.
         self.budget = ConnectionBudget(settings.connection_attempts_per_window, settings.connection_window_ms)
         self._listen_keys = ListenKeyClient(settings.rest_url, settings.api_key) if self._uses_listen_key else None

@@ -41,6 +41,8 @@ class StreamSettings:
         listen_key_keepalive_ms: Binance.US: PUT the listenKey this often (Binance expires it after 60 min).
         report_handoff_pause_us: After telling a pair actor an execution report, UBWA's thread sleeps this
             long (0: not at all) — see `actors._feeds.ReportRouter`.
+        jitter_seed: Seed of the reconnect backoff's jitter (None: from the OS). `Engine.start` logs the one it
+            uses, so a run can be replayed.
     """
 
     exchange: ExchangeKind = "binance"
@@ -60,6 +62,7 @@ class StreamSettings:
     connection_window_ms: int = 300_000
     listen_key_keepalive_ms: int = 30 * 60_000
     report_handoff_pause_us: int = 20
+    jitter_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.exchange not in UBWA_EXCHANGES:

@@ -10,6 +10,7 @@ engine.stop()
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -85,6 +86,7 @@ class Engine(EngineRequests, EngineQueries):
         risk_manager: RiskManager | None = None,
         listeners: Sequence[EngineListener] = (),
         skip_startup_checks: bool = False,
+        jitter_seed: int | None = None,
     ) -> Engine:
         """Start the engine and return its handle once every actor is up.
 
@@ -105,6 +107,8 @@ class Engine(EngineRequests, EngineQueries):
             skip_startup_checks: DANGEROUS — trade live without the start-up checks (a key that can withdraw,
                 a skewed clock, an unlisted pair). Only for a caller that has just run them itself (the daemon
                 prints them before it starts the engine).
+            jitter_seed: seeds the retry and reconnect jitter (the gateway's, the streams'); by default one drawn
+                from the OS, so engines sharing an IP do not retry in step. The seed used is logged at start.
 
         Raises:
             StartupChecksFailed: live mode, and a start-up check failed; nothing was started.
@@ -133,6 +137,8 @@ class Engine(EngineRequests, EngineQueries):
         if local is None and not skip_startup_checks:
             # Live: real orders leave only once the checks passed (invariant 5). Nothing is started yet.
             _require_startup_checks(config, endpoint)
+        seed = random.SystemRandom().randrange(2**32) if jitter_seed is None else jitter_seed
+        logger.info("engine starting: jitter seed {} (Engine.start(jitter_seed=...) replays it)", seed)
         settings = RootSettings(
             config=config,
             gateway=GatewaySettings(
@@ -143,12 +149,13 @@ class Engine(EngineRequests, EngineQueries):
                 testnet=endpoint.testnet,
                 timeout_ms=int(ex.request_timeout_s * 1000),
                 recv_window_ms=ex.recv_window_ms,
+                jitter_seed=seed,
             ),
             database_url=database_url or config.database.connection_url(),
             spool_path=spool_path or config.database.spool_dir / "spool.jsonl",
             pair_settings=_pair_settings(config),
             risk_manager=risk_manager or _risk_manager(config),
-            stream=stream_settings(config, endpoint, local),
+            stream=stream_settings(config, endpoint, local, jitter_seed=seed + 1),
             reconcile_interval_ms=int(config.stream.reconcile_interval_s * 1000),
             unhealthy_reconcile_ms=int(config.stream.reconcile_interval_unhealthy_s * 1000),
             listeners=tuple(listeners),

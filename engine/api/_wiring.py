@@ -185,7 +185,9 @@ def endpoint_for(config: Config, sim: Simulator | None = None) -> Endpoint:
     )
 
 
-def stream_settings(config: Config, endpoint: Endpoint, sim: Simulator | None = None) -> StreamSettings | None:
+def stream_settings(
+    config: Config, endpoint: Endpoint, sim: Simulator | None = None, *, jitter_seed: int | None = None
+) -> StreamSettings | None:
     """The stream actor's settings for this configuration, or None when both streams are off."""
 
     from actors.stream import StreamSettings
@@ -220,4 +222,5 @@ def stream_settings(config: Config, endpoint: Endpoint, sim: Simulator | None = 
         watchdog_silence_ms=int(sc.watchdog_silence_s * 1000),
         max_reconnect_backoff_ms=int(sc.max_reconnect_backoff_s * 1000),
         report_handoff_pause_us=sc.report_handoff_pause_us,
+        jitter_seed=jitter_seed,
     )

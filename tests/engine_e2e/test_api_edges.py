@@ -168,3 +168,26 @@ def test_a_second_stop_waits_for_the_first_and_gets_its_summary(engine: Engine) 
     second = engine.stop()  # from another thread while the first drains (or after it): not {} at once
     first.join(60)
     assert summaries == [second] and second == {"canceled": 1, "open": 0}
+
+
+def test_the_jitter_seed_is_logged_and_replays_the_gateways_jitter(tmp_path: Path) -> None:
+    import random
+
+    from loguru import logger
+
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m.record["message"])), level="INFO")
+    try:
+        with Simulator(SimConfig(seed=3, symbols=["BTCUSDT"], start_prices={"BTCUSDT": Decimal(60000)})) as sim:
+            cfg = Config.model_validate({"stream": {"user_data": False, "market_data": False},
+                                         "exchange": {"pair_whitelist": [PAIR]}})  # fmt: skip
+            url = f"sqlite:///{tmp_path}/e.sqlite3"
+            engine = Engine.start(cfg, sim=sim, database_url=url, spool_path=tmp_path / "s.jsonl", jitter_seed=7)
+            try:
+                gateway = engine._root.proxy().gateway.get(timeout=10)
+                assert gateway._core._rng.random() == random.Random(7).random()
+            finally:
+                engine.stop(graceful=False)
+    finally:
+        logger.remove(sink)
+    assert any("jitter seed 7" in line for line in lines), lines
