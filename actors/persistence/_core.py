@@ -150,7 +150,7 @@ class PersistenceCore(OutageHandling):
 
     def commit_now(self, records: Sequence[Record]) -> Durability:
         """Make `records` durable now, in one transaction of their own, ahead of the pending batch (which its
-        tick commits; `supersede` dropped the pending rows these replace). A write-ahead's commit then holds only
+        tick commits — unless `records` hold a trade, which takes the pending batch with it; `supersede` dropped the pending rows these replace). A write-ahead's commit then holds only
         its own rows: its cost is the pages it dirties, and the rows of earlier messages doubled them (every
         upsert is forward-only and every insert idempotent, so the order in which rows reach the database never
         changes what it holds).
@@ -159,10 +159,17 @@ class PersistenceCore(OutageHandling):
             NotDurableError: records are only in memory (database down and spool refusing writes).
         """
         self.rejected_now = []
+        batch = list(records)
+        if self._pending and any(type(r) is Trade for r in batch):
+            # A finished request's trade (a queued request's write-ahead carries its predecessor's): recovery does
+            # not look at a finished request again, so the fills told before it go in this commit, or a crash
+            # before the tick lost them for good (its order and trade rows saying they were filled).
+            batch += self._pending
+            self._pending = []
         if self._degraded:
-            self._to_spool(list(records))
+            self._to_spool(batch)
         else:
-            self._write(list(records))  # a failure spools them (and the pending batch) and degrades
+            self._write(batch)  # a failure spools them (and the pending batch) and degrades
         return self._durability()
 
     def supersede(self, records: Sequence[Record]) -> None:

@@ -345,3 +345,31 @@ def test_a_database_refused_on_reconnect_mid_run_keeps_the_core_on_the_spool(
     monkeypatch.undo()
     outage.down = False
     _back_with_the_fill(core, reports, ticks=16)
+
+
+def test_a_write_ahead_carrying_a_finished_requests_trade_takes_the_pending_fills_with_it(
+    sqlite_url: str, tmp_path: Path, reader: peewee.Database
+) -> None:
+    # A queued request's write-ahead carries its predecessor's last fill, closing order row and trade. The earlier
+    # fill, still pending, was left for the tick: killed before it, the trade said filled and the fill was lost for
+    # good (recovery does not look at a finished request again).
+    core = _core(sqlite_url, tmp_path, [], batch_size=100)
+    core.accept_many([rec.fill(501), rec.order()])  # the first fill: pending
+    next_order = rec.order("c-2")
+    companions = [rec.fill(502), rec.order(), rec.trade("r-1"), next_order]
+    core.supersede(companions)
+    assert core.commit_now(companions) is Durability.DATABASE
+    # kill -9 here: no tick, no stop
+    assert sorted(int(f.trade_id) for f in find_fills(reader)) == [501, 502]
+
+
+def test_a_write_ahead_without_a_trade_commits_only_its_own_rows(
+    sqlite_url: str, tmp_path: Path, reader: peewee.Database
+) -> None:
+    core = _core(sqlite_url, tmp_path, [], batch_size=100)
+    core.accept(rec.fill(501))
+    assert core.commit_now([rec.order("c-2")]) is Durability.DATABASE
+    assert count(reader, FillRow) == 0 and count(reader, OrderRow) == 1  # the fill waits for its tick
+    core.tick()
+    assert count(reader, FillRow) == 1
+    core.stop()
