@@ -150,10 +150,10 @@ class PersistenceCore(OutageHandling):
 
     def commit_now(self, records: Sequence[Record]) -> Durability:
         """Make `records` durable now, in one transaction of their own, ahead of the pending batch (which its
-        tick commits — unless `records` hold a trade, which takes the pending batch with it; `supersede` dropped the pending rows these replace). A write-ahead's commit then holds only
+        tick commits; `supersede` dropped the pending rows these replace). A write-ahead's commit then holds only
         its own rows: its cost is the pages it dirties, and the rows of earlier messages doubled them (every
         upsert is forward-only and every insert idempotent, so the order in which rows reach the database never
-        changes what it holds).
+        changes what it holds). Records holding a trade take the pending batch with them (see below).
 
         Raises:
             NotDurableError: records are only in memory (database down and spool refusing writes).
