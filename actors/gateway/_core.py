@@ -271,7 +271,11 @@ class GatewayCore(ExchangeFeedback):
                     return
                 except Exception as exc:  # noqa: BLE001 - every failure is mapped into the error tree here
                     self.budget.release(admit, success=False)
-                    error = map_error(ccxt_exc=exc, operation=request.op.value)
+                    # The status as the response hook saw it: a 5xx whose JSON body carries a code Binance lists
+                    # nowhere is "outcome unknown", and ccxt's error text has the body only.
+                    note = _CALL.get()
+                    status = note.status if note is not None else None
+                    error = map_error(ccxt_exc=exc, operation=request.op.value, http_status=status)
                     if not error.exchange_message:
                         logger.debug("{} {} raised {!r} caused by {!r}", request.op, request.key, exc, exc.__cause__)
                     await self._after_error(request, error)

@@ -46,6 +46,7 @@ class _CallNote:
     mark: tuple[int, ...] | None = None  # the budget's order mark then
     throttled: bool = False  # the answer was a 418/429 (applied to the budget by the hook)
     undecided: tuple[int, float | None, int] | None = None  # a create's 429: (status, Retry-After s, server ms)
+    status: int | None = None  # the response's HTTP status (ccxt's error text drops it when the body is JSON)
 
 
 _CALL: ContextVar[_CallNote | None] = ContextVar("bexec_gateway_call", default=None)
@@ -139,6 +140,7 @@ class ExchangeFeedback:
         if note is None:
             self.budget.observe(headers, now)
         else:
+            note.status = status
             self.budget.observe(headers, now, sent_ms=note.sent_ms, mark=note.mark)
         if status not in (418, 429):
             return

@@ -101,6 +101,25 @@ def test_create_is_never_retried_on_unknown_outcome(sim: Simulator) -> None:
         ref.stop(timeout=20)
 
 
+@pytest.mark.parametrize(("status", "code"), [(503, -1099), (502, -1034)])
+def test_a_5xx_with_a_code_binance_lists_nowhere_is_an_unknown_outcome_for_a_create(
+    sim: Simulator, status: int, code: int
+) -> None:
+    # ccxt's error text carries the JSON body only: without the status the hook saw, an unlisted code was taken
+    # for a 4xx refusal ("rejected for sure"), though Binance says a 5xx leaves the execution status unknown.
+    ref, gw = _start(sim)
+    try:
+        sim.control.add_fault(
+            FaultSpec(kind="http_error", target="POST /api/v3/order", count=1, status=status, code=code,
+                      msg="Internal error; unable to process your request.", execute=True)
+        )  # fmt: skip
+        result = _call(gw, _limit(f"bx-5xx-{-code}"))
+        assert isinstance(result.error, OutcomeUnknown), result.error
+        assert result.error.http_status == status and result.attempts == 1
+    finally:
+        ref.stop(timeout=20)
+
+
 def test_idempotent_read_is_retried(sim: Simulator) -> None:
     ref, gw = _start(sim)
     try:
