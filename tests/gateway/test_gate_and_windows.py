@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
@@ -230,7 +231,9 @@ class _SkewedClient:
         cid = params["origClientOrderId"]
         if cid not in self.failed:
             self.failed.add(cid)
-            self._hook(429, {"Retry-After": "30"}, "GET", "/api/v3/order")
+            # Another request's 429 (outside this call's context), then this one's own answer: 400, -1021.
+            contextvars.Context().run(self._hook, 429, {"Retry-After": "30"}, "GET", "/api/v3/order")
+            self._hook(400, {}, "GET", "/api/v3/order")
             raise ccxt.InvalidNonce(
                 'binance {"code":-1021,"msg":"Timestamp for this request is outside of the recvWindow."}'
             )
