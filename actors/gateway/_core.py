@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from loguru import logger
@@ -26,7 +26,7 @@ from loguru import logger
 from actors.gateway._feedback import _CALL, ExchangeFeedback, GatewayStats, PendingCreates, _CallNote
 from engine.clock import Clock, SystemClock
 from engine.exchange import ExchangeError, map_error
-from engine.exchange._ratebudget import Admit, LimitKind, RateBudget, RateLimit, Wait
+from engine.exchange._ratebudget import Admit, RateBudget, RateLimit, Wait
 from engine.exchange._retry import BackoffPolicy, ClockOffsetEstimator, should_retry
 from engine.gateway import OP_SPECS, GatewayRequest, GatewayResult, Op, RequestQueue
 from engine.venue import SEND_GATE, NotSent, ResponseHook, SendGate
@@ -34,10 +34,6 @@ from engine.venue import SEND_GATE, NotSent, ResponseHook, SendGate
 __all__ = ["GatewayCore", "GatewayStats"]
 
 ClientFactory = Callable[[ResponseHook], Any]
-
-
-_WEIGHT_1M = (LimitKind.REQUEST_WEIGHT, 60_000)
-_ORDERS_10S = (LimitKind.ORDERS, 10_000)
 
 
 class GatewayCore(ExchangeFeedback):
@@ -120,39 +116,6 @@ class GatewayCore(ExchangeFeedback):
         for request in requests:
             self._queue.push(request)
         self._pump()
-
-    def stats(self) -> GatewayStats:
-        """Current queue, in-flight and budget figures."""
-        now = self._server_now()
-        budget = self.budget
-        by_label: dict[str, dict[str, int]] = {}
-        found: dict[tuple[LimitKind, int], tuple[int, int]] = {}
-        for limit in budget.limits:
-            used = budget.used(limit, now)
-            by_label[limit.label] = {"used": used, "limit": limit.limit, "ceiling": budget.effective_limit(limit)}
-            found.setdefault((limit.kind, limit.interval_ms), (used, limit.limit))
-        weight_used, weight_limit = found.get(_WEIGHT_1M, (0, 0))
-        orders_used, orders_limit = found.get(_ORDERS_10S, (0, 0))
-        return GatewayStats(
-            queued=len(self._queue),
-            in_flight=self._in_flight + self._parked,
-            sent=self._sent,
-            failed=self._failed,
-            blocked_until_ms=self._local_ms(budget.blocked_until_ms()),
-            # New orders are held by a 418 ban or by a -1015 hold alike: either way no create leaves.
-            orders_halted=budget.new_orders_halted(now) or now < budget.creates_held_until_ms(),
-            clock_offset_ms=self._offset.offset_ms,
-            used_weight_1m=weight_used,
-            weight_limit_1m=weight_limit,
-            orders_10s=orders_used,
-            order_limit_10s=orders_limit,
-            rate_limits=by_label,
-            creates_held_until_ms=self._local_ms(budget.creates_held_until_ms()),
-        )
-
-    def _local_ms(self, server_ms: int) -> int:
-        """A budget time (server clock) in the local clock its readers time against; 0 stays 0 (never)."""
-        return server_ms - self._server_offset_ms if server_ms else 0
 
     async def wait_idle(self) -> None:
         """Return once nothing is queued or in flight (tests and shutdown use it as a barrier)."""
@@ -248,6 +211,18 @@ class GatewayCore(ExchangeFeedback):
                 return decision
             await self._wait(self._wake, max(0.001, (decision.until_ms - now) / 1000))
 
+    async def _cleared(self, admit: Admit) -> Admit:
+        """Held at its gate (its commit), a request leaves only as the budget allows now: a Retry-After, a ban or
+        a -1015 hold may have begun meanwhile, or its order window passed; never once the gateway stops."""
+        assert self._wake is not None
+        while self._dispatching:
+            now = self._server_now()
+            decision = self.budget.sent(admit, now)
+            if isinstance(decision, Admit):
+                return decision
+            await self._wait(self._wake, max(0.001, (decision.until_ms - now) / 1000))
+        raise NotSent("the gateway is stopping: held at its gate, it does not leave")
+
     async def _send(self, request: GatewayRequest, admit: Admit) -> None:
         spec = OP_SPECS[request.op]
         attempt, previous_delay = 0, None
@@ -257,12 +232,12 @@ class GatewayCore(ExchangeFeedback):
                 attempt += 1
                 sent_ms = self._clock.now_ms()
 
-                def left(server_ms: int) -> None:
-                    nonlocal admit  # a create leaving in a later order-count window is counted there
-                    admit = self.budget.sent(admit, server_ms)
+                async def cleared() -> None:
+                    nonlocal admit
+                    admit = await self._cleared(admit)
 
                 try:
-                    data = await self._call(spec.ccxt_method, request, left)
+                    data = await self._call(spec.ccxt_method, request, cleared)
                 except NotSent as exc:
                     # The create's intent could not be made durable, so it never left; the requester hears
                     # of it from the write-ahead's failure, not from here.
@@ -321,7 +296,7 @@ class GatewayCore(ExchangeFeedback):
                 self._slot_free.set()
             self._pump()
 
-    async def _call(self, ccxt_method: str, request: GatewayRequest, left: Callable[[int], None]) -> Any:
+    async def _call(self, ccxt_method: str, request: GatewayRequest, cleared: Callable[[], Awaitable[None]]) -> Any:
         """One ccxt call, capped. ccxt's own timeout fires first; the cap also covers a hang inside ccxt.
 
         The cap cancels this task from a timer and turns that into a `TimeoutError`; a cancellation from
@@ -344,7 +319,6 @@ class GatewayCore(ExchangeFeedback):
             # The request leaves now: the window its response's counters belong to is this one, and the
             # creates answered by now are in any order count the server sends back.
             note.sent_ms = self._server_now()
-            left(note.sent_ms)
             if note.is_create or request.op is Op.CANCEL_ORDER:  # only order responses carry an order count
                 note.mark = self.budget.order_mark(note.sent_ms, create=note.is_create)
             timers.append(loop.call_later(self._timeout_s + 1, expire))
@@ -357,7 +331,8 @@ class GatewayCore(ExchangeFeedback):
             self._parked += 1
             self._pump()
 
-        def opened() -> None:
+        async def opened() -> None:
+            await cleared()  # still parked, holding no slot, while the budget holds it
             if parked:
                 parked.clear()
                 self._parked -= 1

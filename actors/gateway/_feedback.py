@@ -1,5 +1,5 @@
 """What the exchange tells the gateway back: response headers, throttling, clock skew and the clock offset; and
-`GatewayStats`, what the gateway tells up of it.
+`GatewayStats`, what the gateway tells up of it (`stats`); `PendingCreates`, the creates it holds.
 
 `ExchangeFeedback` is mixed into `GatewayCore` and, like it, runs on the gateway's event loop thread only.
 Every response's headers feed the rate budget; a failed call's error may throttle the budget, re-sync the
@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from loguru import logger
 
 from engine.exchange import Banned, ClockSkew, ExchangeError, RateLimited, StopTrading, parse_retry_after
+from engine.exchange._ratelimits import LimitKind
 
 if TYPE_CHECKING:
     from engine.clock import Clock
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["ExchangeFeedback", "GatewayStats", "PendingCreates"]
 
 _TOO_MANY_ORDERS = -1015
+_WEIGHT_1M = (LimitKind.REQUEST_WEIGHT, 60_000)
+_ORDERS_10S = (LimitKind.ORDERS, 10_000)
 
 
 @dataclass(slots=True)
@@ -67,6 +70,44 @@ class ExchangeFeedback:
     _resync: asyncio.Future[None] | None
     _on_critical: Callable[[ExchangeError], None] | None
     _wait: Callable[[asyncio.Event, float | None], Awaitable[None]]
+    _queue: Any
+    _in_flight: int
+    _parked: int
+    _sent: int
+    _failed: int
+
+    def stats(self) -> GatewayStats:
+        """Current queue, in-flight and budget figures."""
+        now = self._server_now()
+        budget = self.budget
+        by_label: dict[str, dict[str, int]] = {}
+        found: dict[tuple[LimitKind, int], tuple[int, int]] = {}
+        for limit in budget.limits:
+            used = budget.used(limit, now)
+            by_label[limit.label] = {"used": used, "limit": limit.limit, "ceiling": budget.effective_limit(limit)}
+            found.setdefault((limit.kind, limit.interval_ms), (used, limit.limit))
+        weight_used, weight_limit = found.get(_WEIGHT_1M, (0, 0))
+        orders_used, orders_limit = found.get(_ORDERS_10S, (0, 0))
+        return GatewayStats(
+            queued=len(self._queue),
+            in_flight=self._in_flight + self._parked,
+            sent=self._sent,
+            failed=self._failed,
+            blocked_until_ms=self._local_ms(budget.blocked_until_ms()),
+            # New orders are held by a 418 ban or by a -1015 hold alike: either way no create leaves.
+            orders_halted=budget.new_orders_halted(now) or now < budget.creates_held_until_ms(),
+            clock_offset_ms=self._offset.offset_ms,
+            used_weight_1m=weight_used,
+            weight_limit_1m=weight_limit,
+            orders_10s=orders_used,
+            order_limit_10s=orders_limit,
+            rate_limits=by_label,
+            creates_held_until_ms=self._local_ms(budget.creates_held_until_ms()),
+        )
+
+    def _local_ms(self, server_ms: int) -> int:
+        """A budget time (server clock) in the local clock its readers time against; 0 stays 0 (never)."""
+        return server_ms - self._server_offset_ms if server_ms else 0
 
     def _server_now(self) -> int:
         """Binance's time now, as far as measured: the rate windows reset on its clock's boundaries."""

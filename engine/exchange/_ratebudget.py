@@ -202,25 +202,35 @@ class RateBudget:
             window.local = window.local + cost if window.orders else window.used + cost
         return Admit(endpoint, cost_weight, now_ms)
 
-    def sent(self, admit: Admit, sent_ms: int) -> Admit:
-        """The request of `admit` leaves at `sent_ms`; returns the admit to `release` it with.
+    def sent(self, admit: Admit, now_ms: int) -> Admit | Wait:
+        """May the request of `admit`, held since (a create or a cancel at its write-ahead gate), leave now?
 
-        The server counts a create in the order-count window it arrives in. One admitted at the end of a window
-        that leaves in the next (ccxt's preparation, its write-ahead commit) is charged to that window too: it
-        ran one low there, and a burst straddling a boundary could pass the limit (a -1015).
+        Not while a block began meanwhile: a 429/418 Retry-After (everything), a ban or a -1015 hold (creates).
+        The server counts a create in the order-count window it arrives in: one leaving in a later window than
+        it was admitted in needs room there, and is charged there (a database stall let creates pile up at
+        their gates, admitted window after window, then leave together). Returns the admit to `release`.
         """
+        if now_ms < self._blocked_until_ms:
+            return Wait(self._blocked_until_ms, self._blocked_reason)
         if admit.endpoint is not EndpointKind.CREATE_ORDER:
             return admit
-        moved = False
-        for limit, window in self._pairs():
-            if not window.orders:
+        if now_ms < self._orders_halted_until_ms:
+            return Wait(self._orders_halted_until_ms, "new orders halted until the IP ban ends (418)", True)
+        if now_ms < self._creates_held_until_ms:
+            return Wait(self._creates_held_until_ms, "creates held after a 429 on an order (-1015)", True)
+        moved = []
+        for limit, window, allowed in zip(self._limits, self._windows, self._allowed, strict=True):
+            start = limit.window_start(now_ms)
+            if not window.orders or start == limit.window_start(admit.admitted_ms) or start < window.start_ms:
                 continue
-            start = limit.window_start(sent_ms)
-            if start != limit.window_start(admit.admitted_ms) and start >= window.start_ms:
-                window.roll(start)
-                window.local += 1
-                moved = True
-        return replace(admit, orders_ms=sent_ms) if moved else admit
+            used = window.used if window.start_ms == start else 0
+            if used + 1 > allowed:
+                return Wait(start + limit.interval_ms, f"{limit.label} window full ({used}+1 > {allowed})", True)
+            moved.append((window, start))
+        for window, start in moved:
+            window.roll(start)
+            window.local += 1
+        return replace(admit, orders_ms=now_ms) if moved else admit
 
     def release(self, admit: Admit, *, success: bool) -> None:
         """Settle an admitted request once answered (or known unsent).

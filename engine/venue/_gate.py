@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 
 __all__ = ["SEND_GATE", "STALE_AFTER_S", "NotSent", "SendGate", "pass_gate"]
@@ -29,13 +29,14 @@ class NotSent(Exception):
 
 class SendGate:
     """One call's gate: `durable` resolves (or fails) from the persistence thread; `on_open` runs on the
-    loop once the gate has opened (the gateway arms the call's timeout there: a slow commit is not a slow
-    exchange); `on_park` runs when the call has to wait (the gateway lends its slot to others meanwhile)."""
+    loop once the intent is durable, and may wait (the gateway waits there for its rate budget, then arms the
+    call's timeout: a slow commit is not a slow exchange), or raise `NotSent` (the gateway is stopping);
+    `on_park` runs when the call has to wait (the gateway lends its slot to others meanwhile)."""
 
     def __init__(
         self,
         durable: concurrent.futures.Future[None],
-        on_open: Callable[[], None],
+        on_open: Callable[[], Awaitable[None]],
         on_park: Callable[[], None] | None = None,
     ) -> None:
         self._durable = durable
@@ -44,13 +45,12 @@ class SendGate:
         self.opened = False
 
     async def passed(self) -> bool:
-        """Return once the intent is durable — True if the wait was long enough for the request's signature to
-        go stale (`STALE_AFTER_S`); raise `NotSent` if it cannot be made durable."""
+        """Return once the intent is durable and the request may leave — True if the wait was long enough for
+        the request's signature to go stale (`STALE_AFTER_S`); raise `NotSent` if it must not leave."""
         durable = self._durable
-        stale = False
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         if not durable.done():
-            loop = asyncio.get_running_loop()
-            started = loop.time()
             if self._on_park is not None:
                 self._on_park()
             waiter: asyncio.Future[None] = loop.create_future()
@@ -63,13 +63,12 @@ class SendGate:
 
             durable.add_done_callback(relay)
             await waiter  # a cancellation (shutdown, the call's cap) propagates; `durable` is left alone
-            stale = loop.time() - started > STALE_AFTER_S
         error = durable.exception()
         if error is not None:
             raise NotSent(f"the order intent is not durable: {error}") from error
+        await self._on_open()
         self.opened = True
-        self._on_open()
-        return stale
+        return loop.time() - started > STALE_AFTER_S
 
 
 def _settle(waiter: asyncio.Future[None]) -> None:

@@ -335,3 +335,109 @@ def test_a_create_is_held_from_its_hand_over_until_its_answer_was_told() -> None
     told, held, unsent = asyncio.run(run())
     assert told == [True]  # still held while its answer was told: a lookup after it finds the answer applied
     assert not held and not unsent
+
+
+class _SendingClient(_GatedClient):
+    """A `_GatedClient` that records the creates that passed their gate (left for the exchange)."""
+
+    def __init__(self, hook: ResponseHook) -> None:
+        super().__init__(hook)
+        self.left: list[str] = []
+
+    async def private_post_order(self, params: Mapping[str, str]) -> dict[str, Any]:
+        await pass_gate()
+        self.left.append(params["newClientOrderId"])
+        return {}
+
+
+def _gated_create(cid: str, gate: concurrent.futures.Future[None]) -> GatewayRequest:
+    return GatewayRequest(Op.CREATE_ORDER, {"newClientOrderId": cid}, Priority.ENTRY, key=cid, gate=gate)
+
+
+def test_a_create_whose_commit_ends_during_a_retry_after_block_waits_it_out() -> None:
+    # Admitted, then parked at its gate; meanwhile another request got a 429. It left at once when its commit
+    # ended: sending during a Retry-After is what Binance turns into a 418 ban.
+    clock = ManualClock(NEAR_BOUNDARY)
+    clients: list[_SendingClient] = []
+
+    async def run() -> tuple[list[str], list[str]]:
+        core = GatewayCore(lambda hook: clients.append(_SendingClient(hook)) or clients[-1], clock=clock,
+                           budget=RateBudget(()))  # fmt: skip
+        await core.start(sync_time=False)
+        commit: concurrent.futures.Future[None] = concurrent.futures.Future()
+        core.enqueue(_gated_create("bx-parked", commit))
+        await asyncio.sleep(0)  # parked at its gate
+        core.budget.on_throttled(http_status=429, retry_after_s=30, now_ms=core._server_now())
+        commit.set_result(None)
+        for _ in range(50):  # loop turns only: no time passes
+            await asyncio.sleep(0)
+        during = list(clients[0].left)
+        clock.advance(30_000)
+        core.wake()
+        await asyncio.wait_for(core.wait_idle(), 10)
+        await core.close()
+        return during, clients[0].left
+
+    during, after = asyncio.run(run())
+    assert during == [] and after == ["bx-parked"]
+
+
+def test_creates_piled_up_at_their_gates_leave_no_more_than_their_order_window_allows() -> None:
+    # A stalled commit: creates admitted in window after window wait at their gates, holding no slot; when the
+    # commit ends they all left in one 10 s window, far past Binance's 50 (each then a 429 -1015).
+    from engine.exchange._ratebudget import LimitKind, RateLimit
+
+    orders = RateLimit(LimitKind.ORDERS, 10_000, 10)
+    clock = ManualClock(NEAR_BOUNDARY - NEAR_BOUNDARY % 10_000)
+    clients: list[_SendingClient] = []
+
+    async def run() -> tuple[int, int]:
+        budget = RateBudget((orders,), margin=0)
+        core = GatewayCore(lambda hook: clients.append(_SendingClient(hook)) or clients[-1], clock=clock,
+                           budget=budget)  # fmt: skip
+        await core.start(sync_time=False)
+        commit: concurrent.futures.Future[None] = concurrent.futures.Future()
+        for n in range(30):  # 10 admitted in each of three windows, all waiting for the same commit
+            core.enqueue(_gated_create(f"bx-{n}", commit))
+            await asyncio.sleep(0)
+            if n % 10 == 9:
+                clock.advance(10_000)
+        commit.set_result(None)
+        for _ in range(200):
+            await asyncio.sleep(0)
+        first_window = len(clients[0].left)
+        clock.advance(10_000)
+        core.wake()
+        for _ in range(200):
+            await asyncio.sleep(0)
+        second_window = len(clients[0].left) - first_window
+        clock.advance(20_000)
+        core.wake()
+        await asyncio.wait_for(core.wait_idle(), 10)
+        await core.close()
+        return first_window, second_window
+
+    first_window, second_window = asyncio.run(run())
+    assert first_window == 10 and second_window == 10
+    assert len(clients[0].left) == 30
+
+
+def test_a_create_whose_commit_ends_while_the_gateway_stops_is_not_sent() -> None:
+    # The shutdown canceled the open orders and stopped the pair actors first: a create leaving now would rest
+    # at the exchange with nobody to take its answer.
+    clients: list[_SendingClient] = []
+
+    async def run() -> list[str]:
+        core = GatewayCore(lambda hook: clients.append(_SendingClient(hook)) or clients[-1],
+                           clock=ManualClock(NEAR_BOUNDARY), budget=RateBudget(()))  # fmt: skip
+        await core.start(sync_time=False)
+        commit: concurrent.futures.Future[None] = concurrent.futures.Future()
+        core.enqueue(_gated_create("bx-late", commit))
+        await asyncio.sleep(0)
+        closing = asyncio.ensure_future(core.close())
+        await asyncio.sleep(0)
+        commit.set_result(None)
+        await asyncio.wait_for(closing, 10)
+        return clients[0].left
+
+    assert asyncio.run(run()) == []
