@@ -81,7 +81,9 @@ class Leg:
     resends: int = 0
     fill_fetches: int = 0
     missed_lookups: int = 0
-    """Status lookups of this acknowledged order that found nothing (`_orders._not_found`)."""
+    """Status lookups of this acknowledged order that found nothing since one last found it (`_orders._not_found`)."""
+    first_miss_ms: int | None = None
+    """When the first of those found nothing."""
     acked: bool = False
     cancel_wanted: bool = False
     """The plan asked to cancel before the exchange acknowledged the order: cancel it at the ack."""

@@ -57,6 +57,9 @@ RESYNC_LOOKUPS = 10
 _FILL_REFETCH_MS = 1_000
 _FILL_REFETCH_CAP_MS = 30_000
 _LOOKUPS_BEFORE_VANISHED = 3
+_VANISHED_AFTER_MS = 60_000
+"""How long REST must not know an acknowledged order before it is closed as vanished."""
+_MISSED_LOOKUP_MAX_MS = 10_000
 
 
 def fill_refetch_ms(fetches: int) -> int:
@@ -176,6 +179,7 @@ class OrderDesk(OrderCore):
             if leg.resync_left:
                 self._out.append(Schedule(f"resync:{leg.cid}", now_ms + _FILL_REFETCH_MS))
         if error is None:
+            leg.missed_lookups, leg.first_miss_ms = 0, None  # found: REST knows it (a miss later counts anew)
             self._apply_snapshot(leg, result.data, now_ms)
             self._acked(leg, now_ms)
             return
@@ -211,14 +215,19 @@ class OrderDesk(OrderCore):
             self._poll_resolver(leg, now_ms)
 
     def _not_found(self, leg: Leg, now_ms: int) -> None:
-        # An order the exchange acknowledged is not found (a database from another account or a reset
-        # test exchange): once it is older than the grace period and three looks a second apart found
-        # nothing, it is closed here as EXPIRED with what was known to execute,
-        # its request ends without a fallback, and the operator is told. Nothing is traded on a guess.
+        # An order the exchange acknowledged is not found (a database from another account or a reset test
+        # exchange): once REST has not known it for a minute (`_VANISHED_AFTER_MS`, well past the 10-20 s REST can
+        # lag the matching engine) over at least three looks, and it is older than the grace period, it is closed
+        # here as EXPIRED with what was known to execute, its request ends without a fallback, and the operator is
+        # told. Nothing is traded on a guess. A lookup that finds it starts the count again (`_on_fetch`).
+        if leg.first_miss_ms is None:
+            leg.first_miss_ms = now_ms
         leg.missed_lookups += 1
-        young = now_ms - leg.created_ms < self.settings.unknown_outcome_grace_ms  # REST may lag the engine
-        if young or leg.missed_lookups < _LOOKUPS_BEFORE_VANISHED:
-            self._out.append(Schedule(f"status:{leg.cid}", now_ms + _FILL_REFETCH_MS))
+        young = now_ms - leg.created_ms < self.settings.unknown_outcome_grace_ms
+        unseen_ms = now_ms - leg.first_miss_ms
+        if young or unseen_ms < _VANISHED_AFTER_MS or leg.missed_lookups < _LOOKUPS_BEFORE_VANISHED:
+            delay = min(_FILL_REFETCH_MS << min(leg.missed_lookups - 1, 4), _MISSED_LOOKUP_MAX_MS)
+            self._out.append(Schedule(f"status:{leg.cid}", now_ms + delay))
             return
         state = leg.state
         self._apply(leg, ExchangeStatus(ExchangeOrderStatus.EXPIRED, state.exchange_cum_qty, state.exchange_cum_quote,

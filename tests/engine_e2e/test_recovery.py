@@ -322,7 +322,7 @@ def test_an_acknowledged_order_the_exchange_does_not_know_is_closed_without_a_fa
     sink = logger.add(lambda m: alerts.append(m.record["extra"]["alert"]), filter=lambda r: "alert" in r["extra"])
     try:
         engine, events = start(clock)
-        [done] = _advance_until(engine, events, EventKind.DONE, 1_000, 30)
+        [done] = _advance_until(engine, events, EventKind.DONE, 1_000, 90)  # a minute unseen by REST
     finally:
         logger.remove(sink)
     assert done.trade is not None and done.trade.status is TradeStatus.CANCELED

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import decimal
 from decimal import Decimal
+from typing import Any
 
 from engine.api import Accepted, EventKind, Refusal, RefusalReason
-from engine.domain import OrderRequest, OrderType, RequestId, Side
+from engine.domain import OrderRequest, OrderStatus, OrderType, RequestId, Side
 from engine.exchange import OrderNotFound
 from engine.execution import Decision, RiskSnapshot
 from engine.gateway import Op
 from engine.pair import IntakeContext
-from tests.pair._book_helpers import Harness, order_json, request
+from tests.pair._book_helpers import T0, Harness, order_json, request
 
 
 def _queued_pair(ctx_now: list[IntakeContext]) -> tuple[Harness, OrderRequest, OrderRequest]:
@@ -197,3 +198,52 @@ def test_after_a_restart_a_create_still_held_by_the_gateway_is_not_looked_up_nor
     assert [type(o) for o in h.outcomes[req.request_id]] == [Accepted]
     [trade] = h.trades()
     assert trade.filled == Decimal("0.01")
+
+
+def _status_lookups(h: Harness, cid: str, answer: Any, until_ms: int) -> int:
+    """Answer every status lookup of `cid` with `answer` (an error, or a snapshot) until `until_ms`; how many."""
+    asked = 0
+    while f"status:{cid}" in h.timers and h.timers[f"status:{cid}"] <= until_ms:
+        h.fire(f"status:{cid}")
+        assert h.sent[-1].op is Op.FETCH_ORDER
+        asked += 1
+        if isinstance(answer, Exception):
+            h.answer(error=answer)
+        else:
+            h.answer(answer(h.sent[-1]))
+    return asked
+
+
+def test_an_acknowledged_order_rest_hides_for_twenty_seconds_is_not_closed_as_vanished() -> None:
+    # REST can lag the matching engine 10-20 s. Misses inside the grace period were counted, so the first miss
+    # past it closed the order as EXPIRED with no cancel sent: a live limit left resting, unmanaged.
+    h = Harness(unknown_outcome_grace_ms=15_000)
+    req = request()
+    h.place(req)
+    create = h.sent[-1]
+    cid = create.key
+    h.answer(order_json(create, "NEW"))
+    h.run(h.book.on_timer(f"status:{cid}", h.now))  # a reconciliation looks it up
+    assert h.sent[-1].op is Op.FETCH_ORDER
+    h.answer(error=OrderNotFound("Order does not exist."))
+    _status_lookups(h, cid, OrderNotFound("Order does not exist."), T0 + 20_000)
+    _status_lookups(h, cid, lambda fetch: order_json(fetch, "NEW"), T0 + 40_000)  # REST caught up
+    leg = h.book.leg(cid)
+    assert leg is not None and leg.state.status is OrderStatus.OPEN and leg.missed_lookups == 0
+    assert EventKind.DONE not in [e.kind for e in h.events]
+
+
+def test_an_acknowledged_order_rest_never_knows_is_closed_as_vanished_after_a_minute() -> None:
+    h = Harness(unknown_outcome_grace_ms=15_000)
+    req = request()
+    h.place(req)
+    create = h.sent[-1]
+    cid = create.key
+    h.answer(order_json(create, "NEW"))
+    h.run(h.book.on_timer(f"status:{cid}", h.now))
+    h.answer(error=OrderNotFound("Order does not exist."))
+    asked = _status_lookups(h, cid, OrderNotFound("Order does not exist."), T0 + 120_000)
+    leg = h.book.leg(cid)
+    assert leg is not None and leg.state.status is OrderStatus.EXPIRED
+    assert 60_000 <= h.now - T0 <= 75_000 and asked < 15  # backed off: not a lookup a second for a minute
+    assert [e.kind for e in h.events][-1] is EventKind.DONE
