@@ -14,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import pykka
+
 from engine.api._requests import _NoStore, running
+from engine.domain import Pair
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -45,9 +48,26 @@ class EngineQueries:
     """Mixed into `Engine`: answers from the root actor (health, balances) and the database (orders, trades)."""
 
     _root: Any
+    _routing: Any
     _stopped: bool
     get_order: Callable[[str, str], Order | None]
     _require_running: Callable[[str], None]
+
+    @running("active_requests")
+    def active_requests(self, pair: str) -> list[str]:
+        """The ids of `pair`'s requests still executing (queued behind another, waiting for the ack, working);
+        empty while its actor is not running (restarting, or halted past the restart budget).
+
+        Raises:
+            EngineStopped: the engine was stopped.
+        """
+        target = self._routing.get(Pair(pair))
+        if target is None:
+            return []
+        try:
+            return [str(r) for r in target.active_requests().get(timeout=_ASK_TIMEOUT_S)]
+        except pykka.ActorDeadError:
+            return []
 
     @running("health")
     def health(self) -> dict[str, Any]:

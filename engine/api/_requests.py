@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import uuid
 from collections.abc import Callable, Mapping
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 import pykka
 from pydantic import ValidationError
 
-from engine.api._types import PlaceOutcome, Refusal, RefusalReason
+from engine.api._types import Placement, Refusal, RefusalReason
 from engine.domain import (
     FallbackKind,
     OrderRequest,
@@ -114,12 +113,13 @@ class EngineRequests:
         limit_timeout: Number | None = None,
         fallback: str | FallbackKind | None = None,
         time_in_force: str | TimeInForce = TimeInForce.GTC,
-    ) -> concurrent.futures.Future[PlaceOutcome]:
+    ) -> Placement:
         """Execute a request: a limit order (or market), chased and fallen back per configuration.
 
-        Returns a future resolving to `Accepted(order)` at the exchange's ack, or a `Refusal` with a
-        machine-readable `reason` (`risk_limit`, `wallet_below_minimum`, `filter_failure`, `conflict`,
-        `halted`, `not_whitelisted`, `invalid_request`, `rejected`, …) — never None. The same
+        Returns a `Placement`: a future resolving to `Accepted(order)` at the exchange's ack, or a `Refusal`
+        with a machine-readable `reason` (`risk_limit`, `wallet_below_minimum`, `filter_failure`, `conflict`,
+        `halted`, `not_whitelisted`, `invalid_request`, `rejected`, …) — never None — with the request's
+        `request_id`, to cancel it even before the ack (queued behind another request of its pair). The same
         `idempotency_key` twice on a pair returns the same order instead of creating another (keys are per pair:
         the same key on another pair is another request).
 
@@ -130,14 +130,14 @@ class EngineRequests:
         given: it asked to trade at its price now or not at all. `priority`: the request's level in the gateway
         queue, `ENTRY` (default), `EXIT` or `FALLBACK`; `CANCEL` is refused (it is the cancels' own level).
         """
-        future: concurrent.futures.Future[PlaceOutcome] = concurrent.futures.Future()
+        request_id = RequestId(uuid.uuid4().hex)
+        future = Placement(request_id)
         # Running from the start: `future.cancel()` says False, since it cannot stop the request (`cancel_order`
         # does); it returned True and the order was placed all the same.
         future.set_running_or_notify_cancel()
         if self._stopped:
             future.set_result(Refusal(RefusalReason.SHUTTING_DOWN, "the engine is stopped"))
             return future
-        request_id = RequestId(uuid.uuid4().hex)
         try:
             request = OrderRequest(
                 request_id=request_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +17,7 @@ __all__ = [
     "EngineListener",
     "EventKind",
     "PlaceOutcome",
+    "Placement",
     "Refusal",
     "RefusalReason",
 ]
@@ -43,7 +45,10 @@ class RefusalReason(StrEnum):
     REJECTED = "rejected"
     """The exchange definitely refused the order (insufficient balance, filter, …); see the message."""
     SHUTTING_DOWN = "shutting_down"
-    """The engine is stopping and takes no new requests (or the request was canceled before it started)."""
+    """The engine is stopping and takes no new requests."""
+    CANCELED = "canceled"
+    """The request was canceled (`cancel_order`, or the shutdown's cancel) before the exchange accepted an order
+    of it: queued behind another request of its pair, or its create canceled before the ack."""
     OUTCOME_UNKNOWN = "outcome_unknown"
     """The exchange never confirmed the order despite every lookup; it may exist and is being reconciled."""
 
@@ -80,6 +85,16 @@ class Accepted:
 
 
 PlaceOutcome = Accepted | Refusal
+
+
+class Placement(concurrent.futures.Future[PlaceOutcome]):
+    """What `Engine.place_order` returns: the future of its outcome, and the id the request was given, so it can
+    be canceled (`Engine.cancel_order`) before the exchange has answered — queued behind another request of its
+    pair, say, or waiting out a rate limit."""
+
+    def __init__(self, request_id: RequestId) -> None:
+        super().__init__()
+        self.request_id = request_id
 
 
 class EventKind(StrEnum):

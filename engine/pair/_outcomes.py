@@ -14,7 +14,7 @@ _REFUSALS = {
     ResultReason.DUST: RefusalReason.FILTER_FAILURE,
     ResultReason.REFUSED_NO_PRICE: RefusalReason.INVALID_REQUEST,
     ResultReason.SLIPPAGE_REFUSED: RefusalReason.RISK_LIMIT,
-    ResultReason.CANCELED: RefusalReason.SHUTTING_DOWN,
+    ResultReason.CANCELED: RefusalReason.CANCELED,
 }
 
 

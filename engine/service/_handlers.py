@@ -169,7 +169,13 @@ class _Handlers:
             limit_timeout=body.limit_timeout,
             fallback=body.fallback,
         )
-        outcome = await asyncio.wait_for(asyncio.wrap_future(future), _PLACE_TIMEOUT_S)
+        try:
+            outcome = await asyncio.wait_for(asyncio.wrap_future(future), _PLACE_TIMEOUT_S)
+        except TimeoutError:
+            # Queued behind another request of the pair, or waiting out a rate limit: it may still execute. Its id
+            # lets the caller cancel it (DELETE) or watch it; the same idempotency key finds it again.
+            return _error(504, "engine_timeout", "the engine did not answer in time; the request may still complete",
+                          request_id=future.request_id)  # fmt: skip
         self.s.metrics.on_outcome(outcome, time.monotonic() - started)
         order_log = logger.bind(pair=body.pair, side=body.side, idempotency_key=body.idempotency_key)
         if isinstance(outcome, Refusal):
@@ -246,8 +252,9 @@ class _Handlers:
             return _error(404, "not_found", f"{pair} is not a traded pair")
         orders = await self._blocking(self.s.engine.open_orders, pair)
         live = [o for o in orders if o.request_id == request_id]
-        if not live:
-            return _error(404, "not_found", f"no open order for request {request_id} on {pair}")
+        # A request with no open order may still be executing: queued behind another, or its create unanswered.
+        if not live and request_id not in await self._blocking(self.s.engine.active_requests, pair):
+            return _error(404, "not_found", f"no open order or executing request {request_id} on {pair}")
         try:
             self.s.engine.cancel_order(pair, request_id)
         except RuntimeError as exc:  # the pair's actor is being restarted or halted: nothing was sent
