@@ -116,6 +116,7 @@ class ClockOffsetEstimator:
         self._samples: deque[tuple[int, int]] = deque(maxlen=window)  # (offset, rtt)
         self._max_rtt_ms = max_rtt_ms
         self._resync = True
+        self._before = 0  # the offset before `mark_skew`: still the best guess until a new sample comes
 
     def add_sample(self, sent_ms: int, server_ms: int, received_ms: int) -> bool:
         """Record one round trip; returns False (and ignores it) if it is implausible or too slow."""
@@ -128,9 +129,11 @@ class ClockOffsetEstimator:
 
     @property
     def offset_ms(self) -> int:
-        """Median server − local offset (0 before any sample)."""
+        """Median server − local offset (0 before any sample; after `mark_skew`, the one before it until a
+        new sample arrives: a re-sync whose round trip is too slow must not reset a host clock ahead of the
+        server's to no correction at all, which fails every signed request with -1021)."""
         if not self._samples:
-            return 0
+            return self._before
         return int(statistics.median_low(offset for offset, _ in self._samples))
 
     @property
@@ -140,6 +143,7 @@ class ClockOffsetEstimator:
 
     def mark_skew(self) -> None:
         """The exchange answered -1021: forget the samples and ask for a resync."""
+        self._before = self.offset_ms
         self._samples.clear()
         self._resync = True
 

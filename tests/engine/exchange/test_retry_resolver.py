@@ -187,10 +187,14 @@ def test_skew_forgets_samples_and_demands_resync() -> None:
     clock.add_sample(0, 500, 10)
     clock.mark_skew()
     assert clock.needs_resync
-    assert clock.offset_ms == 0
+    # Until a sample it can trust, the offset it had stays the best guess: a slow re-sync round trip (likely
+    # when network delay caused the -1021) reset a host clock ahead of the server's to no correction at all.
+    assert clock.offset_ms == 495
     assert not clock.add_sample(100, 0, 50)  # negative round trip
     assert not clock.add_sample(0, 0, 60_000)  # too slow to trust
-    assert clock.needs_resync
+    assert clock.needs_resync and clock.offset_ms == 495
+    assert clock.add_sample(1_000, 1_210, 1_020)
+    assert clock.offset_ms == 200 and not clock.needs_resync
 
 
 # ---- client order ids ---------------------------------------------------------------------------------
