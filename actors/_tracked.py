@@ -48,6 +48,7 @@ from engine.pair import (
 __all__ = ["TrackedMixin"]
 
 _ASK_TIMEOUT_S = 15.0
+_LOOKUP_ATTEMPTS, _LOOKUP_RETRY_MS = 60, 5_000  # as the pair actor's: a stored-order lookup waits out 5 minutes
 _READ_ONLY = frozenset({Op.FETCH_ORDER, Op.MY_TRADES, Op.OPEN_ORDERS})
 """What a tracking-only book may send: lookups only (an allow-list: an operation added later is not sent)."""
 assert not {op.value for op in _READ_ONLY} & MUTATING_OPERATIONS
@@ -164,7 +165,8 @@ class TrackedMixin:
         book = self._outside.get(pair)
         name = message.attr_path[-1] if message.attr_path else ""
         if book is not None and name == "retry_lookup":  # a late report's stored-order lookup, tried again here
-            self._lookup_stored(book, message.args[0])
+            if not self._stopping:
+                self._lookup_stored(book, *message.args)
         elif book is not None and name == "cancel":
             if not self.cancel_tracked(pair, message.args[0]):
                 logger.bind(pair=pair, request_id=message.args[0]).warning("a caller's cancel not carried out: "
@@ -289,12 +291,19 @@ class TrackedMixin:
             return False
         return book.pair in self._books or request.key in self._outside_own.get(book.pair, frozenset())
 
-    def _lookup_stored(self, book: PairBook, command: LookupStored) -> None:
-        # As the pair actor does (ask down to persistence): the stored order, its fills and its trade.
+    def _lookup_stored(self, book: PairBook, command: LookupStored, attempt: int = 1) -> None:
+        # As the pair actor does (ask down to persistence): the stored order, its fills and its trade; tried again
+        # while the database is down (nothing else sees a late fill: reconciliation looks up orders in memory).
         cid = command.client_order_id
         try:
             order, fills, trade = stored_view(self._store.proxy, cid, _ASK_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - the next reconciliation after a restart sees the order again
-            logger.bind(pair=book.pair, client_order_id=cid).error("stored order lookup failed: {}", exc)
+        except Exception as exc:  # noqa: BLE001 - retried, then alerted
+            logger.bind(pair=book.pair, client_order_id=cid).error("stored order lookup {} failed: {}", attempt, exc)
+            if attempt >= _LOOKUP_ATTEMPTS:
+                self._alerts("fills_missing", f"{book.pair} {cid}: a report for it was dropped ({exc})")
+                return
+            pair, proxy = book.pair, self._self
+            retry = ProxyCall(attr_path=("retry_lookup",), args=(command, attempt + 1), kwargs={})
+            self._ticker.call_later(_LOOKUP_RETRY_MS, lambda _now: proxy.on_tracked_tell.defer(pair, retry))
             return
         self._carry_out(book, book.on_stored(command.sighting, order, fills, trade, self._clock.now_ms()))

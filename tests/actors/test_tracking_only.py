@@ -304,3 +304,49 @@ def test_a_callers_cancel_left_in_the_dead_actors_inbox_is_carried_out_once_the_
     [cancel] = root.calls.sent
     assert cancel.op is Op.CANCEL_ORDER and cancel.key == h.sent[0].key
     assert [r.canceled for r in root.calls.saved if isinstance(r, RequestRecord)] == ["canceled by the caller"]
+
+
+def test_the_roots_stored_order_lookup_is_tried_again_while_the_database_is_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A late report for an order that left memory, on a tracking-only book: the root logged a failed lookup and
+    # dropped the report (nothing else would see the fill), where a pair actor tries for five minutes.
+    import actors._tracked as tracked
+
+    root = _Root()
+    alerts: list[str] = []
+    root._alerts = lambda key, _message: alerts.append(key)
+    down = [True]
+    looked: list[int] = []
+
+    def stored_view(_store: Any, cid: str, _timeout: float) -> Any:  # float-ok: seconds
+        looked.append(len(looked) + 1)
+        if down[0]:
+            raise RuntimeError("database unavailable")
+        return None, [], None
+
+    applied: list[str] = []
+    monkeypatch.setattr(tracked, "stored_view", stored_view)
+    book: Any = SimpleNamespace(pair=BTC, on_stored=lambda *_args: applied.append("stored") or [],
+                                forget_finished=lambda: 0)  # fmt: skip
+    root._outside = {BTC: book}
+    root.calls.proxy = None  # type: ignore[attr-defined]
+    command: Any = SimpleNamespace(client_order_id="bx-late", sighting=None)
+    root._lookup_stored(book, command)
+    [(name, (pair, retry))] = _due(root, 5_000)
+    assert name == "on_tracked_tell" and pair == BTC and retry.args == (command, 2)
+    down[0] = False
+    root.on_tracked_tell(BTC, retry)
+    assert looked == [1, 2] and applied == ["stored"] and alerts == []
+    # Past the attempts, the operator is told instead.
+    down[0] = True
+    root._lookup_stored(book, command, tracked._LOOKUP_ATTEMPTS)
+    assert alerts == ["fills_missing"]
+
+
+def _due(root: _Root, after_ms: int) -> list[tuple[str, tuple[Any, ...]]]:
+    """The root's own tells its ticker sends once `after_ms` has passed (and forgets them)."""
+    root.calls.told.clear()
+    root._ticker.advance(after_ms)
+    told, root.calls.told[:] = list(root.calls.told), []
+    return told
