@@ -313,11 +313,11 @@ class ExecutionPlan:
             if error.retry_after_s is not None:
                 wait_ms = max(wait_ms, int(error.retry_after_s * 1000))
             self.phase = Phase.FALLBACK_WAIT
-            # re-place the same kind of order; the slippage guard runs again on the book of that moment
+            # the same kind of order (a priced market request's IOC at the bound stays one); the guard runs again
             if leg.spec.order_type is OrderType.MARKET or self.config.fallback is FallbackKind.NONE:
                 kind = FallbackKind.MARKET if leg.spec.order_type is OrderType.MARKET else FallbackKind.IOC_LIMIT
             else:
-                kind = self.config.fallback
+                kind = FallbackKind.IOC_LIMIT if self.request.order_type is OrderType.MARKET else self.config.fallback
             self._retry = (kind, OrderRole.FALLBACK)
             self._timer = _Timer(now_ms + wait_ms, "fallback_retry")
             return []

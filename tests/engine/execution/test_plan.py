@@ -463,3 +463,13 @@ def test_a_market_request_with_a_price_is_an_ioc_at_the_bound_around_it_even_wit
             ResultReason.FALLBACK_INCOMPLETE,
             D("0.006"),
         )
+
+
+def test_a_priced_market_requests_ioc_failing_retry_later_is_placed_again_as_an_ioc_at_the_bound() -> None:
+    # Its re-place took the configured fallback (market): inside the bound, a plain market order past the price.
+    config = ExecutionConfig(max_slippage=D("0.01"), retry_delay_ms=100)
+    plan, commands = ExecutionPlan.start(request(price="50000", order_type=OrderType.MARKET), RULES, BOOK, 0, config)
+    first = only(commands, PlaceOrder).spec  # type: ignore[attr-defined]
+    assert plan.handle(LegFailed(first.client_order_id, RetryLater("429 -1015")), 1) == []
+    again = only(plan.handle(Tick(), 200), PlaceOrder).spec  # type: ignore[attr-defined]
+    assert (again.order_type, again.time_in_force, again.price) == (OrderType.LIMIT, TimeInForce.IOC, D("50500"))
