@@ -36,6 +36,10 @@ __all__ = ["GatewayCore", "GatewayStats"]
 ClientFactory = Callable[[ResponseHook], Any]
 
 
+_Clearance = Callable[[Callable[[], None]], Awaitable[None]]
+"""Wait until the budget lets a gated request leave, calling its argument before any wait (to park)."""
+
+
 class GatewayCore(ExchangeFeedback):
     """Owns the exchange client and sends every request (see module docstring). Loop-thread only."""
 
@@ -95,6 +99,8 @@ class GatewayCore(ExchangeFeedback):
     async def close(self) -> None:
         """Stop dispatching, let in-flight calls finish or cancel them, and close the client's session."""
         self._dispatching = False
+        if self._wake is not None:
+            self._wake.set()  # a request held at its gate by the budget hears it: it does not leave
         if self._budget_timer is not None:
             self._budget_timer.cancel()
             self._budget_timer = None
@@ -211,7 +217,7 @@ class GatewayCore(ExchangeFeedback):
                 return decision
             await self._wait(self._wake, max(0.001, (decision.until_ms - now) / 1000))
 
-    async def _cleared(self, admit: Admit) -> Admit:
+    async def _cleared(self, admit: Admit, waiting: Callable[[], None]) -> Admit:
         """Held at its gate (its commit), a request leaves only as the budget allows now: a Retry-After, a ban or
         a -1015 hold may have begun meanwhile, or its order window passed; never once the gateway stops."""
         assert self._wake is not None
@@ -220,6 +226,7 @@ class GatewayCore(ExchangeFeedback):
             decision = self.budget.sent(admit, now)
             if isinstance(decision, Admit):
                 return decision
+            waiting()
             await self._wait(self._wake, max(0.001, (decision.until_ms - now) / 1000))
         raise NotSent("the gateway is stopping: held at its gate, it does not leave")
 
@@ -232,9 +239,9 @@ class GatewayCore(ExchangeFeedback):
                 attempt += 1
                 sent_ms = self._clock.now_ms()
 
-                async def cleared() -> None:
+                async def cleared(waiting: Callable[[], None]) -> None:
                     nonlocal admit
-                    admit = await self._cleared(admit)
+                    admit = await self._cleared(admit, waiting)
 
                 try:
                     data = await self._call(spec.ccxt_method, request, cleared)
@@ -296,7 +303,7 @@ class GatewayCore(ExchangeFeedback):
                 self._slot_free.set()
             self._pump()
 
-    async def _call(self, ccxt_method: str, request: GatewayRequest, cleared: Callable[[], Awaitable[None]]) -> Any:
+    async def _call(self, ccxt_method: str, request: GatewayRequest, cleared: _Clearance) -> Any:
         """One ccxt call, capped. ccxt's own timeout fires first; the cap also covers a hang inside ccxt.
 
         The cap cancels this task from a timer and turns that into a `TimeoutError`; a cancellation from
@@ -332,7 +339,9 @@ class GatewayCore(ExchangeFeedback):
             self._pump()
 
         async def opened() -> None:
-            await cleared()  # still parked, holding no slot, while the budget holds it
+            # Parked (holding no slot) while the budget holds it: one whose commit was done before it reached its
+            # gate parks now, or it kept a slot through a -1015 hold and the cancels behind it waited.
+            await cleared(lambda: None if parked else park())
             if parked:
                 parked.clear()
                 self._parked -= 1

@@ -441,3 +441,30 @@ def test_a_create_whose_commit_ends_while_the_gateway_stops_is_not_sent() -> Non
         return clients[0].left
 
     assert asyncio.run(run()) == []
+
+
+def test_a_create_whose_commit_was_done_before_its_gate_lends_its_slot_while_a_hold_keeps_it() -> None:
+    # It never parked (nothing to wait for at the gate), then waited for the budget holding its slot: through a
+    # daily -1015 hold, the cancels queued behind it waited too.
+    clock = ManualClock(NEAR_BOUNDARY)
+    clients: list[_SendingClient] = []
+
+    async def run() -> tuple[bool, list[str]]:
+        core = GatewayCore(lambda hook: clients.append(_SendingClient(hook)) or clients[-1], clock=clock,
+                           budget=RateBudget(()), max_in_flight=1)  # fmt: skip
+        await core.start(sync_time=False)
+        durable: concurrent.futures.Future[None] = concurrent.futures.Future()
+        durable.set_result(None)
+        core.enqueue(_gated_create("bx-held", durable))
+        core.budget.on_throttled(http_status=429, retry_after_s=3600, now_ms=core._server_now(), orders_only=True)
+        cancelled: asyncio.Future[GatewayResult] = asyncio.get_running_loop().create_future()
+        core.enqueue(GatewayRequest(Op.CANCEL_ORDER, {}, Priority.CANCEL, key="cancel", reply_to=cancelled.set_result))
+        result = await asyncio.wait_for(cancelled, 10)
+        clock.advance(3_600_000)
+        core.wake()
+        await asyncio.wait_for(core.wait_idle(), 10)
+        await core.close()
+        return result.ok, clients[0].left
+
+    ok, left = asyncio.run(run())
+    assert ok and left == ["bx-held"]
