@@ -84,6 +84,7 @@ class Leg:
     """Status lookups of this acknowledged order that found nothing since one last found it (`_orders._not_found`)."""
     first_miss_ms: int | None = None
     """When the first of those found nothing."""
+    last_miss_ms: int = 0
     acked: bool = False
     cancel_wanted: bool = False
     """The plan asked to cancel before the exchange acknowledged the order: cancel it at the ack."""

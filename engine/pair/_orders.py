@@ -220,8 +220,10 @@ class OrderDesk(OrderCore):
         # lag the matching engine) over at least three looks, and it is older than the grace period, it is closed
         # here as EXPIRED with what was known to execute, its request ends without a fallback, and the operator is
         # told. Nothing is traded on a guess. A lookup that finds it starts the count again (`_on_fetch`).
-        if leg.first_miss_ms is None:
-            leg.first_miss_ms = now_ms
+        if leg.first_miss_ms is None or now_ms - leg.last_miss_ms > 2 * _MISSED_LOOKUP_MAX_MS:
+            # A first miss, or one long after a chain of looks that ended (a failed lookup schedules none): anew.
+            leg.first_miss_ms, leg.missed_lookups = now_ms, 0
+        leg.last_miss_ms = now_ms
         leg.missed_lookups += 1
         young = now_ms - leg.created_ms < self.settings.unknown_outcome_grace_ms
         unseen_ms = now_ms - leg.first_miss_ms

@@ -9,7 +9,7 @@ from typing import Any
 
 from engine.api import Accepted, EventKind, Refusal, RefusalReason
 from engine.domain import OrderRequest, OrderStatus, OrderType, RequestId, Side
-from engine.exchange import OrderNotFound
+from engine.exchange import OrderNotFound, OutcomeUnknown
 from engine.execution import Decision, RiskSnapshot
 from engine.gateway import Op
 from engine.pair import IntakeContext
@@ -247,3 +247,21 @@ def test_an_acknowledged_order_rest_never_knows_is_closed_as_vanished_after_a_mi
     assert leg is not None and leg.state.status is OrderStatus.EXPIRED
     assert 60_000 <= h.now - T0 <= 75_000 and asked < 15  # backed off: not a lookup a second for a minute
     assert [e.kind for e in h.events][-1] is EventKind.DONE
+
+
+def test_a_single_miss_long_after_an_interrupted_chain_of_misses_does_not_close_the_order() -> None:
+    # A failed lookup ends the chain of looks without resetting the count: a miss a minute later closed the order.
+    h = Harness(unknown_outcome_grace_ms=15_000)
+    create = h.place(request()) or h.sent[-1]
+    cid = create.key
+    h.answer(order_json(create, "NEW"))
+    h.now = T0 + 20_000
+    h.run(h.book.on_timer(f"status:{cid}", h.now))
+    h.answer(error=OrderNotFound("Order does not exist."))
+    h.fire(f"status:{cid}")
+    h.answer(error=OutcomeUnknown("502 bad gateway"))  # the chain of looks ends here
+    h.now = T0 + 120_000
+    h.run(h.book.on_timer(f"status:{cid}", h.now))  # a reconciliation round, much later
+    h.answer(error=OrderNotFound("Order does not exist."))
+    leg = h.book.leg(cid)
+    assert leg is not None and leg.state.status is OrderStatus.OPEN and leg.missed_lookups == 1
