@@ -77,6 +77,8 @@ def mask_url_password(url: str) -> str:
         # Unreadable: mask everything between scheme:// and the last '@', like `db.mask_url`.
         return mask_query_password(re.sub(r"(://[^:/@\s]*):\S*@", rf"\1:{REDACTED}@", url), REDACTED)
     query = mask_query_password("?" + parts.query, REDACTED)[1:] if parts.query else ""
+    if password is None and query == parts.query:
+        return url  # nothing to mask: as configured (rebuilt, `sqlite:///data/x` lost its empty host's `//`)
     netloc = parts.netloc
     if password is not None:
         host = parts.hostname or ""

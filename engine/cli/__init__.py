@@ -42,7 +42,13 @@ _LAZY: dict[str, _Lazy] = {
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of the human format")
-    parser.add_argument("--log-level", default=None, help="override logging.level (DEBUG, INFO, WARNING, …)")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        type=str.upper,
+        choices=["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"],
+        help="override logging.level",
+    )
 
 
 def _add_config_path(parser: argparse.ArgumentParser) -> None:

@@ -43,3 +43,25 @@ def test_show_config_masks_the_webhook_url(capsys: pytest.CaptureFixture[str], m
     assert main(["show-config"]) == 0
     out = capsys.readouterr().out
     assert "SlackSecret" not in out and 'webhook_url = "https://hooks.slack.com/REDACTED"' in out
+
+
+@pytest.mark.parametrize("url", ["sqlite:///data/engine.sqlite3", "sqlite:////tmp/bexec/engine.sqlite3"])
+def test_show_config_prints_a_sqlite_url_as_configured(
+    url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rebuilt by the password mask, `sqlite:///data/x` came out `sqlite:/data/x`, which check-config refuses.
+    monkeypatch.setenv("FREQTRADE__DATABASE__URL", url)
+    assert main(["show-config"]) == 0
+    assert f'url = "{url}"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("level", ["debug", "Warning"])
+def test_the_log_level_flag_takes_any_case(level: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "--log-level", level]) == 0
+
+
+def test_an_unknown_log_level_is_a_usage_error_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["check-config", "--log-level", "loud"])
+    assert exited.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
