@@ -44,8 +44,17 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def parse_pair_arg(text: str) -> str:
+    """`--pair` as stored (`BTC/USDT`) from any spelling the control API takes (`btc-usdt`, `BTC_USDT`); an
+    unreadable one is refused (an exact match on another spelling found nothing, silently)."""
+    pair = text.strip().upper().replace("-", "/").replace("_", "/")
+    if pair.count("/") != 1 or not all(part.isalnum() for part in pair.split("/")):
+        raise argparse.ArgumentTypeError(f"a pair is BASE/QUOTE, e.g. BTC/USDT: {text!r}")
+    return pair
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pair", help='only this pair, e.g. "BTC/USDT"')
+    parser.add_argument("--pair", type=parse_pair_arg, help='only this pair, e.g. "BTC/USDT"')
     parser.add_argument("--since", type=parse_since, help="created at or after: ISO time or age (30m, 12h, 7d)")
     parser.add_argument("--until", type=parse_since, help="created before: ISO time or age (30m, 12h, 7d)")
     parser.add_argument("--limit", type=int, default=50, help="at most this many rows, newest first (default 50)")

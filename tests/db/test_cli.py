@@ -177,3 +177,18 @@ def test_a_database_without_the_schema_is_refused_and_left_empty(
         assert db.get_tables() == []
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("spelling", ["ETH/USDT", "eth-usdt", "ETH_USDT", "eth/usdt"])
+def test_a_pair_in_any_spelling_the_api_takes_finds_its_orders(filled_url: str, spelling: str) -> None:
+    # An exact match on another spelling found nothing and said "0 order(s)".
+    out = io.StringIO()
+    run_orders(_args(add_orders_arguments, filled_url, "--pair", spelling), out)
+    assert "1 order(s)" in out.getvalue()
+
+
+@pytest.mark.parametrize("spelling", ["ETHUSDT", "ETH/US/DT", "ETH/"])
+def test_an_unreadable_pair_is_a_usage_error(spelling: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _args(add_trades_arguments, "sqlite:///unused", "--pair", spelling)
+    assert exited.value.code == 2
