@@ -158,6 +158,10 @@ def _failure(status: int, data: dict[str, Any], out: TextIO, as_json: bool) -> i
         print("error: authentication failed (check the token file)", file=sys.stderr)
     else:
         print(f"{data.get('error', 'error')}: {data.get('message', f'HTTP {status}')}", file=sys.stderr)
+        # The way forward: the request in the way of a conflict, the id of a request still executing (504).
+        extra = {**(data.get("details") or {}), **({"request_id": data["request_id"]} if "request_id" in data else {})}
+        if extra:
+            print("  " + ", ".join(f"{k}={v}" for k, v in sorted(extra.items())), file=sys.stderr)
     return _STATUS_EXIT.get(status, EXIT_UNREACHABLE)
 
 
