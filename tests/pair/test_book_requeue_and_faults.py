@@ -214,19 +214,26 @@ def _status_lookups(h: Harness, cid: str, answer: Any, until_ms: int) -> int:
     return asked
 
 
+_NOT_FOUND = OrderNotFound("Order does not exist.")
+
+
+def _acked_then_missed(h: Harness) -> str:
+    """A limit acknowledged at T0, then looked up (a reconciliation) and not found; its client order id."""
+    h.place(request())
+    create = h.sent[-1]
+    h.answer(order_json(create, "NEW"))
+    h.run(h.book.on_timer(f"status:{create.key}", h.now))
+    assert h.sent[-1].op is Op.FETCH_ORDER
+    h.answer(error=_NOT_FOUND)
+    return create.key
+
+
 def test_an_acknowledged_order_rest_hides_for_twenty_seconds_is_not_closed_as_vanished() -> None:
     # REST can lag the matching engine 10-20 s. Misses inside the grace period were counted, so the first miss
     # past it closed the order as EXPIRED with no cancel sent: a live limit left resting, unmanaged.
     h = Harness(unknown_outcome_grace_ms=15_000)
-    req = request()
-    h.place(req)
-    create = h.sent[-1]
-    cid = create.key
-    h.answer(order_json(create, "NEW"))
-    h.run(h.book.on_timer(f"status:{cid}", h.now))  # a reconciliation looks it up
-    assert h.sent[-1].op is Op.FETCH_ORDER
-    h.answer(error=OrderNotFound("Order does not exist."))
-    _status_lookups(h, cid, OrderNotFound("Order does not exist."), T0 + 20_000)
+    cid = _acked_then_missed(h)
+    _status_lookups(h, cid, _NOT_FOUND, T0 + 20_000)
     _status_lookups(h, cid, lambda fetch: order_json(fetch, "NEW"), T0 + 40_000)  # REST caught up
     leg = h.book.leg(cid)
     assert leg is not None and leg.state.status is OrderStatus.OPEN and leg.missed_lookups == 0
@@ -235,14 +242,8 @@ def test_an_acknowledged_order_rest_hides_for_twenty_seconds_is_not_closed_as_va
 
 def test_an_acknowledged_order_rest_never_knows_is_closed_as_vanished_after_a_minute() -> None:
     h = Harness(unknown_outcome_grace_ms=15_000)
-    req = request()
-    h.place(req)
-    create = h.sent[-1]
-    cid = create.key
-    h.answer(order_json(create, "NEW"))
-    h.run(h.book.on_timer(f"status:{cid}", h.now))
-    h.answer(error=OrderNotFound("Order does not exist."))
-    asked = _status_lookups(h, cid, OrderNotFound("Order does not exist."), T0 + 120_000)
+    cid = _acked_then_missed(h)
+    asked = _status_lookups(h, cid, _NOT_FOUND, T0 + 120_000)
     leg = h.book.leg(cid)
     assert leg is not None and leg.state.status is OrderStatus.EXPIRED
     assert 60_000 <= h.now - T0 <= 75_000 and asked < 15  # backed off: not a lookup a second for a minute
