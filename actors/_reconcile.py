@@ -18,7 +18,6 @@ bounded. A mixin of `RootActor` (its messages run on the root's thread)."""
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from collections.abc import Callable
 from functools import partial
@@ -28,12 +27,10 @@ from loguru import logger
 
 from actors._feeds import reconcile_requests
 from actors._recovery import NOT_WHITELISTED, open_order_scans, split_by_pair
-from actors._ticker import Ticker
 from actors._tracked import TrackedMixin
 from actors.pair import reply_address
 from actors.stream._frames import AccountFrame
 from actors.stream._watch import FIRST_SUBSCRIPTION
-from engine.clock import Clock
 from engine.domain import Order, Pair
 from engine.exchange import AccountPosition, BadFrame, ExecutionReport
 from engine.execution import SymbolRules
@@ -54,31 +51,16 @@ _HELD_REPORTS = 10_000
 class ReconcileMixin(TrackedMixin):
     """Reconciliation rounds and the open-orders scan (see module docstring)."""
 
-    gateway: Any
-    _clock: Clock
-    _self: Any
+    # What `TrackedMixin` declares is not repeated here.
     _pairs: dict[Pair, Any]
     _symbol_pairs: dict[str, Pair]
     _stream_health: dict[str, Any]
     _specs: dict[str, dict[str, Any]]
-    _outside: dict[Pair, PairBook]
-    _outside_own: dict[Pair, frozenset[str]]
-    _store: Any
-    _bus: Any
     _s: Any
-    _alerts: Callable[[str, str], None]
     _account: dict[str, Any] | None
     _account_ms: int | None
-    _books: dict[Pair, PairBook]
-    _held: dict[Pair, deque[Any]]
-    _held_overflow: set[Pair]
-    _stopping: bool
     _deferred_rounds: dict[str, list[Pair]]
     """Rounds deferred by a gateway backlog (by reason): run again on the next tight tick."""
-    _ticker: Ticker
-    _timers: dict[str, int]
-    _timer_lock: threading.Lock
-    _timers_stopped: bool
     _with_pair: Callable[..., Any]
     """Reach a pair actor, skipping a dead one (the root's `_with_pair`)."""
     _tell_pair: Callable[..., bool]
