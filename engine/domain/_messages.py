@@ -192,7 +192,9 @@ class Order(BaseModel):
     parent_client_order_id: ClientOrderId | None = None
     status: OrderStatus
     price: PositiveDecimal | None = None
-    amount: PositiveDecimal
+    amount: NonNegativeDecimal
+    """Positive, except for an external market order placed for a quote amount (quoteOrderQty): the exchange
+    reports its quantity as 0 until it fills, and the amount then follows its fills."""
     filled: NonNegativeDecimal = Decimal(0)
     remaining: Money = Decimal(0)
     """Always `amount - filled`; computed when omitted."""
@@ -220,6 +222,8 @@ class Order(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if self.amount == 0 and self.role is not OrderRole.EXTERNAL:
+            raise ValueError("amount must be > 0 (only an external order may be seen before its quantity is known)")
         if self.filled > self.amount:
             raise ValueError(f"filled {self.filled} exceeds amount {self.amount}")
         if self.remaining != self.amount - self.filled:

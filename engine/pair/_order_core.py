@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import replace
 
 from loguru import logger
 
 from engine.api import EventKind
-from engine.domain import ClientOrderId, ErrorRecord, OrderStatus, Pair, pair_to_symbol
+from engine.domain import ClientOrderId, ErrorRecord, OrderRole, OrderStatus, OrderType, Pair, pair_to_symbol
 from engine.exchange import ExchangeError, Rejected, StopTrading
 from engine.execution import SymbolRules
 from engine.gateway import GatewayRequest
@@ -22,12 +23,14 @@ from engine.orders import (
     Anomaly,
     CancelRequested,
     CreateRejected,
+    ExchangeStatus,
     FetchMissingFills,
     FetchOrderStatus,
     FillApplied,
     FillEvent,
     OrderEffect,
     OrderEvent,
+    OrderState,
     StatusChanged,
     Submitted,
     apply,
@@ -199,6 +202,8 @@ class OrderCore(ABC):
 
     # ---- plumbing ------------------------------------------------------------------------------------
     def _apply(self, leg: Leg, event: OrderEvent, now_ms: int) -> None:
+        if leg.role is OrderRole.EXTERNAL and leg.order_type is OrderType.MARKET:
+            leg.state = _fitted(leg.state, event)
         leg.state, effects = apply(leg.state, event)
         leg.updated_ms = now_ms
         for effect in effects:
@@ -247,3 +252,18 @@ class OrderCore(ABC):
     def _take(self) -> list[Command]:
         out, self._out = self._out, []
         return out
+
+
+def _fitted(state: OrderState, event: OrderEvent) -> OrderState:
+    """An outside market order's state with room for what `event` says it executed.
+
+    Its quantity is the exchange's business, and one placed for a quote amount (quoteOrderQty) is reported with
+    quantity 0 until it fills: its amount follows the exchange's cumulative quantity and the fills, so they are
+    recorded rather than refused as impossible."""
+    if isinstance(event, ExchangeStatus):
+        needed = event.cum_qty
+    elif isinstance(event, FillEvent) and event.trade_id not in state.trade_ids:
+        needed = state.filled + event.quantity
+    else:
+        return state
+    return replace(state, amount=needed) if needed > state.amount else state

@@ -343,7 +343,8 @@ class RecoveringBook(OrderDesk):
             self._apply(leg, event, now_ms)
         external = role is OrderRole.EXTERNAL
         what = "external order (placed outside the engine)" if external else "engine order unknown to the database"
-        message = (f"{what} seen via {sighting.source}: {sighting.side.value} {sighting.quantity} "
+        quantity = sighting.quantity if sighting.quantity > 0 else "(for a quote amount)"
+        message = (f"{what} seen via {sighting.source}: {sighting.side.value} {quantity} "
                    f"{sighting.order_type} at {sighting.price or 'market'}; tracked, not managed")  # fmt: skip
         logger.bind(pair=self.pair, client_order_id=leg.cid).warning(message)
         self._out.append(Emit(leg_event(EventKind.EXTERNAL, leg, now_ms, message)))

@@ -7,7 +7,6 @@ quantity is taken as at least what the fills add up to; the exchange is then ask
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -155,7 +154,9 @@ def stranger_leg(
     except ValueError:
         otype = OrderType.LIMIT  # stop/iceberg variants are tracked like a limit
     prefix = "external" if role is OrderRole.EXTERNAL else "adopted"
-    state = replace(OrderState.new(cid, symbol, side, quantity), status=OrderStatus.SUBMITTED)
+    # Not `OrderState.new`: a market order placed for a quote amount (quoteOrderQty) is reported with quantity 0
+    # until it fills; its amount then follows what the exchange reports (`PairOrders._apply`).
+    state = OrderState(cid, symbol, side, max(quantity, Decimal(0)), status=OrderStatus.SUBMITTED)
     return Leg(
         state=state,
         request_id=RequestId(f"{prefix}-{cid}"[:64]),

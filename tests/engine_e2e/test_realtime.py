@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loguru import logger
 
 from engine.api import Accepted, Engine, EventKind
 from engine.clock import SystemClock
@@ -102,6 +103,26 @@ def test_an_order_placed_outside_the_engine_is_seen_on_the_stream_and_announced(
     fills = events.wait_for(EventKind.FILL)
     assert any(f.client_order_id == eth.client_order_id for f in fills)  # its fill is recorded, not traded on
     assert isinstance(eng.place_order(PAIR, "buy", "0.01", "59900").result(timeout=20), Accepted)
+
+
+def test_an_outside_market_order_for_a_quote_amount_is_tracked_without_killing_its_pair(
+    engine: tuple[Engine, Events], sim: Simulator
+) -> None:
+    eng, events = engine
+    died: list[str] = []
+    sink = logger.add(lambda m: died.append(str(m)), filter=lambda r: "pair actor died" in r["message"])
+    try:
+        # "buy 100 USDT of BTC" in the UI: reported NEW with quantity 0, its quantity known only as it fills
+        sim.control.place_external_order(symbol="BTCUSDT", side="BUY", type="MARKET", quoteOrderQty="100",
+                                         newClientOrderId="web_q_1")  # fmt: skip
+        [seen] = events.wait_for(EventKind.EXTERNAL)
+        assert seen.client_order_id == "web_q_1" and "quote amount" in seen.message
+        fills = [f for f in events.wait_for(EventKind.FILL) if f.client_order_id == "web_q_1"]
+        assert fills and fills[0].fill is not None and fills[0].fill.quantity > 0
+        assert isinstance(eng.place_order(PAIR, "buy", "0.01", "59900").result(timeout=20), Accepted)
+    finally:
+        logger.remove(sink)
+    assert not died
 
 
 @pytest.mark.parametrize("kind", ["rsa", "ed25519"])

@@ -17,13 +17,15 @@ from tests.pair._book_helpers import PAIR, T0, Harness, order_json, request
 
 
 def _report(cid: str, *, x: str, status: str, last: str, cum: str, trade_id: int, order_id: int,
-            qty: str = "0.01", price: str = "60000", fee: str = "0") -> ExecutionReport:  # fmt: skip
+            qty: str = "0.01", price: str = "60000", fee: str = "0", otype: str = "LIMIT",
+            fill_price: str = "") -> ExecutionReport:  # fmt: skip
+    fill_price = fill_price or price
     frame = {
-        "e": "executionReport", "E": T0 + 50, "s": "BTCUSDT", "c": cid, "S": "BUY", "o": "LIMIT", "f": "GTC",
+        "e": "executionReport", "E": T0 + 50, "s": "BTCUSDT", "c": cid, "S": "BUY", "o": otype, "f": "GTC",
         "q": qty, "p": price, "P": "0", "F": "0", "g": -1, "C": "", "x": x, "X": status, "r": "NONE",
-        "i": order_id, "l": last, "z": cum, "L": price, "n": fee, "N": "BNB", "T": T0 + 50,
+        "i": order_id, "l": last, "z": cum, "L": fill_price, "n": fee, "N": "BNB", "T": T0 + 50,
         "t": trade_id if x == "TRADE" else -1, "I": 1, "w": status in ("NEW", "PARTIALLY_FILLED"), "m": True,
-        "M": True, "O": T0, "Z": str(Decimal(cum) * Decimal(price)), "Y": str(Decimal(last) * Decimal(price)),
+        "M": True, "O": T0, "Z": str(Decimal(cum) * Decimal(fill_price)), "Y": str(Decimal(last) * Decimal(fill_price)),
         "Q": "0", "W": T0, "V": "EXPIRE_MAKER",
     }  # fmt: skip
     report = parse_user_data(orjson.dumps(frame))
@@ -88,6 +90,28 @@ def test_an_order_placed_outside_the_engine_is_recorded_announced_and_tracked() 
     )
     assert [c.item.trade_id for c in _of(fill, Persist) if isinstance(c.item, Fill)] == [9]
     assert not _of(fill, Alert)
+
+
+def test_an_outside_market_order_for_a_quote_amount_is_tracked_although_its_quantity_is_reported_as_0() -> None:
+    # A market order placed with quoteOrderQty ("buy 100 USDT of BTC") is reported NEW with q=0: its quantity is
+    # what the quote amount buys. It crashed the pair actor ("amount must be > 0"), spending the restart budget.
+    h = Harness()
+
+    def report(**kw: Any) -> ExecutionReport:
+        return _report("web_quote", qty="0", price="0", fill_price="60000", otype="MARKET", order_id=43, **kw)
+
+    commands = h.book.on_report(report(x="NEW", status="NEW", last="0", cum="0", trade_id=0), h.now)
+    assert [a.key for a in _of(commands, Alert)] == ["external_order"]
+    # its fills follow (still q=0 here), and the quantity follows them: no "impossible amount" anomaly
+    commands = h.book.on_report(report(x="TRADE", status="PARTIALLY_FILLED", last="0.004", cum="0.004",
+                                       trade_id=10), h.now)  # fmt: skip
+    commands += h.book.on_report(report(x="TRADE", status="FILLED", last="0.006", cum="0.01", trade_id=11), h.now)
+    assert not _of(commands, Alert)
+    persisted = [c.item for c in _of(commands, Persist)]
+    assert [f.trade_id for f in persisted if isinstance(f, Fill)] == [10, 11]
+    last = [o for o in persisted if isinstance(o, Order)][-1]
+    assert last.role is OrderRole.EXTERNAL and last.status is OrderStatus.FILLED
+    assert last.amount == last.filled == Decimal("0.01")
 
 
 def test_an_engine_order_the_database_does_not_know_is_adopted() -> None:
