@@ -233,7 +233,9 @@ class StreamActor(pykka.ThreadingActor):
         watch = self._watches[StreamRole.USER]
         now = self._now()
         if isinstance(item, ProbeReply):
-            self._apply(ref.role, watch.on_probe_reply(ref.stream_id, item.subscribed, now))
+            if not item.ok:
+                logger.warning("user stream {}: watchdog probe {} answered with an error", ref.stream_id, item.probe_id)
+            self._apply(ref.role, watch.on_probe_reply(ref.stream_id, item.subscribed, now, ok=item.ok))
         elif isinstance(item, StreamTerminated):
             logger.warning("user stream {} got eventStreamTerminated", ref.stream_id)
             self._apply(ref.role, watch.on_terminated(ref.stream_id, now))

@@ -327,9 +327,18 @@ class StreamWatch:
         self._open_gap("serverShutdown")
         return self._recreate(HealthState.RECONNECTING, "serverShutdown", self._t(now_ms))
 
-    def on_probe_reply(self, stream_id: str | None, subscribed: bool, now_ms: int) -> list[Decision]:
-        """A ``session.status`` reply: is the user data subscription active on this connection?"""
+    def on_probe_reply(
+        self, stream_id: str | None, subscribed: bool, now_ms: int, *, ok: bool = True
+    ) -> list[Decision]:
+        """A ``session.status`` reply: is the user data subscription active on this connection?
+
+        `ok` False: the reply is an error (a 429/-1003 — the WS API shares the IP's weight with REST —, a 5xx).
+        The connection answered, but nothing is known of the subscription: the next probe, or the silence limit,
+        decides. Recreating on it opened a gap exactly when REST was blocked, and the reconnect met the same limit.
+        """
         if not self._current(stream_id) or self.phase not in (_Phase.SUBSCRIBING, _Phase.LIVE):
+            return []
+        if not ok:
             return []
         now = self._t(now_ms)
         self._probe_sent_ms = None

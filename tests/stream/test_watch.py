@@ -136,6 +136,17 @@ def test_probe_saying_not_subscribed_recreates() -> None:
     assert out[0] == StopStream("s1") and w.gap_reason == "subscription lost"
 
 
+def test_a_probe_answered_with_an_error_leaves_the_stream_alone() -> None:
+    # A 429/-1003 (the WS API shares the IP's weight with REST), a 5xx: the connection answered, which says
+    # nothing about the subscription. Tearing a live stream down for it opened a gap exactly when REST was
+    # blocked, and the reconnect met the same limit.
+    w = watch()
+    live(w)
+    assert w.on_probe_reply("s1", False, 5, ok=False) == []
+    assert w.gap_reason is None and w.stream_id == "s1"
+    assert w.on_probe_reply("s1", False, 6) != []  # an answer that says "not subscribed" still recreates
+
+
 def test_bad_key_is_fatal_and_final() -> None:
     w = watch()
     w.start(0)
