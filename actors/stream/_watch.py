@@ -67,6 +67,10 @@ __all__ = [
 ]
 
 FIRST_SUBSCRIPTION = "first subscription"
+_UBWA_TRIES = 3
+"""UBWA's own reconnect tries (every 0.1 s) let run since the stream was last live before the watch takes over
+with its backoff: the first tries of an outage are the likeliest to succeed, the rest would only spend the
+connection budget."""
 """The gap a user stream starts with (fired once its first subscription is proven live)."""
 
 
@@ -127,6 +131,8 @@ class StreamWatch:
         self._probe_seq = 0
         self._probe_sent_ms: int | None = None
         self._now_ms = 0
+        self._ubwa_tries = 0
+        """UBWA's reconnect tries since the stream was last live."""
 
     # ------------------------------------------------------------------ helpers
     def _t(self, now_ms: int) -> int:
@@ -189,6 +195,7 @@ class StreamWatch:
     def _live(self, now_ms: int) -> list[Decision]:
         self._enter(_Phase.LIVE, now_ms)
         self.backoff.reset()
+        self._ubwa_tries = 0
         self.rejections = 0
         self.throttled = 0
         reason = "subscribed" if self.role is StreamRole.USER else "connected"
@@ -261,9 +268,16 @@ class StreamWatch:
             # lengthens the ban. Stop its loop now and come back when the ban is over.
             self._open_gap("disconnect")
             return self._throttled(rejection, error or "", now)
+        self._ubwa_tries += 1
         wait = self.budget.wait_ms(now)
         if wait <= 0:
-            return []
+            if self._ubwa_tries <= _UBWA_TRIES:
+                return []
+            # UBWA would go on every 0.1 s for the whole outage (and a server that accepts then drops keeps the
+            # grace period from ever running out): stop its loop and pace the attempts with the backoff.
+            self._open_gap("disconnect")
+            return self._recreate(HealthState.RECONNECTING, f"UBWA's reconnects keep failing ({error or 'no error'})",
+                                  now)  # fmt: skip
         # Over budget: stop UBWA's loop and wait until an attempt fits again.
         self._open_gap("disconnect")
         out: list[Decision] = [StopStream(self.stream_id)] if self.stream_id is not None else []

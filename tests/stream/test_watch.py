@@ -386,3 +386,47 @@ def test_a_floor_is_never_undercut_and_its_jitter_stays_within_30_s(floor_ms: in
     b.next_delay_ms()  # past the immediate first attempt
     d = b.next_delay_ms(floor_ms)
     assert floor_ms <= d <= max(floor_ms + 30_000, 30_000)
+
+
+def _storm(flap: bool) -> list[int]:
+    """UBWA's attempts (CreateStream and its own RESTARTs) over 10 minutes of a server that refuses connections
+    (`flap` False) or accepts each one and drops it at once (`flap` True); times in ms."""
+    w = StreamWatch(StreamRole.USER, backoff=Backoff(250, 30_000, random.Random(1)),
+                    budget=ConnectionBudget(250, 300_000), silence_ms=30_000, reconnect_grace_ms=5_000)  # fmt: skip
+    now, sid, due, attempts = 0, 0, None, []
+
+    def do(decisions: list[Decision]) -> None:
+        nonlocal sid, due
+        for d in decisions:
+            if isinstance(d, CreateStream):
+                sid += 1
+                attempts.append(now)
+                w.created(str(sid), now)
+            elif isinstance(d, ScheduleRecreate):
+                due = now + d.delay_ms
+
+    do(w.start(now))
+    while now < 600_000:
+        now += 100  # UBWA tries again every 0.1 s
+        if due is not None and now >= due:
+            due = None
+            do(w.recreate_due(now))
+        if w.stream_id is not None and flap:
+            do(w.on_signal(w.stream_id, "CONNECT", None, now))
+            do(w.on_signal(w.stream_id, "DISCONNECT", None, now))
+        if w.stream_id is not None:
+            attempts.append(now)
+            do(w.on_signal(w.stream_id, "RESTART", "OSError", now))
+        if now % 1000 == 0:
+            do(w.on_tick(now, None))
+    return attempts
+
+
+def test_failing_reconnects_back_off_instead_of_running_at_the_connection_budget() -> None:
+    # UBWA retries every 0.1 s on its own: left alone through an outage it spent the whole budget (250 per
+    # 5 minutes, shared with the market stream), and a server accepting then dropping kept the grace from ever
+    # expiring. After a few of its tries the watch takes over with its backoff (capped at 30 s here).
+    for flap in (False, True):
+        attempts = _storm(flap)
+        assert len([t for t in attempts if t < 30_000]) <= 30, (flap, len(attempts))
+        assert len([t for t in attempts if t >= 300_000]) <= 60, (flap, len(attempts))
