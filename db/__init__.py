@@ -16,6 +16,7 @@ from db._errors import (
     is_transient,
 )
 from db._fields import ExactDecimalField, JsonMapField, UtcDateTimeField, decimal_to_text
+from db._lock import DatabaseInUseError, InstanceLock, acquire_instance_lock
 from db._mapping import Record, content_key
 from db._migrations import LATEST_VERSION, MIGRATIONS, Migration, current_version, migrate
 from db._models import MODELS, ErrorRow, FillRow, OrderRow, RequestRow, SchemaVersionRow, SnapshotRow, TradeRow
@@ -55,6 +56,7 @@ __all__ = [
     "MODELS",
     "BatchWriter",
     "DatabaseAuthError",
+    "DatabaseInUseError",
     "DatabaseSchemaError",
     "DatabaseUnavailableError",
     "DatabaseUrl",
@@ -64,6 +66,7 @@ __all__ = [
     "FillGap",
     "FillRow",
     "IndicatorRange",
+    "InstanceLock",
     "JsonMapField",
     "Migration",
     "OrderRow",
@@ -77,6 +80,7 @@ __all__ = [
     "TradeRow",
     "UtcDateTimeField",
     "WriteStats",
+    "acquire_instance_lock",
     "children_of",
     "connect",
     "content_key",

@@ -33,6 +33,7 @@ from engine.domain import (
 if TYPE_CHECKING:
     from actors._ticker import Ticker
     from actors.root import EngineState, Routing
+    from db import InstanceLock
     from engine.execution import RiskManager
 
 __all__ = ["Engine", "StartupChecksFailed"]
@@ -55,8 +56,10 @@ class Engine(EngineRequests, EngineQueries):
         config: Config,
         sim: Any = None,
         owns_sim: bool = False,
+        db_lock: InstanceLock | None = None,
     ) -> None:
         self._root = root
+        self._db_lock = db_lock
         self._routing = routing
         self._state = state
         self.ticker = ticker
@@ -112,6 +115,8 @@ class Engine(EngineRequests, EngineQueries):
 
         Raises:
             StartupChecksFailed: live mode, and a start-up check failed; nothing was started.
+            DatabaseInUseError: another engine is running on the same database (one engine per database:
+                `db.acquire_instance_lock`); nothing was started. A subclass of RuntimeError.
             RuntimeError: the engine could not start (the log says why).
         """
         import pykka
@@ -119,6 +124,7 @@ class Engine(EngineRequests, EngineQueries):
         from actors._ticker import Ticker
         from actors.gateway import GatewaySettings
         from actors.root import EngineState, RootActor, RootSettings, Routing
+        from db import acquire_instance_lock
         from engine.api._wiring import endpoint_for, make_embedded_sim, make_paper_sim, stream_settings
 
         config = config or Config()
@@ -137,6 +143,14 @@ class Engine(EngineRequests, EngineQueries):
         if local is None and not skip_startup_checks:
             # Live: real orders leave only once the checks passed (invariant 5). Nothing is started yet.
             _require_startup_checks(config, endpoint)
+        database_url = database_url or config.database.connection_url()
+        try:
+            # Before anything reads the database: a second engine would take this one's requests for a crash's.
+            db_lock = acquire_instance_lock(database_url)
+        except BaseException:
+            if owns_sim:
+                sim.stop()
+            raise
         seed = random.SystemRandom().randrange(2**32) if jitter_seed is None else jitter_seed
         logger.info("engine starting: jitter seed {} (Engine.start(jitter_seed=...) replays it)", seed)
         settings = RootSettings(
@@ -151,7 +165,7 @@ class Engine(EngineRequests, EngineQueries):
                 recv_window_ms=ex.recv_window_ms,
                 jitter_seed=seed,
             ),
-            database_url=database_url or config.database.connection_url(),
+            database_url=database_url,
             spool_path=spool_path or config.database.spool_dir / "spool.jsonl",
             pair_settings=_pair_settings(config),
             risk_manager=risk_manager or _risk_manager(config),
@@ -179,6 +193,7 @@ class Engine(EngineRequests, EngineQueries):
             ticker.stop()
             if owns_sim:
                 sim.stop()
+            db_lock.release()
             raise
         return cls(
             root=root,
@@ -189,6 +204,7 @@ class Engine(EngineRequests, EngineQueries):
             config=config,
             sim=sim,
             owns_sim=owns_sim,
+            db_lock=db_lock,
         )
 
     def stop(self, graceful: bool = True) -> Mapping[str, int]:
@@ -215,6 +231,8 @@ class Engine(EngineRequests, EngineQueries):
             ]
             if self._owns_sim and self.sim is not None:
                 steps.append(("the simulator", self.sim.stop))
+            if self._db_lock is not None:
+                steps.append(("the database lock", self._db_lock.release))
             for what, step in steps:
                 try:
                     step()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from db import BatchWriter, connect, fills_of, find_orders, get_trade
+from db import BatchWriter, DatabaseInUseError, connect, fills_of, find_orders, get_trade
 from engine.api import Accepted, Engine, EngineEvent, EventKind
 from engine.clock import ManualClock, SystemClock
 from engine.config import Config
@@ -120,6 +120,24 @@ def test_open_limit_resumes_with_its_remaining_time_then_falls_back(start: Any, 
     _flush(second)
     trade = _read(db_url, get_trade, accepted.order.request_id)
     assert trade is not None and trade.filled == Decimal("0.01")
+
+
+def test_a_second_engine_on_the_same_database_is_refused_and_leaves_the_first_ones_orders_alone(
+    start: Any, sim: Simulator, db_url: str
+) -> None:
+    # It would have taken the running engine's requests for a crash's leftovers: resumed them, closed its live
+    # orders as vanished, and canceled them when it stopped (a second daemon whose port was taken did).
+    clock = ManualClock(SystemClock().now_ms())
+    first, _ = start(clock)
+    accepted = first.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="two-engines").result(20)
+    assert isinstance(accepted, Accepted)
+    with pytest.raises(DatabaseInUseError, match="another engine is using the database"):
+        start(ManualClock(clock.now_ms()))
+    assert [o["status"] for o in _bx_orders(sim)] == ["NEW"]
+    assert [o.client_order_id for o in first.open_orders()] == [accepted.order.client_order_id]
+    first.stop(graceful=False)
+    second, _ = start(ManualClock(clock.now_ms()))  # the first one stopped: its lock went with it
+    assert second.health()["recovery"]["requests_resumed"] == 1
 
 
 def test_a_callers_cancel_that_failed_before_a_crash_is_still_a_cancel_after_it(
