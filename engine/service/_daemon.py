@@ -189,7 +189,7 @@ class _Daemon:
         from engine.api._wiring import endpoint_for, make_embedded_sim, make_paper_sim
         from engine.config import ExchangeName
         from engine.logs import add_secrets
-        from engine.service._server import ControlApi
+        from engine.service._server import ControlApi, bind_listener
         from engine.service._token import endpoint_file_for, ensure_token, write_endpoint
 
         cfg = self.config
@@ -201,6 +201,13 @@ class _Daemon:
         add_secrets([token.token])  # never in any log line, whatever path it takes
         if token.generated:
             logger.info("control API token generated into {} (mode 0600)", token.origin)
+        try:
+            # Bound first: a daemon that cannot serve must stop before the engine starts. Stopping after it would
+            # have resumed (and under on_shutdown = cancel, canceled) whatever the database holds open.
+            listener = bind_listener(api_cfg.host, api_cfg.port)
+        except OSError as exc:
+            raise _StartFailed(f"control API cannot listen on {api_cfg.host}:{api_cfg.port}: {exc}") from None
+        parts.callback(listener.close)
         parts.callback(_quietly, "stop the alerts", self._stop_alerts)
         self._start_alerts()
         parts.callback(_quietly, "stop the simulator", self._stop_sim)
@@ -239,7 +246,7 @@ class _Daemon:
         api = ControlApi(engine, token.token)
         parts.callback(_quietly, "stop the control API", api.stop)
         try:
-            url = api.start(api_cfg.host, api_cfg.port)
+            url = api.start(api_cfg.host, api_cfg.port, sock=listener)
         except OSError as exc:
             raise _StartFailed(f"control API cannot listen on {api_cfg.host}:{api_cfg.port}: {exc}") from None
         write_endpoint(endpoint_file_for(api_cfg.token_path), url)

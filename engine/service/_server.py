@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import socket
 import threading
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
     from engine.api import Engine
 
-__all__ = ["ControlApi"]
+__all__ = ["ControlApi", "bind_listener"]
 
 _START_TIMEOUT_S = 15.0
 _STOP_TIMEOUT_S = 10.0
@@ -49,22 +50,27 @@ class ControlApi:
         self._unsubscribe: Callable[[], None] | None = None
         self.url = ""
 
-    def start(self, host: str, port: int) -> str:
-        """Bind and serve; returns the URL. Raises OSError when the address cannot be bound."""
+    def start(self, host: str, port: int, sock: socket.socket | None = None) -> str:
+        """Bind and serve; returns the URL. Raises OSError when the address cannot be bound.
+
+        `sock`: a socket already bound with `bind_listener` (the daemon binds before it starts the engine, so a
+        taken port stops it before crash recovery resumes anything); served as it is, `host`/`port` name it.
+        """
         ready: concurrent.futures.Future[str] = concurrent.futures.Future()
-        self._thread = threading.Thread(target=self._serve, args=(host, port, ready), name="control-api", daemon=True)
+        args = (host, port, ready, sock)
+        self._thread = threading.Thread(target=self._serve, args=args, name="control-api", daemon=True)
         self._thread.start()
         self.url = ready.result(_START_TIMEOUT_S)
         self._unsubscribe = self._engine.subscribe(self.state.on_event)
         logger.bind(url=self.url).info("control API listening")
         return self.url
 
-    def _serve(self, host: str, port: int, ready: concurrent.futures.Future[str]) -> None:
+    def _serve(self, host: str, port: int, ready: concurrent.futures.Future[str], sock: socket.socket | None) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
         self.hub.bind(loop)
         try:
-            bound = loop.run_until_complete(self._bind(host, port))
+            bound = loop.run_until_complete(self._bind(host, port, sock))
         except (OSError, RuntimeError) as exc:
             ready.set_exception(exc)
             loop.close()
@@ -76,10 +82,10 @@ class ControlApi:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
-    async def _bind(self, host: str, port: int) -> str:
+    async def _bind(self, host: str, port: int, sock: socket.socket | None) -> str:
         self._runner = web.AppRunner(build_app(self.state), access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.SockSite(self._runner, sock) if sock is not None else web.TCPSite(self._runner, host, port)
         await site.start()
         # With port 0 the OS picks the port: read back what was bound.
         addresses = self._runner.addresses
@@ -116,3 +122,14 @@ class ControlApi:
             if self._thread is not None:
                 self._thread.join(_STOP_TIMEOUT_S)
         logger.info("control API stopped")
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host`:`port` (port 0: any free one) for `ControlApi.start`.
+
+    Raises:
+        OSError: the address cannot be bound (the port is taken, the host is not local).
+    """
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, address = infos[0]
+    return socket.create_server(address, family=family)

@@ -229,6 +229,9 @@ def test_port_in_use_is_a_clear_start_failure(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert f"daemon not started: control API cannot listen on 127.0.0.1:{port}" in proc.stderr
     assert not (tmp_path / "data" / "api-endpoint.json").exists()
+    # Refused before the engine started: stopping after its crash recovery would have resumed, and under
+    # on_shutdown = cancel canceled, whatever orders the database held open.
+    assert "crash recovery" not in proc.stdout and "engine starting" not in proc.stderr
 
 
 def test_a_database_newer_than_the_engine_is_a_clear_start_failure(tmp_path: Path) -> None:
