@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 
@@ -90,6 +90,17 @@ class ExecutionConfig:
         delay = min(self.cancel_retry_ms * 2 ** min(max(failures - 1, 0), 30), self.cancel_retry_max_ms)
         delay = max(delay, self.cancel_retry_ms)  # a max below the base does not shorten the first wait
         return delay if retry_after_s is None else max(delay, int(retry_after_s * 1000))
+
+    def for_request(self, request: OrderRequest) -> ExecutionConfig:
+        """This configuration with the request's own limit timeout and fallback (an IOC or FOK limit: none)."""
+        config = self
+        if request.limit_timeout_s is not None:
+            config = replace(config, limit_timeout_ms=int(request.limit_timeout_s * 1000))
+        if request.fallback is not None:
+            config = replace(config, fallback=request.fallback)
+        elif request.time_in_force in (TimeInForce.IOC, TimeInForce.FOK) and request.order_type is not OrderType.MARKET:
+            config = replace(config, fallback=FallbackKind.NONE)  # "at this price now or not at all": not at market
+        return config
 
     def __post_init__(self) -> None:
         if self.limit_timeout_ms < 0 or self.max_fallback_attempts < 1 or self.max_slippage < 0:

@@ -25,7 +25,7 @@ maximum is a filter failure, reported too. A failed cancel is re-sent (idempoten
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
@@ -139,6 +139,9 @@ class ExecutionPlan:
         price = rules.round_price(price, request.side)
         violation = rules.check(side=request.side, quantity=plan.requested, price=price, reference_price=book.mid)
         if violation is not None:
+            if violation.filter_name.startswith("PERCENT_PRICE") and config.fallback is not FallbackKind.NONE:
+                # too far from the market for the exchange (a spike): as its own PERCENT_PRICE rejection (`_on_failed`)
+                return plan, plan._place_remainder(kind=config.fallback, role=OrderRole.PRIMARY)
             return plan, plan._finish(ResultReason.REFUSED_FILTER, str(violation), dust=violation.is_dust)
         limit_type = OrderType.LIMIT_MAKER if request.order_type is OrderType.LIMIT_MAKER else OrderType.LIMIT
         spec = OrderSpec(
@@ -158,15 +161,8 @@ class ExecutionPlan:
 
     @staticmethod
     def config_for(request: OrderRequest, config: ExecutionConfig | None) -> ExecutionConfig:
-        """The configuration with the request's own limit timeout and fallback (an IOC or FOK limit: none)."""
-        config = config or ExecutionConfig()
-        if request.limit_timeout_s is not None:
-            config = replace(config, limit_timeout_ms=int(request.limit_timeout_s * 1000))
-        if request.fallback is not None:
-            config = replace(config, fallback=request.fallback)
-        elif request.time_in_force in (TimeInForce.IOC, TimeInForce.FOK) and request.order_type is not OrderType.MARKET:
-            config = replace(config, fallback=FallbackKind.NONE)  # "at this price now or not at all": not at market
-        return config
+        """The configuration with the request's own limit timeout and fallback (`ExecutionConfig.for_request`)."""
+        return (config or ExecutionConfig()).for_request(request)
 
     # ---- queries ------------------------------------------------------------------------------------------
     @property
