@@ -285,6 +285,10 @@ class ExecutionPlan:
                                     "fallback not sent")  # fmt: skip
             # our cancel confirmed, or the exchange expired the limit (IOC/FOK, or by its own rules)
             return self._place_remainder(kind=self.config.fallback, role=OrderRole.FALLBACK)
+        if event.status is OrderStatus.FILLED:  # all it was sent for: the rest is below the market lot step
+            return self._finish(
+                ResultReason.DUST, f"remainder {self.requested - self.filled} below the step", dust=True
+            )
         # a market / IOC leg that expired with a remainder: liquidity or the slippage bound ran out
         why = "IOC at the slippage bound" if leg.spec.order_type is OrderType.LIMIT else "market order"
         return self._finish(ResultReason.FALLBACK_INCOMPLETE, f"{why} {event.status.value} with a remainder")

@@ -40,10 +40,11 @@ from engine.execution import (
     ReportResult,
     ResultReason,
     SlippageAction,
+    SymbolRules,
     Tick,
     choose_limit_price,
 )
-from tests.engine.execution.conftest_data import BOOK, RULES, request
+from tests.engine.execution.conftest_data import BOOK, BTCUSDT_INFO, RULES, request
 
 D = Decimal
 PRIMARY = client_order_id("req-1", pair="BTC/USDT")
@@ -231,6 +232,23 @@ def test_a_limit_outside_the_percent_price_band_goes_to_the_fallback_as_if_the_e
                                       BOOK, 0, CONFIG)  # fmt: skip
     result = result_of(commands)
     assert result.reason is ResultReason.REFUSED_FILTER and "PERCENT_PRICE" in result.detail
+
+
+def test_a_filled_market_fallback_cut_by_a_coarser_market_step_reports_the_rest_as_dust() -> None:
+    # MARKET_LOT_SIZE step 0.001 against LOT_SIZE 0.00001: 0.00645 left goes out as 0.006 and fills; the
+    # 0.00045 it could not carry was reported as a failed fallback (PARTIAL, fallback_incomplete), not as dust.
+    info = {**BTCUSDT_INFO, "filters": [
+        f if f["filterType"] != "MARKET_LOT_SIZE" else
+        {"filterType": "MARKET_LOT_SIZE", "minQty": "0.001", "maxQty": "100", "stepSize": "0.001"}
+        for f in BTCUSDT_INFO["filters"]
+    ]}  # fmt: skip
+    plan, _ = ExecutionPlan.start(request(), SymbolRules.from_exchange_info(info), BOOK, 0, CONFIG)
+    plan.handle(Tick(), 10_000)
+    fallback = only(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D("0.00355")), 10_001), PlaceOrder)
+    spec = fallback.spec  # type: ignore[attr-defined]
+    assert spec.quantity == D("0.006")
+    result = result_of(plan.handle(LegClosed(spec.client_order_id, OrderStatus.FILLED, spec.quantity), 10_002))
+    assert (result.reason, result.dust, result.remainder) == (ResultReason.DUST, True, D("0.00045"))
 
 
 def test_fallback_failure_per_error_class() -> None:
