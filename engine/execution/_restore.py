@@ -86,9 +86,11 @@ def restore_plan(
     by_fallback_step = [leg.spec for leg in legs if _sent_by_fallback_step(leg.spec, plan)]
     plan._fallback_attempts = len(by_fallback_step)
     # Stored with the order since schema 5; an older row of a market fallback sent as an IOC limit still
-    # tells it by its type.
+    # tells it by its type (not a market request's: one with a price is always sent as an IOC at the bound).
     plan._capped = any(spec.slippage_capped for spec in by_fallback_step) or (
-        config.fallback is FallbackKind.MARKET and any(spec.order_type is OrderType.LIMIT for spec in by_fallback_step)
+        not market
+        and config.fallback is FallbackKind.MARKET
+        and any(spec.order_type is OrderType.LIMIT for spec in by_fallback_step)
     )
     live, stored_live = plan._legs[-1], legs[-1]
     spec = live.spec

@@ -241,3 +241,19 @@ def test_a_fallback_capped_before_a_restart_is_reported_capped_after_it(fallback
     [report] = restored.handle(event, 21_000)
     assert isinstance(report, ReportResult) and report.result.slippage_capped
     assert [report] == original.handle(event, 21_000)
+
+
+def test_a_priced_market_request_is_not_reported_capped_after_a_restart() -> None:
+    # A market request with a price always goes out as an IOC at the bound (not capped: it was asked for). The
+    # inference kept for rows older than schema 5 ("a market fallback sent as an IOC limit was capped") took it
+    # for capped once restored, while the same request without a restart said it was not.
+    req = request("0.01", "50000", order_type=OrderType.MARKET)
+    plan, commands = ExecutionPlan.start(req, RULES, BOOK, 0, CONFIG)
+    spec = next(c for c in commands if isinstance(c, PlaceOrder)).spec
+    assert spec.order_type is OrderType.LIMIT and not spec.slippage_capped
+    filled = LegClosed(spec.client_order_id, OrderStatus.FILLED, D("0.01"), D(500))
+    [live] = [c.result for c in plan.handle(filled, 1) if isinstance(c, ReportResult)]
+    restored, _ = restore_plan(req, RULES, [RestoredLeg(spec, OrderStatus.OPEN)], created_ms=0, now_ms=5,
+                               reference_price=D("50000"), book=BOOK, config=CONFIG)  # fmt: skip
+    [after] = [c.result for c in restored.handle(filled, 6) if isinstance(c, ReportResult)]
+    assert live.slippage_capped is after.slippage_capped is False
