@@ -94,7 +94,8 @@ class ReconcileMixin(TrackedMixin):
         deferred, self._deferred_rounds = self._deferred_rounds, {}
         for reason, pairs in deferred.items():
             self._round(pairs, reason)  # deferred again (kept) while the gateway is still backed up
-        unhealthy = [name for name, h in self._stream_health.items() if str(h.state) != "connected"]
+        # A quiet market stream (connected, nothing received) loses no order event: its prices are polled instead.
+        unhealthy = [name for name, h in self._stream_health.items() if str(h.state) not in ("connected", "quiet")]
         if unhealthy:
             self.reconcile(f"stream unhealthy: {', '.join(unhealthy)}")
 

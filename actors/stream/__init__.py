@@ -30,6 +30,7 @@ from actors.stream._settings import UBWA_EXCHANGES, ExchangeKind, StreamSettings
 from actors.stream._watch import (
     FATAL_SUBSCRIBE_CODES,
     FIRST_SUBSCRIPTION,
+    MARKET_QUIET_MS,
     CreateStream,
     Decision,
     FireGap,
@@ -48,6 +49,7 @@ __all__ = [
     "BUSY_CODES",
     "FATAL_SUBSCRIBE_CODES",
     "FIRST_SUBSCRIPTION",
+    "MARKET_QUIET_MS",
     "PROBE_PREFIX",
     "RATE_LIMIT_CODES",
     "THROTTLE_MIN_DELAY_MS",

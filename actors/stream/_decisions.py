@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "MARKET_QUIET_MS",
     "CreateStream",
     "Decision",
     "FireGap",
@@ -20,7 +21,13 @@ __all__ = [
     "StopStream",
     "StreamHealth",
     "StreamRole",
+    "quiet_change",
 ]
+
+MARKET_QUIET_MS = 30_000
+"""A market stream that received nothing for this long is reported `QUIET`. Each whitelisted pair's best bid/ask
+moves many times a second on a live market, so this is a stalled feed (a server still answering pings), not calm:
+the book must not freeze, the root polls prices over REST until frames come again. The connection is kept."""
 
 
 class StreamRole(StrEnum):
@@ -35,6 +42,8 @@ class HealthState(StrEnum):
 
     CONNECTING = "connecting"
     CONNECTED = "connected"
+    QUIET = "quiet"
+    """Market stream: connected, but nothing received for `MARKET_QUIET_MS` (prices are polled meanwhile)."""
     SILENT = "silent"
     RECONNECTING = "reconnecting"
     UNREPAIRABLE = "unrepairable"
@@ -97,3 +106,14 @@ class ScheduleRecreate:
 
 
 Decision = ReportHealth | FireGap | SendProbe | StopStream | CreateStream | ScheduleRecreate
+
+
+def quiet_change(health: StreamHealth | None, live: bool, quiet_for_ms: int) -> tuple[HealthState, str] | None:
+    """The market stream's health move between `CONNECTED` and `QUIET`, if any, after `quiet_for_ms` of nothing
+    received while `live`."""
+    state = health.state if health is not None else None
+    if live and state is HealthState.CONNECTED and quiet_for_ms >= MARKET_QUIET_MS:
+        return HealthState.QUIET, f"nothing received for {quiet_for_ms} ms; prices are polled over REST"
+    if live and state is HealthState.QUIET and quiet_for_ms < MARKET_QUIET_MS:
+        return HealthState.CONNECTED, "receiving again"
+    return None

@@ -6,8 +6,8 @@ now), probe the WS API, stop the UBWA stream, create a new one now or after a de
 
 What UBWA does by itself and what it does not (client-libraries.md, binance-spot.md §6.4–6.6):
 
-- it reconnects after a dropped socket (DISCONNECT → CONNECT) and re-subscribes, but without backoff (every
-  0.1 s, forever): past ``reconnect_grace_ms`` we stop its stream and reconnect with our backoff and budget;
+- it reconnects after a dropped socket (DISCONNECT → CONNECT) and re-subscribes, but without backoff (every 0.1
+  s, forever): after a few tries, or ``reconnect_grace_ms``, we stop its stream and go on with our backoff;
 - it never re-subscribes after ``eventStreamTerminated`` and ignores ``serverShutdown``: we recreate;
 - a rejected subscription crashes the stream for good (STREAM_UNREPAIRABLE): fatal at once for a bad key or
   signature; for a rate limit or the exchange's own trouble (`_rejections`) retried slowly — never before
@@ -28,6 +28,7 @@ from enum import StrEnum
 
 from actors.stream._backoff import Backoff, ConnectionBudget
 from actors.stream._decisions import (
+    MARKET_QUIET_MS,
     CreateStream,
     Decision,
     FireGap,
@@ -38,6 +39,7 @@ from actors.stream._decisions import (
     StopStream,
     StreamHealth,
     StreamRole,
+    quiet_change,
 )
 from actors.stream._rejections import (
     FATAL_SUBSCRIBE_CODES,
@@ -51,6 +53,7 @@ from actors.stream._rejections import (
 __all__ = [
     "FATAL_SUBSCRIBE_CODES",
     "FIRST_SUBSCRIPTION",
+    "MARKET_QUIET_MS",
     "THROTTLE_MIN_DELAY_MS",
     "CreateStream",
     "Decision",
@@ -67,11 +70,10 @@ __all__ = [
 ]
 
 FIRST_SUBSCRIPTION = "first subscription"
-_UBWA_TRIES = 3
-"""UBWA's own reconnect tries (every 0.1 s) let run since the stream was last live before the watch takes over
-with its backoff: the first tries of an outage are the likeliest to succeed, the rest would only spend the
-connection budget."""
 """The gap a user stream starts with (fired once its first subscription is proven live)."""
+_UBWA_TRIES = 3
+"""UBWA's own reconnect tries (0.1 s apart) let run since the stream was last live before the watch takes over with
+its backoff: the first tries of an outage are the likeliest to succeed, the rest would only spend the budget."""
 
 
 class _Phase(StrEnum):
@@ -372,9 +374,12 @@ class StreamWatch:
             what = "could not connect" if self.phase is _Phase.CONNECTING else "UBWA could not reconnect"
             self._open_gap("disconnect")
             return self._recreate(HealthState.RECONNECTING, f"{what} within {self.reconnect_grace_ms} ms", now)
+        quiet = now - max(last_rx_ms or 0, self.phase_since_ms)
+        if self.role is StreamRole.MARKET:
+            change = quiet_change(self.health, self.phase is _Phase.LIVE, quiet)
+            return [self._report(*change, now)] if change is not None else []
         if self.phase not in (_Phase.SUBSCRIBING, _Phase.LIVE) or self.silence_ms is None:
             return []
-        quiet = now - max(last_rx_ms or 0, self.phase_since_ms)
         if quiet >= self.silence_ms:
             self._open_gap("silence")
             return self._recreate(HealthState.SILENT, f"nothing received for {quiet} ms", now)

@@ -350,3 +350,18 @@ def _due(root: _Root, after_ms: int) -> list[tuple[str, tuple[Any, ...]]]:
     root._ticker.advance(after_ms)
     told, root.calls.told[:] = list(root.calls.told), []
     return told
+
+
+def test_a_quiet_market_stream_costs_polled_prices_not_reconciliation_rounds() -> None:
+    # Quiet (connected, nothing received: `MARKET_QUIET_MS`) loses no order event (those come on the user
+    # stream): prices are polled meanwhile, but the 5 s reconciliation cadence is for streams that lose events.
+    root = _Root()
+    rounds: list[str] = []
+    root.reconcile = rounds.append  # type: ignore[method-assign, assignment]
+    root._deferred_rounds = {}
+    root._stream_health = {"market": SimpleNamespace(state="quiet"), "user": SimpleNamespace(state="connected")}
+    root.reconcile_if_unhealthy()
+    assert rounds == []
+    root._stream_health["market"] = SimpleNamespace(state="reconnecting")
+    root.reconcile_if_unhealthy()
+    assert rounds == ["stream unhealthy: market"]

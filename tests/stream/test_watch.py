@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from actors.stream import (
     FIRST_SUBSCRIPTION,
+    MARKET_QUIET_MS,
     Backoff,
     ConnectionBudget,
     CreateStream,
@@ -218,7 +219,8 @@ def test_market_stream_has_no_watchdog_and_no_gaps() -> None:
     w.created("m1", 0)
     out = w.on_signal("m1", "CONNECT", None, 1)
     assert states(out) == [HealthState.CONNECTED] and gaps(out) == []  # prices are snapshots: no first gap
-    assert w.on_tick(10**6, None) == []
+    # quiet for long is reported (prices are polled meanwhile), but never recreates it nor opens a gap
+    assert states(w.on_tick(10**6, None)) == [HealthState.QUIET] and gaps(w.on_tick(2 * 10**6, None)) == []
     w.on_signal("m1", "DISCONNECT", None, 10**6)
     assert gaps(w.on_signal("m1", "CONNECT", None, 10**6 + 1)) == []
 
@@ -430,3 +432,22 @@ def test_failing_reconnects_back_off_instead_of_running_at_the_connection_budget
         attempts = _storm(flap)
         assert len([t for t in attempts if t < 30_000]) <= 30, (flap, len(attempts))
         assert len([t for t in attempts if t >= 300_000]) <= 60, (flap, len(attempts))
+
+
+def test_a_market_stream_that_goes_quiet_hands_prices_to_rest_polling_and_takes_them_back() -> None:
+    # A server that stops pushing bookTicker but still answers pings kept the stream "connected" for good: REST
+    # polling never resumed and the slippage guard judged on a frozen book. Quiet, it is reported so (the root
+    # polls prices while the market stream is not "connected"); the connection itself is kept.
+    w = watch(StreamRole.MARKET)
+    assert w.start(0) == [CreateStream()]
+    w.created("m1", 0)
+    assert states(w.on_signal("m1", "CONNECT", None, 0)) == [HealthState.CONNECTED]
+    assert w.on_tick(MARKET_QUIET_MS - 1, 0) == []
+    out = w.on_tick(MARKET_QUIET_MS, 0)
+    assert states(out) == [HealthState.QUIET] and not any(isinstance(d, StopStream) for d in out)
+    assert w.on_tick(MARKET_QUIET_MS + 500, 0) == []  # said once
+    assert states(w.on_tick(MARKET_QUIET_MS + 1_000, MARKET_QUIET_MS + 900)) == [HealthState.CONNECTED]
+    # the user stream has its own silence limit (probes, then a reconnect): not this
+    u = watch(StreamRole.USER)
+    live(u)
+    assert HealthState.QUIET not in states(u.on_tick(MARKET_QUIET_MS, MARKET_QUIET_MS - 1))
