@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["build_parser", "main"]
+__all__ = ["add_log_arguments", "build_parser", "main"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,12 @@ _LAZY: dict[str, _Lazy] = {
 }
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def add_log_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--log-json`` and ``--log-level``, shared by every command that sets up logging from the configuration.
+
+    The level is upper-cased and checked here, so ``debug`` works and a bad value is a usage error (exit 2)
+    rather than loguru's ValueError once the command runs.
+    """
     parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of the human format")
     parser.add_argument(
         "--log-level",
@@ -67,13 +72,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the configuration offline; exit 0 valid, 1 invalid")
     _add_config_path(check)
     check.add_argument("--online", action="store_true", help="also connect and run the start-up checks")
-    _add_common(check)
+    add_log_arguments(check)
     check.set_defaults(func=_deferred("check_config"))
 
     show = sub.add_parser("show-config", help="print the resolved configuration as TOML with value sources")
     _add_config_path(show)
     show.add_argument("--show-sensitive", action="store_true", help="print secrets instead of REDACTED")
-    _add_common(show)
+    add_log_arguments(show)
     show.set_defaults(func=_deferred("show_config"))
 
     for name, lazy in _LAZY.items():

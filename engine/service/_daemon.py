@@ -33,6 +33,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from engine.cli import add_log_arguments
+
 if TYPE_CHECKING:
     from engine.config import Config, LoadedConfig
     from engine.service._token import TokenSource
@@ -48,8 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``daemon``."""
     parser.add_argument("path", nargs="?", default=None, help="TOML configuration file (optional)")
     parser.add_argument("--config", dest="config_opt", metavar="PATH", default=None, help="same as PATH")
-    parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of the human format")
-    parser.add_argument("--log-level", default=None, help="override logging.level (DEBUG, INFO, WARNING, …)")
+    # The same definition as check-config's: any case accepted, a bad level a usage error (exit 2).
+    add_log_arguments(parser)
 
 
 class _Signals:
