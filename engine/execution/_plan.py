@@ -139,9 +139,9 @@ class ExecutionPlan:
         price = rules.round_price(price, request.side)
         violation = rules.check(side=request.side, quantity=plan.requested, price=price, reference_price=book.mid)
         if violation is not None:
-            if violation.filter_name.startswith("PERCENT_PRICE") and config.fallback is not FallbackKind.NONE:
-                # too far from the market for the exchange (a spike): as its own PERCENT_PRICE rejection (`_on_failed`)
-                return plan, plan._place_remainder(kind=config.fallback, role=OrderRole.PRIMARY)
+            # PERCENT_PRICE included: judged on the mid, this refuses a price far from the market (a fat finger) that
+            # a fallback would turn into a market order. In a spike the exchange judges on its lagging average
+            # price and rejects limits near the market: that rejection goes to the fallback (`_on_failed`).
             return plan, plan._finish(ResultReason.REFUSED_FILTER, str(violation), dust=violation.is_dust)
         limit_type = OrderType.LIMIT_MAKER if request.order_type is OrderType.LIMIT_MAKER else OrderType.LIMIT
         spec = OrderSpec(
