@@ -37,14 +37,26 @@ def load_for_command(args: argparse.Namespace) -> LoadedConfig | None:
         _print_problems(problems)
         return None
     log_cfg = loaded.config.logging
-    setup_logging(
-        level=getattr(args, "log_level", None) or log_cfg.level,
-        json_lines=bool(getattr(args, "log_json", False)) or log_cfg.json_lines,
-        file=log_cfg.file,
-        rotation=log_cfg.rotation,
-        retention=log_cfg.retention,
-        secrets=loaded.secret_values,
-    )
+    level = getattr(args, "log_level", None) or log_cfg.level
+    json_lines = bool(getattr(args, "log_json", False)) or log_cfg.json_lines
+    try:
+        setup_logging(
+            level=level,
+            json_lines=json_lines,
+            file=log_cfg.file,
+            rotation=log_cfg.rotation,
+            retention=log_cfg.retention,
+            secrets=loaded.secret_values,
+        )
+    except OSError as exc:
+        # A log file that cannot be opened (its directory cannot be created, no permission) is a configuration
+        # problem like any other, not a traceback; the validator only catches what it can see without writing.
+        setup_logging(level=level, json_lines=json_lines, secrets=loaded.secret_values)
+        source = str(loaded.source_of(("logging", "file")))
+        reason = f"cannot open the log file {log_cfg.file}: {exc.strerror or exc}"
+        fix = "point it at a file in a directory this user can create and write to"
+        _print_problems([ConfigProblem("logging.file", source, reason, fix)])
+        return None
     if loaded.env_names:
         # Names only: the values may be secrets.
         logger.info("environment overrides detected: {}", ", ".join(loaded.env_names))

@@ -218,6 +218,20 @@ class LoggingConfig(Section):
     def _upper(cls, v: object) -> object:
         return v.upper() if isinstance(v, str) else v
 
+    @field_validator("file")
+    @classmethod
+    def _file(cls, v: Path | None) -> Path | None:
+        # What can be told without creating anything; setup_logging's own failures (a directory it cannot create,
+        # no permission) are reported as a problem of this field by the CLI too.
+        if v is None:
+            return None
+        if v.is_dir():
+            raise ValueError(f"{v} is a directory; name a file in it, such as {v / 'engine.log'}")
+        ancestor = next((p for p in v.parents if p.exists()), None)
+        if ancestor is not None and not ancestor.is_dir():
+            raise ValueError(f"{ancestor} is not a directory, so {v} cannot be created")
+        return v
+
     @field_validator("rotation")
     @classmethod
     def _rotation(cls, v: str) -> str:

@@ -106,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     signals.install()  # before anything slow, so an early Ctrl-C is graceful too
     loaded = load_for_command(args)
     if loaded is None:
+        # The problems are listed above; this line says what became of the daemon, as for any other start failure.
+        print("daemon not started: the configuration is invalid (problems listed above)", file=sys.stderr, flush=True)
         return EXIT_START_FAILED
     return _Daemon(loaded, signals).run()
 

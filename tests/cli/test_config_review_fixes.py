@@ -65,3 +65,29 @@ def test_an_unknown_log_level_is_a_usage_error_not_a_traceback(capsys: pytest.Ca
         main(["check-config", "--log-level", "loud"])
     assert exited.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def _log_file_cases(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    (tmp_path / "plain").write_text("")
+    return {
+        "a directory": (str(tmp_path), "is a directory"),
+        "below a regular file": (str(tmp_path / "plain" / "x.log"), "is not a directory"),
+        # Passes the validator (/proc is a directory) but its directory cannot be created: setup_logging fails.
+        "an uncreatable directory": ("/proc/nope/x.log", "cannot open the log file /proc/nope/x.log"),
+    }
+
+
+@pytest.mark.parametrize("case", ["a directory", "below a regular file", "an uncreatable directory"])
+def test_an_unusable_log_file_is_listed_not_a_crash(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: IsADirectoryError / FileNotFoundError traceback from setup_logging, exit 1 without any problem listed.
+    value, message = _log_file_cases(tmp_path)[case]
+    if value.startswith("/proc/") and not Path("/proc/self").exists():
+        pytest.skip("needs Linux /proc")
+    monkeypatch.setenv("FREQTRADE__LOGGING__FILE", value)
+    assert main(["check-config"]) == 1
+    err = capsys.readouterr().err
+    assert "configuration invalid: 1 problem(s)" in err
+    assert "logging.file [env FREQTRADE__LOGGING__FILE]:" in err and message in err
+    assert "Traceback" not in err
