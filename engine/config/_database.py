@@ -53,6 +53,14 @@ class DatabaseConfig(Section):
                     "'@' after the host: percent-encode '/', '?', '#' and '@' in the user and password "
                     "(%2F, %3F, %23, %40)"
                 )
+            try:
+                # urlsplit checks the port only when asked; connecting asks (`db.parse_url`), so ask here too.
+                # After the '@' check: with the host part read right, the port holds no part of a password.
+                parts.port  # noqa: B018 - read for its ValueError
+            except ValueError:
+                raise ValueError(
+                    "the port must be a number from 0 to 65535: postgresql://user[:password]@host[:port]/database"
+                ) from None
             _check_params(v)
         else:
             raise ValueError("the URL scheme must be sqlite:/// or postgresql://")

@@ -372,7 +372,7 @@ def _leftover_open_orders(database_url: str) -> int:
     """Count (and report) orders the database still holds as open from an earlier run; -1 if unreadable."""
     from loguru import logger
 
-    from db import DatabaseSchemaError, StorageError
+    from db import DatabaseAuthError, DatabaseSchemaError, DatabaseUrlError, StorageError
     from db._repository import open_orders
     from db._url import connect
 
@@ -382,13 +382,13 @@ def _leftover_open_orders(database_url: str) -> int:
             orders = open_orders(db)
         finally:
             db.close()
-    except DatabaseSchemaError as exc:
-        # Permanent: this engine must not run on a schema it does not know, and retrying cannot help.
+    except (DatabaseSchemaError, DatabaseUrlError, DatabaseAuthError) as exc:
+        # Permanent until the operator acts (unknown schema, malformed URL, refused credentials): retrying can't help.
         raise _StartFailed(f"database: {exc}") from None
     except StorageError as exc:
-        # Not fatal here: the persistence actor owns the database and spools while it is unavailable.
+        # Unreachable: the engine tries again as it starts, but its crash recovery must read the database first.
         logger.warning("could not read the database before start: {}", exc)
-        print(f"database: not readable before start ({type(exc).__name__}); the engine will retry", flush=True)
+        print("database: unreachable before start (see the log); the engine cannot start without it", flush=True)
         return -1
     if orders:
         ids = ", ".join(f"{o.pair} {o.client_order_id} ({o.status.value})" for o in orders[:10])

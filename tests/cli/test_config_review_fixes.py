@@ -91,3 +91,22 @@ def test_an_unusable_log_file_is_listed_not_a_crash(
     assert "configuration invalid: 1 problem(s)" in err
     assert "logging.file [env FREQTRADE__LOGGING__FILE]:" in err and message in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("port", ["notaport", "99999", "-1"])
+def test_a_postgresql_url_with_a_bad_port_is_refused(
+    port: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: accepted (urlsplit checks the port only when it is read); the daemon then failed on it at start.
+    monkeypatch.setenv("FREQTRADE__DATABASE__URL", f"postgresql://bot:{SECRET}@127.0.0.1:{port}/engine")
+    assert main(["check-config"]) == 1
+    err = capsys.readouterr().err
+    assert "database.url [env FREQTRADE__DATABASE__URL]: the port must be a number from 0 to 65535" in err
+    assert SECRET not in err and "Traceback" not in err
+
+
+def test_a_postgresql_url_with_a_port_is_accepted(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FREQTRADE__DATABASE__URL", "postgresql://bot@127.0.0.1:6543/engine")
+    assert main(["check-config"]) == 0
