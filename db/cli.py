@@ -33,15 +33,19 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """`--since` value: an ISO date/time (UTC if no zone) or a relative age such as 30m, 12h, 7d."""
     text = text.strip()
-    if text and text[-1] in _UNITS and text[:-1].isdigit():
-        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[text[-1]]: int(text[:-1])})
     try:
+        if text and text[-1] in _UNITS and text[:-1].isdigit():
+            return (now or datetime.now(UTC)) - timedelta(**{_UNITS[text[-1]]: int(text[:-1])})
         value = datetime.fromisoformat(text)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"invalid --since {text!r}: use an ISO time (2026-01-31T12:00) or an age (30m, 12h, 7d)"
         ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        # An age reaching before year 1, or a time that is before year 1 or after 9999 in UTC: argparse reports
+        # only ArgumentTypeError (and ValueError) as a usage error, anything else is a traceback.
+        raise argparse.ArgumentTypeError(f"{text!r} is outside the years 1 to 9999 (UTC)") from None
 
 
 def parse_pair_arg(text: str) -> str:

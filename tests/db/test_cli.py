@@ -192,3 +192,23 @@ def test_an_unreadable_pair_is_a_usage_error(spelling: str) -> None:
     with pytest.raises(SystemExit) as exited:
         _args(add_trades_arguments, "sqlite:///unused", "--pair", spelling)
     assert exited.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--since", "1000000d"),  # before year 1
+        ("--since", "9999999999d"),  # beyond what a timedelta holds
+        ("--until", "0001-01-01T00:00+01:00"),  # year 0 in UTC
+        ("--until", "9999-12-31T23:59-01:00"),  # year 10000 in UTC
+    ],
+)
+@pytest.mark.parametrize("add", [add_orders_arguments, add_trades_arguments])
+def test_a_time_outside_the_calendar_is_a_usage_error(
+    add: object, flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: OverflowError traceback, exit 1; usage errors exit 2.
+    with pytest.raises(SystemExit) as exited:
+        _args(add, "sqlite:///unused", flag, value)
+    assert exited.value.code == 2
+    assert f"argument {flag}: {value!r} is outside the years 1 to 9999 (UTC)" in capsys.readouterr().err
