@@ -27,6 +27,8 @@ from engine.domain import OrderStatus, TradeStatus
 
 T = TypeVar("T")
 
+# The control API's bound on `limit` (`engine.service._schemas.MAX_LIMIT`), not imported: this module stays light.
+MAX_LIMIT = 1000
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -57,11 +59,28 @@ def parse_pair_arg(text: str) -> str:
     return pair
 
 
+def parse_limit(text: str) -> int:
+    """`--limit`: 1 to `MAX_LIMIT`, the control API's bound. A negative LIMIT is "no limit" on SQLite and an error on
+    PostgreSQL, and 0 printed nothing: both are refused as usage errors."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_LIMIT}: {text!r}")
+    return value
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pair", type=parse_pair_arg, help='only this pair, e.g. "BTC/USDT"')
     parser.add_argument("--since", type=parse_since, help="created at or after: ISO time or age (30m, 12h, 7d)")
     parser.add_argument("--until", type=parse_since, help="created before: ISO time or age (30m, 12h, 7d)")
-    parser.add_argument("--limit", type=int, default=50, help="at most this many rows, newest first (default 50)")
+    parser.add_argument(
+        "--limit",
+        type=parse_limit,
+        default=50,
+        help=f"at most this many rows (1-{MAX_LIMIT}), newest first (default 50)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
 
 

@@ -212,3 +212,26 @@ def test_a_time_outside_the_calendar_is_a_usage_error(
         _args(add, "sqlite:///unused", flag, value)
     assert exited.value.code == 2
     assert f"argument {flag}: {value!r} is outside the years 1 to 9999 (UTC)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "1001", "ten"])
+@pytest.mark.parametrize("add", [add_orders_arguments, add_trades_arguments])
+def test_a_limit_outside_the_api_bound_is_a_usage_error(
+    add: object, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: -1 listed every row on SQLite (and is an error on PostgreSQL), 0 listed none.
+    with pytest.raises(SystemExit) as exited:
+        _args(add, "sqlite:///unused", "--limit", value)
+    assert exited.value.code == 2
+    assert "argument --limit:" in capsys.readouterr().err
+
+
+def test_the_limit_bound_is_the_control_api_one(filled_url: str) -> None:
+    from db.cli import MAX_LIMIT
+    from engine.service._schemas import MAX_LIMIT as API_MAX_LIMIT
+
+    assert MAX_LIMIT == API_MAX_LIMIT
+    assert _args(add_orders_arguments, filled_url, "--limit", str(MAX_LIMIT)).limit == MAX_LIMIT
+    out = io.StringIO()
+    assert run_orders(_args(add_orders_arguments, filled_url, "--limit", "1"), out) == 0
+    assert "1 order(s)" in out.getvalue()
