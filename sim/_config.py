@@ -12,8 +12,11 @@ from sim._symbols import SymbolSpec, make_symbol_spec
 
 __all__ = ["AccountSpec", "RateLimitConfig", "SimConfig"]
 
+# Binance's lengths (an API key and an HMAC secret are 64 characters each), so the keys `run.py sim` prints pass the
+# engine's check-config.
+_HMAC_SECRET_CHARS = 64
 _DEFAULT_HMAC_KEY = "simkey0000000000000000000000000000000000000000000000000000000001"
-_DEFAULT_HMAC_SECRET = "simsecret00000000000000000000000000000000000000000000000000000001"
+_DEFAULT_HMAC_SECRET = "simsecret0000000000000000000000000000000000000000000000000000001"
 
 
 class AccountSpec(BaseModel):
@@ -22,15 +25,16 @@ class AccountSpec(BaseModel):
     Attributes:
         name: Ledger name of the account (unique).
         api_key: Value expected in ``X-MBX-APIKEY`` / the WS ``apiKey`` param.
-        secret: HMAC secret (any string), or an RSA / Ed25519 PKCS#8 PEM private key; for PEM keys the
-            simulator derives the public key and verifies signatures with it.
+        secret: HMAC secret (64 characters, as Binance's), or an RSA / Ed25519 PKCS#8 PEM private key; for PEM
+            keys the simulator derives the public key and verifies signatures with it.
         balances: Starting balances per asset.
         enable_withdrawals: Reported by ``apiRestrictions`` and ``account.canWithdraw``.
         enable_reading / enable_spot_trading: Other ``apiRestrictions`` flags (trading off → -2015 on orders).
         maker_commission / taker_commission: Rates as fractions (0.001 = 0.1 %).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: pydantic quotes a refused value in its error, and here it may be the secret.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     name: str = "main"
     api_key: str = _DEFAULT_HMAC_KEY
@@ -63,12 +67,16 @@ class AccountSpec(BaseModel):
         if not secret:
             raise ValueError("secret must not be empty")
         try:
-            KeyVerifier(secret)
+            kind = KeyVerifier(secret).kind
         except (ValueError, TypeError) as exc:
             # Never echo the secret itself.
             raise ValueError(
                 f"secret is not a usable HMAC secret or RSA/Ed25519 PKCS#8 PEM key ({type(exc).__name__})"
             ) from None
+        if kind == "HMAC" and len(secret) != _HMAC_SECRET_CHARS:
+            # Any other length signs here but is refused by the engine's configuration (and by Binance); a PEM
+            # key has its own length. The length only, never the secret.
+            raise ValueError(f"an HMAC secret has exactly {_HMAC_SECRET_CHARS} characters, not {len(secret)}")
         return secret
 
     @field_validator("balances")

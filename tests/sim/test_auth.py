@@ -22,6 +22,8 @@ DOC_PAYLOAD = (
 )
 DOC_SIG = "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71"
 
+RO_SECRET = "s2" * 32  # an HMAC secret is 64 characters, as Binance's
+
 
 def test_docs_hmac_vector() -> None:
     v = KeyVerifier(DOC_SECRET)
@@ -123,7 +125,7 @@ def test_rest_auth_negative_cases() -> None:
         accounts=[
             AccountSpec(),
             AccountSpec(
-                name="ro", api_key="readonly1", secret="s2", enable_spot_trading=False, enable_withdrawals=True
+                name="ro", api_key="readonly1", secret=RO_SECRET, enable_spot_trading=False, enable_withdrawals=True
             ),
         ]
     )
@@ -151,7 +153,7 @@ def test_rest_auth_negative_cases() -> None:
                     "/api/v3/order",
                     {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"},
                     "readonly1",
-                    "s2",
+                    RO_SECRET,
                 ),
                 401,
                 -2015,
@@ -167,7 +169,7 @@ def test_rest_auth_negative_cases() -> None:
             "code": -1102,
             "msg": "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.",
         }
-        ro = _signed(sim, "GET", "/sapi/v1/account/apiRestrictions", {}, "readonly1", "s2").json()
+        ro = _signed(sim, "GET", "/sapi/v1/account/apiRestrictions", {}, "readonly1", RO_SECRET).json()
         assert ro["enableWithdrawals"] is True and ro["enableSpotAndMarginTrading"] is False
 
 
