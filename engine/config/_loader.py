@@ -246,9 +246,13 @@ def _env_layer(
             )
             continue
         value = environ[name]
+        if len(parts) == 2 and (parts[0], parts[1]) in SECRET_FIELDS and not value and _file_form_set(environ, name):
+            # Empty means "not set" (compose files list every variable, FREQTRADE__API__TOKEN= among them): it gives
+            # way to its _FILE form, whichever order the two names sort in.
+            continue
         if len(parts) == 2 and parts[1].endswith("_file") and (parts[0], parts[1][:-5]) in SECRET_FIELDS:
             target = ENV_PREFIX + f"{parts[0]}__{parts[1][:-5]}".upper()
-            if any(k.upper() == target for k in environ):
+            if any(k.upper() == target and environ[k] for k in environ):  # an empty one is not set (above)
                 problems.append(
                     ConfigProblem(
                         f"{parts[0]}.{parts[1][:-5]}",
@@ -283,6 +287,12 @@ def _env_layer(
         )
         nested = {}
     return {k: v for k, v in nested.items() if v is not None}, prov, tuple(names)
+
+
+def _file_form_set(environ: Mapping[str, str], name: str) -> bool:
+    """Whether the ``_FILE`` form of the variable `name` is set too (in any spelling)."""
+    file_name = f"{name}_FILE".upper()
+    return any(k.upper() == file_name for k in environ)
 
 
 def _json_list(value: str) -> str:

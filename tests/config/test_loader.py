@@ -170,3 +170,24 @@ def test_an_env_override_of_a_mapping_or_decimal_never_goes_through_a_float(valu
     loaded, problems = resolve_config(None, {"FREQTRADE__EXECUTION__DRY_RUN_WALLET": value})
     assert not problems
     assert loaded.config.execution.dry_run_wallet == expected
+
+
+@pytest.mark.parametrize("plain", ["FREQTRADE__API__TOKEN", "freqtrade__api__token"])
+def test_an_empty_secret_beside_its_file_form_is_not_a_conflict(plain: str, tmp_path: Path) -> None:
+    # Before: "both FREQTRADE__API__TOKEN and FREQTRADE__API__TOKEN_FILE are set", though the model takes an empty
+    # token for unset (compose files set every variable, empty). The lower-case spelling sorts after the _FILE
+    # one: it must not blank the file's token either.
+    token_path = tmp_path / "token"
+    token_path.write_text("0042004200420042\n", encoding="utf-8")
+    loaded, problems = resolve_config(None, {plain: "", "FREQTRADE__API__TOKEN_FILE": str(token_path)})
+    assert problems == [] and loaded is not None
+    token = loaded.config.api.token
+    assert token is not None and token.get_secret_value() == "0042004200420042"
+    assert "FREQTRADE__API__TOKEN_FILE" in str(loaded.source_of(("api", "token")))
+
+
+def test_an_empty_exchange_secret_gives_way_to_its_file(tmp_path: Path) -> None:
+    pem_path = tmp_path / "key.pem"
+    pem_path.write_text(keys.ed25519_pem(), encoding="utf-8")
+    env = {"FREQTRADE__EXCHANGE__SECRET": "", "FREQTRADE__EXCHANGE__SECRET_FILE": str(pem_path)}
+    assert load_config(None, env).config.exchange.key_type is KeyType.ED25519
