@@ -101,6 +101,17 @@ def _v6_request_canceled(_db: peewee.Database, migrator: SchemaMigrator) -> None
     migrator.add_column("requests", "canceled", peewee.TextField(null=True)).run()
 
 
+def _v7_exchange_order_id_per_pair(db: peewee.Database, _migrator: SchemaMigrator) -> None:
+    # Binance numbers orders per symbol (ccxt #26092, "per-symbol id sequences"): two pairs may hold the same
+    # orderId. Unique over (exchange, exchange_order_id) alone, the second pair's rows were refused, its order
+    # stayed pending_submit for good and a fallback carrying that primary's row as a companion never left.
+    db.execute_sql('DROP INDEX IF EXISTS "orders_exchange_exchange_order_id"')
+    db.execute_sql(
+        'CREATE UNIQUE INDEX "orders_exchange_pair_exchange_order_id" ON "orders" ("exchange", "pair", '
+        '"exchange_order_id") WHERE "exchange_order_id" IS NOT NULL'
+    )
+
+
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "orders, fills, trades, errors, indicator_snapshots", _v1_initial),
     Migration(2, "trades: indicator columns rsi/ewo/ema/sma and their indexes", _v2_trade_indicators),
@@ -110,6 +121,11 @@ MIGRATIONS: Sequence[Migration] = (
     ),
     Migration(5, "orders: slippage_capped (a fallback capped at the slippage bound)", _v5_order_slippage_capped),
     Migration(6, "requests: canceled (the caller's cancel, stored before it leaves)", _v6_request_canceled),
+    Migration(
+        7,
+        "orders: exchange order ids unique per pair (Binance numbers them per symbol)",
+        _v7_exchange_order_id_per_pair,
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

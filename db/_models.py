@@ -73,7 +73,8 @@ class OrderRowV1(BaseRow):
 
 
 class OrderRow(OrderRowV1):
-    """orders: the latest known state of every exchange order (migration 5 added `slippage_capped`)."""
+    """orders: the latest known state of every exchange order (migration 5 added `slippage_capped`; migration 7
+    made exchange order ids unique per pair, partial: `db._migrations`)."""
 
     # As migration 5 creates it: the database DEFAULT serves an engine that predates the column.
     slippage_capped = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT FALSE")])
@@ -81,7 +82,7 @@ class OrderRow(OrderRowV1):
     class Meta:
         table_name = "orders"
         indexes = (
-            (("exchange", "exchange_order_id"), True),
+            (("exchange", "pair", "exchange_order_id"), True),
             (("pair", "status", "created_at"), False),
         )
 

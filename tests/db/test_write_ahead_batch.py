@@ -52,7 +52,7 @@ def test_orders_nullable_key_indexes_are_partial_and_still_unique(fresh_url: str
         else:
             sql = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'orders'"
         definitions = dict(db.execute_sql(sql).fetchall())
-        for name in ("orders_parent_client_order_id", "orders_exchange_exchange_order_id"):
+        for name in ("orders_parent_client_order_id", "orders_exchange_pair_exchange_order_id"):
             assert "IS NOT NULL" in definitions[name], definitions[name]
         writer = BatchWriter(db)
         # Intents without an exchange id never collide; a second order with a taken exchange id does.
@@ -65,6 +65,24 @@ def test_orders_nullable_key_indexes_are_partial_and_still_unique(fresh_url: str
         assert [o.client_order_id for o in children_of(db, "c-1")] == []
         writer.write([rec.order("c-4", parent_client_order_id="c-1", role="fallback")])
         assert [o.client_order_id for o in children_of(db, "c-1")] == ["c-4"]
+    finally:
+        db.close()
+
+
+def test_orders_of_two_pairs_may_share_an_exchange_order_id(db_url: str) -> None:
+    # Binance numbers orders per symbol (ccxt #26092): a unique (exchange, exchange_order_id) refused the second
+    # pair's rows, its order stayed pending_submit for good, and a fallback whose write-ahead carried that
+    # primary's row as a companion never left.
+    db = connect(db_url)
+    try:
+        writer = BatchWriter(db)
+        writer.write([rec.order("eth-1", pair="ETH/USDT", exchange_order_id=ExchangeOrderId(555))])
+        writer.write([rec.order("btc-1", pair="BTC/USDT", exchange_order_id=ExchangeOrderId(555))])
+        stored = get_order(db, "btc-1")
+        assert stored is not None and stored.exchange_order_id == 555
+        with pytest.raises(Exception) as caught:  # noqa: PT011 - the driver's own IntegrityError class
+            writer.write([rec.order("btc-2", pair="BTC/USDT", exchange_order_id=ExchangeOrderId(555))])
+        assert is_bad_record(caught.value)  # within one pair the id is still unique
     finally:
         db.close()
 
