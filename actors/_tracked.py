@@ -66,6 +66,7 @@ class TrackedMixin:
     _self: Any
     _store: Any
     _bus: Any
+    _publish: Callable[[Any], None]
     _alerts: Callable[[str, str], None]
     _books: dict[Pair, PairBook]
     _outside: dict[Pair, PairBook]
@@ -215,7 +216,7 @@ class TrackedMixin:
         sent = 0
         for command in commands:
             if isinstance(command, Emit):
-                self._bus.proxy().publish.defer(command.event)
+                self._publish(command.event)  # the `Publisher`: inline listeners too, as from a pair actor
             elif isinstance(command, Alert):
                 self._alerts(command.key, f"{book.pair} {command.client_order_id or ''}: {command.message}")
             elif isinstance(command, LookupStored):

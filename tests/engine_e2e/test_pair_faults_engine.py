@@ -3,7 +3,8 @@ live mode's start-up checks fail: every caller gets an answer, nothing is sent t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pykka
 import pytest
 
-from engine.api import Accepted, Engine, Refusal, RefusalReason
+from engine.api import Accepted, Engine, EngineEvent, EventKind, Refusal, RefusalReason
 from engine.api._engine import StartupChecksFailed
 from engine.clock import ManualClock, SystemClock
 from engine.config import Config
@@ -96,6 +97,39 @@ def test_a_pair_given_up_on_refuses_new_requests_and_is_skipped_by_queries(sim: 
         assert [o.client_order_id for o in engine.open_orders()] == [eth.order.client_order_id]
         assert engine.open_orders(PAIR) == []
         assert engine.get_order("ETH/USDT", eth.order.client_order_id) is not None
+    finally:
+        engine.stop(graceful=False)
+
+
+def test_inline_listeners_hear_a_halted_pairs_events_as_bus_listeners_do(sim: Simulator, tmp_path: Path) -> None:
+    # The root tracks a halted pair's orders itself; it published their events to the bus listeners only, so an
+    # `inline=True` subscriber missed every fill, cancel and done of that pair (and of unrouted pairs).
+    engine = _engine(sim, tmp_path)
+    bus: list[EngineEvent] = []
+    inline: list[EngineEvent] = []
+    done = {"bus": threading.Event(), "inline": threading.Event()}
+
+    def listener(name: str, into: list[EngineEvent]) -> Callable[[EngineEvent], None]:
+        def hear(event: EngineEvent) -> None:
+            into.append(event)
+            if event.kind is EventKind.DONE:
+                done[name].set()
+
+        return hear
+
+    engine.subscribe(listener("bus", bus))
+    engine.subscribe(listener("inline", inline), inline=True)
+    try:
+        placed = engine.place_order(PAIR, "buy", "0.01", "59950").result(timeout=_WAIT_S)
+        assert isinstance(placed, Accepted), placed
+        for _ in range(4):  # the default restart budget is 3
+            _crash_and_wait(engine)
+        assert engine.halted
+        bus.clear()
+        inline.clear()
+        engine.cancel_order(PAIR, placed.order.request_id)
+        assert done["bus"].wait(_WAIT_S) and done["inline"].wait(_WAIT_S)
+        assert [e.kind for e in inline] == [e.kind for e in bus] == [EventKind.CANCELED, EventKind.DONE]
     finally:
         engine.stop(graceful=False)
 
