@@ -25,7 +25,6 @@ from engine.api._types import EngineListener
 from engine.clock import Clock, SystemClock
 from engine.config import Config, ExchangeName
 from engine.domain import (
-    FallbackKind,
     Order,
     Pair,
 )
@@ -40,6 +39,8 @@ __all__ = ["Engine", "StartupChecksFailed"]
 
 _ASK_TIMEOUT_S = 15.0
 _STOP_WAIT_S = 180.0  # a second stop() waits this long for the first (its shutdown asks are bounded by 120 s)
+_START_WAIT_S = 120.0  # the start barrier: the root's recovery asks are bounded by 60 s each
+_UNSTART_WAIT_S = 120.0  # after a start given up on, how long the root may take to finish starting, then stop
 
 
 class Engine(EngineRequests, EngineQueries):
@@ -125,7 +126,14 @@ class Engine(EngineRequests, EngineQueries):
         from actors.gateway import GatewaySettings
         from actors.root import EngineState, RootActor, RootSettings, Routing
         from db import acquire_instance_lock
-        from engine.api._wiring import endpoint_for, make_embedded_sim, make_paper_sim, stream_settings
+        from engine.api._wiring import (
+            default_risk_manager,
+            endpoint_for,
+            make_embedded_sim,
+            make_paper_sim,
+            pair_settings,
+            stream_settings,
+        )
 
         config = config or Config()
         clock = clock or SystemClock()
@@ -167,8 +175,8 @@ class Engine(EngineRequests, EngineQueries):
             ),
             database_url=database_url,
             spool_path=spool_path or config.database.spool_dir / "spool.jsonl",
-            pair_settings=_pair_settings(config),
-            risk_manager=risk_manager or _risk_manager(config),
+            pair_settings=pair_settings(config),
+            risk_manager=risk_manager or default_risk_manager(config),
             stream=stream_settings(config, endpoint, local, jitter_seed=seed + 1),
             reconcile_interval_ms=int(config.stream.reconcile_interval_s * 1000),
             unhealthy_reconcile_ms=int(config.stream.reconcile_interval_unhealthy_s * 1000),
@@ -180,17 +188,27 @@ class Engine(EngineRequests, EngineQueries):
             kill_switch=config.risk.kill_switch, min_wallet_btc=config.execution.min_wallet_btc, require_wallet=True
         )
         routing = Routing()
+        root = None
         try:
             root = RootActor.start(
                 settings, clock=clock, ticker=ticker, state=state, routing=routing, alerts=_log_alert
             )
             # Barrier: the root starts its children in its own thread; wait until it is answering.
             try:
-                root.proxy().pair_refs().get(timeout=120)
+                root.proxy().pair_refs().get(timeout=_START_WAIT_S)
             except pykka.ActorDeadError:
                 raise RuntimeError("the engine failed to start; the log says why") from None
         except BaseException:  # clean up what was started, then re-raise (Ctrl+C during start too)
+            # The root goes on starting its children after the caller gave up (a timeout, Ctrl+C): it is asked to
+            # stop (taken once its start is done; its on_stop stops the children) and waited for, or the tree
+            # would run on without ticker or lock, on threads that keep the process from exiting.
+            stopped = root.stop(block=False) if root is not None else None
             ticker.stop()
+            if stopped is not None:
+                try:
+                    stopped.get(timeout=_UNSTART_WAIT_S)
+                except Exception as exc:  # noqa: BLE001 - logged: the original failure is what is raised
+                    logger.error("the engine's actors did not stop after its failed start: {!r}", exc)
             if owns_sim:
                 sim.stop()
             db_lock.release()
@@ -357,38 +375,6 @@ def _require_startup_checks(config: Config, endpoint: Any) -> None:
         logger.bind(check=result.name).log(level, "start-up check {}: {}", result.status.value, result.detail)
     if failed:
         raise StartupChecksFailed(failed, results)
-
-
-def _pair_settings(config: Config) -> Any:
-    from engine.execution import ExecutionConfig, PriceSource, SlippageAction
-    from engine.pair import PairSettings
-
-    ex = config.execution
-    return PairSettings(
-        exchange="binance" if config.exchange.name is ExchangeName.SIM else config.exchange.name.value,
-        execution=ExecutionConfig(
-            limit_timeout_ms=int(ex.limit_timeout_s * 1000),
-            fallback=FallbackKind(ex.fallback),
-            max_slippage=ex.max_slippage_pct / 100,
-            slippage_action=SlippageAction(ex.slippage_action),
-            price_source=PriceSource(ex.limit_price_side),
-        ),
-        volatility_trigger=ex.volatility_trigger_pct / 100,
-        volatility_window_ms=int(ex.volatility_window_s * 1000),
-        conflict_policy=ex.conflict_policy,
-        unknown_outcome_grace_ms=int(ex.unknown_outcome_grace_s * 1000),
-    )
-
-
-def _risk_manager(config: Config) -> RiskManager:
-    """The default risk manager from ``[risk]``: the notional limit applies in every whitelisted quote asset."""
-    from engine.execution import DefaultRiskManager
-
-    quotes = {pair.split("/")[1] for pair in config.exchange.pair_whitelist}
-    return DefaultRiskManager(
-        max_notional_per_order=dict.fromkeys(sorted(quotes), config.risk.max_order_notional),
-        max_open_orders_per_pair=config.risk.max_open_orders_per_pair,
-    )
 
 
 def _log_alert(key: str, message: str) -> None:

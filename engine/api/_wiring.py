@@ -15,18 +15,22 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
 from engine.config import Config, ExchangeName
-from engine.domain import pair_to_symbol
+from engine.domain import FallbackKind, pair_to_symbol
 
 if TYPE_CHECKING:
     from actors.stream import StreamSettings
+    from engine.execution import RiskManager
+    from engine.pair import PairSettings
     from sim import Simulator
 
 __all__ = [
     "Endpoint",
+    "default_risk_manager",
     "embedded_sim",
     "endpoint_for",
     "make_embedded_sim",
     "make_paper_sim",
+    "pair_settings",
     "paper_venue_urls",
     "stream_settings",
 ]
@@ -223,4 +227,37 @@ def stream_settings(
         max_reconnect_backoff_ms=int(sc.max_reconnect_backoff_s * 1000),
         report_handoff_pause_us=sc.report_handoff_pause_us,
         jitter_seed=jitter_seed,
+    )
+
+
+def pair_settings(config: Config) -> PairSettings:
+    """The pair books' settings from ``[exchange]`` and ``[execution]``."""
+    from engine.execution import ExecutionConfig, PriceSource, SlippageAction
+    from engine.pair import PairSettings
+
+    ex = config.execution
+    return PairSettings(
+        exchange="binance" if config.exchange.name is ExchangeName.SIM else config.exchange.name.value,
+        execution=ExecutionConfig(
+            limit_timeout_ms=int(ex.limit_timeout_s * 1000),
+            fallback=FallbackKind(ex.fallback),
+            max_slippage=ex.max_slippage_pct / 100,
+            slippage_action=SlippageAction(ex.slippage_action),
+            price_source=PriceSource(ex.limit_price_side),
+        ),
+        volatility_trigger=ex.volatility_trigger_pct / 100,
+        volatility_window_ms=int(ex.volatility_window_s * 1000),
+        conflict_policy=ex.conflict_policy,
+        unknown_outcome_grace_ms=int(ex.unknown_outcome_grace_s * 1000),
+    )
+
+
+def default_risk_manager(config: Config) -> RiskManager:
+    """The default risk manager from ``[risk]``: the notional limit applies in every whitelisted quote asset."""
+    from engine.execution import DefaultRiskManager
+
+    quotes = {pair.split("/")[1] for pair in config.exchange.pair_whitelist}
+    return DefaultRiskManager(
+        max_notional_per_order=dict.fromkeys(sorted(quotes), config.risk.max_order_notional),
+        max_open_orders_per_pair=config.risk.max_open_orders_per_pair,
     )
