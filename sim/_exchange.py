@@ -56,8 +56,8 @@ class Exchange(Ledger):
             if open_count >= spec.max_num_orders:
                 raise SimError(400, -2010, "Filter failure: MAX_NUM_ORDERS")
         if otype == "LIMIT_MAKER" and price is not None:
-            crosses = price >= market.best_ask if side == "BUY" else price <= market.best_bid
-            if crosses:
+            top = market.top("ask" if side == "BUY" else "bid")  # the first level with quantity left
+            if top is not None and (price >= top[0] if side == "BUY" else price <= top[0]):
                 raise SimError(400, -2010, WOULD_TAKE)
         if test:
             return PlaceResult(order=_dummy_order(spec.symbol, account.name, now), fills=[], resp_type="ACK")

@@ -206,13 +206,13 @@ class Ledger:
     def book_ticker(self, symbol: str) -> dict[str, object]:
         """``<symbol>@bookTicker`` payload (also the REST bookTicker shape without ``u``)."""
         m = self.markets[symbol]
-        bids = list(m.side_levels("bid"))[:1]
-        asks = list(m.side_levels("ask"))[:1]
+        bid = m.top("bid") or (ZERO, ZERO)  # levels emptied by taker orders are not the top any more
+        ask = m.top("ask") or (ZERO, ZERO)
         return {
             "u": m.update_id,
             "s": symbol,
-            "b": fmt(bids[0][1]) if bids else fmt(ZERO),
-            "B": fmt(bids[0][2]) if bids else fmt(ZERO),
-            "a": fmt(asks[0][1]) if asks else fmt(ZERO),
-            "A": fmt(asks[0][2]) if asks else fmt(ZERO),
+            "b": fmt(bid[0]),
+            "B": fmt(bid[1]),
+            "a": fmt(ask[0]),
+            "A": fmt(ask[1]),
         }

@@ -78,13 +78,23 @@ class SymbolMarket:
 
     @property
     def best_bid(self) -> Decimal:
-        """Top synthetic bid price."""
+        """Top synthetic bid price as set by the last move (level 0, even once taken: see ``top``)."""
         return self._side("bid")[0][1]
 
     @property
     def best_ask(self) -> Decimal:
-        """Top synthetic ask price (always at least one tick above the bid)."""
+        """Top synthetic ask price as set by the last move (always at least one tick above the bid)."""
         return self._side("ask")[0][1]
+
+    def top(self, side: str) -> tuple[Decimal, Decimal] | None:
+        """Best ``(price, available qty)`` on ``side`` ("ask" or "bid") with quantity left; None if all is taken.
+
+        Taker orders empty levels until the next price change; an emptied level is no longer the top of the book.
+        """
+        for _, price, qty in self.side_levels(side):
+            if qty > 0:
+                return price, qty
+        return None
 
     def _side(self, side: str) -> list[tuple[int, Decimal, Decimal]]:
         # Levels depend only on the mid, so they are built once per price change.

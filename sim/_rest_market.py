@@ -101,8 +101,8 @@ def depth_weight(params: Mapping[str, str]) -> int:
 
 def ticker_24hr(m: SymbolMarket, now: int, mini: bool = False) -> dict[str, object]:
     """``GET /api/v3/ticker/24hr`` element (FULL, or MINI)."""
-    bid = next(m.side_levels("bid"))
-    ask = next(m.side_levels("ask"))
+    bid = m.top("bid") or (ZERO, ZERO)
+    ask = m.top("ask") or (ZERO, ZERO)
     change = m.last_price - m.open_price
     pct = (change / m.open_price * 100).quantize(Decimal("0.001")) if m.open_price else ZERO
     wavg = m.quote_volume / m.volume if m.volume else m.last_price
@@ -121,10 +121,10 @@ def ticker_24hr(m: SymbolMarket, now: int, mini: bool = False) -> dict[str, obje
         out.update(
             {
                 "lastQty": fmt(m.last_qty),
-                "bidPrice": fmt(bid[1]),
-                "bidQty": fmt(bid[2]),
-                "askPrice": fmt(ask[1]),
-                "askQty": fmt(ask[2]),
+                "bidPrice": fmt(bid[0]),
+                "bidQty": fmt(bid[1]),
+                "askPrice": fmt(ask[0]),
+                "askQty": fmt(ask[1]),
             }
         )
     out.update(
