@@ -54,6 +54,9 @@ class SymbolSpec:
     ask_mult_down: Decimal | None = None
     apply_min_to_market: bool = True
     apply_max_to_market: bool = False
+    # The filters the percent-price and notional rules come from, named in their -1013 rejections.
+    percent_filter: str = "PERCENT_PRICE_BY_SIDE"
+    notional_filter: str = "NOTIONAL"
     info: Mapping[str, Any] | None = field(default=None, compare=False, hash=False, repr=False)
 
     def exchange_info(self) -> dict[str, object]:
@@ -148,33 +151,33 @@ class SymbolSpec:
         return _from_exchange_info(info, start_price)
 
     def check_price(self, price: Decimal, side: str, ref_price: Decimal) -> None:
-        """PRICE_FILTER and PERCENT_PRICE_BY_SIDE; raises -1013."""
+        """PRICE_FILTER and PERCENT_PRICE(_BY_SIDE); raises -1013. The tick grid starts at ``minPrice``."""
         if (
             price <= 0
             or (self.min_price and price < self.min_price)
             or (self.max_price and price > self.max_price)
-            or price % self.tick_size != 0
+            or (price - self.min_price) % self.tick_size != 0
         ):
             raise _filter("PRICE_FILTER")
         up, down = self.mult_up, self.mult_down
         if side == "SELL" and self.ask_mult_up is not None and self.ask_mult_down is not None:
             up, down = self.ask_mult_up, self.ask_mult_down
         if ref_price > 0 and up > 0 and not (ref_price * down <= price <= ref_price * up):
-            raise _filter("PERCENT_PRICE_BY_SIDE")
+            raise _filter(self.percent_filter)
 
     def check_qty(self, qty: Decimal, market: bool) -> None:
-        """LOT_SIZE (and MARKET_LOT_SIZE for market orders); raises -1013."""
-        if qty < self.min_qty or (self.max_qty and qty > self.max_qty) or qty % self.step_size != 0:
+        """LOT_SIZE (and MARKET_LOT_SIZE for market orders); raises -1013. The step grid starts at ``minQty``."""
+        if qty < self.min_qty or (self.max_qty and qty > self.max_qty) or (qty - self.min_qty) % self.step_size != 0:
             raise _filter("LOT_SIZE")
         if market and self.market_max_qty and qty > self.market_max_qty:
             raise _filter("MARKET_LOT_SIZE")
 
     def check_notional(self, notional: Decimal, market: bool) -> None:
-        """NOTIONAL (by default the max applies to limit orders only, as ``applyMaxToMarket`` is false)."""
+        """NOTIONAL or MIN_NOTIONAL (by default the max applies to limit orders only: ``applyMaxToMarket`` false)."""
         too_small = notional < self.min_notional and (not market or self.apply_min_to_market)
         too_big = bool(self.max_notional) and notional > self.max_notional and (not market or self.apply_max_to_market)
         if too_small or too_big:
-            raise _filter("NOTIONAL")
+            raise _filter(self.notional_filter)
 
     def floor_step(self, qty: Decimal) -> Decimal:
         """Truncate a quantity to the lot step."""
@@ -261,6 +264,7 @@ def _from_exchange_info(info: Mapping[str, Any], start_price: Decimal | None = N
     elif "PERCENT_PRICE" in filters:
         f = filters["PERCENT_PRICE"]
         kw |= {"mult_up": _dec(f, "multiplierUp"), "mult_down": _dec(f, "multiplierDown")}
+        kw["percent_filter"] = "PERCENT_PRICE"
     else:
         kw |= {"mult_up": Decimal(0), "mult_down": Decimal(0)}  # no percent-price rule on this symbol
     if "NOTIONAL" in filters:
@@ -271,7 +275,7 @@ def _from_exchange_info(info: Mapping[str, Any], start_price: Decimal | None = N
     elif "MIN_NOTIONAL" in filters:
         f = filters["MIN_NOTIONAL"]
         kw |= {"min_notional": _dec(f, "minNotional"), "max_notional": Decimal(0)}
-        kw |= {"apply_min_to_market": bool(f.get("applyToMarket", True))}
+        kw |= {"apply_min_to_market": bool(f.get("applyToMarket", True)), "notional_filter": "MIN_NOTIONAL"}
     else:
         kw |= {"min_notional": Decimal(0), "max_notional": Decimal(0)}
     if "MAX_NUM_ORDERS" in filters:
