@@ -27,6 +27,7 @@ from loguru import logger
 
 from actors._feeds import reconcile_requests
 from actors._recovery import NOT_WHITELISTED, open_order_scans, split_by_pair
+from actors._state import survives
 from actors._tracked import TrackedMixin
 from actors.pair import reply_address
 from actors.stream._frames import AccountFrame
@@ -73,6 +74,7 @@ class ReconcileMixin(TrackedMixin):
         for request in open_order_scans(scanned, lambda pair: lambda r: proxy.on_open_orders.defer(pair, r)):
             self.gateway.submit(request)
 
+    @survives
     def on_open_orders(self, pair: Pair | None, result: GatewayResult) -> None:
         """An openOrders answer: handed to the pair's current actor (which looks into unknown orders), or to
         the pair's tracking-only book when it is halted past the restart budget."""
@@ -88,6 +90,7 @@ class ReconcileMixin(TrackedMixin):
             else:
                 self._track(tracked, "open orders", partial(tracked.on_open_orders, answer, self._clock.now_ms()))
 
+    @survives
     def reconcile_if_unhealthy(self) -> None:
         """The tight cadence: the rounds deferred by a backlog go again, and reconcile while a stream is not
         connected (events may be getting lost)."""
@@ -99,6 +102,7 @@ class ReconcileMixin(TrackedMixin):
         if unhealthy:
             self.reconcile(f"stream unhealthy: {', '.join(unhealthy)}")
 
+    @survives
     def reconcile(self, reason: str) -> int:
         """Query every live order after a stream gap (or on the cadence) and scan each pair's open orders;
         returns how many orders were queried. A round is skipped while the previous one is still queued:
@@ -159,6 +163,7 @@ class ReconcileMixin(TrackedMixin):
         )
         return None if orders is None else (orders, reply_address(self._books[pair]))
 
+    @survives
     def on_unrouted(self, report: Any) -> None:
         """A user-data event for no whitelisted pair (or an account event), never dropped: an execution report
         is an order placed outside the engine, recorded and announced through a tracking-only book."""

@@ -57,9 +57,27 @@ def best_quotes(data: Any, pairs: Iterable[Pair]) -> dict[Pair, tuple[Decimal, D
     quotes: dict[Pair, tuple[Decimal, Decimal]] = {}
     for pair in pairs:
         row = rows.get(pair_to_symbol(pair))
-        if row is not None:
-            quotes[pair] = (Decimal(str(row["bidPrice"])), Decimal(str(row["askPrice"])))
+        if row is None:
+            continue
+        bid, ask = _price(row.get("bidPrice")), _price(row.get("askPrice"))
+        if bid is None or ask is None:
+            # A row that is not Binance's (null, a number, "NaN"): skipped, the book keeps its last price.
+            logger.warning("bookTicker row of {} skipped: bid {!r} ask {!r}", pair, row.get("bidPrice"),
+                           row.get("askPrice"))  # fmt: skip
+            continue
+        quotes[pair] = (bid, ask)
     return quotes
+
+
+def _price(value: object) -> Decimal | None:
+    """A bookTicker price: a decimal string, finite and not negative (0 is an empty side); else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        price = Decimal(value)
+    except ArithmeticError:
+        return None
+    return price if price.is_finite() and price >= 0 else None
 
 
 def prime_prices(data: Any, books: Mapping[Pair, PairBook], now_ms: int) -> int:

@@ -8,12 +8,15 @@ lifted on its own (`EngineState.halt`/`lift`), so the database coming back never
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
+
+from loguru import logger
 
 from actors.gateway import GatewaySettings
 from actors.stream import StreamSettings
@@ -30,7 +33,28 @@ __all__ = [
     "EngineState",
     "RootSettings",
     "Routing",
+    "survives",
 ]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def survives(handler: _F) -> _F:
+    """For a root message told (not asked): an unexpected exception is logged and alerted (`root_error`), and the
+    root goes on. pykka stops an actor whose tell raised, and the root is the supervisor: without it no pair
+    actor is restarted, and `Engine.stop` cannot reach the children."""
+
+    @functools.wraps(handler)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(self, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the supervisor must outlive one bad message; logged, alerted
+            logger.exception("root: {} failed; the engine goes on", handler.__name__)
+            self._alerts("root_error", f"{handler.__name__} failed: {type(exc).__name__}: {exc}")
+            return None
+
+    return cast("_F", guarded)
+
 
 HALT_RESTARTS = "restart_budget"
 """Halt cause: a pair actor died past the restart budget (lifted only by restarting the engine)."""
@@ -86,6 +110,9 @@ class EngineState:
         self._lock = threading.Lock()
         self._ctx = IntakeContext(kill_switch=kill_switch, min_wallet_btc=min_wallet_btc, require_wallet=require_wallet)
         self._halts: dict[str, str] = {}
+        self.children_stopped = threading.Event()
+        """Set once the root has stopped its children (its `on_stop`, or its `on_failure` should it die: pykka
+        marks a failed actor stopped before that runs, so `Engine.stop` waits on this instead)."""
 
     def intake(self) -> IntakeContext:
         """The current intake context."""

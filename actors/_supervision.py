@@ -1,7 +1,8 @@
 """The root's supervision of the pair actors: starting and restarting them over their books, reaching them
 safely, the restart budget, and the shutdown drain (stop the timers and the stream, cancel or keep open
-orders, wait for the gateway queue). A mixin of `RootActor` (its messages run on the root's thread); the
-root's `on_stop` then flushes and stops the children in reverse.
+orders, wait for the gateway queue), then stopping the children in reverse, persistence flushed (`_stop_children`:
+the root's `on_stop`, and its `on_failure` should it die). A mixin of `RootActor` (its messages run on the root's
+thread).
 
 The restart budget is a sliding window of engine time (OTP's intensity/period): at most `restart_budget`
 restarts within `restart_window_ms`, engine-wide; one crash more halts. A restarted actor whose start fails
@@ -26,7 +27,7 @@ import pykka
 from loguru import logger
 
 from actors._pair_home import _Home, start_failures
-from actors._state import HALT_RESTARTS, EngineState, RootSettings, Routing
+from actors._state import HALT_RESTARTS, EngineState, RootSettings, Routing, survives
 from actors._ticker import Ticker
 from actors.pair import PairActor, release_callers
 from engine.clock import Clock
@@ -52,6 +53,7 @@ class SupervisionMixin:
     _alerts: Callable[[str, str], None]
     _store: Any
     _bus: Any
+    _gateway_ref: Any
     _self: Any
     _publish: Callable[[Any], None]
     _books: dict[Pair, PairBook]
@@ -152,6 +154,7 @@ class SupervisionMixin:
         """The whitelisted pairs the root does not track itself (their actor alive or being restarted)."""
         return [pair for pair in self._pairs if pair not in self._outside]
 
+    @survives
     def child_failed(self, pair: Pair) -> None:
         """A pair actor died: restart it over the same book, or halt past the restart budget.
 
@@ -287,3 +290,31 @@ class SupervisionMixin:
             except Exception:  # noqa: BLE001 - a stream that will not stop must not keep the rest running
                 logger.exception("stopping the stream actor failed; the other actors are stopped all the same")
         self._stream_ref = None
+
+    def _stop_children(self) -> None:
+        """The children in reverse order of their start (any not started yet, or already dead, is skipped).
+
+        A child that fails to stop (a `Timeout`: it is stuck in a message) is logged and left: the others are
+        still stopped, and persistence still flushes what it holds, then stops.
+        """
+        self._stop_stream()
+        for pair, ref in self._pairs.items():
+            _stop_guarded(f"pair actor {pair}", ref.stop)
+        if self._gateway_ref is not None:
+            _stop_guarded("gateway", self._gateway_ref.stop)
+        if self._store is not None:
+            try:
+                self._store.flush().get(timeout=_ASK_TIMEOUT_S)
+            except Exception as exc:  # noqa: BLE001 - reported; stopping continues (the spool has the rest)
+                logger.error("final flush failed: {}", exc)
+            _stop_guarded("persistence actor", self._store.stop)
+        if self._bus is not None:
+            _stop_guarded("event bus", self._bus.stop)
+        self._state.children_stopped.set()
+
+
+def _stop_guarded(what: str, stop: Callable[..., object]) -> None:
+    try:
+        stop(timeout=_ASK_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 - one child that will not stop must not keep the others running
+        logger.exception("stopping the {} failed; the other actors are stopped all the same", what)

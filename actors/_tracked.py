@@ -24,6 +24,7 @@ from typing import Any
 from loguru import logger
 from pykka.messages import ProxyCall
 
+from actors._state import survives
 from actors._ticker import Ticker
 from actors.pair import redirect_tells, stored_view
 from engine.clock import Clock
@@ -157,6 +158,7 @@ class TrackedMixin:
         for report in held:
             self._track_report(book, report)
 
+    @survives
     def on_tracked_tell(self, pair: Pair, message: ProxyCall) -> None:
         """A tell meant for `pair`'s dead actor (left in its inbox, or a gateway answer to one of its requests)
         applied to the pair's tracking-only book: answers and reports, and a caller's cancel (a halted pair's, as
@@ -184,6 +186,7 @@ class TrackedMixin:
         proxy = self._self
         return lambda result: proxy.on_tracked_result.defer(pair, result)
 
+    @survives
     def on_tracked_result(self, pair: Pair, result: GatewayResult) -> None:
         """The answer to a lookup the root sent for a tracking-only book (reconciliation and what follows it:
         an order's status, its missing fills)."""
@@ -273,6 +276,7 @@ class TrackedMixin:
                 fire = lambda _now: proxy.on_tracked_timer.defer(pair, key)  # noqa: E731 - on the ticker's thread
                 self._timers[name] = self._ticker.call_later(delay, fire)
 
+    @survives
     def on_tracked_timer(self, pair: Pair, key: str) -> None:
         """A timer of a halted pair's tracking-only book is due (see `_tracked_timer`)."""
         with self._timer_lock:

@@ -11,6 +11,7 @@ from typing import Any
 
 from loguru import logger
 
+from actors._state import survives
 from engine.clock import Clock
 from engine.domain import Pair
 from engine.exchange import ExchangeError
@@ -57,6 +58,7 @@ class WalletMixin:
             return
         self._set_wallet(account, tickers)
 
+    @survives
     def refresh_wallet(self) -> None:
         """Re-value the wallet (on the timer): the account, then the prices, each answer a tell back here."""
         if self.gateway is None or self._stopping:  # a timer's tell queued behind shutdown sends nothing
@@ -64,6 +66,7 @@ class WalletMixin:
         proxy = self._self
         self.gateway.submit(GatewayRequest(Op.ACCOUNT, {}, key="wallet", reply_to=proxy.on_wallet_account.defer))
 
+    @survives
     def on_wallet_account(self, result: GatewayResult) -> None:
         """The account's balances arrived: fetch the prices to value them."""
         if result.error is not None or self.gateway is None:
@@ -78,6 +81,7 @@ class WalletMixin:
             )
         )  # fmt: skip
 
+    @survives
     def on_wallet_prices(self, account: Any, result: GatewayResult) -> None:
         """The prices arrived: value the balances and publish the value to intake."""
         if result.error is not None:
@@ -138,6 +142,7 @@ class WalletMixin:
             "recovery": self._recovery.as_dict() if self._recovery is not None else None,
         }
 
+    @survives
     def check_api_errors(self) -> None:
         """Every minute: many failed exchange calls in the last minute are an operator's problem (alert)."""
         if self.gateway is None:

@@ -44,6 +44,7 @@ from actors._state import (
     EngineState,
     RootSettings,
     Routing,
+    survives,
 )
 from actors._supervision import SupervisionMixin
 from actors._ticker import Ticker
@@ -286,6 +287,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         self._every("prices", self._s.price_poll_ms, poll)
 
     # ---- messages -----------------------------------------------------------------------------------
+    @survives
     def on_prices(self, data: Any) -> None:
         """Latest best bid/ask of every symbol (list of bookTicker objects)."""
         if self._stopping:  # a poll answer that arrives after the drain moves nothing
@@ -293,6 +295,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         for pair, (bid, ask) in best_quotes(data, self._pairs).items():
             self._tell_pair(pair, "on_price", bid, ask)
 
+    @survives
     def on_stream_health(self, health: Any) -> None:
         """A stream's health changed."""
         self._stream_health[str(getattr(health, "stream", "stream"))] = health
@@ -330,6 +333,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
             ctx = self._state.lift(HALT_BAN)
             logger.warning("IP ban over: new orders {}", "still halted: " + ctx.halt_reason if ctx.halted else "resume")
 
+    @survives
     def on_persistence_health(self, report: HealthReport) -> None:
         """Database health changed; past the spool limit no new orders are taken."""
         self._db_health = report
@@ -378,29 +382,9 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         self._stop_children()
         logger.info("engine stopped")
 
-    def _stop_children(self) -> None:
-        """The children in reverse order of their start (any not started yet, or already dead, is skipped).
-
-        A child that fails to stop (a `Timeout`: it is stuck in a message) is logged and left: the others are
-        still stopped, and persistence still flushes what it holds, then stops.
-        """
-        self._stop_stream()
-        for pair, ref in self._pairs.items():
-            _stop_guarded(f"pair actor {pair}", ref.stop)
-        if self._gateway_ref is not None:
-            _stop_guarded("gateway", self._gateway_ref.stop)
-        if self._store is not None:
-            try:
-                self._store.flush().get(timeout=_ASK_TIMEOUT_S)
-            except Exception as exc:  # noqa: BLE001 - reported; stopping continues (the spool has the rest)
-                logger.error("final flush failed: {}", exc)
-            _stop_guarded("persistence actor", self._store.stop)
-        if self._bus is not None:
-            _stop_guarded("event bus", self._bus.stop)
-
-
-def _stop_guarded(what: str, stop: Callable[..., object]) -> None:
-    try:
-        stop(timeout=_ASK_TIMEOUT_S)
-    except Exception:  # noqa: BLE001 - one child that will not stop must not keep the others running
-        logger.exception("stopping the {} failed; the other actors are stopped all the same", what)
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        # A told message outside `survives` raised, and pykka stops the root: its children would outlive it (no
+        # supervisor, `Engine.stop` unable to reach them, the process kept alive). They are stopped here, the
+        # database flushed first.
+        self._alerts("root_error", f"the root actor died ({exception_value!r}): the engine's actors are stopped")
+        self._stop_children()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pykka
 import pytest
+from loguru import logger
 
 from engine.api import Accepted, Engine, EngineEvent, EventKind, Refusal, RefusalReason
 from engine.api._engine import StartupChecksFailed
@@ -132,6 +133,31 @@ def test_inline_listeners_hear_a_halted_pairs_events_as_bus_listeners_do(sim: Si
         assert [e.kind for e in inline] == [e.kind for e in bus] == [EventKind.CANCELED, EventKind.DONE]
     finally:
         engine.stop(graceful=False)
+
+
+def test_a_bad_message_to_the_root_is_survived_and_a_dead_root_takes_its_children_with_it(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # A bookTicker row with a null price raised in `on_prices`: pykka stopped the root (the supervisor), and
+    # `stop()` then raised ActorDeadError and left bus, persistence, gateway and pairs running.
+    before = set(pykka.ActorRegistry.get_all())
+    engine = _engine(sim, tmp_path)
+    alerts: list[str] = []
+    sink = logger.add(lambda m: alerts.append(str(m)), filter=lambda r: "ALERT root_error" in r["message"])
+    try:
+        root = engine._root
+        root.proxy().on_prices.defer([{"symbol": "BTCUSDT", "bidPrice": None, "askPrice": "60001"}])  # skipped
+        root.proxy().on_wallet_account.defer(None)  # raises inside (no `.error`): survived, alerted
+        assert root.proxy().pair_refs().get(timeout=_WAIT_S) is not None and root.is_alive()
+        assert any("on_wallet_account failed" in a for a in alerts)
+        # Anything else that kills it: its children go with it, and stop() still returns.
+        root.proxy().pair_refs.defer("an argument it does not take")  # a TypeError in the root's thread
+        assert root.actor_stopped.wait(_WAIT_S)
+        assert any("the root actor died" in a for a in alerts)
+    finally:
+        logger.remove(sink)
+        engine.stop()
+    assert {ref for ref in set(pykka.ActorRegistry.get_all()) - before if ref.is_alive()} == set()
 
 
 def _live(sim: Simulator, account: AccountSpec) -> Config:
