@@ -56,7 +56,7 @@ from actors.stream import StreamActor
 from db import RecoveryState
 from engine.clock import Clock
 from engine.domain import Order, Pair, pair_to_symbol
-from engine.exchange import Banned, ExchangeError
+from engine.exchange import Banned, ExchangeError, OutcomeUnknown
 from engine.exchange._ratebudget import RateBudget
 from engine.execution import SymbolRules
 from engine.gateway import GatewayRequest, Op
@@ -65,6 +65,7 @@ from engine.pair import PairBook, order_of
 __all__ = ["HALT_DATABASE", "HALT_RESTARTS", "HALT_STOP_TRADING", "EngineState", "RootActor", "RootSettings", "Routing"]
 
 _ASK_TIMEOUT_S = 15.0
+_CALL_TIMEOUT_S = 15.0  # a gateway call at start: past it, outcome unknown (the call goes on in the gateway)
 _SPOOL_FULL = "database down and spool full"
 _PERSISTENCE_FAILED = "the persistence actor stopped; restart the engine"
 
@@ -250,7 +251,12 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
 
     def _call(self, op: Op, params: dict[str, str] | None = None, weight: int | None = None) -> Any:
         assert self.gateway is not None
-        result = self.gateway.call(GatewayRequest(op, params or {}, weight=weight)).result(_ASK_TIMEOUT_S)
+        try:
+            result = self.gateway.call(GatewayRequest(op, params or {}, weight=weight)).result(_CALL_TIMEOUT_S)
+        except TimeoutError:
+            # An exchange error like any other to the callers (a missing wallet value refuses orders; missing
+            # prices come with the first update), not a failed start.
+            raise OutcomeUnknown(f"{op.value} not answered within {_CALL_TIMEOUT_S} s", operation=op.value) from None
         if result.error is not None:
             raise result.error
         return result.data

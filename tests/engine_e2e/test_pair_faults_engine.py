@@ -160,6 +160,23 @@ def test_a_bad_message_to_the_root_is_survived_and_a_dead_root_takes_its_childre
     assert {ref for ref in set(pykka.ActorRegistry.get_all()) - before if ref.is_alive()} == set()
 
 
+def test_an_account_call_not_answered_in_time_at_start_leaves_the_wallet_unknown_not_the_engine_down(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The start-up valuation caught only exchange errors: a gateway answer slower than the root's wait (a
+    # timeout plus a retry is enough) raised TimeoutError and the whole start failed, after pair actors had
+    # already resumed restored requests. Now the wallet is unknown and new orders are refused, as documented.
+    monkeypatch.setattr("actors.root._CALL_TIMEOUT_S", 1.0)
+    sim.control.add_fault(FaultSpec(kind="latency", target="GET /api/v3/account", count=1, latency_ms=3000))
+    engine = _engine(sim, tmp_path)
+    try:
+        assert engine.health()["wallet_btc"] is None
+        refused = engine.place_order(PAIR, "buy", "0.01", "59950").result(timeout=_WAIT_S)
+        assert isinstance(refused, Refusal) and refused.reason is RefusalReason.WALLET_BELOW_MINIMUM, refused
+    finally:
+        engine.stop(graceful=False)
+
+
 def _live(sim: Simulator, account: AccountSpec) -> Config:
     return Config.model_validate({
         "exchange": {"name": "binance", "rest_url": sim.urls.rest, "key": account.api_key, "secret": account.secret,
