@@ -33,6 +33,7 @@ _HTTP_OPS = frozenset(
         "spike",
         "step_market",
         "set_quote",
+        "set_symbol_status",
         "requests",
         "fill_order",
         "place_external_order",
@@ -124,6 +125,10 @@ class Control:
     def set_quote(self, symbol: str, bid: Decimal | str, ask: Decimal | str) -> dict[str, str]:
         """Put the top of the book at ``bid`` / ``ask``; returns the resulting bid, ask and mid."""
         return self._run(self._ops.set_quote(symbol, bid, ask))
+
+    def set_symbol_status(self, symbol: str, status: str) -> str:
+        """Set the symbol's status (``TRADING`` | ``END_OF_DAY`` | ``HALT`` | ``BREAK`` | ``CANCEL_ONLY``)."""
+        return self._run(self._ops.set_symbol_status(symbol, status))
 
     def requests(self) -> list[dict[str, object]]:
         """Every HTTP request received so far (needs ``SimConfig(record_requests=True)``)."""

@@ -105,6 +105,13 @@ class ControlOps:
         m = self.core.exchange.markets[symbol]
         return self._done({"bid": fmt(m.best_bid), "ask": fmt(m.best_ask), "mid": fmt(m.mid)})
 
+    async def set_symbol_status(self, symbol: str, status: str) -> str:
+        """Set ``symbol``'s status (``TRADING``, ``END_OF_DAY``, ``HALT``, ``BREAK``, ``CANCEL_ONLY``), as exchangeInfo
+        shows it: off TRADING new orders get -2010 "Market is closed.", cancels still work and nothing matches."""
+        self.core.exchange.set_symbol_status(symbol, str(status))
+        logger.info("sim symbol {} status {}", symbol, status)
+        return self.core.exchange.status[symbol]
+
     async def requests(self) -> list[dict[str, object]]:
         """The request log (``SimConfig.record_requests``); raises if recording is off."""
         if self.core.request_log is None:

@@ -35,3 +35,4 @@ def bad_param(name: str) -> SimError:
 INSUFFICIENT_BALANCE = "Account has insufficient balance for requested action."
 DUPLICATE_ORDER = "Duplicate order sent."
 WOULD_TAKE = "Order would immediately match and take."
+MARKET_CLOSED = "Market is closed."

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sim._accounts import Account
-from sim._errors import DUPLICATE_ORDER, WOULD_TAKE, SimError, fmt
-from sim._ledger import ZERO, Ledger, OutEvent
+from sim._errors import DUPLICATE_ORDER, MARKET_CLOSED, WOULD_TAKE, SimError, fmt
+from sim._ledger import SYMBOL_STATUSES, ZERO, Ledger, OutEvent
 from sim._market import SymbolMarket
 from sim._orders import Order, Trade
 from sim._symbols import SymbolSpec
@@ -47,6 +47,8 @@ class Exchange(Ledger):
         market = self.markets[spec.symbol]
         new = parse_new_order(spec, market.mid, p)
         side, otype, price, cid = new.side, new.type, new.price, new.client_order_id
+        if self.status[spec.symbol] != "TRADING":
+            raise SimError(400, -2010, MARKET_CLOSED)
         if cid:
             prev = self._by_cid.get((account.name, spec.symbol, cid))
             if prev is not None and prev.is_open:
@@ -210,6 +212,14 @@ class Exchange(Ledger):
         return sorted(out, key=lambda o: o.order_id)
 
     # ------------------------------------------------------------------ market
+    def set_symbol_status(self, symbol: str, status: str) -> None:
+        """Set ``symbol``'s exchangeInfo status; off TRADING it takes no new orders and its book does not match."""
+        spec = self.spec(symbol)
+        if status not in SYMBOL_STATUSES:
+            raise ValueError(f"unknown symbol status {status!r}; one of {', '.join(SYMBOL_STATUSES)}")
+        self.status[spec.symbol] = status
+        self.info_version += 1
+
     def set_price(self, symbol: str, price: Decimal, now: int) -> None:
         """Move the mid of ``symbol`` to ``price`` and match resting orders against the move."""
         m = self.markets[self.spec(symbol).symbol]
@@ -226,6 +236,8 @@ class Exchange(Ledger):
         """Advance every symbol's price process ``n`` ticks, matching resting orders each tick."""
         for _ in range(n):
             for sym in self.specs:
+                if self.status[sym] != "TRADING":
+                    continue  # a closed market's book stands still
                 m = self.markets[sym]
                 m.set_mid(self.price_source.next_price(sym, m.mid))
                 self._after_move(m, now)
@@ -235,6 +247,8 @@ class Exchange(Ledger):
         stream = sym.lower() + "@bookTicker"
         if stream in self.market_subs:
             self.outbox.append(("market", stream, self.book_ticker(sym)))
+        if self.status[sym] != "TRADING":
+            return  # no trading: nothing matches while the symbol is closed
         pool = m.tick_volume()
         ask, bid = m.best_ask, m.best_bid
         resting = [o for o in self.open_by_symbol[sym].values() if now >= o.visible_from]

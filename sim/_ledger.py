@@ -18,11 +18,13 @@ from sim._orders import Order, Trade
 from sim._price import PriceSource, RandomWalkPriceSource
 from sim._symbols import SymbolSpec, make_symbol_spec
 
-__all__ = ["ZERO", "Ledger", "OutEvent"]
+__all__ = ["SYMBOL_STATUSES", "ZERO", "Ledger", "OutEvent"]
 
 ZERO = Decimal(0)
 _EIGHT = Decimal("0.00000001")
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+# exchangeInfo's symbol statuses (binance-spot.md §1.4, §11): only TRADING takes new orders; all allow cancels.
+SYMBOL_STATUSES = ("TRADING", "END_OF_DAY", "HALT", "BREAK", "CANCEL_ONLY")
 
 # ("user", account name, event) or ("market", stream name, payload)
 OutEvent = tuple[str, str, dict[str, object]]
@@ -51,6 +53,11 @@ class Ledger:
                 volume_mult=config.tick_volume_multiplier,
                 rng=random.Random(f"{config.seed}:volume:{sym}"),
             )
+        # Each symbol's status (the venue's when copied from one); ``info_version`` counts changes to exchangeInfo.
+        self.status: dict[str, str] = {
+            s: str((sp.info or {}).get("status") or "TRADING") for s, sp in self.specs.items()
+        }
+        self.info_version = 0
         self.accounts: dict[str, Account] = {a.name: Account.from_spec(a) for a in config.accounts}
         self.orders: dict[int, Order] = {}
         self.open_by_symbol: dict[str, dict[int, Order]] = {s: {} for s in self.specs}

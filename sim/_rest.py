@@ -67,6 +67,7 @@ class RestApi(TradingHandlers):
         ex = core.exchange
         head, tail = exchange_info_parts(ex, list(ex.specs))
         self._info_head, self._info_tail = head, tail
+        self._info_version = ex.info_version
         self._listen_seq = 0
 
     def routes(self) -> list[Route]:
@@ -232,6 +233,9 @@ class RestApi(TradingHandlers):
         ex = self.core.exchange
         syms = info_symbols(ex, c.params)
         if syms is None:
+            if self._info_version != ex.info_version:  # a symbol's status changed: rebuild the cached body
+                self._info_head, self._info_tail = exchange_info_parts(ex, list(ex.specs))
+                self._info_version = ex.info_version
             return self._info_head + str(c.now).encode() + self._info_tail
         head, tail = exchange_info_parts(ex, syms)
         return head + str(c.now).encode() + tail

@@ -40,7 +40,7 @@ def exchange_info_parts(exchange: Exchange, symbols: list[str]) -> tuple[bytes, 
         {
             "rateLimits": rate_limits_json(exchange),
             "exchangeFilters": [],
-            "symbols": [exchange.specs[s].exchange_info() for s in symbols],
+            "symbols": [exchange.specs[s].exchange_info() | {"status": exchange.status[s]} for s in symbols],
         }
     )
     return head, b"," + tail[1:]

@@ -26,6 +26,17 @@ _QUOTE_USD = {"BTC": Decimal(65000), "ETH": Decimal(3500), "BNB": Decimal(600), 
 _QUOTE_MIN_NOTIONAL = {"BTC": Decimal("0.0001"), "ETH": Decimal("0.001"), "BNB": Decimal("0.01")}
 # Only what the matching engine implements, so ccxt refuses stop/iceberg orders before sending them.
 ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET"]
+# Features a venue's exchangeInfo may allow that the simulator has no endpoint or order parameter for.
+_UNSUPPORTED_FLAGS = (
+    "icebergAllowed",
+    "ocoAllowed",
+    "otoAllowed",
+    "opoAllowed",
+    "allowTrailingStop",
+    "cancelReplaceAllowed",
+    "amendAllowed",
+    "pegInstructionsAllowed",
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,7 @@ class SymbolSpec:
             out = dict(self.info)
             # Only what the matching engine implements, in the venue's order.
             out["orderTypes"] = [t for t in self.info.get("orderTypes", ORDER_TYPES) if t in ORDER_TYPES]
+            out.update({flag: False for flag in _UNSUPPORTED_FLAGS if flag in out})
             return out
         return {
             "symbol": self.symbol,
