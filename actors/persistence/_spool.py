@@ -2,15 +2,17 @@
 
 One line per record: `{"k": "<kind>", "d": {...}}`. Lines reach the OS on every append (a kill -9 loses
 nothing) and are fsynced on `sync()` (a power cut loses at most what followed the last sync). A torn last
-line from a crash mid-write is skipped on reading; it was never acknowledged as durable.
+line from a crash mid-write is skipped on reading; it was never acknowledged as durable. An append the disk
+refuses part-way is undone (the file cut back to its size before it), so its retry starts on a line of its own.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from io import FileIO
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 from loguru import logger
@@ -56,8 +58,11 @@ class Spool:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[bytes] | None = None
+        self._file: FileIO | None = None
         self._dirty = False
+        self._torn = False
+        """The file ends in part of a line (a crash, or an append that failed and could not be undone): the next
+        append starts with a newline, so the fragment is skipped as corrupt instead of swallowing its first record."""
         self._size = self.path.stat().st_size if self.path.exists() else 0
 
     @property
@@ -82,11 +87,39 @@ class Spool:
                 # A record nothing can encode (it would be refused by any database too) must not take the
                 # others down with it: it is logged in full and left out.
                 logger.error("spool: record cannot be encoded, left out error={} record={!r}", exc, record)
-        data = b"".join(lines)
-        handle.write(data)
-        handle.flush()
+        data = (b"\n" if self._torn else b"") + b"".join(lines)
+        written = 0
+        try:
+            # Unbuffered: every byte the loop counts is in the file, none waits in a buffer to be written later.
+            while written < len(data):
+                count = handle.write(memoryview(data)[written:])
+                if not count:  # never for a regular file; a loop that cannot end would stall persistence
+                    raise OSError(f"spool: write made no progress path={self.path}")
+                written += count
+        except OSError:
+            self._undo(written)
+            raise
         self._size += len(data)
         self._dirty = True
+        self._torn = False
+
+    def _undo(self, written: int) -> None:
+        """Cut the file back to its size before a failed append: part of a record must not stay at its end, where
+        the retry of the same records would be appended onto it (the merged line is corrupt and skipped at replay,
+        losing a record). The records failed as a whole; the caller keeps them all.
+
+        Cut even when no write counted bytes (`written`, the sum of the completed writes): a write may have put some
+        bytes in before failing, and cutting to the size the file already has changes nothing."""
+        assert self._file is not None
+        self._dirty = True  # the next sync makes the cut durable too (the bytes may already be on their way)
+        try:
+            os.ftruncate(self._file.fileno(), self._size)
+        except OSError as exc:
+            # What the file ends with is unknown: start the next append on a new line. At worst that leaves an
+            # empty line, which reading skips.
+            self._size += written
+            self._torn = True
+            logger.error("spool: a failed append could not be cut off, next record starts a new line error={}", exc)
 
     def sync(self) -> None:
         """fsync everything appended so far."""
@@ -103,6 +136,8 @@ class Spool:
                 if not line.endswith(b"\n"):
                     logger.warning("spool: skipping torn last line path={} line={}", self.path, number)
                     return
+                if line == b"\n":  # a failed append that could not be cut off had ended its line already (`_undo`)
+                    continue
                 try:
                     yield decode(line)
                 except ValueError as exc:
@@ -114,6 +149,7 @@ class Spool:
         with self.path.open("wb") as handle:
             os.fsync(handle.fileno())
         self._size = 0
+        self._torn = False
         self._fsync_dir()
 
     def close(self) -> None:
@@ -123,17 +159,15 @@ class Spool:
             self._file.close()
             self._file = None
 
-    def _open(self) -> IO[bytes]:
+    def _open(self) -> FileIO:
         if self._file is None:
             created = not self.path.exists()
-            self._file = self.path.open("ab")
+            self._file = self.path.open("ab", buffering=0)
             if created:
                 self._fsync_dir()  # make the new directory entry itself durable
-            elif self._size and not self._ends_with_newline():
-                # A crash tore the last line. Terminate it so the next record starts on its own line
-                # (the torn line is then skipped as corrupt instead of swallowing the next record).
-                self._file.write(b"\n")
-                self._size += 1
+            # A crash may have torn the last line: the next append terminates it, in the same write as its records
+            # (a disk refusing a write of its own would leave the file without the newline and the handle open).
+            self._torn = not created and bool(self._size) and not self._ends_with_newline()
         return self._file
 
     def _ends_with_newline(self) -> bool:
