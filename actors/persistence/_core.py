@@ -11,7 +11,8 @@ States:
   the spool, oldest first, batch by batch, before returning to ok.
 - spool_full: degraded and the spool is past `spool_limit_bytes` (or its fsync fails, or records are held in
   memory). Records are still spooled (fills of live orders must not be lost) but the listener is told to stop
-  taking new orders.
+  taking new orders. Records held in memory go back to the spool on the reconnect attempts' ticks once it takes
+  writes again; those still held when persistence stops are lost (counted in `lost`).
 - failed: the actor stopped on an unexpected error (`failed`); the listener halts new orders.
 
 Health, spooling and replay are in `OutageHandling` (`_outage.py`), mixed into `PersistenceCore`.
@@ -102,10 +103,12 @@ class PersistenceCore(OutageHandling):
     def stop(self) -> None:
         """Commit or spool whatever is pending, then release the connection and the spool."""
         with contextlib.suppress(NotDurableError):
-            self.flush()
+            self.flush()  # while degraded, the last attempt to move records held in memory to the spool
+        self._lose_memory()
         self._spool.close()
         self._disconnect()
-        logger.info("persistence stopped committed={} spooled={} lost={}", self.committed, self._spooled, self.lost)
+        log = logger.error if self.lost else logger.info
+        log("persistence stopped committed={} spooled={} lost={}", self.committed, self._spooled, self.lost)
 
     # writes ----------------------------------------------------------------------------------------
 
@@ -132,6 +135,9 @@ class PersistenceCore(OutageHandling):
         self._ticks_to_retry -= 1
         if self._ticks_to_retry > 0:
             return
+        # Records held in memory (the spool refused them) go back to the spool even while the database stays
+        # down: intake is halted while they are held, so no write-ahead's flush would ever retry them.
+        self._retry_memory()
         try:
             back = self._try_connect() and self._replay()
         except Exception as exc:  # noqa: BLE001 - mid-run, a refused database (schema, permissions) is an outage

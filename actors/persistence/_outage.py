@@ -144,13 +144,35 @@ class OutageHandling:
         self._notify("spool unwritable")
 
     def _retry_memory(self) -> None:
+        """Move the records held in memory to the spool (the disk may have room again), oldest first, then fsync
+        them and tell the health (intake resumes). A batch at a time: while the disk is still full an attempt
+        costs one batch's encoding, not the whole buffer's."""
         if not self._memory:
             return
+        moved = 0
+        size = self._settings.batch_size
         try:
-            self._spool.append(self._memory)
+            while moved < len(self._memory):
+                chunk = self._memory[moved : moved + size]
+                self._spool.append(chunk)  # all or nothing: a failed append leaves the spool as it was
+                moved += len(chunk)
         except OSError:
+            if not moved:
+                return
+        del self._memory[:moved]  # the rest stays behind them, in order (new records join it until it is empty)
+        self._spooled += moved
+        logger.warning("persistence: spool writable again, records moved from memory={} still held={}",
+                       moved, len(self._memory))  # fmt: skip
+        if self._sync_spool():
+            self._notify("spool writable again")
+
+    def _lose_memory(self) -> None:
+        """Persistence stops with records held only in memory (the spool never took them back): they are lost."""
+        if not self._memory:
             return
-        self._spooled += len(self._memory)
+        self.lost += len(self._memory)
+        logger.error("persistence: stopping with records held only in memory, lost={} (spool unwritable)",
+                     len(self._memory))  # fmt: skip
         self._memory = []
 
     def _replay(self) -> bool:
