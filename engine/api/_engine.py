@@ -61,6 +61,7 @@ class Engine(EngineRequests, EngineQueries):
     ) -> None:
         self._root = root
         self._db_lock = db_lock
+        self._whitelist = tuple(dict.fromkeys(Pair(p) for p in config.exchange.pair_whitelist))  # in config order
         self._routing = routing
         self._state = state
         self.ticker = ticker
@@ -303,7 +304,7 @@ class Engine(EngineRequests, EngineQueries):
             EngineStopped: the engine was stopped.
         """
         root = self._root.proxy()
-        pairs = [Pair(pair)] if pair else [*self._routing.routes, *root.outside_pairs().get(timeout=_ASK_TIMEOUT_S)]
+        pairs = [Pair(pair)] if pair else [*self._whitelist, *root.outside_pairs().get(timeout=_ASK_TIMEOUT_S)]
         out: list[Order] = []
         for p in pairs:
             target = self._routing.get(p)

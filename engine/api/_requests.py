@@ -97,6 +97,8 @@ class EngineRequests:
     _routing: Routing
     _state: EngineState
     _root: Any
+    _whitelist: tuple[Pair, ...]
+    """The configured whitelist: a pair is in it whether or not its actor ever started (routing says that)."""
     clock: Clock
 
     def place_order(
@@ -163,7 +165,7 @@ class EngineRequests:
             future.set_result(Refusal(RefusalReason.INVALID_REQUEST, "priority: a new order is entry, exit or "
                                       "fallback; cancel is the level of cancels"))  # fmt: skip
             return future
-        if self._routing.get(Pair(request.pair)) is None:
+        if Pair(request.pair) not in self._whitelist:
             future.set_result(Refusal(RefusalReason.NOT_WHITELISTED, f"{request.pair} is not in the pair whitelist"))
             return future
         if not self._tell_pair(Pair(request.pair), "place", request, future):
@@ -203,7 +205,7 @@ class EngineRequests:
         A pair halted past the restart budget is still canceled: the root runs its book (tracking only) and
         carries the cancel out.
         """
-        if self._routing.get(Pair(pair)) is None:
+        if Pair(pair) not in self._whitelist:
             raise ValueError(f"{pair!r} is not in the pair whitelist")
         if self._tell_pair(Pair(pair), "cancel", RequestId(request_id)):
             return

@@ -171,3 +171,38 @@ def test_a_book_no_actor_can_start_halts_even_when_its_restarts_are_spread_past_
     _until_halted(engine)
     assert len(starts) == 3  # the budget: three restarts, each failing to start, then the halt
     _halted_with_btc_tracked(engine, btc)
+
+
+def test_a_pair_whose_actor_never_started_is_still_whitelisted_and_its_orders_seen_and_canceled(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its actor died in its very first start (after a restart, its restored book cannot be resumed) and never
+    # entered routing: the pair answered `not_whitelisted`, `cancel_order` raised ValueError, and `open_orders()`
+    # left out the live order the root tracks.
+    first = manual_engine(sim, tmp_path, on_shutdown="keep")
+    btc = _accepted(first, BTC, "0.01", "59950")
+    first.stop()
+    resume = PairBook.resume
+    failures = [3]  # the first start and the budget's two restarts; the root's tracking-only book then resumes
+
+    def resume_fails_for_btc(self: PairBook, now_ms: int) -> Any:
+        if self.pair == BTC and failures[0] > 0:
+            failures[0] -= 1
+            raise RuntimeError("cannot resume (test)")
+        return resume(self, now_ms)
+
+    monkeypatch.setattr(PairBook, "resume", resume_fails_for_btc)
+    engine = manual_engine(sim, tmp_path, on_shutdown="keep")
+    try:
+        _until_halted(engine)
+        assert btc.order.client_order_id in [o.client_order_id for o in engine.open_orders()]
+        refused = engine.place_order(BTC, "buy", "0.001", "58000").result(timeout=10)
+        assert isinstance(refused, Refusal) and refused.reason is RefusalReason.HALTED, refused
+        engine.cancel_order(BTC, btc.order.request_id)  # carried out by the root, which tracks the pair
+        for _ in range(_ROUNDS):
+            if not engine._root.proxy().tracked_open_orders(BTC).get(timeout=10):
+                break
+        else:
+            raise AssertionError("the cancel was not carried out")
+    finally:
+        engine.stop(graceful=False)
