@@ -88,18 +88,21 @@ class DatabaseUrl:
         return self.masked()
 
 
-# `user:password@` right after `scheme://`. The password runs to the LAST `@` of the whitespace-free token, as
-# urlsplit takes it up to the last `@` of the host part: stopping at the first `@` showed the rest of a password
-# containing one. Going past the host part (a `/`, `?` or `#` in the password, which urlsplit cannot read) masks
-# more than needed, never less.
-_USERINFO_RE = re.compile(r"(://[^:/@\s]*):\S*@")
+# `user:password@` right after `scheme://`. The password runs to the LAST `@` of the URL, as urlsplit takes it up
+# to the last `@` of the host part: stopping at the first `@` showed the rest of a password containing one. The URL
+# ends only at the end of its line or where another URL starts (after a space): a password may hold spaces, which
+# urlsplit reads as part of it, so stopping at whitespace showed the rest of such a password. Going past the host
+# part (a `/`, `?` or `#` in the password, which urlsplit cannot read, or an `@` later in the same text) masks more
+# than needed, never less.
+_USERINFO_RE = re.compile(r"(://[^:/@\s]*):(?:(?!\s+[A-Za-z][A-Za-z0-9+.-]*://)[^\r\n])*@")
 
 
 def mask_url(url: str) -> str:
     """Mask the password of any URL-looking text (for messages built from raw config strings).
 
     Everything between ``scheme://user:`` and the last ``@`` of the URL becomes ``***``, so a password
-    containing ``@``, ``:``, ``/`` or ``%`` is hidden whole; so does the value of a ``password=`` parameter.
+    containing ``@``, ``:``, ``/``, ``%`` or a space is hidden whole; so does the value of a ``password=`` parameter.
+    The URL runs to the end of its line, or to the next URL of the text.
     """
     return mask_query_password(_USERINFO_RE.sub(r"\1:***@", url))
 

@@ -3,6 +3,8 @@ whole (urlsplit takes the password up to the LAST `@` of the host part; masking 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -92,5 +94,51 @@ def test_url_errors_never_show_any_part_of_the_password(password: str, tail: str
     except DatabaseUrlError as exc:
         _assert_hidden(password, str(exc))
     else:  # accepted as urlsplit reads it: what it shows is masked
+        for text in (str(spec), repr(spec), spec.masked()):
+            _assert_hidden(password, text)
+
+
+# A space in the password (urlsplit reads it as part of it): masking once stopped at whitespace and showed the rest.
+SPACED = ["QZ XJ", "QZ X@JK", "QZ/X JK", "QZ X:JK", "QZ#X JK", "QZ X?JK", "QZ X%JK", " QZ@X ", "Q@Z/X J#K?W%:Q"]
+
+
+@pytest.mark.parametrize("password", SPACED)
+@pytest.mark.parametrize("tail", ["h:99999/db", "h:99x/db", "h/db?sslmod=x", "h/", "h/db"])
+def test_url_errors_and_masks_never_show_a_password_with_a_space(password: str, tail: str) -> None:
+    url = f"postgresql://bexec:{password}@{tail}"
+    try:
+        spec = parse_url(url)
+    except DatabaseUrlError as exc:
+        _assert_hidden(password, str(exc))
+    else:
+        for text in (str(spec), repr(spec), spec.masked()):
+            _assert_hidden(password, text)
+    _assert_hidden(password, mask_url(url))
+    _assert_hidden(password, mask_url(f"connecting to {url} failed: contact dba@example"))
+
+
+def test_mask_url_with_spaced_passwords_keeps_two_urls_and_the_text_after_them() -> None:
+    text = "from postgresql://u:a b@c@h/x to postgresql://v:d e@k/y\nask dba@example"
+    assert mask_url(text) == "from postgresql://u:***@h/x to postgresql://v:***@k/y\nask dba@example"
+
+
+# Everything but a space followed by `scheme://` inside the password: that reads as a second URL of the text.
+passwords_with_space = st.text(alphabet="QZXJKW " + _SYMBOLS, min_size=1, max_size=24).filter(
+    lambda pw: " " in pw and not re.search(r"\s[A-Za-z][A-Za-z0-9+.-]*://", pw)
+)
+
+
+@given(
+    password=passwords_with_space,
+    tail=st.sampled_from([HOST_TAIL, "db.example:99999/bexec", f"{HOST_TAIL}?sslmod=require", "db.example/"]),
+)
+def test_no_part_of_a_password_with_a_space_is_ever_shown(password: str, tail: str) -> None:
+    url = f"postgresql://bexec:{password}@{tail}"
+    _assert_hidden(password, mask_url(url))
+    try:
+        spec = parse_url(url)
+    except DatabaseUrlError as exc:
+        _assert_hidden(password, str(exc))
+    else:
         for text in (str(spec), repr(spec), spec.masked()):
             _assert_hidden(password, text)
