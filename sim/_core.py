@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
@@ -43,6 +44,10 @@ class Sink(Protocol):
         """Break the connection: ``ws_close``, ``ws_abort`` or ``ws_stall``."""
         ...
 
+    async def wait_sent(self) -> None:
+        """Return once every frame queued so far is written to the socket (or the connection is gone)."""
+        ...
+
 
 @dataclass
 class UserSub:
@@ -69,6 +74,8 @@ class SimCore:
     listen_keys: dict[str, str] = field(default_factory=dict)
     sub_listeners: list[Callable[[], None]] = field(default_factory=list)
     _held: dict[str, bytes] = field(default_factory=dict)
+    # Per account: user events held by ``delay_events`` as (loop time due, event), sent in order when due.
+    _delayed: dict[str, deque[tuple[float, bytes]]] = field(default_factory=dict)
     # Every HTTP request received, when ``config.record_requests`` is on (None otherwise).
     request_log: deque[dict[str, object]] | None = None
 
@@ -170,6 +177,7 @@ class SimCore:
             return
         now = self.now()
         out = [data]
+        delay_ms = 0
         if self.faults.entries:
             fired = self.faults.take(f"user:{account}", EVENT_KINDS, now, data[:60].decode(errors="replace"))
             kinds = {f.kind for f in fired}
@@ -180,6 +188,7 @@ class SimCore:
                 out = []
             elif "duplicate_events" in kinds:
                 out = [data, data]
+            delay_ms = max((f.delay_ms for f in fired if f.kind == "delay_events"), default=0)
             for conn_fault in kinds & CONN_KINDS:
                 # The connection fails just as this event is due: the event is lost with it.
                 out = []
@@ -187,9 +196,42 @@ class SimCore:
                     sub.sink.fault(conn_fault)
         if out and account in self._held:
             out.append(self._held.pop(account))
+        if out and (delay_ms > 0 or account in self._delayed):
+            self._delay(account, out, delay_ms)  # later events queue behind delayed ones: the stream stays ordered
+            return
         for frame in out:
             for sub in list(subs):
                 sub.sink.push(self.frame(sub, frame))
+
+    def _delay(self, account: str, frames: list[bytes], delay_ms: int) -> None:
+        loop = asyncio.get_running_loop()
+        queue = self._delayed.get(account)
+        due = loop.time() + max(delay_ms, 0) / 1000
+        if queue is None:
+            queue = self._delayed[account] = deque()
+            loop.call_at(due, self._release, account)
+        else:
+            due = max(due, queue[-1][0])
+        queue.extend((due, frame) for frame in frames)
+
+    def _release(self, account: str) -> None:
+        """Send the account's delayed events that are due (to the subscriptions open now), in order."""
+        loop = asyncio.get_running_loop()
+        queue = self._delayed[account]
+        while queue and queue[0][0] <= loop.time():
+            frame = queue.popleft()[1]
+            for sub in list(self.user_subs.get(account, [])):
+                sub.sink.push(self.frame(sub, frame))
+        if queue:
+            loop.call_at(queue[0][0], self._release, account)
+        else:
+            del self._delayed[account]
+
+    async def wait_user_sent(self, account: str) -> None:
+        """Return once the events queued so far on ``account``'s user streams are written to their sockets."""
+        sinks = {id(sub.sink): sub.sink for sub in self.user_subs.get(account, [])}
+        if sinks:
+            await asyncio.gather(*(sink.wait_sent() for sink in sinks.values()))
 
     @staticmethod
     def frame(sub: UserSub, data: bytes) -> bytes:

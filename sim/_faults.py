@@ -19,18 +19,22 @@ FaultKind = Literal[
     "ban",  # REST: 418 -1003 with Retry-After
     "clock_skew",  # REST: the timestamp check sees server time + skew_ms (→ -1021 either way)
     "visibility_lag",  # REST order POST: the new order answers -2013/-2011 and hides from openOrders for lag_ms
+    "events_first",  # REST: the request's user-stream events are sent (written to the socket) before the response
     "drop_events",  # user stream: the event is not sent
     "duplicate_events",  # user stream: the event is sent twice
     "reorder_events",  # user stream: the event is held back and sent after the next one
+    "delay_events",  # user stream: the event (and the account's later ones, in order) is sent delay_ms late
     "reject_subscribe",  # WS API: userDataStream.subscribe.signature answers status/code/msg
     "ws_close",  # user stream: the connection is closed (close frame) when the event is due; event lost
     "ws_abort",  # user stream: the TCP connection is aborted when the event is due; event lost
     "ws_stall",  # user stream: the connection goes silent (no pongs, no frames) from this event on
 ]
 
-REST_KINDS = frozenset({"latency", "withhold", "http_error", "rate_limit", "ban", "clock_skew", "visibility_lag"})
+REST_KINDS = frozenset(
+    {"latency", "withhold", "http_error", "rate_limit", "ban", "clock_skew", "visibility_lag", "events_first"}
+)
 CONN_KINDS = frozenset({"ws_close", "ws_abort", "ws_stall"})
-EVENT_KINDS = frozenset({"drop_events", "duplicate_events", "reorder_events"}) | CONN_KINDS
+EVENT_KINDS = frozenset({"drop_events", "duplicate_events", "reorder_events", "delay_events"}) | CONN_KINDS
 
 
 class FaultSpec(BaseModel):
@@ -39,6 +43,10 @@ class FaultSpec(BaseModel):
     Targets: REST ``"<METHOD> <path>"`` (``"POST /api/v3/order"``, ``"* /api/v3/*"``); user stream
     ``"user:<account>"``; WS API subscribe ``"ws-api"``. With neither ``count`` nor ``probability`` the
     fault fires on every match until removed.
+
+    Binance does not order an order's REST response and its user-stream events; by default the simulator writes the
+    response first. ``events_first`` (on a REST target) writes the events the request caused to the user streams'
+    sockets before the response; ``delay_events`` (on ``"user:<account>"``) sends them ``delay_ms`` late.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -55,6 +63,7 @@ class FaultSpec(BaseModel):
     retry_after: int = 1
     skew_ms: int = 0
     lag_ms: int = 0
+    delay_ms: int = 0
     hold_s: float = 30.0  # float-ok: seconds
 
 

@@ -32,6 +32,7 @@ from sim._rest_orders import Ctx, TradingHandlers
 __all__ = ["RestApi"]
 
 _JSON = "application/json"
+_EVENTS_FIRST_WAIT_S = 5.0  # float-ok: seconds; a client that reads nothing must not hold the response forever
 _EMPTY_INFO = orjson.dumps({"timezone": "UTC", "serverTime": 0, "rateLimits": [], "exchangeFilters": [], "symbols": []})
 
 
@@ -132,6 +133,7 @@ class RestApi(TradingHandlers):
         weight = 0
         status = 200
         payload: object
+        account: Account | None = None
         try:
             skew = lag = 0
             for f in faults:
@@ -171,7 +173,6 @@ class RestApi(TradingHandlers):
                 parse_form(raw_qs, params)  # the query string wins over the body
             weight = route.weight(params)
             core.limiter.check_weight(ip, weight, now)
-            account = None
             if route.security != "NONE":
                 account = self._auth(request, route, raw_qs, body, params, now + skew)
             ctx = Ctx(params, account, now, lag, headers)
@@ -190,6 +191,8 @@ class RestApi(TradingHandlers):
             status, payload = 500, {"code": -1000, "msg": "An unknown error occurred while processing the request."}
         finally:
             core.flush()
+        if account is not None and any(f.kind == "events_first" for f in after):
+            await self._events_first(account.name, f"{route.method} {route.path}")
         if weight:
             core.limiter.add_weight(ip, weight, now)
         used = str(core.limiter.used_weight(ip, now))
@@ -203,6 +206,13 @@ class RestApi(TradingHandlers):
                 status, payload = f.status, {"code": f.code, "msg": f.msg}
         data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
         return web.Response(body=data, status=status, headers=headers, content_type=_JSON)
+
+    async def _events_first(self, account: str, what: str) -> None:
+        """Hold the response until the stream has written the request's events (Binance does not order the two)."""
+        try:
+            await asyncio.wait_for(self.core.wait_user_sent(account), _EVENTS_FIRST_WAIT_S)
+        except TimeoutError:
+            logger.warning("sim fault events_first on {}: the user stream did not take its events in time", what)
 
     def _auth(
         self, request: web.BaseRequest, route: Route, raw_qs: str, body: bytes, params: dict[str, str], now: int

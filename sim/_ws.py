@@ -44,13 +44,34 @@ class Conn:
         self.return_rate_limits = request.query.get("returnRateLimits") != "false"
         self.writer: asyncio.Task[None] | None = None
         self.close_when_drained: int | None = None  # a close code: close once the queued frames are sent
+        self.queued = 0  # frames queued, ever
+        self.sent = 0  # frames written to the socket, ever
+        self._sent_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     def push(self, frame: bytes) -> None:
         """Queue a text frame (dropped while stalled: a silent peer sends nothing)."""
         if self.stalled or self.closed:
             return
         self.queue.append(frame)
+        self.queued += 1
         self.ready.set()
+
+    async def wait_sent(self) -> None:
+        """Return once every frame queued so far is written to the socket (or the connection is gone)."""
+        if self.sent >= self.queued or self.closed or self.writer is None or self.writer.done():
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sent_waiters.append((self.queued, fut))
+        await fut
+
+    def _wake_sent(self, everyone: bool = False) -> None:
+        waiting, self._sent_waiters = self._sent_waiters, []
+        for target, fut in waiting:
+            if everyone or self.sent >= target:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                self._sent_waiters.append((target, fut))
 
     def fault(self, kind: str) -> None:
         """Break the connection as a scheduled fault (``ws_close`` | ``ws_abort`` | ``ws_stall``)."""
@@ -70,6 +91,12 @@ class Conn:
 
     async def run_writer(self) -> None:
         """Send queued frames in order until the connection closes."""
+        try:
+            await self._write_loop()
+        finally:
+            self._wake_sent(everyone=True)  # nothing more will be sent: nobody waits for it
+
+    async def _write_loop(self) -> None:
         ws = self.ws
         while not self.closed:
             await self.ready.wait()
@@ -83,6 +110,9 @@ class Conn:
                     logger.debug("sim ws send failed ({}): {}", self.kind, exc)
                     self.closed = True
                     return
+                self.sent += 1
+                if self._sent_waiters:
+                    self._wake_sent()
             if self.close_when_drained is not None and not queue:
                 # The last frame (an expiry notice) went out first: the server then closes, as Binance does.
                 self.closed = True
