@@ -19,6 +19,7 @@ actor come here (`on_unrouted`) and are held until its restart, then delivered i
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -274,13 +275,15 @@ class SupervisionMixin:
 
     @staticmethod
     def _wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
-        # Shutdown only: results arrive at other actors, so waiting here cannot block them.
+        # Shutdown only: results arrive at other actors, so waiting here cannot block them. Bounded in elapsed
+        # time, not in rounds: a condition that asks a stuck pair (15 s each) would stretch rounds without end.
+        deadline = time.monotonic() + timeout_s
         pause = threading.Event()
-        for _ in range(int(timeout_s / 0.02)):
-            if condition():
-                return True
+        while not condition():
+            if time.monotonic() >= deadline:
+                return False
             pause.wait(0.02)
-        return condition()
+        return True
 
     def _stop_stream(self) -> None:
         # Stopped while the root still runs: the stream's last health report must find it alive.

@@ -256,7 +256,7 @@ class Engine(EngineRequests, EngineQueries):
             if self._owns_sim and self.sim is not None:
                 steps.append(("the simulator", self.sim.stop))
             if self._db_lock is not None:
-                steps.append(("the database lock", self._db_lock.release))
+                steps.append(("the database lock", self._release_db_lock))
             for what, step in steps:
                 try:
                     step()
@@ -267,6 +267,15 @@ class Engine(EngineRequests, EngineQueries):
             self._stop_done.set()
         logger.info("engine stopped: {}", dict(summary))
         return summary
+
+    def _release_db_lock(self) -> None:
+        # Kept while actors may still write (a child that would not stop): another engine must not start on the
+        # database under them. The process ending releases it anyway.
+        if self._state.children_stopped.is_set():
+            assert self._db_lock is not None
+            self._db_lock.release()
+        else:
+            logger.error("engine stop: actors may still run; the database lock is kept until the process ends")
 
     def __enter__(self) -> Engine:
         return self

@@ -188,3 +188,20 @@ def test_a_timer_that_runs_after_shutdown_stopped_the_timers_neither_acts_nor_re
     assert gateway.idle(30)
     assert gateway.stats().sent == sent  # no price poll (nor anything else) sent after the drain
     assert ticker.pending() == 0  # and nothing re-armed
+
+
+def test_the_shutdown_waits_are_bounded_in_elapsed_time_not_in_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 750 rounds whatever each costs: with a condition asking a stuck pair (15 s per ask) "15 s" became hours.
+    from actors._supervision import SupervisionMixin
+
+    now = [0.0]
+    monkeypatch.setattr("actors._supervision.time.monotonic", lambda: now[0])
+    calls = []
+
+    def slow_condition() -> bool:
+        calls.append(now[0])
+        now[0] += 5.0  # each ask waits out its timeout
+        return False
+
+    assert SupervisionMixin._wait_until(slow_condition, 15.0) is False
+    assert len(calls) <= 4
