@@ -47,8 +47,9 @@ from db import (
 )
 from engine.domain import ErrorRecord, Fill, IndicatorSnapshot, Order, RequestRecord, Trade
 
-RECORD_TYPES = (Fill, Order, Trade, ErrorRecord, IndicatorSnapshot)
-"""A record itself is the inbox message that stores it (no wrapper: the tell is the hot path)."""
+RECORD_TYPES = (Fill, Order, Trade, ErrorRecord, IndicatorSnapshot, RequestRecord)
+"""A record itself is the inbox message that stores it (no wrapper: the tell is the hot path). Every member of
+`db.Record`: one left out is not stored, only warned about by pykka as an unexpected message."""
 _MAX_GROUP = 64
 """Write-aheads answered by one commit at most (bounds the wait of the first under a steady stream)."""
 T = TypeVar("T")
