@@ -151,3 +151,30 @@ def test_rsa_and_ed25519_keys_get_their_fills_over_the_stream(kind: str, tmp_pat
             assert fill.fill is not None and fill.fill.quantity == Decimal("0.01")
         finally:
             eng.stop(graceful=False)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        FaultSpec(kind="events_first", target="* /api/v3/order"),  # every report before its REST answer
+        FaultSpec(kind="delay_events", target="user:*", delay_ms=300),  # every report well after it
+    ],
+    ids=["stream-first", "stream-late"],
+)
+def test_an_order_comes_out_the_same_whichever_arrives_first_its_reports_or_its_rest_answer(
+    engine: tuple[Engine, Events], sim: Simulator, fault: FaultSpec
+) -> None:
+    # Binance does not order an order's REST answer and its stream reports. A taker filled at once and a resting
+    # limit canceled by the caller: one FILL per trade, one DONE per request, the trades as filled.
+    eng, events = engine
+    sim.control.add_fault(fault)
+    taker = eng.place_order(PAIR, "buy", "0.01", "61000").result(timeout=20)
+    assert isinstance(taker, Accepted), taker
+    resting = _place(eng)
+    eng.cancel_order(PAIR, resting.request_id)
+    done = {e.request_id: e for e in events.wait_for(EventKind.DONE, count=2)}
+    assert done[taker.order.request_id].trade.filled == Decimal("0.01")  # type: ignore[union-attr]
+    assert done[resting.request_id].trade.filled == 0  # type: ignore[union-attr]
+    fills = [e.fill.trade_id for e in events.of(EventKind.FILL) if e.fill is not None]
+    assert fills and len(fills) == len(set(fills))
+    assert len(events.of(EventKind.DONE)) == 2
