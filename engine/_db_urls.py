@@ -29,6 +29,9 @@ POSTGRES_URL_PARAMS = frozenset({"connect_timeout", "application_name", "sslmode
 
 # `password=` (any case) as a query parameter, up to the next `&`, `#` or whitespace.
 _QUERY_PASSWORD_RE = re.compile(r"([?&;]password=)[^&#\s]*", re.IGNORECASE)
+# As `db._url`'s (kept apart: this module imports nothing heavy): everything from ``scheme://user:`` to the URL's
+# last ``@``, a password with a space, ``@`` or ``/`` in it included; the URL runs to its line's end or the next URL.
+_USERINFO_RE = re.compile(r"(://[^:/@\s]*):(?:(?!\s+[A-Za-z][A-Za-z0-9+.-]*://)[^\r\n])*@")
 
 
 def mask_query_password(text: str, mask: str = "***") -> str:
@@ -75,7 +78,7 @@ def mask_url_password(url: str) -> str:
         port = parts.port
     except ValueError:
         # Unreadable: mask everything between scheme:// and the last '@', like `db.mask_url`.
-        return mask_query_password(re.sub(r"(://[^:/@\s]*):\S*@", rf"\1:{REDACTED}@", url), REDACTED)
+        return mask_query_password(_USERINFO_RE.sub(rf"\1:{REDACTED}@", url), REDACTED)
     query = mask_query_password("?" + parts.query, REDACTED)[1:] if parts.query else ""
     if password is None and query == parts.query:
         return url  # nothing to mask: as configured (rebuilt, `sqlite:///data/x` lost its empty host's `//`)

@@ -118,3 +118,13 @@ def test_show_config_and_repr_mask_the_webhook_url() -> None:
 )
 def test_mask_webhook_url(url: str, shown: str) -> None:
     assert mask_webhook_url(url) == shown
+
+
+@pytest.mark.parametrize("password", ["pa ss", "p @s/s:w#d", "a b%20c?d"])
+def test_an_unreadable_url_is_masked_whole_even_with_a_space_in_its_password(password: str) -> None:
+    # A port urlsplit cannot read sends mask_url_password to its fallback, which stopped at the first space:
+    # "postgresql://u:pa ss@…" showed the password in config messages and show-config.
+    url = f"postgresql://u:{password}@h:99999/db"
+    for masked in (mask_url_password(url), mask_url(url)):
+        assert password not in masked and password.split()[0] not in masked.split("://", 1)[1].split("@")[0]
+        assert masked.endswith("@h:99999/db")
