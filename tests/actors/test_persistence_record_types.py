@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from pathlib import Path
 from typing import get_args
 
 from actors.persistence import RECORD_TYPES, Durability, start_persistence
 from db import ErrorRow, FillRow, OrderRow, Record, RequestRow, SnapshotRow, TradeRow, connect, count, request_of
-from engine.domain import OrderRequest, Pair, RequestId, RequestRecord, Side
 from tests.db import _records as rec
 
-
-def _request(rid: str) -> RequestRecord:
-    req = OrderRequest(
-        request_id=RequestId(rid),
-        pair=Pair("BTC/USDT"),
-        side=Side.BUY,
-        amount=Decimal("1"),
-        price=Decimal("100"),
-        idempotency_key=f"k-{rid}",
-        created_at=rec.T0,
-    )
-    return RequestRecord(request=req, reference_price=Decimal("100"))
+_request = rec.request
 
 
 def test_the_actor_takes_every_kind_of_record_as_a_message() -> None:

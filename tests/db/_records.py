@@ -13,9 +13,11 @@ from engine.domain import (
     Fill,
     IndicatorSnapshot,
     Order,
+    OrderRequest,
     OrderStatus,
     Pair,
     RequestId,
+    RequestRecord,
     Side,
     Symbol,
     Trade,
@@ -112,3 +114,17 @@ def snapshot(rid: str, n: int = 0) -> IndicatorSnapshot:
         time=T0 + timedelta(minutes=n),
         values={"rsi": Decimal("28.123456789"), "ewo": Decimal("-1.5")},
     )
+
+
+def request(rid: str) -> RequestRecord:
+    """A request as stored with its first write-ahead (BTC/USDT buy 1 at 100)."""
+    req = OrderRequest(
+        request_id=RequestId(rid),
+        pair=Pair("BTC/USDT"),
+        side=Side.BUY,
+        amount=Decimal("1"),
+        price=Decimal("100"),
+        idempotency_key=f"k-{rid}",
+        created_at=T0,
+    )
+    return RequestRecord(request=req, reference_price=Decimal("100"))

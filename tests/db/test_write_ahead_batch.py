@@ -8,9 +8,8 @@ from decimal import Decimal
 import pytest
 
 from db import BatchWriter, children_of, connect, get_order, get_trade, is_bad_record, request_of
-from engine.domain import ExchangeOrderId, OrderRequest, OrderStatus, Pair, RequestId, RequestRecord, Side, TradeStatus
+from engine.domain import ExchangeOrderId, OrderStatus, RequestRecord, TradeStatus
 from tests.db import _records as rec
-from tests.db._records import T0
 
 
 @pytest.fixture
@@ -18,17 +17,7 @@ def fresh_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
     return sqlite_url if request.param == "sqlite" else str(request.getfixturevalue("pg_fresh_url"))
 
 
-def _request(rid: str) -> RequestRecord:
-    req = OrderRequest(
-        request_id=RequestId(rid),
-        pair=Pair("BTC/USDT"),
-        side=Side.BUY,
-        amount=Decimal("1"),
-        price=Decimal("100"),
-        idempotency_key=f"k-{rid}",
-        created_at=T0,
-    )
-    return RequestRecord(request=req, reference_price=Decimal("100"))
+_request = rec.request
 
 
 @pytest.mark.parametrize("fresh_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
