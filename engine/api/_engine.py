@@ -212,7 +212,8 @@ class Engine(EngineRequests, EngineQueries):
                     logger.error("the engine's actors did not stop after its failed start: {!r}", exc)
             if owns_sim:
                 sim.stop()
-            db_lock.release()
+            if root is None or state.children_stopped.is_set():  # kept while an actor may still write
+                db_lock.release()
             raise
         return cls(
             root=root,
