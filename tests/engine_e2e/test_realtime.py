@@ -170,6 +170,8 @@ def test_an_order_comes_out_the_same_whichever_arrives_first_its_reports_or_its_
     sim.control.add_fault(fault)
     taker = eng.place_order(PAIR, "buy", "0.01", "61000").result(timeout=20)
     assert isinstance(taker, Accepted), taker
+    # The taker's DONE may follow its Accepted; a second buy before it would be refused as a conflict.
+    events.wait_for(EventKind.DONE)
     resting = _place(eng)
     eng.cancel_order(PAIR, resting.request_id)
     done = {e.request_id: e for e in events.wait_for(EventKind.DONE, count=2)}
