@@ -203,8 +203,9 @@ class OrderCore(ABC):
     # ---- plumbing ------------------------------------------------------------------------------------
     def _apply(self, leg: Leg, event: OrderEvent, now_ms: int) -> None:
         if leg.role is OrderRole.EXTERNAL and leg.order_type is OrderType.MARKET:
-            leg.state = _fitted(leg.state, event)
-        leg.state, effects = apply(leg.state, event)
+            leg.state, effects = _apply_unsized(leg.state, event)
+        else:
+            leg.state, effects = apply(leg.state, event)
         leg.updated_ms = now_ms
         for effect in effects:
             self._effect(leg, effect, now_ms)
@@ -254,16 +255,22 @@ class OrderCore(ABC):
         return out
 
 
-def _fitted(state: OrderState, event: OrderEvent) -> OrderState:
-    """An outside market order's state with room for what `event` says it executed.
+def _apply_unsized(state: OrderState, event: OrderEvent) -> tuple[OrderState, tuple[OrderEffect, ...]]:
+    """`apply` for a market order placed outside the engine, whose quantity is the exchange's business.
 
-    Its quantity is the exchange's business, and one placed for a quote amount (quoteOrderQty) is reported with
-    quantity 0 until it fills: its amount follows the exchange's cumulative quantity and the fills, so they are
-    recorded rather than refused as impossible."""
+    One placed for a quote amount (quoteOrderQty) is reported with quantity 0: its quantity is what the quote
+    amount buys. Its amount follows the exchange's cumulative quantity and the fills, so they are recorded rather
+    than refused as impossible; and it ends only when the exchange says so (FILLED, or CANCELED/EXPIRED with the
+    quote amount partly spent), never because its fills reached the amount known here — that amount is only what
+    has filled so far, and sizing it to a first partial fill closed the order while it was still trading.
+    """
     if isinstance(event, ExchangeStatus):
-        needed = event.cum_qty
-    elif isinstance(event, FillEvent) and event.trade_id not in state.trade_ids:
-        needed = state.filled + event.quantity
-    else:
-        return state
-    return replace(state, amount=needed) if needed > state.amount else state
+        if event.cum_qty > state.amount:
+            state = replace(state, amount=event.cum_qty)
+        return apply(state, event)
+    if not isinstance(event, FillEvent) or event.quantity <= 0 or state.has_trade(event.trade_id):
+        return apply(state, event)
+    # Room for more than this fill brings, so the machine counts it as partial: the status stays the exchange's.
+    roomy = replace(state, amount=max(state.amount, state.filled + event.quantity) + 1)
+    new, effects = apply(roomy, event)
+    return replace(new, amount=max(state.amount, new.filled)), effects
