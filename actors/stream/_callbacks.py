@@ -92,8 +92,12 @@ class UbwaCallbacks:
     def user_frame(self, ref: StreamRef, raw: str | bytes) -> None:
         """``process_stream_data`` of a user data stream."""
         try:
-            ref.last_rx_ms = self._clock.now_ms()
+            now = self._clock.now_ms()
             item = classify_user_frame(raw)
+            if not isinstance(item, ProbeReply | ApiResponse) or item.ok:
+                # An error reply (to a probe or any request) proves the socket open, nothing about the
+                # subscription: counted as live, a server erroring every probe kept a lost subscription forever.
+                ref.last_rx_ms = now
             if isinstance(item, ProbeReply | StreamTerminated | ServerShutdown):
                 self._tell(Control(ref, item))
             elif isinstance(item, ApiResponse):
@@ -107,6 +111,7 @@ class UbwaCallbacks:
             else:
                 self._on_report(item)
         except BadFrame as exc:
+            ref.last_rx_ms = self._clock.now_ms()  # the stream delivers, if not this frame
             logger.warning("user stream {} skipped a bad frame: {}", ref.stream_id, exc)
             self.error("user_stream.frame", str(exc), ref)
         except Exception as exc:  # noqa: BLE001 - UBWA kills the stream silently if anything escapes here

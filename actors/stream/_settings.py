@@ -30,7 +30,8 @@ class StreamSettings:
             subscription; empty → no user data stream.
         symbols: Exchange symbols (``BTCUSDT``) whose ``bookTicker`` feeds ``on_price``; empty → no market stream.
         ping_interval_s / ping_timeout_s: UBWA's websocket keepalive (a dead peer is dropped after about their sum).
-        watchdog_silence_ms: Nothing received (events or probe replies) for this long → silent → recreate.
+        watchdog_silence_ms: Nothing received (events or probe replies; an error reply does not count) for this
+            long → silent → recreate.
             The watchdog probes the WS API (``session.status``) after a third of it, so a quiet but healthy
             stream is never declared silent.
         reconnect_grace_ms: How long UBWA may try to reconnect on its own (it retries every 0.1 s, no backoff)

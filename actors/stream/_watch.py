@@ -14,7 +14,8 @@ What UBWA does by itself and what it does not (client-libraries.md, binance-spot
   ``throttle_floor_ms`` or the wait the exchange names — and never fatal; anything else retried with backoff
   and fatal after a few rejections in a row;
 - a quiet user stream is indistinguishable from a dead one, so the watchdog probes (``session.status``) after a
-  third of the silence limit; nothing at all received for the whole limit is silence.
+  third of the silence limit; nothing received for the whole limit is silence (an error reply to a probe does not
+  count: it proves the socket open, not the subscription).
 
 Events sent while the subscription was down are lost for good, so every such episode opens a *gap*; it is
 fired (``FireGap``) once the new subscription is proven live (a probe reply saying so), which is the moment a
