@@ -225,9 +225,17 @@ class LoggingConfig(Section):
         # no permission) are reported as a problem of this field by the CLI too.
         if v is None:
             return None
-        if v.is_dir():
+        try:
+            # stat() raises on a parent it may not search (EACCES), unlike the missing-path errors it swallows.
+            is_dir = v.is_dir()
+            ancestor = next((p for p in v.parents if p.exists()), None)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ValueError(
+                f"cannot check {v}: {reason}; make its directory accessible or choose another file"
+            ) from None
+        if is_dir:
             raise ValueError(f"{v} is a directory; name a file in it, such as {v / 'engine.log'}")
-        ancestor = next((p for p in v.parents if p.exists()), None)
         if ancestor is not None and not ancestor.is_dir():
             raise ValueError(f"{ancestor} is not a directory, so {v} cannot be created")
         return v
