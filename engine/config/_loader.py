@@ -251,6 +251,8 @@ def _env_layer(
             # way to its _FILE form, whichever order the two names sort in.
             continue
         if len(parts) == 2 and parts[1].endswith("_file") and (parts[0], parts[1][:-5]) in SECRET_FIELDS:
+            if not value:  # empty means "not set" here too: no conflict with its secret, no file "" to read
+                continue
             target = ENV_PREFIX + f"{parts[0]}__{parts[1][:-5]}".upper()
             if any(k.upper() == target and environ[k] for k in environ):  # an empty one is not set (above)
                 problems.append(
@@ -290,9 +292,9 @@ def _env_layer(
 
 
 def _file_form_set(environ: Mapping[str, str], name: str) -> bool:
-    """Whether the ``_FILE`` form of the variable `name` is set too (in any spelling)."""
+    """Whether the ``_FILE`` form of the variable `name` is set too (in any spelling) to something non-empty."""
     file_name = f"{name}_FILE".upper()
-    return any(k.upper() == file_name for k in environ)
+    return any(k.upper() == file_name and environ[k] for k in environ)
 
 
 def _json_list(value: str) -> str:

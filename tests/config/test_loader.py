@@ -191,3 +191,25 @@ def test_an_empty_exchange_secret_gives_way_to_its_file(tmp_path: Path) -> None:
     pem_path.write_text(keys.ed25519_pem(), encoding="utf-8")
     env = {"FREQTRADE__EXCHANGE__SECRET": "", "FREQTRADE__EXCHANGE__SECRET_FILE": str(pem_path)}
     assert load_config(None, env).config.exchange.key_type is KeyType.ED25519
+
+
+@pytest.mark.parametrize("file_name", ["FREQTRADE__EXCHANGE__SECRET_FILE", "freqtrade__exchange__secret_file"])
+def test_an_empty_file_form_beside_its_secret_is_not_a_conflict(file_name: str) -> None:
+    # Before: "both FREQTRADE__EXCHANGE__SECRET and FREQTRADE__EXCHANGE__SECRET_FILE are set" for an empty _FILE
+    # variable, though an empty variable means unset (as an empty secret beside a _FILE does, above).
+    pem = keys.ed25519_pem()
+    loaded, problems = resolve_config(None, {"FREQTRADE__EXCHANGE__SECRET": pem, file_name: ""})
+    assert problems == [] and loaded is not None
+    assert loaded.config.exchange.key_type is KeyType.ED25519
+    assert str(loaded.source_of(("exchange", "secret"))) == "env FREQTRADE__EXCHANGE__SECRET"
+
+
+def test_an_empty_file_form_alone_is_unset() -> None:
+    # Before: the empty path was read as "." and reported "cannot read the secret file: Is a directory".
+    loaded, problems = resolve_config(None, {"FREQTRADE__API__TOKEN_FILE": ""})
+    assert problems == [] and loaded is not None
+    assert loaded.config.api.token is None
+    # Both empty: neither is set.
+    loaded, problems = resolve_config(None, {"FREQTRADE__API__TOKEN": "", "FREQTRADE__API__TOKEN_FILE": ""})
+    assert problems == [] and loaded is not None
+    assert loaded.config.api.token is None
