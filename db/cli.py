@@ -25,7 +25,19 @@ from db._repository import find_orders, find_trades
 from db._url import connect, parse_url
 from engine.domain import OrderStatus, TradeStatus
 
-T = TypeVar("T")
+__all__ = [
+    "MAX_LIMIT",
+    "add_orders_arguments",
+    "add_trades_arguments",
+    "parse_limit",
+    "parse_pair_arg",
+    "parse_since",
+    "render_table",
+    "run_orders",
+    "run_trades",
+]
+
+_T = TypeVar("_T")
 
 # The control API's bound on `limit` (`engine.service._schemas.MAX_LIMIT`), not imported: this module stays light.
 MAX_LIMIT = 1000
@@ -126,7 +138,7 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]], out: 
         out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
-def _read(args: argparse.Namespace, query: Callable[..., list[T]], **filters: Any) -> list[T] | None:
+def _read(args: argparse.Namespace, query: Callable[..., list[_T]], **filters: Any) -> list[_T] | None:
     """Run one repository query on a short-lived connection; None (and a message) if the database fails.
 
     Reads only: never creates a SQLite file, never migrates. A mistyped path used to get a new empty database
