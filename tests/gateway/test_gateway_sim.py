@@ -17,13 +17,15 @@ from engine.exchange._ratebudget import RateBudget
 from engine.exchange._retry import BackoffPolicy
 from engine.gateway import GatewayRequest, GatewayResult, Op
 from engine.venue import parse_order
-from sim import FaultSpec, SimConfig, Simulator
+from sim import FaultSpec, SimConfig
+from tests.sim._hold import HoldingSimulator as Simulator
 
 FAST_RETRY = BackoffPolicy(base_s=0.01, cap_s=0.05, max_attempts=3)
 
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
+    # Holds answers on request (`Simulator.hold`): a test then acts while an answer is held, with no wall-clock race.
     with Simulator(SimConfig(seed=7, start_prices={"BTCUSDT": Decimal(60000)})) as simulator:
         yield simulator
 
@@ -136,9 +138,11 @@ def test_idempotent_read_is_retried(sim: Simulator) -> None:
 def test_timeout_after_the_order_was_accepted(sim: Simulator) -> None:
     ref, gw = _start(sim, timeout_ms=400)
     try:
-        sim.control.add_fault(FaultSpec(kind="withhold", target="POST /api/v3/order", count=1, hold_s=2.0))
+        held = sim.hold("POST", "/api/v3/order")  # answered only once the client has given up on it
         result = _call(gw, _limit("bx-withheld-1"))
+        assert held.held.is_set(), "the create never reached the exchange"
         assert isinstance(result.error, OutcomeUnknown)
+        held.release()
         found = _call(gw, GatewayRequest(Op.FETCH_ORDER, {"symbol": "BTCUSDT", "origClientOrderId": "bx-withheld-1"}))
         assert found.ok
     finally:
@@ -146,16 +150,19 @@ def test_timeout_after_the_order_was_accepted(sim: Simulator) -> None:
 
 
 def test_a_hung_request_does_not_stall_others(sim: Simulator) -> None:
-    ref, gw = _start(sim, timeout_ms=3000)
+    ref, gw = _start(sim, timeout_ms=60_000)  # the hung lookup ends only when the test releases it
     try:
         _call(gw, _limit("bx-hang-0"))
-        sim.control.add_fault(FaultSpec(kind="withhold", target="GET /api/v3/order", count=1, hold_s=2.5))
+        held = sim.hold("GET", "/api/v3/order")
         hung = gw.call(GatewayRequest(Op.FETCH_ORDER, {"symbol": "BTCUSDT", "origClientOrderId": "bx-hang-0"}))
+        assert held.wait_held(), "the lookup never reached the exchange"
         quick = [gw.call(_limit(f"bx-hang-{i}")) for i in range(1, 6)]
-        done, _ = concurrent.futures.wait(quick, timeout=2)
+        done, _ = concurrent.futures.wait(quick, timeout=20)
         assert len(done) == 5 and all(f.result().ok for f in done)
-        assert not hung.done()
-        assert hung.result(timeout=10) is not None
+        assert not hung.done()  # its answer is still held at the exchange: the others went past it
+        held.release()
+        answer = hung.result(timeout=20)
+        assert answer.ok and answer.attempts == 1
     finally:
         ref.stop(timeout=20)
 
@@ -171,11 +178,14 @@ def test_cancel_overtakes_a_backlog(sim: Simulator) -> None:
             with lock:
                 order.append(result.request.key)
 
-        sim.control.add_fault(FaultSpec(kind="latency", target="POST /api/v3/order", latency_ms=30, count=30))
+        # The first create holds the only slot until released, so everything after it is queued when it ends.
+        held = sim.hold("POST", "/api/v3/order")
         futures = []
         for i in range(30):
             req = _limit(f"bx-backlog-{i}")
             futures.append(gw.call(GatewayRequest(req.op, req.params, req.priority, req.key, req.pair, record)))
+            if i == 0:
+                assert held.wait_held(), "the first create never reached the exchange"
         cancel = GatewayRequest(
             Op.CANCEL_ORDER,
             {"symbol": "BTCUSDT", "origClientOrderId": "bx-backlog-target"},
@@ -184,9 +194,13 @@ def test_cancel_overtakes_a_backlog(sim: Simulator) -> None:
             reply_to=record,
         )
         futures.append(gw.call(cancel))
-        concurrent.futures.wait(futures, timeout=30)
-        # At most the one create already in flight (plus one taken before the cancel was queued) goes first.
-        assert order.index("cancel") <= 2, order
+        stats = gw.stats()  # barrier: read on the gateway's loop after every hand-over above
+        assert (stats.in_flight, stats.queued) == (1, 30)
+        held.release()
+        done, _ = concurrent.futures.wait(futures, timeout=30)
+        assert len(done) == 31 and all(f.result().ok for f in done)
+        # Only the create in flight when the cancel was queued goes before it; the 29 queued creates go after.
+        assert order == ["bx-backlog-0", "cancel", *(f"bx-backlog-{i}" for i in range(1, 30))], order
     finally:
         ref.stop(timeout=20)
 
@@ -205,8 +219,11 @@ def test_429_blocks_every_request_until_retry_after(sim: Simulator) -> None:
         assert budget.creates_held_until_ms() >= blocked_until
         pending = [gw.call(_limit(f"bx-429-{i}")) for i in range(1, 4)]
         gw.wake()
-        done, _ = concurrent.futures.wait(pending, timeout=1.0)
-        assert not done, "nothing may be sent during Retry-After"
+        # Barrier: read on the gateway's loop after the hand-overs and the wake, each of which dispatched at once
+        # what the budget admitted. All three still queued: none was sent during Retry-After.
+        stats = gw.stats()
+        assert (stats.queued, stats.in_flight, stats.sent) == (3, 0, 0), stats
+        assert not any(f.done() for f in pending), "nothing may be sent during Retry-After"
         clock.set(blocked_until - offset)
         gw.wake()
         results = [f.result(timeout=10) for f in pending]
