@@ -21,8 +21,9 @@ from pykka.messages import ProxyCall
 from engine.api import Accepted, Engine, Refusal, RefusalReason
 from engine.domain import ExchangeOrderId, Order, OrderStatus, Pair, Side, Symbol, TradeId
 from engine.exchange import ExchangeOrderStatus, ExecutionReport, ExecutionType
-from sim import FaultSpec, SimConfig, Simulator
+from sim import SimConfig, Simulator
 from tests.actors._crashes import BTC, ETH, exhaust_restart_budget, manual_engine
+from tests.sim._hold import HoldingSimulator
 
 _WAIT_S = 20.0
 
@@ -32,7 +33,7 @@ def sim() -> Iterator[Simulator]:
     config = SimConfig(
         seed=7, symbols=["BTCUSDT", "ETHUSDT"], start_prices={"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal(3000)}
     )
-    with Simulator(config) as simulator:
+    with HoldingSimulator(config) as simulator:  # answers can be held until the test releases them
         yield simulator
 
 
@@ -198,12 +199,17 @@ def test_a_halted_pairs_partial_fill_and_external_cancel_are_recorded_by_reconci
     assert [(o["symbol"], o["status"]) for o in sim.control.ledger()["orders"]] == [("BTCUSDT", "CANCELED")]
 
 
-def test_the_answer_to_a_create_of_the_dead_actor_reaches_the_tracking_only_book(start: Any, sim: Simulator) -> None:
+def test_the_answer_to_a_create_of_the_dead_actor_reaches_the_tracking_only_book(
+    start: Any, sim: HoldingSimulator
+) -> None:
     engine = start()
-    # The exchange takes the order but holds its answer back; meanwhile the actor dies past the budget.
-    sim.control.add_fault(FaultSpec(kind="withhold", target="POST /api/v3/order", count=1, hold_s=1.0))
+    # The exchange takes the order but holds its answer back until the actor died past the budget.
+    held = sim.hold("POST", "/api/v3/order")
     future = engine.place_order(BTC, "buy", "0.01", "59950")
+    assert held.wait_held(_WAIT_S), "the create never reached the exchange"
     exhaust_restart_budget(engine, BTC)
+    assert engine.halted
+    held.release()
     outcome = future.result(timeout=_WAIT_S)
     assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.OUTCOME_UNKNOWN, outcome
     root = engine._root.proxy()

@@ -18,7 +18,8 @@ from engine.api._engine import StartupChecksFailed
 from engine.clock import ManualClock, SystemClock
 from engine.config import Config
 from engine.domain import OrderStatus
-from sim import AccountSpec, FaultSpec, SimConfig, Simulator
+from sim import AccountSpec, SimConfig, Simulator
+from tests.sim._hold import HoldingSimulator
 
 PAIR = "BTC/USDT"
 NO_STREAMS = {"user_data": False, "market_data": False}
@@ -29,7 +30,7 @@ _WAIT_S = 20.0
 def sim() -> Iterator[Simulator]:
     cfg = SimConfig(seed=11, symbols=["BTCUSDT", "ETHUSDT"],
                     start_prices={"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal(3000)})  # fmt: skip
-    with Simulator(cfg) as s:
+    with HoldingSimulator(cfg) as s:  # answers can be held until the test releases them
         yield s
 
 
@@ -54,13 +55,16 @@ def _crash_and_wait(engine: Engine) -> None:
     raise AssertionError("the pair actor was neither restarted nor given up on")
 
 
-def test_a_create_answered_after_the_restart_reaches_the_new_actor(sim: Simulator, tmp_path: Path) -> None:
+def test_a_create_answered_after_the_restart_reaches_the_new_actor(sim: HoldingSimulator, tmp_path: Path) -> None:
     engine = _engine(sim, tmp_path)
     try:
-        # The exchange takes the order but holds its answer back: the actor that sent it dies meanwhile.
-        sim.control.add_fault(FaultSpec(kind="withhold", target="POST /api/v3/order", count=1, hold_s=1.0))
+        # The exchange takes the order but holds its answer back until the actor that sent it died and was replaced.
+        held = sim.hold("POST", "/api/v3/order")
         future = engine.place_order(PAIR, "buy", "0.01", "59950", idempotency_key="k-crash")
+        assert held.wait_held(_WAIT_S), "the create never reached the exchange"
         _crash_and_wait(engine)
+        assert not engine.halted and not future.done()  # restarted, and the answer not yet given
+        held.release()
         outcome = future.result(timeout=_WAIT_S)
         assert isinstance(outcome, Accepted), outcome
         [order] = engine.open_orders(PAIR)
@@ -162,19 +166,21 @@ def test_a_bad_message_to_the_root_is_survived_and_a_dead_root_takes_its_childre
 
 
 def test_an_account_call_not_answered_in_time_at_start_leaves_the_wallet_unknown_not_the_engine_down(
-    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sim: HoldingSimulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The start-up valuation caught only exchange errors: a gateway answer slower than the root's wait (a
     # timeout plus a retry is enough) raised TimeoutError and the whole start failed, after pair actors had
     # already resumed restored requests. Now the wallet is unknown and new orders are refused, as documented.
     monkeypatch.setattr("actors.root._CALL_TIMEOUT_S", 1.0)
-    sim.control.add_fault(FaultSpec(kind="latency", target="GET /api/v3/account", count=1, latency_ms=3000))
+    held = sim.hold("GET", "/api/v3/account")  # answered only after the start gave up waiting for it
     engine = _engine(sim, tmp_path)
     try:
+        assert held.held.is_set(), "the start-up valuation never asked the exchange"
         assert engine.health()["wallet_btc"] is None
         refused = engine.place_order(PAIR, "buy", "0.01", "59950").result(timeout=_WAIT_S)
         assert isinstance(refused, Refusal) and refused.reason is RefusalReason.WALLET_BELOW_MINIMUM, refused
     finally:
+        held.release()
         engine.stop(graceful=False)
 
 
