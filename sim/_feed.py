@@ -13,6 +13,7 @@ at the last prices; it logs again when prices flow. ``status()`` / ``wait_for()`
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 import urllib.error
@@ -122,6 +123,8 @@ class PublicPriceFeed:
         request_timeout_s: Per REST request.
         initial: Quotes already fetched (`PublicMarket.fetch`), applied the moment the feed starts.
         venue: A name for log lines (default: the REST host).
+        seed: Seed of the retry jitter; pass the simulator's ``SimConfig.seed`` (the default is SimConfig's) so a
+            run is reproducible from its seed like the rest of the simulator.
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class PublicPriceFeed:
         request_timeout_s: float = 10.0,  # float-ok: seconds
         initial: Mapping[str, Quote] | None = None,
         venue: str | None = None,
+        seed: int = 42,
     ) -> None:
         if transport == "ws" and not stream_url:
             raise ValueError("the ws transport needs the venue's stream_url")
@@ -155,7 +159,8 @@ class PublicPriceFeed:
         self._poll_interval = poll_interval_s
         self._stale_after = stale_after_s
         self._timeout = request_timeout_s
-        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
+        self.seed = seed
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s, random.Random(f"{seed}:feed-backoff"))
         self._initial = dict(initial or {})
         self._cond = threading.Condition()
         self._status = FeedStatus()
