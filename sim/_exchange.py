@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sim._accounts import Account
+from sim._crossing import Path, Step, cross
 from sim._errors import DUPLICATE_ORDER, MARKET_CLOSED, WOULD_TAKE, SimError, fmt
 from sim._ledger import SYMBOL_STATUSES, ZERO, Ledger, OutEvent
 from sim._market import SymbolMarket
@@ -57,25 +58,18 @@ class Exchange(Ledger):
             open_count = sum(1 for o in self.open_by_symbol[spec.symbol].values() if o.account == account.name)
             if open_count >= spec.max_num_orders:
                 raise SimError(400, -2010, "Filter failure: MAX_NUM_ORDERS")
-        if otype == "LIMIT_MAKER" and price is not None:
-            top = market.top("ask" if side == "BUY" else "bid")  # the first level with quantity left
-            if top is not None and (price >= top[0] if side == "BUY" else price <= top[0]):
-                raise SimError(400, -2010, WOULD_TAKE)
+        # A LIMIT_MAKER would take if anything on the other side (synthetic or a resting user order) is at its price.
+        resting = self._resting(spec.symbol, now)
+        if otype == "LIMIT_MAKER" and cross(market, side, price, new.qty, None, resting, "", "NONE").steps:
+            raise SimError(400, -2010, WOULD_TAKE)
         if test:
             return PlaceResult(order=_dummy_order(spec.symbol, account.name, now), fills=[], resp_type="ACK")
         return self._execute(account, market, new, now, external)
 
     def _check_funds(
-        self,
-        account: Account,
-        spec: SymbolSpec,
-        market: SymbolMarket,
-        side: str,
-        otype: str,
-        price: Decimal | None,
-        qty: Decimal | None,
-        quote_qty: Decimal | None,
-    ) -> None:
+        self, account: Account, spec: SymbolSpec, side: str, otype: str, price: Decimal | None,
+        qty: Decimal | None, path: Path,
+    ) -> None:  # fmt: skip
         if otype != "MARKET":
             assert price is not None
             assert qty is not None
@@ -84,16 +78,21 @@ class Exchange(Ledger):
             else:
                 account.require_free(spec.base, qty)
             return
-        walk = market.walk(side, None, qty, quote_qty)
         if side == "BUY":
-            account.require_free(spec.quote, sum((pr * q for _, pr, q in walk), ZERO))
+            account.require_free(spec.quote, sum((s.price * s.qty for s in path.trades), ZERO))
         else:
-            account.require_free(spec.base, sum((q for _, _, q in walk), ZERO))
+            account.require_free(spec.base, path.filled)
+
+    def _resting(self, symbol: str, now: int) -> list[Order]:
+        """The open user orders of `symbol` that are on the book (a fault may hide a new one for a while)."""
+        return [o for o in self.open_by_symbol[symbol].values() if now >= o.visible_from]
 
     def _execute(self, account: Account, market: SymbolMarket, new: NewOrder, now: int, external: bool) -> PlaceResult:
         spec, side, otype, tif = new.spec, new.side, new.type, new.time_in_force
         price, qty, quote_qty, cid, resp_type = new.price, new.qty, new.quote_qty, new.client_order_id, new.resp_type
-        self._check_funds(account, spec, market, side, otype, price, qty, quote_qty)
+        limit = price if otype != "MARKET" else None
+        path = cross(market, side, limit, qty, quote_qty, self._resting(spec.symbol, now), account.name, new.stp_mode)
+        self._check_funds(account, spec, side, otype, price, qty, path)
         self._next_order_id += 1
         order = Order(
             symbol=spec.symbol,
@@ -109,6 +108,7 @@ class Exchange(Ledger):
             time=now,
             update_time=now,
             external=external,
+            stp_mode=new.stp_mode,
         )
         if otype != "MARKET":
             assert price is not None
@@ -121,20 +121,32 @@ class Exchange(Ledger):
         self.orders[order.order_id] = order
         self._by_cid[(account.name, spec.symbol, order.client_order_id)] = order
         self._report(order, "NEW", now)
-        limit = price if otype != "MARKET" else None
-        walk = market.walk(side, limit, qty, quote_qty)
-        filled = sum((q for _, _, q in walk), ZERO)
         fills: list[Trade] = []
-        if otype == "LIMIT" and tif == "FOK" and qty is not None and filled < qty:
-            walk = []
+        if otype == "LIMIT" and tif == "FOK" and qty is not None and path.filled < qty:
+            path = Path([])
             order.expiry_reason = "UNFILLED_FOK_ORDER_EXPIRED"
         if quote_qty is not None:
             # A quoteOrderQty order's quantity is what the quote amount buys (sells) in the book.
-            order.orig_qty = sum((q for _, _, q in walk), ZERO)
-        for idx, lvl_price, take in walk:
-            market.consume("ask" if side == "BUY" else "bid", idx, take)
-            fills.append(self._fill(order, account, market, lvl_price, take, maker=False, now=now))
-        if order.remaining > 0 or order.executed_qty == 0:
+            order.orig_qty = path.filled
+        touched = {account.name}
+        for step in path.steps:
+            if step.maker is None:
+                market.consume("ask" if side == "BUY" else "bid", step.level, step.qty)
+                fills.append(self._fill(order, account, market, step.price, step.qty, maker=False, now=now))
+                continue
+            maker_account = self.accounts[step.maker.account]
+            touched.add(maker_account.name)
+            if step.prevent:
+                self._prevent(step.maker, maker_account, order, step, now)
+                continue
+            self._next_trade_id += 1  # one trade, seen by both orders; the taker's side prints it
+            tid = self._next_trade_id
+            self._fill(step.maker, maker_account, market, step.price, step.qty, maker=True, now=now, trade_id=tid,
+                       public=False)  # fmt: skip
+            fills.append(self._fill(order, account, market, step.price, step.qty, maker=False, now=now, trade_id=tid))
+        if path.taker_prevented and path.counter is not None and order.remaining > 0:
+            self._prevent(order, account, path.counter, Step(order.price, order.remaining), now)
+        elif order.remaining > 0 or order.executed_qty == 0:
             if otype == "MARKET":
                 if order.executed_qty == 0 or (qty is not None and order.remaining > 0):
                     order.expiry_reason = "INSUFFICIENT_LIQUIDITY"
@@ -145,8 +157,24 @@ class Exchange(Ledger):
                 if order.expiry_reason is None:
                     order.expiry_reason = "UNFILLED_IOC_QUANTITY_EXPIRED"
                 self._expire(order, account, now)
-        self._position(account, now)
+        for name in sorted(touched):
+            self._position(self.accounts[name], now)
         return PlaceResult(order=order, fills=fills, resp_type=resp_type)
+
+    def _prevent(self, order: Order, account: Account, counter: Order, step: Step, now: int) -> None:
+        """Self-trade prevention expires `order` (EXPIRED_IN_MATCH) where it would have traded with `counter`."""
+        self._next_prevented_id += 1
+        qty = step.qty
+        order.prevented = {
+            "v": self._next_prevented_id, "A": fmt(qty), "B": fmt(qty), "u": self._next_prevented_id,
+            "U": counter.order_id, "Cs": counter.symbol, "pl": fmt(qty), "pL": fmt(step.price),
+            "pY": fmt(qty * step.price),
+        }  # fmt: skip
+        order.status = "EXPIRED_IN_MATCH"
+        order.update_time = now
+        self._release(order, account)
+        self.open_by_symbol[order.symbol].pop(order.order_id, None)
+        self._report(order, "TRADE_PREVENTION", now)
 
     # ------------------------------------------------------------------ lookups and cancels
     def find_order(

@@ -70,6 +70,7 @@ class Ledger:
         self.on_first_fill: Callable[[str, int, int], None] | None = None
         self._next_order_id = 1000
         self._next_trade_id = 5000
+        self._next_prevented_id = 0  # self-trade prevention: `v` (prevented match id) of executionReport
         self._next_exec_id = 1
         self._id_rng = random.Random(f"{config.seed}:ids")
 
@@ -131,7 +132,11 @@ class Ledger:
         *,
         maker: bool,
         now: int,
+        trade_id: int | None = None,
+        public: bool = True,
     ) -> Trade:
+        """Settle one execution of `order`. Two user orders that trade settle one trade: both calls get its
+        `trade_id`, and only one (`public`) prints it to the market (volume, last price, trade stream)."""
         spec = market.spec
         quote_qty = price * qty
         rate = account.spec.maker_commission if maker else account.spec.taker_commission
@@ -161,10 +166,12 @@ class Ledger:
         order.cum_quote += quote_qty
         order.update_time = now
         order.status = "FILLED" if order.executed_qty == order.orig_qty else "PARTIALLY_FILLED"
-        self._next_trade_id += 1
+        if trade_id is None:
+            self._next_trade_id += 1
+            trade_id = self._next_trade_id
         trade = Trade(
             symbol=spec.symbol,
-            trade_id=self._next_trade_id,
+            trade_id=trade_id,
             order_id=order.order_id,
             account=account.name,
             price=price,
@@ -177,12 +184,14 @@ class Ledger:
             is_maker=maker,
         )
         self.trades.append(trade)
-        market.record_trade(trade.trade_id, price, qty)
+        if public:
+            market.record_trade(trade.trade_id, price, qty)
         if order.status == "FILLED":
             self._release(order, account)
             self.open_by_symbol[order.symbol].pop(order.order_id, None)
         self._report(order, "TRADE", now, trade)
-        self._market_trade(spec.symbol, trade.trade_id, price, qty, now, buyer_maker=maker == trade.is_buyer)
+        if public:
+            self._market_trade(spec.symbol, trade.trade_id, price, qty, now, buyer_maker=maker == trade.is_buyer)
         if first and self.on_first_fill is not None:
             self.on_first_fill(account.name, order.order_id, now)
         return trade

@@ -85,6 +85,9 @@ class Order:
     expiry_reason: str | None = None
     visible_from: int = 0
     external: bool = False
+    stp_mode: str = STP_MODE
+    prevented: dict[str, object] | None = None
+    """Set when self-trade prevention expired the order: the executionReport's `v`, `A`, `B`, `U`, `Cs`, `p*`."""
 
     @property
     def is_open(self) -> bool:
@@ -126,7 +129,7 @@ class Order:
             return out
         out.update(self._result_fields())
         out["workingTime"] = self.working_time if self.working_time >= 0 else self.time
-        out["selfTradePreventionMode"] = STP_MODE
+        out["selfTradePreventionMode"] = self.stp_mode
         if self.expiry_reason is not None:
             out["expiryReason"] = self.expiry_reason
         if resp_type == "FULL":
@@ -154,9 +157,12 @@ class Order:
                 "isWorking": True,
                 "workingTime": self.working_time if self.working_time >= 0 else self.time,
                 "origQuoteOrderQty": fmt(self.quote_order_qty),
-                "selfTradePreventionMode": STP_MODE,
+                "selfTradePreventionMode": self.stp_mode,
             }
         )
+        if self.prevented is not None:
+            out["preventedMatchId"] = self.prevented["v"]
+            out["preventedQuantity"] = self.prevented["A"]
         if self.expiry_reason is not None:
             out["expiryReason"] = self.expiry_reason
         return out
@@ -172,7 +178,7 @@ class Order:
             "transactTime": now_ms,
         }
         out.update(self._result_fields())
-        out["selfTradePreventionMode"] = STP_MODE
+        out["selfTradePreventionMode"] = self.stp_mode
         return out
 
     def execution_report(
@@ -217,8 +223,10 @@ class Order:
             "Z": fmt(self.cum_quote),
             "Y": fmt(trade.quote_qty if trade else ZERO),
             "Q": fmt(self.quote_order_qty),
-            "V": STP_MODE,
+            "V": self.stp_mode,
         }
+        if exec_type == "TRADE_PREVENTION" and self.prevented is not None:
+            ev.update(self.prevented)
         if self.working_time >= 0:
             ev["W"] = self.working_time
         if exec_type == "EXPIRED" and self.expiry_reason is not None:

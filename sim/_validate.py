@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
+from sim._crossing import STP_MODES
 from sim._errors import SimError, bad_param
 from sim._params import CLIENT_ID_RE, illegal, not_required, opt_dec, req
 from sim._symbols import SymbolSpec
@@ -31,6 +32,7 @@ class NewOrder:
     quote_qty: Decimal | None
     client_order_id: str
     resp_type: str
+    stp_mode: str = "EXPIRE_MAKER"
 
     @property
     def rests(self) -> bool:
@@ -99,4 +101,9 @@ def parse_new_order(spec: SymbolSpec, ref_price: Decimal, p: Mapping[str, str]) 
         spec.check_price(price, side, ref_price)
         spec.check_qty(qty, market=False)
         spec.check_notional(price * qty, market=False)
-    return NewOrder(spec, side, otype, tif or "GTC", price, qty, quote_qty, cid, resp_type)
+    stp = p.get("selfTradePreventionMode") or "EXPIRE_MAKER"  # the symbol's defaultSelfTradePreventionMode
+    if stp in ("DECREMENT", "TRANSFER"):
+        raise SimError(400, -1014, "Unsupported order combination.")  # allowed at Binance, not matched here
+    if stp not in STP_MODES:
+        raise illegal("selfTradePreventionMode")
+    return NewOrder(spec, side, otype, tif or "GTC", price, qty, quote_qty, cid, resp_type, stp)
