@@ -148,49 +148,45 @@ class Engine(EngineRequests, EngineQueries):
             sim = (make_paper_sim(config) if paper else make_embedded_sim(config)).start()
             owns_sim = True
         local = sim if (ex.name is ExchangeName.SIM or paper) else None
-        endpoint = endpoint_for(config, local)
-        if local is None and not skip_startup_checks:
-            # Live: real orders leave only once the checks passed (invariant 5). Nothing is started yet.
-            _require_startup_checks(config, endpoint)
-        database_url = database_url or config.database.connection_url()
-        try:
-            # Before anything reads the database: a second engine would take this one's requests for a crash's.
-            db_lock = acquire_instance_lock(database_url)
-        except BaseException:
-            if owns_sim:
-                sim.stop()
-            raise
-        seed = random.SystemRandom().randrange(2**32) if jitter_seed is None else jitter_seed
-        logger.info("engine starting: jitter seed {} (Engine.start(jitter_seed=...) replays it)", seed)
-        settings = RootSettings(
-            config=config,
-            gateway=GatewaySettings(
-                exchange_id=endpoint.exchange_id,
-                api_key=endpoint.api_key,
-                secret=endpoint.secret,
-                rest_base=endpoint.rest_base,
-                testnet=endpoint.testnet,
-                timeout_ms=int(ex.request_timeout_s * 1000),
-                recv_window_ms=ex.recv_window_ms,
-                jitter_seed=seed,
-            ),
-            database_url=database_url,
-            spool_path=spool_path or config.database.spool_dir / "spool.jsonl",
-            pair_settings=pair_settings(config),
-            risk_manager=risk_manager or default_risk_manager(config),
-            stream=stream_settings(config, endpoint, local, jitter_seed=seed + 1),
-            reconcile_interval_ms=int(config.stream.reconcile_interval_s * 1000),
-            unhealthy_reconcile_ms=int(config.stream.reconcile_interval_unhealthy_s * 1000),
-            listeners=tuple(listeners),
-        )
-        ticker = Ticker(clock)
-        ticker.start()
         state = EngineState(
             kill_switch=config.risk.kill_switch, min_wallet_btc=config.execution.min_wallet_btc, require_wallet=True
         )
-        routing = Routing()
-        root = None
-        try:
+        db_lock: InstanceLock | None = None
+        ticker = root = None
+        try:  # every failure below stops what was started and lets go of the lock (Ctrl+C during start too)
+            endpoint = endpoint_for(config, local)
+            if local is None and not skip_startup_checks:
+                # Live: real orders leave only once the checks passed (invariant 5). Nothing is started yet.
+                _require_startup_checks(config, endpoint)
+            database_url = database_url or config.database.connection_url()
+            seed = random.SystemRandom().randrange(2**32) if jitter_seed is None else jitter_seed
+            logger.info("engine starting: jitter seed {} (Engine.start(jitter_seed=...) replays it)", seed)
+            settings = RootSettings(
+                config=config,
+                gateway=GatewaySettings(
+                    exchange_id=endpoint.exchange_id,
+                    api_key=endpoint.api_key,
+                    secret=endpoint.secret,
+                    rest_base=endpoint.rest_base,
+                    testnet=endpoint.testnet,
+                    timeout_ms=int(ex.request_timeout_s * 1000),
+                    recv_window_ms=ex.recv_window_ms,
+                    jitter_seed=seed,
+                ),
+                database_url=database_url,
+                spool_path=spool_path or config.database.spool_dir / "spool.jsonl",
+                pair_settings=pair_settings(config),
+                risk_manager=risk_manager or default_risk_manager(config),
+                stream=stream_settings(config, endpoint, local, jitter_seed=seed + 1),
+                reconcile_interval_ms=int(config.stream.reconcile_interval_s * 1000),
+                unhealthy_reconcile_ms=int(config.stream.reconcile_interval_unhealthy_s * 1000),
+                listeners=tuple(listeners),
+            )
+            # Before anything reads the database: a second engine would take this one's requests for a crash's.
+            db_lock = acquire_instance_lock(database_url)
+            ticker = Ticker(clock)
+            ticker.start()
+            routing = Routing()
             root = RootActor.start(
                 settings, clock=clock, ticker=ticker, state=state, routing=routing, alerts=_log_alert
             )
@@ -199,12 +195,13 @@ class Engine(EngineRequests, EngineQueries):
                 root.proxy().pair_refs().get(timeout=_START_WAIT_S)
             except pykka.ActorDeadError:
                 raise RuntimeError("the engine failed to start; the log says why") from None
-        except BaseException:  # clean up what was started, then re-raise (Ctrl+C during start too)
+        except BaseException:
             # The root goes on starting its children after the caller gave up (a timeout, Ctrl+C): it is asked to
             # stop (taken once its start is done; its on_stop stops the children) and waited for, or the tree
             # would run on without ticker or lock, on threads that keep the process from exiting.
             stopped = root.stop(block=False) if root is not None else None
-            ticker.stop()
+            if ticker is not None:
+                ticker.stop()
             if stopped is not None:
                 try:
                     stopped.get(timeout=_UNSTART_WAIT_S)
@@ -212,7 +209,7 @@ class Engine(EngineRequests, EngineQueries):
                     logger.error("the engine's actors did not stop after its failed start: {!r}", exc)
             if owns_sim:
                 sim.stop()
-            if root is None or state.children_stopped.is_set():  # kept while an actor may still write
+            if db_lock is not None and (root is None or state.children_stopped.is_set()):  # kept while one may write
                 db_lock.release()
             raise
         return cls(
