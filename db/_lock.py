@@ -11,46 +11,80 @@ anything reads the database, and refuses to start while another engine holds it.
   are per database already). The server drops it when that session ends, a killed process's included; a restart
   right after a kill waits up to `WAIT_S` for the old session to be gone.
 
-Where the lock cannot be taken because the database is unreachable, the engine starts without it (it stores
-through its spool meanwhile): this is logged as a warning, and nothing else changes.
+The PostgreSQL lock can be lost while its process lives (a server restart, a network drop): `InstanceLock.watch`
+checks it every few seconds and takes it again (`db._lockwatch`). Where the lock cannot be taken at all because
+the database is unreachable, ``required=True`` (the engine's) raises `LockUnavailableError`; otherwise a warning is
+logged and an unheld lock returned.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 from loguru import logger
 
-from db._errors import StorageError
-from db._url import DatabaseUrl, make_database, parse_url
+from db._errors import DatabaseUnavailableError, StorageError
+from db._lockwatch import KEY_SQL, PgLockSession, connect_for_lock, error_text
+from db._url import DatabaseUrl, parse_url
 
-__all__ = ["WAIT_S", "DatabaseInUseError", "InstanceLock", "acquire_instance_lock"]
+__all__ = [
+    "RETAKE_WAIT_S",
+    "WAIT_S",
+    "WATCH_S",
+    "DatabaseInUseError",
+    "InstanceLock",
+    "LockUnavailableError",
+    "acquire_instance_lock",
+]
 
 WAIT_S = 10
 """How long a PostgreSQL lock is waited for: the session of an engine killed a moment ago may still be ending."""
-_KEY_SQL = "hashtextextended('bexec-engine:' || current_schema(), 0)"
+RETAKE_WAIT_S = 25
+"""How long a lost PostgreSQL lock is waited for: past a network drop the server may keep the old session until
+its keepalives end it (about 20 s)."""
+WATCH_S = 5.0
+"""How often `InstanceLock.watch` checks a PostgreSQL lock by default."""
 
 
 class DatabaseInUseError(StorageError, RuntimeError):
     """Another engine holds the database's instance lock: this one must not start on it."""
 
 
+class LockUnavailableError(DatabaseUnavailableError, RuntimeError):
+    """The instance lock could not be taken because the database cannot be reached: the engine does not start."""
+
+
 class InstanceLock:
     """The held lock; `release` it when the engine has stopped (idempotent)."""
 
-    def __init__(self, what: str, release: Any = None) -> None:
+    def __init__(
+        self, what: str, release: Callable[[], None] | None = None, session: PgLockSession | None = None
+    ) -> None:
         self.what = what
         """What is locked (the lock file, or the masked URL and schema), for messages."""
-        self._release = release
+        self._release = session.close if session is not None else release
+        self._session = session
 
     @property
     def held(self) -> bool:
         """False when none was taken (in-memory SQLite, or the database was unreachable at start)."""
         return self._release is not None
+
+    def watch(self, on_lost: Callable[[str], None], every_s: float = WATCH_S) -> None:
+        """Check the lock every `every_s` seconds until `release`, taking it again when its session was lost;
+        `on_lost(reason)` is called (once per loss, from the watch's thread) when that fails. A SQLite lock is
+        dropped only with its process: it needs no watch."""
+        if self._session is not None:
+            self._session.watch(on_lost, every_s)
+
+    def check(self) -> bool:
+        """What the watch does each period, now: True while the lock is held."""
+        return self._session.check() if self._session is not None else self.held
 
     def release(self) -> None:
         """Let the next engine start on this database."""
@@ -62,18 +96,21 @@ class InstanceLock:
                 logger.warning("releasing the database lock {} failed: {}", self.what, exc)
 
 
-def acquire_instance_lock(url: str, *, wait_s: float = WAIT_S) -> InstanceLock:
+def acquire_instance_lock(
+    url: str, *, wait_s: float = WAIT_S, retake_wait_s: float = RETAKE_WAIT_S, required: bool = False
+) -> InstanceLock:
     """Take the instance lock of the database at `url` (see the module docstring); PostgreSQL waits up to
-    `wait_s` for it.
+    `wait_s` for it, and up to `retake_wait_s` when `InstanceLock.watch` takes a lost one again.
 
     Raises:
         DatabaseInUseError: another engine holds it (the message says which lock, and the holder's pid when known).
+        LockUnavailableError: `required`, and the PostgreSQL server cannot be reached (password masked).
         DatabaseUrlError: `url` is malformed.
     """
     spec = parse_url(url)
     if spec.backend == "sqlite":
         return _sqlite_lock(spec)
-    return _postgres_lock(spec, wait_s)
+    return _postgres_lock(spec, wait_s, retake_wait_s, required=required)
 
 
 def _sqlite_lock(spec: DatabaseUrl) -> InstanceLock:
@@ -108,40 +145,55 @@ def _sqlite_lock(spec: DatabaseUrl) -> InstanceLock:
     return InstanceLock(str(path), release)
 
 
-def _postgres_lock(spec: DatabaseUrl, wait_s: float) -> InstanceLock:
-    db = make_database(spec, lock_timeout_ms=max(1, int(wait_s * 1000)))
+def _postgres_lock(spec: DatabaseUrl, wait_s: float, retake_wait_s: float, *, required: bool) -> InstanceLock:
     what = spec.masked()
     try:
-        # psycopg2 directly, not peewee: the connection is this lock's alone, and `release` may run in any thread.
-        conn = psycopg2.connect(database=spec.dbname, **db.connect_params)
+        conn = connect_for_lock(spec, wait_s)
     except psycopg2.OperationalError as exc:
-        message = " ".join(str(exc).split())
-        if spec.password:
-            message = message.replace(spec.password, "***")
-        logger.warning("database lock not taken, {} unreachable ({}): the engine starts without it", what, message)
+        message = error_text(exc, spec)
+        if required:
+            raise LockUnavailableError(
+                f"cannot take the database lock: {what} unreachable ({message}); the engine does not start "
+                "without it (another engine could be using the database)"
+            ) from None
+        logger.warning("database lock not taken, {} unreachable ({})", what, message)
         return InstanceLock(what)
     try:
-        conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("SELECT current_schema()")
             row = cur.fetchone()
-            what = f"{what} schema {row[0] if row else '?'}"
-            try:
-                # Waits at most lock_timeout (`wait_s`) for a session that is ending to let go of it.
-                cur.execute(f"SELECT pg_advisory_lock({_KEY_SQL})")
-            except psycopg2.errors.LockNotAvailable:
-                cur.execute(
-                    "SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
-                    f"AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                    f"AND (l.classid::bigint << 32 | l.objid::bigint) = {_KEY_SQL}"
-                )
-                holder = cur.fetchone()
-                raise DatabaseInUseError(
-                    f"another engine is using the database {what} (advisory lock held by server pid "
-                    f"{holder[0] if holder else 'unknown'}); stop it first, or give this one a database of its own"
-                ) from None
+        what = f"{what} schema {row[0] if row else '?'}"
+        _lock(conn, what)
     except BaseException:
         conn.close()
         raise
     logger.debug("database lock taken: {}", what)
-    return InstanceLock(what, conn.close)
+
+    def retake() -> Any:
+        new = connect_for_lock(spec, retake_wait_s)
+        try:
+            _lock(new, what)
+        except BaseException:
+            new.close()
+            raise
+        return new
+
+    return InstanceLock(what, session=PgLockSession(conn, retake, what))
+
+
+def _lock(conn: Any, what: str) -> None:
+    with conn.cursor() as cur:
+        try:
+            # Waits at most lock_timeout (the connection's) for a session that is ending to let go of it.
+            cur.execute(f"SELECT pg_advisory_lock({KEY_SQL})")
+        except psycopg2.errors.LockNotAvailable:
+            cur.execute(
+                "SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                f"AND (l.classid::bigint << 32 | l.objid::bigint) = {KEY_SQL}"
+            )
+            holder = cur.fetchone()
+            raise DatabaseInUseError(
+                f"another engine is using the database {what} (advisory lock held by server pid "
+                f"{holder[0] if holder else 'unknown'}); stop it first, or give this one a database of its own"
+            ) from None

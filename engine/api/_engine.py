@@ -126,7 +126,7 @@ class Engine(EngineRequests, EngineQueries):
         from actors._ticker import Ticker
         from actors.gateway import GatewaySettings
         from actors.root import EngineState, RootActor, RootSettings, Routing
-        from db import acquire_instance_lock
+        from engine.api._lockwatch import LockGuard
         from engine.api._wiring import (
             default_risk_manager,
             endpoint_for,
@@ -151,6 +151,7 @@ class Engine(EngineRequests, EngineQueries):
         state = EngineState(
             kill_switch=config.risk.kill_switch, min_wallet_btc=config.execution.min_wallet_btc, require_wallet=True
         )
+        guard = LockGuard(state, _log_alert)
         db_lock: InstanceLock | None = None
         ticker = root = None
         try:  # every failure below stops what was started and lets go of the lock (Ctrl+C during start too)
@@ -183,13 +184,14 @@ class Engine(EngineRequests, EngineQueries):
                 listeners=tuple(listeners),
             )
             # Before anything reads the database: a second engine would take this one's requests for a crash's.
-            db_lock = acquire_instance_lock(database_url)
+            db_lock = guard.take(database_url)
             ticker = Ticker(clock)
             ticker.start()
             routing = Routing()
             root = RootActor.start(
                 settings, clock=clock, ticker=ticker, state=state, routing=routing, alerts=_log_alert
             )
+            guard.bind(root)
             # Barrier: the root starts its children in its own thread; wait until it is answering.
             try:
                 root.proxy().pair_refs().get(timeout=_START_WAIT_S)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pykka
 import pytest
 
@@ -44,3 +45,23 @@ def test_a_start_failing_on_its_settings_lets_go_of_the_lock_and_stops_its_simul
 
     engine = Engine.start(_config(), database_url=url, spool_path=spool)  # the lock was let go of
     engine.stop(graceful=False)
+
+
+@pytest.mark.postgres
+def test_an_engine_does_not_start_when_its_lock_cannot_be_taken(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: the lock's connection failing was a warning, and the engine started without it once its own
+    # connections got through: a second engine could then start on the same database.
+    real, calls = psycopg2.connect, []
+
+    def first_fails(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise psycopg2.OperationalError("connection refused (injected)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(psycopg2, "connect", first_fails)
+    with pytest.raises(RuntimeError, match=r"cannot take the database lock.*injected.*does not start"):
+        Engine.start(_config(), database_url=pg_url, spool_path=tmp_path / "spool.jsonl")
+    assert pykka.ActorRegistry.get_all() == []

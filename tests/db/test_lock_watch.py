@@ -1,0 +1,115 @@
+"""The PostgreSQL instance lock is watched while the engine runs: a lost session is re-taken, or the engine hears
+it could not be; an unreachable server at start is an error for a caller that needs the lock."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg2
+import pytest
+from loguru import logger
+
+from db import DatabaseInUseError, InstanceLock, StorageError, acquire_instance_lock
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
+
+_KEY_SQL = "hashtextextended('bexec-engine:' || current_schema(), 0)"
+_WAIT_S = 10.0  # bounded waits for the watch thread (it reports through events, never a sleep)
+
+
+@pytest.fixture
+def admin(pg_url: str) -> Iterator[Any]:
+    conn = psycopg2.connect(pg_url, connect_timeout=5)
+    conn.autocommit = True
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def lock(pg_url: str) -> Iterator[InstanceLock]:
+    held = acquire_instance_lock(pg_url, wait_s=0.5, retake_wait_s=0.5)
+    try:
+        yield held
+    finally:
+        held.release()
+
+
+def _holder(admin: Any) -> int | None:
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            f"AND (l.classid::bigint << 32 | l.objid::bigint) = {_KEY_SQL}"
+        )
+        row = cur.fetchone()
+    return int(row[0]) if row else None
+
+
+def test_a_terminated_lock_session_is_re_taken_and_kept(lock: InstanceLock, admin: Any, pg_url: str) -> None:
+    lost: list[str] = []
+    first = _holder(admin)
+    assert first is not None
+    with admin.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(%s)", (first,))
+
+    assert lock.check() is True  # what the watch does every period: reconnected, the lock taken again
+    assert lost == []
+    again = _holder(admin)
+    assert again is not None and again != first
+    with pytest.raises(DatabaseInUseError):
+        acquire_instance_lock(pg_url, wait_s=0.2)
+
+
+def test_the_watch_re_takes_a_lost_lock_by_itself(lock: InstanceLock, admin: Any) -> None:
+    retaken = threading.Event()
+    sink = logger.add(lambda _m: retaken.set(), level="WARNING", filter=lambda r: "re-taken" in r["message"])
+    lost: list[str] = []
+    try:
+        lock.watch(lost.append, every_s=0.05)
+        first = _holder(admin)
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (first,))
+        assert retaken.wait(_WAIT_S), "the watch never re-took the lock"
+    finally:
+        logger.remove(sink)
+    assert lost == [] and _holder(admin) not in (None, first)
+
+
+def test_a_lock_another_session_took_meanwhile_is_reported_lost(lock: InstanceLock, admin: Any) -> None:
+    # The server restarted (here: the session was terminated) and another engine got the lock first: this one
+    # must hear of it, since a second engine now runs on its database.
+    fired = threading.Event()
+    reasons: list[str] = []
+
+    def on_lost(reason: str) -> None:
+        reasons.append(reason)
+        fired.set()
+
+    lock.watch(on_lost, every_s=0.05)
+    with admin.cursor() as cur:
+        # One statement: the other session is queued for the lock before this one's watch can reconnect.
+        cur.execute(f"SELECT pg_terminate_backend(%s), pg_advisory_lock({_KEY_SQL})", (_holder(admin),))
+    assert fired.wait(_WAIT_S), "on_lost was never called"
+    assert "another engine" in reasons[0]
+    assert lock.check() is False and len(reasons) == 1  # once per loss, not once per check
+    with admin.cursor() as cur:
+        cur.execute(f"SELECT pg_advisory_unlock({_KEY_SQL})")
+    assert lock.check() is True  # free again: held again (the engine stays halted: its on_lost decided that)
+
+
+def test_release_stops_the_watch_at_once(pg_url: str) -> None:
+    held = acquire_instance_lock(pg_url)
+    held.watch(lambda _reason: None, every_s=3600)
+    held.release()  # an Event wait, not a sleep: no hour-long join
+    acquire_instance_lock(pg_url, wait_s=5).release()  # let go of: the next one takes it
+    assert [t for t in threading.enumerate() if t.name == "db-lock-watch"] == []
+
+
+def test_a_lock_that_cannot_be_taken_for_want_of_the_server_is_an_error_when_required() -> None:
+    with pytest.raises(StorageError, match="database lock") as raised:
+        acquire_instance_lock("postgresql://nobody:s3ntinel-pw@127.0.0.1:1/none", required=True)
+    assert isinstance(raised.value, RuntimeError) and "s3ntinel-pw" not in str(raised.value)
