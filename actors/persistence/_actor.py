@@ -45,6 +45,7 @@ from db import (
     open_orders,
     request_of,
 )
+from engine.clock import Clock
 from engine.domain import ErrorRecord, Fill, IndicatorSnapshot, Order, RequestRecord, Trade
 
 RECORD_TYPES = (Fill, Order, Trade, ErrorRecord, IndicatorSnapshot, RequestRecord)
@@ -120,10 +121,11 @@ class PersistenceActor(pykka.ThreadingActor):
         *,
         listener: HealthListener | None = None,
         settings: PersistenceSettings | None = None,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__()
         # Runs in the caller's thread: parse only (a bad URL fails here), no I/O.
-        self._core = PersistenceCore(url, spool_path, listener=listener, settings=settings)
+        self._core = PersistenceCore(url, spool_path, listener=listener, settings=settings, clock=clock)
         # Each waiting write-ahead with its own records (the record and its companions).
         self._waiting: list[tuple[pykka.Future[Durability] | DurableCallback, tuple[Record, ...]]] = []
         self._urgent: list[Record] = []  # the waiting write-aheads' records, committed ahead of the batch
@@ -376,12 +378,16 @@ def start_persistence(
     *,
     listener: HealthListener | None = None,
     settings: PersistenceSettings | None = None,
+    clock: Clock | None = None,
 ) -> PersistenceHandle:
     """Start the persistence actor and return its handle.
+
+    `clock` (the engine's injected clock; the system clock when omitted) stamps the records persistence writes
+    itself, such as the error record of a row the database refused.
 
     Raises:
         DatabaseUrlError: the URL is malformed (password masked). An unreachable database does not
             raise: the actor starts degraded and spools.
     """
-    ref = PersistenceActor.start(url, spool_path, listener=listener, settings=settings)
+    ref = PersistenceActor.start(url, spool_path, listener=listener, settings=settings, clock=clock)
     return PersistenceHandle(ref)

@@ -51,7 +51,8 @@ from db import (
     open_connection,
     parse_url,
 )
-from engine.domain import ErrorRecord, Order, Trade, utc_now
+from engine.clock import Clock, SystemClock
+from engine.domain import ErrorRecord, Order, Trade
 
 T = TypeVar("T")
 
@@ -66,11 +67,13 @@ class PersistenceCore(OutageHandling):
         *,
         listener: HealthListener | None = None,
         settings: PersistenceSettings | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._spec: DatabaseUrl = parse_url(url)  # a bad URL fails here, in the caller's thread
         self._spool = Spool(spool_path)
         self._listener = listener
         self._settings = settings or PersistenceSettings()
+        self._clock: Clock = clock or SystemClock()  # stamps the records persistence makes itself
         self._db: peewee.Database | None = None
         self._writer: BatchWriter | None = None
         self._pending: list[Record] = []
@@ -286,7 +289,7 @@ class PersistenceCore(OutageHandling):
                             operation="persist",
                             message=f"{type(record).__name__} rejected: {_one_line(exc)}",
                             context={"record": _dump(record)[:2000]},
-                            time=utc_now(),
+                            time=self._clock.now(),
                         )
                     )
         return True

@@ -1,0 +1,52 @@
+"""Persistence stamps the records it makes itself with the injected clock, not the wall clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from actors.persistence import PersistenceCore, PersistenceSettings, start_persistence
+from db import connect, find_errors
+from engine.clock import ManualClock
+from tests.db import _records as rec
+
+GET = 30  # seconds: generous upper bound for any future in these tests
+# Far from the wall clock, and with milliseconds, so a wall-clock stamp or a truncated one cannot pass.
+START_MS = 1_500_000_000_000
+
+
+def _manual_clock() -> ManualClock:
+    clock = ManualClock(START_MS)
+    clock.advance(1_234)
+    return clock
+
+
+def test_the_core_stamps_a_rejected_record_error_with_its_clock(sqlite_url: str, tmp_path: Path) -> None:
+    # Before: the "persist" error record of a refused row carried utc_now(), the wall clock's time.
+    clock = _manual_clock()
+    core = PersistenceCore(sqlite_url, tmp_path / "spool.jsonl", settings=PersistenceSettings(), clock=clock)
+    core.start()
+    core.accept(rec.order("a", exchange_order_id=9))
+    core.flush()
+    core.accept(rec.order("b", exchange_order_id=9))  # the same exchange order id: the database refuses it
+    core.flush()
+    core.flush()  # commits the "persist" error record
+    [err] = core.query(find_errors, operation="persist")
+    core.stop()
+    assert err.time == datetime.fromtimestamp(1_500_000_001.234, tz=UTC) == clock.now()
+
+
+def test_the_actor_passes_its_clock_to_the_core(sqlite_url: str, tmp_path: Path) -> None:
+    clock = _manual_clock()
+    handle = start_persistence(sqlite_url, tmp_path / "spool.jsonl", clock=clock)
+    handle.save(rec.order("a", exchange_order_id=9))
+    handle.save(rec.order("b", exchange_order_id=9))
+    handle.flush().get(timeout=GET)
+    handle.flush().get(timeout=GET)  # commits the "persist" error record
+    handle.stop()
+    reader = connect(sqlite_url)
+    try:
+        [err] = find_errors(reader, operation="persist")
+    finally:
+        reader.close()
+    assert err.time == clock.now()
