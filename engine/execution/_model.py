@@ -245,6 +245,8 @@ class LegClosed:
     status: OrderStatus
     cum_qty: Decimal
     cum_quote: Decimal = Decimal(0)
+    prevented: bool = False
+    """Expired by the exchange's self-trade prevention: it met another order of this account (EXPIRED_IN_MATCH)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,15 +7,14 @@
  LIMIT_WORKING ──timeout / volatile──► CANCELING ──cancel confirmed / expired──┐
    │  │ PERCENT_PRICE rejection                                                ▼
    │  └──────────────────────────────────────────────────────────────► fallback step ──► DONE (dust,
-   │ canceled outside the engine (stop, or fallback if configured)     │  slippage refused, none)
+   │ canceled outside or STP-expired (stop, or fallback if configured) │  slippage refused, none)
    ▼                                                                   │ PlaceOrder(market | IOC at bound)
  DONE (canceled_externally)                                            ▼
                                    FALLBACK_WAIT ◄──retry later── FALLBACK_WORKING ──closed──► DONE
                                         └──────────── re-place (new leg id) ──┘   rejected ──► DONE
 ```
 
-`Abort` (the caller cancels) cancels whatever leg is live and ends the plan with `canceled` once it closes,
-without a fallback.
+`Abort` (the caller cancels) cancels the live leg and ends the plan with `canceled` once it closes, no fallback.
 
 The remainder is `requested − the limit's cumulative quantity at the exchange` rounded DOWN to the lot
 step, so limit fills plus fallback fills never exceed the request; what cannot be sent (below the step,
@@ -279,10 +278,11 @@ class ExecutionPlan:
             return self._on_failed(leg, ExchangeError("rejected by the exchange"), now_ms)
         if leg.spec.role is OrderRole.PRIMARY and self._fallback_attempts == 0 and leg.spec.order_type is not (
                 OrderType.MARKET):  # fmt: skip
-            external = self.phase is Phase.LIMIT_WORKING and event.status is OrderStatus.CANCELED
+            # canceled outside, or expired meeting this account's order (STP): a fallback would trade against it
+            external = self.phase is Phase.LIMIT_WORKING and (event.status is OrderStatus.CANCELED or event.prevented)
             if external and not self.config.fallback_after_external_cancel:
-                return self._finish(ResultReason.CANCELED_EXTERNALLY, "limit order canceled outside the engine; "
-                                    "fallback not sent")  # fmt: skip
+                how = "expired by self-trade prevention" if event.prevented else "canceled outside the engine"
+                return self._finish(ResultReason.CANCELED_EXTERNALLY, f"limit order {how}; fallback not sent")
             # our cancel confirmed, or the exchange expired the limit (IOC/FOK, or by its own rules)
             return self._place_remainder(kind=self.config.fallback, role=OrderRole.FALLBACK)
         if event.status is OrderStatus.FILLED:  # all it was sent for: the rest is below the market lot step

@@ -16,7 +16,7 @@ from loguru import logger
 
 from engine.api import EventKind
 from engine.domain import ClientOrderId, ErrorRecord, OrderRole, OrderStatus, OrderType, Pair, pair_to_symbol
-from engine.exchange import ExchangeError, Rejected, StopTrading
+from engine.exchange import ExchangeError, ExchangeOrderStatus, Rejected, StopTrading
 from engine.execution import SymbolRules
 from engine.gateway import GatewayRequest
 from engine.orders import (
@@ -202,6 +202,8 @@ class OrderCore(ABC):
 
     # ---- plumbing ------------------------------------------------------------------------------------
     def _apply(self, leg: Leg, event: OrderEvent, now_ms: int) -> None:
+        if isinstance(event, ExchangeStatus) and event.status is ExchangeOrderStatus.EXPIRED_IN_MATCH:
+            leg.prevented = True  # the state machine knows it as EXPIRED; the plan must know why
         if leg.role is OrderRole.EXTERNAL and leg.order_type is OrderType.MARKET:
             leg.state, effects = _apply_unsized(leg.state, event)
         else:

@@ -193,9 +193,8 @@ class PlanBook(RecoveringBook):
             leg.told_closed = True
             state = leg.state
             # The exchange's cumulative quantity, not the fills known here: never re-buy what executed.
-            closed = LegClosed(
-                leg.cid, state.status, state.amount - state.remaining, max(state.quote_filled, state.exchange_cum_quote)
-            )
+            cum_quote = max(state.quote_filled, state.exchange_cum_quote)
+            closed = LegClosed(leg.cid, state.status, state.amount - state.remaining, cum_quote, leg.prevented)
             self._feed(execution, closed, now_ms)
         if execution.stage is Stage.SETTLING and not self._awaiting_fills(execution):
             self._close(execution, now_ms)

@@ -180,3 +180,23 @@ def test_an_order_comes_out_the_same_whichever_arrives_first_its_reports_or_its_
     fills = [e.fill.trade_id for e in events.of(EventKind.FILL) if e.fill is not None]
     assert fills and len(fills) == len(set(fills))
     assert len(events.of(EventKind.DONE)) == 2
+
+
+def test_a_limit_expired_by_self_trade_prevention_is_not_chased_with_a_fallback(
+    engine: tuple[Engine, Events], sim: Simulator
+) -> None:
+    # A person sells into the engine's working buy from the Binance UI (the same account): the exchange's default
+    # self-trade prevention (EXPIRE_MAKER) expires the engine's order. Buying the rest at market would undo the
+    # person's sale; the request ends as if the order were canceled outside, and says why.
+    eng, events = engine
+    sim.control.set_quote("BTCUSDT", "59000", "61000")
+    order = eng.place_order(PAIR, "buy", "0.01", "60000").result(timeout=20)
+    assert isinstance(order, Accepted), order
+    sim.control.place_external_order(
+        symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="IOC", quantity="0.01", price="59500"
+    )
+    [done] = events.wait_for(EventKind.DONE)
+    assert done.trade is not None and done.trade.filled == 0
+    assert "self-trade prevention" in done.trade.note, done.trade.note
+    ours = [o for o in sim.control.ledger()["orders"] if not o["external"]]
+    assert [(o["type"], o["status"]) for o in ours] == [("LIMIT", "EXPIRED_IN_MATCH")]  # no fallback went out

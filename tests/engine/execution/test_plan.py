@@ -291,6 +291,17 @@ def test_canceled_outside_the_engine_stops_the_fallback_unless_configured() -> N
     only(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D("0.003")), 50), PlaceOrder)
 
 
+def test_a_limit_expired_by_self_trade_prevention_stops_like_an_outside_cancel_unless_configured() -> None:
+    # EXPIRED_IN_MATCH: an order of this account (a person in the UI, another bot) met the working limit.
+    prevented = LegClosed(PRIMARY, OrderStatus.EXPIRED, D("0.003"), prevented=True)
+    result = result_of(started().handle(prevented, 50))
+    assert (result.reason, result.status) == (ResultReason.CANCELED_EXTERNALLY, TS.PARTIAL)
+    assert "self-trade prevention" in result.detail
+    only(started(ExecutionConfig(fallback_after_external_cancel=True)).handle(prevented, 50), PlaceOrder)
+    # Expired by the exchange's own rules (not a match with this account): the fallback goes, as before.
+    only(started().handle(LegClosed(PRIMARY, OrderStatus.EXPIRED, D("0.003")), 50), PlaceOrder)
+
+
 def test_cancel_of_a_limit_that_never_existed_goes_to_fallback() -> None:
     plan = started()
     plan.handle(LegFailed(PRIMARY, OutcomeUnknown("timeout")), 5)
