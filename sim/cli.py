@@ -11,7 +11,7 @@ from types import FrameType
 from sim._config import RateLimitConfig, SimConfig
 from sim._server import Simulator
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "main", "run"]
 
 
 def _symbols(value: str) -> list[str]:
