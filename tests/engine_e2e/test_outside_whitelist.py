@@ -22,7 +22,15 @@ from engine.clock import ManualClock, SystemClock
 from engine.domain import TradeStatus
 from sim import Simulator
 from tests.engine_e2e._engine_sim_helpers import sim
-from tests.engine_e2e.test_recovery import _flush, _read, _write_intent, db_url, start
+from tests.engine_e2e.test_recovery import (
+    _advance_until,
+    _flush,
+    _read,
+    _write_intent,
+    db_url,
+    settle_all,
+    start,
+)
 
 __all__ = ["db_url", "sim", "start"]  # the recovery tests' engines on the engine tests' simulator (BTC and ETH)
 
@@ -58,6 +66,7 @@ def test_a_live_order_of_a_pair_taken_off_the_whitelist_is_followed_to_its_end(
     # Past the 5 s limit timeout: a tracked pair is never canceled nor falls back. (A cancel sent late would still
     # show below: the order could not end FILLED with all 0.1, and the ledger would hold a second ETH order.)
     second.ticker.advance(10_000)
+    settle_all(second)  # barrier: whatever the limit timeout set off has run out before checking nothing was sent
     assert [o["status"] for o in _eth_orders(sim)] == ["PARTIALLY_FILLED"]
     assert [o.client_order_id for o in second.open_orders()] == [cid]  # still visible through the API
     assert [o.filled for o in second.open_orders(ETH)] == [Decimal("0.04")]
@@ -83,13 +92,8 @@ def test_an_intent_never_sent_for_a_pair_taken_off_the_whitelist_is_closed_unsen
     clock = ManualClock(SystemClock().now_ms())
     _write_intent(db_url, "eth-never-sent", clock.now_ms(), pair=ETH, price="2900", amount="0.1")
     engine, events = start(clock, ["BTC/USDT"])
-    for _ in range(40):  # the unknown outcome's lookups, then "never created": a pair actor would re-send it
-        if events.of(EventKind.DONE):
-            break
-        engine.ticker.advance(1_000)
-        with events._cond:
-            events._cond.wait_for(lambda: bool(events.of(EventKind.DONE)), 0.2)
-    [done] = events.wait_for(EventKind.DONE)
+    # The unknown outcome's lookups, then "never created" (a pair actor would re-send it); each step settles first.
+    [done] = _advance_until(engine, events, EventKind.DONE, 1_000, 40)
     assert done.trade is not None and done.trade.filled == 0
     assert "not sent: the pair is not whitelisted" in done.trade.note
     assert _eth_orders(sim) == []  # never placed: the whitelist no longer allows it

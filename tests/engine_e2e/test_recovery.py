@@ -32,6 +32,7 @@ from engine.domain import (
 )
 from engine.exchange import client_order_id
 from sim import FaultSpec, SimConfig, Simulator
+from tests.engine_e2e._engine_sim_helpers import settle
 from tests.engine_e2e.test_engine_sim import Events
 
 PAIR = "BTC/USDT"
@@ -158,7 +159,9 @@ def test_a_callers_cancel_that_failed_before_a_crash_is_still_a_cancel_after_it(
     first.cancel_order(PAIR, accepted.order.request_id)
     [error] = first_events.wait_for(EventKind.ERROR)
     assert error.client_order_id == cid
-    _flush(first)
+    # The event may reach the bus before its pair actor told persistence the order is open again: settle asks the
+    # actor (done with that message) before it flushes the store.
+    settle_all(first)
     stored, _ = _stored(db_url)
     assert [o.status for o in stored] == [OrderStatus.OPEN]  # the refused cancel set it back
     first.stop(graceful=False)
@@ -214,13 +217,31 @@ def _write_intent(
     return order
 
 
+def settle_all(engine: Engine) -> None:
+    """Barrier: what the engine was set off to do has run out, the root's tracking-only book included, and every
+    event it published has reached the bus's listeners. No wall-clock wait: each step is an ask or the gateway idle.
+    """
+    root = engine._root.proxy()
+    gateway = root.gateway.get(timeout=10)
+    for _ in range(50):
+        before = gateway.stats()
+        settle(engine)  # the gateway idle, the pair actors and the store caught up
+        root.pair_refs().get(timeout=10)  # the root handled the answers told to it (pairs it tracks itself)
+        after = gateway.stats()
+        if (after.sent, after.failed, after.queued, after.in_flight) == (before.sent, before.failed, 0, 0):
+            break
+    else:
+        raise AssertionError("the engine did not settle")
+    # Published before the asks above returned: the bus (one inbox, in order) has called its listeners before this.
+    root.bus().get(timeout=10).has_listeners().get(timeout=10)
+
+
 def _advance_until(engine: Engine, events: Events, kind: EventKind, step_ms: int, steps: int) -> list[EngineEvent]:
     for _ in range(steps):
         if events.of(kind):
             break
         engine.ticker.advance(step_ms)
-        with events._cond:
-            events._cond.wait_for(lambda: bool(events.of(kind)), 0.5)
+        settle_all(engine)  # each step's consequences run out before time moves on
     return events.wait_for(kind)
 
 
