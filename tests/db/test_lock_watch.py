@@ -1,5 +1,6 @@
 """The PostgreSQL instance lock is watched while the engine runs: a lost session is re-taken, or the engine hears
-it could not be; an unreachable server at start is an error for a caller that needs the lock."""
+it could not be; its session asks the server to notice a dead client within seconds; an unreachable server at
+start is an error for a caller that needs the lock."""
 
 from __future__ import annotations
 
@@ -47,6 +48,24 @@ def _holder(admin: Any) -> int | None:
         )
         row = cur.fetchone()
     return int(row[0]) if row else None
+
+
+def _lock_connection(lock: InstanceLock) -> Any:
+    return lock._session._conn  # type: ignore[union-attr]  # the session's own settings
+
+
+def test_the_lock_session_asks_the_server_to_drop_it_within_seconds_of_a_dead_client(lock: InstanceLock) -> None:
+    # A crashed engine host sends nothing: without server-side keepalives its session (and the lock) lives on
+    # for the kernel's two hours, and no engine can start on the database meanwhile.
+    with _lock_connection(lock).cursor() as cur:
+        shown = {}
+        for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count"):
+            cur.execute(f"SHOW {name}")
+            shown[name] = cur.fetchone()[0]
+    assert shown == {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "2"}
+    # And the client side notices a dead server as quickly (a lost lock is then re-taken or reported).
+    client = _lock_connection(lock).info.dsn_parameters
+    assert (client["keepalives"], client["keepalives_idle"], client["keepalives_count"]) == ("1", "10", "2")
 
 
 def test_a_terminated_lock_session_is_re_taken_and_kept(lock: InstanceLock, admin: Any, pg_url: str) -> None:
