@@ -138,13 +138,14 @@ def test_delay_events_sends_the_stream_late_and_in_order() -> None:
         # Only the first event was faulted, but everything after it waits behind it: the stream stays ordered.
         await wire.rest("POST", {**LIMIT, "price": "60001", "newClientOrderId": "next"}, "NEW:next")
         await wire.settle(lambda: len(wire.log) >= 6)
-        assert [f"{ch}:{w}" for ch, w, _ in wire.log] == [
-            "http:NEW:late",
-            "http:NEW:next",
-            "ws:NEW:late",
-            "ws:outboundAccountPosition",
-            "ws:NEW:next",
-            "ws:outboundAccountPosition",
+        # Each channel keeps its own order; nothing orders a REST answer against a stream event (Binance does not,
+        # and whether "next" was answered before "late"'s delayed event went out depends on the machine's speed).
+        assert [w for ch, w, _ in wire.log if ch == "http"] == ["NEW:late", "NEW:next"]
+        assert [w for ch, w, _ in wire.log if ch == "ws"] == [
+            "NEW:late",
+            "outboundAccountPosition",
+            "NEW:next",
+            "outboundAccountPosition",
         ]
         arrived = next(t for ch, w, t in wire.log if ch == "ws" and w == "NEW:late")
         return arrived - t0
