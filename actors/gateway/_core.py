@@ -72,7 +72,7 @@ class GatewayCore(ExchangeFeedback):
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
-        self._slot_free: asyncio.Event | None = None
+        self._idle_waiters: list[asyncio.Future[None]] = []  # `wait_idle` callers, woken as the last request ends
         self._dispatching = False
         self._budget_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -89,7 +89,6 @@ class GatewayCore(ExchangeFeedback):
         """Create the client, measure the clock offset and start dispatching."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        self._slot_free = asyncio.Event()
         self._client = self._factory(self._on_response)
         if sync_time:
             await self.sync_time()
@@ -124,13 +123,28 @@ class GatewayCore(ExchangeFeedback):
         self._pump()
 
     async def wait_idle(self) -> None:
-        """Return once nothing is queued or in flight (tests and shutdown use it as a barrier)."""
-        assert self._slot_free is not None
-        while self._queue or self._in_flight or self._parked:
-            if self._in_flight or self._parked:
-                await self._wait(self._slot_free, None)
-            else:
-                await asyncio.sleep(0.001)  # queued behind the budget: its timer (or a wake) will send it
+        """Return once nothing is queued or in flight (tests and shutdown use it as a barrier).
+
+        No polling: the gateway can only become idle as a request ends (a queued one is sent first, a parked one
+        is back in flight before it ends), and `_send` wakes the waiters then.
+        """
+        assert self._loop is not None
+        while self._busy():
+            waiter = self._loop.create_future()
+            # Waiters that gave up (a timeout around this call) are dropped, not kept for the whole run.
+            self._idle_waiters = [w for w in self._idle_waiters if not w.done()]
+            self._idle_waiters.append(waiter)
+            await waiter
+
+    def _busy(self) -> bool:
+        return bool(self._queue) or self._in_flight > 0 or self._parked > 0
+
+    def _wake_idle_waiters(self) -> None:
+        if self._idle_waiters and not self._busy():
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def set_limits(self, limits: tuple[RateLimit, ...]) -> None:
         """Replace the enforced limits (the exchange's `rateLimits`), keeping any Retry-After block or hold."""
@@ -299,9 +313,8 @@ class GatewayCore(ExchangeFeedback):
             if request.op is Op.CREATE_ORDER:
                 self.pending_creates.done(request.key)  # after its answer was told, if it has one
             self._in_flight -= 1
-            if self._slot_free is not None:
-                self._slot_free.set()
             self._pump()
+            self._wake_idle_waiters()
 
     async def _call(self, ccxt_method: str, request: GatewayRequest, cleared: _Clearance) -> Any:
         """One ccxt call, capped. ccxt's own timeout fires first; the cap also covers a hang inside ccxt.
