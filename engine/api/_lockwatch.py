@@ -11,16 +11,20 @@ each take the other's requests for a crash's leftovers.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pykka
 from loguru import logger
 
 if TYPE_CHECKING:
+    import peewee
+
     from actors.root import EngineState
     from db import InstanceLock
 
-__all__ = ["LOCK_CHECK_S", "LOCK_RETAKE_WAIT_S", "LockGuard"]
+__all__ = ["LOCK_CHECK_S", "LOCK_RETAKE_WAIT_S", "LockGuard", "read_under_lock"]
+
+_T = TypeVar("_T")
 
 LOCK_CHECK_S = 5.0
 """How often the engine checks that it still holds its PostgreSQL lock (read at each start: tests lower it)."""
@@ -78,3 +82,27 @@ class LockGuard:
                 logger.error("database lock lost while the root actor is not running: halting directly")
         self._state.halt(HALT_STOP_TRADING, f"{type(error).__name__}: {error}")
         self._alert("stop_trading", str(error))
+
+
+def read_under_lock(database_url: str, read: Callable[[peewee.Database], _T]) -> _T:
+    """`read(db)` on the database at `database_url` (migrated first) under its instance lock, let go of before this
+    returns: while another engine runs on the database, nothing is read or written (the daemon's look at what an
+    earlier run left open, before `Engine.start` takes the lock for good).
+
+    Raises:
+        DatabaseInUseError: another engine holds the lock.
+        StorageError: the database cannot be reached (`LockUnavailableError` included), its URL is malformed, its
+            credentials are refused, or its schema is newer than this engine knows.
+    """
+    from db._lock import acquire_instance_lock
+    from db._url import connect
+
+    lock = acquire_instance_lock(database_url, required=True)
+    try:
+        db = connect(database_url)
+        try:
+            return read(db)
+        finally:
+            db.close()
+    finally:
+        lock.release()

@@ -11,8 +11,8 @@ first order. The main thread then only waits for a signal:
 - SIGUSR1: log every thread's traceback (deadlock diagnosis), keep running.
 
 The start-up checks are the ones `check-config --online` runs (keys, clock, filters, wallet, withdrawal
-permission); a failure stops the daemon. The database is then read once for orders a previous run left open,
-so the operator sees at start what reconciliation is about to resolve.
+permission); a failure stops the daemon. The database is then read once, under the engine's instance lock, for
+orders a previous run left open, so the operator sees at start what reconciliation is about to resolve.
 
 This module imports nothing heavy at import time: the CLI builds its parser from it.
 """
@@ -369,19 +369,18 @@ def _run_startup_checks(config: Config, endpoint: Any) -> bool:
 
 
 def _leftover_open_orders(database_url: str) -> int:
-    """Count (and report) orders the database still holds as open from an earlier run; -1 if unreadable."""
+    """Count (and report) orders the database still holds as open from an earlier run; -1 if unreachable."""
     from loguru import logger
 
-    from db import DatabaseAuthError, DatabaseSchemaError, DatabaseUrlError, StorageError
+    from db import DatabaseAuthError, DatabaseInUseError, DatabaseSchemaError, DatabaseUrlError, StorageError
     from db._repository import open_orders
-    from db._url import connect
+    from engine.api._lockwatch import read_under_lock
 
     try:
-        db = connect(database_url)
-        try:
-            orders = open_orders(db)
-        finally:
-            db.close()
+        # Under the engine's lock: while another engine runs on the database, this one stops without touching it.
+        orders = read_under_lock(database_url, open_orders)
+    except DatabaseInUseError as exc:
+        raise _StartFailed(f"engine: {exc}") from None
     except (DatabaseSchemaError, DatabaseUrlError, DatabaseAuthError) as exc:
         # Permanent until the operator acts (unknown schema, malformed URL, refused credentials): retrying can't help.
         raise _StartFailed(f"database: {exc}") from None
