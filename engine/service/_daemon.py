@@ -123,6 +123,8 @@ class _Daemon:
     def run(self) -> int:
         from loguru import logger
 
+        from engine.logs import redact
+
         # Every part started is registered in `parts` as soon as it runs, so a failure anywhere in start-up stops
         # what did start: the engine's actor threads are not daemons and would otherwise keep the process alive,
         # its API still taking orders, with no main thread left to act on SIGTERM.
@@ -130,16 +132,14 @@ class _Daemon:
             try:
                 engine, api, token = self._start(parts)
                 self._banner(api.url, token)
-            except _StartFailed as exc:
+            except _StartFailed as exc:  # its message may quote an exception's: a URL, a key
                 logger.error("daemon not started: {}", exc)
-                print(f"daemon not started: {exc}", file=sys.stderr, flush=True)
+                print(f"daemon not started: {redact(str(exc))}", file=sys.stderr, flush=True)
                 return EXIT_START_FAILED
             except _StoppedDuringStart as exc:
                 print(f"{exc}: stopped before taking any order", flush=True)
                 return EXIT_OK
             except BaseException as exc:  # noqa: BLE001 - whatever it is, what started must be stopped
-                from engine.logs import redact
-
                 logger.opt(exception=exc).error("daemon not started: unexpected error during start-up")
                 print(
                     f"daemon not started: unexpected {type(exc).__name__} during start-up: {redact(str(exc))} "
@@ -302,7 +302,7 @@ class _Daemon:
 
 
 class _StartFailed(Exception):
-    """The daemon cannot start; the message says why (never with a secret in it)."""
+    """The daemon cannot start; the message says why (printed redacted: it may quote an exception's)."""
 
 
 class _StoppedDuringStart(Exception):

@@ -136,3 +136,25 @@ def test_the_daemon_process_exits_when_its_endpoint_file_cannot_be_written(tmp_p
     assert "daemon not started: unexpected FileExistsError during start-up" in proc.stderr
     assert proc.stderr.count("Traceback") == 1  # logged once
     assert TOKEN not in proc.stdout + proc.stderr
+
+
+def test_a_start_failure_message_never_prints_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: "daemon not started: engine: …" went to stderr as the exception said it, unredacted (the log line
+    # was redacted, the printed one was not).
+    from engine.logs import add_secrets
+
+    sentinel = "s3ntinel-start-failure-secret"
+    add_secrets([sentinel])
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError(f"cannot reach postgresql://bot:{sentinel}@db.example/engine")
+
+    monkeypatch.setattr(Engine, "start", refuse)
+
+    assert _daemon(tmp_path).run() == EXIT_START_FAILED
+
+    captured = capsys.readouterr()
+    assert "daemon not started: engine: cannot reach postgresql://bot:" in captured.err
+    assert sentinel not in captured.err + captured.out
