@@ -5,7 +5,8 @@ passed in (`query.execute(db)`), so several databases can live in one process (t
 rebinding model classes across threads.
 
 Natural unique keys make every write idempotent:
-orders.client_order_id, orders(exchange, exchange_order_id), fills(exchange, symbol, trade_id),
+orders.client_order_id, orders(exchange, pair, exchange_order_id) (migration 7: Binance numbers orders per
+symbol), fills(exchange, symbol, trade_id),
 trades.request_id, errors.key and indicator_snapshots.key (a content digest).
 """
 
