@@ -22,6 +22,7 @@ from engine.exchange._retry import BackoffPolicy
 from engine.gateway import GatewayRequest, GatewayResult, Op
 from engine.venue import ResponseHook, make_client, pass_gate
 from sim import SimConfig, Simulator
+from tests.gateway._barriers import GateAsks, turns_until
 
 MINUTE = 60_000
 NEAR_BOUNDARY = 1_700_000_040_000 - 1_700_000_040_000 % MINUTE + MINUTE - 50  # 50 ms before a new minute
@@ -265,8 +266,11 @@ def test_clock_resync_after_1021_is_one_call_and_waits_out_a_retry_after_block()
         for cid in ("bx-a", "bx-b"):
             core.enqueue(GatewayRequest(Op.FETCH_ORDER, {"origClientOrderId": cid}, Priority.FALLBACK, key=cid,
                                         reply_to=results.append))  # fmt: skip
-        for _ in range(200):  # let both fail and reach the re-sync (loop turns only, no time passes)
-            await asyncio.sleep(0)
+        block_checks = []
+        blocked_until = core.budget.blocked_until_ms
+        core.budget.blocked_until_ms = lambda: block_checks.append(1) or blocked_until()  # type: ignore[method-assign]
+        # Barrier: both failed and the one re-sync found the block (it then waits for it; no time passes here).
+        await turns_until(lambda: len(clients[0].failed) == 2 and bool(block_checks), "the re-sync met the block")
         during_block = clients[0].time_calls
         clock.set(NEAR_BOUNDARY + 30_000)  # the Retry-After block is over
         core.wake()
@@ -294,7 +298,7 @@ def test_a_create_whose_gate_opens_in_the_next_order_window_is_counted_there() -
         await core.start(sync_time=False)
         commit: concurrent.futures.Future[None] = concurrent.futures.Future()
         core.enqueue(GatewayRequest(Op.CREATE_ORDER, {}, Priority.ENTRY, key="bx-late", gate=commit))
-        await asyncio.sleep(0)  # admitted now, in the window that is ending; parked at its gate
+        await turns_until(lambda: core._parked == 1, "parked at its gate")  # admitted in the window that is ending
         assert budget.used(orders, clock.now_ms()) == 1
         clock.advance(20)  # the commit ends in the next window: the create leaves there
         commit.set_result(None)
@@ -322,7 +326,7 @@ def test_a_create_is_held_from_its_hand_over_until_its_answer_was_told() -> None
         core.enqueue(GatewayRequest(Op.CREATE_ORDER, {}, Priority.ENTRY, key="bx-held", reply_to=reply, gate=commit))
         failing: concurrent.futures.Future[None] = concurrent.futures.Future()
         core.enqueue(GatewayRequest(Op.CREATE_ORDER, {}, Priority.ENTRY, key="bx-unsent", gate=failing))
-        await asyncio.sleep(0)  # both parked at their gates
+        await turns_until(lambda: core._parked == 2, "both parked at their gates")
         assert "bx-held" in core.pending_creates and "bx-unsent" in core.pending_creates
         assert handed.holds_create("bx-handed")  # handed over, not even queued yet
         commit.set_result(None)
@@ -366,11 +370,11 @@ def test_a_create_whose_commit_ends_during_a_retry_after_block_waits_it_out() ->
         await core.start(sync_time=False)
         commit: concurrent.futures.Future[None] = concurrent.futures.Future()
         core.enqueue(_gated_create("bx-parked", commit))
-        await asyncio.sleep(0)  # parked at its gate
+        await turns_until(lambda: core._parked == 1, "parked at its gate")
+        asks = GateAsks(core.budget)
         core.budget.on_throttled(http_status=429, retry_after_s=30, now_ms=core._server_now())
         commit.set_result(None)
-        for _ in range(50):  # loop turns only: no time passes
-            await asyncio.sleep(0)
+        await turns_until(lambda: asks.waits >= 1, "its commit done, the budget told it to wait")  # no time passes
         during = list(clients[0].left)
         clock.advance(30_000)
         core.wake()
@@ -397,19 +401,18 @@ def test_creates_piled_up_at_their_gates_leave_no_more_than_their_order_window_a
                            budget=budget)  # fmt: skip
         await core.start(sync_time=False)
         commit: concurrent.futures.Future[None] = concurrent.futures.Future()
-        for n in range(30):  # 10 admitted in each of three windows, all waiting for the same commit
+        for n in range(30):  # 10 admitted (at the hand-over) in each of three windows, all for the same commit
             core.enqueue(_gated_create(f"bx-{n}", commit))
-            await asyncio.sleep(0)
             if n % 10 == 9:
                 clock.advance(10_000)
+        await turns_until(lambda: core._parked == 30, "all parked at their gates")
+        asks = GateAsks(budget)
         commit.set_result(None)
-        for _ in range(200):
-            await asyncio.sleep(0)
+        await turns_until(lambda: asks.asks >= 30, "every create asked to leave")  # those told yes left then
         first_window = len(clients[0].left)
         clock.advance(10_000)
         core.wake()
-        for _ in range(200):
-            await asyncio.sleep(0)
+        await turns_until(lambda: asks.asks >= 50, "the 20 told to wait asked again")
         second_window = len(clients[0].left) - first_window
         clock.advance(20_000)
         core.wake()
@@ -433,9 +436,9 @@ def test_a_create_whose_commit_ends_while_the_gateway_stops_is_not_sent() -> Non
         await core.start(sync_time=False)
         commit: concurrent.futures.Future[None] = concurrent.futures.Future()
         core.enqueue(_gated_create("bx-late", commit))
-        await asyncio.sleep(0)
+        await turns_until(lambda: core._parked == 1, "parked at its gate")
         closing = asyncio.ensure_future(core.close())
-        await asyncio.sleep(0)
+        await turns_until(lambda: not core._dispatching, "the close began")
         commit.set_result(None)
         await asyncio.wait_for(closing, 10)
         return clients[0].left
