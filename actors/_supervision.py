@@ -70,6 +70,8 @@ class SupervisionMixin:
     _held_overflow: set[Pair]
     _dead_logged: set[str]
     _stream_ref: Any
+    _stream_not_stopped: bool = False
+    """The stream actor's stop timed out (or failed): it may still run."""
     _timers: dict[str, int]
     _timers_stopped: bool
     _timer_lock: threading.Lock
@@ -292,32 +294,44 @@ class SupervisionMixin:
                 self._stream_ref.stop(timeout=_ASK_TIMEOUT_S)
             except Exception:  # noqa: BLE001 - a stream that will not stop must not keep the rest running
                 logger.exception("stopping the stream actor failed; the other actors are stopped all the same")
+                self._stream_not_stopped = True  # `_stop_children` (later, maybe) must not count it stopped
         self._stream_ref = None
 
     def _stop_children(self) -> None:
         """The children in reverse order of their start (any not started yet, or already dead, is skipped).
 
         A child that fails to stop (a `Timeout`: it is stuck in a message) is logged and left: the others are
-        still stopped, and persistence still flushes what it holds, then stops.
+        still stopped, and persistence still flushes what it holds, then stops. `children_stopped` (what lets
+        `Engine.stop` release the database lock) is set only when every child stopped, and the final flush
+        answered, within their timeouts: a child still running may still write.
         """
         self._stop_stream()
+        not_stopped = ["stream actor"] if self._stream_not_stopped else []
         for pair, ref in self._pairs.items():
-            _stop_guarded(f"pair actor {pair}", ref.stop)
+            not_stopped += _stop_guarded(f"pair actor {pair}", ref.stop)
         if self._gateway_ref is not None:
-            _stop_guarded("gateway", self._gateway_ref.stop)
+            not_stopped += _stop_guarded("gateway", self._gateway_ref.stop)
         if self._store is not None:
             try:
                 self._store.flush().get(timeout=_ASK_TIMEOUT_S)
             except Exception as exc:  # noqa: BLE001 - reported; stopping continues (the spool has the rest)
-                logger.error("final flush failed: {}", exc)
-            _stop_guarded("persistence actor", self._store.stop)
+                logger.error("final flush failed: {!r}", exc)
+                not_stopped.append("persistence actor (final flush)")
+            not_stopped += _stop_guarded("persistence actor", self._store.stop)
         if self._bus is not None:
-            _stop_guarded("event bus", self._bus.stop)
+            not_stopped += _stop_guarded("event bus", self._bus.stop)
+        if not_stopped:
+            logger.error("{} did not stop within the timeout: the database lock is kept while they may still run",
+                         ", ".join(not_stopped))  # fmt: skip
+            return
         self._state.children_stopped.set()
 
 
-def _stop_guarded(what: str, stop: Callable[..., object]) -> None:
+def _stop_guarded(what: str, stop: Callable[..., object]) -> list[str]:
+    """Stop one child; `[what]` when it did not stop (it timed out, or failed), else `[]`."""
     try:
         stop(timeout=_ASK_TIMEOUT_S)
     except Exception:  # noqa: BLE001 - one child that will not stop must not keep the others running
         logger.exception("stopping the {} failed; the other actors are stopped all the same", what)
+        return [what]
+    return []
