@@ -231,11 +231,7 @@ class SupervisionMixin:
         """Stop intake, cancel (or keep) open orders, flush and stop the children in reverse order."""
         self._state.update(shutting_down=True)
         self._stopping = True
-        with self._timer_lock:
-            self._timers_stopped = True
-            handles = list(self._timers.values())
-        for handle in handles:
-            self._ticker.cancel(handle)
+        self._stop_timers()
         self._stop_stream()
         canceled = 0
         if cancel_open:
@@ -287,6 +283,14 @@ class SupervisionMixin:
             pause.wait(0.02)
         return True
 
+    def _stop_timers(self) -> None:
+        """Stop the root's repeating timers: none acts or re-arms after this (see `RootActor._every`)."""
+        with self._timer_lock:
+            self._timers_stopped = True
+            handles = list(self._timers.values())
+        for handle in handles:
+            self._ticker.cancel(handle)
+
     def _stop_stream(self) -> None:
         # Stopped while the root still runs: the stream's last health report must find it alive.
         if self._stream_ref is not None and self._stream_ref.is_alive():
@@ -304,7 +308,11 @@ class SupervisionMixin:
         still stopped, and persistence still flushes what it holds, then stops. `children_stopped` (what lets
         `Engine.stop` release the database lock) is set only when every child stopped, and the final flush
         answered, within their timeouts: a child still running may still write.
+
+        The timers go first: on the way out of a failed start or of a root that died (`on_failure`), nothing
+        else stops them, and they would tell the dead root (an `ActorDeadError` each) as long as the ticker runs.
         """
+        self._stop_timers()
         self._stop_stream()
         not_stopped = ["stream actor"] if self._stream_not_stopped else []
         for pair, ref in self._pairs.items():

@@ -115,3 +115,13 @@ def test_a_final_flush_not_answered_in_time_leaves_children_stopped_unset(errors
     assert not root._state.children_stopped.is_set()
     assert store.stopped
     assert any("did not stop" in line and "final flush" in line for line in errors), errors
+
+
+def test_stopping_the_children_stops_the_timers(errors: list[str]) -> None:
+    root = _Root(pairs={}, store=None, bus=None)
+    fired: list[int] = []
+    root._timers["t"] = root._ticker.call_later(1_000, fired.append)
+    root._stop_children()
+    assert root._timers_stopped and root._ticker.pending() == 0
+    root._ticker.advance(2_000)
+    assert fired == []
