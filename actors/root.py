@@ -312,6 +312,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
             # Fills now come only from reconciliation (every few seconds while a stream is down).
             self._alerts("stream", f"{health.stream} stream {health.state}: {health.reason}")
 
+    @survives
     def on_critical(self, error: ExchangeError) -> None:
         """A stop-trading error: halt new orders and alert. A 418 ban with a known end halts until that end (the
         gateway holds every request until then anyway); anything else (auth failure) until the engine restarts."""
@@ -333,6 +334,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
             return
         self._state.halt(HALT_STOP_TRADING, f"{type(error).__name__}: {error}")
 
+    @survives
     def ban_over(self, until_ms: int) -> None:
         """The IP ban that was to end at `until_ms` is over (unless a later 418 extended it): new orders resume."""
         if until_ms == self._ban_until_ms and HALT_BAN in self._state.halt_causes():

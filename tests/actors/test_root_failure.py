@@ -6,14 +6,16 @@ The engine runs on the simulator with a manual clock: timers fire only when the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pykka
 import pytest
 from loguru import logger
 
 from engine.api import Engine
+from engine.exchange import ExchangeError
 from sim import Simulator
 from tests.actors._crashes import manual_engine, two_pair_sim
 
@@ -41,6 +43,10 @@ def log() -> Iterator[list[Any]]:
     logger.remove(sink)
 
 
+def _boom(*_args: Any, **_kwargs: Any) -> Any:
+    raise RuntimeError("boom")
+
+
 def test_a_dead_roots_timers_stop_and_never_tell_it(
     engine: Engine, sim: Simulator, tmp_path: Path, log: list[Any]
 ) -> None:
@@ -57,3 +63,36 @@ def test_a_dead_roots_timers_stop_and_never_tell_it(
     engine.stop()  # tolerates the dead root, and releases the database lock: a new engine starts on it
     second = manual_engine(sim, tmp_path)
     second.stop(graceful=False)
+
+
+def _critical(root: Any) -> Any:
+    return root.on_critical.defer(ExchangeError("invalid API key"))
+
+
+def _ban_over(root: Any) -> Any:
+    return root.ban_over.defer(0)  # 0: no ban was recorded, the check goes on to the halt causes
+
+
+@pytest.mark.parametrize(
+    ("tell", "state_method", "handler"), [(_critical, "halt", "on_critical"), (_ban_over, "halt_causes", "ban_over")]
+)
+def test_a_critical_error_or_ban_end_that_raises_is_survived_and_alerted(
+    engine: Engine,
+    log: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tell: Callable[[Any], Any],
+    state_method: str,
+    handler: str,
+) -> None:
+    # Either told message raising killed the root: no supervisor, no restarts, nothing reached by Engine.stop.
+    monkeypatch.setattr(engine._state, state_method, _boom)
+    root = engine._root.proxy()
+    tell(root)
+    try:
+        root.pair_refs().get(timeout=_WAIT_S)  # barrier through the root's inbox
+    except pykka.ActorDeadError:
+        pytest.fail("the root died of a told message")
+    monkeypatch.undo()
+    assert engine._root.is_alive()
+    # The handler's own alert, not the one of a root that died ("the root actor died (RuntimeError('boom'))").
+    assert any(f"ALERT root_error: {handler} failed: RuntimeError: boom" in r["message"] for r in log), log
