@@ -208,10 +208,11 @@ class _Daemon:
         try:
             # Bound first: a daemon that cannot serve must stop before the engine starts. Stopping after it would
             # have resumed (and under on_shutdown = cancel, canceled) whatever the database holds open.
-            listener = bind_listener(api_cfg.host, api_cfg.port)
+            listeners = bind_listener(api_cfg.host, api_cfg.port)
         except OSError as exc:
             raise _StartFailed(f"control API cannot listen on {api_cfg.host}:{api_cfg.port}: {exc}") from None
-        parts.callback(listener.close)
+        for sock in listeners:
+            parts.callback(sock.close)
         parts.callback(_quietly, "stop the alerts", self._stop_alerts)
         self._start_alerts()
         parts.callback(_quietly, "stop the simulator", self._stop_sim)
@@ -250,7 +251,7 @@ class _Daemon:
         api = ControlApi(engine, token.token)
         parts.callback(_quietly, "stop the control API", api.stop)
         try:
-            url = api.start(api_cfg.host, api_cfg.port, sock=listener)
+            url = api.start(api_cfg.host, api_cfg.port, socks=listeners)
         except OSError as exc:
             raise _StartFailed(f"control API cannot listen on {api_cfg.host}:{api_cfg.port}: {exc}") from None
         write_endpoint(endpoint_file_for(api_cfg.token_path), url)

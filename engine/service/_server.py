@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import socket
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pykka
 from aiohttp import web
@@ -19,7 +20,7 @@ from loguru import logger
 from engine.service._app import ApiState, EventHub, build_app
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from engine.api import Engine
 
@@ -27,6 +28,7 @@ __all__ = ["ControlApi", "bind_listener"]
 
 _START_TIMEOUT_S = 15.0
 _STOP_TIMEOUT_S = 10.0
+_BIND_ATTEMPTS = 5
 
 
 class ControlApi:
@@ -50,14 +52,14 @@ class ControlApi:
         self._unsubscribe: Callable[[], None] | None = None
         self.url = ""
 
-    def start(self, host: str, port: int, sock: socket.socket | None = None) -> str:
+    def start(self, host: str, port: int, socks: Sequence[socket.socket] = ()) -> str:
         """Bind and serve; returns the URL. Raises OSError when the address cannot be bound.
 
-        `sock`: a socket already bound with `bind_listener` (the daemon binds before it starts the engine, so a
-        taken port stops it before crash recovery resumes anything); served as it is, `host`/`port` name it.
+        `socks`: sockets already bound with `bind_listener` (the daemon binds before it starts the engine, so a
+        taken port stops it before crash recovery resumes anything); served as they are, `host`/`port` name them.
         """
         ready: concurrent.futures.Future[str] = concurrent.futures.Future()
-        args = (host, port, ready, sock)
+        args = (host, port, ready, tuple(socks))
         self._thread = threading.Thread(target=self._serve, args=args, name="control-api", daemon=True)
         self._thread.start()
         self.url = ready.result(_START_TIMEOUT_S)
@@ -65,12 +67,14 @@ class ControlApi:
         logger.bind(url=self.url).info("control API listening")
         return self.url
 
-    def _serve(self, host: str, port: int, ready: concurrent.futures.Future[str], sock: socket.socket | None) -> None:
+    def _serve(
+        self, host: str, port: int, ready: concurrent.futures.Future[str], socks: tuple[socket.socket, ...]
+    ) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
         self.hub.bind(loop)
         try:
-            bound = loop.run_until_complete(self._bind(host, port, sock))
+            bound = loop.run_until_complete(self._bind(host, port, socks))
         except (OSError, RuntimeError) as exc:
             ready.set_exception(exc)
             loop.close()
@@ -82,11 +86,13 @@ class ControlApi:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
-    async def _bind(self, host: str, port: int, sock: socket.socket | None) -> str:
+    async def _bind(self, host: str, port: int, socks: tuple[socket.socket, ...]) -> str:
         self._runner = web.AppRunner(build_app(self.state), access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.SockSite(self._runner, sock) if sock is not None else web.TCPSite(self._runner, host, port)
-        await site.start()
+        sites: list[web.BaseSite] = [web.SockSite(self._runner, sock) for sock in socks]
+        sites = sites or [web.TCPSite(self._runner, host, port)]
+        for site in sites:
+            await site.start()
         # With port 0 the OS picks the port: read back what was bound.
         addresses = self._runner.addresses
         actual = int(addresses[0][1]) if addresses else port
@@ -124,12 +130,42 @@ class ControlApi:
         logger.info("control API stopped")
 
 
-def bind_listener(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to `host`:`port` (port 0: any free one) for `ControlApi.start`.
+def bind_listener(host: str, port: int) -> list[socket.socket]:
+    """TCP sockets bound to every address `host` resolves to, all on one port (port 0: a free one), for
+    `ControlApi.start`: ``localhost`` listed as both ::1 and 127.0.0.1 answers clients of either family.
+
+    An address of a family this machine cannot bind (an IPv6 ::1 without IPv6) is skipped with a warning, as long
+    as one address is bound.
 
     Raises:
-        OSError: the address cannot be bound (the port is taken, the host is not local).
+        OSError: an address cannot be bound (the port is taken, the host is not local).
     """
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, _, _, _, address = infos[0]
-    return socket.create_server(address, family=family)
+    addresses = list(dict.fromkeys((family, address) for family, _, _, _, address in infos))
+    for _ in range(_BIND_ATTEMPTS - 1 if port == 0 else 0):
+        try:
+            return _bind_all(addresses)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:  # the port picked for the first address was taken for another
+                raise
+    return _bind_all(addresses)
+
+
+def _bind_all(addresses: Sequence[tuple[int, Any]]) -> list[socket.socket]:
+    socks: list[socket.socket] = []
+    try:
+        for family, address in addresses:
+            # The first one picks the port when it is 0; the others take the same one.
+            at = (address[0], socks[0].getsockname()[1], *address[2:]) if socks else address
+            try:
+                socks.append(socket.create_server(at, family=family))
+            except OSError as exc:
+                if socks and exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                    logger.warning("control API: {} cannot be bound on this machine, skipped: {}", at[0], exc)
+                    continue
+                raise
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
