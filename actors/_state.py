@@ -112,7 +112,11 @@ class EngineState:
         self._halts: dict[str, str] = {}
         self.children_stopped = threading.Event()
         """Set once the root has stopped its children (its `on_stop`, or its `on_failure` should it die: pykka
-        marks a failed actor stopped before that runs, so `Engine.stop` waits on this instead)."""
+        marks a failed actor stopped before that runs, so `Engine.stop` waits on this instead) and every one of
+        them stopped within its timeout: not when one may still run (the database lock is kept then)."""
+        self.children_stop_over = threading.Event()
+        """Set once the root is done stopping its children, whether or not they all stopped: what to wait on
+        behind a dead root before reading `children_stopped` (which a stuck child leaves unset for good)."""
 
     def intake(self) -> IntakeContext:
         """The current intake context."""

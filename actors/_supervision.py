@@ -312,6 +312,12 @@ class SupervisionMixin:
         The timers go first: on the way out of a failed start or of a root that died (`on_failure`), nothing
         else stops them, and they would tell the dead root (an `ActorDeadError` each) as long as the ticker runs.
         """
+        try:
+            self._stop_children_in_turn()
+        finally:
+            self._state.children_stop_over.set()
+
+    def _stop_children_in_turn(self) -> None:
         self._stop_timers()
         self._stop_stream()
         not_stopped = ["stream actor"] if self._stream_not_stopped else []

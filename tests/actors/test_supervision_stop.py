@@ -85,7 +85,7 @@ def test_every_child_stopped_and_flushed_sets_children_stopped(errors: list[str]
     pair, bus, store = _Child.start(), _Child.start(), _Store(_flushed())
     root = _Root(pairs={Pair("BTC/USDT"): pair}, store=store, bus=bus)
     root._stop_children()
-    assert root._state.children_stopped.is_set()
+    assert root._state.children_stopped.is_set() and root._state.children_stop_over.is_set()
     assert not pair.is_alive() and not bus.is_alive() and store.stopped
     assert errors == []
 
@@ -100,6 +100,7 @@ def test_a_child_whose_stop_times_out_leaves_children_stopped_unset(errors: list
     try:
         root._stop_children()
         assert not root._state.children_stopped.is_set()
+        assert root._state.children_stop_over.is_set()  # done trying: what a stop behind a dead root waits for
         assert not bus.is_alive() and store.stopped  # the others are stopped all the same
         assert any("did not stop" in line and "pair actor BTC/USDT" in line for line in errors), errors
     finally:
