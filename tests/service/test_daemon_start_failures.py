@@ -7,8 +7,6 @@ alive, the API still taking orders and SIGTERM no longer acting.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ from engine.api import Engine
 from engine.config import load_config
 from engine.service._daemon import EXIT_OK, EXIT_START_FAILED, _Daemon, _Signals
 from engine.service._server import ControlApi
-from tests.service._proc import ROOT, daemon_env
+from tests.service._proc import cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -119,18 +117,9 @@ def test_a_stop_signal_during_engine_start_stops_it_before_the_api_takes_an_orde
 
 def test_the_daemon_process_exits_when_its_endpoint_file_cannot_be_written(tmp_path: Path) -> None:
     (tmp_path / "not-a-dir").write_text("")
-    env = daemon_env(
-        tmp_path, FREQTRADE__API__TOKEN=TOKEN, FREQTRADE__API__TOKEN_PATH=str(tmp_path / "not-a-dir" / "tok")
-    )
     # Before the fix the process never exited (non-daemon actor threads): run's timeout turns that into a failure.
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "daemon"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
+    proc = cli(
+        tmp_path, "daemon", FREQTRADE__API__TOKEN=TOKEN, FREQTRADE__API__TOKEN_PATH=str(tmp_path / "not-a-dir" / "tok")
     )
     assert proc.returncode == EXIT_START_FAILED, proc.stderr[-3000:]
     assert "daemon not started: unexpected FileExistsError during start-up" in proc.stderr
