@@ -119,6 +119,7 @@ class Engine(EngineRequests, EngineQueries):
             StartupChecksFailed: live mode, and a start-up check failed; nothing was started.
             DatabaseInUseError: another engine is running on the same database (one engine per database:
                 `db.acquire_instance_lock`); nothing was started. A subclass of RuntimeError.
+            LockUnavailableError: the database could not be reached to take that lock (a RuntimeError too).
             RuntimeError: the engine could not start (the log says why).
         """
         import pykka
