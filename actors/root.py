@@ -155,6 +155,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
             settings=PersistenceSettings(
                 batch_size=db.batch_size, spool_limit_bytes=db.spool_max_bytes, memory_limit=db.buffer_max_rows
             ),
+            clock=self._clock,
         )
         budget = RateBudget()
         self._gateway_ref = GatewayActor.start(

@@ -50,3 +50,32 @@ def test_the_actor_passes_its_clock_to_the_core(sqlite_url: str, tmp_path: Path)
     finally:
         reader.close()
     assert err.time == clock.now()
+
+
+def test_the_engine_gives_persistence_its_own_clock(tmp_path: Path) -> None:
+    # Before: the root started persistence without the engine's clock, so a ManualClock engine stamped today.
+    from engine.api import Engine
+    from engine.config import Config
+    from sim import SimConfig, Simulator
+
+    clock = _manual_clock()
+    config = Config.model_validate(
+        {"stream": {"user_data": False, "market_data": False}, "exchange": {"pair_whitelist": ["BTC/USDT"]}}
+    )
+    url = f"sqlite:///{tmp_path}/e.sqlite3"
+    with Simulator(SimConfig(seed=3, symbols=["BTCUSDT"])) as sim:
+        engine = Engine.start(config, clock=clock, sim=sim, database_url=url, spool_path=tmp_path / "spool.jsonl")
+        try:
+            store = engine._root.proxy().store().get(timeout=GET)
+            store.save(rec.order("a", exchange_order_id=9))
+            store.save(rec.order("b", exchange_order_id=9))  # refused: the same exchange order id
+            store.flush().get(timeout=GET)
+            store.flush().get(timeout=GET)  # commits the "persist" error record
+        finally:
+            engine.stop(graceful=False)
+    reader = connect(url)
+    try:
+        [err] = find_errors(reader, operation="persist")
+    finally:
+        reader.close()
+    assert err.time == clock.now()
