@@ -246,7 +246,8 @@ class Engine(EngineRequests, EngineQueries):
         except pykka.ActorDeadError:
             # The root died (alert `root_error`) and stops its children as it goes: nothing to drain or cancel.
             logger.error("engine stop: the root actor had died; open orders were left as they are")
-            if not self._state.children_stopped.wait(_STOP_WAIT_S):
+            # Over once the root has tried every child, stopped or not (`children_stopped` says whether all did).
+            if not self._state.children_stop_over.wait(_STOP_WAIT_S):
                 logger.error("engine stop: the dead root's children did not stop within {} s", _STOP_WAIT_S)
         finally:
             # Each step on its own: one that fails (an actor that will not stop) must not skip the others.

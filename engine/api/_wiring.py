@@ -139,6 +139,7 @@ def make_paper_sim(
         request_timeout_s=timeout,
         initial=market.quotes,
         venue=rest,
+        seed=config.sim.seed,  # the retry jitter replays with the run
     )
     sim_config = SimConfig(
         seed=config.sim.seed,

@@ -226,3 +226,39 @@ def test_live_mode_starts_when_the_startup_checks_pass(tmp_path: Path) -> None:
             assert isinstance(outcome, Accepted), outcome
         finally:
             engine.stop(graceful=False)
+
+
+def test_a_stop_behind_a_dead_root_with_a_stuck_child_returns_once_the_root_gave_up_and_keeps_the_lock(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `stop()` behind a dead root waited for every child to have stopped: with one stuck, that is its whole
+    # wait (180 s), although the root had already given up on it. It now waits for the root to be done trying.
+    from actors.pair import PairActor
+    from db import DatabaseInUseError
+
+    monkeypatch.setattr("actors._supervision._ASK_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("engine.api._engine._STOP_WAIT_S", 15.0)
+
+    def hold(self: Any, entered: threading.Event, release: threading.Event) -> None:
+        entered.set()
+        release.wait(_WAIT_S)
+
+    monkeypatch.setattr(PairActor, "hold", hold, raising=False)
+    engine = _engine(sim, tmp_path)
+    errors: list[str] = []
+    sink = logger.add(lambda m: errors.append(str(m)), level="ERROR", format="{message}")
+    entered, release = threading.Event(), threading.Event()
+    stuck = engine._routing.get(PAIR)
+    try:
+        stuck.hold.defer(entered, release)
+        assert entered.wait(_WAIT_S)
+        engine._root.proxy().pair_refs.defer("an argument it does not take")  # kills the root
+        engine.stop()
+        assert engine._state.children_stop_over.is_set() and not engine._state.children_stopped.is_set()
+        assert not any("did not stop within" in e and "dead root" in e for e in errors), errors
+        assert any("database lock is kept" in e for e in errors), errors
+        with pytest.raises(DatabaseInUseError):  # the stuck actor may still write: no second engine on it
+            _engine(sim, tmp_path)
+    finally:
+        logger.remove(sink)
+        release.set()

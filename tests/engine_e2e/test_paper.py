@@ -174,3 +174,12 @@ def test_an_unreachable_venue_is_a_clear_start_up_error(venue: Simulator) -> Non
     venue.stop()
     with pytest.raises(RuntimeError, match=r"public prices, which cannot be read.*exchange.name = 'sim'"):
         make_paper_sim(config)
+
+
+def test_the_paper_feeds_retry_jitter_is_seeded_from_the_sim_seed(venue: Simulator) -> None:
+    # Before: the feed kept its default seed whatever `sim.seed` said, so a paper run's retries did not replay.
+    config = _config(venue).model_copy(update={"sim": _config(venue).sim.model_copy(update={"seed": 7})})
+    paper = make_paper_sim(config, transport="rest")
+    feed = paper.price_feed
+    assert isinstance(feed, PublicPriceFeed)
+    assert feed.seed == 7 == config.sim.seed
