@@ -16,7 +16,7 @@ from db._errors import (
     is_transient,
 )
 from db._fields import ExactDecimalField, JsonMapField, UtcDateTimeField, decimal_to_text
-from db._lock import DatabaseInUseError, InstanceLock, acquire_instance_lock
+from db._lock import DatabaseInUseError, InstanceLock, LockUnavailableError, acquire_instance_lock
 from db._mapping import Record, content_key
 from db._migrations import LATEST_VERSION, MIGRATIONS, Migration, current_version, migrate
 from db._models import MODELS, ErrorRow, FillRow, OrderRow, RequestRow, SchemaVersionRow, SnapshotRow, TradeRow
@@ -68,6 +68,7 @@ __all__ = [
     "IndicatorRange",
     "InstanceLock",
     "JsonMapField",
+    "LockUnavailableError",
     "Migration",
     "OrderRow",
     "Record",

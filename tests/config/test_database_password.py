@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from db import parse_url
+from db import InstanceLock, parse_url
 from engine.cli._config_cmds import with_database
 from engine.config import Config, resolve_config
 
@@ -106,11 +106,17 @@ def test_engine_start_connects_with_the_password(monkeypatch: pytest.MonkeyPatch
         seen["settings"] = settings
         raise _Captured
 
+    def fake_lock(url: str, **_kw: Any) -> InstanceLock:  # the server is not there: the lock is taken first
+        seen["lock_url"] = url
+        return InstanceLock(url)
+
     monkeypatch.setattr(actors.root.RootActor, "start", fake_start)
+    monkeypatch.setattr("db._lock.acquire_instance_lock", fake_lock)
     with pytest.raises(_Captured):
         Engine.start(_config(url=USER_URL, password=PASSWORD), spool_path=tmp_path / "spool.jsonl")
     settings = seen["settings"]
     assert parse_url(settings.database_url).password == PASSWORD
+    assert parse_url(seen["lock_url"]).password == PASSWORD  # the lock's session logs in with it too
     assert PASSWORD not in repr(settings)
 
 

@@ -17,7 +17,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 from loguru import logger
 
-from db import DatabaseUnavailableError, DatabaseUrlError, connect, parse_url, with_password
+from db import DatabaseUnavailableError, DatabaseUrlError, InstanceLock, connect, parse_url, with_password
 from engine.cli import main
 from engine.config import Config, resolve_config
 from engine.logs import redact, setup_logging
@@ -128,6 +128,8 @@ def test_reprs_never_show_it(url: str, monkeypatch: pytest.MonkeyPatch, tmp_path
         raise _Captured
 
     monkeypatch.setattr(actors.root.RootActor, "start", fake_start)
+    # The server is not there: the lock (taken first) is stood in for.
+    monkeypatch.setattr("db._lock.acquire_instance_lock", lambda url, **_kw: InstanceLock(url))
     with pytest.raises(_Captured):
         Engine.start(loaded.config, spool_path=tmp_path / "spool.jsonl")
     spec = parse_url(resolved)
