@@ -279,7 +279,7 @@ class ExecutionPlan:
         if leg.spec.role is OrderRole.PRIMARY and self._fallback_attempts == 0 and leg.spec.order_type is not (
                 OrderType.MARKET):  # fmt: skip
             # canceled outside, or expired meeting this account's order (STP): a fallback would trade against it
-            external = self.phase is Phase.LIMIT_WORKING and (event.status is OrderStatus.CANCELED or event.prevented)
+            external = event.prevented or (self.phase is Phase.LIMIT_WORKING and event.status is OrderStatus.CANCELED)
             if external and not self.config.fallback_after_external_cancel:
                 how = "expired by self-trade prevention" if event.prevented else "canceled outside the engine"
                 return self._finish(ResultReason.CANCELED_EXTERNALLY, f"limit order {how}; fallback not sent")

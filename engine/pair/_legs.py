@@ -89,9 +89,9 @@ class Leg:
     cancel_wanted: bool = False
     """The plan asked to cancel before the exchange acknowledged the order: cancel it at the ack."""
     told_closed: bool = False
+    """The plan has heard how this leg ended (`LegClosed` or `LegFailed`)."""
     prevented: bool = False
     """The exchange expired the order in a match with another order of this account (EXPIRED_IN_MATCH)."""
-    """The plan has heard how this leg ended (`LegClosed` or `LegFailed`)."""
     summed_trade: Trade | None = None
     """For an order of a request already summed up (restored or looked up after it left memory): the stored
     trade, to which a later fill of this order is added."""

@@ -300,6 +300,11 @@ def test_a_limit_expired_by_self_trade_prevention_stops_like_an_outside_cancel_u
     only(started(ExecutionConfig(fallback_after_external_cancel=True)).handle(prevented, 50), PlaceOrder)
     # Expired by the exchange's own rules (not a match with this account): the fallback goes, as before.
     only(started().handle(LegClosed(PRIMARY, OrderStatus.EXPIRED, D("0.003")), 50), PlaceOrder)
+    # Met while the engine's own timeout cancel was on its way: still someone else's trade, still no fallback.
+    plan = started(ExecutionConfig(limit_timeout_ms=1))
+    only(plan.handle(Tick(), 1), CancelOrder)
+    result = result_of(plan.handle(prevented, 2))
+    assert result.reason is ResultReason.CANCELED_EXTERNALLY
 
 
 def test_cancel_of_a_limit_that_never_existed_goes_to_fallback() -> None:
