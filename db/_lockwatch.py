@@ -107,6 +107,11 @@ class PgLockSession:
                 reason = f"{problem}; taking it again failed: {exc}"
                 first, self._lost = not self._lost, True
             else:
+                if self._closed.is_set():
+                    # `close` gave up waiting for this check (a retake can take its connect and lock waits): the
+                    # engine has stopped, so the lock it just got must not outlive it in this process.
+                    self._drop()
+                    return False
                 if self._lost:
                     logger.warning("database lock {} re-taken after it was lost ({})", self.what, problem)
                 else:
@@ -153,4 +158,4 @@ class PgLockSession:
             finally:
                 self._mutex.release()
         else:
-            logger.warning("database lock {}: busy checking; its session ends with the process", self.what)
+            logger.warning("database lock {}: busy checking; that check ends its session when done", self.what)
