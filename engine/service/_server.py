@@ -134,8 +134,8 @@ def bind_listener(host: str, port: int) -> list[socket.socket]:
     """TCP sockets bound to every address `host` resolves to, all on one port (port 0: a free one), for
     `ControlApi.start`: ``localhost`` listed as both ::1 and 127.0.0.1 answers clients of either family.
 
-    An address of a family this machine cannot bind (an IPv6 ::1 without IPv6) is skipped with a warning, as long
-    as one address is bound.
+    An address this machine cannot bind (an IPv6 ::1 without IPv6), first or not, is skipped with a warning, as
+    long as one address is bound.
 
     Raises:
         OSError: an address cannot be bound (the port is taken, the host is not local).
@@ -153,17 +153,21 @@ def bind_listener(host: str, port: int) -> list[socket.socket]:
 
 def _bind_all(addresses: Sequence[tuple[int, Any]]) -> list[socket.socket]:
     socks: list[socket.socket] = []
+    unusable: OSError | None = None
     try:
         for family, address in addresses:
-            # The first one picks the port when it is 0; the others take the same one.
+            # The first one bound picks the port when it is 0; the others take the same one.
             at = (address[0], socks[0].getsockname()[1], *address[2:]) if socks else address
             try:
                 socks.append(socket.create_server(at, family=family))
             except OSError as exc:
-                if socks and exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
                     logger.warning("control API: {} cannot be bound on this machine, skipped: {}", at[0], exc)
+                    unusable = exc
                     continue
                 raise
+        if not socks and unusable is not None:
+            raise unusable
     except BaseException:
         for sock in socks:
             sock.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import http.client
 import socket
 from collections.abc import Iterator
@@ -100,3 +101,38 @@ def test_a_taken_port_is_refused_on_any_of_the_addresses() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match="in use"):
             bind_listener("127.0.0.1", port)
+
+
+def _unbindable_first(monkeypatch: pytest.MonkeyPatch, *usable: str) -> None:
+    """`localhost` resolves to an address this machine cannot bind (::1 with IPv6 off) first, then `usable`."""
+    real_create = socket.create_server
+
+    def create_server(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        if address[0] == "::1":
+            raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+        return real_create(address, *args, **kwargs)
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0))] + [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in usable
+        ]
+
+    monkeypatch.setattr(socket, "create_server", create_server)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_an_unbindable_first_address_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before: only a later address could be skipped; ::1 listed first on a machine without IPv6 stopped the daemon.
+    _unbindable_first(monkeypatch, "127.0.0.1")
+    listeners = bind_listener("localhost", 0)
+    try:
+        assert [(s.family.name, s.getsockname()[0]) for s in listeners] == [("AF_INET", "127.0.0.1")]
+    finally:
+        for sock in listeners:
+            sock.close()
+
+
+def test_a_host_none_of_whose_addresses_can_be_bound_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    _unbindable_first(monkeypatch)
+    with pytest.raises(OSError, match="Cannot assign requested address"):
+        bind_listener("localhost", 0)
