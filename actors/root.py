@@ -28,14 +28,7 @@ from loguru import logger
 from actors._events import EventBus
 from actors._feeds import PriceRouter, ReportRouter
 from actors._reconcile import ReconcileMixin
-from actors._recovery import (
-    RecoverySummary,
-    best_quotes,
-    load_state,
-    prime_prices,
-    restore_books,
-    restore_outside,
-)
+from actors._recovery import RecoverySummary, best_quotes, load_state, prime_prices, restore_books, restore_outside
 from actors._state import (
     HALT_BAN,
     HALT_DATABASE,
@@ -101,9 +94,9 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         self._symbol_pairs: dict[str, Pair] = {}
         self._stream_ref: pykka.ActorRef[StreamActor] | None = None
         self._timers: dict[str, int] = {}
+        """The pending handle of each repeating timer, by name (replaced as it re-arms, so it never grows)."""
         self._poll_needed = True
         """REST price polling runs while no market stream feeds bookTicker (read on the ticker's thread)."""
-        """The pending handle of each repeating timer, by name (replaced as it re-arms, so it never grows)."""
         self._timers_stopped = False
         self._timer_lock = threading.Lock()
         """Held while a timer acts or re-arms, and by shutdown to stop them: none acts or re-arms after that."""
@@ -317,23 +310,29 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
     def on_critical(self, error: ExchangeError) -> None:
         """A stop-trading error: halt new orders and alert. A 418 ban with a known end halts until that end (the
         gateway holds every request until then anyway); anything else (auth failure) until the engine restarts."""
-        self._alerts("stop_trading", str(error))
-        if isinstance(error, Banned) and (error.retry_after_s is not None or error.banned_until_ms is not None):
-            # Retry-After, else the body's "banned until" (server time: within the clock offset of ours).
-            after_ms = None if error.retry_after_s is None else int(error.retry_after_s * 1000)
-            until = self._clock.now_ms() + after_ms if after_ms is not None else int(error.banned_until_ms or 0)
-            if until > self._ban_until_ms:
-                self._ban_until_ms = until
-                self._state.halt(HALT_BAN, f"{type(error).__name__}: {error} (until the ban ends)")
-                proxy = self._self
+        try:
+            if isinstance(error, Banned) and (error.retry_after_s is not None or error.banned_until_ms is not None):
+                # Retry-After, else the body's "banned until" (server time: within the clock offset of ours).
+                after_ms = None if error.retry_after_s is None else int(error.retry_after_s * 1000)
+                until = self._clock.now_ms() + after_ms if after_ms is not None else int(error.banned_until_ms or 0)
+                if until > self._ban_until_ms:
+                    self._ban_until_ms = until
+                    self._state.halt(HALT_BAN, f"{type(error).__name__}: {error} (until the ban ends)")
+                    proxy = self._self
 
-                def over(_now: int) -> None:
-                    with contextlib.suppress(pykka.ActorDeadError):  # the engine stopped meanwhile
-                        proxy.ban_over.defer(until)
+                    def over(_now: int) -> None:
+                        with contextlib.suppress(pykka.ActorDeadError):  # the engine stopped meanwhile
+                            proxy.ban_over.defer(until)
 
-                self._ticker.call_at(until, over)
-            return
-        self._state.halt(HALT_STOP_TRADING, f"{type(error).__name__}: {error}")
+                    self._ticker.call_at(until, over)
+                return
+            self._state.halt(HALT_STOP_TRADING, f"{type(error).__name__}: {error}")
+        except Exception:
+            # Whatever failed on the way (a ban's end, its timer), new orders stop: halted until the engine restarts.
+            self._state.halt(HALT_STOP_TRADING, f"{type(error).__name__}: {error}")
+            raise
+        finally:
+            self._alerts("stop_trading", str(error))  # last: a failing alert sink must not skip the halt
 
     @survives
     def ban_over(self, until_ms: int) -> None:

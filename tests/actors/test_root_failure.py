@@ -15,7 +15,7 @@ import pytest
 from loguru import logger
 
 from engine.api import Engine
-from engine.exchange import ExchangeError
+from engine.exchange import Banned, ExchangeError
 from sim import Simulator
 from tests.actors._crashes import manual_engine, two_pair_sim
 
@@ -96,3 +96,25 @@ def test_a_critical_error_or_ban_end_that_raises_is_survived_and_alerted(
     assert engine._root.is_alive()
     # The handler's own alert, not the one of a root that died ("the root actor died (RuntimeError('boom'))").
     assert any(f"ALERT root_error: {handler} failed: RuntimeError: boom" in r["message"] for r in log), log
+
+
+@pytest.mark.parametrize("error", [ExchangeError("invalid API key"), Banned("IP banned", retry_after_s=60)])
+def test_a_stop_trading_error_halts_new_orders_even_when_its_alert_fails(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, error: ExchangeError
+) -> None:
+    # Under `survives`, a stop-trading error whose alert raised (a sink that failed) left the engine trading:
+    # the alert went out first and the halt was never reached. The halt now comes first, whatever fails after.
+    actor = engine._root._actor_weakref()  # the root itself: its alert sink is not reachable through a proxy
+    sink = actor._alerts
+
+    def failing_sink(key: str, message: str) -> None:
+        if key == "stop_trading":
+            raise RuntimeError("boom")
+        sink(key, message)  # `survives` still reports the failure (root_error)
+
+    monkeypatch.setattr(actor, "_alerts", failing_sink)
+    root = engine._root.proxy()
+    root.on_critical.defer(error)
+    root.pair_refs().get(timeout=_WAIT_S)  # barrier through the root's inbox
+    monkeypatch.undo()
+    assert engine._root.is_alive() and engine.halted
