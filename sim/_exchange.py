@@ -144,8 +144,12 @@ class Exchange(Ledger):
             self._fill(step.maker, maker_account, market, step.price, step.qty, maker=True, now=now, trade_id=tid,
                        public=False)  # fmt: skip
             fills.append(self._fill(order, account, market, step.price, step.qty, maker=False, now=now, trade_id=tid))
-        if path.taker_prevented and path.counter is not None and order.remaining > 0:
-            self._prevent(order, account, path.counter, Step(order.price, order.remaining), now)
+        if path.taker_prevented and path.counter is not None:
+            # What would have matched: at the counter order's price, as much as both had left (a quote-amount
+            # order's quantity is what it bought, so its own "left" is the counter's).
+            counter = path.counter
+            qty = min(order.remaining, counter.remaining) if order.remaining > 0 else counter.remaining
+            self._prevent(order, account, counter, Step(counter.price, qty), now)
         elif order.remaining > 0 or order.executed_qty == 0:
             if otype == "MARKET":
                 if order.executed_qty == 0 or (qty is not None and order.remaining > 0):

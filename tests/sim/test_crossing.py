@@ -10,6 +10,7 @@ import pytest
 
 from sim import SimError
 from sim._config import AccountSpec
+from sim._errors import fmt
 from sim._exchange import Exchange
 from tests.sim._helpers import exchange, order
 
@@ -141,3 +142,17 @@ def test_a_quote_amount_market_order_spends_its_quote_across_user_orders_and_the
     res = order(ex, symbol="BTCUSDT", side="BUY", type="MARKET", quoteOrderQty="1000")
     assert res.order.status == "FILLED" and res.fills[0].price == price
     assert res.order.cum_quote <= Decimal(1000) and res.order.orig_qty == res.order.executed_qty
+
+
+@pytest.mark.parametrize("params", [{"quantity": "0.01"}, {"quoteOrderQty": "1000"}], ids=["quantity", "quote-amount"])
+def test_a_market_taker_expired_by_its_own_prevention_mode_reports_the_match_it_prevented(
+    params: dict[str, str],
+) -> None:
+    ex = _exchange()
+    price = _inside(ex)
+    maker = _resting_sell(ex, "main", price, "0.004")
+    taker = order(ex, symbol="BTCUSDT", side="BUY", type="MARKET", selfTradePreventionMode="EXPIRE_TAKER", **params)
+    assert taker.order.status == "EXPIRED_IN_MATCH" and taker.fills == [] and maker.status == "NEW"
+    [prevented] = [r for r in _reports(ex, "main") if r["x"] == "TRADE_PREVENTION"]
+    assert prevented["i"] == taker.order.order_id and prevented["U"] == maker.order_id
+    assert (prevented["pL"], prevented["A"]) == (fmt(price), "0.00400000")
