@@ -125,12 +125,12 @@ class Engine(EngineRequests, EngineQueries):
         import pykka
 
         from actors._ticker import Ticker
-        from actors.gateway import GatewaySettings
         from actors.root import EngineState, RootActor, RootSettings, Routing
         from engine.api._lockwatch import LockGuard
         from engine.api._wiring import (
             default_risk_manager,
             endpoint_for,
+            gateway_settings,
             make_embedded_sim,
             make_paper_sim,
             pair_settings,
@@ -165,16 +165,7 @@ class Engine(EngineRequests, EngineQueries):
             logger.info("engine starting: jitter seed {} (Engine.start(jitter_seed=...) replays it)", seed)
             settings = RootSettings(
                 config=config,
-                gateway=GatewaySettings(
-                    exchange_id=endpoint.exchange_id,
-                    api_key=endpoint.api_key,
-                    secret=endpoint.secret,
-                    rest_base=endpoint.rest_base,
-                    testnet=endpoint.testnet,
-                    timeout_ms=int(ex.request_timeout_s * 1000),
-                    recv_window_ms=ex.recv_window_ms,
-                    jitter_seed=seed,
-                ),
+                gateway=gateway_settings(config, endpoint, jitter_seed=seed),
                 database_url=database_url,
                 spool_path=spool_path or config.database.spool_dir / "spool.jsonl",
                 pair_settings=pair_settings(config),

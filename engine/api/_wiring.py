@@ -18,6 +18,7 @@ from engine.config import Config, ExchangeName
 from engine.domain import FallbackKind, pair_to_symbol
 
 if TYPE_CHECKING:
+    from actors.gateway import GatewaySettings
     from actors.stream import StreamSettings
     from engine.execution import RiskManager
     from engine.pair import PairSettings
@@ -28,6 +29,7 @@ __all__ = [
     "default_risk_manager",
     "embedded_sim",
     "endpoint_for",
+    "gateway_settings",
     "make_embedded_sim",
     "make_paper_sim",
     "pair_settings",
@@ -187,6 +189,22 @@ def endpoint_for(config: Config, sim: Simulator | None = None) -> Endpoint:
         ex.testnet,
         ex.key.get_secret_value() if ex.key else None,
         ex.secret.get_secret_value() if ex.secret else None,
+    )
+
+
+def gateway_settings(config: Config, endpoint: Endpoint, *, jitter_seed: int | None = None) -> GatewaySettings:
+    """The gateway's settings for `endpoint` under `config` (`jitter_seed`: its retry jitter's, to replay a run)."""
+    from actors.gateway import GatewaySettings
+
+    return GatewaySettings(
+        exchange_id=endpoint.exchange_id,
+        api_key=endpoint.api_key,
+        secret=endpoint.secret,
+        rest_base=endpoint.rest_base,
+        testnet=endpoint.testnet,
+        timeout_ms=int(config.exchange.request_timeout_s * 1000),
+        recv_window_ms=config.exchange.recv_window_ms,
+        jitter_seed=jitter_seed,
     )
 
 

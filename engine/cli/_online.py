@@ -9,7 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 from typing import Any
 
-from engine.api._wiring import Endpoint
+from engine.api._wiring import Endpoint, gateway_settings
 from engine.config import Config
 from engine.startup import CheckResult, ExchangeFacts, evaluate_checks
 
@@ -24,20 +24,12 @@ def _describe(exc: BaseException) -> str:
 
 def run_online_checks(config: Config, endpoint: Endpoint) -> list[CheckResult]:
     """Run every start-up check against `endpoint` and return the verdicts."""
-    from actors.gateway import GatewayActor, GatewaySettings
+    from actors.gateway import GatewayActor
     from engine.clock import SystemClock
     from engine.exchange._retry import ClockOffsetEstimator
     from engine.gateway import GatewayRequest, Op
 
-    settings = GatewaySettings(
-        exchange_id=endpoint.exchange_id,
-        api_key=endpoint.api_key,
-        secret=endpoint.secret,
-        rest_base=endpoint.rest_base,
-        testnet=endpoint.testnet,
-        timeout_ms=int(config.exchange.request_timeout_s * 1000),
-        recv_window_ms=config.exchange.recv_window_ms,
-    )
+    settings = gateway_settings(config, endpoint)
     wall = SystemClock()
     # sync_time=False: an unreachable exchange becomes a failed check, not a crash at start.
     ref = GatewayActor.start(settings, clock=wall, sync_time=False)
