@@ -107,6 +107,31 @@ def pg_url(pg_session_url: str) -> str:
 
 
 @pytest.fixture
+def pg_admin(pg_url: str) -> Iterator[psycopg2.extensions.connection]:
+    """An autocommit connection of the test's own to its database (to inspect or terminate other sessions)."""
+    conn = psycopg2.connect(pg_url, connect_timeout=5)
+    conn.autocommit = True
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def lock_holder(conn: psycopg2.extensions.connection) -> int | None:
+    """The backend pid holding the engine's instance lock on `conn`'s database and schema, or None."""
+    from db._lockwatch import KEY_SQL
+
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            f"AND (l.classid::bigint << 32 | l.objid::bigint) = {KEY_SQL}"
+        )
+        row = cur.fetchone()
+    return int(row[0]) if row else None
+
+
+@pytest.fixture
 def pg_fresh_url(pg_admin_dsn: str) -> Iterator[str]:
     """A brand-new empty database for this test only (for migration tests)."""
     url = create_database(pg_admin_dsn, prefix="bexec_test_fresh")

@@ -8,26 +8,16 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg2
 import pytest
 from loguru import logger
 
 from db import DatabaseInUseError, InstanceLock, StorageError, acquire_instance_lock
+from db._lockwatch import KEY_SQL
+from tests.pg_fixtures import lock_holder
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
 
-_KEY_SQL = "hashtextextended('bexec-engine:' || current_schema(), 0)"
 _WAIT_S = 10.0  # bounded waits for the watch thread (it reports through events, never a sleep)
-
-
-@pytest.fixture
-def admin(pg_url: str) -> Iterator[Any]:
-    conn = psycopg2.connect(pg_url, connect_timeout=5)
-    conn.autocommit = True
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 @pytest.fixture
@@ -37,17 +27,6 @@ def lock(pg_url: str) -> Iterator[InstanceLock]:
         yield held
     finally:
         held.release()
-
-
-def _holder(admin: Any) -> int | None:
-    with admin.cursor() as cur:
-        cur.execute(
-            "SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
-            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            f"AND (l.classid::bigint << 32 | l.objid::bigint) = {_KEY_SQL}"
-        )
-        row = cur.fetchone()
-    return int(row[0]) if row else None
 
 
 def _lock_connection(lock: InstanceLock) -> Any:
@@ -68,35 +47,35 @@ def test_the_lock_session_asks_the_server_to_drop_it_within_seconds_of_a_dead_cl
     assert (client["keepalives"], client["keepalives_idle"], client["keepalives_count"]) == ("1", "10", "2")
 
 
-def test_a_terminated_lock_session_is_re_taken_and_kept(lock: InstanceLock, admin: Any, pg_url: str) -> None:
-    first = _holder(admin)
+def test_a_terminated_lock_session_is_re_taken_and_kept(lock: InstanceLock, pg_admin: Any, pg_url: str) -> None:
+    first = lock_holder(pg_admin)
     assert first is not None
-    with admin.cursor() as cur:
+    with pg_admin.cursor() as cur:
         cur.execute("SELECT pg_terminate_backend(%s)", (first,))
 
     assert lock.check() is True  # what the watch does every period: reconnected, the lock taken again
-    again = _holder(admin)
+    again = lock_holder(pg_admin)
     assert again is not None and again != first
     with pytest.raises(DatabaseInUseError):
         acquire_instance_lock(pg_url, wait_s=0.2)
 
 
-def test_the_watch_re_takes_a_lost_lock_by_itself(lock: InstanceLock, admin: Any) -> None:
+def test_the_watch_re_takes_a_lost_lock_by_itself(lock: InstanceLock, pg_admin: Any) -> None:
     retaken = threading.Event()
     sink = logger.add(lambda _m: retaken.set(), level="WARNING", filter=lambda r: "re-taken" in r["message"])
     lost: list[str] = []
     try:
         lock.watch(lost.append, every_s=0.05)
-        first = _holder(admin)
-        with admin.cursor() as cur:
+        first = lock_holder(pg_admin)
+        with pg_admin.cursor() as cur:
             cur.execute("SELECT pg_terminate_backend(%s)", (first,))
         assert retaken.wait(_WAIT_S), "the watch never re-took the lock"
     finally:
         logger.remove(sink)
-    assert lost == [] and _holder(admin) not in (None, first)  # `lost` is the watch's on_lost: never called
+    assert lost == [] and lock_holder(pg_admin) not in (None, first)  # `lost` is the watch's on_lost: never called
 
 
-def test_a_lock_another_session_took_meanwhile_is_reported_lost(lock: InstanceLock, admin: Any) -> None:
+def test_a_lock_another_session_took_meanwhile_is_reported_lost(lock: InstanceLock, pg_admin: Any) -> None:
     # The server restarted (here: the session was terminated) and another engine got the lock first: this one
     # must hear of it, since a second engine now runs on its database.
     fired = threading.Event()
@@ -107,14 +86,14 @@ def test_a_lock_another_session_took_meanwhile_is_reported_lost(lock: InstanceLo
         fired.set()
 
     lock.watch(on_lost, every_s=0.05)
-    with admin.cursor() as cur:
+    with pg_admin.cursor() as cur:
         # One statement: the other session is queued for the lock before this one's watch can reconnect.
-        cur.execute(f"SELECT pg_terminate_backend(%s), pg_advisory_lock({_KEY_SQL})", (_holder(admin),))
+        cur.execute(f"SELECT pg_terminate_backend(%s), pg_advisory_lock({KEY_SQL})", (lock_holder(pg_admin),))
     assert fired.wait(_WAIT_S), "on_lost was never called"
     assert "another engine" in reasons[0]
     assert lock.check() is False and len(reasons) == 1  # once per loss, not once per check
-    with admin.cursor() as cur:
-        cur.execute(f"SELECT pg_advisory_unlock({_KEY_SQL})")
+    with pg_admin.cursor() as cur:
+        cur.execute(f"SELECT pg_advisory_unlock({KEY_SQL})")
     assert lock.check() is True  # free again: held again (the engine stays halted: its on_lost decided that)
 
 
@@ -129,7 +108,7 @@ def test_release_stops_the_watch_at_once(pg_url: str) -> None:
 
 
 def test_a_retake_that_ends_after_the_release_gave_up_on_it_lets_go_of_the_lock(
-    lock: InstanceLock, admin: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    lock: InstanceLock, pg_admin: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A stop while the watch re-took a lost lock (its connect and lock waits can outlast the release's join):
     # the retake then held the lock on a connection nobody closed, and no engine could start here again until
@@ -146,8 +125,8 @@ def test_a_retake_that_ends_after_the_release_gave_up_on_it_lets_go_of_the_lock(
         return retake()
 
     session._retake = slow_retake
-    with admin.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(%s)", (_holder(admin),))
+    with pg_admin.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(%s)", (lock_holder(pg_admin),))
     checked: list[bool] = []
     checker = threading.Thread(target=lambda: checked.append(lock.check()))
     checker.start()

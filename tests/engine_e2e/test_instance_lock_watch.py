@@ -9,18 +9,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 
 import engine.api._lockwatch as lockwatch
+from db._lockwatch import KEY_SQL
 from engine.api import Engine, Refusal, RefusalReason
 from engine.clock import ManualClock, SystemClock
 from engine.config import Config
 from sim import SimConfig, Simulator
+from tests.pg_fixtures import lock_holder
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
-
-_KEY_SQL = "hashtextextended('bexec-engine:' || current_schema(), 0)"
 
 
 @pytest.fixture
@@ -46,43 +45,22 @@ def engine(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
             started.stop(graceful=False)
 
 
-@pytest.fixture
-def admin(pg_url: str) -> Iterator[Any]:
-    conn = psycopg2.connect(pg_url, connect_timeout=5)
-    conn.autocommit = True
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-def _holder(admin: Any) -> int:
-    with admin.cursor() as cur:
-        cur.execute(
-            "SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
-            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            f"AND (l.classid::bigint << 32 | l.objid::bigint) = {_KEY_SQL}"
-        )
-        row = cur.fetchone()
-    assert row is not None, "nobody holds the lock"
-    return int(row[0])
-
-
-def test_a_terminated_lock_session_is_replaced_and_the_engine_trades_on(engine: Engine, admin: Any) -> None:
-    first = _holder(admin)
-    with admin.cursor() as cur:
+def test_a_terminated_lock_session_is_replaced_and_the_engine_trades_on(engine: Engine, pg_admin: Any) -> None:
+    first = lock_holder(pg_admin)
+    assert first is not None, "nobody holds the lock"
+    with pg_admin.cursor() as cur:
         cur.execute("SELECT pg_terminate_backend(%s)", (first,))
 
     assert engine._db_lock.check() is True  # type: ignore[union-attr]  # one watch period, now
-    assert _holder(admin) != first
+    assert lock_holder(pg_admin) != first
     engine.health()  # a barrier through the root
     assert not engine.halted
 
 
-def test_a_lock_another_session_took_halts_new_orders(engine: Engine, admin: Any) -> None:
-    with admin.cursor() as cur:
+def test_a_lock_another_session_took_halts_new_orders(engine: Engine, pg_admin: Any) -> None:
+    with pg_admin.cursor() as cur:
         # Terminated and taken in one statement: the other session is first in line for the lock.
-        cur.execute(f"SELECT pg_terminate_backend(%s), pg_advisory_lock({_KEY_SQL})", (_holder(admin),))
+        cur.execute(f"SELECT pg_terminate_backend(%s), pg_advisory_lock({KEY_SQL})", (lock_holder(pg_admin),))
 
     assert engine._db_lock.check() is False  # type: ignore[union-attr]  # one watch period, now
     engine.health()  # the root took the halt (told) before it answers this
