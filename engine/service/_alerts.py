@@ -3,15 +3,18 @@
 The engine raises alerts by logging (``logger.bind(alert=key).critical(...)``), so the sink sees every one
 without the engine knowing about webhooks or Telegram. One `Alerts` sink does the shared part once:
 
-- deduplication and rate limiting: the same key within `min_interval_s` is counted, not sent, so an outage
-  is one alert plus a count (`suppressed`), not a flood;
+- deduplication per alert: key *and* message (the message names the subject: the order, the stream's state).
+  The same alert within `min_interval_s` of its delivery is counted, not sent, so an outage is one alert plus
+  a count, not a flood; another message under the same key (another order's anomaly, a stream turning `fatal`
+  after `unrepairable`) is delivered. A window ending with alerts held back is summed up by itself ("N more
+  <key> alerts held back in the last 60 s: <message>"): idle delivery workers look every `tick_s`;
 - never blocking the caller: the sink only queues (bounded per destination; overflow is counted and dropped);
 - delivery: one worker thread per destination POSTs with up to `max_attempts` tries and exponential backoff,
   so a slow Telegram never delays the webhook and the other way round.
 
 Destinations (`Transport`) only turn an alert into one HTTP request:
 
-- `Webhook`: JSON ``{"key", "level", "message", "time", "suppressed"}`` (optional bearer token);
+- `Webhook`: JSON ``{"key", "level", "message", "time", "suppressed", "summary"}`` (optional bearer token);
 - `Telegram`: the Bot API's ``sendMessage`` (JSON POST to ``{api_url}/bot{token}/sendMessage``). The bot token
   is a secret: it only ever appears in that URL, never in a log line, a repr or an exception message.
 
@@ -27,6 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from loguru import logger
@@ -91,8 +95,9 @@ class Telegram:
 
     @staticmethod
     def text(payload: Payload) -> str:
-        """The message text: level, key, message and how many of the key were held back."""
-        held = f"\n(+{payload['suppressed']} more since the last one)" if payload["suppressed"] else ""
+        """The message text: level, key, message and how many of the same alert were held back."""
+        counted = payload["suppressed"] and not payload.get("summary")  # a summary's message says the count
+        held = f"\n(+{payload['suppressed']} more since the last one)" if counted else ""
         return f"[{payload['level']}] {payload['key']}\n{payload['message']}{held}"
 
     def request(self, payload: Payload) -> urllib.request.Request:
@@ -107,11 +112,22 @@ class Telegram:
 class _Delivery:
     """One destination's queue and worker thread: retries with backoff, counts what was delivered or dropped."""
 
-    def __init__(self, transport: Transport, *, max_attempts: int, backoff_s: float, timeout_s: float) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        max_attempts: int,
+        backoff_s: float,
+        timeout_s: float,
+        tick_s: float,
+        on_idle: Callable[[], object],
+    ) -> None:
         self.transport = transport
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
         self._timeout_s = timeout_s
+        self._tick_s = tick_s
+        self._on_idle = on_idle
         self._queue: queue.Queue[Payload | None] = queue.Queue(_QUEUE_MAX)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._work, name=f"alerts-{transport.name}", daemon=True)
@@ -128,7 +144,17 @@ class _Delivery:
             self.dropped += 1  # counted, not logged: logging here would feed this very sink
 
     def _work(self) -> None:
-        while (payload := self._queue.get()) is not None:
+        while True:
+            try:
+                payload = self._queue.get(timeout=self._tick_s)
+            except queue.Empty:
+                try:  # idle: the timer that ends deduplication windows (off the engine's and the logger's threads)
+                    self._on_idle()
+                except Exception:  # noqa: BLE001 - logged; a worker that died here would deliver nothing more
+                    logger.exception("alerts: ending the deduplication windows failed")
+                continue
+            if payload is None:
+                return
             self._deliver(payload)
 
     def _attempt(self, payload: Payload) -> tuple[str | None, float]:
@@ -210,14 +236,21 @@ class Alerts:
         backoff_s: float = 0.5,
         timeout_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        tick_s: float = 1.0,
     ) -> None:
         self._deliveries = [
-            _Delivery(t, max_attempts=max_attempts, backoff_s=backoff_s, timeout_s=timeout_s) for t in transports
+            _Delivery(
+                t,
+                max_attempts=max_attempts,
+                backoff_s=backoff_s,
+                timeout_s=timeout_s,
+                tick_s=tick_s,
+                on_idle=self.flush,
+            )
+            for t in transports
         ]
-        self._min_interval_s = min_interval_s
+        self._windows = _Windows(min_interval_s)
         self._clock = clock
-        self._last_sent: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
         self._lock = threading.Lock()
         self._sink_id: int | None = None
 
@@ -248,33 +281,52 @@ class Alerts:
     def _on_record(self, message: Message) -> None:
         payload = self.admit(message.record)
         if payload is not None:
-            for delivery in self._deliveries:
-                delivery.offer(payload)
+            self._offer(payload)
+
+    def _offer(self, payload: Payload) -> None:
+        for delivery in self._deliveries:
+            delivery.offer(payload)
 
     def admit(self, record: Record) -> Payload | None:
-        """The payload for `record`, or None when its key was sent less than `min_interval_s` ago (counted)."""
+        """The payload for `record`, or None when the same alert (key and message) went out less than
+        `min_interval_s` ago (then it is counted, for the next delivery or the window's summary)."""
         key = str(record["extra"]["alert"])
+        message = record["message"]
         now = self._clock()
         with self._lock:
-            last = self._last_sent.get(key)
-            if last is not None and now - last < self._min_interval_s:
-                self._suppressed[key] = self._suppressed.get(key, 0) + 1
-                return None
-            self._last_sent[key] = now
-            suppressed = self._suppressed.pop(key, 0)
-        return {
-            "key": key,
-            "level": record["level"].name,
-            "message": redact(record["message"]),
-            "time": record["time"].isoformat(),
-            "suppressed": suppressed,
-        }
+            suppressed = self._windows.admit((key, message), now, record["level"].name, record["time"].isoformat())
+        if suppressed is None:
+            return None
+        return _payload(key, record["level"].name, redact(message), record["time"].isoformat(), suppressed)
+
+    def flush(self, *, everything: bool = False) -> list[Payload]:
+        """Send (and return) a summary for every window that ended with alerts held back; all of them with
+        `everything`. Called by the delivery workers when idle; never blocks (it only queues)."""
+        now = self._clock()
+        with self._lock:
+            ended = self._windows.ended(now, everything=everything)
+        summaries = [
+            _payload(
+                key,
+                held.level,
+                redact(f"{held.count} more {key} alerts held back in the last {self._windows.interval_s:g} s: {msg}"),
+                held.time,
+                held.count,
+                summary=True,
+            )
+            for (key, msg), held in ended
+        ]
+        for payload in summaries:
+            self._offer(payload)
+        return summaries
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Remove the sink, deliver what is queued (within `timeout_s` per destination), stop the workers."""
+        """Remove the sink, count out what is held back, deliver what is queued (within `timeout_s` per
+        destination), stop the workers."""
         if self._sink_id is not None:
             logger.remove(self._sink_id)
             self._sink_id = None
+        self.flush(everything=True)  # the operator hears of the held-back alerts before the engine goes quiet
         for delivery in self._deliveries:
             delivery.close(timeout_s)
 
@@ -291,6 +343,57 @@ def alerts_from_config(config: AlertsConfig, **options: Any) -> Alerts | None:
         return None
     interval_s = float(config.min_interval_s)  # float-ok: seconds
     return Alerts(transports, min_interval_s=interval_s, **options)
+
+
+@dataclass(slots=True)
+class _Held:
+    """The alerts held back in one window (opened at `opened`): how many, and the level and time of the last."""
+
+    opened: float
+    count: int = 0
+    level: str = ""
+    time: str = ""
+
+
+class _Windows:
+    """Deduplication windows per alert identity (key, message); pure: the caller passes the time and holds a lock.
+
+    An alert opens a window of `interval_s` when it is delivered; the same alert again within it is counted.
+    A window that ends with a count is summed up (`ended`) and opens the next window, so a flood that goes on is
+    one summary per window; a window that ends with nothing held back is forgotten (the next one is delivered).
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._open: dict[tuple[str, str], _Held] = {}
+
+    def admit(self, identity: tuple[str, str], now: float, level: str, at: str) -> int | None:
+        """None when held back (counted); else how many were held back since the last delivery (0 usually)."""
+        held = self._open.get(identity)
+        if held is not None and now - held.opened < self.interval_s:
+            held.count += 1
+            held.level, held.time = level, at
+            return None
+        # Delivered: a count the window's summary has not sent yet rides along with it.
+        self._open[identity] = _Held(now)
+        return held.count if held is not None else 0
+
+    def ended(self, now: float, *, everything: bool = False) -> list[tuple[tuple[str, str], _Held]]:
+        """The windows ended (all with `everything`) with alerts held back; they are reset, the empty ones dropped."""
+        out: list[tuple[tuple[str, str], _Held]] = []
+        for identity, held in list(self._open.items()):
+            if not everything and now - held.opened < self.interval_s:
+                continue
+            if held.count:
+                out.append((identity, held))
+                self._open[identity] = _Held(now)
+            else:
+                del self._open[identity]  # nothing held back: forget it, or every distinct message stays forever
+        return out
+
+
+def _payload(key: str, level: str, message: str, at: str, suppressed: int, *, summary: bool = False) -> Payload:
+    return {"key": key, "level": level, "message": message, "time": at, "suppressed": suppressed, "summary": summary}
 
 
 def _is_alert(record: Record) -> bool:
