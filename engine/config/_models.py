@@ -154,7 +154,9 @@ class ExecutionConfig(Section):
     volatility_window_s: Decimal = Field(default=Decimal(60), gt=0, le=3600, allow_inf_nan=False)
     on_shutdown: Literal["cancel", "keep"] = "cancel"
     conflict_policy: Literal["refuse", "queue"] = "refuse"
-    unknown_outcome_grace_s: Decimal = Field(default=Decimal(15), gt=0, le=300, allow_inf_nan=False)
+    # "Not found" after a create with an unknown outcome proves nothing for this long: Binance's REST lags its
+    # matching engine by 10-20 s, more under load, and a re-send of an order that did execute is a second order.
+    unknown_outcome_grace_s: Decimal = Field(default=Decimal(60), gt=0, le=300, allow_inf_nan=False)
     restart_budget: int = Field(default=3, ge=0, le=1000)  # pair-actor restarts allowed within the window
     restart_window_s: Decimal = Field(default=Decimal(60), gt=0, le=86400, allow_inf_nan=False)
 

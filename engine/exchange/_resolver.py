@@ -80,7 +80,7 @@ class UnknownOutcomeResolver:
         client_order_id: ClientOrderId,
         submitted_ms: int,
         *,
-        grace_ms: int = 15_000,
+        grace_ms: int = 60_000,
         interval_ms: int = 2_000,
         confirmations: int = 2,
         max_failures: int = 10,

@@ -106,7 +106,10 @@ def leg_from_stored(
         slippage_capped=order.slippage_capped,
     )
     if state.status in _UNACKED:
-        leg.resolver = UnknownOutcomeResolver(leg.cid, submitted_ms=now_ms, grace_ms=grace_ms, first_lookup_ms=now_ms)
+        # REST's lag counts from the send, which followed the stored row's last write: after a long downtime the
+        # grace is over and "not found" is conclusive at once; right after a crash it still proves nothing.
+        sent_ms = min(now_ms, leg.updated_ms)
+        leg.resolver = UnknownOutcomeResolver(leg.cid, submitted_ms=sent_ms, grace_ms=grace_ms, first_lookup_ms=now_ms)
     return leg
 
 

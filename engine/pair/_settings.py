@@ -29,5 +29,5 @@ class PairSettings:
     volatility_trigger: Decimal = Decimal("0.02")
     volatility_window_ms: int = 60_000
     conflict_policy: Literal["refuse", "queue"] = "refuse"
-    unknown_outcome_grace_ms: int = 15_000
+    unknown_outcome_grace_ms: int = 60_000
     max_create_resends: int = 3

@@ -93,7 +93,7 @@ def test_an_intent_never_sent_for_a_pair_taken_off_the_whitelist_is_closed_unsen
     _write_intent(db_url, "eth-never-sent", clock.now_ms(), pair=ETH, price="2900", amount="0.1")
     engine, events = start(clock, ["BTC/USDT"])
     # The unknown outcome's lookups, then "never created" (a pair actor would re-send it); each step settles first.
-    [done] = _advance_until(engine, events, EventKind.DONE, 1_000, 40)
+    [done] = _advance_until(engine, events, EventKind.DONE, 1_000, 90)  # past the 60 s grace
     assert done.trade is not None and done.trade.filled == 0
     assert "not sent: the pair is not whitelisted" in done.trade.note
     assert _eth_orders(sim) == []  # never placed: the whitelist no longer allows it

@@ -196,13 +196,14 @@ def test_a_fill_while_down_is_fetched_at_restart(start: Any, sim: Simulator, db_
 
 
 def _write_intent(
-    db_url: str, key: str, now_ms: int, *, pair: str = PAIR, price: str = LIMIT, amount: str = "0.01", **order: Any
-) -> Order:
+    db_url: str, key: str, now_ms: int, *, pair: str = PAIR, price: str = LIMIT, amount: str = "0.01",
+    timeout_s: int = 60, **order: Any,
+) -> Order:  # fmt: skip
     """What the database holds after a crash between the write-ahead and the send."""
     when = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
     request = OrderRequest(
         request_id=f"crashed-{key}", pair=pair, side=Side.BUY, amount=Decimal(amount), price=Decimal(price),
-        idempotency_key=key, created_at=when, limit_timeout_s=Decimal(60),
+        idempotency_key=key, created_at=when, limit_timeout_s=Decimal(timeout_s),
     )  # fmt: skip
     order = Order(
         client_order_id=client_order_id(key, pair=pair), request_id=f"crashed-{key}", pair=pair, side=Side.BUY,
@@ -247,10 +248,22 @@ def _advance_until(engine: Engine, events: Events, kind: EventKind, step_ms: int
 
 def test_an_intent_never_sent_is_placed_exactly_once(start: Any, sim: Simulator, db_url: str) -> None:
     clock = ManualClock(SystemClock().now_ms())
-    order = _write_intent(db_url, "never-sent", clock.now_ms())
+    order = _write_intent(db_url, "never-sent", clock.now_ms(), timeout_s=600)  # its limit outlives the grace
     engine, events = start(clock)
     # "not found" proves nothing during the grace period; after it the create goes out under the same id
-    [accepted] = _advance_until(engine, events, EventKind.ACCEPTED, 2_000, 20)
+    [accepted] = _advance_until(engine, events, EventKind.ACCEPTED, 2_000, 40)  # past the 60 s grace
+    assert accepted.client_order_id == order.client_order_id
+    assert [o["clientOrderId"] for o in _bx_orders(sim)] == [order.client_order_id]
+
+
+def test_an_intent_written_long_before_the_restart_is_sent_without_waiting_out_the_grace_again(
+    start: Any, sim: Simulator, db_url: str
+) -> None:
+    # REST's lag counts from the send, not from the restart: ten minutes down, "not found" is conclusive at once.
+    clock = ManualClock(SystemClock().now_ms())
+    order = _write_intent(db_url, "long-ago", clock.now_ms() - 600_000, timeout_s=3600)
+    engine, events = start(clock)
+    [accepted] = _advance_until(engine, events, EventKind.ACCEPTED, 2_000, 5)  # two lookups, 2 s apart
     assert accepted.client_order_id == order.client_order_id
     assert [o["clientOrderId"] for o in _bx_orders(sim)] == [order.client_order_id]
 

@@ -117,6 +117,29 @@ def test_unknown_outcome_not_found_after_grace_resends_the_same_id() -> None:
     assert h.now - T0 >= 3000  # "not found" inside the grace period proved nothing
 
 
+def test_an_order_rest_does_not_show_for_25_s_after_an_unknown_create_is_not_sent_twice() -> None:
+    # Binance's REST lags its matching engine by 10-20 s, more under load. A create answered 503 (-1007) that did
+    # execute, unseen by REST for 25 s: at a 15 s grace the "not found" lookups concluded "not created" and the
+    # same client id went out again; the first order had filled, so Binance took the second one: bought twice.
+    h = Harness()  # the default grace
+    req = request()
+    h.place(req)
+    h.answer(error=OutcomeUnknown("503 -1007", operation="create_order"))
+    while h.now - T0 < 25_000:
+        creates = [r for r in h.sent if r.op is Op.CREATE_ORDER]
+        assert len(creates) == 1, f"sent again after {h.now - T0} ms of 'not found'"
+        pending = [k for k in h.timers if k.startswith("lookup:")]
+        assert pending, "the lookups stopped"
+        h.fire(pending[0])
+        last = h.sent[-1]
+        assert last.op is Op.FETCH_ORDER, f"sent {last.op} after {h.now - T0} ms of 'not found'"
+        h.answer(error=OrderNotFound("Order does not exist.", operation="fetch_order", code=-2013))
+    h.fire(next(k for k in h.timers if k.startswith("lookup:")))
+    h.answer(order_json(h.sent[-1], "FILLED", "0.01", [("60000", "0.01")]))  # REST shows it at last
+    assert [r.op for r in h.sent].count(Op.CREATE_ORDER) == 1
+    assert isinstance(h.outcomes[req.request_id][0], Accepted)
+
+
 def test_finished_requests_leave_memory_but_their_keys_are_still_seen() -> None:
     h = Harness()
     req = request(key="once")

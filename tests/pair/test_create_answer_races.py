@@ -86,7 +86,7 @@ def test_a_duplicate_id_the_lookups_never_find_is_alerted_and_never_sent_again()
     h.place(req)
     [create] = _creates(h)
     h.answer(error=_DUPLICATE, index=_index(h, create))
-    for _ in range(30):  # REST lags far behind: every lookup says "not found"
+    for _ in range(60):  # REST lags far behind: every lookup says "not found" (past the 60 s grace)
         if h.sent[-1].op is Op.FETCH_ORDER and len(h.outcomes.get(req.request_id, [])) == 0:
             h.answer(error=OrderNotFound("Order does not exist.", code=-2013))
         key = f"lookup:{create.key}"
