@@ -3,11 +3,11 @@
 The engine raises alerts by logging (``logger.bind(alert=key).critical(...)``), so the sink sees every one
 without the engine knowing about webhooks or Telegram. One `Alerts` sink does the shared part once:
 
-- deduplication per alert: key *and* message (the message names the subject: the order, the stream's state).
-  The same alert within `min_interval_s` of its delivery is counted, not sent, so an outage is one alert plus
-  a count, not a flood; another message under the same key (another order's anomaly, a stream turning `fatal`
-  after `unrepairable`) is delivered. A window ending with alerts held back is summed up by itself ("N more
-  <key> alerts held back in the last 60 s: <message>"): idle delivery workers look every `tick_s`;
+- deduplication per alert: key and message, durations in it aside (the message names the subject: the order,
+  the stream's state). The same alert within `min_interval_s` of its delivery is counted, not sent, so an
+  outage is one alert plus a count, not a flood; another subject under the same key (another order's anomaly, a
+  stream turning `fatal` after `unrepairable`) is delivered. A window ending with alerts held back is summed up
+  by itself ("N more <key> alerts held back in the last 60 s: <message>"): idle workers look every `tick_s`;
 - never blocking the caller: the sink only queues (bounded per destination; overflow is counted and dropped);
 - delivery: one worker thread per destination POSTs with up to `max_attempts` tries and exponential backoff,
   so a slow Telegram never delays the webhook and the other way round.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import threading
 import time
 import urllib.error
@@ -47,7 +48,10 @@ __all__ = ["Alerts", "Telegram", "Transport", "Webhook", "alerts_from_config"]
 
 _QUEUE_MAX = 256
 _MAX_RETRY_AFTER_S = 30.0
+# Durations ("reconnecting in 1234 ms", "wait 500 ms") change from one alert to the next about the same thing.
+_DURATION = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?m?s\b")
 Payload = dict[str, Any]
+_Idle = Callable[[], object]
 
 
 class Transport(Protocol):
@@ -112,20 +116,9 @@ class Telegram:
 class _Delivery:
     """One destination's queue and worker thread: retries with backoff, counts what was delivered or dropped."""
 
-    def __init__(
-        self,
-        transport: Transport,
-        *,
-        max_attempts: int,
-        backoff_s: float,
-        timeout_s: float,
-        tick_s: float,
-        on_idle: Callable[[], object],
-    ) -> None:
+    def __init__(self, transport: Transport, retries: tuple[int, float, float], tick_s: float, on_idle: _Idle) -> None:
         self.transport = transport
-        self._max_attempts = max_attempts
-        self._backoff_s = backoff_s
-        self._timeout_s = timeout_s
+        self._max_attempts, self._backoff_s, self._timeout_s = retries
         self._tick_s = tick_s
         self._on_idle = on_idle
         self._queue: queue.Queue[Payload | None] = queue.Queue(_QUEUE_MAX)
@@ -238,17 +231,8 @@ class Alerts:
         clock: Callable[[], float] = time.monotonic,
         tick_s: float = 1.0,
     ) -> None:
-        self._deliveries = [
-            _Delivery(
-                t,
-                max_attempts=max_attempts,
-                backoff_s=backoff_s,
-                timeout_s=timeout_s,
-                tick_s=tick_s,
-                on_idle=self.flush,
-            )
-            for t in transports
-        ]
+        retries = (max_attempts, backoff_s, timeout_s)
+        self._deliveries = [_Delivery(t, retries, tick_s, self.flush) for t in transports]
         self._windows = _Windows(min_interval_s)
         self._clock = clock
         self._lock = threading.Lock()
@@ -288,16 +272,16 @@ class Alerts:
             delivery.offer(payload)
 
     def admit(self, record: Record) -> Payload | None:
-        """The payload for `record`, or None when the same alert (key and message) went out less than
-        `min_interval_s` ago (then it is counted, for the next delivery or the window's summary)."""
-        key = str(record["extra"]["alert"])
-        message = record["message"]
+        """The payload for `record`, or None when the same alert (key and message, durations aside) went out less
+        than `min_interval_s` ago (then it is counted, for the next delivery or the window's summary)."""
+        key, message = str(record["extra"]["alert"]), record["message"]
+        last = (record["level"].name, record["time"].isoformat(), message)
         now = self._clock()
         with self._lock:
-            suppressed = self._windows.admit((key, message), now, record["level"].name, record["time"].isoformat())
+            suppressed = self._windows.admit((key, _DURATION.sub("#", message)), now, last)
         if suppressed is None:
             return None
-        return _payload(key, record["level"].name, redact(message), record["time"].isoformat(), suppressed)
+        return _payload(key, last[0], redact(message), last[1], suppressed, summary=False)
 
     def flush(self, *, everything: bool = False) -> list[Payload]:
         """Send (and return) a summary for every window that ended with alerts held back; all of them with
@@ -305,19 +289,12 @@ class Alerts:
         now = self._clock()
         with self._lock:
             ended = self._windows.ended(now, everything=everything)
-        summaries = [
-            _payload(
-                key,
-                held.level,
-                redact(f"{held.count} more {key} alerts held back in the last {self._windows.interval_s:g} s: {msg}"),
-                held.time,
-                held.count,
-                summary=True,
-            )
-            for (key, msg), held in ended
-        ]
-        for payload in summaries:
-            self._offer(payload)
+        summaries: list[Payload] = []
+        for (key, _), held in ended:
+            level, at, message = held.last  # the last one held back: what it said, and when
+            text = f"{held.count} more {key} alerts held back in the last {self._windows.interval_s:g} s: {message}"
+            summaries.append(_payload(key, level, redact(text), at, held.count))
+            self._offer(summaries[-1])
         return summaries
 
     def close(self, timeout_s: float = 5.0) -> None:
@@ -347,12 +324,11 @@ def alerts_from_config(config: AlertsConfig, **options: Any) -> Alerts | None:
 
 @dataclass(slots=True)
 class _Held:
-    """The alerts held back in one window (opened at `opened`): how many, and the level and time of the last."""
+    """The alerts held back in one window (opened at `opened`): how many, and the last one's level, time, message."""
 
     opened: float
     count: int = 0
-    level: str = ""
-    time: str = ""
+    last: tuple[str, str, str] = ("", "", "")
 
 
 class _Windows:
@@ -367,12 +343,12 @@ class _Windows:
         self.interval_s = interval_s
         self._open: dict[tuple[str, str], _Held] = {}
 
-    def admit(self, identity: tuple[str, str], now: float, level: str, at: str) -> int | None:
+    def admit(self, identity: tuple[str, str], now: float, last: tuple[str, str, str]) -> int | None:
         """None when held back (counted); else how many were held back since the last delivery (0 usually)."""
         held = self._open.get(identity)
         if held is not None and now - held.opened < self.interval_s:
             held.count += 1
-            held.level, held.time = level, at
+            held.last = last
             return None
         # Delivered: a count the window's summary has not sent yet rides along with it.
         self._open[identity] = _Held(now)
@@ -392,7 +368,7 @@ class _Windows:
         return out
 
 
-def _payload(key: str, level: str, message: str, at: str, suppressed: int, *, summary: bool = False) -> Payload:
+def _payload(key: str, level: str, message: str, at: str, suppressed: int, summary: bool = True) -> Payload:
     return {"key": key, "level": level, "message": message, "time": at, "suppressed": suppressed, "summary": summary}
 
 

@@ -147,3 +147,17 @@ def test_held_back_alerts_are_counted_out_at_close(make: list[Alerts], clock: Ma
         _engine_alert("database", "spool full: new orders halted")
         alerts.close()
     assert [(a["summary"], a["suppressed"]) for a in rx.accepted] == [(False, 0), (True, 1)]
+
+
+def test_a_flapping_stream_is_one_alert_whatever_its_reconnect_delays(make: list[Alerts], clock: ManualClock) -> None:
+    # actors/stream/_watch.py reports every break as unrepairable with a fresh (jittered) backoff delay.
+    with receiver() as rx:
+        alerts = _alerts(make, [Webhook(rx.url)], clock)
+        for delay in (0, 1370, 2650, 5210):
+            _engine_alert("stream", f"user stream unrepairable: connection lost; reconnecting in {delay} ms")
+            clock.now += 10
+        clock.now += 30
+        [summary] = alerts.flush()
+        alerts.close()
+    assert [(a["summary"], a["suppressed"]) for a in rx.accepted] == [(False, 0), (True, 3)]
+    assert summary["message"].endswith("connection lost; reconnecting in 5210 ms")  # the last one's words
