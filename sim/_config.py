@@ -119,6 +119,9 @@ class SimConfig(BaseModel):
         exchange_mode: ``binance`` (WS API user data) or ``binanceus`` (REST listenKey flow).
         symbol_info: Optional ``exchangeInfo.symbols[]`` object per symbol, e.g. copied from a real venue: its
             filters are enforced and served instead of the synthetic ones.
+        ids_from_clock: Order and trade ids (and generated client order ids) start from the clock at start, not
+            from fixed numbers, so a simulator restarted on the same database never hands out ids an earlier run
+            stored (the engine's embedded and paper simulators; tests keep the fixed, reproducible start).
         cross_fills: How resting orders fill when the price moves through them: ``tick_volume`` shares the
             seeded synthetic volume of the tick (partial fills); ``full`` fills them completely (paper trading on
             a real venue's prices, where a quote through the limit means the order would have been taken).
@@ -143,6 +146,7 @@ class SimConfig(BaseModel):
     market_tick_interval_s: float = Field(default=0.0, ge=0)  # float-ok: seconds
     exchange_mode: Literal["binance", "binanceus"] = "binance"
     cross_fills: Literal["tick_volume", "full"] = "tick_volume"
+    ids_from_clock: bool = False
     record_requests: bool = False
 
     @field_validator("symbols")

@@ -81,6 +81,8 @@ class SimCore:
 
     def __post_init__(self) -> None:
         self.exchange = Exchange(self.config, self.price_source)
+        if self.config.ids_from_clock:
+            self.exchange.start_ids_at(self.clock())
         self.limiter = RateLimiter(self.config.rate_limits)
         self.faults = FaultSchedule(self.config.seed)
         self.by_key = {}

@@ -74,6 +74,13 @@ class Ledger:
         self._next_exec_id = 1
         self._id_rng = random.Random(f"{config.seed}:ids")
 
+    def start_ids_at(self, now_ms: int) -> None:
+        """Number orders and trades from `now_ms` on, and draw client ids from a stream of that start: ids a run
+        hands out never repeat those of an earlier run (Binance's own only ever grow)."""
+        self._next_order_id = max(self._next_order_id, now_ms)
+        self._next_trade_id = max(self._next_trade_id, now_ms)
+        self._id_rng = random.Random(f"{self.config.seed}:ids:{now_ms}")
+
     # ------------------------------------------------------------------ helpers
     def spec(self, symbol: str | None) -> SymbolSpec:
         """The spec of ``symbol``; -1102 if missing, -1121 if unknown."""

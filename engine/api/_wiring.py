@@ -72,6 +72,7 @@ def make_embedded_sim(config: Config) -> Simulator:
         market_tick_interval_s=float(config.sim.market_tick_interval_s),  # float-ok: seconds
         volatility=float(config.sim.volatility_pct / 100),  # float-ok: a model parameter (log-return deviation)
         accounts=[AccountSpec(balances=balances)],
+        ids_from_clock=True,  # a restart on the same database must not hand out the ids an earlier run stored
     )
     return Simulator(sim_config)
 
@@ -153,6 +154,7 @@ def make_paper_sim(
         market_tick_interval_s=0.0,
         cross_fills="full",
         accounts=[AccountSpec(balances=_wallet(config))],
+        ids_from_clock=True,  # as the embedded simulator: ids never repeat an earlier run's
     )
     logger.info(
         "dry run on {}: paper exchange on loopback following the public prices of {} ({}); no order and no API "

@@ -329,3 +329,22 @@ def test_public_names() -> None:
     )
     for name in sim.__all__:
         assert getattr(sim, name).__doc__ or name == "Clock", name
+
+
+def test_a_simulator_numbering_from_its_clock_never_repeats_an_earlier_runs_ids() -> None:
+    # The engine's embedded simulator restarted on the same database numbered orders from 1000 again: the
+    # database refused the new run's orders and fills (unique per exchange and pair / symbol), and a filled
+    # order stayed "submitted". Numbered from the clock, a later run starts above every id an earlier one gave.
+    runs = []
+    for start in (NOW, NOW + 60_000):
+        ex = Exchange(SimConfig(ids_from_clock=True))
+        ex.start_ids_at(start)
+        placed = order(ex, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01")
+        external = order(ex, symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.01",
+                         price="70000")  # fmt: skip
+        runs.append((placed.order.order_id, placed.fills[0].trade_id, external.order.client_order_id))
+    (first_order, first_trade, first_cid), (second_order, second_trade, second_cid) = runs
+    assert second_order > first_order and second_trade > first_trade and second_cid != first_cid
+    assert first_order > NOW  # numbered from the clock, not from 1000
+    fixed = Exchange(SimConfig())
+    assert order(fixed, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01").order.order_id == 1001
