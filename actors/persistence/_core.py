@@ -110,8 +110,11 @@ class PersistenceCore(OutageHandling):
         self._lose_memory()
         self._spool.close()
         self._disconnect()
-        log = logger.error if self.lost else logger.info
-        log("persistence stopped committed={} spooled={} lost={}", self.committed, self._spooled, self.lost)
+        log = logger.error if self.lost or self.rejected else logger.info
+        log(
+            "persistence stopped committed={} spooled={} lost={} rejected={}",
+            self.committed, self._spooled, self.lost, self.rejected,
+        )  # fmt: skip
 
     # writes ----------------------------------------------------------------------------------------
 
@@ -283,6 +286,14 @@ class PersistenceCore(OutageHandling):
                 self.rejected += 1
                 self.rejected_now.append(record)
                 logger.error("persistence: record rejected by the database error={} record={}", _one_line(exc), record)
+                # An alert too: the database now differs from what the engine knows (an order's latest state, a
+                # fill), and nothing else would tell the operator (health stays ok: the database is up).
+                logger.bind(alert="record_rejected").critical(
+                    "ALERT {}: {}",
+                    "record_rejected",
+                    f"the database refused a record ({type(record).__name__}): "
+                    f"{_one_line(exc)} (stored in the errors table, operation 'persist')",
+                )
                 if not isinstance(record, ErrorRecord) or record.operation != "persist":
                     self._pending.append(
                         ErrorRecord(

@@ -208,6 +208,27 @@ def test_bad_record_is_isolated_and_reported(sqlite_url: str, tmp_path: Path, re
     core.stop()
 
 
+def test_a_record_the_database_refuses_is_alerted_and_counted_at_stop(sqlite_url: str, tmp_path: Path) -> None:
+    # A refused order or fill leaves the database behind what the engine knows; health stays ok (the database is
+    # up), so only an ERROR line said so, and the stop line read "lost=0" as if all was stored.
+    from loguru import logger
+
+    lines: list[Any] = []
+    sink = logger.add(lambda m: lines.append(m.record), level="ERROR")
+    try:
+        core = _core(sqlite_url, tmp_path, [], batch_size=10)
+        core.accept(rec.order("a", exchange_order_id=9))
+        core.flush()
+        core.accept(rec.order("b", exchange_order_id=9))
+        core.flush()
+        core.stop()
+    finally:
+        logger.remove(sink)
+    [alert] = [r for r in lines if r["extra"].get("alert") == "record_rejected"]
+    assert alert["level"].name == "CRITICAL" and "refused a record (Order)" in alert["message"]
+    assert any("persistence stopped" in r["message"] and "rejected=1" in r["message"] for r in lines), lines
+
+
 def test_start_replays_spool_skipping_torn_and_corrupt_lines(
     sqlite_url: str, tmp_path: Path, reader: peewee.Database
 ) -> None:
