@@ -24,23 +24,25 @@ from pykka.typing import ActorMemberMixin, proxy_method
 from actors._ticker import Ticker
 from actors.stream._backoff import Backoff, ConnectionBudget
 from actors.stream._callbacks import Control, DrainPrices, Signal, UbwaCallbacks
-from actors.stream._frames import AccountFrame, LatestPrices, ProbeReply, probe_request
-from actors.stream._listenkey import ListenKeyClient, ListenKeyError
-from actors.stream._rejections import Rejection, RejectionKind, classify_rejection, retry_after_in
-from actors.stream._settings import StreamSettings
-from actors.stream._ubwa import StreamRef, UbwaManager, create_market_stream, create_user_stream, new_manager
-from actors.stream._watch import (
+from actors.stream._decisions import (
     CreateStream,
     Decision,
     FireGap,
     ReportHealth,
+    ResyncClock,
     ScheduleRecreate,
     SendProbe,
     StopStream,
     StreamHealth,
     StreamRole,
-    StreamWatch,
 )
+from actors.stream._frames import AccountFrame, LatestPrices, ProbeReply, probe_request
+from actors.stream._listenkey import ListenKeyClient, ListenKeyError
+from actors.stream._rejections import Rejection, RejectionKind, classify_rejection, retry_after_in
+from actors.stream._servertime import ServerTime
+from actors.stream._settings import StreamSettings
+from actors.stream._ubwa import StreamRef, UbwaManager, create_market_stream, create_user_stream, new_manager
+from actors.stream._watch import StreamWatch
 from engine.clock import Clock
 from engine.domain import ErrorRecord, Symbol
 from engine.exchange import StreamTerminated, UnknownEvent, UserDataReport
@@ -102,6 +104,8 @@ class StreamActor(pykka.ThreadingActor):
         on_error: A bad frame or failed callback, stored by the engine; the stream keeps going.
         rng: Jitter source (seed it in tests).
         prices: The price board between UBWA's thread and the actor (tests pass one to watch coalescing).
+        wall_ms: The host's wall clock (default: the system's), which the subscription's timestamp is read from
+            and corrected by the offset to the exchange's clock (`ServerTime`); `clock` may be a manual one.
     """
 
     def __init__(
@@ -117,6 +121,7 @@ class StreamActor(pykka.ThreadingActor):
         on_error: ErrorListener = _noop,
         rng: random.Random | None = None,
         prices: LatestPrices | None = None,
+        wall_ms: Callable[[], int] | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -130,6 +135,7 @@ class StreamActor(pykka.ThreadingActor):
         self.budget = ConnectionBudget(settings.connection_attempts_per_window, settings.connection_window_ms)
         self._listen_keys = ListenKeyClient(settings.rest_url, settings.api_key) if self._uses_listen_key else None
         self._listen_key: str | None = None
+        self._server_time = ServerTime(settings.rest_url, wall_ms)
         self._watches: dict[StreamRole, StreamWatch] = {}
         roles = [StreamRole.USER] if settings.has_user_data else []
         roles += [StreamRole.MARKET] if settings.symbols else []
@@ -160,8 +166,11 @@ class StreamActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------------ life cycle
     def on_start(self) -> None:
+        if StreamRole.USER in self._watches and not self._uses_listen_key:
+            self._server_time.measure()  # the WS API subscription is signed: with the exchange's time, not ours
         for role in self._watches:
-            self._managers[role] = new_manager(self.settings, self._ubwa.signals(role), self._ubwa.restarts(role))
+            signals, restarts = self._ubwa.signals(role), self._ubwa.restarts(role)
+            self._managers[role] = new_manager(self.settings, signals, restarts, self._server_time.now_ms)
             self._apply(role, self._watches[role].start(self._now()))
         if self._watches:
             self._arm_tick()
@@ -269,6 +278,10 @@ class StreamActor(pykka.ThreadingActor):
                 self._managers[role].stop_stream_now(decision.stream_id)
             elif isinstance(decision, CreateStream):
                 self._create_stream(role)
+            elif isinstance(decision, ResyncClock):
+                self._server_time.remeasure()
+                logger.warning("{} stream: subscription timestamp refused (-1021): host clock skew; offset to the "
+                               "exchange's clock now {} ms", role, self._server_time.offset_ms)  # fmt: skip
             elif isinstance(decision, ScheduleRecreate):
                 self._schedule_recreate(role, decision.delay_ms)
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from loguru import logger
 
+from actors.stream._decisions import StreamRole
 from actors.stream._frames import AccountFrame, LatestPrices, ProbeReply, classify_user_frame, parse_book_ticker
 from actors.stream._ubwa import StreamRef
-from actors.stream._watch import StreamRole
 from engine.clock import Clock
 from engine.domain import ErrorRecord
 from engine.exchange import ApiResponse, BadFrame, ServerShutdown, StreamTerminated, UnknownEvent, UserDataReport

@@ -16,6 +16,7 @@ __all__ = [
     "FireGap",
     "HealthState",
     "ReportHealth",
+    "ResyncClock",
     "ScheduleRecreate",
     "SendProbe",
     "StopStream",
@@ -105,7 +106,12 @@ class ScheduleRecreate:
     delay_ms: int
 
 
-Decision = ReportHealth | FireGap | SendProbe | StopStream | CreateStream | ScheduleRecreate
+@dataclass(frozen=True, slots=True)
+class ResyncClock:
+    """The exchange refused the subscription's timestamp (-1021): re-measure the clock offset before retrying."""
+
+
+Decision = ReportHealth | FireGap | SendProbe | StopStream | CreateStream | ScheduleRecreate | ResyncClock
 
 
 def quiet_change(health: StreamHealth | None, live: bool, quiet_for_ms: int) -> tuple[HealthState, str] | None:

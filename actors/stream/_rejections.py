@@ -4,13 +4,16 @@ A refusal reaches the stream actor three ways: UBWA's ``STREAM_UNREPAIRABLE`` af
 ``userDataStream.subscribe.signature`` (its error text carries only ``code=`` and ``msg=``; UBWA drops the
 HTTP-like status and the ``data.retryAfter`` of the answer), a refused WebSocket handshake (``HTTP 429`` crashes
 the stream, ``HTTP 418`` sends UBWA into its 0.1 s retry loop), and Binance.US's REST listenKey request (status,
-code and ``Retry-After`` header). Each is sorted into one of three kinds (binance-spot.md §4.1, §4.2, §5):
+code and ``Retry-After`` header). Each is sorted into one of four kinds (binance-spot.md §4.1, §4.2, §5):
 
 - fatal: the key or the signature is bad; retrying cannot fix it and would only spend weight;
 - throttled: a rate limit (``-1003``, ``-1015``, HTTP 429/418), a WAF block (HTTP 403) or trouble on the
   exchange's side (HTTP 5xx codes). It passes by itself, so it is never fatal — but retrying soon earns another
   refusal, and going on past 429s is what gets an IP banned (418, two minutes up to three days): retry slowly,
   as the exchange asks;
+- clock: the signed timestamp was outside the exchange's window (``-1021``: more than 1 s ahead of its clock, or
+  older than ``recvWindow``). The key is fine, the host clock is off: re-measure the offset, retry with backoff,
+  never fatal (a fatal stream would leave fills to the REST reconciliation until a restart);
 - other: anything else; retried with backoff, fatal after a few in a row (the watchdog counts them).
 """
 
@@ -22,6 +25,7 @@ from enum import StrEnum
 
 __all__ = [
     "BUSY_CODES",
+    "CLOCK_SKEW_CODES",
     "FATAL_SUBSCRIBE_CODES",
     "RATE_LIMIT_CODES",
     "THROTTLE_MIN_DELAY_MS",
@@ -35,6 +39,10 @@ __all__ = [
 
 FATAL_SUBSCRIBE_CODES = frozenset({-1002, -1022, -2008, -2014, -2015})
 """Subscribe rejections that retrying cannot fix: unauthorized, bad signature, bad or unknown API key."""
+
+CLOCK_SKEW_CODES = frozenset({-1021})
+"""INVALID_TIMESTAMP: "Timestamp for this request was 1000ms ahead of the server's time" / "is outside of the
+recvWindow". The signature's timestamp disagrees with the exchange's clock; nothing is wrong with the key."""
 
 RATE_LIMIT_CODES = frozenset({-1003, -1015})
 """TOO_MANY_REQUESTS (429 weight limit, 418 IP ban, "too many requests queued") and TOO_MANY_ORDERS (429)."""
@@ -71,6 +79,7 @@ class RejectionKind(StrEnum):
 
     FATAL = "fatal"
     THROTTLED = "throttled"
+    CLOCK = "clock"
     OTHER = "other"
 
 
@@ -79,7 +88,7 @@ class Rejection:
     """One refusal by the exchange, classified.
 
     Attributes:
-        kind: Fatal, throttled or other.
+        kind: Fatal, throttled, clock or other.
         code: Binance's error code (0: the answer had none), or None when only an HTTP status is known.
         status: The HTTP status when known (handshake, listenKey request), else None.
         retry_after_ms: How long the exchange asked us to wait (``Retry-After``, or a ban's end), if it said.
@@ -92,8 +101,11 @@ class Rejection:
 
     @property
     def label(self) -> str:
-        """``rate limited (code=-1003)``, ``exchange busy (HTTP 503)``, ``rejected (code=-2015)``: for health."""
+        """``rate limited (code=-1003)``, ``exchange busy (HTTP 503)``, ``clock skew (code=-1021)``, ``rejected
+        (code=-2015)``: for health."""
         what = f"code={self.code}" if self.code is not None else f"HTTP {self.status}"
+        if self.kind is RejectionKind.CLOCK:
+            return f"clock skew ({what})"
         if self.kind is not RejectionKind.THROTTLED:
             return f"rejected ({what})"
         if self.code in RATE_LIMIT_CODES or self.status in _RATE_LIMIT_STATUSES:
@@ -113,6 +125,8 @@ def classify_rejection(code: int | None, status: int | None = None, retry_after_
         or (status is not None and 500 <= status <= 599)
     ):
         kind = RejectionKind.THROTTLED
+    elif code in CLOCK_SKEW_CODES:
+        kind = RejectionKind.CLOCK
     else:
         kind = RejectionKind.OTHER
     if retry_after_ms is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -13,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from loguru import logger
 from unicorn_binance_websocket_api import BinanceWebSocketApiManager
 
+from actors.stream._decisions import StreamRole
 from actors.stream._settings import StreamSettings
-from actors.stream._watch import StreamRole
 
 __all__ = ["StreamRef", "UbwaManager", "create_market_stream", "create_user_stream", "new_manager", "sign_with_pem"]
 
@@ -44,9 +46,13 @@ class UbwaManager(BinanceWebSocketApiManager):
     - `stop_stream_now` closes the socket instead of waiting for the next frame.
     - The user-data subscription is signed with RSA or Ed25519 keys too (UBWA signs with HMAC only): Binance's
       WS API takes a base64 signature of the same `apiKey=…&timestamp=…` payload from either.
+    - Its timestamp is the exchange's time (`timestamp_ms`: the host's plus the measured offset), not the host's
+      raw `time.time()`: a host clock more than 1 s fast is refused with -1021 on every try.
     """
 
     on_restart: Callable[[str, str | None], None] | None = None
+    timestamp_ms: Callable[[], int] | None = None
+    """The subscription's timestamp (called on UBWA's thread: must not block); None: the host's clock."""
 
     def _stream_is_restarting(self, stream_id: Any, error_msg: Any = None) -> bool:
         out = bool(super()._stream_is_restarting(stream_id, error_msg=error_msg))
@@ -57,11 +63,14 @@ class UbwaManager(BinanceWebSocketApiManager):
 
     def _build_userdata_subscribe_payload(self, stream_id: str) -> dict[str, Any]:
         secret = str(self.stream_list[stream_id]["api_secret"])
-        if "PRIVATE KEY" not in secret:
-            return dict(super()._build_userdata_subscribe_payload(stream_id))
         api_key = str(self.stream_list[stream_id]["api_key"])
-        timestamp = self.get_timestamp()
-        signature = sign_with_pem(secret, f"apiKey={api_key}&timestamp={timestamp}".encode())
+        clock = self.timestamp_ms
+        timestamp = clock() if clock is not None else int(self.get_timestamp())
+        payload = f"apiKey={api_key}&timestamp={timestamp}".encode()
+        if "PRIVATE KEY" in secret:
+            signature = sign_with_pem(secret, payload)
+        else:
+            signature = hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
         return {
             "id": str(uuid.uuid4()),
             "method": "userDataStream.subscribe.signature",
@@ -105,9 +114,13 @@ def sign_with_pem(pem: str, payload: bytes) -> str:
 
 
 def new_manager(
-    settings: StreamSettings, on_signal: Callable[..., None], on_restart: Callable[[str, str | None], None]
+    settings: StreamSettings,
+    on_signal: Callable[..., None],
+    on_restart: Callable[[str, str | None], None],
+    timestamp_ms: Callable[[], int] | None = None,
 ) -> UbwaManager:
-    """A manager for one stream role, reporting signals to `on_signal` and reconnect attempts to `on_restart`."""
+    """A manager for one stream role, reporting signals to `on_signal` and reconnect attempts to `on_restart`,
+    signing a user data subscription with `timestamp_ms` (the exchange's time; None: the host's)."""
     manager = UbwaManager(
         exchange=settings.ubwa_exchange,
         websocket_api_base_uri=settings.ws_api_url,
@@ -121,6 +134,7 @@ def new_manager(
         ping_timeout_default=settings.ping_timeout_s,
     )
     manager.on_restart = on_restart
+    manager.timestamp_ms = timestamp_ms
     return manager
 
 

@@ -11,8 +11,9 @@ What UBWA does by itself and what it does not (client-libraries.md, binance-spot
 - it never re-subscribes after ``eventStreamTerminated`` and ignores ``serverShutdown``: we recreate;
 - a rejected subscription crashes the stream for good (STREAM_UNREPAIRABLE): fatal at once for a bad key or
   signature; for a rate limit or the exchange's own trouble (`_rejections`) retried slowly — never before
-  ``throttle_floor_ms`` or the wait the exchange names — and never fatal; anything else retried with backoff
-  and fatal after a few rejections in a row;
+  ``throttle_floor_ms`` or the wait the exchange names — and never fatal; for a timestamp out of the exchange's
+  window (-1021, clock skew) retried with backoff after re-measuring the clock offset, never fatal; anything
+  else retried with backoff and fatal after a few rejections in a row;
 - a quiet user stream is indistinguishable from a dead one, so the watchdog probes (``session.status``) after a
   third of the silence limit; nothing received for the whole limit is silence (an error reply to a probe does not
   count: it proves the socket open, not the subscription).
@@ -29,12 +30,12 @@ from enum import StrEnum
 
 from actors.stream._backoff import Backoff, ConnectionBudget
 from actors.stream._decisions import (
-    MARKET_QUIET_MS,
     CreateStream,
     Decision,
     FireGap,
     HealthState,
     ReportHealth,
+    ResyncClock,
     ScheduleRecreate,
     SendProbe,
     StopStream,
@@ -43,32 +44,13 @@ from actors.stream._decisions import (
     quiet_change,
 )
 from actors.stream._rejections import (
-    FATAL_SUBSCRIBE_CODES,
     THROTTLE_MIN_DELAY_MS,
     Rejection,
     RejectionKind,
     stream_rejection,
-    subscribe_rejection,
 )
 
-__all__ = [
-    "FATAL_SUBSCRIBE_CODES",
-    "FIRST_SUBSCRIPTION",
-    "MARKET_QUIET_MS",
-    "THROTTLE_MIN_DELAY_MS",
-    "CreateStream",
-    "Decision",
-    "FireGap",
-    "HealthState",
-    "ReportHealth",
-    "ScheduleRecreate",
-    "SendProbe",
-    "StopStream",
-    "StreamHealth",
-    "StreamRole",
-    "StreamWatch",
-    "subscribe_rejection",
-]
+__all__ = ["FIRST_SUBSCRIPTION", "StreamWatch"]
 
 FIRST_SUBSCRIPTION = "first subscription"
 """The gap a user stream starts with (fired once its first subscription is proven live)."""
@@ -94,7 +76,7 @@ class StreamWatch:
 
     ``throttle_floor_ms`` is the least wait after a rate-limited refusal (default: the backoff's cap, at least
     `THROTTLE_MIN_DELAY_MS`); ``max_rejections`` other refusals in a row (since the stream was last live) are
-    fatal.
+    fatal, as many clock-skew refusals in a row are alerted once (never fatal).
     """
 
     def __init__(
@@ -130,6 +112,8 @@ class StreamWatch:
         self.rejections = 0
         self.throttled = 0
         """Rate-limited refusals since the stream was last live (one episode; the first one alerts)."""
+        self.skewed = 0
+        """Clock-skew (-1021) refusals since the stream was last live."""
         self.health: StreamHealth | None = None
         self._probe_seq = 0
         self._probe_sent_ms: int | None = None
@@ -195,12 +179,22 @@ class StreamWatch:
         reason = f"{rejection.label}, refusal {self.throttled} in a row: {error}"
         return self._recreate(state, reason, now_ms, floor_ms=floor, warn=True)
 
+    def _clock_skew(self, rejection: Rejection, error: str, now_ms: int) -> list[Decision]:
+        # The key is fine, the host clock is off: re-measure the offset (before the retry, which may be due at
+        # once) and back off like any transient failure. A fatal stream would leave fills to the REST
+        # reconciliation until a restart; alerted once, when re-measuring has not helped after a few tries.
+        self.skewed += 1
+        state = HealthState.UNREPAIRABLE if self.skewed == self.max_rejections else HealthState.RECONNECTING
+        reason = f"{rejection.label}: host clock skew, offset re-measured (refusal {self.skewed} in a row): {error}"
+        return [ResyncClock(), *self._recreate(state, reason, now_ms, warn=True)]
+
     def _live(self, now_ms: int) -> list[Decision]:
         self._enter(_Phase.LIVE, now_ms)
         self.backoff.reset()
         self._ubwa_tries = 0
         self.rejections = 0
         self.throttled = 0
+        self.skewed = 0
         reason = "subscribed" if self.role is StreamRole.USER else "connected"
         out: list[Decision] = [self._report(HealthState.CONNECTED, reason, now_ms)]
         if self.gap_reason is not None:
@@ -296,6 +290,8 @@ class StreamWatch:
             return self._recreate(HealthState.UNREPAIRABLE, error, now)
         if rejection.kind is RejectionKind.THROTTLED:
             return self._throttled(rejection, error, now)
+        if rejection.kind is RejectionKind.CLOCK:
+            return self._clock_skew(rejection, error, now)
         self.rejections += 1
         if rejection.kind is RejectionKind.FATAL or rejection.code == 0 or self.rejections >= self.max_rejections:
             # A bad key stays bad: no retry storm, a clear fatal state for the operator. An unexplained refusal

@@ -139,9 +139,11 @@ def stream_actor(
     prices: LatestPrices | None = None,
     on_report: Callable[[UserDataReport], None] | None = None,
     on_price: Callable[[Symbol, Decimal, Decimal, int], None] | None = None,
+    wall_ms: Callable[[], int] | None = None,
     **overrides: Any,
 ) -> Iterator[Running]:
-    """Start a stream actor against `sim` on a manual clock; stop it afterwards."""
+    """Start a stream actor against `sim` on a manual clock (`wall_ms`: the host clock it signs by); stop it
+    afterwards."""
     clock = ManualClock()
     ticker = Ticker(clock)
     rec = rec or Recorder()
@@ -156,6 +158,7 @@ def stream_actor(
         on_error=rec.on_error,
         rng=random.Random(seed),
         prices=prices,
+        wall_ms=wall_ms,
     )
     proxy: StreamProxy = ref.proxy()  # type: ignore[assignment]
     try:

@@ -78,8 +78,9 @@ def test_rejected_subscription_is_fatal_without_a_retry_storm() -> None:
         run.proxy.stream_ids().get(timeout=5)
         assert run.attempts() == 1
         assert run.rec.states()[-1] is HealthState.FATAL and run.rec.gaps == []
-        # The simulator saw one WS API connection and subscribe (2 weight each) and nothing after.
-        assert weight_at_fatal <= 4
+        # The simulator saw one clock-offset request (1 weight), one WS API connection and subscribe (2 weight
+        # each) and nothing after.
+        assert weight_at_fatal <= 5
         assert sim.core.limiter.used_weight("127.0.0.1", sim.core.now()) == weight_at_fatal
         assert run.proxy.stream_ids().get(timeout=5)["user"] is None
 
