@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-__all__ = ["ApiClient", "ApiError"]
+__all__ = ["CLOSED_PREFIX", "ApiClient", "ApiError"]
 
 
 class ApiError(Exception):
@@ -81,12 +81,14 @@ class ApiClient:
         return f"/orders/{quote(base, safe='')}/{quote(quote_asset, safe='')}/{quote(last, safe='')}"
 
     def events(self, pair: str | None = None, on_open: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
-        """Order events as they happen (server-sent events); ends when the daemon closes the stream.
+        """Order events as they happen (server-sent events), for as long as the consumer iterates.
 
         `on_open` is called once the daemon confirms the subscription: every event after that is delivered.
 
         Raises:
-            ApiError: not reachable, or the daemon refused (the message carries the status).
+            ApiError: not reachable, the daemon refused (the message carries the status), or the stream closed
+                while the consumer still iterated: "the daemon's event stream closed: <why>" (the daemon's reason
+                when it gave one, e.g. that it is shutting down; else how the connection ended).
         """
         path = "/events" + (f"?{urlencode({'pair': pair})}" if pair else "")
         # No read timeout: a quiet market may send nothing for a long time.
@@ -104,18 +106,27 @@ class ApiClient:
             conn.close()
 
 
+CLOSED_PREFIX = ": closed: "
+"""The comment line the daemon sends before it ends a watcher's stream, followed by the reason."""
+_SILENT_END = "the connection ended without a word from the daemon (it was killed, or the network dropped)"
+
+
 def _parse_sse(response: http.client.HTTPResponse, on_open: Callable[[], None]) -> Iterator[dict[str, Any]]:
     data: list[str] = []
+    reason = ""
     while True:
         try:
             line = response.readline()
-        except (OSError, http.client.HTTPException):
-            return
+        except (OSError, http.client.HTTPException) as exc:
+            raise ApiError(f"the daemon's event stream closed: {reason or _lost(exc)}") from None
         if not line:
-            return
+            # A stream never ends by design: either the daemon said why, or it went away without a word.
+            raise ApiError(f"the daemon's event stream closed: {reason or _SILENT_END}")
         text = line.decode("utf-8").rstrip("\r\n")
         if text == ": subscribed":
             on_open()
+        elif text.startswith(CLOSED_PREFIX):
+            reason = text[len(CLOSED_PREFIX) :].strip() or "no reason given"
         elif text.startswith("data:"):
             data.append(text[5:].lstrip())
         elif not text and data:
@@ -123,3 +134,8 @@ def _parse_sse(response: http.client.HTTPResponse, on_open: Callable[[], None]) 
             data = []
             if isinstance(event, dict):
                 yield event
+
+
+def _lost(exc: BaseException) -> str:
+    # A chunked stream cut off mid-way (a killed daemon) is an IncompleteRead or a reset, not an EOF.
+    return f"the connection was lost ({type(exc).__name__}: {exc}); the daemon was killed or the network dropped"

@@ -2,12 +2,12 @@
 
 Exit codes (the same for every command, so scripts can branch on them):
 
-- 0: done (order accepted, cancel requested, daemon healthy, stream ended)
+- 0: done (order accepted, cancel requested, daemon healthy, ``watch`` stopped by Ctrl-C or ``--count``)
 - 1: refused by the engine (the reason is printed), or ``status`` found the engine halted or paused
 - 2: usage error or invalid input (the field is named)
 - 3: not found (unknown order, request or pair)
 - 4: authentication failed (wrong or missing token)
-- 5: the daemon is not reachable, or answered unexpectedly
+- 5: the daemon is not reachable, or answered unexpectedly (``watch``: its event stream closed)
 
 The URL comes from ``--url``, else the endpoint file a running daemon writes next to its token file, else
 ``api.host``/``api.port``; the token from ``--token-file``, else ``api.token`` (``FREQTRADE__API__TOKEN``),
@@ -332,7 +332,8 @@ def run_balances(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def run_watch(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """``watch``: print order events as they happen, until Ctrl-C, ``--count`` events, or the daemon stops."""
+    """``watch``: print order events as they happen, until Ctrl-C or ``--count`` events (exit 0); a stream the
+    daemon ends or loses (a stop, a kill) is said on stderr with the reason, exit 5."""
     out = out or sys.stdout
     client = _client(args)
     if client is None:

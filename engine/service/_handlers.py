@@ -19,6 +19,7 @@ from loguru import logger
 from pydantic import ValidationError
 
 from engine.api import Refusal, RefusalReason
+from engine.service._client import CLOSED_PREFIX
 from engine.service._metrics import CONTENT_TYPE
 from engine.service._openapi import openapi_schema
 from engine.service._schemas import (
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["health_status"]
 
 _PLACE_TIMEOUT_S = 30.0
+_ENDED_WHY = "the daemon ended this watcher's stream (it fell too far behind the events, or the API is stopping)"
 
 
 def _json(data: object, status: int = 200) -> web.Response:
@@ -303,6 +305,9 @@ class _Handlers:
                     continue
                 payload = orjson.dumps(event_json(event))
                 await response.write(b"event: " + event.kind.value.encode() + b"\ndata: " + payload + b"\n\n")
+            # The hub ended this stream: say why, so `watch` can tell its user rather than end as if all were well.
+            why = "the daemon is shutting down" if self.s.draining else _ENDED_WHY
+            await response.write(f"{CLOSED_PREFIX}{why}\n\n".encode())
         except ConnectionResetError:
             # The watcher went away; its subscription ends with this handler.
             logger.bind(remote=request.remote).debug("control API: watcher disconnected")
