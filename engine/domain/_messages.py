@@ -278,6 +278,16 @@ class Trade(BaseModel):
             raise ValueError("closed_at is before created_at")
         return self
 
+    @property
+    def received(self) -> Decimal:
+        """The base asset a buy added to the account: `filled` less the fees paid in the base asset (Binance takes
+        a buy's fee from what it bought unless BNB pays it). Sell this, not `filled`, to close the position: a
+        sell of `filled` is refused for want of balance. For a sell, what was sold (`filled`)."""
+        if self.side is Side.SELL:
+            return self.filled
+        base = str(self.pair).split("/", 1)[0]
+        return self.filled - self.fees.get(base, Decimal(0))
+
     @classmethod
     def trusted(cls, **fields: Any) -> Self:
         """Build without validation from values the engine already holds validated (see `Order.trusted`)."""

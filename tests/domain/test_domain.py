@@ -179,6 +179,10 @@ def test_trade_and_records_validate() -> None:
         remainder=Decimal("0.6"),
     )
     assert trade.remainder == Decimal("0.6")
+    assert trade.received == Decimal("0.4")  # a sell: what was sold
+    buy = trade.model_copy(update={"side": Side.BUY, "fees": {"ETH": Decimal("0.0004"), "BTC": Decimal("0.1")}})
+    assert buy.received == Decimal("0.3996")  # only the base asset's fee comes out of what was bought
+    assert buy.model_copy(update={"fees": {"BNB": Decimal("0.01")}}).received == Decimal("0.4")
     with pytest.raises(ValidationError, match="exceeds requested"):
         Trade.model_validate({**trade.model_dump(), "filled": Decimal(2)})
     err = ErrorRecord(operation="create_order", exchange_code=-2010, message="insufficient", time=T0)
