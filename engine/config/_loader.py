@@ -36,6 +36,7 @@ from engine.config._models import (
     SimSection,
     StreamConfig,
 )
+from engine.config._section import bool_fields
 
 __all__ = [
     "ENV_PREFIX",
@@ -60,6 +61,7 @@ SECRET_FIELDS: frozenset[tuple[str, str]] = frozenset(
     }
 )
 _COMMA_LIST_FIELDS = frozenset({("exchange", "pair_whitelist")})
+_BOOL_FIELDS = bool_fields(Config)
 
 Path_ = tuple[str, ...]
 _NAMED_MSG = re.compile(r"^([a-z_]+\.[a-z_]+): (.*)$", re.DOTALL)
@@ -207,6 +209,10 @@ def _file_layer(
                 if secret is not None:
                     sec[target] = secret
                     prov[(section, target)] = Source("file", f"{path} ({key} = {value})")
+                continue
+            if (section, key) in _BOOL_FIELDS and not isinstance(value, bool):
+                problems.append(ConfigProblem(f"{section}.{key}", str(src), f"must be true or false, not {value!r}",
+                                              "write true or false, without quotes"))  # fmt: skip
                 continue
             sec[key] = value
             prov[(section, key)] = src

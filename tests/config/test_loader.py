@@ -213,3 +213,19 @@ def test_an_empty_file_form_alone_is_unset() -> None:
     loaded, problems = resolve_config(None, {"FREQTRADE__API__TOKEN": "", "FREQTRADE__API__TOKEN_FILE": ""})
     assert problems == [] and loaded is not None
     assert loaded.config.api.token is None
+
+
+@pytest.mark.parametrize("text", ['"off"', '"yes"', "0", '"false"'])
+def test_a_true_false_setting_in_the_file_must_be_a_toml_boolean(tmp_path: Path, text: str) -> None:
+    # `dry_run = "off"` was read as false (live trading) and `dry_run = 0` too: a quoted word or a number for a
+    # setting that picks paper or live is refused, with the fix, whatever pydantic would make of it.
+    path = _write(tmp_path, f"[execution]\ndry_run = {text}\n[stream]\nuser_data = true\n")
+    loaded, problems = resolve_config(path, {})
+    assert loaded is None
+    [problem] = problems
+    assert problem.path == "execution.dry_run" and "true or false" in problem.message
+    assert "without quotes" in problem.fix
+    ok, none = resolve_config(_write(tmp_path, "[execution]\ndry_run = false\n"), {})
+    assert none == [] and ok is not None and ok.config.execution.dry_run is False
+    from_env, none = resolve_config(None, {"FREQTRADE__EXECUTION__DRY_RUN": "false"})  # the environment is text
+    assert none == [] and from_env is not None and from_env.config.execution.dry_run is False
