@@ -24,8 +24,9 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
-from engine.exchange import Banned, ClockSkew, ExchangeError, RateLimited, StopTrading, parse_retry_after
+from engine.exchange import Banned, ClockSkew, ExchangeError, OrderNotFound, RateLimited, StopTrading, parse_retry_after
 from engine.exchange._ratelimits import LimitKind
+from engine.gateway import Op
 
 if TYPE_CHECKING:
     from engine.clock import Clock
@@ -38,6 +39,8 @@ __all__ = ["ExchangeFeedback", "GatewayStats", "PendingCreates"]
 _TOO_MANY_ORDERS = -1015
 _WEIGHT_1M = (LimitKind.REQUEST_WEIGHT, 60_000)
 _ORDERS_10S = (LimitKind.ORDERS, 10_000)
+_LOOKUPS = frozenset({Op.FETCH_ORDER, Op.CANCEL_ORDER})
+"""Calls whose "order not found" (-2013, -2011) is an answer about the order, not a failure of the call."""
 
 
 @dataclass(slots=True)
@@ -75,6 +78,8 @@ class ExchangeFeedback:
     _parked: int
     _sent: int
     _failed: int
+    _not_found: int = 0
+    """Of `_failed`, the lookups and cancels answered "order not found" (set on the instance at the first one)."""
 
     def stats(self) -> GatewayStats:
         """Current queue, in-flight and budget figures."""
@@ -92,7 +97,10 @@ class ExchangeFeedback:
             queued=len(self._queue),
             in_flight=self._in_flight + self._parked,
             sent=self._sent,
-            failed=self._failed,
+            # An order the exchange does not know is an answer (every restored order after a restart on the
+            # embedded simulator is one): counted apart, so the `api_errors` alert counts real failures only.
+            failed=self._failed - self._not_found,
+            not_found=self._not_found,
             blocked_until_ms=self._local_ms(budget.blocked_until_ms()),
             # New orders are held by a 418 ban or by a -1015 hold alike: either way no create leaves.
             orders_halted=budget.new_orders_halted(now) or now < budget.creates_held_until_ms(),
@@ -137,9 +145,13 @@ class ExchangeFeedback:
         )
 
     async def _after_error(self, request: GatewayRequest, error: ExchangeError) -> None:
-        logger.bind(op=request.op.value, key=request.key, pair=request.pair).warning(
-            "exchange call failed: {} (code={}, status={})", error, error.code, error.http_status
-        )
+        bound = logger.bind(op=request.op.value, key=request.key, pair=request.pair)
+        if isinstance(error, OrderNotFound) and request.op in _LOOKUPS:
+            # Never retried (a rejection), so each one is exactly one of the core's `_failed`.
+            self._not_found += 1
+            bound.info("exchange answered: order not found ({}, code={})", error, error.code)
+            return
+        bound.warning("exchange call failed: {} (code={}, status={})", error, error.code, error.http_status)
         note = _CALL.get()
         if note is not None and note.undecided is not None:
             # A create's 429: creates are held already; the body's code says whether everything waits too.
@@ -225,6 +237,8 @@ class GatewayStats:
     """Every enforced limit by label (e.g. "REQUEST_WEIGHT/60s"): used, limit and the budget's own ceiling."""
     creates_held_until_ms: int = 0
     """End of a hold on creates only, after a 429 -1015 (local clock; 0: never held)."""
+    not_found: int = 0
+    """Order lookups and cancels answered "order not found" (-2013, -2011): answers, not counted in `failed`."""
 
 
 class PendingCreates:
