@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO
 
 from engine.service._client import ApiClient, ApiError
+from engine.service._views import event_line, health_rows
 
 __all__ = [
     "EXIT_AUTH",
@@ -124,7 +126,10 @@ def _client(args: argparse.Namespace) -> ApiClient | None:
             print(f"  - {problem}", file=sys.stderr)
         return None
     api = loaded.config.api
-    url = args.url or read_endpoint(endpoint_file_for(api.token_path)) or f"http://{api.host}:{api.port}"
+    endpoint = endpoint_file_for(api.token_path)
+    url = args.url or read_endpoint(endpoint) or f"http://{api.host}:{api.port}"
+    if args.url is None:
+        args._stale_endpoint = _stale_endpoint(endpoint)
     try:
         if args.token_file is not None:
             token = read_token_file(args.token_file)
@@ -147,8 +152,38 @@ def _call(args: argparse.Namespace, method: str, path: str, body: object = None)
     try:
         return client.request(method, path, body)
     except ApiError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _unreachable(args, exc)
         return EXIT_UNREACHABLE
+
+
+def _stale_endpoint(path: Path) -> str | None:
+    """What to say of an endpoint file left by a daemon that is gone (a kill -9), or None when there is none.
+
+    `read_endpoint` skips such a file, so the client falls back to ``api.host``/``api.port``: without this note an
+    operator sees "not reachable" at a URL the daemon never used and cannot tell why.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        url, pid = str(data["url"]), int(data["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return (
+            f"{path} names the daemon at {url} with pid {pid}, which is not running: the file is stale (that "
+            "daemon was killed or crashed); start the daemon again, or pass --url"
+        )
+    except PermissionError:
+        pass  # alive, another user's
+    return None
+
+
+def _unreachable(args: argparse.Namespace, exc: ApiError) -> None:
+    print(f"error: {exc}", file=sys.stderr)
+    stale = getattr(args, "_stale_endpoint", None)
+    if stale and "not reachable" in str(exc):
+        print(f"  {stale}", file=sys.stderr)
 
 
 def _failure(status: int, data: dict[str, Any], out: TextIO, as_json: bool) -> int:
@@ -245,7 +280,7 @@ def run_status(args: argparse.Namespace, out: TextIO | None = None) -> int:
     )
     if health.get("halt_reason"):
         out.write(f"halted: {health['halt_reason']}\n")
-    render_table(["component", "state", "detail"], _health_rows(health), out)
+    render_table(["component", "state", "detail"], health_rows(health), out)
     out.write("\n")
     headers = [
         "created",
@@ -266,45 +301,6 @@ def run_status(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 _NOT_TRADING = frozenset({"halted", "paused", "draining"})
-
-
-def _details(data: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
-    return " ".join(f"{k}={v}" for k, v in data.items() if k not in skip and not isinstance(v, dict | list)) or "-"
-
-
-def _health_rows(health: dict[str, Any]) -> list[list[object]]:
-    """One row per part of the engine: database, gateway (queue, rate budget), each stream, each pair actor."""
-    rows: list[list[object]] = []
-    database = health.get("database")
-    if isinstance(database, dict):
-        rows.append(["database", database.get("health", "?"), _details(database, ("health",))])
-    gateway = health.get("gateway")
-    if isinstance(gateway, dict):
-        state = "error" if "error" in gateway else "orders halted" if gateway.get("orders_halted") else "ok"
-        rows.append(["gateway", state, _details(gateway, ("orders_halted",))])
-        for key, value in gateway.items():
-            if isinstance(value, dict):  # rate budget (or any other nested figures), one row per entry
-                for label, entry in value.items():
-                    detail = _details(entry) if isinstance(entry, dict) else str(entry)
-                    rows.append([f"{key}:{label}", "", detail])
-    streams = health.get("streams")
-    if isinstance(streams, dict):
-        for role, stream in streams.items():
-            if isinstance(stream, dict):
-                rows.append([f"stream:{role}", stream.get("state", "?"), _details(stream, ("state",))])
-    elif "streams" in health:
-        rows.append(["streams", "off", "REST polling"])
-    pairs = health.get("pairs")
-    if isinstance(pairs, dict):
-        for pair, alive in pairs.items():
-            rows.append([f"pair:{pair}", "alive" if alive else "dead", "-"])
-    for key, value in health.items():
-        if key not in _SHOWN and isinstance(value, dict):  # a part added later (e.g. start-up recovery)
-            rows.append([key, "", _details(value)])
-    return rows
-
-
-_SHOWN = frozenset({"database", "gateway", "streams", "pairs"})
 
 
 def run_balances(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -341,13 +337,13 @@ def run_watch(args: argparse.Namespace, out: TextIO | None = None) -> int:
     seen = 0
     try:
         for event in client.events(args.pair, on_open=lambda: _opened(client.url)):
-            out.write(json.dumps(event) + "\n" if args.json else _event_line(event) + "\n")
+            out.write(json.dumps(event) + "\n" if args.json else event_line(event) + "\n")
             out.flush()
             seen += 1
             if args.count is not None and seen >= args.count:
                 break
     except ApiError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _unreachable(args, exc)
         return EXIT_AUTH if "HTTP 401" in str(exc) else EXIT_UNREACHABLE
     except KeyboardInterrupt:
         return EXIT_OK
@@ -357,16 +353,3 @@ def run_watch(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def _opened(url: str) -> None:
     # On stderr, so --json output stays clean; scripts (and tests) wait for it to know nothing will be missed.
     print(f"watching order events from {url}", file=sys.stderr, flush=True)
-
-
-def _event_line(event: dict[str, Any]) -> str:
-    order = event.get("order") or {}
-    fill = event.get("fill") or {}
-    parts = [event["time"], event["kind"], event["pair"], f"request={event.get('request_id') or '-'}"]
-    if order:
-        parts.append(f"order={order.get('client_order_id')} status={order.get('status')} filled={order.get('filled')}")
-    if fill:
-        parts.append(f"fill={fill.get('quantity')}@{fill.get('price')}")
-    if event.get("message"):
-        parts.append(event["message"])
-    return "  ".join(str(p) for p in parts)
