@@ -33,6 +33,7 @@ from db._lockwatch import KEY_SQL, PgLockSession, connect_for_lock, error_text
 from db._url import DatabaseUrl, parse_url
 
 __all__ = [
+    "APP_NAME_PREFIX",
     "RETAKE_WAIT_S",
     "WAIT_S",
     "WATCH_S",
@@ -40,6 +41,7 @@ __all__ = [
     "InstanceLock",
     "LockUnavailableError",
     "acquire_instance_lock",
+    "holder_text",
 ]
 
 WAIT_S = 10
@@ -181,19 +183,41 @@ def _postgres_lock(spec: DatabaseUrl, wait_s: float, retake_wait_s: float, *, re
     return InstanceLock(what, session=PgLockSession(conn, retake, what))
 
 
+APP_NAME_PREFIX = "bexec-engine pid "
+"""The lock session's ``application_name`` is this and the engine's own pid: what a refused second engine is told."""
+
+
 def _lock(conn: Any, what: str) -> None:
     with conn.cursor() as cur:
+        # Named after this process, so a second engine's refusal can name the pid an operator would stop (the
+        # server's backend pid is no process of the engine's host).
+        cur.execute("SET application_name = %s", (f"{APP_NAME_PREFIX}{os.getpid()}",))
         try:
             # Waits at most lock_timeout (the connection's) for a session that is ending to let go of it.
             cur.execute(f"SELECT pg_advisory_lock({KEY_SQL})")
         except psycopg2.errors.LockNotAvailable:
             cur.execute(
-                "SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
+                "SELECT l.pid, a.application_name, host(a.client_addr) FROM pg_locks l "
+                "LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
                 "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
                 f"AND (l.classid::bigint << 32 | l.objid::bigint) = {KEY_SQL}"
             )
-            holder = cur.fetchone()
             raise DatabaseInUseError(
-                f"another engine is using the database {what} (advisory lock held by server pid "
-                f"{holder[0] if holder else 'unknown'}); stop it first, or give this one a database of its own"
+                f"another engine is using the database {what} ({holder_text(cur.fetchone())}); "
+                "stop it first, or give this one a database of its own"
             ) from None
+
+
+def holder_text(row: tuple[Any, ...] | None) -> str:
+    """Who holds the PostgreSQL lock, from `pg_locks` joined with `pg_stat_activity`: (backend pid,
+    application_name, client address). An engine's session names its pid (`APP_NAME_PREFIX`); the backend pid is
+    the server's process, not the engine's, so it is given as such."""
+    if row is None:
+        return "advisory lock held by another session, which has just ended"
+    backend, app, client = row
+    where = f"client address {client}" if client else "a local socket"
+    app = app or ""
+    if app.startswith(APP_NAME_PREFIX):
+        return f"advisory lock held by pid {app[len(APP_NAME_PREFIX) :]} from {where}; server backend pid {backend}"
+    shown = f"application_name {app!r}" if app else "no application_name visible to this user"
+    return f"advisory lock held by another session: server backend pid {backend}, {where}, {shown}"

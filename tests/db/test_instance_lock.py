@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from db import DatabaseInUseError, acquire_instance_lock
+from db._lock import holder_text
 
 _ROOT = Path(__file__).resolve().parents[2]
 _HOLDER = """
@@ -66,5 +67,16 @@ def test_an_in_memory_database_needs_no_lock() -> None:
 
 
 def _pid_hint(db_url: str) -> str:
-    # SQLite names this process (written in the lock file); PostgreSQL the server process of the holding session.
-    return str(os.getpid()) if db_url.startswith("sqlite") else r"\d+"
+    # The holder's own pid on both: SQLite writes it in the lock file, PostgreSQL's lock session carries it in its
+    # application_name (the server's backend pid is named as such, never as the holder's pid).
+    hint = str(os.getpid())
+    return hint if db_url.startswith("sqlite") else rf"{hint} from client address \S+; server backend pid \d+"
+
+
+def test_a_holder_that_is_no_engine_is_described_by_what_the_server_shows() -> None:
+    text = holder_text((11814, "psql", "10.0.0.7"))
+    assert text == (
+        "advisory lock held by another session: server backend pid 11814, client address 10.0.0.7, "
+        "application_name 'psql'"
+    )
+    assert "server backend pid 7" in holder_text((7, None, None)) and "a local socket" in holder_text((7, None, None))
