@@ -22,6 +22,7 @@ from engine.api import Refusal, RefusalReason
 from engine.service._client import CLOSED_PREFIX
 from engine.service._metrics import CONTENT_TYPE
 from engine.service._openapi import openapi_schema
+from engine.service._plain import plain_text
 from engine.service._schemas import (
     OrderBody,
     OrdersQuery,
@@ -242,7 +243,12 @@ class _Handlers:
         return _json({"trades": [trade_json(t) for t in trades]})
 
     async def balances(self, _request: web.Request) -> web.Response:
-        return _json(await self._blocking(self.s.engine.balances))
+        data = await self._blocking(self.s.engine.balances)
+        # The exchange's 8-place strings ("0E-8", "10.00000000") as plain exact text, like every other decimal.
+        balances = {
+            asset: {k: plain_text(v) for k, v in row.items()} for asset, row in data.get("balances", {}).items()
+        }
+        return _json({**data, "balances": balances})
 
     async def cancel(self, request: web.Request) -> web.Response:
         try:

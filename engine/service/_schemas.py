@@ -25,6 +25,7 @@ from pydantic import (
 
 from engine.api import Accepted, EngineEvent, Refusal, RefusalReason
 from engine.domain import OPEN_STATUSES, Fill, Order, OrderStatus, StrategyContext, Trade, TradeStatus
+from engine.service._plain import jsonable
 
 if TYPE_CHECKING:
     from engine.api._queries import OrderDetail
@@ -137,8 +138,8 @@ def refusal_status(refusal: Refusal) -> int:
 
 
 def order_json(order: Order) -> dict[str, Any]:
-    """An order as JSON-ready data (decimals as strings, times ISO 8601 UTC)."""
-    return order.model_dump(mode="json")
+    """An order as JSON-ready data (decimals as plain exact strings, "0.01" not "0.01000"; times ISO 8601 UTC)."""
+    return jsonable(order)
 
 
 _FILTER_FIELDS = {
@@ -192,8 +193,8 @@ def event_json(event: EngineEvent) -> dict[str, Any]:
         "request_id": event.request_id,
         "client_order_id": event.client_order_id,
         "order": None if event.order is None else order_json(event.order),
-        "fill": None if event.fill is None else event.fill.model_dump(mode="json"),
-        "trade": None if event.trade is None else event.trade.model_dump(mode="json"),
+        "fill": None if event.fill is None else jsonable(event.fill),
+        "trade": None if event.trade is None else jsonable(event.trade),
         "message": event.message,
     }
 
@@ -364,12 +365,12 @@ class TradesQuery(_Query):
 
 def fill_json(fill: Fill) -> dict[str, Any]:
     """A fill as JSON-ready data."""
-    return fill.model_dump(mode="json")
+    return jsonable(fill)
 
 
 def trade_json(trade: Trade) -> dict[str, Any]:
     """A trade (one request's execution summary) as JSON-ready data."""
-    return trade.model_dump(mode="json")
+    return jsonable(trade)
 
 
 def detail_json(detail: OrderDetail) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def test_order_placed_read_listed_deduplicated_and_canceled(client: ApiClient) -
     status, placed = client.request("POST", "/orders", body)
     assert status == 201, placed
     order = placed["order"]
-    assert order["status"] == "open" and order["amount"] == "0.01000" and placed["duplicate"] is False
+    assert order["status"] == "open" and order["amount"] == "0.01" and placed["duplicate"] is False
 
     status, again = client.request("POST", "/orders", body)
     assert status == 200 and again["duplicate"] is True
