@@ -120,9 +120,38 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+_LIST_OPTIONS: dict[str, frozenset[str]] = {"orders": frozenset({"--status"}), "trades": frozenset({"--status"})}
+"""Repeatable options that also take a comma list, as the control API's query strings do (``?status=a,b``)."""
+
+
+def _split_lists(command: str | None, argv: list[str]) -> list[str]:
+    """``--status a,b`` (or ``--status=a,b``) as ``--status a --status b``: each value is still checked."""
+    options = _LIST_OPTIONS.get(command or "", frozenset())
+    out: list[str] = []
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--":  # what follows is positional, as given
+            out.extend([arg, *rest])
+            break
+        name, eq, value = arg.partition("=")
+        if name not in options:
+            out.append(arg)
+            continue
+        if not eq:
+            following = next(rest, None)
+            if following is None:
+                out.append(arg)  # argparse says the value is missing
+                continue
+            value = following
+        parts = [v.strip() for v in value.split(",") if v.strip()]
+        out.extend(item for v in parts or [value] for item in (name, v))
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return the process exit code (2 on usage errors)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    args_list = _split_lists(_command_of(args_list), args_list)
     parser = build_parser(_command_of(args_list))
     args = parser.parse_args(args_list)
     func: Callable[[argparse.Namespace], int] = args.func
