@@ -79,7 +79,9 @@ def add_order_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("side", choices=["buy", "sell"])
     parser.add_argument("pair", type=_pair_arg, help="e.g. BTC/USDT")
     parser.add_argument("amount", type=_decimal_arg, help="base-asset amount, e.g. 0.01")
-    parser.add_argument("--price", type=_decimal_arg, default=None, help="limit price (without: a market order)")
+    parser.add_argument(
+        "--price", type=_decimal_arg, default=None, help="limit price (without: market; --type limit: best bid/ask)"
+    )
     parser.add_argument("--type", dest="order_type", choices=["limit", "market", "limit_maker"], default=None)
     parser.add_argument("--timeout", type=_decimal_arg, default=None, help="seconds before the fallback")
     parser.add_argument("--fallback", choices=["market", "ioc_limit", "none"], default=None)
