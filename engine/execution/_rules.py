@@ -237,8 +237,8 @@ class SymbolRules(BaseModel):
 
     @staticmethod
     def _check_lot(name: str, qty: Decimal, low: Decimal, high: Decimal, step: Decimal) -> Violation | None:
-        if qty <= 0:
-            return Violation(name, f"quantity {qty} must be > 0")
+        if qty <= 0:  # the amount rounded down to the step is nothing
+            return Violation(name, f"amount below the lot step (stepSize {step:f}, minQty {low:f})")
         if low > 0 and qty < low:
             return Violation(name, f"quantity {qty} below minQty {low}")
         if high > 0 and qty > high:

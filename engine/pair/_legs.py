@@ -221,7 +221,7 @@ def trade_of(execution: Execution, result: ExecutionResult, legs: list[Leg], now
         else:
             status = TradeStatus.PARTIAL if filled > 0 else TradeStatus.CANCELED
     note = "; ".join(execution.story)
-    if result.detail and result.detail != "filled":
+    if result.detail and result.detail != "filled" and result.detail not in execution.story:
         note = f"{note}; {result.reason.value}: {result.detail}" if note else f"{result.reason.value}: {result.detail}"
     fields = {
         "request_id": request.request_id,

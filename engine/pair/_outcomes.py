@@ -47,6 +47,7 @@ def key_reused(original: OrderRequest, replay: OrderRequest) -> Refusal | None:
         return None
     return Refusal(
         RefusalReason.CONFLICT,
-        f"this idempotency key was used for another request (its {', '.join(differ)} differ)",
+        f"this idempotency key was used for another request (its {', '.join(differ)} "
+        f"{'differs' if len(differ) == 1 else 'differ'})",
         {"request_id": original.request_id},
     )

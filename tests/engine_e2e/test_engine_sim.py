@@ -182,7 +182,7 @@ def test_finished_requests_leave_memory_and_the_key_still_finds_its_order(start:
     # The key of a request that left memory, reused for another one: refused, not answered with the old order.
     other = engine.place_order(PAIR, "sell", "0.01", LIMIT, idempotency_key="forget-me").result(timeout=20)
     assert isinstance(other, Refusal) and other.reason is RefusalReason.CONFLICT, other
-    assert "side differ" in other.message
+    assert "side differs" in other.message
 
 
 def test_an_idempotency_key_reused_for_another_request_is_a_conflict(start: Any, sim: Simulator) -> None:

@@ -199,6 +199,7 @@ def test_caller_cancel_cancels_and_never_falls_back() -> None:
     [trade] = h.trades()
     assert trade.status is TradeStatus.PARTIAL and trade.filled == Decimal("0.002")
     assert trade.remainder == Decimal("0.008") and "canceled by the caller" in trade.note
+    assert trade.note.count("canceled by the caller") == 1, trade.note  # said once, not "…; canceled: …" again
 
 
 def test_a_callers_cancel_leaves_only_behind_its_stored_request() -> None:

@@ -346,3 +346,11 @@ def test_abort_while_waiting_to_re_place_ends_at_once() -> None:
     assert plan.handle(LegFailed(FALLBACK1, RateLimited("slow down", retry_after_s=5)), 10_002) == []
     assert plan.phase is Phase.FALLBACK_WAIT
     assert result_of(plan.handle(Abort(), 10_003)).reason is ResultReason.CANCELED
+
+
+def test_an_amount_below_the_lot_step_is_refused_saying_so() -> None:
+    # It read "LOT_SIZE: quantity 0E-8 must be > 0": the amount given, rounded down to the step, was nothing.
+    _, commands = ExecutionPlan.start(request("0.000001"), RULES, BOOK, 0, CONFIG)
+    result = result_of(commands)
+    assert result.reason is ResultReason.REFUSED_FILTER
+    assert "below the lot step (stepSize 0.00001" in result.detail and "E-" not in result.detail
