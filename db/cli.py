@@ -103,7 +103,7 @@ def add_orders_arguments(parser: argparse.ArgumentParser) -> None:
         "--status",
         action="append",
         choices=[s.value for s in OrderStatus] + ["open-any"],
-        help="only these statuses (repeatable); open-any = every non-terminal status",
+        help="only these statuses (repeatable or comma-separated); open-any = every non-terminal status",
     )
     parser.add_argument("--request-id", help="only the orders of this request (its primary and fallbacks)")
 
@@ -111,7 +111,9 @@ def add_orders_arguments(parser: argparse.ArgumentParser) -> None:
 def add_trades_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `trades` filters to `parser`."""
     _common(parser)
-    parser.add_argument("--status", action="append", choices=[s.value for s in TradeStatus], help="repeatable")
+    parser.add_argument(
+        "--status", action="append", choices=[s.value for s in TradeStatus], help="repeatable or comma-separated"
+    )
     parser.add_argument("--timeframe", help='only this timeframe, e.g. "5m"')
     parser.add_argument("--strategy", help="only this strategy")
 

@@ -86,6 +86,12 @@ class ExchangeConfig(Section):
     def _ws_url(cls, v: str | None) -> str | None:
         return _check_url(v, ("ws", "wss"), "the URL")
 
+    @field_validator("pair_whitelist", mode="before")
+    @classmethod
+    def _pair_text(cls, v: object) -> object:
+        # One string (`pair_whitelist = "BTC/USDT,ETH/USDT"` in the file) is a comma list, as in the environment.
+        return [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else v
+
     @field_validator("pair_whitelist")
     @classmethod
     def _pairs(cls, v: tuple[str, ...]) -> tuple[str, ...]:

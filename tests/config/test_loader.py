@@ -229,3 +229,10 @@ def test_a_true_false_setting_in_the_file_must_be_a_toml_boolean(tmp_path: Path,
     assert none == [] and ok is not None and ok.config.execution.dry_run is False
     from_env, none = resolve_config(None, {"FREQTRADE__EXECUTION__DRY_RUN": "false"})  # the environment is text
     assert none == [] and from_env is not None and from_env.config.execution.dry_run is False
+
+
+def test_a_pair_whitelist_written_as_one_string_in_the_file_is_a_comma_list(tmp_path: Path) -> None:
+    # It was refused with pydantic's "Input should be a valid tuple".
+    loaded, problems = resolve_config(_write(tmp_path, '[exchange]\npair_whitelist = "BTC/USDT, ETH/USDT"\n'), {})
+    assert problems == [] and loaded is not None
+    assert loaded.config.exchange.pair_whitelist == ("BTC/USDT", "ETH/USDT")
