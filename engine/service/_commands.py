@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -164,21 +163,16 @@ def _stale_endpoint(path: Path) -> str | None:
     `read_endpoint` skips such a file, so the client falls back to ``api.host``/``api.port``: without this note an
     operator sees "not reachable" at a URL the daemon never used and cannot tell why.
     """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        url, pid = str(data["url"]), int(data["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
+    from engine.service._token import endpoint_record
+
+    record = endpoint_record(path)
+    if record is None or record[2]:
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return (
-            f"{path} names the daemon at {url} with pid {pid}, which is not running: the file is stale (that "
-            "daemon was killed or crashed); start the daemon again, or pass --url"
-        )
-    except PermissionError:
-        pass  # alive, another user's
-    return None
+    url, pid, _ = record
+    return (
+        f"{path} names the daemon at {url} with pid {pid}, which is not running: the file is stale (that "
+        "daemon was killed or crashed); start the daemon again, or pass --url"
+    )
 
 
 def _unreachable(args: argparse.Namespace, exc: ApiError) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 __all__ = [
     "TokenSource",
     "endpoint_file_for",
+    "endpoint_record",
     "ensure_token",
     "read_endpoint",
     "read_token_file",
@@ -82,8 +83,9 @@ def write_endpoint(path: Path, url: str) -> None:
     tmp.replace(path)
 
 
-def read_endpoint(path: Path) -> str | None:
-    """The URL of a daemon that is still running, or None (no file, unreadable, or its process is gone)."""
+def endpoint_record(path: Path) -> tuple[str, int, bool] | None:
+    """What the endpoint file says: the daemon's URL, its pid and whether that process still runs; None when
+    there is no readable file."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         url, pid = str(data["url"]), int(data["pid"])
@@ -92,10 +94,16 @@ def read_endpoint(path: Path) -> str | None:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return None  # left behind by a daemon that was killed
+        return url, pid, False  # left behind by a daemon that was killed
     except PermissionError:
-        return url  # alive, owned by another user
-    return url
+        pass  # alive, owned by another user
+    return url, pid, True
+
+
+def read_endpoint(path: Path) -> str | None:
+    """The URL of a daemon that is still running, or None (no file, unreadable, or its process is gone)."""
+    record = endpoint_record(path)
+    return record[0] if record is not None and record[2] else None
 
 
 def remove_endpoint(path: Path) -> None:
