@@ -308,7 +308,8 @@ class OrderDesk(OrderCore):
             # nothing left it SUBMITTED for good (and the pair refusing new requests); the resolver looks it up until
             # the exchange shows it or, past the grace period, proves it never existed (the plan then re-sends it).
             self._apply(leg, SubmitOutcomeUnknown(), now_ms)
-            leg.resolver = UnknownOutcomeResolver(leg.cid, submitted_ms=leg.created_ms,
+            # From now: the create left the gateway at some time after the intent (a Retry-After, a full order window).
+            leg.resolver = UnknownOutcomeResolver(leg.cid, submitted_ms=now_ms,
                                                   grace_ms=self.settings.unknown_outcome_grace_ms,
                                                   first_lookup_ms=now_ms)  # fmt: skip
             self._poll_resolver(leg, now_ms)

@@ -106,10 +106,9 @@ def leg_from_stored(
         slippage_capped=order.slippage_capped,
     )
     if state.status in _UNACKED:
-        # REST's lag counts from the send, which followed the stored row's last write: after a long downtime the
-        # grace is over and "not found" is conclusive at once; right after a crash it still proves nothing.
-        sent_ms = min(now_ms, leg.updated_ms)
-        leg.resolver = UnknownOutcomeResolver(leg.cid, submitted_ms=sent_ms, grace_ms=grace_ms, first_lookup_ms=now_ms)
+        # REST's lag counts from the send, and the send may have left long after the intent was stored (held at
+        # the gateway by a Retry-After or a full order window) and just before the crash: from the restart, then.
+        leg.resolver = UnknownOutcomeResolver(leg.cid, submitted_ms=now_ms, grace_ms=grace_ms, first_lookup_ms=now_ms)
     return leg
 
 
