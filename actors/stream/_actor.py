@@ -279,9 +279,10 @@ class StreamActor(pykka.ThreadingActor):
             elif isinstance(decision, CreateStream):
                 self._create_stream(role)
             elif isinstance(decision, ResyncClock):
-                self._server_time.remeasure()
+                measured = self._server_time.remeasure()
                 logger.warning("{} stream: subscription timestamp refused (-1021): host clock skew; offset to the "
-                               "exchange's clock now {} ms", role, self._server_time.offset_ms)  # fmt: skip
+                               "exchange's clock {} {} ms", role, "now" if measured is not None else "not re-measured,"
+                               " still", self._server_time.offset_ms)  # fmt: skip
             elif isinstance(decision, ScheduleRecreate):
                 self._schedule_recreate(role, decision.delay_ms)
 

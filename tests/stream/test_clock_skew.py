@@ -122,6 +122,22 @@ def test_server_time_corrects_the_host_clock_by_the_measured_offset() -> None:
         assert abs(server_time.now_ms() - wall_clock_ms()) <= 500
 
 
+def test_a_measurement_cut_short_keeps_the_old_offset_and_the_actor_alive(monkeypatch: pytest.MonkeyPatch) -> None:
+    # http.client's IncompleteRead is no OSError: it escaped measure() and stopped the stream actor (on start, or
+    # at a -1021 re-measure), leaving fills to the REST reconciliation without an alert.
+    import http.client
+    import urllib.request
+
+    def cut_short(*_args: object, **_kwargs: object) -> object:
+        raise http.client.IncompleteRead(b'{"serverTime": 17')
+
+    with running_sim() as sim:
+        server_time = ServerTime(sim.urls.rest, _fast_host)
+        offset = server_time.measure()
+        monkeypatch.setattr(urllib.request, "urlopen", cut_short)
+        assert server_time.measure() is None and server_time.offset_ms == offset
+
+
 def _skewed(rec: Recorder) -> list[str]:
     return [h.reason for h in rec.health if "clock skew" in h.reason]
 
