@@ -52,6 +52,7 @@ _MAX_RETRY_AFTER_S = 30.0
 _DURATION = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?m?s\b")
 Payload = dict[str, Any]
 _Idle = Callable[[], object]
+_TICK: Payload = {}  # what `_work` got when the queue stayed empty until the tick
 
 
 class Transport(Protocol):
@@ -137,18 +138,24 @@ class _Delivery:
             self.dropped += 1  # counted, not logged: logging here would feed this very sink
 
     def _work(self) -> None:
+        # Every `tick_s`, busy or idle, the worker ends the deduplication windows (off the engine's and the
+        # logger's threads): a worker kept busy by a stream of distinct alerts must still send the summaries.
+        next_tick = time.monotonic() + self._tick_s
         while True:
             try:
-                payload = self._queue.get(timeout=self._tick_s)
+                payload = self._queue.get(timeout=max(0.0, next_tick - time.monotonic()))
             except queue.Empty:
-                try:  # idle: the timer that ends deduplication windows (off the engine's and the logger's threads)
+                payload = _TICK
+            if payload is None:
+                return
+            if payload is not _TICK:
+                self._deliver(payload)
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + self._tick_s
+                try:
                     self._on_idle()
                 except Exception:  # noqa: BLE001 - logged; a worker that died here would deliver nothing more
                     logger.exception("alerts: ending the deduplication windows failed")
-                continue
-            if payload is None:
-                return
-            self._deliver(payload)
 
     def _attempt(self, payload: Payload) -> tuple[str | None, float]:
         """(None, 0) when delivered, else (why, how long the receiver asked us to wait)."""

@@ -161,3 +161,24 @@ def test_a_flapping_stream_is_one_alert_whatever_its_reconnect_delays(make: list
         alerts.close()
     assert [(a["summary"], a["suppressed"]) for a in rx.accepted] == [(False, 0), (True, 3)]
     assert summary["message"].endswith("connection lost; reconnecting in 5210 ms")  # the last one's words
+
+
+def test_a_busy_worker_still_ends_the_windows_on_its_tick() -> None:
+    # The windows were ended only when a worker's queue stayed empty for a whole tick: a destination kept busy by
+    # a stream of distinct alerts never sent the held-back summaries, and the ended windows piled up.
+    from engine.service._alerts import _Delivery
+
+    queued_at_ticks: list[int] = []
+    with receiver() as rx:
+        delivery = _Delivery(Webhook(rx.url), (1, 0.01, 5.0), 0.0, lambda: queued_at_ticks.append(delivery_size()))
+        for n in range(20):  # queued before the worker starts: it is busy from its first turn to its 20th
+            delivery.offer({"key": "anomaly", "level": "CRITICAL", "message": f"order {n}", "time": "t",
+                            "suppressed": 0, "summary": False})  # fmt: skip
+
+        def delivery_size() -> int:
+            return delivery._queue.qsize()
+
+        delivery.start()
+        rx.wait_for(20)
+        delivery.close(5.0)
+    assert queued_at_ticks and queued_at_ticks[0] > 0, queued_at_ticks  # ticked while alerts were still queued
