@@ -275,6 +275,20 @@ class PersistenceCore(OutageHandling):
 
     def _isolate(self, batch: list[Record], replay: bool) -> bool:
         assert self._writer is not None
+        refused: list[str] = []
+        try:
+            return self._isolate_each(batch, replay, refused)
+        finally:
+            if refused:
+                # One alert per batch: the database now differs from what the engine knows (an order's latest
+                # state, a fill), and nothing else tells the operator (health stays ok: the database is up).
+                logger.bind(alert="record_rejected").critical(
+                    "ALERT {}: {}", "record_rejected", f"the database refused {len(refused)} record(s), the first "
+                    f"{refused[0]} (see the log and the errors table, operation 'persist')",
+                )  # fmt: skip
+
+    def _isolate_each(self, batch: list[Record], replay: bool, refused: list[str]) -> bool:
+        assert self._writer is not None
         for index, record in enumerate(batch):
             try:
                 self._writer.write([record])
@@ -285,15 +299,8 @@ class PersistenceCore(OutageHandling):
                     return False
                 self.rejected += 1
                 self.rejected_now.append(record)
+                refused.append(f"{type(record).__name__}: {_one_line(exc)}")
                 logger.error("persistence: record rejected by the database error={} record={}", _one_line(exc), record)
-                # An alert too: the database now differs from what the engine knows (an order's latest state, a
-                # fill), and nothing else would tell the operator (health stays ok: the database is up).
-                logger.bind(alert="record_rejected").critical(
-                    "ALERT {}: {}",
-                    "record_rejected",
-                    f"the database refused a record ({type(record).__name__}): "
-                    f"{_one_line(exc)} (stored in the errors table, operation 'persist')",
-                )
                 if not isinstance(record, ErrorRecord) or record.operation != "persist":
                     self._pending.append(
                         ErrorRecord(

@@ -219,14 +219,14 @@ def test_a_record_the_database_refuses_is_alerted_and_counted_at_stop(sqlite_url
         core = _core(sqlite_url, tmp_path, [], batch_size=10)
         core.accept(rec.order("a", exchange_order_id=9))
         core.flush()
-        core.accept(rec.order("b", exchange_order_id=9))
+        core.accept_many([rec.order("b", exchange_order_id=9), rec.order("c", exchange_order_id=9)])
         core.flush()
         core.stop()
     finally:
         logger.remove(sink)
-    [alert] = [r for r in lines if r["extra"].get("alert") == "record_rejected"]
-    assert alert["level"].name == "CRITICAL" and "refused a record (Order)" in alert["message"]
-    assert any("persistence stopped" in r["message"] and "rejected=1" in r["message"] for r in lines), lines
+    [alert] = [r for r in lines if r["extra"].get("alert") == "record_rejected"]  # one per batch, not per record
+    assert alert["level"].name == "CRITICAL" and "refused 2 record(s), the first Order" in alert["message"]
+    assert any("persistence stopped" in r["message"] and "rejected=2" in r["message"] for r in lines), lines
 
 
 def test_start_replays_spool_skipping_torn_and_corrupt_lines(
