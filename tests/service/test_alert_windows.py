@@ -4,35 +4,17 @@ held back sends a summary by itself, without waiting for another alert of that k
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from loguru import logger
 from pydantic import SecretStr
 
 from engine.service._alerts import Alerts, Telegram, Transport, Webhook
+from tests.service import _alert_fixtures as _shared
+from tests.service._alert_fixtures import ManualClock
 from tests.service._receiver import receiver
 
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def make() -> Iterator[list[Alerts]]:
-    made: list[Alerts] = []
-    yield made
-    for alerts in made:
-        alerts.close()
+# pytest fixtures from the shared module, assigned rather than imported so test arguments may shadow them
+clock = _shared.clock
+make = _shared.make
 
 
 def _alerts(made: list[Alerts], transports: list[Transport], clock: ManualClock, tick_s: float = 3600.0) -> Alerts:

@@ -13,6 +13,8 @@ from pydantic import SecretStr
 from engine.config import AlertsConfig
 from engine.logs import add_secrets
 from engine.service._alerts import Alerts, Telegram, Transport, Webhook, alerts_from_config
+from tests.service import _alert_fixtures as _shared
+from tests.service._alert_fixtures import ManualClock
 from tests.service._receiver import receiver
 
 # Every key the engine raises (engine/api `_log_alert`), plus the control API's own.
@@ -36,25 +38,9 @@ ENGINE_KEYS = [
 SENTINEL_TOKEN = "987654321:SENTINEL-telegram-bot-token-xyz"
 
 
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def make() -> Iterator[list[Alerts]]:
-    made: list[Alerts] = []
-    yield made
-    for alerts in made:
-        alerts.close()
+# pytest fixtures from the shared module, assigned rather than imported so test arguments may shadow them
+clock = _shared.clock
+make = _shared.make
 
 
 @pytest.fixture
