@@ -24,6 +24,7 @@ from db._migrations import LATEST_VERSION, current_version, refuse_newer_schema
 from db._repository import find_orders, find_trades
 from db._url import connect, parse_url
 from engine.domain import OrderStatus, TradeStatus
+from engine.service._plain import jsonable
 
 __all__ = [
     "MAX_LIMIT",
@@ -186,8 +187,10 @@ def _require_known_schema(db: peewee.Database, where: str) -> None:
 
 
 def _json_lines(items: list[Any], out: TextIO) -> None:
+    # Decimals as plain exact text, as the table and the control API print them: the exchange's and the
+    # database's scale ("0.01000000") is storage detail.
     for item in items:
-        out.write(orjson.dumps(item.model_dump(mode="json")).decode() + "\n")
+        out.write(orjson.dumps(jsonable(item)).decode() + "\n")
 
 
 def run_orders(args: argparse.Namespace, out: TextIO | None = None) -> int:

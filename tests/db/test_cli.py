@@ -235,3 +235,29 @@ def test_the_limit_bound_is_the_control_api_one(filled_url: str) -> None:
     out = io.StringIO()
     assert run_orders(_args(add_orders_arguments, filled_url, "--limit", "1"), out) == 0
     assert "1 order(s)" in out.getvalue()
+
+
+def test_json_decimals_are_plain_whatever_scale_the_exchange_sent(db_url: str) -> None:
+    # Binance sends 8 places ("0.01000000"): the JSON lines printed them as stored, unlike the table and the
+    # control API. The value is the same, so is the text: exact, no trailing zeros, no exponent.
+    db = connect(db_url)
+    BatchWriter(db).write(
+        [
+            rec.progressed(
+                rec.order("z", amount=Decimal("0.01000000")),
+                Decimal("0E-8"),
+                OrderStatus.CANCELED,
+                average_price=Decimal("35.02000000"),
+            ),
+            rec.trade("tz", requested=Decimal("0.01000000"), filled=Decimal("0E-8")),
+        ]
+    )
+    db.close()
+    out = io.StringIO()
+    assert run_orders(_args(add_orders_arguments, db_url, "--json"), out) == 0
+    order = orjson.loads(out.getvalue())
+    assert (order["amount"], order["filled"], order["average_price"]) == ("0.01", "0", "35.02")
+    out = io.StringIO()
+    assert run_trades(_args(add_trades_arguments, db_url, "--json"), out) == 0
+    trade = orjson.loads(out.getvalue())
+    assert (trade["requested"], trade["filled"]) == ("0.01", "0")
