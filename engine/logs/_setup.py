@@ -42,6 +42,9 @@ _STDLIB_NOISY = {
     "urllib3": logging.WARNING,
     "peewee": logging.INFO,
 }
+# Libraries whose INFO is internal chatter (UBWA: every payload, subscription, speed record and close, about half
+# of a daemon's lines): their INFO and below arrive as DEBUG. The stream actor logs what an operator needs.
+_STDLIB_DEMOTED = ("unicorn_binance_websocket_api",)
 
 
 def add_secrets(secrets: Iterable[str]) -> None:
@@ -57,6 +60,8 @@ class InterceptHandler(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
+        if record.levelno <= logging.INFO and record.name.startswith(_STDLIB_DEMOTED):
+            level = "DEBUG"
         # Find the caller outside the logging module so loguru reports the real origin.
         frame: FrameType | None = inspect.currentframe()
         depth = 0
@@ -165,3 +170,5 @@ def setup_logging(
     )
     for name, lvl in _STDLIB_NOISY.items():
         logging.getLogger(name).setLevel(lvl)
+    for name in _STDLIB_DEMOTED:  # demoted to DEBUG: not even created unless DEBUG is wanted
+        logging.getLogger(name).setLevel(logging.DEBUG if level.upper() in ("TRACE", "DEBUG") else logging.WARNING)

@@ -124,3 +124,23 @@ def test_json_lines_mask_secrets_that_json_escapes(secret: str) -> None:
     record = orjson.loads(buf.getvalue().splitlines()[0])
     assert record["message"] == "cannot connect: ***"
     assert secret not in record["context"]["dsn"]
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_the_websocket_librarys_chatter_is_debug_and_its_warnings_stay(level: str) -> None:
+    # UBWA logs every payload, subscription, speed record and close at INFO: about half the daemon's lines in a
+    # short run. The stream actor logs what an operator needs (connected, gap, recreated) at INFO itself.
+    buf = io.StringIO()
+    setup_logging(level=level, sink=buf)
+    try:
+        ubwa = logging.getLogger("unicorn_binance_websocket_api")
+        ubwa.info("BinanceWebSocketApiManager.create_payload(...)")
+        ubwa.warning("BinanceWebSocketApiManager._stream_is_crashing(...)")
+        logging.getLogger("pykka").info("pykka still at info")
+    finally:
+        logger.remove()
+    lines = buf.getvalue().splitlines()
+    chatter = [line for line in lines if "create_payload" in line]
+    assert chatter == [] if level == "INFO" else len(chatter) == 1 and "| DEBUG " in chatter[0]
+    assert any("_stream_is_crashing" in line and "| WARNING " in line for line in lines)
+    assert any("pykka still at info" in line and "| INFO " in line for line in lines)
