@@ -1,52 +1,72 @@
-"""The listener bus: order events fan out to subscribers on their own thread.
+"""The listener bus: order events fan out to subscribers, each on a thread of its own.
 
-Pair actors `tell` events here and move on; a slow or failing listener can never stall or kill a pair actor
-(each call is guarded, as in Mopidy's listener pattern).
+Pair actors hand events to the `Publisher` and move on; a slow or failing listener can never stall or kill a
+pair actor (each call is guarded, as in Mopidy's listener pattern). Each listener has its own actor (thread and
+inbox), so a slow listener delays only itself: the others get every event as soon as it is published. A
+listener falling behind is logged (WARNING at 1,000 queued events, then at every tenfold) and again once it
+has caught up. `EventBus` keeps the registry; events do not pass through its thread.
 
 A listener may instead ask to be called *inline*: on the producing actor's own thread (the pair actor, for
-an order's events), before the event goes to the bus. That saves the hop to the bus thread (≈ 0.1–1 ms under
+an order's events), before the event goes to the listener threads. That saves a thread hop (≈ 0.1–1 ms under
 load, the largest share of a fill's latency after the pair actor's own work), at the price of the isolation
 above: an inline listener delays its pair by its own duration, so it must be quick and never block. It is
 still guarded (an exception is logged and ignored). Events of one pair arrive in order; events of different
-pairs may interleave differently than on the bus.
+pairs may interleave differently for different listeners.
 
-With nobody subscribed an event has nowhere to go, yet a `tell` still costs the sender an envelope, a lock
-and a wake-up of this thread (3–4 per order). `EventBus.publisher()` gives senders a `Publisher`: a callable
-that reads a flag the bus keeps current and tells the bus only while someone listens.
+With nobody subscribed an event has nowhere to go. `EventBus.publisher()` gives senders a `Publisher`: a
+callable that reads the listeners the bus keeps current and tells none while nobody listens.
+
+Unsubscribing waits (up to `DRAIN_S`) for the events already queued for that listener, so none is lost
+and none begins after `unsubscribe` returns; past the wait the rest is dropped with a WARNING. Stopping the bus
+does the same for every listener at once.
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
+import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import pykka
 from loguru import logger
 
 from engine.api import EngineEvent, EngineListener
 
-__all__ = ["EventBus", "Publisher"]
+__all__ = ["DRAIN_S", "EventBus", "Publisher"]
+
+DRAIN_S = 5.0  # float-ok: seconds
+"""How long an unsubscribe, or the bus's stop, waits for a listener to take the events queued for it."""
+_BACKLOG_FIRST = 1_000
 
 
 class Publisher:
-    """Sends events to the bus only while it has listeners (callable from any thread; never blocks).
+    """Sends events to the listeners' threads (callable from any thread; never blocks).
 
     An event published while the first listener is being added may miss it, exactly as an event told just
     before the subscription would.
     """
 
-    def __init__(self, ref: pykka.ActorRef[EventBus]) -> None:
-        self._tell = ref.tell
+    def __init__(self) -> None:
         self.has_listeners = False
         """Written by the bus thread only; a stale read costs one skipped or one wasted event at the edge."""
         self.inline: tuple[tuple[int, EngineListener], ...] = ()
         """Inline listeners (token, listener); replaced whole by the bus thread, read by any sender."""
+        self.targets: tuple[Callable[[object], None], ...] = ()
+        """The listener actors' `tell`s; replaced whole by the bus thread, read by any sender."""
 
     def __call__(self, event: EngineEvent) -> None:
-        """Call the inline listeners here, then publish `event` to the bus (a tell) if anyone listens there."""
+        """Call the inline listeners here, then hand `event` to every other listener's thread."""
         for token, listener in self.inline:
             _deliver(token, listener, event)
         if self.has_listeners:
-            self._tell(_Publish(event))
+            message = _Publish(event)
+            for tell in self.targets:
+                try:  # noqa: SIM105 - per event and listener: a try costs nothing, a context manager does
+                    tell(message)
+                except pykka.ActorDeadError:  # unsubscribed meanwhile (a stale `targets`): nothing to deliver
+                    pass
 
 
 def _deliver(token: int, listener: EngineListener, event: EngineEvent) -> None:
@@ -59,7 +79,7 @@ def _deliver(token: int, listener: EngineListener, event: EngineEvent) -> None:
 
 
 class _Publish:
-    """Inbox message of `Publisher` (a plain tell: no proxy call to build per event)."""
+    """Inbox message of a listener's actor (a plain tell: no proxy call to build per event)."""
 
     __slots__ = ("event",)
 
@@ -67,53 +87,110 @@ class _Publish:
         self.event = event
 
 
+class _Listener(pykka.ThreadingActor):
+    """One listener's thread and inbox: it delays nobody but itself."""
+
+    # The listener is the caller's code: one stuck in it must not keep the process from exiting.
+    use_daemon_thread = True
+
+    def __init__(self, token: int, listener: EngineListener, closed: threading.Event) -> None:
+        super().__init__()
+        self._token, self._listener = token, listener
+        self.closed = closed
+        """Set when it may call the listener no more (unsubscribed, or the bus stopped): queued events drop."""
+        self._warn_at = _BACKLOG_FIRST
+
+    def on_receive(self, message: object) -> object:
+        if not isinstance(message, _Publish):
+            return super().on_receive(message)
+        if not self.closed.is_set():
+            _deliver(self._token, self._listener, message.event)
+        self._watch_backlog()
+        return None
+
+    def _watch_backlog(self) -> None:
+        behind = self.actor_inbox.qsize()  # type: ignore[attr-defined]  # a threading actor's is a queue.Queue
+        if behind >= self._warn_at:
+            logger.bind(listener=self._token).warning(
+                "listener {} is {} events behind: it is slower than the events come (the others are not "
+                "delayed; memory grows with the backlog)", self._token, behind,
+            )  # fmt: skip
+            self._warn_at *= 10
+        elif behind == 0 and self._warn_at > _BACKLOG_FIRST:
+            logger.bind(listener=self._token).info("listener {} has caught up", self._token)
+            self._warn_at = _BACKLOG_FIRST
+
+
 class EventBus(pykka.ThreadingActor):
-    """Holds the listeners and calls each one with every published event."""
+    """Holds the listeners: one actor per listener, or inline ones called on the producer's thread."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._listeners: dict[int, EngineListener] = {}
+        self._listeners: dict[int, _Handle] = {}
         self._inline: dict[int, EngineListener] = {}
         self._ids = itertools.count(1)
-        self._publisher: Publisher | None = None
+        self._publisher = Publisher()
 
-    def on_receive(self, message: object) -> object:
-        if isinstance(message, _Publish):
-            self.publish(message.event)
-            return None
-        return super().on_receive(message)
+    def on_stop(self) -> None:
+        listeners, self._listeners = self._listeners, {}
+        self._sync()
+        _close(listeners)
 
     def publisher(self) -> Publisher:
-        """The sender-side callable (one per bus); its flag follows subscribe/unsubscribe."""
-        if self._publisher is None:
-            self._publisher = Publisher(self.actor_ref)
-            self._sync_flag()
+        """The sender-side callable (one per bus); its listeners follow subscribe/unsubscribe."""
         return self._publisher
 
     def has_listeners(self) -> bool:
-        """True while at least one listener is subscribed."""
+        """True while at least one listener (not inline) is subscribed."""
         return bool(self._listeners)
 
     def subscribe(self, listener: EngineListener, inline: bool = False) -> int:
-        """Add a listener (called on this bus's thread, or `inline` on the producer's); returns a token for
+        """Add a listener (called on a thread of its own, or `inline` on the producer's); returns a token for
         `unsubscribe`."""
         token = next(self._ids)
-        (self._inline if inline else self._listeners)[token] = listener
-        self._sync_flag()
+        if inline:
+            self._inline[token] = listener
+        else:
+            closed = threading.Event()
+            self._listeners[token] = _Handle(_Listener.start(token, listener, closed), closed)
+        self._sync()
         return token
 
     def unsubscribe(self, token: int) -> bool:
-        """Remove a listener; False if the token is unknown."""
-        removed = (self._listeners.pop(token, None) or self._inline.pop(token, None)) is not None
-        self._sync_flag()
+        """Remove a listener once it took the events already queued for it (up to `DRAIN_S`); False if the
+        token is unknown."""
+        handle = self._listeners.pop(token, None)
+        removed = (handle or self._inline.pop(token, None)) is not None
+        self._sync()
+        if handle is not None:
+            _close({token: handle})
         return removed
 
     def publish(self, event: EngineEvent) -> None:
-        """Deliver `event` to every bus listener (use with `.defer`, or through `publisher()`)."""
-        for token, listener in list(self._listeners.items()):
-            _deliver(token, listener, event)
+        """Hand `event` to every listener's thread (use with `.defer`; senders use `publisher()`)."""
+        self._publisher(event)
 
-    def _sync_flag(self) -> None:
-        if self._publisher is not None:
-            self._publisher.has_listeners = bool(self._listeners)
-            self._publisher.inline = tuple(self._inline.items())
+    def _sync(self) -> None:
+        self._publisher.targets = tuple(handle.ref.tell for handle in self._listeners.values())
+        self._publisher.inline = tuple(self._inline.items())
+        self._publisher.has_listeners = bool(self._listeners)
+
+
+class _Handle(NamedTuple):
+    ref: pykka.ActorRef[_Listener]
+    closed: threading.Event
+
+
+def _close(listeners: dict[int, _Handle]) -> None:
+    """Stop listener actors after their queued events (all at once, `DRAIN_S` in all); drop what is left."""
+    stops = {token: handle.ref.stop(block=False) for token, handle in listeners.items()}
+    deadline = time.monotonic() + DRAIN_S  # a real bound on a wait for the caller's code, not engine time
+    for token, stopped in stops.items():
+        try:
+            stopped.get(timeout=max(0.0, deadline - time.monotonic()))
+        except pykka.Timeout:
+            listeners[token].closed.set()  # its thread is inside the listener: the rest of its inbox is skipped
+            logger.bind(listener=token).warning(
+                "listener {} still busy after {:.0f}s: the events queued for it are dropped and it is called no "
+                "more", token, DRAIN_S,
+            )  # fmt: skip

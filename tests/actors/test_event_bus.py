@@ -1,10 +1,17 @@
-"""The event bus: listeners get every event; a `Publisher` skips the tell while nobody listens."""
+"""The event bus: listeners get every event, each on its own thread; a `Publisher` skips the tell while nobody
+listens."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import pykka
+import pytest
+from loguru import logger
+
+from actors import _events
 from actors._events import EventBus, Publisher
 from engine.api import EngineEvent, EventKind
 from engine.domain import Pair
@@ -82,3 +89,104 @@ def test_inline_listeners_run_on_the_publishing_thread_and_are_guarded() -> None
     assert all(ident != threading.get_ident() for _, ident in bus_seen)
     assert ref.is_alive()
     ref.stop()
+
+
+@pytest.fixture
+def warnings() -> Iterator[list[str]]:
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(f"{m.record['level'].name} {m.record['message']}"), level="INFO")
+    yield lines
+    logger.remove(sink)
+
+
+class _Gate:
+    """A listener that blocks on its first event until released; records what it was called with."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, event: EngineEvent) -> None:
+        self.seen.append(event.message)
+        self.entered.set()
+        assert self.release.wait(GET)
+
+
+def test_a_slow_listener_delays_only_itself() -> None:
+    # One bus thread called every listener in turn: a listener blocked on I/O held back every other
+    # listener's fills (a strategy's, behind a dashboard's).
+    ref = EventBus.start()
+    bus = ref.proxy()
+    publisher: Publisher = bus.publisher().get(timeout=GET)
+    slow = _Gate()
+    fast: list[str] = []
+    all_fast = threading.Event()
+
+    def quick(event: EngineEvent) -> None:
+        fast.append(event.message)
+        if len(fast) == 3:
+            all_fast.set()
+
+    slow_token = bus.subscribe(slow).get(timeout=GET)
+    bus.subscribe(quick).get(timeout=GET)
+    for message in ("one", "two", "three"):
+        publisher(_event(message))
+    assert all_fast.wait(GET), fast
+    assert slow.entered.wait(GET) and slow.seen == ["one"]  # still inside its first call
+    unsubscribed = bus.unsubscribe(slow_token)  # waits for what is queued for it
+    slow.release.set()
+    assert unsubscribed.get(timeout=GET) is True
+    assert slow.seen == ["one", "two", "three"]  # nothing lost, and nothing begins after unsubscribe
+    ref.stop()
+
+
+def test_a_listener_falling_behind_is_logged_and_so_is_its_catching_up() -> None:
+    lines: list[str] = []
+    caught_up = threading.Event()
+
+    def sink(message: object) -> None:
+        record = message.record  # type: ignore[attr-defined]
+        lines.append(f"{record['level'].name} {record['message']}")
+        if "caught up" in record["message"]:
+            caught_up.set()
+
+    handler = logger.add(sink, level="INFO")
+    ref = EventBus.start()
+    try:
+        bus = ref.proxy()
+        publisher: Publisher = bus.publisher().get(timeout=GET)
+        slow = _Gate()
+        bus.subscribe(slow).get(timeout=GET)
+        for i in range(_events._BACKLOG_FIRST + 2):
+            publisher(_event(str(i)))
+        assert slow.entered.wait(GET)
+        slow.release.set()
+        assert caught_up.wait(GET), lines
+        assert len(slow.seen) == _events._BACKLOG_FIRST + 2
+        behind = [line for line in lines if "events behind" in line]
+        assert behind == [f"WARNING listener 1 is {_events._BACKLOG_FIRST + 1} events behind: it is slower than the "
+                          "events come (the others are not delayed; memory grows with the backlog)"]  # fmt: skip
+        assert "INFO listener 1 has caught up" in lines
+    finally:
+        ref.stop()
+        logger.remove(handler)
+
+
+def test_a_stuck_listener_is_dropped_after_the_drain_wait(monkeypatch: pytest.MonkeyPatch, warnings: list[str]) -> None:
+    monkeypatch.setattr(_events, "DRAIN_S", 0.05)
+    ref = EventBus.start()
+    bus = ref.proxy()
+    publisher: Publisher = bus.publisher().get(timeout=GET)
+    stuck = _Gate()
+    bus.subscribe(stuck).get(timeout=GET)
+    for message in ("one", "two", "three"):
+        publisher(_event(message))
+    assert stuck.entered.wait(GET)
+    (listener,) = pykka.ActorRegistry.get_by_class(_events._Listener)
+    ref.stop(timeout=GET)  # the bus stops though its listener does not answer
+    assert any("listener 1 still busy after 0s" in line for line in warnings)
+    stuck.release.set()
+    assert listener.actor_stopped.wait(GET)
+    assert stuck.seen == ["one"]  # the queued events were dropped, not delivered after the stop
+    publisher(_event("late"))  # a stale publisher after the stop: nothing is told, nothing raises
+    assert stuck.seen == ["one"]
