@@ -184,9 +184,15 @@ class OrderDesk(OrderCore):
             self._acked(leg, now_ms)
             return
         if resolver is None:
-            self._record(error, leg.cid, now_ms)
             if isinstance(error, OrderNotFound) and leg.acked and not leg.terminal:
+                # Not an error yet: REST may lag, and these lookups are how the engine finds out. The
+                # conclusion, if it comes, is told once (`order_vanished`, the trade's note).
+                logger.bind(pair=self.pair, client_order_id=leg.cid).info(
+                    "status lookup: the exchange does not know the order (yet); miss {}", leg.missed_lookups + 1
+                )
                 self._not_found(leg, now_ms)
+                return
+            self._record(error, leg.cid, now_ms)
             return
         # Once the lookups gave up, the caller was told the outcome is unknown and reconciliation asks: the
         # order is never re-sent then (the caller may have placed it again), only closed as never created.
