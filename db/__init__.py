@@ -47,7 +47,14 @@ from db._url import (
     parse_url,
     with_password,
 )
-from db._writer import BatchWriter, WriteStats, order_supersedes, register_sqlite_functions, trade_supersedes
+from db._writer import (
+    BatchWriter,
+    WriteStats,
+    order_supersedes,
+    register_sqlite_functions,
+    request_merged,
+    trade_supersedes,
+)
 
 __all__ = [
     "BAD_RECORD_ERRORS",
@@ -108,6 +115,7 @@ __all__ = [
     "order_supersedes",
     "parse_url",
     "register_sqlite_functions",
+    "request_merged",
     "request_of",
     "snapshots_of",
     "trade_supersedes",

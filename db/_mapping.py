@@ -69,4 +69,6 @@ def request_from_row(row: Mapping[str, Any]) -> RequestRecord:
         reference_price=row.get("reference_price"),
         exchange=row["exchange"],
         canceled=row.get("canceled"),
+        fallback_retry=row.get("fallback_retry"),
+        fallback_retry_at=row.get("fallback_retry_at"),
     )

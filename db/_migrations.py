@@ -17,7 +17,7 @@ from loguru import logger
 from playhouse.migrate import SchemaMigrator
 
 from db._errors import DatabaseSchemaError
-from db._fields import ExactDecimalField, JsonMapField
+from db._fields import ExactDecimalField, JsonMapField, UtcDateTimeField
 from db._models import ErrorRow, FillRow, OrderRowV1, RequestRowV3, SchemaVersionRow, SnapshotRow, TradeRowV1
 
 # Arbitrary constant: serialises concurrent start-ups migrating the same PostgreSQL database.
@@ -112,6 +112,14 @@ def _v7_exchange_order_id_per_pair(db: peewee.Database, _migrator: SchemaMigrato
     )
 
 
+def _v8_request_fallback_retry(_db: peewee.Database, migrator: SchemaMigrator) -> None:
+    # A plan waiting to re-send its fallback after a retry-later failure (FALLBACK_WAIT) is stored with its
+    # request: after a restart the failed order (stored as rejected) looked like a rejection, and the request
+    # ended fallback_rejected with its remainder never sent. Nullable: an older engine's INSERT still works.
+    migrator.add_column("requests", "fallback_retry", peewee.CharField(max_length=64, null=True)).run()
+    migrator.add_column("requests", "fallback_retry_at", UtcDateTimeField(null=True)).run()
+
+
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "orders, fills, trades, errors, indicator_snapshots", _v1_initial),
     Migration(2, "trades: indicator columns rsi/ewo/ema/sma and their indexes", _v2_trade_indicators),
@@ -125,6 +133,9 @@ MIGRATIONS: Sequence[Migration] = (
         7,
         "orders: exchange order ids unique per pair (Binance numbers them per symbol)",
         _v7_exchange_order_id_per_pair,
+    ),
+    Migration(
+        8, "requests: fallback_retry and its time (a fallback waiting to be re-sent)", _v8_request_fallback_retry
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

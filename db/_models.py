@@ -195,7 +195,8 @@ class RequestRowV3(BaseRow):
 
 class RequestRow(BaseRow):
     """requests: each request as it was made, stored with its first order's write-ahead; crash recovery
-    rebuilds the request's plan from it. The only update: `canceled`, set once when the caller cancels.
+    rebuilds the request's plan from it. The only updates: `canceled`, set once when the caller cancels, and the
+    fallback's retry (`fallback_retry`, `fallback_retry_at`), set whenever the plan waits to re-send it.
 
     Only `request_id` is indexed: no query looks a request up by idempotency key or time range (recovery
     reads the unfinished ones whole, `idempotency_keys` reads every key), and each index is one more page
@@ -212,6 +213,10 @@ class RequestRow(BaseRow):
     created_at = UtcDateTimeField()
     canceled = peewee.TextField(null=True)
     """Why the caller (or the shutdown) canceled the request while it worked (schema 6); set once, never cleared."""
+    fallback_retry = peewee.CharField(max_length=64, null=True)
+    """The order whose create failed with a retry-later error while the plan waits to re-send (schema 8)."""
+    fallback_retry_at = UtcDateTimeField(null=True)
+    """When the plan re-sends the remainder (schema 8); set with `fallback_retry`, the latest pair wins."""
 
     class Meta:
         table_name = "requests"

@@ -99,6 +99,8 @@ _REQUEST_COLS = [
     "reference_price",
     "created_at",
     "canceled",
+    "fallback_retry",
+    "fallback_retry_at",
 ]
 
 
@@ -199,7 +201,7 @@ class RowBuilder:
         q = r.request
         payload = q.model_dump_json()
         return (q.request_id, q.idempotency_key, r.exchange, q.pair, payload, self._dec(r.reference_price),
-                self._ts(q.created_at), r.canceled)  # fmt: skip
+                self._ts(q.created_at), r.canceled, r.fallback_retry, self._ts(r.fallback_retry_at))  # fmt: skip
 
     def _snapshot_row(self, key: str, s: IndicatorSnapshot) -> tuple[Any, ...]:
         return (key, s.request_id, s.pair, s.timeframe, self._ts(s.time), json_map(s.values))

@@ -53,6 +53,23 @@ _TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL_STATUSES))
 _OPEN_TRADE = TradeStatus.OPEN.value
 
 
+def request_merged(old: RequestRecord | None, new: RequestRecord) -> RequestRecord:
+    """What one batch stores of a request told twice (the rule of the request upsert): the cancel once set stays
+    set, and the fallback's retry is the latest one told."""
+    if old is None:
+        return new
+    canceled = old.canceled if old.canceled is not None else new.canceled
+    retry = new if new.fallback_retry is not None else old
+    if canceled == old.canceled and retry is old:
+        return old
+    update = {
+        "canceled": canceled,
+        "fallback_retry": retry.fallback_retry,
+        "fallback_retry_at": retry.fallback_retry_at,
+    }
+    return old.model_copy(update=update)
+
+
 def order_supersedes(new: Order, old: Order) -> bool:
     """True when `new` may replace the stored `old` (the forward-only rule)."""
     if new.filled != old.filled:
@@ -165,8 +182,7 @@ class BatchWriter(RowBuilder):
             elif isinstance(rec, ErrorRecord):
                 errors.setdefault(content_key(rec), rec)
             elif isinstance(rec, RequestRecord):
-                if rec.canceled is not None or rec.request_id not in requests:
-                    requests[rec.request_id] = rec  # the request as made; its cancel, once there is one
+                requests[rec.request_id] = request_merged(requests.get(rec.request_id), rec)
             else:
                 snapshots.setdefault(content_key(rec), rec)
         stats = WriteStats(
@@ -268,13 +284,19 @@ class BatchWriter(RowBuilder):
         return f'INSERT INTO "{table}" ({names}) VALUES {self._values(cols)} ON CONFLICT ({key}) DO NOTHING'
 
     def _request_sql(self) -> str:
-        # A request is written once, with its first write-ahead; again only when its caller cancels it, and
-        # then only `canceled` changes, once (a replayed or older copy never clears it).
+        # A request is written once, with its first write-ahead; again when its caller cancels it (`canceled`
+        # changes, once: a replayed or older copy never clears it) or its plan waits to re-send the fallback (the
+        # retry's order and time change together; a copy without them keeps the stored ones).
         names = ", ".join(f'"{c}"' for c in _REQUEST_COLS)
+        retry = 'excluded."fallback_retry" IS NOT NULL'
         return (
             f'INSERT INTO "requests" ({names}) VALUES {self._values(_REQUEST_COLS)} ON CONFLICT ("request_id") '
-            'DO UPDATE SET "canceled" = excluded."canceled" '
-            'WHERE "requests"."canceled" IS NULL AND excluded."canceled" IS NOT NULL'
+            'DO UPDATE SET "canceled" = COALESCE("requests"."canceled", excluded."canceled"), '
+            f'"fallback_retry" = CASE WHEN {retry} THEN excluded."fallback_retry" '
+            'ELSE "requests"."fallback_retry" END, '
+            f'"fallback_retry_at" = CASE WHEN {retry} THEN excluded."fallback_retry_at" '
+            'ELSE "requests"."fallback_retry_at" END '
+            f'WHERE ("requests"."canceled" IS NULL AND excluded."canceled" IS NOT NULL) OR {retry}'
         )
 
     def _upsert_sql(self, table: str, cols: Sequence[str], key: str, guard: str) -> str:

@@ -116,6 +116,9 @@ class RequestRecord(BaseModel):
     price, or the mid of the book when the request started). `canceled` says why the request was canceled
     by its caller (or the shutdown) while it worked: the record is stored again with it, durably, before the
     cancel leaves, so that after a restart the engine sends no fallback for a request it was told to cancel.
+    `fallback_retry` and `fallback_retry_at` say that the plan waits to send its remainder again (FALLBACK_WAIT):
+    the order's create failed with a retry-later error, so nothing executed; the record is stored again with
+    them together with that order's rejected row, so that a restart resumes the wait.
     """
 
     model_config = _FROZEN
@@ -124,6 +127,17 @@ class RequestRecord(BaseModel):
     reference_price: PositiveDecimal | None = None
     exchange: str = "binance"
     canceled: str | None = None
+    fallback_retry: ClientOrderId | None = None
+    """The order whose create failed with a retry-later error while its plan waits to re-send (schema 8). Only
+    while it is the request's last order: a later one sent, the wait is over whatever this says."""
+    fallback_retry_at: UtcDatetime | None = None
+    """When the plan sends the remainder again (the retry delay, or the exchange's Retry-After if longer)."""
+
+    @model_validator(mode="after")
+    def _retry_whole(self) -> Self:
+        if (self.fallback_retry is None) != (self.fallback_retry_at is None):
+            raise ValueError("fallback_retry and fallback_retry_at go together")
+        return self
 
     @property
     def request_id(self) -> RequestId:
@@ -140,9 +154,9 @@ class RequestRecord(BaseModel):
         price = reference_price
         sane = price is None or (type(price) is Decimal and price.is_finite() and price > 0)
         if sane and type(request) is OrderRequest and type(exchange) is str:
-            return _trusted(
-                cls, {"request": request, "reference_price": reference_price, "exchange": exchange, "canceled": None}
-            )
+            fields = {"request": request, "reference_price": reference_price, "exchange": exchange, "canceled": None,
+                      "fallback_retry": None, "fallback_retry_at": None}  # fmt: skip
+            return _trusted(cls, fields)
         return cls(request=request, reference_price=reference_price, exchange=exchange)
 
 

@@ -30,7 +30,16 @@ from enum import StrEnum
 
 from loguru import logger
 
-from engine.domain import FallbackKind, OrderRequest, OrderRole, OrderStatus, OrderType, Priority, TimeInForce
+from engine.domain import (
+    ClientOrderId,
+    FallbackKind,
+    OrderRequest,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Priority,
+    TimeInForce,
+)
 from engine.exchange import (
     Banned,
     ExchangeError,
@@ -64,6 +73,7 @@ from engine.execution._model import (
     _summarize,
     choose_limit_price,
 )
+from engine.execution._resend import market_again, retry_kind, retry_now, retry_wait_ms
 from engine.execution._rules import SymbolRules
 
 __all__ = ["ExecutionPlan", "Phase"]
@@ -103,6 +113,7 @@ class ExecutionPlan:
         self._capped = False
         self._cancel_failures = 0  # failed cancels so far: the retry delay doubles with each
         self._retry = (FallbackKind.MARKET, OrderRole.FALLBACK)  # what a retry-later re-placement sends
+        self._price_needed = False  # a wait resumed after a restart: a retry due with no price waits for one
         self._aborted = ""  # why the caller canceled; no fallback follows once set
         self.result: ExecutionResult | None = None
 
@@ -174,6 +185,14 @@ class ExecutionPlan:
         """Total filled over all legs (exchange cumulative where known)."""
         return sum((leg.filled for leg in self._legs), Decimal(0))
 
+    @property
+    def fallback_retry(self) -> tuple[ClientOrderId, int] | None:
+        """While the plan waits to send the remainder again (FALLBACK_WAIT): the order whose create failed with a
+        retry-later error, and when (stored with the request, so that a restart resumes the wait)."""
+        if self.phase is not Phase.FALLBACK_WAIT or self._timer is None or not self._legs:
+            return None
+        return self._legs[-1].spec.client_order_id, self._timer.at_ms
+
     def leg_ids(self) -> tuple[str, ...]:
         """Client order ids of every leg, in order."""
         return tuple(leg.spec.client_order_id for leg in self._legs)
@@ -193,6 +212,8 @@ class ExecutionPlan:
             skip_wait = event.volatile and self.config.fallback is not FallbackKind.NONE
             if skip_wait and self.phase is Phase.LIMIT_WORKING and self._legs:
                 return self._cancel_live("volatility spike: skipping the wait")
+            if self.phase is Phase.FALLBACK_WAIT and self._timer is None:
+                return retry_now(self)  # it came due with no price to judge it by
             return []
         if isinstance(event, Tick):
             return self._on_tick(now_ms)
@@ -224,7 +245,7 @@ class ExecutionPlan:
                 return self._on_closed(leg, LegClosed(leg.spec.client_order_id, OrderStatus.CANCELED, Decimal(0)),
                                        now_ms)  # fmt: skip
             # same client order id: safe, the first never existed (a market order: if the book still allows it)
-            return self._market_again(leg) if leg.spec.order_type is OrderType.MARKET else [PlaceOrder(leg.spec)]
+            return market_again(self, leg) if leg.spec.order_type is OrderType.MARKET else [PlaceOrder(leg.spec)]
         if isinstance(event, CancelFailed) and self.phase is Phase.CANCELING and leg is self._legs[-1]:
             # Retried whatever the error: -2011 may be REST lagging the matching engine (ccxt #8179), a stop-trading
             # error (key, ban) leaves the order live too. A closed order's LegClosed (status lookup) ends the wait.
@@ -244,8 +265,7 @@ class ExecutionPlan:
         if timer.what == "cancel_retry" and self.phase is Phase.CANCELING:
             return self._cancel_live("retrying the cancel")
         if timer.what == "fallback_retry" and self.phase is Phase.FALLBACK_WAIT:
-            kind, role = self._retry
-            return self._place_remainder(kind=kind, role=role)
+            return retry_now(self)
         return []
 
     def _cancel_live(self, reason: str) -> list[ExecutionCommand]:
@@ -309,17 +329,9 @@ class ExecutionPlan:
             return self._finish(reason, leg.error)
         if isinstance(error, RetryLater) and self._fallback_attempts < self.config.max_fallback_attempts:
             # nothing was executed: safe to place again (with a new leg id) once the exchange allows
-            wait_ms = self.config.retry_delay_ms
-            if error.retry_after_s is not None:
-                wait_ms = max(wait_ms, int(error.retry_after_s * 1000))
             self.phase = Phase.FALLBACK_WAIT
-            # the same kind of order (a priced market request's IOC at the bound stays one); the guard runs again
-            if leg.spec.order_type is OrderType.MARKET or self.config.fallback is FallbackKind.NONE:
-                kind = FallbackKind.MARKET if leg.spec.order_type is OrderType.MARKET else FallbackKind.IOC_LIMIT
-            else:
-                kind = FallbackKind.IOC_LIMIT if self.request.order_type is OrderType.MARKET else self.config.fallback
-            self._retry = (kind, OrderRole.FALLBACK)
-            self._timer = _Timer(now_ms + wait_ms, "fallback_retry")
+            self._retry = (retry_kind(leg.spec, self.request, self.config), OrderRole.FALLBACK)
+            self._timer = _Timer(now_ms + retry_wait_ms(error, self.config), "fallback_retry")
             return []
         reason = ResultReason.STOP_TRADING if isinstance(error, StopTrading) else ResultReason.FALLBACK_REJECTED
         return self._finish(reason, leg.error)
@@ -378,19 +390,6 @@ class ExecutionPlan:
         self.phase = Phase.FALLBACK_WORKING
         self._timer = None
         return [PlaceOrder(spec)]
-
-    def _market_again(self, leg: _Leg) -> list[ExecutionCommand]:
-        # Only if the book still allows it: it may have waited out a long Retry-After, or a restart hours later.
-        book, reference, config = self.book, self.reference_price, self.config
-        if book is None or reference is None:
-            return [PlaceOrder(leg.spec)]  # nothing newer to judge by than when it was decided
-        decision = check_slippage(self.request.side, reference, book, config.max_slippage, config.slippage_action)
-        if decision.allowed and not decision.capped:
-            return [PlaceOrder(leg.spec)]
-        leg.closed = OrderStatus.REJECTED  # never created: nothing executed
-        if not decision.allowed:
-            return self._finish(ResultReason.SLIPPAGE_REFUSED, f"{decision.reason} (judged again before re-sending)")
-        return self._place_remainder(kind=FallbackKind.IOC_LIMIT, role=OrderRole.FALLBACK)  # capped: a new order
 
     # ---- the end ------------------------------------------------------------------------------------------
     def _finish(self, reason: ResultReason, detail: str, *, dust: bool = False) -> list[ExecutionCommand]:

@@ -18,6 +18,14 @@ only this package may do). The stored request and its orders say where the plan 
 - a fallback leg is simply awaited, and so is a primary the fallback step sent (a market request, or a
   request that started in a volatile market: a market order or an IOC at the slippage bound). Such a
   primary counts as fallback attempt 1, as it did before the restart, so its remainder gets no second order;
+- a last leg the fallback step sent, stored rejected, whose create failed with a retry-later error while the
+  plan had attempts left (its request stored with `fallback_retry` naming it, since schema 8): the plan waits
+  again (FALLBACK_WAIT) until the stored time, or not at all if it passed while the engine was down, then
+  sends the remainder as a new order — judged as then by the slippage guard and the filters (dust), on a price
+  of after the restart (it waits for one), and within `max_fallback_attempts` as configured now. Any other
+  rejected leg (a definite rejection, or a wait that named an earlier order) ends the request
+  `fallback_rejected`, as before. An order whose create outcome is unknown is never taken for one: it is not
+  stored rejected, and is looked up (then re-sent under its own id only if it never existed);
 - a leg the fallback step sent capped by the slippage guard says so itself (`slippage_capped`, stored with the
   order since schema 5): the result says so again. For rows written before that, a leg sent as an IOC at the
   bound although the fallback is a market order was capped too.
@@ -32,8 +40,9 @@ from decimal import Decimal
 
 from engine.domain import FallbackKind, OrderRequest, OrderRole, OrderStatus, OrderType, TimeInForce, TradeId
 from engine.execution._guards import Book, slippage_bound
-from engine.execution._model import CancelOrder, ExecutionCommand, ExecutionConfig, OrderSpec, _Leg
+from engine.execution._model import CancelOrder, ExecutionCommand, ExecutionConfig, OrderSpec, ResultReason, _Leg
 from engine.execution._plan import ExecutionPlan, Phase, _Timer
+from engine.execution._resend import retry_kind
 from engine.execution._rules import SymbolRules
 
 __all__ = ["RestoredLeg", "restore_plan"]
@@ -66,10 +75,13 @@ def restore_plan(
     book: Book | None,
     config: ExecutionConfig | None = None,
     canceled: str | None = None,
+    retry_at_ms: int | None = None,
 ) -> tuple[ExecutionPlan, list[ExecutionCommand]]:
     """The plan of `request` as it stood with `legs` placed (primary first); and what to do right away.
     `created_ms`: when the primary was placed (its limit's time starts there, not at the request, which may have
-    waited in the pair's queue); `canceled`: why the caller canceled the request, if it did."""
+    waited in the pair's queue); `canceled`: why the caller canceled the request, if it did; `retry_at_ms`: the
+    last leg's create failed with a retry-later error and the plan was to send the remainder again at this time
+    (`RequestRecord.fallback_retry_at`, given only when `fallback_retry` names the last leg)."""
     if not legs:
         raise ValueError(f"request {request.request_id} has no stored order to resume from")
     config = ExecutionPlan.config_for(request, config)
@@ -101,6 +113,8 @@ def restore_plan(
     )
     if canceled is not None:
         plan._aborted = f"{canceled} (before a restart); no fallback after recovery"
+    elif retry_at_ms is not None and stored_live.status is OrderStatus.REJECTED and spec in by_fallback_step:
+        return _resume_wait(plan, retry_at_ms, now_ms)
     if stored_live.status.is_terminal and spec.role is OrderRole.PRIMARY:
         # The primary had closed and nothing followed it: a fallback's intent commits together with its primary's
         # closing row, so the plan had decided on none (canceled from outside, refused by the slippage guard, ...)
@@ -127,6 +141,20 @@ def restore_plan(
         return plan, [CancelOrder(spec.client_order_id, spec.symbol, "limit timeout (resumed after a restart)")]
     plan.phase = Phase.LIMIT_WORKING
     plan._timer = _Timer(deadline, "limit_timeout")
+    return plan, []
+
+
+def _resume_wait(plan: ExecutionPlan, retry_at_ms: int, now_ms: int) -> tuple[ExecutionPlan, list[ExecutionCommand]]:
+    """FALLBACK_WAIT again, as `ExecutionPlan._on_failed` left it for a retry-later failure of the last leg."""
+    live = plan._legs[-1]
+    live.closed = OrderStatus.REJECTED
+    live.error = "RetryLater: the create failed before a restart; the remainder is sent again"
+    if plan._fallback_attempts >= plan.config.max_fallback_attempts:
+        return plan, plan._finish(ResultReason.FALLBACK_REJECTED, f"{live.error}, but no attempt is left")
+    plan.phase = Phase.FALLBACK_WAIT
+    plan._retry = (retry_kind(live.spec, plan.request, plan.config), OrderRole.FALLBACK)
+    plan._timer = _Timer(max(retry_at_ms, now_ms), "fallback_retry")
+    plan._price_needed = True  # the book of before the restart is gone: the guard judges on a price of now
     return plan, []
 
 

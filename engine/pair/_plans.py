@@ -14,7 +14,7 @@ from abc import abstractmethod
 from loguru import logger
 
 from engine.api import Accepted, EngineEvent, EventKind, Refusal, RefusalReason
-from engine.domain import ClientOrderId, OrderRole, OrderStatus, OrderType, TimeInForce
+from engine.domain import ClientOrderId, OrderRole, OrderStatus, OrderType, RequestRecord, TimeInForce
 from engine.exchange import ExchangeError, FilterRejected
 from engine.execution import (
     Abort,
@@ -149,6 +149,21 @@ class PlanBook(RecoveringBook):
         if isinstance(error, FilterRejected) and error.is_percent_price:
             execution.story.append(f"{leg.role.value} rejected by {error.filter_name}")
         self._feed(execution, LegFailed(leg.cid, error), now_ms)
+        record = self._retry_record(execution)
+        if record is not None and record.fallback_retry == leg.cid:
+            # The plan waits to send the remainder again: stored with the request, in this message's records with the
+            # order's rejected row, so that a restart resumes the wait rather than take the row for a rejection.
+            self._out.append(Persist(record))
+
+    def _retry_record(self, execution: Execution) -> RequestRecord | None:
+        """The request as stored while its plan waits to re-send the fallback (FALLBACK_WAIT), naming the order
+        whose create failed with retry-later and when the remainder goes again; None when it does not wait."""
+        plan = execution.plan
+        retry = plan.fallback_retry if plan is not None and execution.stage is Stage.WORKING else None
+        if plan is None or retry is None:
+            return None
+        record = RequestRecord.of(execution.request, plan.reference_price, self.settings.exchange)
+        return record.model_copy(update={"fallback_retry": retry[0], "fallback_retry_at": ms_to_dt(retry[1])})
 
     def _leg_not_created(self, leg: Leg, now_ms: int) -> None:
         execution = self._execs.get(leg.request_id)

@@ -40,7 +40,7 @@ from engine.domain import (
     TradeStatus,
 )
 from engine.exchange import ExecutionReport, Resolution, client_order_id, is_engine_id
-from engine.execution import Book, ExecutionCommand, SymbolRules, restore_plan
+from engine.execution import Book, ExecutionCommand, Phase, SymbolRules, restore_plan
 from engine.gateway import GatewayResult
 from engine.orders import Acked, FillEvent, OrderEvent, events_from_report, status_from_rest_order
 from engine.pair._commands import Alert, Command, Emit, LookupStored, Persist, Schedule, Send
@@ -166,10 +166,13 @@ class RecoveringBook(OrderDesk):
             book=self.book,
             config=self.settings.execution,
             canceled=record.canceled,
+            retry_at_ms=self._retry_at_ms(record, stored[-1]),
         )
         legs = [self._stored_leg(o, fills.get(o.client_order_id, []), request.priority, now_ms) for o in stored]
         for leg in legs[:-1]:
             leg.told_closed = True  # the plan counts the earlier legs as closed already
+        if plan.phase is Phase.FALLBACK_WAIT:
+            legs[-1].told_closed = True  # its create failed with retry-later: the plan waits to send the remainder
         execution = Execution(request, created_ms, plan=plan, legs=[leg.cid for leg in legs], resolved=True,
                               story=["resumed after a restart"],
                               canceled=record if record.canceled is not None else None)  # fmt: skip
@@ -180,6 +183,15 @@ class RecoveringBook(OrderDesk):
         logger.bind(pair=self.pair, request_id=request.request_id, client_order_id=legs[-1].cid).info(
             "request resumed after a restart: phase {}, {} leg(s)", plan.phase.value, len(legs)
         )
+
+    def _retry_at_ms(self, record: RequestRecord, last: Order) -> int | None:
+        """When the plan was to re-send the fallback whose create failed with retry-later, if that order is the
+        request's last (a later one sent, that wait was over). None in a tracking-only book: it sends nothing, and
+        the failed order ends the request as before."""
+        at = record.fallback_retry_at
+        if at is None or record.fallback_retry != last.client_order_id or self.tracking_only:
+            return None
+        return int(at.timestamp() * 1000)
 
     def _take_resuming(self) -> tuple[list[tuple[Execution, list[ExecutionCommand]]], list[ClientOrderId]]:
         resuming, fetch = self._resuming, self._to_fetch

@@ -30,7 +30,8 @@ def test_ms_to_dt_is_fromtimestamp(ms: int) -> None:
 def test_request_record_of_equals_validated(price: Decimal | None) -> None:
     req = request()
     built = RequestRecord.of(req, price, "binance")
-    validated = RequestRecord(request=req, reference_price=price, exchange="binance", canceled=None)
+    validated = RequestRecord(request=req, reference_price=price, exchange="binance", canceled=None,
+                              fallback_retry=None, fallback_retry_at=None)  # fmt: skip
     assert built == validated and built.model_fields_set == validated.model_fields_set
     assert repr(built) == repr(validated)
 
