@@ -53,11 +53,11 @@ def test_a_failing_listener_does_not_stop_the_others() -> None:
         raise RuntimeError("listener bug")
 
     bus.subscribe(bad).get(timeout=GET)
-    bus.subscribe(lambda e: seen.append(e.message)).get(timeout=GET)
+    token = bus.subscribe(lambda e: seen.append(e.message)).get(timeout=GET)
     publisher = bus.publisher().get(timeout=GET)
     publisher(_event("one"))
     publisher(_event("two"))
-    bus.has_listeners().get(timeout=GET)
+    assert bus.unsubscribe(token).get(timeout=GET)  # after its queued events: a barrier on its thread
     assert seen == ["one", "two"]
     assert ref.is_alive()
     ref.stop()
@@ -79,11 +79,11 @@ def test_inline_listeners_run_on_the_publishing_thread_and_are_guarded() -> None
     publisher(_event("one"))  # the bad one raised first; the publisher went on
     assert inline_seen == [("one", threading.get_ident())]  # already delivered, on this thread
 
-    bus.subscribe(lambda e: bus_seen.append((e.message, threading.get_ident()))).get(timeout=GET)
+    threaded = bus.subscribe(lambda e: bus_seen.append((e.message, threading.get_ident()))).get(timeout=GET)
     publisher(_event("two"))
     assert bus.unsubscribe(token).get(timeout=GET)
     publisher(_event("three"))
-    bus.has_listeners().get(timeout=GET)  # barrier
+    assert bus.unsubscribe(threaded).get(timeout=GET)  # after its queued events: a barrier on its thread
     assert [m for m, _ in inline_seen] == ["one", "two"]
     assert [m for m, _ in bus_seen] == ["two", "three"]
     assert all(ident != threading.get_ident() for _, ident in bus_seen)
