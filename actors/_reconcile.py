@@ -65,6 +65,8 @@ class ReconcileMixin(TrackedMixin):
     _with_pair: Callable[..., Any]
     """Reach a pair actor, skipping a dead one (the root's `_with_pair`)."""
     _tell_pair: Callable[..., bool]
+    refresh_wallet: Callable[[], None]
+    """Read the account and re-value the wallet (the root's `WalletMixin`)."""
 
     def _scan_open_orders(self, pairs: list[Pair] | None = None) -> None:
         """Ask for the open orders of `pairs` (default: every whitelisted pair, halted ones included)."""
@@ -115,6 +117,16 @@ class ReconcileMixin(TrackedMixin):
         """
         tracked = [p for p, b in self._outside.items() if p not in self._books and self._tracked_reconcilable(b)]
         return self._round([*self._books, *tracked], reason)
+
+    @survives
+    def on_stream_gap(self, reason: str) -> None:
+        """The user stream's gap (a reconnect, its first subscription, a silence): events may have been lost.
+
+        The orders are reconciled, and the account read again: balance updates lost with the gap (or sent before
+        the first subscription) would otherwise leave `balances()` stale until the minute's read.
+        """
+        self.reconcile(reason)
+        self.refresh_wallet()
 
     def reconcile_pair(self, pair: Pair, reason: str) -> int:
         """A round over one pair only (after its actor was restarted): its orders and its open orders."""

@@ -239,7 +239,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
             ),
             on_price=PriceRouter(routes, self._symbol_pairs),
             on_health=self._self.on_stream_health.defer,
-            on_gap=self._self.reconcile.defer,
+            on_gap=self._self.on_stream_gap.defer,
             on_error=self._store.save,
         )
 

@@ -86,6 +86,27 @@ def test_fills_lost_in_a_disconnect_are_recovered_by_reconciliation(
     assert [o.filled for o in eng.open_orders(PAIR)] == [Decimal("0.006")]
 
 
+def test_balances_lost_with_a_stream_gap_are_read_again_after_it(engine: tuple[Engine, Events], sim: Simulator) -> None:
+    # The balance updates lost with the gap left `balances()` stale until the minute's account read: a strategy
+    # sizing its next order from them saw the quote it had already spent.
+    eng, events = engine
+    order = _place(eng)
+    before = eng.balances()["balances"]
+    sim.control.add_fault(FaultSpec(kind="drop_events", target="user:*", count=4))  # the report, the balances
+    sim.control.fill_order("BTCUSDT", client_order_id=order.client_order_id, quantity="0.006")
+    sim.control.abort_ws("user")
+    [fill] = events.wait_for(EventKind.FILL, timeout=30)  # the gap's reconciliation ran
+    assert fill.fill is not None and fill.fill.commission_asset == "BTC"
+    gateway = eng._root.proxy().gateway.get(timeout=10)
+    for _ in range(2):  # the account read, then its prices (asked by the root once the account is in)
+        assert gateway.idle(10)
+        eng._root.proxy().pair_refs().get(timeout=10)  # barrier: the root took the answer
+    after = eng.balances()["balances"]
+    bought = Decimal("0.006") - fill.fill.commission
+    assert Decimal(after["BTC"]["free"]) == Decimal(before["BTC"]["free"]) + bought
+    assert Decimal(after["USDT"]["free"]) < Decimal(before["USDT"]["free"])
+
+
 def test_an_order_placed_outside_the_engine_is_seen_on_the_stream_and_announced(
     engine: tuple[Engine, Events], sim: Simulator
 ) -> None:
