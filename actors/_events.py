@@ -108,6 +108,10 @@ class _Listener(pykka.ThreadingActor):
         self._watch_backlog()
         return None
 
+    def caught_up(self) -> bool:
+        """True once the events queued before this call were handled (a barrier: tests ask it)."""
+        return True
+
     def _watch_backlog(self) -> None:
         behind = self.actor_inbox.qsize()  # type: ignore[attr-defined]  # a threading actor's is a queue.Queue
         if behind >= self._warn_at:
@@ -143,6 +147,10 @@ class EventBus(pykka.ThreadingActor):
     def has_listeners(self) -> bool:
         """True while at least one listener (not inline) is subscribed."""
         return bool(self._listeners)
+
+    def listeners(self) -> list[pykka.ActorRef[_Listener]]:
+        """The listeners' actors (not the inline ones); `ref.proxy().caught_up()` is a barrier on each."""
+        return [handle.ref for handle in self._listeners.values()]
 
     def subscribe(self, listener: EngineListener, inline: bool = False) -> int:
         """Add a listener (called on a thread of its own, or `inline` on the producer's); returns a token for

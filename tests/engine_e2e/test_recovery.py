@@ -233,8 +233,9 @@ def settle_all(engine: Engine) -> None:
             break
     else:
         raise AssertionError("the engine did not settle")
-    # Published before the asks above returned: the bus (one inbox, in order) has called its listeners before this.
-    root.bus().get(timeout=10).has_listeners().get(timeout=10)
+    # Published before the asks above returned: each listener (its own inbox, in order) has been called before this.
+    for listener in root.bus().get(timeout=10).listeners().get(timeout=10):
+        listener.proxy().caught_up().get(timeout=10)
 
 
 def _advance_until(engine: Engine, events: Events, kind: EventKind, step_ms: int, steps: int) -> list[EngineEvent]:
