@@ -7,6 +7,8 @@ of gateway results, and the messages a dead actor left in its inbox. `release_ca
 never comes to the root's tracking-only book instead; `start_failures` tells it of a book no actor can start;
 `stored_view` asks persistence for an order that left the book's memory, `replayed_outcome` for the answer to
 a replayed idempotency key. `GatewayLike` and `StoreLike` are what the pair actor needs of the gateway and persistence.
+A caller's cancel carries a `CancelReply` (`Engine.cancel_order`'s future): `answer_cancel` answers it, whichever
+actor (the pair's, or the root for a halted pair) carried the cancel out, and `send_cancel_ahead` sends it.
 """
 
 from __future__ import annotations
@@ -21,26 +23,33 @@ import pykka
 from loguru import logger
 from pykka.messages import ProxyCall
 
-from engine.api import PlaceOutcome, Refusal, RefusalReason
+from engine.api import CancelOutcome, CancelStatus, PlaceOutcome, Refusal, RefusalReason
 from engine.domain import ClientOrderId, Order, OrderRequest, OrderStatus, Pair, RequestId
 from engine.gateway import GatewayRequest, GatewayResult
-from engine.pair import PairBook, key_reused, replay_outcome
+from engine.pair import CancelAhead, PairBook, key_reused, replay_outcome
 
 __all__ = [
+    "CancelReply",
     "GatewayLike",
     "StoreLike",
     "Waiter",
     "_Home",
     "_release_orphaned",
+    "answer_cancel",
+    "cancel_failed",
     "redirect_tells",
     "release_callers",
     "replayed_outcome",
     "reply_address",
+    "send_cancel_ahead",
     "start_failures",
     "stored_view",
 ]
 
 Waiter = concurrent.futures.Future[PlaceOutcome]
+CancelReply = Callable[[CancelOutcome | None], None]
+"""Hears what a caller's cancel did, from the actor that carried it out; None: the request is not in the book
+(the caller's side asks the database). Never blocks."""
 
 
 class GatewayLike(Protocol):
@@ -169,6 +178,18 @@ class _Home:
                 self._parked.append(message)
             return True
 
+    def drop_cancels(self, pair: Pair, why: str) -> int:
+        """Nobody will carry out the callers' cancels parked here (the engine is stopping): answer them
+        `shutting_down` and forget them. Returns how many."""
+        with self._lock:
+            cancels = [m for m in self._parked if m.attr_path == ("cancel",)]
+            self._parked = [m for m in self._parked if m.attr_path != ("cancel",)]
+        for message in cancels:
+            if len(message.args) > 1:
+                request_id = message.args[0]
+                answer_cancel(message.args[1], CancelOutcome(CancelStatus.SHUTTING_DOWN, pair, request_id, why))
+        return len(cancels)
+
     def redirect(self, sink: Callable[[ProxyCall], None]) -> list[ProxyCall]:
         """No actor will run the book again: returns the tells parked for one (`place` messages stay parked
         for `release`), and every tell from now on goes to `sink` instead of waiting."""
@@ -216,6 +237,47 @@ def _answer(futures: Sequence[Any], outcome: PlaceOutcome) -> None:
             # answered meanwhile (a caller canceled it): nothing to do
             with contextlib.suppress(concurrent.futures.InvalidStateError):
                 future.set_result(outcome)
+
+
+def answer_cancel(reply: CancelReply | None, outcome: CancelOutcome | None) -> None:
+    """Tell a caller's cancel what was done (`reply` may be None: the engine's own cancels have no caller)."""
+    if reply is None:
+        return
+    try:
+        reply(outcome)
+    except Exception:  # noqa: BLE001 - the caller's side failing must not fail the actor that answers it
+        logger.exception("answering a cancel failed")
+
+
+def cancel_failed(pair: Pair, request_id: RequestId, cause: str = "restarting") -> CancelOutcome:
+    """The answer to a cancel the pair's book failed on (logged; a pair actor crashes and is restarted): retry."""
+    message = "the pair's book failed on the cancel (see the log); it may not have been sent; retry"
+    return CancelOutcome(CancelStatus.UNAVAILABLE, pair, request_id, message, details={"retry": "1", "cause": cause})
+
+
+def send_cancel_ahead(
+    command: CancelAhead, send: Callable[[concurrent.futures.Future[None]], None], store: StoreLike,
+    companions: Sequence[Any] = (),
+) -> None:  # fmt: skip
+    """Carry out a `CancelAhead`: `send(gate)` queues the cancel at the gateway behind `gate`, which opens once its
+    record (with `companions`) is stored — or once storing it failed: the database may delay a cancel by one
+    commit, never hold it back (a failure is logged: only a crash before the retry would then matter). Raises
+    what `store` raises, the gate opened first."""
+    stored: concurrent.futures.Future[None] = concurrent.futures.Future()
+    bound = logger.bind(pair=command.send.pair, client_order_id=command.send.key)
+
+    def open_gate(exc: BaseException | None = None) -> None:
+        if exc is not None:
+            bound.error("the caller's cancel leaves with its request's cancel not stored: {}", exc)
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            stored.set_result(None)
+
+    send(stored)
+    try:
+        store.write_ahead_then(command.record, open_gate, open_gate, companions)
+    except Exception as exc:
+        open_gate(exc)
+        raise
 
 
 def stored_view(store: Any, cid: ClientOrderId, timeout_s: float) -> tuple[Order | None, list[Any], Any]:  # float-ok: s

@@ -11,8 +11,6 @@ A mixin of `RootActor` (its messages run on the root's thread).
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import queue
 import threading
 from collections import deque
@@ -24,9 +22,11 @@ from typing import Any
 from loguru import logger
 from pykka.messages import ProxyCall
 
+from actors._pair_home import CancelReply, answer_cancel, cancel_failed, send_cancel_ahead
 from actors._state import survives
 from actors._ticker import Ticker
 from actors.pair import redirect_tells, stored_view
+from engine.api import CancelOutcome, CancelStatus
 from engine.clock import Clock
 from engine.domain import Order, Pair, RequestId
 from engine.exchange import MUTATING_OPERATIONS, ExecutionReport
@@ -81,16 +81,34 @@ class TrackedMixin:
     _timers_stopped: bool
 
     # ---- cancels of a halted pair ---------------------------------------------------------------------
-    def cancel_tracked(self, pair: Pair, request_id: RequestId) -> bool:
+    def cancel_tracked(self, pair: Pair, request_id: RequestId, reply: CancelReply | None = None) -> bool:
         """A caller's cancel for `pair` whose actor is not running (ask). True when the root runs the pair's
         book as a halted pair's (the cancel is carried out: what rests is canceled, no fallback follows); False
-        when it does not (the actor is restarting, or the pair is outside the whitelist)."""
+        when it does not (the actor is restarting, the pair is outside the whitelist, or the engine is stopping).
+        Either way `reply` hears what was done (None: not in the book, the caller's side asks the database)."""
         book = self._outside.get(pair)
         if book is None or not book.cancels_allowed or self._stopping:
+            answer_cancel(reply, self._not_tracked(pair, request_id))
             return False
         logger.bind(pair=pair, request_id=request_id).info("cancel of a halted pair's request, carried out by the root")
-        self._track(book, "cancel", partial(book.cancel, request_id, self._clock.now_ms()))
+        answers: list[CancelOutcome | None] = []
+
+        def cancel() -> list[Command]:
+            commands, outcome = book.cancel_request(request_id, self._clock.now_ms())
+            answers.append(outcome)
+            return commands
+
+        self._track(book, "cancel", cancel)
+        answer_cancel(reply, answers[0] if answers else cancel_failed(pair, request_id, "engine"))
         return True
+
+    def _not_tracked(self, pair: Pair, request_id: RequestId) -> CancelOutcome:
+        if self._stopping:
+            message = "the engine is stopping; the halted pair's cancel was not sent"
+            return CancelOutcome(CancelStatus.SHUTTING_DOWN, pair, request_id, message)
+        message = f"the {pair} actor is not running (restarting); nothing was sent; retry"
+        return CancelOutcome(CancelStatus.UNAVAILABLE, pair, request_id, message, details={"retry": "1",
+                             "cause": "restarting"})  # fmt: skip
 
     def cancel_tracked_for_shutdown(self, timeout_s: float) -> int:
         """Shutdown with `on_shutdown = cancel`: cancel every active request of the halted pairs; returns how many.
@@ -170,8 +188,8 @@ class TrackedMixin:
         if book is not None and name == "retry_lookup":  # a late report's stored-order lookup, tried again here
             if not self._stopping:
                 self._lookup_stored(book, *message.args)
-        elif book is not None and name == "cancel":
-            if not self.cancel_tracked(pair, message.args[0]):
+        elif name == "cancel":
+            if not self.cancel_tracked(pair, *message.args):
                 logger.bind(pair=pair, request_id=message.args[0]).warning("a caller's cancel not carried out: "
                                                                            "the pair is tracked only")  # fmt: skip
         elif book is None or name not in _TRACKED_TELLS:
@@ -241,20 +259,11 @@ class TrackedMixin:
     def _cancel_ahead(self, book: PairBook, command: CancelAhead, reply: Reply) -> None:
         # As the pair actor does: the caller's cancel is stored with its request before it leaves, and leaves
         # whatever the commit's fate (the database may delay a cancel, never hold it back).
-        stored: concurrent.futures.Future[None] = concurrent.futures.Future()
-        bound = logger.bind(pair=book.pair, client_order_id=command.send.key)
-
-        def open_gate(exc: BaseException | None = None) -> None:
-            if exc is not None:
-                bound.error("the caller's cancel leaves with its request's cancel not stored: {}", exc)
-            with contextlib.suppress(concurrent.futures.InvalidStateError):
-                stored.set_result(None)
-
-        self.gateway.submit(replace(command.send, reply_to=reply, gate=stored))
         try:
-            self._store.write_ahead_then(command.record, open_gate, open_gate)
-        except Exception as exc:  # noqa: BLE001 - the cancel still leaves; the failure is logged
-            open_gate(exc)
+            send_cancel_ahead(command, lambda gate: self.gateway.submit(replace(command.send, reply_to=reply,
+                                                                              gate=gate)), self._store)  # fmt: skip
+        except Exception:  # noqa: BLE001 - the cancel still leaves; the failure is logged
+            logger.bind(pair=book.pair, client_order_id=command.send.key).exception("storing a cancel failed")
 
     def _tracked_timer(self, book: PairBook, command: Schedule | Unschedule) -> None:
         # A tracking-only book keeps its order timers, run by the root: a re-fetch of missing fills, a status

@@ -19,13 +19,13 @@ gateway results go through the home, under the lock `on_failure` takes the inbox
 crash. A tell sent straight to the actor that races the crash (sent while the actor looked alive, queued after
 `on_failure` took the inbox) is still dropped by pykka: a report or a timer is recovered by the reconciliation
 after every restart and the book's `resume`. A pair past the restart budget answers its callers after
-`ORPHAN_GRACE_MS`; what was parked for it goes to the root's tracking-only book (`redirect_tells`).
+`ORPHAN_GRACE_MS`; what was parked for it goes to the root's tracking-only book (`redirect_tells`). A caller's
+`cancel` carries its reply, answered once what it sends is queued (`shutting_down` if the actor stops first).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -35,18 +35,22 @@ from loguru import logger
 from pykka.messages import ProxyCall
 
 from actors._pair_home import (
+    CancelReply,
     GatewayLike,
     StoreLike,
     _Home,
     _release_orphaned,
+    answer_cancel,
+    cancel_failed,
     redirect_tells,
     release_callers,
     replayed_outcome,
     reply_address,
+    send_cancel_ahead,
     stored_view,
 )
 from actors._ticker import Ticker
-from engine.api import EngineEvent, EventKind, PlaceOutcome, Refusal, RefusalReason
+from engine.api import CancelOutcome, EngineEvent, EventKind, PlaceOutcome, Refusal, RefusalReason
 from engine.clock import Clock
 from engine.domain import ClientOrderId, Order, OrderRequest, Pair, RequestId
 from engine.gateway import GatewayRequest, GatewayResult
@@ -169,6 +173,7 @@ class PairActor(pykka.ThreadingActor):
         # Requests queued behind the stop are answered too (pykka would drop them). Those the book holds may
         # have an order at the exchange: "outcome unknown", never "not executed" (a caller might place it again).
         self._home.detach(self.actor_ref, self.actor_inbox)
+        self._home.drop_cancels(self._book.pair, "the pair actor stopped (the engine is stopping); nothing was sent")
         unknown = Refusal(RefusalReason.OUTCOME_UNKNOWN, "the engine stopped before the exchange confirmed the "
                           "order; it may exist, and is reconciled when the engine starts again")  # fmt: skip
         stopped = Refusal(RefusalReason.SHUTTING_DOWN, "the pair actor stopped; nothing was sent")
@@ -221,9 +226,14 @@ class PairActor(pykka.ThreadingActor):
         """The exchange's open orders of this pair (reconciliation: finds orders placed elsewhere)."""
         self._run(self._book.on_open_orders(result, self._clock.now_ms()))
 
-    def cancel(self, request_id: RequestId) -> None:
-        """Cancel a request (no fallback follows)."""
-        self._run(self._book.cancel(request_id, self._clock.now_ms()))
+    def cancel(self, request_id: RequestId, reply: CancelReply | None = None) -> None:
+        """Cancel a request (no fallback follows); `reply` hears what was done, once its cancels are queued."""
+        outcome: CancelOutcome | None = cancel_failed(self._book.pair, request_id)  # should the book raise
+        try:
+            commands, outcome = self._book.cancel_request(request_id, self._clock.now_ms())
+            self._run(commands)
+        finally:
+            answer_cancel(reply, outcome)
 
     def cancel_all(self) -> int:
         """Cancel every active request of the pair (no fallback); returns how many (ask, for shutdown)."""
@@ -367,23 +377,8 @@ class PairActor(pykka.ThreadingActor):
             raise
 
     def _cancel_ahead(self, command: CancelAhead, companions: list[Any]) -> None:
-        # Gated like a create, but the gate opens whatever the commit's fate: the database may delay a cancel by
-        # one commit, never hold it back (a failure is logged: only a crash before the retry would then matter).
-        stored: concurrent.futures.Future[None] = concurrent.futures.Future()
-        bound = logger.bind(pair=self._book.pair, client_order_id=command.send.key)
-
-        def open_gate(exc: BaseException | None = None) -> None:
-            if exc is not None:
-                bound.error("the caller's cancel leaves with its request's cancel not stored: {}", exc)
-            with contextlib.suppress(concurrent.futures.InvalidStateError):
-                stored.set_result(None)
-
-        self._send(command.send, stored)
-        try:
-            self._store.write_ahead_then(command.record, open_gate, open_gate, companions)
-        except Exception as exc:
-            open_gate(exc)
-            raise
+        # Gated like a create, but on a gate that opens whatever the commit's fate (`send_cancel_ahead`).
+        send_cancel_ahead(command, lambda gate: self._send(command.send, gate), self._store, companions)
 
     def on_write_ahead_failed(self, cid: ClientOrderId, message: str) -> None:
         """The intent of `cid` could not be stored: its create was not sent."""

@@ -75,3 +75,13 @@ def test_a_public_module_lists_what_it_defines_in_all(name: str) -> None:
 @pytest.mark.parametrize("name", _packages() + _public_modules())
 def test_a_public_package_or_module_has_a_docstring(name: str) -> None:
     assert (importlib.import_module(name).__doc__ or "").strip(), f"{name} has no module docstring"
+
+
+def test_the_engine_api_exports_what_cancel_order_answers() -> None:
+    # The stable strings scripts and the control API match on, like `RefusalReason`'s.
+    api = importlib.import_module("engine.api")
+    assert {"CancelOutcome", "CancelStatus", "Cancellation"} <= set(api.__all__)
+    assert {s.value for s in api.CancelStatus} == {
+        "cancel_sent", "cancel_at_ack", "withdrawn", "already_done", "unknown_request", "not_whitelisted",
+        "shutting_down", "unavailable",
+    }  # fmt: skip

@@ -4,6 +4,9 @@ from engine.api._engine import Engine, StartupChecksFailed
 from engine.api._requests import EngineStopped, EngineTimeout
 from engine.api._types import (
     Accepted,
+    Cancellation,
+    CancelOutcome,
+    CancelStatus,
     EngineEvent,
     EngineListener,
     EventKind,
@@ -15,6 +18,9 @@ from engine.api._types import (
 
 __all__ = [
     "Accepted",
+    "CancelOutcome",
+    "CancelStatus",
+    "Cancellation",
     "Engine",
     "EngineEvent",
     "EngineListener",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 from loguru import logger
 
+from engine.api._cancels import CancelThread, EngineCancels
 from engine.api._queries import EngineQueries
 from engine.api._requests import EngineRequests, running
 from engine.api._types import EngineListener
@@ -43,7 +44,7 @@ _START_WAIT_S = 120.0  # the start barrier: the root's recovery asks are bounded
 _UNSTART_WAIT_S = 120.0  # after a start given up on, how long the root may take to finish starting, then stop
 
 
-class Engine(EngineRequests, EngineQueries):
+class Engine(EngineRequests, EngineCancels, EngineQueries):
     """A running execution engine (start it with `Engine.start`)."""
 
     def __init__(
@@ -77,6 +78,7 @@ class Engine(EngineRequests, EngineQueries):
         self._stop_lock = threading.Lock()
         self._stop_done = threading.Event()
         self._stop_summary: Mapping[str, int] = {}
+        self._cancel_thread = CancelThread()
 
     # ---- life cycle -----------------------------------------------------------------------------------
     @classmethod
@@ -245,6 +247,7 @@ class Engine(EngineRequests, EngineQueries):
             steps: list[tuple[str, Callable[[], object]]] = [
                 ("the actors", lambda: self._root.stop(timeout=60)),
                 ("the ticker", self.ticker.stop),
+                ("the cancel thread", self._cancel_thread.close),
             ]
             if self._owns_sim and self.sim is not None:
                 steps.append(("the simulator", self.sim.stop))

@@ -1,7 +1,7 @@
-"""Requests to a running engine: placing and canceling orders, told to the pair's actor.
+"""Requests to a running engine: placing orders, told to the pair's actor (canceling them: `_cancels`).
 
 `EngineRequests` is mixed into `Engine`. Arguments are validated here, in the caller's thread, into an
-`OrderRequest`; a placement the engine cannot take is answered with a `Refusal`, a cancel that cannot be sent raises.
+`OrderRequest`; a placement the engine cannot take is answered with a `Refusal`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ __all__ = ["EngineRequests", "EngineStopped", "EngineTimeout", "running"]
 Number = Decimal | str | int
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
-_ASK_TIMEOUT_S = 15.0
 
 
 def _decimal(name: str, value: object) -> Decimal:
@@ -90,13 +89,12 @@ class _NoStore(RuntimeError):
 
 
 class EngineRequests:
-    """Mixed into `Engine`: `place_order` and `cancel_order`, told to the pair's actor without waiting."""
+    """Mixed into `Engine`: `place_order`, told to the pair's actor without waiting."""
 
     _stopped: bool
     _closed: bool
     _routing: Routing
     _state: EngineState
-    _root: Any
     _whitelist: tuple[Pair, ...]
     """The configured whitelist: a pair is in it whether or not its actor ever started (routing says that)."""
     clock: Clock
@@ -180,8 +178,9 @@ class EngineRequests:
             raise EngineStopped(f"the engine is stopped: {what} is not available")
 
     def _tell_pair(self, pair: Pair, method: str, *args: Any) -> bool:
-        """Tell `pair`'s actor, through the pair's home (`_Home.tell_running`: race-free with a crash, a message
-        is taken by the restarted actor); False when no actor runs the pair (restarting, or past the budget)."""
+        """Tell `pair`'s actor (`place`, `cancel`), through the pair's home (`_Home.tell_running`: race-free with a
+        crash, a message is taken by the restarted actor); False when no actor runs the pair (restarting, or past
+        the budget)."""
         home = self._routing.homes.get(pair)
         return home is not None and bool(home.tell_running(method, *args))
 
@@ -192,25 +191,6 @@ class EngineRequests:
                            f"{pair} actor is stopped; nothing was sent")  # fmt: skip
         return Refusal(RefusalReason.HALTED, f"the {pair} actor is restarting; nothing was sent; retry",
                        {"retry": "1"})  # fmt: skip
-
-    @running("cancel_order")
-    def cancel_order(self, pair: str, request_id: str) -> None:
-        """Cancel a request's resting order(s); no fallback follows.
-
-        Raises:
-            EngineStopped: the engine was stopped.
-            ValueError: `pair` is not in the whitelist (nothing of it can be canceled).
-            RuntimeError: the pair's actor is restarting (not running, and not halted either).
-
-        A pair halted past the restart budget is still canceled: the root runs its book (tracking only) and
-        carries the cancel out.
-        """
-        if Pair(pair) not in self._whitelist:
-            raise ValueError(f"{pair!r} is not in the pair whitelist")
-        if self._tell_pair(Pair(pair), "cancel", RequestId(request_id)):
-            return
-        if not self._root.proxy().cancel_tracked(Pair(pair), RequestId(request_id)).get(timeout=_ASK_TIMEOUT_S):
-            raise RuntimeError(f"the {pair} actor is not running (restarting); the cancel was not sent")
 
 
 def _short(exc: Exception) -> str:

@@ -1,4 +1,5 @@
-"""What the Engine API hands back: accepted orders, refusals with a machine-readable reason, and events."""
+"""What the Engine API hands back: accepted orders, refusals with a machine-readable reason, what a cancel did,
+and events."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from engine.domain import ClientOrderId, Fill, Order, Pair, RequestId, Trade
+from engine.domain import ClientOrderId, Fill, Order, Pair, RequestId, Trade, TradeStatus
 
 __all__ = [
     "Accepted",
+    "CancelOutcome",
+    "CancelStatus",
+    "Cancellation",
     "EngineEvent",
     "EngineListener",
     "EventKind",
@@ -95,6 +99,73 @@ class Placement(concurrent.futures.Future[PlaceOutcome]):
     def __init__(self, request_id: RequestId) -> None:
         super().__init__()
         self.request_id = request_id
+
+
+class CancelStatus(StrEnum):
+    """What `Engine.cancel_order` did. Stable strings: scripts and the control API match on them."""
+
+    CANCEL_SENT = "cancel_sent"
+    """The cancel of the request's resting order(s) (`client_order_ids`) is queued to the exchange (or was already,
+    by an earlier cancel); no fallback follows. An order whose create the exchange has not acknowledged yet is
+    canceled at its ack (`at_ack`). The exchange's confirmation comes as order events: `canceled`, then `done`."""
+    CANCEL_AT_ACK = "cancel_at_ack"
+    """The request's order (`at_ack`) has not been acknowledged by the exchange yet: its cancel goes out at the
+    ack (a cancel overtaking its create would find nothing, and the order would rest); no fallback follows."""
+    WITHDRAWN = "withdrawn"
+    """The request had nothing at the exchange (queued behind another request of its pair, or between two of its
+    orders): it ended here and now, nothing more is sent. A queued request's placement answers `canceled`."""
+    ALREADY_DONE = "already_done"
+    """The request had finished before the cancel (`final_status`: filled, partial, canceled or failed); nothing
+    was sent."""
+    UNKNOWN_REQUEST = "unknown_request"
+    """No such request on this pair, running or stored (a typo, another pair's request, or a placement that was
+    refused: a refused request is not kept); nothing was sent."""
+    NOT_WHITELISTED = "not_whitelisted"
+    """The pair is not in `exchange.pair_whitelist`: nothing of it can be canceled."""
+    SHUTTING_DOWN = "shutting_down"
+    """The engine is stopped (or stopping, for a halted pair's cancel): nothing was sent."""
+    UNAVAILABLE = "unavailable"
+    """Nothing could be done or found now; retry (`details["retry"]`). `details["cause"]` says why: `restarting`
+    (the pair's actor is being restarted, or failed on the cancel), `database` (the request is not in memory and
+    the database did not answer), `timeout` (an actor did not answer in time), `engine` (an actor it needed is
+    gone)."""
+
+
+_CANCELING = frozenset({CancelStatus.CANCEL_SENT, CancelStatus.CANCEL_AT_ACK, CancelStatus.WITHDRAWN})
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """What `Engine.cancel_order` did for one request (`status`, and `message` in words)."""
+
+    status: CancelStatus
+    pair: Pair
+    request_id: RequestId
+    message: str
+    client_order_ids: tuple[ClientOrderId, ...] = ()
+    """`cancel_sent`: the orders whose cancel is queued to the exchange (or already under way)."""
+    at_ack: tuple[ClientOrderId, ...] = ()
+    """Orders whose create the exchange has not acknowledged yet: canceled at their ack."""
+    final_status: TradeStatus | None = None
+    """`already_done` (and `withdrawn`, when the request had started): how the request ended."""
+    details: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def canceling(self) -> bool:
+        """True when this cancel stops the request (`cancel_sent`, `cancel_at_ack`, `withdrawn`): no fallback
+        follows. Lets callers branch without matching every status."""
+        return self.status in _CANCELING
+
+
+class Cancellation(concurrent.futures.Future[CancelOutcome]):
+    """What `Engine.cancel_order` returns: the future of its `CancelOutcome`, with the `pair` and `request_id` it
+    is about. Like a `Placement`, it cannot be canceled itself (`cancel()` says False)."""
+
+    def __init__(self, pair: Pair, request_id: RequestId) -> None:
+        super().__init__()
+        self.pair = pair
+        self.request_id = request_id
+        self.set_running_or_notify_cancel()
 
 
 class EventKind(StrEnum):

@@ -24,7 +24,7 @@ from typing import Any
 
 from loguru import logger
 
-from engine.api import Refusal, RefusalReason
+from engine.api import CancelOutcome, Refusal, RefusalReason
 from engine.domain import ClientOrderId, Order, OrderRequest, OrderStatus, Pair, RequestId, RequestRecord
 from engine.exchange import Resolution
 from engine.execution import (
@@ -39,6 +39,7 @@ from engine.execution import (
     VolatilityMonitor,
 )
 from engine.gateway import Op
+from engine.pair._cancel_answer import cancel_answer
 from engine.pair._commands import CancelAhead, Command, Persist, Resolve, Send
 from engine.pair._intake import IntakeContext, check_intake
 from engine.pair._legs import Execution, Leg, Stage, order_of, trade_of
@@ -269,17 +270,24 @@ class PairBook(PlanBook):
 
     def cancel(self, request_id: RequestId, now_ms: int) -> list[Command]:
         """The caller cancels a request: cancel what rests, and do not fall back."""
+        return self.cancel_request(request_id, now_ms)[0]
+
+    def cancel_request(self, request_id: RequestId, now_ms: int) -> tuple[list[Command], CancelOutcome | None]:
+        """`cancel`, and what it did for its caller (`Engine.cancel_order`); None when this book does not hold the
+        request (it never did, or it finished and left memory: the database knows which)."""
         self._out = []
         execution = self._execs.get(request_id)
-        if execution is None or execution.stage in (Stage.DONE, Stage.SETTLING):
-            return self._take()
+        if execution is None:
+            return self._take(), None
+        if execution.stage in (Stage.DONE, Stage.SETTLING):
+            return self._take(), cancel_answer(execution, [], [], ended_now=False)
         if execution.stage is Stage.QUEUED:
             self._queued.remove(request_id)
             self._execs.pop(request_id)
             self._by_key.pop(execution.request.idempotency_key, None)
             refusal = Refusal(RefusalReason.CANCELED, "canceled before it started; nothing was sent")
             self._out.append(Resolve(request_id, refusal))
-            return self._take()
+            return self._take(), cancel_answer(execution, [], [], ended_now=True)
         mark = len(self._out)
         self._feed(execution, Abort("canceled by the caller"), now_ms)
         if execution.plan is not None and execution.canceled is None:
@@ -293,7 +301,9 @@ class PairBook(PlanBook):
                     break
             else:
                 self._out.append(Persist(record))
-        return self._take()
+        commands = self._take()
+        legs = [self._legs[c] for c in execution.legs if c in self._legs]
+        return commands, cancel_answer(execution, legs, commands, ended_now=True)
 
     # ---- the end of a request -----------------------------------------------------------------------
     def _start_next(self, now_ms: int) -> None:

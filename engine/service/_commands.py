@@ -3,9 +3,10 @@
 Exit codes (the same for every command, so scripts can branch on them):
 
 - 0: done (order accepted, cancel requested, daemon healthy, ``watch`` stopped by Ctrl-C or ``--count``)
-- 1: refused by the engine (the reason is printed), or ``status`` found the engine halted or paused
+- 1: refused by the engine (the reason is printed; ``cancel``: the request had already finished), or ``status``
+  found the engine halted or paused
 - 2: usage error or invalid input (the field is named)
-- 3: not found (unknown order, request or pair)
+- 3: not found (unknown order, request or pair; ``cancel``: no such request on the pair, executing or stored)
 - 4: authentication failed (wrong or missing token)
 - 5: the daemon is not reachable, or answered unexpectedly (``watch``: its event stream closed)
 
@@ -243,7 +244,9 @@ def run_cancel(args: argparse.Namespace, out: TextIO | None = None) -> int:
     status, data = answer
     if status != 202:
         return _failure(status, data, out, args.json)
-    out.write(json.dumps(data) + "\n" if args.json else f"cancel requested for {len(data['orders'])} order(s)\n")
+    orders = len(data.get("client_order_ids") or []) + len(data.get("at_ack") or [])
+    human = f"cancel requested for {orders} order(s) ({data.get('status')}): {data.get('message')}\n"
+    out.write(json.dumps(data) + "\n" if args.json else human)
     return EXIT_OK
 
 

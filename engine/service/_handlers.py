@@ -1,9 +1,9 @@
 """The control API's route handlers (`build_app` in `_app` routes to them) and their helpers.
 
 Every engine call that may block (orders, health, balances and stored rows ask actors with a timeout) runs in
-the loop's executor so one slow pair cannot stall the other requests; `place_order` is awaited through its
-future. Query strings and bodies are validated by pydantic models (`_schemas`), so every malformed input is a
-422 naming its field.
+the loop's executor so one slow pair cannot stall the other requests; `place_order` and `cancel_order` are
+awaited through their futures. Query strings and bodies are validated by pydantic models (`_schemas`), so every
+malformed input is a 422 naming its field.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from loguru import logger
 from pydantic import ValidationError
 
 from engine.api import Refusal, RefusalReason
+from engine.service._cancel_json import cancel_response
 from engine.service._client import CLOSED_PREFIX
 from engine.service._metrics import CONTENT_TYPE
 from engine.service._openapi import openapi_schema
@@ -258,17 +259,17 @@ class _Handlers:
         request_id = request.match_info["request_id"]
         if pair not in self.s.engine.config.exchange.pair_whitelist:
             return _error(404, "not_found", f"{pair} is not a traded pair")
-        orders = await self._blocking(self.s.engine.open_orders, pair)
-        live = [o for o in orders if o.request_id == request_id]
-        # A request with no open order may still be executing: queued behind another, or its create unanswered.
-        if not live and request_id not in await self._blocking(self.s.engine.active_requests, pair):
-            return _error(404, "not_found", f"no open order or executing request {request_id} on {pair}")
+        # The engine's own answer, never a guess from the open orders: a finished request is 409 (its final
+        # status said), an unknown one 404, and the answer comes once the cancel is queued to the exchange.
+        future = self.s.engine.cancel_order(pair, request_id)
         try:
-            self.s.engine.cancel_order(pair, request_id)
-        except RuntimeError as exc:  # the pair's actor is being restarted or halted: nothing was sent
-            return _error(503, "halted", str(exc))
-        logger.bind(pair=pair, request_id=request_id).info("control API: cancel requested")
-        return _json({"cancel_requested": True, "request_id": request_id, "orders": [order_json(o) for o in live]}, 202)
+            outcome = await asyncio.wait_for(asyncio.wrap_future(future), _PLACE_TIMEOUT_S)
+        except TimeoutError:
+            return _error(504, "engine_timeout", "the engine did not answer in time; the cancel may still be sent",
+                          request_id=request_id)  # fmt: skip
+        status, body = cancel_response(outcome)
+        logger.bind(pair=pair, request_id=request_id).info("control API: cancel {}", outcome.status.value)
+        return _json(body, status)
 
     async def metrics(self, _request: web.Request) -> web.Response:
         engine = self.s.engine

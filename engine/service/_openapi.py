@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from engine.api import RefusalReason
 from engine.domain import NAMED_INDICATORS
+from engine.service._cancel_json import CANCEL_ANSWER_SCHEMA
 from engine.service._schemas import DECIMAL_PATTERN, OrderBody, OrdersQuery, TradesQuery
 
 __all__ = ["openapi_schema"]
@@ -45,6 +46,22 @@ def _pair_params(last: str) -> list[dict[str, Any]]:
         {"name": last, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}},
     ]
 
+
+_CANCEL_404 = "no such request on the pair, running or stored (`unknown_request`), or a pair outside the whitelist"
+_CANCEL_409 = "`already_done`: the request had finished (`final_status`); nothing was sent"
+_CANCEL_503 = (
+    "`halted`: the pair's actor is restarting (retry); `database_unavailable`: the request is not in memory and the "
+    "database did not answer; `engine_unavailable`: the engine is stopping"
+)
+_CANCEL_RESPONSES: dict[str, Any] = {
+    "202": {
+        "description": "cancel requested: `status` cancel_sent, cancel_at_ack or withdrawn",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CancelAnswer"}}},
+    },
+    "404": {"description": _CANCEL_404, **_json_body("Error")},
+    "409": {"description": _CANCEL_409, **_json_body("Error")},
+    "503": {"description": _CANCEL_503, **_json_body("Error")},
+}
 
 _PAIR_QUERY = {"name": "pair", "in": "query", "required": False, "schema": {"type": "string", "example": "BTC/USDT"}}
 
@@ -106,6 +123,7 @@ def openapi_schema(pairs: tuple[str, ...] = ()) -> dict[str, Any]:
     if pairs:
         body["properties"]["pair"]["enum"] = list(pairs)
     components["OrderBody"] = body
+    components["CancelAnswer"] = CANCEL_ANSWER_SCHEMA
     components["Error"] = {
         "type": "object",
         "required": ["error", "message"],
@@ -126,6 +144,7 @@ def openapi_schema(pairs: tuple[str, ...] = ()) -> dict[str, Any]:
         | {
             "unauthorized",
             "invalid_request",
+            "already_done",
             "not_found",
             "engine_timeout",
             "database_unavailable",
@@ -170,8 +189,10 @@ def openapi_schema(pairs: tuple[str, ...] = ()) -> dict[str, Any]:
         "/orders/{base}/{quote}/{request_id}": {
             "delete": {
                 "summary": "Cancel a request's open order(s); no fallback follows",
+                "description": "Answered once the cancel is queued to the exchange, not when the exchange confirms "
+                "it: the confirmation comes as events (`canceled`, then `done`).",
                 "parameters": _pair_params("request_id"),
-                "responses": _responses((202, "cancel requested"), 404, 422),
+                "responses": _responses((202, ""), 404, 409, 422, 503, 504) | _CANCEL_RESPONSES,
             }
         },
         "/metrics": {"get": {"summary": "Prometheus metrics (text format)", "responses": _responses((200, "metrics"))}},

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.api import Engine, EngineStopped, EngineTimeout, Refusal, RefusalReason
+from engine.api import CancelStatus, Engine, EngineStopped, EngineTimeout, Refusal, RefusalReason
 from engine.clock import ManualClock, SystemClock
 from engine.config import Config
 from sim import SimConfig, Simulator
@@ -52,12 +52,13 @@ def test_a_new_order_at_the_cancel_priority_is_refused_and_nothing_is_sent(engin
     assert not isinstance(placed, Refusal), placed
 
 
-def test_canceling_on_a_pair_outside_the_whitelist_is_an_error_not_a_silent_no_op(engine: Engine) -> None:
-    with pytest.raises(ValueError, match="whitelist"):
-        engine.cancel_order("ETH/USDT", "some-request")
+def test_canceling_on_a_pair_outside_the_whitelist_is_answered_not_a_silent_no_op(engine: Engine) -> None:
+    outcome = engine.cancel_order("ETH/USDT", "some-request").result(timeout=10)
+    assert outcome.status is CancelStatus.NOT_WHITELISTED and not outcome.canceling, outcome
+    assert "whitelist" in outcome.message
 
 
-def test_after_stop_queries_raise_engine_stopped_and_a_placement_is_refused(engine: Engine) -> None:
+def test_after_stop_queries_raise_engine_stopped_and_a_placement_or_cancel_is_refused(engine: Engine) -> None:
     events: list[object] = []
     unsubscribe = engine.subscribe(events.append)
     engine.stop(graceful=False)
@@ -66,7 +67,6 @@ def test_after_stop_queries_raise_engine_stopped_and_a_placement_is_refused(engi
         lambda: engine.open_orders(PAIR),
         lambda: engine.get_order(PAIR, "bx-any"),
         lambda: engine.subscribe(events.append),
-        lambda: engine.cancel_order(PAIR, "some-request"),
         engine.health,
         engine.balances,
         lambda: engine.order_detail(PAIR, "bx-any"),
@@ -78,6 +78,9 @@ def test_after_stop_queries_raise_engine_stopped_and_a_placement_is_refused(engi
     unsubscribe()  # nothing to undo: no error
     outcome = engine.place_order(PAIR, "buy", "0.001", "59000").result(timeout=10)
     assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.SHUTTING_DOWN
+    # A cancel, like a placement, is answered rather than raised.
+    canceled = engine.cancel_order(PAIR, "some-request").result(timeout=10)
+    assert canceled.status is CancelStatus.SHUTTING_DOWN and not canceled.canceling, canceled
 
 
 def test_a_query_the_stop_overtakes_raises_engine_stopped_not_pykkas_error(engine: Engine) -> None:

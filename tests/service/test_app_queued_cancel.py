@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 import engine.service._handlers as handlers
-from engine.api import Accepted, Engine, Refusal, RefusalReason
+from engine.api import Accepted, CancelStatus, Engine, Refusal, RefusalReason
 from engine.config import Config
 from engine.service._app import ApiState, EventHub, build_app
 from sim import SimConfig, Simulator
@@ -51,7 +51,8 @@ def test_a_queued_request_is_canceled_by_its_placements_id_and_nothing_is_sent(e
     assert isinstance(first, Accepted), first
     queued = engine.place_order(PAIR, "sell", "0.01", "61000")
     assert queued.request_id in engine.active_requests(PAIR)  # a barrier too: it is queued in the book
-    engine.cancel_order(PAIR, queued.request_id)
+    withdrawn = engine.cancel_order(PAIR, queued.request_id).result(timeout=20)
+    assert withdrawn.status is CancelStatus.WITHDRAWN and withdrawn.client_order_ids == (), withdrawn
     outcome = queued.result(timeout=20)
     assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.CANCELED, outcome
     assert queued.request_id not in engine.active_requests(PAIR)
@@ -78,7 +79,8 @@ def test_the_control_api_answers_a_waiting_post_with_its_request_id_and_deletes_
 
     status, body, deleted, deleted_body, missing = asyncio.run(run())
     assert status == 504 and body["error"] == "engine_timeout" and body["request_id"], body
-    assert deleted == 202 and deleted_body["orders"] == [], deleted_body
+    assert deleted == 202 and deleted_body["status"] == "withdrawn", deleted_body
+    assert deleted_body["client_order_ids"] == [] and deleted_body["at_ack"] == []
     assert missing == 404
     assert body["request_id"] not in engine.active_requests(PAIR)
     assert _sells(engine) == []
