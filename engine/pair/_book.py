@@ -118,8 +118,10 @@ class PairBook(PlanBook):
         A crash loses the message that caused it — and the records that message had already produced: the
         book's state moved on (a fill applied, an order closed, a request done), but their `Persist` commands
         were never carried out, and nothing would produce them again (the fill is known, so a refetch adds
-        nothing). Storing every leg's fills and order and every finished request's trade again is idempotent
-        (fills are inserted once, orders and trades only move forward, a request's cancel is never cleared).
+        nothing). Storing every leg's fills and order, every canceled request's cancel, every fallback's wait
+        (FALLBACK_WAIT: a restart resumes it) and every finished request's trade again is idempotent (fills are
+        inserted once, orders and trades only move forward, a request's cancel is never cleared, a wait told
+        again is the same wait).
         """
         out: list[Command] = []
         for leg in self._legs.values():
@@ -128,6 +130,11 @@ class PairBook(PlanBook):
         for execution in self._execs.values():
             if execution.canceled is not None:
                 out.append(Persist(execution.canceled))
+            record = self._retry_record(execution)
+            if record is not None:
+                # A plan waiting to re-send its fallback: without it, the failed order's rejected row (stored just
+                # above) would read as a rejection after a restart, and the remainder would never be sent.
+                out.append(Persist(record))
             if execution.stage is Stage.DONE and execution.result is not None:
                 legs = [self._legs[c] for c in execution.legs if c in self._legs]
                 out.append(Persist(trade_of(execution, execution.result, legs, now_ms)))
