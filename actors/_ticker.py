@@ -2,7 +2,9 @@
 
 Actors ask it to call back at a time; callbacks must be cheap and non-blocking (a pykka ``tell``). In
 production a thread waits for the earliest timer on the system clock; in tests the manual clock is advanced by
-hand with :meth:`Ticker.advance`, which fires what became due in the caller's thread — no sleeping anywhere.
+hand with :meth:`Ticker.advance`, which fires what became due in the caller's thread — no sleeping anywhere. Each
+step of the manual clock also tells its watchers (`ManualClock.on_move`): the gateway's waits, which run on its own
+event loop rather than on timers here, check their deadlines again.
 """
 
 from __future__ import annotations

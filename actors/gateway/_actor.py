@@ -130,8 +130,21 @@ class GatewayHandle:
         self._loop.call_soon(self._core.set_limits, tuple(limits))
 
     def wake(self) -> None:
-        """Make the dispatcher re-check waits (after a manual clock moved)."""
+        """Make every wait check its deadline again (a manual clock's move does this by itself)."""
         self._loop.call_soon(self._core.wake)
+
+    def wait_retrying(self, count: int = 1, timeout_s: float = 30.0) -> tuple[int, ...]:
+        """Block until at least `count` retries wait out their backoff; their deadlines on the injected clock.
+
+        A retry goes again only once the clock passes its deadline: a test on a manual clock waits here, then
+        moves the clock. Raises `TimeoutError` if fewer than `count` retries waited within `timeout_s`.
+        """
+        future = self._loop.submit(self._core.wait_retrying(count))
+        try:
+            return future.result(timeout_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
 
     def idle(self, timeout_s: float = 30.0) -> bool:
         """Block until nothing is queued or in flight; False if that did not happen within `timeout_s`."""

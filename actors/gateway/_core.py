@@ -10,7 +10,8 @@ per-request cap is a timer on the request's own task rather than `asyncio.wait_f
 in one more task): both cost loop iterations on every order.
 
 What the exchange's answers feed back (response headers into the budget, throttling, the clock offset and its
-re-sync) is in `ExchangeFeedback` (`_feedback.py`), mixed into `GatewayCore`; the budget runs on server time.
+re-sync) is in `ExchangeFeedback` (`_feedback.py`), a base of `GatewayCore`; the budget runs on server time.
+Every wait (the budget's, a gate's, a retry's backoff) runs on the injected clock: `ClockWaits` (`_waits.py`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class GatewayCore(ExchangeFeedback):
         wall_clock: Clock | None = None,
         on_critical: Callable[[ExchangeError], None] | None = None,
     ) -> None:
+        super().__init__()
         self._factory = client_factory
         self._clock = clock
         # Clock offset is about the host's wall clock against the server's, whatever clock drives timers.
@@ -71,7 +73,6 @@ class GatewayCore(ExchangeFeedback):
         self._server_offset_ms = 0
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
         self._idle_waiters: list[asyncio.Future[None]] = []  # `wait_idle` callers, woken as the last request ends
         self._dispatching = False
         self._budget_timer: asyncio.TimerHandle | None = None
@@ -89,6 +90,7 @@ class GatewayCore(ExchangeFeedback):
         """Create the client, measure the clock offset and start dispatching."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._watch_clock()
         self._client = self._factory(self._on_response)
         if sync_time:
             await self.sync_time()
@@ -98,8 +100,9 @@ class GatewayCore(ExchangeFeedback):
     async def close(self) -> None:
         """Stop dispatching, let in-flight calls finish or cancel them, and close the client's session."""
         self._dispatching = False
+        self._unwatch_clock()
         if self._wake is not None:
-            self._wake.set()  # a request held at its gate by the budget hears it: it does not leave
+            self._wake.set()  # held at its gate by the budget, a request does not leave; a backoff ends, unretried
         if self._budget_timer is not None:
             self._budget_timer.cancel()
             self._budget_timer = None
@@ -137,7 +140,7 @@ class GatewayCore(ExchangeFeedback):
             await waiter
 
     def _busy(self) -> bool:
-        return bool(self._queue) or self._in_flight > 0 or self._parked > 0
+        return bool(self._queue) or self._in_flight > 0 or self._parked > 0 or bool(self._retries)
 
     def _wake_idle_waiters(self) -> None:
         if self._idle_waiters and not self._busy():
@@ -159,21 +162,7 @@ class GatewayCore(ExchangeFeedback):
             )
         self._pump()
 
-    def wake(self) -> None:
-        """Re-evaluate waits now (the manual clock moved)."""
-        if self._wake is not None:
-            self._wake.set()
-        self._pump()
-
     # ---- dispatch ----------------------------------------------------------------------------------
-    async def _wait(self, event: asyncio.Event, timeout_s: float | None) -> None:
-        try:
-            await asyncio.wait_for(event.wait(), timeout_s)
-        except TimeoutError:
-            return
-        finally:
-            event.clear()
-
     def _pump(self) -> None:
         """Send what the in-flight cap and the budget admit now, in priority order (loop thread).
 
@@ -222,28 +211,6 @@ class GatewayCore(ExchangeFeedback):
         self._budget_timer = None
         self._pump()
 
-    async def _admit(self, request: GatewayRequest) -> Admit:
-        assert self._wake is not None
-        while True:
-            now = self._server_now()
-            decision = self.budget.reserve(OP_SPECS[request.op].endpoint, now, weight=request.weight)
-            if isinstance(decision, Admit):
-                return decision
-            await self._wait(self._wake, max(0.001, (decision.until_ms - now) / 1000))
-
-    async def _cleared(self, admit: Admit, waiting: Callable[[], None]) -> Admit:
-        """Held at its gate (its commit), a request leaves only as the budget allows now: a Retry-After, a ban or
-        a -1015 hold may have begun meanwhile, or its order window passed; never once the gateway stops."""
-        assert self._wake is not None
-        while self._dispatching:
-            now = self._server_now()
-            decision = self.budget.sent(admit, now)
-            if isinstance(decision, Admit):
-                return decision
-            waiting()
-            await self._wait(self._wake, max(0.001, (decision.until_ms - now) / 1000))
-        raise NotSent("the gateway is stopping: held at its gate, it does not leave")
-
     async def _send(self, request: GatewayRequest, admit: Admit) -> None:
         spec = OP_SPECS[request.op]
         attempt, previous_delay = 0, None
@@ -283,26 +250,28 @@ class GatewayCore(ExchangeFeedback):
                         policy=self._backoff,
                         previous_delay_s=previous_delay,
                     )
-                    if delay is None:
-                        self._failed += 1
-                        self._reply(
-                            GatewayResult(
-                                request, error=error, attempts=attempt, sent_ms=sent_ms, done_ms=self._clock.now_ms()
-                            )
+                    if delay is not None:
+                        logger.warning(
+                            "{} {} failed ({}); retry {} in {:.2f}s",
+                            request.op,
+                            request.key,
+                            type(error).__name__,
+                            attempt,
+                            delay,
                         )
-                        return
-                    logger.warning(
-                        "{} {} failed ({}); retry {} in {:.2f}s",
-                        request.op,
-                        request.key,
-                        type(error).__name__,
-                        attempt,
-                        delay,
+                        previous_delay = delay
+                        if await self._back_off(delay) and (again := await self._admit(request)) is not None:
+                            admit = again
+                            continue
+                        # Stopping: its requester hears the last failure, not nothing.
+                        logger.info("{} {} not retried: the gateway is stopping", request.op, request.key)
+                    self._failed += 1
+                    self._reply(
+                        GatewayResult(
+                            request, error=error, attempts=attempt, sent_ms=sent_ms, done_ms=self._clock.now_ms()
+                        )
                     )
-                    previous_delay = delay
-                    await asyncio.sleep(delay)
-                    admit = await self._admit(request)
-                    continue
+                    return
                 self.budget.release(admit, success=True)
                 self._sent += 1
                 self._reply(

@@ -1,7 +1,7 @@
 """What the exchange tells the gateway back: response headers, throttling, clock skew and the clock offset; and
 `GatewayStats`, what the gateway tells up of it (`stats`); `PendingCreates`, the creates it holds.
 
-`ExchangeFeedback` is mixed into `GatewayCore` and, like it, runs on the gateway's event loop thread only.
+`ExchangeFeedback` is a base of `GatewayCore` and, like it, runs on the gateway's event loop thread only.
 Every response's headers feed the rate budget; a failed call's error may throttle the budget, re-sync the
 clock after a -1021, or stop trading through `on_critical`.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
+from actors.gateway._waits import ClockWaits
 from engine.exchange import Banned, ClockSkew, ExchangeError, OrderNotFound, RateLimited, StopTrading, parse_retry_after
 from engine.exchange._ratelimits import LimitKind
 from engine.gateway import Op
@@ -59,8 +60,8 @@ _CALL: ContextVar[_CallNote | None] = ContextVar("bexec_gateway_call", default=N
 """The current call's note (set in the call's task, read and filled by the response hook it runs)."""
 
 
-class ExchangeFeedback:
-    """Mixed into `GatewayCore`: clock offset, and the budget's and the clock's reaction to responses and errors."""
+class ExchangeFeedback(ClockWaits):
+    """Under `GatewayCore`: clock offset, and the budget's and the clock's reaction to responses and errors."""
 
     budget: RateBudget
     _clock: Clock
@@ -69,10 +70,8 @@ class ExchangeFeedback:
     _client: Any
     _offset: ClockOffsetEstimator
     _server_offset_ms: int  # the last measured offset: kept while a -1021 re-sync is pending
-    _wake: asyncio.Event | None
     _resync: asyncio.Future[None] | None
     _on_critical: Callable[[ExchangeError], None] | None
-    _wait: Callable[[asyncio.Event, float | None], Awaitable[None]]
     _queue: Any
     _in_flight: int
     _parked: int
@@ -95,7 +94,7 @@ class ExchangeFeedback:
         orders_used, orders_limit = found.get(_ORDERS_10S, (0, 0))
         return GatewayStats(
             queued=len(self._queue),
-            in_flight=self._in_flight + self._parked,
+            in_flight=self._in_flight + self._parked + len(self._retries),  # each one's slot is lent meanwhile
             sent=self._sent,
             # An order the exchange does not know is an answer (every restored order after a restart on the
             # embedded simulator is one): counted apart, so the `api_errors` alert counts real failures only.
@@ -111,6 +110,8 @@ class ExchangeFeedback:
             order_limit_10s=orders_limit,
             rate_limits=by_label,
             creates_held_until_ms=self._local_ms(budget.creates_held_until_ms()),
+            retrying=len(self._retries),
+            retry_at_ms=min(self._retries.values(), default=0),
         )
 
     def _local_ms(self, server_ms: int) -> int:
@@ -179,6 +180,8 @@ class ExchangeFeedback:
         assert self._wake is not None
         _CALL.set(None)  # this task copied the failed call's context: its time request is no gateway call
         while (blocked := self.budget.blocked_until_ms()) > (now := self._server_now()):
+            if not self._dispatching:
+                return  # stopping: the calls awaiting this re-sync are answered, not retried
             await self._wait(self._wake, (blocked - now) / 1000)
         try:
             await self.sync_time()
@@ -239,6 +242,10 @@ class GatewayStats:
     """End of a hold on creates only, after a 429 -1015 (local clock; 0: never held)."""
     not_found: int = 0
     """Order lookups and cancels answered "order not found" (-2013, -2011): answers, not counted in `failed`."""
+    retrying: int = 0
+    """Idempotent calls waiting out their retry backoff (counted in `in_flight` too)."""
+    retry_at_ms: int = 0
+    """When the first of them goes again (the engine's clock, epoch ms; 0: none waits)."""
 
 
 class PendingCreates:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
@@ -36,11 +37,16 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that only moves when told to; thread-safe."""
+    """A clock that only moves when told to; thread-safe.
+
+    It tells its watchers (`on_move`) after every move: what waits for a time on this clock cannot rely on a real
+    timer, as no real time has to pass for the clock to get there.
+    """
 
     def __init__(self, start_ms: int = 1_767_225_600_000) -> None:
         self._lock = threading.Lock()
         self._now_ms = start_ms
+        self._watchers: tuple[Callable[[], None], ...] = ()
 
     def now_ms(self) -> int:
         """Current (manual) time in epoch milliseconds."""
@@ -57,11 +63,34 @@ class ManualClock:
             raise ValueError("a clock does not go backwards")
         with self._lock:
             self._now_ms += ms
-            return self._now_ms
+            now, watchers = self._now_ms, self._watchers
+        if ms:
+            _tell(watchers)
+        return now
 
     def set(self, now_ms: int) -> None:
         """Jump to `now_ms` (not earlier than the current time)."""
         with self._lock:
             if now_ms < self._now_ms:
                 raise ValueError("a clock does not go backwards")
-            self._now_ms = now_ms
+            moved, self._now_ms, watchers = now_ms > self._now_ms, now_ms, self._watchers
+        if moved:
+            _tell(watchers)
+
+    def on_move(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback()` after every move from now on, in the thread that moved the clock; returns the function
+        that stops it. The callback must be cheap, non-blocking and must not raise (a hand-over to another thread)."""
+        with self._lock:
+            self._watchers = (*self._watchers, callback)
+
+        def stop() -> None:
+            with self._lock:
+                self._watchers = tuple(w for w in self._watchers if w is not callback)
+
+        return stop
+
+
+def _tell(watchers: tuple[Callable[[], None], ...]) -> None:
+    # Outside the lock: a watcher may read the clock.
+    for watcher in watchers:
+        watcher()

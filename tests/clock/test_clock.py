@@ -21,6 +21,25 @@ def test_manual_clock_moves_only_forward() -> None:
         clock.advance(-1)
 
 
+def test_manual_clock_tells_its_watchers_of_every_move_until_they_stop() -> None:
+    clock = ManualClock(1000)
+    seen: list[int] = []
+
+    def moved() -> None:
+        seen.append(clock.now_ms())  # told after the move: it reads the new time
+
+    stop = clock.on_move(moved)
+    clock.advance(0)
+    clock.set(1000)
+    assert seen == []  # not moved, nothing to tell
+    clock.advance(5)
+    clock.set(2000)
+    assert seen == [1005, 2000]
+    stop()
+    clock.advance(1)
+    assert seen == [1005, 2000]
+
+
 @given(
     dues=st.lists(st.integers(min_value=0, max_value=10_000), max_size=50),
     cancel_mask=st.lists(st.booleans(), max_size=50),

@@ -25,6 +25,21 @@ def test_manual_advance_fires_in_order_at_their_times() -> None:
     assert ticker.pending() == 0
 
 
+def test_advance_tells_the_manual_clocks_watchers_at_each_step() -> None:
+    # The gateway's waits run on their own event loop, not on timers here: the clock's moves are what wake them.
+    clock = ManualClock(0)
+    ticker = Ticker(clock)
+    moves: list[int] = []
+
+    def moved() -> None:
+        moves.append(clock.now_ms())
+
+    clock.on_move(moved)
+    ticker.call_at(100, lambda now: None)
+    ticker.advance(250)
+    assert moves == [100, 250]
+
+
 def test_timer_scheduled_by_a_timer_fires_within_the_same_advance() -> None:
     ticker = Ticker(ManualClock(0))
     seen: list[int] = []

@@ -125,6 +125,8 @@ class Stack(RuleBasedStateMachine):
                 if stats.queued and stats.blocked_until_ms > now_ms:
                     self.engine.ticker.advance(stats.blocked_until_ms - now_ms)
                     self.gateway.wake()
+                elif stats.retry_at_ms > now_ms:  # so does a retry's backoff: move it on to the retry
+                    self.engine.ticker.advance(stats.retry_at_ms - now_ms)
                 continue
             for proxy in self.engine._routing.routes.values():
                 proxy.active_requests().get(timeout=10)

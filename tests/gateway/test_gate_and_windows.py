@@ -253,6 +253,9 @@ def test_clock_resync_after_1021_is_one_call_and_waits_out_a_retry_after_block()
         during_block = clients[0].time_calls
         clock.set(NEAR_BOUNDARY + 30_000)  # the Retry-After block is over
         core.wake()
+        # Re-synced, both wait out their retry backoff on the manual clock: move it past the deadlines.
+        deadlines = await asyncio.wait_for(core.wait_retrying(2), 10)
+        clock.set(max(deadlines))
         await asyncio.wait_for(core.wait_idle(), 10)
         await core.close()
         return during_block, clients[0].time_calls, results
