@@ -32,6 +32,7 @@ from engine.domain._messages import (
     StrategyContext,
     Trade,
 )
+from engine.domain._plain import display_decimal, plain_decimal
 from engine.domain._values import (
     KNOWN_QUOTES,
     Money,
@@ -77,7 +78,9 @@ __all__ = [
     "TradeId",
     "TradeStatus",
     "UtcDatetime",
+    "display_decimal",
     "pair_to_symbol",
+    "plain_decimal",
     "storable_text",
     "symbol_to_pair",
     "utc_now",

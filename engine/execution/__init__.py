@@ -35,6 +35,7 @@ from engine.execution._model import (
 from engine.execution._plan import ExecutionPlan, Phase
 from engine.execution._restore import RestoredLeg, restore_plan
 from engine.execution._risk import (
+    BTC_DISPLAY_PLACES,
     DEFAULT_MIN_WALLET_BTC,
     Decision,
     DefaultRiskManager,
@@ -49,6 +50,7 @@ from engine.execution._risk import (
 from engine.execution._rules import PercentPrice, SymbolRules, Violation
 
 __all__ = [
+    "BTC_DISPLAY_PLACES",
     "DEFAULT_MIN_WALLET_BTC",
     "Abort",
     "Book",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal, InvalidOperation
 from enum import StrEnum
 
-from engine.domain import Side
+from engine.domain import Side, plain_decimal
 
 __all__ = ["Book", "SlippageAction", "SlippageDecision", "VolatilityMonitor", "check_slippage", "slippage_bound"]
 
@@ -82,10 +83,21 @@ def check_slippage(
     slippage = (current - reference) / reference if side is Side.BUY else (reference - current) / reference
     if slippage <= max_slippage:
         return SlippageDecision(True, False, bound, current, slippage, None)
-    reason = f"market {current} is {slippage:.4%} from reference {reference}, beyond {max_slippage:.4%}"
+    reason = (f"market {plain_decimal(current)} is {_percent(slippage)} from reference {plain_decimal(reference)}, "
+              f"beyond {_percent(max_slippage)}")  # fmt: skip
     if action is SlippageAction.CAP:
-        return SlippageDecision(True, True, bound, current, slippage, f"{reason}; capped at {bound}")
+        return SlippageDecision(True, True, bound, current, slippage, f"{reason}; capped at {plain_decimal(bound)}")
     return SlippageDecision(False, False, bound, current, slippage, f"{reason}; refused")
+
+
+def _percent(fraction: Decimal) -> str:
+    """A fraction as a percentage for a message, to 4 places and without trailing zeros (0.0123456 → "1.2346%").
+    Away from zero: a slippage just past the maximum never reads as equal to it."""
+    percent = fraction * 100
+    # more digits than the context carries (an absurd price): shown exact rather than raising
+    with contextlib.suppress(InvalidOperation):
+        percent = percent.quantize(Decimal("0.0001"), rounding=ROUND_UP)
+    return f"{plain_decimal(percent)}%"
 
 
 class VolatilityMonitor:

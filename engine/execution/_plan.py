@@ -39,6 +39,7 @@ from engine.domain import (
     OrderType,
     Priority,
     TimeInForce,
+    plain_decimal,
 )
 from engine.exchange import (
     Banned,
@@ -134,7 +135,7 @@ class ExecutionPlan:
                 violation = rules.check(
                     side=request.side, quantity=plan.requested, price=None, reference_price=book.mid
                 )
-                detail = str(violation) if violation else f"quantity {request.amount} is below the lot step"
+                detail = str(violation) if violation else f"quantity {plain_decimal(request.amount)} below the lot step"
                 return plan, plan._finish(ResultReason.REFUSED_FILTER, detail)
             # A price is a bound: an IOC at the slippage bound around it (a plain market order could walk past it).
             kind = FallbackKind.MARKET if request.price is None else FallbackKind.IOC_LIMIT
@@ -307,7 +308,7 @@ class ExecutionPlan:
             return self._place_remainder(kind=self.config.fallback, role=OrderRole.FALLBACK)
         if event.status is OrderStatus.FILLED:  # all it was sent for: the rest is below the market lot step
             return self._finish(
-                ResultReason.DUST, f"remainder {self.requested - self.filled} below the step", dust=True
+                ResultReason.DUST, f"remainder {plain_decimal(self.requested - self.filled)} below the step", dust=True
             )
         # a market / IOC leg that expired with a remainder: liquidity or the slippage bound ran out
         why = "IOC at the slippage bound" if leg.spec.order_type is OrderType.LIMIT else "market order"
@@ -368,8 +369,8 @@ class ExecutionPlan:
         if violation is not None or quantity <= 0:
             dust = violation is None or violation.is_dust
             reason = ResultReason.DUST if dust else ResultReason.REFUSED_FILTER
-            return self._finish(reason, f"remainder {remainder} not tradable: {violation or 'below the step'}",
-                                dust=dust)  # fmt: skip
+            return self._finish(reason, f"remainder {plain_decimal(remainder)} not tradable: "
+                                f"{violation or 'below the step'}", dust=dust)  # fmt: skip
         self._fallback_attempts += 1
         primary = self._legs[0].spec.client_order_id if self._legs else None
         attempt = self._fallback_attempts if role is OrderRole.FALLBACK else 0

@@ -14,9 +14,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from engine.domain import OrderRequest, Pair
+from engine.domain import OrderRequest, Pair, display_decimal, plain_decimal
 
 __all__ = [
+    "BTC_DISPLAY_PLACES",
     "DEFAULT_MIN_WALLET_BTC",
     "Decision",
     "DefaultRiskManager",
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 DEFAULT_MIN_WALLET_BTC = Decimal("0.0001")
+BTC_DISPLAY_PLACES = 8
+"""Decimal places a computed BTC value is shown with in a message (BTC's own precision, the satoshi)."""
 _BRIDGES: tuple[str, ...] = ("USDT", "USDC", "FDUSD", "BUSD", "BNB", "ETH")
 
 
@@ -126,7 +129,8 @@ class DefaultRiskManager:
             notional = request.amount * price
             if notional > limit:
                 return Decision.refuse(
-                    RefusalReason.RISK_LIMIT, f"order value {notional} {quote} exceeds the limit {limit} {quote}"
+                    RefusalReason.RISK_LIMIT,
+                    f"order value {plain_decimal(notional)} {quote} exceeds the limit {plain_decimal(limit)} {quote}",
                 )
         return Decision.allow()
 
@@ -189,7 +193,10 @@ def check_min_wallet(valuation: WalletValuation, min_wallet_btc: Decimal = DEFAU
     """Refuse with `wallet_below_minimum` unless the wallet is worth at least `min_wallet_btc`."""
     if valuation.total_btc >= min_wallet_btc:
         return Decision.allow()
-    detail = f"wallet worth {valuation.total_btc} BTC, below the minimum {min_wallet_btc} BTC"
+    # The valuation is computed (amount × rate, rates through a bridge, inverse pairs: 1/price) and may carry 28
+    # digits: shown to the satoshi; the comparison above used the exact value.
+    worth = display_decimal(valuation.total_btc, BTC_DISPLAY_PLACES)
+    detail = f"wallet worth {worth} BTC, below the minimum {plain_decimal(min_wallet_btc)} BTC"
     if valuation.unpriced:
         detail += f" (no price for {', '.join(valuation.unpriced)})"
     return Decision.refuse(RefusalReason.WALLET_BELOW_MINIMUM, detail)

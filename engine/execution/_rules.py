@@ -13,11 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.domain import Side, Symbol
+from engine.domain import Side, Symbol, plain_decimal
 
 __all__ = ["PercentPrice", "SymbolRules", "Violation"]
 
 _ZERO = Decimal(0)
+_p = plain_decimal  # every number in a violation's text: exact, without the exchange's scale ("5", not "5.00000000")
 _SIZE_FILTERS = frozenset({"LOT_SIZE", "MARKET_LOT_SIZE", "NOTIONAL", "MIN_NOTIONAL"})
 
 
@@ -206,13 +207,13 @@ class SymbolRules(BaseModel):
         market = price is None
         if price is not None:
             if price <= 0:
-                return Violation("PRICE_FILTER", f"price {price} must be > 0")
+                return Violation("PRICE_FILTER", f"price {_p(price)} must be > 0")
             if self.min_price > 0 and price < self.min_price:
-                return Violation("PRICE_FILTER", f"price {price} below minPrice {self.min_price}")
+                return Violation("PRICE_FILTER", f"price {_p(price)} below minPrice {_p(self.min_price)}")
             if self.max_price > 0 and price > self.max_price:
-                return Violation("PRICE_FILTER", f"price {price} above maxPrice {self.max_price}")
+                return Violation("PRICE_FILTER", f"price {_p(price)} above maxPrice {_p(self.max_price)}")
             if not _on_grid(price, self.min_price, self.tick_size):
-                return Violation("PRICE_FILTER", f"price {price} not a multiple of tickSize {self.tick_size}")
+                return Violation("PRICE_FILTER", f"price {_p(price)} not a multiple of tickSize {_p(self.tick_size)}")
         bad = self._check_lot("LOT_SIZE", quantity, self.min_qty, self.max_qty, self.step_size)
         if bad is None and market:
             bad = self._check_lot(
@@ -224,25 +225,26 @@ class SymbolRules(BaseModel):
         if notional_price is not None:
             notional = notional_price * quantity
             if self.min_notional > 0 and (not market or self.apply_min_to_market) and notional < self.min_notional:
-                return Violation(self.min_notional_filter, f"notional {notional} below {self.min_notional}")
+                return Violation(self.min_notional_filter, f"notional {_p(notional)} below {_p(self.min_notional)}")
             if self.max_notional > 0 and (not market or self.apply_max_to_market) and notional > self.max_notional:
-                return Violation("NOTIONAL", f"notional {notional} above {self.max_notional}", above_max=True)
+                return Violation("NOTIONAL", f"notional {_p(notional)} above {_p(self.max_notional)}", above_max=True)
         if price is not None and reference_price is not None and self.percent_price is not None:
             low, high = self.percent_price.bounds(side, reference_price)
             if (low > 0 and price < low) or (high > 0 and price > high):
                 return Violation(
-                    self.percent_price.filter_name, f"price {price} outside [{low}, {high}] around {reference_price}"
+                    self.percent_price.filter_name,
+                    f"price {_p(price)} outside [{_p(low)}, {_p(high)}] around {_p(reference_price)}",
                 )
         return None
 
     @staticmethod
     def _check_lot(name: str, qty: Decimal, low: Decimal, high: Decimal, step: Decimal) -> Violation | None:
         if qty <= 0:  # the amount rounded down to the step is nothing
-            return Violation(name, f"amount below the lot step (stepSize {step:f}, minQty {low:f})")
+            return Violation(name, f"amount below the lot step (stepSize {_p(step)}, minQty {_p(low)})")
         if low > 0 and qty < low:
-            return Violation(name, f"quantity {qty} below minQty {low}")
+            return Violation(name, f"quantity {_p(qty)} below minQty {_p(low)}")
         if high > 0 and qty > high:
-            return Violation(name, f"quantity {qty} above maxQty {high}", above_max=True)
+            return Violation(name, f"quantity {_p(qty)} above maxQty {_p(high)}", above_max=True)
         if not _on_grid(qty, low, step):
-            return Violation(name, f"quantity {qty} not a multiple of stepSize {step}")
+            return Violation(name, f"quantity {_p(qty)} not a multiple of stepSize {_p(step)}")
         return None

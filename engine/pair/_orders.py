@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from loguru import logger
 
-from engine.domain import ClientOrderId, OrderStatus
+from engine.domain import ClientOrderId, OrderStatus, plain_decimal
 from engine.exchange import (
     DuplicateOrder,
     ExchangeError,
@@ -276,7 +276,9 @@ class OrderDesk(OrderCore):
             # REST can lag the matching engine (or the call failed): ask again, never invent fills.
             self._out.append(Schedule(f"fills:{leg.cid}", now_ms + fill_refetch_ms(leg.fill_fetches)))
         else:
-            self._out.append(Alert("fills_missing", f"{leg.state.missing_qty} executed but no fills found", leg.cid))
+            self._out.append(
+                Alert("fills_missing", f"{plain_decimal(leg.state.missing_qty)} executed but no fills found", leg.cid)
+            )
 
     # ---- reports and order timers --------------------------------------------------------------------
     def on_report_events(self, cid: ClientOrderId, events: tuple[OrderEvent, ...], now_ms: int) -> list[Command]:

@@ -14,7 +14,15 @@ from abc import abstractmethod
 from loguru import logger
 
 from engine.api import Accepted, EngineEvent, EventKind, Refusal, RefusalReason
-from engine.domain import ClientOrderId, OrderRole, OrderStatus, OrderType, RequestRecord, TimeInForce
+from engine.domain import (
+    ClientOrderId,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    RequestRecord,
+    TimeInForce,
+    plain_decimal,
+)
 from engine.exchange import ExchangeError, FilterRejected
 from engine.execution import (
     Abort,
@@ -102,7 +110,8 @@ class PlanBook(RecoveringBook):
         execution.legs.append(leg.cid)
         self._write_ahead_and_send(leg, now_ms)
         if spec.role is OrderRole.FALLBACK and not self.tracking_only:  # tracking only: refused, never sent
-            what = "market" if spec.order_type is OrderType.MARKET else f"IOC limit at {spec.price}"
+            price = plain_decimal(spec.price) if spec.price is not None else ""
+            what = "market" if spec.order_type is OrderType.MARKET else f"IOC limit at {price}"
             execution.story.append(f"fallback {what}")
             self._emit(EventKind.FALLBACK, leg, now_ms, "; ".join(execution.story))
 

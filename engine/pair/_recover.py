@@ -38,6 +38,7 @@ from engine.domain import (
     Side,
     Trade,
     TradeStatus,
+    plain_decimal,
 )
 from engine.exchange import ExecutionReport, Resolution, client_order_id, is_engine_id
 from engine.execution import Book, ExecutionCommand, Phase, SymbolRules, restore_plan
@@ -334,11 +335,11 @@ class RecoveringBook(OrderDesk):
             "fees": fees,
             "status": status,
             "remainder": max(Decimal(0), trade.requested - filled),
-            "note": f"{trade.note}; late fill of {qty} after the summary".lstrip("; "),
+            "note": f"{trade.note}; late fill of {plain_decimal(qty)} after the summary".lstrip("; "),
         })  # fmt: skip
         leg.summed_trade = updated
         self._out.append(Persist(updated))
-        message = f"fill of {qty} arrived after request {trade.request_id} was summarized; trade updated"
+        message = f"fill of {plain_decimal(qty)} arrived after request {trade.request_id} was summarized; trade updated"
         self._out.append(Alert("late_fill", message, leg.cid))
 
     def _adopt(self, sighting: Sighting, role: OrderRole, now_ms: int) -> None:
@@ -355,9 +356,10 @@ class RecoveringBook(OrderDesk):
             self._apply(leg, event, now_ms)
         external = role is OrderRole.EXTERNAL
         what = "external order (placed outside the engine)" if external else "engine order unknown to the database"
-        quantity = sighting.quantity if sighting.quantity > 0 else "(for a quote amount)"
+        quantity = plain_decimal(sighting.quantity) if sighting.quantity > 0 else "(for a quote amount)"
+        price = plain_decimal(sighting.price) if sighting.price else "market"
         message = (f"{what} seen via {sighting.source}: {sighting.side.value} {quantity} "
-                   f"{sighting.order_type} at {sighting.price or 'market'}; tracked, not managed")  # fmt: skip
+                   f"{sighting.order_type} at {price}; tracked, not managed")  # fmt: skip
         logger.bind(pair=self.pair, client_order_id=leg.cid).warning(message)
         self._out.append(Emit(leg_event(EventKind.EXTERNAL, leg, now_ms, message)))
         self._out.append(Alert("external_order" if external else "adopted_order", message, leg.cid))

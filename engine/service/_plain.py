@@ -1,8 +1,7 @@
-"""Decimals as people read them: ``0.01`` rather than ``0.01000``, ``0`` rather than ``0E-8``, ``35.02`` rather
-than ``35.0200000000000000``. The exchange's and the database's scales (8 or 18 places) are storage detail; the
-value is the same, so the text is too — exact, never rounded, never in exponent notation.
+"""Decimals as people read them in the control API's JSON views (`_schemas`) and the CLI's tables.
 
-The control API's JSON views (`_schemas`) and the CLI's tables use these.
+`plain_decimal` itself lives in `engine.domain` (the engine's own messages use it too); it is re-exported here
+for this module's importers.
 """
 
 from __future__ import annotations
@@ -13,17 +12,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
+from engine.domain import plain_decimal
+
 __all__ = ["jsonable", "plain_decimal", "plain_text"]
-
-
-def plain_decimal(value: Decimal) -> str:
-    """`value` in positional notation without trailing fractional zeros (exact: formatted, not rounded)."""
-    if not value.is_finite():
-        return str(value)
-    text = format(value, "f")  # every digit it has, no exponent: 0E-8 -> 0.00000000, 1E+3 -> 1000
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
 
 
 def plain_text(value: object) -> object:
