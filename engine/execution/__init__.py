@@ -28,11 +28,11 @@ from engine.execution._model import (
     PriceSource,
     PriceUpdate,
     ReportResult,
-    ResultReason,
     Tick,
     choose_limit_price,
 )
 from engine.execution._plan import ExecutionPlan, Phase
+from engine.execution._reasons import ResultReason
 from engine.execution._restore import RestoredLeg, restore_plan
 from engine.execution._risk import (
     BTC_DISPLAY_PLACES,

@@ -24,6 +24,7 @@ from engine.domain import (
 )
 from engine.exchange import ExchangeError
 from engine.execution._guards import Book, SlippageAction
+from engine.execution._reasons import FAILED_REASONS, ResultReason
 
 __all__ = [
     "Abort",
@@ -44,7 +45,6 @@ __all__ = [
     "PriceSource",
     "PriceUpdate",
     "ReportResult",
-    "ResultReason",
     "Tick",
     "choose_limit_price",
 ]
@@ -143,24 +143,6 @@ class CancelOrder:
     symbol: Symbol
     reason: str
     priority: Priority = Priority.CANCEL
-
-
-class ResultReason(StrEnum):
-    """Why the execution ended as it did (machine-readable)."""
-
-    FILLED = "filled"
-    REFUSED_FILTER = "filter_failure"
-    REFUSED_NO_PRICE = "no_price"
-    LIMIT_REJECTED = "limit_rejected"
-    CANCELED_EXTERNALLY = "canceled_externally"
-    FALLBACK_NONE = "fallback_none"
-    SLIPPAGE_REFUSED = "slippage_refused"
-    DUST = "dust"
-    FALLBACK_REJECTED = "fallback_rejected"
-    FALLBACK_INCOMPLETE = "fallback_incomplete"
-    STOP_TRADING = "stop_trading"
-    CANCELED = "canceled"
-    """The caller (or a graceful shutdown) canceled the request: no fallback followed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,17 +322,6 @@ class _Leg:
         )  # fmt: skip
 
 
-_FAILED_REASONS = frozenset(
-    {
-        ResultReason.REFUSED_FILTER,
-        ResultReason.REFUSED_NO_PRICE,
-        ResultReason.LIMIT_REJECTED,
-        ResultReason.STOP_TRADING,
-        ResultReason.FALLBACK_REJECTED,
-    }
-)
-
-
 def _summarize(
     request: OrderRequest, legs: list[_Leg], reason: ResultReason, detail: str, *, dust: bool, capped: bool
 ) -> ExecutionResult:
@@ -368,7 +339,7 @@ def _summarize(
         status = TradeStatus.FILLED
     elif filled > 0:
         status = TradeStatus.PARTIAL
-    elif reason in _FAILED_REASONS:
+    elif reason in FAILED_REASONS:
         status = TradeStatus.FAILED
     else:
         status = TradeStatus.CANCELED

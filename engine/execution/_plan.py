@@ -68,12 +68,12 @@ from engine.execution._model import (
     PlaceOrder,
     PriceUpdate,
     ReportResult,
-    ResultReason,
     Tick,
     _Leg,
     _summarize,
     choose_limit_price,
 )
+from engine.execution._reasons import ResultReason, rejected_reason, unfinished_reason
 from engine.execution._resend import market_again, retry_kind, retry_now, retry_wait_ms
 from engine.execution._rules import SymbolRules
 
@@ -310,9 +310,9 @@ class ExecutionPlan:
             return self._finish(
                 ResultReason.DUST, f"remainder {plain_decimal(self.requested - self.filled)} below the step", dust=True
             )
-        # a market / IOC leg that expired with a remainder: liquidity or the slippage bound ran out
+        # a market / IOC leg expired with a remainder: liquidity or the slippage bound ran out (`unfinished_reason`)
         why = "IOC at the slippage bound" if leg.spec.order_type is OrderType.LIMIT else "market order"
-        return self._finish(ResultReason.FALLBACK_INCOMPLETE, f"{why} {event.status.value} with a remainder")
+        return self._finish(unfinished_reason(self.request), f"{why} {event.status.value} with a remainder")
 
     def _on_failed(self, leg: _Leg, error: ExchangeError, now_ms: int) -> list[ExecutionCommand]:
         if isinstance(error, OutcomeUnknown):
@@ -334,7 +334,7 @@ class ExecutionPlan:
             self._retry = (retry_kind(leg.spec, self.request, self.config), OrderRole.FALLBACK)
             self._timer = _Timer(now_ms + retry_wait_ms(error, self.config), "fallback_retry")
             return []
-        reason = ResultReason.STOP_TRADING if isinstance(error, StopTrading) else ResultReason.FALLBACK_REJECTED
+        reason = ResultReason.STOP_TRADING if isinstance(error, StopTrading) else rejected_reason(self.request)
         return self._finish(reason, leg.error)
 
     # ---- the fallback step --------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from engine.domain import FallbackKind, OrderRequest, OrderRole, OrderStatus, OrderType
 from engine.exchange import RetryLater
 from engine.execution._guards import check_slippage
-from engine.execution._model import ExecutionCommand, ExecutionConfig, OrderSpec, PlaceOrder, ResultReason, _Leg
+from engine.execution._model import ExecutionCommand, ExecutionConfig, OrderSpec, PlaceOrder, _Leg
+from engine.execution._reasons import ResultReason
 
 if TYPE_CHECKING:
     from engine.execution._plan import ExecutionPlan

@@ -40,8 +40,9 @@ from decimal import Decimal
 
 from engine.domain import FallbackKind, OrderRequest, OrderRole, OrderStatus, OrderType, TimeInForce, TradeId
 from engine.execution._guards import Book, slippage_bound
-from engine.execution._model import CancelOrder, ExecutionCommand, ExecutionConfig, OrderSpec, ResultReason, _Leg
+from engine.execution._model import CancelOrder, ExecutionCommand, ExecutionConfig, OrderSpec, _Leg
 from engine.execution._plan import ExecutionPlan, Phase, _Timer
+from engine.execution._reasons import rejected_reason
 from engine.execution._resend import retry_kind
 from engine.execution._rules import SymbolRules
 
@@ -150,7 +151,7 @@ def _resume_wait(plan: ExecutionPlan, retry_at_ms: int, now_ms: int) -> tuple[Ex
     live.closed = OrderStatus.REJECTED
     live.error = "RetryLater: the create failed before a restart; the remainder is sent again"
     if plan._fallback_attempts >= plan.config.max_fallback_attempts:
-        return plan, plan._finish(ResultReason.FALLBACK_REJECTED, f"{live.error}, but no attempt is left")
+        return plan, plan._finish(rejected_reason(plan.request), f"{live.error}, but no attempt is left")
     plan.phase = Phase.FALLBACK_WAIT
     plan._retry = (retry_kind(live.spec, plan.request, plan.config), OrderRole.FALLBACK)
     plan._timer = _Timer(max(retry_at_ms, now_ms), "fallback_retry")

@@ -112,7 +112,10 @@ class PlanBook(RecoveringBook):
         if spec.role is OrderRole.FALLBACK and not self.tracking_only:  # tracking only: refused, never sent
             price = plain_decimal(spec.price) if spec.price is not None else ""
             what = "market" if spec.order_type is OrderType.MARKET else f"IOC limit at {price}"
-            execution.story.append(f"fallback {what}")
+            # A market request's order sent again after retry-later has the fallback's role (its own client order
+            # id, counted as an attempt) but is no fallback: its author asked for this very order.
+            market = execution.request.order_type is OrderType.MARKET
+            execution.story.append(f"sent again as a new order ({what})" if market else f"fallback {what}")
             self._emit(EventKind.FALLBACK, leg, now_ms, "; ".join(execution.story))
 
     # ---- order facts → plan events (OrderDesk hooks) ------------------------------------------------
@@ -127,7 +130,7 @@ class PlanBook(RecoveringBook):
             execution.resolved = True
             self._out.append(Resolve(execution.request.request_id, Accepted(order_of(leg))))
         # `fallback` was said when the fallback order was sent: its ack is an `accepted` (its order's role tells).
-        self._emit(EventKind.ACCEPTED, leg, now_ms, "" if leg.role is OrderRole.PRIMARY else "fallback order accepted")
+        self._emit(EventKind.ACCEPTED, leg, now_ms, _accepted_words(leg, execution))
         self._accepted_first(leg.cid)
         self._feed(execution, LegAcked(leg.cid), now_ms)
 
@@ -264,3 +267,13 @@ class PlanBook(RecoveringBook):
             "request done: {} {} of {} ({})", trade.status.value, trade.filled, trade.requested, trade.note or "-"
         )
         self._start_next(now_ms)
+
+
+def _accepted_words(leg: Leg, execution: Execution) -> str:
+    """The `accepted` event's message: nothing for the request's own order (its role says it); the fallback, or a
+    market request's order sent again (which has the fallback's role but is no fallback), says which it is."""
+    if leg.role is OrderRole.PRIMARY:
+        return ""
+    return (
+        "order sent again accepted" if execution.request.order_type is OrderType.MARKET else "fallback order accepted"
+    )

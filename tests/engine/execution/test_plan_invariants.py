@@ -147,11 +147,12 @@ def test_a_market_request_with_a_price_is_an_ioc_at_the_bound_around_it_even_wit
         spec = only(commands, PlaceOrder).spec  # type: ignore[attr-defined]
         assert (spec.order_type, spec.time_in_force, spec.price) == (OrderType.LIMIT, TimeInForce.IOC, D("50500"))
         assert (spec.role, spec.client_order_id, spec.slippage_capped) == (OrderRole.PRIMARY, PRIMARY, False)
-        # What the book did not offer within the bound expires: reported, with no second order.
+        # What the book did not offer within the bound expires: reported, with no second order. The request's own
+        # order ended so: no fallback was asked for, none is named.
         result = result_of(plan.handle(LegClosed(PRIMARY, OrderStatus.EXPIRED, D("0.004")), 1))
         assert (result.status, result.reason, result.remainder) == (
             TS.PARTIAL,
-            ResultReason.FALLBACK_INCOMPLETE,
+            ResultReason.MARKET_INCOMPLETE,
             D("0.006"),
         )
 
