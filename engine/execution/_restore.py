@@ -139,7 +139,8 @@ def restore_plan(
         return plan, [CancelOrder(spec.client_order_id, spec.symbol, plan._aborted)]
     if stored_live.status is OrderStatus.PENDING_CANCEL or now_ms >= deadline:
         plan.phase = Phase.CANCELING
-        return plan, [CancelOrder(spec.client_order_id, spec.symbol, "limit timeout (resumed after a restart)")]
+        # "limit timeout", as without the restart: the request's story already starts "resumed after a restart"
+        return plan, [CancelOrder(spec.client_order_id, spec.symbol, "limit timeout")]
     plan.phase = Phase.LIMIT_WORKING
     plan._timer = _Timer(deadline, "limit_timeout")
     return plan, []

@@ -21,6 +21,8 @@ from engine.domain import (
     OrderType,
     RequestRecord,
     TimeInForce,
+    Trade,
+    TradeStatus,
     plain_decimal,
 )
 from engine.exchange import ExchangeError, FilterRejected
@@ -46,6 +48,7 @@ from engine.pair._commands import Alert, Emit, Persist, Resolve, Schedule, Unsch
 from engine.pair._legs import Execution, Leg, Stage, ms_to_dt, order_of, plan_key, trade_of
 from engine.pair._orders import MAX_FILL_FETCHES
 from engine.pair._outcomes import refusal_of
+from engine.pair._records import filled_of
 from engine.pair._recover import RecoveringBook
 
 __all__ = ["PlanBook"]
@@ -263,9 +266,8 @@ class PlanBook(RecoveringBook):
         done = EngineEvent(EventKind.DONE, self.pair, ms_to_dt(now_ms), request_id=request_id, trade=trade,
                            message=trade.note)  # fmt: skip
         self._out.append(Emit(done))
-        logger.bind(pair=self.pair, request_id=request_id).info(
-            "request done: {} {} of {} ({})", trade.status.value, trade.filled, trade.requested, trade.note or "-"
-        )
+        logger.bind(pair=self.pair, request_id=request_id).info("request done: {} ({})", _done_words(trade),
+                                                                 trade.note or "-")  # fmt: skip
         self._start_next(now_ms)
 
 
@@ -277,3 +279,10 @@ def _accepted_words(leg: Leg, execution: Execution) -> str:
     return (
         "order sent again accepted" if execution.request.order_type is OrderType.MARKET else "fallback order accepted"
     )
+
+
+def _done_words(trade: Trade) -> str:
+    """The end of a request for the log: "filled 0.01 of 0.01", "partial, filled 0.004 of 0.01", "canceled, nothing
+    filled of 0.001" (not "canceled 0 of 0.001")."""
+    filled = filled_of(trade.filled, trade.requested)
+    return filled if trade.status is TradeStatus.FILLED else f"{trade.status.value}, {filled}"

@@ -1,14 +1,16 @@
-"""What the pair book stores and tells about its orders: fills, error records and order events. Pure."""
+"""What the pair book stores and tells about its orders: fills, error records, order events and their words. Pure."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from engine.api import EngineEvent, EventKind
-from engine.domain import ClientOrderId, ErrorRecord, Fill, Pair, RequestId
+from engine.domain import ClientOrderId, ErrorRecord, Fill, Pair, RequestId, plain_decimal
 from engine.exchange import ExchangeError
 from engine.orders import FillEvent
 from engine.pair._legs import Leg, ms_to_dt, order_of
 
-__all__ = ["error_event", "error_record", "fill_of", "leg_event"]
+__all__ = ["error_event", "error_record", "fill_of", "filled_of", "leg_event"]
 
 
 def fill_of(leg: Leg, fill: FillEvent, exchange: str) -> Fill:
@@ -49,6 +51,13 @@ def leg_event(kind: EventKind, leg: Leg, now_ms: int, message: str = "", *, fill
         fill=fill,
         message=message,
     )
+
+
+def filled_of(filled: Decimal, amount: Decimal) -> str:
+    """How much of `amount` filled, in words: "filled 0.004 of 0.01", or "nothing filled of 0.01"."""
+    if filled > 0:
+        return f"filled {plain_decimal(filled)} of {plain_decimal(amount)}"
+    return f"nothing filled of {plain_decimal(amount)}"
 
 
 def error_record(error: ExchangeError, pair: Pair, cid: ClientOrderId, now_ms: int) -> ErrorRecord:
