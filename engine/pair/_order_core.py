@@ -38,7 +38,7 @@ from engine.orders import (
 from engine.pair._commands import Alert, Command, Emit, Persist, Send, WriteAhead
 from engine.pair._legs import Leg, ms_to_dt, order_of
 from engine.pair._params import cancel_request, create_request, fetch_request, trades_request
-from engine.pair._records import error_event, error_record, fill_of, leg_event
+from engine.pair._records import closed_words, error_event, error_record, fill_of, leg_event
 from engine.pair._settings import PairSettings
 
 __all__ = ["OrderCore"]
@@ -216,7 +216,7 @@ class OrderCore(ABC):
         if isinstance(effect, StatusChanged):
             self._out.append(Persist(order_of(leg)))
             if effect.new in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
-                self._emit(EventKind.CANCELED, leg, now_ms, f"{effect.old.value} → {effect.new.value}")
+                self._emit(EventKind.CANCELED, leg, now_ms, closed_words(leg))
         elif isinstance(effect, FillApplied):
             fill = fill_of(leg, effect.fill, self.settings.exchange)
             self._out.append(Persist(fill))

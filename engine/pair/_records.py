@@ -5,12 +5,22 @@ from __future__ import annotations
 from decimal import Decimal
 
 from engine.api import EngineEvent, EventKind
-from engine.domain import ClientOrderId, ErrorRecord, Fill, Pair, RequestId, plain_decimal
+from engine.domain import (
+    ClientOrderId,
+    ErrorRecord,
+    Fill,
+    OrderStatus,
+    OrderType,
+    Pair,
+    RequestId,
+    TimeInForce,
+    plain_decimal,
+)
 from engine.exchange import ExchangeError
 from engine.orders import FillEvent
 from engine.pair._legs import Leg, ms_to_dt, order_of
 
-__all__ = ["error_event", "error_record", "fill_of", "filled_of", "leg_event"]
+__all__ = ["closed_words", "error_event", "error_record", "fill_of", "filled_of", "leg_event"]
 
 
 def fill_of(leg: Leg, fill: FillEvent, exchange: str) -> Fill:
@@ -58,6 +68,20 @@ def filled_of(filled: Decimal, amount: Decimal) -> str:
     if filled > 0:
         return f"filled {plain_decimal(filled)} of {plain_decimal(amount)}"
     return f"nothing filled of {plain_decimal(amount)}"
+
+
+def closed_words(leg: Leg) -> str:
+    """What happened to a leg that ended CANCELED or EXPIRED, for its `canceled` event: who or what ended it (as
+    far as the engine knows) and how much of it filled, by the exchange's count."""
+    state = leg.state
+    filled = filled_of(state.amount - state.remaining, state.amount)
+    if state.status is OrderStatus.CANCELED:
+        return f"canceled ({filled})"
+    if leg.prevented:  # EXPIRED_IN_MATCH
+        return f"expired in match: self-trade prevention, it met another order of this account ({filled})"
+    if leg.order_type is OrderType.MARKET or leg.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
+        return f"expired by the exchange: what did not fill at once ({filled})"
+    return f"expired by the exchange ({filled})"
 
 
 def error_record(error: ExchangeError, pair: Pair, cid: ClientOrderId, now_ms: int) -> ErrorRecord:
