@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 from loguru import logger
 
+from engine.api._alerting import log_alert
 from engine.api._cancels import CancelThread, EngineCancels
 from engine.api._queries import EngineQueries
 from engine.api._requests import EngineRequests, running
@@ -154,7 +155,7 @@ class Engine(EngineRequests, EngineCancels, EngineQueries):
         state = EngineState(
             kill_switch=config.risk.kill_switch, min_wallet_btc=config.execution.min_wallet_btc, require_wallet=True
         )
-        guard = LockGuard(state, _log_alert)
+        guard = LockGuard(state, log_alert)
         db_lock: InstanceLock | None = None
         ticker = root = None
         try:  # every failure below stops what was started and lets go of the lock (Ctrl+C during start too)
@@ -182,9 +183,7 @@ class Engine(EngineRequests, EngineCancels, EngineQueries):
             ticker = Ticker(clock)
             ticker.start()
             routing = Routing()
-            root = RootActor.start(
-                settings, clock=clock, ticker=ticker, state=state, routing=routing, alerts=_log_alert
-            )
+            root = RootActor.start(settings, clock=clock, ticker=ticker, state=state, routing=routing, alerts=log_alert)
             guard.bind(root)
             # Barrier: the root starts its children in its own thread; wait until it is answering.
             try:
@@ -386,7 +385,3 @@ def _require_startup_checks(config: Config, endpoint: Any) -> None:
         logger.bind(check=result.name).log(level, "start-up check {}: {}", result.status.value, result.detail)
     if failed:
         raise StartupChecksFailed(failed, results)
-
-
-def _log_alert(key: str, message: str) -> None:
-    logger.bind(alert=key).critical("ALERT {}: {}", key, message)

@@ -1,0 +1,50 @@
+"""The engine's alert function (`engine.api._alerting.log_alert`, what the root and the lock watch call) never raises
+into its caller: a loguru sink added with ``catch=False`` that raises would otherwise escape into the root actor,
+the supervisor, and kill it over a log line. The alert goes to stderr instead."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from loguru import logger
+
+from engine.api._alerting import log_alert
+
+
+@pytest.fixture
+def raising_sink(request: pytest.FixtureRequest) -> Iterator[None]:
+    error: BaseException = request.param
+
+    def sink(_message: object) -> None:
+        raise error
+
+    handler = logger.add(sink, level="CRITICAL", catch=False)
+    try:
+        yield
+    finally:
+        logger.remove(handler)
+
+
+@pytest.mark.parametrize("raising_sink", [OSError("disk full"), SystemExit(3)], indirect=True)
+@pytest.mark.usefixtures("raising_sink")
+def test_an_alert_whose_log_sink_raises_goes_to_stderr_and_never_to_the_caller(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    log_alert("stop_trading", "the exchange said stop")  # returns: the root actor calling it lives on
+    err = capsys.readouterr().err
+    assert "ALERT stop_trading: the exchange said stop" in err
+    assert "logging this alert failed" in err
+
+
+def test_an_alert_is_logged_at_critical_with_its_key_bound() -> None:
+    seen: list[tuple[str, object, str]] = []
+    handler = logger.add(
+        lambda m: seen.append((m.record["level"].name, m.record["extra"].get("alert"), m.record["message"])),
+        level="CRITICAL",
+    )
+    try:
+        log_alert("database", "spool full")
+    finally:
+        logger.remove(handler)
+    assert seen == [("CRITICAL", "database", "ALERT database: spool full")]
