@@ -330,13 +330,18 @@ class Engine(EngineRequests, EngineCancels, EngineQueries):
     def subscribe(self, listener: EngineListener, *, inline: bool = False) -> Callable[[], None]:
         """Call `listener(event)` for every order event; returns a function that unsubscribes.
 
-        By default listeners run on the event bus's own thread: a slow or failing listener never delays
-        trading, though it delays the bus's other listeners. `inline=True` calls it on the thread that produced
-        the event (the pair's actor) instead, saving a thread hop (the lowest fill latency): it must then be
-        quick and never block, because its pair waits for it. Either way an exception in a listener is logged
-        and ignored. A listener must not wait on the engine (a query, `unsubscribe`, `stop`): the actor calling
-        it is the one that would answer, so the call stalls until its timeout. Hand such work to a thread of its
-        own (placing an order is fine: it returns a future at once).
+        By default each listener runs on a thread of its own, with its own queue of events: a slow or failing
+        listener delays only itself — never trading, never the other listeners (a backlog is logged: WARNING at
+        1,000 queued events). Events of one pair reach a listener in order. `unsubscribe` (and `stop`) waits a
+        few seconds for the events already queued for it, then drops the rest. `inline=True` calls it on the
+        thread that produced the event (the pair's actor) instead, saving a thread hop (the lowest fill latency):
+        it must then be quick and never block, because its pair waits for it. Either way an exception in a
+        listener is logged and ignored. An inline listener must not wait on the engine (a query, `unsubscribe`,
+        `stop`): the actor calling it is the one that would answer, so the call stalls until its timeout. A
+        listener on its own thread may query the engine (its next events wait meanwhile), but must not call its
+        own `unsubscribe`, or `stop`, from inside the call: those wait for its queue to drain, which it holds up,
+        so they stall a few seconds and drop its queued events. Hand such work to a thread of its own (placing an
+        order is fine: it returns a future at once).
 
         Raises:
             EngineStopped: the engine was stopped.

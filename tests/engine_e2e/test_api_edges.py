@@ -194,3 +194,22 @@ def test_the_jitter_seed_is_logged_and_replays_the_gateways_jitter(tmp_path: Pat
     finally:
         logger.remove(sink)
     assert any("jitter seed 7" in line for line in lines), lines
+
+
+def test_a_slow_listener_delays_only_itself_as_subscribe_says(engine: Engine) -> None:
+    # Engine.subscribe's docstring said a listener delayed the bus's other listeners; each has its own thread.
+    release, slow_heard, fast_heard = threading.Event(), threading.Event(), threading.Event()
+
+    def slow(event: object) -> None:
+        slow_heard.set()
+        release.wait(30)
+
+    engine.subscribe(slow)
+    engine.subscribe(lambda event: fast_heard.set() if event.kind.value == "accepted" else None)
+    try:
+        accepted = engine.place_order(PAIR, "buy", "0.001", "59000").result(timeout=20)
+        assert not isinstance(accepted, Refusal), accepted
+        assert slow_heard.wait(20), "the slow listener never got the event"
+        assert fast_heard.wait(20), "the other listener waited for the slow one"
+    finally:
+        release.set()
