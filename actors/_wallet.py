@@ -13,9 +13,9 @@ from loguru import logger
 
 from actors._state import survives
 from engine.clock import Clock
-from engine.domain import Pair
+from engine.domain import Pair, display_decimal, plain_decimal
 from engine.exchange import ExchangeError
-from engine.execution import WalletValuation, value_wallet_in_btc
+from engine.execution import BTC_DISPLAY_PLACES, WalletValuation, value_wallet_in_btc
 from engine.gateway import GatewayRequest, GatewayResult, Op
 
 __all__ = ["WalletMixin"]
@@ -102,12 +102,12 @@ class WalletMixin:
         if valuation.total_btc < ctx.min_wallet_btc:
             logger.warning(
                 "wallet worth {} BTC, below the minimum {} BTC: new orders are refused (unpriced: {})",
-                valuation.total_btc,
-                ctx.min_wallet_btc,
+                display_decimal(valuation.total_btc, BTC_DISPLAY_PLACES),
+                plain_decimal(ctx.min_wallet_btc),
                 ", ".join(valuation.unpriced) or "none",
             )
         else:
-            logger.debug("wallet worth {} BTC", valuation.total_btc)
+            logger.debug("wallet worth {} BTC", display_decimal(valuation.total_btc, BTC_DISPLAY_PLACES))
 
     def health(self) -> dict[str, Any]:
         """Health of every part, for the control API and metrics (plain data, safe to serialize)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loguru import logger
 
 from engine.api import Accepted, Engine, EventKind, Refusal, RefusalReason
 from engine.api._wiring import make_embedded_sim
@@ -201,14 +202,21 @@ def test_an_idempotency_key_reused_for_another_request_is_a_conflict(start: Any,
 def test_wallet_below_minimum_refuses_and_sends_nothing(tmp_path: Path) -> None:
     poor = AccountSpec(balances={"USDT": Decimal(1)})  # 1 USDT at 60,000 ≈ 0.0000167 BTC < 0.0001 BTC
     config = SimConfig(seed=3, symbols=["BTCUSDT"], start_prices={"BTCUSDT": Decimal(60000)}, accounts=[poor])
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(m.record["message"]), level="WARNING")
     with Simulator(config) as simulator:
-        engine = Engine.start(
-            Config.model_validate({"stream": NO_STREAMS, "exchange": {"pair_whitelist": ["BTC/USDT"]}}),
-            clock=ManualClock(SystemClock().now_ms()),
-            sim=simulator,
-            database_url=f"sqlite:///{tmp_path}/engine.sqlite3",
-            spool_path=tmp_path / "spool.jsonl",
-        )
+        try:
+            engine = Engine.start(
+                Config.model_validate({"stream": NO_STREAMS, "exchange": {"pair_whitelist": ["BTC/USDT"]}}),
+                clock=ManualClock(SystemClock().now_ms()),
+                sim=simulator,
+                database_url=f"sqlite:///{tmp_path}/engine.sqlite3",
+                spool_path=tmp_path / "spool.jsonl",
+            )
+        finally:
+            logger.remove(sink)
+        # The valuation is exact; the log shows it to BTC's 8 places (it printed 32 digits).
+        assert "wallet worth 0.00001666 BTC, below the minimum 0.0001 BTC" in " ".join(warnings), warnings
         try:
             outcome = engine.place_order(PAIR, "buy", "0.00002", "59950").result(timeout=20)
             assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.WALLET_BELOW_MINIMUM
