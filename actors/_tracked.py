@@ -111,7 +111,8 @@ class TrackedMixin:
                              "cause": "restarting"})  # fmt: skip
 
     def cancel_tracked_for_shutdown(self, timeout_s: float) -> int:
-        """Shutdown with `on_shutdown = cancel`: cancel every active request of the halted pairs; returns how many.
+        """Shutdown with `on_shutdown = cancel`: cancel every active request of the halted pairs (stored as the
+        shutdown's cancel); returns how many.
 
         Their answers cannot come as messages (the root is busy shutting down until it returns): they are
         collected here and applied to the books once the gateway has answered them, or `timeout_s` has passed.
@@ -122,7 +123,8 @@ class TrackedMixin:
             reply: Reply = partial(lambda b, result: answers.put((b, result)), book)
             for execution in book.active():
                 count += 1
-                sent += self._carry_out(book, book.cancel(execution.request.request_id, self._clock.now_ms()), reply)
+                now = self._clock.now_ms()
+                sent += self._carry_out(book, book.cancel_at_shutdown(execution.request.request_id, now), reply)
         received = 0
         while received < sent:
             try:

@@ -236,10 +236,10 @@ class PairActor(pykka.ThreadingActor):
             answer_cancel(reply, outcome)
 
     def cancel_all(self) -> int:
-        """Cancel every active request of the pair (no fallback); returns how many (ask, for shutdown)."""
+        """The shutdown's cancel of every active request of the pair (no fallback); returns how many (ask)."""
         active = self._book.active()
         for execution in active:
-            self._run(self._book.cancel(execution.request.request_id, self._clock.now_ms()))
+            self._run(self._book.cancel_at_shutdown(execution.request.request_id, self._clock.now_ms()))
         return len(active)
 
     def crash(self) -> None:

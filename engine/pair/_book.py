@@ -48,10 +48,12 @@ from engine.pair._plans import PlanBook
 from engine.pair._records import fill_of
 from engine.pair._seen import SeenKeys
 from engine.pair._settings import PairSettings
+from engine.pair._shutdown import SHUTDOWN_CANCEL
 
 __all__ = ["PairBook"]
 
 _RECONCILED = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL})
+_BY_CALLER = "canceled by the caller"
 
 
 class PairBook(PlanBook):
@@ -279,9 +281,12 @@ class PairBook(PlanBook):
         """The caller cancels a request: cancel what rests, and do not fall back."""
         return self.cancel_request(request_id, now_ms)[0]
 
-    def cancel_request(self, request_id: RequestId, now_ms: int) -> tuple[list[Command], CancelOutcome | None]:
+    def cancel_request(
+        self, request_id: RequestId, now_ms: int, reason: str = _BY_CALLER
+    ) -> tuple[list[Command], CancelOutcome | None]:
         """`cancel`, and what it did for its caller (`Engine.cancel_order`); None when this book does not hold the
-        request (it never did, or it finished and left memory: the database knows which)."""
+        request (it never did, or it finished and left memory: the database knows which). `reason`: who canceled
+        it (the trade's note, and the request's stored cancel: a restart resumes no fallback for it)."""
         self._out = []
         execution = self._execs.get(request_id)
         if execution is None:
@@ -292,16 +297,17 @@ class PairBook(PlanBook):
             self._queued.remove(request_id)
             self._execs.pop(request_id)
             self._by_key.pop(execution.request.idempotency_key, None)
-            refusal = Refusal(RefusalReason.CANCELED, "canceled before it started; nothing was sent")
+            said = "canceled" if reason == _BY_CALLER else reason
+            refusal = Refusal(RefusalReason.CANCELED, f"{said} before it started; nothing was sent")
             self._out.append(Resolve(request_id, refusal))
             return self._take(), cancel_answer(execution, [], [], ended_now=True)
         mark = len(self._out)
-        self._feed(execution, Abort("canceled by the caller"), now_ms)
+        self._feed(execution, Abort(reason), now_ms)
         if execution.plan is not None and execution.canceled is None:
             # The cancel is stored with the request before it leaves (`CancelAhead`); a leg not yet acknowledged
             # is canceled at its ack, by when this record, told now, has long been committed.
             record = RequestRecord.of(execution.request, execution.plan.reference_price, self.settings.exchange)
-            record = execution.canceled = record.model_copy(update={"canceled": "canceled by the caller"})
+            record = execution.canceled = record.model_copy(update={"canceled": reason})
             for i, command in enumerate(self._out[mark:], mark):
                 if isinstance(command, Send) and command.request.op is Op.CANCEL_ORDER:
                     self._out[i] = CancelAhead(record, command.request)
@@ -311,6 +317,11 @@ class PairBook(PlanBook):
         commands = self._take()
         legs = [self._legs[c] for c in execution.legs if c in self._legs]
         return commands, cancel_answer(execution, legs, commands, ended_now=True)
+
+    def cancel_at_shutdown(self, request_id: RequestId, now_ms: int) -> list[Command]:
+        """The shutdown cancels a request (`on_shutdown = cancel`): as the caller's cancel (no fallback, and none
+        after a restart either), but stored and noted as the shutdown's."""
+        return self.cancel_request(request_id, now_ms, SHUTDOWN_CANCEL)[0]
 
     # ---- the end of a request -----------------------------------------------------------------------
     def _start_next(self, now_ms: int) -> None:

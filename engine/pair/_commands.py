@@ -44,9 +44,10 @@ class WriteAhead:
 
 @dataclass(frozen=True)
 class CancelAhead:
-    """Store `record` (its request, canceled by the caller) and send `send` (the cancel) once it is durable — or
-    once storing it has failed: the database never holds a cancel back, it only makes it survive a crash. Stored
-    first, a cancel that fails and is retried is still a cancel after a restart, not a limit to fall back from."""
+    """Store `record` (its request, canceled by the caller or the shutdown) and send `send` (the cancel) once it is
+    durable — or once storing it has failed: the database never holds a cancel back, it only makes it survive a
+    crash. Stored first, a cancel that fails and is retried is still a cancel after a restart, not a limit to fall
+    back from."""
 
     record: RequestRecord
     send: GatewayRequest
