@@ -281,7 +281,8 @@ class Engine(EngineRequests, EngineCancels, EngineQueries):
     # ---- requests -------------------------------------------------------------------------------------
     @running("get_order")
     def get_order(self, pair: str, client_order_id: str) -> Order | None:
-        """One order: from the pair actor while it is live, else from the database.
+        """One order of `pair`: from the pair actor while it is live, else from the database; None when `pair`
+        has no such order (another pair's client order id included, as the control API's 404).
 
         Raises:
             EngineStopped: the engine was stopped.
@@ -296,7 +297,8 @@ class Engine(EngineRequests, EngineCancels, EngineQueries):
         if order is None:
             store = self._root.proxy().store().get(timeout=_ASK_TIMEOUT_S)
             order = store.proxy.get_order(client_order_id).get(timeout=_ASK_TIMEOUT_S)
-        return order
+        # Client order ids are unique across pairs, so the database finds another pair's order by its id alone.
+        return order if order is not None and order.pair == pair else None
 
     @running("open_orders")
     def open_orders(self, pair: str | None = None) -> list[Order]:

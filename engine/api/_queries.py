@@ -100,8 +100,9 @@ class EngineQueries:
 
     @running("order_detail")
     def order_detail(self, pair: str, client_order_id: str) -> OrderDetail | None:
-        """One order (live state when its pair actor holds it, else as stored) with its fills, fallback legs
-        and its request's trade (the summary, final once the request is done); None when unknown."""
+        """One order of `pair` (live state when its pair actor holds it, else as stored) with its fills, fallback
+        legs and its request's trade (the summary, final once the request is done); None when `pair` has no such
+        order (`get_order`)."""
         order = self.get_order(pair, client_order_id)
         if order is None:
             return None

@@ -213,3 +213,28 @@ def test_a_slow_listener_delays_only_itself_as_subscribe_says(engine: Engine) ->
         assert fast_heard.wait(20), "the other listener waited for the slow one"
     finally:
         release.set()
+
+
+def test_an_order_asked_for_on_another_pair_is_not_found(tmp_path: Path) -> None:
+    # get_order/order_detail looked the client order id up alone: ETH/USDT answered with a BTC/USDT order.
+    prices = {"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal(3000)}
+    with Simulator(SimConfig(seed=3, symbols=list(prices), start_prices=prices)) as sim:
+        cfg = Config.model_validate({"stream": {"user_data": False, "market_data": False},
+                                     "exchange": {"pair_whitelist": [PAIR, "ETH/USDT"]}})  # fmt: skip
+        url = f"sqlite:///{tmp_path}/e.sqlite3"
+        engine = Engine.start(cfg, clock=ManualClock(SystemClock().now_ms()), sim=sim, database_url=url,
+                              spool_path=tmp_path / "s.jsonl")  # fmt: skip
+        try:
+            accepted = engine.place_order(PAIR, "buy", "0.001", "59000").result(timeout=20)
+            assert not isinstance(accepted, Refusal), accepted
+            cid = accepted.order.client_order_id
+            engine.orders(request_id=accepted.order.request_id)  # a barrier: persistence holds the order's row
+            own = engine.get_order(PAIR, cid)
+            assert own is not None and own.pair == PAIR
+            detail = engine.order_detail(PAIR, cid)
+            assert detail is not None and detail.order.client_order_id == cid
+            assert engine.get_order("ETH/USDT", cid) is None  # live in BTC's actor, stored: neither is ETH's
+            assert engine.order_detail("ETH/USDT", cid) is None
+            assert engine.get_order("SOL/USDT", cid) is None  # a pair the engine does not trade at all
+        finally:
+            engine.stop(graceful=False)
