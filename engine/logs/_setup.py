@@ -60,7 +60,8 @@ class InterceptHandler(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        if record.levelno <= logging.INFO and record.name.startswith(_STDLIB_DEMOTED):
+        chatter = record.levelno <= logging.INFO and record.name.startswith(_STDLIB_DEMOTED)
+        if chatter or (record.name == "asyncio" and _is_ubwa_leftover(record)):
             level = "DEBUG"
         # Find the caller outside the logging module so loguru reports the real origin.
         frame: FrameType | None = inspect.currentframe()
@@ -69,6 +70,13 @@ class InterceptHandler(logging.Handler):
             frame = frame.f_back
             depth += 1
         logger.opt(depth=depth, exception=record.exc_info).bind(stdlib=record.name).log(level, record.getMessage())
+
+
+def _is_ubwa_leftover(record: logging.LogRecord) -> bool:
+    """UBWA's listenKey keep-alive task outlives its stream's loop (binance.us): at every stream stop asyncio logs
+    "Task was destroyed but it is pending!" at ERROR. A library artefact with nothing lost, not an error of ours."""
+    message = record.getMessage()
+    return message.startswith("Task was destroyed but it is pending!") and "BinanceWebSocketApiManager" in message
 
 
 def _exception_text(record: Record) -> str:

@@ -144,3 +144,22 @@ def test_the_websocket_librarys_chatter_is_debug_and_its_warnings_stay(level: st
     assert chatter == [] if level == "INFO" else len(chatter) == 1 and "| DEBUG " in chatter[0]
     assert any("_stream_is_crashing" in line and "| WARNING " in line for line in lines)
     assert any("pykka still at info" in line and "| INFO " in line for line in lines)
+
+
+def test_ubwas_leftover_listen_key_task_at_stop_is_not_an_error() -> None:
+    # binance.us: UBWA's listenKey keep-alive task outlives its stream's loop, and asyncio logged an ERROR at
+    # every stream stop. Any other destroyed task stays an error.
+    buf = io.StringIO()
+    setup_logging(level="INFO", sink=buf)
+    try:
+        asyncio_log = logging.getLogger("asyncio")
+        asyncio_log.error(
+            "Task was destroyed but it is pending!\ntask: <Task pending name='Task-40464' "
+            "coro=<BinanceWebSocketApiManager._ping_listen_key() running at manager.py:None>>"
+        )
+        asyncio_log.error("Task was destroyed but it is pending!\ntask: <Task pending coro=<ours() running>>")
+    finally:
+        logger.remove()
+    text = buf.getvalue()
+    assert "_ping_listen_key" not in text
+    assert "coro=<ours() running>" in text and "| ERROR " in text
