@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import pykka
@@ -37,6 +39,30 @@ __all__ = ["EngineRequests", "EngineStopped", "EngineTimeout", "running"]
 Number = Decimal | str | int
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+_E = TypeVar("_E", bound=Enum)
+
+
+def _member(name: str, kind: type[_E], value: object, case: Callable[[str], str]) -> _E:
+    """`value` as a member of `kind`: the member itself, or its value in any letter case (`case` writes it as the
+    enum does). A refusal lists every valid value."""
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return kind(case(value))
+    valid = ", ".join(str(member.value) for member in kind)
+    raise ValueError(f"{name}: {value!r} is not one of {valid} (any letter case)")
+
+
+def _key(value: str | None, request_id: RequestId) -> str:
+    """The idempotency key: the caller's, or the request's own id when there is none. An empty one is refused:
+    taken as "no key" it would silently let a re-sent request execute twice."""
+    if value is None:
+        return request_id
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"idempotency_key: {'must not be empty' if value == '' else 'must be a string'} (omit it, "
+                         "or pass None, for a request without one)")  # fmt: skip
+    return value
 
 
 def _decimal(name: str, value: object) -> Decimal:
@@ -129,6 +155,9 @@ class EngineRequests:
         not offer within it expires. A request with `time_in_force` IOC or FOK gets no fallback unless one is
         given: it asked to trade at its price now or not at all. `priority`: the request's level in the gateway
         queue, `ENTRY` (default), `EXIT` or `FALLBACK`; `CANCEL` is refused (it is the cancels' own level).
+        `side`, `order_type`, `time_in_force` and `fallback` take the enum member or its value in any letter case
+        ("BUY", "ioc", "Market"); anything else is refused `invalid_request` with the valid values listed.
+        `idempotency_key`: None (the default) for a request without one; an empty key is refused.
         """
         request_id = RequestId(uuid.uuid4().hex)
         future = Placement(request_id)
@@ -142,16 +171,16 @@ class EngineRequests:
             request = OrderRequest(
                 request_id=request_id,
                 pair=pair,
-                side=Side(side.lower() if isinstance(side, str) else side),
+                side=_member("side", Side, side, str.lower),
                 amount=_decimal("amount", amount),
                 price=None if price is None else _decimal("price", price),
-                order_type=OrderType(order_type.lower() if isinstance(order_type, str) else order_type),
-                time_in_force=TimeInForce(time_in_force),
+                order_type=_member("order_type", OrderType, order_type, str.lower),
+                time_in_force=_member("time_in_force", TimeInForce, time_in_force, str.upper),
                 priority=Priority(priority),
-                idempotency_key=idempotency_key or request_id,
+                idempotency_key=_key(idempotency_key, request_id),
                 context=context if isinstance(context, StrategyContext) else StrategyContext(**(context or {})),
                 limit_timeout_s=None if limit_timeout is None else _decimal("limit_timeout", limit_timeout),
-                fallback=None if fallback is None else FallbackKind(fallback),
+                fallback=None if fallback is None else _member("fallback", FallbackKind, fallback, str.lower),
                 created_at=self.clock.now(),
             )
         except (ValidationError, ValueError, TypeError) as exc:  # TypeError: a `context` that is not a mapping
