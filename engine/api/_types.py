@@ -37,7 +37,13 @@ class RefusalReason(StrEnum):
     FILTER_FAILURE = "filter_failure"
     """The order breaks an exchange filter (LOT_SIZE, PRICE_FILTER, NOTIONAL, …); checked before sending."""
     CONFLICT = "conflict"
-    """Another request on this pair is in flight on the same side, or active on the opposite side."""
+    """The pair, or the idempotency key, is busy. Under `execution.conflict_policy = "refuse"` (the default) a pair
+    executes one request at a time: while one is still executing (waiting for its ack, resting, falling back)
+    every new request of the pair is refused, whatever its side and price — an acknowledged resting buy blocks
+    a second buy at another price too. `details["request_id"]` names the one in the way: wait for its `done`
+    event, cancel it, or set `execution.conflict_policy = "queue"` to queue new requests behind it instead. Also:
+    the idempotency key was used for another request (`details["request_id"]`: that one), its request is still
+    being placed, or the key cannot be checked now (`details["retry"]`)."""
     HALTED = "halted"
     """The engine is in its safe halted state (restart budget exhausted, IP ban, database spool full)."""
     KILL_SWITCH = "kill_switch"

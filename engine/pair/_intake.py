@@ -68,11 +68,15 @@ def check_intake(request: OrderRequest, book: PairBook, ctx: IntakeContext) -> R
         return Refusal(reason or RefusalReason.RISK_LIMIT, decision.detail or "refused by the risk manager")
     active = book.active()
     if active and book.settings.conflict_policy == "refuse":
+        # Any request of the pair, either side: the book runs one execution per pair at a time (its plan owns
+        # the pair's resting order and its fallback), so under "refuse" whatever is still executing is in the way.
         busy = active[0].request
         return Refusal(
             RefusalReason.CONFLICT,
-            f"a {busy.side.value} request on {book.pair} is still executing",
-            {"request_id": busy.request_id},
+            f"{book.pair} is busy: its {busy.side.value} request {busy.request_id} is still executing, and a pair "
+            f'executes one request at a time (execution.conflict_policy = "refuse"); wait for its done event, '
+            f'cancel it, or set execution.conflict_policy = "queue" to queue new requests behind it',
+            {"request_id": busy.request_id, "side": busy.side.value},
         )
     return None
 
