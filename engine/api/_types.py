@@ -31,11 +31,17 @@ class RefusalReason(StrEnum):
     """Why a request was not executed. Stable strings: scripts and the control API match on them."""
 
     RISK_LIMIT = "risk_limit"
-    """The risk manager said no (notional too large, too many open orders, …)."""
+    """The risk manager said no (notional too large, too many open orders, …). `details` (exact plain decimals)
+    say what it saw: `pair`, `quote`, `amount`, `open_orders` (the pair's), and when the request could be valued
+    `reference_price` and `notional` (amount × reference price, in `quote`); with the default risk manager also
+    the bounds, `max_order_notional` (when set for `quote`) and `max_open_orders_per_pair` (when set). A
+    refusing risk manager's other reasons (`filter_failure`, `halted`, …) carry the same details."""
     WALLET_BELOW_MINIMUM = "wallet_below_minimum"
-    """The wallet is worth less than `execution.min_wallet_btc`."""
+    """The wallet is worth less than `execution.min_wallet_btc` (`details`: `min_wallet_btc`, and `wallet_btc`
+    exact — the message shows it cut to 8 places), or its value is not known yet."""
     FILTER_FAILURE = "filter_failure"
-    """The order breaks an exchange filter (LOT_SIZE, PRICE_FILTER, NOTIONAL, …); checked before sending."""
+    """The order breaks an exchange filter (LOT_SIZE, PRICE_FILTER, NOTIONAL, …); checked before sending. The
+    message starts with the filter's name and gives the offending value and the bound or step."""
     CONFLICT = "conflict"
     """The pair, or the idempotency key, is busy. Under `execution.conflict_policy = "refuse"` (the default) a pair
     executes one request at a time: while one is still executing (waiting for its ack, resting, falling back)

@@ -11,9 +11,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from engine.api import Refusal, RefusalReason
-from engine.domain import OrderRequest, OrderStatus, OrderType, Side
+from engine.domain import OrderRequest, OrderStatus, OrderType, Side, display_decimal, plain_decimal
+from engine.execution import BTC_DISPLAY_PLACES, DefaultRiskManager, RiskSnapshot, choose_limit_price
 from engine.execution import RefusalReason as RiskReason
-from engine.execution import RiskSnapshot, choose_limit_price
 
 if TYPE_CHECKING:
     from engine.pair._book import PairBook
@@ -65,7 +65,11 @@ def check_intake(request: OrderRequest, book: PairBook, ctx: IntakeContext) -> R
     decision = book.risk.check_trade_allowed(request, snapshot)
     if not decision.allowed:
         reason = _RISK_REASONS.get(decision.reason, RefusalReason.RISK_LIMIT) if decision.reason else None
-        return Refusal(reason or RefusalReason.RISK_LIMIT, decision.detail or "refused by the risk manager")
+        return Refusal(
+            reason or RefusalReason.RISK_LIMIT,
+            decision.detail or "refused by the risk manager",
+            _risk_details(request, book, snapshot, open_orders),
+        )
     active = book.active()
     if active and book.settings.conflict_policy == "refuse":
         # Any request of the pair, either side: the book runs one execution per pair at a time (its plan owns
@@ -81,17 +85,44 @@ def check_intake(request: OrderRequest, book: PairBook, ctx: IntakeContext) -> R
     return None
 
 
+def _risk_details(request: OrderRequest, book: PairBook, snapshot: RiskSnapshot, open_orders: int) -> dict[str, str]:
+    """What the risk check saw, for code to act on (`Refusal.details`, exact plain decimals): the request's value
+    by the engine's valuation (`notional` in `quote`, at `reference_price`) and the pair's open orders — and, from
+    the default risk manager, the bounds they were held to (a custom one's bounds are its own: its text says)."""
+    quote = book.pair.split("/")[1]
+    details = {
+        "pair": book.pair,
+        "quote": quote,
+        "amount": plain_decimal(request.amount),
+        "open_orders": str(open_orders),
+    }
+    price = snapshot.reference_price if snapshot.reference_price is not None else request.price
+    if price is not None:
+        details |= {"reference_price": plain_decimal(price), "notional": plain_decimal(request.amount * price)}
+    risk = book.risk
+    if isinstance(risk, DefaultRiskManager):
+        limit = risk.max_notional_per_order.get(quote)
+        if limit is not None:
+            details["max_order_notional"] = plain_decimal(limit)
+        if risk.max_open_orders_per_pair is not None:
+            details["max_open_orders_per_pair"] = str(risk.max_open_orders_per_pair)
+    return details
+
+
 def _check_wallet(ctx: IntakeContext) -> Refusal | None:
-    details = {"min_wallet_btc": str(ctx.min_wallet_btc)}
+    details = {"min_wallet_btc": plain_decimal(ctx.min_wallet_btc)}
     if ctx.wallet_btc is None:
         if not ctx.require_wallet:
             return None
         return Refusal(RefusalReason.WALLET_BELOW_MINIMUM, "the wallet's value is not known yet", details)
     if ctx.wallet_btc < ctx.min_wallet_btc:
+        # A computed valuation (amounts × rates, through bridges and inverse pairs) carries ~28 digits: the text
+        # shows it to the satoshi, cut toward zero (never reading as the minimum it is below); details keep it exact.
+        worth = display_decimal(ctx.wallet_btc, BTC_DISPLAY_PLACES)
         return Refusal(
             RefusalReason.WALLET_BELOW_MINIMUM,
-            f"wallet worth {ctx.wallet_btc} BTC, below the minimum {ctx.min_wallet_btc} BTC",
-            {**details, "wallet_btc": str(ctx.wallet_btc)},
+            f"wallet worth {worth} BTC, below the minimum {plain_decimal(ctx.min_wallet_btc)} BTC",
+            {**details, "wallet_btc": plain_decimal(ctx.wallet_btc)},
         )
     return None
 
