@@ -34,6 +34,7 @@ from actors.pair import PairActor, release_callers
 from engine.clock import Clock
 from engine.domain import Pair
 from engine.pair import PairBook
+from engine.pair._shutdown import ShutdownTally
 
 __all__ = ["SupervisionMixin"]
 
@@ -60,8 +61,8 @@ class SupervisionMixin:
     _books: dict[Pair, PairBook]
     _pairs: dict[Pair, Any]
     _outside: dict[Pair, PairBook]
-    _tracked_legs: Callable[[PairBook], list[Any]]
-    cancel_tracked_for_shutdown: Callable[[float], int]
+    cancel_tracked_for_shutdown: Callable[[float], None]
+    _tracked_tally: Callable[[], ShutdownTally]
     _restarts: int
     """Restarts since the engine started (health, metrics)."""
     _recent_restarts: deque[int]
@@ -228,42 +229,45 @@ class SupervisionMixin:
 
     # ---- shutdown -----------------------------------------------------------------------------------
     def shutdown(self, cancel_open: bool) -> dict[str, int]:
-        """Stop intake, cancel (or keep) open orders, flush and stop the children in reverse order."""
+        """Stop intake, cancel (or keep) open orders, flush and stop the children in reverse order.
+
+        Returns the summary of `Engine.stop`, every order counted once, as the exchange's answers left it:
+        `canceled` (orders whose cancel the exchange confirmed) and `open` (not terminal: kept, or their cancel
+        not confirmed — failed, unanswered, or the order gone from REST); when not 0, `ended_otherwise` (orders
+        the shutdown canceled that ended another way: filled meanwhile, expired), `withdrawn` (requests ended with
+        no order to cancel: queued, or between orders) and `unanswered` (pairs whose actor did not answer).
+        """
         self._state.update(shutting_down=True)
         self._stopping = True
         self._stop_timers()
         self._stop_stream()
-        canceled = 0
         if cancel_open:
-            # A dead pair is skipped (`_with_pair`): the live ones are still canceled.
+            # A dead pair is skipped (`_with_pair`): the live ones are still canceled. Asked, not counted here: a
+            # cancel asked for is not a cancel done (the answers are counted below).
             for pair in self._live_pairs():
-                canceled += self._with_pair(
-                    pair, "cancel_all", lambda proxy: int(proxy.cancel_all().get(timeout=_ASK_TIMEOUT_S)), 0
-                )
+                self._with_pair(pair, "cancel_all", lambda proxy: proxy.cancel_all().get(timeout=_ASK_TIMEOUT_S), None)
             # The halted pairs' too: the root runs their books (an order must not rest until someone notices).
-            canceled += self.cancel_tracked_for_shutdown(_ASK_TIMEOUT_S)
-            self._wait_until(lambda: self._open_count()[0] == 0, _ASK_TIMEOUT_S)
+            self.cancel_tracked_for_shutdown(_ASK_TIMEOUT_S)
+            self._wait_until(lambda: self._pair_tally()[0].open == 0, _ASK_TIMEOUT_S)
         self._wait_until(self._gateway_idle, _ASK_TIMEOUT_S)
-        open_count, unanswered = self._open_count()
-        summary = {"canceled": canceled, "open": open_count + self._tracked_open_count()}
+        tally, unanswered = self._pair_tally()
+        summary = (tally + self._tracked_tally()).summary()
         if unanswered:
             # Their open orders are unknown here: "open: 0" would say nothing was left when something may be.
             summary["unanswered"] = unanswered
         return summary
 
-    def _open_count(self) -> tuple[int, int]:
-        """Open orders of the pairs whose actor answers (what shutdown can still cancel), and how many pairs did
-        not answer (dead, or stuck past the ask's timeout)."""
-        counts = [
-            self._with_pair(pair, "open_orders", lambda proxy: len(proxy.open_orders().get(timeout=_ASK_TIMEOUT_S)), -1)
-            for pair in self._live_pairs()
-        ]
-        return sum(c for c in counts if c >= 0), sum(c < 0 for c in counts)
+    def _pair_tally(self) -> tuple[ShutdownTally, int]:
+        """The orders of the pairs whose actor answers, as the shutdown leaves them (each pair's counts taken at
+        once, so an answer arriving between two asks cannot count an order twice), and how many pairs did not
+        answer (dead, or stuck past the ask's timeout)."""
 
-    def _tracked_open_count(self) -> int:
-        """Open orders the root tracks (whitelisted pairs halted past the budget, the engine's own orders on pairs
-        taken off the whitelist): left open."""
-        return sum(len(self._tracked_legs(book)) for book in self._outside.values())
+        def ask(proxy: Any) -> ShutdownTally:
+            tally: ShutdownTally = proxy.shutdown_tally().get(timeout=_ASK_TIMEOUT_S)
+            return tally
+
+        tallies = [self._with_pair(pair, "shutdown_tally", ask, None) for pair in self._live_pairs()]
+        return sum((t for t in tallies if t is not None), ShutdownTally()), sum(t is None for t in tallies)
 
     def _gateway_idle(self) -> bool:
         if self.gateway is None:

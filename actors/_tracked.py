@@ -45,6 +45,7 @@ from engine.pair import (
     Send,
     Unschedule,
 )
+from engine.pair._shutdown import ShutdownTally
 
 __all__ = ["TrackedMixin"]
 
@@ -110,21 +111,19 @@ class TrackedMixin:
         return CancelOutcome(CancelStatus.UNAVAILABLE, pair, request_id, message, details={"retry": "1",
                              "cause": "restarting"})  # fmt: skip
 
-    def cancel_tracked_for_shutdown(self, timeout_s: float) -> int:
-        """Shutdown with `on_shutdown = cancel`: cancel every active request of the halted pairs (stored as the
-        shutdown's cancel); returns how many.
+    def cancel_tracked_for_shutdown(self, timeout_s: float) -> None:
+        """Shutdown with `on_shutdown = cancel`: cancel every active request of the halted pairs, stored as the
+        shutdown's cancel (`_tracked_tally` counts what came of it).
 
         Their answers cannot come as messages (the root is busy shutting down until it returns): they are
         collected here and applied to the books once the gateway has answered them, or `timeout_s` has passed.
         """
         answers: queue.SimpleQueue[tuple[PairBook, GatewayResult]] = queue.SimpleQueue()
-        count = sent = 0
+        sent = 0
         for book in [b for b in self._outside.values() if b.cancels_allowed]:
             reply: Reply = partial(lambda b, result: answers.put((b, result)), book)
-            for execution in book.active():
-                count += 1
-                now = self._clock.now_ms()
-                sent += self._carry_out(book, book.cancel_at_shutdown(execution.request.request_id, now), reply)
+            for request_id in book.shutdown_requests():
+                sent += self._carry_out(book, book.cancel_at_shutdown(request_id, self._clock.now_ms()), reply)
         received = 0
         while received < sent:
             try:
@@ -135,7 +134,15 @@ class TrackedMixin:
                 break
             received += 1
             self._track(book, "cancel result", partial(book.on_result, result, self._clock.now_ms()))
-        return count
+
+    def _tracked_tally(self) -> ShutdownTally:
+        """The tracking-only books' orders as the shutdown leaves them: what its cancel did to a halted pair's
+        (`cancel_tracked_for_shutdown`), and the open ones the root answers for (`_tracked_legs`), each once."""
+        total = ShutdownTally()
+        for book in self._outside.values():
+            done = book.shutdown_tally()
+            total += ShutdownTally(done.canceled, done.ended_otherwise, len(self._tracked_legs(book)), done.withdrawn)
+        return total
 
     def _tracked_reconcilable(self, book: PairBook) -> list[Order]:
         """What a round looks up in a tracking-only book: every order for a whitelisted pair (halted), the

@@ -70,6 +70,7 @@ from engine.pair import (
     WriteAhead,
     order_of,
 )
+from engine.pair._shutdown import ShutdownTally
 
 __all__ = [
     "ORPHAN_GRACE_MS",
@@ -235,12 +236,14 @@ class PairActor(pykka.ThreadingActor):
         finally:
             answer_cancel(reply, outcome)
 
-    def cancel_all(self) -> int:
-        """The shutdown's cancel of every active request of the pair (no fallback); returns how many (ask)."""
-        active = self._book.active()
-        for execution in active:
-            self._run(self._book.cancel_at_shutdown(execution.request.request_id, self._clock.now_ms()))
-        return len(active)
+    def cancel_all(self) -> None:
+        """The shutdown's cancel of every active request (no fallback; ask): `shutdown_tally` counts what came of it."""
+        for request_id in self._book.shutdown_requests():
+            self._run(self._book.cancel_at_shutdown(request_id, self._clock.now_ms()))
+
+    def shutdown_tally(self) -> ShutdownTally:
+        """The pair's orders as the shutdown leaves them (ask): canceled, ended otherwise, open; each once."""
+        return self._book.shutdown_tally()
 
     def crash(self) -> None:
         """Raise inside the actor (tests use it, with `.defer`, to prove supervision)."""

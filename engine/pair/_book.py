@@ -24,7 +24,7 @@ from typing import Any
 
 from loguru import logger
 
-from engine.api import CancelOutcome, Refusal, RefusalReason
+from engine.api import CancelOutcome, CancelStatus, Refusal, RefusalReason
 from engine.domain import ClientOrderId, Order, OrderRequest, OrderStatus, Pair, RequestId, RequestRecord
 from engine.exchange import Resolution
 from engine.execution import (
@@ -48,7 +48,7 @@ from engine.pair._plans import PlanBook
 from engine.pair._records import fill_of
 from engine.pair._seen import SeenKeys
 from engine.pair._settings import PairSettings
-from engine.pair._shutdown import SHUTDOWN_CANCEL
+from engine.pair._shutdown import SHUTDOWN_CANCEL, ShutdownCancels, ShutdownTally
 
 __all__ = ["PairBook"]
 
@@ -76,6 +76,7 @@ class PairBook(PlanBook):
         self._by_key: dict[str, RequestId] = {}
         self._queued: deque[RequestId] = deque()
         self._seen = seen if seen is not None else SeenKeys(capacity=100_000)
+        self._shutdown = ShutdownCancels()
         self.intake: Callable[[], IntakeContext] = IntakeContext
         """The engine-wide intake facts as they are now, read when a queued request starts: a halt or the kill
         switch may have come while it waited. The pair actor points it at the engine's state."""
@@ -318,10 +319,32 @@ class PairBook(PlanBook):
         legs = [self._legs[c] for c in execution.legs if c in self._legs]
         return commands, cancel_answer(execution, legs, commands, ended_now=True)
 
+    # ---- the shutdown's cancel (on_shutdown = cancel) -----------------------------------------------
+    def shutdown_requests(self) -> list[RequestId]:
+        """The requests the shutdown cancels, the queued ones first: withdrawn before the end of a working one could
+        start them (only to be refused, uncounted, as the engine stops)."""
+        active = self.active()
+        queued = [e for e in active if e.stage is Stage.QUEUED]
+        return [e.request.request_id for e in queued + [e for e in active if e.stage is not Stage.QUEUED]]
+
     def cancel_at_shutdown(self, request_id: RequestId, now_ms: int) -> list[Command]:
         """The shutdown cancels a request (`on_shutdown = cancel`): as the caller's cancel (no fallback, and none
-        after a restart either), but stored and noted as the shutdown's."""
-        return self.cancel_request(request_id, now_ms, SHUTDOWN_CANCEL)[0]
+        after a restart either), but stored and noted as the shutdown's; what it asked of the exchange is kept for
+        `shutdown_tally` (asking is not doing: the answers decide)."""
+        commands, outcome = self.cancel_request(request_id, now_ms, SHUTDOWN_CANCEL)
+        if outcome is not None:
+            if outcome.status is CancelStatus.WITHDRAWN:
+                self._shutdown.withdrawn += 1
+            for cid in (*outcome.client_order_ids, *outcome.at_ack):
+                leg = self._legs.get(cid)
+                if leg is not None:
+                    self._shutdown.legs[cid] = leg
+        return commands
+
+    def shutdown_tally(self) -> ShutdownTally:
+        """The pair's orders as the shutdown leaves them: those it canceled by how they ended, the open ones, and
+        the requests it withdrew; each order once (`ShutdownTally`)."""
+        return self._shutdown.tally(self.open_legs())
 
     # ---- the end of a request -----------------------------------------------------------------------
     def _start_next(self, now_ms: int) -> None:

@@ -1,8 +1,70 @@
-"""The shutdown's cancel (`on_shutdown = cancel`) of one pair's requests. Pure."""
+"""What the shutdown's cancel (`on_shutdown = cancel`) did to one pair's orders, counted once its answers came. Pure.
+
+The shutdown cancels every active request of the pair (`PairBook.cancel_at_shutdown`): a queued request is
+withdrawn (nothing of it ever reached the exchange), a working one has its live orders canceled (now, or at
+their ack). Asking is not doing: a cancel may fail (-2011, the order already gone or unknown to REST), the order
+may fill meanwhile. The summary (`Engine.stop`) therefore counts each order by what became of it — canceled (the
+exchange said so), ended otherwise (filled, expired, rejected, closed as vanished), or still open — once, and
+the requests withdrawn apart from the orders.
+"""
 
 from __future__ import annotations
 
-__all__ = ["SHUTDOWN_CANCEL"]
+from dataclasses import dataclass, field
+
+from engine.domain import ClientOrderId, OrderStatus
+from engine.pair._legs import Leg
+
+__all__ = ["SHUTDOWN_CANCEL", "ShutdownCancels", "ShutdownTally"]
 
 SHUTDOWN_CANCEL = "canceled at shutdown (on_shutdown = cancel)"
 """Why the shutdown cancels a request: the trade's note, and `requests.canceled` (a restart resumes no fallback)."""
+
+
+@dataclass(frozen=True)
+class ShutdownTally:
+    """One pair's orders at the end of the shutdown (or several pairs', added up); each order counted once."""
+
+    canceled: int = 0
+    """Orders the shutdown canceled that the exchange reports canceled."""
+    ended_otherwise: int = 0
+    """Orders the shutdown canceled that ended another way: filled meanwhile, expired, rejected, gone."""
+    open: int = 0
+    """Orders not terminal: kept open (`on_shutdown = keep`), or whose cancel was not confirmed."""
+    withdrawn: int = 0
+    """Requests the shutdown ended with no order to cancel (queued, or between orders): not orders."""
+
+    def __add__(self, other: ShutdownTally) -> ShutdownTally:
+        return ShutdownTally(
+            self.canceled + other.canceled,
+            self.ended_otherwise + other.ended_otherwise,
+            self.open + other.open,
+            self.withdrawn + other.withdrawn,
+        )
+
+    def summary(self) -> dict[str, int]:
+        """The stop summary's counts: `canceled` and `open` always, `ended_otherwise` and `withdrawn` when not 0."""
+        counts = {"canceled": self.canceled, "open": self.open}
+        if self.ended_otherwise:
+            counts["ended_otherwise"] = self.ended_otherwise
+        if self.withdrawn:
+            counts["withdrawn"] = self.withdrawn
+        return counts
+
+
+@dataclass
+class ShutdownCancels:
+    """What the shutdown's cancel asked of one pair: the orders it canceled (the legs themselves, which keep
+    their last state after their request leaves memory), and how many requests it withdrew."""
+
+    legs: dict[ClientOrderId, Leg] = field(default_factory=dict)
+    withdrawn: int = 0
+
+    def tally(self, open_legs: list[Leg]) -> ShutdownTally:
+        """Count each order once: the canceled ones by how they ended, `open_legs` (every open order of the pair,
+        canceled by the shutdown or not) as open."""
+        ended = [leg.state.status for leg in self.legs.values() if leg.terminal]
+        canceled = sum(status is OrderStatus.CANCELED for status in ended)
+        # One that left memory unfinished (its request ended all the same) is still open, and counted once.
+        still_open = {leg.cid for leg in open_legs} | {cid for cid, leg in self.legs.items() if not leg.terminal}
+        return ShutdownTally(canceled, len(ended) - canceled, len(still_open), self.withdrawn)

@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 __all__ = ["add_arguments", "run"]
 
+_STOP_WORDS = (("canceled", "canceled"), ("open", "left open"), ("ended_otherwise", "ended otherwise"),
+               ("withdrawn", "requests withdrawn"), ("unanswered", "pairs that did not answer"))  # fmt: skip
+
 EXIT_OK = 0
 EXIT_START_FAILED = 1
 _ROOT = Path(__file__).resolve().parents[2]  # where run.py is
@@ -156,12 +159,9 @@ class _Daemon:
             # Leaving the block then stops the API, the simulator and the alerts, and removes the endpoint file.
             summary = self._stop_engine(engine)
         mode = self.config.execution.on_shutdown
-        print(
-            f"shutdown complete: on_shutdown={mode}, canceled={summary.get('canceled', 0)}, "
-            f"left open={summary.get('open', 0)}"
-            + (f", pairs that did not answer={summary['unanswered']}" if summary.get("unanswered") else ""),
-            flush=True,
-        )
+        counts = {"canceled": 0, "open": 0, **summary}  # `Engine.stop`'s; the others are there only when not 0
+        said = ", ".join(f"{words}={counts[key]}" for key, words in _STOP_WORDS if key in counts)
+        print(f"shutdown complete: on_shutdown={mode}, {said}", flush=True)
         return EXIT_OK
 
     def _stop_engine(self, engine: Any) -> Mapping[str, int]:
