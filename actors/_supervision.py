@@ -33,8 +33,7 @@ from actors._ticker import Ticker
 from actors.pair import PairActor, release_callers
 from engine.clock import Clock
 from engine.domain import Pair
-from engine.pair import PairBook
-from engine.pair._shutdown import ShutdownTally
+from engine.pair import PairBook, ShutdownTally
 
 __all__ = ["SupervisionMixin"]
 

@@ -43,9 +43,9 @@ from engine.pair import (
     Persist,
     Schedule,
     Send,
+    ShutdownTally,
     Unschedule,
 )
-from engine.pair._shutdown import ShutdownTally
 
 __all__ = ["TrackedMixin"]
 

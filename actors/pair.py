@@ -66,11 +66,11 @@ from engine.pair import (
     Resolve,
     Schedule,
     Send,
+    ShutdownTally,
     Unschedule,
     WriteAhead,
     order_of,
 )
-from engine.pair._shutdown import ShutdownTally
 
 __all__ = [
     "ORPHAN_GRACE_MS",

@@ -80,9 +80,9 @@ def restore_plan(
 ) -> tuple[ExecutionPlan, list[ExecutionCommand]]:
     """The plan of `request` as it stood with `legs` placed (primary first); and what to do right away.
     `created_ms`: when the primary was placed (its limit's time starts there, not at the request, which may have
-    waited in the pair's queue); `canceled`: why the caller canceled the request, if it did; `retry_at_ms`: the
-    last leg's create failed with a retry-later error and the plan was to send the remainder again at this time
-    (`RequestRecord.fallback_retry_at`, given only when `fallback_retry` names the last leg)."""
+    waited in the pair's queue); `canceled`: why the caller or the shutdown canceled the request, if one did;
+    `retry_at_ms`: the last leg's create failed with a retry-later error and the plan was to send the remainder
+    again at this time (`RequestRecord.fallback_retry_at`, given only when `fallback_retry` names the last leg)."""
     if not legs:
         raise ValueError(f"request {request.request_id} has no stored order to resume from")
     config = ExecutionPlan.config_for(request, config)

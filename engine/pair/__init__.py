@@ -19,9 +19,11 @@ from engine.pair._legs import PLAN_TIMER_PREFIX, Execution, Leg, Stage, order_of
 from engine.pair._outcomes import key_reused, replay_outcome
 from engine.pair._seen import SeenKeys
 from engine.pair._settings import PairSettings
+from engine.pair._shutdown import SHUTDOWN_CANCEL, ShutdownTally
 
 __all__ = [
     "PLAN_TIMER_PREFIX",
+    "SHUTDOWN_CANCEL",
     "Alert",
     "CancelAhead",
     "Command",
@@ -37,6 +39,7 @@ __all__ = [
     "Schedule",
     "SeenKeys",
     "Send",
+    "ShutdownTally",
     "Stage",
     "Unschedule",
     "WriteAhead",

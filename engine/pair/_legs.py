@@ -131,7 +131,8 @@ class Execution:
     """What happened, in words, for the trade's note (limit timeout, fallback market, …)."""
     result: ExecutionResult | None = None
     canceled: RequestRecord | None = None
-    """The request as stored when its caller canceled it (`RequestRecord.canceled` set); None until then."""
+    """The request as stored when its caller or the shutdown canceled it (`RequestRecord.canceled` set); None until
+    then."""
 
 
 def order_of(leg: Leg) -> Order:
