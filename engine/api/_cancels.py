@@ -30,7 +30,8 @@ _CLOSED = "the cancel thread is closed: the engine stopped"
 
 
 class CancelThread:
-    """The one thread on which a cancel's answer may wait (the database, the root), started on first use."""
+    """The one thread on which an answer may wait (the database, the root, a pair's actor), started on first use:
+    a cancel's (here), a replayed idempotency key's (`engine.api._replays`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -61,7 +62,7 @@ def _logged(fn: Callable[..., object], *args: Any) -> None:
     try:
         fn(*args)
     except Exception:  # noqa: BLE001 - logged; the thread serves the next cancel
-        logger.exception("a cancel's answer failed")
+        logger.exception("an answer on the engine's cancel thread failed")
 
 
 def _settle(future: Cancellation, outcome: CancelOutcome) -> None:

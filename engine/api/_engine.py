@@ -22,6 +22,7 @@ from loguru import logger
 from engine.api._alerting import log_alert
 from engine.api._cancels import CancelThread, EngineCancels
 from engine.api._queries import EngineQueries
+from engine.api._replays import EngineReplays
 from engine.api._requests import EngineRequests, running
 from engine.api._types import EngineListener
 from engine.clock import Clock, SystemClock
@@ -45,7 +46,7 @@ _START_WAIT_S = 120.0  # the start barrier: the root's recovery asks are bounded
 _UNSTART_WAIT_S = 120.0  # after a start given up on, how long the root may take to finish starting, then stop
 
 
-class Engine(EngineRequests, EngineCancels, EngineQueries):
+class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
     """A running execution engine (start it with `Engine.start`)."""
 
     def __init__(

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import uuid
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 import pykka
 from pydantic import ValidationError
 
-from engine.api._types import Placement, Refusal, RefusalReason
+from engine.api._types import Placement, PlaceOutcome, Refusal, RefusalReason
 from engine.domain import (
     FallbackKind,
     OrderRequest,
@@ -124,6 +125,7 @@ class EngineRequests:
     _whitelist: tuple[Pair, ...]
     """The configured whitelist: a pair is in it whether or not its actor ever started (routing says that)."""
     clock: Clock
+    _actor_answer: Callable[[Placement], concurrent.futures.Future[PlaceOutcome]]
 
     def place_order(
         self,
@@ -146,8 +148,10 @@ class EngineRequests:
         with a machine-readable `reason` (`risk_limit`, `wallet_below_minimum`, `filter_failure`, `conflict`,
         `halted`, `not_whitelisted`, `invalid_request`, `rejected`, …) — never None — with the request's
         `request_id`, to cancel it even before the ack (queued behind another request of its pair). The same
-        `idempotency_key` twice on a pair returns the same order instead of creating another (keys are per pair:
-        the same key on another pair is another request).
+        `idempotency_key` twice on a pair sends nothing new: it answers `Accepted(duplicate=True)` with what the
+        original request did — its `trade` once it has finished, its `latest` order (the fallback once one was
+        sent) — read when the duplicate is answered (keys are per pair: the same key on another pair is another
+        request).
 
         `price`: a limit's price; without one, a limit rests at the best bid or ask of the moment it starts
         (`execution.limit_price_side`: `maker`, the own side of the book, or `taker`). With a market order a price
@@ -195,7 +199,8 @@ class EngineRequests:
         if Pair(request.pair) not in self._whitelist:
             future.set_result(Refusal(RefusalReason.NOT_WHITELISTED, f"{request.pair} is not in the pair whitelist"))
             return future
-        if not self._tell_pair(Pair(request.pair), "place", request, future):
+        # The actor answers a future of its own: a duplicate's answer is completed (`_replays`) before the caller's.
+        if not self._tell_pair(Pair(request.pair), "place", request, self._actor_answer(future)):
             future.set_result(self._unreachable(request.pair))
         return future
 

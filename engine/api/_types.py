@@ -85,14 +85,25 @@ class Refusal:
 
 @dataclass(frozen=True)
 class Accepted:
-    """The exchange accepted the order (`order` is its state at the ack).
+    """The exchange accepted the request's order: `order`, the first of its orders the exchange accepted (its
+    primary; the fallback when the primary was rejected), in its state at the ack.
 
-    `duplicate` is True when the idempotency key had been seen before: the existing order is returned and
-    nothing new was sent.
+    `duplicate` is True when the idempotency key had been seen before on the pair: nothing new was sent, and the
+    answer says what the original request did, read when the duplicate was answered: `order` in its state now
+    (a limit that timed out reads `canceled`, whatever its fallback filled), `trade` and `latest` — read those,
+    not `order`, to learn the request's outcome. Its id is `order.request_id`.
     """
 
     order: Order
     duplicate: bool = False
+    trade: Trade | None = None
+    """A duplicate's request once it has finished: its outcome (`status`, `filled`, `average_price`, `fees`,
+    `remainder`, `note`), as its `done` event told it. None while the request is still executing — and on a
+    first acceptance, whose trade comes with its `done` event."""
+    latest: Order | None = None
+    """A duplicate's request's most recent order not rejected by the exchange, in its state now: the one carrying
+    its execution (or the last that did) — its fallback once one was sent (still being placed, resting, or
+    filled), `order` itself when it has no other. None on a first acceptance (`order` is then the latest)."""
 
     @property
     def accepted(self) -> bool:

@@ -170,10 +170,16 @@ def refusal_fields(refusal: Refusal) -> list[dict[str, str]]:
 
 
 def outcome_json(outcome: Accepted | Refusal) -> dict[str, Any]:
-    """The body answering `POST /orders`."""
+    """The body answering `POST /orders`. A duplicate (a known idempotency key) also says what the original request
+    did: `trade` (its outcome once finished, else null) and `latest` (its most recent order now: the fallback once
+    one was sent); `order` is its first accepted order, which after a timed-out limit reads canceled."""
     if isinstance(outcome, Accepted):
-        return {"accepted": True, "duplicate": outcome.duplicate, "order": order_json(outcome.order)}
-    out: dict[str, Any] = {
+        out: dict[str, Any] = {"accepted": True, "duplicate": outcome.duplicate, "order": order_json(outcome.order)}
+        if outcome.duplicate:
+            out["trade"] = None if outcome.trade is None else trade_json(outcome.trade)
+            out["latest"] = None if outcome.latest is None else order_json(outcome.latest)
+        return out
+    out = {
         "accepted": False,
         "error": outcome.reason.value,
         "message": outcome.message,

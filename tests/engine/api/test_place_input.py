@@ -26,6 +26,7 @@ class _Facade(EngineRequests):
         self._state = EngineState()
         self.clock = ManualClock(1_700_000_000_000)
         self.told: list[OrderRequest] = []
+        self._actor_answer = lambda placement: placement  # type: ignore[method-assign] - no replays here
 
         def tell(pair: Pair, method: str, *args: Any) -> bool:
             assert (pair, method) == (PAIR, "place")
