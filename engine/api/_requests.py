@@ -150,8 +150,8 @@ class EngineRequests:
         `request_id`, to cancel it even before the ack (queued behind another request of its pair). The same
         `idempotency_key` twice on a pair sends nothing new: it answers `Accepted(duplicate=True)` with what the
         original request did — its `trade` once it has finished, its `latest` order (the fallback once one was
-        sent) — read when the duplicate is answered (keys are per pair: the same key on another pair is another
-        request).
+        sent) — read when the duplicate is answered, and the placement's `request_id` names the original request
+        from that answer on (keys are per pair: the same key on another pair is another request).
 
         `price`: a limit's price; without one, a limit rests at the best bid or ask of the moment it starts
         (`execution.limit_price_side`: `maker`, the own side of the book, or `taker`). With a market order a price

@@ -91,7 +91,7 @@ class Accepted:
     `duplicate` is True when the idempotency key had been seen before on the pair: nothing new was sent, and the
     answer says what the original request did, read when the duplicate was answered: `order` in its state now
     (a limit that timed out reads `canceled`, whatever its fallback filled), `trade` and `latest` — read those,
-    not `order`, to learn the request's outcome. Its id is `order.request_id`.
+    not `order`, to learn the request's outcome. Its id is `order.request_id` (and the placement's `request_id`).
     """
 
     order: Order
@@ -121,7 +121,23 @@ class Placement(concurrent.futures.Future[PlaceOutcome]):
 
     def __init__(self, request_id: RequestId) -> None:
         super().__init__()
-        self.request_id = request_id
+        self._request_id = request_id
+
+    @property
+    def request_id(self) -> RequestId:
+        """The request's id: what `Engine.cancel_order` and the events name it by.
+
+        Drawn by `place_order` for a new request. A replayed idempotency key starts no request: once the placement
+        is answered `Accepted(duplicate=True)`, this is the original request's id (`order.request_id`), so a
+        cancel reaches the request that executes. Until that answer, it is the id drawn for this call, which
+        names a request only if the key turns out to be new (a cancel with it meanwhile finds nothing:
+        `unknown_request`) — read it after `result()` when the key may be a replay.
+        """
+        if self.done() and self.exception() is None:
+            outcome = self.result()
+            if isinstance(outcome, Accepted):
+                return outcome.order.request_id
+        return self._request_id
 
 
 class CancelStatus(StrEnum):

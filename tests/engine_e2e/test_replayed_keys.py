@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from engine.api import Accepted, Engine, EventKind
+from engine.api import Accepted, CancelStatus, Engine, EventKind
 from engine.domain import OrderRole, OrderStatus, Pair, TradeStatus
 from sim import FaultSpec, Simulator
 from tests.engine_e2e import _engine_sim_helpers as _shared
@@ -45,7 +45,7 @@ def test_a_finished_request_replayed_answers_its_trade_its_fallback_and_its_own_
     assert engine._routing.get(Pair(PAIR)).get_order(first.order.client_order_id).get(timeout=10) is None
     sent = len(_sim_orders(sim))
 
-    answer, _ = _replay(engine, "k1")
+    answer, answered_id = _replay(engine, "k1")
     trade = answer.trade
     assert trade is not None and trade.status is TradeStatus.FILLED and trade.filled == Decimal("0.01"), trade
     assert trade.average_price is not None and trade.request_id == request_id
@@ -54,6 +54,9 @@ def test_a_finished_request_replayed_answers_its_trade_its_fallback_and_its_own_
     assert latest.filled == Decimal("0.01") and latest.client_order_id.endswith("-f1")
     assert answer.order.client_order_id == first.order.client_order_id  # the first accepted order, as before
     assert answer.order.status is OrderStatus.CANCELED
+    assert answered_id == request_id  # the placement names the request that executed
+    outcome = engine.cancel_order(PAIR, answered_id).result(timeout=20)
+    assert outcome.status is CancelStatus.ALREADY_DONE and outcome.final_status is TradeStatus.FILLED, outcome
     assert len(_sim_orders(sim)) == sent  # nothing new was sent
 
 
@@ -69,12 +72,13 @@ def test_a_request_replayed_while_its_fallback_works_answers_that_fallback_and_n
     engine.ticker.advance(5_000)
     events.wait_for(EventKind.FALLBACK)
 
-    answer, _ = _replay(engine, "k2")
+    answer, answered_id = _replay(engine, "k2")
     assert answer.trade is None  # still executing
     latest = answer.latest
     assert latest is not None and latest.role is OrderRole.FALLBACK and latest.client_order_id.endswith("-f1")
     assert latest.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.SUBMITTED), latest
     assert answer.order.status is OrderStatus.CANCELED and answer.order.filled == 0
+    assert answered_id == request_id
 
     _done(events, request_id)  # the fallback's answer came: the request is over
     again, _ = _replay(engine, "k2")

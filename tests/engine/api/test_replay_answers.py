@@ -76,6 +76,7 @@ def test_a_finished_request_that_left_memory_answers_with_its_trade_and_its_fall
     assert answer.trade == DONE and answer.trade is not None and answer.trade.filled == Decimal("0.01")
     assert answer.latest == FALLBACK_FILLED
     assert answer.order == CANCELED  # still the request's first accepted order, now canceled
+    assert placement.request_id == RID  # names the original request, not the id drawn for this call
 
 
 def test_a_finished_request_still_in_its_pairs_memory_answers_with_the_live_orders() -> None:
@@ -132,4 +133,7 @@ def test_other_answers_pass_through_at_once_on_the_answering_thread() -> None:
     placement = Placement(RequestId(RID))
     answer: concurrent.futures.Future[Any] = facade._actor_answer(placement)
     answer.set_result(first)
-    assert placement.done() and placement.result() is first
+    assert placement.done() and placement.result() is first and placement.request_id == RID
+    refused = Placement(RequestId("r-refused"))
+    facade._actor_answer(refused).set_result(Refusal(RefusalReason.CONFLICT, "busy", {"request_id": RID}))
+    assert refused.request_id == "r-refused"  # a refusal names no other request
