@@ -156,3 +156,20 @@ def test_418_ban_halts_new_orders(start: Any, sim: Simulator) -> None:
     third = engine.place_order("ETH/USDT", "buy", "0.1", "2995").result(timeout=20)
     assert isinstance(third, Accepted), third
     assert len(_sim_orders(sim)) == 1
+
+
+@pytest.mark.timeout(60)
+def test_settle_moves_a_manual_clock_on_to_a_retry_of_a_failed_cancel(start: Any, sim: Simulator) -> None:
+    # The gateway's retry backoff waits on the injected clock: on a manual clock only a move ends it. The
+    # barrier waited for an idle gateway in real time, 30 s, and failed.
+    engine, events = start(_config(limit_timeout_s="600"))
+    outcome = engine.place_order(PAIR, "buy", "0.01", LIMIT).result(timeout=20)
+    assert isinstance(outcome, Accepted)
+    sim.control.add_fault(FaultSpec(kind="http_error", target="DELETE /api/v3/order", count=1, status=503))
+    answer = engine.cancel_order(PAIR, outcome.order.request_id).result(timeout=20)
+    assert answer.canceling, answer
+    settle(engine)
+    [order] = _sim_orders(sim)
+    assert order["status"] == "CANCELED"
+    [done] = events.wait_for(EventKind.DONE)
+    assert done.trade is not None and done.trade.status is TradeStatus.CANCELED
