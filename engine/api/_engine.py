@@ -21,6 +21,7 @@ from loguru import logger
 
 from engine.api._alerting import log_alert
 from engine.api._cancels import CancelThread, EngineCancels
+from engine.api._checks import StartupChecksFailed, require_startup_checks
 from engine.api._queries import EngineQueries
 from engine.api._replays import EngineReplays
 from engine.api._requests import EngineRequests, running
@@ -163,7 +164,7 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
             endpoint = endpoint_for(config, local)
             if local is None and not skip_startup_checks:
                 # Live: real orders leave only once the checks passed (invariant 5). Nothing is started yet.
-                _require_startup_checks(config, endpoint)
+                require_startup_checks(config, endpoint)
             database_url = database_url or config.database.connection_url()
             seed = random.SystemRandom().randrange(2**32) if jitter_seed is None else jitter_seed
             logger.info("engine starting: jitter seed {} (Engine.start(jitter_seed=...) replays it)", seed)
@@ -226,6 +227,12 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
         Returns a summary (`canceled`, `open`, and `unanswered`: pairs whose actor did not answer, their open
         orders not counted, when there are any). With `graceful=False` open orders are left as they are. A second
         call (another thread) waits for the first to finish and returns the same summary.
+
+        Orders left open (`on_shutdown = "keep"`, or `graceful=False`) outlive the engine only on an exchange that
+        does: the simulated exchange the engine started itself (the embedded simulator, or a dry run's paper
+        exchange) stops with it, and its orders end with it — a WARNING says so and the summary adds
+        `ended_with_simulator` (those open orders; a restart finds them gone). Pass `Engine.start(sim=...)` a
+        simulator that outlives the engine to keep them.
         """
         with self._stop_lock:
             first, self._stopped = not self._stopped, True
@@ -236,6 +243,8 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
         try:
             cancel = graceful and self.config.execution.on_shutdown == "cancel"
             summary = self._root.proxy().shutdown(cancel).get(timeout=60)
+            if not cancel and self._owns_sim:
+                summary = _ended_with_simulator(summary)
         except pykka.ActorDeadError:
             # The root died (alert `root_error`) and stops its children as it goes: nothing to drain or cancel.
             logger.error("engine stop: the root actor had died; open orders were left as they are")
@@ -373,23 +382,10 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
         return self._state.intake().halted
 
 
-class StartupChecksFailed(RuntimeError):
-    """Live mode, and a start-up check failed: the engine did not start (`results` has every verdict)."""
-
-    def __init__(self, failed: Sequence[Any], results: Sequence[Any]) -> None:
-        details = "; ".join(f"{r.name}: {r.detail}" for r in failed)
-        super().__init__(f"start-up checks failed, live trading refused: {details}")
-        self.results = list(results)
-
-
-def _require_startup_checks(config: Config, endpoint: Any) -> None:
-    from engine.cli._online import run_online_checks
-    from engine.startup import CheckStatus
-
-    results = run_online_checks(config, endpoint)
-    failed = [r for r in results if r.status is CheckStatus.FAIL]
-    for result in results:
-        level = "ERROR" if result.status is CheckStatus.FAIL else "DEBUG"
-        logger.bind(check=result.name).log(level, "start-up check {}: {}", result.status.value, result.detail)
-    if failed:
-        raise StartupChecksFailed(failed, results)
+def _ended_with_simulator(summary: Mapping[str, int]) -> Mapping[str, int]:
+    """Open orders were kept, on a simulated exchange that stops with this engine: they end with it."""
+    kept = summary.get("open", 0)
+    logger.warning("engine stop: {} open order(s) kept (execution.on_shutdown = keep, or a stop that is not "
+                   "graceful), but the simulated exchange this engine started stops with it and its orders end "
+                   "with it: nothing is kept for the next start, which finds them gone", kept)  # fmt: skip
+    return {**summary, "ended_with_simulator": kept}

@@ -238,3 +238,33 @@ def test_an_order_asked_for_on_another_pair_is_not_found(tmp_path: Path) -> None
             assert engine.get_order("SOL/USDT", cid) is None  # a pair the engine does not trade at all
         finally:
             engine.stop(graceful=False)
+
+
+def test_keeping_orders_on_the_embedded_simulator_warns_that_they_end_with_it(tmp_path: Path) -> None:
+    # on_shutdown = "keep" kept nothing: the embedded simulator stops with the engine, and a restart showed the
+    # "kept" orders open for a minute before concluding they had vanished. The stop says so now.
+    from loguru import logger
+
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(str(m.record["message"])), level="WARNING")
+    cfg = Config.model_validate({"stream": {"user_data": False, "market_data": False},
+                                 "exchange": {"pair_whitelist": [PAIR]},
+                                 "execution": {"on_shutdown": "keep"}})  # fmt: skip
+    engine = Engine.start(cfg, database_url=f"sqlite:///{tmp_path}/e.sqlite3", spool_path=tmp_path / "s.jsonl")
+    try:
+        below = (engine.sim.control.price("BTCUSDT") * Decimal("0.99")).quantize(Decimal("0.01"))
+        accepted = engine.place_order(PAIR, "buy", "0.001", below).result(timeout=20)
+        assert not isinstance(accepted, Refusal), accepted
+    finally:
+        summary = engine.stop()
+        logger.remove(sink)
+    assert summary["open"] == 1 and summary["ended_with_simulator"] == 1, summary
+    [said] = [w for w in warnings if "the simulated exchange this engine started stops with it" in w]
+    assert said.startswith("engine stop: 1 open order(s) kept") and "finds them gone" in said
+
+
+def test_orders_kept_on_a_simulator_the_caller_runs_are_not_said_to_end(engine: Engine) -> None:
+    accepted = engine.place_order(PAIR, "buy", "0.001", "59000").result(timeout=20)
+    assert not isinstance(accepted, Refusal), accepted
+    summary = engine.stop(graceful=False)  # the fixture's simulator outlives the engine: the order is kept
+    assert "ended_with_simulator" not in summary, summary
