@@ -20,6 +20,8 @@ from engine.gateway import GatewayRequest, GatewayResult, Op
 
 __all__ = ["WalletMixin"]
 
+_WALLET_READ_STALE_MS = 60_000
+"""A wallet read (account, then prices) unanswered this long no longer holds the next one back."""
 _API_ERRORS_PER_MINUTE = 20
 """Failed exchange calls within a minute that raise the `api_errors` alert."""
 
@@ -43,6 +45,9 @@ class WalletMixin:
     _recovery: Any
     _stopping: bool
     _failed_seen: int = 0
+    _wallet_asked_ms: int | None = None
+    """When the read under way (account, then prices) was asked; None when none is. A read older than
+    `_WALLET_READ_STALE_MS` no longer holds the next one back (an answer that never came)."""
 
     _call: Callable[..., Any]
     """A blocking gateway call (the root's own `_call`)."""
@@ -63,6 +68,12 @@ class WalletMixin:
         """Re-value the wallet (on the timer): the account, then the prices, each answer a tell back here."""
         if self.gateway is None or self._stopping:  # a timer's tell queued behind shutdown sends nothing
             return
+        now = self._clock.now_ms()
+        if self._wallet_asked_ms is not None and now - self._wallet_asked_ms < _WALLET_READ_STALE_MS:
+            # One read at a time: a flapping stream's gaps would each spend the account's weight (20) again.
+            logger.debug("wallet read under way (asked {} ms ago): not asked again", now - self._wallet_asked_ms)
+            return
+        self._wallet_asked_ms = now
         proxy = self._self
         self.gateway.submit(GatewayRequest(Op.ACCOUNT, {}, key="wallet", reply_to=proxy.on_wallet_account.defer))
 
@@ -70,6 +81,7 @@ class WalletMixin:
     def on_wallet_account(self, result: GatewayResult) -> None:
         """The account's balances arrived: fetch the prices to value them."""
         if result.error is not None or self.gateway is None:
+            self._wallet_asked_ms = None
             logger.warning("wallet refresh failed: {}; keeping the last value", result.error)
             return
         proxy = self._self
@@ -84,6 +96,7 @@ class WalletMixin:
     @survives
     def on_wallet_prices(self, account: Any, result: GatewayResult) -> None:
         """The prices arrived: value the balances and publish the value to intake."""
+        self._wallet_asked_ms = None
         if result.error is not None:
             logger.warning("wallet prices failed: {}; keeping the last value", result.error)
             return
