@@ -224,9 +224,12 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
     def stop(self, graceful: bool = True) -> Mapping[str, int]:
         """Stop the engine: stop intake, cancel or keep open orders (`execution.on_shutdown`), flush, stop.
 
-        Returns a summary (`canceled`, `open`, and `unanswered`: pairs whose actor did not answer, their open
-        orders not counted, when there are any). With `graceful=False` open orders are left as they are. A second
-        call (another thread) waits for the first to finish and returns the same summary.
+        Returns a summary, each order counted once as the exchange's answers left it: `canceled` (the exchange
+        confirmed the cancel) and `open` (not terminal: kept, or its cancel not confirmed) always; when not 0,
+        `ended_otherwise` (canceled by the shutdown but filled or expired meanwhile), `withdrawn` (requests ended
+        with nothing at the exchange) and `unanswered` (pairs whose actor did not answer, their orders not
+        counted). With `graceful=False` open orders are left as they are. A second call (another thread) waits
+        for the first to finish and returns the same summary.
 
         Orders left open (`on_shutdown = "keep"`, or `graceful=False`) outlive the engine only on an exchange that
         does: the simulated exchange the engine started itself (the embedded simulator, or a dry run's paper
