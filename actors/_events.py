@@ -27,7 +27,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pykka
 from loguru import logger
@@ -39,6 +39,11 @@ __all__ = ["DRAIN_S", "EventBus", "Publisher"]
 DRAIN_S = 5.0  # float-ok: seconds
 """How long an unsubscribe, or the bus's stop, waits for a listener to take the events queued for it."""
 _BACKLOG_FIRST = 1_000
+BACKLOG_LIMIT = 100_000
+"""Events queued for one listener past which it is dropped (an ERROR says so): a listener stuck for good must not
+grow the engine's memory until it dies."""
+_CHECK_EVERY = 1_024
+"""Publications between two looks at the listeners' backlogs (a look takes a lock per listener)."""
 
 
 class Publisher:
@@ -55,6 +60,11 @@ class Publisher:
         """Inline listeners (token, listener); replaced whole by the bus thread, read by any sender."""
         self.targets: tuple[Callable[[object], None], ...] = ()
         """The listener actors' `tell`s; replaced whole by the bus thread, read by any sender."""
+        self.backlogs: tuple[tuple[int, Any, threading.Event], ...] = ()
+        """(token, inbox, closed) of each listener actor, for `BACKLOG_LIMIT`; replaced whole by the bus thread."""
+        self.on_overflow: Callable[[int], None] = lambda token: None
+        """Asks the bus to unsubscribe a listener past `BACKLOG_LIMIT` (set by the bus)."""
+        self._published = 0  # a race between senders only moves the next look a little
 
     def __call__(self, event: EngineEvent) -> None:
         """Call the inline listeners here, then hand `event` to every other listener's thread."""
@@ -67,6 +77,20 @@ class Publisher:
                     tell(message)
                 except pykka.ActorDeadError:  # unsubscribed meanwhile (a stale `targets`): nothing to deliver
                     pass
+            self._published += 1
+            if not self._published % _CHECK_EVERY:
+                self._check_backlogs()
+
+    def _check_backlogs(self) -> None:
+        for token, inbox, closed in self.backlogs:
+            if closed.is_set() or inbox.qsize() < BACKLOG_LIMIT:
+                continue
+            closed.set()  # what is queued is skipped as soon as the listener returns
+            logger.bind(listener=token).error(
+                "listener {} dropped: {} events behind (it has not returned for a long time, or is far slower than "
+                "the events come); subscribe it again once it keeps up", token, BACKLOG_LIMIT,
+            )  # fmt: skip
+            self.on_overflow(token)
 
 
 def _deliver(token: int, listener: EngineListener, event: EngineEvent) -> None:
@@ -76,6 +100,15 @@ def _deliver(token: int, listener: EngineListener, event: EngineEvent) -> None:
         # BaseException too: a SystemExit (or any non-Exception) escaping an actor makes pykka stop every actor
         # in the process, the engine with it, silently. A listener cannot stop the engine this way.
         logger.bind(listener=token, pair=event.pair).exception("listener failed on {}", event.kind.value)
+
+
+class _Drop:
+    """Bus message: unsubscribe the listener `token` (past `BACKLOG_LIMIT`)."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: int) -> None:
+        self.token = token
 
 
 class _Publish:
@@ -134,6 +167,14 @@ class EventBus(pykka.ThreadingActor):
         self._inline: dict[int, EngineListener] = {}
         self._ids = itertools.count(1)
         self._publisher = Publisher()
+        tell = self.actor_ref.tell
+        self._publisher.on_overflow = lambda token: tell(_Drop(token))
+
+    def on_receive(self, message: object) -> object:
+        if isinstance(message, _Drop):
+            self.unsubscribe(message.token)
+            return None
+        return super().on_receive(message)
 
     def on_stop(self) -> None:
         listeners, self._listeners = self._listeners, {}
@@ -180,6 +221,9 @@ class EventBus(pykka.ThreadingActor):
 
     def _sync(self) -> None:
         self._publisher.targets = tuple(handle.ref.tell for handle in self._listeners.values())
+        self._publisher.backlogs = tuple(
+            (token, handle.ref.actor_inbox, handle.closed) for token, handle in self._listeners.items()
+        )
         self._publisher.inline = tuple(self._inline.items())
         self._publisher.has_listeners = bool(self._listeners)
 

@@ -190,3 +190,41 @@ def test_a_stuck_listener_is_dropped_after_the_drain_wait(monkeypatch: pytest.Mo
     assert stuck.seen == ["one"]  # the queued events were dropped, not delivered after the stop
     publisher(_event("late"))  # a stale publisher after the stop: nothing is told, nothing raises
     assert stuck.seen == ["one"]
+
+
+def test_a_listener_stuck_past_the_backlog_limit_is_dropped(
+    monkeypatch: pytest.MonkeyPatch, warnings: list[str]
+) -> None:
+    # A listener that never returns let its inbox grow with every event until the process ran out of memory.
+    monkeypatch.setattr(_events, "BACKLOG_LIMIT", 50)
+    monkeypatch.setattr(_events, "_CHECK_EVERY", 8)
+    monkeypatch.setattr(_events, "DRAIN_S", 0.05)
+    ref = EventBus.start()
+    bus = ref.proxy()
+    publisher: Publisher = bus.publisher().get(timeout=GET)
+    stuck = _Gate()
+    fine: list[str] = []
+    seen = threading.Condition()
+
+    def keeps_up(event: EngineEvent) -> None:
+        with seen:
+            fine.append(event.message)
+            seen.notify_all()
+
+    bus.subscribe(stuck).get(timeout=GET)
+    bus.subscribe(keeps_up).get(timeout=GET)
+    publisher(_event("0"))
+    assert stuck.entered.wait(GET)  # inside its first call, for good
+    for i in range(1, 80):
+        publisher(_event(str(i)))
+        if i % 20 == 0:  # the other listener keeps up (its thread may be starved by this loop): not dropped
+            with seen:
+                assert seen.wait_for(lambda n=i + 1: len(fine) == n, GET)
+    bus.has_listeners().get(timeout=GET)  # the bus took the drop (told before this ask)
+    assert len(publisher.targets) == 1  # only the other listener is told now
+    assert any(line.startswith("ERROR listener 1 dropped: 50 events behind") for line in warnings), warnings
+    stuck.release.set()
+    publisher(_event("after"))
+    ref.stop(timeout=GET)
+    assert stuck.seen == ["0"]  # what was queued for it was skipped once it returned
+    assert fine[-1] == "after" and len(fine) == 81
