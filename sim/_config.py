@@ -122,9 +122,15 @@ class SimConfig(BaseModel):
         ids_from_clock: Order and trade ids (and generated client order ids) start from the clock at start, not
             from fixed numbers, so a simulator restarted on the same database never hands out ids an earlier run
             stored (the engine's embedded and paper simulators; tests keep the fixed, reproducible start).
-        cross_fills: How resting orders fill when the price moves through them: ``tick_volume`` shares the
-            seeded synthetic volume of the tick (partial fills); ``full`` fills them completely (paper trading on
-            a real venue's prices, where a quote through the limit means the order would have been taken).
+        cross_fills: How resting orders fill when the price moves through them (a buy when the best ask is at or
+            below its price, a sell when the best bid is at or above it), always at the order's own price:
+            ``tick_volume`` shares the seeded synthetic volume of the tick (partial fills); ``full`` fills them
+            completely, whatever the size; ``quote_size`` (paper trading on a real venue's bookTicker) fills them
+            only up to the venue's quantity at its best opposite price (``set_quote``'s ``bid_qty`` / ``ask_qty``)
+            not yet taken at that price: what orders here take of it is remembered until that price changes, a
+            later quote at the same price with a larger quantity offers only the increase, and the crossed orders
+            share it in price-time priority. A taker takes that quantity at the venue's best price first, then the
+            synthetic levels behind it. A side whose quote came without a quantity fills as ``full``.
         record_requests: Keep a log of every HTTP request received (method, path, query, whether it carried an
             API key or a signature), read with ``Control.requests()``; for tests that prove what reached a venue.
     """
@@ -145,7 +151,7 @@ class SimConfig(BaseModel):
     rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
     market_tick_interval_s: float = Field(default=0.0, ge=0)  # float-ok: seconds
     exchange_mode: Literal["binance", "binanceus"] = "binance"
-    cross_fills: Literal["tick_volume", "full"] = "tick_volume"
+    cross_fills: Literal["tick_volume", "full", "quote_size"] = "tick_volume"
     ids_from_clock: bool = False
     record_requests: bool = False
 

@@ -258,11 +258,30 @@ class Exchange(Ledger):
         m.set_mid(price)
         self._after_move(m, now)
 
-    def set_quote(self, symbol: str, bid: Decimal, ask: Decimal, now: int) -> None:
-        """Put the top of ``symbol``'s book at ``bid`` / ``ask`` (an external quote) and match resting orders."""
+    def set_quote(
+        self,
+        symbol: str,
+        bid: Decimal,
+        ask: Decimal,
+        now: int,
+        *,
+        bid_qty: Decimal | None = None,
+        ask_qty: Decimal | None = None,
+    ) -> None:
+        """Put the top of ``symbol``'s book at ``bid`` / ``ask`` (an external quote) and match resting orders.
+
+        ``bid_qty`` / ``ask_qty``: the venue's quantity at those prices (its bookTicker ``B`` / ``A``). Only
+        ``cross_fills = "quote_size"`` uses them (they bound what resting and taker orders get at the venue's best
+        price); the other modes follow the prices only, so a quote whose prices did not change does nothing there.
+        """
         m = self.markets[self.spec(symbol).symbol]
-        m.set_quote(bid, ask)
-        self._after_move(m, now)
+        sized = bid_qty is not None or ask_qty is not None
+        if self.config.cross_fills != "quote_size":
+            if sized and m.quote == m.quote_prices(bid, ask):
+                return  # a size-only update: these modes follow the venue's prices, not its sizes
+            bid_qty = ask_qty = None
+        moved = m.set_quote(bid, ask, bid_qty, ask_qty)
+        self._after_move(m, now, moved=moved)
 
     def step(self, n: int, now: int) -> None:
         """Advance every symbol's price process ``n`` ticks, matching resting orders each tick."""
@@ -274,30 +293,40 @@ class Exchange(Ledger):
                 m.set_mid(self.price_source.next_price(sym, m.mid))
                 self._after_move(m, now)
 
-    def _after_move(self, m: SymbolMarket, now: int) -> None:
+    def _after_move(self, m: SymbolMarket, now: int, *, moved: bool = True) -> None:
+        """Match resting orders against the book's new top; ``moved`` False: only the venue's sizes changed."""
         sym = m.spec.symbol
         stream = sym.lower() + "@bookTicker"
         if stream in self.market_subs:
             self.outbox.append(("market", stream, self.book_ticker(sym)))
         if self.status[sym] != "TRADING":
             return  # no trading: nothing matches while the symbol is closed
-        pool = m.tick_volume()
+        # A size-only update is no price move: no synthetic flow went through the book.
+        pool = m.tick_volume() if moved else ZERO
         ask, bid = m.best_ask, m.best_bid
         resting = [o for o in self.open_by_symbol[sym].values() if now >= o.visible_from]
+        # Price-time priority: the best price first, then the oldest (order ids grow with time).
         buys = sorted((o for o in resting if o.side == "BUY" and o.price >= ask), key=lambda o: (-o.price, o.order_id))
         sells = sorted((o for o in resting if o.side == "SELL" and o.price <= bid), key=lambda o: (o.price, o.order_id))
         touched: set[str] = set()
-        full = self.config.cross_fills == "full"
-        for group in (buys, sells):
-            left = pool
+        mode = self.config.cross_fills
+        for group, book_side in ((buys, "ask"), (sells, "bid")):
+            # What the crossed orders share: the tick's synthetic volume, the venue's size not yet taken at its
+            # best price (quote_size, where the quote gave it), or no bound (full; quote_size without a size).
+            venue = m.venue_left(book_side) if mode == "quote_size" else None
+            left = venue if venue is not None else pool if mode == "tick_volume" else None
             for o in group:
-                take = o.remaining if full else min(o.remaining, left)
+                take = o.remaining if left is None else min(o.remaining, left)
                 if take <= 0:
                     break
                 acct = self.accounts[o.account]
                 self._fill(o, acct, m, o.price, take, maker=True, now=now)
                 touched.add(o.account)
-                left -= take
+                if venue is not None:
+                    m.consume(book_side, 0, take)
+                if left is not None:
+                    # Lot steps: the venue's size is shared in whole steps (an order's odd remainder aside).
+                    left = m.spec.floor_step(left - take) if venue is not None else left - take
         if pool > 0:
             # The synthetic flow that moved the price: it sets the last price and feeds trade streams.
             self._next_trade_id += 1

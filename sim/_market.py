@@ -1,4 +1,9 @@
-"""Per-symbol synthetic market: mid price, depth around it, and per-tick trade volume (pure)."""
+"""Per-symbol market: mid price, depth around it, and per-tick trade volume (pure).
+
+The depth is synthetic (levels 1 bp apart, the top about 2,000 × the minimum notional), except where an external
+quote gave the venue's real size at its best price (``set_quote`` with sizes): level 0 of that side is then the
+venue's size, less what orders here took of it since that price last changed (``VenueTop``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from sim._symbols import SymbolSpec
 
-__all__ = ["SymbolMarket"]
+__all__ = ["SymbolMarket", "VenueTop"]
+
+_ZERO = Decimal(0)
 
 _HALF_SPREAD = Decimal("0.0001")  # 1 bp each side of the mid
 _LEVEL_GAP = Decimal("0.0001")  # 1 bp between synthetic levels
@@ -17,11 +24,32 @@ _TOP_NOTIONAL_MULT = Decimal(2000)  # top level ≈ 2000 × min notional (10k US
 
 
 @dataclass
+class VenueTop:
+    """The venue's best price on one side, the size it shows there, and how much of it orders here have taken.
+
+    The venue never sees the orders here, so its size still includes what they took: only ``size - taken`` is
+    left. ``taken`` lives as long as the price: a new price starts from zero. A later size at the same price
+    keeps ``taken`` (so a larger size offers only its increase), capped at that size (a size that shrank below
+    what was taken is taken up, and only a later increase is new).
+    """
+
+    price: Decimal
+    size: Decimal
+    taken: Decimal = _ZERO
+
+    def show(self, size: Decimal) -> None:
+        """The venue shows ``size`` at the same price."""
+        self.size = size
+        self.taken = min(self.taken, size)
+
+
+@dataclass
 class SymbolMarket:
-    """Synthetic market state of one symbol.
+    """Market state of one symbol.
 
     Synthetic liquidity taken by orders is consumed until the next price change, so two market orders in
-    a row walk deeper into the book instead of getting the same prices.
+    a row walk deeper into the book instead of getting the same prices. The venue's size at its best price
+    (``venue_top``) is consumed until that price changes.
     """
 
     spec: SymbolSpec
@@ -45,6 +73,8 @@ class SymbolMarket:
     _levels: dict[str, list[tuple[int, Decimal, Decimal]]] = field(default_factory=dict)
     # Best bid and ask pushed from outside (`set_quote`, e.g. a real venue's bookTicker); None = synthetic spread.
     quote: tuple[Decimal, Decimal] | None = None
+    # The venue's size at that bid / ask, per side ("bid", "ask"), when the quote gave it: level 0 of the side.
+    venue_top: dict[str, VenueTop] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mid == 0:
@@ -56,25 +86,62 @@ class SymbolMarket:
 
     def set_mid(self, price: Decimal) -> None:
         """Move the mid price (rounded to the tick); resets consumed synthetic liquidity."""
-        self.mid = self.spec.round_tick(price)
+        self._move(price)
         self.quote = None
+        self.venue_top.clear()
+
+    def _move(self, mid: Decimal) -> None:
+        self.mid = self.spec.round_tick(mid)
         self.consumed_asks.clear()
         self.consumed_bids.clear()
         self._levels.clear()
         self.update_id += 1
 
-    def set_quote(self, bid: Decimal, ask: Decimal) -> None:
-        """Put the top of the book at ``bid`` / ``ask`` (rounded to the tick; the ask stays a tick above the bid).
-
-        Synthetic depth is built behind them; the mid is their midpoint. ``set_mid`` returns to the synthetic spread.
-        """
+    def quote_prices(self, bid: Decimal, ask: Decimal) -> tuple[Decimal, Decimal]:
+        """``bid`` / ``ask`` as ``set_quote`` puts them: rounded to the tick, the ask at least a tick above the bid."""
         if bid <= 0 or ask <= 0:
             raise ValueError(f"bid and ask must be positive, got {bid} / {ask}")
-        tick = self.spec.tick_size
         bid = self.spec.round_tick(bid)
-        ask = max(self.spec.round_tick(ask), bid + tick)
-        self.set_mid((bid + ask) / 2)
-        self.quote = (bid, ask)
+        return bid, max(self.spec.round_tick(ask), bid + self.spec.tick_size)
+
+    def set_quote(
+        self, bid: Decimal, ask: Decimal, bid_qty: Decimal | None = None, ask_qty: Decimal | None = None
+    ) -> bool:
+        """Put the top of the book at ``bid`` / ``ask`` (rounded as ``quote_prices``); True if the prices moved.
+
+        Synthetic depth is built behind them; the mid is their midpoint. ``set_mid`` returns to the synthetic spread.
+        Without sizes every call is a move (synthetic liquidity taken so far is restored). With a side's size
+        (``bid_qty`` / ``ask_qty``, the venue's quantity at that price) level 0 of that side is that size less what
+        was taken of it at that price (``VenueTop``); a quote at the same prices then only updates the sizes, and
+        what takers consumed of the synthetic levels stays consumed.
+        """
+        bid, ask = self.quote_prices(bid, ask)
+        for qty in (bid_qty, ask_qty):
+            if qty is not None and (not qty.is_finite() or qty < 0):
+                raise ValueError(f"a quote size must be a non-negative number, got {qty}")
+        sized = bid_qty is not None or ask_qty is not None
+        moved = not sized or self.quote != (bid, ask)
+        if moved:
+            self._move((bid + ask) / 2)
+            self.quote = (bid, ask)
+        else:
+            self.update_id += 1  # the sizes changed: a new book update all the same
+        for side, price, qty in (("bid", bid, bid_qty), ("ask", ask, ask_qty)):
+            top = self.venue_top.get(side)
+            if qty is None:
+                self.venue_top.pop(side, None)
+            elif top is None or top.price != price:
+                self.venue_top[side] = VenueTop(price, qty)
+            else:
+                top.show(qty)
+        return moved
+
+    def venue_left(self, side: str) -> Decimal | None:
+        """What is left of the venue's size at its best price on ``side`` (lot-step floored); None if unknown."""
+        top = self.venue_top.get(side)
+        if top is None:
+            return None
+        return max(self.spec.floor_step(top.size - top.taken), _ZERO)
 
     @property
     def best_bid(self) -> Decimal:
@@ -125,13 +192,24 @@ class SymbolMarket:
         return self._side("ask")[index][2]
 
     def side_levels(self, side: str) -> Iterator[tuple[int, Decimal, Decimal]]:
-        """Synthetic levels ``(index, price, available qty)`` on ``side`` ("ask" or "bid"), best first."""
+        """Levels ``(index, price, available qty)`` on ``side`` ("ask" or "bid"), best first.
+
+        Level 0 is the venue's size where a quote gave it (``venue_left``); every other level is synthetic.
+        """
         consumed = self.consumed_asks if side == "ask" else self.consumed_bids
+        venue = self.venue_left(side)
         for idx, price, qty in self._side(side):
-            yield idx, price, qty - consumed[idx] if idx in consumed else qty
+            if idx == 0 and venue is not None:
+                yield idx, price, venue
+            else:
+                yield idx, price, qty - consumed[idx] if idx in consumed else qty
 
     def consume(self, side: str, index: int, qty: Decimal) -> None:
-        """Take ``qty`` from synthetic level ``index`` on ``side``."""
+        """Take ``qty`` from level ``index`` on ``side`` (level 0: the venue's size, where a quote gave it)."""
+        top = self.venue_top.get(side) if index == 0 else None
+        if top is not None:
+            top.taken += qty
+            return
         book = self.consumed_asks if side == "ask" else self.consumed_bids
         book[index] = book.get(index, Decimal(0)) + qty
 
