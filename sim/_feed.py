@@ -1,7 +1,8 @@
 """Price feeds that drive the simulator's book from outside: a real venue's public prices for paper trading.
 
 A feed runs on the simulator's loop (``Simulator(price_feed=...)``) and pushes best bid/ask quotes into the
-book; resting paper orders fill when a quote moves through them. ``PublicPriceFeed`` reads the venue's
+book, with the venue's quantities at those prices when the sink takes them (``SizedQuoteSink``); resting paper
+orders fill when a quote moves through them. ``PublicPriceFeed`` reads the venue's
 *public* market data only — ``GET /api/v3/ticker/bookTicker`` and the ``<symbol>@bookTicker`` streams — and
 never holds an API key: it cannot sign, so nothing it sends can act on an account.
 
@@ -21,7 +22,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import aiohttp
 import orjson
@@ -35,10 +36,13 @@ from sim._feed_base import (
     PriceFeed,
     Quote,
     QuoteSink,
+    SizedQuoteSink,
     _http_error,
     _price,
     _symbols_query,
     parse_book_tickers,
+    parse_qty,
+    takes_sizes,
 )
 
 __all__ = [
@@ -50,6 +54,7 @@ __all__ = [
     "PublicPriceFeed",
     "Quote",
     "QuoteSink",
+    "SizedQuoteSink",
 ]
 
 # Public market data only: no key header, no signature, nothing that names an account.
@@ -167,6 +172,7 @@ class PublicPriceFeed:
         self._last_ok: float | None = None  # loop time
         self._started = 0.0
         self._stale_logged = False
+        self._sized = False  # whether the running sink takes the venue's quantities (set by `run`)
 
     # ---- observation --------------------------------------------------------------------------------
     def status(self) -> FeedStatus:
@@ -189,6 +195,7 @@ class PublicPriceFeed:
         """Follow the venue until cancelled (the simulator cancels it when it stops)."""
         loop = asyncio.get_running_loop()
         self._started = loop.time()
+        self._sized = takes_sizes(sink)
         if self._initial:
             for sym, quote in self._initial.items():
                 self._apply(sink, sym, quote)
@@ -275,12 +282,14 @@ class PublicPriceFeed:
                 return False
             bid = _price(payload.get("b"), f"{sym} b")
             ask = _price(payload.get("a"), f"{sym} a")
+            bid_qty = parse_qty(payload.get("B"), f"{sym} B")
+            ask_qty = parse_qty(payload.get("A"), f"{sym} A")
         except (orjson.JSONDecodeError, FeedError) as exc:
             self._set(errors=self._status.errors + 1, last_error=f"bad stream frame: {exc}")
             logger.warning("paper price feed: ignoring a bad frame from {}: {}", self.venue, exc)
             return False
         if bid > 0 and ask > 0:
-            self._apply(sink, sym, Quote(bid, ask))
+            self._apply(sink, sym, Quote(bid, ask, bid_qty, ask_qty))
         self._ok()
         return True
 
@@ -302,10 +311,18 @@ class PublicPriceFeed:
 
     # ---- bookkeeping ----------------------------------------------------------------------------------
     def _apply(self, sink: QuoteSink, symbol: str, quote: Quote) -> None:
-        if self._status.quotes.get(symbol) == quote:
-            return  # bookTicker frames also come for size-only changes; the book only cares about prices
+        last = self._status.quotes.get(symbol)
+        if last is not None and (last == quote or (not self._sized and last.prices == quote.prices)):
+            # bookTicker frames also come for quantity-only changes: news to a sink that takes the quantities (what
+            # paper orders can get at the best price), nothing to one that follows the prices only.
+            return
         try:
-            sink.set_quote(symbol, quote.bid, quote.ask)
+            if self._sized:
+                cast(SizedQuoteSink, sink).set_quote(
+                    symbol, quote.bid, quote.ask, bid_qty=quote.bid_qty, ask_qty=quote.ask_qty
+                )
+            else:
+                sink.set_quote(symbol, quote.bid, quote.ask)
         except Exception as exc:  # noqa: BLE001 - one refused quote must not stop the feed
             self._set(errors=self._status.errors + 1, last_error=f"{symbol}: {exc}")
             logger.warning("paper price feed: quote {} {} / {} refused: {}", symbol, quote.bid, quote.ask, exc)

@@ -5,6 +5,7 @@ Also the parsing of a venue's bookTicker answers. ``sim._feed`` holds the feeds 
 
 from __future__ import annotations
 
+import inspect
 import random
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -21,16 +22,26 @@ __all__ = [
     "PriceFeed",
     "Quote",
     "QuoteSink",
+    "SizedQuoteSink",
     "parse_book_tickers",
+    "parse_qty",
+    "takes_sizes",
 ]
 
 
 @dataclass(frozen=True)
 class Quote:
-    """Best bid and ask of one symbol."""
+    """Best bid and ask of one symbol, and the venue's quantity at each (None where the venue did not say)."""
 
     bid: Decimal
     ask: Decimal
+    bid_qty: Decimal | None = None
+    ask_qty: Decimal | None = None
+
+    @property
+    def prices(self) -> tuple[Decimal, Decimal]:
+        """``(bid, ask)`` without the quantities."""
+        return self.bid, self.ask
 
 
 class QuoteSink(Protocol):
@@ -39,6 +50,35 @@ class QuoteSink(Protocol):
     def set_quote(self, symbol: str, bid: Decimal, ask: Decimal) -> None:
         """Put the top of ``symbol``'s book at ``bid`` / ``ask`` and match resting orders against it."""
         ...
+
+
+class SizedQuoteSink(Protocol):
+    """A sink that also takes the venue's quantities at the best bid / ask (bookTicker ``B`` / ``A``).
+
+    A feed passes the quantities, and quantity-only changes, to a sink whose ``set_quote`` accepts ``bid_qty`` and
+    ``ask_qty`` (`takes_sizes`); a plain `QuoteSink` gets the prices only, and only when they change.
+    """
+
+    def set_quote(
+        self, symbol: str, bid: Decimal, ask: Decimal, *, bid_qty: Decimal | None = None, ask_qty: Decimal | None = None
+    ) -> None:
+        """Put the top of ``symbol``'s book at ``bid`` / ``ask`` with the venue's quantities there."""
+        ...
+
+
+def takes_sizes(sink: object) -> bool:
+    """Whether ``sink.set_quote`` accepts ``bid_qty`` and ``ask_qty`` keywords (a `SizedQuoteSink`)."""
+    set_quote = getattr(sink, "set_quote", None)
+    if set_quote is None:
+        return False
+    try:
+        params = inspect.signature(set_quote).parameters
+    except (TypeError, ValueError):  # not callable, or no signature to read
+        return False
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return True
+    keyword = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return all(name in params and params[name].kind in keyword for name in ("bid_qty", "ask_qty"))
 
 
 @runtime_checkable
@@ -65,9 +105,10 @@ class FeedStatus:
     Attributes:
         fresh: A price was observed within ``stale_after_s`` (False = the paper book is frozen).
         connected: The stream is open (ws), or the last poll answered (rest).
-        quotes: The last quote per symbol.
+        quotes: The last quote per symbol (with the venue's quantities).
         last_ok_ms: Wall-clock time of the last observation, or None.
-        updates: Quotes pushed into the book (only changes of the top of the book count).
+        updates: Quotes pushed into the book (only changes count: of the prices, or of the quantities too for a
+            sink that takes them).
         errors: Failures so far (each one logged).
         connects: Stream connections opened.
         last_error: The last failure's text.
@@ -143,8 +184,24 @@ def _price(value: object, what: str) -> Decimal:
     return out
 
 
+def parse_qty(value: object, what: str) -> Decimal | None:
+    """A venue's quantity field (bookTicker ``bidQty``, ``B`` …) as a Decimal; None when the field is absent."""
+    if value is None:
+        return None
+    try:
+        out = Decimal(str(value))
+    except InvalidOperation:
+        raise FeedError(f"{what} is not a number: {value!r}") from None
+    if not out.is_finite() or out < 0:
+        raise FeedError(f"{what} is not a usable quantity: {value!r}")
+    return out
+
+
 def parse_book_tickers(body: bytes, symbols: Sequence[str]) -> dict[str, Quote]:
-    """Quotes from a ``GET /api/v3/ticker/bookTicker`` body (one object or a list); empty sides are skipped."""
+    """Quotes from a ``GET /api/v3/ticker/bookTicker`` body (one object or a list); empty sides are skipped.
+
+    ``bidQty`` / ``askQty`` become the quote's quantities (None if the venue leaves them out).
+    """
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -158,5 +215,6 @@ def parse_book_tickers(body: bytes, symbols: Sequence[str]) -> dict[str, Quote]:
         bid = _price(item.get("bidPrice"), f"{sym} bidPrice")
         ask = _price(item.get("askPrice"), f"{sym} askPrice")
         if bid > 0 and ask > 0:
-            out[sym] = Quote(bid, ask)
+            bid_qty = parse_qty(item.get("bidQty"), f"{sym} bidQty")
+            out[sym] = Quote(bid, ask, bid_qty, parse_qty(item.get("askQty"), f"{sym} askQty"))
     return out
