@@ -80,7 +80,11 @@ def add_order_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pair", type=_pair_arg, help="e.g. BTC/USDT")
     parser.add_argument("amount", type=_decimal_arg, help="base-asset amount, e.g. 0.01")
     parser.add_argument(
-        "--price", type=_decimal_arg, default=None, help="limit price (without: market; --type limit: best bid/ask)"
+        "--price",
+        type=_decimal_arg,
+        default=None,
+        help="limit price (without: market; --type limit: best bid/ask); with --type market, a bound: sent as an "
+        "IOC limit at execution.max_slippage_pct beyond it",
     )
     parser.add_argument("--type", dest="order_type", choices=["limit", "market", "limit_maker"], default=None)
     parser.add_argument("--timeout", type=_decimal_arg, default=None, help="seconds before the fallback")

@@ -93,14 +93,10 @@ _DECIMAL = {"type": "string", "pattern": DECIMAL_PATTERN, "examples": ["31.5"]}
 
 
 def _order_body() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The body schema and its definitions, with what pydantic cannot say about them spelled out: `price` is
-    required except for market orders (where it must be absent or null), and indicators are decimal strings
-    (a JSON float is refused) whose `extra` names never repeat the named ones."""
+    """The body schema and its definitions, with what pydantic cannot say about them spelled out: indicators are
+    decimal strings (a JSON float is refused) whose `extra` names never repeat the named ones."""
     body = OrderBody.model_json_schema(ref_template=_REF)
     defs: dict[str, Any] = dict(body.pop("$defs", {}))
-    body["if"] = {"properties": {"order_type": {"const": "market"}}, "required": ["order_type"]}
-    body["then"] = {"properties": {"price": {"type": "null"}}}
-    body["else"] = {"required": ["price"], "properties": {"price": {"type": "string"}}}
     context = defs.get("StrategyContext")
     if context is not None:
         props = context["properties"]

@@ -87,7 +87,13 @@ class OrderBody(BaseModel):
     pair: str = Field(pattern=PAIR_PATTERN, description='market in BASE/QUOTE form, e.g. "BTC/USDT"')
     side: Literal["buy", "sell"]
     amount: ApiDecimal = Field(description="base-asset amount as a decimal string")
-    price: ApiDecimal | None = Field(default=None, description="limit price; required unless order_type is market")
+    price: ApiDecimal | None = Field(
+        default=None,
+        description=(
+            "limit price (a limit without one rests at the best bid/ask); with a market order, a bound: sent as an "
+            "IOC limit at `execution.max_slippage_pct` beyond it"
+        ),
+    )
     order_type: Literal["limit", "market", "limit_maker"] = "limit"
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$", description="same key → same order"
@@ -104,13 +110,6 @@ class OrderBody(BaseModel):
         if value is not None and value > MAX_LIMIT_TIMEOUT_S:
             raise ValueError(f"at most {MAX_LIMIT_TIMEOUT_S} seconds")
         return value
-
-    @model_validator(mode="after")
-    def _price_for_limit(self) -> Self:
-        # A limit without a price rests at the best bid/ask (`execution.limit_price_side`) when it starts.
-        if self.order_type == "market" and self.price is not None:
-            raise ValueError("price: a market order takes no price")
-        return self
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:

@@ -12,6 +12,7 @@ import json
 import signal
 import stat
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 
 from engine.service import ApiClient
 from tests.service import _control_api_helpers as _shared
-from tests.service._control_api_helpers import BELOW_MARKET, TELEGRAM_TOKEN, _raw
+from tests.service._control_api_helpers import BELOW_MARKET, TELEGRAM_TOKEN, _raw, _watch
 from tests.service._proc import RUN, DaemonProcess
 from tests.service._receiver import Receiver
 
@@ -53,6 +54,9 @@ def test_openapi_is_served_and_describes_the_order_body(daemon: DaemonProcess) -
     assert {"/orders", "/health", "/pause", "/resume", "/events"} <= set(doc["paths"])
     body = doc["components"]["schemas"]["OrderBody"]
     assert {"pair", "side", "amount"} <= set(body["required"])
+    # No condition on price: a limit may go without one (the best bid/ask), a market order may have one (a bound).
+    assert not {"if", "then", "else"} & set(body)
+    assert "with a market order, a bound" in body["properties"]["price"]["description"]
     assert "conflict" in doc["components"]["schemas"]["Error"]["properties"]["error"]["enum"]
 
 
@@ -96,7 +100,8 @@ def test_rejected_auth_reached_nothing(client: ApiClient) -> None:
     [
         ({"pair": "BTC/USDT", "side": "buy", "amount": 0.01, "price": BELOW_MARKET}, "amount"),
         ({"pair": "BTC/USDT", "side": "buy", "amount": "0.01", "price": 50000.5}, "price"),
-        ({"pair": "BTC/USDT", "side": "buy", "amount": "0.01", "order_type": "market", "price": "1"}, "price"),
+        # A market order's price is a bound (see the test below), still a positive decimal string.
+        ({"pair": "BTC/USDT", "side": "buy", "amount": "0.01", "order_type": "market", "price": "0"}, "price"),
         ({"pair": "btc-usdt", "side": "buy", "amount": "0.01", "order_type": "market"}, "pair"),
         ({"pair": "BTC/USDT", "side": "hold", "amount": "0.01", "order_type": "market"}, "side"),
         ({"pair": "BTC/USDT", "amount": "0.01", "order_type": "market"}, "side"),
@@ -126,6 +131,23 @@ def test_bad_input_is_422_naming_the_field(client: ApiClient, body: dict[str, An
     assert data["error"] == "invalid_request"
     assert field in [f["field"] for f in data["fields"]], data
     assert data["message"].startswith(f"{field}: ")
+
+
+def test_a_market_order_with_a_price_is_an_ioc_limit_at_the_slippage_bound(client: ApiClient) -> None:
+    # As Engine.place_order does: the price is the caller's bound, and the order goes out as an IOC limit at
+    # execution.max_slippage_pct (5 % here) beyond it. The control API refused it ("a market order takes no price").
+    # The embedded market walks: the price is the market's now (what a marketable limit filled at), in whole USDT
+    # so the bound is exact at the 0.01 tick.
+    _, done = _watch(client, "done")
+    marketable = {"pair": "BTC/USDT", "side": "buy", "amount": "0.001", "price": "90000"}
+    assert client.request("POST", "/orders", marketable)[0] == 201
+    price = Decimal(done.result(30)["trade"]["average_price"]).quantize(Decimal(1))
+    body = {"pair": "BTC/USDT", "side": "buy", "amount": "0.001", "order_type": "market", "price": str(price)}
+    status, data = client.request("POST", "/orders", body)
+    assert status == 201, data
+    order = data["order"]
+    assert (order["order_type"], order["time_in_force"]) == ("limit", "IOC"), order
+    assert Decimal(order["price"]) == price * Decimal("1.05"), order
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b""])

@@ -40,7 +40,15 @@ def test_any_body_validates_exactly_or_names_fields(body: dict[str, Any]) -> Non
     for value in (order.amount, order.price, order.limit_timeout):
         assert value is None or (isinstance(value, Decimal) and value.is_finite() and value > 0)
     assert not any(isinstance(v, float) for v in body.values())
-    assert order.order_type == "market" or order.price is not None
+
+
+def test_a_price_is_optional_whatever_the_order_type() -> None:
+    # A limit without one rests at the best bid/ask; a market order with one is bounded by it (an IOC limit at
+    # execution.max_slippage_pct beyond it), as Engine.place_order takes them.
+    base = {"pair": "BTC/USDT", "side": "buy", "amount": "0.01"}
+    assert OrderBody.model_validate(base | {"order_type": "limit"}).price is None
+    bounded = OrderBody.model_validate(base | {"order_type": "market", "price": "60000"})
+    assert (bounded.order_type, bounded.price) == ("market", Decimal(60000))
 
 
 @given(st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal(10**9), allow_nan=False, places=8))
