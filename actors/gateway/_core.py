@@ -11,7 +11,8 @@ in one more task): both cost loop iterations on every order.
 
 What the exchange's answers feed back (response headers into the budget, throttling, the clock offset and its
 re-sync) is in `ExchangeFeedback` (`_feedback.py`), a base of `GatewayCore`; the budget runs on server time.
-Every wait (the budget's, a gate's, a retry's backoff) runs on the injected clock: `ClockWaits` (`_waits.py`).
+A retry's backoff runs on the injected clock, and a call that lent its slot (in its backoff, at its write-ahead
+gate) waits for one again in the queue, never past the cap: `ClockWaits` (`_waits.py`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
 
 from actors.gateway._feedback import _CALL, ExchangeFeedback, GatewayStats, PendingCreates, _CallNote
+from actors.gateway._waits import SlotWait
 from engine.clock import Clock, SystemClock
 from engine.exchange import ExchangeError, map_error
 from engine.exchange._ratebudget import Admit, RateBudget, RateLimit, Wait
@@ -37,8 +40,13 @@ __all__ = ["GatewayCore", "GatewayStats"]
 ClientFactory = Callable[[ResponseHook], Any]
 
 
-_Clearance = Callable[[Callable[[], None]], Awaitable[None]]
-"""Wait until the budget lets a gated request leave, calling its argument before any wait (to park)."""
+@dataclass(slots=True)
+class _Attempt:
+    """A request being sent: its first turn in the queue (to wait there again for a slot) and its admission."""
+
+    request: GatewayRequest
+    turn: int
+    admit: Admit
 
 
 class GatewayCore(ExchangeFeedback):
@@ -68,7 +76,7 @@ class GatewayCore(ExchangeFeedback):
         self._backoff = backoff or BackoffPolicy()
         self._rng = rng or random.Random(0)
         self._on_critical = on_critical
-        self._queue = RequestQueue()
+        self._queue: RequestQueue[SlotWait] = RequestQueue()
         self._offset = ClockOffsetEstimator()
         self._server_offset_ms = 0
         self._client: Any = None
@@ -78,7 +86,7 @@ class GatewayCore(ExchangeFeedback):
         self._budget_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0
-        self._parked = 0  # creates waiting at their write-ahead gate, holding no slot
+        self._parked = 0  # creates waiting at their write-ahead gate for their commit, holding no slot
         self._resync: asyncio.Future[None] | None = None  # the clock re-sync under way after a -1021
         self._sent = 0
         self._failed = 0
@@ -102,7 +110,8 @@ class GatewayCore(ExchangeFeedback):
         self._dispatching = False
         self._unwatch_clock()
         if self._wake is not None:
-            self._wake.set()  # held at its gate by the budget, a request does not leave; a backoff ends, unretried
+            self._wake.set()  # a backoff ends, unretried
+        self._end_slot_waits()  # a retry is answered with its last failure; a create held at its gate does not leave
         if self._budget_timer is not None:
             self._budget_timer.cancel()
             self._budget_timer = None
@@ -164,7 +173,8 @@ class GatewayCore(ExchangeFeedback):
 
     # ---- dispatch ----------------------------------------------------------------------------------
     def _pump(self) -> None:
-        """Send what the in-flight cap and the budget admit now, in priority order (loop thread).
+        """Send what the in-flight cap and the budget admit now, in priority order (loop thread); a request under
+        way that is back for a slot (`SlotWait`) is given its slot and admission, and goes on in its own task.
 
         A request the budget holds back stays queued and a timer retries at the budget's time; anything
         queued meanwhile (a cancel) calls this again and is judged on its own. A create held by the order
@@ -178,11 +188,19 @@ class GatewayCore(ExchangeFeedback):
         retry_at = None
         now = self._server_now()
         while self._in_flight < self._max_in_flight:
-            request = queue.peek(creates=creates)
-            if request is None:
+            head = queue.head(creates=creates)
+            if head is None:
                 break
+            request, turn, waiter = head
             now = self._server_now()
-            decision = budget.reserve(OP_SPECS[request.op].endpoint, now, weight=request.weight)
+            if waiter is not None and waiter.granted.done():  # it stopped waiting (canceled): its place goes
+                queue.pop(creates=creates)
+                waiter.queued = False
+                continue
+            if waiter is None or waiter.admit is None:
+                decision = budget.reserve(OP_SPECS[request.op].endpoint, now, weight=request.weight)
+            else:  # held at its gate, admitted then: may it leave now (a hold begun meanwhile, its order window)?
+                decision = budget.sent(waiter.admit, now)
             if isinstance(decision, Wait):
                 logger.debug("gateway waits {} ms: {}", decision.until_ms - now, decision.reason)
                 retry_at = decision.until_ms if retry_at is None else min(retry_at, decision.until_ms)
@@ -192,10 +210,14 @@ class GatewayCore(ExchangeFeedback):
                 break
             queue.pop(creates=creates)
             self._in_flight += 1
+            if waiter is not None:  # a request under way, back for a slot: it goes on in its own task
+                waiter.queued = False
+                waiter.granted.set_result(decision)
+                continue
             # Its own context: started from a parking create's task, it inherited that create's gate (waited for its
             # commit, dropped as "not sent" when it failed). `_send` also sets each call's gate, or none.
             name, fresh = f"gw-{request.op}-{request.key}", contextvars.Context()
-            task = asyncio.create_task(self._send(request, decision), name=name, context=fresh)
+            task = asyncio.create_task(self._send(_Attempt(request, turn, decision)), name=name, context=fresh)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if retry_at is not None:
@@ -211,7 +233,8 @@ class GatewayCore(ExchangeFeedback):
         self._budget_timer = None
         self._pump()
 
-    async def _send(self, request: GatewayRequest, admit: Admit) -> None:
+    async def _send(self, call: _Attempt) -> None:
+        request = call.request
         spec = OP_SPECS[request.op]
         attempt, previous_delay = 0, None
         sent_ms = self._clock.now_ms()
@@ -219,21 +242,16 @@ class GatewayCore(ExchangeFeedback):
             while True:
                 attempt += 1
                 sent_ms = self._clock.now_ms()
-
-                async def cleared(waiting: Callable[[], None]) -> None:
-                    nonlocal admit
-                    admit = await self._cleared(admit, waiting)
-
                 try:
-                    data = await self._call(spec.ccxt_method, request, cleared)
+                    data = await self._call(spec.ccxt_method, call)
                 except NotSent as exc:
                     # The create's intent could not be made durable, so it never left; the requester hears
                     # of it from the write-ahead's failure, not from here.
-                    self.budget.release(admit, success=False)
+                    self.budget.release(call.admit, success=False)
                     logger.bind(op=request.op.value, key=request.key, pair=request.pair).warning("not sent: {}", exc)
                     return
                 except Exception as exc:  # noqa: BLE001 - every failure is mapped into the error tree here
-                    self.budget.release(admit, success=False)
+                    self.budget.release(call.admit, success=False)
                     # The status as the response hook saw it: a 5xx whose JSON body carries a code Binance lists
                     # nowhere is "outcome unknown", and ccxt's error text has the body only.
                     note = _CALL.get()
@@ -260,8 +278,8 @@ class GatewayCore(ExchangeFeedback):
                             delay,
                         )
                         previous_delay = delay
-                        if await self._back_off(delay) and (again := await self._admit(request)) is not None:
-                            admit = again
+                        if (again := await self._back_off(request, call.turn, delay)) is not None:
+                            call.admit = again
                             continue
                         # Stopping: its requester hears the last failure, not nothing.
                         logger.info("{} {} not retried: the gateway is stopping", request.op, request.key)
@@ -272,7 +290,7 @@ class GatewayCore(ExchangeFeedback):
                         )
                     )
                     return
-                self.budget.release(admit, success=True)
+                self.budget.release(call.admit, success=True)
                 self._sent += 1
                 self._reply(
                     GatewayResult(request, data=data, attempts=attempt, sent_ms=sent_ms, done_ms=self._clock.now_ms())
@@ -285,18 +303,19 @@ class GatewayCore(ExchangeFeedback):
             self._pump()
             self._wake_idle_waiters()
 
-    async def _call(self, ccxt_method: str, request: GatewayRequest, cleared: _Clearance) -> Any:
+    async def _call(self, ccxt_method: str, call: _Attempt) -> Any:
         """One ccxt call, capped. ccxt's own timeout fires first; the cap also covers a hang inside ccxt.
 
         The cap cancels this task from a timer and turns that into a `TimeoutError`; a cancellation from
         outside (shutdown) still propagates as such.
         """
+        request = call.request
         task = asyncio.current_task()
         loop = self._loop
         assert task is not None and loop is not None
         expired: list[bool] = []
         timers: list[asyncio.TimerHandle] = []
-        parked: list[bool] = []
+        lent: str | None = None  # its slot lent: "parked" at its gate for its commit, or "queued" for a slot again
         note = _CallNote(is_create=request.op is Op.CREATE_ORDER)  # this attempt, as its response hook sees it
         _CALL.set(note)
 
@@ -315,19 +334,34 @@ class GatewayCore(ExchangeFeedback):
         def park() -> None:
             # Waiting for its commit, the create lends its slot: a stuck commit must not hold back the
             # cancels and fallbacks queued behind it.
-            parked.append(True)
+            nonlocal lent
+            lent = "parked"
             self._in_flight -= 1
             self._parked += 1
             self._pump()
 
         async def opened() -> None:
-            # Parked (holding no slot) while the budget holds it: one whose commit was done before it reached its
-            # gate parks now, or it kept a slot through a -1015 hold and the cancels behind it waited.
-            await cleared(lambda: None if parked else park())
-            if parked:
-                parked.clear()
+            # Its commit done, it leaves as the budget allows now (a hold begun meanwhile, its order window). One
+            # that kept its slot asks at once; one that lent it, or must wait for the budget (it lends its slot
+            # then: the cancels behind it must not wait out a -1015 hold), waits in the queue for a slot as a
+            # queued request does: many creates of one commit never go past the in-flight cap.
+            nonlocal lent
+            if not self._dispatching:
+                raise NotSent("the gateway is stopping: held at its gate, it does not leave")
+            if lent is None:
+                decision = self.budget.sent(call.admit, self._server_now())
+                if isinstance(decision, Admit):
+                    call.admit = decision
+                    arm()
+                    return
+                self._in_flight -= 1
+            else:
                 self._parked -= 1
-                self._in_flight += 1  # back in flight, even past the cap for a moment: it is already signed
+            lent = "queued"
+            granted = await self._take_slot(request, call.turn, call.admit)
+            if granted is None:
+                raise NotSent("the gateway stopped: held at its gate, it does not leave")
+            lent, call.admit = None, granted
             arm()
 
         if request.gate is None:
@@ -347,8 +381,9 @@ class GatewayCore(ExchangeFeedback):
         finally:
             for timer in timers:
                 timer.cancel()
-            if parked:  # it never left its gate (not durable, shutdown): `_send` releases a slot it holds again
+            if lent == "parked":
                 self._parked -= 1
+            if lent is not None:  # it never left its gate (not durable, shutdown): `_send` releases a slot it holds
                 self._in_flight += 1
 
     def _reply(self, result: GatewayResult) -> None:

@@ -221,7 +221,10 @@ class GatewayStats:
     """A snapshot for health and metrics."""
 
     queued: int
+    """Requests waiting for a slot or the rate budget: new ones, and those back for a slot again (a retry past its
+    backoff, a create past its write-ahead gate)."""
     in_flight: int
+    """Requests holding a slot, and those lending theirs: parked at their gate, waiting out a retry backoff."""
     sent: int
     failed: int
     blocked_until_ms: int
@@ -245,7 +248,8 @@ class GatewayStats:
     retrying: int = 0
     """Idempotent calls waiting out their retry backoff (counted in `in_flight` too)."""
     retry_at_ms: int = 0
-    """When the first of them goes again (the engine's clock, epoch ms; 0: none waits)."""
+    """When the first of their backoffs ends (the engine's clock, epoch ms; 0: none waits): it then waits for a
+    slot and the budget in the queue, at its priority."""
 
 
 class PendingCreates:

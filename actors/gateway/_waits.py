@@ -1,15 +1,23 @@
-"""The gateway's waits, every one on the injected clock: a request held back by the rate budget, one held at its
-write-ahead gate, and an idempotent call waiting out its retry backoff.
+"""The gateway's waits: an idempotent call waiting out its retry backoff on the injected clock, and a request
+under way that lent its in-flight slot (back from its backoff, or from its write-ahead gate) waiting for a slot
+again.
 
-Each waits on `_wake` until the injected clock reaches its deadline, with a real timer of the time left as a
-bound. With the system clock that timer is the wait: a retry waits its delay, once, with no polling. A manual
+A backoff waits on `_wake` until the injected clock reaches its deadline, with a real timer of the time left as
+a bound. With the system clock that timer is the wait: a retry waits its delay, once, with no polling. A manual
 clock moves only when told to, and no real time has to pass for it: each move wakes the gateway
-(`ManualClock.on_move`, which the ticker's `advance` moves too), and every wait checks its deadline again; the
+(`ManualClock.on_move`, which the ticker's `advance` moves too), and the backoff checks its deadline again; the
 real timer then only re-checks, so a retry never goes out before the clock passes its deadline, however much real
 time passes.
 
-`close()` turns dispatching off and sets `_wake`: every wait ends at once, and a retry is answered with its last
-failure instead of going out again.
+A call lends its slot while it cannot use it (its backoff, its commit), so the cancels and fallbacks queued
+behind it go meanwhile. Back, it does not take a slot past the in-flight cap: it waits in the request queue
+(`RequestQueue.requeue`), at its priority and first turn, until `_pump` gives it a slot and the rate budget lets
+it go, exactly as a queued request is sent. Hundreds of lookups failing together in an outage then come back one
+slot at a time, behind the cancels queued meanwhile, instead of all at once.
+
+`close()` turns dispatching off, sets `_wake` and ends every wait for a slot (`_end_slot_waits`): every wait ends
+at once, a retry is answered with its last failure instead of going out again, and a create held at its gate does
+not leave.
 """
 
 from __future__ import annotations
@@ -18,30 +26,39 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.clock import ManualClock
 from engine.exchange._ratebudget import Admit
-from engine.gateway import OP_SPECS
-from engine.venue import NotSent
 
 if TYPE_CHECKING:
     from engine.clock import Clock
-    from engine.exchange._ratebudget import RateBudget
-    from engine.gateway import GatewayRequest
+    from engine.gateway import GatewayRequest, RequestQueue
 
-__all__ = ["ClockWaits"]
+__all__ = ["ClockWaits", "SlotWait"]
+
+
+@dataclass(eq=False, slots=True)
+class SlotWait:
+    """A request under way queued again for a slot: `_pump` answers `granted` with its admission once it has a
+    slot and the budget lets it go, `close()` with None."""
+
+    admit: Admit | None
+    """None: the budget is asked as for a new request (a retry); an admission: the budget charged it already and
+    is asked whether it may leave now (`RateBudget.sent`: a create held at its gate)."""
+    granted: asyncio.Future[Admit | None]
+    queued: bool = True  # in the request queue until `_pump` pops it or it stops waiting
 
 
 class ClockWaits:
-    """Under `ExchangeFeedback` and `GatewayCore`: their waits on the injected clock (see module docstring)."""
+    """Under `ExchangeFeedback` and `GatewayCore`: their waits (see module docstring)."""
 
-    budget: RateBudget
     _clock: Clock
     _loop: asyncio.AbstractEventLoop | None
+    _queue: RequestQueue[SlotWait]
     _dispatching: bool
     _in_flight: int
-    _server_now: Callable[[], int]
     _pump: Callable[[], None]
 
     def __init__(self) -> None:
@@ -49,6 +66,7 @@ class ClockWaits:
         self._retries: dict[int, int] = {}
         """Retries waiting out their backoff: the deadline (injected clock, epoch ms) by the id of the call's task."""
         self._retry_waiters: list[asyncio.Future[None]] = []  # `wait_retrying` callers, woken as a retry waits
+        self._slot_waits: set[SlotWait] = set()  # requests under way queued again for a slot
         self._unwatch: Callable[[], None] | None = None
 
     def wake(self) -> None:
@@ -93,11 +111,13 @@ class ClockWaits:
         finally:
             event.clear()
 
-    async def _back_off(self, delay_s: float) -> bool:  # float-ok: seconds
-        """Wait `delay_s` on the injected clock before a retry; False if the gateway stops meanwhile.
+    async def _back_off(self, request: GatewayRequest, turn: int, delay_s: float) -> Admit | None:  # float-ok: s
+        """Wait `delay_s` on the injected clock before a retry, then for a slot and the budget in the queue's order
+        (`_take_slot`); the retry's admission, or None if the gateway stops meanwhile.
 
         The waiting call lends its in-flight slot, as a create parked at its gate does: the cancels and fallbacks
-        queued behind it go meanwhile, however long the backoff (or a manual clock standing still) lasts.
+        queued behind it go meanwhile, however long the backoff (or a manual clock standing still) lasts. It
+        returns holding a slot either way: the one it was given, or, stopping, one it gives back as it ends.
         """
         assert self._wake is not None
         due = self._clock.now_ms() + math.ceil(delay_s * 1000)
@@ -108,38 +128,45 @@ class ClockWaits:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        admit = None
         try:
             self._pump()
-            while self._dispatching:
-                now = self._clock.now_ms()
-                if now >= due:
-                    return True
+            while self._dispatching and (now := self._clock.now_ms()) < due:
                 await self._wait(self._wake, (due - now) / 1000)
-            return False
+            del self._retries[key]  # its backoff is over: from now it waits in the queue, as queued requests do
+            admit = await self._take_slot(request, turn, None)
+            return admit
         finally:
-            del self._retries[key]
-            self._in_flight += 1  # back in flight, even past the cap for a moment: its time came
+            self._retries.pop(key, None)
+            if admit is None:
+                self._in_flight += 1  # not sent again: it holds a slot only to give it back as it ends
 
-    async def _admit(self, request: GatewayRequest) -> Admit | None:
-        """A retry's turn with the budget: its admission, or None if the gateway stops meanwhile."""
-        assert self._wake is not None
-        while self._dispatching:
-            now = self._server_now()
-            decision = self.budget.reserve(OP_SPECS[request.op].endpoint, now, weight=request.weight)
-            if isinstance(decision, Admit):
-                return decision
-            await self._wait(self._wake, max(0.001, (decision.until_ms - now) / 1000))
-        return None
+    async def _take_slot(self, request: GatewayRequest, turn: int, admit: Admit | None) -> Admit | None:
+        """Wait in the queue, at `request`'s priority and first `turn`, for a free slot and the budget's leave (see
+        `SlotWait.admit`); the admission, the slot taken, or None (no slot) if the gateway stops first."""
+        if not self._dispatching:
+            return None
+        assert self._loop is not None
+        wait = SlotWait(admit, self._loop.create_future())
+        self._queue.requeue(request, turn, wait)
+        self._slot_waits.add(wait)
+        try:
+            self._pump()
+            return await wait.granted
+        except asyncio.CancelledError:
+            granted = wait.granted
+            if granted.done() and not granted.cancelled() and granted.result() is not None:
+                self._in_flight -= 1  # given a slot just as it was canceled: the slot goes to the next
+                self._pump()
+            raise
+        finally:
+            self._slot_waits.discard(wait)
+            if wait.queued:  # it stopped waiting (a stop, a cancellation): its place goes
+                wait.queued = False
+                self._queue.discard(wait)
 
-    async def _cleared(self, admit: Admit, waiting: Callable[[], None]) -> Admit:
-        """Held at its gate (its commit), a request leaves only as the budget allows now: a Retry-After, a ban or
-        a -1015 hold may have begun meanwhile, or its order window passed; never once the gateway stops."""
-        assert self._wake is not None
-        while self._dispatching:
-            now = self._server_now()
-            decision = self.budget.sent(admit, now)
-            if isinstance(decision, Admit):
-                return decision
-            waiting()
-            await self._wait(self._wake, max(0.001, (decision.until_ms - now) / 1000))
-        raise NotSent("the gateway is stopping: held at its gate, it does not leave")
+    def _end_slot_waits(self) -> None:
+        """Stopping: every request waiting for a slot again hears None (a retry is answered, a create not sent)."""
+        for wait in self._slot_waits:
+            if not wait.granted.done():
+                wait.granted.set_result(None)

@@ -3,6 +3,12 @@
 Creates and the other requests are kept in two heaps ordered by one shared sequence, so that together they
 give the same order as one queue, while the requests other than creates can also be taken on their own: a
 create held only by the order-count limit must not hold back the cancels and lookups queued behind it.
+
+A request already under way that lent its in-flight slot (a retry waiting out its backoff, a create waiting at
+its write-ahead gate) waits for a slot again here, with a waiter of its owner's (`requeue`): at its priority,
+and within its level at the turn it was first queued with, so it goes before the requests of its level queued
+after it first was. FIFO by first arrival rather than by return: a call that already waited its backoff does not
+also wait behind everything that came meanwhile, and many coming back at once keep their first order.
 """
 
 from __future__ import annotations
@@ -10,59 +16,97 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import Counter
+from typing import Generic, NamedTuple, TypeVar
 
 from engine.domain import Priority
 from engine.gateway._ops import GatewayRequest, Op
 
-__all__ = ["RequestQueue"]
+__all__ = ["Queued", "RequestQueue"]
 
-_Entry = tuple[int, int, GatewayRequest]
+W = TypeVar("W")
 
 
-class RequestQueue:
+class Queued(NamedTuple, Generic[W]):
+    """The request at the head of the queue (`RequestQueue.head`)."""
+
+    request: GatewayRequest
+    turn: int
+    """Its place within its level (lower first); give it back to `requeue` to wait again at the same place."""
+    waiter: W | None
+    """None for a request not sent yet; for one under way, the waiter `requeue` was given."""
+
+
+_Entry = tuple[int, int, Queued[W]]
+
+
+class RequestQueue(Generic[W]):
     """Pure priority queue of gateway requests (one owner: the gateway's loop)."""
 
     def __init__(self) -> None:
-        self._creates: list[_Entry] = []
-        self._others: list[_Entry] = []
+        self._creates: list[_Entry[W]] = []
+        self._others: list[_Entry[W]] = []
         self._seq = itertools.count()
         self._depth: Counter[Priority] = Counter()
 
-    def _heap_of(self, request: GatewayRequest) -> list[_Entry]:
+    def _heap_of(self, request: GatewayRequest) -> list[_Entry[W]]:
         return self._creates if request.op is Op.CREATE_ORDER else self._others
+
+    def _push(self, request: GatewayRequest, turn: int, waiter: W | None) -> None:
+        heapq.heappush(self._heap_of(request), (int(request.priority), turn, Queued(request, turn, waiter)))
+        self._depth[request.priority] += 1
 
     def push(self, request: GatewayRequest) -> None:
         """Queue a request behind others of its priority."""
-        heapq.heappush(self._heap_of(request), (int(request.priority), next(self._seq), request))
-        self._depth[request.priority] += 1
+        self._push(request, next(self._seq), None)
 
     def push_front(self, request: GatewayRequest) -> None:
         """Put back a request that could not be sent yet, ahead of its level (it keeps its turn)."""
-        heapq.heappush(self._heap_of(request), (int(request.priority), -next(self._seq), request))
-        self._depth[request.priority] += 1
+        self._push(request, -next(self._seq), None)
 
-    def _next_heap(self, creates: bool) -> list[_Entry] | None:
+    def requeue(self, request: GatewayRequest, turn: int, waiter: W) -> None:
+        """Queue again a request under way (popped with `turn`) to wait for a slot, at its first place: before
+        the requests of its level queued after it first was, behind those of higher levels (module docstring)."""
+        self._push(request, turn, waiter)
+
+    def discard(self, waiter: W) -> bool:
+        """Remove the request queued again with `waiter` (it stopped waiting); False if it is not queued."""
+        for heap in (self._creates, self._others):
+            for i, (_, _, queued) in enumerate(heap):
+                if queued.waiter is waiter:
+                    heap[i] = heap[-1]
+                    heap.pop()
+                    heapq.heapify(heap)
+                    self._depth[queued.request.priority] -= 1
+                    return True
+        return False
+
+    def _next_heap(self, creates: bool) -> list[_Entry[W]] | None:
         others = self._others
         if not creates or not self._creates:
             return others or None
         if not others:
             return self._creates
-        c, o = self._creates[0], others[0]  # (priority, sequence): never equal, the sequence is shared
+        c, o = self._creates[0], others[0]  # (priority, turn): never equal, the turns are one sequence
         return self._creates if c[0] < o[0] or (c[0] == o[0] and c[1] < o[1]) else others
+
+    def head(self, *, creates: bool = True) -> Queued[W] | None:
+        """The next request with its turn and waiter, without removing it (`creates` as for `peek`)."""
+        heap = self._next_heap(creates)
+        return heap[0][2] if heap else None
 
     def peek(self, *, creates: bool = True) -> GatewayRequest | None:
         """The next request, without removing it; with `creates=False`, the next one that is not a create."""
         heap = self._next_heap(creates)
-        return heap[0][2] if heap else None
+        return heap[0][2].request if heap else None
 
     def pop(self, *, creates: bool = True) -> GatewayRequest:
         """Remove and return the request `peek` shows (same `creates`); IndexError when there is none."""
         heap = self._next_heap(creates)
         if heap is None:
             raise IndexError("pop from an empty request queue")
-        _, _, request = heapq.heappop(heap)
-        self._depth[request.priority] -= 1
-        return request
+        _, _, queued = heapq.heappop(heap)
+        self._depth[queued.request.priority] -= 1
+        return queued.request
 
     def depth(self, priority: Priority | None = None) -> int:
         """Queued requests, in total or at one level."""

@@ -52,3 +52,48 @@ def test_creates_and_the_rest_keep_one_order_and_the_rest_can_be_taken_past_crea
         assert queue.pop(creates=False).key == str(others[0])
         order.remove(others[0])
     assert [int(queue.pop().key) for _ in range(len(queue))] == order
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(list(Priority)), st.booleans()), min_size=1, max_size=60),
+    st.data(),
+)
+def test_a_request_queued_again_at_its_turn_keeps_its_first_place(
+    items: list[tuple[Priority, bool]], data: st.DataObject
+) -> None:
+    # A retry back from its backoff, a create back from its gate: popped, then queued again with its turn, it
+    # goes where it would have gone had it never left, however many were queued meanwhile.
+    queue: RequestQueue[str] = RequestQueue()
+    half = len(items) // 2
+    for i, (priority, create) in enumerate(items[:half]):
+        queue.push(GatewayRequest(Op.CREATE_ORDER if create else Op.FETCH_ORDER, priority=priority, key=str(i)))
+    taken = data.draw(st.integers(0, half))
+    away = []
+    for _ in range(taken):
+        head = queue.head()
+        assert head is not None and head.waiter is None and queue.pop() is head.request
+        away.append((head.request, head.turn))
+    for i, (priority, create) in enumerate(items[half:], start=half):  # queued while those were away
+        queue.push(GatewayRequest(Op.CREATE_ORDER if create else Op.FETCH_ORDER, priority=priority, key=str(i)))
+    for request, turn in data.draw(st.permutations(away)):
+        queue.requeue(request, turn, f"waiter-{request.key}")
+    order = sorted(range(len(items)), key=lambda i: (int(items[i][0]), i))
+    popped = []
+    while (head := queue.head()) is not None:
+        was_away = any(request is head.request for request, _ in away)
+        assert head.waiter == (f"waiter-{head.request.key}" if was_away else None)
+        popped.append(int(queue.pop().key))
+    assert popped == order and queue.depth() == 0
+
+
+def test_a_request_queued_again_can_be_discarded_by_its_waiter() -> None:
+    queue: RequestQueue[object] = RequestQueue()
+    for key in ("a", "b", "c"):
+        queue.push(GatewayRequest(Op.FETCH_ORDER, priority=Priority.ENTRY, key=key))
+    head = queue.head()
+    assert head is not None and queue.pop().key == "a"
+    waiter = object()
+    queue.requeue(head.request, head.turn, waiter)
+    assert queue.depth(Priority.ENTRY) == 3 and queue.peek() == head.request
+    assert queue.discard(waiter) and not queue.discard(waiter)
+    assert queue.depth(Priority.ENTRY) == 2 and [queue.pop().key for _ in range(2)] == ["b", "c"]
