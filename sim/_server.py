@@ -217,7 +217,9 @@ class _BookSink:
     def __init__(self, core: SimCore) -> None:
         self._core = core
 
-    def set_quote(self, symbol: str, bid: Decimal, ask: Decimal) -> None:
+    def set_quote(
+        self, symbol: str, bid: Decimal, ask: Decimal, *, bid_qty: Decimal | None = None, ask_qty: Decimal | None = None
+    ) -> None:
         core = self._core
-        core.exchange.set_quote(symbol, bid, ask, core.now())
+        core.exchange.set_quote(symbol, bid, ask, core.now(), bid_qty=bid_qty, ask_qty=ask_qty)
         core.flush()

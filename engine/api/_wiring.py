@@ -152,7 +152,7 @@ def make_paper_sim(
         volatility=0.0,
         jump_probability=0.0,
         market_tick_interval_s=0.0,
-        cross_fills="full",
+        cross_fills="quote_size",  # fills bounded by the venue's shown size at its best price (docs/operations.md)
         accounts=[AccountSpec(balances=_wallet(config))],
         ids_from_clock=True,  # as the embedded simulator: ids never repeat an earlier run's
     )

@@ -194,25 +194,11 @@ def _thin_venue_btcusdt() -> dict[str, Any]:
     return VENUE_BTCUSDT | {"filters": filters}
 
 
-def _paper_book_takes_sizes() -> bool:
-    # The simulator's feed sink (sim/_server.py) must forward the venue's quantities to the book; until it does the
-    # paper book in quote_size mode sees prices only and fills as `full`.
-    from sim._feed_base import takes_sizes
-    from sim._server import _BookSink
-
-    return takes_sizes(_BookSink)
-
-
 def _venue_quote(venue: Simulator) -> tuple[Decimal, Decimal, Decimal]:
     bt = venue.core.exchange.book_ticker("BTCUSDT")
     return Decimal(str(bt["a"])), Decimal(str(bt["A"])), Decimal(str(bt["b"]))
 
 
-@pytest.mark.xfail(
-    not _paper_book_takes_sizes(),
-    reason="sim/_server.py's _BookSink does not forward the venue's quantities (bid_qty / ask_qty) to the book yet",
-    strict=True,
-)
 def test_paper_fills_in_quote_size_mode_are_bounded_by_the_venues_visible_size(
     start: Callable[..., tuple[Engine, Events]],
 ) -> None:
@@ -227,10 +213,9 @@ def test_paper_fills_in_quote_size_mode_are_bounded_by_the_venues_visible_size(
     )
     with Simulator(config) as venue:
         app_config = _config(venue)
-        # Built as the daemon builds it (engine/api/_wiring.make_paper_sim), with cross_fills = "quote_size": the one
-        # line of the wiring that changes.
-        wired = make_paper_sim(app_config)
-        paper = Simulator(wired.config.model_copy(update={"cross_fills": "quote_size"}), price_feed=wired.price_feed)
+        wired = make_paper_sim(app_config)  # as the daemon builds it
+        assert wired.config.cross_fills == "quote_size"
+        paper = Simulator(wired.config, price_feed=wired.price_feed)
         feed = paper.price_feed
         assert isinstance(feed, PublicPriceFeed)
 
