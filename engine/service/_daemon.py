@@ -41,9 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["add_arguments", "run"]
 
-_STOP_WORDS = (("canceled", "canceled"), ("open", "left open"), ("ended_otherwise", "ended otherwise"),
-               ("withdrawn", "requests withdrawn"), ("unanswered", "pairs that did not answer"))  # fmt: skip
-
 EXIT_OK = 0
 EXIT_START_FAILED = 1
 _ROOT = Path(__file__).resolve().parents[2]  # where run.py is
@@ -68,6 +65,7 @@ class _Signals:
     def __init__(self) -> None:
         self.stop = threading.Event()
         self.received: int | None = None
+        self.exit_note = ""  # what the exit at once leaves behind, said with it
         self._reader, self._writer = socket.socketpair()
         self._reader.setblocking(False)
         self._writer.setblocking(False)
@@ -95,7 +93,7 @@ class _Signals:
     def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
         if self.stop.is_set():
             # os._exit: actor threads are not daemons and would keep a normal exit waiting.
-            print(f"second {signal.Signals(signum).name}: exiting now", flush=True)
+            print(f"second {signal.Signals(signum).name}: exiting now{self.exit_note}", flush=True)
             os._exit(128 + signum)
         self.received = signum
         self.stop.set()
@@ -127,7 +125,9 @@ class _Daemon:
         from loguru import logger
 
         from engine.logs import redact
+        from engine.service._stop_summary import ended_with_simulator, stop_line
 
+        mode = self.config.execution.on_shutdown
         # Every part started is registered in `parts` as soon as it runs, so a failure anywhere in start-up stops
         # what did start: the engine's actor threads are not daemons and would otherwise keep the process alive,
         # its API still taking orders, with no main thread left to act on SIGTERM.
@@ -157,11 +157,9 @@ class _Daemon:
             print(f"{name} received: shutting down gracefully (again to exit at once)", flush=True)
             api.drain()
             # Leaving the block then stops the API, the simulator and the alerts, and removes the endpoint file.
-            summary = self._stop_engine(engine)
-        mode = self.config.execution.on_shutdown
-        counts = {"canceled": 0, "open": 0, **summary}  # `Engine.stop`'s; the others are there only when not 0
-        said = ", ".join(f"{words}={counts[key]}" for key, words in _STOP_WORDS if key in counts)
-        print(f"shutdown complete: on_shutdown={mode}, {said}", flush=True)
+            own_sim = self.sim is not None  # the embedded simulator or the paper exchange: only in this process
+            summary = ended_with_simulator(self._stop_engine(engine), on_shutdown=mode, own_simulator=own_sim)
+        print(stop_line(summary, mode), flush=True)
         return EXIT_OK
 
     def _stop_engine(self, engine: Any) -> Mapping[str, int]:
@@ -225,6 +223,8 @@ class _Daemon:
                 self.sim = make_paper_sim(cfg).start()
             except RuntimeError as exc:
                 raise _StartFailed(str(exc)) from None
+        if self.sim is not None:
+            self.signals.exit_note = " (orders still open end with the simulator this daemon started)"
         endpoint = endpoint_for(cfg, self.sim)
         if not _run_startup_checks(cfg, endpoint):
             raise _StartFailed("start-up checks failed (see above)")

@@ -174,9 +174,15 @@ def test_sigterm_with_an_open_order(tmp_path: Path, mode: str, canceled: int, le
         assert daemon.wait() == 0, daemon.err.text[-3000:]
     finally:
         daemon.kill()
-    assert f"shutdown complete: on_shutdown={mode}, canceled={canceled}, left open={left_open}" in daemon.out.text
+    line = f"shutdown complete: on_shutdown={mode}, canceled={canceled}, left open={left_open}"
+    assert line in daemon.out.text
     assert not (tmp_path / "data" / "api-endpoint.json").exists()
     if mode == "keep":
+        # The embedded simulator lives in the daemon's process: the order kept on it ends with it, and the
+        # daemon says so (Engine.stop does not: the daemon passed it the simulator, as one the engine does not own).
+        assert f"{line}, ended with the simulator=1\n" in daemon.out.text
+        warned = [ln for ln in daemon.err.text.splitlines() if "| WARNING " in ln and "end with it" in ln]
+        assert len(warned) == 1 and "1 open order(s) kept" in warned[0], daemon.err.text[-3000:]
         # The next start reports what the database still holds as open from this run. (Its embedded simulator
         # is a new one that never saw the order: "keep" again, so shutdown does not wait for its lookup.)
         again = DaemonProcess(tmp_path, FREQTRADE__EXECUTION__ON_SHUTDOWN="keep")
@@ -203,7 +209,9 @@ def test_second_signal_exits_at_once_and_the_database_stays_sound(tmp_path: Path
         assert daemon.wait() == 128 + signal.SIGTERM
     finally:
         daemon.kill()
-    assert "second SIGTERM: exiting now" in daemon.out.text
+    assert (
+        "second SIGTERM: exiting now (orders still open end with the simulator this daemon started)" in daemon.out.text
+    )
     assert "shutdown complete" not in daemon.out.text
     with sqlite3.connect(tmp_path / "engine.sqlite3") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

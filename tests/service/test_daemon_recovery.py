@@ -85,3 +85,24 @@ def test_kill_9_then_restart_recovers_the_resting_order_before_taking_new_ones(s
         second.kill()
     engine_orders = [o for o in sim.control.ledger()["orders"] if str(o["clientOrderId"]).startswith("bx-")]
     assert [o["clientOrderId"] for o in engine_orders] == [cid]  # one order on the exchange, never two
+
+
+def test_orders_kept_on_an_exchange_the_daemon_did_not_start_are_not_said_to_end(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # The simulator runs in the test and outlives the daemon, as a real venue does: a kept order stays open there
+    # (the warning and `ended with the simulator` are for a simulated exchange the daemon started itself).
+    daemon = DaemonProcess(tmp_path, **_live_on(sim))
+    try:
+        client = ApiClient(daemon.url, daemon.token)
+        order = {"pair": "BTC/USDT", "side": "buy", "amount": "0.01", "price": "59000", "limit_timeout": "600"}
+        status, placed = client.request("POST", "/orders", order)
+        assert status == 201, placed
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0, daemon.err.text[-3000:]
+    finally:
+        daemon.kill()
+    assert "shutdown complete: on_shutdown=keep, canceled=0, left open=1\n" in daemon.out.text
+    assert "end with it" not in daemon.err.text
+    cid = placed["order"]["client_order_id"]
+    assert [o["status"] for o in sim.control.ledger()["orders"] if o["clientOrderId"] == cid] == ["NEW"]
