@@ -112,7 +112,8 @@ class EngineCancels:
         canceled at its ack), `withdrawn` (nothing was at the exchange: the request ended here), `already_done`
         (with its `final_status`), `unknown_request` (no such request on `pair`, running or stored),
         `not_whitelisted`, `shutting_down` (the engine is stopped), or `unavailable` (retry: the pair's actor is
-        restarting, or the database could not be asked).
+        restarting, or the database could not be asked; when the root did not answer in time, the cancel may have
+        been sent: its message says to look the request up before retrying).
 
         It resolves once the cancel is queued to the exchange, not when the exchange confirms it: the
         confirmation comes to subscribers as order events (`canceled` for the order, then `done` with the
@@ -146,8 +147,11 @@ class EngineCancels:
         """On the cancel thread: the root answers through the reply; only its failure is answered here."""
         try:
             asked.get(timeout=_ASK_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - every failure is an answer to the caller
+        except pykka.ActorDeadError as exc:  # the root stopped before it took the message: it sent nothing
             _settle(future, self._no_answer(future, "the root", exc))
+        except Exception as exc:  # noqa: BLE001 - every failure is an answer to the caller
+            # Asked, and not answered in time (or it failed on it): the root may still carry the cancel out.
+            _settle(future, self._no_answer(future, "the root", exc, maybe_sent=True))
 
     def _look_up_stored(self, future: Cancellation) -> None:
         """The request is not in its pair's book (from the actor's thread): ask the database on the cancel thread."""
@@ -171,16 +175,25 @@ class EngineCancels:
             message = f"request {request_id} had already finished ({trade.status.value}); nothing was sent"
             _settle(future, _outcome(future, CancelStatus.ALREADY_DONE, message, final_status=trade.status))
 
-    def _no_answer(self, future: Cancellation, who: str, exc: BaseException) -> CancelOutcome:
-        """The answer when `who` could not be asked: the engine stopped, or retry later."""
+    def _no_answer(
+        self, future: Cancellation, who: str, exc: BaseException, *, maybe_sent: bool = False
+    ) -> CancelOutcome:
+        """The answer when `who` could not be asked or did not answer: the engine stopped, or retry later.
+        `maybe_sent`: `who` was asked to carry the cancel out and may still do so (the root, timed out): the
+        caller is told to look the request up before retrying, never that nothing was sent."""
+        if maybe_sent:
+            sent = "the cancel may or may not have been sent; look the request up (get_order / the events)"
+            retry = f"{sent} before retrying"
+        else:
+            sent, retry = "nothing more is sent", "nothing was sent; retry"
         if self._stopped:
-            return _outcome(future, CancelStatus.SHUTTING_DOWN, f"the engine stopped before {who} answered; nothing "
-                            "more is sent")  # fmt: skip
+            return _outcome(future, CancelStatus.SHUTTING_DOWN, f"the engine stopped before {who} answered; {sent}")
         if isinstance(exc, pykka.Timeout):
             cause = "timeout"
         elif who == "the database" and not isinstance(exc, pykka.ActorDeadError | _NoStore):
             cause = "database"
         else:
             cause = "engine"
-        message = f"{who} could not be asked ({type(exc).__name__}: {exc}); nothing was sent; retry"
+        asked = "did not answer" if maybe_sent else "could not be asked"
+        message = f"{who} {asked} ({type(exc).__name__}: {exc}); {retry}"
         return _outcome(future, CancelStatus.UNAVAILABLE, message, details={"retry": "1", "cause": cause})
