@@ -202,7 +202,8 @@ def _failure(status: int, data: dict[str, Any], out: TextIO, as_json: bool) -> i
 
 
 def run_order(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """``order``: submit one request and print the order (or the refusal)."""
+    """``order``: submit one request and print the order (or the refusal); for a known idempotency key, what the
+    original request did (its trade once finished, else its latest order), nothing new being sent."""
     out = out or sys.stdout
     body: dict[str, Any] = {
         "pair": args.pair,
@@ -230,13 +231,30 @@ def run_order(args: argparse.Namespace, out: TextIO | None = None) -> int:
         out.write(json.dumps(data) + "\n")
         return EXIT_OK
     order = data["order"]
-    seen = " (duplicate: the existing order)" if data.get("duplicate") else ""
     price = f" @ {order['price']}" if order.get("price") else ""
+    seen, state = ("", f"status={order['status']}") if not data.get("duplicate") else _duplicate(data)
     out.write(
         f"accepted{seen}: {order['side']} {order['amount']} {order['pair']} {order['order_type']}{price} "
-        f"status={order['status']}\n  request_id={order['request_id']}  client_order_id={order['client_order_id']}\n"
+        f"{state}\n  request_id={order['request_id']}  client_order_id={order['client_order_id']}\n"
     )
     return EXIT_OK
+
+
+def _duplicate(data: dict[str, Any]) -> tuple[str, str]:
+    """What a duplicate's answer says of the original request: its outcome once finished, else its latest order.
+
+    Not the first order's status: after a timed-out limit it reads canceled with nothing filled although the
+    fallback may have filled the request, and a script re-sending after a crash would buy again.
+    """
+    trade, latest = data.get("trade"), data.get("latest")
+    if trade is not None:
+        average = f" average_price={trade['average_price']}" if trade.get("average_price") else ""
+        state = f"trade={trade['status']} filled={trade['filled']}/{trade['requested']}{average}"
+    elif latest is not None:
+        state = f"still executing: latest order {latest['client_order_id']} status={latest['status']}"
+    else:
+        state = "still executing"
+    return " (duplicate: nothing new was sent)", state
 
 
 def run_cancel(args: argparse.Namespace, out: TextIO | None = None) -> int:

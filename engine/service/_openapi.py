@@ -63,6 +63,11 @@ _CANCEL_RESPONSES: dict[str, Any] = {
     "503": {"description": _CANCEL_503, **_json_body("Error")},
 }
 
+_DUPLICATE_200 = (
+    "the idempotency key was seen before: nothing new was sent; `order`, `trade` (its outcome once finished, else "
+    "null) and `latest` (its most recent order)"
+)
+
 _PAIR_QUERY = {"name": "pair", "in": "query", "required": False, "schema": {"type": "string", "example": "BTC/USDT"}}
 
 
@@ -167,7 +172,7 @@ def openapi_schema(pairs: tuple[str, ...] = ()) -> dict[str, Any]:
                 "summary": "Submit an order request",
                 "requestBody": {"required": True, **_json_body("OrderBody")},
                 "responses": _responses((201, "accepted; the order at the exchange's ack"), 409, 422, 504)
-                | {"200": {"description": "the idempotency key was seen before: the existing order"}},
+                | {"200": {"description": _DUPLICATE_200}},
             },
             "get": {
                 "summary": "Open orders (live) of one pair or all; with any other filter, stored orders, newest first",

@@ -57,6 +57,8 @@ def test_openapi_is_served_and_describes_the_order_body(daemon: DaemonProcess) -
     # No condition on price: a limit may go without one (the best bid/ask), a market order may have one (a bound).
     assert not {"if", "then", "else"} & set(body)
     assert "with a market order, a bound" in body["properties"]["price"]["description"]
+    duplicate = doc["paths"]["/orders"]["post"]["responses"]["200"]["description"]
+    assert "nothing new was sent" in duplicate and "`trade`" in duplicate and "`latest`" in duplicate
     assert "conflict" in doc["components"]["schemas"]["Error"]["properties"]["error"]["enum"]
 
 
