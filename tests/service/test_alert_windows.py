@@ -26,7 +26,7 @@ def _alerts(made: list[Alerts], transports: list[Transport], clock: ManualClock,
 
 
 def _engine_alert(key: str, message: str) -> None:
-    # Exactly what the engine's alerts callable does (engine/api/_engine.py `_log_alert`).
+    # Exactly what the engine's alerts callable does (engine/api/_alerting.py `log_alert`).
     logger.bind(alert=key).critical("ALERT {}: {}", key, message)
 
 

@@ -17,7 +17,7 @@ from tests.service import _alert_fixtures as _shared
 from tests.service._alert_fixtures import ManualClock
 from tests.service._receiver import receiver
 
-# Every key the engine raises (engine/api `_log_alert`), plus the control API's own.
+# Every key the engine raises (engine/api/_alerting.py `log_alert`), plus the control API's own.
 ENGINE_KEYS = [
     "slippage_guard",
     "external_order",
@@ -61,7 +61,7 @@ def _alerts(made: list[Alerts], transports: list[Transport], clock: ManualClock,
 
 
 def _engine_alert(key: str, message: str) -> None:
-    # Exactly what the engine's alerts callable does (engine/api/_engine.py `_log_alert`).
+    # Exactly what the engine's alerts callable does (engine/api/_alerting.py `log_alert`).
     logger.bind(alert=key).critical("ALERT {}: {}", key, message)
 
 
