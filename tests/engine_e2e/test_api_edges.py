@@ -268,3 +268,20 @@ def test_orders_kept_on_a_simulator_the_caller_runs_are_not_said_to_end(engine: 
     assert not isinstance(accepted, Refusal), accepted
     summary = engine.stop(graceful=False)  # the fixture's simulator outlives the engine: the order is kept
     assert "ended_with_simulator" not in summary, summary
+
+
+def test_a_stop_that_keeps_nothing_on_the_embedded_simulator_warns_of_nothing(tmp_path: Path) -> None:
+    # Every stop that was not graceful warned "0 open order(s) kept … end with it": noise in every log.
+    from loguru import logger
+
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(str(m.record["message"])), level="WARNING")
+    cfg = Config.model_validate({"stream": {"user_data": False, "market_data": False},
+                                 "exchange": {"pair_whitelist": [PAIR]}})  # fmt: skip
+    engine = Engine.start(cfg, database_url=f"sqlite:///{tmp_path}/e.sqlite3", spool_path=tmp_path / "s.jsonl")
+    try:
+        summary = engine.stop(graceful=False)
+    finally:
+        logger.remove(sink)
+    assert summary.get("ended_with_simulator", 0) == 0, summary
+    assert not [w for w in warnings if "stops with it" in w], warnings
