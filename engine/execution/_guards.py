@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import ROUND_UP, Decimal, InvalidOperation
 from enum import StrEnum
 
@@ -65,6 +66,9 @@ class SlippageDecision:
     slippage: Decimal | None
     """(current − reference) / reference, signed so that positive is worse for the order's side."""
     reason: str | None
+    details: Mapping[str, str] = field(default_factory=dict, hash=False)  # a dict: still hashable by the rest
+    """The numbers of `reason` for code, exact plain decimals: `reference_price`, `bound`, `max_slippage`, and with a
+    price on the book `market_price` and `slippage` (the fraction above)."""
 
 
 def slippage_bound(side: Side, reference: Decimal, max_slippage: Decimal) -> Decimal:
@@ -78,16 +82,23 @@ def check_slippage(
     """Compare the book with the reference price (the request's limit price, or the mid at request time)."""
     bound = slippage_bound(side, reference, max_slippage)
     current = book.taker_price(side)
+    facts = {"reference_price": reference, "bound": bound, "max_slippage": max_slippage}
     if current is None or reference <= 0:
-        return SlippageDecision(False, False, bound, None, None, "no price on the book to compare with")
+        return SlippageDecision(False, False, bound, None, None, "no price on the book to compare with", _plain(facts))
     slippage = (current - reference) / reference if side is Side.BUY else (reference - current) / reference
+    details = _plain({**facts, "market_price": current, "slippage": slippage})
     if slippage <= max_slippage:
-        return SlippageDecision(True, False, bound, current, slippage, None)
+        return SlippageDecision(True, False, bound, current, slippage, None, details)
     reason = (f"market {plain_decimal(current)} is {_percent(slippage)} from reference {plain_decimal(reference)}, "
               f"beyond {_percent(max_slippage)}")  # fmt: skip
     if action is SlippageAction.CAP:
-        return SlippageDecision(True, True, bound, current, slippage, f"{reason}; capped at {plain_decimal(bound)}")
-    return SlippageDecision(False, False, bound, current, slippage, f"{reason}; refused")
+        capped = f"{reason}; capped at {plain_decimal(bound)}"
+        return SlippageDecision(True, True, bound, current, slippage, capped, details)
+    return SlippageDecision(False, False, bound, current, slippage, f"{reason}; refused", details)
+
+
+def _plain(numbers: Mapping[str, Decimal]) -> dict[str, str]:
+    return {key: plain_decimal(value) for key, value in numbers.items()}
 
 
 def _percent(fraction: Decimal) -> str:

@@ -183,6 +183,10 @@ class ExecutionResult:
     reason: ResultReason
     detail: str
     slippage_capped: bool = False
+    details: Mapping[str, str] = field(default_factory=dict)
+    """The numbers of `detail` for code, exact plain decimals: a filter failure's (`Violation.details`), a dust
+    remainder's `remainder` (with the violation's, when one made it dust), a slippage refusal's
+    (`SlippageDecision.details`: `reference_price`, `bound`, `max_slippage`, `market_price`, `slippage`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +327,14 @@ class _Leg:
 
 
 def _summarize(
-    request: OrderRequest, legs: list[_Leg], reason: ResultReason, detail: str, *, dust: bool, capped: bool
+    request: OrderRequest,
+    legs: list[_Leg],
+    reason: ResultReason,
+    detail: str,
+    *,
+    dust: bool,
+    capped: bool,
+    details: Mapping[str, str] | None = None,
 ) -> ExecutionResult:
     """The result of an execution from its legs (`ExecutionPlan` calls it when it finishes)."""
     filled = sum((leg.filled for leg in legs), Decimal(0))
@@ -356,4 +367,5 @@ def _summarize(
         reason=reason,
         detail=detail,
         slippage_capped=capped,
+        details=dict(details or {}),
     )

@@ -24,9 +24,8 @@ maximum is a filter failure, reported too. A failed cancel is re-sent (idempoten
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from decimal import Decimal
-from enum import StrEnum
 
 from loguru import logger
 
@@ -73,27 +72,12 @@ from engine.execution._model import (
     _summarize,
     choose_limit_price,
 )
+from engine.execution._phase import Phase, _Timer
 from engine.execution._reasons import ResultReason, rejected_reason, unfinished_reason
 from engine.execution._resend import market_again, retry_kind, retry_now, retry_wait_ms
 from engine.execution._rules import SymbolRules
 
 __all__ = ["ExecutionPlan", "Phase"]
-
-
-class Phase(StrEnum):
-    """Where the plan stands."""
-
-    LIMIT_WORKING = "limit_working"
-    CANCELING = "canceling"
-    FALLBACK_WAIT = "fallback_wait"
-    FALLBACK_WORKING = "fallback_working"
-    DONE = "done"
-
-
-@dataclass(slots=True)
-class _Timer:
-    at_ms: int
-    what: str  # "limit_timeout" | "cancel_retry" | "fallback_retry"
 
 
 class ExecutionPlan:
@@ -136,7 +120,9 @@ class ExecutionPlan:
                     side=request.side, quantity=plan.requested, price=None, reference_price=book.mid
                 )
                 detail = str(violation) if violation else f"quantity {plain_decimal(request.amount)} below the lot step"
-                return plan, plan._finish(ResultReason.REFUSED_FILTER, detail)
+                return plan, plan._finish(
+                    ResultReason.REFUSED_FILTER, detail, details=violation.details if violation else None
+                )
             # A price is a bound: an IOC at the slippage bound around it (a plain market order could walk past it).
             kind = FallbackKind.MARKET if request.price is None else FallbackKind.IOC_LIMIT
             return plan, plan._place_remainder(kind=kind, role=OrderRole.PRIMARY)
@@ -153,7 +139,8 @@ class ExecutionPlan:
             # PERCENT_PRICE included: judged on the mid, this refuses a price far from the market (a fat finger) that
             # a fallback would turn into a market order. In a spike the exchange judges on its lagging average
             # price and rejects limits near the market: that rejection goes to the fallback (`_on_failed`).
-            return plan, plan._finish(ResultReason.REFUSED_FILTER, str(violation), dust=violation.is_dust)
+            return plan, plan._finish(ResultReason.REFUSED_FILTER, str(violation), dust=violation.is_dust,
+                                      details=violation.details)  # fmt: skip
         limit_type = OrderType.LIMIT_MAKER if request.order_type is OrderType.LIMIT_MAKER else OrderType.LIMIT
         spec = OrderSpec(
             client_order_id=client_order_id(request.idempotency_key, pair=request.pair),
@@ -307,9 +294,9 @@ class ExecutionPlan:
             # our cancel confirmed, or the exchange expired the limit (IOC/FOK, or by its own rules)
             return self._place_remainder(kind=self.config.fallback, role=OrderRole.FALLBACK)
         if event.status is OrderStatus.FILLED:  # all it was sent for: the rest is below the market lot step
-            return self._finish(
-                ResultReason.DUST, f"remainder {plain_decimal(self.requested - self.filled)} below the step", dust=True
-            )
+            left = plain_decimal(self.requested - self.filled)
+            return self._finish(ResultReason.DUST, f"remainder {left} below the step", dust=True,
+                                details={"remainder": left})  # fmt: skip
         # a market / IOC leg expired with a remainder: liquidity or the slippage bound ran out (`unfinished_reason`)
         why = "IOC at the slippage bound" if leg.spec.order_type is OrderType.LIMIT else "market order"
         return self._finish(unfinished_reason(self.request), f"{why} {event.status.value} with a remainder")
@@ -352,7 +339,7 @@ class ExecutionPlan:
             return self._finish(ResultReason.REFUSED_NO_PRICE, "no reference price for the slippage guard")
         decision = check_slippage(side, reference, book, self.config.max_slippage, self.config.slippage_action)
         if not decision.allowed:
-            return self._finish(ResultReason.SLIPPAGE_REFUSED, decision.reason or "slippage")
+            return self._finish(ResultReason.SLIPPAGE_REFUSED, decision.reason or "slippage", details=decision.details)
         self._capped = self._capped or decision.capped
         price: Decimal | None
         tif: TimeInForce | None
@@ -370,7 +357,9 @@ class ExecutionPlan:
             dust = violation is None or violation.is_dust
             reason = ResultReason.DUST if dust else ResultReason.REFUSED_FILTER
             return self._finish(reason, f"remainder {plain_decimal(remainder)} not tradable: "
-                                f"{violation or 'below the step'}", dust=dust)  # fmt: skip
+                                f"{violation or 'below the step'}", dust=dust,
+                                details={**(violation.details if violation else {}),
+                                         "remainder": plain_decimal(remainder)})  # fmt: skip
         self._fallback_attempts += 1
         primary = self._legs[0].spec.client_order_id if self._legs else None
         attempt = self._fallback_attempts if role is OrderRole.FALLBACK else 0
@@ -393,8 +382,10 @@ class ExecutionPlan:
         return [PlaceOrder(spec)]
 
     # ---- the end ------------------------------------------------------------------------------------------
-    def _finish(self, reason: ResultReason, detail: str, *, dust: bool = False) -> list[ExecutionCommand]:
+    def _finish(self, reason: ResultReason, detail: str, *, dust: bool = False,
+                details: Mapping[str, str] | None = None) -> list[ExecutionCommand]:  # fmt: skip
         self.phase = Phase.DONE
         self._timer = None
-        self.result = _summarize(self.request, self._legs, reason, detail, dust=dust, capped=self._capped)
+        self.result = _summarize(self.request, self._legs, reason, detail, dust=dust, capped=self._capped,
+                                 details=details)  # fmt: skip
         return [ReportResult(self.result)]

@@ -61,5 +61,6 @@ def market_again(plan: ExecutionPlan, leg: _Leg) -> list[ExecutionCommand]:
         return [PlaceOrder(leg.spec)]
     leg.closed = OrderStatus.REJECTED  # never created: nothing executed
     if not decision.allowed:
-        return plan._finish(ResultReason.SLIPPAGE_REFUSED, f"{decision.reason} (judged again before re-sending)")
+        why = f"{decision.reason} (judged again before re-sending)"
+        return plan._finish(ResultReason.SLIPPAGE_REFUSED, why, details=decision.details)
     return plan._place_remainder(kind=FallbackKind.IOC_LIMIT, role=OrderRole.FALLBACK)  # capped: a new order

@@ -41,7 +41,8 @@ from decimal import Decimal
 from engine.domain import FallbackKind, OrderRequest, OrderRole, OrderStatus, OrderType, TimeInForce, TradeId
 from engine.execution._guards import Book, slippage_bound
 from engine.execution._model import CancelOrder, ExecutionCommand, ExecutionConfig, OrderSpec, _Leg
-from engine.execution._plan import ExecutionPlan, Phase, _Timer
+from engine.execution._phase import Phase, _Timer
+from engine.execution._plan import ExecutionPlan
 from engine.execution._reasons import rejected_reason
 from engine.execution._resend import retry_kind
 from engine.execution._rules import SymbolRules

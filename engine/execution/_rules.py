@@ -7,7 +7,7 @@ dust trade", #12322) into a clear refusal with the filter's name, and costs no r
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
@@ -24,12 +24,17 @@ _SIZE_FILTERS = frozenset({"LOT_SIZE", "MARKET_LOT_SIZE", "NOTIONAL", "MIN_NOTIO
 
 @dataclass(frozen=True, slots=True)
 class Violation:
-    """A filter the order would fail, with a human-readable reason."""
+    """A filter the order would fail, with a human-readable reason and the same facts for code (`details`)."""
 
     filter_name: str
     reason: str
     above_max: bool = False
     """The quantity or notional is above the filter's maximum: too big to send, not dust."""
+    details: Mapping[str, str] = field(default_factory=dict, hash=False)  # a dict: still hashable by the rest
+    """Exact plain decimals: `filter`, `field` (`amount`, `price`, `notional`; `status` for SYMBOL_STATUS), `value`
+    (as checked), and the filter's bounds that apply — `min`, `max`, `step` (lot filters) or `tick` (PRICE_FILTER),
+    `multiplier_up`/`multiplier_down` and `reference_price` (PERCENT_PRICE*), `amount`, `price` (the notional's
+    factors) and `step` (the amount's lot step) for NOTIONAL/MIN_NOTIONAL. A zero bound is not enforced: left out."""
 
     def __str__(self) -> str:
         return f"{self.filter_name}: {self.reason}"
@@ -88,6 +93,17 @@ def _ceil_to(value: Decimal, step: Decimal) -> Decimal:
 
 def _on_grid(value: Decimal, origin: Decimal, step: Decimal) -> bool:
     return step <= 0 or (value - origin) % step == 0
+
+
+def _violation(
+    name: str, reason: str, what: str, value: Decimal | str, bounds: Mapping[str, Decimal] | None = None,
+    *, above_max: bool = False,
+) -> Violation:  # fmt: skip
+    """A violation whose `details` say the same as its text: the filter, the field, its value, and the bounds
+    given (a zero bound is not enforced: left out)."""
+    details = {"filter": name, "field": what, "value": value if isinstance(value, str) else _p(value)}
+    details |= {key: _p(bound) for key, bound in (bounds or {}).items() if bound != 0}
+    return Violation(name, reason, above_max, details)
 
 
 class SymbolRules(BaseModel):
@@ -203,17 +219,12 @@ class SymbolRules(BaseModel):
         PERCENT_PRICE(_BY_SIDE); those checks are skipped when it is None.
         """
         if not self.is_trading:
-            return Violation("SYMBOL_STATUS", f"{self.symbol} is {self.status}, not TRADING")
+            return _violation("SYMBOL_STATUS", f"{self.symbol} is {self.status}, not TRADING", "status", self.status)
         market = price is None
         if price is not None:
-            if price <= 0:
-                return Violation("PRICE_FILTER", f"price {_p(price)} must be > 0")
-            if self.min_price > 0 and price < self.min_price:
-                return Violation("PRICE_FILTER", f"price {_p(price)} below minPrice {_p(self.min_price)}")
-            if self.max_price > 0 and price > self.max_price:
-                return Violation("PRICE_FILTER", f"price {_p(price)} above maxPrice {_p(self.max_price)}")
-            if not _on_grid(price, self.min_price, self.tick_size):
-                return Violation("PRICE_FILTER", f"price {_p(price)} not a multiple of tickSize {_p(self.tick_size)}")
+            bad = self._check_price(price)
+            if bad is not None:
+                return bad
         bad = self._check_lot("LOT_SIZE", quantity, self.min_qty, self.max_qty, self.step_size)
         if bad is None and market:
             bad = self._check_lot(
@@ -223,28 +234,65 @@ class SymbolRules(BaseModel):
             return bad
         notional_price = reference_price if market else price
         if notional_price is not None:
-            notional = notional_price * quantity
-            if self.min_notional > 0 and (not market or self.apply_min_to_market) and notional < self.min_notional:
-                return Violation(self.min_notional_filter, f"notional {_p(notional)} below {_p(self.min_notional)}")
-            if self.max_notional > 0 and (not market or self.apply_max_to_market) and notional > self.max_notional:
-                return Violation("NOTIONAL", f"notional {_p(notional)} above {_p(self.max_notional)}", above_max=True)
+            bad = self._check_notional(quantity, notional_price, market=market)
+            if bad is not None:
+                return bad
         if price is not None and reference_price is not None and self.percent_price is not None:
-            low, high = self.percent_price.bounds(side, reference_price)
+            pp = self.percent_price
+            low, high = pp.bounds(side, reference_price)
             if (low > 0 and price < low) or (high > 0 and price > high):
-                return Violation(
-                    self.percent_price.filter_name,
-                    f"price {_p(price)} outside [{_p(low)}, {_p(high)}] around {_p(reference_price)}",
-                )
+                up, down = (pp.bid_up, pp.bid_down) if side is Side.BUY else (pp.ask_up, pp.ask_down)
+                return _violation(
+                    pp.filter_name, f"price {_p(price)} outside [{_p(low)}, {_p(high)}] around {_p(reference_price)}",
+                    "price", price, {"min": low, "max": high, "multiplier_up": up, "multiplier_down": down,
+                                     "reference_price": reference_price},
+                )  # fmt: skip
+        return None
+
+    def _check_price(self, price: Decimal) -> Violation | None:
+        bounds = {"min": self.min_price, "max": self.max_price, "tick": self.tick_size}
+        if price <= 0:
+            return _violation("PRICE_FILTER", f"price {_p(price)} must be > 0", "price", price, bounds)
+        if self.min_price > 0 and price < self.min_price:
+            why = f"price {_p(price)} below minPrice {_p(self.min_price)}"
+            return _violation("PRICE_FILTER", why, "price", price, bounds)
+        if self.max_price > 0 and price > self.max_price:
+            why = f"price {_p(price)} above maxPrice {_p(self.max_price)}"
+            return _violation("PRICE_FILTER", why, "price", price, bounds)
+        if not _on_grid(price, self.min_price, self.tick_size):
+            why = f"price {_p(price)} not a multiple of tickSize {_p(self.tick_size)}"
+            return _violation("PRICE_FILTER", why, "price", price, bounds)
+        return None
+
+    def _check_notional(self, quantity: Decimal, price: Decimal, *, market: bool) -> Violation | None:
+        # only the bounds that apply to this order: a market order may be exempt from either
+        low = self.min_notional if not market or self.apply_min_to_market else _ZERO
+        high = self.max_notional if not market or self.apply_max_to_market else _ZERO
+        notional = price * quantity
+        # the amount's factors, and the step it moves by (the market lot step for a market order, when enforced):
+        # the smallest amount that passes is min ÷ price rounded up to it
+        step = self.market_step_size if market and self.market_step_size > 0 else self.step_size
+        facts = {"min": low, "max": high, "amount": quantity, "price": price, "step": step}
+        if low > 0 and notional < low:
+            why = f"notional {_p(notional)} below {_p(low)}"
+            return _violation(self.min_notional_filter, why, "notional", notional, facts)
+        if high > 0 and notional > high:
+            why = f"notional {_p(notional)} above {_p(high)}"
+            return _violation("NOTIONAL", why, "notional", notional, facts, above_max=True)
         return None
 
     @staticmethod
     def _check_lot(name: str, qty: Decimal, low: Decimal, high: Decimal, step: Decimal) -> Violation | None:
+        bounds = {"min": low, "max": high, "step": step}
         if qty <= 0:  # the amount rounded down to the step is nothing
-            return Violation(name, f"amount below the lot step (stepSize {_p(step)}, minQty {_p(low)})")
+            why = f"amount below the lot step (stepSize {_p(step)}, minQty {_p(low)})"
+            return _violation(name, why, "amount", qty, bounds)
         if low > 0 and qty < low:
-            return Violation(name, f"quantity {_p(qty)} below minQty {_p(low)}")
+            return _violation(name, f"quantity {_p(qty)} below minQty {_p(low)}", "amount", qty, bounds)
         if high > 0 and qty > high:
-            return Violation(name, f"quantity {_p(qty)} above maxQty {_p(high)}", above_max=True)
+            why = f"quantity {_p(qty)} above maxQty {_p(high)}"
+            return _violation(name, why, "amount", qty, bounds, above_max=True)
         if not _on_grid(qty, low, step):
-            return Violation(name, f"quantity {_p(qty)} not a multiple of stepSize {_p(step)}")
+            why = f"quantity {_p(qty)} not a multiple of stepSize {_p(step)}"
+            return _violation(name, why, "amount", qty, bounds)
         return None

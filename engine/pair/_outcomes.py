@@ -20,8 +20,12 @@ _REFUSALS = {
 
 def refusal_of(result: ExecutionResult, primary: ClientOrderId | None = None) -> Refusal:
     """The refusal for a caller whose request ended (per the plan's `result`) before its primary was accepted;
-    exchange rejections and everything else not listed are `rejected`."""
-    details = {"client_order_id": primary} if primary is not None else {}
+    exchange rejections and everything else not listed are `rejected`. Its `details` are the result's numbers
+    (a filter failure's filter, field, value and bounds; a slippage refusal's prices), for code to act on, and
+    the primary's `client_order_id` when one was created."""
+    details = dict(result.details)
+    if primary is not None:
+        details["client_order_id"] = primary  # never among the result's keys (they are the plan's numbers)
     return Refusal(_REFUSALS.get(result.reason, RefusalReason.REJECTED), result.detail, details)
 
 
