@@ -35,13 +35,25 @@ class RefusalReason(StrEnum):
     say what it saw: `pair`, `quote`, `amount`, `open_orders` (the pair's), and when the request could be valued
     `reference_price` and `notional` (amount × reference price, in `quote`); with the default risk manager also
     the bounds, `max_order_notional` (when set for `quote`) and `max_open_orders_per_pair` (when set). A
-    refusing risk manager's other reasons (`filter_failure`, `halted`, …) carry the same details."""
+    refusing risk manager's other reasons (`filter_failure`, `halted`, …) carry the same details. A slippage
+    refusal (the market beyond `execution.max_slippage_pct` from the reference when a market request's order or a
+    fallback would go) carries instead `reference_price`, `bound`, `max_slippage`, `market_price` and `slippage`
+    (a fraction; positive is worse for the side), and `client_order_id` when an order was created."""
     WALLET_BELOW_MINIMUM = "wallet_below_minimum"
     """The wallet is worth less than `execution.min_wallet_btc` (`details`: `min_wallet_btc`, and `wallet_btc`
     exact — the message shows it cut to 8 places), or its value is not known yet."""
     FILTER_FAILURE = "filter_failure"
-    """The order breaks an exchange filter (LOT_SIZE, PRICE_FILTER, NOTIONAL, …); checked before sending. The
-    message starts with the filter's name and gives the offending value and the bound or step."""
+    """The order breaks an exchange filter (LOT_SIZE, MARKET_LOT_SIZE, PRICE_FILTER, PERCENT_PRICE(_BY_SIDE),
+    NOTIONAL, MIN_NOTIONAL), or the symbol is not trading (SYMBOL_STATUS); checked before sending. The message
+    names the filter and gives the offending value and the bound or step. `details` (exact plain decimals) say the
+    same for code: `filter`; `field` (`amount`, `price`, `notional`; `status` for SYMBOL_STATUS); `value`, as the
+    engine would have sent it (the amount rounded down to the lot step, the price to the tick); and the bounds that
+    apply — `min`, `max`, `step` (LOT_SIZE, MARKET_LOT_SIZE); `min`, `max`, `tick` (PRICE_FILTER); `min`, `max`,
+    `multiplier_up`, `multiplier_down`, `reference_price` (PERCENT_PRICE*); `min`, `max`, `amount`, `price`
+    (notional = amount × price) and `step`, the amount's lot step (NOTIONAL, MIN_NOTIONAL). A bound the exchange
+    does not enforce (0) is left out. A market request too small to send adds `remainder`; `client_order_id` names
+    the request's order when one was created. A risk manager's own `filter_failure` carries the risk details
+    instead (see `RISK_LIMIT`)."""
     CONFLICT = "conflict"
     """The pair, or the idempotency key, is busy. Under `execution.conflict_policy = "refuse"` (the default) a pair
     executes one request at a time: while one is still executing (waiting for its ack, resting, falling back)
