@@ -159,7 +159,8 @@ def refusal_fields(refusal: Refusal) -> list[dict[str, str]]:
     if refusal.reason is RefusalReason.NOT_WHITELISTED:
         return [{"field": "pair", "message": "not in the pair whitelist"}]
     if refusal.reason is RefusalReason.FILTER_FAILURE:
-        name = message.split(":", 1)[0].strip()
+        # The refusal's details name the filter (the message may start otherwise: "remainder … not tradable: …").
+        name = refusal.details.get("filter") or message.split(":", 1)[0].strip()
         return [{"field": _FILTER_FIELDS.get(name, "amount"), "message": message}]
     if refusal.reason is RefusalReason.INVALID_REQUEST:
         named = _NAMED.match(message)
