@@ -1,32 +1,37 @@
 """What outlives one pair actor, and the answers to its callers when no actor runs its book.
 
 `_Home` is kept on the `PairBook` (see `actors.pair` for the crash story): callers' futures, the reply address
-of gateway results, and the messages a dead actor left in its inbox. `release_callers` (for the supervisor) and
-`_release_orphaned` (on the ticker, after `actors.pair.ORPHAN_GRACE_MS`) answer callers nobody else will;
-`redirect_tells` (for the supervisor, past the restart budget) sends what would have waited for an actor that
-never comes to the root's tracking-only book instead; `start_failures` tells it of a book no actor can start;
-`stored_view` asks persistence for an order that left the book's memory, `replayed_outcome` for the answer to
-a replayed idempotency key. `GatewayLike` and `StoreLike` are what the pair actor needs of the gateway and persistence.
-A caller's cancel carries a `CancelReply` (`Engine.cancel_order`'s future): `answer_cancel` answers it, whichever
-actor (the pair's, or the root for a halted pair) carried the cancel out, and `send_cancel_ahead` sends it.
+of gateway results, and the messages a dead actor left in its inbox. `release_callers` (for the supervisor),
+`_release_orphaned` (on the ticker, after `actors.pair.ORPHAN_GRACE_MS`) and `answer_at_stop` (once the engine
+stopped its actors) answer callers nobody else will — waiters, parked `place` and parked `cancel` messages alike,
+each once: a caller's future is never left unanswered. `redirect_tells` (for the supervisor, past the restart
+budget) sends what would have waited for an actor that never comes to the root's tracking-only book instead;
+`start_failures` tells it of a book no actor can start; `stored_view` asks persistence for an order that left
+the book's memory, `replayed_outcome` for the answer to a replayed idempotency key. `GatewayLike` and `StoreLike`
+are what the pair actor needs of the gateway and persistence (`StoreLike` and what asks persistence are in
+`actors._pair_store`, re-exported here). A caller's cancel carries a `CancelReply` (`Engine.cancel_order`'s future):
+`answer_cancel` answers it, whichever actor (the pair's, or the root for a halted pair) carried the cancel out, and
+`send_cancel_ahead` sends it.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import pykka
 from loguru import logger
 from pykka.messages import ProxyCall
 
+from actors._pair_store import StoreLike, replayed_outcome, send_cancel_ahead, stored_view
 from engine.api import CancelOutcome, CancelStatus, PlaceOutcome, Refusal, RefusalReason
-from engine.domain import ClientOrderId, Order, OrderRequest, OrderStatus, Pair, RequestId
+from engine.domain import Pair, RequestId
 from engine.gateway import GatewayRequest, GatewayResult
-from engine.pair import CancelAhead, PairBook, key_reused, replay_outcome
+from engine.pair import PairBook
 
 __all__ = [
     "CancelReply",
@@ -35,8 +40,10 @@ __all__ = [
     "Waiter",
     "_Home",
     "_release_orphaned",
+    "answer_at_stop",
     "answer_cancel",
     "cancel_failed",
+    "engine_stopping",
     "redirect_tells",
     "release_callers",
     "replayed_outcome",
@@ -62,26 +69,6 @@ class GatewayLike(Protocol):
         """True while a create for `key` is in the gateway, not answered yet."""
 
 
-class StoreLike(Protocol):
-    """What the pair actor needs of persistence (`actors.persistence.PersistenceHandle`)."""
-
-    proxy: Any
-    """The persistence actor's proxy (queries: `get_order(cid)` → future)."""
-
-    def save_many(self, records: Sequence[Any]) -> None:
-        """Fire-and-forget store of several records, in order, as one message."""
-
-    def write_ahead_then(
-        self,
-        record: Any,
-        on_durable: Callable[[], None],
-        on_failed: Callable[[BaseException], None],
-        companions: Sequence[Any] = (),
-    ) -> None:
-        """Store `record` with `companions` in one commit; call `on_durable()` once they are durable, else
-        `on_failed(error)` (both on the persistence thread)."""
-
-
 class _Home:
     """What outlives one pair actor (see the `actors.pair` module docstring); thread-safe, kept on its book.
 
@@ -96,6 +83,9 @@ class _Home:
         self._waiters: dict[RequestId, list[Waiter]] = {}
         self._generation = 0
         self._sink: Callable[[ProxyCall], None] | None = None
+        self._closed: tuple[PlaceOutcome, PlaceOutcome, CancelOutcome] | None = None
+        self.stopping = False
+        """The engine is stopping (`engine_stopping`): a caller's cancel nobody carries out hears `shutting_down`."""
         self.failed_starts = 0
         """Actors in a row whose start failed on this book (0 once one starts): see `start_failures`."""
 
@@ -126,7 +116,8 @@ class _Home:
 
     def detach(self, ref: pykka.ActorRef[Any], inbox: Any) -> tuple[int, int]:
         """`ref` died: park the tells left in its inbox (ahead of any parked since). Asks stay in the inbox
-        (pykka answers them with `ActorDeadError`). Returns (messages parked, the generation it had)."""
+        (pykka answers them with `ActorDeadError`). Once the engine stopped its actors (`close`), what is parked
+        is answered at once: nobody will run the book. Returns (messages parked, the generation it had)."""
         with self._lock:
             if self._actor is ref:
                 self._actor = None
@@ -141,7 +132,22 @@ class _Home:
             for envelope in asks:
                 inbox.put(envelope)
             self._parked[:0] = tells
-            return len(tells), self._generation
+            generation, closed = self._generation, self._closed
+        if closed is not None:
+            self.release(*closed[:2], cancel=closed[2])
+        return len(tells), generation
+
+    def abandon(self) -> int:
+        """The actor attached last never ran: its start raised after `attach` (its thread never started). It is
+        marked dead (unregistered, stopped: a tell to it raises) and what it was handed is parked again, as for
+        one that died (`detach`); else it would sit in an inbox nobody reads. Returns how many were parked."""
+        with self._lock:
+            actor = self._actor
+        if actor is None:
+            return 0
+        pykka.ActorRegistry.unregister(actor)
+        actor.actor_stopped.set()
+        return self.detach(actor, actor.actor_inbox)[0]
 
     def tell(self, message: ProxyCall) -> None:
         """Tell the actor running the book now, or park the message until one does."""
@@ -164,9 +170,9 @@ class _Home:
 
         Under the lock, like `tell`: a message racing its actor's crash is in the inbox `detach` salvages, or
         parked here when the actor already refuses tells (`detach`, waiting for the lock, has not run yet). Either
-        way the restarted actor takes it, or `release` answers a `place`. Told straight to the actor, a message
-        sent while the actor still looked alive and queued after `detach` took the inbox was dropped by pykka: a
-        request's caller was never answered, a cancel never carried out.
+        way the restarted actor takes it, or `release` (`drop_cancels`) answers it. Told straight to the actor, a
+        message sent while the actor still looked alive and queued after `detach` took the inbox was dropped by
+        pykka: a request's caller was never answered, a cancel never carried out.
         """
         message = ProxyCall(attr_path=(method,), args=args, kwargs={})
         with self._lock:
@@ -182,12 +188,8 @@ class _Home:
         """Nobody will carry out the callers' cancels parked here (the engine is stopping): answer them
         `shutting_down` and forget them. Returns how many."""
         with self._lock:
-            cancels = [m for m in self._parked if m.attr_path == ("cancel",)]
-            self._parked = [m for m in self._parked if m.attr_path != ("cancel",)]
-        for message in cancels:
-            if len(message.args) > 1:
-                request_id = message.args[0]
-                answer_cancel(message.args[1], CancelOutcome(CancelStatus.SHUTTING_DOWN, pair, request_id, why))
+            cancels = self._take("cancel")
+        _answer_cancels(cancels, CancelOutcome(CancelStatus.SHUTTING_DOWN, pair, RequestId(""), why))
         return len(cancels)
 
     def redirect(self, sink: Callable[[ProxyCall], None]) -> list[ProxyCall]:
@@ -215,20 +217,44 @@ class _Home:
             futures = self._waiters.pop(request_id, [])
         _answer(futures, outcome)
 
-    def release(self, outcome: PlaceOutcome, placed: PlaceOutcome, *, generation: int | None = None) -> int:
+    def release(
+        self, outcome: PlaceOutcome, placed: PlaceOutcome, *, generation: int | None = None,
+        cancel: CancelOutcome | None = None,
+    ) -> int:  # fmt: skip
         """Answer every caller: waiters of requests the book holds with `outcome`, parked `place` messages
-        (never seen by the book) with `placed`. With `generation`, only if no actor ran the book since.
-        Returns how many callers were answered."""
+        (never seen by the book) with `placed`, and parked `cancel` messages (never carried out) with `cancel`,
+        its `request_id` each cancel's (without `cancel` they stay parked: `drop_cancels`). With `generation`,
+        only if no actor ran the book since. Each is taken from here under the lock: answered once, by whichever
+        path takes it first. Returns how many callers were answered."""
         with self._lock:
             if generation is not None and (generation != self._generation or self._actor is not None):
                 return 0
             waiting = [f for futures in self._waiters.values() for f in futures]
             self._waiters.clear()
-            places = [m for m in self._parked if m.attr_path == ("place",)]
-            self._parked = [m for m in self._parked if m.attr_path != ("place",)]
+            places = self._take("place")
+            cancels = [] if cancel is None else self._take("cancel")
         _answer(waiting, outcome)
         _answer([m.args[1] for m in places if len(m.args) > 1], placed)
-        return len(waiting) + len(places)
+        if cancel is not None:
+            _answer_cancels(cancels, cancel)
+        return len(waiting) + len(places) + len(cancels)
+
+    def close(self, outcome: PlaceOutcome, placed: PlaceOutcome, cancel: CancelOutcome) -> int:
+        """The engine stopped its actors: answer every caller (as `release`) now if no actor runs the book, else
+        once its actor leaves (`detach`: a crashed actor whose `on_failure` has not run yet, a stuck one that
+        stops later). Returns how many were answered now."""
+        with self._lock:
+            self.stopping = True
+            self._closed = (outcome, placed, cancel)
+            if self._actor is not None:
+                return 0
+        return self.release(outcome, placed, cancel=cancel)
+
+    def _take(self, method: str) -> list[ProxyCall]:
+        # Under the lock: the parked `method` messages, taken out (in order), the others kept.
+        taken = [m for m in self._parked if m.attr_path == (method,)]
+        self._parked = [m for m in self._parked if m.attr_path != (method,)]
+        return taken
 
 
 def _answer(futures: Sequence[Any], outcome: PlaceOutcome) -> None:
@@ -237,6 +263,24 @@ def _answer(futures: Sequence[Any], outcome: PlaceOutcome) -> None:
             # answered meanwhile (a caller canceled it): nothing to do
             with contextlib.suppress(concurrent.futures.InvalidStateError):
                 future.set_result(outcome)
+
+
+def _answer_cancels(messages: Iterable[ProxyCall], outcome: CancelOutcome) -> None:
+    # Parked `cancel(request_id, reply)` messages nobody will carry out: each caller hears `outcome`, for its request.
+    for message in messages:
+        args, kwargs = message.args, message.kwargs
+        request_id = RequestId(args[0] if args else kwargs.get("request_id", ""))
+        reply = args[1] if len(args) > 1 else kwargs.get("reply")
+        answer_cancel(reply, dataclasses.replace(outcome, request_id=request_id))
+
+
+def _not_sent(pair: Pair, why: str, *, stopping: bool) -> CancelOutcome:
+    """A parked cancel's answer when no actor will carry it out (`request_id` set per cancel)."""
+    if stopping:
+        return CancelOutcome(CancelStatus.SHUTTING_DOWN, pair, RequestId(""), f"{why}; the engine is stopping; the "
+                             "cancel was not sent")  # fmt: skip
+    return CancelOutcome(CancelStatus.UNAVAILABLE, pair, RequestId(""), f"{why}; the cancel was not sent; retry",
+                         details={"retry": "1", "cause": "engine"})  # fmt: skip
 
 
 def answer_cancel(reply: CancelReply | None, outcome: CancelOutcome | None) -> None:
@@ -255,76 +299,10 @@ def cancel_failed(pair: Pair, request_id: RequestId, cause: str = "restarting") 
     return CancelOutcome(CancelStatus.UNAVAILABLE, pair, request_id, message, details={"retry": "1", "cause": cause})
 
 
-def send_cancel_ahead(
-    command: CancelAhead, send: Callable[[concurrent.futures.Future[None]], None], store: StoreLike,
-    companions: Sequence[Any] = (),
-) -> None:  # fmt: skip
-    """Carry out a `CancelAhead`: `send(gate)` queues the cancel at the gateway behind `gate`, which opens once its
-    record (with `companions`) is stored — or once storing it failed: the database may delay a cancel by one
-    commit, never hold it back (a failure is logged: only a crash before the retry would then matter). Raises
-    what `store` raises, the gate opened first."""
-    stored: concurrent.futures.Future[None] = concurrent.futures.Future()
-    bound = logger.bind(pair=command.send.pair, client_order_id=command.send.key)
-
-    def open_gate(exc: BaseException | None = None) -> None:
-        if exc is not None:
-            bound.error("the caller's cancel leaves with its request's cancel not stored: {}", exc)
-        with contextlib.suppress(concurrent.futures.InvalidStateError):
-            stored.set_result(None)
-
-    send(stored)
-    try:
-        store.write_ahead_then(command.record, open_gate, open_gate, companions)
-    except Exception as exc:
-        open_gate(exc)
-        raise
-
-
-def stored_view(store: Any, cid: ClientOrderId, timeout_s: float) -> tuple[Order | None, list[Any], Any]:  # float-ok: s
-    """What `PairBook.on_stored` needs of an order that left memory: the stored order, its fills and its
-    request's trade, asked of persistence (`store`: its proxy). Raises what the asks raise."""
-    order = store.get_order(cid).get(timeout=timeout_s)
-    if order is None:
-        return None, [], None
-    return order, store.fills_of(cid).get(timeout=timeout_s), store.get_trade(order.request_id).get(timeout=timeout_s)
-
-
 def start_failures(book: PairBook) -> int:
     """How many actors in a row failed to start on `book` (its `restate` or `resume` raised): for the supervisor,
     which gives up on a book that cannot start even when its restarts are spread out past the budget's window."""
     return _Home.of(book).failed_starts
-
-
-def replayed_outcome(
-    store: Any,
-    request: OrderRequest,
-    cid: ClientOrderId,
-    timeout_s: float,  # float-ok: seconds
-) -> PlaceOutcome | None:
-    """The answer to a replayed idempotency key whose primary order is `cid`, from the database (`store`:
-    persistence's proxy); None when no such order was stored (the key is new after all: a Bloom false positive).
-    A lookup that fails is a `conflict` to retry later: placing the request again could duplicate it."""
-    bound = logger.bind(pair=request.pair, client_order_id=cid)
-    try:
-        order = store.get_order(cid).get(timeout=timeout_s)
-        stored = None if order is None else store.request_of(order.request_id).get(timeout=timeout_s)
-    except Exception as exc:  # noqa: BLE001 - any failure: we cannot tell, so do not risk a duplicate
-        bound.error("idempotency lookup failed: {}", exc)
-        return Refusal(
-            RefusalReason.CONFLICT, f"cannot check the idempotency key now ({exc}); retry later", {"retry": "1"}
-        )
-    if order is None:
-        return None
-    reused = None if stored is None else key_reused(stored.request, request)
-    if reused is not None:
-        bound.warning("idempotency key reused for another request: {}", reused.message)
-        return reused
-    if order.status is OrderStatus.REJECTED:
-        # its fallback may have executed the request: answer with that order, not "rejected"
-        children = store.children_of(cid).get(timeout=timeout_s)
-        order = next((c for c in children if c.status is not OrderStatus.REJECTED), order)
-    bound.info("idempotency key replayed; answering from the database")
-    return replay_outcome(order)
 
 
 def release_callers(book: PairBook, reason: str) -> int:
@@ -332,12 +310,34 @@ def release_callers(book: PairBook, reason: str) -> int:
 
     For the supervisor, when it gives up on a pair: requests the book holds are answered `outcome_unknown`
     (they may have orders at the exchange, which are tracked and reconciled), requests that never reached the
-    book `halted`. Returns how many callers were answered.
+    book `halted`, and cancels still parked (the tracking-only book took none: it failed to) `unavailable`
+    (retry: the root runs a halted pair's cancels), `shutting_down` while the engine stops. Returns how many
+    callers were answered.
     """
-    unknown = Refusal(RefusalReason.OUTCOME_UNKNOWN, f"the pair actor stopped for good ({reason}); its orders, "
-                      "if any, are tracked and reconciled")  # fmt: skip
-    halted = Refusal(RefusalReason.HALTED, f"the pair actor stopped for good ({reason}); nothing was sent")
-    return _Home.of(book).release(unknown, halted)
+    home = _Home.of(book)
+    why = f"the pair actor stopped for good ({reason})"
+    unknown = Refusal(RefusalReason.OUTCOME_UNKNOWN, f"{why}; its orders, if any, are tracked and reconciled")
+    halted = Refusal(RefusalReason.HALTED, f"{why}; nothing was sent")
+    return home.release(unknown, halted, cancel=_not_sent(book.pair, why, stopping=home.stopping))
+
+
+def engine_stopping(book: PairBook) -> None:
+    """The engine began to stop (the supervisor's `shutdown`): a cancel of `book`'s that nobody carries out from
+    now on is answered `shutting_down`, not `unavailable` (a retry would find the engine stopped)."""
+    _Home.of(book).stopping = True
+
+
+def answer_at_stop(book: PairBook) -> int:
+    """The engine stopped its actors (the supervisor, once it stopped the pair actors): answer every caller still
+    waiting on `book` — a crashed actor's whose restart or give-up never came (its crash report was left behind
+    the root's stop), and its orphan grace will not run (the ticker stops next). A live actor answers its own as
+    it stops (`PairActor.on_stop`); one whose `on_failure` is still to run, when it has. Returns how many were
+    answered now."""
+    why = "the engine stopped"
+    unknown = Refusal(RefusalReason.OUTCOME_UNKNOWN, f"{why} before the exchange confirmed the order; it may exist, "
+                      "and is reconciled when the engine starts again")  # fmt: skip
+    stopped = Refusal(RefusalReason.SHUTTING_DOWN, f"{why}; nothing was sent")
+    return _Home.of(book).close(unknown, stopped, _not_sent(book.pair, "the pair actor is not running", stopping=True))
 
 
 def reply_address(book: PairBook) -> Callable[[GatewayResult], None]:
@@ -356,9 +356,10 @@ def redirect_tells(book: PairBook, sink: Callable[[ProxyCall], None]) -> list[Pr
 def _release_orphaned(home: _Home, generation: int, pair: Pair) -> None:
     # On the ticker's thread, ORPHAN_GRACE_MS after a crash: nobody took the book over (the engine halted past
     # its restart budget, or is stopping), so its callers would wait forever. They hear why instead.
-    unknown = Refusal(RefusalReason.OUTCOME_UNKNOWN, "the pair actor crashed and was not restarted; its orders, "
-                      "if any, are tracked and reconciled")  # fmt: skip
-    halted = Refusal(RefusalReason.HALTED, "the pair actor crashed and was not restarted; nothing was sent")
-    answered = home.release(unknown, halted, generation=generation)
+    why = "the pair actor crashed and was not restarted"
+    unknown = Refusal(RefusalReason.OUTCOME_UNKNOWN, f"{why}; its orders, if any, are tracked and reconciled")
+    halted = Refusal(RefusalReason.HALTED, f"{why}; nothing was sent")
+    cancel = _not_sent(pair, why, stopping=home.stopping)
+    answered = home.release(unknown, halted, generation=generation, cancel=cancel)
     if answered:
         logger.bind(pair=pair).error("{} caller(s) answered: the crashed pair actor was not restarted", answered)

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import pykka
 from loguru import logger
 
-from actors._pair_home import _Home, start_failures
+from actors._pair_home import _Home, answer_at_stop, engine_stopping, start_failures
 from actors._state import HALT_RESTARTS, EngineState, RootSettings, Routing, survives
 from actors._ticker import Ticker
 from actors.pair import PairActor, release_callers
@@ -88,17 +88,23 @@ class SupervisionMixin:
     def _start_pair(self, pair: Pair) -> None:
         """Start an actor over `pair`'s book and route to it. Raises only if it could not be started at all."""
         assert self._store is not None and self.gateway is not None and self._bus is not None
-        ref = PairActor.start(
-            self._books[pair],
-            gateway=self.gateway,
-            store=self._store,
-            ticker=self._ticker,
-            clock=self._clock,
-            events=self._publish,
-            alerts=self._alerts,
-            intake=self._state.intake,
-            on_crash=self._self.child_failed.defer,
-        )
+        try:
+            ref = PairActor.start(
+                self._books[pair],
+                gateway=self.gateway,
+                store=self._store,
+                ticker=self._ticker,
+                clock=self._clock,
+                events=self._publish,
+                alerts=self._alerts,
+                intake=self._state.intake,
+                on_crash=self._self.child_failed.defer,
+            )
+        except Exception:
+            # No thread runs it (`start` raised: its thread never started), but it may hold what was parked for
+            # it (handed over at `attach`): parked again, for whoever answers or takes them (`_give_up`).
+            _Home.of(self._books[pair]).abandon()
+            raise
         self._pairs[pair] = ref
         # The reports held while it was dead go first: routing still points at the dead actor, so none
         # routed by the stream can overtake them.
@@ -200,7 +206,8 @@ class SupervisionMixin:
             logger.bind(pair=pair).exception("the reconciliation after the restart failed")
 
     def _give_up(self, pair: Pair, reason: str) -> None:
-        """No actor will run `pair`'s book again: the root tracks it, and its callers are answered now."""
+        """No actor will run `pair`'s book again: the root tracks it, and its callers are answered now (a
+        caller's cancel the tracking-only book did not take too: `_track_only` failed before it took them)."""
         try:
             self._track_only(pair)
         except Exception:  # noqa: BLE001 - a book that fails even as tracking-only must not take the root with it
@@ -238,6 +245,8 @@ class SupervisionMixin:
         """
         self._state.update(shutting_down=True)
         self._stopping = True
+        for book in self._books.values():
+            engine_stopping(book)  # a caller's cancel no pair actor carries out from now on hears `shutting_down`
         self._stop_timers()
         self._stop_stream()
         if cancel_open:
@@ -326,6 +335,7 @@ class SupervisionMixin:
         not_stopped = ["stream actor"] if self._stream_not_stopped else []
         for pair, ref in self._pairs.items():
             not_stopped += _stop_guarded(f"pair actor {pair}", ref.stop)
+        self._answer_left_callers()
         if self._gateway_ref is not None:
             not_stopped += _stop_guarded("gateway", self._gateway_ref.stop)
         if self._store is not None:
@@ -342,6 +352,19 @@ class SupervisionMixin:
                          ", ".join(not_stopped))  # fmt: skip
             return
         self._state.children_stopped.set()
+
+    def _answer_left_callers(self) -> None:
+        """Once the pair actors are stopped: callers of a book no actor runs would wait forever (a crashed actor
+        whose crash report is left behind the root's stop: never restarted nor given up on, and its orphan grace
+        dies with the ticker). They are answered now (`answer_at_stop`); a live actor answered its own."""
+        for pair, book in self._books.items():
+            try:
+                answered = answer_at_stop(book)
+            except Exception:  # noqa: BLE001 - one book must not keep the others' callers, or the stop, waiting
+                logger.bind(pair=pair).exception("answering the callers left on the stopped pair failed")
+                continue
+            if answered:
+                logger.bind(pair=pair).warning("{} caller(s) left on the stopped pair answered", answered)
 
 
 def _stop_guarded(what: str, stop: Callable[..., object]) -> list[str]:

@@ -178,12 +178,16 @@ class TrackedMixin:
             logger.bind(pair=pair).warning("{} message(s) left by its actor and {} held report(s) go to the "
                                            "tracking-only book", len(left), len(held))  # fmt: skip
         self._held_overflow.discard(pair)
-        # The order timers that died with the actor (a pending re-fetch of fills, lookups) run on the root now.
-        self._carry_out(book, book.resume(self._clock.now_ms()))
-        for message in left:
-            self.on_tracked_tell(pair, message)
-        for report in held:
-            self._track_report(book, report)
+        try:
+            # The order timers that died with the actor (a pending re-fetch of fills, lookups) run on the root now.
+            self._carry_out(book, book.resume(self._clock.now_ms()))
+        finally:
+            # Even when that failed (it is raised on, and alerted): what was taken from the home is applied here
+            # or nowhere, and a caller's cancel among it is answered only here (carried out, or why not).
+            for message in left:
+                self.on_tracked_tell(pair, message)
+            for report in held:
+                self._track_report(book, report)
 
     @survives
     def on_tracked_tell(self, pair: Pair, message: ProxyCall) -> None:

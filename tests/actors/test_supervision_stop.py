@@ -55,6 +55,7 @@ class _Root(SupervisionMixin):
         self._timer_lock = threading.Lock()
         self._stream_ref = None
         self._pairs = pairs
+        self._books = {}  # no pair's callers are left to answer (`_answer_left_callers`)
         self._gateway_ref = None
         self._store = store
         self._bus = bus
