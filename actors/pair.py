@@ -18,9 +18,10 @@ whichever actor runs the book, parking results while none does), and the tells l
 gateway results go through the home, under the lock `on_failure` takes the inbox with: none is lost to the
 crash. A tell sent straight to the actor that races the crash (sent while the actor looked alive, queued after
 `on_failure` took the inbox) is still dropped by pykka: a report or a timer is recovered by the reconciliation
-after every restart and the book's `resume`. A pair past the restart budget answers its callers after
-`ORPHAN_GRACE_MS`; what was parked for it goes to the root's tracking-only book (`redirect_tells`). A caller's
-`cancel` carries its reply, answered once what it sends is queued (`shutting_down` if the actor stops first).
+after every restart and the book's `resume`. A crashed pair actor that nobody restarts answers its callers
+(placements and parked cancels) after `ORPHAN_GRACE_MS`, or at once when the root gives up on it or the engine
+stops; what was parked for it goes to the root's tracking-only book (`redirect_tells`). A caller's `cancel`
+carries its reply, answered once what it sends is queued (`shutting_down` if the actor stops first).
 """
 
 from __future__ import annotations
