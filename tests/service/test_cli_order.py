@@ -93,4 +93,3 @@ def test_a_duplicate_of_a_request_still_executing_prints_its_latest_order(
     assert code == EXIT_OK, again
     cid = first.splitlines()[1].split("client_order_id=")[1]
     assert again.splitlines()[0].endswith(f" still executing: latest order {cid} status=open"), again
-
