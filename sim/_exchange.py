@@ -59,7 +59,7 @@ class Exchange(Ledger):
             if open_count >= spec.max_num_orders:
                 raise SimError(400, -2010, "Filter failure: MAX_NUM_ORDERS")
         # A LIMIT_MAKER would take if anything on the other side (synthetic or a resting user order) is at its price.
-        resting = self._resting(spec.symbol, now)
+        resting = self._resting(spec.symbol)
         if otype == "LIMIT_MAKER" and cross(market, side, price, new.qty, None, resting, "", "NONE").steps:
             raise SimError(400, -2010, WOULD_TAKE)
         if test:
@@ -83,15 +83,16 @@ class Exchange(Ledger):
         else:
             account.require_free(spec.base, path.filled)
 
-    def _resting(self, symbol: str, now: int) -> list[Order]:
-        """The open user orders of `symbol` that are on the book (a fault may hide a new one for a while)."""
-        return [o for o in self.open_by_symbol[symbol].values() if now >= o.visible_from]
+    def _resting(self, symbol: str) -> list[Order]:
+        """The open user orders of `symbol`: all on the book, lagged ones too (a `visibility_lag` hides an order
+        from REST only; the matching engine has it from its acceptance on, as Binance's does)."""
+        return list(self.open_by_symbol[symbol].values())
 
     def _execute(self, account: Account, market: SymbolMarket, new: NewOrder, now: int, external: bool) -> PlaceResult:
         spec, side, otype, tif = new.spec, new.side, new.type, new.time_in_force
         price, qty, quote_qty, cid, resp_type = new.price, new.qty, new.quote_qty, new.client_order_id, new.resp_type
         limit = price if otype != "MARKET" else None
-        path = cross(market, side, limit, qty, quote_qty, self._resting(spec.symbol, now), account.name, new.stp_mode)
+        path = cross(market, side, limit, qty, quote_qty, self._resting(spec.symbol), account.name, new.stp_mode)
         self._check_funds(account, spec, side, otype, price, qty, path)
         self._next_order_id += 1
         order = Order(
@@ -197,8 +198,8 @@ class Exchange(Ledger):
             order = self._by_cid.get((account.name, symbol, orig_cid))
         else:
             raise SimError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
-        if order is None or order.account != account.name or order.symbol != symbol or now < order.visible_from:
-            raise missing
+        if order is None or order.account != account.name or order.symbol != symbol or not order.visible(now):
+            raise missing  # an order a `visibility_lag` hides: REST does not know it yet (it still trades)
         return order
 
     def by_client_id(self, account: str, symbol: str, client_order_id: str) -> Order | None:
@@ -227,7 +228,8 @@ class Exchange(Ledger):
     def cancel_all(self, account: Account, symbol: str, now: int) -> list[dict[str, object]]:
         """``DELETE /api/v3/openOrders``: cancel every open order of the account on ``symbol``."""
         self.spec(symbol)
-        mine = [o for o in self.open_by_symbol[symbol].values() if o.account == account.name]
+        # Only what REST shows: an order a `visibility_lag` still hides is unknown here, as to a cancel by id.
+        mine = [o for o in self.open_by_symbol[symbol].values() if o.account == account.name and o.visible(now)]
         if not mine:
             raise SimError(400, -2011, "Unknown order sent.")
         return [self._cancel(o, account, self.new_client_id(), now) for o in sorted(mine, key=lambda o: o.order_id)]
@@ -235,12 +237,7 @@ class Exchange(Ledger):
     def open_orders(self, account: Account, symbol: str | None, now: int) -> list[Order]:
         """Visible open orders of the account, oldest first."""
         syms = [self.spec(symbol).symbol] if symbol is not None else list(self.specs)
-        out = [
-            o
-            for s in syms
-            for o in self.open_by_symbol[s].values()
-            if o.account == account.name and now >= o.visible_from
-        ]
+        out = [o for s in syms for o in self.open_by_symbol[s].values() if o.account == account.name and o.visible(now)]
         return sorted(out, key=lambda o: o.order_id)
 
     # ------------------------------------------------------------------ market
@@ -304,7 +301,7 @@ class Exchange(Ledger):
         # A size-only update is no price move: no synthetic flow went through the book.
         pool = m.tick_volume() if moved else ZERO
         ask, bid = m.best_ask, m.best_bid
-        resting = [o for o in self.open_by_symbol[sym].values() if now >= o.visible_from]
+        resting = self._resting(sym)  # lagged orders included: REST lags the matching engine, not the reverse
         # Price-time priority: the best price first, then the oldest (order ids grow with time).
         buys = sorted((o for o in resting if o.side == "BUY" and o.price >= ask), key=lambda o: (-o.price, o.order_id))
         sells = sorted((o for o in resting if o.side == "SELL" and o.price <= bid), key=lambda o: (o.price, o.order_id))

@@ -18,7 +18,9 @@ FaultKind = Literal[
     "rate_limit",  # REST: 429 -1003 with Retry-After
     "ban",  # REST: 418 -1003 with Retry-After
     "clock_skew",  # REST: the timestamp check sees server time + skew_ms (→ -1021 either way)
-    "visibility_lag",  # REST order POST: the new order answers -2013/-2011 and hides from openOrders for lag_ms
+    # REST order POST: for lag_ms REST does not show the new order (GET order -2013, cancel by id -2011, left out of
+    # openOrders, allOrders, cancel-all and myTrades); it rests, trades and streams its events all along
+    "visibility_lag",
     "events_first",  # REST: the request's user-stream events are sent (written to the socket) before the response
     "drop_events",  # user stream: the event is not sent
     "duplicate_events",  # user stream: the event is sent twice

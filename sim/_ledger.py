@@ -91,6 +91,16 @@ class Ledger:
             raise SimError(400, -1121, "Invalid symbol.")
         return spec
 
+    def order(self, symbol: str, order_id: int) -> Order | None:
+        """The order ``order_id`` of ``symbol``, if any."""
+        order = self.orders.get(order_id)
+        return order if order is not None and order.symbol == symbol else None
+
+    def trade_visible(self, trade: Trade, now: int) -> bool:
+        """True once REST shows ``trade`` in myTrades: its order is no longer hidden by a ``visibility_lag``."""
+        order = self.order(trade.symbol, trade.order_id)
+        return order is None or order.visible(now)
+
     def new_client_id(self) -> str:
         """A Binance-style generated client order id (deterministic from the seed)."""
         return "web_" + "".join(self._id_rng.choice(_ID_CHARS) for _ in range(22))

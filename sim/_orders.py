@@ -84,6 +84,7 @@ class Order:
     locked: Decimal = ZERO
     expiry_reason: str | None = None
     visible_from: int = 0
+    """Until this time (ms) REST does not show the order (a `visibility_lag` fault); it trades all along."""
     external: bool = False
     stp_mode: str = STP_MODE
     prevented: dict[str, object] | None = None
@@ -93,6 +94,10 @@ class Order:
     def is_open(self) -> bool:
         """True while the order rests on the book."""
         return self.status not in FINAL_STATUSES
+
+    def visible(self, now: int) -> bool:
+        """True once REST shows the order (lookups, cancels by id, open and all orders, its trades in myTrades)."""
+        return now >= self.visible_from
 
     @property
     def remaining(self) -> Decimal:

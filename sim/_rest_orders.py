@@ -122,7 +122,7 @@ class TradingHandlers:
             for o in ex.orders.values()
             if o.account == c.acct.name
             and o.symbol == spec.symbol
-            and c.now >= o.visible_from
+            and o.visible(c.now)
             and (from_id is None or o.order_id >= from_id)
             and (start is None or o.time >= start)
             and (end is None or o.time <= end)
@@ -150,6 +150,7 @@ class TradingHandlers:
             for t in ex.trades
             if t.account == c.acct.name
             and t.symbol == spec.symbol
+            and ex.trade_visible(t, c.now)
             and (order_id is None or t.order_id == order_id)
             and (from_id is None or t.trade_id >= from_id)
             and (start is None or t.time >= start)
