@@ -159,7 +159,12 @@ class ExecutionConfig(Section):
     volatility_trigger_pct: Percent = Decimal(2)
     volatility_window_s: Decimal = Field(default=Decimal(60), gt=0, le=3600, allow_inf_nan=False)
     on_shutdown: Literal["cancel", "keep"] = "cancel"
-    conflict_policy: Literal["refuse", "queue"] = "refuse"
+    conflict_policy: Literal["refuse", "queue", "parallel"] = Field(
+        default="refuse",
+        description="a new request while another of its pair executes: refused (`conflict`), queued behind it, or "
+        "(parallel) run at once beside those of its side, each with its own limit, timeout and fallback, while one of "
+        "the other side is refused (`conflict`: the engine never trades against its own orders)",
+    )
     # "Not found" after a create with an unknown outcome proves nothing for this long: Binance's REST lags its
     # matching engine by 10-20 s, more under load, and a re-send of an order that did execute is a second order.
     unknown_outcome_grace_s: Decimal = Field(default=Decimal(60), gt=0, le=300, allow_inf_nan=False)

@@ -162,8 +162,10 @@ class PairBook(PlanBook):
         execution = Execution(request, now_ms)
         self._execs[request.request_id] = execution
         self._by_key[request.idempotency_key] = request.request_id
-        if len(self.active()) > 1:
-            # conflict_policy = queue (check_intake refused it otherwise): start when the pair is free.
+        if self.settings.conflict_policy == "queue" and len(self.active()) > 1:
+            # "queue": another request of the pair executes; this one starts when the pair is free. (Under "refuse"
+            # check_intake refused it; under "parallel" it starts now beside those of its side: its own plan, timer,
+            # orders and trade.)
             execution.stage = Stage.QUEUED
             self._queued.append(request.request_id)
             return self._take()

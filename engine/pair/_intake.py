@@ -11,9 +11,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from engine.api import Refusal, RefusalReason
-from engine.domain import OrderRequest, OrderStatus, OrderType, Side, display_decimal, plain_decimal
+from engine.domain import OrderRequest, OrderRole, OrderStatus, OrderType, Side, display_decimal, plain_decimal
 from engine.execution import BTC_DISPLAY_PLACES, DefaultRiskManager, RiskSnapshot, choose_limit_price
 from engine.execution import RefusalReason as RiskReason
+from engine.pair._legs import Stage
 
 if TYPE_CHECKING:
     from engine.pair._book import PairBook
@@ -60,7 +61,7 @@ def check_intake(request: OrderRequest, book: PairBook, ctx: IntakeContext) -> R
     wallet = _check_wallet(ctx)
     if wallet is not None:
         return wallet
-    open_orders = sum(1 for leg in book.open_legs() if leg.state.status is not OrderStatus.PENDING_SUBMIT)
+    open_orders = _open_orders(book)
     snapshot = RiskSnapshot({book.pair: open_orders}, _reference_price(book, request), ctx.halted)
     decision = book.risk.check_trade_allowed(request, snapshot)
     if not decision.allowed:
@@ -70,6 +71,14 @@ def check_intake(request: OrderRequest, book: PairBook, ctx: IntakeContext) -> R
             decision.detail or "refused by the risk manager",
             _risk_details(request, book, snapshot, open_orders),
         )
+    return _conflict(request, book)
+
+
+def _conflict(request: OrderRequest, book: PairBook) -> Refusal | None:
+    """What `execution.conflict_policy` says of a new request while others of the pair execute: "refuse" refuses it,
+    "queue" lets the book queue it, "parallel" lets it run beside those of its side and refuses the other side."""
+    if book.settings.conflict_policy == "parallel":
+        return _opposite_side(request, book)
     active = book.active()
     if active and book.settings.conflict_policy == "refuse":
         # Any request of the pair, either side: the book runs one execution per pair at a time (its plan owns
@@ -83,6 +92,46 @@ def check_intake(request: OrderRequest, book: PairBook, ctx: IntakeContext) -> R
             {"request_id": busy.request_id, "side": busy.side.value},
         )
     return None
+
+
+def _opposite_side(request: OrderRequest, book: PairBook) -> Refusal | None:
+    """Under "parallel": the first of the pair's executing requests, or of its own open orders (one restored or
+    adopted whose request is over), on the other side — the engine would trade against itself (its market fallback,
+    or a limit priced through its own) — else None: requests of one side never cross each other."""
+    side = request.side.value
+    busy = next((e.request for e in book.active() if e.request.side is not request.side), None)
+    if busy is not None:
+        return Refusal(
+            RefusalReason.CONFLICT,
+            f"{book.pair}: its {busy.side.value} request {busy.request_id} is still executing, and a {side} beside it "
+            f'could trade against the engine\'s own order (self-trade); execution.conflict_policy = "parallel" runs '
+            f"requests of one side at once, never both sides: wait for its done event or cancel it",
+            {"request_id": busy.request_id, "side": busy.side.value, "cause": "opposite_side"},
+        )
+    leg = next((leg for leg in book.open_legs() if leg.state.side is not request.side
+                and leg.role is not OrderRole.EXTERNAL), None)  # fmt: skip
+    if leg is None:
+        return None
+    other = leg.state.side.value
+    return Refusal(
+        RefusalReason.CONFLICT,
+        f"{book.pair}: the engine's {other} order {leg.cid} is still open though no request of it executes (restored "
+        f"or adopted; tracked to its end), and a {side} could trade against it (self-trade); wait until it closes",
+        {"request_id": leg.request_id, "side": other, "client_order_id": leg.cid, "cause": "opposite_side"},
+    )
+
+
+def _open_orders(book: PairBook) -> int:
+    """The pair's open orders, for the risk manager: every order sent and not known to be over, whoever's (each
+    executing request's, restored, adopted, external). Under "parallel" also one per executing request with none
+    open right now (waiting to send its fallback again, FALLBACK_WAIT): it will have one, and requests let in
+    meanwhile would take the pair past `max_open_orders_per_pair` when it does."""
+    legs = book.open_legs()
+    count = sum(1 for leg in legs if leg.state.status is not OrderStatus.PENDING_SUBMIT)
+    if book.settings.conflict_policy == "parallel":
+        live = {leg.request_id for leg in legs}
+        count += sum(1 for e in book.active() if e.stage is Stage.WORKING and e.request.request_id not in live)
+    return count
 
 
 def _risk_details(request: OrderRequest, book: PairBook, snapshot: RiskSnapshot, open_orders: int) -> dict[str, str]:
