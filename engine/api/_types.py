@@ -59,7 +59,10 @@ class RefusalReason(StrEnum):
     executes one request at a time: while one is still executing (waiting for its ack, resting, falling back)
     every new request of the pair is refused, whatever its side and price — an acknowledged resting buy blocks
     a second buy at another price too. `details["request_id"]` names the one in the way: wait for its `done`
-    event, cancel it, or set `execution.conflict_policy = "queue"` to queue new requests behind it instead. Also:
+    event, cancel it, or set `execution.conflict_policy = "queue"` to queue new requests behind it instead. Under
+    `"parallel"` requests of the same side run at once and only one on the opposite side is refused
+    (`details["cause"] = "opposite_side"`: the engine never trades against its own orders;
+    `details["client_order_id"]` when the one in the way is an open order whose request is over). Also:
     the idempotency key was used for another request (`details["request_id"]`: that one), its request is still
     being placed, or the key cannot be checked now (`details["retry"]`)."""
     HALTED = "halted"
