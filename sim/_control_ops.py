@@ -62,8 +62,8 @@ class ControlOps:
     ) -> Order:
         ex = self.core.exchange
         if order_id is not None:
-            order = ex.orders.get(int(order_id))
-            if order is None or order.symbol != symbol:
+            order = ex.order(symbol, int(order_id))  # order ids are per symbol
+            if order is None:
                 raise KeyError(f"unknown order {order_id} on {symbol}")
             return order
         if client_order_id is None:

@@ -94,10 +94,10 @@ class Exchange(Ledger):
         limit = price if otype != "MARKET" else None
         path = cross(market, side, limit, qty, quote_qty, self._resting(spec.symbol), account.name, new.stp_mode)
         self._check_funds(account, spec, side, otype, price, qty, path)
-        self._next_order_id += 1
         order = Order(
             symbol=spec.symbol,
-            order_id=self._next_order_id,
+            order_id=self._new_order_id(spec.symbol),
+            serial=self._next_serial,
             client_order_id=cid or self.new_client_id(),
             account=account.name,
             side=side,
@@ -119,7 +119,7 @@ class Exchange(Ledger):
             account.lock(order.lock_asset, order.locked)
             if tif == "GTC":
                 order.working_time = now
-        self.orders[order.order_id] = order
+        self.orders[(spec.symbol, order.order_id)] = order
         self._by_cid[(account.name, spec.symbol, order.client_order_id)] = order
         self._report(order, "NEW", now)
         fills: list[Trade] = []
@@ -140,8 +140,7 @@ class Exchange(Ledger):
             if step.prevent:
                 self._prevent(step.maker, maker_account, order, step, now)
                 continue
-            self._next_trade_id += 1  # one trade, seen by both orders; the taker's side prints it
-            tid = self._next_trade_id
+            tid = self._new_trade_id(spec.symbol)  # one trade, seen by both orders; the taker's side prints it
             self._fill(step.maker, maker_account, market, step.price, step.qty, maker=True, now=now, trade_id=tid,
                        public=False)  # fmt: skip
             fills.append(self._fill(order, account, market, step.price, step.qty, maker=False, now=now, trade_id=tid))
@@ -191,7 +190,9 @@ class Exchange(Ledger):
         )
         order: Order | None
         if order_id is not None:
-            order = self.orders.get(order_id)
+            order = self.order(symbol, order_id)
+            if order is not None and order.account != account.name:
+                order = None  # another account's order of that id: unknown to this one (not -2039)
             if order is not None and orig_cid and order.client_order_id != orig_cid and not cancel:
                 raise SimError(400, -2039, "Client order ID is not correct for this order ID.")
         elif orig_cid:
@@ -326,9 +327,9 @@ class Exchange(Ledger):
                     left = m.spec.floor_step(left - take) if venue is not None else left - take
         if pool > 0:
             # The synthetic flow that moved the price: it sets the last price and feeds trade streams.
-            self._next_trade_id += 1
-            m.record_trade(self._next_trade_id, m.mid, pool)
-            self._market_trade(sym, self._next_trade_id, m.mid, pool, now, buyer_maker=False)
+            tid = self._new_trade_id(sym)
+            m.record_trade(tid, m.mid, pool)
+            self._market_trade(sym, tid, m.mid, pool, now, buyer_maker=False)
         for name in sorted(touched):
             self._position(self.accounts[name], now)
 

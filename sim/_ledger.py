@@ -59,7 +59,8 @@ class Ledger:
         }
         self.info_version = 0
         self.accounts: dict[str, Account] = {a.name: Account.from_spec(a) for a in config.accounts}
-        self.orders: dict[int, Order] = {}
+        # Binance numbers orders and trades per symbol: two symbols have orders (trades) with the same id.
+        self.orders: dict[tuple[str, int], Order] = {}
         self.open_by_symbol: dict[str, dict[int, Order]] = {s: {} for s in self.specs}
         self._by_cid: dict[tuple[str, str, str], Order] = {}
         self.trades: list[Trade] = []
@@ -68,17 +69,20 @@ class Ledger:
         # Accounts with a user-data subscriber; None = emit every user event (pure use and tests).
         self.listening: set[str] | None = None
         self.on_first_fill: Callable[[str, int, int], None] | None = None
-        self._next_order_id = 1000
-        self._next_trade_id = 5000
+        # Every symbol starts at the same ids, so ids of different symbols collide from the first order on.
+        self._next_order_id = dict.fromkeys(self.specs, 1000)
+        self._next_trade_id = dict.fromkeys(self.specs, 5000)
+        self._next_serial = 0  # the simulator's own number of an order over all symbols (never on the wire)
         self._next_prevented_id = 0  # self-trade prevention: `v` (prevented match id) of executionReport
         self._next_exec_id = 1
         self._id_rng = random.Random(f"{config.seed}:ids")
 
     def start_ids_at(self, now_ms: int) -> None:
-        """Number orders and trades from `now_ms` on, and draw client ids from a stream of that start: ids a run
-        hands out never repeat those of an earlier run (Binance's own only ever grow)."""
-        self._next_order_id = max(self._next_order_id, now_ms)
-        self._next_trade_id = max(self._next_trade_id, now_ms)
+        """Number every symbol's orders and trades from `now_ms` on, and draw client ids from a stream of that start:
+        ids a run hands out never repeat those of an earlier run (Binance's own only ever grow, per symbol)."""
+        for sym in self.specs:
+            self._next_order_id[sym] = max(self._next_order_id[sym], now_ms)
+            self._next_trade_id[sym] = max(self._next_trade_id[sym], now_ms)
         self._id_rng = random.Random(f"{self.config.seed}:ids:{now_ms}")
 
     # ------------------------------------------------------------------ helpers
@@ -92,9 +96,17 @@ class Ledger:
         return spec
 
     def order(self, symbol: str, order_id: int) -> Order | None:
-        """The order ``order_id`` of ``symbol``, if any."""
-        order = self.orders.get(order_id)
-        return order if order is not None and order.symbol == symbol else None
+        """The order ``order_id`` of ``symbol``, if any (order ids are per symbol)."""
+        return self.orders.get((symbol, order_id))
+
+    def _new_order_id(self, symbol: str) -> int:
+        self._next_order_id[symbol] += 1
+        self._next_serial += 1
+        return self._next_order_id[symbol]
+
+    def _new_trade_id(self, symbol: str) -> int:
+        self._next_trade_id[symbol] += 1
+        return self._next_trade_id[symbol]
 
     def trade_visible(self, trade: Trade, now: int) -> bool:
         """True once REST shows ``trade`` in myTrades: its order is no longer hidden by a ``visibility_lag``."""
@@ -184,8 +196,7 @@ class Ledger:
         order.update_time = now
         order.status = "FILLED" if order.executed_qty == order.orig_qty else "PARTIALLY_FILLED"
         if trade_id is None:
-            self._next_trade_id += 1
-            trade_id = self._next_trade_id
+            trade_id = self._new_trade_id(spec.symbol)
         trade = Trade(
             symbol=spec.symbol,
             trade_id=trade_id,
@@ -210,7 +221,7 @@ class Ledger:
         if public:
             self._market_trade(spec.symbol, trade.trade_id, price, qty, now, buyer_maker=maker == trade.is_buyer)
         if first and self.on_first_fill is not None:
-            self.on_first_fill(account.name, order.order_id, now)
+            self.on_first_fill(account.name, order.serial, now)  # the limiter's key: unique over all symbols
         return trade
 
     def _market_trade(

@@ -83,6 +83,8 @@ class Order:
     lock_asset: str = ""
     locked: Decimal = ZERO
     expiry_reason: str | None = None
+    serial: int = 0
+    """The simulator's own number of the order, unique over all symbols (order ids are per symbol); not on the wire."""
     visible_from: int = 0
     """Until this time (ms) REST does not show the order (a `visibility_lag` fault); it trades all along."""
     external: bool = False

@@ -53,9 +53,9 @@ class TradingHandlers:
         order = res.order
         if c.lag_ms:
             order.visible_from = c.now + c.lag_ms
-        core.limiter.count_order(acct.name, order.order_id, c.now)
+        core.limiter.count_order(acct.name, order.serial, c.now)  # unique over symbols
         if order.executed_qty > 0:
-            core.limiter.order_filled(acct.name, order.order_id, c.now)
+            core.limiter.order_filled(acct.name, order.serial, c.now)
         c10, c1d = core.limiter.order_counts(acct.name, c.now)
         c.headers["X-MBX-ORDER-COUNT-10S"] = str(c10)
         c.headers["X-MBX-ORDER-COUNT-1D"] = str(c1d)

@@ -115,7 +115,7 @@ def test_matching_invariants(steps: list[tuple[str, str, str, int, int]], seed: 
             assert bal.locked == reserved.get(asset, Decimal(0)), (asset, bal.locked, reserved)
     fills: dict[int, Decimal] = defaultdict(Decimal)
     for t in ex.trades:
-        o = ex.orders[t.order_id]
+        o = ex.orders[(t.symbol, t.order_id)]
         fills[o.order_id] += t.qty
         if o.type != "MARKET":  # no trade at a price worse than the limit
             assert t.price <= o.price if o.side == "BUY" else t.price >= o.price

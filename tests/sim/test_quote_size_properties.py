@@ -112,7 +112,7 @@ def test_paper_fills_never_exceed_what_the_venue_showed(
     for op in steps:
         _apply(ex, op, shown)
         for t in ex.trades[seen:]:
-            o = ex.orders[t.order_id]
+            o = ex.orders[(t.symbol, t.order_id)]
             assert t.qty > 0 and t.qty % STEP == 0, t  # whole lot steps
             book_side = "ask" if o.side == "BUY" else "bid"
             top = shown.get(book_side)
