@@ -18,7 +18,7 @@ from playhouse.migrate import SchemaMigrator
 
 from db._errors import DatabaseSchemaError
 from db._fields import ExactDecimalField, JsonMapField, UtcDateTimeField
-from db._models import ErrorRow, FillRow, OrderRowV1, RequestRowV3, SchemaVersionRow, SnapshotRow, TradeRowV1
+from db._models import ErrorRow, FillRowV1, OrderRowV1, RequestRowV3, SchemaVersionRow, SnapshotRow, TradeRowV1
 
 # Arbitrary constant: serialises concurrent start-ups migrating the same PostgreSQL database.
 _PG_LOCK_KEY = 0x62657865  # "bexe"
@@ -46,7 +46,7 @@ def _create_tables(db: peewee.Database, models: Sequence[type[peewee.Model]], *,
 
 
 def _v1_initial(db: peewee.Database, _migrator: SchemaMigrator) -> None:
-    _create_tables(db, (OrderRowV1, FillRow, TradeRowV1, ErrorRow, SnapshotRow))
+    _create_tables(db, (OrderRowV1, FillRowV1, TradeRowV1, ErrorRow, SnapshotRow))
 
 
 def _v2_trade_indicators(db: peewee.Database, migrator: SchemaMigrator) -> None:
@@ -120,6 +120,17 @@ def _v8_request_fallback_retry(_db: peewee.Database, migrator: SchemaMigrator) -
     migrator.add_column("requests", "fallback_retry_at", UtcDateTimeField(null=True)).run()
 
 
+def _v9_fill_per_order_side(db: peewee.Database, _migrator: SchemaMigrator) -> None:
+    # A self-trade (the account's own orders on both sides, which a taker's prevention mode NONE allows) is one trade
+    # id with a row per order in myTrades. Unique over (exchange, symbol, trade_id), the second side's fill was
+    # dropped (ON CONFLICT DO NOTHING); with the exchange order id both are kept, and a repeat is still one row.
+    db.execute_sql('DROP INDEX IF EXISTS "fills_exchange_symbol_trade_id"')
+    db.execute_sql(
+        'CREATE UNIQUE INDEX "fills_exchange_symbol_trade_id_exchange_order_id" ON "fills" ("exchange", "symbol", '
+        '"trade_id", "exchange_order_id")'
+    )
+
+
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "orders, fills, trades, errors, indicator_snapshots", _v1_initial),
     Migration(2, "trades: indicator columns rsi/ewo/ema/sma and their indexes", _v2_trade_indicators),
@@ -137,6 +148,7 @@ MIGRATIONS: Sequence[Migration] = (
     Migration(
         8, "requests: fallback_retry and its time (a fallback waiting to be re-sent)", _v8_request_fallback_retry
     ),
+    Migration(9, "fills: unique per order's side of a trade (a self-trade's two sides)", _v9_fill_per_order_side),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -6,7 +6,7 @@ rebinding model classes across threads.
 
 Natural unique keys make every write idempotent:
 orders.client_order_id, orders(exchange, pair, exchange_order_id) (migration 7: Binance numbers orders per
-symbol), fills(exchange, symbol, trade_id),
+symbol), fills(exchange, symbol, trade_id, exchange_order_id) (migration 9: a self-trade's two sides share a trade id),
 trades.request_id, errors.key and indicator_snapshots.key (a content digest).
 """
 
@@ -88,8 +88,8 @@ class OrderRow(OrderRowV1):
         )
 
 
-class FillRow(BaseRow):
-    """fills: one row per exchange trade, never updated."""
+class FillRowV1(BaseRow):
+    """fills as created by migration 1 (frozen: migration 9 replaced its unique key, see `FillRow`)."""
 
     id = peewee.BigAutoField()
     exchange = peewee.CharField(max_length=32)
@@ -111,6 +111,22 @@ class FillRow(BaseRow):
         table_name = "fills"
         indexes = (
             (("exchange", "symbol", "trade_id"), True),
+            (("pair", "time"), False),
+        )
+
+
+class FillRow(FillRowV1):
+    """fills: one row per order's side of an exchange trade, never updated.
+
+    Unique per exchange, symbol, trade id and exchange order id (migration 9): a self-trade (two of the account's
+    orders on both sides, which a prevention mode of NONE lets happen) is one trade id with two rows in myTrades, one
+    per order, and unique over the trade id alone the second side's fill was dropped.
+    """
+
+    class Meta:
+        table_name = "fills"
+        indexes = (
+            (("exchange", "symbol", "trade_id", "exchange_order_id"), True),
             (("pair", "time"), False),
         )
 

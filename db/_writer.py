@@ -125,7 +125,7 @@ class BatchWriter(RowBuilder):
         self._ts: Callable[[datetime | None], Any] = self._sqlite_ts if self._sqlite else _naive_utc
         self._sql = {
             "orders": self._upsert_sql("orders", _ORDER_COLS, "client_order_id", self._order_guard()),
-            "fills": self._insert_sql("fills", _FILL_COLS, "exchange, symbol, trade_id"),
+            "fills": self._insert_sql("fills", _FILL_COLS, "exchange, symbol, trade_id, exchange_order_id"),
             "trades": self._upsert_sql("trades", _TRADE_COLS, "request_id", self._trade_guard()),
             "errors": self._insert_sql("errors", _ERROR_COLS, '"key"'),
             "indicator_snapshots": self._insert_sql("indicator_snapshots", _SNAPSHOT_COLS, '"key"'),

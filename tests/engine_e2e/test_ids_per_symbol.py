@@ -93,3 +93,30 @@ def test_two_pairs_orders_and_trades_of_the_same_ids_stay_apart(rig: Any, tmp_pa
         }  # fmt: skip
     finally:
         database.close()
+
+
+def test_both_sides_of_a_self_trade_are_stored(tmp_path: Path) -> None:
+    # The engine's resting buy and an order placed outside the engine (same account) with self-trade prevention
+    # NONE trade with each other: one trade id, a row per order in myTrades. The fills table kept one of the two.
+    prices = {"BTCUSDT": PRICES["BTCUSDT"]}
+    config = {"exchange": {"pair_whitelist": [BTC]}, "execution": {"limit_timeout_s": "600"},
+              "stream": {"market_data": False}}  # fmt: skip
+    with (
+        Simulator(SimConfig(seed=3, symbols=list(prices), start_prices=prices)) as sim,
+        engine_on(sim, tmp_path, config, subscriptions=1) as (engine, events),
+    ):
+        best_bid = sim.core.exchange.markets["BTCUSDT"].best_bid
+        price = str(best_bid + Decimal("0.01"))  # the best bid: the outside sell meets it first
+        request_id = _place(engine, BTC, "0.01", price)
+        sim.control.place_external_order(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC",
+                                          quantity="0.01", price=price, selfTradePreventionMode="NONE",
+                                          newClientOrderId="web_outside")  # fmt: skip
+        assert _trade(events, request_id).filled == Decimal("0.01")
+        events.wait(lambda r: len(r.of(EventKind.FILL)) == 2, what="both sides' fills")
+        settle(engine)
+        engine.stop()
+        ledger = sim.control.ledger()["trades"]
+    assert len({t["id"] for t in ledger}) == 1 and len(ledger) == 2
+    want = sorted((int(t["id"]), int(t["orderId"]), t["isBuyer"]) for t in ledger)
+    got = sorted((int(f.trade_id), int(f.exchange_order_id), f.side.value == "buy") for f in db_fills(tmp_path))
+    assert got == want
