@@ -89,13 +89,24 @@ class AccountSpec(BaseModel):
 
 
 class RateLimitConfig(BaseModel):
-    """Binance limits (defaults from binance-spot.md §5) and the ban policy."""
+    """Binance limits (defaults from binance-spot.md §5) and the ban policy.
+
+    Attributes:
+        request_weight_per_minute: REQUEST_WEIGHT per IP, shared by REST and the WS API.
+        orders_per_10s / orders_per_day: ORDERS (unfilled order count) per account.
+        connection_attempts_per_5m: WebSocket connection attempts per IP per 5 minutes, counted separately for the
+            WS API and for the streams (refused at the handshake with HTTP 429 beyond it).
+        ban_after_violations: 429s tolerated (per IP) before the next one bans the IP (418).
+        ban_seconds: The first ban's length; each further ban doubles, up to 3 days.
+        enabled: False turns every limit off.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     request_weight_per_minute: int = 6000
     orders_per_10s: int = 50
     orders_per_day: int = 160000
+    connection_attempts_per_5m: int = Field(default=300, ge=1)
     ban_after_violations: int = 3
     ban_seconds: int = 120
     enabled: bool = True

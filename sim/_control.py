@@ -48,6 +48,8 @@ _HTTP_OPS = frozenset(
         "stall_ws",
         "event_stream_terminated",
         "expire_listen_keys",
+        "ban_ip",
+        "lift_ban",
         "server_shutdown",
         "subscriptions",
     }
@@ -197,6 +199,15 @@ class Control:
     def expire_listen_keys(self, account: str | None = None) -> int:
         """Expire the account's listenKeys now (Binance.US): ``listenKeyExpired``, then the stream closes."""
         return self._run(self._ops.expire_listen_keys(account))
+
+    def ban_ip(self, seconds: int, ip: str = "127.0.0.1") -> int:
+        """Ban ``ip`` for ``seconds`` (REST and the WS API answer 418, WS API handshakes are refused with 418);
+        returns the ban's end (epoch ms, simulator clock)."""
+        return self._run(self._ops.ban_ip(seconds, ip))
+
+    def lift_ban(self, ip: str = "127.0.0.1") -> bool:
+        """End ``ip``'s ban now."""
+        return self._run(self._ops.lift_ban(ip))
 
     def server_shutdown(self) -> int:
         """Send ``serverShutdown`` to WS API connections."""

@@ -263,6 +263,21 @@ class ControlOps:
         self.core.faults.note("listen_key_expired", f"user:{acct.name}", now, f"{len(keys)} key(s), {told} stream(s)")
         return told
 
+    async def ban_ip(self, seconds: int, ip: str = "127.0.0.1") -> int:
+        """Ban ``ip`` for ``seconds`` as the rate limiter would: REST answers 418, the WS API too, and its
+        handshakes are refused with 418. Returns the ban's end (epoch ms)."""
+        until = self.core.now() + int(seconds) * 1000
+        self.core.limiter.ban(ip, until)
+        self.core.faults.note("ip_banned", ip, self.core.now(), f"until {until}")
+        logger.info("sim banned {} until {}", ip, until)
+        return until
+
+    async def lift_ban(self, ip: str = "127.0.0.1") -> bool:
+        """End ``ip``'s ban now; False if it was not banned."""
+        lifted = self.core.limiter.lift_ban(ip)
+        self.core.faults.note("ip_ban_lifted", ip, self.core.now())
+        return lifted
+
     async def server_shutdown(self) -> int:
         """Send the ``serverShutdown`` connection event to every WS API connection."""
         conns = await self._conns("ws-api", "server_shutdown")

@@ -26,7 +26,8 @@ FaultKind = Literal[
     "duplicate_events",  # user stream: the event is sent twice
     "reorder_events",  # user stream: the event is held back and sent after the next one
     "delay_events",  # user stream: the event (and the account's later ones, in order) is sent delay_ms late
-    "reject_subscribe",  # WS API: userDataStream.subscribe.signature answers status/code/msg
+    "reject_subscribe",  # WS API: userDataStream.subscribe.signature answers status/code/msg (429/418: data.retryAfter)
+    "handshake",  # WebSocket upgrade refused with HTTP status (429/418: -1003 body, Retry-After retry_after)
     "ws_close",  # user stream: the connection is closed (close frame) when the event is due; event lost
     "ws_abort",  # user stream: the TCP connection is aborted when the event is due; event lost
     "ws_stall",  # user stream: the connection goes silent (no pongs, no frames) from this event on
@@ -36,6 +37,7 @@ REST_KINDS = frozenset(
     {"latency", "withhold", "http_error", "rate_limit", "ban", "clock_skew", "visibility_lag", "events_first"}
 )
 CONN_KINDS = frozenset({"ws_close", "ws_abort", "ws_stall"})
+HANDSHAKE_KINDS = frozenset({"handshake"})
 EVENT_KINDS = frozenset({"drop_events", "duplicate_events", "reorder_events", "delay_events"}) | CONN_KINDS
 
 
@@ -43,8 +45,13 @@ class FaultSpec(BaseModel):
     """One fault: what, where (``target`` glob) and when (next ``count`` matches, or a seeded probability).
 
     Targets: REST ``"<METHOD> <path>"`` (``"POST /api/v3/order"``, ``"* /api/v3/*"``); user stream
-    ``"user:<account>"``; WS API subscribe ``"ws-api"``. With neither ``count`` nor ``probability`` the
-    fault fires on every match until removed.
+    ``"user:<account>"``; WS API subscribe ``"ws-api"``; a WebSocket handshake (``handshake``) ``"ws-api"``,
+    ``"market"`` or ``"listen-key"`` (Binance.US's ``/ws/<listenKey>``). With neither ``count`` nor ``probability``
+    the fault fires on every match until removed.
+
+    ``handshake`` refuses the upgrade with HTTP ``status`` (set it: 429 or 418, say) and ``Retry-After:
+    retry_after``; the refused attempt still counts against the connection budget. UBWA treats a 429 at the
+    handshake as fatal for the stream and retries anything else every 0.1 s (binance-spot.md §6.5).
 
     Binance does not order an order's REST response and its user-stream events; by default the simulator writes the
     response first. ``events_first`` (on a REST target) writes the events the request caused to the user streams'

@@ -1,4 +1,10 @@
-"""Request-weight and order-count windows with 429 → 418 bans (pure: time is passed in)."""
+"""Request-weight, order-count and connection-attempt windows with 429 → 418 bans (pure: time is passed in).
+
+The request weight is counted per IP and shared by REST and the WS API (binance-spot.md §5: connecting to the WS API
+costs 2 weight, its responses report the same REQUEST_WEIGHT limit; Binance's WS API docs: "weight is accumulated per
+IP address and is shared by all connections from that address"). Connection attempts are counted per IP and per
+service (the WS API and the market/user streams are separate hosts at Binance), 300 per 5 minutes each.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,25 @@ from dataclasses import dataclass, field
 from sim._config import RateLimitConfig
 from sim._errors import SimError
 
-__all__ = ["RateLimiter"]
+__all__ = ["CONNECTION_WINDOW_MS", "RateLimiter"]
 
 _MINUTE = 60_000
+CONNECTION_WINDOW_MS = 5 * _MINUTE
+"""The connection-attempt window (Binance: 300 attempts per 5 minutes per IP)."""
 _TEN_S = 10_000
 _DAY = 86_400_000
 _MAX_BAN_MS = 3 * _DAY
 _MAX_TRACKED = 100_000
+
+
+def _banned(until: int, retry_after_s: int) -> SimError:
+    return SimError(
+        418,
+        -1003,
+        f"Way too much request weight used; IP banned until {until}. "
+        "Please use WebSocket Streams for live updates to avoid bans.",
+        retry_after=retry_after_s,
+    )
 
 
 @dataclass
@@ -39,6 +57,8 @@ class _IpState:
     violations: int = 0
     banned_until: int = 0
     ban_ms: int = 0
+    # service ("ws-api" | "stream") → connection attempts in the current 5-minute window
+    connections: dict[str, _Window] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,7 +70,8 @@ class _AccountState:
 
 
 class RateLimiter:
-    """Binance's REQUEST_WEIGHT (per IP) and ORDERS (per account) limits, windows on interval boundaries."""
+    """Binance's REQUEST_WEIGHT and connection attempts (per IP) and ORDERS (per account), windows on interval
+    boundaries."""
 
     def __init__(self, config: RateLimitConfig) -> None:
         self.config = config
@@ -73,19 +94,67 @@ class RateLimiter:
         """Weight used by ``ip`` in the current minute."""
         return self._ip(ip).weight.current(now)
 
-    def check_weight(self, ip: str, weight: int, now: int) -> None:
-        """Raise 418 while banned, or 429 -1003 if ``weight`` would exceed the minute's limit."""
+    def banned_until(self, ip: str, now: int) -> int:
+        """The end of `ip`'s ban (epoch ms), or 0 if it is not banned at `now`."""
+        until = self._ip(ip).banned_until
+        return until if now < until else 0
+
+    def retry_at(self, ip: str, now: int) -> int:
+        """When `ip` may send again after a -1003 refusal: its ban's end, else the end of the weight window (ms)."""
+        st = self._ip(ip)
+        if now < st.banned_until:
+            return st.banned_until
+        st.weight.current(now)
+        return (st.weight.key + 1) * st.weight.size_ms
+
+    def ban(self, ip: str, until: int) -> None:
+        """Ban `ip` until `until` (epoch ms; a shorter ban in force is extended, a longer one kept)."""
+        st = self._ip(ip)
+        st.banned_until = max(st.banned_until, until)
+
+    def lift_ban(self, ip: str) -> bool:
+        """End `ip`'s ban now (its next ban still doubles); False if it was not banned."""
+        st = self._ips.get(ip)
+        if st is None or not st.banned_until:
+            return False
+        st.banned_until = 0
+        st.violations = 0
+        return True
+
+    def count_connection(self, ip: str, service: str, now: int) -> SimError | None:
+        """Count one connection attempt of `ip` to `service`; the 429 to answer if it is over the 5-minute budget.
+
+        Every attempt counts, refused ones too (Binance limits connection *attempts*).
+        """
+        if not self.config.enabled:
+            return None
+        window = self._ip(ip).connections.setdefault(service, _Window(CONNECTION_WINDOW_MS))
+        window.current(now)
+        window.count += 1
+        limit = self.config.connection_attempts_per_5m
+        if window.count <= limit:
+            return None
+        return SimError(
+            429,
+            -1003,
+            f"Too many connection attempts; current limit is {limit} connection attempts per 5 MINUTE.",
+            retry_after=window.retry_after_s(now),
+        )
+
+    def check_banned(self, ip: str, now: int) -> None:
+        """Raise 418 -1003 while `ip` is banned."""
         if not self.config.enabled:
             return
         st = self._ip(ip)
         if now < st.banned_until:
-            raise SimError(
-                418,
-                -1003,
-                f"Way too much request weight used; IP banned until {st.banned_until}. "
-                "Please use WebSocket Streams for live updates to avoid bans.",
-                retry_after=-(-(st.banned_until - now) // 1000),
-            )
+            raise _banned(st.banned_until, -(-(st.banned_until - now) // 1000))
+
+    def check_weight(self, ip: str, weight: int, now: int) -> None:
+        """Raise 418 while banned, or 429 -1003 if ``weight`` would exceed the minute's limit."""
+        if not self.config.enabled:
+            return
+        self.check_banned(ip, now)
+        st = self._ip(ip)
         limit = self.config.request_weight_per_minute
         if st.weight.current(now) + weight > limit:
             st.violations += 1
@@ -93,13 +162,7 @@ class RateLimiter:
                 st.ban_ms = min(_MAX_BAN_MS, st.ban_ms * 2 if st.ban_ms else self.config.ban_seconds * 1000)
                 st.banned_until = now + st.ban_ms
                 st.violations = 0
-                raise SimError(
-                    418,
-                    -1003,
-                    f"Way too much request weight used; IP banned until {st.banned_until}. "
-                    "Please use WebSocket Streams for live updates to avoid bans.",
-                    retry_after=st.ban_ms // 1000,
-                )
+                raise _banned(st.banned_until, st.ban_ms // 1000)
             raise SimError(
                 429,
                 -1003,

@@ -1,10 +1,16 @@
-"""Thin aiohttp WebSocket layer: the WS API (user data), market streams and Binance.US listenKey streams."""
+"""Thin aiohttp WebSocket layer: the WS API (user data), market streams and Binance.US listenKey streams.
+
+Rate limits (binance-spot.md §5, §6.5): every handshake counts against the IP's connection-attempt budget (300 per
+5 minutes, the WS API and the streams each their own) and is refused with HTTP 429 beyond it; a WS API handshake
+also costs 2 request weight — shared with REST — and is refused with HTTP 418 while the IP is banned, or 429/418 when
+the weight is spent. A WS API request over the weight answers status 429 (418 once the violations earn a ban, and
+the connection that earned it is then closed), with ``error.data.retryAfter`` the epoch ms to wait for.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from typing import Any
 
 import orjson
@@ -15,109 +21,22 @@ from sim._auth import check_timestamp, valid_key_format
 from sim._core import SimCore, UserSub
 from sim._dispatch import Dispatcher
 from sim._errors import SimError, bad_param
+from sim._wsadmit import admit, throttled
+from sim._wsconn import Conn
 
 __all__ = ["Conn", "WsLayer"]
 
 _WS_FAULTS = frozenset({"latency", "reject_subscribe"})
 _MAX_ACTIVE_SUBS = 1000
-_BACKGROUND: set[asyncio.Task[bool]] = set()  # keeps fire-and-forget close tasks alive
 _MAX_LIFETIME_SUBS = 65535
-
-
-class Conn:
-    """One WebSocket connection with an ordered outgoing queue drained by its writer task."""
-
-    def __init__(self, ws: web.WebSocketResponse, request: web.BaseRequest, kind: str) -> None:
-        self.ws = ws
-        self.kind = kind  # "ws-api" | "market" | "listen-key"
-        self.path = request.path
-        self.transport = request.transport
-        self.ip = request.remote or "local"
-        self.queue: deque[bytes] = deque()
-        self.ready = asyncio.Event()
-        self.stalled = False
-        self.closed = False
-        self.wrapped = False
-        self.next_sid = 0
-        self.subs: dict[int, tuple[str, UserSub]] = {}
-        self.streams: set[str] = set()
-        self.return_rate_limits = request.query.get("returnRateLimits") != "false"
-        self.writer: asyncio.Task[None] | None = None
-        self.close_when_drained: int | None = None  # a close code: close once the queued frames are sent
-        self.queued = 0  # frames queued, ever
-        self.sent = 0  # frames written to the socket, ever
-        self._sent_waiters: list[tuple[int, asyncio.Future[None]]] = []
-
-    def push(self, frame: bytes) -> None:
-        """Queue a text frame (dropped while stalled: a silent peer sends nothing)."""
-        if self.stalled or self.closed:
-            return
-        self.queue.append(frame)
-        self.queued += 1
-        self.ready.set()
-
-    async def wait_sent(self) -> None:
-        """Return once every frame queued so far is written to the socket (or the connection is gone)."""
-        if self.sent >= self.queued or self.closed or self.writer is None or self.writer.done():
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sent_waiters.append((self.queued, fut))
-        await fut
-
-    def _wake_sent(self, everyone: bool = False) -> None:
-        waiting, self._sent_waiters = self._sent_waiters, []
-        for target, fut in waiting:
-            if everyone or self.sent >= target:
-                if not fut.done():
-                    fut.set_result(None)
-            else:
-                self._sent_waiters.append((target, fut))
-
-    def fault(self, kind: str) -> None:
-        """Break the connection as a scheduled fault (``ws_close`` | ``ws_abort`` | ``ws_stall``)."""
-        logger.info("sim fault {} on a {} connection", kind, self.kind)
-        if kind == "ws_stall":
-            self.stalled = True
-            return
-        self.closed = True
-        self.ready.set()
-        if kind == "ws_abort":
-            if self.transport is not None:
-                self.transport.abort()
-        else:
-            task = asyncio.get_running_loop().create_task(self.ws.close(code=1000, message=b"closed by simulator"))
-            _BACKGROUND.add(task)
-            task.add_done_callback(_BACKGROUND.discard)
-
-    async def run_writer(self) -> None:
-        """Send queued frames in order until the connection closes."""
-        try:
-            await self._write_loop()
-        finally:
-            self._wake_sent(everyone=True)  # nothing more will be sent: nobody waits for it
-
-    async def _write_loop(self) -> None:
-        ws = self.ws
-        while not self.closed:
-            await self.ready.wait()
-            self.ready.clear()
-            queue = self.queue
-            while queue and not self.closed:
-                frame = queue.popleft()
-                try:
-                    await ws.send_frame(frame, WSMsgType.TEXT)
-                except ConnectionError as exc:
-                    logger.debug("sim ws send failed ({}): {}", self.kind, exc)
-                    self.closed = True
-                    return
-                self.sent += 1
-                if self._sent_waiters:
-                    self._wake_sent()
-            if self.close_when_drained is not None and not queue:
-                # The last frame (an expiry notice) went out first: the server then closes, as Binance does.
-                self.closed = True
-                await ws.close(code=self.close_when_drained, message=b"closed by simulator")
-                return
+# WS API request weights (Binance's WS API docs); methods not listed cost 1.
+_WEIGHTS = {
+    "userDataStream.subscribe.signature": 2,
+    "userDataStream.unsubscribe": 2,
+    "session.status": 2,
+    "session.subscriptions": 2,
+}
+_BAN_CLOSE_CODE = 1008  # policy violation: "an automated IP ban and you will be disconnected"
 
 
 def _ws_value(value: Any) -> str:
@@ -140,7 +59,10 @@ class WsLayer:
         dispatcher.add("GET", "/stream", self.market)
         dispatcher.add_prefix("GET", "/ws/", self.market)
 
-    async def _open(self, request: web.BaseRequest, kind: str) -> Conn:
+    async def _open(self, request: web.BaseRequest, kind: str) -> Conn | web.Response:
+        refusal = admit(self.core, request, kind)
+        if refusal is not None:
+            return refusal
         ws = web.WebSocketResponse(autoping=False, max_msg_size=1 << 20)
         await ws.prepare(request)
         conn = Conn(ws, request, kind)
@@ -176,7 +98,8 @@ class WsLayer:
     async def ws_api(self, request: web.BaseRequest) -> web.StreamResponse:
         """``/ws-api/v3``: request/response frames and wrapped user-data events."""
         conn = await self._open(request, "ws-api")
-        self.core.limiter.add_weight(conn.ip, 2, self.core.now())  # connecting costs 2 weight
+        if not isinstance(conn, Conn):
+            return conn
         await self._serve(conn, self._ws_request)
         return conn.ws
 
@@ -220,16 +143,18 @@ class WsLayer:
                 error=SimError(400, -1102, "Mandatory parameter 'params' was not sent, was empty/null, or malformed."),
             )
             return
+        weight = _WEIGHTS.get(str(method), 1)
         try:
             if core.faults.entries:
                 for f in core.faults.take("ws-api", _WS_FAULTS, now, str(method)):
                     if f.kind == "latency":
                         await asyncio.sleep(f.latency_ms / 1000)
+                        now = core.now()
                     elif method == "userDataStream.subscribe.signature":
-                        raise SimError(f.status, f.code, f.msg)
+                        raise throttled(SimError(f.status, f.code, f.msg), now, now + f.retry_after * 1000)
+            self._charge(conn, weight, now)
             if method == "userDataStream.subscribe.signature":
-                core.limiter.add_weight(conn.ip, 2, now)
-                result: Any = self._subscribe(conn, params, core.now())
+                result: Any = self._subscribe(conn, params, now)
             elif method == "userDataStream.unsubscribe":
                 self._unsubscribe(conn, params, req_id)
                 return
@@ -247,6 +172,21 @@ class WsLayer:
             self._reply(conn, req_id, error=err)
             return
         self._reply(conn, req_id, result)
+
+    def _charge(self, conn: Conn, weight: int, now: int) -> None:
+        """Admit a request's weight against the IP's limit (shared with REST) and charge it, or raise the 429/418
+        (the weight of a refused request is not charged). The connection whose request earns a ban is closed once
+        the answer is out: "an automated IP ban and you will be disconnected"."""
+        limiter = self.core.limiter
+        banned_before = limiter.banned_until(conn.ip, now)
+        try:
+            limiter.check_weight(conn.ip, weight, now)
+        except SimError as err:
+            if err.status == 418 and not banned_before:
+                logger.info("sim banned {} after WS API requests over the weight limit: disconnecting", conn.ip)
+                conn.close_when_drained = _BAN_CLOSE_CODE
+            raise throttled(err, now, limiter.retry_at(conn.ip, now)) from None
+        limiter.add_weight(conn.ip, weight, now)
 
     def _subscribe(self, conn: Conn, params: dict[str, Any], now: int) -> dict[str, int]:
         core = self.core
@@ -303,15 +243,21 @@ class WsLayer:
         combined = request.path.startswith("/stream")
         raw = request.query.get("streams", "") if combined else request.path[len("/ws/") :]
         names = [n for n in raw.split("/") if n]
+        account = None
         if not combined and len(names) == 1 and names[0] in core.listen_keys:
-            conn = await self._open(request, "listen-key")
             account = core.listen_keys[names[0]]
+        if account is not None:
+            conn = await self._open(request, "listen-key")
+            if not isinstance(conn, Conn):
+                return conn
             sub = UserSub(conn, None)
             conn.subs[0] = (account, sub)
             core.add_user_sub(account, sub)
             await self._serve(conn, self._market_request)
             return conn.ws
         conn = await self._open(request, "market")
+        if not isinstance(conn, Conn):
+            return conn
         conn.wrapped = combined
         self._add_streams(conn, names)
         await self._serve(conn, self._market_request)
