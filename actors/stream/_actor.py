@@ -243,8 +243,12 @@ class StreamActor(pykka.ThreadingActor):
         now = self._now()
         if isinstance(item, ProbeReply):
             if not item.ok:
-                logger.warning("user stream {}: watchdog probe {} answered with an error", ref.stream_id, item.probe_id)
-            self._apply(ref.role, watch.on_probe_reply(ref.stream_id, item.subscribed, now, ok=item.ok))
+                logger.warning("user stream {}: watchdog probe {} answered with an error (status {}, wait {} ms)",
+                               ref.stream_id, item.probe_id, item.status, item.retry_after_ms)  # fmt: skip
+            decisions = watch.on_probe_reply(
+                ref.stream_id, item.subscribed, now, ok=item.ok, status=item.status, retry_after_ms=item.retry_after_ms
+            )
+            self._apply(ref.role, decisions)
         elif isinstance(item, StreamTerminated):
             logger.warning("user stream {} got eventStreamTerminated", ref.stream_id)
             self._apply(ref.role, watch.on_terminated(ref.stream_id, now))

@@ -37,11 +37,28 @@ _HEAD = 64
 
 @dataclass(frozen=True, slots=True)
 class ProbeReply:
-    """A reply to a watchdog probe."""
+    """A reply to a watchdog probe.
+
+    Attributes:
+        probe_id: The probe's request id.
+        ok: Status 200.
+        subscribed: The connection has an active user data subscription (``session.status``).
+        status: The reply's HTTP-like status.
+        retry_after_ms: For a 429/418 (the WS API shares the IP's request weight with REST): how long the exchange
+            asked to wait, from ``error.data`` (``retryAfter`` minus ``serverTime``: both the exchange's clock, so
+            no offset to ours enters), None if it did not say.
+    """
 
     probe_id: str
     ok: bool
     subscribed: bool
+    status: int | None = None
+    retry_after_ms: int | None = None
+
+    @property
+    def throttled(self) -> bool:
+        """Refused for a rate limit or an IP ban (429/418)."""
+        return self.status in (418, 429)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +97,17 @@ class AccountFrame:
 _ACCOUNT_EVENTS = ('"e":"outboundAccountPosition"', '"e":"balanceUpdate"')
 
 
+def _retry_after_ms(error: object) -> int | None:
+    """``error.data.retryAfter - error.data.serverTime`` (ms, at least 0), if the error says when to retry."""
+    data = error.get("data") if isinstance(error, dict) else None
+    if not isinstance(data, dict):
+        return None
+    retry_at, server_time = data.get("retryAfter"), data.get("serverTime")
+    if not isinstance(retry_at, int) or not isinstance(server_time, int) or isinstance(retry_at, bool):
+        return None
+    return max(0, retry_at - server_time)
+
+
 def classify_user_frame(raw: bytes | str) -> UserDataReport | ProbeReply | AccountFrame:
     """A watchdog probe reply, an account event left for later, or whatever `parse_user_data` makes of the frame.
 
@@ -95,7 +123,9 @@ def classify_user_frame(raw: bytes | str) -> UserDataReport | ProbeReply | Accou
         if isinstance(request_id, str) and request_id.startswith(PROBE_PREFIX):
             result = frame.get("result")
             subscribed = isinstance(result, dict) and result.get("userDataStream") is True
-            return ProbeReply(request_id, frame.get("status") == 200, subscribed)
+            status = frame.get("status")
+            status = status if isinstance(status, int) else None
+            return ProbeReply(request_id, status == 200, subscribed, status, _retry_after_ms(frame.get("error")))
     head = _head(raw)
     if any(marker in head for marker in _ACCOUNT_EVENTS):
         return AccountFrame(raw)

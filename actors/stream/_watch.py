@@ -16,7 +16,8 @@ What UBWA does by itself and what it does not (client-libraries.md, binance-spot
   else retried with backoff and fatal after a few rejections in a row;
 - a quiet user stream is indistinguishable from a dead one, so the watchdog probes (``session.status``) after a
   third of the silence limit; nothing received for the whole limit is silence (an error reply to a probe does not
-  count: it proves the socket open, not the subscription).
+  count: it proves the socket open, not the subscription); a probe refused with 429/418 (the WS API shares the IP's
+  weight with REST) holds probes, the silence verdict and reconnects until the wait the exchange names.
 
 Events sent while the subscription was down are lost for good, so every such episode opens a *gap*; it is
 fired (``FireGap``) once the new subscription is proven live (a probe reply saying so), which is the moment a
@@ -25,8 +26,6 @@ the engine's start (crash recovery's REST lookups) and the first live subscripti
 """
 
 from __future__ import annotations
-
-from enum import StrEnum
 
 from actors.stream._backoff import Backoff, ConnectionBudget
 from actors.stream._decisions import (
@@ -43,32 +42,10 @@ from actors.stream._decisions import (
     StreamRole,
     quiet_change,
 )
-from actors.stream._rejections import (
-    THROTTLE_MIN_DELAY_MS,
-    Rejection,
-    RejectionKind,
-    stream_rejection,
-)
+from actors.stream._phase import _UBWA_TRIES, FIRST_SUBSCRIPTION, _Phase
+from actors.stream._rejections import THROTTLE_MIN_DELAY_MS, Rejection, RejectionKind, stream_rejection
 
 __all__ = ["FIRST_SUBSCRIPTION", "StreamWatch"]
-
-FIRST_SUBSCRIPTION = "first subscription"
-"""The gap a user stream starts with (fired once its first subscription is proven live)."""
-_UBWA_TRIES = 3
-"""UBWA's own reconnect tries (0.1 s apart) let run since the stream was last live before the watch takes over with
-its backoff: the first tries of an outage are the likeliest to succeed, the rest would only spend the budget."""
-
-
-class _Phase(StrEnum):
-    IDLE = "idle"
-    CREATING = "creating"  # CreateStream returned, waiting for `created`
-    CONNECTING = "connecting"  # UBWA is opening the first socket
-    SUBSCRIBING = "subscribing"  # socket up, subscription not yet proven
-    LIVE = "live"
-    RECONNECTING = "reconnecting"  # UBWA reconnects on its own
-    BACKOFF = "backoff"  # our stream is stopped; waiting to recreate
-    FATAL = "fatal"
-    STOPPED = "stopped"
 
 
 class StreamWatch:
@@ -120,6 +97,9 @@ class StreamWatch:
         self._now_ms = 0
         self._ubwa_tries = 0
         """UBWA's reconnect tries since the stream was last live."""
+        self.hold_until_ms = 0
+        """A probe was refused for a rate limit or a ban (429/418): until then no probe, no silence verdict and no
+        reconnect (each would be refused too, and going on past 429s is what gets an IP banned)."""
 
     # ------------------------------------------------------------------ helpers
     def _t(self, now_ms: int) -> int:
@@ -165,7 +145,7 @@ class StreamWatch:
         self.stream_id = None
         self._probe_sent_ms = None
         self._enter(_Phase.BACKOFF, now_ms)
-        delay = self.backoff.next_delay_ms(floor_ms)
+        delay = self.backoff.next_delay_ms(max(floor_ms, self.hold_until_ms - now_ms))
         report = self._report(state, f"{reason}; reconnecting in {delay} ms", now_ms, warn=warn)
         return [*out, report, ScheduleRecreate(delay)]
 
@@ -248,6 +228,10 @@ class StreamWatch:
             if self.phase not in (_Phase.CONNECTING, _Phase.SUBSCRIBING, _Phase.LIVE):
                 return []
             self._open_gap("disconnect")
+            if now < self.hold_until_ms:
+                # Rate limited or banned (Binance disconnects a banned IP): UBWA's reconnects every 0.1 s would all
+                # be refused at the handshake. Stop them and come back when the exchange said to.
+                return self._recreate(HealthState.RECONNECTING, "disconnected while rate limited", now, warn=True)
             self._enter(_Phase.RECONNECTING, now)
             return [self._report(HealthState.RECONNECTING, "disconnected; UBWA is reconnecting", now)]
         if kind == "STREAM_UNREPAIRABLE":
@@ -341,19 +325,28 @@ class StreamWatch:
         return self._recreate(HealthState.RECONNECTING, "serverShutdown", self._t(now_ms))
 
     def on_probe_reply(
-        self, stream_id: str | None, subscribed: bool, now_ms: int, *, ok: bool = True
+        self,
+        stream_id: str | None,
+        subscribed: bool,
+        now_ms: int,
+        *,
+        ok: bool = True,
+        status: int | None = None,
+        retry_after_ms: int | None = None,
     ) -> list[Decision]:
         """A ``session.status`` reply: is the user data subscription active on this connection?
 
-        `ok` False: the reply is an error (a 429/-1003 — the WS API shares the IP's weight with REST —, a 5xx).
-        The connection answered, but nothing is known of the subscription: the next probe, or the silence limit,
-        decides. Recreating on it opened a gap exactly when REST was blocked, and the reconnect met the same limit.
+        `ok` False: the reply is an error. The connection answered, but nothing is known of the subscription: the
+        next probe, or the silence limit, decides. Recreating on it opened a gap exactly when REST was blocked, and
+        the reconnect met the same limit. A 429/418 (`status`; the WS API shares the IP's weight with REST) holds
+        the watchdog — no probe, no silence verdict, no reconnect — for `retry_after_ms` (the exchange's
+        ``data.retryAfter``; the throttle floor if it named none): probing on past 429s gets the IP banned.
         """
         if not self._current(stream_id) or self.phase not in (_Phase.SUBSCRIBING, _Phase.LIVE):
             return []
-        if not ok:
-            return []
         now = self._t(now_ms)
+        if not ok:
+            return self._hold(status, retry_after_ms, now) if status in (418, 429) else []
         self._probe_sent_ms = None
         if not subscribed:
             # Connected but not subscribed: an eventStreamTerminated we never saw. Same cure.
@@ -363,6 +356,16 @@ class StreamWatch:
             return self._live(now)
         return []
 
+    def _hold(self, status: int | None, retry_after_ms: int | None, now: int) -> list[Decision]:
+        wait = self.throttle_floor_ms if retry_after_ms is None else retry_after_ms
+        episode = self.hold_until_ms <= now  # a new hold (not a probe already in flight when the first was refused)
+        self.hold_until_ms = max(self.hold_until_ms, now + wait)
+        self._probe_sent_ms = None
+        if not episode or self.health is None:
+            return []
+        reason = f"watchdog probe rate limited (HTTP {status}): no probe and no reconnect for {wait} ms"
+        return [self._report(self.health.state, reason, now, warn=True)]
+
     def on_tick(self, now_ms: int, last_rx_ms: int | None) -> list[Decision]:
         """Periodic check; `last_rx_ms` is when the current stream last received anything."""
         now = self._t(now_ms)
@@ -371,12 +374,14 @@ class StreamWatch:
             what = "could not connect" if self.phase is _Phase.CONNECTING else "UBWA could not reconnect"
             self._open_gap("disconnect")
             return self._recreate(HealthState.RECONNECTING, f"{what} within {self.reconnect_grace_ms} ms", now)
-        quiet = now - max(last_rx_ms or 0, self.phase_since_ms)
         if self.role is StreamRole.MARKET:
+            quiet = now - max(last_rx_ms or 0, self.phase_since_ms)
             change = quiet_change(self.health, self.phase is _Phase.LIVE, quiet)
             return [self._report(*change, now)] if change is not None else []
-        if self.phase not in (_Phase.SUBSCRIBING, _Phase.LIVE) or self.silence_ms is None:
+        if self.phase not in (_Phase.SUBSCRIBING, _Phase.LIVE) or self.silence_ms is None or now < self.hold_until_ms:
             return []
+        # Silence counts from a hold's end at the earliest: nothing could be probed before it.
+        quiet = now - max(last_rx_ms or 0, self.phase_since_ms, self.hold_until_ms)
         if quiet >= self.silence_ms:
             self._open_gap("silence")
             return self._recreate(HealthState.SILENT, f"nothing received for {quiet} ms", now)

@@ -140,11 +140,12 @@ def stream_actor(
     on_report: Callable[[UserDataReport], None] | None = None,
     on_price: Callable[[Symbol, Decimal, Decimal, int], None] | None = None,
     wall_ms: Callable[[], int] | None = None,
+    clock: ManualClock | None = None,
     **overrides: Any,
 ) -> Iterator[Running]:
-    """Start a stream actor against `sim` on a manual clock (`wall_ms`: the host clock it signs by); stop it
-    afterwards."""
-    clock = ManualClock()
+    """Start a stream actor against `sim` on a manual clock (`clock`, or a new one; `wall_ms`: the host clock it
+    signs by); stop it afterwards."""
+    clock = clock or ManualClock()
     ticker = Ticker(clock)
     rec = rec or Recorder()
     ref = StreamActor.start(
@@ -168,8 +169,11 @@ def stream_actor(
 
 
 @contextmanager
-def running_sim(**kw: Any) -> Iterator[Simulator]:
-    with Simulator(SimConfig(**kw)) as sim:
+def running_sim(clock: ManualClock | None = None, **kw: Any) -> Iterator[Simulator]:
+    """A simulator with `SimConfig(**kw)`, on `clock` if given (shared with the stream actor: the simulator's rate
+    windows, bans and listenKey lifetimes then move with the test's clock; the actor signs with the offset it
+    measures, so the WS API subscription is unaffected)."""
+    with Simulator(SimConfig(**kw), clock=None if clock is None else clock.now_ms) as sim:
         yield sim
 
 

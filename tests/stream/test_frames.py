@@ -24,12 +24,26 @@ from engine.exchange import ApiResponse, BadFrame, ServerShutdown, StreamTermina
 
 def test_probe_replies_are_recognised_before_parsing() -> None:
     ok = b'{"id":"bexec-wd-7","status":200,"result":{"userDataStream":true,"serverTime":1},"rateLimits":[]}'
-    assert classify_user_frame(ok) == ProbeReply("bexec-wd-7", True, True)
+    assert classify_user_frame(ok) == ProbeReply("bexec-wd-7", True, True, 200)
     lost = '{"id":"bexec-wd-8","status":200,"result":{"userDataStream":false}}'
-    assert classify_user_frame(lost) == ProbeReply("bexec-wd-8", True, False)
-    failed = b'{"id":"bexec-wd-9","status":429,"error":{"code":-1003,"msg":"x"}}'
-    assert classify_user_frame(failed) == ProbeReply("bexec-wd-9", False, False)
+    assert classify_user_frame(lost) == ProbeReply("bexec-wd-8", True, False, 200)
+    failed = b'{"id":"bexec-wd-9","status":503,"error":{"code":-1008,"msg":"x"}}'
+    assert classify_user_frame(failed) == ProbeReply("bexec-wd-9", False, False, 503)
+    assert not classify_user_frame(failed).throttled  # type: ignore[union-attr]
     assert probe_request("bexec-wd-1") == {"id": "bexec-wd-1", "method": "session.status"}
+
+
+def test_a_rate_limited_probe_reply_says_how_long_to_wait() -> None:
+    # The WS API's 429/418 carries data.retryAfter (epoch ms) and data.serverTime: the wait is their difference,
+    # both on the exchange's clock.
+    limited = b'{"id":"bexec-wd-3","status":429,"error":{"code":-1003,"msg":"Too much request weight used",'
+    limited += b'"data":{"serverTime":1000,"retryAfter":41000}},"rateLimits":[]}'
+    reply = classify_user_frame(limited)
+    assert reply == ProbeReply("bexec-wd-3", False, False, 429, 40_000) and reply.throttled
+    banned = b'{"id":"bexec-wd-4","status":418,"error":{"code":-1003,"msg":"banned","data":{"retryAfter":5}}}'
+    assert classify_user_frame(banned) == ProbeReply("bexec-wd-4", False, False, 418, None)  # no serverTime
+    late = b'{"id":"bexec-wd-5","status":429,"error":{"data":{"serverTime":9,"retryAfter":5}}}'
+    assert classify_user_frame(late) == ProbeReply("bexec-wd-5", False, False, 429, 0)
 
 
 def test_other_frames_go_to_the_engine_parser() -> None:
