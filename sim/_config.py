@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from sim._auth import KeyVerifier, valid_key_format
 from sim._symbols import SymbolSpec, make_symbol_spec
 
-__all__ = ["AccountSpec", "RateLimitConfig", "SimConfig"]
+__all__ = ["BINANCE_US_LIMITS", "AccountSpec", "RateLimitConfig", "SimConfig"]
 
 # Binance's lengths (an API key and an HMAC secret are 64 characters each), so the keys `run.py sim` prints pass the
 # engine's check-config.
@@ -91,6 +91,9 @@ class AccountSpec(BaseModel):
 class RateLimitConfig(BaseModel):
     """Binance limits (defaults from binance-spot.md §5) and the ban policy.
 
+    ``SimConfig(exchange_mode="binanceus")`` defaults the three published limits to Binance.US's instead
+    (`BINANCE_US_LIMITS`, binance-spot.md §9.1); limits given explicitly are kept.
+
     Attributes:
         request_weight_per_minute: REQUEST_WEIGHT per IP, shared by REST and the WS API.
         orders_per_10s / orders_per_day: ORDERS (unfilled order count) per account.
@@ -112,6 +115,10 @@ class RateLimitConfig(BaseModel):
     enabled: bool = True
 
 
+BINANCE_US_LIMITS: dict[str, int] = {"request_weight_per_minute": 1200, "orders_per_10s": 100, "orders_per_day": 200000}
+"""Binance.US's published limits (binance-spot.md §9.1, a 2024 snapshot flagged as possibly stale)."""
+
+
 class SimConfig(BaseModel):
     """Everything the simulator needs; the same config and request sequence give the same run.
 
@@ -125,7 +132,7 @@ class SimConfig(BaseModel):
         tick_volume_multiplier: Size of the synthetic trade volume per tick, in units of the top level size.
         depth_levels: Levels on each side of the synthetic book.
         accounts: Simulated accounts.
-        rate_limits: Rate-limit windows.
+        rate_limits: Rate-limit windows (in ``binanceus`` mode, the limits not given default to Binance.US's).
         market_tick_interval_s: Background market mover period; 0 disables it (tests drive the market).
         exchange_mode: ``binance`` (WS API user data) or ``binanceus`` (REST listenKey flow).
         symbol_info: Optional ``exchangeInfo.symbols[]`` object per symbol, e.g. copied from a real venue: its
@@ -165,6 +172,22 @@ class SimConfig(BaseModel):
     cross_fills: Literal["tick_volume", "full", "quote_size"] = "tick_volume"
     ids_from_clock: bool = False
     record_requests: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _venue_limits(cls, data: Any) -> Any:
+        # Binance.US publishes other limits than binance.com: those not given explicitly default to its own.
+        if not isinstance(data, dict) or data.get("exchange_mode") != "binanceus":
+            return data
+        given = data.get("rate_limits")
+        if given is None:
+            return {**data, "rate_limits": RateLimitConfig(**BINANCE_US_LIMITS)}
+        if isinstance(given, RateLimitConfig):
+            unset = {k: v for k, v in BINANCE_US_LIMITS.items() if k not in given.model_fields_set}
+            return {**data, "rate_limits": given.model_copy(update=unset)}
+        if isinstance(given, dict):
+            return {**data, "rate_limits": {**BINANCE_US_LIMITS, **given}}
+        return data
 
     @field_validator("symbols")
     @classmethod

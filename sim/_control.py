@@ -48,6 +48,7 @@ _HTTP_OPS = frozenset(
         "stall_ws",
         "event_stream_terminated",
         "expire_listen_keys",
+        "expire_due_listen_keys",
         "ban_ip",
         "lift_ban",
         "server_shutdown",
@@ -199,6 +200,10 @@ class Control:
     def expire_listen_keys(self, account: str | None = None) -> int:
         """Expire the account's listenKeys now (Binance.US): ``listenKeyExpired``, then the stream closes."""
         return self._run(self._ops.expire_listen_keys(account))
+
+    def expire_due_listen_keys(self) -> int:
+        """Expire now the listenKeys past their 60 minutes since creation or keepalive; returns how many."""
+        return self._run(self._ops.expire_due_listen_keys())
 
     def ban_ip(self, seconds: int, ip: str = "127.0.0.1") -> int:
         """Ban ``ip`` for ``seconds`` (REST and the WS API answer 418, WS API handshakes are refused with 418);

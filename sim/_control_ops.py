@@ -244,24 +244,13 @@ class ControlOps:
         """Expire ``account``'s listenKeys now (Binance.US): each stream on one gets ``listenKeyExpired``, then
         closes; the key is gone (a keepalive answers -1125). Returns how many streams were told."""
         acct = self._account(account)
-        now = self.core.now()
         keys = [key for key, name in self.core.listen_keys.items() if name == acct.name]
-        told = 0
-        for key in keys:
-            del self.core.listen_keys[key]
-            event = orjson.dumps({"e": "listenKeyExpired", "E": now, "listenKey": key})
-            for conn in list(self.ws.conns):
-                if conn.kind != "listen-key" or conn.path != f"/ws/{key}":
-                    continue
-                for sid, (name, sub) in list(conn.subs.items()):
-                    del conn.subs[sid]
-                    self.core.remove_user_sub(name, sub)
-                    conn.push(self.core.frame(sub, event))
-                conn.close_when_drained = 1000
-                conn.ready.set()
-                told += 1
-        self.core.faults.note("listen_key_expired", f"user:{acct.name}", now, f"{len(keys)} key(s), {told} stream(s)")
-        return told
+        return sum(self.ws.expire_listen_key(key) for key in keys)
+
+    async def expire_due_listen_keys(self) -> int:
+        """Expire now the listenKeys past their 60 minutes (the simulator also does so by itself within a fraction
+        of a second; a test that moved the simulator's clock calls this to be sure). Returns how many expired."""
+        return len(self.ws.expire_due_listen_keys())
 
     async def ban_ip(self, seconds: int, ip: str = "127.0.0.1") -> int:
         """Ban ``ip`` for ``seconds`` as the rate limiter would: REST answers 418, the WS API too, and its

@@ -21,6 +21,7 @@ from sim._auth import check_timestamp, valid_key_format
 from sim._core import SimCore, UserSub
 from sim._dispatch import Dispatcher
 from sim._errors import SimError, bad_param
+from sim._listenkeys import ListenKeyBook
 from sim._wsadmit import admit, throttled
 from sim._wsconn import Conn
 
@@ -37,6 +38,7 @@ _WEIGHTS = {
     "session.subscriptions": 2,
 }
 _BAN_CLOSE_CODE = 1008  # policy violation: "an automated IP ban and you will be disconnected"
+_SWEEP_S = 0.25  # float-ok: seconds; how often expired listenKeys are looked for (on the simulator's clock)
 
 
 def _ws_value(value: Any) -> str:
@@ -51,6 +53,11 @@ class WsLayer:
     def __init__(self, core: SimCore) -> None:
         self.core = core
         self.conns: set[Conn] = set()
+        # Binance.US listenKeys with their lifetime: the REST layer creates and keeps them alive in this book.
+        self.listen_keys = ListenKeyBook(core.now, self._listen_key_expired, self._arm_sweep)
+        core.listen_keys = self.listen_keys
+        self._sweep: asyncio.TimerHandle | None = None
+        self._expired_streams = 0  # listenKey streams told of their key's expiry, ever
 
     def register(self, dispatcher: Dispatcher) -> None:
         """Add ``/ws-api/v3``, ``/ws``, ``/ws/<streams>`` and ``/stream``."""
@@ -235,6 +242,53 @@ class WsLayer:
         self.core.remove_user_sub(account, sub)
         ev = orjson.dumps({"e": "eventStreamTerminated", "E": self.core.now()})
         conn.push(self.core.frame(sub, ev))
+
+    # ------------------------------------------------------------------ Binance.US listenKey lifetime
+    def expire_listen_key(self, key: str) -> int:
+        """Expire `key` now (``listenKeyExpired`` on its streams, which then close); returns the streams told."""
+        before = self._expired_streams
+        self.listen_keys.expire(key)
+        return self._expired_streams - before
+
+    def expire_due_listen_keys(self) -> list[str]:
+        """Expire the listenKeys whose 60 minutes since creation or keepalive are over (simulator clock)."""
+        return self.listen_keys.expire_due(self.core.now())
+
+    def _listen_key_expired(self, key: str, account: str) -> None:
+        # Each stream on the key gets listenKeyExpired and nothing after it; the server then closes it.
+        now = self.core.now()
+        event = orjson.dumps({"e": "listenKeyExpired", "E": now, "listenKey": key})
+        told = 0
+        for conn in list(self.conns):
+            if conn.kind != "listen-key" or conn.path != f"/ws/{key}":
+                continue
+            for sid, (name, sub) in list(conn.subs.items()):
+                del conn.subs[sid]
+                self.core.remove_user_sub(name, sub)
+                conn.push(self.core.frame(sub, event))
+            conn.close_when_drained = 1000
+            conn.ready.set()
+            told += 1
+        self._expired_streams += told
+        self.core.faults.note("listen_key_expired", f"user:{account}", now, f"{told} stream(s)")
+        logger.info("sim listenKey of {} expired; {} stream(s) told", account, told)
+
+    def _arm_sweep(self) -> None:
+        # Expiry needs no request to happen: look for due keys while there are any (on the simulator's clock,
+        # which a test may move by hand: hence a short real-time period rather than a timer at the deadline).
+        if self._sweep is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a key added off the loop (a test): it expires when next looked at
+            return
+        self._sweep = loop.call_later(_SWEEP_S, self._sweep_due)
+
+    def _sweep_due(self) -> None:
+        self._sweep = None
+        self.expire_due_listen_keys()
+        if self.listen_keys:
+            self._arm_sweep()
 
     # ------------------------------------------------------------------ market and listenKey streams
     async def market(self, request: web.BaseRequest) -> web.StreamResponse:

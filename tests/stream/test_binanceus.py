@@ -5,8 +5,9 @@ from __future__ import annotations
 import urllib.request
 
 from actors.stream import FIRST_SUBSCRIPTION, HealthState
+from engine.clock import ManualClock
 from engine.exchange import ExecutionReport
-from sim import FaultSpec
+from sim import FaultSpec, Simulator
 from tests.stream._helpers import Running, place_limit, running_sim, stream_actor, user_subs, wait_new_user_sub
 
 KEEPALIVE_MS = 30 * 60_000
@@ -96,4 +97,56 @@ def test_an_expired_listen_key_gets_a_new_key_and_stream() -> None:
         assert len(new_keys) == 1 and new_keys != keys
         place_limit(sim, "BTCUSDT", "us-3", "60000")
         run.rec.wait(lambda r: "us-3" in {e.client_order_id for e in r.executions()}, what="report on the new key")
+        assert run.rec.states()[-1] is HealthState.CONNECTED
+
+
+def _expired(sim: Simulator) -> int:
+    return sum(1 for f in sim.control.ledger()["faults"] if f["kind"] == "listen_key_expired")
+
+
+def _barrier_steps(run: Running, total_ms: int, step_ms: int = 60_000) -> None:
+    """Advance the shared clock in steps, each a barrier on the actor (a keepalive due is sent before the next)."""
+    for _ in range(total_ms // step_ms):
+        run.advance(step_ms, step_ms=step_ms)
+        run.proxy.stream_ids().get(timeout=10)
+
+
+def test_the_keepalive_keeps_the_listen_key_past_its_60_minutes() -> None:
+    # The simulator expires a listenKey 60 minutes after its creation or last keepalive, on the clock it shares
+    # with the actor here: three hours pass, the key and its stream stay.
+    clock = ManualClock()
+    with (
+        running_sim(clock, exchange_mode="binanceus") as sim,
+        stream_actor(sim, clock=clock, exchange="binanceus") as run,
+    ):
+        run.rec.wait(lambda r: r.connected_count() == 1, what="listenKey stream connected")
+        keys = list(sim.core.listen_keys)
+        _barrier_steps(run, 3 * 60 * 60_000)
+        assert sim.control.expire_due_listen_keys() == 0
+        assert list(sim.core.listen_keys) == keys and _expired(sim) == 0
+        place_limit(sim, "BTCUSDT", "us-alive", "60000")
+        run.rec.wait(lambda r: "us-alive" in {e.client_order_id for e in r.executions()}, what="report, 3 h later")
+        assert run.rec.gaps == [FIRST_SUBSCRIPTION] and run.attempts() == 1
+
+
+def test_a_key_left_to_expire_gets_a_new_key_and_stream() -> None:
+    # No keepalive within the 60 minutes (here: one every 90): the simulator expires the key by itself, its stream
+    # gets listenKeyExpired and closes; the actor takes a new key and stream and fires a gap (reconcile).
+    clock = ManualClock()
+    with (
+        running_sim(clock, exchange_mode="binanceus") as sim,
+        stream_actor(sim, clock=clock, exchange="binanceus", listen_key_keepalive_ms=90 * 60_000) as run,
+    ):
+        run.rec.wait(lambda r: r.connected_count() == 1, what="listenKey stream connected")
+        keys = list(sim.core.listen_keys)
+        before = user_subs(sim)
+        _barrier_steps(run, 59 * 60_000)
+        assert list(sim.core.listen_keys) == keys
+        run.advance(60_000)  # 60 minutes: the simulator's sweep finds the key expired (no request needed)
+        run.rec.wait(lambda r: r.gaps == [FIRST_SUBSCRIPTION, "listenKeyExpired"], what="gap after the expiry")
+        wait_new_user_sub(sim, before)
+        new_keys = list(sim.core.listen_keys)
+        assert len(new_keys) == 1 and new_keys != keys and _expired(sim) == 1
+        place_limit(sim, "BTCUSDT", "us-renewed", "60000")
+        run.rec.wait(lambda r: "us-renewed" in {e.client_order_id for e in r.executions()}, what="a report, new key")
         assert run.rec.states()[-1] is HealthState.CONNECTED
