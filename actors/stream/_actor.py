@@ -37,8 +37,8 @@ from actors.stream._decisions import (
     StreamRole,
 )
 from actors.stream._frames import AccountFrame, LatestPrices, ProbeReply, probe_request
-from actors.stream._listenkey import ListenKeyClient, ListenKeyError
-from actors.stream._rejections import Rejection, RejectionKind, classify_rejection, retry_after_in
+from actors.stream._listenkey import ListenKeyClient, ListenKeyError, keepalive_retry_ms, listen_key_refusal
+from actors.stream._rejections import RejectionKind
 from actors.stream._servertime import ServerTime
 from actors.stream._settings import StreamSettings
 from actors.stream._ubwa import StreamRef, UbwaManager, create_market_stream, create_user_stream, new_manager
@@ -74,15 +74,6 @@ class _KeepAlive:
 
 def _noop(*_args: Any) -> None:
     return None
-
-
-def _refusal(exc: ListenKeyError, now_ms: int) -> Rejection | None:
-    # No status: the request never got an answer (network, timeout) — not a refusal.
-    if exc.status is None:
-        return None
-    # The Retry-After header first; a 418 without one still names the ban's end in its message.
-    retry_after_ms = retry_after_in(str(exc), now_ms) if exc.retry_after_s is None else exc.retry_after_s * 1000
-    return classify_rejection(exc.code, exc.status, retry_after_ms)
 
 
 class StreamActor(pykka.ThreadingActor):
@@ -302,7 +293,7 @@ class StreamActor(pykka.ThreadingActor):
                     listen_key = self._new_listen_key(self._listen_keys)
                 except ListenKeyError as exc:
                     now = self._now()
-                    refusal = _refusal(exc, now)
+                    refusal = listen_key_refusal(exc, now)
                     throttled = refusal is not None and refusal.kind is RejectionKind.THROTTLED
                     logger.log("WARNING" if throttled else "ERROR", "user stream: listenKey request failed: {}", exc)
                     self._apply(role, self._watches[role].create_failed(str(exc), refusal, now))
@@ -343,13 +334,14 @@ class StreamActor(pykka.ThreadingActor):
 
         self._timers["tick"] = self._ticker.call_later(self.tick_ms, tick)
 
-    def _arm_keepalive(self) -> None:
+    def _arm_keepalive(self, delay_ms: int | None = None) -> None:
         def keepalive(_now_ms: int) -> None:
             if not self._stopping:
                 self._arm_keepalive()
                 self._tell(_KeepAlive())
 
-        self._timers["keepalive"] = self._ticker.call_later(self.settings.listen_key_keepalive_ms, keepalive)
+        delay_ms = self.settings.listen_key_keepalive_ms if delay_ms is None else delay_ms
+        self._timers["keepalive"] = self._ticker.call_later(delay_ms, keepalive)
 
     def _keepalive(self) -> None:
         key, ref = self._listen_key, self._refs.get(StreamRole.USER)
@@ -359,9 +351,17 @@ class StreamActor(pykka.ThreadingActor):
             self._listen_keys.keepalive(key)
             logger.debug("listenKey kept alive")
         except ListenKeyError as exc:
+            self._ubwa.error("user_stream.listen_key", str(exc), ref, exc.code)
+            retry_ms = keepalive_retry_ms(exc, self._now())
+            if retry_ms is not None:  # unanswered or throttled: the key and its stream are fine, try again later
+                logger.warning("listenKey keepalive failed: {}; the stream stays, retrying in {} ms", exc, retry_ms)
+                handle = self._timers.pop("keepalive", None)  # the next regular one: the retry re-arms it
+                if handle is not None:
+                    self._ticker.cancel(handle)
+                self._arm_keepalive(retry_ms)
+                return
             # The key is gone (expired or closed): the stream is dead even if the socket is not. New key.
             logger.warning("listenKey keepalive failed: {}; recreating the user stream", exc)
-            self._ubwa.error("user_stream.listen_key", str(exc), ref, exc.code)
             watch = self._watches[StreamRole.USER]
             self._apply(StreamRole.USER, watch.on_terminated(ref.stream_id, self._now(), "listenKey lost"))
 

@@ -12,7 +12,15 @@ import urllib.request
 
 import orjson
 
-__all__ = ["ListenKeyClient", "ListenKeyError"]
+from actors.stream._rejections import (
+    THROTTLE_MIN_DELAY_MS,
+    Rejection,
+    RejectionKind,
+    classify_rejection,
+    retry_after_in,
+)
+
+__all__ = ["ListenKeyClient", "ListenKeyError", "keepalive_retry_ms", "listen_key_refusal"]
 
 
 class ListenKeyError(RuntimeError):
@@ -84,3 +92,28 @@ class ListenKeyClient:
     def close(self, listen_key: str) -> None:
         """Invalidate the key."""
         self._call("DELETE", listen_key)
+
+
+def listen_key_refusal(exc: ListenKeyError, now_ms: int) -> Rejection | None:
+    """A failed listenKey call as the exchange's refusal, classified; None if it never answered (network, timeout)."""
+    if exc.status is None:
+        return None
+    # The Retry-After header first; a 418 without one still names the ban's end in its message.
+    retry_after_ms = retry_after_in(str(exc), now_ms) if exc.retry_after_s is None else exc.retry_after_s * 1000
+    return classify_rejection(exc.code, exc.status, retry_after_ms)
+
+
+def keepalive_retry_ms(exc: ListenKeyError, now_ms: int) -> int | None:
+    """When to try a failed keepalive again, or None if the key is gone (the stream must be recreated).
+
+    A keepalive that went unanswered, or was refused for a rate limit, a ban or the exchange's own trouble, says
+    nothing against the key, which lives 60 minutes past the last keepalive (sent every 30): the stream stays and
+    the keepalive is tried again once the exchange's wait is over (at least `THROTTLE_MIN_DELAY_MS`). Recreating
+    it instead opened a gap and asked for a new key from the same refusing exchange.
+    """
+    refusal = listen_key_refusal(exc, now_ms)
+    if refusal is None:
+        return THROTTLE_MIN_DELAY_MS
+    if refusal.kind is RejectionKind.THROTTLED:
+        return max(THROTTLE_MIN_DELAY_MS, refusal.retry_after_ms or 0)
+    return None

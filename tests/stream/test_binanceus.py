@@ -150,3 +150,28 @@ def test_a_key_left_to_expire_gets_a_new_key_and_stream() -> None:
         place_limit(sim, "BTCUSDT", "us-renewed", "60000")
         run.rec.wait(lambda r: "us-renewed" in {e.client_order_id for e in r.executions()}, what="a report, new key")
         assert run.rec.states()[-1] is HealthState.CONNECTED
+
+
+def test_a_rate_limited_keepalive_keeps_the_stream_and_is_retried_after_the_wait() -> None:
+    # The keepalive (REST, shared weight) is refused with 418 while the IP is banned: nothing is wrong with the key
+    # or its stream. Tearing the stream down for it opened a gap and asked for a new key during the ban (refused
+    # too); the keepalive is tried again once the ban is over, well within the key's 60 minutes.
+    clock = ManualClock()
+    with (
+        running_sim(clock, exchange_mode="binanceus") as sim,
+        stream_actor(sim, clock=clock, exchange="binanceus") as run,
+    ):
+        run.rec.wait(lambda r: r.connected_count() == 1, what="listenKey stream connected")
+        keys, subs = list(sim.core.listen_keys), user_subs(sim)
+        _barrier_steps(run, 29 * 60_000)
+        assert sim.control.ban_ip(120) == clock.now_ms() + 120_000
+        _barrier_steps(run, 60_000)  # the keepalive is due: refused with 418, Retry-After 60 s
+        assert any(e.operation == "user_stream.listen_key" and "418" in e.message for e in run.rec.errors)
+        assert run.rec.gaps == [FIRST_SUBSCRIPTION] and user_subs(sim) == subs
+        _barrier_steps(run, 2 * 60_000)  # the ban is over: the keepalive is tried again and succeeds
+        _barrier_steps(run, 40 * 60_000)  # 71 minutes since the key was created, 41 since the retried keepalive
+        assert sim.control.expire_due_listen_keys() == 0 and _expired(sim) == 0
+        assert list(sim.core.listen_keys) == keys and user_subs(sim) == subs
+        place_limit(sim, "BTCUSDT", "us-kept", "60000")
+        run.rec.wait(lambda r: "us-kept" in {e.client_order_id for e in r.executions()}, what="report on the same key")
+        assert run.rec.gaps == [FIRST_SUBSCRIPTION] and run.attempts() == 1
