@@ -48,6 +48,8 @@ class WalletMixin:
     _wallet_asked_ms: int | None = None
     """When the read under way (account, then prices) was asked; None when none is. A read older than
     `_WALLET_READ_STALE_MS` no longer holds the next one back (an answer that never came)."""
+    _wallet_again: bool = False
+    """A read was asked for while one was under way: one more follows it (what it read may predate the ask)."""
 
     _call: Callable[..., Any]
     """A blocking gateway call (the root's own `_call`)."""
@@ -70,8 +72,10 @@ class WalletMixin:
             return
         now = self._clock.now_ms()
         if self._wallet_asked_ms is not None and now - self._wallet_asked_ms < _WALLET_READ_STALE_MS:
-            # One read at a time: a flapping stream's gaps would each spend the account's weight (20) again.
-            logger.debug("wallet read under way (asked {} ms ago): not asked again", now - self._wallet_asked_ms)
+            # One read at a time: a flapping stream's gaps would each spend the account's weight (20) again. The
+            # read under way may have read the account before this ask's gap: one more read follows it.
+            logger.debug("wallet read under way (asked {} ms ago): one more follows it", now - self._wallet_asked_ms)
+            self._wallet_again = True
             return
         self._wallet_asked_ms = now
         proxy = self._self
@@ -81,8 +85,8 @@ class WalletMixin:
     def on_wallet_account(self, result: GatewayResult) -> None:
         """The account's balances arrived: fetch the prices to value them."""
         if result.error is not None or self.gateway is None:
-            self._wallet_asked_ms = None
             logger.warning("wallet refresh failed: {}; keeping the last value", result.error)
+            self._wallet_read_over()
             return
         proxy = self._self
         account = result.data
@@ -96,11 +100,17 @@ class WalletMixin:
     @survives
     def on_wallet_prices(self, account: Any, result: GatewayResult) -> None:
         """The prices arrived: value the balances and publish the value to intake."""
-        self._wallet_asked_ms = None
         if result.error is not None:
             logger.warning("wallet prices failed: {}; keeping the last value", result.error)
-            return
-        self._set_wallet(account, result.data)
+        else:
+            self._set_wallet(account, result.data)
+        self._wallet_read_over()
+
+    def _wallet_read_over(self) -> None:
+        self._wallet_asked_ms = None
+        if self._wallet_again:
+            self._wallet_again = False
+            self.refresh_wallet()
 
     def _set_wallet(self, account: Any, tickers: Any) -> None:
         if isinstance(account, dict):
