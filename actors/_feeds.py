@@ -10,6 +10,7 @@ replaces it anyway).
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -21,7 +22,7 @@ from engine.domain import Order, Pair, Priority, pair_to_symbol
 from engine.exchange import ExecutionReport
 from engine.gateway import GatewayRequest, GatewayResult, Op
 
-__all__ = ["PriceRouter", "ReportRouter", "reconcile_requests"]
+__all__ = ["PricePoll", "PriceRouter", "ReportRouter", "reconcile_requests"]
 
 
 def reconcile_requests(
@@ -106,3 +107,28 @@ class PriceRouter:
             # Restarting or halted: dropped, the next price after a restart brings the pair up to date.
             with contextlib.suppress(pykka.ActorDeadError):
                 proxy.on_price.defer(bid, ask)  # type: ignore[attr-defined]
+
+
+class PricePoll:
+    """The root's price poll (every `price_poll_ms` while no market stream feeds bookTicker): all pairs in one call
+    (weight 4). Called on the ticker's thread; answered on the gateway's.
+
+    One poll at a time: while the gateway holds requests (a Retry-After block, an IP ban) a poll a second piled up
+    (about 600 for a 10-minute ban), all sent at the ban's end ahead of the reconciliation the gap asked for — and
+    spending the weight that had just been banned. A poll not answered yet makes the next tick skip.
+    """
+
+    def __init__(self, submit: Callable[[GatewayRequest], object], on_prices: Callable[[object], None],
+                 needed: Callable[[], bool]) -> None:  # fmt: skip
+        self._submit, self._on_prices, self._needed = submit, on_prices, needed
+        self._in_flight = threading.Event()
+
+    def __call__(self) -> None:
+        if not self._needed() or self._in_flight.is_set():
+            return
+        self._in_flight.set()
+        self._submit(GatewayRequest(Op.BOOK_TICKER, {}, key="prices", weight=4, reply_to=self._answered))
+
+    def _answered(self, result: GatewayResult) -> None:
+        self._in_flight.clear()
+        self._on_prices(result.data)

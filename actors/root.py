@@ -26,7 +26,7 @@ import pykka
 from loguru import logger
 
 from actors._events import EventBus
-from actors._feeds import PriceRouter, ReportRouter
+from actors._feeds import PricePoll, PriceRouter, ReportRouter
 from actors._reconcile import ReconcileMixin
 from actors._recovery import RecoverySummary, best_quotes, load_state, prime_prices, restore_books, restore_outside
 from actors._state import (
@@ -272,18 +272,11 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
                 self._timers[name] = self._ticker.call_later(interval_ms, fire)
 
     def _poll_prices(self) -> None:
-        # Poll all pairs in one call (weight 4) every second whenever the market stream does not feed bookTicker:
-        # none configured, not connected yet, or down. Frozen prices would let the slippage guard and the risk
-        # valuation pass on a stale book.
+        # Poll all pairs every second whenever the market stream does not feed bookTicker: none configured, not
+        # connected yet, or down. Frozen prices would let the slippage guard and the risk valuation pass on a stale
+        # book. One poll at a time (`PricePoll`).
         assert self.gateway is not None
-        proxy = self._self
-        gateway = self.gateway
-
-        def poll() -> None:
-            if self._poll_needed:
-                gateway.submit(GatewayRequest(Op.BOOK_TICKER, {}, key="prices", weight=4,
-                                              reply_to=lambda r: proxy.on_prices.defer(r.data)))  # fmt: skip
-
+        poll = PricePoll(self.gateway.submit, self._self.on_prices.defer, lambda: self._poll_needed)
         self._every("prices", self._s.price_poll_ms, poll)
 
     # ---- messages -----------------------------------------------------------------------------------

@@ -46,11 +46,44 @@ def test_prices_are_polled_while_the_market_stream_is_not_connected(
     monkeypatch.setattr(GatewayHandle, "submit", submit)
     with engine_on(sim, tmp_path, CONFIG) as (engine, _):
         root = engine._root.proxy()
-        engine.ticker.advance(3_000)
+        gateway = root.gateway.get(timeout=10)
+
+        def seconds(n: int) -> None:  # one tick a second, each poll answered before the next (one at a time)
+            for _ in range(n):
+                engine.ticker.advance(1_000)
+                assert gateway.idle(10)
+
+        seconds(3)
         assert len(polls) == 3  # no market stream: polled every second
         root.on_stream_health(_health(HealthState.CONNECTED)).get(timeout=10)
-        engine.ticker.advance(5_000)
+        seconds(5)
         assert len(polls) == 3  # bookTicker streams in: no polling
         root.on_stream_health(_health(HealthState.RECONNECTING)).get(timeout=10)
-        engine.ticker.advance(2_000)
+        seconds(2)
         assert len(polls) == 5  # the stream is down: polled again
+
+
+def test_one_price_poll_at_a_time_while_the_gateway_holds_them() -> None:
+    # During an IP ban the gateway holds every request: a poll a second piled up (about 600 for a 10-minute ban), all
+    # sent at the ban's end, ahead of the reconciliation the stream's gap asked for.
+    from actors._feeds import PricePoll
+    from engine.gateway import GatewayResult, Op
+
+    sent: list[Any] = []
+    prices: list[Any] = []
+    needed = [True]
+    poll = PricePoll(sent.append, prices.append, lambda: needed[0])
+    for _ in range(600):  # ten minutes of ticks while the first poll is held
+        poll()
+    assert [r.op for r in sent] == [Op.BOOK_TICKER]
+    sent[0].reply_to(GatewayResult(sent[0], data=[{"symbol": "BTCUSDT"}]))
+    assert prices == [[{"symbol": "BTCUSDT"}]]
+    poll()  # answered: the next tick polls again
+    assert len(sent) == 2
+    sent[1].reply_to(GatewayResult(sent[1], error=RuntimeError("418")))  # a failed poll frees the next one too
+    needed[0] = False
+    poll()  # the market stream feeds prices again: no poll
+    assert len(sent) == 2
+    needed[0] = True
+    poll()
+    assert len(sent) == 3
