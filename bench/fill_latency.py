@@ -81,7 +81,7 @@ class Rotation:
         self.symbols, self.engine_oids, self.floor_oids, self.hop_oids = symbols, engine_oids, floor_oids, hop_oids
         self.per = per
         self.i = 0
-        self.filled: dict[int, Decimal] = {}
+        self.filled: dict[tuple[str, int], Decimal] = {}  # by (symbol, orderId): Binance numbers per symbol
 
     def next(self) -> tuple[str, int, int, int]:
         symbol = self.symbols[(self.i // self.per) % len(self.symbols)]
@@ -103,7 +103,7 @@ def measure(
         for who, oid in legs[shift:] + legs[:shift]:
             if who == "e":
                 ours.append(_one(sim, symbol, oid, recorder, lambda: recorder.fills[-1][0]))
-                want = rot.filled[oid] = rot.filled.get(oid, Decimal(0)) + Decimal(QTY)
+                want = rot.filled[symbol, oid] = rot.filled.get((symbol, oid), Decimal(0)) + Decimal(QTY)
                 if recorder.fills[-1][3] != want:
                     raise RuntimeError(f"the event shows {recorder.fills[-1][3]} filled, the exchange {want}")
             elif who == "f":
