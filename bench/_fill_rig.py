@@ -74,7 +74,8 @@ def machine_load() -> str:
 class FillRecorder:
     """An `Engine.subscribe` listener: stamps every FILL event (and keeps what it says) as cheaply as possible."""
 
-    fills: list[tuple[int, str, int, Decimal]] = field(default_factory=list)  # (ns, cid, trade id, order filled)
+    fills: list[tuple[int, str, tuple[str, int], Decimal]] = field(default_factory=list)
+    """(ns, client order id, (symbol, trade id), the order's filled): trade ids are per symbol."""
     others: list[Any] = field(default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
     expect: int = 0
@@ -84,7 +85,7 @@ class FillRecorder:
         t = time.perf_counter_ns()
         if event.kind == "fill" and event.fill is not None:
             filled = event.order.filled if event.order is not None else Decimal(-1)
-            self.fills.append((t, event.fill.client_order_id, event.fill.trade_id, filled))
+            self.fills.append((t, event.fill.client_order_id, (event.fill.symbol, event.fill.trade_id), filled))
             if len(self.fills) >= self.expect:
                 self.arrived.set()
         else:

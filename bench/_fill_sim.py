@@ -144,10 +144,11 @@ class SimProcess:
 
     def fills(
         self, items: Sequence[tuple[str, int, str]], spacing_us: int = 0, yield_every: int = 1
-    ) -> list[tuple[int, int]]:
-        """Fill ``(symbol, order id, quantity)`` in order on the simulator loop; (send stamp, trade id) of each."""
+    ) -> list[tuple[int, tuple[str, int]]]:
+        """Fill ``(symbol, order id, quantity)`` in order on the simulator loop; (send stamp, (symbol, trade id)) of
+        each: Binance numbers trades per symbol, so a trade id alone is not a trade."""
         reply = self._send({"op": "fills", "items": items, "spacing_us": spacing_us, "yield_every": yield_every})
-        return [(int(t), int(tid)) for t, tid in reply]
+        return [(int(t), (str(item[0]), int(tid))) for (t, tid), item in zip(reply, items, strict=True)]
 
     def reconnect_stamp(self, kind: str = "user") -> int:
         """Abort ``kind`` connections; the simulator's stamp when the re-subscription is registered."""

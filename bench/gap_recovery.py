@@ -50,7 +50,7 @@ from _fill_rig import (
 QTY = Decimal("0.01")
 
 
-async def _floor_repair(sim: SimProcess, orders: dict[str, int], missing: set[int]) -> tuple[float, int]:
+async def _floor_repair(sim: SimProcess, orders: dict[str, int], missing: set[tuple[str, int]]) -> tuple[float, int]:
     """Raw ccxt async: status then trades of every floor order, concurrently; (ms, swallowed trades found)."""
     from engine.venue import make_client
 
@@ -58,12 +58,12 @@ async def _floor_repair(sim: SimProcess, orders: dict[str, int], missing: set[in
     try:
         await client.load_markets()
 
-        async def repair(symbol: str, oid: int) -> list[int]:
+        async def repair(symbol: str, oid: int) -> list[tuple[str, int]]:
             status = await client.private_get_order({"symbol": symbol, "orderId": oid})
             if Decimal(str(status["executedQty"])) <= 0:
                 return []
             trades = await client.private_get_mytrades({"symbol": symbol, "orderId": oid})
-            return [int(t["id"]) for t in trades]
+            return [(symbol, int(t["id"])) for t in trades]  # trade ids are per symbol
 
         start = time.perf_counter_ns()
         found = await asyncio.gather(*(repair(s, oid) for s, oid in orders.items()))
