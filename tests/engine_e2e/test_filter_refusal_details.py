@@ -3,33 +3,15 @@ offending value and the bounds in `details` (exact plain decimals), so a strateg
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import ROUND_CEILING, Decimal
-from pathlib import Path
-
-import pytest
 
 from engine.api import Engine, Refusal, RefusalReason
-from engine.clock import ManualClock, SystemClock
-from engine.config import Config
-from sim import SimConfig, Simulator
+from tests.engine_e2e import test_api_edges as _edges
+from tests.engine_e2e.test_api_edges import PAIR
 
-PAIR = "BTC/USDT"
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    with Simulator(SimConfig(seed=5, symbols=["BTCUSDT"], start_prices={"BTCUSDT": Decimal(60000)})) as sim:
-        cfg = Config.model_validate(
-            {"stream": {"user_data": False, "market_data": False}, "exchange": {"pair_whitelist": [PAIR]}}
-        )
-        clock = ManualClock(SystemClock().now_ms())
-        url = f"sqlite:///{tmp_path}/e.sqlite3"
-        started = Engine.start(cfg, clock=clock, sim=sim, database_url=url, spool_path=tmp_path / "s.jsonl")
-        try:
-            yield started
-        finally:
-            started.stop(graceful=False)
+# The engine on a one-pair simulator, streams off, a manual clock: test_api_edges' fixture (assigned, so a test's
+# argument may shadow it).
+engine = _edges.engine
 
 
 def _refused(engine: Engine, amount: str, price: str) -> Refusal:
