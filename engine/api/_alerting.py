@@ -12,6 +12,8 @@ import sys
 
 from loguru import logger
 
+from engine.logs import redact
+
 __all__ = ["log_alert"]
 
 
@@ -30,7 +32,9 @@ def log_alert(key: str, message: str) -> None:
 def _to_stderr(key: str, message: str, exc: BaseException) -> None:
     # The last resort: no logger (it just failed), one write, nothing that can raise past here.
     try:
-        sys.stderr.write(f"ALERT {key}: {message} (logging this alert failed: {type(exc).__name__}: {exc})\n")
+        # Masked as a log line is: the message or the sink's error may quote a secret.
+        line = redact(f"ALERT {key}: {message} (logging this alert failed: {type(exc).__name__}: {exc})")
+        sys.stderr.write(line + "\n")
         sys.stderr.flush()
     except BaseException:  # noqa: BLE001 - stderr closed or broken: nowhere left to tell
         pass

@@ -48,3 +48,20 @@ def test_an_alert_is_logged_at_critical_with_its_key_bound() -> None:
     finally:
         logger.remove(handler)
     assert seen == [("CRITICAL", "database", "ALERT database: spool full")]
+
+
+@pytest.mark.parametrize("raising_sink", [OSError("write failed: SENTINEL-alert-secret")], indirect=True)
+@pytest.mark.usefixtures("raising_sink")
+def test_an_alert_written_to_stderr_is_masked_like_a_log_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # The stderr fallback wrote the alert and the sink's error as they were: a secret in either (an exchange error
+    # quoting a URL, a sink's message) reached the output unmasked.
+    from engine.logs import MASK, redact
+
+    redact.add(["SENTINEL-alert-secret"])
+    try:
+        log_alert("auth_failure", "signed request to https://x/?apiKey=SENTINEL-alert-secret refused")
+    finally:
+        redact.clear()
+    err = capsys.readouterr().err
+    assert "SENTINEL-alert-secret" not in err
+    assert f"apiKey={MASK} refused" in err and "ALERT auth_failure" in err
