@@ -88,7 +88,8 @@ def _conflict(request: OrderRequest, book: PairBook) -> Refusal | None:
             RefusalReason.CONFLICT,
             f"{book.pair} is busy: its {busy.side.value} request {busy.request_id} is still executing, and a pair "
             f'executes one request at a time (execution.conflict_policy = "refuse"); wait for its done event, '
-            f'cancel it, or set execution.conflict_policy = "queue" to queue new requests behind it',
+            f'cancel it, or set execution.conflict_policy = "queue" to queue new requests behind it (or "parallel" to '
+            f"run requests of the same side at once)",
             {"request_id": busy.request_id, "side": busy.side.value},
         )
     return None

@@ -27,6 +27,7 @@ def test_an_acknowledged_resting_buy_refuses_a_second_buy_at_another_price_and_s
         assert f"{PAIR} is busy: its buy request {first.request_id} is still executing" in refusal.message
         assert "one request at a time" in refusal.message
         assert 'execution.conflict_policy = "queue"' in refusal.message, refusal.message
+        assert '"parallel" to run requests of the same side at once' in refusal.message, refusal.message
 
 
 def test_a_risk_limit_refusal_carries_the_value_and_the_bounds_in_details() -> None:
