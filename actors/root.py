@@ -378,6 +378,10 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         """The event bus proxy."""
         return self._bus.proxy() if self._bus is not None else None
 
+    def stream(self) -> Any:
+        """The stream actor's proxy (None before it starts or without streams)."""
+        return self._stream_ref.proxy() if self._stream_ref is not None and self._stream_ref.is_alive() else None
+
     # ---- stop ---------------------------------------------------------------------------------------
     def on_stop(self) -> None:
         self._stop_children()
