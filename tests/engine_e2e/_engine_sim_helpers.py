@@ -45,12 +45,16 @@ class Events:
         return [e for e in self.items if e.kind is kind]
 
 
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    config = SimConfig(
+def sim_config() -> SimConfig:
+    """The simulator these tests trade on: BTC and ETH against USDT."""
+    return SimConfig(
         seed=11, symbols=["BTCUSDT", "ETHUSDT"], start_prices={"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal(3000)}
     )
-    with Simulator(config) as simulator:
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(sim_config()) as simulator:
         yield simulator
 
 

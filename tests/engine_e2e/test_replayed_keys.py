@@ -3,23 +3,35 @@ client: a strategy re-sending after a crash to learn the result got `Accepted(du
 that timed out — `canceled`, nothing filled — although its market fallback had filled the request, and would buy
 again; and the duplicate's `request_id` was a fresh id no cancel could reach the request with.
 
-Time is a manual clock: the limit times out when the test advances the ticker. The facade's side (an outcome that
-cannot be read, a stopped engine, a request still in its pair's memory) is in tests/engine/api/test_replay_answers.py.
+Time is a manual clock: the limit times out when the test advances the ticker. The simulator holds a chosen answer
+until the test releases it (no wall-clock latency for the test's own steps to outrun). The facade's side (an outcome
+that cannot be read, a stopped engine, a request still in its pair's memory) is in
+tests/engine/api/test_replay_answers.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from engine.api import Accepted, CancelStatus, Engine, EventKind
 from engine.domain import OrderRole, OrderStatus, Pair, TradeStatus
-from sim import FaultSpec, Simulator
 from tests.engine_e2e import _engine_sim_helpers as _shared
-from tests.engine_e2e._engine_sim_helpers import LIMIT, PAIR, Events, _sim_orders
+from tests.engine_e2e._engine_sim_helpers import LIMIT, PAIR, Events, _sim_orders, sim_config
+from tests.sim._hold import HoldingSimulator
 
-sim = _shared.sim
 start = _shared.start
+
+
+@pytest.fixture
+def sim() -> Iterator[HoldingSimulator]:
+    """The engine tests' simulator, whose answers can be held until the test releases them."""
+    simulator = HoldingSimulator(sim_config())
+    with simulator:
+        yield simulator
 
 
 def _replay(engine: Engine, key: str) -> tuple[Accepted, str]:
@@ -34,7 +46,9 @@ def _done(events: Events, request_id: str) -> None:
     assert [e.request_id for e in events.of(EventKind.DONE)] == [request_id]
 
 
-def test_a_finished_request_replayed_answers_its_trade_its_fallback_and_its_own_id(start: Any, sim: Simulator) -> None:
+def test_a_finished_request_replayed_answers_its_trade_its_fallback_and_its_own_id(
+    start: Any, sim: HoldingSimulator
+) -> None:
     engine, events = start()
     first = engine.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="k1").result(timeout=20)
     assert isinstance(first, Accepted), first
@@ -61,14 +75,15 @@ def test_a_finished_request_replayed_answers_its_trade_its_fallback_and_its_own_
 
 
 def test_a_request_replayed_while_its_fallback_works_answers_that_fallback_and_no_trade(
-    start: Any, sim: Simulator
+    start: Any, sim: HoldingSimulator
 ) -> None:
     engine, events = start()
     first = engine.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="k2").result(timeout=20)
     assert isinstance(first, Accepted), first
     request_id = first.order.request_id
-    # The fallback's create is answered late: it is still being placed when the key is replayed.
-    sim.control.add_fault(FaultSpec(kind="latency", target="POST /api/v3/order", count=1, latency_ms=5_000))
+    # The fallback's create is answered only once the key was replayed: it is still being placed then. (A 5 s
+    # latency stood for "late": a test thread held up that long by load saw the answer first and failed.)
+    held = sim.hold("POST", "/api/v3/order")
     engine.ticker.advance(5_000)
     events.wait_for(EventKind.FALLBACK)
 
@@ -80,6 +95,7 @@ def test_a_request_replayed_while_its_fallback_works_answers_that_fallback_and_n
     assert answer.order.status is OrderStatus.CANCELED and answer.order.filled == 0
     assert answered_id == request_id
 
+    held.release()
     _done(events, request_id)  # the fallback's answer came: the request is over
     again, _ = _replay(engine, "k2")
     assert again.trade is not None and again.trade.status is TradeStatus.FILLED
