@@ -199,7 +199,7 @@ class Exchange(Ledger):
             order = self._by_cid.get((account.name, symbol, orig_cid))
         else:
             raise SimError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
-        if order is None or order.account != account.name or order.symbol != symbol or not order.visible(now):
+        if order is None or order.account != account.name or order.symbol != symbol or not order.looked_up(now):
             raise missing  # an order a `visibility_lag` hides: REST does not know it yet (it still trades)
         return order
 

@@ -19,7 +19,9 @@ FaultKind = Literal[
     "ban",  # REST: 418 -1003 with Retry-After
     "clock_skew",  # REST: the timestamp check sees server time + skew_ms (→ -1021 either way)
     # REST order POST: for lag_ms REST does not show the new order (GET order -2013, cancel by id -2011, left out of
-    # openOrders, allOrders, cancel-all and myTrades); it rests, trades and streams its events all along
+    # openOrders, allOrders, cancel-all and myTrades); it rests, trades and streams its events all along. With
+    # lag_lookups, the first lag_lookups REST requests naming the order (GET order, cancel by id, myTrades of its
+    # orderId) do not show it either, and it is shown nowhere before: a lag in lookups, for clients on a manual clock
     "visibility_lag",
     "events_first",  # REST: the request's user-stream events are sent (written to the socket) before the response
     "drop_events",  # user stream: the event is not sent
@@ -72,6 +74,7 @@ class FaultSpec(BaseModel):
     retry_after: int = 1
     skew_ms: int = 0
     lag_ms: int = 0
+    lag_lookups: int = 0
     delay_ms: int = 0
     hold_s: float = 30.0  # float-ok: seconds
 

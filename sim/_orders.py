@@ -87,6 +87,9 @@ class Order:
     """The simulator's own number of the order, unique over all symbols (order ids are per symbol); not on the wire."""
     visible_from: int = 0
     """Until this time (ms) REST does not show the order (a `visibility_lag` fault); it trades all along."""
+    hidden_lookups: int = 0
+    """REST lookups naming the order (GET order, a cancel by id, myTrades of its orderId) still to be refused (a
+    `visibility_lag` with `lag_lookups`): until they are spent REST shows it nowhere; it trades all along."""
     external: bool = False
     stp_mode: str = STP_MODE
     prevented: dict[str, object] | None = None
@@ -99,7 +102,16 @@ class Order:
 
     def visible(self, now: int) -> bool:
         """True once REST shows the order (lookups, cancels by id, open and all orders, its trades in myTrades)."""
-        return now >= self.visible_from
+        return now >= self.visible_from and self.hidden_lookups == 0
+
+    def looked_up(self, now: int) -> bool:
+        """`visible`, for a REST request that names the order: a hidden one spends one of its `hidden_lookups`."""
+        if now < self.visible_from:
+            return False
+        if self.hidden_lookups > 0:
+            self.hidden_lookups -= 1
+            return False
+        return True
 
     @property
     def remaining(self) -> Decimal:

@@ -135,7 +135,7 @@ class RestApi(TradingHandlers):
         payload: object
         account: Account | None = None
         try:
-            skew = lag = 0
+            skew = lag = lag_lookups = 0
             for f in faults:
                 if f.kind == "latency":
                     await asyncio.sleep(f.latency_ms / 1000)
@@ -162,6 +162,7 @@ class RestApi(TradingHandlers):
                     skew += f.skew_ms
                 elif f.kind == "visibility_lag":
                     lag = max(lag, f.lag_ms)
+                    lag_lookups = max(lag_lookups, f.lag_lookups)
                 elif f.kind == "http_error" and not f.execute:
                     raise SimError(f.status, f.code, f.msg)
                 else:
@@ -175,7 +176,7 @@ class RestApi(TradingHandlers):
             core.limiter.check_weight(ip, weight, now)
             if route.security != "NONE":
                 account = self._auth(request, route, raw_qs, body, params, now + skew)
-            ctx = Ctx(params, account, now, lag, headers)
+            ctx = Ctx(params, account, now, lag, headers, lag_lookups)
             payload = route.fn(ctx)
             if route.zero_on_success:
                 weight = 0

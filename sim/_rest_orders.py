@@ -32,6 +32,7 @@ class Ctx:
     now: int
     lag_ms: int
     headers: dict[str, str]
+    lag_lookups: int = 0
 
     @property
     def acct(self) -> Account:
@@ -53,6 +54,7 @@ class TradingHandlers:
         order = res.order
         if c.lag_ms:
             order.visible_from = c.now + c.lag_ms
+        order.hidden_lookups = c.lag_lookups
         core.limiter.count_order(acct.name, order.serial, c.now)  # unique over symbols
         if order.executed_qty > 0:
             core.limiter.order_filled(acct.name, order.serial, c.now)
@@ -145,6 +147,9 @@ class TradingHandlers:
         if start is not None and end is not None and end - start > 86_400_000:
             raise SimError(400, -1127, "More than 24 hours between startTime and endTime.")
         limit = min(max(opt_int(p, "limit") or 500, 1), 1000)
+        named = ex.order(spec.symbol, order_id) if order_id is not None else None
+        if named is not None and named.account == c.acct.name and not named.looked_up(c.now):
+            return []  # a request naming a hidden order spends one of its hidden lookups (`visibility_lag`)
         out = [
             t
             for t in ex.trades
