@@ -55,10 +55,15 @@ FAULTS = [
     FaultSpec(kind="http_error", target="DELETE /api/v3/order", count=1, status=503, code=-1006, execute=False),
     FaultSpec(kind="http_error", target="GET /api/v3/order", count=1, status=503, code=-1006),
     FaultSpec(kind="clock_skew", target="POST /api/v3/order", count=1, skew_ms=-60_000),
+    # REST lags the matching engine: the new order is not found by the first request that names it (a lookup, or a
+    # cancel by id: -2011 for a live order that may still fill), and shown nowhere before.
+    FaultSpec(kind="visibility_lag", target="POST /api/v3/order", count=1, lag_lookups=1),
 ]
-# Not here: "visibility_lag". The simulator hides a new order from lookups for lag_ms of *its* (wall) clock while
-# the engine's manual clock runs far ahead, so the engine's grace periods (unknown-outcome grace, the vanished-
-# order second look) expire in a few real milliseconds and the run reports duplicates no real timing produces.
+# The lag is counted in lookups, not in time: the simulator runs on the wall clock and the engine's manual clock
+# runs far ahead, so a lag in milliseconds would be over before the engine's first look, or (as the engine counts)
+# outlast its grace periods (the unknown-outcome grace, the vanished-order minute) and report duplicates no real
+# timing produces. One hidden lookup stays inside every grace the engine gives "not found" (two confirmations
+# after the unknown-outcome grace, three misses over a minute before an acknowledged order is closed as vanished).
 OPEN = ("NEW", "PARTIALLY_FILLED")
 
 
