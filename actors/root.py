@@ -318,6 +318,9 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
                             proxy.ban_over.defer(until)
 
                     self._ticker.call_at(until, over)
+                    if self._stream_ref is not None:  # its handshakes would be refused too: they wait with the rest
+                        with contextlib.suppress(pykka.ActorDeadError):
+                            self._stream_ref.proxy().hold_for_ban.defer(until)
                 return
             self._state.halt(HALT_STOP_TRADING, f"{type(error).__name__}: {error}")
         except Exception:

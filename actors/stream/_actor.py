@@ -1,11 +1,10 @@
 """The stream actor: sole owner of the UBWA managers, a thin shell over `StreamWatch` and the frame parsers.
 
-Data path (hot): UBWA's thread → our callback → parse → ``on_report`` (tell up). Nothing on the hot path goes
-through this actor's inbox, so a fill costs one parse over UBWA's own floor. Everything else — signals,
-``eventStreamTerminated``/``serverShutdown``, probe replies, watchdog ticks, price drains, listenKey
-keepalives — is told to the actor, which feeds `StreamWatch` and carries out its decisions. The callbacks given
-at construction are expected to be pykka ``tell``s (cheap, never blocking); they are called from UBWA's threads
-or the actor's.
+Data path (hot): UBWA's thread → our callback → parse → ``on_report`` (tell up). Nothing on the hot path goes through
+this actor's inbox, so a fill costs one parse over UBWA's own floor. Everything else — signals, ``serverShutdown``,
+``eventStreamTerminated``, probe replies, watchdog ticks, price drains, listenKey keepalives, the root's word of an
+IP ban — is told to the actor, which feeds `StreamWatch` and carries out its decisions. The callbacks given at
+construction are expected to be pykka ``tell``s (cheap, never blocking), called from UBWA's threads or the actor's.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from types import TracebackType
 from typing import Any
 
 import pykka
@@ -67,9 +65,8 @@ class _RecreateDue:
     now_ms: int
 
 
-@dataclass(frozen=True, slots=True)
 class _KeepAlive:
-    pass
+    """Time for the listenKey keepalive (a tell to the actor from the ticker's thread)."""
 
 
 def _noop(*_args: Any) -> None:
@@ -171,13 +168,8 @@ class StreamActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         self._shutdown()
 
-    def on_failure(
-        self,
-        exception_type: type[BaseException] | None,
-        exception_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        logger.error("stream actor failed error={!r}; stopping the UBWA managers", exception_value)
+    def on_failure(self, *exc_info: Any) -> None:  # (type, value, traceback)
+        logger.error("stream actor failed error={!r}; stopping the UBWA managers", exc_info[1])
         self._shutdown()
 
     def _shutdown(self) -> None:
@@ -378,6 +370,13 @@ class StreamActor(pykka.ThreadingActor):
             logger.exception("stream actor listener {} failed", name)
             self._ubwa.error(f"stream.{name}", f"{type(exc).__name__}: {exc}", self._refs.get(role) or StreamRef(role))
 
+    def hold_for_ban(self, until_ms: int) -> None:
+        """The IP is banned until `until_ms` (REST met a 418; the root tells): no stream reconnects before."""
+        now = self._now()
+        for watch in self._watches.values():
+            watch.hold(until_ms, now)
+        logger.info("streams: no reconnect before the IP ban ends at {} (in {} ms)", until_ms, until_ms - now)
+
     # ------------------------------------------------------------------ queries (ask down)
     def health(self) -> dict[str, StreamHealth]:
         """The latest health of each stream."""
@@ -396,5 +395,6 @@ class StreamProxy(ActorMemberMixin, pykka.ActorProxy[StreamActor]):
     """Typed proxy of `StreamActor`."""
 
     health = proxy_method(StreamActor.health)
+    hold_for_ban = proxy_method(StreamActor.hold_for_ban)
     stream_ids = proxy_method(StreamActor.stream_ids)
     connection_attempts = proxy_method(StreamActor.connection_attempts)

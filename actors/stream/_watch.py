@@ -1,28 +1,27 @@
 """The stream watchdog: a pure state machine over UBWA signals, frames and ticks that returns decisions.
 
-One `StreamWatch` per UBWA stream (user data, market data). It never touches a socket or a clock: the actor
-feeds it what happened (with `now_ms`) and carries out what it returns — report health, fire a gap (reconcile
-now), probe the WS API, stop the UBWA stream, create a new one now or after a delay.
+One `StreamWatch` per UBWA stream (user data, market data). It never touches a socket or a clock: the actor feeds
+it what happened (with `now_ms`) and carries out what it returns — report health, fire a gap (reconcile now), probe
+the WS API, stop the UBWA stream, create a new one now or after a delay.
 
 What UBWA does by itself and what it does not (client-libraries.md, binance-spot.md §6.4–6.6):
-
-- it reconnects after a dropped socket (DISCONNECT → CONNECT) and re-subscribes, but without backoff (every 0.1
-  s, forever): after a few tries, or ``reconnect_grace_ms``, we stop its stream and go on with our backoff;
+- it reconnects after a dropped socket (DISCONNECT → CONNECT) and re-subscribes, but without backoff (every 0.1 s,
+  forever): after a few tries, or ``reconnect_grace_ms``, we stop its stream and go on with our backoff;
 - it never re-subscribes after ``eventStreamTerminated`` and ignores ``serverShutdown``: we recreate;
 - a rejected subscription crashes the stream for good (STREAM_UNREPAIRABLE): fatal at once for a bad key or
   signature; for a rate limit or the exchange's own trouble (`_rejections`) retried slowly — never before
   ``throttle_floor_ms`` or the wait the exchange names — and never fatal; for a timestamp out of the exchange's
-  window (-1021, clock skew) retried with backoff after re-measuring the clock offset, never fatal; anything
-  else retried with backoff and fatal after a few rejections in a row;
+  window (-1021, clock skew) retried with backoff after re-measuring the clock offset, never fatal; anything else
+  retried with backoff and fatal after a few rejections in a row;
 - a quiet user stream is indistinguishable from a dead one, so the watchdog probes (``session.status``) after a
   third of the silence limit; nothing received for the whole limit is silence (an error reply to a probe does not
   count: it proves the socket open, not the subscription); a probe refused with 429/418 (the WS API shares the IP's
-  weight with REST) holds probes, the silence verdict and reconnects until the wait the exchange names.
+  weight with REST), or a ban REST met, holds probes, the silence verdict and reconnects until the exchange's wait.
 
-Events sent while the subscription was down are lost for good, so every such episode opens a *gap*; it is
-fired (``FireGap``) once the new subscription is proven live (a probe reply saying so), which is the moment a
-REST reconciliation can no longer miss anything. The user stream starts with a gap open: everything between
-the engine's start (crash recovery's REST lookups) and the first live subscription was never seen either.
+Events sent while the subscription was down are lost for good, so every such episode opens a *gap*; it is fired
+(``FireGap``) once the new subscription is proven live (a probe reply saying so), which is the moment a REST
+reconciliation can no longer miss anything. The user stream starts with a gap open: everything between the
+engine's start (crash recovery's REST lookups) and the first live subscription was never seen either.
 """
 
 from __future__ import annotations
@@ -98,8 +97,8 @@ class StreamWatch:
         self._ubwa_tries = 0
         """UBWA's reconnect tries since the stream was last live."""
         self.hold_until_ms = 0
-        """A probe was refused for a rate limit or a ban (429/418): until then no probe, no silence verdict and no
-        reconnect (each would be refused too, and going on past 429s is what gets an IP banned)."""
+        """A probe was refused for a rate limit or a ban (429/418), or REST met a ban (`hold`): until then no probe,
+        no silence verdict and no reconnect (each would be refused too; going on past 429s gets an IP banned)."""
 
     # ------------------------------------------------------------------ helpers
     def _t(self, now_ms: int) -> int:
@@ -127,11 +126,12 @@ class StreamWatch:
         return [SendProbe(self.stream_id, f"{self.probe_prefix}{self._probe_seq}")]
 
     def _attempt(self, now_ms: int) -> list[Decision]:
-        wait = self.budget.wait_ms(now_ms)
-        if wait > 0:
+        held, wait = self.hold_until_ms - now_ms, self.budget.wait_ms(now_ms)
+        if held > 0 or wait > 0:  # a hold begun since this recreate was scheduled (a ban) defers it
             self._enter(_Phase.BACKOFF, now_ms)
-            reason = f"connection budget spent ({self.budget.limit} per {self.budget.window_ms} ms); wait {wait} ms"
-            return [self._report(HealthState.RECONNECTING, reason, now_ms), ScheduleRecreate(wait)]
+            spent = f"connection budget spent ({self.budget.limit} per {self.budget.window_ms} ms); wait {wait} ms"
+            reason = f"rate limited or banned: no connection for {held} ms" if held >= wait else spent
+            return [self._report(HealthState.RECONNECTING, reason, now_ms), ScheduleRecreate(max(held, wait))]
         self.budget.try_take(now_ms)
         self._enter(_Phase.CREATING, now_ms)
         return [CreateStream()]
@@ -198,6 +198,10 @@ class StreamWatch:
         self.stream_id = stream_id
         self._enter(_Phase.CONNECTING, now)
         return [self._report(HealthState.CONNECTING, "connecting", now)]
+
+    def hold(self, until_ms: int, now_ms: int) -> None:
+        """The IP is banned until `until_ms` (REST met a 418): no probe, silence verdict or reconnect before."""
+        self.hold_until_ms = max(self.hold_until_ms, until_ms, self._t(now_ms))
 
     def recreate_due(self, now_ms: int) -> list[Decision]:
         """A scheduled recreate is due."""
@@ -286,14 +290,9 @@ class StreamWatch:
         return self._recreate(HealthState.UNREPAIRABLE, error, now)
 
     def create_failed(self, error: str, rejection: Rejection | None, now_ms: int) -> list[Decision]:
-        """Creating the stream failed before UBWA was involved (Binance.US: the listenKey request).
-
-        Args:
-            error: What failed, for the health report.
-            rejection: The exchange's refusal, classified (`classify_rejection`); None when it never answered
-                (network error, timeout): retried with backoff like an "other" refusal.
-            now_ms: The current time.
-        """
+        """Creating the stream failed before UBWA was involved (Binance.US: the listenKey request): `error` says what,
+        `rejection` is the exchange's refusal, classified; None when it never answered (network error, timeout):
+        retried with backoff like an "other" refusal."""
         if self.phase is not _Phase.CREATING:
             return []
         now = self._t(now_ms)

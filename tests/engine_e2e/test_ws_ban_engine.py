@@ -69,7 +69,7 @@ def reconciled() -> Iterator[Reconciliations]:
 
 @pytest.fixture
 def lines() -> Iterator[Lines]:
-    captured = Lines("user stream health", "sim refused a ws-api handshake")
+    captured = Lines("user stream health", "sim refused a ws-api handshake", "streams: no reconnect")
     sink_id = logger.add(captured.sink, level="INFO", format="{message}")
     try:
         yield captured
@@ -115,7 +115,9 @@ def test_a_ban_halts_orders_and_holds_the_stream_until_it_ends(
         _advance(engine, 10_000, 1_000)
         # REST: the first 418 (the order's, or a wallet refresh's) halts new orders until the ban ends.
         assert engine.halted
-        lines.wait(lambda ls: any("probe rate limited (HTTP 418)" in line for line in ls), "the probe's refusal")
+        # The streams hold too: told by the root (REST met the ban), or by the watchdog probe's own 418.
+        lines.wait(lambda ls: any("probe rate limited (HTTP 418)" in line or line.startswith("streams: no reconnect")
+                                  for line in ls), "the streams held")  # fmt: skip
         # Binance disconnects a banned IP. UBWA would reconnect every 0.1 s into refused handshakes for the whole
         # ban (before: every 30 s, the throttle floor); the stream waits for the ban's end instead.
         assert sim.control.close_ws("user") == 1
@@ -143,3 +145,30 @@ def test_a_ban_halts_orders_and_holds_the_stream_until_it_ends(
         placed = engine.place_order("ETH/USDT", "buy", "0.1", "2950", idempotency_key="after").result(30)
         assert isinstance(placed, Accepted), placed
         engine.stop()
+
+
+def test_a_ban_rest_meets_first_holds_the_stream_reconnects_until_it_ends(
+    sim: Simulator, tmp_path: Path, reconciled: Reconciliations
+) -> None:
+    """REST meets the ban before any probe does (the root hears the 418): when Binance then drops the banned IP's
+    stream, no handshake is tried until the ban's end. Before, the drop let UBWA reconnect into a refused handshake,
+    then one every throttle floor (30–37 s) for the whole ban."""
+    captured = Lines("user stream health", "sim refused a ws-api handshake", "streams: no reconnect")
+    sink_id = logger.add(captured.sink, level="INFO", format="{message}")
+    try:
+        with engine_on(sim, tmp_path, _config(watchdog_silence_s="30"), subscriptions=1) as (engine, _events):
+            reconciled.wait("first subscription")
+            sim.control.ban_ip(BAN_S)
+            # A REST request meets the ban (this order's create, or a wallet refresh ahead of it): the root halts
+            # and tells the streams.
+            engine.place_order("BTC/USDT", "buy", "0.01", "59000", idempotency_key="met")
+            captured.wait(lambda ls: any(line.startswith("streams: no reconnect") for line in ls), "the streams told")
+            assert engine.halted
+            assert sim.control.close_ws("user") == 1  # Binance drops a banned IP's connections
+            captured.wait(lambda ls: "disconnected while rate limited" in ls[-1], "the reconnect held")
+            _advance(engine, 300_000, 10_000)  # half the ban: ten throttle floors
+            assert captured.count("sim refused a ws-api handshake") <= 1  # at most UBWA's first try
+            assert engine.health()["streams"]["user"]["state"] == "reconnecting"
+            engine.stop()
+    finally:
+        logger.remove(sink_id)

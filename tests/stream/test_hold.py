@@ -89,3 +89,37 @@ def test_nothing_reaches_the_exchange_before_a_hold_ends(wait: int, events: list
             for d in out:
                 if isinstance(d, ScheduleRecreate):
                     assert now + d.delay_ms >= 1_000 + wait
+
+
+def test_a_ban_rest_met_defers_a_reconnect_already_scheduled_until_it_ends() -> None:
+    """The stream was backing off after a drop when REST met a 418: the recreate that comes due inside the ban waits
+    for its end (its handshake would be refused; before, it knocked, and again every throttle floor)."""
+    w = watch()
+    live(w)
+    out = w.on_signal("s1", "DISCONNECT", None, 1_000)
+    assert states(out) == [HealthState.RECONNECTING]
+    out = w.on_tick(1_000 + w.reconnect_grace_ms, None)  # UBWA could not reconnect: our backoff takes over
+    [due] = [d for d in out if isinstance(d, ScheduleRecreate)]
+    w.hold(600_000, 2_000)  # the root: REST met a ban, lifted at 600 s
+    recreate_at = 1_000 + w.reconnect_grace_ms + due.delay_ms
+    deferred = w.recreate_due(recreate_at)
+    assert states(deferred) == [HealthState.RECONNECTING]
+    assert "banned: no connection for" in deferred[0].health.reason  # type: ignore[union-attr]
+    assert deferred[-1] == ScheduleRecreate(600_000 - recreate_at)
+    for now in range(recreate_at, 600_000, 5_000):
+        assert not any(isinstance(d, CreateStream | SendProbe) for d in w.on_tick(now, None)), now
+    assert w.recreate_due(600_000) == [CreateStream()]
+
+
+def test_a_hold_never_shortens_one_and_the_past_holds_nothing() -> None:
+    w = watch()
+    live(w)
+    w.hold(500_000, 1_000)
+    w.hold(200_000, 2_000)  # an older ban's end, told late
+    assert w.hold_until_ms == 500_000
+    other = watch()
+    live(other)
+    other.hold(1_000, 5_000)  # over already
+    assert other.on_signal("s1", "DISCONNECT", None, 6_000)[-1].health.reason == (  # type: ignore[union-attr]
+        "disconnected; UBWA is reconnecting"
+    )
