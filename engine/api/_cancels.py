@@ -115,6 +115,10 @@ class EngineCancels:
         restarting, or the database could not be asked; when the root did not answer in time, the cancel may have
         been sent: its message says to look the request up before retrying).
 
+        A request that is over while an order of it still rests (restored after it was summed up; an adopted or
+        external order, whose request id is `adopted-<cid>` or `external-<cid>` in `open_orders()`) has that
+        order canceled: `cancel_sent`.
+
         It resolves once the cancel is queued to the exchange, not when the exchange confirms it: the
         confirmation comes to subscribers as order events (`canceled` for the order, then `done` with the
         request's trade). The pair's actor answers from memory; a request no longer there (finished: its trade

@@ -39,7 +39,7 @@ from engine.execution import (
     VolatilityMonitor,
 )
 from engine.gateway import Op
-from engine.pair._cancel_answer import cancel_answer
+from engine.pair._cancel_answer import cancel_answer, loose_cancel_answer
 from engine.pair._commands import CancelAhead, Command, Persist, Resolve, Send
 from engine.pair._intake import IntakeContext, check_intake
 from engine.pair._legs import Execution, Leg, Stage, order_of, trade_of
@@ -293,7 +293,8 @@ class PairBook(PlanBook):
         self._out = []
         execution = self._execs.get(request_id)
         if execution is None:
-            return self._take(), None
+            loose = self._cancel_loose(request_id, now_ms)  # before `_take`: its cancels are among the commands
+            return self._take(), loose
         if execution.stage in (Stage.DONE, Stage.SETTLING):
             return self._take(), cancel_answer(execution, [], [], ended_now=False)
         if execution.stage is Stage.QUEUED:
@@ -320,6 +321,15 @@ class PairBook(PlanBook):
         commands = self._take()
         legs = [self._legs[c] for c in execution.legs if c in self._legs]
         return commands, cancel_answer(execution, legs, commands, ended_now=True)
+
+    def _cancel_loose(self, request_id: RequestId, now_ms: int) -> CancelOutcome | None:
+        """The open orders of a request no longer executing — restored after it was summed up, or adopted or external
+        (`adopted-<cid>`, `external-<cid>`): tracked to their end, they would rest (and block the other side of the
+        pair under "parallel") until filled. Canceled when the caller names the request; None when there are none."""
+        legs = [leg for leg in self._legs.values() if leg.request_id == request_id and not leg.terminal]
+        for leg in legs:
+            self._cancel_leg(leg, f"{_BY_CALLER} (its request is over; the order was still open)", now_ms)
+        return loose_cancel_answer(self.pair, request_id, legs, self._out) if legs else None
 
     # ---- the shutdown's cancel (on_shutdown = cancel) -----------------------------------------------
     def shutdown_requests(self) -> list[RequestId]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from engine.api import CancelOutcome, CancelStatus
-from engine.domain import OrderStatus
+from engine.domain import OrderStatus, Pair, RequestId
 from engine.gateway import Op
 from engine.pair._commands import CancelAhead, Command, Send
 from engine.pair._legs import Execution, Leg, Stage
 
-__all__ = ["cancel_answer"]
+__all__ = ["cancel_answer", "loose_cancel_answer"]
 
 _RESTING = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL})
 """At the exchange, acknowledged: its cancel is queued now, was by an earlier cancel, or waits for its retry."""
@@ -52,3 +52,21 @@ def cancel_answer(
     # Not seen in practice (an aborted plan with nothing live has finished): said as it is rather than guessed.
     message = "the request is ending with nothing resting at the exchange; no fallback follows"
     return CancelOutcome(CancelStatus.CANCEL_SENT, pair, request_id, message)
+
+
+def loose_cancel_answer(
+    pair: Pair, request_id: RequestId, legs: Sequence[Leg], commands: Sequence[Command]
+) -> CancelOutcome:
+    """What canceling the open `legs` of request `request_id`, no longer executing, did (`PairBook._cancel_loose`):
+    each is resting (its cancel queued now, or under way) or not yet acknowledged (canceled at its ack)."""
+    sent_now = {c.request.key for c in commands if isinstance(c, Send) and c.request.op is Op.CANCEL_ORDER}
+    resting = tuple(leg.cid for leg in legs if leg.state.status in _RESTING)
+    at_ack = tuple(leg.cid for leg in legs if leg.state.status in _NOT_ACKED)
+    over = f"request {request_id} is over, but its order(s) were still open"
+    if not resting:
+        message = f"{over}: the exchange has not acknowledged {', '.join(at_ack)} yet; canceled at its ack"
+        return CancelOutcome(CancelStatus.CANCEL_AT_ACK, pair, request_id, message, (), at_ack)
+    how = "queued to the exchange" if sent_now & set(resting) else "already under way"
+    later = f"; {', '.join(at_ack)} canceled at the exchange's ack" if at_ack else ""
+    message = f"{over}: cancel of {', '.join(resting)} {how}{later}"
+    return CancelOutcome(CancelStatus.CANCEL_SENT, pair, request_id, message, resting, at_ack)

@@ -117,7 +117,8 @@ def _opposite_side(request: OrderRequest, book: PairBook) -> Refusal | None:
     return Refusal(
         RefusalReason.CONFLICT,
         f"{book.pair}: the engine's {other} order {leg.cid} is still open though no request of it executes (restored "
-        f"or adopted; tracked to its end), and a {side} could trade against it (self-trade); wait until it closes",
+        f"or adopted; tracked to its end), and a {side} could trade against it (self-trade); wait until it closes, "
+        f"or cancel it: cancel_order({book.pair!s}, {leg.request_id!s})",
         {"request_id": leg.request_id, "side": other, "client_order_id": leg.cid, "cause": "opposite_side"},
     )
 
