@@ -325,9 +325,12 @@ class TrackedMixin:
         try:
             order, fills, trade = stored_view(self._store.proxy, cid, _ASK_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - retried, then alerted
-            logger.bind(pair=book.pair, client_order_id=cid).error("stored order lookup {} failed: {}", attempt, exc)
+            from actors.persistence._text import lookup_failure
+
+            level, text, why = lookup_failure(cid, exc, attempt, _LOOKUP_ATTEMPTS, _ASK_TIMEOUT_S, _LOOKUP_RETRY_MS)
+            logger.bind(pair=book.pair, client_order_id=cid).log(level, text)
             if attempt >= _LOOKUP_ATTEMPTS:
-                self._alerts("fills_missing", f"{book.pair} {cid}: a report for it was dropped ({exc})")
+                self._alerts("fills_missing", f"{book.pair} {cid}: a report for it was dropped ({why})")
                 return
             pair, proxy = book.pair, self._self
             retry = ProxyCall(attr_path=("retry_lookup",), args=(command, attempt + 1), kwargs={})

@@ -328,15 +328,16 @@ class PairActor(pykka.ThreadingActor):
         try:
             order, fills, trade = stored_view(self._store.proxy, cid, _LOOKUP_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - retried, then alerted
-            logger.bind(pair=self._book.pair, client_order_id=cid).error(
-                "stored order lookup {} failed: {}", attempt, exc
-            )
+            from actors.persistence._text import lookup_failure
+
+            level, text, why = lookup_failure(cid, exc, attempt, _LOOKUP_ATTEMPTS, _LOOKUP_TIMEOUT_S, _LOOKUP_RETRY_MS)
+            logger.bind(pair=self._book.pair, client_order_id=cid).log(level, text)
             # Through the home: this actor may have been replaced (or be dead) when the retry is due.
             home, retry = self._home, ProxyCall(attr_path=("retry_lookup",), args=(command, attempt + 1), kwargs={})
             if attempt < _LOOKUP_ATTEMPTS:
                 self._ticker.call_later(_LOOKUP_RETRY_MS, lambda _now: home.tell(retry))
             else:
-                self._alerts("fills_missing", f"{self._book.pair} {cid}: a report for it was dropped ({exc})")
+                self._alerts("fills_missing", f"{self._book.pair} {cid}: a report for it was dropped ({why})")
             return
         self._run(self._book.on_stored(command.sighting, order, fills, trade, self._clock.now_ms()))
 
