@@ -16,7 +16,7 @@ from engine.pair._commands import (
 )
 from engine.pair._intake import IntakeContext, check_intake
 from engine.pair._legs import PLAN_TIMER_PREFIX, Execution, Leg, Stage, order_of, trade_of
-from engine.pair._outcomes import key_reused, replay_outcome
+from engine.pair._outcomes import WithdrawnKeys, key_reused, replay_outcome
 from engine.pair._seen import SeenKeys
 from engine.pair._settings import PairSettings
 from engine.pair._shutdown import SHUTDOWN_CANCEL, ShutdownTally
@@ -42,6 +42,7 @@ __all__ = [
     "ShutdownTally",
     "Stage",
     "Unschedule",
+    "WithdrawnKeys",
     "WriteAhead",
     "check_intake",
     "key_reused",

@@ -43,7 +43,7 @@ from engine.pair._cancel_answer import cancel_answer, loose_cancel_answer
 from engine.pair._commands import CancelAhead, Command, Persist, Resolve, Send
 from engine.pair._intake import IntakeContext, check_intake
 from engine.pair._legs import Execution, Leg, Stage, order_of, trade_of
-from engine.pair._outcomes import key_reused, refusal_of, replay_outcome
+from engine.pair._outcomes import WithdrawnKeys, key_reused, refusal_of, replay_outcome
 from engine.pair._plans import PlanBook
 from engine.pair._records import fill_of
 from engine.pair._seen import SeenKeys
@@ -77,6 +77,7 @@ class PairBook(PlanBook):
         self._queued: deque[RequestId] = deque()
         self._seen = seen if seen is not None else SeenKeys(capacity=100_000)
         self._shutdown = ShutdownCancels()
+        self._withdrawn = WithdrawnKeys()
         self.intake: Callable[[], IntakeContext] = IntakeContext
         """The engine-wide intake facts as they are now, read when a queued request starts: a halt or the kill
         switch may have come while it waited. The pair actor points it at the engine's state."""
@@ -155,6 +156,10 @@ class PairBook(PlanBook):
         if known is not None:
             self._replay(request, known)
             return self._take()
+        withdrawn = self._withdrawn.answer(request)
+        if withdrawn is not None:  # its key was withdrawn before it started: a retry must not revive it
+            self._out.append(Resolve(request.request_id, withdrawn))
+            return self._take()
         refusal = self._intake_refusal(request, ctx)
         if refusal is not None:
             self._out.append(Resolve(request.request_id, refusal))
@@ -168,6 +173,9 @@ class PairBook(PlanBook):
             # orders and trade.)
             execution.stage = Stage.QUEUED
             self._queued.append(request.request_id)
+            logger.bind(pair=self.pair, request_id=request.request_id).info(
+                "request queued behind {} of the pair (conflict_policy = queue)", len(self.active()) - 1
+            )
             return self._take()
         self._try_start(execution, now_ms)
         return self._take()
@@ -303,6 +311,7 @@ class PairBook(PlanBook):
             self._by_key.pop(execution.request.idempotency_key, None)
             said = "canceled" if reason == _BY_CALLER else reason
             refusal = Refusal(RefusalReason.CANCELED, f"{said} before it started; nothing was sent")
+            self._withdrawn.add(execution.request, refusal)
             self._out.append(Resolve(request_id, refusal))
             return self._take(), cancel_answer(execution, [], [], ended_now=True)
         mark = len(self._out)

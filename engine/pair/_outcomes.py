@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from engine.api import Accepted, PlaceOutcome, Refusal, RefusalReason
 from engine.domain import ClientOrderId, Order, OrderRequest, OrderStatus
 from engine.execution import ExecutionResult, ResultReason
 
-__all__ = ["key_reused", "refusal_of", "replay_outcome"]
+__all__ = ["WithdrawnKeys", "key_reused", "refusal_of", "replay_outcome"]
 
 # A plan that ended before its primary order was accepted: why, in the Engine API's reasons.
 _REFUSALS = {
@@ -55,3 +57,35 @@ def key_reused(original: OrderRequest, replay: OrderRequest) -> Refusal | None:
         f"{'differs' if len(differ) == 1 else 'differ'})",
         {"request_id": original.request_id},
     )
+
+
+class WithdrawnKeys:
+    """Idempotency keys whose request was withdrawn while queued (canceled before it started; nothing was sent),
+    with that answer: a retry of the same key (an HTTP client retrying the POST that timed out while the request
+    waited in the queue) gets it again instead of reviving the request the caller canceled. Kept in memory, the
+    latest `capacity`: nothing of a withdrawn request was stored, so after a restart its key is new again."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._keys: OrderedDict[str, tuple[OrderRequest, Refusal]] = OrderedDict()
+
+    def add(self, request: OrderRequest, refusal: Refusal) -> None:
+        """Remember `request`'s key as withdrawn, answered `refusal`."""
+        self._keys[request.idempotency_key] = (request, refusal)
+        self._keys.move_to_end(request.idempotency_key)
+        while len(self._keys) > self._capacity:
+            self._keys.popitem(last=False)
+
+    def answer(self, request: OrderRequest) -> Refusal | None:
+        """The answer to `request` when its key was withdrawn (a key reused for another request is refused as
+        such), else None."""
+        known = self._keys.get(request.idempotency_key)
+        if known is None:
+            return None
+        original, refusal = known
+        reused = key_reused(original, request)
+        if reused is not None:
+            return reused
+        details = {**refusal.details, "request_id": original.request_id}
+        return Refusal(refusal.reason, f"request {original.request_id} of this idempotency key was {refusal.message}",
+                       details)  # fmt: skip

@@ -178,6 +178,10 @@ class _Handlers:
         except TimeoutError:
             # Queued behind another request of the pair, or waiting out a rate limit: it may still execute. Its id
             # lets the caller cancel it (DELETE) or watch it; the same idempotency key finds it again.
+            logger.bind(pair=body.pair, request_id=future.request_id, idempotency_key=body.idempotency_key).warning(
+                "control API: no answer within {} s (queued, or waiting out a rate limit): 504; it may still execute",
+                _PLACE_TIMEOUT_S,
+            )
             return _error(504, "engine_timeout", "the engine did not answer in time; the request may still complete",
                           request_id=future.request_id)  # fmt: skip
         self.s.metrics.on_outcome(outcome, time.monotonic() - started)
@@ -185,7 +189,8 @@ class _Handlers:
         if isinstance(outcome, Refusal):
             order_log.info("control API: order refused ({}): {}", outcome.reason.value, outcome.message)
             return _json(outcome_json(outcome), refusal_status(outcome))
-        order_log.info("control API: order accepted {}", outcome.order.client_order_id)
+        order_log.info("control API: order {} {}", "replayed" if outcome.duplicate else "accepted",
+                       outcome.order.client_order_id)  # fmt: skip
         return _json(outcome_json(outcome), 200 if outcome.duplicate else 201)
 
     async def list_open(self, request: web.Request) -> web.Response:
