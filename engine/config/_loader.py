@@ -22,20 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
+from pydantic_settings import SettingsError
 
-from engine.config._models import (
-    AlertsConfig,
-    ApiConfig,
-    Config,
-    DatabaseConfig,
-    ExchangeConfig,
-    ExecutionConfig,
-    LoggingConfig,
-    RiskConfig,
-    SimSection,
-    StreamConfig,
-)
+from engine.config._env_source import ENV_PREFIX, MappingEnvSource
+from engine.config._location import sqlite_location_problem
+from engine.config._models import Config
+from engine.config._secret_file import SecretFileError, read_secret_file
 from engine.config._section import bool_fields
 
 __all__ = [
@@ -49,7 +41,6 @@ __all__ = [
     "resolve_config",
 ]
 
-ENV_PREFIX = "FREQTRADE__"
 SECRET_FIELDS: frozenset[tuple[str, str]] = frozenset(
     {
         ("exchange", "key"),
@@ -126,43 +117,16 @@ class LoadedConfig:
         return Source("+".join(below)) if below else DEFAULT
 
 
-class _EnvShape(BaseSettings):
-    """The shape pydantic-settings explodes ``FREQTRADE__A__B`` variables into (validation happens later)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", case_sensitive=False, extra="ignore"
-    )
-    exchange: ExchangeConfig | None = None
-    execution: ExecutionConfig | None = None
-    risk: RiskConfig | None = None
-    database: DatabaseConfig | None = None
-    stream: StreamConfig | None = None
-    logging: LoggingConfig | None = None
-    alerts: AlertsConfig | None = None
-    api: ApiConfig | None = None
-    sim: SimSection | None = None
-
-
-class _MappingEnvSource(EnvSettingsSource):
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-        super().__init__(_EnvShape)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {k.lower(): v for k, v in self._environ.items()}
-
-    def decode_complex_value(self, field_name: str, field: Any, value: Any) -> Any:
-        # JSON numbers become Decimals, never binary floats: a wallet of 0.12345678901234567891 BTC stays exact.
-        return json.loads(value, parse_float=Decimal) if isinstance(value, str | bytes) else value
-
-
 def _read_secret_file(path_text: str, what: str, problems: list[ConfigProblem], src: Source) -> str | None:
     try:
-        return Path(path_text).expanduser().read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as exc:
-        problems.append(
-            ConfigProblem(what, str(src), f"cannot read the secret file: {exc.strerror}", "point it at a readable file")
+        return read_secret_file(path_text)
+    except SecretFileError as exc:
+        fix = (
+            "write the secret into the file, or unset this setting"
+            if "empty" in str(exc)
+            else "point it at a readable file"
         )
+        problems.append(ConfigProblem(what, str(src), str(exc), fix))
         return None
 
 
@@ -282,7 +246,7 @@ def _env_layer(
         plain[(ENV_PREFIX + "__".join(parts)).lower()] = value
         prov[parts] = src
     try:
-        nested = _MappingEnvSource(plain)()
+        nested = MappingEnvSource(plain)()
     except SettingsError as exc:
         field_name = str(exc).split('"')[1] if '"' in str(exc) else "(env)"
         problems.append(
@@ -357,13 +321,19 @@ def _problems_from(exc: ValidationError, loaded: LoadedConfig) -> list[ConfigPro
 
 
 def resolve_config(
-    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    for_trading: bool = True,
 ) -> tuple[LoadedConfig | None, list[ConfigProblem]]:
     """Resolve and validate the configuration, collecting every problem instead of stopping at the first.
 
     Args:
         path: the TOML file, or None for defaults and environment only.
         environ: the environment to read (defaults to ``os.environ``).
+        for_trading: the configuration is to run the engine (the daemon, check-config): live mode needs
+            exchange.key and exchange.secret, and the SQLite database's directory must let it be created and
+            written. False for commands that only read the database or talk to a running daemon.
 
     Returns:
         The loaded configuration (None when invalid) and the list of problems (empty when valid).
@@ -378,21 +348,25 @@ def resolve_config(
         file_data, prov = _file_layer(raw, file_path, problems)
     env_data, env_prov, env_names = _env_layer(env, problems)
     prov.update(env_prov)
-    merged = _merge(file_data, env_data)
     partial = LoadedConfig(Config(), prov, env_names, file_path)
     try:
-        config = Config.model_validate(merged)
+        config = Config.model_validate(_merge(file_data, env_data), context={"for_trading": for_trading})
     except ValidationError as exc:
-        problems.extend(_problems_from(exc, partial))
-        return None, problems
+        return None, problems + _problems_from(exc, partial)
+    where = sqlite_location_problem(config.database.url) if for_trading else None
+    if where is not None:
+        fix = "point database.url at a file in a directory this user can create and write to"
+        problems.append(ConfigProblem("database.url", str(partial.source_of(("database", "url"))), where, fix))
     if problems:
         return None, problems
     return LoadedConfig(config, prov, env_names, file_path, tuple(config.secret_values())), []
 
 
-def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Resolve the configuration or raise :class:`ConfigError` listing every problem."""
-    loaded, problems = resolve_config(path, environ)
+def load_config(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None, *, for_trading: bool = True
+) -> LoadedConfig:
+    """Resolve the configuration or raise :class:`ConfigError` listing every problem (see `resolve_config`)."""
+    loaded, problems = resolve_config(path, environ, for_trading=for_trading)
     if loaded is None:
         raise ConfigError(problems)
     return loaded

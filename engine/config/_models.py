@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from engine._db_urls import mask_webhook_url
+from engine.config._api import MIN_API_TOKEN_CHARS, ApiConfig
 from engine.config._database import DatabaseConfig
 from engine.config._keys import KeyMaterialError, KeyType, detect_key_type, normalise_secret
 from engine.config._section import Section
 
 __all__ = [
+    "MIN_API_TOKEN_CHARS",
     "AlertsConfig",
     "ApiConfig",
     "Config",
@@ -40,8 +42,6 @@ _API_KEY_RE = re.compile(r"^[A-Za-z0-9]{64}$")
 
 PositiveDecimal = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
 Percent = Annotated[Decimal, Field(gt=0, le=100, allow_inf_nan=False)]
-# The shortest control API token the daemon accepts (`engine.service._token` refuses shorter ones at start).
-MIN_API_TOKEN_CHARS = 16
 
 
 class ExchangeName(StrEnum):
@@ -306,33 +306,6 @@ class AlertsConfig(Section):
         return self
 
 
-class ApiConfig(Section):
-    """The daemon's control API."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=8787, ge=0, le=65535)
-    token: SecretStr | None = None
-    token_path: Path = Path("data/api-token")
-
-    @field_validator("token", mode="before")
-    @classmethod
-    def _empty_token(cls, v: object) -> object:
-        # An empty value (FREQTRADE__API__TOKEN= in a compose file) means "not set", as the daemon treats it:
-        # the token then comes from token_path.
-        return None if v == "" else v
-
-    @field_validator("token")
-    @classmethod
-    def _token_length(cls, v: SecretStr | None) -> SecretStr | None:
-        # The daemon refuses a shorter one at start; the message does not say how long it is (it is a secret).
-        if v is not None and len(v.get_secret_value()) < MIN_API_TOKEN_CHARS:
-            raise ValueError(
-                f"the token must be at least {MIN_API_TOKEN_CHARS} characters; generate one with "
-                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-            )
-        return v
-
-
 class SimSection(Section):
     """The embedded simulator used when ``exchange.name = "sim"``."""
 
@@ -372,7 +345,11 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
-    def _live_needs_keys(self) -> Config:
+    def _live_needs_keys(self, info: ValidationInfo) -> Config:
+        # Only what trades needs them: commands that read the database or ask the daemon validate with
+        # context {"for_trading": False} (`resolve_config(for_trading=False)`). Without a context, always.
+        if isinstance(info.context, dict) and info.context.get("for_trading") is False:
+            return self
         ex = self.exchange
         if not self.execution.dry_run and ex.name is not ExchangeName.SIM and (ex.key is None or ex.secret is None):
             missing = "exchange.key" if ex.key is None else "exchange.secret"
