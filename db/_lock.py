@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,16 @@ from typing import Any
 import psycopg2
 from loguru import logger
 
-from db._errors import DatabaseUnavailableError, StorageError
-from db._lockwatch import KEY_SQL, PgLockSession, connect_for_lock, error_text
+from db._errors import DatabaseUnavailableError
+from db._lockwatch import (
+    KEY_SQL,
+    RETRY_S,
+    DatabaseInUseError,
+    LockLoss,
+    PgLockSession,
+    connect_for_lock,
+    error_text,
+)
 from db._url import DatabaseUrl, parse_url
 
 __all__ = [
@@ -39,6 +48,7 @@ __all__ = [
     "WATCH_S",
     "DatabaseInUseError",
     "InstanceLock",
+    "LockLoss",
     "LockUnavailableError",
     "acquire_instance_lock",
     "holder_text",
@@ -48,13 +58,9 @@ WAIT_S = 10
 """How long a PostgreSQL lock is waited for: the session of an engine killed a moment ago may still be ending."""
 RETAKE_WAIT_S = 25
 """How long a lost PostgreSQL lock is waited for: past a network drop the server may keep the old session until
-its keepalives end it (about 20 s)."""
+its keepalives end it (about 20 s); and how long it is tried for while the server cannot be reached."""
 WATCH_S = 5.0
 """How often `InstanceLock.watch` checks a PostgreSQL lock by default."""
-
-
-class DatabaseInUseError(StorageError, RuntimeError):
-    """Another engine holds the database's instance lock: this one must not start on it."""
 
 
 class LockUnavailableError(DatabaseUnavailableError, RuntimeError):
@@ -77,12 +83,22 @@ class InstanceLock:
         """False when none was taken (in-memory SQLite, or the database was unreachable at start)."""
         return self._release is not None
 
-    def watch(self, on_lost: Callable[[str], None], every_s: float = WATCH_S) -> None:
-        """Check the lock every `every_s` seconds until `release`, taking it again when its session was lost;
-        `on_lost(reason)` is called (once per loss, from the watch's thread) when that fails. A SQLite lock is
-        dropped only with its process: it needs no watch."""
+    def watch(
+        self,
+        on_lost: Callable[[LockLoss], None],
+        every_s: float = WATCH_S,
+        *,
+        on_unheld: Callable[[str], None] | None = None,
+        on_retaken: Callable[[], None] | None = None,
+        retry_s: float = RETRY_S,
+    ) -> None:
+        """Check the lock every `every_s` seconds until `release`, taking it again when its session was lost
+        (`db._lockwatch`). From the watch's thread: `on_lost(loss)` once per loss when it is lost for good (another
+        session holds it, or the server stayed unreachable for the retake wait); `on_unheld(reason)` once per loss
+        when the server cannot be reached for now (tried again every `retry_s`); `on_retaken()` when it is held
+        again after `on_unheld` and before `on_lost`. A SQLite lock is dropped only with its process: no watch."""
         if self._session is not None:
-            self._session.watch(on_lost, every_s)
+            self._session.watch(on_lost, every_s, on_unheld=on_unheld, on_retaken=on_retaken, retry_s=retry_s)
 
     def check(self) -> bool:
         """What the watch does each period, now: True while the lock is held."""
@@ -99,10 +115,16 @@ class InstanceLock:
 
 
 def acquire_instance_lock(
-    url: str, *, wait_s: float = WAIT_S, retake_wait_s: float = RETAKE_WAIT_S, required: bool = False
+    url: str,
+    *,
+    wait_s: float = WAIT_S,
+    retake_wait_s: float = RETAKE_WAIT_S,
+    required: bool = False,
+    now: Callable[[], float] = time.monotonic,
 ) -> InstanceLock:
     """Take the instance lock of the database at `url` (see the module docstring); PostgreSQL waits up to
-    `wait_s` for it, and up to `retake_wait_s` when `InstanceLock.watch` takes a lost one again.
+    `wait_s` for it, and up to `retake_wait_s` when `InstanceLock.watch` takes a lost one again: for another
+    session to let go of it, and for an unreachable server to answer again (measured on `now`, seconds).
 
     Raises:
         DatabaseInUseError: another engine holds it (the message says which lock, and the holder's pid when known).
@@ -112,7 +134,7 @@ def acquire_instance_lock(
     spec = parse_url(url)
     if spec.backend == "sqlite":
         return _sqlite_lock(spec)
-    return _postgres_lock(spec, wait_s, retake_wait_s, required=required)
+    return _postgres_lock(spec, wait_s, retake_wait_s, required=required, now=now)
 
 
 def _sqlite_lock(spec: DatabaseUrl) -> InstanceLock:
@@ -147,7 +169,9 @@ def _sqlite_lock(spec: DatabaseUrl) -> InstanceLock:
     return InstanceLock(str(path), release)
 
 
-def _postgres_lock(spec: DatabaseUrl, wait_s: float, retake_wait_s: float, *, required: bool) -> InstanceLock:
+def _postgres_lock(
+    spec: DatabaseUrl, wait_s: float, retake_wait_s: float, *, required: bool, now: Callable[[], float]
+) -> InstanceLock:
     what = spec.masked()
     try:
         conn = connect_for_lock(spec, wait_s)
@@ -180,7 +204,7 @@ def _postgres_lock(spec: DatabaseUrl, wait_s: float, retake_wait_s: float, *, re
             raise
         return new
 
-    return InstanceLock(what, session=PgLockSession(conn, retake, what))
+    return InstanceLock(what, session=PgLockSession(conn, retake, what, outage_s=retake_wait_s, now=now))
 
 
 APP_NAME_PREFIX = "bexec-engine pid "

@@ -2,10 +2,14 @@
 
 `Engine.start` takes the lock before anything reads the database, and refuses to start without it (an
 unreachable database included: another engine could be using it). While the engine runs, the lock is checked
-every `LOCK_CHECK_S` seconds; one that is lost and cannot be taken again (a PostgreSQL restart after which another
-engine got it first, a server still down) halts new orders through the root's stop-trading entrypoint
-(`RootActor.on_critical`: halted until the engine restarts, with an alert), since two engines on one database
-each take the other's requests for a crash's leftovers.
+every `LOCK_CHECK_S` seconds and a lost one taken again at once. While it cannot be, because the server cannot be
+reached, new orders pause (halt cause `LOCK_PAUSE`, WARNING; tracking goes on) and the lock is tried for every
+second: taken again within `LOCK_RETAKE_WAIT_S`, new orders resume (the re-take proves no other session holds it).
+Lost for good (another session holds it: a restart after which another engine got it first; or the server
+stayed unreachable for `LOCK_RETAKE_WAIT_S`), new orders halt until the engine restarts, through the root's
+stop-trading entrypoint (`RootActor.on_critical`: an alert), since two engines on one database each take the
+other's requests for a crash's leftovers. That halt stays even if the lock is taken again later: while it was not
+held for longer than that, another engine may have started on the database, taken those requests and stopped.
 """
 
 from __future__ import annotations
@@ -21,16 +25,21 @@ if TYPE_CHECKING:
 
     from actors.root import EngineState
     from db import InstanceLock
+    from db._lockwatch import LockLoss
 
-__all__ = ["LOCK_CHECK_S", "LOCK_RETAKE_WAIT_S", "LockGuard", "read_under_lock"]
+__all__ = ["LOCK_CHECK_S", "LOCK_PAUSE", "LOCK_RETAKE_WAIT_S", "LockGuard", "read_under_lock"]
 
 _T = TypeVar("_T")
 
 LOCK_CHECK_S = 5.0
 """How often the engine checks that it still holds its PostgreSQL lock (read at each start: tests lower it)."""
 LOCK_RETAKE_WAIT_S = 25.0
-"""How long a lost lock is waited for before the engine halts (the server's keepalives end a session cut off by
-a network drop within about 20 s)."""
+"""How long a lost lock is waited for (another session letting go of it), and tried for while the server cannot be
+reached, before the engine halts (the server's keepalives end a session cut off by a network drop within about
+20 s)."""
+LOCK_PAUSE = "database_lock"
+"""Halt cause: the lock's session was lost and the server cannot be reached to take it again (yet): lifted when
+it is taken again within `LOCK_RETAKE_WAIT_S`."""
 
 
 class LockGuard:
@@ -56,23 +65,48 @@ class LockGuard:
         from db._lock import acquire_instance_lock
 
         lock = acquire_instance_lock(database_url, retake_wait_s=LOCK_RETAKE_WAIT_S, required=True)
-        lock.watch(self.on_lost, every_s=LOCK_CHECK_S)
+        lock.watch(self.on_lost, every_s=LOCK_CHECK_S, on_unheld=self.on_unheld, on_retaken=self.on_retaken)
         return lock
 
     def bind(self, root: Any) -> None:
         """From now on a lost lock halts through `root` (its `on_critical`: halt and alert)."""
         self._root = root
 
-    def on_lost(self, reason: str) -> None:
-        """The lock is lost and could not be taken again: halt new orders until the engine restarts."""
+    def on_unheld(self, reason: str) -> None:
+        """The lock's session was lost and the server cannot be reached to take it again: new orders pause."""
+        self._state.halt(
+            LOCK_PAUSE,
+            f"database lock not held ({reason}): new orders pause while it is taken again (halted until a restart "
+            f"if it is not within {LOCK_RETAKE_WAIT_S:g} s)",
+        )
+
+    def on_retaken(self) -> None:
+        """The lock is held again after `on_unheld`, within the bound: new orders resume."""
+        ctx = self._state.lift(LOCK_PAUSE)
+        if ctx.halted:
+            logger.warning("database lock held again; new orders still halted: {}", ctx.halt_reason)
+        else:
+            logger.warning("database lock held again: new orders resume")
+
+    def on_lost(self, loss: LockLoss) -> None:
+        """The lock is lost for good: halt new orders until the engine restarts."""
         from actors.root import HALT_STOP_TRADING
         from engine.exchange import StopTrading
 
+        if loss.held_elsewhere:
+            why = "another engine may be running on this database"
+        else:
+            why = (
+                f"the database could not be reached for {LOCK_RETAKE_WAIT_S:g} s to take it again (another engine "
+                "may have used the database meanwhile)"
+            )
         error = StopTrading(
-            f"database lock lost ({reason}): another engine may be running on this database; new orders are "
-            "halted until this engine is restarted",
+            f"database lock lost ({loss.reason}): {why}; new orders are halted until this engine is restarted",
             operation="instance_lock",
         )
+        # Here, at once (the root hears of it told, later): no order slips in between; then the pause is over.
+        self._state.halt(HALT_STOP_TRADING, f"{type(error).__name__}: {error}")
+        self._state.lift(LOCK_PAUSE)
         root = self._root
         if root is not None:
             try:
@@ -80,7 +114,6 @@ class LockGuard:
                 return
             except pykka.ActorDeadError:
                 logger.error("database lock lost while the root actor is not running: halting directly")
-        self._state.halt(HALT_STOP_TRADING, f"{type(error).__name__}: {error}")
         self._alert("stop_trading", str(error))
 
 

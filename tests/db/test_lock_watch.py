@@ -12,7 +12,7 @@ import pytest
 from loguru import logger
 
 from db import DatabaseInUseError, InstanceLock, StorageError, acquire_instance_lock
-from db._lockwatch import KEY_SQL
+from db._lockwatch import KEY_SQL, LockLoss
 from tests.pg_fixtures import lock_holder
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
@@ -63,7 +63,7 @@ def test_a_terminated_lock_session_is_re_taken_and_kept(lock: InstanceLock, pg_a
 def test_the_watch_re_takes_a_lost_lock_by_itself(lock: InstanceLock, pg_admin: Any) -> None:
     retaken = threading.Event()
     sink = logger.add(lambda _m: retaken.set(), level="WARNING", filter=lambda r: "re-taken" in r["message"])
-    lost: list[str] = []
+    lost: list[LockLoss] = []
     try:
         lock.watch(lost.append, every_s=0.05)
         first = lock_holder(pg_admin)
@@ -79,10 +79,10 @@ def test_a_lock_another_session_took_meanwhile_is_reported_lost(lock: InstanceLo
     # The server restarted (here: the session was terminated) and another engine got the lock first: this one
     # must hear of it, since a second engine now runs on its database.
     fired = threading.Event()
-    reasons: list[str] = []
+    reasons: list[LockLoss] = []
 
-    def on_lost(reason: str) -> None:
-        reasons.append(reason)
+    def on_lost(loss: LockLoss) -> None:
+        reasons.append(loss)
         fired.set()
 
     lock.watch(on_lost, every_s=0.05)
@@ -90,7 +90,7 @@ def test_a_lock_another_session_took_meanwhile_is_reported_lost(lock: InstanceLo
         # One statement: the other session is queued for the lock before this one's watch can reconnect.
         cur.execute(f"SELECT pg_terminate_backend(%s), pg_advisory_lock({KEY_SQL})", (lock_holder(pg_admin),))
     assert fired.wait(_WAIT_S), "on_lost was never called"
-    assert "another engine" in reasons[0]
+    assert reasons[0].held_elsewhere and "another engine" in reasons[0].reason
     assert lock.check() is False and len(reasons) == 1  # once per loss, not once per check
     with pg_admin.cursor() as cur:
         cur.execute(f"SELECT pg_advisory_unlock({KEY_SQL})")
