@@ -3,12 +3,15 @@
 Exit codes (the same for every command, so scripts can branch on them):
 
 - 0: done (order accepted, cancel requested, daemon healthy, ``watch`` stopped by Ctrl-C or ``--count``)
-- 1: refused by the engine (the reason is printed; ``cancel``: the request had already finished), or ``status``
-  found the engine halted or paused
+- 1: refused by the engine (the reason is printed; ``cancel``: the request had already finished), ``status``
+  found the engine halted or paused, or the configuration is invalid
 - 2: usage error or invalid input (the field is named)
 - 3: not found (unknown order, request or pair; ``cancel``: no such request on the pair, executing or stored)
-- 4: authentication failed (wrong or missing token)
-- 5: the daemon is not reachable, or answered unexpectedly (``watch``: its event stream closed)
+- 4: authentication failed (wrong or missing token; a token file that is invalid, or ``--token-file`` unreadable)
+- 5: the daemon is not reachable (no token file at ``api.token_path`` yet: it has not started), or answered
+  unexpectedly (``watch``: its event stream closed)
+
+The configuration is read as a client's: a live one needs no exchange key or secret here (the daemon has them).
 
 The URL comes from ``--url``, else the endpoint file a running daemon writes next to its token file, else
 ``api.host``/``api.port``; the token from ``--token-file``, else ``api.token`` (``FREQTRADE__API__TOKEN``),
@@ -120,40 +123,52 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
     _connection_arguments(parser)
 
 
-def _client(args: argparse.Namespace) -> ApiClient | None:
-    """The client for the configured daemon, or None after printing why there is none."""
+def _client(args: argparse.Namespace) -> ApiClient | int:
+    """The client for the configured daemon, or the exit code after printing why there is none.
+
+    The configuration is read as a client's (`for_trading=False`): the daemon holds the exchange key and secret,
+    a client needs only the API's endpoint and token.
+    """
     from engine.config import resolve_config
     from engine.service._token import endpoint_file_for, read_endpoint, read_token_file
 
-    loaded, problems = resolve_config(getattr(args, "config_opt", None))
+    loaded, problems = resolve_config(getattr(args, "config_opt", None), for_trading=False)
     if loaded is None:
         print(f"configuration invalid: {len(problems)} problem(s)", file=sys.stderr)
         for problem in problems:
             print(f"  - {problem}", file=sys.stderr)
-        return None
+        return EXIT_REFUSED
     api = loaded.config.api
     endpoint = endpoint_file_for(api.token_path)
     url = args.url or read_endpoint(endpoint) or f"http://{api.host}:{api.port}"
     if args.url is None:
         args._stale_endpoint = _stale_endpoint(endpoint)
     try:
-        if args.token_file is not None:
-            token = read_token_file(args.token_file)
-        elif api.token is not None:
+        if args.token_file is None and api.token is not None:
             token = api.token.get_secret_value()
         else:
-            token = read_token_file(api.token_path)
-        return ApiClient(url, token)
-    except (OSError, ValueError) as exc:
+            token = read_token_file(args.token_file or api.token_path)
+    except ValueError as exc:  # a file that is there but holds no usable token: the daemon would refuse it (401)
+        print(f"error: {exc}; pass the daemon's token file with --token-file", file=sys.stderr)
+        return EXIT_AUTH
+    except OSError as exc:
+        if args.token_file is not None:  # the token named on the command line is missing: no token to send
+            print(f"error: cannot read the API token file {args.token_file}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_AUTH
         print(f"error: no API token ({exc}); start the daemon first or pass --token-file", file=sys.stderr)
-        return None
+        return EXIT_UNREACHABLE
+    try:
+        return ApiClient(url, token)
+    except ValueError as exc:  # a --url that is not http://host:port
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
 
 
 def _call(args: argparse.Namespace, method: str, path: str, body: object = None) -> tuple[int, dict[str, Any]] | int:
     # One client per invocation: the configuration is resolved once even when a command makes two calls.
-    client: ApiClient | None = getattr(args, "_api_client", None) or _client(args)
-    if client is None:
-        return EXIT_UNREACHABLE
+    client: ApiClient | int = getattr(args, "_api_client", None) or _client(args)
+    if isinstance(client, int):
+        return client
     args._api_client = client
     try:
         return client.request(method, path, body)
@@ -353,8 +368,8 @@ def run_watch(args: argparse.Namespace, out: TextIO | None = None) -> int:
     daemon ends or loses (a stop, a kill) is said on stderr with the reason, exit 5."""
     out = out or sys.stdout
     client = _client(args)
-    if client is None:
-        return EXIT_UNREACHABLE
+    if isinstance(client, int):
+        return client
     seen = 0
     try:
         for event in client.events(args.pair, on_open=lambda: _opened(client.url)):

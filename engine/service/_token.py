@@ -44,7 +44,9 @@ def read_token_file(path: Path) -> str:
     """Read a token file, refusing an empty one (a truncated file must not mean "no auth")."""
     token = path.read_text(encoding="utf-8").strip()
     if len(token) < _MIN_TOKEN_CHARS:
-        raise ValueError(f"the API token in {path} is shorter than {_MIN_TOKEN_CHARS} characters")
+        raise ValueError(
+            f"the API token file {path} is invalid: its token is shorter than {_MIN_TOKEN_CHARS} characters"
+        )
     return token
 
 
