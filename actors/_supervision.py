@@ -256,10 +256,14 @@ class SupervisionMixin:
                 self._with_pair(pair, "cancel_all", lambda proxy: proxy.cancel_all().get(timeout=_ASK_TIMEOUT_S), None)
             # The halted pairs' too: the root runs their books (an order must not rest until someone notices).
             self.cancel_tracked_for_shutdown(_ASK_TIMEOUT_S)
-            self._wait_until(lambda: self._pair_tally()[0].open == 0, _ASK_TIMEOUT_S)
+            # The answers to its own cancels: an order it did not cancel (external) stays open, not waited for.
+            self._wait_until(lambda: self._pair_tally()[0].canceling == 0, _ASK_TIMEOUT_S)
         self._wait_until(self._gateway_idle, _ASK_TIMEOUT_S)
         tally, unanswered = self._pair_tally()
-        summary = (tally + self._tracked_tally()).summary()
+        tally += self._tracked_tally()
+        summary = tally.summary()
+        if tally.left_open:
+            logger.warning("left open at the exchange: {}", ", ".join(tally.left_open))
         if unanswered:
             # Their open orders are unknown here: "open: 0" would say nothing was left when something may be.
             summary["unanswered"] = unanswered

@@ -25,7 +25,16 @@ from typing import Any
 from loguru import logger
 
 from engine.api import CancelOutcome, CancelStatus, Refusal, RefusalReason
-from engine.domain import ClientOrderId, Order, OrderRequest, OrderStatus, Pair, RequestId, RequestRecord
+from engine.domain import (
+    ClientOrderId,
+    Order,
+    OrderRequest,
+    OrderRole,
+    OrderStatus,
+    Pair,
+    RequestId,
+    RequestRecord,
+)
 from engine.exchange import Resolution
 from engine.execution import (
     Abort,
@@ -301,7 +310,7 @@ class PairBook(PlanBook):
         self._out = []
         execution = self._execs.get(request_id)
         if execution is None:
-            loose = self._cancel_loose(request_id, now_ms)  # before `_take`: its cancels are among the commands
+            loose = self._cancel_loose(request_id, now_ms, reason)  # before `_take`: its cancels are in the commands
             return self._take(), loose
         if execution.stage in (Stage.DONE, Stage.SETTLING):
             return self._take(), cancel_answer(execution, [], [], ended_now=False)
@@ -331,13 +340,13 @@ class PairBook(PlanBook):
         legs = [self._legs[c] for c in execution.legs if c in self._legs]
         return commands, cancel_answer(execution, legs, commands, ended_now=True)
 
-    def _cancel_loose(self, request_id: RequestId, now_ms: int) -> CancelOutcome | None:
+    def _cancel_loose(self, request_id: RequestId, now_ms: int, reason: str) -> CancelOutcome | None:
         """The open orders of a request no longer executing — restored after it was summed up, or adopted or external
         (`adopted-<cid>`, `external-<cid>`): tracked to their end, they would rest (and block the other side of the
         pair under "parallel") until filled. Canceled when the caller names the request; None when there are none."""
         legs = [leg for leg in self._legs.values() if leg.request_id == request_id and not leg.terminal]
         for leg in legs:
-            self._cancel_leg(leg, f"{_BY_CALLER} (its request is over; the order was still open)", now_ms)
+            self._cancel_leg(leg, f"{reason} (its request is over; the order was still open)", now_ms)
         return loose_cancel_answer(self.pair, request_id, legs, self._out) if legs else None
 
     # ---- the shutdown's cancel (on_shutdown = cancel) -----------------------------------------------
@@ -346,7 +355,11 @@ class PairBook(PlanBook):
         start them (only to be refused, uncounted, as the engine stops)."""
         active = self.active()
         queued = [e for e in active if e.stage is Stage.QUEUED]
-        return [e.request.request_id for e in queued + [e for e in active if e.stage is not Stage.QUEUED]]
+        ids = [e.request.request_id for e in queued + [e for e in active if e.stage is not Stage.QUEUED]]
+        # Then the engine's own open orders whose request is over (restored, adopted): not left resting unnoticed.
+        loose = {leg.request_id for leg in self.open_legs() if leg.request_id not in self._execs
+                 and leg.role is not OrderRole.EXTERNAL}  # fmt: skip
+        return ids + sorted(loose)
 
     def cancel_at_shutdown(self, request_id: RequestId, now_ms: int) -> list[Command]:
         """The shutdown cancels a request (`on_shutdown = cancel`): as the caller's cancel (no fallback, and none

@@ -2,7 +2,8 @@
 
 The shutdown cancels every active request of the pair (`PairBook.cancel_at_shutdown`): a queued request is
 withdrawn (nothing of it ever reached the exchange), a working one has its live orders canceled (now, or at
-their ack). Asking is not doing: a cancel may fail (-2011, the order already gone or unknown to REST), the order
+their ack); so are the engine's own open orders whose request is over (restored, adopted). External orders are
+left as they are. Asking is not doing: a cancel may fail (-2011, the order already gone or unknown to REST), the order
 may fill meanwhile. The summary (`Engine.stop`) therefore counts each order by what became of it — canceled (the
 exchange said so), ended otherwise (filled, expired, rejected, closed as vanished), or still open — once, and
 the requests withdrawn apart from the orders.
@@ -33,6 +34,12 @@ class ShutdownTally:
     """Orders not terminal: kept open (`on_shutdown = keep`), or whose cancel was not confirmed."""
     withdrawn: int = 0
     """Requests the shutdown ended with no order to cancel (queued, or between orders): not orders."""
+    canceling: int = field(default=0, compare=False)
+    """Of the open ones, those the shutdown canceled (their answer is still to come): what a stop waits for. Not in
+    the summary; an external order, never canceled, is open without being waited for."""
+    left_open: tuple[ClientOrderId, ...] = field(default=(), compare=False)
+    """The open orders' client order ids (the stop names them). Neither this nor `canceling` takes part in `==`:
+    the counts are what a tally is."""
 
     def __add__(self, other: ShutdownTally) -> ShutdownTally:
         return ShutdownTally(
@@ -40,6 +47,8 @@ class ShutdownTally:
             self.ended_otherwise + other.ended_otherwise,
             self.open + other.open,
             self.withdrawn + other.withdrawn,
+            self.canceling + other.canceling,
+            self.left_open + other.left_open,
         )
 
     def summary(self) -> dict[str, int]:
@@ -66,5 +75,8 @@ class ShutdownCancels:
         ended = [leg.state.status for leg in self.legs.values() if leg.terminal]
         canceled = sum(status is OrderStatus.CANCELED for status in ended)
         # One that left memory unfinished (its request ended all the same) is still open, and counted once.
-        still_open = {leg.cid for leg in open_legs} | {cid for cid, leg in self.legs.items() if not leg.terminal}
-        return ShutdownTally(canceled, len(ended) - canceled, len(still_open), self.withdrawn)
+        canceling = {cid for cid, leg in self.legs.items() if not leg.terminal}
+        still_open = sorted({leg.cid for leg in open_legs} | canceling)
+        return ShutdownTally(
+            canceled, len(ended) - canceled, len(still_open), self.withdrawn, len(canceling), tuple(still_open)
+        )

@@ -75,3 +75,28 @@ def test_the_refusal_names_the_request_to_cancel() -> None:
     refusal = h.place(request(price="59980"))
     assert isinstance(refusal, Refusal) and refusal.reason is RefusalReason.CONFLICT
     assert refusal.details["request_id"] == "r-over" and "cancel_order" in refusal.message
+
+
+def test_the_shutdown_cancels_the_engines_own_loose_orders_and_waits_for_those_only() -> None:
+    """`on_shutdown = cancel`: a restored or adopted order is the engine's own and is canceled like any other; an
+    external one is left as it is, counted open and named, and the stop does not wait for it (it waited 15 s)."""
+    h = _Parallel()
+    _restored_orphan(h)
+    external = ClientOrderId("manual-ui-1")
+    when = datetime.fromtimestamp(T0 / 1000, tz=UTC)
+    h.book.restore([], [Order(
+        client_order_id=external, exchange_order_id=92, request_id=f"external-{external}", pair=PAIR, side=Side.BUY,
+        order_type=OrderType.LIMIT, status=OrderStatus.OPEN, price=Decimal(59000), amount=Decimal("0.01"),
+        role=OrderRole.EXTERNAL, created_at=when, updated_at=when,
+    )], {}, h.now)  # fmt: skip
+    assert h.book.shutdown_requests() == [RequestId("r-over")]
+    for request_id in h.book.shutdown_requests():
+        h.run(h.book.cancel_at_shutdown(request_id, h.now))
+    [cancel] = [r for r in h.sent if r.op is Op.CANCEL_ORDER]
+    assert cancel.params["origClientOrderId"] == CID
+    tally = h.book.shutdown_tally()
+    assert (tally.open, tally.canceling, tally.left_open) == (2, 1, (CID, external))
+    h.reply(cancel, order_json(cancel, "CANCELED", cancel=True))
+    tally = h.book.shutdown_tally()
+    assert (tally.canceled, tally.open, tally.canceling, tally.left_open) == (1, 1, 0, (external,))
+    assert tally.summary() == {"canceled": 1, "open": 1}

@@ -1,0 +1,48 @@
+"""`on_shutdown = cancel` with orders whose request is over: an external order (placed in the Binance UI) is left
+as it is and named, and the stop does not wait for it; before, every graceful stop waited the full 15 s for an
+order it had never canceled, and said only `open: 1`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from loguru import logger
+
+from actors._supervision import SupervisionMixin
+from engine.api import Engine, EventKind
+from sim import Simulator
+from tests.engine_e2e.test_engine_sim import Events
+from tests.engine_e2e.test_realtime import engine, sim  # noqa: F401 - the fixtures
+
+
+def test_a_stop_leaves_an_external_order_named_and_waits_only_for_its_own_cancels(
+    engine: tuple[Engine, Events],  # noqa: F811 - the fixture
+    sim: Simulator,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    eng, events = engine
+    sim.control.place_external_order(
+        symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.01", price="65000",
+        newClientOrderId="manual-ui-1",
+    )  # fmt: skip
+    events.wait_for(EventKind.EXTERNAL)
+    waits: list[bool] = []
+    original = SupervisionMixin._wait_until
+
+    def recorded(condition: Callable[[], bool], timeout_s: float) -> bool:
+        waits.append(original(condition, timeout_s))
+        return waits[-1]
+
+    monkeypatch.setattr(SupervisionMixin, "_wait_until", staticmethod(recorded))
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="WARNING", format="{message}")
+    try:
+        summary = eng.stop()
+    finally:
+        logger.remove(sink)
+    assert summary["open"] == 1 and summary["canceled"] == 0, summary
+    assert waits and all(waits), waits  # every wait ended on its condition, none ran out its 15 s
+    assert any(line.startswith("left open at the exchange: manual-ui-1") for line in lines), lines
+    [external] = [o for o in sim.control.ledger()["orders"] if o["clientOrderId"] == "manual-ui-1"]
+    assert external["status"] == "NEW"  # not the engine's to cancel
