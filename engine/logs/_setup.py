@@ -61,7 +61,7 @@ class InterceptHandler(logging.Handler):
         except ValueError:
             level = record.levelno
         chatter = record.levelno <= logging.INFO and record.name.startswith(_STDLIB_DEMOTED)
-        if chatter or (record.name == "asyncio" and _is_ubwa_leftover(record)):
+        if chatter or _is_ubwa_cpu_check(record) or (record.name == "asyncio" and _is_ubwa_leftover(record)):
             level = "DEBUG"
         # Find the caller outside the logging module so loguru reports the real origin.
         frame: FrameType | None = inspect.currentframe()
@@ -70,6 +70,12 @@ class InterceptHandler(logging.Handler):
             frame = frame.f_back
             depth += 1
         logger.opt(depth=depth, exception=record.exc_info).bind(stdlib=record.name).log(level, record.getMessage())
+
+
+def _is_ubwa_cpu_check(record: logging.LogRecord) -> bool:
+    """UBWA's own CPU watch warns "High CPU usage since 5 seconds" whenever the machine is busy (two lines every few
+    seconds on a loaded host; 88 of a daemon's 143 lines): nothing about the streams, nothing to act on."""
+    return record.name.startswith(_STDLIB_DEMOTED) and "_frequent_checks() - High CPU usage" in record.getMessage()
 
 
 def _is_ubwa_leftover(record: logging.LogRecord) -> bool:

@@ -163,3 +163,20 @@ def test_ubwas_leftover_listen_key_task_at_stop_is_not_an_error() -> None:
     text = buf.getvalue()
     assert "_ping_listen_key" not in text
     assert "coro=<ours() running>" in text and "| ERROR " in text
+
+
+def test_ubwas_high_cpu_warning_is_debug() -> None:
+    # UBWA warns "High CPU usage since 5 seconds" whenever the host is busy: 88 of a daemon's 143 lines on a loaded
+    # machine, nothing about the streams. Its other warnings stay warnings.
+    buf = io.StringIO()
+    setup_logging(level="DEBUG", sink=buf)
+    try:
+        ubwa = logging.getLogger("unicorn_binance_websocket_api")
+        ubwa.warning("BinanceWebSocketApiManager._frequent_checks() - High CPU usage since 5 seconds: 100.0")
+        ubwa.warning("BinanceWebSocketApiManager._stream_is_crashing(...)")
+    finally:
+        logger.remove()
+    lines = buf.getvalue().splitlines()
+    [cpu] = [line for line in lines if "High CPU usage" in line]
+    assert "| DEBUG " in cpu
+    assert any("_stream_is_crashing" in line and "| WARNING " in line for line in lines)
