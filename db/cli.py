@@ -19,7 +19,7 @@ from typing import Any, TextIO, TypeVar
 import orjson
 import peewee
 
-from db._errors import DatabaseSchemaError, StorageError
+from db._errors import DatabaseSchemaError, DatabaseUnavailableError, StorageError
 from db._migrations import LATEST_VERSION, current_version, refuse_newer_schema
 from db._repository import find_orders, find_trades
 from db._url import connect, parse_url
@@ -39,6 +39,10 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+# The CLI's exit codes (`engine.service._commands`, not imported: this module stays light): 2 for what the operator
+# must fix (usage, a missing file, the schema), 5 for what cannot be reached (a database server that is down).
+EXIT_INVALID, EXIT_UNREACHABLE = 2, 5
 
 # The control API's bound on `limit` (`engine.service._schemas.MAX_LIMIT`), not imported: this module stays light.
 MAX_LIMIT = 1000
@@ -141,8 +145,10 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]], out: 
         out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
-def _read(args: argparse.Namespace, query: Callable[..., list[_T]], **filters: Any) -> list[_T] | None:
-    """Run one repository query on a short-lived connection; None (and a message) if the database fails.
+def _read(args: argparse.Namespace, query: Callable[..., list[_T]], **filters: Any) -> list[_T] | int:
+    """Run one repository query on a short-lived connection; the exit code (and a message) if the database fails:
+    `EXIT_UNREACHABLE` when it cannot be reached (the code the client commands use for an unreachable daemon), else
+    `EXIT_INVALID` (a missing SQLite file, a malformed URL, refused credentials, a schema other than this code's).
 
     Reads only: never creates a SQLite file, never migrates. A mistyped path used to get a new empty database
     ("0 order(s)"), and a newer CLI migrated the database an older engine was running on, which that engine then
@@ -163,7 +169,7 @@ def _read(args: argparse.Namespace, query: Callable[..., list[_T]], **filters: A
             db.close()
     except StorageError as exc:
         sys.stderr.write(f"error: {exc}\n")
-        return None
+        return EXIT_UNREACHABLE if isinstance(exc, DatabaseUnavailableError) else EXIT_INVALID
 
 
 def _require_known_schema(db: peewee.Database, where: str) -> None:
@@ -194,7 +200,7 @@ def _json_lines(items: list[Any], out: TextIO) -> None:
 
 
 def run_orders(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Print stored orders. Returns the process exit code (0 ok, 2 database error)."""
+    """Print stored orders. Returns the process exit code (0 ok, 2 database refused, 5 database unreachable)."""
     out = out or sys.stdout
     statuses: set[OrderStatus] | None = None
     if args.status:
@@ -205,8 +211,8 @@ def run_orders(args: argparse.Namespace, out: TextIO | None = None) -> int:
         args, find_orders, pair=args.pair, status=statuses, since=args.since, until=args.until,
         request_id=args.request_id, limit=args.limit, newest_first=True,
     )  # fmt: skip
-    if orders is None:
-        return 2
+    if isinstance(orders, int):
+        return orders
     if args.json:
         _json_lines(orders, out)
         return 0
@@ -247,15 +253,15 @@ def run_orders(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def run_trades(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Print stored trades. Returns the process exit code (0 ok, 2 database error)."""
+    """Print stored trades. Returns the process exit code (0 ok, 2 database refused, 5 database unreachable)."""
     out = out or sys.stdout
     statuses = [TradeStatus(s) for s in args.status] if args.status else None
     trades = _read(
         args, find_trades, pair=args.pair, timeframe=args.timeframe, strategy=args.strategy, status=statuses,
         since=args.since, until=args.until, limit=args.limit, newest_first=True,
     )  # fmt: skip
-    if trades is None:
-        return 2
+    if isinstance(trades, int):
+        return trades
     if args.json:
         _json_lines(trades, out)
         return 0

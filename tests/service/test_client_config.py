@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import socket
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -29,45 +25,11 @@ from engine.service._commands import (
     run_order,
     run_status,
 )
+from tests.service import _fake_daemon
+from tests.service._fake_daemon import TOKEN
 
-TOKEN = "a-token-of-enough-length-for-the-api"
+fake_daemon_url = _fake_daemon.fake_daemon_url
 LIVE = '[exchange]\nname = "binance"\n[execution]\ndry_run = false\n[api]\ntoken_path = "{token}"\n'
-
-
-class _Daemon(BaseHTTPRequestHandler):
-    """Answers as a healthy daemon does, to the right bearer token only."""
-
-    def do_GET(self) -> None:
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-            self._send(401, {"error": "unauthorized", "message": "bad token"})
-        elif self.path == "/health":
-            self._send(200, {"status": "ok", "halted": False, "paused": False, "exchange": "binance"})
-        else:
-            self._send(200, {"orders": []})
-
-    def _send(self, status: int, body: object) -> None:
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *_args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def daemon_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Daemon)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 @pytest.fixture(autouse=True)
@@ -93,9 +55,9 @@ def _status(*argv: str) -> int:
 
 
 def test_status_with_a_live_configuration_without_the_exchange_secret_asks_the_daemon(
-    tmp_path: Path, daemon_url: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, fake_daemon_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _status("--config", str(_live_config(tmp_path)), "--url", daemon_url) == EXIT_OK
+    assert _status("--config", str(_live_config(tmp_path)), "--url", fake_daemon_url) == EXIT_OK
     assert "needs exchange.key" not in capsys.readouterr().err
 
 
@@ -114,20 +76,20 @@ def test_order_with_a_live_configuration_without_the_exchange_secret_gets_to_the
 
 
 def test_a_token_file_shorter_than_16_characters_is_an_authentication_error(
-    tmp_path: Path, daemon_url: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, fake_daemon_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = _live_config(tmp_path, token="short")
-    assert _status("--config", str(config), "--url", daemon_url) == EXIT_AUTH
+    assert _status("--config", str(config), "--url", fake_daemon_url) == EXIT_AUTH
     err = capsys.readouterr().err
     assert f"the API token file {tmp_path / 'api-token'} is invalid" in err
     assert "start the daemon first" not in err and "short" not in err.replace("shorter", "")
 
 
 def test_a_missing_token_file_named_with_token_file_is_an_authentication_error(
-    tmp_path: Path, daemon_url: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, fake_daemon_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "nope"
-    assert _status("--config", str(_live_config(tmp_path)), "--url", daemon_url, "--token-file", str(missing)) == (
+    assert _status("--config", str(_live_config(tmp_path)), "--url", fake_daemon_url, "--token-file", str(missing)) == (
         EXIT_AUTH
     )
     assert f"cannot read the API token file {missing}" in capsys.readouterr().err
