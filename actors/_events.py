@@ -32,9 +32,10 @@ from typing import Any, NamedTuple
 import pykka
 from loguru import logger
 
-from engine.api import EngineEvent, EngineListener
+from engine.api import EngineEvent, EngineListener, EventKind
+from engine.domain import plain_decimal
 
-__all__ = ["DRAIN_S", "EventBus", "Publisher"]
+__all__ = ["DRAIN_S", "EventBus", "Publisher", "log_event"]
 
 DRAIN_S = 5.0  # float-ok: seconds
 """How long an unsubscribe, or the bus's stop, waits for a listener to take the events queued for it."""
@@ -246,3 +247,26 @@ def _close(listeners: dict[int, _Handle]) -> None:
                 "listener {} still busy after {:.0f}s: the events queued for it are dropped and it is called no "
                 "more", token, DRAIN_S,
             )  # fmt: skip
+
+
+def log_event(event: EngineEvent) -> None:
+    """One INFO line for an order's step — acknowledged (with the exchange's order id), filled, fallback sent,
+    canceled — with its pair, request and client order id: what happened to an order can be read off the log
+    alone. `done` is logged by the book (the request's sum), `external` and `error` where they arise."""
+    kind = event.kind
+    if kind not in _LOGGED:
+        return
+    bound = logger.bind(pair=event.pair, request_id=event.request_id, client_order_id=event.client_order_id)
+    order, fill = event.order, event.fill
+    if kind is EventKind.FILL and fill is not None:
+        done = f"; order {plain_decimal(order.filled)} of {plain_decimal(order.amount)}" if order is not None else ""
+        bound.info("fill {} at {} (trade {}, fee {} {}){}", plain_decimal(fill.quantity), plain_decimal(fill.price),
+                 fill.trade_id, plain_decimal(fill.commission), fill.commission_asset, done)  # fmt: skip
+    elif kind is EventKind.ACCEPTED:
+        exchange_id = order.exchange_order_id if order is not None else None
+        bound.info("order acknowledged by the exchange (order id {}): {}", exchange_id, event.message)
+    else:
+        bound.info("{}: {}", "fallback order sent" if kind is EventKind.FALLBACK else "order canceled", event.message)
+
+
+_LOGGED = frozenset({EventKind.ACCEPTED, EventKind.FILL, EventKind.FALLBACK, EventKind.CANCELED})

@@ -35,6 +35,7 @@ import pykka
 from loguru import logger
 from pykka.messages import ProxyCall
 
+from actors._events import log_event
 from actors._pair_home import (
     CancelReply,
     GatewayLike,
@@ -315,6 +316,7 @@ class PairActor(pykka.ThreadingActor):
             if handle is not None:
                 self._ticker.cancel(handle)
         elif isinstance(command, Emit):
+            log_event(command.event)
             self._events(command.event)
         elif isinstance(command, Alert):
             self._alerts(command.key, f"{self._book.pair} {command.client_order_id or ''}: {command.message}")
