@@ -45,10 +45,16 @@ class RecoverySummary:
     requests: int
     orders: int
     keys: int
+    outside_requests: int = 0
+    """Unfinished requests of pairs no longer whitelisted (tracked to their end by the root, never traded)."""
+    outside_orders: int = 0
+    """The engine's orders not known to be over on pairs no longer whitelisted (tracked the same way)."""
 
     def as_dict(self) -> dict[str, int]:
         """Plain data (health endpoint)."""
-        return {"requests_resumed": self.requests, "orders_to_reconcile": self.orders, "idempotency_keys": self.keys}
+        return {"requests_resumed": self.requests, "orders_to_reconcile": self.orders, "idempotency_keys": self.keys,
+                "outside_whitelist_requests": self.outside_requests,
+                "outside_whitelist_orders": self.outside_orders}  # fmt: skip
 
 
 def best_quotes(data: Any, pairs: Iterable[Pair]) -> dict[Pair, tuple[Decimal, Decimal]]:
@@ -106,14 +112,20 @@ def restore_books(store: Any, books: Mapping[Pair, PairBook], state: RecoverySta
         keys += len(pair_keys)
         resumed += book.restore(state.requests, state.orders, state.fills, now_ms, trades=state.trades)
     orders = sum(1 for order in state.orders if Pair(str(order.pair)) in books)
-    summary = RecoverySummary(requests=resumed, orders=orders, keys=keys)
-    log = logger.warning if summary.orders else logger.info
+    outside_requests = sum(1 for r in state.requests if Pair(str(r.request.pair)) not in books)
+    outside_orders = sum(1 for o in state.orders if Pair(str(o.pair)) not in books
+                         and o.role is not OrderRole.EXTERNAL and not o.status.is_terminal)  # fmt: skip
+    summary = RecoverySummary(resumed, orders, keys, outside_requests, outside_orders)
+    outside = (f"; {outside_requests} unfinished request(s) and {outside_orders} order(s) of pairs no longer "
+               "whitelisted, tracked to their end" if outside_requests or outside_orders else "")  # fmt: skip
+    log = logger.warning if summary.orders or outside else logger.info
     log(
         "crash recovery: {} unfinished request(s) resumed, {} order(s) to reconcile with the exchange, "
-        "{} idempotency key(s) known",
+        "{} idempotency key(s) known{}",
         summary.requests,
         summary.orders,
         summary.keys,
+        outside,
     )
     return summary
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from actors._recovery import NOT_WHITELISTED, restore_outside
+from actors._recovery import NOT_WHITELISTED, restore_books, restore_outside
 from db import RecoveryState
 from engine.domain import ClientOrderId, Order, OrderRole, OrderStatus, OrderType, Pair, RequestId, Side
 from engine.execution import SymbolRules
@@ -64,3 +64,29 @@ def test_a_pair_that_cannot_be_restored_is_reported_and_the_others_still_are() -
     state = _state(_order(XRP, "x"), _order(DOGE, "d"), _order(ETH, "e"))
     books, untracked = restore_outside(state, [BTC], make, 0)
     assert list(books) == [ETH] and sorted(untracked) == [DOGE, XRP]
+
+
+class _Asked:
+    def __init__(self, value: object) -> None:
+        self._value = value
+
+    def get(self, timeout: float) -> object:
+        return self._value
+
+
+class _Store:
+    """What `restore_books` asks of persistence: the used idempotency keys of a pair."""
+
+    class proxy:  # stands in for the store's pykka proxy attribute
+        @staticmethod
+        def idempotency_keys(pair: str) -> _Asked:
+            return _Asked([f"key-{pair}"])
+
+
+def test_the_recovery_summary_counts_what_pairs_outside_the_whitelist_hold() -> None:
+    # The summary line and /health said "0 unfinished request(s) resumed, 0 order(s) being reconciled" while the
+    # engine tracked a request and an order of a pair removed from the whitelist (said only in another line).
+    state = _state(_order(BTC, "btc-1"), _order(ETH, "eth-1"), _order(ETH, "eth-ext", OrderRole.EXTERNAL))
+    summary = restore_books(_Store(), {BTC: _book(BTC)}, state, 0)
+    assert (summary.orders, summary.outside_orders) == (1, 1)  # the external one is not the engine's
+    assert summary.as_dict()["outside_whitelist_orders"] == 1
