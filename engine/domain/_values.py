@@ -38,7 +38,8 @@ KNOWN_QUOTES: tuple[str, ...] = (
 
 def _refuse_float(value: Any) -> Any:
     if isinstance(value, float):
-        raise ValueError(f"money must be a Decimal, int or str, not float ({value!r})")
+        # Not only money (indicator values too): every decimal field refuses a float, which has already lost digits.
+        raise ValueError(f"must be a Decimal, int or str, not float ({value!r}: a float has already lost precision)")
     return value
 
 
