@@ -23,17 +23,16 @@ import argparse
 import contextlib
 import os
 import select
-import shlex
 import signal
 import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from engine.cli import add_log_arguments
+from engine.service._banner import cli_command, shown_path
 
 if TYPE_CHECKING:
     from engine.config import Config, LoadedConfig
@@ -43,7 +42,6 @@ __all__ = ["add_arguments", "run"]
 
 EXIT_OK = 0
 EXIT_START_FAILED = 1
-_ROOT = Path(__file__).resolve().parents[2]  # where run.py is
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -269,13 +267,15 @@ class _Daemon:
         )
         body = f'{{"pair": "{pair}", "side": "buy", "amount": "0.001", "order_type": "market"}}'
         pairs = ",".join(cfg.exchange.pair_whitelist)
-        run_py = _cli_command()
+        run_py = cli_command()
+        # The client finds the token and the endpoint file through the configuration: the daemon's, when it had one.
+        opt = f" --config {shown_path(str(self.loaded.path))}" if self.loaded.path is not None else ""
         lines = [
             f"engine running: exchange={cfg.exchange.name.value} mode={mode} pairs={pairs}",
             f"control API listening on {url} (bearer token: {token.origin})",
-            f"first order:  {run_py} order buy {pair} 0.001",
+            f"first order:  {run_py} order buy {pair} 0.001{opt}",
             f"   or:        curl -H {auth} -H 'Content-Type: application/json' -d '{body}' {url}/orders",
-            f"watch events: {run_py} watch    status: {run_py} status    stop: Ctrl-C / SIGTERM",
+            f"watch events: {run_py} watch{opt}    status: {run_py} status{opt}    stop: Ctrl-C / SIGTERM",
         ]
         print("\n".join(lines), flush=True)
 
@@ -318,28 +318,6 @@ def _quietly(what: str, stop: Callable[..., object], *args: Any) -> None:
         stop(*args)
     except Exception:  # noqa: BLE001 - logged with its traceback; the other parts must still be stopped
         logger.opt(exception=True).error("daemon: could not {}", what)
-
-
-def _cli_command() -> str:
-    """The command line that runs this program's CLI again, as the operator can paste it in this directory.
-
-    It names the interpreter running now: after `make run` that is `.venv/bin/python`, the only one with the
-    dependencies installed, so a bare `python run.py …` would fail.
-    """
-    script = sys.argv[0] if sys.argv and sys.argv[0].endswith("run.py") else str(_ROOT / "run.py")
-    return f"{_shown(sys.executable or 'python')} {_shown(script)}"
-
-
-def _shown(path: str) -> str:
-    # Relative to the working directory when below it (".venv/bin/python"), else absolute; quoted for the shell.
-    # A cosmetic line: a working directory that is gone (OSError) must not fail a start that succeeded.
-    try:
-        absolute = Path(os.path.abspath(path))
-        with contextlib.suppress(ValueError):
-            return shlex.quote(str(absolute.relative_to(Path.cwd())))
-    except OSError:
-        return shlex.quote(path)
-    return shlex.quote(str(absolute))
 
 
 def _remove_endpoint(config: Config) -> None:
@@ -385,6 +363,12 @@ def _leftover_open_orders(database_url: str) -> int:
     except (DatabaseSchemaError, DatabaseUrlError, DatabaseAuthError) as exc:
         # Permanent until the operator acts (unknown schema, malformed URL, refused credentials): retrying can't help.
         raise _StartFailed(f"database: {exc}") from None
+    except OSError as exc:
+        # A SQLite directory that cannot be created (check-config refuses it; it may have gone since): one line.
+        where = f" {exc.filename}" if exc.filename else ""
+        raise _StartFailed(
+            f"database: cannot create or open{where}: {exc.strerror or exc}; check database.url"
+        ) from None
     except StorageError as exc:
         # Unreachable: the engine tries again as it starts, but its crash recovery must read the database first.
         logger.warning("could not read the database before start: {}", exc)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.service._daemon import _cli_command
+from engine.service._banner import cli_command as _cli_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
