@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import peewee
 from loguru import logger
 
-from actors.persistence._outage import OutageHandling, _one_line
+from actors.persistence._outage import OutageHandling, OutageLog, _one_line
 from actors.persistence._spool import Spool
 from actors.persistence._types import (
     Durability,
@@ -84,6 +84,8 @@ class PersistenceCore(OutageHandling):
         self._spool_failed = False
         self._ticks_to_retry = 0
         self._backoff = 1
+        self._attempted_ms = 0  # the clock's time at the last reconnect attempt
+        self._outage_log = OutageLog(self._settings.outage_log_ms)
         self.committed = 0
         """Records committed to the database since start (after in-batch de-duplication: accepted)."""
         self.lost = 0
@@ -139,8 +141,10 @@ class PersistenceCore(OutageHandling):
             return
         self._sync_spool()
         self._ticks_to_retry -= 1
-        if self._ticks_to_retry > 0:
+        now_ms = self._clock.now_ms()
+        if self._ticks_to_retry > 0 and now_ms - self._attempted_ms < self._settings.max_retry_ms:
             return
+        self._attempted_ms = now_ms
         # Records held in memory (the spool refused them) go back to the spool even while the database stays
         # down: intake is halted while they are held, so no write-ahead's flush would ever retry them.
         self._retry_memory()
@@ -155,6 +159,7 @@ class PersistenceCore(OutageHandling):
             back = False
         if back:
             self._backoff = 1
+            self._outage_log.over(now_ms)
             self._set_degraded(False, "database back, spool replayed")
         else:
             self._backoff = min(self._backoff * 2, self._settings.max_retry_ticks)
@@ -323,13 +328,13 @@ class PersistenceCore(OutageHandling):
             _close_quietly(db)
             raise
         except StorageError as exc:
-            logger.warning("persistence: cannot connect error={}", exc)
+            self._outage_log.failed(self._clock.now_ms(), " ".join(str(exc).split()))
             _close_quietly(db)
             return False
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            logger.warning("persistence: cannot connect error={}", _one_line(exc))
+            self._outage_log.failed(self._clock.now_ms(), _one_line(exc))
             _close_quietly(db)
             return False
         self._db = db

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from actors.persistence._spool import Spool
     from actors.persistence._types import HealthListener, PersistenceSettings
     from db import BatchWriter, Record
+    from engine.clock import Clock
 
-__all__ = ["OutageHandling"]
+__all__ = ["OutageHandling", "OutageLog"]
 
 
 class OutageHandling:
@@ -36,6 +37,8 @@ class OutageHandling:
     _spool_failed: bool
     _ticks_to_retry: int
     _backoff: int
+    _attempted_ms: int
+    _clock: Clock
     lost: int
     _write: Callable[..., bool]
     _disconnect: Callable[[], None]
@@ -121,6 +124,7 @@ class OutageHandling:
         pending, self._pending = self._pending, []
         self._to_spool([*batch, *pending])
         self._ticks_to_retry = self._backoff
+        self._attempted_ms = self._clock.now_ms()  # the back-off's time cap counts from the outage's start
         self._set_degraded(True, f"database error: {type(exc).__name__ if exc else 'not connected'}")
 
     def _to_spool(self, records: Sequence[Record]) -> None:
@@ -205,6 +209,46 @@ class OutageHandling:
 
     def _replay_batch(self, batch: list[Record]) -> bool:
         return self._write(batch, replay=True)
+
+
+class OutageLog:
+    """The reconnect attempts' log while the database is unreachable: the first failure is a WARNING, then one
+    WARNING per `every_ms` at most (counting the failed attempts since the last line, the others DEBUG), and one
+    line when a reconnect succeeds again. Not a line per attempt: an outage would flood the log."""
+
+    def __init__(self, every_ms: int) -> None:
+        self._every_ms = every_ms
+        self._since_ms: int | None = None  # the outage's first failed attempt (None: none failed)
+        self._logged_ms = 0
+        self._failed = 0  # attempts failed since the last line
+        self._total = 0
+
+    def failed(self, now_ms: int, error: str) -> None:
+        """A connection attempt failed with `error` (one line)."""
+        self._failed += 1
+        self._total += 1
+        if self._since_ms is None:
+            self._since_ms = self._logged_ms = now_ms
+            self._failed = 0
+            logger.warning(
+                "persistence: cannot connect, writes go to the spool and the connection is retried (a line every "
+                "{:g} s at most while it fails) error={}", self._every_ms / 1000, error,
+            )  # fmt: skip
+        elif now_ms - self._logged_ms >= self._every_ms:
+            logger.warning(
+                "persistence: still cannot connect: {} failed attempts in the last {:.0f} s ({:.0f} s since the first) "
+                "error={}", self._failed, (now_ms - self._logged_ms) / 1000, (now_ms - self._since_ms) / 1000, error,
+            )  # fmt: skip
+            self._logged_ms, self._failed = now_ms, 0
+        else:
+            logger.debug("persistence: cannot connect (attempt {}) error={}", self._total, error)
+
+    def over(self, now_ms: int) -> None:
+        """A connection attempt succeeded: one line if attempts had failed."""
+        if self._since_ms is not None:
+            logger.warning("persistence: connected again after {} failed attempts over {:.0f} s", self._total,
+                           (now_ms - self._since_ms) / 1000)  # fmt: skip
+        self._since_ms, self._failed, self._total = None, 0, 0
 
 
 def _one_line(exc: BaseException | None) -> str:

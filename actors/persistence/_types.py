@@ -58,6 +58,13 @@ class PersistenceSettings:
     memory_limit: int = 200_000
     """Records kept in memory when even the spool refuses writes (disk full); beyond this they are lost.
     `[database] buffer_max_rows` in the configuration (as `batch_size` and `spool_max_bytes` set the two above)."""
-    max_retry_ticks: int = 16
-    """Cap of the reconnect back-off, in ticks."""
+    max_retry_ticks: int = 250
+    """Cap of the reconnect back-off, in ticks (the back-off doubles from one tick): 5 s at the default 20 ms
+    batch interval."""
+    max_retry_ms: int = 5_000
+    """Cap of the reconnect back-off in the clock's time: a reconnect is tried at the first tick this long after
+    the last attempt, however many ticks that is (a long batch interval)."""
+    outage_log_ms: int = 30_000
+    """While the database stays unreachable, one WARNING at most this often (with the count of failed attempts);
+    the outage's first failed attempt and its end are logged at once."""
     connect_timeout_s: int = 3
