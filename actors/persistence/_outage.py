@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from actors.persistence._text import one_line as _one_line
 from actors.persistence._types import Health, HealthReport
 
 if TYPE_CHECKING:
@@ -249,7 +250,3 @@ class OutageLog:
             logger.warning("persistence: connected again after {} failed attempts over {:.0f} s", self._total,
                            (now_ms - self._since_ms) / 1000)  # fmt: skip
         self._since_ms, self._failed, self._total = None, 0, 0
-
-
-def _one_line(exc: BaseException | None) -> str:
-    return "" if exc is None else " ".join(f"{type(exc).__name__}: {exc}".split())
