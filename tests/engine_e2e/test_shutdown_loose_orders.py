@@ -1,6 +1,7 @@
-"""`on_shutdown = cancel` with orders whose request is over: an external order (placed in the Binance UI) is left
-as it is and named, and the stop does not wait for it; before, every graceful stop waited the full 15 s for an
-order it had never canceled, and said only `open: 1`."""
+"""Orders whose request is over, end to end: `cancel_order` cancels an adopted one by its request id; under
+`on_shutdown = cancel` an external order (placed in the Binance UI) is left as it is and named, and the stop does
+not wait for it (before, every graceful stop waited the full 15 s for an order it had never canceled, and said only
+`open: 1`)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,25 @@ def test_a_stop_leaves_an_external_order_named_and_waits_only_for_its_own_cancel
     assert any(line.startswith("left open at the exchange: manual-ui-1") for line in lines), lines
     [external] = [o for o in sim.control.ledger()["orders"] if o["clientOrderId"] == "manual-ui-1"]
     assert external["status"] == "NEW"  # not the engine's to cancel
+
+
+def test_an_adopted_order_is_canceled_through_the_engine_by_its_request_id(
+    engine: tuple[Engine, Events],  # noqa: F811 - the fixture
+    sim: Simulator,  # noqa: F811 - the fixture
+) -> None:
+    # An order with the engine's prefix the database never stored (its write-ahead lost): adopted, tracked to its
+    # end. `cancel_order(pair, "adopted-<cid>")` answered unknown_request and sent nothing.
+    eng, events = engine
+    cid = "bx-zzzzzzzzzzzzzzzzzzzzzzzzzz-p"
+    sim.control.place_external_order(
+        symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01", price="59000",
+        newClientOrderId=cid,
+    )  # fmt: skip
+    [adopted] = events.wait_for(EventKind.EXTERNAL)
+    assert adopted.request_id == f"adopted-{cid}", adopted
+    outcome = eng.cancel_order("BTC/USDT", f"adopted-{cid}").result(20)
+    assert outcome.status.value == "cancel_sent" and outcome.client_order_ids == (cid,), outcome
+    events.wait_for(EventKind.CANCELED)
+    [order] = [o for o in sim.control.ledger()["orders"] if o["clientOrderId"] == cid]
+    assert order["status"] == "CANCELED"
+    assert eng.open_orders("BTC/USDT") == []
