@@ -61,7 +61,15 @@ class InterceptHandler(logging.Handler):
         except ValueError:
             level = record.levelno
         chatter = record.levelno <= logging.INFO and record.name.startswith(_STDLIB_DEMOTED)
-        if chatter or _is_ubwa_cpu_check(record) or (record.name == "asyncio" and _is_ubwa_leftover(record)):
+        # pykka logs each exception an actor hands back to its asker at INFO with its traceback; the asker gets it
+        # and logs what it means (a database outage: one WARNING per retried lookup), so the traceback is DEBUG.
+        returned = record.name == "pykka" and record.getMessage().startswith("Exception returned from ")
+        if (
+            chatter
+            or returned
+            or _is_ubwa_cpu_check(record)
+            or (record.name == "asyncio" and _is_ubwa_leftover(record))
+        ):
             level = "DEBUG"
         # Find the caller outside the logging module so loguru reports the real origin.
         frame: FrameType | None = inspect.currentframe()

@@ -180,3 +180,22 @@ def test_ubwas_high_cpu_warning_is_debug() -> None:
     [cpu] = [line for line in lines if "High CPU usage" in line]
     assert "| DEBUG " in cpu
     assert any("_stream_is_crashing" in line and "| WARNING " in line for line in lines)
+
+
+def test_pykkas_returned_exception_traceback_is_debug() -> None:
+    # pykka logs, at INFO with a full traceback, every exception an actor hands back to its asker (a database
+    # outage: one per failed lookup); the asker logs what it means.
+    buf = io.StringIO()
+    setup_logging(level="INFO", sink=buf)
+    try:
+        pykka_log = logging.getLogger("pykka")
+        try:
+            raise RuntimeError("database down")
+        except RuntimeError:
+            pykka_log.info("Exception returned from PersistenceActor (urn:uuid:1) to caller:", exc_info=True)
+        pykka_log.info("pykka still at info")
+    finally:
+        logger.remove()
+    text = buf.getvalue()
+    assert "Exception returned from" not in text and "database down" not in text
+    assert "pykka still at info" in text
