@@ -316,8 +316,8 @@ class PairActor(pykka.ThreadingActor):
             if handle is not None:
                 self._ticker.cancel(handle)
         elif isinstance(command, Emit):
+            self._events(command.event)  # first: an inline listener is on the fill's latency path, the log is not
             log_event(command.event)
-            self._events(command.event)
         elif isinstance(command, Alert):
             self._alerts(command.key, f"{self._book.pair} {command.client_order_id or ''}: {command.message}")
         elif isinstance(command, LookupStored):
