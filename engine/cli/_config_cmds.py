@@ -22,16 +22,17 @@ def _print_problems(problems: list[ConfigProblem]) -> None:
         print(f"  - {problem}", file=sys.stderr)
 
 
-def load_for_command(args: argparse.Namespace) -> LoadedConfig | None:
+def load_for_command(args: argparse.Namespace, *, for_trading: bool = True) -> LoadedConfig | None:
     """Resolve the configuration for a command, set up logging from it, and log detected overrides.
 
-    Returns None (after printing every problem) when the configuration is invalid.
+    Returns None (after printing every problem) when the configuration is invalid. `for_trading` False: a command
+    that only reads the database needs no exchange key or secret (`resolve_config`).
     """
     from loguru import logger
 
     from engine.logs import setup_logging
 
-    loaded, problems = resolve_config(_path(args))
+    loaded, problems = resolve_config(_path(args), for_trading=for_trading)
     if loaded is None:
         setup_logging(level="INFO", json_lines=bool(getattr(args, "log_json", False)))
         _print_problems(problems)
@@ -122,7 +123,7 @@ def with_database(run: Callable[[argparse.Namespace], int]) -> Callable[[argpars
             setup_logging(level=getattr(args, "log_level", None) or "WARNING")
             args.database_url = args.db_url
             return run(args)
-        loaded = load_for_command(args)
+        loaded = load_for_command(args, for_trading=False)
         if loaded is None:
             return 1
         args.database_url = loaded.config.database.connection_url()

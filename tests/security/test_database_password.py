@@ -81,7 +81,7 @@ def test_orders_command_with_the_database_down_never_prints_it(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FREQTRADE__LOGGING__LEVEL", "DEBUG")
-    assert main(["orders"]) == 2
+    assert main(["orders"]) == 5  # the database not reachable
     out = capsys.readouterr()
     assert "cannot reach database postgresql://bexec:***@127.0.0.1" in out.err  # it did try, with a password
     _assert_clean("orders output", out.out + out.err)

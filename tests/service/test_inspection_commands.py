@@ -49,11 +49,6 @@ def test_a_database_that_cannot_be_reached_is_exit_5_not_the_usage_code(
     assert "cannot reach database" in err and "topsecret" not in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/cli/_config_cmds.py (not this change's) loads the configuration of orders/trades as for trading: "
-    "with_database must call load_for_command(args, for_trading=False), which passes it to resolve_config",
-)
 def test_orders_with_a_live_configuration_without_the_exchange_secret_reads_the_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
