@@ -140,8 +140,9 @@ class TrackedMixin:
         (`cancel_tracked_for_shutdown`), and the open ones the root answers for (`_tracked_legs`), each once."""
         total = ShutdownTally()
         for book in self._outside.values():
-            done = book.shutdown_tally()
-            total += ShutdownTally(done.canceled, done.ended_otherwise, len(self._tracked_legs(book)), done.withdrawn)
+            done, legs = book.shutdown_tally(), self._tracked_legs(book)
+            left_open = tuple(sorted(leg.cid for leg in legs))  # named in the stop's line, as a pair actor's are
+            total += ShutdownTally(done.canceled, done.ended_otherwise, len(legs), done.withdrawn, left_open=left_open)
         return total
 
     def _tracked_reconcilable(self, book: PairBook) -> list[Order]:

@@ -30,7 +30,7 @@ from engine.clock import ManualClock
 from engine.config import Config
 from engine.domain import ClientOrderId, Order, OrderRole, OrderStatus, OrderType, Pair, RequestId, RequestRecord, Side
 from engine.gateway import GatewayRequest, GatewayResult, Op
-from engine.pair import Command, PairSettings, Persist, Schedule, Send, Unschedule, WriteAhead
+from engine.pair import Command, PairSettings, Persist, Schedule, Send, ShutdownTally, Unschedule, WriteAhead
 
 BTC, DOGE = Pair("BTC/USDT"), Pair("DOGE/USDT")
 _NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -365,3 +365,20 @@ def test_a_quiet_market_stream_costs_polled_prices_not_reconciliation_rounds() -
     root._stream_health["market"] = SimpleNamespace(state="reconnecting")
     root.reconcile_if_unhealthy()
     assert rounds == ["stream unhealthy: market"]
+
+
+def test_the_shutdown_names_the_open_orders_of_the_books_the_root_runs() -> None:
+    # The stop's "left open at the exchange: …" line named the pair actors' open orders only: a halted pair's,
+    # or the engine's own outside the whitelist, were counted open but not named.
+    root = _Root()
+    root._outside = {}
+    root._outside_own[DOGE] = frozenset({"own-1"})
+    legs = {
+        pair: [SimpleNamespace(cid=c) for c in cids] for pair, cids in ((BTC, ("h-2", "h-1")), (DOGE, ("own-1", "ext")))
+    }
+    for pair in (BTC, DOGE):
+        root._outside[pair] = SimpleNamespace(
+            pair=pair, open_legs=lambda p=pair: legs[p], shutdown_tally=ShutdownTally
+        )  # fmt: skip
+    tally = root._tracked_tally()
+    assert (tally.open, tally.left_open) == (3, ("h-1", "h-2", "own-1"))
