@@ -373,8 +373,8 @@ class StreamActor(pykka.ThreadingActor):
     def hold_for_ban(self, until_ms: int) -> None:
         """The IP is banned until `until_ms` (REST met a 418; the root tells): no stream reconnects before."""
         now = self._now()
-        for watch in self._watches.values():
-            watch.hold(until_ms, now)
+        for role, watch in self._watches.items():
+            self._apply(role, watch.hold(until_ms, now))
         logger.info("streams: no reconnect before the IP ban ends at {} (in {} ms)", until_ms, until_ms - now)
 
     # ------------------------------------------------------------------ queries (ask down)

@@ -49,11 +49,9 @@ __all__ = ["FIRST_SUBSCRIPTION", "StreamWatch"]
 
 class StreamWatch:
     """Health and reconnect decisions for one stream. Not thread-safe: the stream actor owns it.
-
     ``throttle_floor_ms`` is the least wait after a rate-limited refusal (default: the backoff's cap, at least
     `THROTTLE_MIN_DELAY_MS`); ``max_rejections`` other refusals in a row (since the stream was last live) are
-    fatal, as many clock-skew refusals in a row are alerted once (never fatal).
-    """
+    fatal, as many clock-skew refusals in a row are alerted once (never fatal)."""
 
     def __init__(
         self,
@@ -199,9 +197,15 @@ class StreamWatch:
         self._enter(_Phase.CONNECTING, now)
         return [self._report(HealthState.CONNECTING, "connecting", now)]
 
-    def hold(self, until_ms: int, now_ms: int) -> None:
-        """The IP is banned until `until_ms` (REST met a 418): no probe, silence verdict or reconnect before."""
-        self.hold_until_ms = max(self.hold_until_ms, until_ms, self._t(now_ms))
+    def hold(self, until_ms: int, now_ms: int) -> list[Decision]:
+        """The IP is banned until `until_ms` (REST met a 418): no probe, silence verdict or reconnect before; a
+        connection being made (ours, or UBWA's loop) is stopped: its handshakes would be refused."""
+        now = self._t(now_ms)
+        self.hold_until_ms = max(self.hold_until_ms, until_ms)
+        if now >= self.hold_until_ms or self.phase not in (_Phase.CONNECTING, _Phase.RECONNECTING):
+            return []
+        self._open_gap("disconnect")
+        return self._recreate(HealthState.RECONNECTING, "IP banned: stopped connecting", now, warn=True)
 
     def recreate_due(self, now_ms: int) -> list[Decision]:
         """A scheduled recreate is due."""
@@ -227,7 +231,7 @@ class StreamWatch:
             if self.silence_ms is None:
                 return self._live(now)
             self._enter(_Phase.SUBSCRIBING, now)
-            return self._probe(now)
+            return self._probe(now) if now >= self.hold_until_ms else []  # held: the first probe once it ends
         if kind == "DISCONNECT":
             if self.phase not in (_Phase.CONNECTING, _Phase.SUBSCRIBING, _Phase.LIVE):
                 return []
@@ -333,14 +337,10 @@ class StreamWatch:
         status: int | None = None,
         retry_after_ms: int | None = None,
     ) -> list[Decision]:
-        """A ``session.status`` reply: is the user data subscription active on this connection?
-
-        `ok` False: the reply is an error. The connection answered, but nothing is known of the subscription: the
-        next probe, or the silence limit, decides. Recreating on it opened a gap exactly when REST was blocked, and
-        the reconnect met the same limit. A 429/418 (`status`; the WS API shares the IP's weight with REST) holds
-        the watchdog — no probe, no silence verdict, no reconnect — for `retry_after_ms` (the exchange's
-        ``data.retryAfter``; the throttle floor if it named none): probing on past 429s gets the IP banned.
-        """
+        """A ``session.status`` reply: is the user data subscription active on this connection? `ok` False: an
+        error reply — the socket answers, nothing is known of the subscription (recreating on it opened a gap just
+        when REST was blocked): the next probe or the silence limit decides. A 429/418 (`status`: the WS API shares
+        the IP's weight) holds the watchdog for `retry_after_ms` (``data.retryAfter``, else the throttle floor)."""
         if not self._current(stream_id) or self.phase not in (_Phase.SUBSCRIBING, _Phase.LIVE):
             return []
         now = self._t(now_ms)

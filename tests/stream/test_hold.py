@@ -100,7 +100,7 @@ def test_a_ban_rest_met_defers_a_reconnect_already_scheduled_until_it_ends() -> 
     assert states(out) == [HealthState.RECONNECTING]
     out = w.on_tick(1_000 + w.reconnect_grace_ms, None)  # UBWA could not reconnect: our backoff takes over
     [due] = [d for d in out if isinstance(d, ScheduleRecreate)]
-    w.hold(600_000, 2_000)  # the root: REST met a ban, lifted at 600 s
+    assert w.hold(600_000, 2_000) == []  # the root: REST met a ban, lifted at 600 s (backing off: nothing to stop)
     recreate_at = 1_000 + w.reconnect_grace_ms + due.delay_ms
     deferred = w.recreate_due(recreate_at)
     assert states(deferred) == [HealthState.RECONNECTING]
@@ -123,3 +123,30 @@ def test_a_hold_never_shortens_one_and_the_past_holds_nothing() -> None:
     assert other.on_signal("s1", "DISCONNECT", None, 6_000)[-1].health.reason == (  # type: ignore[union-attr]
         "disconnected; UBWA is reconnecting"
     )
+
+
+def test_a_ban_rest_met_stops_ubwas_reconnect_loop_and_a_connection_being_made() -> None:
+    """Told while UBWA reconnects on its own (every 0.1 s) or a stream is connecting, the hold stops it: each
+    handshake would be refused, and counted against the ban."""
+    w = watch()
+    live(w)
+    w.on_signal("s1", "DISCONNECT", None, 1_000)  # UBWA reconnects by itself
+    out = w.hold(600_000, 1_100)
+    assert out[0] == StopStream("s1") and states(out) == [HealthState.RECONNECTING]
+    assert "IP banned: stopped connecting" in out[1].health.reason  # type: ignore[union-attr]
+    assert isinstance(out[-1], ScheduleRecreate) and 1_100 + out[-1].delay_ms >= 600_000
+    connecting = watch()
+    connecting.start(0)
+    connecting.created("s2", 0)
+    assert connecting.hold(600_000, 100)[0] == StopStream("s2")
+
+
+def test_a_connection_made_during_a_hold_is_not_probed_before_it_ends() -> None:
+    w = watch()
+    w.start(0)
+    w.created("s1", 0)
+    w.hold_until_ms = 60_000  # a hold begun as the handshake completed
+    assert w.on_signal("s1", "CONNECT", None, 10) == []  # before: a session.status probe at once
+    assert w.on_tick(59_000, None) == []
+    [probe] = w.on_tick(60_000 + SILENCE // 3, None)
+    assert isinstance(probe, SendProbe)
