@@ -19,6 +19,8 @@ def _run() -> int:
         code = main()
         sys.stdout.flush()  # here, where a broken pipe is caught, rather than at exit
     except BrokenPipeError:
+        if "daemon" in sys.argv[1:2]:
+            raise  # a socket's EPIPE that reached the top of the daemon is an error to see, not a closed reader
         # Python flushes stdout once more at exit: point it at /dev/null so that flush has nowhere to fail.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -84,3 +84,22 @@ def test_status_into_a_closed_pipe_ends_quietly(tmp_path: Path, fake_daemon_url:
         os.close(write_end)
     assert result.stderr == ""
     assert result.returncode == 128 + signal.SIGPIPE
+
+
+def test_a_broken_pipe_in_the_daemon_is_not_taken_for_a_closed_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only a command's closed output pipe ends quietly (141); an EPIPE that reached the top of the daemon is an
+    # error to see, not hidden behind a silent exit.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_entry", RUN)
+    assert spec is not None and spec.loader is not None
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+
+    def broken() -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(entry, "main", broken)
+    monkeypatch.setattr(sys, "argv", ["run.py", "daemon"])
+    with pytest.raises(BrokenPipeError):
+        entry._run()
