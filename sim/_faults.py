@@ -22,6 +22,7 @@ FaultKind = Literal[
     # openOrders, allOrders, cancel-all and myTrades); it rests, trades and streams its events all along. With
     # lag_lookups, the first lag_lookups REST requests naming the order (GET order, cancel by id, myTrades of its
     # orderId) do not show it either, and it is shown nowhere before: a lag in lookups, for clients on a manual clock
+    # (with no time limit: a client that never names the order never sees it in a list)
     "visibility_lag",
     "events_first",  # REST: the request's user-stream events are sent (written to the socket) before the response
     "drop_events",  # user stream: the event is not sent
