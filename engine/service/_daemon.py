@@ -243,7 +243,8 @@ class _Daemon:
         recovery = engine.health().get("recovery") or {}
         print(
             f"crash recovery: {recovery.get('requests_resumed', 0)} unfinished request(s) resumed, "
-            f"{recovery.get('orders_to_reconcile', 0)} order(s) being reconciled with the exchange",
+            f"{recovery.get('orders_to_reconcile', 0)} order(s) being reconciled with the exchange"
+            + _outside_whitelist(recovery),
             flush=True,
         )
         api = ControlApi(engine, token.token)
@@ -382,3 +383,11 @@ def _leftover_open_orders(database_url: str) -> int:
     else:
         print("database: no open orders from an earlier run", flush=True)
     return len(orders)
+
+
+def _outside_whitelist(recovery: dict[str, int]) -> str:
+    """The recovery line's part for pairs no longer whitelisted (tracked to their end, never traded); "" if none."""
+    requests, orders = recovery.get("outside_whitelist_requests", 0), recovery.get("outside_whitelist_orders", 0)
+    if not requests and not orders:
+        return ""
+    return f"; {requests} request(s) and {orders} order(s) of pairs no longer whitelisted, tracked to their end"

@@ -106,3 +106,13 @@ def test_orders_kept_on_an_exchange_the_daemon_did_not_start_are_not_said_to_end
     assert "end with it" not in daemon.err.text
     cid = placed["order"]["client_order_id"]
     assert [o["status"] for o in sim.control.ledger()["orders"] if o["clientOrderId"] == cid] == ["NEW"]
+
+
+def test_the_recovery_line_says_what_pairs_no_longer_whitelisted_hold() -> None:
+    # It said "0 unfinished request(s) resumed, 0 order(s) being reconciled" while the engine tracked a request and
+    # an order of a pair removed from the whitelist.
+    from engine.service._daemon import _outside_whitelist
+
+    assert _outside_whitelist({"requests_resumed": 0}) == ""
+    line = _outside_whitelist({"outside_whitelist_requests": 1, "outside_whitelist_orders": 1})
+    assert line == "; 1 request(s) and 1 order(s) of pairs no longer whitelisted, tracked to their end"
