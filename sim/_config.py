@@ -31,6 +31,9 @@ class AccountSpec(BaseModel):
         enable_withdrawals: Reported by ``apiRestrictions`` and ``account.canWithdraw``.
         enable_reading / enable_spot_trading: Other ``apiRestrictions`` flags (trading off → -2015 on orders).
         maker_commission / taker_commission: Rates as fractions (0.001 = 0.1 %).
+        bnb_fees: "Use BNB for fees": a fill's commission is charged in BNB (valued at ``SimConfig``'s BNB price
+            source, less ``bnb_discount``) while the free BNB covers it, else in the asset received (sim._fees).
+        bnb_discount: The BNB discount as a fraction of the standard commission (0.25: 75 % of it is charged).
     """
 
     # hide_input_in_errors: pydantic quotes a refused value in its error, and here it may be the secret.
@@ -53,6 +56,8 @@ class AccountSpec(BaseModel):
     ip_restrict: bool = False
     maker_commission: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
     taker_commission: Decimal = Field(default=Decimal("0.001"), ge=0, lt=1)
+    bnb_fees: bool = False
+    bnb_discount: Decimal = Field(default=Decimal("0.25"), ge=0, lt=1)
 
     @field_validator("api_key")
     @classmethod
@@ -149,6 +154,9 @@ class SimConfig(BaseModel):
             later quote at the same price with a larger quantity offers only the increase, and the crossed orders
             share it in price-time priority. A taker takes that quantity at the venue's best price first, then the
             synthetic levels behind it. A side whose quote came without a quantity fills as ``full``.
+        bnb_prices: The price of one BNB per asset (``{"USDT": 600}``), for the quote assets of symbols whose fees
+            an account with ``bnb_fees`` pays in BNB and that have no simulated ``BNB<asset>`` / ``<asset>BNB``
+            book (whose mid is the price otherwise). An asset with such a book cannot also have a configured price.
         record_requests: Keep a log of every HTTP request received (method, path, query, whether it carried an
             API key or a signature), read with ``Control.requests()``; for tests that prove what reached a venue.
     """
@@ -172,6 +180,7 @@ class SimConfig(BaseModel):
     cross_fills: Literal["tick_volume", "full", "quote_size"] = "tick_volume"
     ids_from_clock: bool = False
     record_requests: bool = False
+    bnb_prices: dict[str, Decimal] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -216,7 +225,31 @@ class SimConfig(BaseModel):
         for sym, price in self.start_prices.items():
             if sym not in self.symbols or price <= 0:
                 raise ValueError(f"start price for {sym}: symbol must be configured and the price positive")
+        self._check_bnb_prices()
         for sym, entry in self.symbol_info.items():
             if sym not in self.symbols or entry.get("symbol") != sym:
                 raise ValueError(f"symbol_info for {sym}: the symbol must be configured and the entry's own symbol")
         return self
+
+    def _check_bnb_prices(self) -> None:
+        for asset, price in self.bnb_prices.items():
+            if price <= 0:
+                raise ValueError(f"bnb_prices[{asset}] must be positive")
+            if asset == "BNB":
+                raise ValueError("bnb_prices['BNB']: one BNB is worth 1 BNB, it takes no price")
+            books = [s for s in (f"BNB{asset}", f"{asset}BNB") if s in self.symbols]
+            if books:
+                raise ValueError(f"bnb_prices[{asset}]: {books[0]} is simulated, its book gives the price of BNB")
+        if not any(a.bnb_fees for a in self.accounts):
+            return
+        for sym in self.symbols:
+            info = self.symbol_info.get(sym)
+            spec = SymbolSpec.from_exchange_info(info) if info is not None else make_symbol_spec(sym)
+            quote = spec.quote
+            if "BNB" in (spec.base, quote) or quote in self.bnb_prices:
+                continue
+            if f"BNB{quote}" not in self.symbols and f"{quote}BNB" not in self.symbols:
+                raise ValueError(
+                    f"an account pays fees in BNB but {sym}'s quote {quote} has no BNB price: simulate BNB{quote} or "
+                    f"set bnb_prices[{quote!r}]"
+                )

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from sim._accounts import Account
 from sim._config import SimConfig
 from sim._errors import SimError, bad_param, fmt
+from sim._fees import BNB, Fee, bnb_price, fill_fee
 from sim._market import SymbolMarket
 from sim._orders import Order, Trade
 from sim._price import PriceSource, RandomWalkPriceSource
@@ -21,7 +22,6 @@ from sim._symbols import SymbolSpec, make_symbol_spec
 __all__ = ["SYMBOL_STATUSES", "ZERO", "Ledger", "OutEvent"]
 
 ZERO = Decimal(0)
-_EIGHT = Decimal("0.00000001")
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 # exchangeInfo's symbol statuses (binance-spot.md §1.4, §11): only TRADING takes new orders; all allow cancels.
 SYMBOL_STATUSES = ("TRADING", "END_OF_DAY", "HALT", "BREAK", "CANCEL_ONLY")
@@ -178,18 +178,20 @@ class Ledger:
                     account.credit(spec.quote, reserved - quote_qty)
             else:
                 account.spend_free(spec.quote, quote_qty)
-            commission = (qty * rate).quantize(_EIGHT, ROUND_HALF_UP)
-            asset = spec.base
-            account.credit(spec.base, qty - commission)
         else:
             if order.locked > 0:
                 account.spend_locked(spec.base, qty)
                 order.locked -= qty
             else:
                 account.spend_free(spec.base, qty)
-            commission = (quote_qty * rate).quantize(_EIGHT, ROUND_HALF_UP)
-            asset = spec.quote
-            account.credit(spec.quote, quote_qty - commission)
+        fee = self._fee(account, spec, order.side == "BUY", price, qty, rate)
+        commission, asset = fee.amount, fee.asset
+        got = qty if order.side == "BUY" else quote_qty
+        if fee.in_bnb_instead:
+            account.credit(fee.received, got)  # the whole amount: BNB pays the fee
+            account.spend_free(BNB, commission)
+        else:
+            account.credit(fee.received, got - commission)
         first = order.executed_qty == 0
         order.executed_qty += qty
         order.cum_quote += quote_qty
@@ -223,6 +225,16 @@ class Ledger:
         if first and self.on_first_fill is not None:
             self.on_first_fill(account.name, order.serial, now)  # the limiter's key: unique over all symbols
         return trade
+
+    def _fee(self, account: Account, spec: SymbolSpec, buy: bool, price: Decimal, qty: Decimal, rate: Decimal) -> Fee:
+        """The commission of a fill (sim._fees): in BNB when the account pays with it and has enough free."""
+        if not account.spec.bnb_fees:
+            return fill_fee(spec, buy=buy, price=price, qty=qty, rate=rate, bnb_discount=None, bnb_per_quote=None,
+                            free_bnb=ZERO)  # fmt: skip
+        per_quote = bnb_price(spec.quote, self.markets, self.config.bnb_prices)
+        held = account.balances.get(BNB)  # not `bal`: asking must not add an empty BNB balance to the account
+        return fill_fee(spec, buy=buy, price=price, qty=qty, rate=rate, bnb_discount=account.spec.bnb_discount,
+                        bnb_per_quote=per_quote, free_bnb=held.free if held is not None else ZERO)  # fmt: skip
 
     def _market_trade(
         self, symbol: str, trade_id: int, price: Decimal, qty: Decimal, now: int, buyer_maker: bool

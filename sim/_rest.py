@@ -91,6 +91,7 @@ class RestApi(TradingHandlers):
             Route("GET", "/api/v3/allOrders", _w(20), "SIGNED", self.all_orders),
             Route("GET", "/api/v3/myTrades", lambda p: 5 if p.get("orderId") else 20, "SIGNED", self.my_trades),
             Route("GET", "/api/v3/account", _w(20), "SIGNED", self.account),
+            Route("GET", "/api/v3/account/commission", _w(20), "SIGNED", self.account_commission),
             Route("GET", "/sapi/v1/account/apiRestrictions", _w(1), "SIGNED", self.api_restrictions),
             Route("GET", "/sapi/v1/capital/config/getall", _w(10), "SIGNED", lambda c: []),
             Route("GET", "/sapi/v1/margin/allPairs", _w(1), "SIGNED", lambda c: []),
