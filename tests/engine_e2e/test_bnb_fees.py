@@ -47,9 +47,19 @@ def _config() -> dict[str, Any]:
     }
 
 
+def _wallet_read_over(engine: Engine) -> None:
+    """Barrier: the wallet read (the account, then its prices) asked by the first subscription is in. One that
+    overlapped a fill was once seen to put back the BNB from before the fill's fee (an engine defect, reported)."""
+    gateway = engine._root.proxy().gateway.get(timeout=10)
+    for _ in range(2):
+        assert gateway.idle(10)
+        engine._root.proxy().pair_refs().get(timeout=10)
+
+
 @pytest.fixture
 def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Simulator, Engine, Recorder]]:
     with _sim(request.param) as sim, engine_on(sim, tmp_path, _config(), subscriptions=1) as (engine, events):
+        _wallet_read_over(engine)
         yield sim, engine, events
 
 
@@ -184,6 +194,7 @@ def test_bnb_bought_pays_its_own_fee_and_what_is_left_of_it_can_be_sold(tmp_path
     # `received` is less than `filled`; the sell of it leaves a dust of BNB too small for its fee: USDT pays.
     config = _config() | {"exchange": {"pair_whitelist": ["BNB/USDT"]}}
     with _sim("0") as sim, engine_on(sim, tmp_path, config, subscriptions=1) as (engine, events):
+        _wallet_read_over(engine)
         outcome = engine.place_order("BNB/USDT", "buy", "1", order_type="market").result(timeout=20)
         assert isinstance(outcome, Accepted), outcome
         bought = _done(events, str(outcome.order.request_id))
