@@ -29,6 +29,7 @@ from actors._feeds import reconcile_requests
 from actors._recovery import NOT_WHITELISTED, open_order_scans, split_by_pair
 from actors._state import survives
 from actors._tracked import TrackedMixin
+from actors._wallet import AccountBook
 from actors.pair import reply_address
 from actors.stream._frames import AccountFrame
 from actors.stream._watch import FIRST_SUBSCRIPTION
@@ -58,8 +59,7 @@ class ReconcileMixin(TrackedMixin):
     _stream_health: dict[str, Any]
     _specs: dict[str, dict[str, Any]]
     _s: Any
-    _account: dict[str, Any] | None
-    _account_ms: int | None
+    _balances: AccountBook
     _deferred_rounds: dict[str, list[Pair]]
     """Rounds deferred by a gateway backlog (by reason): run again on the next tight tick."""
     _with_pair: Callable[..., Any]
@@ -220,13 +220,7 @@ class ReconcileMixin(TrackedMixin):
 
     def _apply_position(self, position: AccountPosition) -> None:
         # The balances that changed, as the exchange reports them after every fill: `balances()` stays
-        # current between the minute's account reads (only newer than what is held is applied).
-        account = self._account
-        if account is None or position.event_time_ms < (self._account_ms or 0):
-            return
-        rows = {str(r.get("asset")): r for r in account.get("balances", ()) if isinstance(r, dict)}
-        for entry in position.balances:
-            rows[entry.asset] = {"asset": entry.asset, "free": str(entry.free), "locked": str(entry.locked)}
-        self._account = {**account, "balances": list(rows.values())}
-        self._account_ms = position.event_time_ms
-        logger.debug("balances updated from the stream: {}", ", ".join(e.asset for e in position.balances))
+        # current between the minute's account reads (`AccountBook`: only newer than what is held is applied).
+        applied = self._balances.position(position, self._clock.now_ms())
+        if applied:
+            logger.debug("balances updated from the stream: {}", ", ".join(applied))

@@ -14,16 +14,74 @@ from loguru import logger
 from actors._state import survives
 from engine.clock import Clock
 from engine.domain import Pair, display_decimal, plain_decimal
-from engine.exchange import ExchangeError
+from engine.exchange import AccountPosition, ExchangeError
 from engine.execution import BTC_DISPLAY_PLACES, WalletValuation, value_wallet_in_btc
 from engine.gateway import GatewayRequest, GatewayResult, Op
 
-__all__ = ["WalletMixin"]
+__all__ = ["AccountBook", "WalletMixin"]
 
 _WALLET_READ_STALE_MS = 60_000
 """A wallet read (account, then prices) unanswered this long no longer holds the next one back."""
 _API_ERRORS_PER_MINUTE = 20
 """Failed exchange calls within a minute that raise the `api_errors` alert."""
+
+
+class AccountBook:
+    """The account's balances as last known: the minute's REST snapshot with the stream's updates on top, ordered
+    by the exchange's own account-update times (an `outboundAccountPosition`'s ``u``, the snapshot's
+    ``updateTime``), never by arrival. A snapshot holds every change up to its ``updateTime``; a stream update
+    newer than that wins over it, asset by asset, whichever arrives first. (A snapshot is answered after its prices
+    are read: one taken before a fill could arrive after the fill's update and roll that asset back until the next
+    read; and ordering by the engine's clock dropped updates stamped a clock offset behind it.) Pure."""
+
+    def __init__(self) -> None:
+        self.account: dict[str, Any] | None = None
+        self.as_of_ms: int | None = None
+        """When it last changed, on the engine's clock (`balances()`'s `as_of_ms`)."""
+        self._snapshot_ms = 0
+        self._asset_ms: dict[str, int] = {}
+        """Per asset, the account-update time of the newest stream update applied over the snapshot."""
+
+    def snapshot(self, account: dict[str, Any], now_ms: int) -> dict[str, Any]:
+        """A REST account read: the held rows of assets the stream updated after it replace its own; returns the
+        account as now known (the valuation's input)."""
+        taken = _ms(account.get("updateTime"))
+        if taken is not None and taken < self._snapshot_ms and self.account is not None:
+            return self.account  # older than the one held (reads are one at a time: not expected)
+        if taken is None:  # no time to order by: the snapshot is taken as it is (never seen from Binance)
+            self._asset_ms.clear()
+            merged = account
+        else:
+            self._snapshot_ms = max(self._snapshot_ms, taken)
+            self._asset_ms = {a: t for a, t in self._asset_ms.items() if t > self._snapshot_ms}
+            held = {str(r.get("asset")): r for r in (self.account or {}).get("balances", ()) if isinstance(r, dict)}
+            rows = {str(r.get("asset")): r for r in account.get("balances", ()) if isinstance(r, dict)}
+            rows.update({asset: held[asset] for asset in self._asset_ms if asset in held})
+            merged = {**account, "balances": list(rows.values())}
+        self.account, self.as_of_ms = merged, now_ms
+        return merged
+
+    def position(self, position: AccountPosition, now_ms: int) -> list[str]:
+        """A stream update: applies each asset not older than what is held (the snapshot, or a newer update of
+        that asset); returns the assets applied."""
+        if self.account is None:
+            return []
+        when = position.last_update_ms
+        rows = {str(r.get("asset")): r for r in self.account.get("balances", ()) if isinstance(r, dict)}
+        applied = []
+        for entry in position.balances:
+            if when < max(self._snapshot_ms, self._asset_ms.get(entry.asset, 0)):
+                continue
+            rows[entry.asset] = {"asset": entry.asset, "free": str(entry.free), "locked": str(entry.locked)}
+            self._asset_ms[entry.asset] = when
+            applied.append(entry.asset)
+        if applied:
+            self.account, self.as_of_ms = {**self.account, "balances": list(rows.values())}, now_ms
+        return applied
+
+
+def _ms(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class WalletMixin:
@@ -35,8 +93,7 @@ class WalletMixin:
     _alerts: Callable[[str, str], None]
     _symbol_pairs: dict[str, Pair]
     _self: Any
-    _account: dict[str, Any] | None
-    _account_ms: int | None
+    _balances: AccountBook
     _stream_health: dict[str, Any]
     _db_health: Any
     _s: Any
@@ -114,7 +171,7 @@ class WalletMixin:
 
     def _set_wallet(self, account: Any, tickers: Any) -> None:
         if isinstance(account, dict):
-            self._account, self._account_ms = account, self._clock.now_ms()
+            account = self._balances.snapshot(account, self._clock.now_ms())
         try:
             valuation = _valuation(account, tickers, self._symbol_pairs)
         except (KeyError, ValueError, ArithmeticError, AttributeError, TypeError) as exc:
@@ -177,7 +234,7 @@ class WalletMixin:
 
     def balances(self) -> dict[str, Any]:
         """The last account balances read from the exchange (free and locked, exact decimal strings)."""
-        rows = (self._account or {}).get("balances", ())
+        rows = (self._balances.account or {}).get("balances", ())
         out = {
             str(r["asset"]): {"free": str(r.get("free", "0")), "locked": str(r.get("locked", "0"))}
             for r in rows
@@ -186,7 +243,7 @@ class WalletMixin:
         ctx = self._state.intake()
         return {
             "balances": out,
-            "as_of_ms": self._account_ms,
+            "as_of_ms": self._balances.as_of_ms,
             "wallet_btc": None if ctx.wallet_btc is None else str(ctx.wallet_btc),
         }
 

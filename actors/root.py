@@ -41,7 +41,7 @@ from actors._state import (
 )
 from actors._supervision import SupervisionMixin
 from actors._ticker import Ticker
-from actors._wallet import WalletMixin
+from actors._wallet import AccountBook, WalletMixin
 from actors.gateway import GatewayActor, GatewayHandle
 from actors.pair import PairActor
 from actors.persistence import HealthReport, PersistenceHandle, PersistenceSettings, start_persistence
@@ -112,8 +112,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         self._publish: Callable[[Any], None] = lambda _event: None
         self._stream_health: dict[str, Any] = {}
         self._db_health: HealthReport | None = None
-        self._account: dict[str, Any] | None = None
-        self._account_ms: int | None = None
+        self._balances = AccountBook()
         self._recovery: RecoverySummary | None = None
         self._specs: dict[str, dict[str, Any]] = {}
         self._outside: dict[Pair, PairBook] = {}

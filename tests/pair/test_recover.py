@@ -181,16 +181,22 @@ def test_open_orders_scans_use_the_cheapest_queries() -> None:
 
 def test_account_positions_from_the_stream_keep_balances_current() -> None:
     from actors._reconcile import ReconcileMixin
+    from actors._wallet import AccountBook
+    from engine.clock import ManualClock
     from engine.exchange import AccountPosition, BalanceEntry
 
     root = ReconcileMixin()
-    root._account = {"balances": [{"asset": "BTC", "free": "1", "locked": "0"}, {"asset": "USDT", "free": "5"}]}
-    root._account_ms = 1_000
+    root._clock = ManualClock(5_000)
+    root._balances = AccountBook()
+    root._balances.snapshot({"updateTime": 1_000, "balances": [{"asset": "BTC", "free": "1", "locked": "0"},
+                                                              {"asset": "USDT", "free": "5"}]}, 4_000)  # fmt: skip
     D = Decimal
     root._apply_position(AccountPosition(2_000, 2_000, (BalanceEntry("BTC", D("1.01"), D("0")),)))
     root._apply_position(AccountPosition(500, 500, (BalanceEntry("USDT", D("0"), D("0")),)))  # older: ignored
-    rows = {r["asset"]: r for r in root._account["balances"]}
-    assert rows["BTC"]["free"] == "1.01" and rows["USDT"]["free"] == "5" and root._account_ms == 2_000
+    account = root._balances.account
+    assert account is not None
+    rows = {r["asset"]: r for r in account["balances"]}
+    assert rows["BTC"]["free"] == "1.01" and rows["USDT"]["free"] == "5" and root._balances.as_of_ms == 5_000
 
 
 def test_missing_fills_are_paged_through_myTrades_until_every_one_is_found() -> None:
