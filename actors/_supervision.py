@@ -245,6 +245,11 @@ class SupervisionMixin:
         """
         self._state.update(shutting_down=True)
         self._stopping = True
+        if self.gateway is not None:  # nothing new leaves once stop is called: queued creates are withdrawn
+            try:
+                self.gateway.close_creates()
+            except RuntimeError as exc:  # its loop already gone: nothing can leave anyway
+                logger.warning("gateway: creates not closed at the stop ({})", exc)
         for book in self._books.values():
             engine_stopping(book)  # a caller's cancel no pair actor carries out from now on hears `shutting_down`
         self._stop_timers()

@@ -129,6 +129,11 @@ class GatewayHandle:
         """Enforce the exchange's own `rateLimits` (from exchangeInfo) from now on."""
         self._loop.call_soon(self._core.set_limits, tuple(limits))
 
+    def close_creates(self) -> None:
+        """The engine begins to stop: no create leaves from now on (`GatewayCore.close_creates`); the creates handed
+        over before this call are withdrawn too, unless already sent."""
+        self._loop.call_soon(self._core.close_creates)
+
     def wake(self) -> None:
         """Make every wait check its deadline again (a manual clock's move does this by itself)."""
         self._loop.call_soon(self._core.wake)

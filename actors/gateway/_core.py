@@ -27,13 +27,13 @@ from typing import Any
 from loguru import logger
 
 from actors.gateway._feedback import _CALL, ExchangeFeedback, GatewayStats, PendingCreates, _CallNote
-from actors.gateway._waits import SlotWait
+from actors.gateway._waits import SlotWait, withdrawn_error
 from engine.clock import Clock, SystemClock
 from engine.exchange import ExchangeError, map_error
 from engine.exchange._ratebudget import Admit, RateBudget, RateLimit, Wait
 from engine.exchange._retry import BackoffPolicy, ClockOffsetEstimator, should_retry
 from engine.gateway import OP_SPECS, GatewayRequest, GatewayResult, Op, RequestQueue
-from engine.venue import SEND_GATE, NotSent, ResponseHook, SendGate
+from engine.venue import SEND_GATE, NotSent, ResponseHook, SendGate, Withdrawn
 
 __all__ = ["GatewayCore", "GatewayStats"]
 
@@ -119,20 +119,6 @@ class GatewayCore(ExchangeFeedback):
             await asyncio.wait(self._tasks, timeout=self._timeout_s)
         if self._client is not None:
             await self._client.close()
-
-    # ---- intake (loop thread) ----------------------------------------------------------------------
-    def enqueue(self, request: GatewayRequest) -> None:
-        """Queue a request; it is sent when its turn comes and the budget admits it (now, if it can be)."""
-        if request.op is Op.CREATE_ORDER:
-            self.pending_creates.add(request.key)  # `GatewayHandle.submit` counts the creates it hands over
-        self._queue.push(request)
-        self._pump()
-
-    def enqueue_many(self, requests: list[GatewayRequest]) -> None:
-        """Queue several requests (one cross-thread hand-over), then dispatch in priority order."""
-        for request in requests:
-            self._queue.push(request)
-        self._pump()
 
     async def wait_idle(self) -> None:
         """Return once nothing is queued or in flight (tests and shutdown use it as a barrier).
@@ -246,9 +232,11 @@ class GatewayCore(ExchangeFeedback):
                     data = await self._call(spec.ccxt_method, call)
                 except NotSent as exc:
                     # The create's intent could not be made durable, so it never left; the requester hears
-                    # of it from the write-ahead's failure, not from here.
+                    # of it from the write-ahead's failure, not from here — unless it was withdrawn (a stop).
                     self.budget.release(call.admit, success=False)
                     logger.bind(op=request.op.value, key=request.key, pair=request.pair).warning("not sent: {}", exc)
+                    if isinstance(exc, Withdrawn):
+                        self._reply(GatewayResult(request, error=withdrawn_error(), sent_ms=sent_ms))
                     return
                 except Exception as exc:  # noqa: BLE001 - every failure is mapped into the error tree here
                     self.budget.release(call.admit, success=False)
@@ -348,6 +336,8 @@ class GatewayCore(ExchangeFeedback):
             nonlocal lent
             if not self._dispatching:
                 raise NotSent("the gateway is stopping: held at its gate, it does not leave")
+            if self._creates_closed and note.is_create:  # a gated cancel (stored before it leaves) still goes
+                raise Withdrawn("the engine is stopping: held at its gate, it does not leave")
             if lent is None:
                 decision = self.budget.sent(call.admit, self._server_now())
                 if isinstance(decision, Admit):
@@ -362,6 +352,8 @@ class GatewayCore(ExchangeFeedback):
             if granted is None:
                 raise NotSent("the gateway stopped: held at its gate, it does not leave")
             lent, call.admit = None, granted
+            if self._creates_closed and note.is_create:  # the stop began while it waited for its slot
+                raise Withdrawn("the engine is stopping: held at its gate, it does not leave")
             arm()
 
         if request.gate is None:

@@ -29,14 +29,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from loguru import logger
+
 from engine.clock import ManualClock
+from engine.exchange import Rejected
 from engine.exchange._ratebudget import Admit
+from engine.gateway import GatewayResult, Op
+from engine.venue import WITHDRAWN_AT_STOP
 
 if TYPE_CHECKING:
+    from actors.gateway._feedback import PendingCreates
     from engine.clock import Clock
     from engine.gateway import GatewayRequest, RequestQueue
 
-__all__ = ["ClockWaits", "SlotWait"]
+__all__ = ["ClockWaits", "SlotWait", "withdrawn_error"]
 
 
 @dataclass(eq=False, slots=True)
@@ -60,14 +66,47 @@ class ClockWaits:
     _dispatching: bool
     _in_flight: int
     _pump: Callable[[], None]
+    pending_creates: PendingCreates
 
     def __init__(self) -> None:
+        self._creates_closed = False  # `close_creates`: the engine is stopping
         self._wake: asyncio.Event | None = None  # set by `wake()`: every wait checks its deadline again
         self._retries: dict[int, int] = {}
         """Retries waiting out their backoff: the deadline (injected clock, epoch ms) by the id of the call's task."""
         self._retry_waiters: list[asyncio.Future[None]] = []  # `wait_retrying` callers, woken as a retry waits
         self._slot_waits: set[SlotWait] = set()  # requests under way queued again for a slot
         self._unwatch: Callable[[], None] | None = None
+
+    # ---- intake (loop thread) ----------------------------------------------------------------------
+    def enqueue(self, request: GatewayRequest) -> None:
+        """Queue a request; it is sent when its turn comes and the budget admits it (now, if it can be)."""
+        if request.op is Op.CREATE_ORDER:
+            self.pending_creates.add(request.key)  # `GatewayHandle.submit` counts the creates it hands over
+        self.enqueue_many([request])
+
+    def enqueue_many(self, requests: list[GatewayRequest]) -> None:
+        """Queue several requests (one cross-thread hand-over), then dispatch in priority order."""
+        for request in requests:
+            if self._creates_closed and request.op is Op.CREATE_ORDER:
+                self._withdraw(request)
+            else:
+                self._queue.push(request)
+        self._pump()
+
+    def close_creates(self) -> None:
+        """The engine begins to stop: no create leaves from now on — `stop()` means nothing new is traded, and a
+        create held back by the order-rate limit went out seconds into the stop, unseen by the stopped stream.
+        Those queued, handed over later, or held at their gate are answered `withdrawn_error` (the pair's book
+        closes them as never sent); those already sent are answered as usual. Cancels and lookups go on."""
+        self._creates_closed = True
+        for request in self._queue.take_creates():
+            self._withdraw(request)
+
+    def _withdraw(self, request: GatewayRequest) -> None:
+        logger.bind(op=request.op.value, key=request.key, pair=request.pair).info(WITHDRAWN_AT_STOP)
+        self.pending_creates.done(request.key)
+        if request.reply_to is not None:
+            request.reply_to(GatewayResult(request, error=withdrawn_error()))
 
     def wake(self) -> None:
         """Check every wait's deadline again now (the clock moved: a manual clock's move calls this by itself)."""
@@ -170,3 +209,8 @@ class ClockWaits:
         for wait in self._slot_waits:
             if not wait.granted.done():
                 wait.granted.set_result(None)
+
+
+def withdrawn_error() -> Rejected:
+    """The answer to a create withdrawn as the engine stops (`close_creates`): definitely not sent."""
+    return Rejected(WITHDRAWN_AT_STOP, operation="create_order")

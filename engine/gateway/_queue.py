@@ -80,6 +80,16 @@ class RequestQueue(Generic[W]):
                     return True
         return False
 
+    def take_creates(self) -> list[GatewayRequest]:
+        """Remove and return the creates not sent yet, in queue order (a create under way, queued again for a
+        slot with a waiter, stays: its owner answers it)."""
+        taken = sorted(e for e in self._creates if e[2].waiter is None)
+        self._creates = [e for e in self._creates if e[2].waiter is not None]
+        heapq.heapify(self._creates)
+        for _, _, queued in taken:
+            self._depth[queued.request.priority] -= 1
+        return [queued.request for _, _, queued in taken]
+
     def _next_heap(self, creates: bool) -> list[_Entry[W]] | None:
         others = self._others
         if not creates or not self._creates:

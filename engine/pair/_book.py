@@ -375,6 +375,10 @@ class PairBook(PlanBook):
                     self._shutdown.legs[cid] = leg
         return commands
 
+    def _create_withdrawn(self, leg: Leg) -> None:
+        if leg.cid not in self._shutdown.legs:  # one the shutdown's cancel holds is counted by its tally
+            self._shutdown.withdrawn += 1
+
     def shutdown_tally(self) -> ShutdownTally:
         """The pair's orders as the shutdown leaves them: those it canceled by how they ended, the open ones, and
         the requests it withdrew; each order once (`ShutdownTally`)."""

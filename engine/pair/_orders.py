@@ -45,7 +45,7 @@ from engine.pair._commands import Alert, Command, Schedule, Send
 from engine.pair._legs import Leg
 from engine.pair._order_core import OrderCore
 from engine.pair._params import MY_TRADES_PAGE, fetch_request, trades_request
-from engine.venue import WireFormatError, parse_order
+from engine.venue import WITHDRAWN_AT_STOP, WireFormatError, parse_order
 
 __all__ = ["MAX_FILL_FETCHES", "RESYNC_LOOKUPS", "OrderDesk", "fill_refetch_ms"]
 
@@ -131,6 +131,8 @@ class OrderDesk(OrderCore):
             self._apply(leg, NotCreated(), now_ms)
             self._leg_not_created(leg, now_ms)
         else:
+            if str(error) == WITHDRAWN_AT_STOP:
+                self._create_withdrawn(leg)
             self._fail(leg, error, now_ms)
 
     def _apply_snapshot(self, leg: Leg, data: object, now_ms: int, *, cancel: bool = False) -> None:
@@ -219,6 +221,9 @@ class OrderDesk(OrderCore):
             self._leg_unresolved(leg, now_ms)
         else:
             self._poll_resolver(leg, now_ms)
+
+    def _create_withdrawn(self, leg: Leg) -> None:
+        """The gateway withdrew `leg`'s create as the engine began to stop (never sent): `PairBook` counts it."""
 
     def _not_found(self, leg: Leg, now_ms: int) -> None:
         # An order the exchange acknowledged is not found (a database from another account or a reset test

@@ -7,6 +7,7 @@ from collections import OrderedDict
 from engine.api import Accepted, PlaceOutcome, Refusal, RefusalReason
 from engine.domain import ClientOrderId, Order, OrderRequest, OrderStatus
 from engine.execution import ExecutionResult, ResultReason
+from engine.venue import WITHDRAWN_AT_STOP
 
 __all__ = ["WithdrawnKeys", "key_reused", "refusal_of", "replay_outcome"]
 
@@ -28,7 +29,10 @@ def refusal_of(result: ExecutionResult, primary: ClientOrderId | None = None) ->
     details = dict(result.details)
     if primary is not None:
         details["client_order_id"] = primary  # never among the result's keys (they are the plan's numbers)
-    return Refusal(_REFUSALS.get(result.reason, RefusalReason.REJECTED), result.detail, details)
+    reason = _REFUSALS.get(result.reason, RefusalReason.REJECTED)
+    if reason is RefusalReason.REJECTED and WITHDRAWN_AT_STOP in result.detail:
+        reason = RefusalReason.SHUTTING_DOWN  # never sent: withdrawn as the engine stopped, not the exchange's no
+    return Refusal(reason, result.detail, details)
 
 
 def replay_outcome(order: Order) -> PlaceOutcome:

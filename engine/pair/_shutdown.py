@@ -72,11 +72,18 @@ class ShutdownCancels:
     def tally(self, open_legs: list[Leg]) -> ShutdownTally:
         """Count each order once: the canceled ones by how they ended, `open_legs` (every open order of the pair,
         canceled by the shutdown or not) as open."""
+        # A create that never reached the exchange (withdrawn as the engine stopped, or refused) ended its request
+        # with nothing there: counted with the requests withdrawn, not as an order that "ended otherwise".
+        never = sum(1 for leg in self.legs.values() if leg.state.status is OrderStatus.REJECTED and not leg.acked)
         ended = [leg.state.status for leg in self.legs.values() if leg.terminal]
         canceled = sum(status is OrderStatus.CANCELED for status in ended)
         # One that left memory unfinished (its request ended all the same) is still open, and counted once.
         canceling = {cid for cid, leg in self.legs.items() if not leg.terminal}
-        still_open = sorted({leg.cid for leg in open_legs} | canceling)
+        # Open at the exchange, or maybe (sent, its answer not in): not one whose create is still to be sent again
+        # (PENDING_SUBMIT, after a 429): nothing of it is there, and a restart resumes its request.
+        at_exchange = {leg.cid for leg in open_legs if leg.state.status is not OrderStatus.PENDING_SUBMIT}
+        still_open = sorted(at_exchange | canceling)
+        otherwise = len(ended) - canceled - never
         return ShutdownTally(
-            canceled, len(ended) - canceled, len(still_open), self.withdrawn, len(canceling), tuple(still_open)
+            canceled, otherwise, len(still_open), self.withdrawn + never, len(canceling), tuple(still_open)
         )

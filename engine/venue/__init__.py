@@ -1,7 +1,7 @@
 """The ccxt adapter: client construction, the loop thread that owns it, and Binance's REST wire format."""
 
 from engine.venue._client import LEAN_OPTIONS, ResponseHook, make_client
-from engine.venue._gate import SEND_GATE, NotSent, SendGate, pass_gate
+from engine.venue._gate import SEND_GATE, WITHDRAWN_AT_STOP, NotSent, SendGate, Withdrawn, pass_gate
 from engine.venue._loop import LoopThread
 from engine.venue._urls import VenueUrls, production_urls, rewrite_api_urls
 from engine.venue._wire import (
@@ -18,6 +18,7 @@ __all__ = [
     "BINANCE_STATUS",
     "LEAN_OPTIONS",
     "SEND_GATE",
+    "WITHDRAWN_AT_STOP",
     "LoopThread",
     "NotSent",
     "OrderSnapshot",
@@ -26,6 +27,7 @@ __all__ = [
     "VenueUrls",
     "WireFill",
     "WireFormatError",
+    "Withdrawn",
     "format_decimal",
     "make_client",
     "parse_order",

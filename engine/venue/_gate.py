@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 
-__all__ = ["SEND_GATE", "STALE_AFTER_S", "NotSent", "SendGate", "pass_gate"]
+__all__ = ["SEND_GATE", "STALE_AFTER_S", "WITHDRAWN_AT_STOP", "NotSent", "SendGate", "Withdrawn", "pass_gate"]
 
 STALE_AFTER_S = 1.0
 """A create held at its gate longer than this is signed again before it leaves: its signed `timestamp` must
@@ -25,6 +25,14 @@ stay within Binance's recvWindow (5 s by default, and a slow commit is not a clo
 
 class NotSent(Exception):
     """The request never left: its gate failed (the intent could not be made durable)."""
+
+
+class Withdrawn(NotSent):
+    """The create never left: the engine began to stop before it did (its requester is answered: not sent)."""
+
+
+WITHDRAWN_AT_STOP = "not sent: the engine is stopping"
+"""The rejection of a create withdrawn as the engine stops: its caller hears `shutting_down`."""
 
 
 class SendGate:
