@@ -55,6 +55,18 @@ _Idle = Callable[[], object]
 _TICK: Payload = {}  # what `_work` got when the queue stayed empty until the tick
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuses every redirect: urllib would repeat the request, bearer token included, to whatever host the
+    Location names. A 3xx is a failed delivery (``HTTP 302``), never a delivery somewhere else."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+# No redirects; the default handlers otherwise (proxies from the environment, HTTPS).
+_OPENER = urllib.request.build_opener(_NoRedirect())
+
+
 class Transport(Protocol):
     """One destination: sends one alert as one HTTP request."""
 
@@ -161,12 +173,15 @@ class _Delivery:
         """(None, 0) when delivered, else (why, how long the receiver asked us to wait)."""
         try:
             request = self.transport.request(payload)
-            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
+            with _OPENER.open(request, timeout=self._timeout_s) as response:
                 if 200 <= response.status < 300:
                     return None, 0.0
                 return f"HTTP {response.status}", 0.0
         except urllib.error.HTTPError as exc:
             # Only the status: the exception's URL may hold a secret (Telegram's bot token).
+            if 300 <= exc.code < 400:
+                # Not followed (the token would go along): the receiver's URL needs fixing.
+                logger.warning("alert {}: HTTP {} redirect refused (not followed)", self.transport.name, exc.code)
             return f"HTTP {exc.code}", _retry_after(exc)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             return type(exc).__name__, 0.0
