@@ -31,7 +31,7 @@ from actors._pair_store import StoreLike, replayed_outcome, send_cancel_ahead, s
 from engine.api import CancelOutcome, CancelStatus, PlaceOutcome, Refusal, RefusalReason
 from engine.domain import Pair, RequestId
 from engine.gateway import GatewayRequest, GatewayResult
-from engine.pair import PairBook
+from engine.pair import PairBook, Stage
 
 __all__ = [
     "CancelReply",
@@ -84,6 +84,7 @@ class _Home:
         self._generation = 0
         self._sink: Callable[[ProxyCall], None] | None = None
         self._closed: tuple[PlaceOutcome, PlaceOutcome, CancelOutcome] | None = None
+        self._book: PairBook | None = None
         self.stopping = False
         """The engine is stopping (`engine_stopping`): a caller's cancel nobody carries out hears `shutting_down`."""
         self.failed_starts = 0
@@ -95,6 +96,7 @@ class _Home:
         if not isinstance(book.actor_state, _Home):
             book.actor_state = _Home()
         home: _Home = book.actor_state
+        home._book = book if isinstance(book, PairBook) else None  # (tests run it on stand-ins)
         return home
 
     @property
@@ -221,23 +223,28 @@ class _Home:
         self, outcome: PlaceOutcome, placed: PlaceOutcome, *, generation: int | None = None,
         cancel: CancelOutcome | None = None,
     ) -> int:  # fmt: skip
-        """Answer every caller: waiters of requests the book holds with `outcome`, parked `place` messages
-        (never seen by the book) with `placed`, and parked `cancel` messages (never carried out) with `cancel`,
-        its `request_id` each cancel's (without `cancel` they stay parked: `drop_cancels`). With `generation`,
-        only if no actor ran the book since. Each is taken from here under the lock: answered once, by whichever
-        path takes it first. Returns how many callers were answered."""
+        """Answer every caller: waiters of requests the book holds with `outcome` (they may have an order at
+        the exchange) — but those of requests that never started (queued behind another of the pair: nothing of
+        them was stored or sent, `not_started`) with `placed` —, parked `place` messages (never seen by the book)
+        with `placed`, and parked `cancel` messages (never carried out) with `cancel`, its `request_id` each
+        cancel's (without `cancel` they stay parked: `drop_cancels`). With `generation`, only if no actor ran the
+        book since. Each is taken from here under the lock: answered once, by whichever path takes it first.
+        Returns how many callers were answered."""
+        idle = not_started(self._book) if self._book is not None else frozenset()
         with self._lock:
             if generation is not None and (generation != self._generation or self._actor is not None):
                 return 0
-            waiting = [f for futures in self._waiters.values() for f in futures]
+            waiting = [f for r, futures in self._waiters.items() if r not in idle for f in futures]
+            unsent = [f for r, futures in self._waiters.items() if r in idle for f in futures]
             self._waiters.clear()
             places = self._take("place")
             cancels = [] if cancel is None else self._take("cancel")
         _answer(waiting, outcome)
+        _answer(unsent, placed)
         _answer([m.args[1] for m in places if len(m.args) > 1], placed)
         if cancel is not None:
             _answer_cancels(cancels, cancel)
-        return len(waiting) + len(places) + len(cancels)
+        return len(waiting) + len(unsent) + len(places) + len(cancels)
 
     def close(self, outcome: PlaceOutcome, placed: PlaceOutcome, cancel: CancelOutcome) -> int:
         """The engine stopped its actors: answer every caller (as `release`) now if no actor runs the book, else
@@ -255,6 +262,18 @@ class _Home:
         taken = [m for m in self._parked if m.attr_path == (method,)]
         self._parked = [m for m in self._parked if m.attr_path != (method,)]
         return taken
+
+
+def not_started(book: PairBook) -> frozenset[RequestId]:
+    """The requests `book` holds that never started: queued behind another of the pair (conflict_policy = queue)
+    or not started yet, no plan — nothing of them was stored or sent, so a stop answers them "nothing was sent",
+    never "outcome unknown". Read by whoever releases the callers: the actor running the book, or a thread that
+    runs none (then no actor does; a copy of the executions is read, an error reads as none)."""
+    try:
+        executions = list(book.active())
+    except RuntimeError:  # the root's tracking-only book changed it meanwhile: as before, "outcome unknown"
+        return frozenset()
+    return frozenset(e.request.request_id for e in executions if e.stage is Stage.QUEUED or e.plan is None)
 
 
 def _answer(futures: Sequence[Any], outcome: PlaceOutcome) -> None:

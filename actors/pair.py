@@ -173,13 +173,13 @@ class PairActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         for key in list(self._timers):
             self._ticker.cancel(self._timers.pop(key))
-        # Requests queued behind the stop are answered too (pykka would drop them). Those the book holds may
-        # have an order at the exchange: "outcome unknown", never "not executed" (a caller might place it again).
+        # Requests queued behind the stop are answered too (pykka would drop them). Those the book started may have
+        # an order at the exchange: "outcome unknown", never "not executed"; those it queued: "nothing was sent".
         self._home.detach(self.actor_ref, self.actor_inbox)
         self._home.drop_cancels(self._book.pair, "the pair actor stopped (the engine is stopping); nothing was sent")
         unknown = Refusal(RefusalReason.OUTCOME_UNKNOWN, "the engine stopped before the exchange confirmed the "
                           "order; it may exist, and is reconciled when the engine starts again")  # fmt: skip
-        stopped = Refusal(RefusalReason.SHUTTING_DOWN, "the pair actor stopped; nothing was sent")
+        stopped = Refusal(RefusalReason.SHUTTING_DOWN, "the pair actor stopped; not started, nothing was sent")
         self._home.release(unknown, stopped)
 
     # ---- messages (all tells except the queries at the end) ----------------------------------------
