@@ -101,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the daemon until a signal; returns the exit code (0 after a graceful shutdown)."""
     from engine.cli._config_cmds import load_for_command
 
+    # Before any file exists: the database (and its -wal/-shm), the log, the spool, the token and endpoint files
+    # and their directories are the owner's only (0600/0700), whatever umask the daemon was started with.
+    os.umask(0o077)
     signals = _Signals()
     signals.install()  # before anything slow, so an early Ctrl-C is graceful too
     loaded = load_for_command(args)
