@@ -34,6 +34,7 @@ from engine.exchange._ratelimits import (
 __all__ = [
     "DEFAULT_LIMITS",
     "ENDPOINT_WEIGHTS",
+    "ORDER_WINDOW_GUARD_MS",
     "Admit",
     "EndpointKind",
     "LimitKind",
@@ -46,6 +47,9 @@ _SECOND: Final = 1000
 _HEADER_LETTER: Final[Mapping[str, str]] = {"S": "SECOND", "M": "MINUTE", "H": "HOUR", "D": "DAY"}
 _HEADER_RE: Final = re.compile(r"^x-mbx-(used-weight|order-count)-(\d+)([smhd])$")
 _MAX_HEADER_NAMES: Final = 256
+ORDER_WINDOW_GUARD_MS: Final = 200
+"""A create admitted this soon after an order-count window began may still reach the server in the previous one
+(our estimate of its clock is off by a few ms, the request takes a few more): it waits while that one is full."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +195,12 @@ class RateBudget:
                 until, reason = start + limit.interval_ms, f"{limit.label} window full ({used}+{cost} > {allowed})"
                 if not window.orders:
                     return Wait(until, reason)
+                if held is None or until > held.until_ms:
+                    held = Wait(until, reason, True)
+            elif window.orders and _just_turned(window, limit, start, now_ms) and window.used + cost > allowed:
+                # Just past the boundary, the previous window full: a create arriving a few ms early is counted
+                # there (-1015 at every boundary of a saturated order rate).
+                until, reason = start + ORDER_WINDOW_GUARD_MS, f"{limit.label} window just turned; the last one full"
                 if held is None or until > held.until_ms:
                     held = Wait(until, reason, True)
         if held is not None:
@@ -356,3 +366,9 @@ class RateBudget:
     def new_orders_halted(self, now_ms: int) -> bool:
         """True while a 418 ban is in force."""
         return now_ms < self._orders_halted_until_ms
+
+
+def _just_turned(window: _Window, limit: RateLimit, start: int, now_ms: int) -> bool:
+    """`now_ms` is within `ORDER_WINDOW_GUARD_MS` of the window starting at `start`, and nothing is counted in it yet
+    (the last window counted is the one before)."""
+    return now_ms - start < ORDER_WINDOW_GUARD_MS and window.start_ms == start - limit.interval_ms

@@ -10,7 +10,7 @@ from actors.gateway import GatewayCore
 from engine.clock import ManualClock
 from engine.domain import Priority
 from engine.exchange import OutcomeUnknown
-from engine.exchange._ratebudget import LimitKind, RateBudget, RateLimit
+from engine.exchange._ratebudget import ORDER_WINDOW_GUARD_MS, LimitKind, RateBudget, RateLimit
 from engine.gateway import GatewayRequest, GatewayResult, Op
 from engine.venue import ResponseHook
 
@@ -84,7 +84,7 @@ def test_budget_wait_then_send_and_stats() -> None:
         held = [r.request.key for r in results]
         stats = core.stats()
         assert stats.queued == 1  # the third order waits for the next 10-second window
-        clock.set(NOW + 10_000)
+        clock.set(NOW + 10_000 + ORDER_WINDOW_GUARD_MS)  # the next window, past its first moments (the last full)
         core.wake()
         await asyncio.wait_for(core.wait_idle(), 5)
         await core.close()

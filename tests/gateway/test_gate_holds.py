@@ -98,7 +98,7 @@ def test_a_create_whose_commit_ends_during_a_retry_after_block_waits_it_out() ->
 def test_creates_piled_up_at_their_gates_leave_no_more_than_their_order_window_allows() -> None:
     # A stalled commit: creates admitted in window after window wait at their gates, holding no slot; when the
     # commit ends they all left in one 10 s window, far past Binance's 50 (each then a 429 -1015).
-    from engine.exchange._ratebudget import LimitKind, RateLimit
+    from engine.exchange._ratebudget import ORDER_WINDOW_GUARD_MS, LimitKind, RateLimit
 
     orders = RateLimit(LimitKind.ORDERS, 10_000, 10)
     clock = ManualClock(NEAR_BOUNDARY - NEAR_BOUNDARY % 10_000)
@@ -112,8 +112,8 @@ def test_creates_piled_up_at_their_gates_leave_no_more_than_their_order_window_a
         commit: concurrent.futures.Future[None] = concurrent.futures.Future()
         for n in range(30):  # 10 admitted (at the hand-over) in each of three windows, all for the same commit
             core.enqueue(_gated_create(f"bx-{n}", commit))
-            if n % 10 == 9:
-                clock.advance(10_000)
+            if n % 10 == 9:  # the next window, past its first moments (while the last one is full, creates wait)
+                clock.advance(10_000 + ORDER_WINDOW_GUARD_MS)
         await turns_until(lambda: core._parked == 30, "all parked at their gates")
         asks = GateAsks(budget)
         commit.set_result(None)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from engine.exchange._ratebudget import (
     DEFAULT_LIMITS,
     ENDPOINT_WEIGHTS,
+    ORDER_WINDOW_GUARD_MS,
     Admit,
     EndpointKind,
     LimitKind,
@@ -69,7 +70,18 @@ def test_order_count_limit_only_counts_creates() -> None:
         assert isinstance(budget.reserve(EndpointKind.CREATE_ORDER, T0 + 1), Admit)
     assert isinstance(budget.reserve(EndpointKind.CREATE_ORDER, T0 + 2), Wait)
     assert isinstance(budget.reserve(EndpointKind.CANCEL_ORDER, T0 + 2), Admit)
-    assert isinstance(budget.reserve(EndpointKind.CREATE_ORDER, T0 + 10_000), Admit)
+    # The next window, but the last one full: a create this early may reach the server before its boundary.
+    just_turned = budget.reserve(EndpointKind.CREATE_ORDER, T0 + 10_000)
+    assert isinstance(just_turned, Wait) and just_turned.until_ms == T0 + 10_000 + ORDER_WINDOW_GUARD_MS
+    assert isinstance(budget.reserve(EndpointKind.CANCEL_ORDER, T0 + 10_000), Admit)  # not creates: no count
+    assert isinstance(budget.reserve(EndpointKind.CREATE_ORDER, T0 + 10_000 + ORDER_WINDOW_GUARD_MS), Admit)
+
+
+def test_a_create_just_past_a_boundary_goes_when_the_last_window_had_room() -> None:
+    budget = RateBudget([ORDERS_10S], margin=0)
+    for _ in range(9):
+        assert isinstance(budget.reserve(EndpointKind.CREATE_ORDER, T0 + 1), Admit)
+    assert isinstance(budget.reserve(EndpointKind.CREATE_ORDER, T0 + 10_001), Admit)  # 9 + 1 fits the last one too
 
 
 def test_headers_raise_the_count_but_never_lower_it() -> None:
