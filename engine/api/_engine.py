@@ -76,8 +76,9 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
         self._stopped = False
         """Set when `stop()` begins: new placements are refused from then on."""
         self._closed = False
-        """Set when `stop()` has stopped the actors: queries raise `EngineStopped` (during the graceful drain
-        before it, reads still work)."""
+        """Set when `stop()` has stopped the actors: queries raise `EngineStopped`. During the drain before it, reads
+        of the database work; those the root answers (health, balances, open orders) wait until the drain is over
+        (its thread runs the stop), or their timeout."""
         self._stop_lock = threading.Lock()
         self._stop_done = threading.Event()
         self._stop_summary: Mapping[str, int] = {}

@@ -205,8 +205,8 @@ class EngineRequests:
         return future
 
     def _require_running(self, what: str) -> None:
-        # Clear and the same everywhere: pykka's "actor not found" is no error for a caller to interpret. Reads
-        # keep working through the graceful drain (the control API's status while it shuts down); a query the
+        # Clear and the same everywhere: pykka's "actor not found" is no error for a caller to interpret. Reads are
+        # not refused during the drain (the root's wait until it is over: its thread runs the stop); a query the
         # stop overtakes is turned into the same error by `running`.
         if self._closed:
             raise EngineStopped(f"the engine is stopped: {what} is not available")
