@@ -6,9 +6,12 @@ only where it lives (a file path or the name of the setting) is.
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +26,7 @@ __all__ = [
     "write_endpoint",
 ]
 
+_log = logging.getLogger(__name__)  # stdlib (this module stays light); the daemon routes it into its log
 _TOKEN_BYTES = 32
 _MIN_TOKEN_CHARS = 16  # = engine.config MIN_API_TOKEN_CHARS, so check-config refuses what this does
 
@@ -42,7 +46,11 @@ class TokenSource:
 
 def read_token_file(path: Path) -> str:
     """Read a token file, refusing an empty one (a truncated file must not mean "no auth")."""
-    token = path.read_text(encoding="utf-8").strip()
+    return _valid(path.read_text(encoding="utf-8"), path)
+
+
+def _valid(text: str, path: Path) -> str:
+    token = text.strip()
     if len(token) < _MIN_TOKEN_CHARS:
         raise ValueError(
             f"the API token file {path} is invalid: its token is shorter than {_MIN_TOKEN_CHARS} characters"
@@ -54,19 +62,52 @@ def ensure_token(configured: str | None, token_path: Path) -> TokenSource:
     """The token the daemon accepts: configured (file or env), else read from `token_path`, else generated.
 
     A generated token is written to a new file created with mode 0600, so no other user can read it even for
-    an instant; an existing file with wider permissions is tightened to 0600.
+    an instant. An existing token file must be a regular file of this user, not a symbolic link (another user
+    could point it at a token of their choosing, or this daemon's writes somewhere else): anything else is
+    refused (ValueError). A token file readable by group or others may have been read: a WARNING says so and a
+    new token replaces it.
     """
     if configured:
         if len(configured) < _MIN_TOKEN_CHARS:
             raise ValueError(f"api.token must be at least {_MIN_TOKEN_CHARS} characters")
         return TokenSource(configured, "configuration (api.token)")
-    if token_path.exists():
-        if token_path.stat().st_mode & 0o077:
-            token_path.chmod(0o600)
-        return TokenSource(read_token_file(token_path), str(token_path))
+    try:
+        # O_NOFOLLOW, then fstat: the checks are on the very file read, not on a name that may change meanwhile.
+        fd = os.open(token_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return _generate(token_path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            refused = f"the API token file {token_path} is a symbolic link: refused (make it a regular file)"
+            raise ValueError(refused) from None
+        raise
+    with os.fdopen(fd, "r", encoding="utf-8") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"the API token file {token_path} is not a regular file: refused")
+        if info.st_uid != os.geteuid():
+            raise ValueError(
+                f"the API token file {token_path} belongs to another user (uid {info.st_uid}): refused "
+                "(remove it, or give it to the user running the daemon)"
+            )
+        text = handle.read()
+    if info.st_mode & 0o077:
+        _log.warning(
+            "the API token file %s was readable by group or others (mode %s): its token may have been read; "
+            "a new token replaces it",
+            token_path,
+            oct(stat.S_IMODE(info.st_mode)),
+        )
+        token_path.unlink()
+        return _generate(token_path)
+    return TokenSource(_valid(text, token_path), str(token_path))
+
+
+def _generate(token_path: Path) -> TokenSource:
     token_path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(_TOKEN_BYTES)
-    fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # O_EXCL: never through a file or a symbolic link that appeared meanwhile.
+    fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(token + "\n")
     return TokenSource(token, str(token_path), generated=True)

@@ -33,12 +33,13 @@ def test_configured_token_wins_and_writes_no_file(tmp_path: Path) -> None:
         ensure_token("short", path)
 
 
-def test_world_readable_token_file_is_tightened_and_empty_one_refused(tmp_path: Path) -> None:
+def test_world_readable_token_file_is_replaced_and_empty_one_refused(tmp_path: Path) -> None:
     path = tmp_path / "api-token"
     path.write_text("x" * 40 + "\n")
     path.chmod(0o644)
-    assert ensure_token(None, path).token == "x" * 40
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    source = ensure_token(None, path)
+    assert source.generated and source.token != "x" * 40  # it may have been read: a new one replaces it
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text().strip() == source.token
     path.write_text("\n")
     with pytest.raises(ValueError, match="shorter than"):
         read_token_file(path)
