@@ -374,4 +374,20 @@ class Config(Section):
             if s is not None
         ]
         values += self.database.url_secrets()
+        values += _webhook_url_secrets(self.alerts.webhook_url)
         return [v for v in values if v]
+
+
+def _webhook_url_secrets(url: str | None) -> list[str]:
+    """What show-config hides of a webhook URL (`mask_webhook_url`): all of it, its path with query and fragment
+    (Discord and Slack put the secret there) and a user-part; nothing for a bare ``scheme://host``."""
+    if not url:
+        return []
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url]
+    tail = url[len(f"{parts.scheme}://{parts.netloc}") :] if url.lower().startswith(f"{parts.scheme}://") else ""
+    if not (parts.path.strip("/") or parts.query or parts.fragment):
+        return [parts.netloc.rpartition("@")[0]]
+    return [url, tail if tail.strip("/") else "", parts.netloc.rpartition("@")[0]]
