@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Iterable
@@ -104,12 +105,33 @@ def _context(record: Record) -> dict[str, Any]:
     return {k: v for k, v in record["extra"].items() if not k.startswith("_")}
 
 
+# C0 control characters but tab, DEL, C1 and the Unicode line separators: a newline or carriage return in a
+# message or a context value (a request path, an exchange's error text) would otherwise start a forged line, an
+# escape sequence rewrite the terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_NAMES = {"\n": "\\n", "\r": "\\r"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _CONTROL_NAMES.get(char) or (f"\\u{code:04x}" if code > 0xFF else f"\\x{code:02x}")
+
+
+def _escape(text: str) -> str:
+    r"""`text` on one line: control characters (tab aside) written as ``\n``, ``\r``, ``\xNN``, ``\uNNNN``."""
+    return _CONTROL.sub(_escaped, text)
+
+
 def _human(record: Record) -> str:
     ctx = _context(record)
-    ctx_text = " ".join(f"{k}={v}" for k, v in ctx.items())
+    # Masked before escaping (a secret holding a newline is found as written), escaped so each record is one
+    # line; the traceback below keeps its lines.
+    ctx_text = " ".join(f"{k}={_escape(redact(str(v)))}" for k, v in ctx.items())
+    message = _escape(redact(record["message"]))
     line = (
         f"{record['time']:%Y-%m-%d %H:%M:%S.%f}"[:-3]
-        + f" | {record['level'].name:<8} | {record['name']}:{record['line']} | {record['message']}"
+        + f" | {record['level'].name:<8} | {record['name']}:{record['line']} | {message}"
         + (f" | {ctx_text}" if ctx_text else "")
         + _exception_text(record)
     )
