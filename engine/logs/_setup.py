@@ -11,10 +11,11 @@ import inspect
 import logging
 import re
 import sys
+import threading
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -164,6 +165,49 @@ def _stderr(message: str) -> None:
     stream.flush()
 
 
+def _log_uncaught(
+    exc_type: type[BaseException], exc: BaseException | None, tb: TracebackType | None, where: str
+) -> bool:
+    """Log an uncaught exception through loguru (so masked, like any line); False when that failed."""
+    try:
+        logger.opt(exception=(exc_type, exc, tb)).critical("uncaught {} in {}", exc_type.__name__, where)
+    except Exception:  # noqa: BLE001 - the previous hook prints it then
+        return False
+    return True
+
+
+def _sys_excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    # Ctrl-C at the top level stays the interpreter's own short report.
+    if issubclass(exc_type, KeyboardInterrupt) or not _log_uncaught(exc_type, exc, tb, "the main thread"):
+        _previous_hooks[0](exc_type, exc, tb)
+
+
+def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
+    # SystemExit ends a thread quietly, as the default hook does.
+    where = f"thread {args.thread.name if args.thread is not None else '?'}"
+    if issubclass(args.exc_type, SystemExit) or not _log_uncaught(
+        args.exc_type, args.exc_value, args.exc_traceback, where
+    ):
+        _previous_hooks[1](args)
+
+
+# The hooks that were there before ours (the interpreter's unless someone installed their own): they still handle
+# what ours leave to them.
+_previous_hooks: tuple[Any, Any] = (sys.excepthook, threading.excepthook)
+
+
+def _install_excepthooks() -> None:
+    """Uncaught exceptions (main thread, other threads) go through loguru, masked, instead of raw to stderr."""
+    global _previous_hooks  # once per process; set-up may run again
+    if sys.excepthook is not _sys_excepthook or threading.excepthook is not _thread_excepthook:
+        _previous_hooks = (
+            _previous_hooks[0] if sys.excepthook is _sys_excepthook else sys.excepthook,
+            _previous_hooks[1] if threading.excepthook is _thread_excepthook else threading.excepthook,
+        )
+    sys.excepthook = _sys_excepthook
+    threading.excepthook = _thread_excepthook
+
+
 def setup_logging(
     *,
     level: str = "INFO",
@@ -214,5 +258,6 @@ def setup_logging(
     )
     for name, lvl in _STDLIB_NOISY.items():
         logging.getLogger(name).setLevel(lvl)
+    _install_excepthooks()
     for name in _STDLIB_DEMOTED:  # demoted to DEBUG: not even created unless DEBUG is wanted
         logging.getLogger(name).setLevel(logging.DEBUG if level.upper() in ("TRACE", "DEBUG") else logging.WARNING)
