@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.cli import add_log_arguments
 from engine.service._banner import cli_command, shown_path
+from engine.service._exposure import cleartext_warnings
 
 if TYPE_CHECKING:
     from engine.config import Config, LoadedConfig
@@ -202,6 +203,8 @@ class _Daemon:
         except (OSError, ValueError) as exc:
             raise _StartFailed(f"API token: {exc}") from None
         add_secrets([token.token])  # never in any log line, whatever path it takes
+        for warning in cleartext_warnings(cfg):
+            logger.warning("{}", warning)
         if token.generated:
             logger.info("control API token generated into {} (mode 0600)", token.origin)
         try:
