@@ -135,6 +135,8 @@ class ExecutionPlan:
             return plan, plan._finish(ResultReason.REFUSED_NO_PRICE, "no price given and the book is empty")
         price = rules.round_price(price, request.side)
         violation = rules.check(side=request.side, quantity=plan.requested, price=price, reference_price=book.mid)
+        if violation is None and config.fallback is FallbackKind.MARKET:  # known now: not only once the limit waited
+            violation = rules.check_market_fallback(plan.requested)
         if violation is not None:
             # PERCENT_PRICE included: judged on the mid, this refuses a price far from the market (a fat finger) that
             # a fallback would turn into a market order. In a spike the exchange judges on its lagging average

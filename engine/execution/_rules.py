@@ -249,6 +249,20 @@ class SymbolRules(BaseModel):
                 )  # fmt: skip
         return None
 
+    def check_market_fallback(self, quantity: Decimal) -> Violation | None:
+        """MARKET_LOT_SIZE for a limit request whose fallback is a market order, checked at intake: an amount above
+        maxQty (or all of it below minQty) could never go out as that fallback, whatever part the limit leaves —
+        refused now, not after the limit's wait. The step is not checked: the fallback rounds down to it."""
+        low, high = self.market_min_qty, self.market_max_qty
+        bounds = {"min": low, "max": high, "step": self.market_step_size}
+        if high > 0 and quantity > high:
+            why = f"quantity {_p(quantity)} above maxQty {_p(high)}: its market fallback could not be sent"
+            return _violation("MARKET_LOT_SIZE", why, "amount", quantity, bounds, above_max=True)
+        if low > 0 and 0 < quantity < low:
+            why = f"quantity {_p(quantity)} below minQty {_p(low)}: its market fallback could not be sent"
+            return _violation("MARKET_LOT_SIZE", why, "amount", quantity, bounds)
+        return None
+
     def _check_price(self, price: Decimal) -> Violation | None:
         bounds = {"min": self.min_price, "max": self.max_price, "tick": self.tick_size}
         if price <= 0:

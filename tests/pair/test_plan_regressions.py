@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from engine.api import Refusal, RefusalReason
 from engine.domain import ClientOrderId, FallbackKind, Order, OrderStatus, RequestRecord, TradeStatus
 from engine.exchange import AuthFailed, Banned, OrderNotFound
 from engine.execution import ResultReason
@@ -85,18 +86,15 @@ def test_a_cancel_refused_by_an_ip_ban_waits_for_the_ban_to_end() -> None:
     assert _ops(h).count(Op.CANCEL_ORDER) == 2
 
 
-def test_a_fallback_remainder_above_the_market_max_qty_is_a_partial_filter_failure_not_dust() -> None:
+def test_an_amount_above_the_market_max_qty_is_refused_at_intake_when_its_fallback_is_market() -> None:
+    # Once accepted, left to rest and failed after the wait (its market fallback for the remainder refused by the
+    # filter known at intake); a remainder the plan finds above maxQty later: test_result_details.
     h = Harness(limit_timeout_ms=5_000)
     req = request(amount="120", price="60000")  # within LOT_SIZE (max 9000), above MARKET_LOT_SIZE (max 100)
-    h.place(req)
-    h.answer(order_json(h.sent[-1], "PARTIALLY_FILLED", "1", [("60000", "1")]))
-    h.fire(f"plan:{req.request_id}")
-    h.answer(order_json(h.sent[-1], "CANCELED", "1", cancel=True))
-    assert _ops(h) == [Op.CREATE_ORDER, Op.CANCEL_ORDER]  # a market order for 119 would be rejected: none sent
-    [trade] = h.trades()
-    assert (trade.status, trade.dust, trade.filled, trade.remainder) == (
-        TradeStatus.PARTIAL, False, Decimal("1"), Decimal("119"))  # fmt: skip
-    assert "MARKET_LOT_SIZE" in trade.note
+    refusal = h.place(req)
+    assert isinstance(refusal, Refusal) and refusal.reason is RefusalReason.FILTER_FAILURE, refusal
+    assert refusal.details["filter"] == "MARKET_LOT_SIZE" and refusal.details["max"] == "100", refusal.details
+    assert h.sent == [] and h.trades() == [] and h.book.active() == []
 
 
 def _volatile(h: Harness) -> None:
