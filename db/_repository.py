@@ -49,12 +49,20 @@ class FillGap:
         return self.order_filled - self.fills_total
 
 
-def _statuses(status: OrderStatus | Iterable[OrderStatus] | None) -> list[str] | None:
+def _statuses(status: OrderStatus | str | Iterable[OrderStatus | str] | None) -> list[str] | None:
+    return _values(OrderStatus, status)
+
+
+def _values(kind: type[OrderStatus] | type[TradeStatus], status: object) -> list[str] | None:
+    # A status filter as stored values: members, or their values in any letter case (one, or several).
     if status is None:
         return None
-    if isinstance(status, OrderStatus):
-        return [status.value]
-    return [s.value for s in status]
+    given = [status] if isinstance(status, str) or not isinstance(status, Iterable) else list(status)
+    try:
+        return [kind(str(s).lower()).value for s in given]  # a member is a StrEnum: str() is its value
+    except ValueError:
+        valid = ", ".join(m.value for m in kind)
+        raise ValueError(f"status: {status!r} is not one of {valid} (any letter case)") from None
 
 
 def open_orders(db: peewee.Database, pair: str | None = None) -> list[Order]:
@@ -66,7 +74,7 @@ def find_orders(
     db: peewee.Database,
     *,
     pair: str | None = None,
-    status: OrderStatus | Iterable[OrderStatus] | None = None,
+    status: OrderStatus | str | Iterable[OrderStatus | str] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     request_id: str | None = None,
@@ -191,7 +199,7 @@ def find_trades(
     pair: str | None = None,
     timeframe: str | None = None,
     strategy: str | None = None,
-    status: TradeStatus | Iterable[TradeStatus] | None = None,
+    status: TradeStatus | str | Iterable[TradeStatus | str] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     indicators: Mapping[str, IndicatorRange] | None = None,
@@ -212,8 +220,7 @@ def find_trades(
     if strategy is not None:
         query = query.where(TradeRow.strategy == strategy)
     if status is not None:
-        values = [status.value] if isinstance(status, TradeStatus) else [s.value for s in status]
-        query = query.where(TradeRow.status.in_(values))
+        query = query.where(TradeRow.status.in_(_values(TradeStatus, status)))
     if since is not None:
         query = query.where(TradeRow.created_at >= since)
     if until is not None:

@@ -11,23 +11,35 @@ Raises (every query):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from enum import Enum
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pykka
 
-from engine.api._requests import _NoStore, running
-from engine.domain import Pair
+from engine.api._requests import _member, _NoStore, running
+from engine.domain import OrderStatus, Pair, TradeStatus
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from actors.persistence import PersistenceProxy
-    from engine.domain import Fill, Order, OrderStatus, Trade, TradeStatus
+    from engine.domain import Fill, Order, Trade
 
 __all__ = ["EngineQueries", "OrderDetail"]
 
 _ASK_TIMEOUT_S = 15.0
+_E = TypeVar("_E", bound=Enum)
+
+
+def _members(name: str, kind: type[_E], value: object) -> list[_E] | None:
+    """An enum filter as members of `kind`: one or several, each the member or its value in any letter case (as
+    `place_order` takes them); None: no filter. An unknown value raises ValueError listing the valid ones."""
+    if value is None:
+        return None
+    if isinstance(value, str | Enum) or not isinstance(value, Iterable):
+        return [_member(name, kind, value, str.lower)]
+    return [_member(name, kind, v, str.lower) for v in value]
 
 
 class OrderDetail:
@@ -121,16 +133,22 @@ class EngineQueries:
         self,
         *,
         pair: str | None = None,
-        status: OrderStatus | list[OrderStatus] | None = None,
+        status: OrderStatus | str | Iterable[OrderStatus | str] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         request_id: str | None = None,
         limit: int | None = None,
     ) -> list[Order]:
-        """Stored orders, newest first, filtered by pair, status(es), creation time [since, until), request."""
+        """Stored orders, newest first, filtered by pair, status(es), creation time [since, until), request.
+
+        `status`: an `OrderStatus`, its value in any letter case ("open", "FILLED"), or several of them.
+
+        Raises:
+            ValueError: an unknown status (the message lists the valid ones).
+        """
         filters: Mapping[str, Any] = {
             "pair": pair,
-            "status": status,
+            "status": _members("status", OrderStatus, status),
             "since": since,
             "until": until,
             "request_id": request_id,
@@ -144,7 +162,7 @@ class EngineQueries:
         self,
         *,
         pair: str | None = None,
-        status: TradeStatus | list[TradeStatus] | None = None,
+        status: TradeStatus | str | Iterable[TradeStatus | str] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         strategy: str | None = None,
@@ -154,11 +172,15 @@ class EngineQueries:
     ) -> list[Trade]:
         """Stored trades (one per request), newest first, filtered like `db.find_trades`.
 
-        `indicators` maps a name to (low, high), meaning low <= value < high (either may be None).
+        `indicators` maps a name to (low, high), meaning low <= value < high (either may be None). `status`: a
+        `TradeStatus`, its value in any letter case ("partial", "FILLED"), or several of them.
+
+        Raises:
+            ValueError: an unknown status (the message lists the valid ones).
         """
         filters: Mapping[str, Any] = {
             "pair": pair,
-            "status": status,
+            "status": _members("status", TradeStatus, status),
             "since": since,
             "until": until,
             "strategy": strategy,

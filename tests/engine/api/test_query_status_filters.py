@@ -1,0 +1,87 @@
+"""`Engine.orders(status=...)` and `trades(status=...)` take a status as `place_order` takes its enum arguments: the
+member or its value in any letter case, one or several; an unknown one is a ValueError listing the valid values.
+A string raised `AttributeError: 'str' object has no attribute 'value'` in the database query (scale review).
+The facade runs over a store that answers from a real database (`db.find_orders`, `db.find_trades`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import peewee
+import pytest
+
+from db import BatchWriter, connect, find_orders, find_trades
+from engine.api._queries import EngineQueries
+from engine.domain import OrderStatus, TradeStatus
+from tests.db import _records as rec
+
+
+class _Answer:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def get(self, timeout: float | None = None) -> Any:
+        return self.value
+
+
+class _Store:
+    def __init__(self, database: peewee.Database) -> None:
+        self.database = database
+
+    def find_orders(self, **filters: Any) -> _Answer:
+        return _Answer(find_orders(self.database, **filters))
+
+    def find_trades(self, **filters: Any) -> _Answer:
+        return _Answer(find_trades(self.database, **filters))
+
+
+class _Facade(EngineQueries):
+    def __init__(self, database: peewee.Database) -> None:
+        self._stopped = False
+        self.database = database
+        self._require_running = lambda _what: None
+        self._store = lambda: _Store(database)  # type: ignore[method-assign,assignment,return-value]
+
+
+@pytest.fixture
+def engine(tmp_path: Any) -> Iterator[_Facade]:
+    database = connect(f"sqlite:///{tmp_path}/q.sqlite3")
+    open_order = rec.order("a")
+    filled = rec.progressed(rec.order("b"), Decimal("0.5"), OrderStatus.FILLED)
+    trades = [rec.trade("r-1"), rec.trade("r-2", status=TradeStatus.PARTIAL)]
+    BatchWriter(database).write([open_order, filled, *trades])
+    yield _Facade(database)
+    database.close()
+
+
+@pytest.mark.parametrize("status", ["open", "OPEN", "Open", OrderStatus.OPEN, ["open"], ("OPEN", OrderStatus.OPEN)])
+def test_orders_take_a_status_in_any_letter_case_or_as_the_member(engine: _Facade, status: Any) -> None:
+    assert [o.client_order_id for o in engine.orders(status=status)] == ["a"]
+
+
+def test_orders_take_several_statuses(engine: _Facade) -> None:
+    assert sorted(o.client_order_id for o in engine.orders(status=["filled", OrderStatus.OPEN])) == ["a", "b"]
+
+
+@pytest.mark.parametrize("status", ["partial", "PARTIAL", TradeStatus.PARTIAL, {"Partial"}])
+def test_trades_take_a_status_in_any_letter_case_or_as_the_member(engine: _Facade, status: Any) -> None:
+    assert [t.request_id for t in engine.trades(status=status)] == ["r-2"]
+
+
+@pytest.mark.parametrize(
+    ("query", "valid"), [("orders", "pending_submit, submitted, open"), ("trades", "open, filled")]
+)
+def test_an_unknown_status_is_refused_with_the_valid_values(engine: _Facade, query: str, valid: str) -> None:
+    with pytest.raises(ValueError, match="status: 'opened' is not one of") as info:
+        getattr(engine, query)(status="opened")
+    assert valid in str(info.value) and "any letter case" in str(info.value)
+
+
+def test_the_database_query_takes_strings_too(engine: _Facade) -> None:
+    database = engine.database
+    assert [o.client_order_id for o in find_orders(database, status="FILLED")] == ["b"]
+    assert [t.request_id for t in find_trades(database, status=["Partial"])] == ["r-2"]
+    with pytest.raises(ValueError, match="not one of open, filled, partial"):
+        find_trades(database, status="done")
