@@ -4,7 +4,8 @@ Pair actors hand events to the `Publisher` and move on; a slow or failing listen
 pair actor (each call is guarded, as in Mopidy's listener pattern). Each listener has its own actor (thread and
 inbox), so a slow listener delays only itself: the others get every event as soon as it is published. A
 listener falling behind is logged (WARNING at 1,000 queued events, then at every tenfold) and again once it
-has caught up. `EventBus` keeps the registry; events do not pass through its thread.
+has caught up; the publisher counts and warns as it hands an event over (the listener's own thread may be the
+one that is stuck). `EventBus` keeps the registry; events do not pass through its thread.
 
 A listener may instead ask to be called *inline*: on the producing actor's own thread (the pair actor, for
 an order's events), before the event goes to the listener threads. That saves a thread hop (≈ 0.1–1 ms under
@@ -59,8 +60,9 @@ class Publisher:
         """Written by the bus thread only; a stale read costs one skipped or one wasted event at the edge."""
         self.inline: tuple[tuple[int, EngineListener], ...] = ()
         """Inline listeners (token, listener); replaced whole by the bus thread, read by any sender."""
-        self.targets: tuple[Callable[[object], None], ...] = ()
-        """The listener actors' `tell`s; replaced whole by the bus thread, read by any sender."""
+        self.targets: tuple[tuple[Callable[[object], None], _Backlog], ...] = ()
+        """The listener actors' `tell`s with their backlog counts; replaced whole by the bus thread, read by any
+        sender."""
         self.backlogs: tuple[tuple[int, Any, threading.Event], ...] = ()
         """(token, inbox, closed) of each listener actor, for `BACKLOG_LIMIT`; replaced whole by the bus thread."""
         self.on_overflow: Callable[[int], None] = lambda token: None
@@ -73,11 +75,14 @@ class Publisher:
             _deliver(token, listener, event)
         if self.has_listeners:
             message = _Publish(event)
-            for tell in self.targets:
-                try:  # noqa: SIM105 - per event and listener: a try costs nothing, a context manager does
+            for tell, backlog in self.targets:
+                try:
                     tell(message)
                 except pykka.ActorDeadError:  # unsubscribed meanwhile (a stale `targets`): nothing to deliver
-                    pass
+                    continue
+                backlog.handed += 1
+                if backlog.handed - backlog.taken >= backlog.warn_at:  # two ints: no lock per event and listener
+                    backlog.warn()
             self._published += 1
             if not self._published % _CHECK_EVERY:
                 self._check_backlogs()
@@ -101,6 +106,34 @@ def _deliver(token: int, listener: EngineListener, event: EngineEvent) -> None:
         # BaseException too: a SystemExit (or any non-Exception) escaping an actor makes pykka stop every actor
         # in the process, the engine with it, silently. A listener cannot stop the engine this way.
         logger.bind(listener=token, pair=event.pair).exception("listener failed on {}", event.kind.value)
+
+
+class _Backlog:
+    """How far one listener is behind, counted where nothing is stuck: the publishers count the events handed to
+    its actor (and warn), its thread those it took (and says it caught up). Plain ints: a race between two
+    publishers may lose a count, which only moves a warning's number a little."""
+
+    __slots__ = ("handed", "taken", "token", "warn_at")
+
+    def __init__(self, token: int) -> None:
+        self.token = token
+        self.handed = self.taken = 0
+        self.warn_at = _BACKLOG_FIRST
+        """The next backlog to warn at (once per tenfold); back to the first once the listener caught up."""
+
+    def warn(self) -> None:
+        logger.bind(listener=self.token).warning(
+            "listener {} is {} events behind: it is slower than the events come (the others are not "
+            "delayed; memory grows with the backlog)", self.token, self.handed - self.taken,
+        )  # fmt: skip
+        self.warn_at *= 10
+
+    def took(self, queued: int) -> None:
+        """On the listener's thread, after each event: `queued` events are still in its inbox."""
+        self.taken += 1
+        if queued == 0 and self.warn_at > _BACKLOG_FIRST:
+            logger.bind(listener=self.token).info("listener {} has caught up", self.token)
+            self.warn_at = _BACKLOG_FIRST
 
 
 class _Drop:
@@ -127,36 +160,24 @@ class _Listener(pykka.ThreadingActor):
     # The listener is the caller's code: one stuck in it must not keep the process from exiting.
     use_daemon_thread = True
 
-    def __init__(self, token: int, listener: EngineListener, closed: threading.Event) -> None:
+    def __init__(self, token: int, listener: EngineListener, closed: threading.Event, backlog: _Backlog) -> None:
         super().__init__()
         self._token, self._listener = token, listener
         self.closed = closed
         """Set when it may call the listener no more (unsubscribed, or the bus stopped): queued events drop."""
-        self._warn_at = _BACKLOG_FIRST
+        self._backlog = backlog
 
     def on_receive(self, message: object) -> object:
         if not isinstance(message, _Publish):
             return super().on_receive(message)
         if not self.closed.is_set():
             _deliver(self._token, self._listener, message.event)
-        self._watch_backlog()
+        self._backlog.took(self.actor_inbox.qsize())  # type: ignore[attr-defined]  # a threading actor's queue.Queue
         return None
 
     def caught_up(self) -> bool:
         """True once the events queued before this call were handled (a barrier: tests ask it)."""
         return True
-
-    def _watch_backlog(self) -> None:
-        behind = self.actor_inbox.qsize()  # type: ignore[attr-defined]  # a threading actor's is a queue.Queue
-        if behind >= self._warn_at:
-            logger.bind(listener=self._token).warning(
-                "listener {} is {} events behind: it is slower than the events come (the others are not "
-                "delayed; memory grows with the backlog)", self._token, behind,
-            )  # fmt: skip
-            self._warn_at *= 10
-        elif behind == 0 and self._warn_at > _BACKLOG_FIRST:
-            logger.bind(listener=self._token).info("listener {} has caught up", self._token)
-            self._warn_at = _BACKLOG_FIRST
 
 
 class EventBus(pykka.ThreadingActor):
@@ -202,7 +223,8 @@ class EventBus(pykka.ThreadingActor):
             self._inline[token] = listener
         else:
             closed = threading.Event()
-            self._listeners[token] = _Handle(_Listener.start(token, listener, closed), closed)
+            backlog = _Backlog(token)
+            self._listeners[token] = _Handle(_Listener.start(token, listener, closed, backlog), closed, backlog)
         self._sync()
         return token
 
@@ -221,7 +243,7 @@ class EventBus(pykka.ThreadingActor):
         self._publisher(event)
 
     def _sync(self) -> None:
-        self._publisher.targets = tuple(handle.ref.tell for handle in self._listeners.values())
+        self._publisher.targets = tuple((handle.ref.tell, handle.backlog) for handle in self._listeners.values())
         self._publisher.backlogs = tuple(
             (token, handle.ref.actor_inbox, handle.closed) for token, handle in self._listeners.items()
         )
@@ -232,6 +254,7 @@ class EventBus(pykka.ThreadingActor):
 class _Handle(NamedTuple):
     ref: pykka.ActorRef[_Listener]
     closed: threading.Event
+    backlog: _Backlog
 
 
 def _close(listeners: dict[int, _Handle]) -> None:
