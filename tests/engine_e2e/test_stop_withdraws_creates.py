@@ -54,5 +54,5 @@ def test_creates_not_sent_when_the_stop_begins_never_leave(graceful: bool, tmp_p
     else:  # left as they are: those at the exchange open (and any whose answer the stop did not wait for); a
         # request waiting to send again (a -1015) is resumed by a restart, not withdrawn
         assert summary["canceled"] == 0 and summary["open"] >= sent, summary
-        assert 0 < summary["withdrawn"] and summary["open"] + summary["withdrawn"] <= ORDERS, summary
+        assert summary["withdrawn"] > 0 and summary["open"] + summary["withdrawn"] <= ORDERS, summary
         assert {o["status"] for o in orders} == {"NEW"}
