@@ -28,10 +28,8 @@ from engine.api._requests import EngineRequests, running
 from engine.api._types import EngineListener
 from engine.clock import Clock, SystemClock
 from engine.config import Config, ExchangeName
-from engine.domain import (
-    Order,
-    Pair,
-)
+from engine.domain import Order, Pair
+from engine.logs import add_secrets
 
 if TYPE_CHECKING:
     from actors._ticker import Ticker
@@ -144,6 +142,9 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
         )
 
         config = config or Config()
+        # Masked in every line `engine.logs.setup_logging` formats (the daemon's; a host application's that calls
+        # it): the engine does not take over the process's logging itself.
+        add_secrets(config.secret_values())
         clock = clock or SystemClock()
         ex = config.exchange
         # Dry run on a real venue trades on a local paper exchange that follows the venue's public prices: the
