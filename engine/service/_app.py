@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from db import StorageError
 from engine.api import EngineEvent, EngineStopped
 from engine.service._handlers import _error, _Handlers, health_status
 from engine.service._metrics import Metrics
+from engine.service._signing import SCHEME, NonceLedger, canonical_target, verify_header
 
 if TYPE_CHECKING:
     from engine.api import Engine
@@ -121,10 +123,14 @@ class EventHub:
 class ApiState:
     """What the handlers share: the engine, the token, the event hub, and whether intake is paused/draining."""
 
-    def __init__(self, engine: Engine, token: str, hub: EventHub) -> None:
+    def __init__(self, engine: Engine, token: str, hub: EventHub, wall_ms: Callable[[], int] | None = None) -> None:
         self.engine = engine
         self.hub = hub
         self._token = token.encode()
+        # Signatures are checked against the wall clock the client signs with, not the engine's (a test's manual
+        # clock would refuse every signed request).
+        self._wall_ms = wall_ms or (lambda: time.time_ns() // 1_000_000)
+        self._nonces = NonceLedger()
         self.paused = engine.config.risk.kill_switch
         self.draining = False
         self.metrics = Metrics()
@@ -140,13 +146,22 @@ class ApiState:
             return False
         return hmac.compare_digest(header[len("Bearer ") :].strip().encode(), self._token)
 
+    async def authenticated(self, request: web.Request) -> bool:
+        """A bearer token, or a fresh never-used signature of this very request (`engine.service._signing`)."""
+        header = request.headers.get("Authorization")
+        if header is None or not header.startswith(SCHEME + " "):
+            return self.authorised(header)
+        body = await request.read()  # cached by aiohttp: the handler reads it again
+        target = canonical_target(request.path, request.query.items())
+        return verify_header(header, self._token, request.method, target, body, self._wall_ms(), self._nonces)
+
 
 def build_app(state: ApiState) -> web.Application:
     """The aiohttp application; routes and middlewares only (serving is `ControlApi`'s job)."""
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in _PUBLIC_PATHS and not state.authorised(request.headers.get("Authorization")):
+        if request.path not in _PUBLIC_PATHS and not await state.authenticated(request):
             # No detail: the caller learns nothing about why (missing, malformed or wrong token).
             state.metrics.auth_failures.inc()
             logger.bind(remote=request.remote, path=request.path, alert="auth_failure").warning(

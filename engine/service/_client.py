@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
+
+from engine.service._signing import sign_header
 
 __all__ = ["CLOSED_PREFIX", "ApiClient", "ApiError"]
 
@@ -25,7 +28,7 @@ class ApiError(Exception):
 
 
 class ApiClient:
-    """Talks to one daemon with its bearer token."""
+    """Talks to one daemon, signing each request with its token (the token itself never leaves this process)."""
 
     def __init__(self, url: str, token: str, timeout: float = 40.0) -> None:
         parts = urlsplit(url)
@@ -43,8 +46,11 @@ class ApiClient:
     def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
         return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
 
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+    def _headers(self, method: str, path: str, payload: bytes = b"") -> dict[str, str]:
+        # Signed, not a bearer token: whatever answers at this URL (a process that took the port while the daemon
+        # was down, a listener on a non-loopback network) learns nothing it can reuse.
+        now_ms = time.time_ns() // 1_000_000
+        return {"Authorization": sign_header(self._token, method, path, payload, now_ms), "Accept": "application/json"}
 
     def request(self, method: str, path: str, body: object = None) -> tuple[int, dict[str, Any]]:
         """Send one request; returns the HTTP status and the decoded JSON body.
@@ -52,10 +58,9 @@ class ApiClient:
         Raises:
             ApiError: the daemon is not reachable or answered something that is not JSON.
         """
-        headers = self._headers()
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
+        payload = None if body is None else json.dumps(body).encode()
+        headers = self._headers(method, path, payload or b"")
+        if payload is not None:
             headers["Content-Type"] = "application/json"
         conn = self._connection(self._timeout)
         try:
@@ -95,7 +100,7 @@ class ApiClient:
         conn = self._connection(None)
         try:
             try:
-                conn.request("GET", path, headers=self._headers() | {"Accept": "text/event-stream"})
+                conn.request("GET", path, headers=self._headers("GET", path) | {"Accept": "text/event-stream"})
                 response = conn.getresponse()
             except (OSError, http.client.HTTPException) as exc:
                 raise ApiError(f"the daemon at {self.url} is not reachable ({type(exc).__name__}: {exc})") from None

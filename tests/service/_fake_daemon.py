@@ -6,17 +6,25 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
+
+from engine.service._signing import NonceLedger, canonical_target, verify_header
 
 TOKEN = "a-token-of-enough-length-for-the-api"
 
 
 class _Daemon(BaseHTTPRequestHandler):
-    """Answers as a healthy daemon does, to the right bearer token only."""
+    """Answers as a healthy daemon does, to requests signed with the right token only (as the CLI sends them)."""
+
+    nonces = NonceLedger()
 
     def do_GET(self) -> None:
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+        header = self.headers.get("Authorization") or ""
+        parts = urlsplit(self.path)
+        target = canonical_target(unquote(parts.path), parse_qsl(parts.query, keep_blank_values=True))
+        if not verify_header(header, TOKEN.encode(), "GET", target, b"", _now_ms(), self.nonces):
             self._send(401, {"error": "unauthorized", "message": "bad token"})
         elif self.path == "/health":
             self._send(200, {"status": "ok", "halted": False, "paused": False, "exchange": "binance"})
@@ -33,6 +41,12 @@ class _Daemon(BaseHTTPRequestHandler):
 
     def log_message(self, *_args: object) -> None:
         pass
+
+
+def _now_ms() -> int:
+    import time
+
+    return time.time_ns() // 1_000_000
 
 
 @pytest.fixture
