@@ -41,10 +41,11 @@ from engine.orders import (
     fill_from_my_trade,
     status_from_rest_order,
 )
-from engine.pair._commands import Alert, Command, Schedule, Send
+from engine.pair._commands import Alert, Command, Persist, Schedule, Send
 from engine.pair._legs import Leg
 from engine.pair._order_core import OrderCore
 from engine.pair._params import MY_TRADES_PAGE, fetch_request, trades_request
+from engine.pair._records import error_record
 from engine.venue import WITHDRAWN_AT_STOP, WireFormatError, parse_order
 
 __all__ = ["MAX_FILL_FETCHES", "RESYNC_LOOKUPS", "OrderDesk", "fill_refetch_ms"]
@@ -101,7 +102,22 @@ class OrderDesk(OrderCore):
             self._apply_snapshot(leg, result.data, now_ms)
             self._acked(leg, now_ms)
             return
-        self._record(error, leg.cid, now_ms)
+        if (
+            isinstance(error, RetryLater)
+            and leg.resends < self.settings.max_create_resends
+            and not leg.acked
+            and (leg.state.status is OrderStatus.SUBMITTED)
+        ):
+            # Stored, but no ERROR event: nothing went wrong with the request (it goes out again under the same id
+            # once the gateway allows), and a listener told "error" then "accepted" cannot tell which one holds.
+            self._out.append(Persist(error_record(error, self.pair, leg.cid, now_ms)))
+            logger.bind(pair=self.pair, client_order_id=leg.cid).warning(
+                "create not executed ({}: {}); sent again under the same id unless its request is canceled",
+                type(error).__name__,
+                error,
+            )
+        else:
+            self._record(error, leg.cid, now_ms)
         if leg.acked or leg.state.status is not OrderStatus.SUBMITTED:
             # A stale answer: the order was seen meanwhile (the stream's report beat this response) or has closed.
             # The error says nothing new about it; acting on it (lookups that may conclude "not created", a

@@ -123,3 +123,24 @@ def test_a_create_error_after_the_stream_showed_the_order_changes_nothing() -> N
     assert _creates(h) == [create], "a live order's create must never go again"
     assert not [r for r in h.sent if r.op is Op.FETCH_ORDER]  # no lookup that could conclude "not created"
     assert h.book.active() and len(h.outcomes[req.request_id]) == 1
+
+
+def test_a_clock_skew_on_a_create_is_stored_and_sent_again_without_an_error_event() -> None:
+    # Found hands-on: the exchange's clock moved 8 s; the create's -1021 told listeners "error", then the order was
+    # accepted under the same id. The request never failed: the error is stored (and logged), not announced.
+    from engine.api import EventKind
+    from engine.domain import ErrorRecord
+    from engine.exchange import ClockSkew
+
+    h = Harness()
+    req = request()
+    h.place(req)
+    [create] = _creates(h)
+    h.answer(error=ClockSkew("Timestamp outside recvWindow", code=-1021), index=_index(h, create))
+    first, again = _creates(h)
+    assert again.key == first.key
+    h.answer(order_json(again, "NEW"), index=_index(h, again))
+    assert [e.kind for e in h.events if e.kind is EventKind.ERROR] == []
+    assert [r for r in h.stored if isinstance(r, ErrorRecord) and r.exchange_code == -1021]
+    [outcome] = h.outcomes[req.request_id]
+    assert isinstance(outcome, Accepted)
