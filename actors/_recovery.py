@@ -12,7 +12,7 @@ outside the engine, and engine orders the database does not know.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,7 @@ from loguru import logger
 from db import RecoveryState
 from engine.domain import OrderRole, Pair, Priority, pair_to_symbol
 from engine.gateway import GatewayRequest, GatewayResult, Op
-from engine.pair import PairBook
+from engine.pair import PairBook, PairSettings
 
 __all__ = [
     "NOT_WHITELISTED",
@@ -92,6 +92,15 @@ def prime_prices(data: Any, books: Mapping[Pair, PairBook], now_ms: int) -> int:
     for pair, (bid, ask) in quotes.items():
         books[pair].on_price(bid, ask, now_ms)
     return len(quotes)
+
+
+def with_id_namespace(store: Any, settings: PairSettings) -> PairSettings:
+    """`settings` with the database's client order id namespace (`db.id_namespace`; a blocking ask: start-up only).
+
+    Before any book exists: every client order id, and every replayed key's lookup, is made in it.
+    """
+    namespace: str = store.proxy.id_namespace().get(timeout=_ASK_TIMEOUT_S)
+    return replace(settings, execution=replace(settings.execution, id_namespace=namespace))
 
 
 def load_state(store: Any) -> RecoveryState:

@@ -9,14 +9,14 @@ the engine enters the safe halted state (no new orders) and the dead pair's book
 the root (its reports are still stored, its orders still reconciled, read-only). Graceful shutdown: stop intake
 → drain the gateway queue → cancel or keep open orders per `on_shutdown` → flush → stop in reverse.
 
-The actor is a shell over the modules next to it: supervision of the pair actors and the shutdown drain
-(`_supervision`), reconciliation (`_reconcile`), the wallet and health (`_wallet`), and its plain parts, the
-settings and the engine-wide state with the causes of the halted state (`_state`, re-exported here).
+A shell over the modules next to it: supervision and the shutdown drain (`_supervision`), reconciliation
+(`_reconcile`), wallet and health (`_wallet`), settings and engine-wide state (`_state`, re-exported here).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -29,6 +29,7 @@ from actors._events import EventBus
 from actors._feeds import PricePoll, PriceRouter, ReportRouter
 from actors._reconcile import ReconcileMixin
 from actors._recovery import RecoverySummary, best_quotes, load_state, prime_prices, restore_books, restore_outside
+from actors._recovery import with_id_namespace as _with_id_namespace
 from actors._state import (
     HALT_BAN,
     HALT_DATABASE,
@@ -165,9 +166,9 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
             for name, s in symbols.items()
             if s.get("baseAsset") and s.get("quoteAsset")
         }
+        self._s = dataclasses.replace(self._s, pair_settings=_with_id_namespace(self._store, self._s.pair_settings))
         for pair in self._s.config.exchange.pair_whitelist:
-            spec = symbols.get(pair_to_symbol(pair))
-            if spec is None:
+            if (spec := symbols.get(pair_to_symbol(pair))) is None:
                 raise RuntimeError(f"{pair} is not listed by the exchange")
             rules = SymbolRules.from_exchange_info(spec)
             self._books[Pair(pair)] = PairBook(Pair(pair), rules, self._s.pair_settings, risk=self._s.risk_manager)

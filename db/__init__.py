@@ -19,8 +19,18 @@ from db._fields import ExactDecimalField, JsonMapField, UtcDateTimeField, decima
 from db._lock import DatabaseInUseError, InstanceLock, LockUnavailableError, acquire_instance_lock
 from db._mapping import Record, content_key
 from db._migrations import LATEST_VERSION, MIGRATIONS, Migration, current_version, migrate
-from db._models import MODELS, ErrorRow, FillRow, OrderRow, RequestRow, SchemaVersionRow, SnapshotRow, TradeRow
-from db._recovery import RecoveryState, idempotency_keys, load_recovery, request_of
+from db._models import (
+    MODELS,
+    ErrorRow,
+    FillRow,
+    InstanceRow,
+    OrderRow,
+    RequestRow,
+    SchemaVersionRow,
+    SnapshotRow,
+    TradeRow,
+)
+from db._recovery import RecoveryState, id_namespace, idempotency_keys, load_recovery, request_of
 from db._repository import (
     FillGap,
     IndicatorRange,
@@ -74,6 +84,7 @@ __all__ = [
     "FillRow",
     "IndicatorRange",
     "InstanceLock",
+    "InstanceRow",
     "JsonMapField",
     "LockUnavailableError",
     "Migration",
@@ -103,6 +114,7 @@ __all__ = [
     "find_trades",
     "get_order",
     "get_trade",
+    "id_namespace",
     "idempotency_keys",
     "is_bad_record",
     "is_transient",

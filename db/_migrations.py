@@ -8,6 +8,7 @@ was (migration 1 uses the frozen `OrderRowV1` and `TradeRowV1`), and later chang
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +19,16 @@ from playhouse.migrate import SchemaMigrator
 
 from db._errors import DatabaseSchemaError
 from db._fields import ExactDecimalField, JsonMapField, UtcDateTimeField
-from db._models import ErrorRow, FillRowV1, OrderRowV1, RequestRowV3, SchemaVersionRow, SnapshotRow, TradeRowV1
+from db._models import (
+    ErrorRow,
+    FillRowV1,
+    InstanceRow,
+    OrderRowV1,
+    RequestRowV3,
+    SchemaVersionRow,
+    SnapshotRow,
+    TradeRowV1,
+)
 
 # Arbitrary constant: serialises concurrent start-ups migrating the same PostgreSQL database.
 _PG_LOCK_KEY = 0x62657865  # "bexe"
@@ -131,6 +141,17 @@ def _v9_fill_per_order_side(db: peewee.Database, _migrator: SchemaMigrator) -> N
     )
 
 
+def _v10_id_namespace(db: peewee.Database, _migrator: SchemaMigrator) -> None:
+    # Client order ids were a digest of (pair, key) alone: a strategy reusing its keys on a new database met its
+    # old orders at the exchange (Binance accepts a filled order's id again), and a create whose answer was lost was
+    # looked up and resolved as the OLD order, fills and all. A new database draws its own namespace. One that
+    # already holds requests keeps the ids it made (empty namespace): its keys must still find their orders.
+    _create_tables(db, (InstanceRow,))
+    used = db.execute_sql('SELECT 1 FROM "requests" LIMIT 1').fetchone() is not None
+    used = used or db.execute_sql('SELECT 1 FROM "orders" LIMIT 1').fetchone() is not None
+    InstanceRow.insert(id=1, id_namespace="" if used else secrets.token_hex(8)).execute(db)
+
+
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "orders, fills, trades, errors, indicator_snapshots", _v1_initial),
     Migration(2, "trades: indicator columns rsi/ewo/ema/sma and their indexes", _v2_trade_indicators),
@@ -149,6 +170,7 @@ MIGRATIONS: Sequence[Migration] = (
         8, "requests: fallback_retry and its time (a fallback waiting to be re-sent)", _v8_request_fallback_retry
     ),
     Migration(9, "fills: unique per order's side of a trade (a self-trade's two sides)", _v9_fill_per_order_side),
+    Migration(10, "engine_instance: the namespace of this database's client order ids", _v10_id_namespace),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

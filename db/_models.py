@@ -254,7 +254,21 @@ class SnapshotRow(BaseRow):
         indexes = ((("pair", "timeframe", "time"), False),)
 
 
+class InstanceRow(BaseRow):
+    """engine_instance (schema 10): one row, what this database's engines share for good."""
+
+    id = peewee.IntegerField(primary_key=True)
+    id_namespace = peewee.CharField(max_length=32)
+    """Mixed into every client order id made here (`engine.exchange.client_order_id`): idempotency keys are scoped
+    to the database, so a key used again on a new database (or by another engine on the same account) never names
+    an order of the old one at the exchange. Empty in a database that had orders before schema 10: its ids stay
+    as they were, so its keys still find their orders."""
+
+    class Meta:
+        table_name = "engine_instance"
+
+
 MODELS: tuple[type[BaseRow], ...] = (
-    SchemaVersionRow, OrderRow, FillRow, TradeRow, ErrorRow, SnapshotRow, RequestRow,
+    SchemaVersionRow, OrderRow, FillRow, TradeRow, ErrorRow, SnapshotRow, RequestRow, InstanceRow,
 )  # fmt: skip
 """The current schema, in creation order."""

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import peewee
 
 from db._mapping import fill_from_row, order_from_row, request_from_row, trade_from_row
-from db._models import FillRow, OrderRow, RequestRow, TradeRow
+from db._models import FillRow, InstanceRow, OrderRow, RequestRow, TradeRow
 from engine.domain import OPEN_STATUSES, Fill, Order, RequestRecord, Trade
 
-__all__ = ["RecoveryState", "idempotency_keys", "load_recovery", "request_of"]
+__all__ = ["RecoveryState", "id_namespace", "idempotency_keys", "load_recovery", "request_of"]
 
 _CHUNK = 500
 """Rows per IN (...) list: far below SQLite's and PostgreSQL's parameter limits."""
@@ -81,6 +81,12 @@ def load_recovery(db: peewee.Database, pairs: Iterable[str] | None = None) -> Re
             trades[trade.request_id] = trade
     ordered = sorted(orders.values(), key=lambda o: (o.created_at, o.role.value != "primary", o.client_order_id))
     return RecoveryState(requests=requests, orders=ordered, fills=fills, trades=trades)
+
+
+def id_namespace(db: peewee.Database) -> str:
+    """This database's client order id namespace (`InstanceRow`; "" for a database that predates it)."""
+    value = InstanceRow.select(InstanceRow.id_namespace).where(InstanceRow.id == 1).scalar(db)
+    return str(value or "")
 
 
 def idempotency_keys(db: peewee.Database, pair: str | None = None) -> list[str]:

@@ -40,6 +40,7 @@ from db import (
     find_trades,
     get_order,
     get_trade,
+    id_namespace,
     idempotency_keys,
     load_recovery,
     open_orders,
@@ -286,6 +287,10 @@ class PersistenceActor(pykka.ThreadingActor):
     def recovery(self, pairs: list[str] | None = None) -> RecoveryState:
         """What crash recovery needs: unfinished requests, their orders and fills, orphan live orders."""
         return self._query(load_recovery, pairs)
+
+    def id_namespace(self) -> str:
+        """The database's client order id namespace (`db.id_namespace`)."""
+        return self._query(id_namespace)
 
     def idempotency_keys(self, pair: str | None = None) -> list[str]:
         """Every idempotency key stored (of one pair, when given)."""

@@ -83,6 +83,8 @@ class ExecutionConfig:
     """The longest wait between cancel retries (a longer Retry-After from the exchange still wins)."""
     fallback_after_external_cancel: bool = False
     """If the limit is canceled outside the engine, still send the fallback (default: stop and say so)."""
+    id_namespace: str = ""
+    """The database's client order id namespace (`engine.exchange.client_order_id`), read at start."""
 
     def cancel_retry_delay_ms(self, failures: int, retry_after_s: float | None = None) -> int:
         """The wait after the `failures`-th failed cancel (1 = the first): doubling from `cancel_retry_ms` up

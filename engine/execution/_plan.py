@@ -145,7 +145,7 @@ class ExecutionPlan:
                                       details=violation.details)  # fmt: skip
         limit_type = OrderType.LIMIT_MAKER if request.order_type is OrderType.LIMIT_MAKER else OrderType.LIMIT
         spec = OrderSpec(
-            client_order_id=client_order_id(request.idempotency_key, pair=request.pair),
+            client_order_id=client_order_id(request.idempotency_key, pair=request.pair, namespace=config.id_namespace),
             symbol=rules.symbol,
             side=request.side,
             order_type=limit_type,
@@ -365,8 +365,9 @@ class ExecutionPlan:
         self._fallback_attempts += 1
         primary = self._legs[0].spec.client_order_id if self._legs else None
         attempt = self._fallback_attempts if role is OrderRole.FALLBACK else 0
+        key, namespace = self.request.idempotency_key, self.config.id_namespace
         spec = OrderSpec(
-            client_order_id=client_order_id(self.request.idempotency_key, pair=self.request.pair, fallback=attempt),
+            client_order_id=client_order_id(key, pair=self.request.pair, fallback=attempt, namespace=namespace),
             symbol=self.rules.symbol,
             side=side,
             order_type=order_type,

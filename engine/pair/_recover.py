@@ -227,7 +227,7 @@ class RecoveringBook(OrderDesk):
         key = request.idempotency_key
         if key in self._by_key or key not in self._seen:
             return None
-        return client_order_id(key, pair=self.pair)
+        return client_order_id(key, pair=self.pair, namespace=self.settings.execution.id_namespace)
 
     def resume(self, now_ms: int) -> list[Command]:
         """Timers to re-arm after the actor restarted (timers die with an actor; the book does not)."""

@@ -67,6 +67,19 @@ FAULTS = [
 OPEN = ("NEW", "PARTIALLY_FILLED")
 
 
+def _id_namespace(url: str) -> str:
+    """The namespace the engine makes its client order ids in (drawn when its database was created)."""
+    from db import connect, id_namespace
+
+    database = connect(url)
+    try:
+        namespace = id_namespace(database)
+    finally:
+        database.close()
+    assert namespace, "a new database draws a namespace"
+    return namespace
+
+
 def _request_of(cid: str) -> str:
     """The request part of a client order id (`bx-<digest>-p` and its fallbacks `-f<n>` share it)."""
     return cid.rsplit("-", 1)[0]
@@ -112,6 +125,7 @@ class Stack(RuleBasedStateMachine):
         self.events = Recorder()
         self.engine.subscribe(self.events)
         self.gateway = self.engine._root.proxy().gateway.get(timeout=5)
+        self.namespace = _id_namespace(f"sqlite:///{self.tmp}/engine.sqlite3")
         self.futures: dict[str, concurrent.futures.Future[PlaceOutcome]] = {}  # by idempotency key
         self.amounts: dict[str, Decimal] = {}  # requested amount by request part of the client order id
         self.pairs: dict[str, str] = {}
@@ -181,7 +195,7 @@ class Stack(RuleBasedStateMachine):
         self.futures[key] = self.engine.place_order(
             pair, side, amount, price, idempotency_key=key, limit_timeout=limit_timeout, fallback=fallback
         )
-        self.amounts[_request_of(client_order_id(key, pair=pair))] = amount
+        self.amounts[_request_of(client_order_id(key, pair=pair, namespace=self.namespace))] = amount
         self.pairs[key] = pair
         self.settle()
 
