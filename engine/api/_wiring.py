@@ -265,6 +265,7 @@ def pair_settings(config: Config) -> PairSettings:
             max_slippage=ex.max_slippage_pct / 100,
             slippage_action=SlippageAction(ex.slippage_action),
             price_source=PriceSource(ex.limit_price_side),
+            fallback_after_external_cancel=ex.fallback_after_external_cancel,
         ),
         volatility_trigger=ex.volatility_trigger_pct / 100,
         volatility_window_ms=int(ex.volatility_window_s * 1000),

@@ -165,6 +165,11 @@ class ExecutionConfig(Section):
         "(parallel) run at once beside those of its side, each with its own limit, timeout and fallback, while one of "
         "the other side is refused (`conflict`: the engine never trades against its own orders)",
     )
+    fallback_after_external_cancel: bool = Field(
+        default=False,
+        description="a limit canceled outside the engine (or expired by self-trade prevention) still gets its "
+        "fallback for the remainder; by default its request ends `canceled_externally` and nothing more is sent",
+    )
     # "Not found" after a create with an unknown outcome proves nothing for this long: Binance's REST lags its
     # matching engine by 10-20 s, more under load, and a re-send of an order that did execute is a second order.
     unknown_outcome_grace_s: Decimal = Field(default=Decimal(60), gt=0, le=300, allow_inf_nan=False)
