@@ -266,8 +266,11 @@ class PlanBook(RecoveringBook):
         done = EngineEvent(EventKind.DONE, self.pair, ms_to_dt(now_ms), request_id=request_id, trade=trade,
                            message=trade.note)  # fmt: skip
         self._out.append(Emit(done))
-        logger.bind(pair=self.pair, request_id=request_id).info("request done: {} ({})", _done_words(trade),
-                                                                 trade.note or "-")  # fmt: skip
+        # With the primary's client order id bound and every leg's named: grepping any of them finds the end.
+        cids = [leg.cid for leg in legs]
+        logger.bind(pair=self.pair, request_id=request_id, client_order_id=cids[0] if cids else None).info(
+            "request done: {} ({}); orders: {}", _done_words(trade), trade.note or "-", ", ".join(cids) or "none"
+        )
         self._start_next(now_ms)
 
 

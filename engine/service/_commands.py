@@ -206,7 +206,8 @@ def _failure(status: int, data: dict[str, Any], out: TextIO, as_json: bool) -> i
     if as_json:
         out.write(json.dumps(data) + "\n")
     elif status == 401:
-        print("error: authentication failed (check the token file)", file=sys.stderr)
+        print("error: authentication failed (check the token file; from another host, the clocks must agree "
+              "within 30 s)", file=sys.stderr)  # fmt: skip
     else:
         print(f"{data.get('error', 'error')}: {data.get('message', f'HTTP {status}')}", file=sys.stderr)
         # The way forward: the request in the way of a conflict, the id of a request still executing (504).

@@ -68,3 +68,18 @@ def test_a_request_that_ends_partly_or_wholly_filled_is_logged_in_words(log_line
     assert other.request_id in {t.request_id for t in h.trades()}
     done = [line.split(" (")[0] for line in log_lines if line.startswith("request done:")]
     assert done == ["request done: partial, filled 0.004 of 0.01", "request done: filled 0.01 of 0.01"]
+
+
+def test_the_request_done_line_names_every_order_of_the_request(log_lines: list[str]) -> None:
+    # Found in a docs review: "grep a client order id for an order's whole story" missed the request's end.
+    h = Harness()
+    req = request(amount="0.01")
+    h.place(req)
+    primary = h.sent[-1]
+    h.answer(order_json(primary, "NEW"))
+    h.fire(f"plan:{req.request_id}")
+    h.answer(order_json(h.sent[-1], "CANCELED", cancel=True))
+    fallback = h.sent[-1]
+    h.answer(order_json(fallback, "FILLED", "0.01000000", [("60010", "0.01000000")]))
+    [done] = [line for line in log_lines if line.startswith("request done:")]
+    assert done.endswith(f"; orders: {primary.key}, {fallback.key}"), done
