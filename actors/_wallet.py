@@ -235,8 +235,9 @@ class WalletMixin:
     def balances(self) -> dict[str, Any]:
         """The last account balances read from the exchange (free and locked, exact decimal strings)."""
         rows = (self._balances.account or {}).get("balances", ())
+        # Plain exact text ("0", "10.5"): the exchange's "0.00000000" or an applied balance's "0E-8" read as noise.
         out = {
-            str(r["asset"]): {"free": str(r.get("free", "0")), "locked": str(r.get("locked", "0"))}
+            str(r["asset"]): {"free": _plain(r.get("free", "0")), "locked": _plain(r.get("locked", "0"))}
             for r in rows
             if isinstance(r, dict) and (Decimal(str(r.get("free", "0"))) + Decimal(str(r.get("locked", "0")))) > 0
         }
@@ -246,6 +247,10 @@ class WalletMixin:
             "as_of_ms": self._balances.as_of_ms,
             "wallet_btc": None if ctx.wallet_btc is None else str(ctx.wallet_btc),
         }
+
+
+def _plain(value: object) -> str:
+    return plain_decimal(Decimal(str(value)))
 
 
 def _valuation(account: Any, tickers: Any, symbol_pairs: dict[str, Pair]) -> WalletValuation:

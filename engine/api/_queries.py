@@ -11,19 +11,20 @@ Raises (every query):
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pykka
 
 from engine.api._requests import _member, _NoStore, running
-from engine.domain import OrderStatus, Pair, TradeStatus
+from engine.domain import OPEN_STATUSES, OrderStatus, Pair, TradeStatus
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from actors.persistence import PersistenceProxy
+    from engine.clock import Clock
     from engine.domain import Fill, Order, Trade
 
 __all__ = ["EngineQueries", "OrderDetail"]
@@ -40,6 +41,40 @@ def _members(name: str, kind: type[_E], value: object) -> list[_E] | None:
     if isinstance(value, str | Enum) or not isinstance(value, Iterable):
         return [_member(name, kind, value, str.lower)]
     return [_member(name, kind, v, str.lower) for v in value]
+
+
+def _statuses(value: object) -> list[OrderStatus] | None:
+    """`orders`' status filter: `_members`, plus "open-any" (every status not terminal) as the CLI and API take it."""
+    values = [value] if isinstance(value, str | Enum) or not isinstance(value, Iterable) else list(value)
+    if value is None or "open-any" not in values:
+        return _members("status", OrderStatus, value)
+    rest = [v for v in values if v != "open-any"]
+    return sorted({*OPEN_STATUSES, *(_members("status", OrderStatus, rest) or [])}, key=lambda s: s.value)
+
+
+def _moment(name: str, value: datetime | str | None, now: datetime) -> datetime | None:
+    """A time filter: an aware datetime, or a string as the CLI takes it (an ISO time, UTC without a zone, or an
+    age such as 30m, 12h, 7d before `now`). A naive datetime is refused: local time or UTC cannot be told apart.
+
+    Raises:
+        ValueError: a naive datetime, or a string that is neither.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{name}: a datetime without a time zone is ambiguous; pass an aware one "
+                             "(datetime.now(UTC) - timedelta(hours=1)) or a string (an ISO time, UTC without a zone, "
+                             "or an age: 30m, 12h, 7d)")  # fmt: skip
+        return value
+    if isinstance(value, str):
+        from db.cli import parse_since
+
+        try:
+            return parse_since(value, now)
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"{name}: {exc}".replace("--since ", "")) from None
+    raise ValueError(f"{name}: a datetime or a string, got {type(value).__name__}")
 
 
 class OrderDetail:
@@ -62,6 +97,7 @@ class EngineQueries:
     _root: Any
     _routing: Any
     _stopped: bool
+    clock: Clock
     get_order: Callable[[str, str], Order | None]
     _require_running: Callable[[str], None]
 
@@ -134,23 +170,26 @@ class EngineQueries:
         *,
         pair: str | None = None,
         status: OrderStatus | str | Iterable[OrderStatus | str] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
         request_id: str | None = None,
         limit: int | None = None,
     ) -> list[Order]:
         """Stored orders, newest first, filtered by pair, status(es), creation time [since, until), request.
 
-        `status`: an `OrderStatus`, its value in any letter case ("open", "FILLED"), or several of them.
+        `status`: an `OrderStatus`, its value in any letter case ("open", "FILLED"), "open-any" (every status not
+        terminal), or several of them. `since`/`until`: an aware datetime, or a string as the CLI's `--since` (an
+        ISO time, UTC without a zone, or an age: "30m", "12h", "7d").
 
         Raises:
-            ValueError: an unknown status (the message lists the valid ones).
+            ValueError: an unknown status (the message lists the valid ones), a naive datetime, a bad time string.
         """
+        now = self.clock.now()
         filters: Mapping[str, Any] = {
             "pair": pair,
-            "status": _members("status", OrderStatus, status),
-            "since": since,
-            "until": until,
+            "status": _statuses(status),
+            "since": _moment("since", since, now),
+            "until": _moment("until", until, now),
             "request_id": request_id,
             "limit": limit,
         }
@@ -163,8 +202,8 @@ class EngineQueries:
         *,
         pair: str | None = None,
         status: TradeStatus | str | Iterable[TradeStatus | str] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
         strategy: str | None = None,
         timeframe: str | None = None,
         indicators: Mapping[str, tuple[Any, Any]] | None = None,
@@ -173,16 +212,18 @@ class EngineQueries:
         """Stored trades (one per request), newest first, filtered like `db.find_trades`.
 
         `indicators` maps a name to (low, high), meaning low <= value < high (either may be None). `status`: a
-        `TradeStatus`, its value in any letter case ("partial", "FILLED"), or several of them.
+        `TradeStatus`, its value in any letter case ("partial", "FILLED"), or several of them. `since`/`until`: as
+        for `orders`.
 
         Raises:
-            ValueError: an unknown status (the message lists the valid ones).
+            ValueError: an unknown status (the message lists the valid ones), a naive datetime, a bad time string.
         """
+        now = self.clock.now()
         filters: Mapping[str, Any] = {
             "pair": pair,
             "status": _members("status", TradeStatus, status),
-            "since": since,
-            "until": until,
+            "since": _moment("since", since, now),
+            "until": _moment("until", until, now),
             "strategy": strategy,
             "timeframe": timeframe,
             "indicators": dict(indicators) if indicators else None,

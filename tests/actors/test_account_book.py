@@ -75,3 +75,15 @@ def test_the_balance_held_is_the_newest_by_the_exchanges_time_whatever_the_arriv
             book.position(_position(when, BTC=str(when)), now_ms=0)
         newest = max(newest, when)
         assert Decimal(_free(book)["BTC"]) == newest
+
+
+def test_balances_are_plain_exact_text() -> None:
+    # Found by a strategy author: `Engine.balances()` gave "0E-8" (the control API converted, Python did not).
+    from types import SimpleNamespace
+
+    from actors._wallet import WalletMixin
+
+    account = {"balances": [{"asset": "BTC", "free": "1.50000000", "locked": "0E-8"}, {"asset": "ETH", "free": "0"}]}
+    root = SimpleNamespace(_balances=SimpleNamespace(account=account, as_of_ms=5),
+                           _state=SimpleNamespace(intake=lambda: SimpleNamespace(wallet_btc=None)))  # fmt: skip
+    assert WalletMixin.balances(root)["balances"] == {"BTC": {"free": "1.5", "locked": "0"}}  # type: ignore[arg-type]

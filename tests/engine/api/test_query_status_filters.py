@@ -14,6 +14,7 @@ import pytest
 
 from db import BatchWriter, connect, find_orders, find_trades
 from engine.api._queries import EngineQueries
+from engine.clock import ManualClock
 from engine.domain import OrderStatus, TradeStatus
 from tests.db import _records as rec
 
@@ -40,6 +41,7 @@ class _Store:
 class _Facade(EngineQueries):
     def __init__(self, database: peewee.Database) -> None:
         self._stopped = False
+        self.clock = ManualClock(1_767_225_600_000)  # 2026-01-01T00:00Z
         self.database = database
         self._require_running = lambda _what: None
         self._store = lambda: _Store(database)  # type: ignore[method-assign,assignment,return-value]
@@ -85,3 +87,28 @@ def test_the_database_query_takes_strings_too(engine: _Facade) -> None:
     assert [t.request_id for t in find_trades(database, status=["Partial"])] == ["r-2"]
     with pytest.raises(ValueError, match="not one of open, filled, partial"):
         find_trades(database, status="done")
+
+
+def test_orders_take_open_any_as_the_cli_and_api_do(engine: _Facade) -> None:
+    # Found by a strategy author: the CLI, the control API and the docs offer "open-any"; Python raised ValueError.
+    assert [o.client_order_id for o in engine.orders(status="open-any")] == ["a"]
+    assert sorted(o.client_order_id for o in engine.orders(status=["open-any", "filled"])) == ["a", "b"]
+
+
+@pytest.mark.parametrize("query", ["orders", "trades"])
+def test_a_naive_datetime_is_refused_clearly_and_strings_are_read_as_the_cli_reads_them(
+    engine: _Facade, query: str
+) -> None:
+    # Found by a strategy author: `trades(since=datetime.now() - timedelta(hours=1))` failed deep in the database
+    # with "refusing to store naive datetime" (this is a read), and `since="1h"` with an AttributeError.
+    from datetime import UTC, datetime
+
+    with pytest.raises(ValueError, match="since: a datetime without a time zone is ambiguous"):
+        getattr(engine, query)(since=datetime(2026, 1, 1))  # noqa: DTZ001 - the naive datetime under test
+    with pytest.raises(ValueError, match="until: invalid 'yesterday'"):
+        getattr(engine, query)(until="yesterday")
+    everything = getattr(engine, query)()
+    assert getattr(engine, query)(since=datetime(2000, 1, 1, tzinfo=UTC)) == everything
+    assert getattr(engine, query)(since="2000-01-01") == everything
+    assert getattr(engine, query)(since="1000w") == everything  # an age before the injected clock's now
+    assert getattr(engine, query)(until="1000w") == []
