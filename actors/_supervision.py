@@ -267,8 +267,11 @@ class SupervisionMixin:
         tally, unanswered = self._pair_tally()
         tally += self._tracked_tally()
         summary = tally.summary()
-        if tally.left_open:
-            logger.warning("left open at the exchange: {}", ", ".join(tally.left_open))
+        if opened := [cid for cid in tally.left_open if cid not in tally.unknown]:
+            logger.warning("left open at the exchange: {}", ", ".join(opened))
+        if tally.unknown:
+            logger.warning("outcome unknown (sent, never answered; the next start looks them up): {}",
+                           ", ".join(tally.unknown))  # fmt: skip
         if unanswered:
             # Their open orders are unknown here: "open: 0" would say nothing was left when something may be.
             summary["unanswered"] = unanswered

@@ -40,6 +40,10 @@ class ShutdownTally:
     left_open: tuple[ClientOrderId, ...] = field(default=(), compare=False)
     """The open orders' client order ids (the stop names them). Neither this nor `canceling` takes part in `==`:
     the counts are what a tally is."""
+    unknown: tuple[ClientOrderId, ...] = field(default=(), compare=False)
+    """Of `left_open`, the orders sent whose outcome is unknown (SUBMITTED, no answer, not seen): maybe at the
+    exchange, maybe never created; the next start resolves them. Named apart: "left open" sent operators looking
+    for orders that did not exist."""
 
     def __add__(self, other: ShutdownTally) -> ShutdownTally:
         return ShutdownTally(
@@ -49,11 +53,14 @@ class ShutdownTally:
             self.withdrawn + other.withdrawn,
             self.canceling + other.canceling,
             self.left_open + other.left_open,
+            self.unknown + other.unknown,
         )
 
     def summary(self) -> dict[str, int]:
         """The stop summary's counts: `canceled` and `open` always, `ended_otherwise` and `withdrawn` when not 0."""
-        counts = {"canceled": self.canceled, "open": self.open}
+        counts = {"canceled": self.canceled, "open": self.open - len(self.unknown)}
+        if self.unknown:
+            counts["outcome_unknown"] = len(self.unknown)
         if self.ended_otherwise:
             counts["ended_otherwise"] = self.ended_otherwise
         if self.withdrawn:
@@ -83,7 +90,9 @@ class ShutdownCancels:
         # (PENDING_SUBMIT, after a 429): nothing of it is there, and a restart resumes its request.
         at_exchange = {leg.cid for leg in open_legs if leg.state.status is not OrderStatus.PENDING_SUBMIT}
         still_open = sorted(at_exchange | canceling)
+        legs = {**{leg.cid: leg for leg in open_legs}, **self.legs}
+        unknown = tuple(c for c in still_open if legs[c].state.status is OrderStatus.SUBMITTED and not legs[c].acked)
         otherwise = len(ended) - canceled - never
         return ShutdownTally(
-            canceled, otherwise, len(still_open), self.withdrawn + never, len(canceling), tuple(still_open)
+            canceled, otherwise, len(still_open), self.withdrawn + never, len(canceling), tuple(still_open), unknown
         )

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 
 __all__ = ["ended_with_simulator", "stop_line"]
 
-_STOP_WORDS = (("canceled", "canceled"), ("open", "left open"), ("ended_otherwise", "ended otherwise"),
+_STOP_WORDS = (("canceled", "canceled"), ("open", "left open"), ("outcome_unknown", "outcome unknown"),
+               ("ended_otherwise", "ended otherwise"),
                ("withdrawn", "requests withdrawn"), ("unanswered", "pairs that did not answer"),
                ("ended_with_simulator", "ended with the simulator"))  # fmt: skip
 

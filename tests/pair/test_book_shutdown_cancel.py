@@ -156,3 +156,18 @@ def test_a_plan_waiting_between_orders_is_withdrawn() -> None:
     assert h.book.shutdown_tally() == ShutdownTally(withdrawn=1)
     [trade] = h.trades()
     assert _SHUTDOWN in trade.note
+
+
+def test_an_order_whose_outcome_is_unknown_is_counted_apart_from_the_open_ones() -> None:
+    # Found by a strategy author: a stop after creates whose answers never came said "left open at the exchange:
+    # bx-… (9 ids)" and open=9, though none of them existed there.
+    from engine.exchange import OutcomeUnknown
+
+    h = Harness(limit_timeout_ms=10_000)
+    h.place(request())
+    [create] = [r for r in h.sent if r.op is Op.CREATE_ORDER]
+    h.answer(error=OutcomeUnknown("timed out", operation="create_order"), index=h.sent.index(create))
+    _shutdown(h)
+    tally = h.book.shutdown_tally()
+    assert tally.unknown == (create.key,) and tally.left_open == (create.key,)
+    assert tally.summary() == {"canceled": 0, "open": 0, "outcome_unknown": 1}
