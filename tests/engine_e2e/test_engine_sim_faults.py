@@ -7,12 +7,15 @@ Time is a manual clock, as in test_engine_sim.py; the shared fixtures and barrie
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.api import Accepted, EventKind, Refusal, RefusalReason
+from engine.api import Accepted, CancelStatus, Engine, EventKind, Refusal, RefusalReason
 from engine.config import Config
 from engine.domain import TradeStatus
 from sim import FaultSpec, Simulator
@@ -24,9 +27,11 @@ from tests.engine_e2e._engine_sim_helpers import (
     _config,
     _gateway,
     _sim_orders,
-    _store,
     settle,
+    sim_config,
 )
+from tests.engine_e2e._scale_helpers import barrier, requests_since, step
+from tests.engine_e2e._stack import engine_on
 
 # pytest fixtures from the helper, assigned rather than imported so test arguments may shadow them
 sim = _shared.sim
@@ -112,50 +117,111 @@ def test_unknown_outcome_never_duplicates(start: Any, sim: Simulator, fault: Fau
     assert orders[0]["clientOrderId"] == outcome.order.client_order_id
 
 
-def test_429_holds_every_order_until_retry_after(start: Any, sim: Simulator) -> None:
-    engine, events = start(_config(limit_timeout_s="600"))  # no limit timeout within the 31 s of this test
-    sim.control.add_fault(FaultSpec(kind="rate_limit", target="POST /api/v3/order", count=1, retry_after=30))
-    first = engine.place_order(PAIR, "buy", "0.01", LIMIT)
-    [error] = events.wait_for(EventKind.ERROR)  # the 429 came back; the create waits to be re-sent
-    assert "RateLimited" in error.message
-    second = engine.place_order("ETH/USDT", "buy", "0.1", "2995")
-    for proxy in engine._routing.routes.values():
-        proxy.active_requests().get(timeout=10)  # barrier: both intents have been handed to persistence
-    _store(engine).flush().get(timeout=10)  # barrier: durable, so both creates have been handed to the gateway
+@pytest.fixture
+def logged_sim() -> Iterator[Simulator]:
+    """The simulator of these tests, keeping a log of every request it received."""
+    with Simulator(sim_config().model_copy(update={"record_requests": True})) as simulator:
+        yield simulator
+
+
+_HOLD_CONFIG = {
+    "stream": {**NO_STREAMS, "reconcile_interval_s": "10"},  # a reconciliation round in every 10 s of the hold
+    "exchange": {"pair_whitelist": ["BTC/USDT", "ETH/USDT"]},
+    # No limit times out within the hold; a second buy of a pair runs beside the first.
+    "execution": {"limit_timeout_s": "600", "conflict_policy": "parallel"},
+}
+
+
+def _hold_opened(sim: Simulator, engine: Engine) -> int:
+    """Wait until the gateway has the throttled create's answer; returns the request log's length then (the log ends
+    with that create: nothing else was due on the unmoved clock)."""
     gateway = _gateway(engine)
-    assert gateway.stats().queued >= 2
-    assert not first.done() and not second.done(), "nothing may be sent during Retry-After"
-    assert _sim_orders(sim) == []
-    engine.ticker.advance(31_000)
-    gateway.wake()
-    assert isinstance(first.result(timeout=20), Accepted)
-    assert isinstance(second.result(timeout=20), Accepted)
-    assert len(_sim_orders(sim)) == 2
-
-
-def test_418_ban_halts_new_orders(start: Any, sim: Simulator) -> None:
-    engine, _ = start()
-    sim.control.add_fault(FaultSpec(kind="ban", target="POST /api/v3/order", count=1, retry_after=120))
-    first = engine.place_order(PAIR, "buy", "0.01", LIMIT).result(timeout=20)
-    assert isinstance(first, Refusal)
-    for _ in range(10_000):  # each round is a barrier through the root's inbox (on_critical is told there)
-        engine._root.proxy().pair_refs().get(timeout=10)
-        if engine.halted:
+    for _ in range(10_000):  # each round is a barrier through the actors and the gateway's loop, not a sleep
+        barrier(engine)
+        if gateway.stats().failed:
             break
-    assert engine.halted
-    second = engine.place_order("ETH/USDT", "buy", "0.1", "2995").result(timeout=10)
-    assert isinstance(second, Refusal) and second.reason is RefusalReason.HALTED
-    assert _sim_orders(sim) == []
-    # "Halts new orders until the ban ends" (issue 5): it held until the engine was restarted.
-    engine.ticker.advance(110_000)  # the ban's end is the body's "banned until" (server time), about 120 s on
-    engine._root.proxy().pair_refs().get(timeout=10)  # barrier: what the timers told the root was handled
-    assert engine.halted
-    engine.ticker.advance(15_000)
-    engine._root.proxy().pair_refs().get(timeout=10)
-    assert not engine.halted, engine._state.halt_causes()
-    third = engine.place_order("ETH/USDT", "buy", "0.1", "2995").result(timeout=20)
-    assert isinstance(third, Accepted), third
-    assert len(_sim_orders(sim)) == 1
+    barrier(engine)  # the create's pair actor has its answer
+    log = sim.control.requests()
+    assert (log[-1]["method"], log[-1]["path"]) == ("POST", "/api/v3/order"), log[-1]
+    return len(log)
+
+
+def test_429_holds_every_request_until_retry_after(logged_sim: Simulator, tmp_path: Path) -> None:
+    # After a 429 every request waits for Retry-After: one sent meanwhile counts as another breach, and Binance bans
+    # the IP for it (418; Freqtrade and Hummingbot retried 429s at once and were banned). The 429 answers a create,
+    # the hold is on the whole engine: creates of the other pair, a cancel, the price polls, the reconciliation's
+    # lookups and open-orders scans, the account read — nothing may reach the exchange until Retry-After is over.
+    sim = logged_sim
+    with engine_on(sim, tmp_path, _HOLD_CONFIG) as (engine, _):
+        resting = engine.place_order(PAIR, "buy", "0.01", LIMIT).result(timeout=20)  # canceled during the hold
+        kept = engine.place_order("ETH/USDT", "buy", "0.1", "2990").result(timeout=20)  # looked up by reconciliation
+        assert isinstance(resting, Accepted) and isinstance(kept, Accepted)
+        settle(engine)
+        sim.control.add_fault(FaultSpec(kind="rate_limit", target="POST /api/v3/order", count=1, retry_after=90))
+        throttled = engine.place_order("ETH/USDT", "buy", "0.1", "2995")
+        mark = _hold_opened(sim, engine)
+        other = engine.place_order(PAIR, "buy", "0.01", "59900")  # a create of the other pair
+        cancel = engine.cancel_order(PAIR, resting.order.request_id).result(timeout=20)
+        assert cancel.status is CancelStatus.CANCEL_SENT, cancel
+        step(engine, 89_000)  # price polls each second, reconciliation rounds, the minute's account read
+        leaked = Counter(requests_since(sim, mark))
+        assert not leaked, f"sent during Retry-After: {dict(leaked)}"
+        assert _gateway(engine).stats().queued >= 3  # the work waits in the gateway: 2 creates, the cancel, a poll
+        assert not throttled.done() and not other.done(), (throttled, other)
+        step(engine, 2_000)  # Retry-After is over
+        settle(engine)
+        assert isinstance(throttled.result(timeout=20), Accepted)
+        assert isinstance(other.result(timeout=20), Accepted)
+        step(engine, 10_000)  # the next reconciliation round
+        settle(engine)
+        sent = requests_since(sim, mark)
+        for path in ["/api/v3/ticker/bookTicker", "/api/v3/account", "/api/v3/openOrders", "/api/v3/order"]:
+            assert ("GET", path) in sent, (path, sent)  # polls, the account read and reconciliation go on
+        assert sent.count(("POST", "/api/v3/order")) == 2 and sent.count(("DELETE", "/api/v3/order")) == 1, sent
+        assert sorted(o["status"] for o in _sim_orders(sim)) == ["CANCELED", "NEW", "NEW", "NEW"]
+
+
+def test_418_ban_holds_every_request_and_halts_new_orders_until_it_ends(logged_sim: Simulator, tmp_path: Path) -> None:
+    # A 418 is an IP ban for Retry-After seconds (2 minutes to 3 days, longer with each one): no request may leave
+    # until it ends, on any endpoint, and new orders are refused meanwhile. "Halts new orders until the ban ends"
+    # (issue 5): it held until the engine was restarted.
+    sim = logged_sim
+    with engine_on(sim, tmp_path, _HOLD_CONFIG) as (engine, _):
+        resting = engine.place_order(PAIR, "buy", "0.01", LIMIT).result(timeout=20)  # canceled during the ban
+        kept = engine.place_order("ETH/USDT", "buy", "0.1", "2990").result(timeout=20)  # looked up by reconciliation
+        assert isinstance(resting, Accepted) and isinstance(kept, Accepted)
+        settle(engine)
+        sim.control.add_fault(FaultSpec(kind="ban", target="POST /api/v3/order", count=1, retry_after=120))
+        banned = engine.place_order("ETH/USDT", "buy", "0.1", "2995").result(timeout=20)
+        assert isinstance(banned, Refusal), banned
+        mark = _hold_opened(sim, engine)
+        for _ in range(10_000):  # each round is a barrier through the root's inbox (on_critical is told there)
+            engine._root.proxy().pair_refs().get(timeout=10)
+            if engine.halted:
+                break
+        assert engine.halted
+        refused = engine.place_order(PAIR, "buy", "0.01", "59900").result(timeout=10)
+        assert isinstance(refused, Refusal) and refused.reason is RefusalReason.HALTED, refused
+        cancel = engine.cancel_order(PAIR, resting.order.request_id).result(timeout=20)
+        assert cancel.status is CancelStatus.CANCEL_SENT, cancel
+        # The ban's end is the body's "banned until" (server time), about 120 s on.
+        step(engine, 110_000)  # price polls each second, reconciliation rounds, the minute's account read
+        leaked = Counter(requests_since(sim, mark))
+        assert not leaked, f"sent during the ban: {dict(leaked)}"
+        assert engine.halted
+        assert _gateway(engine).stats().queued >= 2  # the work waits in the gateway: the cancel, a poll
+        step(engine, 15_000)
+        assert not engine.halted, engine._state.halt_causes()
+        settle(engine)
+        third = engine.place_order(PAIR, "buy", "0.01", "59900").result(timeout=20)
+        assert isinstance(third, Accepted), third
+        step(engine, 10_000)  # the next reconciliation round
+        settle(engine)
+        sent = requests_since(sim, mark)
+        for path in ["/api/v3/ticker/bookTicker", "/api/v3/account", "/api/v3/openOrders", "/api/v3/order"]:
+            assert ("GET", path) in sent, (path, sent)  # polls, the account read and reconciliation go on
+        assert sent.count(("POST", "/api/v3/order")) == 1 and sent.count(("DELETE", "/api/v3/order")) == 1, sent
+        assert sorted(o["status"] for o in _sim_orders(sim)) == ["CANCELED", "NEW", "NEW"]
 
 
 @pytest.mark.timeout(60)
