@@ -64,8 +64,11 @@ class GatewayCore(ExchangeFeedback):
         rng: random.Random | None = None,
         wall_clock: Clock | None = None,
         on_critical: Callable[[ExchangeError], None] | None = None,
+        clock_check_ms: int = 60_000,
     ) -> None:
         super().__init__()
+        self._clock_check_ms = clock_check_ms  # the clock offset is measured again this often (0: at start only)
+        self._clock_task: asyncio.Task[None] | None = None
         self._factory = client_factory
         self._clock = clock
         # Clock offset is about the host's wall clock against the server's, whatever clock drives timers.
@@ -104,11 +107,15 @@ class GatewayCore(ExchangeFeedback):
             await self.sync_time()
         self._dispatching = True
         self._pump()  # whatever was queued before the start
+        if sync_time and self._clock_check_ms:
+            self._clock_task = asyncio.create_task(self.keep_clock_in_sync(self._clock_check_ms), name="clock-check")
 
     async def close(self) -> None:
         """Stop dispatching, let in-flight calls finish or cancel them, and close the client's session."""
         self._dispatching = False
         self._unwatch_clock()
+        if self._clock_task is not None:
+            self._clock_task.cancel()
         if self._wake is not None:
             self._wake.set()  # a backoff ends, unretried
         self._end_slot_waits()  # a retry is answered with its last failure; a create held at its gate does not leave

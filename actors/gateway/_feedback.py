@@ -41,6 +41,7 @@ _TOO_MANY_ORDERS = -1015
 _WEIGHT_1M = (LimitKind.REQUEST_WEIGHT, 60_000)
 _ORDERS_10S = (LimitKind.ORDERS, 10_000)
 _LOOKUPS = frozenset({Op.FETCH_ORDER, Op.CANCEL_ORDER})
+_MOVED_MS = 100  # a periodic clock check that moved the offset this much is logged at INFO
 """Calls whose "order not found" (-2013, -2011) is an answer about the order, not a failure of the call."""
 
 
@@ -77,6 +78,8 @@ class ExchangeFeedback(ClockWaits):
     _parked: int
     _sent: int
     _failed: int
+    _checks: int = 0
+    """Clock offset measurements so far (the first is logged at INFO, later ones only when the offset moved)."""
     _not_found: int = 0
     """Of `_failed`, the lookups and cancels answered "order not found" (set on the instance at the first one)."""
 
@@ -124,6 +127,7 @@ class ExchangeFeedback(ClockWaits):
 
     async def sync_time(self) -> int:
         """Measure server − local time with GET /api/v3/time; apply it to signed requests and the rate windows."""
+        before = self._offset.offset_ms
         sent = self._wall.now_ms()
         data = await asyncio.wait_for(self._client.public_get_time(), self._timeout_s)
         received = self._wall.now_ms()
@@ -132,8 +136,32 @@ class ExchangeFeedback(ClockWaits):
         self._client.options["timeDifference"] = -self._offset.offset_ms
         if not self._offset.needs_resync:
             self._server_offset_ms = self._offset.offset_ms
-        logger.info("clock offset to exchange measured: {} ms", self._offset.offset_ms)
+        # The periodic checks say something only when the offset moved.
+        level = "INFO" if self._checks == 0 or abs(self._offset.offset_ms - before) >= _MOVED_MS else "DEBUG"
+        self._checks += 1
+        logger.log(level, "clock offset to exchange measured: {} ms", self._offset.offset_ms)
         return self._offset.offset_ms
+
+    async def keep_clock_in_sync(self, every_ms: int) -> None:
+        """Measure the clock offset again every `every_ms` (injected clock) while dispatching: a host clock that
+        drifts or steps is otherwise found only by a signed request's -1021 (a failed request, then a re-send).
+
+        Not while a Retry-After block is on (a request then turns a 429 into a ban), nor during a -1021 re-sync.
+        """
+        assert self._wake is not None
+        due = self._clock.now_ms() + every_ms
+        while self._dispatching:
+            now = self._clock.now_ms()
+            if now < due:
+                await self._wait(self._wake, (due - now) / 1000)
+                continue
+            due = now + every_ms
+            if self.budget.blocked_until_ms() > self._server_now() or not (self._resync is None or self._resync.done()):
+                continue
+            try:
+                await self.sync_time()
+            except Exception as exc:  # noqa: BLE001 - the next check, or a -1021's re-sync, tries again
+                logger.warning("clock offset check failed: {!r}", exc)
 
     def _throttle(self, status: int, retry_after_s: float | None, now_ms: int, error: ExchangeError | None) -> None:
         """Apply a 418/429 (or a rate-limit error without that status) to the budget."""

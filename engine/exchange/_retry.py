@@ -49,7 +49,8 @@ class BackoffPolicy:
         base_s: first delay scale.
         cap_s: no delay exceeds this (except a longer Retry-After from the exchange).
         max_attempts: attempts in total, the first included; `should_retry` says None after the last.
-        jitter: "full" draws from [0, base·2^n]; "decorrelated" from [base, 3·previous].
+        jitter: "full" draws from [base·2^n / 2, base·2^n] (equal jitter: never next to nothing); "decorrelated"
+            from [base, 3·previous].
     """
 
     base_s: float = 0.2  # float-ok: seconds
@@ -63,7 +64,9 @@ class BackoffPolicy:
             prev = self.base_s if previous_s is None else max(previous_s, self.base_s)
             return min(self.cap_s, rng.uniform(self.base_s, prev * 3))
         ceiling = min(self.cap_s, self.base_s * 2 ** max(0, attempt - 1))
-        return rng.uniform(0, ceiling)
+        # Half fixed, half drawn ("equal jitter"): from 0, a draw of 10 ms put four retries of a failing cancel
+        # within a second of each other, per order, in an outage where hundreds of orders fail together.
+        return rng.uniform(ceiling / 2, ceiling)
 
 
 def should_retry(
@@ -102,6 +105,10 @@ def should_retry(
     return delay
 
 
+_STEP_MS = 500
+"""A sample this much further from the median than its round trip can explain is a clock step, not noise."""
+
+
 class ClockOffsetEstimator:
     """Server-minus-local clock offset from /api/v3/time round trips (median of recent samples).
 
@@ -117,13 +124,25 @@ class ClockOffsetEstimator:
         self._max_rtt_ms = max_rtt_ms
         self._resync = True
         self._before = 0  # the offset before `mark_skew`: still the best guess until a new sample comes
+        self._step: tuple[int, int] | None = None  # a far sample, kept aside until a second one confirms it
 
     def add_sample(self, sent_ms: int, server_ms: int, received_ms: int) -> bool:
         """Record one round trip; returns False (and ignores it) if it is implausible or too slow."""
         rtt = received_ms - sent_ms
         if rtt < 0 or rtt > self._max_rtt_ms:
             return False
-        self._samples.append((server_ms - (sent_ms + received_ms) // 2, rtt))
+        offset = server_ms - (sent_ms + received_ms) // 2
+        if self._samples and abs(offset - self.offset_ms) > max(_STEP_MS, rtt):
+            # Further off than the round trip can explain: an outlier, or a clock that stepped (NTP, a suspended
+            # host). A second sample agreeing with it says step: the old samples describe the old clock, and their
+            # median would hold the stale offset for `window` more samples.
+            step, self._step = self._step, (offset, rtt)
+            if step is None or abs(offset - step[0]) > max(_STEP_MS, rtt):
+                return True
+            self._samples.clear()
+            self._samples.append(step)
+        self._step = None
+        self._samples.append((offset, rtt))
         self._resync = False
         return True
 

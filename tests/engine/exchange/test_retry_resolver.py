@@ -78,6 +78,8 @@ def test_backoff_within_bounds_and_deterministic(seed: int, attempt: int, jitter
     assert a == b
     assert a is not None
     assert 0 <= a <= 5
+    if jitter == "full":  # half the step at least: never a burst of retries next to nothing apart
+        assert a >= min(5, 0.2 * 2 ** (attempt - 1)) / 2
 
 
 # ---- unknown outcome resolver ---------------------------------------------------------------------------
@@ -195,6 +197,21 @@ def test_skew_forgets_samples_and_demands_resync() -> None:
     assert clock.needs_resync and clock.offset_ms == 495
     assert clock.add_sample(1_000, 1_210, 1_020)
     assert clock.offset_ms == 200 and not clock.needs_resync
+
+
+def test_a_clock_step_is_taken_at_the_second_sample_that_shows_it() -> None:
+    # Found hands-on: the exchange's clock moved 8 s; the median of the old samples would have kept the old
+    # offset for five more checks (each a round of -1021s). One far sample is an outlier; two agreeing, a step.
+    clock = ClockOffsetEstimator(window=9)
+    for n in range(9):
+        clock.add_sample(n * 1_000, n * 1_000 + 20, n * 1_000 + 10)
+    assert clock.offset_ms == 15
+    clock.add_sample(10_000, 18_020, 10_010)
+    assert clock.offset_ms == 15  # alone: an outlier
+    clock.add_sample(11_000, 19_030, 11_020)
+    assert clock.offset_ms == 8_015  # confirmed: the clock stepped; the old samples are gone
+    clock.add_sample(12_000, 12_020, 12_010)
+    assert clock.offset_ms == 8_015  # one sample back at the old offset is an outlier now
 
 
 # ---- client order ids ---------------------------------------------------------------------------------
