@@ -141,6 +141,11 @@ def _v9_fill_per_order_side(db: peewee.Database, _migrator: SchemaMigrator) -> N
     )
 
 
+def new_namespace() -> str:
+    """A fresh database's client order id namespace: 64 random bits (tests replace it with a seeded draw)."""
+    return secrets.token_hex(8)
+
+
 def _v10_id_namespace(db: peewee.Database, _migrator: SchemaMigrator) -> None:
     # Client order ids were a digest of (pair, key) alone: a strategy reusing its keys on a new database met its
     # old orders at the exchange (Binance accepts a filled order's id again), and a create whose answer was lost was
@@ -149,7 +154,7 @@ def _v10_id_namespace(db: peewee.Database, _migrator: SchemaMigrator) -> None:
     _create_tables(db, (InstanceRow,))
     used = db.execute_sql('SELECT 1 FROM "requests" LIMIT 1').fetchone() is not None
     used = used or db.execute_sql('SELECT 1 FROM "orders" LIMIT 1').fetchone() is not None
-    InstanceRow.insert(id=1, id_namespace="" if used else secrets.token_hex(8)).execute(db)
+    InstanceRow.insert(id=1, id_namespace="" if used else new_namespace()).execute(db)
 
 
 MIGRATIONS: Sequence[Migration] = (

@@ -55,3 +55,16 @@ def _clean_freqtrade_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.upper().startswith("FREQTRADE__"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _seeded_id_namespaces(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """A new database's client order id namespace is random (`db._migrations.new_namespace`): drawn here from a
+    generator seeded by the test's name, so a test's client order ids are the same every run."""
+    import random
+    import zlib
+
+    from db import _migrations
+
+    rng = random.Random(zlib.crc32(request.node.nodeid.encode()))
+    monkeypatch.setattr(_migrations, "new_namespace", lambda: f"{rng.getrandbits(64):016x}")

@@ -155,7 +155,7 @@ def test_orders_fills_and_trades_are_stored(start: Any, sim: Simulator, tmp_path
         [trade] = find_trades(database, strategy="rsi-dip")
         assert trade.filled == Decimal("0.01") and trade.timeframe == "5m"
         assert trade.indicators["rsi"] == Decimal("27.5")
-        fallback_cid = primary.client_order_id.replace("-p", "-f1")
+        fallback_cid = primary.client_order_id.removesuffix("-p") + "-f1"
         assert sum(f.quantity for f in fills_of(database, fallback_cid)) == Decimal("0.01")
     finally:
         database.close()
@@ -176,7 +176,7 @@ def test_finished_requests_leave_memory_and_the_key_still_finds_its_order(start:
     assert again.order.status.value == "canceled"  # the stored state, after the fallback took over
     assert [o["clientOrderId"] for o in _sim_orders(sim)] == [
         first.order.client_order_id,
-        first.order.client_order_id.replace("-p", "-f1"),
+        first.order.client_order_id.removesuffix("-p") + "-f1",
     ]
     fresh = engine.place_order(PAIR, "buy", "0.01", LIMIT, idempotency_key="a-new-key").result(timeout=20)
     assert isinstance(fresh, Accepted) and not fresh.duplicate
