@@ -180,7 +180,7 @@ class EngineRequests:
                 price=None if price is None else _decimal("price", price),
                 order_type=_member("order_type", OrderType, order_type, str.lower),
                 time_in_force=_member("time_in_force", TimeInForce, time_in_force, str.upper),
-                priority=Priority(priority),
+                priority=_priority(priority),
                 idempotency_key=_key(idempotency_key, request_id),
                 context=context if isinstance(context, StrategyContext) else StrategyContext(**(context or {})),
                 limit_timeout_s=None if limit_timeout is None else _decimal("limit_timeout", limit_timeout),
@@ -227,10 +227,32 @@ class EngineRequests:
                        {"retry": "1"})  # fmt: skip
 
 
+_ARGUMENT_NAMES = {"limit_timeout_s": "limit_timeout"}
+"""Fields named as the caller names them (`place_order`'s arguments), not as the model stores them."""
+
+
 def _short(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        )
+        # A context given as a mapping is validated on its own (`StrategyContext(**context)`): its fields are the
+        # caller's `context.<name>`.
+        prefix = ("context",) if exc.title == StrategyContext.__name__ else ()
+        return "; ".join(_error_text(e, prefix) for e in exc.errors(include_input=False, include_url=False))
     return str(exc)
+
+
+def _error_text(error: Any, prefix: tuple[str, ...]) -> str:
+    loc = (*prefix, *error["loc"])
+    where = ".".join(_ARGUMENT_NAMES.get(str(p), str(p)) for p in loc) or "request"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden" and loc[:1] == ("context",):
+        fields = ", ".join(name for name in StrategyContext.model_fields)
+        message = f"not a context field (the fields: {fields}; other indicator values go in `extra`)"
+    return f"{where}: {message}"
+
+
+def _priority(value: Priority | int) -> Priority:
+    try:
+        return Priority(value)
+    except ValueError:
+        valid = ", ".join(f"{p.name} ({p.value})" for p in Priority if p is not Priority.CANCEL)
+        raise ValueError(f"priority: {value!r} is not a request priority; one of {valid}") from None

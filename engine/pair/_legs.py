@@ -21,6 +21,7 @@ from engine.domain import (
     TimeInForce,
     Trade,
     TradeStatus,
+    plain_decimal,
     storable_text,
 )
 from engine.exchange import UnknownOutcomeResolver
@@ -224,6 +225,10 @@ def trade_of(execution: Execution, result: ExecutionResult, legs: list[Leg], now
     note = "; ".join(execution.story)
     if result.detail and result.detail != "filled" and result.detail not in execution.story:
         note = f"{note}; {result.reason.value}: {result.detail}" if note else f"{result.reason.value}: {result.detail}"
+    if result.dust and request.amount > filled and "dust" not in note:
+        # A filled trade with dust left (the lot step cut the request): said in words, not only by the flag.
+        tail = f"dust: {plain_decimal(request.amount - filled)} left, below the lot step or the minimum notional"
+        note = f"{note}; {tail}" if note else tail
     fields = {
         "request_id": request.request_id,
         "pair": request.pair,

@@ -363,3 +363,15 @@ def test_a_restated_book_stores_a_callers_cancel_again() -> None:
     restated = [c.item for c in h.book.restate(h.now) if isinstance(c, Persist) and isinstance(c.item, RequestRecord)]
     assert [r.canceled for r in restated] == ["canceled by the caller"]
     assert restated[0].request == req
+
+
+def test_a_filled_trade_with_dust_left_says_so_in_its_note() -> None:
+    # Found by a strategy author: selling `trade.received` (0.1109889 ETH, step 0.0001) ended `filled`, dust=True and
+    # an empty note: a strategy reading the note (or a person the history) was not told 0.0000889 was left.
+    h = Harness()
+    req = request(amount="0.010005")  # the lot step (0.00001) cuts 0.000005 off
+    h.place(req)
+    h.answer(order_json(h.sent[-1], "FILLED", "0.01", [("60000", "0.01")]))
+    [trade] = h.trades()
+    assert trade.status.value == "filled" and trade.dust and trade.remainder == Decimal("0.000005")
+    assert trade.note.endswith("dust: 0.000005 left, below the lot step or the minimum notional"), trade.note

@@ -86,3 +86,20 @@ def test_an_empty_idempotency_key_is_refused_not_taken_as_no_key() -> None:
     facade.place_order(PAIR, "buy", "0.01", "59000")  # None: no key, the request's own id stands in
     [request] = facade.told
     assert request.idempotency_key == request.request_id
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"limit_timeout": "-1"}, "limit_timeout: must be > 0, got -1"),
+        ({"priority": 99}, "priority: 99 is not a request priority; one of FALLBACK (1), EXIT (2), ENTRY (3)"),
+        ({"context": {"foo": 1}}, "context.foo: not a context field (the fields: strategy, timeframe, rsi, ewo, ema, "
+                                  "sma, extra; other indicator values go in `extra`)"),
+    ],
+)  # fmt: skip
+def test_refusals_name_the_argument_as_the_caller_wrote_it(arguments: dict[str, Any], message: str) -> None:
+    # Found by a strategy author: "limit_timeout_s: Value error, must be > 0", "99 is not a valid Priority" and
+    # "foo: Extra inputs are not permitted" named the model's fields and hid the valid values.
+    outcome = _Facade().place_order(PAIR, "buy", "0.01", "59000", **arguments).result(0)
+    assert isinstance(outcome, Refusal) and outcome.reason is RefusalReason.INVALID_REQUEST
+    assert outcome.message == message
