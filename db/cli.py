@@ -30,6 +30,7 @@ __all__ = [
     "MAX_LIMIT",
     "add_orders_arguments",
     "add_trades_arguments",
+    "open_for_reading",
     "parse_limit",
     "parse_pair_arg",
     "parse_since",
@@ -155,21 +156,37 @@ def _read(args: argparse.Namespace, query: Callable[..., list[_T]], **filters: A
     could not write to. A schema other than the one this code knows is refused, since its queries assume it.
     """
     try:
-        spec = parse_url(args.database_url)
-        if spec.backend == "sqlite" and not Path(spec.path).is_file():
-            raise StorageError(
-                f"no SQLite database file at {spec.path} ({spec.masked()}): check database.url (the engine creates "
-                "the file when it first starts)"
-            )
-        db = connect(args.database_url, apply_migrations=False)
+        db = open_for_reading(args.database_url)
         try:
-            _require_known_schema(db, spec.masked())
             return query(db, **filters)
         finally:
             db.close()
     except StorageError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_UNREACHABLE if isinstance(exc, DatabaseUnavailableError) else EXIT_INVALID
+
+
+def open_for_reading(url: str) -> peewee.Database:
+    """A connection to read an engine's database without changing it: never creates a SQLite file, never migrates,
+    takes no lock (safe while an engine runs on it).
+
+    Raises:
+        StorageError: no SQLite file there, or a schema other than this code's (`DatabaseUnavailableError` when
+            the server cannot be reached).
+    """
+    spec = parse_url(url)
+    if spec.backend == "sqlite" and not Path(spec.path).is_file():
+        raise StorageError(
+            f"no SQLite database file at {spec.path} ({spec.masked()}): check database.url (the engine creates "
+            "the file when it first starts)"
+        )
+    db = connect(url, apply_migrations=False)
+    try:
+        _require_known_schema(db, spec.masked())
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def _require_known_schema(db: peewee.Database, where: str) -> None:

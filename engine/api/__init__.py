@@ -1,6 +1,7 @@
 """The public Engine API: what callers import."""
 
 from engine.api._engine import Engine, StartupChecksFailed
+from engine.api._history import History
 from engine.api._requests import EngineStopped, EngineTimeout
 from engine.api._types import (
     Accepted,
@@ -27,6 +28,7 @@ __all__ = [
     "EngineStopped",
     "EngineTimeout",
     "EventKind",
+    "History",
     "PlaceOutcome",
     "Placement",
     "Refusal",
