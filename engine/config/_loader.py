@@ -312,7 +312,8 @@ def _problems_from(exc: ValidationError, loaded: LoadedConfig) -> list[ConfigPro
         if named:
             path, msg = tuple(named.group(1).split(".")), named.group(2)
         env_name = ENV_PREFIX + "__".join(path).upper()
-        fix = "follow the advice in the message" if named else _fix_for(err["type"], path, env_name)
+        fix = f"as the message says (from the environment: {env_name})" if named else _fix_for(err["type"], path,
+                                                                                               env_name)  # fmt: skip
         out.append(ConfigProblem(".".join(path), str(loaded.source_of(path)), msg, fix))
     unique: dict[tuple[str, str], ConfigProblem] = {}
     for problem in out:

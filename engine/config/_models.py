@@ -360,7 +360,8 @@ class Config(Section):
             missing = "exchange.key" if ex.key is None else "exchange.secret"
             raise ValueError(
                 f"{missing}: live mode (execution.dry_run = false) on a real exchange needs exchange.key and "
-                "exchange.secret"
+                "exchange.secret: set them in the file (key, secret_file = a path) or with FREQTRADE__EXCHANGE__KEY "
+                "and FREQTRADE__EXCHANGE__SECRET_FILE (or FREQTRADE__EXCHANGE__SECRET); or keep dry_run = true"
             )
         return self
 

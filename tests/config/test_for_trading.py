@@ -16,7 +16,11 @@ from engine.cli import main
 from engine.config import resolve_config
 
 LIVE = {"FREQTRADE__EXCHANGE__NAME": "binance", "FREQTRADE__EXECUTION__DRY_RUN": "false"}
-NEEDS_KEYS = "live mode (execution.dry_run = false) on a real exchange needs exchange.key and exchange.secret"
+NEEDS_KEYS = (
+    "live mode (execution.dry_run = false) on a real exchange needs exchange.key and exchange.secret: set them in the "
+    "file (key, secret_file = a path) or with FREQTRADE__EXCHANGE__KEY and FREQTRADE__EXCHANGE__SECRET_FILE (or "
+    "FREQTRADE__EXCHANGE__SECRET); or keep dry_run = true"
+)
 PROC = pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux /proc")
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from engine.config import resolve_config
 from tests.config import keys
+from tests.config.test_for_trading import NEEDS_KEYS
 
 
 def _problems(env: dict[str, str], path: Path | None = None) -> list[tuple[str, str, str]]:
@@ -25,7 +26,7 @@ RULES = [
     (
         {"FREQTRADE__EXCHANGE__NAME": "binance", "FREQTRADE__EXECUTION__DRY_RUN": "false"},
         "exchange.key",
-        "live mode (execution.dry_run = false) on a real exchange needs exchange.key and exchange.secret",
+        NEEDS_KEYS,
     ),
     (
         {
@@ -34,7 +35,7 @@ RULES = [
             "FREQTRADE__EXCHANGE__KEY": keys.API_KEY,
         },
         "exchange.secret",
-        "live mode (execution.dry_run = false) on a real exchange needs exchange.key and exchange.secret",
+        NEEDS_KEYS,
     ),
     (
         {"FREQTRADE__EXCHANGE__NAME": "binance", "FREQTRADE__EXCHANGE__REST_URL": "https://api.binance.us"},
