@@ -303,6 +303,9 @@ def map_error(
         http_status = http_status if http_status is not None else found.http_status
         binance_code = binance_code if binance_code is not None else found.code
         message = message if message is not None else found.message
+        if not message and isinstance(ccxt_exc, TimeoutError | OSError):
+            # A bare timeout or connection error says nothing by itself ("create_order failed"): name it.
+            message = f"{type(ccxt_exc).__name__}: no answer" if isinstance(ccxt_exc, TimeoutError) else repr(ccxt_exc)
     ctx = _Ctx(operation, binance_code, http_status, message, parse_retry_after(headers))
     if http_status == 418:
         return _make(Banned, ctx)

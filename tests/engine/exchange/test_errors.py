@@ -242,3 +242,9 @@ def test_map_error_is_total(status: int | None, code: int | None, message: str |
 def test_extract_never_raises(text: str) -> None:
     found = extract_ccxt_error(ccxt.ExchangeError(text))
     assert found.code is None or isinstance(found.code, int)
+
+
+def test_a_bare_timeout_or_connection_error_is_named_in_the_message() -> None:
+    # Found by a strategy author: a withheld create logged "create_order failed (code=None, status=None)".
+    assert str(map_error(ccxt_exc=TimeoutError(), operation="create_order")).endswith("TimeoutError: no answer")
+    assert "ConnectionResetError" in str(map_error(ccxt_exc=ConnectionResetError(), operation="fetch_order"))
