@@ -61,6 +61,11 @@ def register_control_routes(dispatcher: Dispatcher, ops: ControlOps) -> None:
     """``POST /_sim/<op>`` with a JSON object of keyword arguments (``GET`` takes query parameters)."""
 
     async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        # A web page the operator visits could reach these loopback routes (an <img> GET, a text/plain POST) and move
+        # paper fills: browsers say where a request comes from, scripts and curl do not. Theirs are refused.
+        site = request.headers.get("Sec-Fetch-Site")
+        if "Origin" in request.headers or (site is not None and site not in ("same-origin", "none")):
+            return web.json_response({"error": "control requests from a web page are refused"}, status=403)
         name = request.path[len("/_sim/") :]
         if name not in _HTTP_OPS:
             return web.json_response({"error": f"unknown control operation {name!r}"}, status=404)
