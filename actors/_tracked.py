@@ -45,6 +45,7 @@ from engine.pair import (
     Send,
     ShutdownTally,
     Unschedule,
+    is_unknown,
 )
 
 __all__ = ["TrackedMixin"]
@@ -142,7 +143,9 @@ class TrackedMixin:
         for book in self._outside.values():
             done, legs = book.shutdown_tally(), self._tracked_legs(book)
             left_open = tuple(sorted(leg.cid for leg in legs))  # named in the stop's line, as a pair actor's are
-            total += ShutdownTally(done.canceled, done.ended_otherwise, len(legs), done.withdrawn, left_open=left_open)
+            unknown = tuple(leg.cid for leg in sorted(legs, key=lambda leg: leg.cid) if is_unknown(leg))
+            total += ShutdownTally(done.canceled, done.ended_otherwise, len(legs), done.withdrawn, left_open=left_open,
+                                   unknown=unknown)  # fmt: skip
         return total
 
     def _tracked_reconcilable(self, book: PairBook) -> list[Order]:

@@ -45,11 +45,14 @@ def _members(name: str, kind: type[_E], value: object) -> list[_E] | None:
 
 def _statuses(value: object) -> list[OrderStatus] | None:
     """`orders`' status filter: `_members`, plus "open-any" (every status not terminal) as the CLI and API take it."""
+    if value is None:
+        return None
+    # Materialised once: a generator handed on after being looked at would filter on nothing (`IN ()`, no rows).
     values = [value] if isinstance(value, str | Enum) or not isinstance(value, Iterable) else list(value)
-    if value is None or "open-any" not in values:
-        return _members("status", OrderStatus, value)
-    rest = [v for v in values if v != "open-any"]
-    return sorted({*OPEN_STATUSES, *(_members("status", OrderStatus, rest) or [])}, key=lambda s: s.value)
+    wide = [v for v in values if isinstance(v, str) and v.lower() == "open-any"]
+    rest = [v for v in values if v not in wide]
+    found = set(_members("status", OrderStatus, rest) or [])
+    return sorted(found | set(OPEN_STATUSES) if wide else found, key=lambda s: s.value)
 
 
 def _moment(name: str, value: datetime | str | None, now: datetime) -> datetime | None:

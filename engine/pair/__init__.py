@@ -19,7 +19,7 @@ from engine.pair._legs import PLAN_TIMER_PREFIX, Execution, Leg, Stage, order_of
 from engine.pair._outcomes import WithdrawnKeys, key_reused, replay_outcome
 from engine.pair._seen import SeenKeys
 from engine.pair._settings import PairSettings
-from engine.pair._shutdown import SHUTDOWN_CANCEL, ShutdownTally
+from engine.pair._shutdown import SHUTDOWN_CANCEL, ShutdownTally, is_unknown
 
 __all__ = [
     "PLAN_TIMER_PREFIX",
@@ -45,6 +45,7 @@ __all__ = [
     "WithdrawnKeys",
     "WriteAhead",
     "check_intake",
+    "is_unknown",
     "key_reused",
     "order_of",
     "replay_outcome",

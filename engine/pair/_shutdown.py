@@ -16,10 +16,15 @@ from dataclasses import dataclass, field
 from engine.domain import ClientOrderId, OrderStatus
 from engine.pair._legs import Leg
 
-__all__ = ["SHUTDOWN_CANCEL", "ShutdownCancels", "ShutdownTally"]
+__all__ = ["SHUTDOWN_CANCEL", "ShutdownCancels", "ShutdownTally", "is_unknown"]
 
 SHUTDOWN_CANCEL = "canceled at shutdown (on_shutdown = cancel)"
 """Why the shutdown cancels a request: the trade's note, and `requests.canceled` (a restart resumes no fallback)."""
+
+
+def is_unknown(leg: Leg) -> bool:
+    """Sent, never answered and not seen since: maybe at the exchange, maybe never created."""
+    return leg.state.status is OrderStatus.SUBMITTED and not leg.acked
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ class ShutdownCancels:
         at_exchange = {leg.cid for leg in open_legs if leg.state.status is not OrderStatus.PENDING_SUBMIT}
         still_open = sorted(at_exchange | canceling)
         legs = {**{leg.cid: leg for leg in open_legs}, **self.legs}
-        unknown = tuple(c for c in still_open if legs[c].state.status is OrderStatus.SUBMITTED and not legs[c].acked)
+        unknown = tuple(c for c in still_open if is_unknown(legs[c]))
         otherwise = len(ended) - canceled - never
         return ShutdownTally(
             canceled, otherwise, len(still_open), self.withdrawn + never, len(canceling), tuple(still_open), unknown

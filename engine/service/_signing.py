@@ -77,6 +77,9 @@ def verify_header(
         return False
     fields = dict(part.partition("=")[::2] for part in rest.split(","))
     ts, nonce, sig = fields.get("ts", ""), fields.get("nonce", ""), fields.get("sig", "")
+    # ASCII first: "²".isdigit() is True and int("²") raises (a 500 and a traceback for any caller).
+    if not (ts.isascii() and nonce.isascii() and sig.isascii()):
+        return False
     if not (ts.isdigit() and len(ts) <= 16 and 16 <= len(nonce) <= 64 and nonce.isalnum() and len(sig) == 64):
         return False
     ts_ms = int(ts)

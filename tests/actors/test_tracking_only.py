@@ -373,12 +373,16 @@ def test_the_shutdown_names_the_open_orders_of_the_books_the_root_runs() -> None
     root = _Root()
     root._outside = {}
     root._outside_own[DOGE] = frozenset({"own-1"})
-    legs = {
-        pair: [SimpleNamespace(cid=c) for c in cids] for pair, cids in ((BTC, ("h-2", "h-1")), (DOGE, ("own-1", "ext")))
-    }
+    def leg(cid: str) -> SimpleNamespace:
+        # "h-1" was sent and never answered: its outcome is unknown, named apart (a diff review found it named open).
+        status = OrderStatus.SUBMITTED if cid == "h-1" else OrderStatus.OPEN
+        return SimpleNamespace(cid=cid, state=SimpleNamespace(status=status), acked=False)
+
+    legs = {pair: [leg(c) for c in cids] for pair, cids in ((BTC, ("h-2", "h-1")), (DOGE, ("own-1", "ext")))}
     for pair in (BTC, DOGE):
         root._outside[pair] = SimpleNamespace(
             pair=pair, open_legs=lambda p=pair: legs[p], shutdown_tally=ShutdownTally
         )  # fmt: skip
     tally = root._tracked_tally()
-    assert (tally.open, tally.left_open) == (3, ("h-1", "h-2", "own-1"))
+    assert (tally.open, tally.left_open, tally.unknown) == (3, ("h-1", "h-2", "own-1"), ("h-1",))
+    assert tally.summary() == {"canceled": 0, "open": 2, "outcome_unknown": 1}

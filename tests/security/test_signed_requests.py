@@ -115,7 +115,10 @@ def test_a_target_is_signed_decoded_whatever_quoting_the_client_used() -> None:
 
 
 @pytest.mark.parametrize("garbage", ["EngineSig", "EngineSig ts=1", "EngineSig ts=x,nonce=y,sig=z", "Basic abc",
-                                     "EngineSig ts=1790000000000,nonce=" + "a" * 16 + ",sig=" + "0" * 64])  # fmt: skip
+                                     "EngineSig ts=1790000000000,nonce=" + "a" * 16 + ",sig=" + "0" * 64,
+                                     # A Unicode digit: isdigit() says yes, int() raised (a diff review: HTTP 500).
+                                     "EngineSig ts=\u00b2,nonce=" + "a" * 16 + ",sig=" + "0" * 64,
+                                     "EngineSig ts=1,nonce=" + "\u0661" * 16 + ",sig=" + "0" * 64])  # fmt: skip
 def test_malformed_signatures_are_refused(garbage: str) -> None:
     target = canonical_target("/orders", [])
     assert not verify_header(garbage, TOKEN.encode(), "GET", target, b"", NOW, NonceLedger())

@@ -112,3 +112,10 @@ def test_a_naive_datetime_is_refused_clearly_and_strings_are_read_as_the_cli_rea
     assert getattr(engine, query)(since="2000-01-01") == everything
     assert getattr(engine, query)(since="1000w") == everything  # an age before the injected clock's now
     assert getattr(engine, query)(until="1000w") == []
+
+
+def test_a_status_filter_given_as_a_generator_or_open_any_in_any_case_filters_as_a_list(engine: _Facade) -> None:
+    # Found in a diff review: a generator was consumed by the open-any check, then filtered on nothing (no rows).
+    assert [o.client_order_id for o in engine.orders(status=(s for s in ["filled"]))] == ["b"]
+    assert [o.client_order_id for o in engine.orders(status="OPEN-ANY")] == ["a"]
+    assert [t.request_id for t in engine.trades(status=(s for s in ["partial"]))] == ["r-2"]
