@@ -228,10 +228,11 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
 
         Returns a summary, each order counted once as the exchange's answers left it: `canceled` (the exchange
         confirmed the cancel) and `open` (not terminal: kept, or its cancel not confirmed) always; when not 0,
-        `ended_otherwise` (canceled by the shutdown but filled or expired meanwhile), `withdrawn` (requests ended
-        with nothing at the exchange) and `unanswered` (pairs whose actor did not answer, their orders not
-        counted). With `graceful=False` open orders are left as they are. A second call (another thread) waits
-        for the first to finish and returns the same summary.
+        `outcome_unknown` (sent, never answered nor seen: maybe at the exchange, not in `open`; the next start
+        looks them up), `ended_otherwise` (canceled by the shutdown but filled or expired meanwhile), `withdrawn`
+        (requests ended with nothing at the exchange) and `unanswered` (pairs whose actor did not answer). With
+        `graceful=False` open orders are left as they are. A second call (another thread) waits for the first to
+        finish and returns the same summary.
 
         Orders left open (`on_shutdown = "keep"`, or `graceful=False`) outlive the engine only on an exchange that
         does: the simulated exchange the engine started itself (the embedded simulator, or a dry run's paper
@@ -389,7 +390,7 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
 
 def _ended_with_simulator(summary: Mapping[str, int]) -> Mapping[str, int]:
     """Open orders were kept, on a simulated exchange that stops with this engine: they end with it."""
-    kept = summary.get("open", 0)
+    kept = summary.get("open", 0) + summary.get("outcome_unknown", 0)  # whatever of those exists ends too
     if kept:  # nothing kept: nothing to warn about (most stops that are not graceful, tests' among them)
         logger.warning("engine stop: {} open order(s) kept (execution.on_shutdown = keep, or a stop that is not "
                        "graceful), but the simulated exchange this engine started stops with it and its orders end "

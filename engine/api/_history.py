@@ -111,6 +111,9 @@ class History:
         from db import fills_of, find_fills
 
         if client_order_id is not None:
+            if any(v is not None for v in (pair, since, until, limit)):
+                raise ValueError("fills: client_order_id names one order's fills; pair, since, until and limit are "
+                                 "the other way to ask (not both)")  # fmt: skip
             return fills_of(self._db, client_order_id)
         now = datetime.now(UTC)
         return find_fills(self._db, pair=pair, since=_moment("since", since, now), until=_moment("until", until, now),

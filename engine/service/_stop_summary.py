@@ -25,7 +25,7 @@ def ended_with_simulator(summary: Mapping[str, int], *, on_shutdown: str, own_si
         return summary
     from loguru import logger
 
-    kept = summary.get("open", 0)
+    kept = summary.get("open", 0) + summary.get("outcome_unknown", 0)  # whatever of those exists ends too
     if kept:
         logger.warning("daemon stop: {} open order(s) kept (execution.on_shutdown = keep), but the simulated exchange "
                        "this daemon started stops with it and its orders end with it: nothing is kept for the next "

@@ -39,6 +39,8 @@ def test_history_reads_orders_fills_and_trades_while_an_engine_holds_the_databas
             assert [o.client_order_id for o in history.orders(status="open-any")] == ["a"]
             assert sorted(o.client_order_id for o in history.orders()) == ["a", "b"]
             assert [f.trade_id for f in history.fills(client_order_id="b")] == [7, 8]
+            with pytest.raises(ValueError, match="not both"):  # a filter it would ignore is refused
+                history.fills(client_order_id="b", pair="BTC/USDT")
             assert len(history.fills(since="2000-01-01")) == 2
             assert [t.request_id for t in history.trades(status="partial")] == ["r-2"]
             assert history.trades(since=datetime(2000, 1, 1, tzinfo=UTC), limit=1)
