@@ -1,11 +1,11 @@
-"""The root's reconciliation, the only cure for lost events: every live order is looked up by client order
-id and every pair's open orders are scanned (orders placed elsewhere, engine orders the database does not
-know). It runs after every stream gap, on the periodic cadence, every few seconds while a stream is not
-connected, and over one pair each time its actor is restarted (a tell that raced the crash was dropped); a
-round is deferred while the gateway has a backlog or is blocked (429/418), so reconciliation never crowds out
-trading nor spends the rate budget twice on the same question (startup reconciliation got Nautilus users
-banned). Execution reports for pairs outside the whitelist are orders placed elsewhere too: a tracking-only
-book records and announces them.
+"""The root's reconciliation, the only cure for lost events: every pair's open orders are scanned, which answers for
+the live orders it lists (a pair's book looks up by client order id only those it does not list:
+`PairBook.on_open_orders`) and finds orders placed elsewhere and engine orders the database does not know. It runs
+after every stream gap, on the periodic cadence, every few seconds while a stream is not connected, and over one
+pair each time its actor is restarted (a tell that raced the crash was dropped); a round is deferred while the
+gateway has a backlog or is blocked (429/418), so reconciliation never crowds out trading nor spends the rate budget
+twice on the same question (startup reconciliation got Nautilus users banned). Execution reports for pairs outside
+the whitelist are orders placed elsewhere too: a tracking-only book records and announces them.
 
 Reports the stream could not hand to a whitelisted pair's actor because it was dead come here too: they are
 held (in order, bounded) until the root restarts it and then delivered to the new actor ahead of anything the
@@ -80,16 +80,18 @@ class ReconcileMixin(TrackedMixin):
     def on_open_orders(self, pair: Pair | None, result: GatewayResult) -> None:
         """An openOrders answer: handed to the pair's current actor (which looks into unknown orders), or to
         the pair's tracking-only book when it is halted past the restart budget."""
-        if result.error is not None:
-            logger.bind(pair=pair).warning("open orders scan failed: {}", result.error)
-            return
         booked = {s: p for s, p in self._symbol_pairs.items() if p in self._books or p in self._outside_own}
-        answers = {pair: result} if pair is not None else split_by_pair(result, booked)
+        if result.error is not None:
+            # Still told to the pairs' actors: the scan was their live orders' answer, and they now look each up.
+            logger.bind(pair=pair).warning("open orders scan failed: {}", result.error)
+            answers = {pair: result} if pair is not None else dict.fromkeys(booked.values(), result)
+        else:
+            answers = {pair: result} if pair is not None else split_by_pair(result, booked)
         for target, answer in answers.items():
             tracked = self._outside.get(target)
             if tracked is None:
                 self._tell_pair(target, "on_open_orders", answer)
-            else:
+            elif answer.error is None:
                 self._track(tracked, "open orders", partial(tracked.on_open_orders, answer, self._clock.now_ms()))
 
     @survives
@@ -106,9 +108,10 @@ class ReconcileMixin(TrackedMixin):
 
     @survives
     def reconcile(self, reason: str) -> int:
-        """Query every live order after a stream gap (or on the cadence) and scan each pair's open orders;
-        returns how many orders were queried. A round is skipped while the previous one is still queued:
-        reconciliation must never crowd out trading or spend the rate budget twice on the same question.
+        """Reconcile every live order after a stream gap (or on the cadence): scan each pair's open orders (its
+        book looks up those the scan does not list); returns how many live orders the round covers. A round is
+        skipped while the previous one is still queued: reconciliation must never crowd out trading or spend the
+        rate budget twice on the same question.
 
         Whitelisted pairs halted past the restart budget are in the round too, through their tracking-only
         books: a fill lost while their actor was dead is still found (read-only lookups; nothing is traded). So
@@ -154,9 +157,12 @@ class ReconcileMixin(TrackedMixin):
             if asked is None:
                 continue
             orders, reply = asked
-            for request in reconcile_requests(pair, orders, reply):
-                self.gateway.submit(request)
-                queried += 1
+            queried += len(orders)
+            if pair in self._outside:
+                # A tracking-only book's orders are looked up one by one; a pair actor's are answered by the scan
+                # above, and it looks up singly only those the scan does not list (`PairBook.on_open_orders`).
+                for request in reconcile_requests(pair, orders, reply):
+                    self.gateway.submit(request)
         # Expected rounds (the cadence, the stream's first subscription) are routine; any other follows trouble.
         log = logger.info if reason in ("periodic", FIRST_SUBSCRIPTION) else logger.warning
         log("reconciliation ({}): {} live orders queried", reason, queried)

@@ -226,8 +226,8 @@ class PairActor(pykka.ThreadingActor):
         self._run(self._book.on_report(report, self._clock.now_ms()))
 
     def on_open_orders(self, result: GatewayResult) -> None:
-        """The exchange's open orders of this pair (reconciliation: finds orders placed elsewhere)."""
-        self._run(self._book.on_open_orders(result, self._clock.now_ms()))
+        """The exchange's open orders of this pair: reconciliation's answer (`PairBook.on_open_orders`)."""
+        self._run(self._book.on_open_orders(result, self._clock.now_ms(), reconcile=True))
 
     def cancel(self, request_id: RequestId, reply: CancelReply | None = None) -> None:
         """Cancel a request (no fallback follows); `reply` hears what was done, once its cancels are queued."""

@@ -30,7 +30,6 @@ from engine.domain import (
     Order,
     OrderRequest,
     OrderRole,
-    OrderStatus,
     Pair,
     RequestId,
     RequestRecord,
@@ -51,7 +50,7 @@ from engine.gateway import Op
 from engine.pair._cancel_answer import cancel_answer, loose_cancel_answer
 from engine.pair._commands import CancelAhead, Command, Persist, Resolve, Send
 from engine.pair._intake import IntakeContext, check_intake
-from engine.pair._legs import Execution, Leg, Stage, order_of, trade_of
+from engine.pair._legs import RECONCILED, Execution, Leg, Stage, order_of, trade_of
 from engine.pair._outcomes import WithdrawnKeys, key_reused, refusal_of, replay_outcome
 from engine.pair._plans import PlanBook
 from engine.pair._records import fill_of
@@ -61,7 +60,6 @@ from engine.pair._shutdown import SHUTDOWN_CANCEL, ShutdownCancels, ShutdownTall
 
 __all__ = ["PairBook"]
 
-_RECONCILED = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL})
 _BY_CALLER = "canceled by the caller"
 
 
@@ -120,7 +118,7 @@ class PairBook(PlanBook):
             if not leg.terminal
             and (
                 tracking_only
-                or leg.state.status in _RECONCILED
+                or leg.state.status in RECONCILED
                 or (leg.resolver is not None and leg.resolver.state is Resolution.GAVE_UP)
             )
         ]

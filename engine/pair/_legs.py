@@ -13,6 +13,7 @@ from engine.domain import (
     Order,
     OrderRequest,
     OrderRole,
+    OrderStatus,
     OrderType,
     Pair,
     Priority,
@@ -28,7 +29,20 @@ from engine.exchange import UnknownOutcomeResolver
 from engine.execution import ExecutionPlan, ExecutionResult
 from engine.orders import OrderState
 
-__all__ = ["PLAN_TIMER_PREFIX", "Execution", "Leg", "Stage", "ms_to_dt", "order_of", "plan_key", "trade_of"]
+__all__ = [
+    "PLAN_TIMER_PREFIX",
+    "RECONCILED",
+    "Execution",
+    "Leg",
+    "Stage",
+    "ms_to_dt",
+    "order_of",
+    "plan_key",
+    "trade_of",
+]
+
+RECONCILED = frozenset({OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL})
+"""The statuses of a live order reconciliation brings up to date (its open-orders scan, else its own lookup)."""
 
 
 PLAN_TIMER_PREFIX = "plan:"

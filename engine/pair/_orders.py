@@ -197,9 +197,7 @@ class OrderDesk(OrderCore):
             if leg.resync_left:
                 self._out.append(Schedule(f"resync:{leg.cid}", now_ms + _FILL_REFETCH_MS))
         if error is None:
-            leg.missed_lookups, leg.first_miss_ms = 0, None  # found: REST knows it (a miss later counts anew)
-            self._apply_snapshot(leg, result.data, now_ms)
-            self._acked(leg, now_ms)
+            self._on_found(leg, result.data, now_ms)
             return
         if resolver is None:
             if isinstance(error, OrderNotFound) and leg.acked and not leg.terminal:
@@ -237,6 +235,13 @@ class OrderDesk(OrderCore):
             self._leg_unresolved(leg, now_ms)
         else:
             self._poll_resolver(leg, now_ms)
+
+    def _on_found(self, leg: Leg, data: object, now_ms: int) -> None:
+        """The exchange's snapshot of `leg` (a lookup's answer, or its open-orders row): REST knows it."""
+        leg.resync_left = 0  # a restored order has the exchange's word
+        leg.missed_lookups, leg.first_miss_ms = 0, None  # found: REST knows it (a miss later counts anew)
+        self._apply_snapshot(leg, data, now_ms)
+        self._acked(leg, now_ms)
 
     def _create_withdrawn(self, leg: Leg) -> None:
         """The gateway withdrew `leg`'s create as the engine began to stop (never sent): `PairBook` counts it."""

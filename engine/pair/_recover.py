@@ -3,10 +3,9 @@
 Pure, like the rest of the book. Three situations:
 
 - **Crash recovery** (`restore`): the requests without a trade row and every order not known to be terminal
-  come back from the database; each request gets its plan back (`engine.execution.restore_plan`) and each
-  order is looked up at the exchange by client order id when the actor starts (an order whose create
-  outcome was unknown goes through the usual resolver, so "not found" right after the restart is not taken
-  for "never created" before the grace period).
+  come back from the database; each request gets its plan back (`engine.execution.restore_plan`); a live
+  order is brought up to date by the start's open-orders scan (looked up by client order id if it is not
+  listed), any other looked up, an unknown create outcome through the usual resolver (grace period first).
 - **Late reports**: a report for one of the engine's orders that already left memory asks the database
   (`LookupStored`) and is applied to the stored order; a fill after the request's summary updates the
   trade and is alerted.
@@ -45,7 +44,7 @@ from engine.execution import Book, ExecutionCommand, Phase, SymbolRules, restore
 from engine.gateway import GatewayResult
 from engine.orders import Acked, FillEvent, OrderEvent, events_from_report, status_from_rest_order
 from engine.pair._commands import Alert, Command, Emit, LookupStored, Persist, Schedule, Send
-from engine.pair._legs import Execution, Leg, Stage, order_of, plan_key
+from engine.pair._legs import RECONCILED, Execution, Leg, Stage, order_of, plan_key
 from engine.pair._orders import RESYNC_LOOKUPS, OrderDesk
 from engine.pair._params import fetch_request
 from engine.pair._records import leg_event
@@ -205,6 +204,9 @@ class RecoveringBook(OrderDesk):
         """Executions not yet done."""
 
     @abstractmethod
+    def reconcilable(self, *, tracking_only: bool = False) -> list[Order]: ...
+
+    @abstractmethod
     def _carry(self, execution: Execution, commands: list[ExecutionCommand], now_ms: int) -> None:
         """Carry out plan commands (the request level)."""
 
@@ -243,7 +245,9 @@ class RecoveringBook(OrderDesk):
             leg = self._legs.get(cid)
             if leg is not None and leg.resolver is None:
                 leg.resync_left = RESYNC_LOOKUPS
-                self._out.append(Send(fetch_request(self.symbol, self.pair, cid)))
+                # A live one waits for the start's open-orders scan (`on_open_orders`): singly, 300 took a minute.
+                if self.tracking_only or leg.state.status not in RECONCILED:
+                    self._out.append(Send(fetch_request(self.symbol, self.pair, cid)))
         return self._take()
 
     # ---- orders not in memory -----------------------------------------------------------------------
@@ -257,17 +261,24 @@ class RecoveringBook(OrderDesk):
                 return self._take()
         return super().on_report(report, now_ms)
 
-    def on_open_orders(self, result: GatewayResult, now_ms: int) -> list[Command]:
-        """The exchange's open orders of this pair (reconciliation): any not in memory is looked into."""
+    def on_open_orders(self, result: GatewayResult, now_ms: int, *, reconcile: bool = False) -> list[Command]:
+        """The exchange's open orders of this pair: any not in memory is looked into. With `reconcile`, it answers
+        for the `reconcilable` orders it lists (as a lookup would); those it does not list (closed, not visible
+        yet), or all of them when it failed, are looked up one by one."""
         self._out = []
         rows = result.data if result.error is None and isinstance(result.data, list) else []
+        # With the restored orders still waiting for the exchange's word (`resync_left`): ended meanwhile or not.
+        waiting = {c for c, leg in self._legs.items() if leg.resync_left}
+        wanted = {o.client_order_id for o in self.reconcilable()} | waiting if reconcile else set()
         for row in rows:
             if not isinstance(row, dict):
                 continue
             leg = self._legs.get(ClientOrderId(str(row.get("clientOrderId", ""))))
             if leg is not None:
-                if leg.resolver is not None and leg.resolver.state is Resolution.GAVE_UP:
-                    self._found_open(leg, row, now_ms)
+                gave_up = leg.resolver is not None and leg.resolver.state is Resolution.GAVE_UP
+                if gave_up or (leg.cid in wanted and leg.resolver is None and not leg.terminal):
+                    self._found_listed(leg, row, now_ms)
+                    wanted.discard(leg.cid)
                 continue
             try:
                 sighting = Sighting.of_rest(row)
@@ -275,17 +286,19 @@ class RecoveringBook(OrderDesk):
                 logger.bind(pair=self.pair).error("unreadable open order {}: {}", row.get("orderId"), exc)
                 continue
             self._sighted(sighting, now_ms)
+        for cid in sorted(wanted):
+            self._out.append(Send(fetch_request(self.symbol, self.pair, cid)))
         return self._take()
 
-    def _found_open(self, leg: Leg, row: dict[str, object], now_ms: int) -> None:
-        # An order whose create outcome stayed unknown after every lookup rests at the exchange after all: the
-        # open-orders row is the answer its lookups never got.
+    def _found_listed(self, leg: Leg, row: dict[str, object], now_ms: int) -> None:
+        # The row answers as a lookup would (`_on_found`): for an order whose create outcome stayed unknown after
+        # every lookup, the answer its lookups never got.
         try:
-            self._apply_snapshot(leg, row, now_ms)
+            self._on_found(leg, row, now_ms)
         except (WireFormatError, ValueError, KeyError) as exc:
             logger.bind(pair=self.pair, client_order_id=leg.cid).error("unreadable open order: {}", exc)
+            self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
             return
-        self._acked(leg, now_ms)
         self._leg_changed(leg, now_ms)
 
     def _sighted(self, sighting: Sighting, now_ms: int) -> None:

@@ -154,7 +154,7 @@ def test_429_holds_every_request_until_retry_after(logged_sim: Simulator, tmp_pa
     sim = logged_sim
     with engine_on(sim, tmp_path, _HOLD_CONFIG) as (engine, _):
         resting = engine.place_order(PAIR, "buy", "0.01", LIMIT).result(timeout=20)  # canceled during the hold
-        kept = engine.place_order("ETH/USDT", "buy", "0.1", "2990").result(timeout=20)  # looked up by reconciliation
+        kept = engine.place_order("ETH/USDT", "buy", "0.1", "2990").result(timeout=20)  # reconciled by the scans
         assert isinstance(resting, Accepted) and isinstance(kept, Accepted)
         settle(engine)
         sim.control.add_fault(FaultSpec(kind="rate_limit", target="POST /api/v3/order", count=1, retry_after=90))
@@ -175,7 +175,8 @@ def test_429_holds_every_request_until_retry_after(logged_sim: Simulator, tmp_pa
         step(engine, 10_000)  # the next reconciliation round
         settle(engine)
         sent = requests_since(sim, mark)
-        for path in ["/api/v3/ticker/bookTicker", "/api/v3/account", "/api/v3/openOrders", "/api/v3/order"]:
+        # The live orders' reconciliation is the open-orders scan (it lists them: no lookup one by one).
+        for path in ["/api/v3/ticker/bookTicker", "/api/v3/account", "/api/v3/openOrders"]:
             assert ("GET", path) in sent, (path, sent)  # polls, the account read and reconciliation go on
         assert sent.count(("POST", "/api/v3/order")) == 2 and sent.count(("DELETE", "/api/v3/order")) == 1, sent
         assert sorted(o["status"] for o in _sim_orders(sim)) == ["CANCELED", "NEW", "NEW", "NEW"]
@@ -188,7 +189,7 @@ def test_418_ban_holds_every_request_and_halts_new_orders_until_it_ends(logged_s
     sim = logged_sim
     with engine_on(sim, tmp_path, _HOLD_CONFIG) as (engine, _):
         resting = engine.place_order(PAIR, "buy", "0.01", LIMIT).result(timeout=20)  # canceled during the ban
-        kept = engine.place_order("ETH/USDT", "buy", "0.1", "2990").result(timeout=20)  # looked up by reconciliation
+        kept = engine.place_order("ETH/USDT", "buy", "0.1", "2990").result(timeout=20)  # reconciled by the scans
         assert isinstance(resting, Accepted) and isinstance(kept, Accepted)
         settle(engine)
         sim.control.add_fault(FaultSpec(kind="ban", target="POST /api/v3/order", count=1, retry_after=120))
@@ -218,7 +219,8 @@ def test_418_ban_holds_every_request_and_halts_new_orders_until_it_ends(logged_s
         step(engine, 10_000)  # the next reconciliation round
         settle(engine)
         sent = requests_since(sim, mark)
-        for path in ["/api/v3/ticker/bookTicker", "/api/v3/account", "/api/v3/openOrders", "/api/v3/order"]:
+        # The live orders' reconciliation is the open-orders scan (it lists them: no lookup one by one).
+        for path in ["/api/v3/ticker/bookTicker", "/api/v3/account", "/api/v3/openOrders"]:
             assert ("GET", path) in sent, (path, sent)  # polls, the account read and reconciliation go on
         assert sent.count(("POST", "/api/v3/order")) == 1 and sent.count(("DELETE", "/api/v3/order")) == 1, sent
         assert sorted(o["status"] for o in _sim_orders(sim)) == ["CANCELED", "NEW", "NEW"]

@@ -147,6 +147,13 @@ class Harness:
     def answer(self, data: Any = None, error: Any = None, index: int = -1) -> None:
         self.run(self.book.on_result(GatewayResult(self.sent[index], data=data, error=error), self.now))
 
+    def scan(self, rows: Sequence[Any] = ()) -> None:
+        """The open-orders scan a round (or the start) makes, answered with `rows` (`on_open_orders`, reconcile)."""
+        from engine.gateway import Op
+
+        result = GatewayResult(GatewayRequest(Op.OPEN_ORDERS, {"symbol": "BTCUSDT"}), data=list(rows))
+        self.run(self.book.on_open_orders(result, self.now, reconcile=True))
+
     def fire(self, key: str) -> None:
         self.now = max(self.now, self.timers.pop(key))
         self.run(self.book.on_timer(key, self.now))

@@ -232,6 +232,10 @@ class Driver:
         requests, orders, fills, trades = self.db.recovery()
         resumed = self.book.restore(requests, orders, fills, self.now, trades=trades)
         self.run(self.book.resume(self.now))
+        # The start's open-orders scan (the root sends it once the pairs run): the live orders' first word.
+        rows = [o.rest_json(now=self.now) for o in self.exchange.orders.values() if o.open]
+        scan = GatewayResult(GatewayRequest(Op.OPEN_ORDERS, {"symbol": "BTCUSDT"}), data=rows)
+        self.run(self.book.on_open_orders(scan, self.now, reconcile=True))
         return resumed
 
     def drain(self, steps: int = 2_000) -> None:

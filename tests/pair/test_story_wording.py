@@ -32,6 +32,7 @@ def test_a_request_resumed_past_its_limits_deadline_says_resumed_once() -> None:
     second.now = T0 + 20_000  # back after the limit's deadline: canceled now, the remainder goes as the fallback
     second.book.restore([record], [order], {}, second.now)
     second.run(second.book.resume(second.now))
+    second.scan()  # the start's open-orders scan, which does not list it: looked up
     assert [r.op for r in second.sent] == [Op.CANCEL_ORDER, Op.FETCH_ORDER]
     second.answer(order_json(second.sent[0], "CANCELED", cancel=True), index=0)
     second.answer(order_json(second.sent[1], "CANCELED"), index=1)
