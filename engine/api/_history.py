@@ -14,7 +14,7 @@ from typing import Any
 
 import peewee
 
-from engine.api._queries import _members, _moment, _statuses
+from engine.api._queries import _moment, order_filters, trade_filters
 from engine.domain import Fill, Order, OrderStatus, Trade, TradeStatus
 
 __all__ = ["History"]
@@ -72,10 +72,8 @@ class History:
         """Stored orders, newest first, filtered by pair, status(es), creation time [since, until), request."""
         from db import find_orders
 
-        now = datetime.now(UTC)
-        return find_orders(self._db, pair=pair, status=_statuses(status), since=_moment("since", since, now),
-                           until=_moment("until", until, now), request_id=request_id, limit=limit,
-                           newest_first=True)  # fmt: skip
+        filters = order_filters(datetime.now(UTC), pair, status, since, until, request_id, limit)
+        return find_orders(self._db, **filters, newest_first=True)
 
     def trades(
         self,
@@ -92,11 +90,8 @@ class History:
         """Stored trades (one per request), newest first; `indicators` maps a name to (low, high): low <= v < high."""
         from db import find_trades
 
-        now = datetime.now(UTC)
-        return find_trades(self._db, pair=pair, status=_members("status", TradeStatus, status),
-                           since=_moment("since", since, now), until=_moment("until", until, now), strategy=strategy,
-                           timeframe=timeframe, indicators=dict(indicators) if indicators else None, limit=limit,
-                           newest_first=True)  # fmt: skip
+        filters = trade_filters(datetime.now(UTC), pair, status, since, until, strategy, timeframe, indicators, limit)
+        return find_trades(self._db, **filters, newest_first=True)
 
     def fills(
         self,

@@ -80,6 +80,23 @@ def _moment(name: str, value: datetime | str | None, now: datetime) -> datetime 
     raise ValueError(f"{name}: a datetime or a string, got {type(value).__name__}")
 
 
+def order_filters(now: datetime, pair: str | None, status: object, since: datetime | str | None,
+                  until: datetime | str | None, request_id: str | None,
+                  limit: int | None) -> dict[str, Any]:  # fmt: skip
+    """`db.find_orders`' filters from `Engine.orders`' (and `History.orders`') arguments, checked."""
+    return {"pair": pair, "status": _statuses(status), "since": _moment("since", since, now),
+            "until": _moment("until", until, now), "request_id": request_id, "limit": limit}  # fmt: skip
+
+
+def trade_filters(now: datetime, pair: str | None, status: object, since: datetime | str | None,
+                  until: datetime | str | None, strategy: str | None, timeframe: str | None,
+                  indicators: Mapping[str, tuple[Any, Any]] | None, limit: int | None) -> dict[str, Any]:  # fmt: skip
+    """`db.find_trades`' filters from `Engine.trades`' (and `History.trades`') arguments, checked."""
+    return {"pair": pair, "status": _members("status", TradeStatus, status), "since": _moment("since", since, now),
+            "until": _moment("until", until, now), "strategy": strategy, "timeframe": timeframe,
+            "indicators": dict(indicators) if indicators else None, "limit": limit}  # fmt: skip
+
+
 class OrderDetail:
     """One order with its fills, its fallback legs (each with their fills) and its request's trade."""
 
@@ -187,15 +204,7 @@ class EngineQueries:
         Raises:
             ValueError: an unknown status (the message lists the valid ones), a naive datetime, a bad time string.
         """
-        now = self.clock.now()
-        filters: Mapping[str, Any] = {
-            "pair": pair,
-            "status": _statuses(status),
-            "since": _moment("since", since, now),
-            "until": _moment("until", until, now),
-            "request_id": request_id,
-            "limit": limit,
-        }
+        filters = order_filters(self.clock.now(), pair, status, since, until, request_id, limit)
         found: list[Order] = self._store().find_orders(**filters, newest_first=True).get(timeout=_ASK_TIMEOUT_S)
         return found
 
@@ -221,16 +230,6 @@ class EngineQueries:
         Raises:
             ValueError: an unknown status (the message lists the valid ones), a naive datetime, a bad time string.
         """
-        now = self.clock.now()
-        filters: Mapping[str, Any] = {
-            "pair": pair,
-            "status": _members("status", TradeStatus, status),
-            "since": _moment("since", since, now),
-            "until": _moment("until", until, now),
-            "strategy": strategy,
-            "timeframe": timeframe,
-            "indicators": dict(indicators) if indicators else None,
-            "limit": limit,
-        }
+        filters = trade_filters(self.clock.now(), pair, status, since, until, strategy, timeframe, indicators, limit)
         found: list[Trade] = self._store().find_trades(**filters, newest_first=True).get(timeout=_ASK_TIMEOUT_S)
         return found

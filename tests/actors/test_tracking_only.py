@@ -373,6 +373,7 @@ def test_the_shutdown_names_the_open_orders_of_the_books_the_root_runs() -> None
     root = _Root()
     root._outside = {}
     root._outside_own[DOGE] = frozenset({"own-1"})
+
     def leg(cid: str) -> SimpleNamespace:
         # "h-1" was sent and never answered: its outcome is unknown, named apart (a diff review found it named open).
         status = OrderStatus.SUBMITTED if cid == "h-1" else OrderStatus.OPEN
