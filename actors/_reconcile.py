@@ -25,12 +25,10 @@ from typing import Any
 
 from loguru import logger
 
-from actors._feeds import reconcile_requests
 from actors._recovery import NOT_WHITELISTED, open_order_scans, split_by_pair
 from actors._state import survives
 from actors._tracked import TrackedMixin
 from actors._wallet import AccountBook
-from actors.pair import reply_address
 from actors.stream._frames import AccountFrame
 from actors.stream._watch import FIRST_SUBSCRIPTION
 from engine.domain import Order, Pair
@@ -69,10 +67,11 @@ class ReconcileMixin(TrackedMixin):
     """Read the account and re-value the wallet (the root's `WalletMixin`)."""
 
     def _scan_open_orders(self, pairs: list[Pair] | None = None) -> None:
-        """Ask for the open orders of `pairs` (default: every whitelisted pair, halted ones included)."""
+        """Ask for the open orders of `pairs` (default: every whitelisted pair, halted ones included, and the pairs
+        outside the whitelist whose restored orders the root tracks: the start's scan is their first word too)."""
         assert self.gateway is not None
         proxy = self._self
-        scanned = dict.fromkeys(self._books if pairs is None else pairs)
+        scanned = dict.fromkeys([*self._books, *self._outside] if pairs is None else pairs)
         for request in open_order_scans(scanned, lambda pair: lambda r: proxy.on_open_orders.defer(pair, r)):
             self.gateway.submit(request)
 
@@ -91,8 +90,10 @@ class ReconcileMixin(TrackedMixin):
             tracked = self._outside.get(target)
             if tracked is None:
                 self._tell_pair(target, "on_open_orders", answer)
-            elif answer.error is None:
-                self._track(tracked, "open orders", partial(tracked.on_open_orders, answer, self._clock.now_ms()))
+            else:  # the scan answers for the orders a round covers there (`_tracked_reconcilable`), as for a pair's
+                among = {o.client_order_id for o in self._tracked_reconcilable(tracked)}
+                apply = partial(tracked.on_open_orders, answer, self._clock.now_ms(), reconcile=True, among=among)
+                self._track(tracked, "open orders", apply)
 
     @survives
     def reconcile_if_unhealthy(self) -> None:
@@ -156,30 +157,23 @@ class ReconcileMixin(TrackedMixin):
             asked = self._reconcilable(pair)
             if asked is None:
                 continue
-            orders, reply = asked
-            queried += len(orders)
-            if pair in self._outside:
-                # A tracking-only book's orders are looked up one by one; a pair actor's are answered by the scan
-                # above, and it looks up singly only those the scan does not list (`PairBook.on_open_orders`).
-                for request in reconcile_requests(pair, orders, reply):
-                    self.gateway.submit(request)
+            # Answered by the scan above: each book looks up singly only those it does not list (`on_open_orders`).
+            queried += len(asked)
         # Expected rounds (the cadence, the stream's first subscription) are routine; any other follows trouble.
         log = logger.info if reason in ("periodic", FIRST_SUBSCRIPTION) else logger.warning
         log("reconciliation ({}): {} live orders queried", reason, queried)
         return queried
 
-    def _reconcilable(self, pair: Pair) -> tuple[list[Order], Callable[[GatewayResult], None]] | None:
-        """The orders of `pair` to look up and where their answers go; None when its actor is dead."""
+    def _reconcilable(self, pair: Pair) -> list[Order] | None:
+        """The orders of `pair` a round covers (counted: the scan answers them); None when its actor is dead (the
+        restarted one is reconciled as soon as it is back: `child_failed`)."""
         tracked = self._outside.get(pair)
         if tracked is not None:  # halted past the budget, or not whitelisted: the root runs its book
-            return self._tracked_reconcilable(tracked), self._tracked_reply(pair)
-        # A dead actor is skipped: the restarted one is reconciled as soon as it is back (`child_failed`). The
-        # answers go to the book's stable address, not to this actor: if it dies before they come, its
-        # successor (or the tracking-only book) gets them.
-        orders = self._with_pair(
+            return self._tracked_reconcilable(tracked)
+        orders: list[Order] | None = self._with_pair(
             pair, "reconcilable_orders", lambda proxy: proxy.reconcilable_orders().get(timeout=_ASK_TIMEOUT_S), None
         )
-        return None if orders is None else (orders, reply_address(self._books[pair]))
+        return orders
 
     @survives
     def on_unrouted(self, report: Any) -> None:

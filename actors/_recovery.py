@@ -2,11 +2,13 @@
 
 At start, before any pair actor runs: the books get the current prices (one bookTicker call, so a resumed
 plan's slippage guard and the first market order have a reference), the idempotency keys used before (so a
-replayed key finds its order), and the unfinished requests and live orders from the database. Each pair
-actor then looks its restored orders up at the exchange when it starts (`PairBook.resume`).
+replayed key finds its order), and the unfinished requests and live orders from the database. The start's
+open-orders scan then answers for the restored live orders it lists; each book looks up the others by client order
+id (`PairBook.resume`, `PairBook.on_open_orders`).
 
-The open-orders scan (one `openOrders` call per pair) finds what the stream may have missed: orders placed
-outside the engine, and engine orders the database does not know.
+The open-orders scan (one `openOrders` call per pair, or one for every symbol) is reconciliation's answer for the
+live orders it lists, and finds what the stream may have missed: orders placed outside the engine, and engine
+orders the database does not know.
 """
 
 from __future__ import annotations

@@ -113,6 +113,8 @@ class Leg:
     resync_left: int = 0
     """Lookups left for an order restored after a restart, whose exchange state is read again: until one
     answers, its request is not summed up (the exchange may have executed more than was stored)."""
+    resync_by_scan: bool = False
+    """A restored live order waiting for the open-orders scan's word (no lookup of its own sent yet)."""
     slippage_capped: bool = False
     """The fallback step sent this order capped at the slippage bound (stored with the order)."""
     snapshot: tuple[OrderState, int, Order] | None = field(default=None, repr=False, compare=False)

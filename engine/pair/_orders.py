@@ -238,7 +238,7 @@ class OrderDesk(OrderCore):
 
     def _on_found(self, leg: Leg, data: object, now_ms: int) -> None:
         """The exchange's snapshot of `leg` (a lookup's answer, or its open-orders row): REST knows it."""
-        leg.resync_left = 0  # a restored order has the exchange's word
+        leg.resync_left, leg.resync_by_scan = 0, False  # a restored order has the exchange's word
         leg.missed_lookups, leg.first_miss_ms = 0, None  # found: REST knows it (a miss later counts anew)
         self._apply_snapshot(leg, data, now_ms)
         self._acked(leg, now_ms)
@@ -366,7 +366,7 @@ class OrderDesk(OrderCore):
                 # the old one may have been it. Past the grace period, still unanswered, the exchange is asked.
                 self._out.append(Schedule(f"unacked:{leg.cid}", now_ms + self.settings.unknown_outcome_grace_ms))
             self._poll_resolver(leg, now_ms)
-            if leg.resync_left:  # its lookup's answer went to the actor that died
+            if leg.resync_left and not leg.resync_by_scan:  # its lookup's answer went to the actor that died
                 self._out.append(Schedule(f"resync:{leg.cid}", now_ms))
             if leg.state.missing_qty > 0 and leg.fill_fetches < MAX_FILL_FETCHES:
                 self._out.append(Schedule(f"fills:{leg.cid}", now_ms))

@@ -17,7 +17,7 @@ Pure, like the rest of the book. Three situations:
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -113,9 +113,8 @@ class RecoveringBook(OrderDesk):
         trades: Mapping[str, Trade] | None = None,
     ) -> int:
         """Take back this pair's unfinished requests and live orders; returns how many requests resumed.
-        `trades`: the stored trades of requests already summed up whose orders are still live (late fills).
-
-        Nothing is sent here: the actor's start (`resume`) looks every restored order up at the exchange.
+        `trades`: the stored trades of requests already summed up whose orders are still live (late fills). Nothing
+        is sent here: `resume` looks restored orders up (a live one waits for the start's scan, `on_open_orders`).
         """
         by_request: dict[str, list[Order]] = {}
         for order in orders:
@@ -246,7 +245,8 @@ class RecoveringBook(OrderDesk):
             if leg is not None and leg.resolver is None:
                 leg.resync_left = RESYNC_LOOKUPS
                 # A live one waits for the start's open-orders scan (`on_open_orders`): singly, 300 took a minute.
-                if self.tracking_only or leg.state.status not in RECONCILED:
+                leg.resync_by_scan = leg.state.status in RECONCILED
+                if not leg.resync_by_scan:
                     self._out.append(Send(fetch_request(self.symbol, self.pair, cid)))
         return self._take()
 
@@ -261,15 +261,19 @@ class RecoveringBook(OrderDesk):
                 return self._take()
         return super().on_report(report, now_ms)
 
-    def on_open_orders(self, result: GatewayResult, now_ms: int, *, reconcile: bool = False) -> list[Command]:
+    def on_open_orders(
+        self, result: GatewayResult, now_ms: int, *, reconcile: bool = False, among: Collection[str] | None = None
+    ) -> list[Command]:
         """The exchange's open orders of this pair: any not in memory is looked into. With `reconcile`, it answers
-        for the `reconcilable` orders it lists (as a lookup would); those it does not list (closed, not visible
-        yet), or all of them when it failed, are looked up one by one."""
+        for the orders it lists of those reconciliation covers (`among`, default `reconcilable`) as a lookup
+        would; those it does not list (closed, not visible yet) are looked up one by one. A failed scan leaves them
+        to the next round, except restored orders waiting for their first word (`resync_by_scan`): looked up."""
         self._out = []
-        rows = result.data if result.error is None and isinstance(result.data, list) else []
-        # With the restored orders still waiting for the exchange's word (`resync_left`): ended meanwhile or not.
-        waiting = {c for c, leg in self._legs.items() if leg.resync_left}
-        wanted = {o.client_order_id for o in self.reconcilable()} | waiting if reconcile else set()
+        failed = result.error is not None or not isinstance(result.data, list)
+        rows = [] if failed else result.data
+        waiting = {c for c, leg in self._legs.items() if leg.resync_left and leg.resync_by_scan}
+        covered = {o.client_order_id for o in self.reconcilable()} if among is None else set(among)
+        wanted = (waiting if failed else covered | waiting) if reconcile else set()
         for row in rows:
             if not isinstance(row, dict):
                 continue
@@ -287,7 +291,9 @@ class RecoveringBook(OrderDesk):
                 continue
             self._sighted(sighting, now_ms)
         for cid in sorted(wanted):
-            self._out.append(Send(fetch_request(self.symbol, self.pair, cid)))
+            if (leg := self._legs.get(ClientOrderId(cid))) is not None:
+                leg.resync_by_scan = False  # its own lookup answers now (retried while it fails: `_on_fetch`)
+                self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
         return self._take()
 
     def _found_listed(self, leg: Leg, row: dict[str, object], now_ms: int) -> None:
@@ -295,8 +301,9 @@ class RecoveringBook(OrderDesk):
         # every lookup, the answer its lookups never got.
         try:
             self._on_found(leg, row, now_ms)
-        except (WireFormatError, ValueError, KeyError) as exc:
+        except (WireFormatError, ValueError, KeyError, TypeError) as exc:  # an odd row must not kill the actor
             logger.bind(pair=self.pair, client_order_id=leg.cid).error("unreadable open order: {}", exc)
+            leg.resync_by_scan = False
             self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
             return
         self._leg_changed(leg, now_ms)

@@ -188,6 +188,49 @@ def test_restart_with_300_live_orders_takes_new_orders_at_once(rig: Any, tmp_pat
     assert isinstance(outcome, Accepted), outcome
 
 
+def test_restart_with_the_pairs_taken_off_the_whitelist_scans_their_orders_too(rig: Any, tmp_path: Path) -> None:
+    # Found in review: the restored orders of pairs no longer whitelisted (tracked by the root, never traded) were
+    # still looked up one by one at start and in every round: Engine.start blocked 15 s behind 250 lookups, the
+    # wallet alert fired, and four minutes later each minute still spent ~900 weight on them.
+    sim, exchange_time, tally = rig
+    first = _start(sim, tmp_path)
+    try:
+        assert len(_place_resting(first)) == 300
+        barrier(first)
+    finally:
+        first.stop(graceful=False)
+    now = exchange_time()
+    exchange_time.jump_to(now - now % 60_000 + 90_000)
+    mark = len(sim.control.requests())
+    config = {**_CONFIG, "exchange": {**_CONFIG["exchange"], "pair_whitelist": ["BTC/USDT"]}}
+    alerts: list[str] = []
+    sink = logger.add(lambda m: alerts.append(m.record["extra"]["alert"]), filter=lambda r: "alert" in r["extra"])
+    try:
+        second = Engine.start(
+            Config.model_validate(config),
+            clock=ManualClock(wall_clock_ms()),
+            sim=sim,
+            database_url=f"sqlite:///{tmp_path}/engine.sqlite3",
+            spool_path=tmp_path / "s.jsonl",
+        )
+    finally:
+        logger.remove(sink)
+    try:
+        outcome = second.place_order("BTC/USDT", "buy", "0.0005", "59000").result(timeout=20)
+        for _ in range(3):  # three periodic rounds
+            exchange_time.advance(second, 60_000)
+            barrier(second)
+        lookups = [r for r in sim.control.requests()[mark:] if (r["method"], r["path"]) == ("GET", "/api/v3/order")]
+    finally:
+        second.stop(graceful=False)
+    assert "wallet" not in alerts, alerts
+    assert isinstance(outcome, Accepted), outcome
+    assert tally.refusals == [], tally.refusals[:3]
+    assert len(lookups) <= 10, len(lookups)  # the scans answer for all 300 (nothing changed while it was down)
+    spent = weight_by_minute(sim, mark)
+    assert max(spent.values()) < WEIGHT_LIMIT // 2, spent
+
+
 def _assert_database_equals_ledger(
     tmp_path: Path, engine_orders: list[dict[str, Any]], trades: list[dict[str, Any]], changed: dict[str, str]
 ) -> None:

@@ -1,0 +1,93 @@
+"""The open-orders scan as reconciliation's answer (`PairBook.on_open_orders` with `reconcile`), in the pure book:
+what it leaves to lookups one by one, found in a review of the change that made it so."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from engine.domain import Order, OrderStatus, RequestRecord
+from engine.gateway import GatewayRequest, GatewayResult, Op
+from tests.pair._book_helpers import T0, Harness, order_json, request
+from tests.pair.test_recover import _report, _stored_state
+
+
+def _fetches(h: Harness, cid: str | None = None) -> int:
+    return sum(1 for r in h.sent if r.op is Op.FETCH_ORDER and (cid is None or r.key == cid))
+
+
+def _restored(n: int) -> Harness:
+    """A book restored with `n` resting limits, resumed (as its actor's start does), before the start's scan."""
+    first = Harness(conflict_policy="parallel")
+    for i in range(n):
+        first.place(request(key=f"k{i}", price=str(59000 - i), limit_timeout_s=Decimal(600)))
+        first.answer(order_json(first.sent[-1], "NEW"))
+    records = [r for r in first.stored if isinstance(r, RequestRecord)]
+    orders = {o.client_order_id: o for o in first.stored if isinstance(o, Order)}
+    second = Harness(conflict_policy="parallel")
+    second.now = T0 + 1_000
+    assert second.book.restore(records, list(orders.values()), {}, second.now) == n
+    second.run(second.book.resume(second.now))
+    assert _fetches(second) == 0  # they wait for the start's scan
+    return second
+
+
+def test_a_restarted_pair_actor_does_not_look_up_singly_what_waits_for_the_scan() -> None:
+    # The actor dies before the start's scan reaches it; the new one resumes the same book. Its restart round scans
+    # the pair again: re-arming a lookup per restored order brought back the burst the scan replaced (20 here).
+    h = _restored(20)
+    h.run(h.book.resume(h.now))
+    for key in [k for k in list(h.timers) if k.startswith("resync:")]:
+        h.fire(key)
+    assert _fetches(h) == 0
+    h.scan([])  # the restart round's scan lists none of them: now each is looked up
+    assert _fetches(h) == 20
+
+
+def test_a_failed_scan_leaves_live_orders_to_the_next_round_but_looks_up_those_waiting_for_a_first_word() -> None:
+    h = _restored(3)
+    failed = GatewayResult(GatewayRequest(Op.OPEN_ORDERS, {"symbol": "BTCUSDT"}), error=RuntimeError("503"))
+    h.run(h.book.on_open_orders(failed, h.now, reconcile=True))
+    assert _fetches(h) == 3  # restored: their requests wait for the exchange's word
+    h.answer(order_json(h.sent[-1], "NEW"))
+    h.answer(order_json(h.sent[-2], "NEW"), index=-2)
+    h.answer(order_json(h.sent[-3], "NEW"), index=-3)
+    h.run(h.book.on_open_orders(failed, h.now, reconcile=True))
+    assert _fetches(h) == 3  # live and known: the next round scans again, no burst of lookups
+
+
+def test_a_restored_terminal_order_is_looked_up_once_whatever_scans_land_before_its_answer() -> None:
+    first = Harness()
+    req = request(limit_timeout_s=Decimal(10))
+    first.place(req)
+    create = first.sent[-1]
+    data = order_json(create, "NEW")
+    first.answer(data)
+    first.now = T0 + 2_000
+    canceled = _report(create.key, x="CANCELED", status="CANCELED", last="0", cum="0.004", trade_id=0,
+                       order_id=data["orderId"])  # fmt: skip
+    first.run(first.book.on_report(canceled, first.now))
+    records, orders = _stored_state(first, req.request_id)
+    assert [o.status for o in orders] == [OrderStatus.CANCELED]
+    second = Harness()
+    second.now = T0 + 20_000
+    assert second.book.restore(records, orders, {}, second.now) == 1
+    second.run(second.book.resume(second.now))
+    assert _fetches(second, create.key) == 1  # resume looks the terminal order up
+    second.scan([])  # the start's scan lands before that lookup's answer
+    second.scan([])  # and the first subscription's round too
+    assert _fetches(second, create.key) == 1
+
+
+@pytest.mark.parametrize("bad", [{"updateTime": [1]}, {"fills": 5}])
+def test_an_odd_row_for_a_live_order_is_logged_and_the_order_looked_up(bad: dict[str, Any]) -> None:
+    # A row for a known live order is parsed now (it was not before the scan answered for it): a TypeError out of
+    # the parser killed the pair actor, and the restart's rescan met the same row.
+    h = Harness(conflict_policy="parallel")
+    h.place(request(key="odd", price="59000", limit_timeout_s=Decimal(600)))
+    h.answer(order_json(h.sent[-1], "NEW"))
+    row = order_json(h.sent[-1], "NEW") | {"fills": [], "transactTime": None} | bad
+    h.scan([row])
+    assert _fetches(h, h.sent[0].key) == 1
