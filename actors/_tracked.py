@@ -211,6 +211,10 @@ class TrackedMixin:
                                                                            "the pair is tracked only")  # fmt: skip
         elif book is None or name not in _TRACKED_TELLS:
             logger.bind(pair=pair).debug("tracking only: {} not carried out", name)
+        elif name == "on_open_orders":  # a scan is a round's answer here too, as the actor would have taken it
+            among = {o.client_order_id for o in self._tracked_reconcilable(book)}
+            self._track(book, "open orders", partial(book.on_open_orders, message.args[0], self._clock.now_ms(),
+                                                     reconcile=True, among=among))  # fmt: skip
         else:
             self._track(book, str(name), partial(getattr(book, str(name)), *message.args, self._clock.now_ms()))
 

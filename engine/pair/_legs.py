@@ -115,6 +115,8 @@ class Leg:
     answers, its request is not summed up (the exchange may have executed more than was stored)."""
     resync_by_scan: bool = False
     """A restored live order waiting for the open-orders scan's word (no lookup of its own sent yet)."""
+    lookup_pending: bool = False
+    """A scan left it to a lookup of its own, not answered yet: the next scan does not ask again."""
     slippage_capped: bool = False
     """The fallback step sent this order capped at the slippage bound (stored with the order)."""
     snapshot: tuple[OrderState, int, Order] | None = field(default=None, repr=False, compare=False)

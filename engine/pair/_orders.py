@@ -190,6 +190,7 @@ class OrderDesk(OrderCore):
     def _on_fetch(self, leg: Leg, result: GatewayResult, now_ms: int) -> None:
         error = result.error
         resolver = leg.resolver
+        leg.lookup_pending = False
         if leg.resync_left:
             # A restored order's lookup: its request waits for the exchange's word, asked again while the
             # lookup fails (a "not found" is a word too: `_not_found` takes it from here).
@@ -238,9 +239,9 @@ class OrderDesk(OrderCore):
 
     def _on_found(self, leg: Leg, data: object, now_ms: int) -> None:
         """The exchange's snapshot of `leg` (a lookup's answer, or its open-orders row): REST knows it."""
+        self._apply_snapshot(leg, data, now_ms)  # first: an unreadable one is no word from the exchange
         leg.resync_left, leg.resync_by_scan = 0, False  # a restored order has the exchange's word
         leg.missed_lookups, leg.first_miss_ms = 0, None  # found: REST knows it (a miss later counts anew)
-        self._apply_snapshot(leg, data, now_ms)
         self._acked(leg, now_ms)
 
     def _create_withdrawn(self, leg: Leg) -> None:
@@ -348,6 +349,7 @@ class OrderDesk(OrderCore):
                                                   first_lookup_ms=now_ms)  # fmt: skip
             self._poll_resolver(leg, now_ms)
         elif (kind == "status" and not leg.terminal) or (kind == "resync" and leg.resync_left):
+            leg.resync_by_scan, leg.lookup_pending = False, True  # a scan meanwhile does not ask again
             self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
         elif kind == "fills" and leg.state.missing_qty > 0 and leg.state.exchange_order_id is not None:
             self._out.append(Send(trades_request(self.symbol, self.pair, leg.cid, leg.state.exchange_order_id)))
@@ -366,7 +368,9 @@ class OrderDesk(OrderCore):
                 # the old one may have been it. Past the grace period, still unanswered, the exchange is asked.
                 self._out.append(Schedule(f"unacked:{leg.cid}", now_ms + self.settings.unknown_outcome_grace_ms))
             self._poll_resolver(leg, now_ms)
-            if leg.resync_left and not leg.resync_by_scan:  # its lookup's answer went to the actor that died
+            # Its lookup's answer went to the actor that died; one waiting for a scan waits for the restart round's
+            # (always sent), unless the book is tracking-only now (halted: no round follows the halt).
+            if leg.resync_left and (not leg.resync_by_scan or self.tracking_only):
                 self._out.append(Schedule(f"resync:{leg.cid}", now_ms))
             if leg.state.missing_qty > 0 and leg.fill_fetches < MAX_FILL_FETCHES:
                 self._out.append(Schedule(f"fills:{leg.cid}", now_ms))

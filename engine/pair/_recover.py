@@ -265,9 +265,8 @@ class RecoveringBook(OrderDesk):
         self, result: GatewayResult, now_ms: int, *, reconcile: bool = False, among: Collection[str] | None = None
     ) -> list[Command]:
         """The exchange's open orders of this pair: any not in memory is looked into. With `reconcile`, it answers
-        for the orders it lists of those reconciliation covers (`among`, default `reconcilable`) as a lookup
-        would; those it does not list (closed, not visible yet) are looked up one by one. A failed scan leaves them
-        to the next round, except restored orders waiting for their first word (`resync_by_scan`): looked up."""
+        for the orders it lists of those reconciliation covers (`among`, default `reconcilable`) as a lookup would;
+        those it does not list are looked up one by one; a failed one looks up only those awaiting a first word."""
         self._out = []
         failed = result.error is not None or not isinstance(result.data, list)
         rows = [] if failed else result.data
@@ -286,13 +285,13 @@ class RecoveringBook(OrderDesk):
                 continue
             try:
                 sighting = Sighting.of_rest(row)
-            except (WireFormatError, ValueError, KeyError) as exc:
+            except (WireFormatError, ValueError, KeyError, TypeError) as exc:  # one odd row must not stop the rest
                 logger.bind(pair=self.pair).error("unreadable open order {}: {}", row.get("orderId"), exc)
                 continue
             self._sighted(sighting, now_ms)
         for cid in sorted(wanted):
-            if (leg := self._legs.get(ClientOrderId(cid))) is not None:
-                leg.resync_by_scan = False  # its own lookup answers now (retried while it fails: `_on_fetch`)
+            if (leg := self._legs.get(ClientOrderId(cid))) is not None and not leg.lookup_pending:
+                leg.resync_by_scan, leg.lookup_pending = False, True  # its own lookup answers (`_on_fetch` retries)
                 self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
         return self._take()
 
@@ -303,8 +302,9 @@ class RecoveringBook(OrderDesk):
             self._on_found(leg, row, now_ms)
         except (WireFormatError, ValueError, KeyError, TypeError) as exc:  # an odd row must not kill the actor
             logger.bind(pair=self.pair, client_order_id=leg.cid).error("unreadable open order: {}", exc)
-            leg.resync_by_scan = False
-            self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
+            if not leg.lookup_pending:
+                leg.resync_by_scan, leg.lookup_pending = False, True
+                self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
             return
         self._leg_changed(leg, now_ms)
 

@@ -18,12 +18,15 @@ def _fetches(h: Harness, cid: str | None = None) -> int:
     return sum(1 for r in h.sent if r.op is Op.FETCH_ORDER and (cid is None or r.key == cid))
 
 
-def _restored(n: int) -> Harness:
-    """A book restored with `n` resting limits, resumed (as its actor's start does), before the start's scan."""
+def _restored(n: int, creates: list[GatewayRequest] | None = None) -> Harness:
+    """A book restored with `n` resting limits, resumed (as its actor's start does), before the start's scan; their
+    creates appended to `creates` when given."""
     first = Harness(conflict_policy="parallel")
     for i in range(n):
         first.place(request(key=f"k{i}", price=str(59000 - i), limit_timeout_s=Decimal(600)))
         first.answer(order_json(first.sent[-1], "NEW"))
+    if creates is not None:
+        creates.extend(first.sent)
     records = [r for r in first.stored if isinstance(r, RequestRecord)]
     orders = {o.client_order_id: o for o in first.stored if isinstance(o, Order)}
     second = Harness(conflict_policy="parallel")
@@ -91,3 +94,26 @@ def test_an_odd_row_for_a_live_order_is_logged_and_the_order_looked_up(bad: dict
     row = order_json(h.sent[-1], "NEW") | {"fills": [], "transactTime": None} | bad
     h.scan([row])
     assert _fetches(h, h.sent[0].key) == 1
+
+
+def test_an_odd_row_for_a_waiting_order_leaves_it_waiting_and_its_failed_lookup_is_retried() -> None:
+    # Found in review: `resync_left` was cleared before the row was read; the lookup that followed failed and was
+    # not tried again, so a fill made while the engine was down stayed unknown until the next round.
+    from engine.exchange import OutcomeUnknown
+
+    creates: list[GatewayRequest] = []
+    h = _restored(1, creates)
+    cid = creates[0].key
+    odd = order_json(creates[0], "NEW") | {"fills": [], "transactTime": None, "updateTime": [1]}
+    h.scan([odd])
+    [fetch] = [r for r in h.sent if r.op is Op.FETCH_ORDER]
+    h.answer(error=OutcomeUnknown("read timeout", operation="fetch_order"), index=h.sent.index(fetch))
+    leg = h.book.leg(cid)
+    assert leg is not None and leg.resync_left > 0 and f"resync:{cid}" in h.timers
+
+
+def test_an_unlisted_order_is_not_looked_up_again_while_its_lookup_is_under_way() -> None:
+    h = _restored(3)
+    h.scan([])  # the start's scan: none listed (filled or canceled while down)
+    h.scan([])  # the first subscription's round lands before the lookups' answers
+    assert _fetches(h) == 3
