@@ -18,31 +18,11 @@ from decimal import Decimal
 import pykka
 from loguru import logger
 
-from engine.domain import Order, Pair, Priority, pair_to_symbol
+from engine.domain import Pair
 from engine.exchange import ExecutionReport
 from engine.gateway import GatewayRequest, GatewayResult, Op
 
-__all__ = ["PricePoll", "PriceRouter", "ReportRouter", "reconcile_requests"]
-
-
-def reconcile_requests(
-    pair: Pair, orders: list[Order], reply_to: Callable[[GatewayResult], None]
-) -> list[GatewayRequest]:
-    """One status query per order of `pair` to reconcile (the pair book chose them: `PairBook.reconcilable`);
-    the answers go through the pair's ordinary apply path (a cumulative quantity ahead of the known fills makes
-    it fetch them from myTrades)."""
-    symbol = pair_to_symbol(pair)
-    return [
-        GatewayRequest(
-            Op.FETCH_ORDER,
-            {"symbol": symbol, "origClientOrderId": o.client_order_id},
-            Priority.FALLBACK,
-            key=o.client_order_id,
-            pair=pair,
-            reply_to=reply_to,
-        )
-        for o in orders
-    ]
+__all__ = ["PricePoll", "PriceRouter", "ReportRouter"]
 
 
 class ReportRouter:

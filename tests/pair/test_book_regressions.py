@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from actors._feeds import reconcile_requests
 from engine.api import Accepted, EventKind, Refusal, RefusalReason
 from engine.domain import FallbackKind, Order, OrderStatus, OrderType, RequestRecord, TimeInForce, TradeStatus
 from engine.exchange import AuthFailed, FilterRejected, OrderNotFound, OutcomeUnknown, Resolution
 from engine.gateway import GatewayRequest, GatewayResult, Op
 from engine.pair import Alert
+from engine.pair._params import fetch_request
 from tests.pair._book_helpers import PAIR, T0, Harness, order_json, request
 
 _PERCENT_PRICE = FilterRejected("Filter failure: PERCENT_PRICE_BY_SIDE", filter_name="PERCENT_PRICE_BY_SIDE")
@@ -43,7 +43,7 @@ def _gave_up_primary(h: Harness) -> tuple[GatewayRequest, object]:
 
 def _reconcile(h: Harness) -> list[GatewayRequest]:
     """One reconciliation round's status queries, answered by the caller of this helper."""
-    queries = reconcile_requests(PAIR, h.book.reconcilable(), lambda _r: None)
+    queries = [fetch_request(h.book.symbol, PAIR, o.client_order_id) for o in h.book.reconcilable()]
     h.sent.extend(queries)
     return queries
 

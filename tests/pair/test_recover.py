@@ -291,7 +291,7 @@ def test_a_tracking_only_book_looks_up_an_order_whose_create_was_never_answered(
     # Past the restart budget the root runs the book without timers: an order whose create answer died with
     # the actor is left to its own path (the resolver's timers) in a live book, but in a tracking-only book
     # reconciliation is the only thing that will ever ask about it.
-    from actors._feeds import reconcile_requests
+    from engine.pair._params import fetch_request
 
     h = Harness()
     h.place(request())
@@ -299,8 +299,7 @@ def test_a_tracking_only_book_looks_up_an_order_whose_create_was_never_answered(
     assert create.op is Op.CREATE_ORDER
     assert h.book.reconcilable() == []  # a live book leaves it to the resolver's lookups
     [order] = h.book.reconcilable(tracking_only=True)
-    answers: list[GatewayResult] = []
-    [fetch] = reconcile_requests(h.book.pair, [order], answers.append)
+    fetch = fetch_request(h.book.symbol, h.book.pair, order.client_order_id)
     assert fetch.op is Op.FETCH_ORDER and fetch.params["origClientOrderId"] == order.client_order_id
     found = order_json(create, "FILLED", "0.01", [("60000", "0.01")])
     h.run(h.book.on_result(GatewayResult(fetch, data=found), h.now))
