@@ -97,12 +97,14 @@ def prime_prices(data: Any, books: Mapping[Pair, PairBook], now_ms: int) -> int:
 
 
 def with_id_namespace(store: Any, settings: PairSettings) -> PairSettings:
-    """`settings` with the database's client order id namespace (`db.id_namespace`; a blocking ask: start-up only).
+    """`settings` with the database's client order id namespace and tag (`db.id_namespace`, `db.id_tag`; blocking
+    asks: start-up only).
 
     Before any book exists: every client order id, and every replayed key's lookup, is made in it.
     """
     namespace: str = store.proxy.id_namespace().get(timeout=_ASK_TIMEOUT_S)
-    return replace(settings, execution=replace(settings.execution, id_namespace=namespace))
+    tag: str = store.proxy.id_tag().get(timeout=_ASK_TIMEOUT_S)
+    return replace(settings, execution=replace(settings.execution, id_namespace=namespace, id_tag=tag))
 
 
 def load_state(store: Any) -> RecoveryState:

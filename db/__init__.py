@@ -30,7 +30,7 @@ from db._models import (
     SnapshotRow,
     TradeRow,
 )
-from db._recovery import RecoveryState, id_namespace, idempotency_keys, load_recovery, request_of
+from db._recovery import RecoveryState, id_namespace, id_tag, idempotency_keys, load_recovery, request_of
 from db._repository import (
     FillGap,
     IndicatorRange,
@@ -115,6 +115,7 @@ __all__ = [
     "get_order",
     "get_trade",
     "id_namespace",
+    "id_tag",
     "idempotency_keys",
     "is_bad_record",
     "is_transient",

@@ -23,6 +23,7 @@ from db._models import (
     ErrorRow,
     FillRowV1,
     InstanceRow,
+    InstanceRowV10,
     OrderRowV1,
     RequestRowV3,
     SchemaVersionRow,
@@ -141,6 +142,11 @@ def _v9_fill_per_order_side(db: peewee.Database, _migrator: SchemaMigrator) -> N
     )
 
 
+def _holds_requests(db: peewee.Database) -> bool:
+    used = db.execute_sql('SELECT 1 FROM "requests" LIMIT 1').fetchone() is not None
+    return used or db.execute_sql('SELECT 1 FROM "orders" LIMIT 1').fetchone() is not None
+
+
 def new_namespace() -> str:
     """A fresh database's client order id namespace: 64 random bits (tests replace it with a seeded draw)."""
     return secrets.token_hex(8)
@@ -151,10 +157,21 @@ def _v10_id_namespace(db: peewee.Database, _migrator: SchemaMigrator) -> None:
     # old orders at the exchange (Binance accepts a filled order's id again), and a create whose answer was lost was
     # looked up and resolved as the OLD order, fills and all. A new database draws its own namespace. One that
     # already holds requests keeps the ids it made (empty namespace): its keys must still find their orders.
-    _create_tables(db, (InstanceRow,))
-    used = db.execute_sql('SELECT 1 FROM "requests" LIMIT 1').fetchone() is not None
-    used = used or db.execute_sql('SELECT 1 FROM "orders" LIMIT 1').fetchone() is not None
-    InstanceRow.insert(id=1, id_namespace="" if used else new_namespace()).execute(db)
+    _create_tables(db, (InstanceRowV10,))
+    InstanceRowV10.insert(id=1, id_namespace="" if _holds_requests(db) else new_namespace()).execute(db)
+
+
+def _v11_id_tag(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    # Every engine's ids began `bx-`: an engine took another engine's orders on the same account for its own lost
+    # ones (CRITICAL `adopted_order`, stored as its own, canceled at its stop on a shared pair). A new database's ids
+    # carry a tag drawn from its namespace. One that already holds requests or orders keeps its untagged layout:
+    # a key used again must still find its order under the id it was given.
+    from engine.exchange._client_ids import id_tag  # here only: the migration is its one user in db
+
+    migrator.add_column("engine_instance", "id_tag", peewee.CharField(max_length=8, default="")).run()
+    namespace = InstanceRow.select(InstanceRow.id_namespace).where(InstanceRow.id == 1).scalar(db)
+    if namespace and not _holds_requests(db):
+        InstanceRow.update(id_tag=id_tag(namespace)).where(InstanceRow.id == 1).execute(db)
 
 
 MIGRATIONS: Sequence[Migration] = (
@@ -176,6 +193,7 @@ MIGRATIONS: Sequence[Migration] = (
     ),
     Migration(9, "fills: unique per order's side of a trade (a self-trade's two sides)", _v9_fill_per_order_side),
     Migration(10, "engine_instance: the namespace of this database's client order ids", _v10_id_namespace),
+    Migration(11, "engine_instance: the tag of this database's client order ids", _v11_id_tag),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

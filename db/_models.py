@@ -254,6 +254,16 @@ class SnapshotRow(BaseRow):
         indexes = ((("pair", "timeframe", "time"), False),)
 
 
+class InstanceRowV10(BaseRow):
+    """engine_instance as created by migration 10 (frozen; migration 11 added `id_tag`)."""
+
+    id = peewee.IntegerField(primary_key=True)
+    id_namespace = peewee.CharField(max_length=32)
+
+    class Meta:
+        table_name = "engine_instance"
+
+
 class InstanceRow(BaseRow):
     """engine_instance (schema 10): one row, what this database's engines share for good."""
 
@@ -263,6 +273,10 @@ class InstanceRow(BaseRow):
     to the database, so a key used again on a new database (or by another engine on the same account) never names
     an order of the old one at the exchange. Empty in a database that had orders before schema 10: its ids stay
     as they were, so its keys still find their orders."""
+    id_tag = peewee.CharField(max_length=8, default="")
+    """Carried by every client order id made here (schema 11; `engine.exchange.is_own_id`), so an engine tells its
+    own orders from another engine's on the same exchange account. Empty in a database that had requests or orders
+    before schema 11: its ids keep the untagged layout."""
 
     class Meta:
         table_name = "engine_instance"

@@ -16,7 +16,7 @@ from db._mapping import fill_from_row, order_from_row, request_from_row, trade_f
 from db._models import FillRow, InstanceRow, OrderRow, RequestRow, TradeRow
 from engine.domain import OPEN_STATUSES, Fill, Order, RequestRecord, Trade
 
-__all__ = ["RecoveryState", "id_namespace", "idempotency_keys", "load_recovery", "request_of"]
+__all__ = ["RecoveryState", "id_namespace", "id_tag", "idempotency_keys", "load_recovery", "request_of"]
 
 _CHUNK = 500
 """Rows per IN (...) list: far below SQLite's and PostgreSQL's parameter limits."""
@@ -86,6 +86,12 @@ def load_recovery(db: peewee.Database, pairs: Iterable[str] | None = None) -> Re
 def id_namespace(db: peewee.Database) -> str:
     """This database's client order id namespace (`InstanceRow`; "" for a database that predates it)."""
     value = InstanceRow.select(InstanceRow.id_namespace).where(InstanceRow.id == 1).scalar(db)
+    return str(value or "")
+
+
+def id_tag(db: peewee.Database) -> str:
+    """The tag of this database's client order ids (`InstanceRow`; "" for a database whose ids carry none)."""
+    value = InstanceRow.select(InstanceRow.id_tag).where(InstanceRow.id == 1).scalar(db)
     return str(value or "")
 
 

@@ -41,6 +41,7 @@ from db import (
     get_order,
     get_trade,
     id_namespace,
+    id_tag,
     idempotency_keys,
     load_recovery,
     open_orders,
@@ -291,6 +292,10 @@ class PersistenceActor(pykka.ThreadingActor):
     def id_namespace(self) -> str:
         """The database's client order id namespace (`db.id_namespace`)."""
         return self._query(id_namespace)
+
+    def id_tag(self) -> str:
+        """The tag of the database's client order ids (`db.id_tag`)."""
+        return self._query(id_tag)
 
     def idempotency_keys(self, pair: str | None = None) -> list[str]:
         """Every idempotency key stored (of one pair, when given)."""

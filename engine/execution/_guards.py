@@ -11,7 +11,15 @@ from enum import StrEnum
 
 from engine.domain import Side, plain_decimal
 
-__all__ = ["Book", "SlippageAction", "SlippageDecision", "VolatilityMonitor", "check_slippage", "slippage_bound"]
+__all__ = [
+    "Book",
+    "SlippageAction",
+    "SlippageDecision",
+    "VolatilityMonitor",
+    "capped_detail",
+    "check_slippage",
+    "slippage_bound",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +103,18 @@ def check_slippage(
         capped = f"{reason}; capped at {plain_decimal(bound)}"
         return SlippageDecision(True, True, bound, current, slippage, capped, details)
     return SlippageDecision(False, False, bound, current, slippage, f"{reason}; refused", details)
+
+
+def capped_detail(
+    detail: str, bound: Decimal | None, reference: Decimal | None, max_slippage: Decimal
+) -> tuple[str, dict[str, str]]:
+    """`detail` of an IOC the guard capped at `bound` that ended with a remainder, with why and the numbers (from
+    what is stored with the order: the same after a restart)."""
+    facts = {"max_slippage": max_slippage} | ({"bound": bound} if bound is not None else {})
+    facts |= {"reference_price": reference} if reference is not None else {}
+    around = f" from reference {plain_decimal(reference)}" if reference is not None else ""
+    at = f"; capped at {plain_decimal(bound)}" if bound is not None else ""
+    return f"{detail} (slippage guard: the market was beyond {_percent(max_slippage)}{around}{at})", _plain(facts)
 
 
 def _plain(numbers: Mapping[str, Decimal]) -> dict[str, str]:

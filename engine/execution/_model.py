@@ -85,6 +85,8 @@ class ExecutionConfig:
     """If the limit is canceled outside the engine, still send the fallback (default: stop and say so)."""
     id_namespace: str = ""
     """The database's client order id namespace (`engine.exchange.client_order_id`), read at start."""
+    id_tag: str = ""
+    """The tag of the database's client order ids (`engine.exchange.is_own_id`), read at start."""
 
     def cancel_retry_delay_ms(self, failures: int, retry_after_s: float | None = None) -> int:
         """The wait after the `failures`-th failed cancel (1 = the first): doubling from `cancel_retry_ms` up
@@ -337,8 +339,10 @@ def _summarize(
     dust: bool,
     capped: bool,
     details: Mapping[str, str] | None = None,
+    below_step: bool = True,
 ) -> ExecutionResult:
-    """The result of an execution from its legs (`ExecutionPlan` calls it when it finishes)."""
+    """The result of an execution from its legs (`ExecutionPlan` calls it when it finishes); `below_step`: what is
+    left is less than the lot step (no order could ever carry it)."""
     filled = sum((leg.filled for leg in legs), Decimal(0))
     quote = sum((leg.quote for leg in legs), Decimal(0))
     fees: dict[str, Decimal] = {}
@@ -348,7 +352,9 @@ def _summarize(
     remainder = request.amount - filled
     # what the lot step cut off the request is dust too, even when everything tradable filled
     dust = dust or (remainder > 0 and reason is ResultReason.FILLED)
-    if filled > 0 and (remainder == 0 or (dust and reason in (ResultReason.FILLED, ResultReason.DUST))):
+    # Filled means all of it that any order could carry. A remainder the filters refuse but a lot step could carry
+    # (below the minimum notional, say) is dust too, but the trade is partial: 0.00002 of 0.0001 is not "filled".
+    if filled > 0 and (remainder <= 0 or reason is ResultReason.FILLED or (dust and below_step)):
         status = TradeStatus.FILLED
     elif filled > 0:
         status = TradeStatus.PARTIAL

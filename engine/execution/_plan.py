@@ -49,7 +49,7 @@ from engine.exchange import (
     StopTrading,
     client_order_id,
 )
-from engine.execution._guards import Book, check_slippage
+from engine.execution._guards import Book, capped_detail, check_slippage
 from engine.execution._model import (
     Abort,
     CancelFailed,
@@ -100,6 +100,7 @@ class ExecutionPlan:
         self._retry = (FallbackKind.MARKET, OrderRole.FALLBACK)  # what a retry-later re-placement sends
         self._price_needed = False  # a wait resumed after a restart: a retry due with no price waits for one
         self._aborted = ""  # why the caller canceled; no fallback follows once set
+        self.skipped_wait = False  # a volatile market: the fallback went out in place of the limit
         self.result: ExecutionResult | None = None
 
     # ---- construction -------------------------------------------------------------------------------------
@@ -126,8 +127,9 @@ class ExecutionPlan:
             # A price is a bound: an IOC at the slippage bound around it (a plain market order could walk past it).
             kind = FallbackKind.MARKET if request.price is None else FallbackKind.IOC_LIMIT
             return plan, plan._place_remainder(kind=kind, role=OrderRole.PRIMARY)
-        if volatile and config.fallback is not FallbackKind.NONE:
+        if volatile and plan._fallback_would_trade():
             # the market is moving: skip the limit's wait, go straight to the bounded fallback
+            plan.skipped_wait = True
             return plan, plan._place_remainder(kind=config.fallback, role=OrderRole.PRIMARY)
         price = request.price if request.price is not None else choose_limit_price(
             request.side, book, config.price_source)  # fmt: skip
@@ -145,7 +147,9 @@ class ExecutionPlan:
                                       details=violation.details)  # fmt: skip
         limit_type = OrderType.LIMIT_MAKER if request.order_type is OrderType.LIMIT_MAKER else OrderType.LIMIT
         spec = OrderSpec(
-            client_order_id=client_order_id(request.idempotency_key, pair=request.pair, namespace=config.id_namespace),
+            client_order_id=client_order_id(
+                request.idempotency_key, pair=request.pair, namespace=config.id_namespace, tag=config.id_tag
+            ),
             symbol=rules.symbol,
             side=request.side,
             order_type=limit_type,
@@ -198,9 +202,9 @@ class ExecutionPlan:
         """Apply one event at `now_ms`; return the commands to carry out. Never raises."""
         if isinstance(event, PriceUpdate):
             self.book = event.book
-            # as in `start`: with no fallback to go to, canceling early would only lose the limit's chance
-            skip_wait = event.volatile and self.config.fallback is not FallbackKind.NONE
-            if skip_wait and self.phase is Phase.LIMIT_WORKING and self._legs:
+            # as in `start`: with no fallback that could trade, canceling early would only lose the limit's chance
+            skip_wait = event.volatile and self.phase is Phase.LIMIT_WORKING and self._legs
+            if skip_wait and self._fallback_would_trade():
                 return self._cancel_live("volatility spike: skipping the wait")
             if self.phase is Phase.FALLBACK_WAIT and self._timer is None:
                 return retry_now(self)  # it came due with no price to judge it by
@@ -281,7 +285,8 @@ class ExecutionPlan:
         if leg is not self._legs[-1]:
             return []  # an old leg closing late: its quantity is already in the totals
         if self.filled >= self.requested:
-            return self._finish(ResultReason.FILLED, "filled")
+            late = self.phase is Phase.CANCELING and event.status is OrderStatus.FILLED  # the cancel came too late
+            return self._finish(ResultReason.FILLED, "filled before the cancel took effect" if late else "filled")
         if self._aborted:
             return self._finish(ResultReason.CANCELED, self._aborted)
         if event.status is OrderStatus.REJECTED:
@@ -301,7 +306,11 @@ class ExecutionPlan:
                                 details={"remainder": left})  # fmt: skip
         # a market / IOC leg expired with a remainder: liquidity or the slippage bound ran out (`unfinished_reason`)
         why = "IOC at the slippage bound" if leg.spec.order_type is OrderType.LIMIT else "market order"
-        return self._finish(unfinished_reason(self.request), f"{why} {event.status.value} with a remainder")
+        detail = f"{why} {event.status.value} with a remainder"
+        if leg.spec.slippage_capped:  # the market was beyond the bound when it left: said, with the numbers
+            detail, details = capped_detail(detail, leg.spec.price, self.reference_price, self.config.max_slippage)
+            return self._finish(unfinished_reason(self.request), detail, details=details)
+        return self._finish(unfinished_reason(self.request), detail)
 
     def _on_failed(self, leg: _Leg, error: ExchangeError, now_ms: int) -> list[ExecutionCommand]:
         if isinstance(error, OutcomeUnknown):
@@ -312,7 +321,8 @@ class ExecutionPlan:
             return self._finish(ResultReason.CANCELED, f"{self._aborted}; {leg.error}")
         is_primary_limit = leg.spec.role is OrderRole.PRIMARY and leg.spec.order_type is not OrderType.MARKET
         if is_primary_limit and self._fallback_attempts == 0:
-            if isinstance(error, FilterRejected) and error.is_percent_price:
+            if isinstance(error, FilterRejected) and error.is_percent_price and self.config.fallback is not (
+                    FallbackKind.NONE):  # fmt: skip
                 # the market ran away from the limit price: the volatility case, go to the fallback now
                 return self._place_remainder(kind=self.config.fallback, role=OrderRole.FALLBACK)
             reason = ResultReason.STOP_TRADING if isinstance(error, StopTrading) else ResultReason.LIMIT_REJECTED
@@ -327,6 +337,14 @@ class ExecutionPlan:
         return self._finish(reason, leg.error)
 
     # ---- the fallback step --------------------------------------------------------------------------------
+    def _fallback_would_trade(self) -> bool:
+        """Would the fallback go out uncapped now? A spike skips the limit's wait only then: with the market beyond
+        the slippage bound, a capped IOC cannot fill (a refused one sends nothing), and the limit is lost for it."""
+        if self.config.fallback is FallbackKind.NONE or self.book is None or self.reference_price is None:
+            return False
+        config, side = self.config, self.request.side
+        decision = check_slippage(side, self.reference_price, self.book, config.max_slippage, config.slippage_action)
+        return decision.allowed and not decision.capped
 
     def _place_remainder(self, *, kind: FallbackKind, role: OrderRole) -> list[ExecutionCommand]:
         remainder = self.requested - self.filled
@@ -367,7 +385,8 @@ class ExecutionPlan:
         attempt = self._fallback_attempts if role is OrderRole.FALLBACK else 0
         key, namespace = self.request.idempotency_key, self.config.id_namespace
         spec = OrderSpec(
-            client_order_id=client_order_id(key, pair=self.request.pair, fallback=attempt, namespace=namespace),
+            client_order_id=client_order_id(key, pair=self.request.pair, fallback=attempt, namespace=namespace,
+                                            tag=self.config.id_tag),
             symbol=self.rules.symbol,
             side=side,
             order_type=order_type,
@@ -389,6 +408,7 @@ class ExecutionPlan:
                 details: Mapping[str, str] | None = None) -> list[ExecutionCommand]:  # fmt: skip
         self.phase = Phase.DONE
         self._timer = None
+        below_step = self.rules.floor_qty(self.request.amount - self.filled) <= 0
         self.result = _summarize(self.request, self._legs, reason, detail, dust=dust, capped=self._capped,
-                                 details=details)  # fmt: skip
+                                 details=details, below_step=below_step)  # fmt: skip
         return [ReportResult(self.result)]

@@ -264,7 +264,7 @@ class PairBook(PlanBook):
         self._seen.add(request.idempotency_key)
         # Stored with the first order's write-ahead (same commit): what a restart resumes the plan from.
         self._out.append(Persist(RequestRecord.of(request, plan.reference_price, self.settings.exchange)))
-        if volatile:
+        if plan.skipped_wait:
             execution.story.append("volatile market: no wait for the limit")
         self._carry(execution, commands, now_ms)
 

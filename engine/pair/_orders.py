@@ -179,7 +179,13 @@ class OrderDesk(OrderCore):
         if error is None:
             self._apply_snapshot(leg, result.data, now_ms, cancel=True)
             return
-        self._record(error, leg.cid, now_ms)
+        if isinstance(error, OrderNotFound):
+            # -2011: the order had filled or been canceled already, a race and no fault: stored, and its status
+            # looked up (below), but no `error` event (listeners heard one for a cancel that came too late).
+            logger.bind(pair=self.pair, client_order_id=leg.cid).info("cancel answered {}: looking the order up", error)
+            self._out.append(Persist(error_record(error, self.pair, leg.cid, now_ms)))
+        else:
+            self._record(error, leg.cid, now_ms)
         if isinstance(error, StopTrading):
             # The operator must know which order stays live (the plan retries the cancel, growing the wait).
             self._out.append(Alert("stop_trading", f"cancel refused, the order stays open: {error}", leg.cid))

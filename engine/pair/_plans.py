@@ -115,6 +115,7 @@ class PlanBook(RecoveringBook):
         if spec.role is OrderRole.FALLBACK and not self.tracking_only:  # tracking only: refused, never sent
             price = plain_decimal(spec.price) if spec.price is not None else ""
             what = "market" if spec.order_type is OrderType.MARKET else f"IOC limit at {price}"
+            what += ", capped by the slippage guard" if spec.slippage_capped else ""
             # A market request's order sent again after retry-later has the fallback's role (its own client order
             # id, counted as an attempt) but is no fallback: its author asked for this very order.
             market = execution.request.order_type is OrderType.MARKET
@@ -237,7 +238,8 @@ class PlanBook(RecoveringBook):
     def _report(self, execution: Execution, result: ExecutionResult, now_ms: int) -> None:
         execution.result = result
         execution.stage = Stage.SETTLING
-        if result.reason is ResultReason.SLIPPAGE_REFUSED:
+        if result.reason is ResultReason.SLIPPAGE_REFUSED or (result.slippage_capped and result.remainder > 0
+                                                              and not result.dust):  # fmt: skip
             self._out.append(Alert("slippage_guard", result.detail))
         elif result.reason is ResultReason.CANCELED_EXTERNALLY:
             self._out.append(Alert("external_cancel", result.detail, execution.legs[0] if execution.legs else None))

@@ -9,16 +9,15 @@ Pure, like the rest of the book. Three situations:
 - **Late reports**: a report for one of the engine's orders that already left memory asks the database
   (`LookupStored`) and is applied to the stored order; a fill after the request's summary updates the
   trade and is alerted.
-- **Manual intervention**: an order without the engine's client-id prefix (a person in the Binance UI) is
-  recorded as EXTERNAL, tracked to its end, announced (event + alert) and never traded against; an order
-  with the prefix that the database does not know is adopted the same way (alert `adopted_order`).
+- **Manual intervention**: an order without this database's client-id tag (a person in the Binance UI, another
+  engine on the account) is recorded as EXTERNAL, tracked to its end, announced (event + alert) and never traded
+  against; an order with it that the database does not know is adopted the same way (alert `adopted_order`).
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 
 from loguru import logger
@@ -34,15 +33,14 @@ from engine.domain import (
     Priority,
     RequestId,
     RequestRecord,
-    Side,
     Trade,
     TradeStatus,
     plain_decimal,
 )
-from engine.exchange import ExecutionReport, Resolution, client_order_id, is_engine_id
+from engine.exchange import ExecutionReport, Resolution, client_order_id, is_engine_id, is_own_id
 from engine.execution import Book, ExecutionCommand, Phase, SymbolRules, restore_plan
 from engine.gateway import GatewayResult
-from engine.orders import Acked, FillEvent, OrderEvent, events_from_report, status_from_rest_order
+from engine.orders import FillEvent
 from engine.pair._commands import Alert, Command, Emit, LookupStored, Persist, Schedule, Send
 from engine.pair._legs import RECONCILED, Execution, Leg, Stage, order_of, plan_key
 from engine.pair._orders import RESYNC_LOOKUPS, OrderDesk
@@ -51,37 +49,10 @@ from engine.pair._records import leg_event
 from engine.pair._restore import leg_from_stored, plan_leg_of, stranger_leg
 from engine.pair._seen import SeenKeys
 from engine.pair._settings import PairSettings
-from engine.venue import WireFormatError, parse_order
+from engine.pair._sighting import Sighting
+from engine.venue import WireFormatError
 
-__all__ = ["RecoveringBook", "Sighting"]
-
-
-@dataclass(frozen=True)
-class Sighting:
-    """An order seen at the exchange (a stream report or an openOrders row) that is not in memory."""
-
-    client_order_id: ClientOrderId
-    side: Side
-    order_type: str
-    quantity: Decimal
-    price: Decimal | None
-    events: tuple[OrderEvent, ...]
-    source: str
-
-    @classmethod
-    def of_report(cls, report: ExecutionReport) -> Sighting:
-        """From a user-data execution report."""
-        cid = ClientOrderId(report.orig_client_order_id or report.client_order_id)
-        return cls(cid, report.side, report.order_type, report.quantity, report.price or None,
-                   events_from_report(report), "stream")  # fmt: skip
-
-    @classmethod
-    def of_rest(cls, row: dict[str, object]) -> Sighting:
-        """From a REST order object (openOrders)."""
-        snap = parse_order(row)
-        events: tuple[OrderEvent, ...] = (Acked(snap.order_id), status_from_rest_order(row))
-        return cls(snap.client_order_id, snap.side, snap.order_type, snap.orig_qty, snap.price or None, events,
-                   "openOrders")  # fmt: skip
+__all__ = ["RecoveringBook", "Sighting"]  # Sighting re-exported from engine.pair._sighting
 
 
 class RecoveringBook(OrderDesk):
@@ -228,7 +199,8 @@ class RecoveringBook(OrderDesk):
         key = request.idempotency_key
         if key in self._by_key or key not in self._seen:
             return None
-        return client_order_id(key, pair=self.pair, namespace=self.settings.execution.id_namespace)
+        execution = self.settings.execution
+        return client_order_id(key, pair=self.pair, namespace=execution.id_namespace, tag=execution.id_tag)
 
     def resume(self, now_ms: int) -> list[Command]:
         """Timers to re-arm after the actor restarted (timers die with an actor; the book does not)."""
@@ -309,7 +281,7 @@ class RecoveringBook(OrderDesk):
         self._leg_changed(leg, now_ms)
 
     def _sighted(self, sighting: Sighting, now_ms: int) -> None:
-        if is_engine_id(sighting.client_order_id):
+        if is_own_id(sighting.client_order_id, self.settings.execution.id_tag):
             self._out.append(LookupStored(sighting.client_order_id, sighting))
         else:
             self._adopt(sighting, OrderRole.EXTERNAL, now_ms)
@@ -375,7 +347,10 @@ class RecoveringBook(OrderDesk):
         for event in sighting.events:
             self._apply(leg, event, now_ms)
         external = role is OrderRole.EXTERNAL
-        what = "external order (placed outside the engine)" if external else "engine order unknown to the database"
+        what = "engine order unknown to the database"
+        if external:  # an engine id with another database's tag: another engine's order on this account
+            outside = "by another engine" if is_engine_id(leg.cid) else "outside the engine"
+            what = f"external order (placed {outside})"
         quantity = plain_decimal(sighting.quantity) if sighting.quantity > 0 else "(for a quote amount)"
         price = plain_decimal(sighting.price) if sighting.price else "market"
         message = (f"{what} seen via {sighting.source}: {sighting.side.value} {quantity} "

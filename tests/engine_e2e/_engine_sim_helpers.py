@@ -94,6 +94,18 @@ def _sim_orders(sim: Simulator) -> list[dict[str, Any]]:
     return [o for o in sim.control.ledger()["orders"] if str(o["clientOrderId"]).startswith("bx-")]
 
 
+def id_scheme(url: str) -> tuple[str, str]:
+    """The namespace and tag the engine on the database at `url` makes its client order ids with (drawn when the
+    database was created): `client_order_id(key, pair=…, namespace=…, tag=…)` gives the engine's own ids."""
+    from db import connect, id_namespace, id_tag
+
+    database = connect(url)
+    try:
+        return id_namespace(database), id_tag(database)
+    finally:
+        database.close()
+
+
 def _gateway(engine: Engine) -> Any:
     return engine._root.proxy().gateway.get(timeout=5)
 

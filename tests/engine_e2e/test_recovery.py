@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from db import BatchWriter, DatabaseInUseError, connect, fills_of, find_orders, get_trade
+from db import BatchWriter, DatabaseInUseError, connect, fills_of, find_orders, get_trade, id_namespace, id_tag
 from engine.api import Accepted, Engine, EngineEvent, EventKind
 from engine.clock import ManualClock, SystemClock
 from engine.config import Config
@@ -332,7 +332,13 @@ def test_external_orders_are_recorded_announced_and_tracked(start: Any, sim: Sim
 
 def test_an_engine_order_unknown_to_the_database_is_adopted(start: Any, sim: Simulator, db_url: str) -> None:
     engine, events = start(ManualClock(SystemClock().now_ms()))
-    stray = client_order_id("lost-by-a-restored-backup", pair=PAIR)
+    handle = connect(db_url)
+    try:  # an id this database made (its namespace and tag), for a request its backup lost
+        stray = client_order_id(
+            "lost-by-a-restored-backup", pair=PAIR, namespace=id_namespace(handle), tag=id_tag(handle)
+        )
+    finally:
+        handle.close()
     sim.control.place_external_order(
         symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01", price="59000",
         newClientOrderId=stray,

@@ -6,13 +6,16 @@ not wait for it (before, every graceful stop waited the full 15 s for an order i
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from loguru import logger
 
 from actors._supervision import SupervisionMixin
 from engine.api import Engine, EventKind
+from engine.exchange import client_order_id
 from sim import Simulator
+from tests.engine_e2e._engine_sim_helpers import id_scheme
 from tests.engine_e2e.test_engine_sim import Events
 from tests.engine_e2e.test_realtime import engine, sim  # noqa: F401 - the fixtures
 
@@ -52,11 +55,13 @@ def test_a_stop_leaves_an_external_order_named_and_waits_only_for_its_own_cancel
 def test_an_adopted_order_is_canceled_through_the_engine_by_its_request_id(
     engine: tuple[Engine, Events],  # noqa: F811 - the fixture
     sim: Simulator,  # noqa: F811 - the fixture
+    tmp_path: Path,
 ) -> None:
     # An order with the engine's prefix the database never stored (its write-ahead lost): adopted, tracked to its
     # end. `cancel_order(pair, "adopted-<cid>")` answered unknown_request and sent nothing.
     eng, events = engine
-    cid = "bx-zzzzzzzzzzzzzzzzzzzzzzzzzz-p"
+    namespace, tag = id_scheme(f"sqlite:///{tmp_path}/e.sqlite3")  # the database of test_realtime's `engine`
+    cid = client_order_id("write-ahead lost", pair="BTC/USDT", namespace=namespace, tag=tag)
     sim.control.place_external_order(
         symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01", price="59000",
         newClientOrderId=cid,

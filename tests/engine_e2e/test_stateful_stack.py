@@ -37,6 +37,7 @@ from engine.clock import ManualClock
 from engine.config import Config
 from engine.exchange import client_order_id
 from sim import FaultSpec, SimConfig, Simulator
+from tests.engine_e2e._engine_sim_helpers import id_scheme
 from tests.engine_e2e._stack import Recorder
 
 SEED = 47
@@ -65,19 +66,6 @@ FAULTS = [
 # timing produces. One hidden lookup stays inside every grace the engine gives "not found" (two confirmations
 # after the unknown-outcome grace, three misses over a minute before an acknowledged order is closed as vanished).
 OPEN = ("NEW", "PARTIALLY_FILLED")
-
-
-def _id_namespace(url: str) -> str:
-    """The namespace the engine makes its client order ids in (drawn when its database was created)."""
-    from db import connect, id_namespace
-
-    database = connect(url)
-    try:
-        namespace = id_namespace(database)
-    finally:
-        database.close()
-    assert namespace, "a new database draws a namespace"
-    return namespace
 
 
 def _request_of(cid: str) -> str:
@@ -125,7 +113,8 @@ class Stack(RuleBasedStateMachine):
         self.events = Recorder()
         self.engine.subscribe(self.events)
         self.gateway = self.engine._root.proxy().gateway.get(timeout=5)
-        self.namespace = _id_namespace(f"sqlite:///{self.tmp}/engine.sqlite3")
+        self.namespace, self.tag = id_scheme(f"sqlite:///{self.tmp}/engine.sqlite3")
+        assert self.namespace and self.tag, "a new database draws a namespace and a tag"
         self.futures: dict[str, concurrent.futures.Future[PlaceOutcome]] = {}  # by idempotency key
         self.amounts: dict[str, Decimal] = {}  # requested amount by request part of the client order id
         self.pairs: dict[str, str] = {}
@@ -195,7 +184,7 @@ class Stack(RuleBasedStateMachine):
         self.futures[key] = self.engine.place_order(
             pair, side, amount, price, idempotency_key=key, limit_timeout=limit_timeout, fallback=fallback
         )
-        self.amounts[_request_of(client_order_id(key, pair=pair, namespace=self.namespace))] = amount
+        self.amounts[_request_of(client_order_id(key, pair=pair, namespace=self.namespace, tag=self.tag))] = amount
         self.pairs[key] = pair
         self.settle()
 

@@ -70,6 +70,10 @@ def test_cancel_racing_a_fill_means_no_fallback() -> None:
     assert [r.op for r in h.sent].count(Op.CREATE_ORDER) == 1  # no fallback
     [trade] = h.trades()
     assert trade.status is TradeStatus.FILLED
+    # Found hands-on: the note read only "limit timeout" (for a caller's cancel: "canceled by the caller") on a
+    # filled trade, and listeners heard an `error` for the -2011 of a cancel that merely came too late.
+    assert trade.note == "limit timeout; filled: filled before the cancel took effect", trade.note
+    assert not [e for e in h.events if e.kind is EventKind.ERROR]
 
 
 def test_fallback_rejected_reports_the_remainder() -> None:
@@ -105,10 +109,25 @@ def test_slippage_guard(action: SlippageAction, expect_type: str | None) -> None
 
 def test_volatility_spike_skips_the_wait() -> None:
     h = Harness(volatility_trigger=Decimal("0.02"))
+    req = request(price="60000")
+    h.place(req)
+    h.answer(order_json(h.sent[-1], "NEW"))
+    h.run(h.book.on_price(Decimal("58700"), Decimal("58800"), h.now + 500))  # down 2 %, then back
+    h.run(h.book.on_price(Decimal("60000"), Decimal("60100"), h.now + 1000))  # within the 0.5 % bound of 60000
+    assert h.sent[-1].op is Op.CANCEL_ORDER
+
+
+def test_a_spike_past_the_slippage_bound_keeps_the_limit() -> None:
+    # Found hands-on: a spike canceled a resting limit 56 s early for a capped IOC at the bound, which the market
+    # beyond it could not fill (the request ended with 0.001 of 0.01). The limit keeps its chance instead.
+    h = Harness(volatility_trigger=Decimal("0.02"))
     req = request(price="59000")
     h.place(req)
     h.answer(order_json(h.sent[-1], "NEW"))
-    h.run(h.book.on_price(Decimal("61500"), Decimal("61600"), h.now + 1000))
+    sent = len(h.sent)
+    h.run(h.book.on_price(Decimal("61500"), Decimal("61600"), h.now + 1000))  # 4 % above the limit: beyond 0.5 %
+    assert len(h.sent) == sent, "the spike canceled a limit whose fallback could not trade"
+    h.fire(f"plan:{req.request_id}")  # the limit's own timeout still applies
     assert h.sent[-1].op is Op.CANCEL_ORDER
 
 

@@ -38,7 +38,27 @@ def test_an_ioc_fallback_at_the_bound_is_told_at_its_price_without_the_ticks_sca
     h.fire(f"plan:{req.request_id}")
     h.answer(order_json(h.sent[-1], "CANCELED", cancel=True))
     [event] = [e for e in h.events if e.kind is EventKind.FALLBACK]
-    assert event.message == "limit timeout; fallback IOC limit at 60060"
+    assert event.message == "limit timeout; fallback IOC limit at 60060, capped by the slippage guard"
+
+
+def test_a_capped_ioc_that_expires_says_why_with_the_numbers_and_alerts() -> None:
+    # Found hands-on: the default `cap` ended "fallback_incomplete: IOC at the slippage bound expired" with no
+    # alert and no numbers, as if liquidity had run out; only `refuse` said the market was beyond the bound.
+    h = _Alerting(slippage_action=SlippageAction.CAP, max_slippage=Decimal("0.001"))
+    req = request()
+    h.place(req)
+    h.answer(order_json(h.sent[-1], "NEW"))
+    h.run(h.book.on_price(Decimal("60500"), Decimal("60600"), h.now))
+    h.fire(f"plan:{req.request_id}")
+    h.answer(order_json(h.sent[-1], "CANCELED", cancel=True))
+    h.answer(order_json(h.sent[-1], "EXPIRED"))
+    [trade] = h.trades()
+    assert trade.note.endswith(
+        "fallback_incomplete: IOC at the slippage bound expired with a remainder (slippage guard: the market was "
+        "beyond 0.1% from reference 60000; capped at 60060)"
+    ), trade.note
+    [alert] = [a for a in h.alerts if a.key == "slippage_guard"]
+    assert "capped at 60060" in alert.message
 
 
 def test_fills_never_found_are_alerted_with_the_quantity_plain() -> None:

@@ -214,7 +214,8 @@ def test_a_volatility_spike_cuts_every_resting_limit_of_the_pair_short() -> None
     h = _Parallel(volatility_trigger=Decimal("0.02"))
     _ladder(h, "59980", "59970", "59960")
     creates = [r.key for r in h.creates()]
-    h.run(h.book.on_price(Decimal("61500"), Decimal("61600"), h.now))
+    h.run(h.book.on_price(Decimal("58700"), Decimal("58800"), h.now))  # down 2 %, and back within the bound
+    h.run(h.book.on_price(Decimal("60000"), Decimal("60100"), h.now))
     assert sorted(r.params["origClientOrderId"] for r in h.sent if r.op is Op.CANCEL_ORDER) == sorted(creates)
 
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from engine.api import Refusal, RefusalReason
-from engine.domain import ClientOrderId, FallbackKind, Order, OrderStatus, RequestRecord, TradeStatus
+from engine.domain import ClientOrderId, FallbackKind, Order, OrderStatus, OrderType, RequestRecord, TradeStatus
 from engine.exchange import AuthFailed, Banned, OrderNotFound
 from engine.execution import ResultReason
 from engine.gateway import Op
@@ -149,10 +149,11 @@ def test_an_expired_ioc_primary_from_a_volatile_start_gets_no_second_order_after
 def test_a_capped_ioc_primary_keeps_its_slippage_capped_flag_after_a_restart(fallback: FallbackKind) -> None:
     # With an IOC fallback the capped order looks like any other IOC at the bound: only the flag stored with
     # the order (`Order.slippage_capped`) carries it over the restart.
+    # A market request bounded by its price (an IOC at the bound); a volatile start no longer sends a capped IOC in
+    # place of a limit (it could not fill: the limit keeps its chance).
     first = Harness(fallback=fallback)
-    _volatile(first)
     first.run(first.book.on_price(Decimal("61990"), Decimal("62010"), first.now))  # beyond the 0.5 % bound
-    req = request(amount="0.01")
+    req = request(amount="0.01", order_type=OrderType.MARKET)
     first.place(req)
     primary = first.sent[-1]
     assert (primary.params["type"], primary.params["timeInForce"]) == ("LIMIT", "IOC")  # capped at the bound

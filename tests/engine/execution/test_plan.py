@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from engine.domain import FallbackKind, OrderRole, OrderStatus, OrderType, Priority, Side, TimeInForce
 from engine.domain import TradeStatus as TS
 from engine.exchange import (
@@ -111,8 +113,19 @@ def test_remainder_below_min_notional_is_dust_not_lost() -> None:
     plan = started()
     plan.handle(Tick(), 10_000)
     result = result_of(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D("0.00995")), 10_001))
+    # Partial, not filled: a lot step could carry the rest (only the minimum notional refuses it).
     assert (result.reason, result.dust, result.remainder, result.status) == (
-        ResultReason.DUST, True, D("0.00005"), TS.FILLED)  # fmt: skip
+        ResultReason.DUST, True, D("0.00005"), TS.PARTIAL)  # fmt: skip
+
+
+def test_most_of_a_request_left_as_dust_is_partial_not_filled() -> None:
+    # Found hands-on: 0.00002 of 0.0001 filled, the rest below the minimum notional: the trade said `filled`, and a
+    # strategy reading the status took itself for holding five times what it held.
+    plan, _ = ExecutionPlan.start(request("0.0001"), RULES, BOOK, 0, CONFIG)  # 5 USDT at 50,000
+    plan.handle(Tick(), 10_000)
+    result = result_of(plan.handle(LegClosed(PRIMARY, OrderStatus.CANCELED, D("0.00002")), 10_001))
+    assert (result.reason, result.dust, result.remainder, result.status) == (
+        ResultReason.DUST, True, D("0.00008"), TS.PARTIAL)  # fmt: skip
 
 
 def test_off_step_amount_reports_the_cut_as_dust() -> None:
@@ -181,6 +194,16 @@ def test_percent_price_rejection_goes_straight_to_fallback() -> None:
     other = started()
     result = result_of(other.handle(LegFailed(PRIMARY, FilterRejected("x", filter_name="LOT_SIZE")), 5))
     assert (result.reason, result.status) == (ResultReason.LIMIT_REJECTED, TS.FAILED)
+
+
+def test_a_percent_price_rejection_without_a_fallback_is_the_limits_rejection() -> None:
+    # Found hands-on: with `fallback = none` it ended "limit not filled in time; no fallback configured" (canceled),
+    # though the limit never rested: the exchange's filter error is the answer.
+    plan = started(replace(CONFIG, fallback=FallbackKind.NONE))
+    error = FilterRejected("Filter failure: PERCENT_PRICE_BY_SIDE", filter_name="PERCENT_PRICE_BY_SIDE")
+    result = result_of(plan.handle(LegFailed(PRIMARY, error), 5))
+    assert (result.reason, result.status) == (ResultReason.LIMIT_REJECTED, TS.FAILED)
+    assert "PERCENT_PRICE_BY_SIDE" in result.detail
 
 
 def test_a_limit_outside_the_percent_price_band_around_the_market_is_refused_not_sent_at_market() -> None:
