@@ -19,6 +19,7 @@ __all__ = [
     "capped_detail",
     "check_slippage",
     "slippage_bound",
+    "within_bound",
 ]
 
 
@@ -103,6 +104,15 @@ def check_slippage(
         capped = f"{reason}; capped at {plain_decimal(bound)}"
         return SlippageDecision(True, True, bound, current, slippage, capped, details)
     return SlippageDecision(False, False, bound, current, slippage, f"{reason}; refused", details)
+
+
+def within_bound(side: Side, reference: Decimal | None, book: Book | None, max_slippage: Decimal) -> bool:
+    """Is the market within the slippage bound of `reference` now (a fallback would go out uncapped)? A volatility
+    spike skips a limit's wait only then: beyond the bound a capped IOC cannot fill (a refused fallback sends
+    nothing), and the limit would be lost for it."""
+    if book is None or reference is None:
+        return False
+    return check_slippage(side, reference, book, max_slippage, SlippageAction.REFUSE).allowed
 
 
 def capped_detail(

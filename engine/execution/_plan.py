@@ -7,7 +7,8 @@
  LIMIT_WORKING ──timeout / volatile──► CANCELING ──cancel confirmed / expired──┐
    │  │ PERCENT_PRICE rejection                                                ▼
    │  └──────────────────────────────────────────────────────────────► fallback step ──► DONE (dust,
-   │ canceled outside or STP-expired (stop, or fallback if configured) │  slippage refused, none)
+   │ canceled outside, STP- or exchange-expired (stop, or fallback     │  slippage refused, none)
+   │ if configured)                                                    │
    ▼                                                                   │ PlaceOrder(market | IOC at bound)
  DONE (canceled_externally)                                            ▼
                                    FALLBACK_WAIT ◄──retry later── FALLBACK_WORKING ──closed──► DONE
@@ -49,7 +50,7 @@ from engine.exchange import (
     StopTrading,
     client_order_id,
 )
-from engine.execution._guards import Book, capped_detail, check_slippage
+from engine.execution._guards import Book, capped_detail, check_slippage, within_bound
 from engine.execution._model import (
     Abort,
     CancelFailed,
@@ -293,10 +294,13 @@ class ExecutionPlan:
             return self._on_failed(leg, ExchangeError("rejected by the exchange"), now_ms)
         if leg.spec.role is OrderRole.PRIMARY and self._fallback_attempts == 0 and leg.spec.order_type is not (
                 OrderType.MARKET):  # fmt: skip
-            # canceled outside, or expired meeting this account's order (STP): a fallback would trade against it
-            external = event.prevented or (self.phase is Phase.LIMIT_WORKING and event.status is OrderStatus.CANCELED)
-            if external and not self.config.fallback_after_external_cancel:
-                how = "expired by self-trade prevention" if event.prevented else "canceled outside the engine"
+            # canceled outside, expired meeting this account's order (STP): a fallback would trade against it; or a
+            # resting GTC limit the exchange expired by its own rules (a halt): a market order at once is no answer
+            expired = event.status is OrderStatus.EXPIRED and leg.spec.time_in_force is TimeInForce.GTC
+            outside = self.phase is Phase.LIMIT_WORKING and (event.status is OrderStatus.CANCELED or expired)
+            if (event.prevented or outside) and not self.config.fallback_after_external_cancel:
+                how = "expired by self-trade prevention" if event.prevented else (
+                    "expired by the exchange" if expired else "canceled outside the engine")  # fmt: skip
                 return self._finish(ResultReason.CANCELED_EXTERNALLY, f"limit order {how}; fallback not sent")
             # our cancel confirmed, or the exchange expired the limit (IOC/FOK, or by its own rules)
             return self._place_remainder(kind=self.config.fallback, role=OrderRole.FALLBACK)
@@ -338,13 +342,10 @@ class ExecutionPlan:
 
     # ---- the fallback step --------------------------------------------------------------------------------
     def _fallback_would_trade(self) -> bool:
-        """Would the fallback go out uncapped now? A spike skips the limit's wait only then: with the market beyond
-        the slippage bound, a capped IOC cannot fill (a refused one sends nothing), and the limit is lost for it."""
-        if self.config.fallback is FallbackKind.NONE or self.book is None or self.reference_price is None:
-            return False
-        config, side = self.config, self.request.side
-        decision = check_slippage(side, self.reference_price, self.book, config.max_slippage, config.slippage_action)
-        return decision.allowed and not decision.capped
+        """Would the fallback go out uncapped now? A spike skips the limit's wait only then (`within_bound`)."""
+        config = self.config
+        return config.fallback is not FallbackKind.NONE and within_bound(
+            self.request.side, self.reference_price, self.book, config.max_slippage)  # fmt: skip
 
     def _place_remainder(self, *, kind: FallbackKind, role: OrderRole) -> list[ExecutionCommand]:
         remainder = self.requested - self.filled

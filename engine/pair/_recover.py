@@ -244,6 +244,10 @@ class RecoveringBook(OrderDesk):
         rows = [] if failed else result.data
         waiting = {c for c, leg in self._legs.items() if leg.resync_left and leg.resync_by_scan}
         covered = {o.client_order_id for o in self.reconcilable()} if among is None else set(among)
+        if result.sent_ms > 0:  # an order placed after the scan left may be missing from it: its own path answers
+            covered = {
+                c for c in covered if (leg := self._legs.get(ClientOrderId(c))) and leg.created_ms <= result.sent_ms
+            }
         wanted = (waiting if failed else covered | waiting) if reconcile else set()
         for row in rows:
             if not isinstance(row, dict):

@@ -117,3 +117,20 @@ def test_an_unlisted_order_is_not_looked_up_again_while_its_lookup_is_under_way(
     h.scan([])  # the start's scan: none listed (filled or canceled while down)
     h.scan([])  # the first subscription's round lands before the lookups' answers
     assert _fetches(h) == 3
+
+
+def test_orders_placed_while_a_scan_was_on_its_way_are_not_looked_up_for_missing_from_it() -> None:
+    # Found by a simulator audit: Binance answers an open-orders scan in tens to hundreds of ms. The orders placed
+    # meanwhile were missing from its answer and each was looked up singly (weight 4 each, every round).
+    h = Harness(conflict_policy="parallel")
+    sent_ms = h.now
+    h.now += 200
+    for i in range(3):
+        h.place(request(key=f"k{i}", price=str(59000 - i), limit_timeout_s=Decimal(600)))
+        h.answer(order_json(h.sent[-1], "NEW"))
+    scan = GatewayResult(GatewayRequest(Op.OPEN_ORDERS, {"symbol": "BTCUSDT"}), data=[], sent_ms=sent_ms)
+    h.run(h.book.on_open_orders(scan, h.now, reconcile=True))
+    assert _fetches(h) == 0
+    later = GatewayResult(GatewayRequest(Op.OPEN_ORDERS, {"symbol": "BTCUSDT"}), data=[], sent_ms=h.now)
+    h.run(h.book.on_open_orders(later, h.now, reconcile=True))
+    assert _fetches(h) == 3  # a scan sent after they were placed and not listing them: each is looked up

@@ -284,8 +284,14 @@ def test_a_limit_expired_by_self_trade_prevention_stops_like_an_outside_cancel_u
     assert (result.reason, result.status) == (ResultReason.CANCELED_EXTERNALLY, TS.PARTIAL)
     assert "self-trade prevention" in result.detail
     only(started(ExecutionConfig(fallback_after_external_cancel=True)).handle(prevented, 50), PlaceOrder)
-    # Expired by the exchange's own rules (not a match with this account): the fallback goes, as before.
-    only(started().handle(LegClosed(PRIMARY, OrderStatus.EXPIRED, D("0.003")), 50), PlaceOrder)
+    # A resting GTC limit expired by the exchange's own rules (a halt; not a match with this account): outside the
+    # engine too. It sent the market fallback at once, the limit's remaining time and the setting ignored (found by
+    # a simulator audit: the simulator never expired a resting order).
+    expired = LegClosed(PRIMARY, OrderStatus.EXPIRED, D("0.003"))
+    result = result_of(started().handle(expired, 50))
+    assert (result.reason, result.status) == (ResultReason.CANCELED_EXTERNALLY, TS.PARTIAL)
+    assert "expired by the exchange" in result.detail
+    only(started(ExecutionConfig(fallback_after_external_cancel=True)).handle(expired, 50), PlaceOrder)
     # Met while the engine's own timeout cancel was on its way: still someone else's trade, still no fallback.
     plan = started(ExecutionConfig(limit_timeout_ms=1))
     only(plan.handle(Tick(), 1), CancelOrder)
