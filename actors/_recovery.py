@@ -223,4 +223,4 @@ def split_by_pair(result: GatewayResult, symbol_pairs: Mapping[str, Pair]) -> di
         pair = symbol_pairs.get(str(row.get("symbol"))) if isinstance(row, dict) else None
         if pair is not None:
             rows[pair].append(row)
-    return {pair: GatewayResult(result.request, data=found) for pair, found in rows.items()}
+    return {pair: replace(result, data=found) for pair, found in rows.items()}  # sent_ms kept: the scan filter

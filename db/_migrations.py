@@ -7,9 +7,12 @@ was (migration 1 uses the frozen `OrderRowV1` and `TradeRowV1`), and later chang
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import secrets
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -142,9 +145,19 @@ def _v9_fill_per_order_side(db: peewee.Database, _migrator: SchemaMigrator) -> N
     )
 
 
+# Set by `migrate` for the length of its run: the caller knows of requests not yet in the database (a spool).
+_SPOOL_HOLDS_REQUESTS: ContextVar[bool] = ContextVar("spool_holds_requests", default=False)
+
+
 def _holds_requests(db: peewee.Database) -> bool:
-    used = db.execute_sql('SELECT 1 FROM "requests" LIMIT 1').fetchone() is not None
-    return used or db.execute_sql('SELECT 1 FROM "orders" LIMIT 1').fetchone() is not None
+    """Has this database (or the spool about to be replayed into it) made client order ids already? Requests, or
+    orders with the engine's prefix (adopted ones); orders placed by hand alone do not count."""
+    if _SPOOL_HOLDS_REQUESTS.get():
+        return True
+    if db.execute_sql('SELECT 1 FROM "requests" LIMIT 1').fetchone() is not None:
+        return True
+    engine_ids = f'SELECT 1 FROM "orders" WHERE "client_order_id" LIKE {db.param} LIMIT 1'
+    return db.execute_sql(engine_ids, ("bx-%",)).fetchone() is not None
 
 
 def new_namespace() -> str:
@@ -166,12 +179,17 @@ def _v11_id_tag(db: peewee.Database, migrator: SchemaMigrator) -> None:
     # ones (CRITICAL `adopted_order`, stored as its own, canceled at its stop on a shared pair). A new database's ids
     # carry a tag drawn from its namespace. One that already holds requests or orders keeps its untagged layout:
     # a key used again must still find its order under the id it was given.
-    from engine.exchange._client_ids import id_tag  # here only: the migration is its one user in db
-
     migrator.add_column("engine_instance", "id_tag", peewee.CharField(max_length=8, default="")).run()
     namespace = InstanceRow.select(InstanceRow.id_namespace).where(InstanceRow.id == 1).scalar(db)
     if namespace and not _holds_requests(db):
-        InstanceRow.update(id_tag=id_tag(namespace)).where(InstanceRow.id == 1).execute(db)
+        InstanceRow.update(id_tag=_v11_tag(namespace)).where(InstanceRow.id == 1).execute(db)
+
+
+def _v11_tag(namespace: str) -> str:
+    # Frozen with the migration: 4 base32 characters (20 bits) of SHA-256 over the namespace. The engine reads the
+    # tag from the database (`db.id_tag`) and never derives it.
+    digest = hashlib.sha256(f"tag\n{namespace}".encode()).digest()[:16]
+    return base64.b32encode(digest).decode("ascii").rstrip("=").lower()[:4]
 
 
 MIGRATIONS: Sequence[Migration] = (
@@ -239,8 +257,10 @@ def _migration_transaction(db: peewee.Database) -> Iterator[None]:
         yield
 
 
-def migrate(db: peewee.Database, *, target: int | None = None) -> int:
+def migrate(db: peewee.Database, *, target: int | None = None, spool_holds_requests: bool = False) -> int:
     """Apply every pending migration up to `target` (default: all). Returns the resulting version.
+    `spool_holds_requests`: requests made on this database wait in a spool to be replayed into it (a database found
+    empty keeps the client order ids they were made with: no namespace or tag is drawn for it).
 
     Raises:
         DatabaseSchemaError: the database's schema is newer than `LATEST_VERSION` (a newer engine migrated it);
@@ -253,6 +273,17 @@ def migrate(db: peewee.Database, *, target: int | None = None) -> int:
     with _migration_transaction(db):
         _create_tables(db, (SchemaVersionRow,), safe=True)
     migrator = SchemaMigrator.from_database(db)
+    token = _SPOOL_HOLDS_REQUESTS.set(spool_holds_requests)
+    try:
+        _apply(db, migrator, goal)
+    finally:
+        _SPOOL_HOLDS_REQUESTS.reset(token)
+    version = current_version(db)
+    refuse_newer_schema(version)
+    return version
+
+
+def _apply(db: peewee.Database, migrator: SchemaMigrator, goal: int) -> None:
     for migration in MIGRATIONS:
         if migration.version > goal:
             break
@@ -266,6 +297,3 @@ def migrate(db: peewee.Database, *, target: int | None = None) -> int:
                 version=migration.version, description=migration.description, applied_at=datetime.now(UTC)
             ).execute(db)
         logger.info("schema migration applied version={} description={}", migration.version, migration.description)
-    version = current_version(db)
-    refuse_newer_schema(version)
-    return version

@@ -52,7 +52,7 @@ from db import (
     parse_url,
 )
 from engine.clock import Clock, SystemClock
-from engine.domain import ErrorRecord, Order, Trade
+from engine.domain import ErrorRecord, Order, RequestRecord, Trade
 
 T = TypeVar("T")
 
@@ -79,6 +79,7 @@ class PersistenceCore(OutageHandling):
         self._pending: list[Record] = []
         self._memory: list[Record] = []  # spool refused (disk): last resort
         self._spooled = 0
+        self._spool_requests = False
         self._degraded = False
         self._reported: Health | None = None
         self._spool_failed = False
@@ -97,7 +98,11 @@ class PersistenceCore(OutageHandling):
 
     def start(self) -> None:
         """Connect, migrate and replay any spool left by a previous run (or degrade if unreachable)."""
-        self._spooled = sum(1 for _ in self._spool.read())
+        # Requests of a previous run waiting in the spool: migrating an empty database must not give it client order
+        # ids (a namespace, a tag) other than theirs, or a key used again would not find its order (`db.migrate`).
+        for record in self._spool.read():
+            self._spooled += 1
+            self._spool_requests = self._spool_requests or isinstance(record, RequestRecord)
         if self._spooled:
             logger.warning("persistence: spool from a previous run records={} path={}", self._spooled, self._spool.path)
         if self._try_connect() and self._replay():
@@ -322,7 +327,7 @@ class PersistenceCore(OutageHandling):
         db = make_database(self._spec, connect_timeout=self._settings.connect_timeout_s)
         try:
             open_connection(db, self._spec)
-            migrate(db)
+            migrate(db, spool_holds_requests=self._spool_requests)
         except DatabaseSchemaError:
             # Permanent: refuse this database (nothing was written) rather than spool and retry forever.
             _close_quietly(db)

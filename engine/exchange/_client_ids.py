@@ -4,8 +4,8 @@ Layout: `bx-<tag>-<21 base32 chars>-<leg>` (every database created since schema 
 chars>-<leg>` (a database that already held requests when it reached schema 11 keeps the ids it made); at most
 36 characters, within Binance's `^[a-zA-Z0-9-_]{1,36}$`.
 
-- `bx-` marks the engine's orders. The 4-character tag is the database's (`db.id_tag`, drawn from its namespace
-  when it is created), so an engine tells its own orders from another engine's on the same exchange account:
+- `bx-` marks the engine's orders. The 4-character tag is the database's (`db.id_tag`, drawn when it is
+  created), so an engine tells its own orders from another engine's on the same exchange account:
   its own orders that the database does not know (a crash between send and commit) are adopted, another
   engine's are recorded as external like any order placed outside this engine, never adopted, canceled or
   traded against. Two databases share a tag by chance once in about a million (2^20 tags).
@@ -33,7 +33,6 @@ __all__ = [
     "CLIENT_ID_PREFIX",
     "EngineClientId",
     "client_order_id",
-    "id_tag",
     "is_engine_id",
     "is_own_id",
     "key_digest",
@@ -42,7 +41,6 @@ __all__ = [
 
 CLIENT_ID_PREFIX: Final = "bx-"
 _MAX_FALLBACK: Final = 99_999
-_TAG_LEN: Final = 4
 _TAGGED_DIGEST_LEN: Final = 21  # 3 + 4 + 1 + 21 + 1 + len("f99999") = 36, Binance's limit
 _TAG_RE: Final = re.compile(r"^[a-z2-7]{4}$")
 _BINANCE_RE: Final = re.compile(r"^[a-zA-Z0-9\-_]{1,36}$")
@@ -51,12 +49,6 @@ _ENGINE_RE: Final = re.compile(r"^bx-(?:([a-z2-7]{4})-([a-z2-7]{21})|([a-z2-7]{2
 
 def _b32(text: str) -> str:
     return base64.b32encode(hashlib.sha256(text.encode()).digest()[:16]).decode("ascii").rstrip("=").lower()
-
-
-def id_tag(namespace: str) -> str:
-    """The 4-character tag a database with `namespace` gives its client order ids, drawn from the namespace when
-    the database is created (`db.id_tag`; "" for the empty namespace)."""
-    return _b32(f"tag\n{namespace}")[:_TAG_LEN] if namespace else ""
 
 
 def key_digest(idempotency_key: str, pair: str, namespace: str = "", *, tagged: bool = False) -> str:

@@ -128,6 +128,12 @@ class OrderSpec:
     slippage_capped: bool = False
     """Sent by the fallback step with the market beyond the slippage bound (an IOC at the bound)."""
 
+    @property
+    def resting(self) -> bool:
+        """A limit that rests on the book until filled or canceled (LIMIT or LIMIT_MAKER, not IOC/FOK)."""
+        resting_type = self.order_type in (OrderType.LIMIT, OrderType.LIMIT_MAKER)
+        return resting_type and self.time_in_force not in (TimeInForce.IOC, TimeInForce.FOK)
+
 
 # ---- commands -------------------------------------------------------------------------------------------
 

@@ -102,6 +102,7 @@ class ExecutionPlan:
         self._price_needed = False  # a wait resumed after a restart: a retry due with no price waits for one
         self._aborted = ""  # why the caller canceled; no fallback follows once set
         self.skipped_wait = False  # a volatile market: the fallback went out in place of the limit
+        self.canceling: ClientOrderId | None = None  # the order a cancel was sent for (not a restored closed one)
         self.result: ExecutionResult | None = None
 
     # ---- construction -------------------------------------------------------------------------------------
@@ -265,7 +266,7 @@ class ExecutionPlan:
 
     def _cancel_live(self, reason: str) -> list[ExecutionCommand]:
         live = self._legs[-1]  # the primary while the limit works; the fallback when the caller aborts
-        self.phase = Phase.CANCELING
+        self.phase, self.canceling = Phase.CANCELING, live.spec.client_order_id
         self._timer = None
         return [CancelOrder(live.spec.client_order_id, live.spec.symbol, reason)]
 
@@ -286,7 +287,7 @@ class ExecutionPlan:
         if leg is not self._legs[-1]:
             return []  # an old leg closing late: its quantity is already in the totals
         if self.filled >= self.requested:
-            late = self.phase is Phase.CANCELING and event.status is OrderStatus.FILLED  # the cancel came too late
+            late = event.status is OrderStatus.FILLED and self.canceling == leg.spec.client_order_id  # cancel too late
             return self._finish(ResultReason.FILLED, "filled before the cancel took effect" if late else "filled")
         if self._aborted:
             return self._finish(ResultReason.CANCELED, self._aborted)
@@ -296,7 +297,7 @@ class ExecutionPlan:
                 OrderType.MARKET):  # fmt: skip
             # canceled outside, expired meeting this account's order (STP): a fallback would trade against it; or a
             # resting GTC limit the exchange expired by its own rules (a halt): a market order at once is no answer
-            expired = event.status is OrderStatus.EXPIRED and leg.spec.time_in_force is TimeInForce.GTC
+            expired = event.status is OrderStatus.EXPIRED and leg.spec.resting
             outside = self.phase is Phase.LIMIT_WORKING and (event.status is OrderStatus.CANCELED or expired)
             if (event.prevented or outside) and not self.config.fallback_after_external_cancel:
                 how = "expired by self-trade prevention" if event.prevented else (

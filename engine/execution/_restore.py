@@ -49,8 +49,6 @@ from engine.execution._rules import SymbolRules
 
 __all__ = ["RestoredLeg", "restore_plan"]
 
-_RESTING = (OrderType.LIMIT, OrderType.LIMIT_MAKER)
-
 
 @dataclass(frozen=True)
 class RestoredLeg:
@@ -108,11 +106,7 @@ def restore_plan(
     )
     live, stored_live = plan._legs[-1], legs[-1]
     spec = live.spec
-    resting = (
-        spec.role is OrderRole.PRIMARY
-        and spec.order_type in _RESTING
-        and spec.time_in_force not in (TimeInForce.IOC, TimeInForce.FOK)
-    )
+    resting = spec.role is OrderRole.PRIMARY and spec.resting
     if canceled is not None:
         plan._aborted = f"{canceled} (before a restart); no fallback after recovery"
     elif retry_at_ms is not None and stored_live.status is OrderStatus.REJECTED and spec in by_fallback_step:
@@ -128,7 +122,7 @@ def restore_plan(
         plan.phase = Phase.FALLBACK_WORKING
         return plan, []
     if canceled is not None:
-        plan.phase = Phase.CANCELING
+        plan.phase, plan.canceling = Phase.CANCELING, spec.client_order_id
         return plan, [CancelOrder(spec.client_order_id, spec.symbol, plan._aborted)]
     deadline = created_ms + config.limit_timeout_ms
     # When the cancel was asked for, not when the engine came back, tells a caller's (or shutdown's) cancel from
@@ -136,10 +130,10 @@ def restore_plan(
     asked_ms = stored_live.updated_ms if stored_live.updated_ms is not None else now_ms
     if stored_live.status is OrderStatus.PENDING_CANCEL and asked_ms < deadline:
         plan._aborted = "being canceled before a restart; no fallback after recovery"
-        plan.phase = Phase.CANCELING
+        plan.phase, plan.canceling = Phase.CANCELING, spec.client_order_id
         return plan, [CancelOrder(spec.client_order_id, spec.symbol, plan._aborted)]
     if stored_live.status is OrderStatus.PENDING_CANCEL or now_ms >= deadline:
-        plan.phase = Phase.CANCELING
+        plan.phase, plan.canceling = Phase.CANCELING, spec.client_order_id
         # "limit timeout", as without the restart: the request's story already starts "resumed after a restart"
         return plan, [CancelOrder(spec.client_order_id, spec.symbol, "limit timeout")]
     plan.phase = Phase.LIMIT_WORKING

@@ -148,7 +148,7 @@ class PairBook(PlanBook):
                 out.append(Persist(record))
             if execution.stage is Stage.DONE and execution.result is not None:
                 legs = [self._legs[c] for c in execution.legs if c in self._legs]
-                out.append(Persist(trade_of(execution, execution.result, legs, now_ms)))
+                out.append(Persist(trade_of(execution, execution.result, legs, now_ms, self.rules.floor_qty)))
         return out
 
     def active(self) -> list[Execution]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -101,6 +102,9 @@ class Leg:
     """When the first of those found nothing."""
     last_miss_ms: int = 0
     acked: bool = False
+    acked_ms: int = 0
+    """When the engine learned the exchange had the order (0: before this run, or a stranger's): a reconciliation
+    scan sent before then may not list it (`on_open_orders`)."""
     cancel_wanted: bool = False
     """The plan asked to cancel before the exchange acknowledged the order: cancel it at the ack."""
     told_closed: bool = False
@@ -218,11 +222,26 @@ def _sane(filled: Decimal, quote: Decimal, fees: tuple[tuple[str, Decimal], ...]
     return all(fee.is_finite() and fee >= 0 for _, fee in fees)
 
 
-def trade_of(execution: Execution, result: ExecutionResult, legs: list[Leg], now_ms: int) -> Trade:
+def filled_status(filled: Decimal, requested: Decimal, floor_qty: Callable[[Decimal], Decimal]) -> TradeStatus:
+    """A trade's status from what filled: FILLED once what is left is below the lot step (`floor_qty` of it is 0: no
+    order could carry it), PARTIAL with some filled, else CANCELED (as `engine.execution`'s result says)."""
+    if filled > 0 and (filled >= requested or floor_qty(requested - filled) <= 0):
+        return TradeStatus.FILLED
+    return TradeStatus.PARTIAL if filled > 0 else TradeStatus.CANCELED
+
+
+def trade_of(
+    execution: Execution,
+    result: ExecutionResult,
+    legs: list[Leg],
+    now_ms: int,
+    floor_qty: Callable[[Decimal], Decimal],
+) -> Trade:
     """The stored `Trade` of a finished request: the plan's verdict, the legs' stored fills.
 
     Quantities, prices and fees are summed from the fills the book stored (so the trade always equals its
-    fill rows); status, dust and the reason come from the plan's result.
+    fill rows); status, dust and the reason come from the plan's result. `floor_qty`: the pair's lot step rounding
+    (`SymbolRules.floor_qty`), for the status when the stored fills differ from the plan's count.
     """
     request = execution.request
     filled = sum((leg.state.filled for leg in legs), Decimal(0))
@@ -236,10 +255,7 @@ def trade_of(execution: Execution, result: ExecutionResult, legs: list[Leg], now
         # The stored fills differ from the plan's count: fills the exchange counted could not be fetched
         # (alerted), or fills of an order restored after a restart arrived once the plan had ended. The
         # status says what is stored.
-        if filled >= request.amount:
-            status = TradeStatus.FILLED
-        else:
-            status = TradeStatus.PARTIAL if filled > 0 else TradeStatus.CANCELED
+        status = filled_status(filled, request.amount, floor_qty)
     note = "; ".join(execution.story)
     if result.detail and result.detail != "filled" and result.detail not in execution.story:
         note = f"{note}; {result.reason.value}: {result.detail}" if note else f"{result.reason.value}: {result.detail}"

@@ -187,7 +187,7 @@ class OrderCore(ABC):
             leg.resolver.on_order_seen(now_ms)
             leg.resolver = None
         if not leg.acked:
-            leg.acked = True
+            leg.acked, leg.acked_ms = True, now_ms
             self._leg_acked(leg, now_ms)
         if leg.cancel_wanted and leg.state.status in _CANCELABLE:
             leg.cancel_wanted = False

@@ -238,8 +238,9 @@ class PlanBook(RecoveringBook):
     def _report(self, execution: Execution, result: ExecutionResult, now_ms: int) -> None:
         execution.result = result
         execution.stage = Stage.SETTLING
-        if result.reason is ResultReason.SLIPPAGE_REFUSED or (result.slippage_capped and result.remainder > 0
-                                                              and not result.dust):  # fmt: skip
+        # refused by the guard, or its last order capped at the bound (`capped_detail` gave the numbers) fell short
+        incomplete = result.reason in (ResultReason.FALLBACK_INCOMPLETE, ResultReason.MARKET_INCOMPLETE)
+        if result.reason is ResultReason.SLIPPAGE_REFUSED or (incomplete and "bound" in result.details):
             self._out.append(Alert("slippage_guard", result.detail))
         elif result.reason is ResultReason.CANCELED_EXTERNALLY:
             self._out.append(Alert("external_cancel", result.detail, execution.legs[0] if execution.legs else None))
@@ -260,7 +261,7 @@ class PlanBook(RecoveringBook):
         execution.stage = Stage.DONE
         request_id = execution.request.request_id
         legs = [self._legs[c] for c in execution.legs]
-        trade = trade_of(execution, result, legs, now_ms)
+        trade = trade_of(execution, result, legs, now_ms, self.rules.floor_qty)
         self._out.append(Persist(trade))
         if not execution.resolved:
             execution.resolved = True

@@ -42,7 +42,7 @@ from engine.execution import Book, ExecutionCommand, Phase, SymbolRules, restore
 from engine.gateway import GatewayResult
 from engine.orders import FillEvent
 from engine.pair._commands import Alert, Command, Emit, LookupStored, Persist, Schedule, Send
-from engine.pair._legs import RECONCILED, Execution, Leg, Stage, order_of, plan_key
+from engine.pair._legs import RECONCILED, Execution, Leg, Stage, filled_status, order_of, plan_key
 from engine.pair._orders import RESYNC_LOOKUPS, OrderDesk
 from engine.pair._params import fetch_request
 from engine.pair._records import leg_event
@@ -244,9 +244,9 @@ class RecoveringBook(OrderDesk):
         rows = [] if failed else result.data
         waiting = {c for c, leg in self._legs.items() if leg.resync_left and leg.resync_by_scan}
         covered = {o.client_order_id for o in self.reconcilable()} if among is None else set(among)
-        if result.sent_ms > 0:  # an order placed after the scan left may be missing from it: its own path answers
+        if result.sent_ms > 0:  # an order acked after the scan left may be missing from it: its own path answers
             covered = {
-                c for c in covered if (leg := self._legs.get(ClientOrderId(c))) and leg.created_ms <= result.sent_ms
+                c for c in covered if (leg := self._legs.get(ClientOrderId(c))) and leg.acked_ms <= result.sent_ms
             }
         wanted = (waiting if failed else covered | waiting) if reconcile else set()
         for row in rows:
@@ -323,7 +323,7 @@ class RecoveringBook(OrderDesk):
         fees = dict(trade.fees)
         if fill.commission > 0:
             fees[fill.commission_asset] = fees.get(fill.commission_asset, Decimal(0)) + fill.commission
-        status = TradeStatus.FILLED if filled >= trade.requested else TradeStatus.PARTIAL
+        status = filled_status(filled, trade.requested, self.rules.floor_qty)
         updated = Trade.model_validate({
             **trade.model_dump(),
             "filled": filled,
@@ -331,6 +331,7 @@ class RecoveringBook(OrderDesk):
             "fees": fees,
             "status": status,
             "remainder": max(Decimal(0), trade.requested - filled),
+            "dust": trade.dust or (status is TradeStatus.FILLED and filled < trade.requested),
             "note": f"{trade.note}; late fill of {plain_decimal(qty)} after the summary".lstrip("; "),
         })  # fmt: skip
         leg.summed_trade = updated

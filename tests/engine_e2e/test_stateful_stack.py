@@ -35,7 +35,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from engine.api import Accepted, Engine, EventKind, PlaceOutcome, Refusal
 from engine.clock import ManualClock
 from engine.config import Config
-from engine.exchange import client_order_id
+from engine.exchange import client_order_id, is_own_id
 from sim import FaultSpec, SimConfig, Simulator
 from tests.engine_e2e._engine_sim_helpers import id_scheme
 from tests.engine_e2e._stack import Recorder
@@ -237,7 +237,7 @@ class Stack(RuleBasedStateMachine):
     # ---- invariants after every step --------------------------------------------------------------------
     @invariant()
     def ledger_invariants(self) -> None:
-        orders = [o for o in self._ledger()["orders"] if str(o["clientOrderId"]).startswith("bx-")]
+        orders = [o for o in self._ledger()["orders"] if is_own_id(str(o["clientOrderId"]), self.tag)]
         cids = Counter(o["clientOrderId"] for o in orders)
         assert max(cids.values(), default=1) == 1, f"one client order id, two exchange orders: {cids}"
         live: Counter[str] = Counter()
@@ -316,6 +316,9 @@ class Stack(RuleBasedStateMachine):
             assert trade.filled + trade.remainder == trade.requested == self.amounts[req]
         for o in ledger["orders"]:
             assert _request_of(o["clientOrderId"]) in request_ids.values(), f"an order the engine never stored: {o}"
+            assert is_own_id(o["clientOrderId"], self.tag), f"an order without this database's tag: {o}"
+        # 6: nobody else trades here: the engine never took one of its own orders for another's (or adopted one).
+        assert not self.events.of(EventKind.EXTERNAL), self.events.of(EventKind.EXTERNAL)
 
 
 Stack.TestCase.settings = settings(max_examples=10, stateful_step_count=12, deadline=None)

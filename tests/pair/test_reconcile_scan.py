@@ -10,7 +10,7 @@ import pytest
 
 from engine.domain import Order, OrderStatus, RequestRecord
 from engine.gateway import GatewayRequest, GatewayResult, Op
-from tests.pair._book_helpers import T0, Harness, order_json, request
+from tests.pair._book_helpers import PAIR, T0, Harness, order_json, request
 from tests.pair.test_recover import _report, _stored_state
 
 
@@ -134,3 +134,26 @@ def test_orders_placed_while_a_scan_was_on_its_way_are_not_looked_up_for_missing
     later = GatewayResult(GatewayRequest(Op.OPEN_ORDERS, {"symbol": "BTCUSDT"}), data=[], sent_ms=h.now)
     h.run(h.book.on_open_orders(later, h.now, reconcile=True))
     assert _fetches(h) == 3  # a scan sent after they were placed and not listing them: each is looked up
+
+
+def test_orders_created_before_a_scan_but_acked_after_it_are_not_looked_up_either() -> None:
+    # Diff review: a scan (EXIT priority) overtakes creates queued in the gateway (ENTRY): created before it was sent,
+    # acked after, missing from its answer. The filter went by creation time and still looked each up.
+    h = Harness(conflict_policy="parallel")
+    for i in range(3):
+        h.place(request(key=f"k{i}", price=str(59000 - i), limit_timeout_s=Decimal(600)))
+    sent_ms = h.now + 10  # the scan leaves while the creates wait
+    h.now += 200
+    for create in [r for r in h.sent if r.op is Op.CREATE_ORDER]:
+        h.answer(order_json(create, "NEW"), index=h.sent.index(create))
+    scan = GatewayResult(GatewayRequest(Op.OPEN_ORDERS, {"symbol": "BTCUSDT"}), data=[], sent_ms=sent_ms)
+    h.run(h.book.on_open_orders(scan, h.now, reconcile=True))
+    assert _fetches(h) == 0
+
+
+def test_the_all_symbols_scan_split_by_pair_keeps_when_it_was_sent() -> None:
+    from actors._recovery import split_by_pair
+
+    scan = GatewayResult(GatewayRequest(Op.OPEN_ORDERS, {}), data=[], sent_ms=1_234, done_ms=1_300)
+    [part] = split_by_pair(scan, {"BTCUSDT": PAIR}).values()
+    assert (part.sent_ms, part.done_ms, part.data) == (1_234, 1_300, [])

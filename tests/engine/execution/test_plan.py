@@ -292,6 +292,9 @@ def test_a_limit_expired_by_self_trade_prevention_stops_like_an_outside_cancel_u
     assert (result.reason, result.status) == (ResultReason.CANCELED_EXTERNALLY, TS.PARTIAL)
     assert "expired by the exchange" in result.detail
     only(started(ExecutionConfig(fallback_after_external_cancel=True)).handle(expired, 50), PlaceOrder)
+    # A LIMIT_MAKER rests the same (it carries no time in force): diff review.
+    maker, _ = ExecutionPlan.start(request(order_type=OrderType.LIMIT_MAKER), RULES, BOOK, 0, CONFIG)
+    assert result_of(maker.handle(expired, 50)).reason is ResultReason.CANCELED_EXTERNALLY
     # Met while the engine's own timeout cancel was on its way: still someone else's trade, still no fallback.
     plan = started(ExecutionConfig(limit_timeout_ms=1))
     only(plan.handle(Tick(), 1), CancelOrder)
