@@ -58,6 +58,20 @@ def _clean_freqtrade_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _seeded_jitter(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """An engine started without a jitter seed draws one at random (`engine.api._wiring.draw_jitter_seed`): here from
+    a generator seeded by the test's name, so its retry and reconnect backoffs are the same every run (the seed is
+    logged at start: "engine starting: jitter seed N")."""
+    import random
+    import zlib
+
+    import engine.api._wiring as wiring
+
+    rng = random.Random(zlib.crc32(b"jitter " + request.node.nodeid.encode()))
+    monkeypatch.setattr(wiring, "draw_jitter_seed", lambda: rng.randrange(2**32))
+
+
+@pytest.fixture(autouse=True)
 def _seeded_id_namespaces(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     """A new database's client order id namespace is random (`db._migrations.new_namespace`): drawn here from a
     generator seeded by the test's name, so a test's client order ids are the same every run."""

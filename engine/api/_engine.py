@@ -10,7 +10,6 @@ engine.stop()
 
 from __future__ import annotations
 
-import random
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -133,6 +132,7 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
         from engine.api._lockwatch import LockGuard
         from engine.api._wiring import (
             default_risk_manager,
+            draw_jitter_seed,
             endpoint_for,
             gateway_settings,
             make_embedded_sim,
@@ -168,7 +168,7 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
                 # Live: real orders leave only once the checks passed (invariant 5). Nothing is started yet.
                 require_startup_checks(config, endpoint)
             database_url = database_url or config.database.connection_url()
-            seed = random.SystemRandom().randrange(2**32) if jitter_seed is None else jitter_seed
+            seed = draw_jitter_seed() if jitter_seed is None else jitter_seed
             logger.info("engine starting: jitter seed {} (Engine.start(jitter_seed=...) replays it)", seed)
             settings = RootSettings(
                 config=config,

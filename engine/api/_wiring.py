@@ -8,6 +8,7 @@ that simulator only; the venue sees unsigned public market-data requests and nev
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Endpoint",
     "default_risk_manager",
+    "draw_jitter_seed",
     "embedded_sim",
     "endpoint_for",
     "gateway_settings",
@@ -192,6 +194,11 @@ def endpoint_for(config: Config, sim: Simulator | None = None) -> Endpoint:
         ex.key.get_secret_value() if ex.key else None,
         ex.secret.get_secret_value() if ex.secret else None,
     )
+
+
+def draw_jitter_seed() -> int:
+    """The jitter seed of an engine started without one: random (the test suite seeds it by the test's name)."""
+    return random.SystemRandom().randrange(2**32)
 
 
 def gateway_settings(config: Config, endpoint: Endpoint, *, jitter_seed: int | None = None) -> GatewaySettings:

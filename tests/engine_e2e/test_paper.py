@@ -63,18 +63,13 @@ def start(tmp_path: Path) -> Iterator[Callable[..., tuple[Engine, Events]]]:
     engines: list[Engine] = []
 
     def _start(config: Config, sim: Simulator | None = None) -> tuple[Engine, Events]:
-        try:
-            engine = Engine.start(
-                config,
-                clock=SystemClock(),
-                sim=sim,
-                database_url=f"sqlite:///{tmp_path}/paper.sqlite3",
-                spool_path=tmp_path / "spool.jsonl",
-            )
-        except RuntimeError as exc:
-            if "does not have yet" in str(exc):
-                pytest.skip("Engine.start does not call make_paper_sim yet (engine/api/_engine.py dry-run branch)")
-            raise
+        engine = Engine.start(
+            config,
+            clock=SystemClock(),
+            sim=sim,
+            database_url=f"sqlite:///{tmp_path}/paper.sqlite3",
+            spool_path=tmp_path / "spool.jsonl",
+        )
         engines.append(engine)
         events = Events()
         engine.subscribe(events)
