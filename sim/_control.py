@@ -38,6 +38,8 @@ _HTTP_OPS = frozenset(
         "fill_order",
         "place_external_order",
         "cancel_external_order",
+        "amend_order",
+        "expire_order",
         "credit",
         "ledger",
         "add_fault",
@@ -165,6 +167,27 @@ class Control:
     ) -> dict[str, object]:
         """Cancel an order from outside (``account`` None = the first account)."""
         return self._run(self._ops.cancel_external_order(account, symbol, order_id, client_order_id))
+
+    def amend_order(
+        self,
+        symbol: str,
+        quantity: Decimal | str,
+        order_id: int | None = None,
+        client_order_id: str | None = None,
+        new_client_order_id: str | None = None,
+    ) -> str:
+        """Reduce a live order's quantity from outside (order amend keep priority); returns its new client id."""
+        return self._run(self._ops.amend_order(symbol, quantity, order_id, client_order_id, new_client_order_id))
+
+    def expire_order(
+        self,
+        symbol: str,
+        order_id: int | None = None,
+        client_order_id: str | None = None,
+        reason: str = "EXCHANGE_CANCELED",
+    ) -> str:
+        """The exchange expires a resting order by its own rules (``eR`` = ``reason``)."""
+        return self._run(self._ops.expire_order(symbol, order_id, client_order_id, reason))
 
     def credit(self, account: str | None, asset: str, amount: Decimal | str, repeat: int = 1) -> dict[str, str]:
         """Deposit (or withdraw with a negative amount) on ``account`` (None = the first account)."""

@@ -147,6 +147,45 @@ class ControlOps:
             self.core.flush()
         return res.order.new_order_json("FULL", res.fills)
 
+    async def amend_order(
+        self,
+        symbol: str,
+        quantity: Decimal | str,
+        order_id: int | None = None,
+        client_order_id: str | None = None,
+        new_client_order_id: str | None = None,
+    ) -> str:
+        """Reduce a live order's quantity from outside (order amend keep priority, as the Binance UI's edit does):
+        a ``REPLACED`` report, and the order's new client order id (generated unless given), which is returned."""
+        order = self._order(symbol, order_id, client_order_id)
+        try:
+            self.core.exchange.amend_quantity(
+                order, self._account(order.account), Decimal(quantity), new_client_order_id, self.core.now()
+            )
+        finally:
+            self.core.flush()
+        return order.client_order_id
+
+    async def expire_order(
+        self,
+        symbol: str,
+        order_id: int | None = None,
+        client_order_id: str | None = None,
+        reason: str = "EXCHANGE_CANCELED",
+    ) -> str:
+        """The exchange expires a resting order by its own rules (``EXPIRED`` with ``eR`` = ``reason``)."""
+        order = self._order(symbol, order_id, client_order_id)
+        if not order.is_open:
+            raise ValueError(f"order {order.order_id} on {symbol} is not open ({order.status})")
+        account = self._account(order.account)
+        order.expiry_reason = reason
+        try:
+            self.core.exchange._expire(order, account, self.core.now())
+            self.core.exchange._position(account, self.core.now())
+        finally:
+            self.core.flush()
+        return order.status
+
     async def cancel_external_order(
         self, account: str | None, symbol: str, order_id: int | None = None, client_order_id: str | None = None
     ) -> dict[str, object]:

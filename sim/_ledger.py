@@ -151,6 +151,30 @@ class Ledger:
         self.open_by_symbol[order.symbol].pop(order.order_id, None)
         self._report(order, "EXPIRED", now)
 
+    def amend_quantity(self, order: Order, account: Account, quantity: Decimal, new_cid: str | None, now: int) -> None:
+        """Order amend keep priority (binance-spot.md §7: `x=REPLACED`): reduce a live order's quantity in place,
+        under a new client order id (a generated one unless `new_cid`); the order keeps its id and its place.
+
+        Raises:
+            SimError: -2038 for an order not open, or a quantity not below the order's and above what executed.
+        """
+        if not order.is_open or not order.executed_qty < quantity < order.orig_qty:
+            raise SimError(400, -2038, "Order amend (quantity increase or no change) is not supported.")
+        if order.locked > 0:  # what the removed quantity held is free again
+            release = order.locked * (order.orig_qty - quantity) / (order.orig_qty - order.executed_qty)
+            account.unlock(order.lock_asset, release)
+            order.locked -= release
+        old_cid = order.client_order_id
+        self._by_cid.pop((account.name, order.symbol, old_cid), None)
+        order.orig_qty, order.client_order_id, order.update_time = quantity, new_cid or self.new_client_id(), now
+        self._by_cid[(account.name, order.symbol, order.client_order_id)] = order
+        exec_id = self._exec_id()
+        if self.listening is None or order.account in self.listening:
+            self.outbox.append(
+                ("user", order.account, order.execution_report("REPLACED", now, exec_id) | {"C": old_cid})
+            )
+        self._position(account, now)
+
     def _fill(
         self,
         order: Order,

@@ -262,6 +262,14 @@ class LegNotCreated:
 
 
 @dataclass(frozen=True, slots=True)
+class LegAmended:
+    """The leg's order was amended outside the engine (its quantity reduced): someone intervened, as with an outside
+    cancel; the order is followed to its end, and what it did not fill gets no fallback unless configured."""
+
+    client_order_id: ClientOrderId
+
+
+@dataclass(frozen=True, slots=True)
 class CancelFailed:
     """A cancel of a leg failed."""
 
@@ -290,7 +298,16 @@ class PriceUpdate:
 
 
 ExecutionEvent = (
-    LegAcked | LegFilled | LegClosed | LegFailed | LegNotCreated | CancelFailed | Tick | PriceUpdate | Abort
+    LegAcked
+    | LegFilled
+    | LegClosed
+    | LegFailed
+    | LegNotCreated
+    | LegAmended
+    | CancelFailed
+    | Tick
+    | PriceUpdate
+    | Abort
 )
 
 

@@ -60,6 +60,7 @@ from engine.execution._model import (
     ExecutionEvent,
     ExecutionResult,
     LegAcked,
+    LegAmended,
     LegClosed,
     LegFailed,
     LegFilled,
@@ -103,6 +104,7 @@ class ExecutionPlan:
         self._aborted = ""  # why the caller canceled; no fallback follows once set
         self.skipped_wait = False  # a volatile market: the fallback went out in place of the limit
         self.canceling: ClientOrderId | None = None  # the order a cancel was sent for (not a restored closed one)
+        self.amended = False  # the primary was amended outside the engine (`LegAmended`)
         self.result: ExecutionResult | None = None
 
     # ---- construction -------------------------------------------------------------------------------------
@@ -229,6 +231,9 @@ class ExecutionPlan:
             return []
         if isinstance(event, LegAcked):
             return []
+        if isinstance(event, LegAmended):
+            self.amended = self.amended or leg.spec.role is OrderRole.PRIMARY
+            return []
         if isinstance(event, LegClosed):
             return self._on_closed(leg, event, now_ms)
         if isinstance(event, LegFailed):
@@ -281,7 +286,8 @@ class ExecutionPlan:
     def _on_closed(self, leg: _Leg, event: LegClosed, now_ms: int) -> list[ExecutionCommand]:
         leg.closed = event.status
         # FILLED means all of it, whatever fills are still on their way
-        cum = leg.spec.quantity if event.status is OrderStatus.FILLED else min(event.cum_qty, leg.spec.quantity)
+        all_of_it = event.status is OrderStatus.FILLED and not (self.amended and leg is self._legs[0])  # amended: less
+        cum = leg.spec.quantity if all_of_it else min(event.cum_qty, leg.spec.quantity)
         leg.cum_qty = max(leg.cum_qty, cum)
         leg.cum_quote = max(leg.cum_quote, event.cum_quote)
         if leg is not self._legs[-1]:
@@ -299,9 +305,10 @@ class ExecutionPlan:
             # resting GTC limit the exchange expired by its own rules (a halt): a market order at once is no answer
             expired = event.status is OrderStatus.EXPIRED and leg.spec.resting
             outside = self.phase is Phase.LIMIT_WORKING and (event.status is OrderStatus.CANCELED or expired)
-            if (event.prevented or outside) and not self.config.fallback_after_external_cancel:
-                how = "expired by self-trade prevention" if event.prevented else (
-                    "expired by the exchange" if expired else "canceled outside the engine")  # fmt: skip
+            if (event.prevented or outside or self.amended) and not self.config.fallback_after_external_cancel:
+                how = ("expired by self-trade prevention" if event.prevented else "expired by the exchange" if expired
+                       else "canceled outside the engine" if outside
+                       else f"amended outside the engine, then {event.status.value}")  # fmt: skip
                 return self._finish(ResultReason.CANCELED_EXTERNALLY, f"limit order {how}; fallback not sent")
             # our cancel confirmed, or the exchange expired the limit (IOC/FOK, or by its own rules)
             return self._place_remainder(kind=self.config.fallback, role=OrderRole.FALLBACK)

@@ -103,6 +103,11 @@ class Leg:
     last_miss_ms: int = 0
     acked: bool = False
     acked_ms: int = 0
+    by_order_id: bool = False
+    """Looked up and canceled by the exchange's order id: the exchange may know it by another client order id (it
+    was amended outside the engine, or a lookup by ours found nothing)."""
+    amended_as: str = ""
+    """The client order id the exchange gave the order when it was amended outside the engine ("" if never)."""
     """When the engine learned the exchange had the order (0: before this run, or a stranger's): a reconciliation
     scan sent before then may not list it (`on_open_orders`)."""
     cancel_wanted: bool = False
@@ -130,6 +135,11 @@ class Leg:
     def cid(self) -> ClientOrderId:
         """The client order id."""
         return self.state.client_order_id
+
+    @property
+    def order_ref(self) -> int | None:
+        """The exchange order id to look it up and cancel it by (`by_order_id`), else None: by our client id."""
+        return self.state.exchange_order_id if self.by_order_id else None
 
     @property
     def terminal(self) -> bool:

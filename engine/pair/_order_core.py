@@ -60,6 +60,9 @@ class OrderCore(ABC):
         self.rules = rules
         self.settings = settings
         self._legs: dict[ClientOrderId, Leg] = {}
+        self._aliases: dict[str, ClientOrderId] = {}
+        """The client order ids the exchange gave this book's orders amended outside the engine → ours (kept after the
+        order leaves memory: a late report names it by the new id)."""
         self._out: list[Command] = []
         self.tracking_only = False
         """Set when the root runs the book instead of a pair actor: the pair is halted past its restart budget,
@@ -97,6 +100,10 @@ class OrderCore(ABC):
     @abstractmethod
     def _leg_vanished(self, leg: Leg, why: str, now_ms: int) -> None:
         """The exchange does not know the (acknowledged) leg: it was closed here; end its request."""
+
+    @abstractmethod
+    def _leg_amended(self, leg: Leg, now_ms: int) -> None:
+        """The leg's order was amended outside the engine (`_amended`): tell its request's plan."""
 
     @abstractmethod
     def _cancel_failed(self, leg: Leg, error: ExchangeError, now_ms: int) -> None:
@@ -179,7 +186,7 @@ class OrderCore(ABC):
             return
         if leg.state.status in _CANCELABLE:
             self._apply(leg, CancelRequested(), now_ms)
-            self._out.append(Send(cancel_request(self.symbol, self.pair, leg.cid)))
+            self._out.append(Send(cancel_request(self.symbol, self.pair, leg.cid, leg.order_ref)))
             logger.bind(pair=self.pair, client_order_id=leg.cid).info("cancelling: {}", why)
 
     def _acked(self, leg: Leg, now_ms: int) -> None:
@@ -228,13 +235,26 @@ class OrderCore(ABC):
             if order_id is not None:
                 self._out.append(Send(trades_request(self.symbol, self.pair, leg.cid, order_id)))
         elif isinstance(effect, FetchOrderStatus):
-            self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
+            self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid, leg.order_ref)))
         elif isinstance(effect, Anomaly):
             self._out.append(Alert("anomaly", effect.reason, leg.cid))
             self._error("order anomaly", leg.cid, effect.reason, now_ms)
 
     def _emit(self, kind: EventKind, leg: Leg, now_ms: int, message: str = "") -> None:
         self._out.append(Emit(leg_event(kind, leg, now_ms, message)))
+
+    def _amended(self, leg: Leg, exchange_cid: str, now_ms: int) -> None:
+        """The exchange knows `leg`'s order by another client order id: amended outside the engine (order amend keep
+        priority gives a new one). It is looked up and canceled by its order id from now on; told once."""
+        first = not leg.by_order_id or leg.amended_as != exchange_cid
+        leg.by_order_id, leg.amended_as = True, exchange_cid
+        if exchange_cid and exchange_cid != leg.cid:
+            self._aliases[exchange_cid] = leg.cid
+        if first:
+            message = f"amended outside the engine: the exchange knows it as {exchange_cid}; followed by its order id"
+            logger.bind(pair=self.pair, client_order_id=leg.cid).warning(message)
+            self._out.append(Alert("external_amend", message, leg.cid))
+            self._leg_amended(leg, now_ms)
 
     def _record(self, error: ExchangeError, cid: ClientOrderId, now_ms: int) -> None:
         self._out.append(Persist(error_record(error, self.pair, cid, now_ms)))

@@ -246,6 +246,8 @@ class OrderDesk(OrderCore):
     def _on_found(self, leg: Leg, data: object, now_ms: int) -> None:
         """The exchange's snapshot of `leg` (a lookup's answer, or its open-orders row): REST knows it."""
         self._apply_snapshot(leg, data, now_ms)  # first: an unreadable one is no word from the exchange
+        if isinstance(data, dict) and data.get("clientOrderId") not in (None, leg.cid) and leg.by_order_id:
+            self._amended(leg, str(data["clientOrderId"]), now_ms)  # found by its order id under another client id
         leg.resync_left, leg.resync_by_scan = 0, False  # a restored order has the exchange's word
         leg.missed_lookups, leg.first_miss_ms = 0, None  # found: REST knows it (a miss later counts anew)
         self._acked(leg, now_ms)
@@ -259,6 +261,9 @@ class OrderDesk(OrderCore):
         # lag the matching engine) over at least three looks, and it is older than the grace period, it is closed
         # here as EXPIRED with what was known to execute, its request ends without a fallback, and the operator is
         # told. Nothing is traded on a guess. A lookup that finds it starts the count again (`_on_fetch`).
+        # Not found by our client id: the next looks go by the exchange's order id (an amend outside the engine gives
+        # the order another client id; it is still there).
+        leg.by_order_id = leg.by_order_id or leg.state.exchange_order_id is not None
         if leg.first_miss_ms is None or now_ms - leg.last_miss_ms > 2 * _MISSED_LOOKUP_MAX_MS:
             # A first miss, or one long after a chain of looks that ended (a failed lookup schedules none): anew.
             leg.first_miss_ms, leg.missed_lookups = now_ms, 0
@@ -282,7 +287,7 @@ class OrderDesk(OrderCore):
         if resolver is None:
             return
         if resolver.poll(now_ms) is not None:
-            self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
+            self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid, leg.order_ref)))
             return
         due = resolver.next_lookup_ms
         if due is not None:
@@ -356,7 +361,7 @@ class OrderDesk(OrderCore):
             self._poll_resolver(leg, now_ms)
         elif (kind == "status" and not leg.terminal) or (kind == "resync" and leg.resync_left):
             leg.resync_by_scan, leg.lookup_pending = False, True  # a scan meanwhile does not ask again
-            self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
+            self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid, leg.order_ref)))
         elif kind == "fills" and leg.state.missing_qty > 0 and leg.state.exchange_order_id is not None:
             self._out.append(Send(trades_request(self.symbol, self.pair, leg.cid, leg.state.exchange_order_id)))
 

@@ -41,14 +41,20 @@ def create_request(
     return GatewayRequest(Op.CREATE_ORDER, params, priority, key=cid, pair=pair)
 
 
-def cancel_request(symbol: Symbol, pair: str, cid: ClientOrderId) -> GatewayRequest:
-    """DELETE /api/v3/order by our client order id, at the highest priority."""
-    return GatewayRequest(Op.CANCEL_ORDER, {"symbol": symbol, "origClientOrderId": cid}, Priority.CANCEL, cid, pair)
+def _order_ref(cid: ClientOrderId, order_id: int | None) -> dict[str, str]:
+    # By the exchange's order id once the exchange may know the order by another client id (amended outside the
+    # engine: order amend keep priority gives it a new one), else by ours.
+    return {"orderId": str(order_id)} if order_id is not None else {"origClientOrderId": cid}
 
 
-def fetch_request(symbol: Symbol, pair: str, cid: ClientOrderId) -> GatewayRequest:
-    """GET /api/v3/order by our client order id."""
-    return GatewayRequest(Op.FETCH_ORDER, {"symbol": symbol, "origClientOrderId": cid}, Priority.FALLBACK, cid, pair)
+def cancel_request(symbol: Symbol, pair: str, cid: ClientOrderId, order_id: int | None = None) -> GatewayRequest:
+    """DELETE /api/v3/order by our client order id (or `order_id`: see `_order_ref`), at the highest priority."""
+    return GatewayRequest(Op.CANCEL_ORDER, {"symbol": symbol, **_order_ref(cid, order_id)}, Priority.CANCEL, cid, pair)
+
+
+def fetch_request(symbol: Symbol, pair: str, cid: ClientOrderId, order_id: int | None = None) -> GatewayRequest:
+    """GET /api/v3/order by our client order id (or `order_id`: see `_order_ref`)."""
+    return GatewayRequest(Op.FETCH_ORDER, {"symbol": symbol, **_order_ref(cid, order_id)}, Priority.FALLBACK, cid, pair)
 
 
 MY_TRADES_PAGE = 1000

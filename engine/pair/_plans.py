@@ -34,6 +34,7 @@ from engine.execution import (
     ExecutionEvent,
     ExecutionResult,
     LegAcked,
+    LegAmended,
     LegClosed,
     LegFailed,
     LegFilled,
@@ -205,6 +206,11 @@ class PlanBook(RecoveringBook):
                 {"client_order_id": leg.cid},
             )
             self._out.append(Resolve(execution.request.request_id, refusal))
+
+    def _leg_amended(self, leg: Leg, now_ms: int) -> None:
+        execution = self._execs.get(leg.request_id)
+        if execution is not None:
+            self._feed(execution, LegAmended(leg.cid), now_ms)
 
     def _leg_vanished(self, leg: Leg, why: str, now_ms: int) -> None:
         execution = self._execs.get(leg.request_id)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
 from decimal import Decimal
 
 from loguru import logger
@@ -37,7 +38,7 @@ from engine.domain import (
     TradeStatus,
     plain_decimal,
 )
-from engine.exchange import ExecutionReport, Resolution, client_order_id, is_engine_id, is_own_id
+from engine.exchange import ExecutionReport, ExecutionType, Resolution, client_order_id, is_engine_id, is_own_id
 from engine.execution import Book, ExecutionCommand, Phase, SymbolRules, restore_plan
 from engine.gateway import GatewayResult
 from engine.orders import FillEvent
@@ -229,8 +230,19 @@ class RecoveringBook(OrderDesk):
             cid = ClientOrderId(report.orig_client_order_id or report.client_order_id)
             if cid not in self._legs:
                 self._out = []
-                self._sighted(Sighting.of_report(report), now_ms)
+                own_cid = self._aliases.get(cid)
+                leg = self._legs.get(own_cid) if own_cid else self._by_order_id(report.order_id)
+                if leg is not None:  # ours, amended outside the engine
+                    self._amended(leg, cid, now_ms)
+                    own = replace(report, client_order_id=leg.cid, orig_client_order_id=None)
+                    return self._take() + super().on_report(own, now_ms)
+                sighting = Sighting.of_report(report)  # ours and amended, but no longer in memory: as a late report
+                self._sighted(replace(sighting, client_order_id=own_cid) if own_cid else sighting, now_ms)
                 return self._take()
+            if report.execution_type is ExecutionType.REPLACED and report.client_order_id != cid:
+                self._out = []
+                self._amended(self._legs[cid], report.client_order_id, now_ms)  # its new id, from now on
+                return self._take() + super().on_report(report, now_ms)
         return super().on_report(report, now_ms)
 
     def on_open_orders(
@@ -253,6 +265,8 @@ class RecoveringBook(OrderDesk):
             if not isinstance(row, dict):
                 continue
             leg = self._legs.get(ClientOrderId(str(row.get("clientOrderId", ""))))
+            if leg is None and (leg := self._by_order_id(row.get("orderId"))) is not None:
+                self._amended(leg, str(row.get("clientOrderId", "")), now_ms)  # ours, amended outside the engine
             if leg is not None:
                 gave_up = leg.resolver is not None and leg.resolver.state is Resolution.GAVE_UP
                 if gave_up or (leg.cid in wanted and leg.resolver is None and not leg.terminal):
@@ -268,7 +282,7 @@ class RecoveringBook(OrderDesk):
         for cid in sorted(wanted):
             if (leg := self._legs.get(ClientOrderId(cid))) is not None and not leg.lookup_pending:
                 leg.resync_by_scan, leg.lookup_pending = False, True  # its own lookup answers (`_on_fetch` retries)
-                self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
+                self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid, leg.order_ref)))
         return self._take()
 
     def _found_listed(self, leg: Leg, row: dict[str, object], now_ms: int) -> None:
@@ -280,9 +294,16 @@ class RecoveringBook(OrderDesk):
             logger.bind(pair=self.pair, client_order_id=leg.cid).error("unreadable open order: {}", exc)
             if not leg.lookup_pending:
                 leg.resync_by_scan, leg.lookup_pending = False, True
-                self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid)))
+                self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid, leg.order_ref)))
             return
         self._leg_changed(leg, now_ms)
+
+    def _by_order_id(self, order_id: object) -> Leg | None:
+        """The leg of this exchange order id, if in memory (reports and rows name orders amended outside the engine
+        by their new client id)."""
+        if not isinstance(order_id, int) or isinstance(order_id, bool):
+            return None
+        return next((leg for leg in self._legs.values() if leg.state.exchange_order_id == order_id), None)
 
     def _sighted(self, sighting: Sighting, now_ms: int) -> None:
         if is_own_id(sighting.client_order_id, self.settings.execution.id_tag):

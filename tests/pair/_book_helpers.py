@@ -76,7 +76,7 @@ def order_json(
     cancel: bool = False,
 ) -> dict[str, Any]:
     p = req.params
-    cid = p.get("newClientOrderId") or p["origClientOrderId"]
+    cid = p.get("newClientOrderId") or p.get("origClientOrderId") or req.key  # by order id: the key names it
     fill_rows = [
         {"price": price, "qty": qty, "commission": "0", "commissionAsset": "BNB", "tradeId": next(_trade_ids)}
         for price, qty in fills
