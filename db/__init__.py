@@ -18,7 +18,7 @@ from db._errors import (
 from db._fields import ExactDecimalField, JsonMapField, UtcDateTimeField, decimal_to_text
 from db._lock import DatabaseInUseError, InstanceLock, LockUnavailableError, acquire_instance_lock
 from db._mapping import Record, content_key
-from db._migrations import LATEST_VERSION, MIGRATIONS, Migration, current_version, migrate
+from db._migrations import LATEST_VERSION, MIGRATIONS, Migration, SpoolIds, current_version, migrate
 from db._models import (
     MODELS,
     ErrorRow,
@@ -95,6 +95,7 @@ __all__ = [
     "SchemaVersionRow",
     "SecretUrl",
     "SnapshotRow",
+    "SpoolIds",
     "StorageError",
     "TradeRow",
     "UtcDateTimeField",

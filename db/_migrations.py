@@ -145,15 +145,25 @@ def _v9_fill_per_order_side(db: peewee.Database, _migrator: SchemaMigrator) -> N
     )
 
 
-# Set by `migrate` for the length of its run: the caller knows of requests not yet in the database (a spool).
-_SPOOL_HOLDS_REQUESTS: ContextVar[bool] = ContextVar("spool_holds_requests", default=False)
+@dataclass(frozen=True)
+class SpoolIds:
+    """What the client order ids of records waiting in a spool, to be replayed into the database, were made with
+    (`migrate`): a database found empty keeps their layout, or a key used again would not find its order."""
+
+    unscoped: bool = False
+    """Made without a namespace (by an engine before schema 10): migration 10 draws none."""
+    untagged: bool = False
+    """Carrying no tag (by an engine before schema 11): migration 11 draws none."""
+
+
+# Set by `migrate` for the length of its run.
+_SPOOL_IDS: ContextVar[SpoolIds | None] = ContextVar("spool_ids", default=None)
+_NO_SPOOL = SpoolIds()
 
 
 def _holds_requests(db: peewee.Database) -> bool:
-    """Has this database (or the spool about to be replayed into it) made client order ids already? Requests, or
-    orders with the engine's prefix (adopted ones); orders placed by hand alone do not count."""
-    if _SPOOL_HOLDS_REQUESTS.get():
-        return True
+    """Has this database made client order ids already? Requests, or orders with the engine's prefix (adopted
+    ones); orders placed by hand alone do not count."""
     if db.execute_sql('SELECT 1 FROM "requests" LIMIT 1').fetchone() is not None:
         return True
     engine_ids = f'SELECT 1 FROM "orders" WHERE "client_order_id" LIKE {db.param} LIMIT 1'
@@ -171,7 +181,8 @@ def _v10_id_namespace(db: peewee.Database, _migrator: SchemaMigrator) -> None:
     # looked up and resolved as the OLD order, fills and all. A new database draws its own namespace. One that
     # already holds requests keeps the ids it made (empty namespace): its keys must still find their orders.
     _create_tables(db, (InstanceRowV10,))
-    InstanceRowV10.insert(id=1, id_namespace="" if _holds_requests(db) else new_namespace()).execute(db)
+    unscoped = _holds_requests(db) or (_SPOOL_IDS.get() or _NO_SPOOL).unscoped
+    InstanceRowV10.insert(id=1, id_namespace="" if unscoped else new_namespace()).execute(db)
 
 
 def _v11_id_tag(db: peewee.Database, migrator: SchemaMigrator) -> None:
@@ -181,7 +192,7 @@ def _v11_id_tag(db: peewee.Database, migrator: SchemaMigrator) -> None:
     # a key used again must still find its order under the id it was given.
     migrator.add_column("engine_instance", "id_tag", peewee.CharField(max_length=8, default="")).run()
     namespace = InstanceRow.select(InstanceRow.id_namespace).where(InstanceRow.id == 1).scalar(db)
-    if namespace and not _holds_requests(db):
+    if namespace and not (_holds_requests(db) or (_SPOOL_IDS.get() or _NO_SPOOL).untagged):
         InstanceRow.update(id_tag=_v11_tag(namespace)).where(InstanceRow.id == 1).execute(db)
 
 
@@ -257,10 +268,9 @@ def _migration_transaction(db: peewee.Database) -> Iterator[None]:
         yield
 
 
-def migrate(db: peewee.Database, *, target: int | None = None, spool_holds_requests: bool = False) -> int:
-    """Apply every pending migration up to `target` (default: all). Returns the resulting version.
-    `spool_holds_requests`: requests made on this database wait in a spool to be replayed into it (a database found
-    empty keeps the client order ids they were made with: no namespace or tag is drawn for it).
+def migrate(db: peewee.Database, *, target: int | None = None, spool: SpoolIds | None = None) -> int:
+    """Apply every pending migration up to `target` (default: all). Returns the resulting version. `spool`: what the
+    ids of records waiting to be replayed into this database were made with (a database found empty keeps them).
 
     Raises:
         DatabaseSchemaError: the database's schema is newer than `LATEST_VERSION` (a newer engine migrated it);
@@ -273,11 +283,11 @@ def migrate(db: peewee.Database, *, target: int | None = None, spool_holds_reque
     with _migration_transaction(db):
         _create_tables(db, (SchemaVersionRow,), safe=True)
     migrator = SchemaMigrator.from_database(db)
-    token = _SPOOL_HOLDS_REQUESTS.set(spool_holds_requests)
+    token = _SPOOL_IDS.set(spool)
     try:
         _apply(db, migrator, goal)
     finally:
-        _SPOOL_HOLDS_REQUESTS.reset(token)
+        _SPOOL_IDS.reset(token)
     version = current_version(db)
     refuse_newer_schema(version)
     return version

@@ -29,7 +29,7 @@ import peewee
 from loguru import logger
 
 from actors.persistence._outage import OutageHandling, OutageLog, _one_line
-from actors.persistence._spool import Spool
+from actors.persistence._spool import Spool, spool_ids
 from actors.persistence._types import (
     Durability,
     Health,
@@ -43,6 +43,7 @@ from db import (
     DatabaseUnavailableError,
     DatabaseUrl,
     Record,
+    SpoolIds,
     StorageError,
     is_bad_record,
     is_transient,
@@ -52,7 +53,7 @@ from db import (
     parse_url,
 )
 from engine.clock import Clock, SystemClock
-from engine.domain import ErrorRecord, Order, RequestRecord, Trade
+from engine.domain import ErrorRecord, Order, Trade
 
 T = TypeVar("T")
 
@@ -79,7 +80,7 @@ class PersistenceCore(OutageHandling):
         self._pending: list[Record] = []
         self._memory: list[Record] = []  # spool refused (disk): last resort
         self._spooled = 0
-        self._spool_requests = False
+        self._spool_ids = SpoolIds()
         self._degraded = False
         self._reported: Health | None = None
         self._spool_failed = False
@@ -100,9 +101,7 @@ class PersistenceCore(OutageHandling):
         """Connect, migrate and replay any spool left by a previous run (or degrade if unreachable)."""
         # Requests of a previous run waiting in the spool: migrating an empty database must not give it client order
         # ids (a namespace, a tag) other than theirs, or a key used again would not find its order (`db.migrate`).
-        for record in self._spool.read():
-            self._spooled += 1
-            self._spool_requests = self._spool_requests or isinstance(record, RequestRecord)
+        self._spooled, self._spool_ids = spool_ids(self._spool.read())
         if self._spooled:
             logger.warning("persistence: spool from a previous run records={} path={}", self._spooled, self._spool.path)
         if self._try_connect() and self._replay():
@@ -327,7 +326,7 @@ class PersistenceCore(OutageHandling):
         db = make_database(self._spec, connect_timeout=self._settings.connect_timeout_s)
         try:
             open_connection(db, self._spec)
-            migrate(db, spool_holds_requests=self._spool_requests)
+            migrate(db, spool=self._spool_ids)
         except DatabaseSchemaError:
             # Permanent: refuse this database (nothing was written) rather than spool and retry forever.
             _close_quietly(db)

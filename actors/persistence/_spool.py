@@ -8,8 +8,9 @@ refuses part-way is undone (the file cut back to its size before it), so its ret
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from io import FileIO
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ import orjson
 from loguru import logger
 from pydantic import ValidationError
 
-from db import Record
+from db import Record, SpoolIds
 from engine.domain import ErrorRecord, Fill, IndicatorSnapshot, Order, RequestRecord, Trade
+from engine.exchange import client_order_id, is_engine_id, parse_client_order_id
 
 KINDS: dict[str, type[Any]] = {
     "order": Order,
@@ -181,3 +183,18 @@ class Spool:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def spool_ids(records: Iterable[Record]) -> tuple[int, SpoolIds]:
+    """How many `records` (a spool's), and what their engine client order ids were made with (`db.migrate`): made
+    without a namespace (a request's primary id is the one its key gives with none), or carrying no tag."""
+    count, unscoped_ids, cids = 0, set(), set()
+    for record in records:
+        count += 1
+        if isinstance(record, RequestRecord):
+            with contextlib.suppress(ValueError):  # a key or pair that makes no id: it made no order either
+                unscoped_ids.add(client_order_id(record.request.idempotency_key, pair=record.request.pair))
+        elif isinstance(record, Order) and is_engine_id(record.client_order_id):
+            cids.add(record.client_order_id)
+    untagged = any((parsed := parse_client_order_id(c)) is not None and not parsed.tag for c in cids)
+    return count, SpoolIds(unscoped=bool(unscoped_ids & cids), untagged=untagged)

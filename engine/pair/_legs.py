@@ -103,13 +103,11 @@ class Leg:
     last_miss_ms: int = 0
     acked: bool = False
     acked_ms: int = 0
+    """When the engine learned the exchange had the order (0: before this run, or a stranger's): a reconciliation
+    scan sent before then may not list it (`on_open_orders`)."""
     by_order_id: bool = False
     """Looked up and canceled by the exchange's order id: the exchange may know it by another client order id (it
     was amended outside the engine, or a lookup by ours found nothing)."""
-    amended_as: str = ""
-    """The client order id the exchange gave the order when it was amended outside the engine ("" if never)."""
-    """When the engine learned the exchange had the order (0: before this run, or a stranger's): a reconciliation
-    scan sent before then may not list it (`on_open_orders`)."""
     cancel_wanted: bool = False
     """The plan asked to cancel before the exchange acknowledged the order: cancel it at the ack."""
     told_closed: bool = False

@@ -60,9 +60,9 @@ class OrderCore(ABC):
         self.rules = rules
         self.settings = settings
         self._legs: dict[ClientOrderId, Leg] = {}
-        self._aliases: dict[str, ClientOrderId] = {}
-        """The client order ids the exchange gave this book's orders amended outside the engine → ours (kept after the
-        order leaves memory: a late report names it by the new id)."""
+        self._aliases: dict[str, tuple[ClientOrderId, int | None]] = {}
+        """The client order ids the exchange gave this book's orders amended outside the engine → ours and the order's
+        exchange id (kept after the order leaves memory: a late report names it by the new id)."""
         self._out: list[Command] = []
         self.tracking_only = False
         """Set when the root runs the book instead of a pair actor: the pair is halted past its restart budget,
@@ -243,14 +243,15 @@ class OrderCore(ABC):
     def _emit(self, kind: EventKind, leg: Leg, now_ms: int, message: str = "") -> None:
         self._out.append(Emit(leg_event(kind, leg, now_ms, message)))
 
-    def _amended(self, leg: Leg, exchange_cid: str, now_ms: int) -> None:
-        """The exchange knows `leg`'s order by another client order id: amended outside the engine (order amend keep
-        priority gives a new one). It is looked up and canceled by its order id from now on; told once."""
-        first = not leg.by_order_id or leg.amended_as != exchange_cid
-        leg.by_order_id, leg.amended_as = True, exchange_cid
+    def _amended(self, leg: Leg, exchange_cid: str, now_ms: int, *, replaced: bool = False) -> None:
+        """`leg`'s order was amended outside the engine (`replaced`: a REPLACED report), or the exchange knows it by
+        another client order id (order amend keep priority gives it a new one unless told to keep it). From then it
+        is looked up and canceled by its order id; each amend told once (none for another party's own order)."""
+        new_id = bool(exchange_cid) and exchange_cid != leg.cid and exchange_cid not in self._aliases
         if exchange_cid and exchange_cid != leg.cid:
-            self._aliases[exchange_cid] = leg.cid
-        if first:
+            self._aliases[exchange_cid] = (leg.cid, leg.state.exchange_order_id)
+            leg.by_order_id = True
+        if (replaced or new_id) and leg.role is not OrderRole.EXTERNAL:
             message = f"amended outside the engine: the exchange knows it as {exchange_cid}; followed by its order id"
             logger.bind(pair=self.pair, client_order_id=leg.cid).warning(message)
             self._out.append(Alert("external_amend", message, leg.cid))

@@ -34,6 +34,7 @@ from engine.domain import (
     Priority,
     RequestId,
     RequestRecord,
+    Side,
     Trade,
     TradeStatus,
     plain_decimal,
@@ -230,18 +231,20 @@ class RecoveringBook(OrderDesk):
             cid = ClientOrderId(report.orig_client_order_id or report.client_order_id)
             if cid not in self._legs:
                 self._out = []
-                own_cid = self._aliases.get(cid)
-                leg = self._legs.get(own_cid) if own_cid else self._by_order_id(report.order_id)
-                if leg is not None:  # ours, amended outside the engine
-                    self._amended(leg, cid, now_ms)
+                alias = self._aliases.get(cid)
+                own_cid = alias[0] if alias is not None and alias[1] in (None, report.order_id) else None
+                leg = self._legs.get(own_cid) if own_cid else self._by_order_id(report.order_id, report.side)
+                if leg is not None:  # ours, amended outside the engine: a REPLACED report names the new id in `c`
+                    replaced = report.execution_type is ExecutionType.REPLACED
+                    self._amended(leg, report.client_order_id if replaced else cid, now_ms, replaced=replaced)
                     own = replace(report, client_order_id=leg.cid, orig_client_order_id=None)
                     return self._take() + super().on_report(own, now_ms)
                 sighting = Sighting.of_report(report)  # ours and amended, but no longer in memory: as a late report
                 self._sighted(replace(sighting, client_order_id=own_cid) if own_cid else sighting, now_ms)
                 return self._take()
-            if report.execution_type is ExecutionType.REPLACED and report.client_order_id != cid:
+            if report.execution_type is ExecutionType.REPLACED:  # amended, under a new id or its own
                 self._out = []
-                self._amended(self._legs[cid], report.client_order_id, now_ms)  # its new id, from now on
+                self._amended(self._legs[cid], report.client_order_id, now_ms, replaced=True)
                 return self._take() + super().on_report(report, now_ms)
         return super().on_report(report, now_ms)
 
@@ -265,7 +268,7 @@ class RecoveringBook(OrderDesk):
             if not isinstance(row, dict):
                 continue
             leg = self._legs.get(ClientOrderId(str(row.get("clientOrderId", ""))))
-            if leg is None and (leg := self._by_order_id(row.get("orderId"))) is not None:
+            if leg is None and (leg := self._by_order_id(row.get("orderId"), row.get("side"))) is not None:
                 self._amended(leg, str(row.get("clientOrderId", "")), now_ms)  # ours, amended outside the engine
             if leg is not None:
                 gave_up = leg.resolver is not None and leg.resolver.state is Resolution.GAVE_UP
@@ -298,12 +301,14 @@ class RecoveringBook(OrderDesk):
             return
         self._leg_changed(leg, now_ms)
 
-    def _by_order_id(self, order_id: object) -> Leg | None:
-        """The leg of this exchange order id, if in memory (reports and rows name orders amended outside the engine
-        by their new client id)."""
+    def _by_order_id(self, order_id: object, side: object) -> Leg | None:
+        """The leg of this exchange order id on the same side, if in memory (reports and rows name orders amended
+        outside the engine by their new client id)."""
         if not isinstance(order_id, int) or isinstance(order_id, bool):
             return None
-        return next((leg for leg in self._legs.values() if leg.state.exchange_order_id == order_id), None)
+        wanted = side if isinstance(side, Side) else next((s for s in Side if s.value == str(side).lower()), None)
+        return next((leg for leg in self._legs.values()
+                     if leg.state.exchange_order_id == order_id and leg.state.side is wanted), None)  # fmt: skip
 
     def _sighted(self, sighting: Sighting, now_ms: int) -> None:
         if is_own_id(sighting.client_order_id, self.settings.execution.id_tag):

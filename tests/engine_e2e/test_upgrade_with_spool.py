@@ -17,10 +17,22 @@ import pytest
 
 import actors.persistence._actor as persistence_actor
 from actors.persistence._spool import Spool
-from db import _migrations, connect, find_fills, find_orders, find_trades, id_tag, migrate, request_of
+from db import (
+    SpoolIds,
+    _migrations,
+    connect,
+    find_fills,
+    find_orders,
+    find_trades,
+    id_namespace,
+    id_tag,
+    migrate,
+    request_of,
+)
 from engine.api import Accepted, Engine
 from engine.clock import ManualClock, SystemClock
 from engine.config import Config
+from engine.service._daemon import _leftover_open_orders
 from sim import SimConfig, Simulator
 from tests.engine_e2e._engine_sim_helpers import settle
 
@@ -68,6 +80,9 @@ def test_a_key_of_a_spooled_request_finds_its_order_after_the_upgrade(
             finally:
                 first.stop()
         _move_to_spool(url, old.order.request_id, spool)
+        # The daemon reads what an earlier run left open before the engine starts: that read must not migrate the
+        # database without knowing the spool (diff review: it did, and the key sent again placed a second order).
+        assert _leftover_open_orders(url) == 0
         second = _start(sim, url, spool, ManualClock(clock.now_ms()))
         try:
             again = second.place_order(PAIR, "buy", "0.001", order_type="market", idempotency_key="mkt-1").result(20)
@@ -84,12 +99,38 @@ def test_a_key_of_a_spooled_request_finds_its_order_after_the_upgrade(
     assert orders_at_exchange == 1, "the key sent again placed a second order"
 
 
-def test_migrating_an_empty_database_with_requests_in_the_spool_draws_no_namespace_or_tag(tmp_path: Path) -> None:
-    handle = connect(f"sqlite:///{tmp_path}/x.sqlite3", apply_migrations=False)
-    try:
-        migrate(handle, spool_holds_requests=True)
-        from db import id_namespace
+def test_migrating_an_empty_database_keeps_the_layout_of_the_ids_waiting_in_the_spool(tmp_path: Path) -> None:
+    for name, spool, expected in [
+        ("old", SpoolIds(unscoped=True, untagged=True), (False, False)),  # an engine before schema 10
+        ("ten", SpoolIds(untagged=True), (True, False)),  # schema 10: namespaced, untagged
+        ("new", SpoolIds(), (True, True)),
+    ]:
+        handle = connect(f"sqlite:///{tmp_path}/{name}.sqlite3", apply_migrations=False)
+        try:
+            migrate(handle, spool=spool)
+            assert (bool(id_namespace(handle)), bool(id_tag(handle))) == expected, name
+        finally:
+            handle.close()
 
-        assert (id_namespace(handle), id_tag(handle)) == ("", "")
-    finally:
-        handle.close()
+
+def test_what_the_spooled_ids_were_made_with_is_read_off_the_records() -> None:
+    from datetime import UTC, datetime
+
+    from actors.persistence._spool import spool_ids
+    from engine.domain import Order, OrderRequest, OrderStatus, OrderType, RequestRecord, Side
+    from engine.exchange import client_order_id
+
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    request = OrderRequest(request_id="r1", pair=PAIR, side=Side.BUY, amount=Decimal("0.01"), price=Decimal(60000),
+                           idempotency_key="k1", created_at=when)  # fmt: skip
+
+    def spooled(cid: str) -> list[Any]:
+        order = Order(client_order_id=cid, request_id="r1", pair=PAIR, side=Side.BUY, order_type=OrderType.LIMIT,
+                      status=OrderStatus.SUBMITTED, price=Decimal(60000), amount=Decimal("0.01"), created_at=when,
+                      updated_at=when)  # fmt: skip
+        return [RequestRecord.of(request, None, "binance"), order]
+
+    assert spool_ids(spooled(client_order_id("k1", pair=PAIR))) == (2, SpoolIds(unscoped=True, untagged=True))
+    assert spool_ids(spooled(client_order_id("k1", pair=PAIR, namespace="ab" * 8))) == (2, SpoolIds(untagged=True))
+    tagged = client_order_id("k1", pair=PAIR, namespace="ab" * 8, tag="abcd")
+    assert spool_ids(spooled(tagged)) == (2, SpoolIds())

@@ -1,0 +1,81 @@
+"""Orders amended outside the engine, in the pure book (found by a review of the change that follows them)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from engine.domain import Order, OrderRole, TradeStatus
+from engine.exchange import ExecutionReport, parse_user_data
+from engine.pair import Alert, Command, Persist
+from tests.pair._book_helpers import T0, Harness, order_json, request
+
+
+def _report(c: str, C: str, x: str, X: str, order_id: int, *, q: str = "0.01", z: str = "0", last: str = "0",
+            t: int = -1) -> ExecutionReport:  # fmt: skip
+    frame = {
+        "e": "executionReport", "E": T0 + 50, "s": "BTCUSDT", "c": c, "S": "BUY", "o": "LIMIT", "f": "GTC",
+        "q": q, "p": "60000", "P": "0", "F": "0", "g": -1, "C": C, "x": x, "X": X, "r": "NONE",
+        "i": order_id, "l": last, "z": z, "L": "60000" if t > 0 else "0", "n": "0", "N": "BNB", "T": T0 + 50,
+        "t": t, "I": 1, "w": X in ("NEW", "PARTIALLY_FILLED"), "m": True, "M": True, "O": T0,
+        "Z": str(Decimal(z) * 60000), "Y": str(Decimal(last) * 60000), "Q": "0", "W": T0, "V": "EXPIRE_MAKER",
+    }  # fmt: skip
+    report = parse_user_data(orjson.dumps(frame))
+    assert isinstance(report, ExecutionReport)
+    return report
+
+
+def _of(commands: list[Command], kind: type) -> list[Any]:
+    return [c for c in commands if isinstance(c, kind)]
+
+
+def _placed(h: Harness) -> tuple[Any, str, int]:
+    req = request()
+    h.place(req)
+    create = h.sent[-1]
+    answer = order_json(create, "NEW")
+    h.answer(answer)
+    return req, create.params["newClientOrderId"], int(answer["orderId"])
+
+
+def test_a_second_amend_is_followed_and_a_late_report_after_the_request_left_memory_is_not_external() -> None:
+    h = Harness(limit_timeout_ms=600_000)
+    req, cid, oid = _placed(h)
+    first = h.book.on_report(_report("ui-1", cid, "REPLACED", "NEW", oid, q="0.008"), h.now)
+    second = h.book.on_report(_report("ui-2", "ui-1", "REPLACED", "NEW", oid, q="0.006"), h.now)
+    assert [a.key for a in _of(first + second, Alert)] == ["external_amend", "external_amend"]  # each amend told
+    commands, _ = h.book.cancel_request(req.request_id, h.now)
+    h.run(commands)
+    cancel = h.sent[-1]
+    assert cancel.params.get("orderId") == str(oid) and "origClientOrderId" not in cancel.params
+    h.answer(order_json(cancel, "CANCELED", cancel=True))
+    assert h.book.forget_finished() >= 1
+    late = h.book.on_report(_report("cxl-1", "ui-2", "CANCELED", "CANCELED", oid, q="0.006"), h.now)
+    external = [c.item for c in _of(late, Persist) if isinstance(c.item, Order) and c.item.role is OrderRole.EXTERNAL]
+    assert not external, "the engine's own amended order recorded as an external one"
+    assert "external_order" not in [a.key for a in _of(late, Alert)]
+
+
+def test_an_amend_that_keeps_the_client_id_is_still_an_amend() -> None:
+    # Binance lets the amend keep the id (newClientOrderId = the current one): no new id to notice, but the order
+    # is smaller. FILLED then meant all 0.01 to the plan, and nobody was told.
+    h = Harness(limit_timeout_ms=600_000)
+    req, cid, oid = _placed(h)
+    amended = h.book.on_report(_report(cid, cid, "REPLACED", "NEW", oid, q="0.004"), h.now)
+    assert [a.key for a in _of(amended, Alert)] == ["external_amend"]
+    h.run(amended)
+    h.run(h.book.on_report(_report(cid, "", "TRADE", "FILLED", oid, q="0.004", z="0.004", last="0.004", t=77), h.now))
+    [trade] = h.trades()
+    assert (trade.filled, trade.status) == (Decimal("0.004"), TradeStatus.PARTIAL)
+    assert "amended outside the engine" in trade.note, trade.note
+    assert [r.op.value for r in h.sent].count("create_order") == 1  # no fallback
+    del req
+
+
+def test_another_partys_order_amended_by_its_owner_is_no_engine_amend() -> None:
+    h = Harness()
+    h.run(h.book.on_report(_report("web_abc", "", "NEW", "NEW", 42), h.now))  # an order placed by hand
+    amended = h.book.on_report(_report("web_def", "web_abc", "REPLACED", "NEW", 42, q="0.005"), h.now)
+    assert "external_amend" not in [a.key for a in _of(amended, Alert)]
