@@ -156,10 +156,15 @@ class Ledger:
         under a new client order id (a generated one unless `new_cid`); the order keeps its id and its place.
 
         Raises:
-            SimError: -2038 for an order not open, or a quantity not below the order's and above what executed.
+            SimError: -2038 for an order not open, or a quantity not below the order's and above what executed;
+                -1013 off the LOT_SIZE grid; -2010 for a new id another open order of the account holds.
         """
         if not order.is_open or not order.executed_qty < quantity < order.orig_qty:
             raise SimError(400, -2038, "Order amend (quantity increase or no change) is not supported.")
+        self.specs[order.symbol].check_qty(quantity, market=False)
+        holder = self._by_cid.get((account.name, order.symbol, new_cid)) if new_cid else None
+        if holder is not None and holder is not order and holder.is_open:
+            raise SimError(400, -2010, "Duplicate order sent.")
         if order.locked > 0:  # what the removed quantity held is free again
             release = order.locked * (order.orig_qty - quantity) / (order.orig_qty - order.executed_qty)
             account.unlock(order.lock_asset, release)
