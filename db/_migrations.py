@@ -162,12 +162,12 @@ _NO_SPOOL = SpoolIds()
 
 
 def _holds_requests(db: peewee.Database) -> bool:
-    """Has this database made client order ids already? Requests, or orders with the engine's prefix (adopted
-    ones); orders placed by hand alone do not count."""
+    """Has this database made client order ids already? Requests, or orders of its own with the engine's prefix
+    (adopted ones); orders of others (placed by hand, another engine's: external) do not count."""
     if db.execute_sql('SELECT 1 FROM "requests" LIMIT 1').fetchone() is not None:
         return True
-    engine_ids = f'SELECT 1 FROM "orders" WHERE "client_order_id" LIKE {db.param} LIMIT 1'
-    return db.execute_sql(engine_ids, ("bx-%",)).fetchone() is not None
+    own_ids = f'SELECT 1 FROM "orders" WHERE "client_order_id" LIKE {db.param} AND "role" <> {db.param} LIMIT 1'
+    return db.execute_sql(own_ids, ("bx-%", "external")).fetchone() is not None
 
 
 def new_namespace() -> str:

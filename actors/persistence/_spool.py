@@ -20,8 +20,8 @@ from loguru import logger
 from pydantic import ValidationError
 
 from db import Record, SpoolIds
-from engine.domain import ErrorRecord, Fill, IndicatorSnapshot, Order, RequestRecord, Trade
-from engine.exchange import client_order_id, is_engine_id, parse_client_order_id
+from engine.domain import ErrorRecord, Fill, IndicatorSnapshot, Order, OrderRole, RequestRecord, Trade
+from engine.exchange import key_digest, parse_client_order_id
 
 KINDS: dict[str, type[Any]] = {
     "order": Order,
@@ -186,15 +186,18 @@ class Spool:
 
 
 def spool_ids(records: Iterable[Record]) -> tuple[int, SpoolIds]:
-    """How many `records` (a spool's), and what their engine client order ids were made with (`db.migrate`): made
-    without a namespace (a request's primary id is the one its key gives with none), or carrying no tag."""
-    count, unscoped_ids, cids = 0, set(), set()
+    """How many `records` (a spool's), and what the engine's own client order ids among them were made with
+    (`db.migrate`): without a namespace (an order's digest is the one its request's key gives with none), or with
+    no tag. Orders of others (external: placed by hand, another engine's) say nothing of this database's ids."""
+    count, unscoped_digests, digests, untagged = 0, set(), set(), False
     for record in records:
         count += 1
         if isinstance(record, RequestRecord):
             with contextlib.suppress(ValueError):  # a key or pair that makes no id: it made no order either
-                unscoped_ids.add(client_order_id(record.request.idempotency_key, pair=record.request.pair))
-        elif isinstance(record, Order) and is_engine_id(record.client_order_id):
-            cids.add(record.client_order_id)
-    untagged = any((parsed := parse_client_order_id(c)) is not None and not parsed.tag for c in cids)
-    return count, SpoolIds(unscoped=bool(unscoped_ids & cids), untagged=untagged)
+                unscoped_digests.add(key_digest(record.request.idempotency_key, record.request.pair))
+        elif isinstance(record, Order) and record.role is not OrderRole.EXTERNAL:
+            parsed = parse_client_order_id(record.client_order_id)
+            if parsed is not None and not parsed.tag:
+                untagged = True
+                digests.add(parsed.digest)
+    return count, SpoolIds(unscoped=bool(unscoped_digests & digests), untagged=untagged)

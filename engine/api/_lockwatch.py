@@ -117,29 +117,34 @@ class LockGuard:
         self._alert("stop_trading", str(error))
 
 
-def read_under_lock(database_url: str, read: Callable[[peewee.Database], _T]) -> _T | None:
+def read_under_lock(database_url: str, read: Callable[[peewee.Database], _T]) -> _T | int:
     """`read(db)` on the database at `database_url` under its instance lock, let go of before this returns: while
     another engine runs on the database, nothing is read or written (the daemon's look at what an earlier run left
-    open, before `Engine.start` takes the lock for good). None, with nothing read or written, when its schema is
-    older than this engine's: the engine migrates it as it starts, once its persistence knows what its spool holds
-    (a migration run here would decide the database's client order ids without it: `db.migrate`).
+    open, before `Engine.start` takes the lock for good). Its schema version instead, with nothing read or written,
+    when it is older than this engine's (0: a new database): the engine creates or migrates it as it starts, once
+    its persistence knows what its spool holds (a migration here would decide the database's client order ids
+    without it: `db.migrate`).
 
     Raises:
         DatabaseInUseError: another engine holds the lock.
         StorageError: the database cannot be reached (`LockUnavailableError` included), its URL is malformed, its
             credentials are refused, or its schema is newer than this engine knows.
     """
+    from db._errors import DatabaseSchemaError
     from db._lock import acquire_instance_lock
     from db._migrations import LATEST_VERSION, current_version, refuse_newer_schema
-    from db._url import connect
+    from db._url import connect, parse_url
 
     lock = acquire_instance_lock(database_url, required=True)
     try:
         db = connect(database_url, apply_migrations=False)
         try:
             version = current_version(db)
-            refuse_newer_schema(version)
-            return read(db) if version >= LATEST_VERSION else None
+            try:
+                refuse_newer_schema(version)
+            except DatabaseSchemaError as exc:  # named as `connect` names it (masked)
+                raise DatabaseSchemaError(f"{parse_url(database_url).masked()}: {exc}") from None
+            return read(db) if version >= LATEST_VERSION else version
         finally:
             db.close()
     finally:

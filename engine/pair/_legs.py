@@ -108,6 +108,8 @@ class Leg:
     by_order_id: bool = False
     """Looked up and canceled by the exchange's order id: the exchange may know it by another client order id (it
     was amended outside the engine, or a lookup by ours found nothing)."""
+    exchange_qty: Decimal | None = None
+    """The order's quantity at the exchange once an amend outside the engine reduced it (None: as placed)."""
     cancel_wanted: bool = False
     """The plan asked to cancel before the exchange acknowledged the order: cancel it at the ack."""
     told_closed: bool = False

@@ -11,11 +11,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import replace
+from decimal import Decimal
 
 from loguru import logger
 
 from engine.api import EventKind
-from engine.domain import ClientOrderId, ErrorRecord, OrderRole, OrderStatus, OrderType, Pair, pair_to_symbol
+from engine.domain import (
+    ClientOrderId,
+    ErrorRecord,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Pair,
+    pair_to_symbol,
+    plain_decimal,
+)
 from engine.exchange import ExchangeError, ExchangeOrderStatus, Rejected, StopTrading
 from engine.execution import SymbolRules
 from engine.gateway import GatewayRequest
@@ -243,19 +253,26 @@ class OrderCore(ABC):
     def _emit(self, kind: EventKind, leg: Leg, now_ms: int, message: str = "") -> None:
         self._out.append(Emit(leg_event(kind, leg, now_ms, message)))
 
-    def _amended(self, leg: Leg, exchange_cid: str, now_ms: int, *, replaced: bool = False) -> None:
-        """`leg`'s order was amended outside the engine (`replaced`: a REPLACED report), or the exchange knows it by
-        another client order id (order amend keep priority gives it a new one unless told to keep it). From then it
-        is looked up and canceled by its order id; each amend told once (none for another party's own order)."""
-        new_id = bool(exchange_cid) and exchange_cid != leg.cid and exchange_cid not in self._aliases
+    def _amended(self, leg: Leg, exchange_cid: str, quantity: Decimal | None, now_ms: int) -> None:
+        """The exchange's word on `leg`'s order (a report, an open-orders row, a lookup): the client order id it knows
+        it by, and its quantity. Another id (order amend keep priority gives a new one unless told to keep it): it is
+        looked up and canceled by its order id from then on. A quantity below the last known one: amended outside
+        the engine, told once per amend (repeated reports, restarts: the quantity says whether it is new), and its
+        request's plan hears it (not for another party's own order)."""
         if exchange_cid and exchange_cid != leg.cid:
             self._aliases[exchange_cid] = (leg.cid, leg.state.exchange_order_id)
             leg.by_order_id = True
-        if (replaced or new_id) and leg.role is not OrderRole.EXTERNAL:
-            message = f"amended outside the engine: the exchange knows it as {exchange_cid}; followed by its order id"
-            logger.bind(pair=self.pair, client_order_id=leg.cid).warning(message)
-            self._out.append(Alert("external_amend", message, leg.cid))
-            self._leg_amended(leg, now_ms)
+        known = leg.exchange_qty if leg.exchange_qty is not None else leg.state.amount
+        if quantity is None or not 0 < quantity < known or leg.role is OrderRole.EXTERNAL:
+            return
+        leg.exchange_qty = quantity
+        known_as = f"; the exchange knows it as {exchange_cid}, followed by its order id" if leg.by_order_id else ""
+        message = (
+            f"amended outside the engine: quantity {plain_decimal(quantity)} (was {plain_decimal(known)}){known_as}"
+        )
+        logger.bind(pair=self.pair, client_order_id=leg.cid).warning(message)
+        self._out.append(Alert("external_amend", message, leg.cid))
+        self._leg_amended(leg, now_ms)
 
     def _record(self, error: ExchangeError, cid: ClientOrderId, now_ms: int) -> None:
         self._out.append(Persist(error_record(error, self.pair, cid, now_ms)))

@@ -13,6 +13,9 @@ handles what comes back: gateway results, execution reports and order timers.
 
 from __future__ import annotations
 
+import contextlib
+from decimal import Decimal
+
 from loguru import logger
 
 from engine.domain import ClientOrderId, OrderStatus, plain_decimal
@@ -246,8 +249,10 @@ class OrderDesk(OrderCore):
     def _on_found(self, leg: Leg, data: object, now_ms: int) -> None:
         """The exchange's snapshot of `leg` (a lookup's answer, or its open-orders row): REST knows it."""
         self._apply_snapshot(leg, data, now_ms)  # first: an unreadable one is no word from the exchange
-        if isinstance(data, dict) and data.get("clientOrderId") not in (None, leg.cid) and leg.by_order_id:
-            self._amended(leg, str(data["clientOrderId"]), now_ms)  # found by its order id under another client id
+        if isinstance(data, dict) and data.get("origQty") is not None:  # an amend outside the engine shows here too
+            exchange_cid = str(data.get("clientOrderId") or leg.cid) if leg.by_order_id else leg.cid
+            with contextlib.suppress(ArithmeticError, ValueError):
+                self._amended(leg, exchange_cid, Decimal(str(data["origQty"])), now_ms)
         leg.resync_left, leg.resync_by_scan = 0, False  # a restored order has the exchange's word
         leg.missed_lookups, leg.first_miss_ms = 0, None  # found: REST knows it (a miss later counts anew)
         self._acked(leg, now_ms)

@@ -236,15 +236,17 @@ class RecoveringBook(OrderDesk):
                 leg = self._legs.get(own_cid) if own_cid else self._by_order_id(report.order_id, report.side)
                 if leg is not None:  # ours, amended outside the engine: a REPLACED report names the new id in `c`
                     replaced = report.execution_type is ExecutionType.REPLACED
-                    self._amended(leg, report.client_order_id if replaced else cid, now_ms, replaced=replaced)
+                    self._amended(leg, report.client_order_id if replaced else cid, report.quantity, now_ms)
                     own = replace(report, client_order_id=leg.cid, orig_client_order_id=None)
                     return self._take() + super().on_report(own, now_ms)
                 sighting = Sighting.of_report(report)  # ours and amended, but no longer in memory: as a late report
                 self._sighted(replace(sighting, client_order_id=own_cid) if own_cid else sighting, now_ms)
                 return self._take()
-            if report.execution_type is ExecutionType.REPLACED:  # amended, under a new id or its own
-                self._out = []
-                self._amended(self._legs[cid], report.client_order_id, now_ms, replaced=True)
+            leg = self._legs[cid]
+            known = leg.exchange_qty if leg.exchange_qty is not None else leg.state.amount
+            if report.execution_type is ExecutionType.REPLACED or 0 < report.quantity < known:
+                self._out = []  # amended, under a new id or its own (seen by its quantity, the REPLACED missed)
+                self._amended(leg, report.client_order_id, report.quantity, now_ms)
                 return self._take() + super().on_report(report, now_ms)
         return super().on_report(report, now_ms)
 
@@ -269,7 +271,7 @@ class RecoveringBook(OrderDesk):
                 continue
             leg = self._legs.get(ClientOrderId(str(row.get("clientOrderId", ""))))
             if leg is None and (leg := self._by_order_id(row.get("orderId"), row.get("side"))) is not None:
-                self._amended(leg, str(row.get("clientOrderId", "")), now_ms)  # ours, amended outside the engine
+                self._amended(leg, str(row.get("clientOrderId", "")), None, now_ms)  # ours, under another id
             if leg is not None:
                 gave_up = leg.resolver is not None and leg.resolver.state is Resolution.GAVE_UP
                 if gave_up or (leg.cid in wanted and leg.resolver is None and not leg.terminal):

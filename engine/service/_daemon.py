@@ -381,9 +381,10 @@ def _leftover_open_orders(database_url: str) -> int:
         logger.warning("could not read the database before start: {}", exc)
         print("database: unreachable before start (see the log); the engine cannot start without it", flush=True)
         return -1
-    if orders is None:
-        print("database: new, or made by an older engine: created or migrated at start (crash recovery reads it then)",
-              flush=True)  # fmt: skip
+    if isinstance(orders, int):  # its schema version: behind this engine's, nothing read (`read_under_lock`)
+        what = "new: created at start" if orders == 0 else (
+            f"schema {orders}, made by an older engine: migrated at start, then crash recovery reads it")  # fmt: skip
+        print(f"database: {what}", flush=True)
         return 0
     if orders:
         ids = ", ".join(f"{o.pair} {o.client_order_id} ({o.status.value})" for o in orders[:10])

@@ -117,7 +117,7 @@ def test_what_the_spooled_ids_were_made_with_is_read_off_the_records() -> None:
     from datetime import UTC, datetime
 
     from actors.persistence._spool import spool_ids
-    from engine.domain import Order, OrderRequest, OrderStatus, OrderType, RequestRecord, Side
+    from engine.domain import Order, OrderRequest, OrderRole, OrderStatus, OrderType, RequestRecord, Side
     from engine.exchange import client_order_id
 
     when = datetime(2026, 1, 1, tzinfo=UTC)
@@ -134,3 +134,9 @@ def test_what_the_spooled_ids_were_made_with_is_read_off_the_records() -> None:
     assert spool_ids(spooled(client_order_id("k1", pair=PAIR, namespace="ab" * 8))) == (2, SpoolIds(untagged=True))
     tagged = client_order_id("k1", pair=PAIR, namespace="ab" * 8, tag="abcd")
     assert spool_ids(spooled(tagged)) == (2, SpoolIds())
+    # a fallback's id says the same as its primary's (third review: only the primary's was compared)
+    assert spool_ids(spooled(client_order_id("k1", pair=PAIR, fallback=1))) == (2, SpoolIds(True, True))
+    # another engine's order, recorded as external, says nothing of this database's ids (third review)
+    [request_record, other] = spooled(client_order_id("k9", pair=PAIR))
+    external = other.model_copy(update={"role": OrderRole.EXTERNAL})
+    assert spool_ids([request_record, external]) == (2, SpoolIds())

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from engine.domain import Order, OrderRole, TradeStatus
+from engine.domain import Order, OrderRole, RequestRecord, TradeStatus
 from engine.exchange import ExecutionReport, parse_user_data
 from engine.pair import Alert, Command, Persist
 from tests.pair._book_helpers import T0, Harness, order_json, request
@@ -79,3 +79,68 @@ def test_another_partys_order_amended_by_its_owner_is_no_engine_amend() -> None:
     h.run(h.book.on_report(_report("web_abc", "", "NEW", "NEW", 42), h.now))  # an order placed by hand
     amended = h.book.on_report(_report("web_def", "web_abc", "REPLACED", "NEW", 42, q="0.005"), h.now)
     assert "external_amend" not in [a.key for a in _of(amended, Alert)]
+
+
+def _row(oid: int, cid: str, orig_qty: str) -> dict[str, Any]:
+    return {"symbol": "BTCUSDT", "orderId": oid, "orderListId": -1, "clientOrderId": cid, "price": "60000",
+            "origQty": orig_qty, "executedQty": "0", "cummulativeQuoteQty": "0", "status": "NEW",
+            "timeInForce": "GTC", "type": "LIMIT", "side": "BUY", "time": 0, "updateTime": 0}  # fmt: skip
+
+
+def _cancel_at_timeout(h: Harness, oid: int) -> None:
+    h.fire(next(k for k in h.timers if k.startswith("plan:")))
+    cancel = h.sent[-1]
+    assert cancel.op.value == "cancel_order"
+    h.answer(order_json(cancel, "CANCELED", cancel=True) | {"origQty": "0.004", "orderId": oid})
+
+
+def test_one_amend_is_told_once_however_its_reports_repeat_or_arrive() -> None:
+    # Third review: the stream passes duplicates on (the pair book dedupes), and a REPLACED can come after a report
+    # already under the new id; each alerted again. The quantity says whether an amend is new.
+    for reports in (
+        [("ui-1", "cid", "REPLACED", "NEW", "0.008", "0", "0", -1)] * 2,
+        [("cid", "cid", "REPLACED", "NEW", "0.008", "0", "0", -1)] * 2,
+        [("ui-1", "", "TRADE", "PARTIALLY_FILLED", "0.008", "0.002", "0.002", 71),
+         ("ui-1", "cid", "REPLACED", "NEW", "0.008", "0", "0", -1)],
+    ):  # fmt: skip
+        h = Harness(limit_timeout_ms=600_000)
+        _req, cid, oid = _placed(h)
+        alerts: list[str] = []
+        for c, orig, x, status, q, z, last, t in reports:
+            commands = h.book.on_report(_report(c.replace("cid", cid), orig.replace("cid", cid), x, status, oid,
+                                                q=q, z=z, last=last, t=t), h.now)  # fmt: skip
+            alerts += [a.key for a in _of(commands, Alert)]
+            h.run(commands)
+        assert alerts == ["external_amend"], (reports, alerts)
+
+
+def test_a_keep_id_amend_whose_report_was_missed_is_seen_by_its_quantity() -> None:
+    h = Harness(limit_timeout_ms=600_000)
+    _req, cid, oid = _placed(h)  # REPLACED (0.01 → 0.004, same id) lost in a stream gap; the fill says 0.004
+    h.run(h.book.on_report(_report(cid, "", "TRADE", "FILLED", oid, q="0.004", z="0.004", last="0.004", t=78), h.now))
+    [trade] = h.trades()
+    assert (trade.filled, trade.status) == (Decimal("0.004"), TradeStatus.PARTIAL)
+    assert "amended outside the engine" in trade.note, trade.note
+
+
+def test_a_keep_id_amend_seen_by_the_scan_gets_no_fallback_at_the_timeout() -> None:
+    h = Harness(limit_timeout_ms=5_000)
+    _req, cid, oid = _placed(h)
+    h.scan([_row(oid, cid, "0.004")])  # the REPLACED was lost: the scan's origQty tells
+    _cancel_at_timeout(h, oid)
+    assert [r.op.value for r in h.sent].count("create_order") == 1, "a fallback for what the amend took away"
+
+
+def test_an_amend_is_seen_again_after_a_restart_and_still_gets_no_fallback() -> None:
+    first = Harness(limit_timeout_ms=60_000)
+    req, cid, oid = _placed(first)
+    first.run(first.book.on_report(_report(cid, cid, "REPLACED", "NEW", oid, q="0.004"), first.now))
+    records = [r for r in first.stored if isinstance(r, RequestRecord) and r.request.request_id == req.request_id]
+    order = [o for o in first.stored if isinstance(o, Order)][-1]
+    second = Harness(limit_timeout_ms=60_000)
+    second.now = first.now + 1_000
+    assert second.book.restore(records, [order], {}, second.now) == 1
+    second.run(second.book.resume(second.now))
+    second.scan([_row(oid, cid, "0.004")])  # nothing stored says "amended": the start's scan does
+    _cancel_at_timeout(second, oid)
+    assert not [r for r in second.sent if r.op.value == "create_order"], "a fallback after the restart"
