@@ -94,6 +94,17 @@ def _sim_orders(sim: Simulator) -> list[dict[str, Any]]:
     return [o for o in sim.control.ledger()["orders"] if str(o["clientOrderId"]).startswith("bx-")]
 
 
+@pytest.fixture
+def alerts() -> Iterator[list[str]]:
+    """The alert keys raised (CRITICAL lines with an `alert`), in order: import the fixture into a test module."""
+    from loguru import logger
+
+    seen: list[str] = []
+    sink = logger.add(lambda m: seen.append(str(m.record["extra"].get("alert"))), level="CRITICAL", catch=False)
+    yield seen
+    logger.remove(sink)
+
+
 def id_scheme(url: str) -> tuple[str, str]:
     """The namespace and tag the engine on the database at `url` makes its client order ids with (drawn when the
     database was created): `client_order_id(key, pair=…, namespace=…, tag=…)` gives the engine's own ids."""

@@ -17,14 +17,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from loguru import logger
 
 from engine.api import Accepted, Engine, EventKind
 from engine.clock import SystemClock
 from engine.config import Config
 from engine.domain import TradeStatus
 from sim import SimConfig, Simulator
+from tests.engine_e2e._engine_sim_helpers import alerts
 from tests.engine_e2e.test_engine_sim import Events
+
+__all__ = ["alerts"]  # the fixture
 
 PAIR, SYMBOL = "BTC/USDT", "BTCUSDT"
 
@@ -33,14 +35,6 @@ PAIR, SYMBOL = "BTC/USDT", "BTCUSDT"
 def sim() -> Iterator[Simulator]:
     with Simulator(SimConfig(seed=29, symbols=[SYMBOL], start_prices={SYMBOL: Decimal(60000)})) as simulator:
         yield simulator
-
-
-@pytest.fixture
-def alerts() -> Iterator[list[str]]:
-    seen: list[str] = []
-    sink = logger.add(lambda m: seen.append(str(m.record["extra"].get("alert"))), level="CRITICAL", catch=False)
-    yield seen
-    logger.remove(sink)
 
 
 @pytest.fixture

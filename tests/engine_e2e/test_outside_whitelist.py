@@ -9,19 +9,15 @@ timeout, no fallback, no re-send). Time is a manual clock shared across the rest
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
-
-import pytest
-from loguru import logger
 
 from db import fills_of, get_trade
 from engine.api import Accepted, EventKind
 from engine.clock import ManualClock, SystemClock
 from engine.domain import TradeStatus
 from sim import Simulator
-from tests.engine_e2e._engine_sim_helpers import sim
+from tests.engine_e2e._engine_sim_helpers import alerts, sim
 from tests.engine_e2e.test_recovery import (
     _advance_until,
     _flush,
@@ -32,17 +28,9 @@ from tests.engine_e2e.test_recovery import (
     start,
 )
 
-__all__ = ["db_url", "sim", "start"]  # the recovery tests' engines on the engine tests' simulator (BTC and ETH)
+__all__ = ["alerts", "db_url", "sim", "start"]  # fixtures: the recovery tests' engines, the engine tests' sim
 
 ETH = "ETH/USDT"
-
-
-@pytest.fixture
-def alerts() -> Iterator[list[str]]:
-    seen: list[str] = []
-    sink = logger.add(lambda m: seen.append(str(m.record["extra"].get("alert"))), level="CRITICAL", catch=False)
-    yield seen
-    logger.remove(sink)
 
 
 def _eth_orders(sim: Simulator) -> list[dict[str, Any]]:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loguru import logger
 
 from db import connect, get_order
 from engine.api import Accepted, Engine, EventKind
@@ -23,8 +22,10 @@ from engine.clock import SystemClock
 from engine.config import Config
 from engine.domain import OrderRole
 from sim import SimConfig, Simulator
-from tests.engine_e2e._engine_sim_helpers import settle
+from tests.engine_e2e._engine_sim_helpers import alerts, settle
 from tests.engine_e2e.test_engine_sim import Events
+
+__all__ = ["alerts"]  # the fixture
 
 ETH = "ETH/USDT"
 
@@ -36,14 +37,6 @@ def sim() -> Iterator[Simulator]:
     )
     with Simulator(config) as simulator:
         yield simulator
-
-
-@pytest.fixture
-def alerts() -> Iterator[list[str]]:
-    seen: list[str] = []
-    sink = logger.add(lambda m: seen.append(str(m.record["extra"].get("alert"))), level="CRITICAL", catch=False)
-    yield seen
-    logger.remove(sink)
 
 
 @pytest.fixture
