@@ -244,9 +244,10 @@ class RecoveringBook(OrderDesk):
                 return self._take()
             leg = self._legs[cid]
             known = leg.exchange_qty if leg.exchange_qty is not None else leg.state.amount
-            if report.execution_type is ExecutionType.REPLACED or 0 < report.quantity < known:
+            replaced = report.execution_type is ExecutionType.REPLACED
+            if replaced or 0 < report.quantity < known:
                 self._out = []  # amended, under a new id or its own (seen by its quantity, the REPLACED missed)
-                self._amended(leg, report.client_order_id, report.quantity, now_ms)
+                self._amended(leg, report.client_order_id if replaced else cid, report.quantity, now_ms)
                 return self._take() + super().on_report(report, now_ms)
         return super().on_report(report, now_ms)
 
