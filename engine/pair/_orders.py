@@ -180,6 +180,7 @@ class OrderDesk(OrderCore):
     def _on_cancel(self, leg: Leg, result: GatewayResult, now_ms: int) -> None:
         error = result.error
         if error is None:
+            self._seen_quantity(leg, result.data, now_ms)  # an amend missed until now: the plan hears it first
             self._apply_snapshot(leg, result.data, now_ms, cancel=True)
             return
         if isinstance(error, OrderNotFound):
@@ -210,6 +211,14 @@ class OrderDesk(OrderCore):
             self._on_found(leg, result.data, now_ms)
             return
         if resolver is None:
+            numbered = leg.state.exchange_order_id is not None
+            if isinstance(error, OrderNotFound) and leg.terminal and numbered and not leg.by_order_id:
+                # A closed order (its fills still to fetch) not found by our client id, though the exchange numbered
+                # it: it may know it by another id now (an amend outside the engine, perhaps while the engine was
+                # down): asked again by its order id. A live one is (`_not_found`).
+                leg.by_order_id, leg.lookup_pending = True, True
+                self._out.append(Send(fetch_request(self.symbol, self.pair, leg.cid, leg.order_ref)))
+                return
             if isinstance(error, OrderNotFound) and leg.acked and not leg.terminal:
                 # Not an error yet: REST may lag, and these lookups are how the engine finds out. The
                 # conclusion, if it comes, is told once (`order_vanished`, the trade's note).
@@ -249,13 +258,18 @@ class OrderDesk(OrderCore):
     def _on_found(self, leg: Leg, data: object, now_ms: int) -> None:
         """The exchange's snapshot of `leg` (a lookup's answer, or its open-orders row): REST knows it."""
         self._apply_snapshot(leg, data, now_ms)  # first: an unreadable one is no word from the exchange
-        if isinstance(data, dict) and data.get("origQty") is not None:  # an amend outside the engine shows here too
-            exchange_cid = str(data.get("clientOrderId") or leg.cid) if leg.by_order_id else leg.cid
-            with contextlib.suppress(ArithmeticError, ValueError):
-                self._amended(leg, exchange_cid, Decimal(str(data["origQty"])), now_ms)
+        self._seen_quantity(leg, data, now_ms)
         leg.resync_left, leg.resync_by_scan = 0, False  # a restored order has the exchange's word
         leg.missed_lookups, leg.first_miss_ms = 0, None  # found: REST knows it (a miss later counts anew)
         self._acked(leg, now_ms)
+
+    def _seen_quantity(self, leg: Leg, data: object, now_ms: int) -> None:
+        # The order's quantity and client id at the exchange (a lookup, a scan row, a cancel's answer): an amend
+        # outside the engine shows here too (`_amended`), its REPLACED report missed or a restart ago.
+        if isinstance(data, dict) and data.get("origQty") is not None:
+            exchange_cid = str(data.get("clientOrderId") or leg.cid) if leg.by_order_id else leg.cid
+            with contextlib.suppress(ArithmeticError, ValueError):
+                self._amended(leg, exchange_cid, Decimal(str(data["origQty"])), now_ms)
 
     def _create_withdrawn(self, leg: Leg) -> None:
         """The gateway withdrew `leg`'s create as the engine began to stop (never sent): `PairBook` counts it."""

@@ -248,7 +248,8 @@ class PlanBook(RecoveringBook):
         incomplete = result.reason in (ResultReason.FALLBACK_INCOMPLETE, ResultReason.MARKET_INCOMPLETE)
         if result.reason is ResultReason.SLIPPAGE_REFUSED or (incomplete and "bound" in result.details):
             self._out.append(Alert("slippage_guard", result.detail))
-        elif result.reason is ResultReason.CANCELED_EXTERNALLY:
+        elif result.reason is ResultReason.CANCELED_EXTERNALLY and not result.detail.startswith("limit order amended"):
+            # (an amended order that then ended, by its fill or the engine's own cancel: `external_amend` told it)
             self._out.append(Alert("external_cancel", result.detail, execution.legs[0] if execution.legs else None))
         if not self._awaiting_fills(execution):
             self._close(execution, now_ms)

@@ -144,3 +144,38 @@ def test_an_amend_is_seen_again_after_a_restart_and_still_gets_no_fallback() -> 
     second.scan([_row(oid, cid, "0.004")])  # nothing stored says "amended": the start's scan does
     _cancel_at_timeout(second, oid)
     assert not [r for r in second.sent if r.op.value == "create_order"], "a fallback after the restart"
+
+
+def test_a_keep_id_amend_first_seen_in_the_timeout_cancels_answer_gets_no_fallback() -> None:
+    # End-to-end review: the cancel by our (kept) id succeeded, its answer said origQty 0.004, and the plan heard
+    # the order closed before it heard of the amend: the market fallback bought back all 0.01.
+    h = Harness(limit_timeout_ms=5_000)
+    _req, _cid, oid = _placed(h)
+    h.fire(next(k for k in h.timers if k.startswith("plan:")))
+    cancel = h.sent[-1]
+    answer = order_json(cancel, "CANCELED", cancel=True) | {"origQty": "0.004", "orderId": oid}
+    h.answer(answer)
+    assert [r.op.value for r in h.sent].count("create_order") == 1, "a fallback for what the amend took away"
+    [trade] = h.trades()
+    assert trade.status is TradeStatus.CANCELED and "amended outside the engine" in trade.note, trade.note
+
+
+def test_a_closed_order_not_found_by_its_client_id_is_asked_again_by_its_order_id() -> None:
+    # End-to-end review: an amended order found FILLED, its fills still to fetch, the engine restarted: the lookups
+    # by our client id found nothing (-2013), only an error was recorded, and the fill was never stored.
+    from dataclasses import replace
+
+    from engine.domain import OrderStatus
+    from engine.exchange import OrderNotFound
+    from engine.gateway import GatewayResult, Op
+    from engine.pair._params import fetch_request
+
+    h = Harness(limit_timeout_ms=600_000)
+    _req, _cid, oid = _placed(h)
+    [leg] = h.book.open_legs()
+    leg.state = replace(leg.state, status=OrderStatus.FILLED)  # found filled, its fills still to fetch
+    lookup = fetch_request(h.book.symbol, h.book.pair, leg.cid)
+    not_found = OrderNotFound("Order does not exist.", operation="fetch_order", code=-2013)
+    h.run(h.book.on_result(GatewayResult(lookup, error=not_found), h.now))
+    again = h.sent[-1]
+    assert again.op is Op.FETCH_ORDER and again.params.get("orderId") == str(oid), again.params
