@@ -29,14 +29,19 @@ class _Alerting(Harness):
         super().run(commands)
 
 
-def test_an_ioc_fallback_at_the_bound_is_told_at_its_price_without_the_ticks_scale() -> None:
-    h = Harness(slippage_action=SlippageAction.CAP, max_slippage=Decimal("0.001"))
+def _capped_fallback_sent(h: Harness) -> None:
+    """A limit at 60,000 times out with the ask at 60,600, beyond the 0.1 % bound: its fallback goes out capped."""
     req = request()
     h.place(req)
     h.answer(order_json(h.sent[-1], "NEW"))
     h.run(h.book.on_price(Decimal("60500"), Decimal("60600"), h.now))
     h.fire(f"plan:{req.request_id}")
     h.answer(order_json(h.sent[-1], "CANCELED", cancel=True))
+
+
+def test_an_ioc_fallback_at_the_bound_is_told_at_its_price_without_the_ticks_scale() -> None:
+    h = Harness(slippage_action=SlippageAction.CAP, max_slippage=Decimal("0.001"))
+    _capped_fallback_sent(h)
     [event] = [e for e in h.events if e.kind is EventKind.FALLBACK]
     assert event.message == "limit timeout; fallback IOC limit at 60060, capped by the slippage guard"
 
@@ -45,12 +50,7 @@ def test_a_capped_ioc_that_expires_says_why_with_the_numbers_and_alerts() -> Non
     # Found hands-on: the default `cap` ended "fallback_incomplete: IOC at the slippage bound expired" with no
     # alert and no numbers, as if liquidity had run out; only `refuse` said the market was beyond the bound.
     h = _Alerting(slippage_action=SlippageAction.CAP, max_slippage=Decimal("0.001"))
-    req = request()
-    h.place(req)
-    h.answer(order_json(h.sent[-1], "NEW"))
-    h.run(h.book.on_price(Decimal("60500"), Decimal("60600"), h.now))
-    h.fire(f"plan:{req.request_id}")
-    h.answer(order_json(h.sent[-1], "CANCELED", cancel=True))
+    _capped_fallback_sent(h)
     h.answer(order_json(h.sent[-1], "EXPIRED"))
     [trade] = h.trades()
     assert trade.note.endswith(
