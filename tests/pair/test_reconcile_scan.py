@@ -157,3 +157,21 @@ def test_the_all_symbols_scan_split_by_pair_keeps_when_it_was_sent() -> None:
     scan = GatewayResult(GatewayRequest(Op.OPEN_ORDERS, {}), data=[], sent_ms=1_234, done_ms=1_300)
     [part] = split_by_pair(scan, {"BTCUSDT": PAIR}).values()
     assert (part.sent_ms, part.done_ms, part.data) == (1_234, 1_300, [])
+
+
+def test_an_outside_order_first_seen_after_a_scan_left_is_not_looked_up_for_missing_from_it() -> None:
+    # Found by a CI failure: the first subscription's scan left, an order placed in the UI was then seen on the
+    # stream, and the scan's answer (not listing it: it could not) sent a lookup for it. Its answer raced the stream's
+    # reports, so the fills were announced with a status that depended on which came first.
+    h = Harness(conflict_policy="parallel")
+    sent_ms = h.now
+    h.now += 30
+    new = _report("web_1", x="NEW", status="NEW", last="0", cum="0", trade_id=-1, order_id=901, price="59000")
+    h.run(h.book.on_report(new, h.now))
+    assert h.book.leg("web_1") is not None
+    scan = GatewayResult(GatewayRequest(Op.OPEN_ORDERS, {"symbol": "BTCUSDT"}), data=[], sent_ms=sent_ms)
+    h.run(h.book.on_open_orders(scan, h.now, reconcile=True))
+    assert _fetches(h) == 0
+    later = GatewayResult(GatewayRequest(Op.OPEN_ORDERS, {"symbol": "BTCUSDT"}), data=[], sent_ms=h.now + 1)
+    h.run(h.book.on_open_orders(later, h.now + 5, reconcile=True))
+    assert _fetches(h, "web_1") == 1  # a scan sent after it was seen and not listing it: it is looked up
