@@ -203,6 +203,20 @@ def _v11_tag(namespace: str) -> str:
     return base64.b32encode(digest).decode("ascii").rstrip("=").lower()[:4]
 
 
+def _v12_order_amend(db: peewee.Database, migrator: SchemaMigrator) -> None:
+    # An engine order amended outside the engine (the Binance UI's edit) was followed in memory only: after a restart
+    # the amend was announced again, and the new client order id the exchange knows it by found nothing stored.
+    # Nullable, no default: an engine predating this migration writes neither and erases neither (COALESCE).
+    migrator.add_column("orders", "exchange_client_order_id", peewee.CharField(max_length=64, null=True)).run()
+    migrator.add_column("orders", "amended_amount", ExactDecimalField(null=True)).run()
+    # Partial: a lookup by the exchange's id (`db.get_order`) finds the few amended orders without a scan. Not
+    # unique: the exchange lets a client order id be used again once its order has closed.
+    db.execute_sql(
+        'CREATE INDEX "orders_exchange_client_order_id" ON "orders" ("exchange_client_order_id") '
+        'WHERE "exchange_client_order_id" IS NOT NULL'
+    )
+
+
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "orders, fills, trades, errors, indicator_snapshots", _v1_initial),
     Migration(2, "trades: indicator columns rsi/ewo/ema/sma and their indexes", _v2_trade_indicators),
@@ -223,6 +237,7 @@ MIGRATIONS: Sequence[Migration] = (
     Migration(9, "fills: unique per order's side of a trade (a self-trade's two sides)", _v9_fill_per_order_side),
     Migration(10, "engine_instance: the namespace of this database's client order ids", _v10_id_namespace),
     Migration(11, "engine_instance: the tag of this database's client order ids", _v11_id_tag),
+    Migration(12, "orders: exchange_client_order_id, amended_amount (amended outside the engine)", _v12_order_amend),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

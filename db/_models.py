@@ -75,10 +75,13 @@ class OrderRowV1(BaseRow):
 
 class OrderRow(OrderRowV1):
     """orders: the latest known state of every exchange order (migration 5 added `slippage_capped`; migration 7
-    made exchange order ids unique per pair, partial: `db._migrations`)."""
+    made exchange order ids unique per pair, partial: `db._migrations`; migration 12 the amend columns)."""
 
     # As migration 5 creates it: the database DEFAULT serves an engine that predates the column.
     slippage_capped = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT FALSE")])
+    # Migration 12: an amend outside the engine (the exchange's new client order id for it, its quantity now).
+    exchange_client_order_id = peewee.CharField(max_length=64, null=True, index=False)
+    amended_amount = ExactDecimalField(null=True)
 
     class Meta:
         table_name = "orders"

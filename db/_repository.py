@@ -102,8 +102,12 @@ def find_orders(
 
 
 def get_order(db: peewee.Database, client_order_id: str) -> Order | None:
-    """The stored order with this client order id, if any."""
+    """The stored order with this client order id, if any: the engine's id, or the one the exchange gave the order
+    when it was amended outside the engine (`Order.exchange_client_order_id`)."""
     rows = list(OrderRow.select().where(OrderRow.client_order_id == client_order_id).dicts().execute(db))
+    if not rows:
+        query = OrderRow.select().where(OrderRow.exchange_client_order_id == client_order_id)
+        rows = list(query.order_by(OrderRow.created_at.desc(), OrderRow.id.desc()).limit(1).dicts().execute(db))
     return order_from_row(rows[0]) if rows else None
 
 

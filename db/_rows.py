@@ -49,6 +49,8 @@ _ORDER_COLS = [
     "updated_at",
     "last_trade_id",
     "slippage_capped",
+    "exchange_client_order_id",
+    "amended_amount",
 ]
 _FILL_COLS = [
     "exchange",
@@ -125,7 +127,7 @@ class RowBuilder:
         return None if value is None else utc_to_text(value)
 
     def _order_row(self, o: Order) -> tuple[Any, ...]:
-        # One C-level attrgetter for the 22 columns (enums bound as their text, as for fills), then only the
+        # One C-level attrgetter for the 24 columns (enums bound as their text, as for fills), then only the
         # decimals, the fee map and the times converted.
         r = _ORDER_GET(o)
         d, t = self._dec, self._ts
@@ -142,6 +144,8 @@ class RowBuilder:
             t(r[19]),
             r[20],
             r[21],
+            r[22],
+            d(r[23]),
         )
 
     def _fill_row(self, f: Fill) -> tuple[Any, ...]:

@@ -305,8 +305,8 @@ class BatchWriter(RowBuilder):
         for c in cols:
             if c == key:
                 continue
-            if c == "exchange_order_id":
-                # A later version without the exchange id (e.g. a replayed intent) must not erase it.
+            if c in ("exchange_order_id", "exchange_client_order_id", "amended_amount"):
+                # A later version without the exchange's id or its amend (e.g. a replayed intent) must not erase it.
                 sets.append(f'"{c}" = COALESCE(excluded."{c}", "{table}"."{c}")')
             else:
                 sets.append(f'"{c}" = excluded."{c}"')

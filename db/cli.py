@@ -24,7 +24,7 @@ from db._migrations import LATEST_VERSION, current_version, refuse_newer_schema
 from db._repository import find_orders, find_trades
 from db._url import connect, parse_url
 from engine.domain import OrderStatus, TradeStatus
-from engine.service._plain import jsonable
+from engine.service._plain import jsonable, plain_decimal
 
 __all__ = [
     "MAX_LIMIT",
@@ -291,6 +291,8 @@ def run_trades(args: argparse.Namespace, out: TextIO | None = None) -> int:
         "requested",
         "filled",
         "avg_price",
+        "fees",
+        "received",
         "remainder",
         "timeframe",
         "strategy",
@@ -306,6 +308,8 @@ def run_trades(args: argparse.Namespace, out: TextIO | None = None) -> int:
             t.requested,
             t.filled,
             t.average_price,
+            " ".join(f"{plain_decimal(v)} {k}" for k, v in sorted(t.fees.items())) or None,
+            t.received,
             t.remainder,
             t.timeframe,
             t.strategy,

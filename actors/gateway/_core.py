@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pykka
 from loguru import logger
 
 from actors.gateway._feedback import _CALL, ExchangeFeedback, GatewayStats, PendingCreates, _CallNote
@@ -390,5 +391,7 @@ class GatewayCore(ExchangeFeedback):
             return
         try:
             result.request.reply_to(result)
+        except pykka.ActorDeadError as exc:  # its asker stopped first (an engine stopping): nobody is waiting
+            logger.debug("gateway reply to {} dropped: {}", result.request.key, exc)
         except Exception:  # noqa: BLE001 - a bad listener must not kill the gateway
             logger.exception("gateway reply to {} failed", result.request.key)

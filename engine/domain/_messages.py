@@ -221,6 +221,12 @@ class Order(BaseModel):
     slippage_capped: bool = False
     """A fallback the slippage guard capped: the market was beyond the bound when it was sent, so it went out as
     an IOC limit at the bound. Stored so that a request resumed after a restart still reports it."""
+    exchange_client_order_id: str | None = Field(default=None, max_length=64)
+    """The client order id the exchange knows the order by, when an amend outside the engine gave it another (order
+    amend keep priority, as the Binance UI's edit); the engine follows it by its exchange order id."""
+    amended_amount: NonNegativeDecimal | None = None
+    """The quantity an amend outside the engine left the order (the exchange's `origQty`); `amount` stays what the
+    engine placed. None when never amended."""
 
     @model_validator(mode="before")
     @classmethod

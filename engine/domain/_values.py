@@ -81,6 +81,11 @@ def _sized(value: Decimal) -> Decimal:
         raise ValueError(
             f"at most {MAX_WHOLE_DIGITS} digits before the point and {MAX_FRACTION_DIGITS} after it, got {value}"
         )
+    # Arithmetic keeps 28 significant digits (Decimal's context): a 29th rounded the lot-step floor UP, so more
+    # than asked was bought, and the trade's negative remainder crashed the pair at every start after.
+    significant = "".join(map(str, digits)).strip("0")
+    if len(significant) > MAX_SIGNIFICANT_DIGITS:
+        raise ValueError(f"at most {MAX_SIGNIFICANT_DIGITS} significant digits, got {len(significant)}: {value}")
     return value
 
 
@@ -88,6 +93,8 @@ MAX_WHOLE_DIGITS = 20
 """Digits before the decimal point a requested amount or price may have (as the control API's schema says)."""
 MAX_FRACTION_DIGITS = 20
 """Digits after the decimal point a requested amount or price may have."""
+MAX_SIGNIFICANT_DIGITS = 28
+"""Significant digits a requested amount or price may have: what `decimal`'s default context computes exactly."""
 MAX_LIMIT_TIMEOUT_S = Decimal(86400)
 """The longest a request's limit may wait before its fallback (as `execution.limit_timeout_s`)."""
 
@@ -108,7 +115,8 @@ NonNegativeDecimal = Annotated[
 """A finite Decimal >= 0."""
 _POSITIVE = (BeforeValidator(_refuse_float), AfterValidator(_finite), AfterValidator(_positive))
 RequestedDecimal = Annotated[Decimal, *_POSITIVE, AfterValidator(_sized)]
-"""A caller's amount or price: > 0, with at most `MAX_WHOLE_DIGITS` + `MAX_FRACTION_DIGITS` digits."""
+"""A caller's amount or price: > 0, with at most `MAX_WHOLE_DIGITS` + `MAX_FRACTION_DIGITS` digits, of which at most
+`MAX_SIGNIFICANT_DIGITS` significant."""
 IndicatorValue = Annotated[Decimal, BeforeValidator(_refuse_float), AfterValidator(_finite), AfterValidator(_sized)]
 """An indicator value a caller gives (RSI, EMA…): finite, sized as a requested amount (it is stored as a number)."""
 TimeoutSeconds = Annotated[Decimal, *_POSITIVE, AfterValidator(_timeout)]

@@ -62,6 +62,8 @@ class RestoredLeg:
     fees: dict[str, Decimal] = field(default_factory=dict)
     updated_ms: int | None = None
     """When the stored state was written (a PENDING_CANCEL: when the cancel was asked for); None if unknown."""
+    amended: bool = False
+    """Its order was amended outside the engine (stored since schema 12): no fallback for what the amend took."""
 
 
 def restore_plan(
@@ -95,6 +97,7 @@ def restore_plan(
         plan._legs.append(leg)
     for leg, stored in zip(plan._legs[:-1], legs[:-1], strict=True):
         leg.closed = stored.status if stored.status.is_terminal else OrderStatus.CANCELED
+    plan.amended = any(stored.amended and stored.spec.role is OrderRole.PRIMARY for stored in legs)
     by_fallback_step = [leg.spec for leg in legs if _sent_by_fallback_step(leg.spec, plan)]
     plan._fallback_attempts = len(by_fallback_step)
     # Stored with the order since schema 5; an older row of a market fallback sent as an IOC limit still

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -82,13 +82,26 @@ def _dec(data: Mapping[str, Any], key: str, default: Decimal | None = None) -> D
 def _floor_to(value: Decimal, step: Decimal) -> Decimal:
     if step <= 0:
         return value
-    return (value / step).to_integral_value(rounding=ROUND_FLOOR) * step
+    with localcontext(_GRID):  # exact: the default 28 digits rounded the quotient, and the floor could go up
+        return (value / step).to_integral_value(rounding=ROUND_FLOOR) * step
 
 
 def _ceil_to(value: Decimal, step: Decimal) -> Decimal:
     if step <= 0:
         return value
-    return (value / step).to_integral_value(rounding=ROUND_CEILING) * step
+    with localcontext(_GRID):
+        return (value / step).to_integral_value(rounding=ROUND_CEILING) * step
+
+
+_GRID = Context(prec=96)  # the widest value the domain admits (20 + 20 digits) over the finest step, with room
+
+
+def _floor_on(value: Decimal, origin: Decimal, step: Decimal) -> Decimal:
+    # Binance's lot grid starts at minQty ((quantity - minQty) % stepSize == 0, as `_on_grid` checks): floored from
+    # 0, a minQty off the step's multiples gave a quantity the check then refused (2.7 → 2 with minQty 0.5, step 1).
+    if origin > 0 and value >= origin:
+        return origin + _floor_to(value - origin, step)
+    return _floor_to(value, step)
 
 
 def _on_grid(value: Decimal, origin: Decimal, step: Decimal) -> bool:
@@ -197,9 +210,9 @@ class SymbolRules(BaseModel):
 
     def floor_qty(self, qty: Decimal, *, market: bool = False) -> Decimal:
         """Round a quantity DOWN to the lot step (and the market lot step for market orders)."""
-        out = _floor_to(qty, self.step_size)
+        out = _floor_on(qty, self.min_qty, self.step_size)
         if market:
-            out = _floor_to(out, self.market_step_size)
+            out = _floor_on(out, self.market_min_qty, self.market_step_size)
         return max(out, _ZERO)
 
     def min_tradable(self, price: Decimal, *, market: bool = False) -> Decimal:
@@ -207,7 +220,9 @@ class SymbolRules(BaseModel):
         floor = max(self.min_qty, self.market_min_qty if market else _ZERO)
         if self.min_notional > 0 and price > 0 and (not market or self.apply_min_to_market):
             step = self.step_size if self.step_size > 0 else Decimal("1e-8")
-            floor = max(floor, _ceil_to(self.min_notional / price, step))
+            needed = self.min_notional / price
+            origin = self.min_qty if 0 < self.min_qty <= needed else _ZERO  # on the lot grid (`_floor_on`)
+            floor = max(floor, origin + _ceil_to(needed - origin, step))
         return floor
 
     def check(

@@ -95,8 +95,12 @@ class PairBook(PlanBook):
 
     # ---- queries ------------------------------------------------------------------------------------
     def leg(self, cid: ClientOrderId) -> Leg | None:
-        """The leg with this client order id."""
-        return self._legs.get(cid)
+        """The leg with this client order id: the engine's, or the one the exchange gave the order when it was
+        amended outside the engine."""
+        leg = self._legs.get(cid)
+        if leg is None and (alias := self._aliases.get(cid)) is not None:
+            leg = self._legs.get(alias[0])
+        return leg
 
     def execution(self, request_id: RequestId) -> Execution | None:
         """The execution of a request."""

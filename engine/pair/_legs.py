@@ -110,6 +110,8 @@ class Leg:
     was amended outside the engine, or a lookup by ours found nothing)."""
     exchange_qty: Decimal | None = None
     """The order's quantity at the exchange once an amend outside the engine reduced it (None: as placed)."""
+    exchange_cid: str | None = None
+    """The client order id the exchange knows the order by, once an amend outside the engine gave it another."""
     cancel_wanted: bool = False
     """The plan asked to cancel before the exchange acknowledged the order: cancel it at the ack."""
     told_closed: bool = False
@@ -172,7 +174,8 @@ def order_of(leg: Leg) -> Order:
     """The domain `Order` snapshot of a leg (what is stored and reported)."""
     state = leg.state
     cached = leg.snapshot
-    # Only the state (replaced, never mutated) and `updated_ms` change over a leg's life; a new state whose
+    # Only the state (replaced, never mutated) and `updated_ms` change over a leg's life (an amend drops the
+    # snapshot: `OrderCore._amended`); a new state whose
     # snapshot fields are the very same objects (the exchange's cumulative count moved, say) snapshots alike.
     if cached is not None and cached[1] == leg.updated_ms and _same_snapshot(cached[0], state):
         return cached[2]
@@ -199,6 +202,8 @@ def order_of(leg: Leg) -> Order:
         "updated_at": ms_to_dt(max(leg.updated_ms, leg.created_ms)),
         "last_trade_id": state.fills[-1].trade_id if state.fills else None,
         "slippage_capped": leg.slippage_capped,
+        "exchange_client_order_id": leg.exchange_cid,
+        "amended_amount": leg.exchange_qty,
     }
     # The state machine keeps filled within (0, amount]; only fill values from the wire (price, commission)
     # can be off, and a fill is validated (`Fill`) after it is applied. Anything doubtful is validated here
@@ -287,7 +292,7 @@ def trade_of(
         "indicators": request.context.indicators(),
         "created_at": ms_to_dt(execution.created_ms),
         "closed_at": ms_to_dt(now_ms),
-        "remainder": request.amount - filled,
+        "remainder": max(Decimal(0), request.amount - filled),  # more than asked: an anomaly, never a crash
         "dust": result.dust,
         "note": storable_text(note),  # it quotes the exchange; `Trade.trusted` skips the field's own cleaning
     }

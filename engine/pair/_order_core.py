@@ -259,13 +259,20 @@ class OrderCore(ABC):
         looked up and canceled by its order id from then on. A quantity below the last known one: amended outside
         the engine, told once per amend (repeated reports, restarts: the quantity says whether it is new), and its
         request's plan hears it (not for another party's own order)."""
+        new_id = bool(exchange_cid) and exchange_cid != leg.cid and exchange_cid != leg.exchange_cid
         if exchange_cid and exchange_cid != leg.cid:
             self._aliases[exchange_cid] = (leg.cid, leg.state.exchange_order_id)
             leg.by_order_id = True
+            leg.exchange_cid = exchange_cid
         known = leg.exchange_qty if leg.exchange_qty is not None else leg.state.amount
-        if quantity is None or not 0 < quantity < known or leg.role is OrderRole.EXTERNAL:
+        amended = quantity is not None and 0 < quantity < known and leg.role is not OrderRole.EXTERNAL
+        if amended:
+            leg.exchange_qty = quantity
+        if new_id or amended:  # stored: after a restart the order is known by both ids, the amend not told again
+            leg.snapshot, leg.updated_ms = None, max(leg.updated_ms, now_ms)
+            self._out.append(Persist(order_of(leg)))
+        if not amended or quantity is None:
             return
-        leg.exchange_qty = quantity
         known_as = f"; the exchange knows it as {exchange_cid}, followed by its order id" if leg.by_order_id else ""
         message = (
             f"amended outside the engine: quantity {plain_decimal(quantity)} (was {plain_decimal(known)}){known_as}"

@@ -115,6 +115,8 @@ class RecoveringBook(OrderDesk):
         leg = leg_from_stored(order, fills, symbol=self.symbol, priority=priority, now_ms=now_ms,
                               grace_ms=self.settings.unknown_outcome_grace_ms)  # fmt: skip
         self._legs[leg.cid] = leg
+        if leg.exchange_cid is not None:  # amended outside the engine under another id: its reports carry that one
+            self._aliases[leg.exchange_cid] = (leg.cid, leg.state.exchange_order_id)
         if leg.resolver is None:
             self._to_fetch.append(leg.cid)
         return leg

@@ -104,6 +104,10 @@ def leg_from_stored(
         parent=order.parent_client_order_id,
         acked=order.exchange_order_id is not None,
         slippage_capped=order.slippage_capped,
+        # Amended outside the engine before the restart: followed by its order id, the amend not told again.
+        exchange_qty=order.amended_amount,
+        exchange_cid=order.exchange_client_order_id,
+        by_order_id=order.exchange_client_order_id is not None,
     )
     if state.status in _UNACKED:
         # REST's lag counts from the send, and the send may have left long after the intent was stored (held at
@@ -132,7 +136,8 @@ def plan_leg_of(order: Order, fills: list[Fill], symbol: Symbol, priority: Prior
     for f in fills:
         if f.commission > 0:
             fees[f.commission_asset] = fees.get(f.commission_asset, Decimal(0)) + f.commission
-    return RestoredLeg(spec, order.status, order.filled, order.quote_filled, known, fees, _ms(order.updated_at))
+    return RestoredLeg(spec, order.status, order.filled, order.quote_filled, known, fees, _ms(order.updated_at),
+                       amended=order.amended_amount is not None)  # fmt: skip
 
 
 def stranger_leg(

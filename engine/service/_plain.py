@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from engine.domain import plain_decimal
+from engine.domain import Trade, plain_decimal
 
 __all__ = ["jsonable", "plain_decimal", "plain_text"]
 
@@ -30,8 +30,12 @@ def plain_text(value: object) -> object:
 
 
 def jsonable(model: BaseModel) -> dict[str, Any]:
-    """`model.model_dump(mode="json")`, with every Decimal as `plain_decimal` text."""
-    out = to_jsonable_python(_plain(model.model_dump()))
+    """`model.model_dump(mode="json")`, with every Decimal as `plain_decimal` text. A `Trade` also carries `received`
+    (what a buy added to the account after a fee taken in the base asset: what to sell to close the position)."""
+    data = model.model_dump()
+    if isinstance(model, Trade):  # a property, not a field: the model validates its own dumps (extra="forbid")
+        data["received"] = model.received
+    out = to_jsonable_python(_plain(data))
     assert isinstance(out, dict)
     return out
 

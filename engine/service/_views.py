@@ -55,6 +55,11 @@ def event_line(event: dict[str, Any]) -> str:
         parts.append(f"order={order.get('client_order_id')} status={order.get('status')} filled={order.get('filled')}")
     if fill:
         parts.append(f"fill={fill.get('quantity')}@{fill.get('price')}")
+    trade = event.get("trade") or {}
+    if trade:  # a done event: what the request came to, the fees and what a buy left to sell
+        fees = " ".join(f"{v} {k}" for k, v in sorted((trade.get("fees") or {}).items())) or "0"
+        parts.append(f"trade={trade.get('status')} filled={trade.get('filled')} of {trade.get('requested')} "
+                     f"avg={trade.get('average_price')} fees={fees} received={trade.get('received')}")  # fmt: skip
     if event.get("message"):
         parts.append(event["message"])
     return "  ".join(str(p) for p in parts)

@@ -261,3 +261,40 @@ def test_json_decimals_are_plain_whatever_scale_the_exchange_sent(db_url: str) -
     assert run_trades(_args(add_trades_arguments, db_url, "--json"), out) == 0
     trade = orjson.loads(out.getvalue())
     assert (trade["requested"], trade["filled"]) == ("0.01", "0")
+
+
+def test_a_trade_shows_its_fees_and_what_a_buy_left_to_sell(db_url: str) -> None:
+    # Money review: the README says to sell `trade.received`, not `filled`, but only Python could see it: the JSON
+    # (CLI, control API, History) and the table left it out, and the table showed no fees.
+    from engine.service._schemas import trade_json
+
+    bought = rec.trade("fee-in-base", status=TradeStatus.FILLED, filled=Decimal("0.01"), average_price=Decimal(60000),
+                       fees={"BTC": Decimal("0.00001")}, remainder=Decimal(0), requested=Decimal("0.01"))  # fmt: skip
+    db = connect(db_url)
+    BatchWriter(db).write([bought])
+    db.close()
+    out = io.StringIO()
+    assert run_trades(_args(add_trades_arguments, db_url, "--json"), out) == 0
+    row = orjson.loads(out.getvalue())
+    assert (row["filled"], row["received"], row["fees"]) == ("0.01", "0.00999", {"BTC": "0.00001"})
+    assert trade_json(bought)["received"] == "0.00999"
+    out = io.StringIO()
+    run_trades(_args(add_trades_arguments, db_url), out)
+    header, _rule, line = out.getvalue().splitlines()[:3]
+    assert "fees" in header.split() and "received" in header.split()
+    assert "0.00001 BTC" in line and "0.00999" in line
+
+
+def test_the_watch_line_of_a_done_event_says_what_the_request_came_to() -> None:
+    from datetime import UTC, datetime
+
+    from engine.api import EngineEvent, EventKind
+    from engine.service._schemas import event_json
+    from engine.service._views import event_line
+
+    done = rec.trade("r-done", status=TradeStatus.FILLED, filled=Decimal("0.01"), average_price=Decimal(60000),
+                     fees={"BTC": Decimal("0.00001")}, remainder=Decimal(0), requested=Decimal("0.01"))  # fmt: skip
+    event = EngineEvent(EventKind.DONE, done.pair, datetime(2026, 1, 1, tzinfo=UTC), request_id=done.request_id,
+                        trade=done, message="filled")  # fmt: skip
+    line = event_line(event_json(event))
+    assert "trade=filled filled=0.01 of 0.01 avg=60000 fees=0.00001 BTC received=0.00999" in line, line

@@ -201,3 +201,34 @@ def test_exact_round_trip(database: peewee.Database) -> None:
         assert str(get_order(database, cid).price) == str(price)  # type: ignore[union-attr]
 
     check()
+
+
+@pytest.mark.parametrize("fresh_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_migration_12_stores_an_amend_and_finds_the_order_by_the_exchanges_new_id(fresh_url: str) -> None:
+    from datetime import timedelta
+
+    db = connect(fresh_url, apply_migrations=False)
+    try:
+        migrate(db, target=11)
+        _insert_order(db, "old")
+        assert migrate(db) == LATEST_VERSION
+        old = get_order(db, "old")
+        assert old is not None and (old.exchange_client_order_id, old.amended_amount) == (None, None)
+        _insert_order(db, "after")  # an engine that predates migration 12 still writes
+        mine = rec.order("c-amended")
+        BatchWriter(db).write([mine])
+        later = mine.updated_at + timedelta(seconds=1)
+        amended = mine.model_copy(update={"exchange_client_order_id": "web_edit_1", "amended_amount": Decimal("0.2"),
+                                          "updated_at": later})  # fmt: skip
+        BatchWriter(db).write([amended])
+        for key in ("c-amended", "web_edit_1"):
+            stored = get_order(db, key)
+            assert stored is not None and stored.client_order_id == "c-amended", key
+            assert (stored.exchange_client_order_id, stored.amended_amount) == ("web_edit_1", Decimal("0.2"))
+        # A later version that does not carry the amend (a replayed intent) leaves it stored.
+        BatchWriter(db).write([mine.model_copy(update={"updated_at": later + timedelta(seconds=1)})])
+        stored = get_order(db, "web_edit_1")
+        assert stored is not None and stored.amended_amount == Decimal("0.2")
+        assert get_order(db, "nowhere") is None
+    finally:
+        db.close()

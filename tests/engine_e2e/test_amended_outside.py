@@ -103,3 +103,49 @@ def test_an_amended_order_that_fills_ends_its_request_with_what_it_filled(
     assert sum((e.fill.quantity for e in events.of(EventKind.FILL) if e.fill), Decimal(0)) == Decimal("0.004")
     assert len(sim.control.ledger()["orders"]) == 1  # no fallback for the 0.006 the amend took away
     assert "external_order" not in alerts and "record_rejected" not in alerts
+
+
+def test_an_amend_survives_a_restart_told_once_and_the_new_id_finds_the_order(
+    sim: Simulator, tmp_path: Path, alerts: list[str]
+) -> None:
+    # Left alone last session: the amend lived in memory only. After a restart the engine announced it again, and
+    # the client order id the exchange now shows (the one a person sees in the UI) found nothing.
+    config = Config.model_validate({"exchange": {"pair_whitelist": [PAIR]}, "execution": {"limit_timeout_s": "600"},
+                                    "stream": {"market_data": False}})  # fmt: skip
+    url = f"sqlite:///{tmp_path}/e.sqlite3"
+
+    def start(events: Events) -> Engine:
+        engine = Engine.start(config, clock=SystemClock(), sim=sim, database_url=url, spool_path=tmp_path / "s.jsonl",
+                              listeners=[events])  # fmt: skip
+        assert sim.control.wait_subscriptions(1, within_s=20), "the user data stream never subscribed"
+        return engine
+
+    first_events = Events()
+    first = start(first_events)
+    try:
+        placed = first.place_order(PAIR, "buy", "0.01", "59900", idempotency_key="amend-restart").result(20)
+        assert isinstance(placed, Accepted)
+        order_id = int(placed.order.exchange_order_id or 0)
+        new_cid = sim.control.amend_order(SYMBOL, "0.004", order_id=order_id)
+        sim.control.fill_order(SYMBOL, order_id=order_id, quantity="0.001")
+        first_events.wait_for(EventKind.FILL)
+    finally:
+        first.stop(graceful=False)  # the order stays open at the exchange
+    assert alerts.count("external_amend") == 1
+    events = Events()
+    second = start(events)
+    try:
+        found = second.get_order(PAIR, new_cid)
+        assert found is not None and found.client_order_id == placed.order.client_order_id
+        assert (found.exchange_client_order_id, found.amended_amount) == (new_cid, Decimal("0.004"))
+        sim.control.fill_order(SYMBOL, order_id=order_id, quantity="0.001")
+        [fill] = events.wait_for(EventKind.FILL)
+        assert fill.client_order_id == placed.order.client_order_id  # its own order, not an external one
+        assert second.cancel_order(PAIR, placed.order.request_id).result(20) is not None
+        [done] = events.wait_for(EventKind.DONE)
+        assert done.trade is not None and done.trade.filled == Decimal("0.002"), done.trade
+    finally:
+        second.stop(graceful=False)
+    assert alerts.count("external_amend") == 1, alerts  # told once, not again at the restart
+    assert "external_order" not in alerts and "record_rejected" not in alerts
+    assert len(sim.control.ledger()["orders"]) == 1  # no fallback

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from engine.domain import Order, OrderRole, RequestRecord, TradeStatus
+from engine.domain import ClientOrderId, Order, OrderRole, RequestRecord, TradeStatus
 from engine.exchange import ExecutionReport, parse_user_data
 from engine.pair import Alert, Command, Persist
 from tests.pair._book_helpers import T0, Harness, order_json, request
@@ -179,3 +179,47 @@ def test_a_closed_order_not_found_by_its_client_id_is_asked_again_by_its_order_i
     h.run(h.book.on_result(GatewayResult(lookup, error=not_found), h.now))
     again = h.sent[-1]
     assert again.op is Op.FETCH_ORDER and again.params.get("orderId") == str(oid), again.params
+
+
+def test_a_stored_amend_is_not_told_again_after_a_restart_and_the_new_id_still_finds_the_order() -> None:
+    # Left alone last session: the amend lived in memory only. After a restart the start's scan announced it again
+    # (a second `external_amend` for one edit), and the exchange's new client order id found nothing.
+    first = Harness(limit_timeout_ms=60_000)
+    req, cid, oid = _placed(first)
+    commands = first.book.on_report(_report("ui-1", cid, "REPLACED", "NEW", oid, q="0.004"), first.now)
+    first.run(commands)
+    [stored] = [c.item for c in _of(commands, Persist) if isinstance(c.item, Order)]
+    assert (stored.exchange_client_order_id, stored.amended_amount) == ("ui-1", Decimal("0.004"))
+    records = [r for r in first.stored if isinstance(r, RequestRecord) and r.request.request_id == req.request_id]
+    order = [o for o in first.stored if isinstance(o, Order)][-1]
+    second = Harness(limit_timeout_ms=60_000)
+    second.now = first.now + 1_000
+    assert second.book.restore(records, [order], {}, second.now) == 1
+    second.run(second.book.resume(second.now))
+    leg = second.book.leg(ClientOrderId("ui-1"))
+    assert leg is not None and leg.cid == cid
+    alerts: list[str] = []
+    for rows in ([_row(oid, "ui-1", "0.004")], []):  # the start's scan, then one that misses it (looked up)
+        commands = _scan(second, rows)
+        alerts += [a.key for a in _of(commands, Alert)]
+    assert alerts == [], alerts
+    lookups = [r for r in second.sent if r.op.value == "fetch_order"]
+    assert lookups and all(r.params.get("orderId") == str(oid) for r in lookups), [r.params for r in lookups]
+    fill = _report("ui-1", "", "TRADE", "PARTIALLY_FILLED", oid, q="0.004", z="0.001", last="0.001", t=81)
+    commands = second.book.on_report(fill, second.now)
+    assert "external_amend" not in [a.key for a in _of(commands, Alert)]
+    assert not [c for c in _of(commands, Persist) if getattr(c.item, "role", None) is OrderRole.EXTERNAL]
+    second.run(commands)
+    _cancel_at_timeout(second, oid)
+    assert not [r for r in second.sent if r.op.value == "create_order"], "a fallback after the restart"
+    [trade] = second.trades()
+    assert trade.filled == Decimal("0.001") and "amended outside the engine" in trade.note, trade.note
+
+
+def _scan(h: Harness, rows: list[dict[str, Any]]) -> list[Command]:
+    from engine.gateway import GatewayRequest, GatewayResult, Op
+
+    result = GatewayResult(GatewayRequest(Op.OPEN_ORDERS, {"symbol": "BTCUSDT"}), data=rows)
+    commands = h.book.on_open_orders(result, h.now, reconcile=True)
+    h.run(commands)
+    return commands
