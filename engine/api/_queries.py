@@ -175,8 +175,9 @@ class EngineQueries:
         if order is None:
             return None
         store = self._store()
-        fills_f = store.fills_of(client_order_id)
-        children_f = store.children_of(client_order_id)
+        # By the engine's id: the one asked may be the exchange's for an order amended outside the engine.
+        fills_f = store.fills_of(order.client_order_id)
+        children_f = store.children_of(order.client_order_id)
         trade_f = store.get_trade(order.request_id)
         fills: list[Fill] = fills_f.get(timeout=_ASK_TIMEOUT_S)
         children: list[Order] = children_f.get(timeout=_ASK_TIMEOUT_S)

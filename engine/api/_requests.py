@@ -29,6 +29,7 @@ from engine.domain import (
     Side,
     StrategyContext,
     TimeInForce,
+    check_significant,
 )
 
 if TYPE_CHECKING:
@@ -176,8 +177,8 @@ class EngineRequests:
                 request_id=request_id,
                 pair=pair,
                 side=_member("side", Side, side, str.lower),
-                amount=_decimal("amount", amount),
-                price=None if price is None else _decimal("price", price),
+                amount=check_significant("amount", _decimal("amount", amount)),
+                price=None if price is None else check_significant("price", _decimal("price", price)),
                 order_type=_member("order_type", OrderType, order_type, str.lower),
                 time_in_force=_member("time_in_force", TimeInForce, time_in_force, str.upper),
                 priority=_priority(priority),

@@ -35,11 +35,13 @@ from engine.domain._messages import (
 from engine.domain._plain import display_decimal, plain_decimal
 from engine.domain._values import (
     KNOWN_QUOTES,
+    MAX_SIGNIFICANT_DIGITS,
     Money,
     NonNegativeDecimal,
     PairField,
     PositiveDecimal,
     UtcDatetime,
+    check_significant,
     pair_to_symbol,
     storable_text,
     symbol_to_pair,
@@ -48,6 +50,7 @@ from engine.domain._values import (
 
 __all__ = [
     "KNOWN_QUOTES",
+    "MAX_SIGNIFICANT_DIGITS",
     "NAMED_INDICATORS",
     "OPEN_STATUSES",
     "TERMINAL_STATUSES",
@@ -78,6 +81,7 @@ __all__ = [
     "TradeId",
     "TradeStatus",
     "UtcDatetime",
+    "check_significant",
     "display_decimal",
     "pair_to_symbol",
     "plain_decimal",

@@ -292,8 +292,11 @@ class Trade(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if self.filled > self.requested:
-            raise ValueError(f"filled {self.filled} exceeds requested {self.requested}")
+        # `filled` may exceed `requested`: the record says what the exchange executed. It never should (the engine
+        # floors every order to what is left, and alerts `anomaly` when it happens), but a trade that could not be
+        # stored crashed its pair actor at every start, and a record that hid the excess would lie.
+        if self.filled > self.requested and self.remainder != 0:
+            raise ValueError(f"filled {self.filled} exceeds requested {self.requested} with a remainder left")
         if self.closed_at is not None and self.closed_at < self.created_at:
             raise ValueError("closed_at is before created_at")
         return self

@@ -81,11 +81,25 @@ def _sized(value: Decimal) -> Decimal:
         raise ValueError(
             f"at most {MAX_WHOLE_DIGITS} digits before the point and {MAX_FRACTION_DIGITS} after it, got {value}"
         )
-    # Arithmetic keeps 28 significant digits (Decimal's context): a 29th rounded the lot-step floor UP, so more
-    # than asked was bought, and the trade's negative remainder crashed the pair at every start after.
-    significant = "".join(map(str, digits)).strip("0")
+    return value
+
+
+def check_significant(name: str, value: Decimal) -> Decimal:
+    """`value`, if it has at most `MAX_SIGNIFICANT_DIGITS` significant digits (a caller's new amount or price).
+
+    Checked at intake only (`Engine.place_order`): a request stored before the rule must still load, and an
+    indicator is only stored, never computed with.
+
+    Raises:
+        ValueError: more significant digits than the arithmetic keeps.
+    """
+    # Decimal's context keeps 28 significant digits: a 29th rounded the lot-step floor UP (more than asked was
+    # bought, and the trade that could not be stored crashed the pair at every start after).
+    significant = "".join(map(str, value.as_tuple().digits)).strip("0")
     if len(significant) > MAX_SIGNIFICANT_DIGITS:
-        raise ValueError(f"at most {MAX_SIGNIFICANT_DIGITS} significant digits, got {len(significant)}: {value}")
+        raise ValueError(
+            f"{name}: at most {MAX_SIGNIFICANT_DIGITS} significant digits, got {len(significant)}: {value}"
+        )
     return value
 
 
@@ -115,8 +129,8 @@ NonNegativeDecimal = Annotated[
 """A finite Decimal >= 0."""
 _POSITIVE = (BeforeValidator(_refuse_float), AfterValidator(_finite), AfterValidator(_positive))
 RequestedDecimal = Annotated[Decimal, *_POSITIVE, AfterValidator(_sized)]
-"""A caller's amount or price: > 0, with at most `MAX_WHOLE_DIGITS` + `MAX_FRACTION_DIGITS` digits, of which at most
-`MAX_SIGNIFICANT_DIGITS` significant."""
+"""A caller's amount or price: > 0, with at most `MAX_WHOLE_DIGITS` + `MAX_FRACTION_DIGITS` digits (a new request's
+also at most `MAX_SIGNIFICANT_DIGITS` significant: `check_significant`)."""
 IndicatorValue = Annotated[Decimal, BeforeValidator(_refuse_float), AfterValidator(_finite), AfterValidator(_sized)]
 """An indicator value a caller gives (RSI, EMA…): finite, sized as a requested amount (it is stored as a number)."""
 TimeoutSeconds = Annotated[Decimal, *_POSITIVE, AfterValidator(_timeout)]

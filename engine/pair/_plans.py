@@ -270,6 +270,10 @@ class PlanBook(RecoveringBook):
         legs = [self._legs[c] for c in execution.legs]
         trade = trade_of(execution, result, legs, now_ms, self.rules.floor_qty)
         self._out.append(Persist(trade))
+        if trade.filled > trade.requested:  # never by design: said loudly, the record keeps what executed
+            over = f"filled {plain_decimal(trade.filled)}, more than the {plain_decimal(trade.requested)} requested"
+            logger.bind(pair=self.pair, request_id=request_id).error("request {}: {}", request_id, over)
+            self._out.append(Alert("anomaly", f"request {request_id}: {over}", legs[0].cid if legs else None))
         if not execution.resolved:
             execution.resolved = True
             self._out.append(Resolve(request_id, refusal_of(result, legs[0].cid if legs else None)))

@@ -184,7 +184,9 @@ def test_trade_and_records_validate() -> None:
     assert buy.received == Decimal("0.3996")  # only the base asset's fee comes out of what was bought
     assert buy.model_copy(update={"fees": {"BNB": Decimal("0.01")}}).received == Decimal("0.4")
     with pytest.raises(ValidationError, match="exceeds requested"):
-        Trade.model_validate({**trade.model_dump(), "filled": Decimal(2)})
+        Trade.model_validate({**trade.model_dump(), "filled": Decimal(2)})  # and a remainder of 0.6 left
+    over = Trade.model_validate({**trade.model_dump(), "filled": Decimal(2), "remainder": Decimal(0)})
+    assert over.filled == 2  # what the exchange executed, recorded (the engine alerts it): never a crash
     err = ErrorRecord(operation="create_order", exchange_code=-2010, message="insufficient", time=T0)
     assert err.context == {}
     snap = IndicatorSnapshot(request_id=RequestId("r"), pair=Pair("ETH/BTC"), time=T0, values={"rsi": "1"})

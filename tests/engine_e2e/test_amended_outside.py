@@ -144,6 +144,10 @@ def test_an_amend_survives_a_restart_told_once_and_the_new_id_finds_the_order(
         assert second.cancel_order(PAIR, placed.order.request_id).result(20) is not None
         [done] = events.wait_for(EventKind.DONE)
         assert done.trade is not None and done.trade.filled == Decimal("0.002"), done.trade
+        mine = second.order_detail(PAIR, placed.order.client_order_id)
+        by_new_id = second.order_detail(PAIR, new_cid)  # its fills too, not only the order (diff review)
+        assert mine is not None and by_new_id is not None
+        assert [f.trade_id for f in by_new_id.fills] == [f.trade_id for f in mine.fills] and len(mine.fills) == 2
     finally:
         second.stop(graceful=False)
     assert alerts.count("external_amend") == 1, alerts  # told once, not again at the restart

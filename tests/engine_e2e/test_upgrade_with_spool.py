@@ -9,6 +9,7 @@ requests, and then draws no namespace and no tag.
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -62,13 +63,32 @@ def _move_to_spool(url: str, request_id: str, spool: Path) -> None:
     out.close()
 
 
+def _schema_10_with_todays_order_columns() -> tuple[_migrations.Migration, ...]:
+    # Today's code stands in for the schema-10 engine: it reads and writes the columns later migrations add to
+    # `orders` (12: the amend), so the simulated old schema has them; the upgrade then leaves them be.
+    ten, twelve = _migrations.MIGRATIONS[9], _migrations.MIGRATIONS[11]
+
+    def apply(db: Any, migrator: Any) -> None:
+        ten.apply(db, migrator)
+        twelve.apply(db, migrator)
+
+    return (*_migrations.MIGRATIONS[:9], dataclasses.replace(ten, apply=apply))
+
+
+def _todays_without_the_order_columns() -> tuple[_migrations.Migration, ...]:
+    twelve = _migrations.MIGRATIONS[11]
+    assert twelve.version == 12
+    return (*_migrations.MIGRATIONS[:11], dataclasses.replace(twelve, apply=lambda _db, _migrator: None),
+            *_migrations.MIGRATIONS[12:])  # fmt: skip
+
+
 def test_a_key_of_a_spooled_request_finds_its_order_after_the_upgrade(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, spool = f"sqlite:///{tmp_path}/e.sqlite3", tmp_path / "spool.jsonl"
     with Simulator(SimConfig(seed=5, symbols=["BTCUSDT"], start_prices={"BTCUSDT": Decimal(60000)})) as sim:
         with monkeypatch.context() as old_engine:  # an engine of schema 10: namespaced, untagged ids
-            old_engine.setattr(_migrations, "MIGRATIONS", _migrations.MIGRATIONS[:10])
+            old_engine.setattr(_migrations, "MIGRATIONS", _schema_10_with_todays_order_columns())
             old_engine.setattr(_migrations, "LATEST_VERSION", 10)
             old_engine.setattr(persistence_actor, "id_tag", lambda _db: "")
             clock = ManualClock(SystemClock().now_ms())
@@ -83,6 +103,7 @@ def test_a_key_of_a_spooled_request_finds_its_order_after_the_upgrade(
         # The daemon reads what an earlier run left open before the engine starts: that read must not migrate the
         # database without knowing the spool (diff review: it did, and the key sent again placed a second order).
         assert _leftover_open_orders(url) == 0
+        monkeypatch.setattr(_migrations, "MIGRATIONS", _todays_without_the_order_columns())
         second = _start(sim, url, spool, ManualClock(clock.now_ms()))
         try:
             again = second.place_order(PAIR, "buy", "0.001", order_type="market", idempotency_key="mkt-1").result(20)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
-from pydantic import ValidationError
 
 from engine.domain import Side
 from engine.execution import SymbolRules
@@ -57,10 +55,39 @@ def test_the_floor_is_exact_however_many_digits(whole: int, fraction: int) -> No
         assert out <= qty and qty - out < step, (qty, step, out)
 
 
-def test_a_requested_amount_beyond_28_significant_digits_is_refused_clearly() -> None:
-    with pytest.raises(ValidationError, match="at most 28 significant digits"):
-        request(amount="123456789.99999999999999999999")  # 29 digits: it was floored to 123456790
-    assert request(amount="123456789.9999999999999999999").amount  # 28: taken
-    assert request(amount="1.00000000000000000000").amount == 1  # zeros are not significant
-    with pytest.raises(ValidationError, match="significant digits"):
-        request(price="5000000000.00000000000000000001")  # 30 digits
+def test_a_new_amount_or_price_beyond_28_significant_digits_is_refused_clearly() -> None:
+    from engine.api import Refusal, RefusalReason
+    from tests.engine.api.test_place_input import _Facade
+
+    for arguments in ({"amount": "123456789.99999999999999999999"},  # 29 digits: it was floored to 123456790
+                      {"price": "5000000000.00000000000000000001"}):  # fmt: skip
+        facade = _Facade()
+        placement = facade.place_order(**{"pair": "BTC/USDT", "side": "buy", "amount": "0.01", "price": "59000",
+                                          **arguments})  # fmt: skip
+        refusal = placement.result(0)
+        assert isinstance(refusal, Refusal) and refusal.reason is RefusalReason.INVALID_REQUEST
+        assert "at most 28 significant digits" in refusal.message and next(iter(arguments)) in refusal.message
+    facade = _Facade()
+    for amount in ("123456789.9999999999999999999", "1.00000000000000000000"):  # 28; zeros are not significant
+        assert not facade.place_order("BTC/USDT", "buy", amount, "59000").done()
+    # Stored before the rule, a request still loads (a restart must resume it) and its floor is exact.
+    assert request(amount="123456789.99999999999999999999").amount
+    assert _rules(D(1), D(0)).floor_qty(D("123456789.99999999999999999999")) == D(123456789)
+
+
+def test_a_request_that_filled_more_than_it_asked_is_recorded_not_a_crash() -> None:
+    # Diff review: the Trade validator refused filled > requested, so the summary could not be built and the pair
+    # actor crashed at every start (the 29-digit request above, stored by an engine before the exact floor).
+    from types import SimpleNamespace
+
+    from engine.domain import TradeStatus
+    from engine.pair._legs import trade_of
+    from tests.db import _records as rec
+
+    req = rec.request("r1").request  # buy 1 BTC/USDT at 100
+    execution = SimpleNamespace(request=req, story=[], created_ms=1_700_000_000_000)
+    result = SimpleNamespace(status=TradeStatus.FILLED, filled=D("1.00000001"), detail="filled", dust=False,
+                             reason=SimpleNamespace(value="filled"))  # fmt: skip
+    leg = SimpleNamespace(state=SimpleNamespace(filled=D("1.00000001"), quote_filled=D("100.000001"), fees=()))
+    trade = trade_of(execution, result, [leg], 1_700_000_001_000, lambda q: q)  # type: ignore[arg-type]
+    assert (trade.filled, trade.remainder) == (D("1.00000001"), D(0))
