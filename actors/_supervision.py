@@ -68,6 +68,8 @@ class SupervisionMixin:
     """When (engine time) the restarts within the budget's window were made, oldest first."""
     _held: dict[Pair, deque[Any]]
     _held_overflow: set[Pair]
+    _told_held: bool = False
+    """The stop said once that a Retry-After holds what is queued beyond its waits."""
     _dead_logged: set[str]
     _stream_ref: Any
     _stream_not_stopped: bool = False
@@ -262,8 +264,8 @@ class SupervisionMixin:
             # The halted pairs' too: the root runs their books (an order must not rest until someone notices).
             self.cancel_tracked_for_shutdown(_ASK_TIMEOUT_S)
             # The answers to its own cancels: an order it did not cancel (external) stays open, not waited for.
-            self._wait_until(lambda: self._pair_tally()[0].canceling == 0, _ASK_TIMEOUT_S)
-        self._wait_until(self._gateway_idle, _ASK_TIMEOUT_S)
+            self._wait_until(lambda: self._held_past_the_wait() or self._pair_tally()[0].canceling == 0, _ASK_TIMEOUT_S)
+        self._wait_until(lambda: self._gateway_idle() or self._held_past_the_wait(), _ASK_TIMEOUT_S)
         tally, unanswered = self._pair_tally()
         tally += self._tracked_tally()
         summary = tally.summary()
@@ -294,6 +296,23 @@ class SupervisionMixin:
             return True
         stats = self.gateway.stats()
         return stats.queued == 0 and stats.in_flight == 0
+
+    def _held_past_the_wait(self) -> bool:
+        """Nothing under way and every request held by the exchange's Retry-After beyond a shutdown wait: what is
+        queued (cancels included) cannot leave before the stop ends, so it does not wait for it (a stop that was
+        not graceful took 15 s, a graceful one 30 s, and said nothing)."""
+        if self.gateway is None:
+            return False
+        stats = self.gateway.stats()
+        until = stats.blocked_until_ms
+        if stats.in_flight or until <= self._clock.now_ms() + _ASK_TIMEOUT_S * 1000:
+            return False
+        if not self._told_held:
+            self._told_held = True
+            left_s = (until - self._clock.now_ms()) // 1000
+            logger.warning("stopping during the exchange's Retry-After ({} s left): queued requests (cancels "
+                           "included) cannot leave, not waited for", left_s)  # fmt: skip
+        return True
 
     @staticmethod
     def _wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:

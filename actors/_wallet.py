@@ -141,6 +141,9 @@ class WalletMixin:
     @survives
     def on_wallet_account(self, result: GatewayResult) -> None:
         """The account's balances arrived: fetch the prices to value them."""
+        if self._stopping:  # queued behind the shutdown: nothing may be sent after the drain
+            self._wallet_read_over()
+            return
         if result.error is not None or self.gateway is None:
             logger.warning("wallet refresh failed: {}; keeping the last value", result.error)
             self._wallet_read_over()

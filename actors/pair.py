@@ -5,9 +5,8 @@ the commands it returns — gateway sends (results come back as `on_result` tell
 leaves from the persistence thread once its intent is durable), timers on the ticker, events to the listener
 bus, and completing callers' futures.
 
-Finished requests leave memory once their trade is handed to persistence (`PairBook.forget_finished`); a
-replayed idempotency key the book may have seen (its Bloom filter) is looked up in the database by its
-deterministic client order id, so the same key still returns the same order.
+Finished requests leave memory once their trade is handed to persistence (`PairBook.forget_finished`); a replayed
+idempotency key the book may have seen (its Bloom filter) is looked up in the database by its client order id.
 
 A crash loses only the message that caused it (its records are stored again: `PairBook.restate`). The root
 restarts a new actor over the same book; what the dead actor held outside the book lives in its `_Home`, kept on
@@ -53,6 +52,7 @@ from actors._pair_home import (
 )
 from actors._ticker import Ticker
 from engine.api import CancelOutcome, EngineEvent, EventKind, PlaceOutcome, Refusal, RefusalReason
+from engine.api._lifecycle import mark_engine_thread
 from engine.clock import Clock
 from engine.domain import ClientOrderId, Order, OrderRequest, Pair, RequestId
 from engine.gateway import GatewayRequest, GatewayResult
@@ -136,6 +136,7 @@ class PairActor(pykka.ThreadingActor):
             logger.bind(pair=book.pair).warning("{} message(s) left by the crashed pair actor taken over", salvaged)
 
     def on_start(self) -> None:
+        mark_engine_thread()  # inline listeners run here: a query of theirs would wait on this very actor
         self._self = self.actor_ref.proxy()
         try:
             if self._home.generation > 1:

@@ -48,6 +48,7 @@ from actors.pair import PairActor
 from actors.persistence import HealthReport, PersistenceHandle, PersistenceSettings, start_persistence
 from actors.stream import StreamActor
 from db import RecoveryState
+from engine.api._lifecycle import mark_engine_thread
 from engine.clock import Clock
 from engine.domain import Order, Pair, pair_to_symbol
 from engine.exchange import Banned, ExchangeError, OutcomeUnknown
@@ -124,6 +125,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
 
     # ---- start ----------------------------------------------------------------------------------------
     def on_start(self) -> None:
+        mark_engine_thread()
         try:
             self._start_children()
         except BaseException:

@@ -21,7 +21,8 @@ from loguru import logger
 from engine.api._alerting import log_alert
 from engine.api._cancels import CancelThread, EngineCancels
 from engine.api._checks import StartupChecksFailed, require_startup_checks
-from engine.api._queries import EngineQueries
+from engine.api._lifecycle import ended_with_simulator, engine_stopped, refuse_on_engine_thread, stop_at_exit
+from engine.api._queries import EngineQueries, pair_arg
 from engine.api._replays import EngineReplays
 from engine.api._requests import EngineRequests, running
 from engine.api._types import EngineListener
@@ -211,17 +212,10 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
             if db_lock is not None and (root is None or state.children_stopped.is_set()):  # kept while one may write
                 db_lock.release()
             raise
-        return cls(
-            root=root,
-            routing=routing,
-            state=state,
-            ticker=ticker,
-            clock=clock,
-            config=config,
-            sim=sim,
-            owns_sim=owns_sim,
-            db_lock=db_lock,
-        )
+        engine = cls(root=root, routing=routing, state=state, ticker=ticker, clock=clock, config=config, sim=sim,
+                     owns_sim=owns_sim, db_lock=db_lock)  # fmt: skip
+        stop_at_exit(engine)  # a script that ends (or raises) without `stop()` still exits
+        return engine
 
     def stop(self, graceful: bool = True) -> Mapping[str, int]:
         """Stop the engine: stop intake, cancel or keep open orders (`execution.on_shutdown`), flush, stop.
@@ -240,6 +234,7 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
         `ended_with_simulator` (those open orders; a restart finds them gone). Pass `Engine.start(sim=...)` a
         simulator that outlives the engine to keep them.
         """
+        refuse_on_engine_thread("Engine.stop")
         with self._stop_lock:
             first, self._stopped = not self._stopped, True
         if not first:
@@ -250,7 +245,7 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
             cancel = graceful and self.config.execution.on_shutdown == "cancel"
             summary = self._root.proxy().shutdown(cancel).get(timeout=60)
             if not cancel and self._owns_sim:
-                summary = _ended_with_simulator(summary)
+                summary = ended_with_simulator(summary)
         except pykka.ActorDeadError:
             # The root died (alert `root_error`) and stops its children as it goes: nothing to drain or cancel.
             logger.error("engine stop: the root actor had died; open orders were left as they are")
@@ -276,6 +271,7 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
             self._closed = True
             self._stop_summary = summary
             self._stop_done.set()
+            engine_stopped(self)
         logger.info("engine stopped: {}", dict(summary))
         return summary
 
@@ -287,6 +283,10 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
             self._db_lock.release()
         else:
             logger.error("engine stop: actors may still run; the database lock is kept until the process ends")
+
+    def actors_alive(self) -> bool:
+        """True while the engine's actors run (until `stop`, or their failure)."""
+        return bool(self._root.is_alive())
 
     def __enter__(self) -> Engine:
         return self
@@ -303,7 +303,9 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
         Raises:
             EngineStopped: the engine was stopped.
         """
-        target = self._routing.get(Pair(pair))
+        target = self._routing.get(pair_arg(pair))
+        if not isinstance(client_order_id, str) or not client_order_id.isascii():
+            return None  # Binance's client order ids are ASCII: no such order (a lone surrogate raised from the driver)
         order: Order | None = None
         if target is not None:
             try:
@@ -326,7 +328,11 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
             EngineStopped: the engine was stopped.
         """
         root = self._root.proxy()
-        pairs = [Pair(pair)] if pair else [*self._whitelist, *root.outside_pairs().get(timeout=_ASK_TIMEOUT_S)]
+        pairs = (
+            [pair_arg(pair)]
+            if pair is not None
+            else [*self._whitelist, *root.outside_pairs().get(timeout=_ASK_TIMEOUT_S)]
+        )
         out: list[Order] = []
         for p in pairs:
             target = self._routing.get(p)
@@ -354,8 +360,8 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
         few seconds for the events already queued for it, then drops the rest. `inline=True` calls it on the
         thread that produced the event (the pair's actor) instead, saving a thread hop (the lowest fill latency):
         it must then be quick and never block, because its pair waits for it. Either way an exception in a
-        listener is logged and ignored. An inline listener must not wait on the engine (a query, `unsubscribe`,
-        `stop`): the actor calling it is the one that would answer, so the call stalls until its timeout. A
+        listener is logged and ignored. An inline listener must not wait on the engine: the actor calling it is the
+        one that would answer, so a query, `unsubscribe` or `stop` from it raises `RuntimeError` at once. A
         listener on its own thread may query the engine (its next events wait meanwhile), but must not call its
         own `unsubscribe`, or `stop`, from inside the call: those wait for its queue to drain, which it holds up,
         so they stall a few seconds and drop its queued events. Hand such work to a thread of its own (placing an
@@ -364,10 +370,13 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
         Raises:
             EngineStopped: the engine was stopped.
         """
+        if not callable(listener):  # accepted, it failed at every event ("listener failed", logged each time)
+            raise TypeError(f"a listener is called with each event: got {type(listener).__name__}")
         bus = self._root.proxy().bus().get(timeout=_ASK_TIMEOUT_S)
         token = bus.subscribe(listener, inline).get(timeout=_ASK_TIMEOUT_S)
 
         def unsubscribe() -> None:
+            refuse_on_engine_thread("unsubscribe")
             if self._closed:  # a stopped engine calls no listener any more: nothing to undo
                 return
             try:
@@ -379,20 +388,16 @@ class Engine(EngineRequests, EngineReplays, EngineCancels, EngineQueries):
         return unsubscribe
 
     def pause(self, paused: bool = True) -> None:
-        """Kill switch: refuse new requests (`kill_switch`) while paused; tracking continues."""
+        """Kill switch: refuse new requests (`kill_switch`) while paused; tracking continues.
+
+        Raises:
+            TypeError: `paused` is not a bool (`pause("no")` paused).
+        """
+        if not isinstance(paused, bool):
+            raise TypeError(f"paused must be True or False, got {paused!r}")
         self._state.update(kill_switch=paused)
 
     @property
     def halted(self) -> bool:
         """True in the safe halted state (no new orders)."""
         return self._state.intake().halted
-
-
-def _ended_with_simulator(summary: Mapping[str, int]) -> Mapping[str, int]:
-    """Open orders were kept, on a simulated exchange that stops with this engine: they end with it."""
-    kept = summary.get("open", 0) + summary.get("outcome_unknown", 0)  # whatever of those exists ends too
-    if kept:  # nothing kept: nothing to warn about (most stops that are not graceful, tests' among them)
-        logger.warning("engine stop: {} open order(s) kept (execution.on_shutdown = keep, or a stop that is not "
-                       "graceful), but the simulated exchange this engine started stops with it and its orders end "
-                       "with it: nothing is kept for the next start, which finds them gone", kept)  # fmt: skip
-    return {**summary, "ended_with_simulator": kept}

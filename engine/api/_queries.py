@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pykka
 
 from engine.api._requests import _member, _NoStore, running
-from engine.domain import OPEN_STATUSES, OrderStatus, Pair, TradeStatus
+from engine.domain import OPEN_STATUSES, OrderStatus, Pair, TradeStatus, pair_to_symbol
 
 if TYPE_CHECKING:
     from actors.persistence import PersistenceProxy
@@ -80,10 +80,24 @@ def _moment(name: str, value: datetime | str | None, now: datetime) -> datetime 
     raise ValueError(f"{name}: a datetime or a string, got {type(value).__name__}")
 
 
+def pair_arg(pair: object) -> Pair:
+    """A query's `pair`, checked as a request's is ("BASE/QUOTE" in upper case): a misspelt one answered "no
+    orders" where a request would have been refused, and a strategy that places when it sees none doubled up.
+
+    Raises:
+        ValueError: not such a pair.
+    """
+    if not isinstance(pair, str):
+        raise ValueError(f"pair must be a string like 'BTC/USDT', got {type(pair).__name__}")
+    pair_to_symbol(pair)  # raises ValueError, naming the expected form
+    return Pair(pair)
+
+
 def order_filters(now: datetime, pair: str | None, status: object, since: datetime | str | None,
                   until: datetime | str | None, request_id: str | None,
                   limit: int | None) -> dict[str, Any]:  # fmt: skip
     """`db.find_orders`' filters from `Engine.orders`' (and `History.orders`') arguments, checked."""
+    pair = None if pair is None else pair_arg(pair)
     return {"pair": pair, "status": _statuses(status), "since": _moment("since", since, now),
             "until": _moment("until", until, now), "request_id": request_id, "limit": limit}  # fmt: skip
 
@@ -92,6 +106,7 @@ def trade_filters(now: datetime, pair: str | None, status: object, since: dateti
                   until: datetime | str | None, strategy: str | None, timeframe: str | None,
                   indicators: Mapping[str, tuple[Any, Any]] | None, limit: int | None) -> dict[str, Any]:  # fmt: skip
     """`db.find_trades`' filters from `Engine.trades`' (and `History.trades`') arguments, checked."""
+    pair = None if pair is None else pair_arg(pair)
     return {"pair": pair, "status": _members("status", TradeStatus, status), "since": _moment("since", since, now),
             "until": _moment("until", until, now), "strategy": strategy, "timeframe": timeframe,
             "indicators": dict(indicators) if indicators else None, "limit": limit}  # fmt: skip
@@ -129,7 +144,7 @@ class EngineQueries:
         Raises:
             EngineStopped: the engine was stopped.
         """
-        target = self._routing.get(Pair(pair))
+        target = self._routing.get(pair_arg(pair))
         if target is None:
             return []
         try:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 import pykka
 from pydantic import ValidationError
 
+from engine.api._lifecycle import refuse_on_engine_thread
 from engine.api._types import Placement, PlaceOutcome, Refusal, RefusalReason
 from engine.domain import (
     FallbackKind,
@@ -68,8 +69,11 @@ def _key(value: str | None, request_id: RequestId) -> str:
 
 
 def _decimal(name: str, value: object) -> Decimal:
-    if isinstance(value, float | bool):
+    if isinstance(value, float | bool) or not isinstance(value, Decimal | str | int):
+        # Not only float: anything whose text parses (numpy's float32 among them) slipped past as a number.
         raise ValueError(f"{name} must be a Decimal, str or int, not {type(value).__name__} (money is never a float)")
+    if isinstance(value, str) and "_" in value:  # Decimal reads "0_001" as 1: a typo must not buy a thousand times
+        raise ValueError(f"{name}: no digit separators, got {value!r}")
     try:
         out = Decimal(str(value))
     except InvalidOperation:
@@ -96,6 +100,7 @@ def running(what: str) -> Callable[[Callable[Concatenate[Any, _P], _T]], Callabl
     def wrap(fn: Callable[Concatenate[Any, _P], _T]) -> Callable[Concatenate[Any, _P], _T]:
         @functools.wraps(fn)
         def call(self: Any, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+            refuse_on_engine_thread(what)
             self._require_running(what)
             try:
                 return fn(self, *args, **kwargs)
@@ -252,6 +257,9 @@ def _error_text(error: Any, prefix: tuple[str, ...]) -> str:
 
 
 def _priority(value: Priority | int) -> Priority:
+    if isinstance(value, bool) or not isinstance(value, int):  # True is 1: the fallbacks' level, silently
+        valid = ", ".join(f"{p.name} ({p.value})" for p in Priority if p is not Priority.CANCEL)
+        raise ValueError(f"priority: {value!r} is not a request priority; one of {valid}")
     try:
         return Priority(value)
     except ValueError:

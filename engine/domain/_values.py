@@ -66,7 +66,7 @@ def _to_utc(value: datetime) -> datetime:
 
 
 def _check_pair(value: str) -> str:
-    if not _PAIR_RE.match(value):
+    if not _PAIR_RE.fullmatch(value):  # `match` with `$` let a trailing newline through
         raise ValueError(f"pair must look like 'BASE/QUOTE' in upper case (e.g. 'BTC/USDT'), got {value!r}")
     return value
 

@@ -1,0 +1,90 @@
+"""What keeps an embedded engine from hanging its process or itself: a stop at interpreter exit, and queries refused
+on the engine's own threads.
+
+An engine's actors run on non-daemon threads (pykka's default; the daemon's stop must finish its writes). A script
+whose strategy code raised between `Engine.start` and `Engine.stop` printed its traceback and then never exited:
+Python waits for those threads, and the user stream went on. `stop_at_exit` stops such an engine (gracefully, as
+configured) from `threading`'s exit hooks, which run before Python joins the non-daemon threads (`atexit` runs
+after, too late).
+
+An inline listener runs on its pair actor's thread: a query there waits on the actor that would answer it, and a
+stop from there waited a minute of timeouts, then left the database locked until the process ended. The engine's
+actors mark their threads (`mark_engine_thread`); `refuse_on_engine_thread` turns such a call into an immediate
+error.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from loguru import logger
+
+__all__ = ["ended_with_simulator", "engine_stopped", "mark_engine_thread", "refuse_on_engine_thread", "stop_at_exit"]
+
+_LOCAL = threading.local()
+_LIVE: set[Any] = set()
+_LOCK = threading.Lock()
+_hooked = False
+
+
+def mark_engine_thread() -> None:
+    """Mark the calling thread as one of an engine's actors (called from the actor's `on_start`)."""
+    _LOCAL.engine = True
+
+
+def refuse_on_engine_thread(what: str) -> None:
+    """Raise at once when called on an engine actor's thread (an inline listener), where `what` would wait on the
+    engine itself.
+
+    Raises:
+        RuntimeError: called on an engine actor's thread.
+    """
+    if getattr(_LOCAL, "engine", False):
+        raise RuntimeError(
+            f"{what} called on an engine actor's thread (an inline listener): it would wait on the actor that "
+            "must answer it. Subscribe without inline=True, or hand the call to a thread of its own"
+        )
+
+
+def stop_at_exit(engine: Any) -> None:
+    """Stop `engine` when the interpreter exits with it still running (its actors' threads would keep the process
+    alive for ever)."""
+    global _hooked
+    with _LOCK:
+        _LIVE.add(engine)
+        if not _hooked:
+            # Private but stable since 3.9 (concurrent.futures uses it): runs before the non-daemon threads are
+            # joined, which `atexit` does not.
+            threading._register_atexit(_stop_the_running)  # type: ignore[attr-defined]
+            _hooked = True
+
+
+def engine_stopped(engine: Any) -> None:
+    """`engine` was stopped: nothing to do for it at exit."""
+    with _LOCK:
+        _LIVE.discard(engine)
+
+
+def _stop_the_running() -> None:
+    with _LOCK:
+        running = list(_LIVE)
+    for engine in running:
+        if not engine.actors_alive():  # its actors are gone (stopped some other way): nothing holds the process
+            continue
+        logger.warning("the interpreter is exiting with the engine running (Engine.stop() never called): stopping it")
+        try:
+            engine.stop()
+        except Exception:  # noqa: BLE001 - exiting: log it and let the process end
+            logger.exception("stopping the engine at exit failed")
+
+
+def ended_with_simulator(summary: Mapping[str, int]) -> Mapping[str, int]:
+    """Open orders were kept, on a simulated exchange that stops with this engine: they end with it."""
+    kept = summary.get("open", 0) + summary.get("outcome_unknown", 0)  # whatever of those exists ends too
+    if kept:  # nothing kept: nothing to warn about (most stops that are not graceful, tests' among them)
+        logger.warning("engine stop: {} open order(s) kept (execution.on_shutdown = keep, or a stop that is not "
+                       "graceful), but the simulated exchange this engine started stops with it and its orders end "
+                       "with it: nothing is kept for the next start, which finds them gone", kept)  # fmt: skip
+    return {**summary, "ended_with_simulator": kept}

@@ -1,0 +1,126 @@
+"""What hurt a strategy author embedding the engine (found by a lifecycle review): a script that raised before
+`stop()` never exited; a query from an inline listener waited on its own actor; misspelt pairs in queries answered
+"nothing"; arguments that were silently something else."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from engine.api import Engine, EventKind, Refusal, RefusalReason
+from engine.clock import ManualClock, SystemClock
+from engine.config import Config
+from sim import SimConfig, Simulator
+from tests.engine.api.test_place_input import _Facade
+
+PAIR = "BTC/USDT"
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    with Simulator(SimConfig(seed=3, symbols=["BTCUSDT"], start_prices={"BTCUSDT": Decimal(60000)})) as sim:
+        config = Config.model_validate(
+            {"stream": {"user_data": False, "market_data": False}, "exchange": {"pair_whitelist": [PAIR]}}
+        )
+        url, spool = f"sqlite:///{tmp_path}/e.sqlite3", tmp_path / "s.jsonl"
+        started = Engine.start(config, clock=ManualClock(SystemClock().now_ms()), sim=sim, database_url=url,
+                               spool_path=spool)  # fmt: skip
+        try:
+            yield started
+        finally:
+            started.stop(graceful=False)
+
+
+@pytest.mark.timeout(120)
+def test_a_script_that_raises_before_stop_still_exits(tmp_path: Path) -> None:
+    # The actors' threads are not daemon threads: the interpreter waited for them for ever after the traceback.
+    script = textwrap.dedent(f"""
+        import pathlib, sys
+        sys.path.insert(0, {str(REPO)!r})
+        from engine.api import Engine
+        from engine.config import Config
+        config = Config.model_validate({{"exchange": {{"pair_whitelist": ["BTC/USDT"]}},
+                                         "stream": {{"market_data": False}}}})
+        engine = Engine.start(config, database_url="sqlite:///{tmp_path}/e.sqlite3",
+                              spool_path=pathlib.Path({str(tmp_path)!r}) / "s.jsonl")
+        raise RuntimeError("a strategy bug before engine.stop()")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "a strategy bug before engine.stop()" in done.stderr
+    assert "Engine.stop() never called): stopping it" in done.stderr
+
+
+def test_a_query_or_stop_from_an_inline_listener_is_refused_at_once(engine: Engine) -> None:
+    caught: list[BaseException] = []
+    seen = threading.Event()
+
+    def listener(event: object) -> None:
+        if getattr(event, "kind", None) is not EventKind.ACCEPTED or seen.is_set():
+            return
+        for call in (lambda: engine.get_order(PAIR, "x"), engine.stop):
+            try:
+                call()
+            except RuntimeError as exc:
+                caught.append(exc)
+        seen.set()
+
+    engine.subscribe(listener, inline=True)
+    assert engine.place_order(PAIR, "buy", "0.001", "59000").result(20).accepted
+    assert seen.wait(20)
+    assert [str(e).split(" called on")[0] for e in caught] == ["get_order", "Engine.stop"], caught
+    assert engine.actors_alive() and engine.open_orders(PAIR)  # the engine goes on
+
+
+def test_queries_with_a_misspelt_pair_are_refused_not_answered_empty(engine: Engine) -> None:
+    placed = engine.place_order(PAIR, "buy", "0.001", "59000").result(20)
+    assert placed.accepted and len(engine.open_orders(PAIR)) == 1
+    cid = placed.order.client_order_id
+    for query in (lambda: engine.open_orders("BTCUSDT"), lambda: engine.get_order("btc/usdt", cid),
+                  lambda: engine.order_detail("BTC-USDT", cid), lambda: engine.active_requests("BTC/USDT\n"),
+                  lambda: engine.orders(pair="btc"), lambda: engine.trades(pair="BTCUSDT")):  # fmt: skip
+        with pytest.raises(ValueError, match="BASE/QUOTE"):
+            query()
+    assert engine.get_order(PAIR, "a\udc80b") is None  # a lone surrogate: no such order (it raised from the driver)
+    assert engine.get_order(PAIR, cid) is not None
+
+
+def test_a_listener_or_a_pause_that_is_not_what_it_should_be_is_refused(engine: Engine) -> None:
+    with pytest.raises(TypeError, match="listener"):
+        engine.subscribe(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="True or False"):
+        engine.pause("no")  # type: ignore[arg-type]
+    assert not engine.halted
+
+
+class _Numberish:
+    """What numpy's float32 looks like to the check: not a float, but its text parses."""
+
+    def __str__(self) -> str:
+        return "0.1"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"priority": True}, "priority"),  # True is 1: the fallbacks' level
+        ({"priority": 3.0}, "priority"),
+        ({"amount": "0_001"}, "digit separators"),  # Decimal reads it as 1
+        ({"amount": _Numberish()}, "money is never a float"),
+        ({"price": "5_9000"}, "digit separators"),
+    ],
+)
+def test_arguments_that_were_silently_something_else_are_refused(arguments: dict[str, object], message: str) -> None:
+    facade = _Facade()
+    outcome = facade.place_order(**{"pair": PAIR, "side": "buy", "amount": "0.001", "price": "59000", **arguments})  # type: ignore[arg-type]
+    refusal = outcome.result(0)
+    assert isinstance(refusal, Refusal) and refusal.reason is RefusalReason.INVALID_REQUEST
+    assert message in refusal.message, refusal.message
