@@ -68,6 +68,9 @@ class GatewayLike(Protocol):
     def holds_create(self, key: str) -> bool:
         """True while a create for `key` is in the gateway, not answered yet."""
 
+    def withdraw_create(self, key: str) -> None:
+        """The create for `key`, if not sent yet, never leaves (answered `CANCELED_BEFORE_SENT`)."""
+
 
 class _Home:
     """What outlives one pair actor (see the `actors.pair` module docstring); thread-safe, kept on its book.

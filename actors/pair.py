@@ -70,6 +70,7 @@ from engine.pair import (
     Send,
     ShutdownTally,
     Unschedule,
+    Withdraw,
     WriteAhead,
     order_of,
 )
@@ -323,6 +324,8 @@ class PairActor(pykka.ThreadingActor):
             self._alerts(command.key, f"{self._book.pair} {command.client_order_id or ''}: {command.message}")
         elif isinstance(command, LookupStored):
             self._lookup_stored(command)
+        elif isinstance(command, Withdraw):
+            self._gateway.withdraw_create(command.client_order_id)
 
     def _lookup_stored(self, command: LookupStored, attempt: int = 1) -> None:
         # Rare (a report after the order left memory, or an order to adopt): a blocking ask keeps the book's order

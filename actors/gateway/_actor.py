@@ -101,6 +101,11 @@ class GatewayHandle:
         """True while a create for client order id `key` is in the gateway, not answered yet (any thread)."""
         return key in self._core.pending_creates
 
+    def withdraw_create(self, key: str) -> None:
+        """Its request's caller canceled it: the create for `key`, if not sent yet, never leaves (any thread;
+        `GatewayCore.withdraw_create`). After the creates handed over before it, as `close_creates`."""
+        self._loop.call_soon(self._core.withdraw_create, key)
+
     def call(self, request: GatewayRequest) -> concurrent.futures.Future[GatewayResult]:
         """Queue a request and return a future of its result (for code outside the actor tree)."""
         future: concurrent.futures.Future[GatewayResult] = concurrent.futures.Future()

@@ -34,7 +34,7 @@ from engine.exchange import ExchangeError, map_error
 from engine.exchange._ratebudget import Admit, RateBudget, RateLimit, Wait
 from engine.exchange._retry import BackoffPolicy, ClockOffsetEstimator, should_retry
 from engine.gateway import OP_SPECS, GatewayRequest, GatewayResult, Op, RequestQueue
-from engine.venue import SEND_GATE, NotSent, ResponseHook, SendGate, Withdrawn
+from engine.venue import SEND_GATE, WITHDRAWN_AT_STOP, NotSent, ResponseHook, SendGate, Withdrawn
 
 __all__ = ["GatewayCore", "GatewayStats"]
 
@@ -244,7 +244,8 @@ class GatewayCore(ExchangeFeedback):
                     self.budget.release(call.admit, success=False)
                     logger.bind(op=request.op.value, key=request.key, pair=request.pair).warning("not sent: {}", exc)
                     if isinstance(exc, Withdrawn):
-                        self._reply(GatewayResult(request, error=withdrawn_error(), sent_ms=sent_ms))
+                        why = self.withdrawn_why(request.key) or WITHDRAWN_AT_STOP
+                        self._reply(GatewayResult(request, error=withdrawn_error(why), sent_ms=sent_ms))
                     return
                 except Exception as exc:  # noqa: BLE001 - every failure is mapped into the error tree here
                     self.budget.release(call.admit, success=False)
@@ -295,6 +296,8 @@ class GatewayCore(ExchangeFeedback):
         finally:
             if request.op is Op.CREATE_ORDER:
                 self.pending_creates.done(request.key)  # after its answer was told, if it has one
+                if request.key not in self.pending_creates:
+                    self.withdrawing.discard(request.key)
             self._in_flight -= 1
             self._pump()
             self._wake_idle_waiters()
@@ -344,8 +347,8 @@ class GatewayCore(ExchangeFeedback):
             nonlocal lent
             if not self._dispatching:
                 raise NotSent("the gateway is stopping: held at its gate, it does not leave")
-            if self._creates_closed and note.is_create:  # a gated cancel (stored before it leaves) still goes
-                raise Withdrawn("the engine is stopping: held at its gate, it does not leave")
+            if note.is_create and (why := self.withdrawn_why(request.key)):  # a gated cancel still goes
+                raise Withdrawn(f"{why}: held at its gate, it does not leave")
             if lent is None:
                 decision = self.budget.sent(call.admit, self._server_now())
                 if isinstance(decision, Admit):
@@ -360,8 +363,8 @@ class GatewayCore(ExchangeFeedback):
             if granted is None:
                 raise NotSent("the gateway stopped: held at its gate, it does not leave")
             lent, call.admit = None, granted
-            if self._creates_closed and note.is_create:  # the stop began while it waited for its slot
-                raise Withdrawn("the engine is stopping: held at its gate, it does not leave")
+            if note.is_create and (why := self.withdrawn_why(request.key)):  # withdrawn while it waited for its slot
+                raise Withdrawn(f"{why}: held at its gate, it does not leave")
             arm()
 
         if request.gate is None:

@@ -35,7 +35,7 @@ from engine.clock import ManualClock
 from engine.exchange import Rejected
 from engine.exchange._ratebudget import Admit
 from engine.gateway import GatewayResult, Op
-from engine.venue import WITHDRAWN_AT_STOP
+from engine.venue import CANCELED_BEFORE_SENT, WITHDRAWN_AT_STOP
 
 if TYPE_CHECKING:
     from actors.gateway._feedback import PendingCreates
@@ -70,6 +70,7 @@ class ClockWaits:
 
     def __init__(self) -> None:
         self._creates_closed = False  # `close_creates`: the engine is stopping
+        self.withdrawing: set[str] = set()  # `withdraw_create`: keys whose create must not leave (a caller's cancel)
         self._wake: asyncio.Event | None = None  # set by `wake()`: every wait checks its deadline again
         self._retries: dict[int, int] = {}
         """Retries waiting out their backoff: the deadline (injected clock, epoch ms) by the id of the call's task."""
@@ -102,11 +103,30 @@ class ClockWaits:
         for request in self._queue.take_creates():
             self._withdraw(request)
 
-    def _withdraw(self, request: GatewayRequest) -> None:
-        logger.bind(op=request.op.value, key=request.key, pair=request.pair).info(WITHDRAWN_AT_STOP)
+    def withdraw_create(self, key: str) -> None:
+        """The caller canceled the request of the create for client order id `key` before its ack: a create not
+        sent yet never leaves (answered `CANCELED_BEFORE_SENT`); one already sent is answered as usual (its book
+        cancels it at the ack). A create held by a Retry-After went out when the hold ended, and a market order
+        canceled while it waited was filled."""
+        if key not in self.pending_creates:
+            return
+        self.withdrawing.add(key)  # one at its gate or back for a slot is stopped there (`creates_withdrawn`)
+        for request in self._queue.take_creates(key):
+            self._withdraw(request, CANCELED_BEFORE_SENT)
+
+    def withdrawn_why(self, key: str) -> str | None:
+        """Why the create for `key` must not leave now, if it must not."""
+        if self._creates_closed:
+            return WITHDRAWN_AT_STOP
+        return CANCELED_BEFORE_SENT if key in self.withdrawing else None
+
+    def _withdraw(self, request: GatewayRequest, why: str = WITHDRAWN_AT_STOP) -> None:
+        logger.bind(op=request.op.value, key=request.key, pair=request.pair).info(why)
         self.pending_creates.done(request.key)
+        if request.key not in self.pending_creates:
+            self.withdrawing.discard(request.key)
         if request.reply_to is not None:
-            request.reply_to(GatewayResult(request, error=withdrawn_error()))
+            request.reply_to(GatewayResult(request, error=withdrawn_error(why)))
 
     def wake(self) -> None:
         """Check every wait's deadline again now (the clock moved: a manual clock's move calls this by itself)."""
@@ -211,6 +231,7 @@ class ClockWaits:
                 wait.granted.set_result(None)
 
 
-def withdrawn_error() -> Rejected:
-    """The answer to a create withdrawn as the engine stops (`close_creates`): definitely not sent."""
-    return Rejected(WITHDRAWN_AT_STOP, operation="create_order")
+def withdrawn_error(why: str = WITHDRAWN_AT_STOP) -> Rejected:
+    """The answer to a create withdrawn as the engine stops (`close_creates`), or as its request's caller canceled
+    it (`withdraw_create`, `CANCELED_BEFORE_SENT`): definitely not sent."""
+    return Rejected(why, operation="create_order")

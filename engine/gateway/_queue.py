@@ -80,11 +80,15 @@ class RequestQueue(Generic[W]):
                     return True
         return False
 
-    def take_creates(self) -> list[GatewayRequest]:
-        """Remove and return the creates not sent yet, in queue order (a create under way, queued again for a
-        slot with a waiter, stays: its owner answers it)."""
-        taken = sorted(e for e in self._creates if e[2].waiter is None)
-        self._creates = [e for e in self._creates if e[2].waiter is not None]
+    def take_creates(self, key: str | None = None) -> list[GatewayRequest]:
+        """Remove and return the creates not sent yet (those for client order id `key` only, when given), in queue
+        order (a create under way, queued again for a slot with a waiter, stays: its owner answers it)."""
+
+        def taken_now(e: _Entry[W]) -> bool:
+            return e[2].waiter is None and (key is None or e[2].request.key == key)
+
+        taken = sorted(e for e in self._creates if taken_now(e))
+        self._creates = [e for e in self._creates if not taken_now(e)]
         heapq.heapify(self._creates)
         for _, _, queued in taken:
             self._depth[queued.request.priority] -= 1

@@ -12,6 +12,7 @@ from engine.pair._commands import (
     Schedule,
     Send,
     Unschedule,
+    Withdraw,
     WriteAhead,
 )
 from engine.pair._intake import IntakeContext, check_intake
@@ -42,6 +43,7 @@ __all__ = [
     "ShutdownTally",
     "Stage",
     "Unschedule",
+    "Withdraw",
     "WithdrawnKeys",
     "WriteAhead",
     "check_intake",

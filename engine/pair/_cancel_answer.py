@@ -47,7 +47,8 @@ def cancel_answer(
         message = f"cancel of {', '.join(resting)} {how}{later}; no fallback follows"
         return CancelOutcome(CancelStatus.CANCEL_SENT, pair, request_id, message, resting, at_ack)
     if at_ack:
-        message = f"the exchange has not acknowledged {', '.join(at_ack)} yet: canceled at its ack; no fallback follows"
+        message = (f"the exchange has not acknowledged {', '.join(at_ack)} yet: withdrawn if it has not left the "
+                   "engine (nothing is sent), else canceled at its ack; no fallback follows")  # fmt: skip
         return CancelOutcome(CancelStatus.CANCEL_AT_ACK, pair, request_id, message, (), at_ack)
     # Not seen in practice (an aborted plan with nothing live has finished): said as it is rather than guessed.
     message = "the request is ending with nothing resting at the exchange; no fallback follows"

@@ -22,6 +22,7 @@ __all__ = [
     "Schedule",
     "Send",
     "Unschedule",
+    "Withdraw",
     "WriteAhead",
 ]
 
@@ -31,6 +32,13 @@ class Send:
     """Queue this request at the gateway; its result comes back to `PairBook.on_result`."""
 
     request: GatewayRequest
+
+
+@dataclass(frozen=True)
+class Withdraw:
+    """The caller canceled this create's request before its ack: if it has not left the gateway, it never does."""
+
+    client_order_id: ClientOrderId
 
 
 @dataclass(frozen=True)
@@ -109,4 +117,6 @@ class LookupStored:
     sighting: Sighting
 
 
-Command = Send | WriteAhead | CancelAhead | Persist | Schedule | Unschedule | Emit | Resolve | Alert | LookupStored
+Command = (
+    Send | WriteAhead | CancelAhead | Persist | Schedule | Unschedule | Emit | Resolve | Alert | LookupStored | Withdraw
+)

@@ -45,7 +45,7 @@ from engine.orders import (
     Submitted,
     apply,
 )
-from engine.pair._commands import Alert, Command, Emit, Persist, Send, WriteAhead
+from engine.pair._commands import Alert, Command, Emit, Persist, Send, Withdraw, WriteAhead
 from engine.pair._legs import Leg, ms_to_dt, order_of
 from engine.pair._params import cancel_request, create_request, fetch_request, trades_request
 from engine.pair._records import closed_words, error_event, error_record, fill_of, leg_event
@@ -191,8 +191,11 @@ class OrderCore(ABC):
             )
             return
         if leg.state.status in _NOT_YET_ACKED:
-            # A cancel overtaking its create would find nothing (-2011) and the order would then rest.
+            # A cancel overtaking its create would find nothing (-2011) and the order would then rest. A create still
+            # waiting in the gateway (a Retry-After, an order window) never leaves: it went out when the wait ended,
+            # and a market order canceled meanwhile was filled. One already sent is canceled at its ack.
             leg.cancel_wanted = True
+            self._out.append(Withdraw(leg.cid))
             return
         if leg.state.status in _CANCELABLE:
             self._apply(leg, CancelRequested(), now_ms)

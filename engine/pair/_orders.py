@@ -49,7 +49,7 @@ from engine.pair._legs import Leg
 from engine.pair._order_core import OrderCore
 from engine.pair._params import MY_TRADES_PAGE, fetch_request, trades_request
 from engine.pair._records import error_record
-from engine.venue import WITHDRAWN_AT_STOP, WireFormatError, parse_order
+from engine.venue import CANCELED_BEFORE_SENT, WITHDRAWN_AT_STOP, WireFormatError, parse_order
 
 __all__ = ["MAX_FILL_FETCHES", "RESYNC_LOOKUPS", "OrderDesk", "fill_refetch_ms"]
 
@@ -119,6 +119,8 @@ class OrderDesk(OrderCore):
                 type(error).__name__,
                 error,
             )
+        elif str(error) == CANCELED_BEFORE_SENT:  # the caller's cancel withdrew it: nothing went wrong, no `error`
+            logger.bind(pair=self.pair, client_order_id=leg.cid).info("create withdrawn before it left: {}", error)
         else:
             self._record(error, leg.cid, now_ms)
         if leg.acked or leg.state.status is not OrderStatus.SUBMITTED:
@@ -142,10 +144,12 @@ class OrderDesk(OrderCore):
                 exists=exists,
             )
             self._poll_resolver(leg, now_ms)
-        elif isinstance(error, RetryLater) and leg.resends < self.settings.max_create_resends:
-            # Nothing was executed (429, clock skew): the plan decides what follows — the same order under the same
-            # client order id (the gateway holds it until Retry-After), or, when it is being canceled meanwhile,
-            # nothing: a canceled request must not execute after all.
+        elif str(error) == CANCELED_BEFORE_SENT or (
+            isinstance(error, RetryLater) and leg.resends < self.settings.max_create_resends
+        ):
+            # Nothing was executed (429, clock skew; or withdrawn unsent at the caller's cancel): the plan decides what
+            # follows — the same order under the same client order id (the gateway holds it until Retry-After), or,
+            # when it is being canceled meanwhile, nothing: a canceled request must not execute after all.
             leg.resends += 1
             self._apply(leg, NotCreated(), now_ms)
             self._leg_not_created(leg, now_ms)

@@ -1,7 +1,15 @@
 """The ccxt adapter: client construction, the loop thread that owns it, and Binance's REST wire format."""
 
 from engine.venue._client import LEAN_OPTIONS, ResponseHook, make_client
-from engine.venue._gate import SEND_GATE, WITHDRAWN_AT_STOP, NotSent, SendGate, Withdrawn, pass_gate
+from engine.venue._gate import (
+    CANCELED_BEFORE_SENT,
+    SEND_GATE,
+    WITHDRAWN_AT_STOP,
+    NotSent,
+    SendGate,
+    Withdrawn,
+    pass_gate,
+)
 from engine.venue._loop import LoopThread
 from engine.venue._urls import VenueUrls, production_urls, rewrite_api_urls
 from engine.venue._wire import (
@@ -16,6 +24,7 @@ from engine.venue._wire import (
 
 __all__ = [
     "BINANCE_STATUS",
+    "CANCELED_BEFORE_SENT",
     "LEAN_OPTIONS",
     "SEND_GATE",
     "WITHDRAWN_AT_STOP",

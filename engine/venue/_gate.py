@@ -34,6 +34,10 @@ class Withdrawn(NotSent):
 WITHDRAWN_AT_STOP = "not sent: the engine is stopping"
 """The rejection of a create withdrawn as the engine stops: its caller hears `shutting_down`."""
 
+CANCELED_BEFORE_SENT = "not sent: canceled before it left"
+"""The rejection of a create its request's caller canceled while it waited in the gateway (a Retry-After, an order
+window): it never leaves (`GatewayHandle.withdraw_create`)."""
+
 
 class SendGate:
     """One call's gate: `durable` resolves (or fails) from the persistence thread; `on_open` runs on the

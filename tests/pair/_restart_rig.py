@@ -36,6 +36,9 @@ class _Gateway:
     def holds_create(self, key: str) -> bool:
         return False  # every create here is answered by the test, or never: none is waiting in a queue
 
+    def withdraw_create(self, key: str) -> None:
+        self.withdrawn = [*getattr(self, "withdrawn", []), key]
+
     def creates(self, count: int) -> list[GatewayRequest]:
         with self.arrived:
             assert self.arrived.wait_for(lambda: self._creates_now() >= count, _WAIT_S)

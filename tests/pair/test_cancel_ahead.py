@@ -38,6 +38,9 @@ class _Gateway:
     def holds_create(self, key: str) -> bool:
         return False  # every create here is answered by the test, or never: none is waiting in a queue
 
+    def withdraw_create(self, key: str) -> None:
+        self.withdrawn = [*getattr(self, "withdrawn", []), key]
+
     def wait_op(self, op: Op) -> GatewayRequest:
         with self._cond:
             assert self._cond.wait_for(lambda: any(r.op is op for r in self.sent), _WAIT_S), f"no {op} sent"
