@@ -230,7 +230,8 @@ def find_trades(
     if until is not None:
         query = query.where(TradeRow.created_at < until)
     extra: dict[str, IndicatorRange] = {}
-    for name, (low, high) in (indicators or {}).items():
+    for name, bounds in (indicators or {}).items():
+        low, high = (_bound(name, b) for b in bounds)
         if name in NAMED_INDICATORS:
             for cond in _decimal_range(db, getattr(TradeRow, name), low, high):
                 query = query.where(cond)
@@ -246,6 +247,20 @@ def find_trades(
         if limit is not None:
             trades = trades[:limit]
     return trades
+
+
+def _bound(name: str, value: object) -> Decimal | None:
+    # One number type for both kinds of indicator: a string bound filtered the named ones and raised TypeError
+    # (Decimal >= str) on the others.
+    if value is None:
+        return None
+    try:
+        out = Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"indicators: {name}'s bound {value!r} is not a number") from None
+    if isinstance(value, bool) or not out.is_finite():
+        raise ValueError(f"indicators: {name}'s bound {value!r} is not a finite number")
+    return out
 
 
 def _within(value: Decimal | None, bounds: IndicatorRange) -> bool:

@@ -16,6 +16,7 @@ from engine.api._types import (
     Refusal,
     RefusalReason,
 )
+from engine.domain import Priority
 
 __all__ = [
     "Accepted",
@@ -31,6 +32,7 @@ __all__ = [
     "History",
     "PlaceOutcome",
     "Placement",
+    "Priority",
     "Refusal",
     "RefusalReason",
     "StartupChecksFailed",

@@ -141,7 +141,7 @@ class EngineRequests:
         price: Number | None = None,
         order_type: str | OrderType = "limit",
         *,
-        priority: Priority | int = Priority.ENTRY,
+        priority: Priority | int | str = Priority.ENTRY,
         idempotency_key: str | None = None,
         context: StrategyContext | Mapping[str, Any] | None = None,
         limit_timeout: Number | None = None,
@@ -165,8 +165,9 @@ class EngineRequests:
         not offer within it expires. A request with `time_in_force` IOC or FOK gets no fallback unless one is
         given: it asked to trade at its price now or not at all. `priority`: the request's level in the gateway
         queue, `ENTRY` (default), `EXIT` or `FALLBACK`; `CANCEL` is refused (it is the cancels' own level).
-        `side`, `order_type`, `time_in_force` and `fallback` take the enum member or its value in any letter case
-        ("BUY", "ioc", "Market"); anything else is refused `invalid_request` with the valid values listed.
+        `side`, `order_type`, `time_in_force`, `fallback` and `priority` (by name: "exit") take the enum member or
+        its value in any letter case ("BUY", "ioc", "Market"); anything else is refused `invalid_request` with the
+        valid values listed.
         `idempotency_key`: None (the default) for a request without one; an empty key is refused.
         """
         request_id = RequestId(uuid.uuid4().hex)
@@ -256,12 +257,16 @@ def _error_text(error: Any, prefix: tuple[str, ...]) -> str:
     return f"{where}: {message}"
 
 
-def _priority(value: Priority | int) -> Priority:
+def _priority(value: Priority | int | str) -> Priority:
+    valid = ", ".join(f"{p.name} ({p.value})" for p in Priority if p is not Priority.CANCEL)
+    if isinstance(value, str) and not isinstance(value, Priority):  # its name in any letter case, as the other enums
+        try:
+            return Priority[value.upper()]
+        except KeyError:
+            raise ValueError(f"priority: {value!r} is not a request priority; one of {valid}") from None
     if isinstance(value, bool) or not isinstance(value, int):  # True is 1: the fallbacks' level, silently
-        valid = ", ".join(f"{p.name} ({p.value})" for p in Priority if p is not Priority.CANCEL)
         raise ValueError(f"priority: {value!r} is not a request priority; one of {valid}")
     try:
         return Priority(value)
     except ValueError:
-        valid = ", ".join(f"{p.name} ({p.value})" for p in Priority if p is not Priority.CANCEL)
         raise ValueError(f"priority: {value!r} is not a request priority; one of {valid}") from None

@@ -25,15 +25,7 @@ from typing import Any
 from loguru import logger
 
 from engine.api import CancelOutcome, CancelStatus, Refusal, RefusalReason
-from engine.domain import (
-    ClientOrderId,
-    Order,
-    OrderRequest,
-    OrderRole,
-    Pair,
-    RequestId,
-    RequestRecord,
-)
+from engine.domain import ClientOrderId, Order, OrderRequest, OrderRole, Pair, RequestId, RequestRecord
 from engine.exchange import Resolution
 from engine.execution import (
     Abort,
@@ -244,11 +236,19 @@ class PairBook(PlanBook):
             # a fallback may still execute the request, "rejected" would be wrong (the caller would resend).
             self._out.append(Resolve(request.request_id, replay_outcome(order_of(primary))))
             return
-        # The original is still on its way: the same key must not start a second execution.
-        refusal = Refusal(
-            RefusalReason.CONFLICT, "the same idempotency key is already being executed", {"request_id": known}
-        )
-        self._out.append(Resolve(request.request_id, refusal))
+        if execution.stage is not Stage.DONE:
+            # On its way, nothing accepted yet (a create waiting out a Retry-After): answered as a duplicate at the
+            # first ack, or at the end. A refusal here read as "not placed" to a caller retrying a timed-out call.
+            execution.replays.append(request)
+            return
+        outcome = refusal_of(execution.result, primary.cid if primary else None) if execution.result else None
+        self._out.append(Resolve(request.request_id, outcome or Refusal(RefusalReason.CONFLICT, "the same idempotency "
+                                 "key was being executed", {"request_id": known})))  # fmt: skip
+
+    def _answer_replays(self, execution: Execution) -> None:
+        waiting, execution.replays = execution.replays, []
+        for request in waiting:
+            self._replay(request, execution.request.request_id)
 
     def _start(self, execution: Execution, now_ms: int) -> None:
         request = execution.request

@@ -168,6 +168,8 @@ class Execution:
     canceled: RequestRecord | None = None
     """The request as stored when its caller or the shutdown canceled it (`RequestRecord.canceled` set); None until
     then."""
+    replays: list[OrderRequest] = field(default_factory=list)
+    """The same key sent again before any order of this request was accepted: answered at that ack, or at its end."""
 
 
 def order_of(leg: Leg) -> Order:

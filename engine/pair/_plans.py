@@ -134,6 +134,7 @@ class PlanBook(RecoveringBook):
             # caller told "rejected" might send it again.
             execution.resolved = True
             self._out.append(Resolve(execution.request.request_id, Accepted(order_of(leg))))
+        self._answer_replays(execution)
         # `fallback` was said when the fallback order was sent: its ack is an `accepted` (its order's role tells).
         self._emit(EventKind.ACCEPTED, leg, now_ms, _accepted_words(leg, execution))
         self._accepted_first(leg.cid)
@@ -238,6 +239,10 @@ class PlanBook(RecoveringBook):
 
     # ---- the end of a request -----------------------------------------------------------------------
     @abstractmethod
+    def _answer_replays(self, execution: Execution) -> None:
+        """Answer the duplicates (the same key) that waited for `execution`'s first ack or its end."""
+
+    @abstractmethod
     def _start_next(self, now_ms: int) -> None:
         """Start the next queued request once the pair is free (the request level)."""
 
@@ -280,6 +285,7 @@ class PlanBook(RecoveringBook):
         done = EngineEvent(EventKind.DONE, self.pair, ms_to_dt(now_ms), request_id=request_id, trade=trade,
                            message=trade.note)  # fmt: skip
         self._out.append(Emit(done))
+        self._answer_replays(execution)
         # With the primary's client order id bound and every leg's named: grepping any of them finds the end.
         cids = [leg.cid for leg in legs]
         logger.bind(pair=self.pair, request_id=request_id, client_order_id=cids[0] if cids else None).info(

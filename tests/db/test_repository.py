@@ -187,6 +187,11 @@ def test_trade_queries_by_timeframe_strategy_and_indicators(database: peewee.Dat
     assert ids(timeframe="1h") == ["t3"]
     assert ids(status=TradeStatus.FILLED) == ["t6"]
     assert ids(indicators={"adx": (None, None)}, limit=5) == ["t1"]
+    # Bounds as strings or ints, as for the named ones: on another indicator they raised TypeError (review)
+    assert ids(indicators={"adx": ("30", None)}) == ids(indicators={"adx": (30, None)}) == ["t1"]
+    assert ids(indicators={"rsi": ("0", "30")}, strategy="rsi_dip", timeframe="5m") == ["t1"]
+    with pytest.raises(ValueError, match="adx's bound 'x' is not a number"):
+        ids(indicators={"adx": ("x", None)})
 
 
 def test_error_and_fill_queries(database: peewee.Database, writer: BatchWriter) -> None:

@@ -109,11 +109,13 @@ def test_a_replayed_key_while_the_fallback_is_on_its_way_is_not_told_rejected() 
     h.place(req)
     h.answer(error=_PERCENT_PRICE)
     fallback = h.sent[-1]
-    replay = h.place(request(key="k-pp"))
-    assert isinstance(replay, Refusal) and replay.reason is RefusalReason.CONFLICT
+    early = request(key="k-pp")
+    assert h.place(early) is None  # nothing accepted yet: answered at the first ack (it was `conflict`)
     h.answer(order_json(fallback, "FILLED", "0.01", [("60010", "0.01")]))
     [original] = h.outcomes[req.request_id]
     assert isinstance(original, Accepted) and original.order.client_order_id == fallback.key
+    [replay] = h.outcomes[early.request_id]
+    assert isinstance(replay, Accepted) and replay.duplicate and replay.order.client_order_id == fallback.key
     again = h.place(request(key="k-pp"))
     assert isinstance(again, Accepted) and again.duplicate and again.order.client_order_id == fallback.key
 

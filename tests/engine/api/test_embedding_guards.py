@@ -108,6 +108,17 @@ class _Numberish:
         return "0.1"
 
 
+def test_a_priority_is_taken_by_its_name_in_any_letter_case() -> None:
+    from engine.api import Priority
+
+    facade = _Facade()
+    for name in ("exit", "Fallback", "ENTRY"):
+        assert not facade.place_order(PAIR, "buy", "0.001", "59000", priority=name).done()
+    assert [r.priority for r in facade.told] == [Priority.EXIT, Priority.FALLBACK, Priority.ENTRY]
+    refusal = facade.place_order(PAIR, "buy", "0.001", "59000", priority="cancel").result(0)
+    assert isinstance(refusal, Refusal) and refusal.reason is RefusalReason.INVALID_REQUEST
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -130,6 +130,8 @@ def test_an_ioc_or_fok_limit_gets_no_fallback_unless_it_asks_for_one(tif: TimeIn
     assert (limit.order_type, limit.time_in_force) == (OrderType.LIMIT, tif)
     result = result_of(plan.handle(LegClosed(PRIMARY, OrderStatus.EXPIRED, D(0)), 1))
     assert result.reason is ResultReason.FALLBACK_NONE and result.remainder == D("0.01")
+    # It said "limit not filled in time; no fallback configured": no time limit, and nothing configured (review)
+    assert result.detail.startswith(f"{tif.value} expired with the rest unfilled"), result.detail
     asked = request(time_in_force=tif, fallback=FallbackKind.MARKET)
     plan, _ = ExecutionPlan.start(asked, RULES, BOOK, 0, CONFIG)
     market = only(plan.handle(LegClosed(PRIMARY, OrderStatus.EXPIRED, D(0)), 1), PlaceOrder).spec  # type: ignore[attr-defined]
