@@ -361,8 +361,8 @@ class ExecutionPlan:
             return self._finish(ResultReason.FILLED, "filled")
         if kind is FallbackKind.NONE:
             if self.request.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):  # no timeout: it expired at once
-                tif = self.request.time_in_force.value
-                why = f"{tif} expired with the rest unfilled; no fallback ({tif} requests get one only when given)"
+                asked = self.request.time_in_force.value
+                why = f"{asked} expired with the rest unfilled; no fallback ({asked} requests get one only when given)"
                 return self._finish(ResultReason.FALLBACK_NONE, why)
             return self._finish(ResultReason.FALLBACK_NONE, "limit not filled in time; no fallback configured")
         book = self.book
