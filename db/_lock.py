@@ -198,7 +198,7 @@ def _postgres_lock(
     def retake() -> Any:
         new = connect_for_lock(spec, retake_wait_s)
         try:
-            _lock(new, what)
+            _lock(new, what, retaking=True)
         except BaseException:
             new.close()
             raise
@@ -211,25 +211,51 @@ APP_NAME_PREFIX = "bexec-engine pid "
 """The lock session's ``application_name`` is this and the engine's own pid: what a refused second engine is told."""
 
 
-def _lock(conn: Any, what: str) -> None:
+def _lock(conn: Any, what: str, *, retaking: bool = False) -> None:
     with conn.cursor() as cur:
         # Named after this process, so a second engine's refusal can name the pid an operator would stop (the
         # server's backend pid is no process of the engine's host).
         cur.execute("SET application_name = %s", (f"{APP_NAME_PREFIX}{os.getpid()}",))
+        if retaking:
+            _held_by_another(cur, what)
         try:
             # Waits at most lock_timeout (the connection's) for a session that is ending to let go of it.
             cur.execute(f"SELECT pg_advisory_lock({KEY_SQL})")
         except psycopg2.errors.LockNotAvailable:
-            cur.execute(
-                "SELECT l.pid, a.application_name, host(a.client_addr) FROM pg_locks l "
-                "LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                f"AND (l.classid::bigint << 32 | l.objid::bigint) = {KEY_SQL}"
-            )
+            cur.execute(_HOLDER_SQL)
             raise DatabaseInUseError(
                 f"another engine is using the database {what} ({holder_text(cur.fetchone())}); "
                 "stop it first, or give this one a database of its own"
             ) from None
+
+
+_HOLDER_SQL = (
+    "SELECT l.pid, a.application_name, host(a.client_addr) FROM pg_locks l "
+    "LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    f"AND (l.classid::bigint << 32 | l.objid::bigint) = {KEY_SQL}"
+)
+
+
+def _held_by_another(cur: Any, what: str) -> None:
+    # Taking a lost lock again: only this process's own stale session (one the server has not seen end yet) is worth
+    # waiting for. Held by another engine, it is lost now: waiting out the retake's 25 s let this engine trade on
+    # while the other one resumed the same requests (a 0.01 buy bought 0.02, both sending its fallback).
+    cur.execute(f"SELECT pg_try_advisory_lock({KEY_SQL})")
+    row = cur.fetchone()
+    if row is not None and row[0]:
+        cur.execute(f"SELECT pg_advisory_unlock({KEY_SQL})")  # taken below as usual (one hold, not two)
+        return
+    cur.execute(_HOLDER_SQL)
+    holder = cur.fetchone()
+    cur.execute("SELECT host(inet_client_addr())")
+    here = cur.fetchone()
+    if holder is None or (holder[1] == f"{APP_NAME_PREFIX}{os.getpid()}" and here is not None and holder[2] == here[0]):
+        return  # gone meanwhile, or our own stale session: wait for the server to end it
+    raise DatabaseInUseError(
+        f"another engine is using the database {what} ({holder_text(holder)}); stop it first, or give this one a "
+        "database of its own"
+    )
 
 
 def holder_text(row: tuple[Any, ...] | None) -> str:

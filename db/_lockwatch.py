@@ -3,11 +3,12 @@
 An advisory lock lives as long as its session: a server restart, a network drop or an administrator's
 ``pg_terminate_backend`` ends the session and frees the lock without a word to the engine, which would go on
 trading while a second engine starts on the same database. So the session is checked every few seconds
-(`PgLockSession.watch`): a lost one is replaced and the lock taken again (WARNING). When that fails:
+(`PgLockSession.watch`): new orders pause at once (`on_unheld`), and a lost one is replaced and the lock taken
+again (WARNING), only this process's own stale session being waited for. When that fails:
 
 - another session holds the lock (`DatabaseInUseError`): the lock is lost for good, `on_lost` is called at once;
-- the server cannot be reached (or refuses the connection): the lock is not held for now, `on_unheld` is called
-  (once per loss) and the re-take tried again every `retry_s` seconds; taken again within `outage_s` of the loss
+- the server cannot be reached (or refuses the connection): the lock is not held for now (new orders stay
+  paused) and the re-take is tried again every `retry_s` seconds; taken again within `outage_s` of the loss
   being seen, `on_retaken` is called; still failing past `outage_s`, the lock is lost for good (`on_lost`).
 
 `on_lost` is called once per loss with a `LockLoss` saying which of the two happened; the lock is still tried
@@ -180,6 +181,12 @@ class PgLockSession:
                 return True
             if self._lost_at is None:
                 self._lost_at = self._now()
+            if not self._unheld and not self._lost:
+                # New orders pause before the retake, which may wait its 25 s: they resumed only after it failed.
+                self._unheld = True
+                logger.warning("database lock {} not held ({}): new orders pause while it is taken again",
+                               self.what, problem)  # fmt: skip
+                self._on_unheld(problem)
             self._drop()
             try:
                 self._conn = self._retake()

@@ -38,6 +38,7 @@ LOCK_RETAKE_WAIT_S = 25.0
 reached, before the engine halts (the server's keepalives end a session cut off by a network drop within about
 20 s)."""
 LOCK_PAUSE = "database_lock"
+_GATEWAY_ASK_S = 5.0
 """Halt cause: the lock's session was lost and the server cannot be reached to take it again (yet): lifted when
 it is taken again within `LOCK_RETAKE_WAIT_S`."""
 
@@ -73,7 +74,8 @@ class LockGuard:
         self._root = root
 
     def on_unheld(self, reason: str) -> None:
-        """The lock's session was lost and the server cannot be reached to take it again: new orders pause."""
+        """The lock's session was found lost: new orders pause while it is taken again (before that is tried: the
+        retake may wait for the server to end a stale session, and another engine may take the lock meanwhile)."""
         self._state.halt(
             LOCK_PAUSE,
             f"database lock not held ({reason}): new orders pause while it is taken again (halted until a restart "
@@ -101,7 +103,8 @@ class LockGuard:
                 "may have used the database meanwhile)"
             )
         error = StopTrading(
-            f"database lock lost ({loss.reason}): {why}; new orders are halted until this engine is restarted",
+            f"database lock lost ({loss.reason}): {why}; new orders are halted and no order of the requests under way "
+            "is sent any more until this engine is restarted",
             operation="instance_lock",
         )
         # Here, at once (the root hears of it told, later): no order slips in between; then the pause is over.
@@ -109,6 +112,14 @@ class LockGuard:
         self._state.lift(LOCK_PAUSE)
         root = self._root
         if root is not None:
+            try:
+                # Another engine may run these requests now: no create of this one's leaves any more (a fallback both
+                # sent bought twice). Cancels and lookups still go; the operator stops this engine.
+                gateway = root.proxy().gateway.get(timeout=_GATEWAY_ASK_S)
+                if gateway is not None:
+                    gateway.close_creates()
+            except (pykka.ActorDeadError, pykka.Timeout) as exc:
+                logger.error("database lock lost: the gateway could not be closed to creates ({!r})", exc)
             try:
                 root.proxy().on_critical.defer(error)  # told, never asked: this runs on the lock's watch thread
                 return

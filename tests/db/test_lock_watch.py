@@ -97,6 +97,30 @@ def test_a_lock_another_session_took_meanwhile_is_reported_lost(lock: InstanceLo
     assert lock.check() is True  # free again: held again (the engine stays halted: its on_lost decided that)
 
 
+def test_a_lock_another_engine_holds_is_lost_at_once_not_after_the_retake_wait(pg_url: str, pg_admin: Any) -> None:
+    # PostgreSQL review: the retake waited its 25 s for a lock another engine had taken, and this engine traded on
+    # meanwhile, intake open, while the other resumed the same requests: a 0.01 buy bought 0.02 (both fallbacks).
+    # Only this process's own stale session is worth the wait. (A 600 s wait here: the old code met the timeout.)
+    held = acquire_instance_lock(pg_url, wait_s=0.5, retake_wait_s=600)
+    paused: list[str] = []
+    lost: list[LockLoss] = []
+    try:
+        held._session._on_unheld = paused.append  # type: ignore[union-attr]  # what `watch` sets, without a thread
+        held._session._on_lost = lost.append  # type: ignore[union-attr]
+        with pg_admin.cursor() as cur:
+            cur.execute("SET application_name = 'bexec-engine pid 4242424'")  # another engine's session
+            cur.execute(f"SELECT pg_terminate_backend(%s), pg_advisory_lock({KEY_SQL})", (lock_holder(pg_admin),))
+        assert held.check() is False
+        assert len(paused) == 1 and paused[0].startswith("its session")  # new orders paused before the retake
+        [loss] = lost
+        assert loss.held_elsewhere and "pid 4242424" in loss.reason
+    finally:
+        with pg_admin.cursor() as cur:
+            cur.execute(f"SELECT pg_advisory_unlock({KEY_SQL})")
+            cur.execute("RESET application_name")
+        held.release()
+
+
 def test_release_stops_the_watch_at_once(pg_url: str) -> None:
     held = acquire_instance_lock(pg_url)
     held.watch(lambda _reason: None, every_s=3600)
