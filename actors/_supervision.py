@@ -256,6 +256,8 @@ class SupervisionMixin:
             engine_stopping(book)  # a caller's cancel no pair actor carries out from now on hears `shutting_down`
         self._stop_timers()
         self._stop_stream()
+        # When the waits below are over at the latest: a Retry-After that lasts longer holds the queue past the stop.
+        waits_end_ms = self._clock.now_ms() + int(_ASK_TIMEOUT_S * 1000) * (2 if cancel_open else 1)
         if cancel_open:
             # A dead pair is skipped (`_with_pair`): the live ones are still canceled. Asked, not counted here: a
             # cancel asked for is not a cancel done (the answers are counted below).
@@ -264,8 +266,10 @@ class SupervisionMixin:
             # The halted pairs' too: the root runs their books (an order must not rest until someone notices).
             self.cancel_tracked_for_shutdown(_ASK_TIMEOUT_S)
             # The answers to its own cancels: an order it did not cancel (external) stays open, not waited for.
-            self._wait_until(lambda: self._held_past_the_wait() or self._pair_tally()[0].canceling == 0, _ASK_TIMEOUT_S)
-        self._wait_until(lambda: self._gateway_idle() or self._held_past_the_wait(), _ASK_TIMEOUT_S)
+            self._wait_until(
+                lambda: self._held_past(waits_end_ms) or self._pair_tally()[0].canceling == 0, _ASK_TIMEOUT_S
+            )
+        self._wait_until(lambda: self._gateway_idle() or self._held_past(waits_end_ms), _ASK_TIMEOUT_S)
         tally, unanswered = self._pair_tally()
         tally += self._tracked_tally()
         summary = tally.summary()
@@ -297,15 +301,16 @@ class SupervisionMixin:
         stats = self.gateway.stats()
         return stats.queued == 0 and stats.in_flight == 0
 
-    def _held_past_the_wait(self) -> bool:
-        """Nothing under way and every request held by the exchange's Retry-After beyond a shutdown wait: what is
-        queued (cancels included) cannot leave before the stop ends, so it does not wait for it (a stop that was
-        not graceful took 15 s, a graceful one 30 s, and said nothing)."""
+    def _held_past(self, waits_end_ms: int) -> bool:
+        """Nothing under way and every request held by the exchange's Retry-After beyond `waits_end_ms`, when the
+        stop's waits are over: what is queued (cancels included) cannot leave before the stop ends, so it does not
+        wait for it (a stop that was not graceful took 15 s, a graceful one 30 s, and said nothing). A shorter hold
+        is waited out: its cancels leave before the stop ends."""
         if self.gateway is None:
             return False
         stats = self.gateway.stats()
         until = stats.blocked_until_ms
-        if stats.in_flight or until <= self._clock.now_ms() + _ASK_TIMEOUT_S * 1000:
+        if stats.in_flight or until <= waits_end_ms:
             return False
         if not self._told_held:
             self._told_held = True

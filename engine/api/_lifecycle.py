@@ -15,10 +15,12 @@ error.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
 
+import pykka
 from loguru import logger
 
 __all__ = ["ended_with_simulator", "engine_stopped", "mark_engine_thread", "refuse_on_engine_thread", "stop_at_exit"]
@@ -61,6 +63,29 @@ def stop_at_exit(engine: Any) -> None:
             _hooked = True
 
 
+def _program_threads() -> list[threading.Thread]:
+    """The non-daemon threads Python would wait for, but the caller's and the engine's actors' (pykka names an
+    actor's thread `<class>-<n>`)."""
+    actors = {ref.actor_class.__name__ for ref in pykka.ActorRegistry.get_all()}
+    here = threading.current_thread()
+    return [
+        t for t in threading.enumerate()
+        if t is not here and not t.daemon and t.is_alive() and t.name.rpartition("-")[0] not in actors
+    ]  # fmt: skip
+
+
+def _forget_in_a_child() -> None:
+    # A forked child (multiprocessing, a process pool) inherits the exit hook and this set, not the engine: its
+    # exit hung for minutes stopping a copy whose actors run only in the parent. (The lock anew: the fork may have
+    # copied it held.)
+    global _LOCK
+    _LOCK = threading.Lock()
+    _LIVE.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_a_child)
+
+
 def engine_stopped(engine: Any) -> None:
     """`engine` was stopped: nothing to do for it at exit."""
     with _LOCK:
@@ -68,6 +93,11 @@ def engine_stopped(engine: Any) -> None:
 
 
 def _stop_the_running() -> None:
+    # The main thread has ended. The program's other threads may still use the engine (a strategy on a worker
+    # thread that stops it itself): wait for them first, as Python would; only the engine's own threads are left.
+    while others := _program_threads():
+        for thread in others:
+            thread.join()
     with _LOCK:
         running = list(_LIVE)
     for engine in running:

@@ -1,18 +1,17 @@
 """The pair book: everything about one pair's requests and orders, as pure code.
 
-The pair actor feeds it what happens (a request, a gateway result, an execution report, a timer, a price)
-together with the current time, and carries out the commands it returns (`engine.pair._commands`). Nothing
-here blocks, sleeps, reads a clock or does I/O, so every scenario is testable by calling methods in order.
+The pair actor feeds it what happens (a request, a gateway result, an execution report, a timer, a price) with the
+time, and carries out the commands it returns (`engine.pair._commands`); nothing here blocks, sleeps, reads a clock
+or does I/O, so every scenario is testable by calling methods in order.
 
 Two halves. `OrderDesk` (`_orders`) keeps the orders: legs, write-ahead, unknown outcomes, cancels, missing
-fills, records and events. This class keeps the requests: intake (risk manager, wallet, conflicts), the
-idempotency keys, the caller's answer, and one `engine.execution.ExecutionPlan` per request, which alone
-decides the limit → fallback policy. In its base `PlanBook` (`_plans`), order facts become plan events
-(`LegAcked`, `LegFilled`, `LegClosed` with the exchange's cumulative quantity, `LegFailed`, …) and plan
-commands become order commands (`PlaceOrder` → a leg written ahead and sent, `CancelOrder` → a cancel,
-`next_deadline_ms` → a timer, `ReportResult` → the stored `Trade` and the DONE event). The book adds one
-thing the plan cannot know: the summary waits (SETTLING) for fills the exchange counted but whose details are
-still being fetched.
+fills, records and events. This class keeps the requests: intake (risk manager, wallet, conflicts), the idempotency
+keys, the caller's answer, and one `engine.execution.ExecutionPlan` per request, which alone decides the limit →
+fallback policy. In its base `PlanBook` (`_plans`), order facts become plan events (`LegAcked`, `LegFilled`,
+`LegClosed` with the exchange's cumulative quantity, `LegFailed`, …) and plan commands become order commands
+(`PlaceOrder` → a leg written ahead and sent, `CancelOrder` → a cancel, `next_deadline_ms` → a timer, `ReportResult`
+→ the stored `Trade` and the DONE event). The book adds one thing the plan cannot know: the summary waits
+(SETTLING) for fills the exchange counted but whose details are still being fetched.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from typing import Any
 
 from loguru import logger
 
-from engine.api import CancelOutcome, CancelStatus, Refusal, RefusalReason
+from engine.api import CancelOutcome, CancelStatus, PlaceOutcome, Refusal, RefusalReason
 from engine.domain import ClientOrderId, Order, OrderRequest, OrderRole, Pair, RequestId, RequestRecord
 from engine.exchange import Resolution
 from engine.execution import (
@@ -204,7 +203,7 @@ class PairBook(PlanBook):
             del self._out[mark:]
             self.discard(request.request_id)
             refusal = Refusal(RefusalReason.INVALID_REQUEST, f"the request cannot be executed: {type(exc).__name__}")
-            self._out.append(Resolve(request.request_id, refusal))
+            self._refuse(execution, refusal)
             self._start_next(now_ms)
 
     def discard(self, request_id: RequestId) -> None:
@@ -245,6 +244,12 @@ class PairBook(PlanBook):
         self._out.append(Resolve(request.request_id, outcome or Refusal(RefusalReason.CONFLICT, "the same idempotency "
                                  "key was being executed", {"request_id": known})))  # fmt: skip
 
+    def _refuse(self, execution: Execution, refusal: PlaceOutcome) -> None:
+        # Ended with nothing placed: the duplicates that waited for it hear what it heard (they were never answered).
+        for request in (execution.request, *execution.replays):
+            self._out.append(Resolve(request.request_id, refusal))
+        execution.replays = []
+
     def _answer_replays(self, execution: Execution) -> None:
         waiting, execution.replays = execution.replays, []
         for request in waiting:
@@ -262,7 +267,7 @@ class PairBook(PlanBook):
             # Refused before anything was placed (filters, no price): an answer, not an execution.
             self._execs.pop(request.request_id, None)
             self._by_key.pop(request.idempotency_key, None)
-            self._out.append(Resolve(request.request_id, refusal_of(plan.result)))
+            self._refuse(execution, refusal_of(plan.result))
             self._start_next(now_ms)
             return
         self._seen.add(request.idempotency_key)
@@ -323,7 +328,7 @@ class PairBook(PlanBook):
             said = "canceled" if reason == _BY_CALLER else reason
             refusal = Refusal(RefusalReason.CANCELED, f"{said} before it started; nothing was sent")
             self._withdrawn.add(execution.request, refusal)
-            self._out.append(Resolve(request_id, refusal))
+            self._refuse(execution, refusal)
             return self._take(), cancel_answer(execution, [], [], ended_now=True)
         mark = len(self._out)
         self._feed(execution, Abort(reason), now_ms)

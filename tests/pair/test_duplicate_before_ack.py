@@ -35,3 +35,30 @@ def test_a_duplicate_of_a_request_that_ended_without_an_order_hears_how_it_ended
                             code=-2010))  # fmt: skip
     [answer] = h.outcomes[again.request_id]
     assert isinstance(answer, Refusal) and answer.reason.value != "conflict", answer
+
+
+def test_a_duplicate_of_a_queued_request_canceled_while_queued_hears_the_same() -> None:
+    # Diff review: an execution dropped without its end (canceled while queued) left its waiting duplicates
+    # unanswered for ever (the control API's 504); they were refused `conflict` at once before.
+    h = Harness(conflict_policy="queue")
+    h.place(request(key="busy"))  # executing
+    queued = request(key="q1")
+    assert h.place(queued) is None  # queued behind it
+    again = queued.model_copy(update={"request_id": RequestId("r-dup")})
+    h.place(again)
+    h.run(h.book.cancel(queued.request_id, h.now))
+    [original] = h.outcomes[queued.request_id]
+    assert h.outcomes[again.request_id] == [original] and isinstance(original, Refusal)
+
+
+def test_a_duplicate_of_a_queued_request_refused_at_its_start_hears_the_same() -> None:
+    h = Harness(conflict_policy="queue")
+    h.place(request(key="busy2"))
+    queued = request(key="q2", price=None)  # a limit at the best bid when it starts
+    assert h.place(queued) is None
+    again = queued.model_copy(update={"request_id": RequestId("r-dup2")})
+    h.place(again)
+    h.book.on_price(None, None, h.now)  # no price when it starts: refused before anything is placed
+    h.answer(order_json(h.sent[0], "FILLED", executed="0.01", fills=[("60000", "0.01")]), index=0)
+    [original] = h.outcomes[queued.request_id]
+    assert h.outcomes[again.request_id] == [original] and isinstance(original, Refusal)

@@ -59,6 +59,50 @@ def test_a_script_that_raises_before_stop_still_exits(tmp_path: Path) -> None:
     assert "Engine.stop() never called): stopping it" in done.stderr
 
 
+@pytest.mark.timeout(120)
+def test_the_exit_stop_waits_for_the_programs_own_threads(tmp_path: Path) -> None:
+    # Diff review: the exit hook runs when the main thread ends, before Python waits for the other threads: a
+    # strategy on a worker thread had its resting orders canceled under it and its calls refused.
+    script = textwrap.dedent(f"""
+        import pathlib, sys, threading
+        sys.path.insert(0, {str(REPO)!r})
+        from engine.api import Engine
+        from engine.config import Config
+        config = Config.model_validate({{"exchange": {{"pair_whitelist": ["BTC/USDT"]}},
+                                         "stream": {{"market_data": False}}}})
+        engine = Engine.start(config, database_url="sqlite:///{tmp_path}/e.sqlite3",
+                              spool_path=pathlib.Path({str(tmp_path)!r}) / "s.jsonl")
+        main_done = threading.Event()
+
+        def strategy():
+            main_done.wait()
+            outcome = engine.place_order("BTC/USDT", "buy", "0.001", "50000").result(20)
+            print("worker placed:", type(outcome).__name__, flush=True)
+            print("worker stopped:", dict(engine.stop()), flush=True)
+
+        threading.Thread(target=strategy).start()
+        main_done.set()
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "worker placed: Accepted" in done.stdout, (done.stdout, done.stderr[-2000:])
+    assert "worker stopped: {'canceled': 1, 'open': 0" in done.stdout, done.stdout
+    assert "Engine.stop() never called" not in done.stderr
+
+
+@pytest.mark.timeout(120)
+def test_a_forked_child_exits_at_once_while_the_engine_runs(engine: Engine) -> None:
+    # Diff review: a child inherited the exit hook and the running engine's entry; its exit hung about 130 s
+    # stopping a copy whose actors run only in the parent.
+    import multiprocessing
+
+    child = multiprocessing.get_context("fork").Process(target=int)
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0, "the forked child did not exit"
+    assert engine.actors_alive() and engine.open_orders(PAIR) == []
+
+
 def test_a_query_or_stop_from_an_inline_listener_is_refused_at_once(engine: Engine) -> None:
     caught: list[BaseException] = []
     seen = threading.Event()
