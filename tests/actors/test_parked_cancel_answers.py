@@ -140,7 +140,8 @@ class _Supervisor(SupervisionMixin):
         self._pairs: dict[Pair, Any] = {}
         self._outside = {}
         self._state = EngineState()
-        self._ticker = Ticker(ManualClock(0))
+        self._clock = ManualClock(0)
+        self._ticker = Ticker(self._clock)
         self._timers, self._timers_stopped, self._timer_lock = {}, False, threading.Lock()
         self._stream_ref = self._gateway_ref = self._store = self._bus = self.gateway = None
         self._stopping = False
