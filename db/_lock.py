@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -208,14 +209,31 @@ def _postgres_lock(
 
 
 APP_NAME_PREFIX = "bexec-engine pid "
-"""The lock session's ``application_name`` is this and the engine's own pid: what a refused second engine is told."""
+"""The lock session's ``application_name`` is this, the engine's own pid and this process's token: what a refused
+second engine is told (the pid), and how a retake knows its own stale session (the token)."""
+
+_token = secrets.token_hex(4)
+
+
+def _new_token() -> None:
+    global _token
+    _token = secrets.token_hex(4)  # a forked child is another process: its sessions are not its parent's
+
+
+os.register_at_fork(after_in_child=_new_token)
+
+
+def _app_name() -> str:
+    # pid and address told another engine behind the same NAT (pid 1 in its container) for this one, and this one's
+    # own session from another address (a reconnect, IPv6 → IPv4) for another engine: a random token tells them.
+    return f"{APP_NAME_PREFIX}{os.getpid()} id {_token}"
 
 
 def _lock(conn: Any, what: str, *, retaking: bool = False) -> None:
     with conn.cursor() as cur:
         # Named after this process, so a second engine's refusal can name the pid an operator would stop (the
         # server's backend pid is no process of the engine's host).
-        cur.execute("SET application_name = %s", (f"{APP_NAME_PREFIX}{os.getpid()}",))
+        cur.execute("SET application_name = %s", (_app_name(),))
         if retaking:
             _held_by_another(cur, what)
         try:
@@ -248,9 +266,7 @@ def _held_by_another(cur: Any, what: str) -> None:
         return
     cur.execute(_HOLDER_SQL)
     holder = cur.fetchone()
-    cur.execute("SELECT host(inet_client_addr())")
-    here = cur.fetchone()
-    if holder is None or (holder[1] == f"{APP_NAME_PREFIX}{os.getpid()}" and here is not None and holder[2] == here[0]):
+    if holder is None or holder[1] == _app_name():
         return  # gone meanwhile, or our own stale session: wait for the server to end it
     raise DatabaseInUseError(
         f"another engine is using the database {what} ({holder_text(holder)}); stop it first, or give this one a "
@@ -268,6 +284,7 @@ def holder_text(row: tuple[Any, ...] | None) -> str:
     where = f"client address {client}" if client else "a local socket"
     app = app or ""
     if app.startswith(APP_NAME_PREFIX):
-        return f"advisory lock held by pid {app[len(APP_NAME_PREFIX) :]} from {where}; server backend pid {backend}"
+        pid = app[len(APP_NAME_PREFIX) :].split(" ")[0]
+        return f"advisory lock held by pid {pid} from {where}; server backend pid {backend}"
     shown = f"application_name {app!r}" if app else "no application_name visible to this user"
     return f"advisory lock held by another session: server backend pid {backend}, {where}, {shown}"

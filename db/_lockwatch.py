@@ -138,6 +138,7 @@ class PgLockSession:
         self._on_lost: Callable[[LockLoss], None] = lambda _loss: None
         self._on_unheld: Callable[[str], None] = lambda _reason: None
         self._on_retaken: Callable[[], None] = lambda: None
+        self._failure_told = False  # the first failed retake of a loss was logged (WARNING)
         self._thread: threading.Thread | None = None
 
     def watch(
@@ -180,7 +181,7 @@ class PgLockSession:
             if problem is None:
                 return True
             if self._lost_at is None:
-                self._lost_at = self._now()
+                self._lost_at, self._failure_told = self._now(), False
             if not self._unheld and not self._lost:
                 # New orders pause before the retake, which may wait its 25 s: they resumed only after it failed.
                 self._unheld = True
@@ -237,15 +238,15 @@ class PgLockSession:
             logger.critical("database lock {} lost: {}", self.what, reason)
             loss = LockLoss(reason, held_elsewhere)
             return lambda: self._on_lost(loss)
-        if self._unheld:
+        if self._failure_told:
             logger.debug("database lock {} still not held: {}", self.what, reason)
             return None
-        self._unheld = True
-        logger.warning(
-            "database lock {} not held: {}; tried again until {:g} s have passed", self.what, reason,
-            self._outage_s,
-        )  # fmt: skip
-        return lambda: self._on_unheld(reason)
+        # New orders paused when the loss was seen (`check`): the first failure of the loss says why, in the
+        # server's own words.
+        self._failure_told = True
+        logger.warning("database lock {} not held: {}; tried again until {:g} s have passed", self.what, reason,
+                       self._outage_s)  # fmt: skip
+        return None
 
     def _problem(self) -> str | None:
         if self._conn is None:

@@ -29,6 +29,8 @@ _LOCAL = threading.local()
 _LIVE: set[Any] = set()
 _LOCK = threading.Lock()
 _hooked = False
+_JOIN_SLICE_S = 0.5
+_TELL_EVERY_S = 30.0
 
 
 def mark_engine_thread() -> None:
@@ -63,14 +65,26 @@ def stop_at_exit(engine: Any) -> None:
             _hooked = True
 
 
+def _running() -> list[Any]:
+    with _LOCK:
+        return [engine for engine in _LIVE if engine.actors_alive()]
+
+
 def _program_threads() -> list[threading.Thread]:
-    """The non-daemon threads Python would wait for, but the caller's and the engine's actors' (pykka names an
-    actor's thread `<class>-<n>`)."""
+    """The non-daemon threads Python would wait for that are the program's own: not the caller's, the engine's
+    actors' (pykka names an actor's thread `<class>-<n>`), UBWA's (the streams'), nor a thread pool's (their own exit
+    hook, which runs after this one, ends the idle workers; the engine's cancel thread is one)."""
+    from concurrent.futures import thread as pool_threads
+
     actors = {ref.actor_class.__name__ for ref in pykka.ActorRegistry.get_all()}
+    pools = set(pool_threads._threads_queues)
     here = threading.current_thread()
     return [
         t for t in threading.enumerate()
-        if t is not here and not t.daemon and t.is_alive() and t.name.rpartition("-")[0] not in actors
+        if t is not here and not t.daemon and t.is_alive() and t not in pools
+        and t.name.rpartition("-")[0] not in actors
+        and not any(c.__module__.startswith("unicorn_binance_websocket_api") for c in type(t).__mro__)
+        and not t.name.startswith("_create_stream_thread")
     ]  # fmt: skip
 
 
@@ -95,14 +109,14 @@ def engine_stopped(engine: Any) -> None:
 def _stop_the_running() -> None:
     # The main thread has ended. The program's other threads may still use the engine (a strategy on a worker
     # thread that stops it itself): wait for them first, as Python would; only the engine's own threads are left.
-    while others := _program_threads():
-        for thread in others:
-            thread.join()
-    with _LOCK:
-        running = list(_LIVE)
-    for engine in running:
-        if not engine.actors_alive():  # its actors are gone (stopped some other way): nothing holds the process
-            continue
+    waited_s = 0.0
+    while _running() and (others := _program_threads()):
+        others[0].join(_JOIN_SLICE_S)
+        waited_s += _JOIN_SLICE_S
+        if waited_s % _TELL_EVERY_S < _JOIN_SLICE_S:  # a thread that never ends keeps the process, as Python would
+            names = ", ".join(t.name for t in others)
+            logger.warning("exiting: the engine still runs and waits for the program's threads to end: {}", names)
+    for engine in _running():  # those whose actors are gone (stopped some other way) hold nothing
         logger.warning("the interpreter is exiting with the engine running (Engine.stop() never called): stopping it")
         try:
             engine.stop()

@@ -402,4 +402,4 @@ class PairBook(PlanBook):
                 self._try_start(execution, now_ms)
                 return
             self.discard(execution.request.request_id)
-            self._out.append(Resolve(execution.request.request_id, refusal))
+            self._refuse(execution, refusal)

@@ -114,6 +114,8 @@ def test_a_two_second_outage_pauses_and_the_lock_is_re_taken_without_a_halt(line
         assert session.check() is False  # the session is gone and the server refuses connections
         # paused at first sight, before the retake (which may wait 25 s): what was seen, not the retake's failure
         assert calls.lost == [] and len(calls.unheld) == 1 and calls.unheld[0].startswith("its session ended")
+        # and the first failed retake says why in the server's words, at WARNING (third review: DEBUG only)
+        assert [m for lvl, m in lines if lvl == "WARNING" and "not currently accepting connections" in m]
         clock.s += 1
         assert session.check() is False and len(calls.unheld) == 1  # once per loss
         clock.s += 1

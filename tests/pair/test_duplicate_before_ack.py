@@ -62,3 +62,18 @@ def test_a_duplicate_of_a_queued_request_refused_at_its_start_hears_the_same() -
     h.answer(order_json(h.sent[0], "FILLED", executed="0.01", fills=[("60000", "0.01")]), index=0)
     [original] = h.outcomes[queued.request_id]
     assert h.outcomes[again.request_id] == [original] and isinstance(original, Refusal)
+
+
+def test_a_duplicate_of_a_queued_request_refused_by_a_halt_at_its_start_hears_the_same() -> None:
+    from engine.pair import IntakeContext
+
+    h = Harness(conflict_policy="queue")
+    h.place(request(key="busy3"))  # executing
+    queued = request(key="q3")
+    assert h.place(queued) is None  # queued behind it
+    again = queued.model_copy(update={"request_id": RequestId("r-dup3")})
+    assert h.place(again) is None  # waits for the queued one
+    h.book.intake = lambda: IntakeContext(halted=True, halt_reason="kill switch")  # type: ignore[method-assign]
+    h.answer(order_json(h.sent[0], "FILLED", executed="0.01", fills=[("60000", "0.01")]), index=0)
+    [original] = h.outcomes[queued.request_id]
+    assert h.outcomes.get(again.request_id) == [original] and isinstance(original, Refusal)

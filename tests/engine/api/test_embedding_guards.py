@@ -103,6 +103,34 @@ def test_a_forked_child_exits_at_once_while_the_engine_runs(engine: Engine) -> N
     assert engine.actors_alive() and engine.open_orders(PAIR) == []
 
 
+_START = """
+    import concurrent.futures, pathlib, sys
+    sys.path.insert(0, {repo!r})
+    from engine.api import Engine
+    engine = Engine.start(database_url="sqlite:///{tmp}/e.sqlite3", spool_path=pathlib.Path({tmp!r}) / "s.jsonl")
+"""
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize(
+    "body",
+    [
+        # the streams up (UBWA's threads are not daemon threads), then a strategy bug
+        'assert engine.sim.control.wait_subscriptions(1, within_s=20)\nraise RuntimeError("a strategy bug")\n',
+        'print(engine.cancel_order("BTC/USDT", "nope").result(30).status)\n',  # the engine's cancel thread ran
+        "engine.stop()\nprint(concurrent.futures.ThreadPoolExecutor(2).submit(int).result())\n",  # an idle pool
+    ],
+    ids=["streams-up", "cancel-thread", "idle-pool"],
+)
+def test_the_exit_stop_does_not_wait_for_the_engines_or_a_pools_threads(tmp_path: Path, body: str) -> None:
+    # Third review: the exit hook waited for every non-daemon thread not named like an actor: UBWA's, the engine's
+    # cancel thread and idle pool workers never end before it, so scripts never exited again.
+    script = textwrap.dedent(_START.format(repo=str(REPO), tmp=str(tmp_path))) + body
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    assert "waits for the program's threads" not in done.stderr
+
+
 def test_a_query_or_stop_from_an_inline_listener_is_refused_at_once(engine: Engine) -> None:
     caught: list[BaseException] = []
     seen = threading.Event()
