@@ -190,7 +190,8 @@ def _postgres_lock(
             cur.execute("SELECT current_schema()")
             row = cur.fetchone()
         what = f"{what} schema {row[0] if row else '?'}"
-        _lock(conn, what)
+        token = secrets.token_hex(4)
+        _lock(conn, what, token)
     except BaseException:
         conn.close()
         raise
@@ -199,7 +200,7 @@ def _postgres_lock(
     def retake() -> Any:
         new = connect_for_lock(spec, retake_wait_s)
         try:
-            _lock(new, what, retaking=True)
+            _lock(new, what, token, retaking=True)
         except BaseException:
             new.close()
             raise
@@ -209,33 +210,24 @@ def _postgres_lock(
 
 
 APP_NAME_PREFIX = "bexec-engine pid "
-"""The lock session's ``application_name`` is this, the engine's own pid and this process's token: what a refused
-second engine is told (the pid), and how a retake knows its own stale session (the token)."""
-
-_token = secrets.token_hex(4)
+"""The lock session's ``application_name`` is this, the engine's own pid and its lock's token: what a refused second
+engine is told (the pid), and how a retake knows its own stale session (the token)."""
 
 
-def _new_token() -> None:
-    global _token
-    _token = secrets.token_hex(4)  # a forked child is another process: its sessions are not its parent's
-
-
-os.register_at_fork(after_in_child=_new_token)
-
-
-def _app_name() -> str:
+def _app_name(token: str) -> str:
     # pid and address told another engine behind the same NAT (pid 1 in its container) for this one, and this one's
-    # own session from another address (a reconnect, IPv6 → IPv4) for another engine: a random token tells them.
-    return f"{APP_NAME_PREFIX}{os.getpid()} id {_token}"
+    # own session from another address (a reconnect, IPv6 → IPv4) for another engine: a random token per lock tells
+    # them (per lock, not per process: two engines of one process are two holders too).
+    return f"{APP_NAME_PREFIX}{os.getpid()} id {token}"
 
 
-def _lock(conn: Any, what: str, *, retaking: bool = False) -> None:
+def _lock(conn: Any, what: str, token: str, *, retaking: bool = False) -> None:
     with conn.cursor() as cur:
         # Named after this process, so a second engine's refusal can name the pid an operator would stop (the
         # server's backend pid is no process of the engine's host).
-        cur.execute("SET application_name = %s", (_app_name(),))
+        cur.execute("SET application_name = %s", (_app_name(token),))
         if retaking:
-            _held_by_another(cur, what)
+            _held_by_another(cur, what, token)
         try:
             # Waits at most lock_timeout (the connection's) for a session that is ending to let go of it.
             cur.execute(f"SELECT pg_advisory_lock({KEY_SQL})")
@@ -255,7 +247,7 @@ _HOLDER_SQL = (
 )
 
 
-def _held_by_another(cur: Any, what: str) -> None:
+def _held_by_another(cur: Any, what: str, token: str) -> None:
     # Taking a lost lock again: only this process's own stale session (one the server has not seen end yet) is worth
     # waiting for. Held by another engine, it is lost now: waiting out the retake's 25 s let this engine trade on
     # while the other one resumed the same requests (a 0.01 buy bought 0.02, both sending its fallback).
@@ -266,7 +258,7 @@ def _held_by_another(cur: Any, what: str) -> None:
         return
     cur.execute(_HOLDER_SQL)
     holder = cur.fetchone()
-    if holder is None or holder[1] == _app_name():
+    if holder is None or holder[1] == _app_name(token):
         return  # gone meanwhile, or our own stale session: wait for the server to end it
     raise DatabaseInUseError(
         f"another engine is using the database {what} ({holder_text(holder)}); stop it first, or give this one a "

@@ -70,14 +70,26 @@ def _running() -> list[Any]:
         return [engine for engine in _LIVE if engine.actors_alive()]
 
 
+def _busy_pool(worker: threading.Thread) -> bool:
+    # A pool worker is the program's while its pool has work queued or running: Python's exit waits for that work
+    # (a strategy submitted to a pool). An idle one ends only in the pools' own exit hook, which runs after this.
+    try:
+        executor = worker._args[0]() if getattr(worker, "_args", None) else None  # type: ignore[attr-defined]
+        if executor is None:
+            return True  # its pool was collected: the worker runs what is queued, then ends by itself
+        return bool(executor._work_queue.qsize() > 0 or len(executor._threads) > executor._idle_semaphore._value)
+    except (AttributeError, IndexError, TypeError):  # another Python's internals: never wait on what may not end
+        return False
+
+
 def _program_threads() -> list[threading.Thread]:
     """The non-daemon threads Python would wait for that are the program's own: not the caller's, the engine's
-    actors' (pykka names an actor's thread `<class>-<n>`), UBWA's (the streams'), nor a thread pool's (their own exit
-    hook, which runs after this one, ends the idle workers; the engine's cancel thread is one)."""
+    actors' (pykka names an actor's thread `<class>-<n>`), UBWA's (the streams'), nor an idle pool worker (the pools'
+    own exit hook, which runs after this one, ends those; the engine's cancel thread is one)."""
     from concurrent.futures import thread as pool_threads
 
     actors = {ref.actor_class.__name__ for ref in pykka.ActorRegistry.get_all()}
-    pools = set(pool_threads._threads_queues)
+    pools = {t for t in pool_threads._threads_queues if t.name.startswith("engine-cancel") or not _busy_pool(t)}
     here = threading.current_thread()
     return [
         t for t in threading.enumerate()

@@ -124,6 +124,27 @@ def test_a_lock_another_engine_holds_is_lost_at_once_not_after_the_retake_wait(p
         held.release()
 
 
+def test_a_lock_another_engine_of_this_process_took_is_lost_at_once(pg_url: str, pg_admin: Any) -> None:
+    # Last review: the token was per process, so a second engine of the same process holding the lock was taken for
+    # the first one's own stale session, and the retake waited its whole window.
+    first = acquire_instance_lock(pg_url, wait_s=0.5, retake_wait_s=600)
+    lost: list[LockLoss] = []
+    try:
+        first._session._on_unheld = lambda _reason: None  # type: ignore[union-attr]
+        first._session._on_lost = lost.append  # type: ignore[union-attr]
+        with pg_admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (lock_holder(pg_admin),))
+        second = acquire_instance_lock(pg_url, wait_s=5)
+        try:
+            assert first.check() is False
+            [loss] = lost
+            assert loss.held_elsewhere
+        finally:
+            second.release()
+    finally:
+        first.release()
+
+
 def test_release_stops_the_watch_at_once(pg_url: str) -> None:
     held = acquire_instance_lock(pg_url)
     held.watch(lambda _reason: None, every_s=3600)

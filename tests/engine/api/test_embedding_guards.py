@@ -131,6 +131,29 @@ def test_the_exit_stop_does_not_wait_for_the_engines_or_a_pools_threads(tmp_path
     assert "waits for the program's threads" not in done.stderr
 
 
+@pytest.mark.timeout(120)
+def test_the_exit_stop_waits_for_a_pool_task_still_using_the_engine(tmp_path: Path) -> None:
+    # Last review: every pool worker was taken for an idle one, and the engine was stopped under a strategy that
+    # a pool still ran (`EngineStopped` at its next call). The task here starts once the main thread has ended
+    # (an exit hook registered after the engine's runs before it) and stops the engine itself.
+    body = textwrap.dedent("""
+        import threading
+        go = threading.Event()
+
+        def strategy():
+            go.wait(30)
+            print("open orders:", engine.open_orders("BTC/USDT"), flush=True)
+            engine.stop()
+
+        concurrent.futures.ThreadPoolExecutor(1).submit(strategy)
+        threading._register_atexit(go.set)
+    """)
+    script = textwrap.dedent(_START.format(repo=str(REPO), tmp=str(tmp_path))) + body
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90, check=False)
+    assert "open orders: []" in done.stdout, done.stderr[-2000:]
+    assert "Engine.stop() never called" not in done.stderr
+
+
 def test_a_query_or_stop_from_an_inline_listener_is_refused_at_once(engine: Engine) -> None:
     caught: list[BaseException] = []
     seen = threading.Event()
