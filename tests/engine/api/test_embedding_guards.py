@@ -39,21 +39,26 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
             started.stop(graceful=False)
 
 
-@pytest.mark.timeout(120)
-def test_a_script_that_raises_before_stop_still_exits(tmp_path: Path) -> None:
-    # The actors' threads are not daemon threads: the interpreter waited for them for ever after the traceback.
-    script = textwrap.dedent(f"""
-        import pathlib, sys
+def _script(tmp_path: Path, body: str, *, market_data: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run `body` in a new interpreter after starting an engine (`engine`) on the embedded simulator."""
+    head = textwrap.dedent(f"""
+        import concurrent.futures, pathlib, sys, threading
         sys.path.insert(0, {str(REPO)!r})
         from engine.api import Engine
         from engine.config import Config
         config = Config.model_validate({{"exchange": {{"pair_whitelist": ["BTC/USDT"]}},
-                                         "stream": {{"market_data": False}}}})
+                                         "stream": {{"market_data": {market_data}}}}})
         engine = Engine.start(config, database_url="sqlite:///{tmp_path}/e.sqlite3",
                               spool_path=pathlib.Path({str(tmp_path)!r}) / "s.jsonl")
-        raise RuntimeError("a strategy bug before engine.stop()")
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90, check=False)
+    script = head + textwrap.dedent(body)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90, check=False)
+
+
+@pytest.mark.timeout(120)
+def test_a_script_that_raises_before_stop_still_exits(tmp_path: Path) -> None:
+    # The actors' threads are not daemon threads: the interpreter waited for them for ever after the traceback.
+    done = _script(tmp_path, 'raise RuntimeError("a strategy bug before engine.stop()")\n', market_data=False)
     assert done.returncode == 1, done.stderr[-2000:]
     assert "a strategy bug before engine.stop()" in done.stderr
     assert "Engine.stop() never called): stopping it" in done.stderr
@@ -63,15 +68,7 @@ def test_a_script_that_raises_before_stop_still_exits(tmp_path: Path) -> None:
 def test_the_exit_stop_waits_for_the_programs_own_threads(tmp_path: Path) -> None:
     # Diff review: the exit hook runs when the main thread ends, before Python waits for the other threads: a
     # strategy on a worker thread had its resting orders canceled under it and its calls refused.
-    script = textwrap.dedent(f"""
-        import pathlib, sys, threading
-        sys.path.insert(0, {str(REPO)!r})
-        from engine.api import Engine
-        from engine.config import Config
-        config = Config.model_validate({{"exchange": {{"pair_whitelist": ["BTC/USDT"]}},
-                                         "stream": {{"market_data": False}}}})
-        engine = Engine.start(config, database_url="sqlite:///{tmp_path}/e.sqlite3",
-                              spool_path=pathlib.Path({str(tmp_path)!r}) / "s.jsonl")
+    body = """
         main_done = threading.Event()
 
         def strategy():
@@ -82,8 +79,8 @@ def test_the_exit_stop_waits_for_the_programs_own_threads(tmp_path: Path) -> Non
 
         threading.Thread(target=strategy).start()
         main_done.set()
-    """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90, check=False)
+    """
+    done = _script(tmp_path, body, market_data=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "worker placed: Accepted" in done.stdout, (done.stdout, done.stderr[-2000:])
     assert "worker stopped: {'canceled': 1, 'open': 0" in done.stdout, done.stdout
@@ -103,14 +100,6 @@ def test_a_forked_child_exits_at_once_while_the_engine_runs(engine: Engine) -> N
     assert engine.actors_alive() and engine.open_orders(PAIR) == []
 
 
-_START = """
-    import concurrent.futures, pathlib, sys
-    sys.path.insert(0, {repo!r})
-    from engine.api import Engine
-    engine = Engine.start(database_url="sqlite:///{tmp}/e.sqlite3", spool_path=pathlib.Path({tmp!r}) / "s.jsonl")
-"""
-
-
 @pytest.mark.timeout(200)
 @pytest.mark.parametrize(
     "body",
@@ -125,8 +114,7 @@ _START = """
 def test_the_exit_stop_does_not_wait_for_the_engines_or_a_pools_threads(tmp_path: Path, body: str) -> None:
     # Third review: the exit hook waited for every non-daemon thread not named like an actor: UBWA's, the engine's
     # cancel thread and idle pool workers never end before it, so scripts never exited again.
-    script = textwrap.dedent(_START.format(repo=str(REPO), tmp=str(tmp_path))) + body
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90, check=False)
+    done = _script(tmp_path, body)
     assert done.returncode in (0, 1), done.stderr[-2000:]
     assert "waits for the program's threads" not in done.stderr
 
@@ -136,8 +124,7 @@ def test_the_exit_stop_waits_for_a_pool_task_still_using_the_engine(tmp_path: Pa
     # Last review: every pool worker was taken for an idle one, and the engine was stopped under a strategy that
     # a pool still ran (`EngineStopped` at its next call). The task here starts once the main thread has ended
     # (an exit hook registered after the engine's runs before it) and stops the engine itself.
-    body = textwrap.dedent("""
-        import threading
+    body = """
         go = threading.Event()
 
         def strategy():
@@ -147,9 +134,8 @@ def test_the_exit_stop_waits_for_a_pool_task_still_using_the_engine(tmp_path: Pa
 
         concurrent.futures.ThreadPoolExecutor(1).submit(strategy)
         threading._register_atexit(go.set)
-    """)
-    script = textwrap.dedent(_START.format(repo=str(REPO), tmp=str(tmp_path))) + body
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90, check=False)
+    """
+    done = _script(tmp_path, body)
     assert "open orders: []" in done.stdout, done.stderr[-2000:]
     assert "Engine.stop() never called" not in done.stderr
 
