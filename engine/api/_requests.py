@@ -160,11 +160,12 @@ class EngineRequests:
         from that answer on (keys are per pair: the same key on another pair is another request).
 
         `price`: a limit's price; without one, a limit rests at the best bid or ask of the moment it starts
-        (`execution.limit_price_side`: `maker`, the own side of the book, or `taker`). With a market order a price
-        is a bound: the order goes out as an IOC limit at the slippage bound around it, and what the book does
-        not offer within it expires. A request with `time_in_force` IOC or FOK gets no fallback unless one is
-        given: it asked to trade at its price now or not at all. `priority`: the request's level in the gateway
-        queue, `ENTRY` (default), `EXIT` or `FALLBACK`; `CANCEL` is refused (it is the cancels' own level).
+        (`execution.limit_price_side`: `maker`, the own side of the book, or `taker`; a `LIMIT_MAKER` always takes its
+        own side). With a market order a price is a bound: the order goes out as an IOC limit at the slippage bound
+        around it, and what the book does not offer within it expires. A request with `time_in_force` IOC or FOK
+        gets no fallback unless one is given: it asked to trade at its price now or not at all. `priority`: the
+        request's level in the gateway queue, `ENTRY` (default), `EXIT` or `FALLBACK`; `CANCEL` is refused (it is
+        the cancels' own level).
         `side`, `order_type`, `time_in_force`, `fallback` and `priority` (by name: "exit") take the enum member or
         its value in any letter case ("BUY", "ioc", "Market"); anything else is refused `invalid_request` with the
         valid values listed.

@@ -67,6 +67,7 @@ from engine.execution._model import (
     LegNotCreated,
     OrderSpec,
     PlaceOrder,
+    PriceSource,
     PriceUpdate,
     ReportResult,
     Tick,
@@ -135,8 +136,9 @@ class ExecutionPlan:
             # the market is moving: skip the limit's wait, go straight to the bounded fallback
             plan.skipped_wait = True
             return plan, plan._place_remainder(kind=config.fallback, role=OrderRole.PRIMARY)
-        price = request.price if request.price is not None else choose_limit_price(
-            request.side, book, config.price_source)  # fmt: skip
+        # A post-only order taking the taker's price would always cross and be rejected: it rests at its own side.
+        source = PriceSource.MAKER if request.order_type is OrderType.LIMIT_MAKER else config.price_source
+        price = request.price if request.price is not None else choose_limit_price(request.side, book, source)
         if price is None:
             return plan, plan._finish(ResultReason.REFUSED_NO_PRICE, "no price given and the book is empty")
         price = rules.round_price(price, request.side)

@@ -335,6 +335,17 @@ def test_price_from_the_book() -> None:
     assert only(taker, PlaceOrder).spec.price == D("50000")  # type: ignore[attr-defined]
 
 
+def test_a_limit_maker_without_a_price_rests_at_its_own_side_whatever_the_price_side() -> None:
+    # At the taker's price a post-only order always crosses and the exchange rejects it (-2010).
+    taker_cfg = ExecutionConfig(price_source=PriceSource.TAKER)
+    for side, own in ((Side.BUY, D("50000")), (Side.SELL, D("50001"))):
+        _, commands = ExecutionPlan.start(
+            request(price=None, side=side, order_type=OrderType.LIMIT_MAKER), RULES, BOOK, 0, taker_cfg
+        )
+        spec = only(commands, PlaceOrder).spec  # type: ignore[attr-defined]
+        assert (spec.order_type, spec.price) == (OrderType.LIMIT_MAKER, own)
+
+
 def test_market_request_is_one_market_order() -> None:
     plan, commands = ExecutionPlan.start(request(price=None, order_type=OrderType.MARKET), RULES, BOOK, 0)
     spec = only(commands, PlaceOrder).spec  # type: ignore[attr-defined]
