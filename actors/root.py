@@ -294,7 +294,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
     def on_stream_health(self, health: Any) -> None:
         """A stream's health changed."""
         self._stream_health[str(getattr(health, "stream", "stream"))] = health
-        logger.info("stream health: {}", health)
+        logger.debug("stream health: {}", health)  # the stream actor logged it (INFO, in words)
         if str(getattr(health, "stream", "")) == "market":
             self._poll_needed = str(getattr(health, "state", "")) != "connected"
         if str(getattr(health, "state", "")) in ("unrepairable", "fatal"):
