@@ -28,6 +28,7 @@ from engine.pair import IntakeContext, PairSettings
 __all__ = [
     "HALT_BAN",
     "HALT_DATABASE",
+    "HALT_ORDER_LIMIT",
     "HALT_RESTARTS",
     "HALT_STOP_TRADING",
     "EngineState",
@@ -63,6 +64,9 @@ HALT_STOP_TRADING = "stop_trading"
 restarting)."""
 HALT_BAN = "ip_ban"
 """Halt cause: a 418 IP ban whose end the exchange gave (Retry-After): lifted when the ban ends."""
+HALT_ORDER_LIMIT = "order_limit"
+"""Halt cause: the order limits would hold new orders past `exchange.max_create_hold_s` (the daily order count
+reached): lifted when the hold ends."""
 HALT_DATABASE = "database"
 """Halt cause: the database is down and the spool full (lifted when persistence reports ok)."""
 

@@ -33,6 +33,7 @@ from actors._recovery import with_id_namespace as _with_id_namespace
 from actors._state import (
     HALT_BAN,
     HALT_DATABASE,
+    HALT_ORDER_LIMIT,
     HALT_RESTARTS,
     HALT_STOP_TRADING,
     EngineState,
@@ -51,7 +52,7 @@ from db import RecoveryState
 from engine.api._lifecycle import mark_engine_thread
 from engine.clock import Clock
 from engine.domain import Order, Pair, pair_to_symbol
-from engine.exchange import Banned, ExchangeError, OutcomeUnknown
+from engine.exchange import Banned, ExchangeError, OrderLimitReached, OutcomeUnknown
 from engine.exchange._ratebudget import RateBudget
 from engine.execution import SymbolRules
 from engine.gateway import GatewayRequest, Op
@@ -104,7 +105,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         """Held while a timer acts or re-arms, and by shutdown to stop them: none acts or re-arms after that."""
         self._stopping = False
         """Set by `shutdown` (root thread only): timer messages already queued behind it do nothing."""
-        self._ban_until_ms = 0  # the latest 418 ban's end (engine clock), lifted by `ban_over`
+        self._halt_ends: dict[str, int] = {}  # a timed halt's end by cause (a 418 ban's), lifted by `ban_over`
         self._held: dict[Pair, deque[Any]] = {}
         """Execution reports for a pair whose actor is dead, in arrival order, until it is restarted."""
         self._held_overflow: set[Pair] = set()
@@ -304,40 +305,54 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
     @survives
     def on_critical(self, error: ExchangeError) -> None:
         """A stop-trading error: halt new orders and alert. A 418 ban with a known end halts until that end (the
-        gateway holds every request until then anyway); anything else (auth failure) until the engine restarts."""
+        gateway holds every request until then anyway), as do order limits holding creates past the gateway's
+        `max_create_hold` (`OrderLimitReached`); anything else (auth failure) until the engine restarts."""
         try:
+            if isinstance(error, OrderLimitReached):
+                self._halt_until(HALT_ORDER_LIMIT, error.until_ms, f"{error} (until then)")
+                return
             if isinstance(error, Banned) and (error.retry_after_s is not None or error.banned_until_ms is not None):
                 # Retry-After, else the body's "banned until" (server time: within the clock offset of ours).
                 after_ms = None if error.retry_after_s is None else int(error.retry_after_s * 1000)
                 until = self._clock.now_ms() + after_ms if after_ms is not None else int(error.banned_until_ms or 0)
-                if until > self._ban_until_ms:
-                    self._ban_until_ms = until
-                    self._state.halt(HALT_BAN, f"{type(error).__name__}: {error} (until the ban ends)")
-                    proxy = self._self
-
-                    def over(_now: int) -> None:
-                        with contextlib.suppress(pykka.ActorDeadError):  # the engine stopped meanwhile
-                            proxy.ban_over.defer(until)
-
-                    self._ticker.call_at(until, over)
-                    if self._stream_ref is not None:  # its handshakes would be refused too: they wait with the rest
-                        with contextlib.suppress(pykka.ActorDeadError):
-                            self._stream_ref.proxy().hold_for_ban.defer(until)
+                halted = self._halt_until(HALT_BAN, until, f"{type(error).__name__}: {error} (until the ban ends)")
+                if halted and self._stream_ref is not None:  # its handshakes would be refused too: they wait
+                    with contextlib.suppress(pykka.ActorDeadError):
+                        self._stream_ref.proxy().hold_for_ban.defer(until)
                 return
             self._state.halt(HALT_STOP_TRADING, f"{type(error).__name__}: {error}")
         except Exception:
             # Whatever failed on the way (a ban's end, its timer), new orders stop: halted until the engine restarts.
             self._state.halt(HALT_STOP_TRADING, f"{type(error).__name__}: {error}")
             raise
-        finally:
-            self._alerts("stop_trading", str(error))  # last: a failing alert sink must not skip the halt
+        finally:  # last: a failing alert sink must not skip the halt
+            self._alerts("order_limit" if isinstance(error, OrderLimitReached) else "stop_trading", str(error))
+
+    def _halt_until(self, cause: str, until: int, reason: str) -> bool:
+        """Halt new orders for `cause` until `until` (engine clock), lifted then by `ban_over`; False if a halt of
+        that cause already lasts as long."""
+        if until <= self._halt_ends.get(cause, 0):
+            return False
+        self._halt_ends[cause] = until
+        self._state.halt(cause, reason)
+        proxy = self._self
+
+        def over(_now: int) -> None:
+            with contextlib.suppress(pykka.ActorDeadError):  # the engine stopped meanwhile
+                proxy.ban_over.defer(until, cause)
+
+        self._ticker.call_at(until, over)
+        return True
 
     @survives
-    def ban_over(self, until_ms: int) -> None:
-        """The IP ban that was to end at `until_ms` is over (unless a later 418 extended it): new orders resume."""
-        if until_ms == self._ban_until_ms and HALT_BAN in self._state.halt_causes():
-            ctx = self._state.lift(HALT_BAN)
-            logger.warning("IP ban over: new orders {}", "still halted: " + ctx.halt_reason if ctx.halted else "resume")
+    def ban_over(self, until_ms: int, cause: str = HALT_BAN) -> None:
+        """The halt of `cause` (an IP ban, an order-limit hold) that was to end at `until_ms` is over (unless a later
+        one extended it): new orders resume."""
+        if until_ms == self._halt_ends.get(cause, 0) and cause in self._state.halt_causes():
+            ctx = self._state.lift(cause)
+            what = "IP ban" if cause == HALT_BAN else "order limit hold"
+            state = "still halted: " + ctx.halt_reason if ctx.halted else "resume"
+            logger.warning("{} over: new orders {}", what, state)
 
     @survives
     def on_persistence_health(self, report: HealthReport) -> None:

@@ -183,7 +183,8 @@ class RateLimiter:
         return st.ten_s.current(now), st.day.current(now)
 
     def check_order(self, account: str, now: int) -> None:
-        """Raise 429 -1015 if one more order would break the 10 s or daily limit."""
+        """Raise 429 -1015 if one more order would break the 10 s or daily limit: without a Retry-After header, as
+        Binance sends it ("you will receive a 429 error without the Retry-After header", its limits page)."""
         if not self.config.enabled:
             return
         st = self._acct(account)
@@ -192,14 +193,12 @@ class RateLimiter:
                 429,
                 -1015,
                 f"Too many new orders; current limit is {self.config.orders_per_day} orders per DAY.",
-                retry_after=st.day.retry_after_s(now),
             )
         if st.ten_s.current(now) + 1 > self.config.orders_per_10s:
             raise SimError(
                 429,
                 -1015,
                 f"Too many new orders; current limit is {self.config.orders_per_10s} orders per 10 SECOND.",
-                retry_after=st.ten_s.retry_after_s(now),
             )
 
     def count_order(self, account: str, order_id: int, now: int) -> None:

@@ -38,6 +38,8 @@ class GatewaySettings:
     recv_window_ms: int = 5_000
     max_in_flight: int = 32
     start_timeout_s: float = 15.0
+    max_create_hold_ms: int = 300_000
+    """A create the order limits would hold longer than this is refused (`OrderLimitReached`), not sent later."""
     jitter_seed: int | None = None
     """Seed of the retry backoff's jitter (None: from the OS; `Engine.start` logs the one it uses)."""
 
@@ -198,6 +200,7 @@ class GatewayActor(pykka.ThreadingActor):
             max_in_flight=settings.max_in_flight,
             request_timeout_s=settings.timeout_ms / 1000,
             on_critical=on_critical,
+            max_create_hold_ms=settings.max_create_hold_ms,
             backoff=backoff,
             rng=random.Random(settings.jitter_seed),
         )

@@ -66,8 +66,10 @@ class GatewayCore(ExchangeFeedback):
         wall_clock: Clock | None = None,
         on_critical: Callable[[ExchangeError], None] | None = None,
         clock_check_ms: int = 60_000,
+        max_create_hold_ms: int = 300_000,
     ) -> None:
         super().__init__()
+        self._max_create_hold_ms = max_create_hold_ms  # a create held longer by the order limits is refused
         self._clock_check_ms = clock_check_ms  # the clock offset is measured again this often (0: at start only)
         self._clock_task: asyncio.Task[None] | None = None
         self._factory = client_factory
@@ -196,6 +198,9 @@ class GatewayCore(ExchangeFeedback):
             else:  # held at its gate, admitted then: may it leave now (a hold begun meanwhile, its order window)?
                 decision = budget.sent(waiter.admit, now)
             if isinstance(decision, Wait):
+                if creates and request.op is Op.CREATE_ORDER and self.refuse_held(request, waiter, decision, now):
+                    queue.pop(creates=creates)
+                    continue
                 logger.debug("gateway waits {} ms: {}", decision.until_ms - now, decision.reason)
                 retry_at = decision.until_ms if retry_at is None else min(retry_at, decision.until_ms)
                 if creates and decision.orders_only:
@@ -245,6 +250,7 @@ class GatewayCore(ExchangeFeedback):
                     logger.bind(op=request.op.value, key=request.key, pair=request.pair).warning("not sent: {}", exc)
                     if isinstance(exc, Withdrawn):
                         why = self.withdrawn_why(request.key) or WITHDRAWN_AT_STOP
+                        self._held_refusals.pop(request.key, None)
                         self._reply(GatewayResult(request, error=withdrawn_error(why), sent_ms=sent_ms))
                     return
                 except Exception as exc:  # noqa: BLE001 - every failure is mapped into the error tree here
@@ -360,7 +366,9 @@ class GatewayCore(ExchangeFeedback):
                 self._parked -= 1
             lent = "queued"
             granted = await self._take_slot(request, call.turn, call.admit)
-            if granted is None:
+            if granted is None:  # the gateway stopped, or the order limits hold creates too long (`refuse_held`)
+                if note.is_create and (why := self.withdrawn_why(request.key)):
+                    raise Withdrawn(why)
                 raise NotSent("the gateway stopped: held at its gate, it does not leave")
             lent, call.admit = None, granted
             if note.is_create and (why := self.withdrawn_why(request.key)):  # withdrawn while it waited for its slot

@@ -25,7 +25,16 @@ from urllib.parse import urlsplit
 from loguru import logger
 
 from actors.gateway._waits import ClockWaits
-from engine.exchange import Banned, ClockSkew, ExchangeError, OrderNotFound, RateLimited, StopTrading, parse_retry_after
+from engine.exchange import (
+    Banned,
+    ClockSkew,
+    ExchangeError,
+    OrderNotFound,
+    RateLimited,
+    StopTrading,
+    parse_order_window_ms,
+    parse_retry_after,
+)
 from engine.exchange._ratelimits import LimitKind
 from engine.gateway import Op
 
@@ -38,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["ExchangeFeedback", "GatewayStats", "PendingCreates"]
 
 _TOO_MANY_ORDERS = -1015
+_UNDECIDED_HOLD_S = 1.0  # a create's 429 without Retry-After: creates wait this long for its body to say why
 _WEIGHT_1M = (LimitKind.REQUEST_WEIGHT, 60_000)
 _ORDERS_10S = (LimitKind.ORDERS, 10_000)
 _LOOKUPS = frozenset({Op.FETCH_ORDER, Op.CANCEL_ORDER})
@@ -165,12 +175,15 @@ class ExchangeFeedback(ClockWaits):
 
     def _throttle(self, status: int, retry_after_s: float | None, now_ms: int, error: ExchangeError | None) -> None:
         """Apply a 418/429 (or a rate-limit error without that status) to the budget."""
+        orders_only = error is not None and error.code == _TOO_MANY_ORDERS and not isinstance(error, Banned)
         self.budget.on_throttled(
             http_status=status,
             retry_after_s=retry_after_s,
             now_ms=now_ms,
             banned_until_ms=getattr(error, "banned_until_ms", None),
-            orders_only=error is not None and error.code == _TOO_MANY_ORDERS and not isinstance(error, Banned),
+            orders_only=orders_only,
+            # Binance's -1015 has no Retry-After: the window its message names says when creates may go again.
+            window_ms=parse_order_window_ms(error.exchange_message) if error is not None and orders_only else None,
         )
 
     async def _after_error(self, request: GatewayRequest, error: ExchangeError) -> None:
@@ -234,7 +247,9 @@ class ExchangeFeedback(ClockWaits):
         if status == 429 and note is not None and note.is_create:
             # -1003 or -1015? Creates wait either way, at once; `_after_error` reads the code and decides the rest.
             note.undecided = (status, retry_after, now)
-            self.budget.on_throttled(http_status=status, retry_after_s=retry_after, now_ms=now, orders_only=True)
+            # Without a Retry-After (a -1015 never has one), a second until the body is read says how long.
+            hold_s = _UNDECIDED_HOLD_S if retry_after is None else retry_after
+            self.budget.on_throttled(http_status=status, retry_after_s=hold_s, now_ms=now, orders_only=True)
             logger.error("429 on a create: new orders wait for Retry-After={}", retry_after)
             return
         # Block every other caller at once, before this error even reaches its requester.

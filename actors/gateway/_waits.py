@@ -27,13 +27,14 @@ import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from loguru import logger
 
 from engine.clock import ManualClock
-from engine.exchange import Rejected
-from engine.exchange._ratebudget import Admit
+from engine.exchange import ExchangeError, OrderLimitReached, Rejected
+from engine.exchange._ratebudget import Admit, Wait
 from engine.gateway import GatewayResult, Op
 from engine.venue import CANCELED_BEFORE_SENT, WITHDRAWN_AT_STOP
 
@@ -66,6 +67,9 @@ class ClockWaits:
     _dispatching: bool
     _in_flight: int
     _pump: Callable[[], None]
+    _local_ms: Callable[[int], int]
+    _on_critical: Callable[[ExchangeError], None] | None
+    _max_create_hold_ms: int
     pending_creates: PendingCreates
 
     def __init__(self) -> None:
@@ -77,6 +81,8 @@ class ClockWaits:
         self._retry_waiters: list[asyncio.Future[None]] = []  # `wait_retrying` callers, woken as a retry waits
         self._slot_waits: set[SlotWait] = set()  # requests under way queued again for a slot
         self._unwatch: Callable[[], None] | None = None
+        self._held_refusals: dict[str, str] = {}  # creates at their gate refused for a long hold: why, by key
+        self._refused_until = 0  # the hold (server ms) the last `OrderLimitReached` told of
 
     # ---- intake (loop thread) ----------------------------------------------------------------------
     def enqueue(self, request: GatewayRequest) -> None:
@@ -118,7 +124,32 @@ class ClockWaits:
         """Why the create for `key` must not leave now, if it must not."""
         if self._creates_closed:
             return WITHDRAWN_AT_STOP
-        return CANCELED_BEFORE_SENT if key in self.withdrawing else None
+        return CANCELED_BEFORE_SENT if key in self.withdrawing else self._held_refusals.get(key)
+
+    def refuse_held(self, request: GatewayRequest, waiter: SlotWait | None, wait: Wait, now_ms: int) -> bool:
+        """A create the order limits hold longer than `max_create_hold_ms` (a daily order count reached, a long
+        IP ban) is not sent: answered rejected at once, rather than traded hours later on a stale intent. True if
+        it was (the caller pops it from the queue); a retry back for a slot (no admission) waits as before."""
+        if wait.until_ms - now_ms <= self._max_create_hold_ms or (waiter is not None and waiter.admit is None):
+            return False
+        until = datetime.fromtimestamp(wait.until_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        why = (
+            f"not sent: new orders are held until {until} ({wait.reason}), longer than max_create_hold_s "
+            f"({self._max_create_hold_ms // 1000} s)"
+        )
+        if waiter is None:
+            self._withdraw(request, why)
+        else:  # at its gate (its intent stored): `_call` raises `Withdrawn` with this reason
+            self._held_refusals[request.key] = why
+            waiter.queued = False
+            waiter.granted.set_result(None)
+        if wait.until_ms != self._refused_until:  # once per hold: halt new orders until it ends, and alert
+            self._refused_until = wait.until_ms
+            logger.error("new orders refused until {} ({}): a create would wait {} s", until, wait.reason,
+                         (wait.until_ms - now_ms) // 1000)  # fmt: skip
+            if self._on_critical is not None:
+                self._on_critical(OrderLimitReached(why, until_ms=self._local_ms(wait.until_ms)))
+        return True
 
     def _withdraw(self, request: GatewayRequest, why: str = WITHDRAWN_AT_STOP) -> None:
         logger.bind(op=request.op.value, key=request.key, pair=request.pair).info(why)

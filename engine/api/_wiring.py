@@ -213,6 +213,7 @@ def gateway_settings(config: Config, endpoint: Endpoint, *, jitter_seed: int | N
         testnet=endpoint.testnet,
         timeout_ms=int(config.exchange.request_timeout_s * 1000),
         recv_window_ms=config.exchange.recv_window_ms,
+        max_create_hold_ms=config.exchange.max_create_hold_s * 1000,
         jitter_seed=jitter_seed,
     )
 

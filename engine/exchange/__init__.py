@@ -28,6 +28,7 @@ from engine.exchange._errors import (
     InsufficientBalance,
     InvalidRequest,
     MarketClosed,
+    OrderLimitReached,
     OrderNotFound,
     OutcomeUnknown,
     RateLimited,
@@ -35,6 +36,7 @@ from engine.exchange._errors import (
     RetryLater,
     StopTrading,
     WouldTakeRejected,
+    parse_order_window_ms,
     parse_retry_after,
 )
 from engine.exchange._mapping import ExtractedError, extract_ccxt_error, map_error
@@ -103,6 +105,7 @@ __all__ = [
     "LimitKind",
     "LookUp",
     "MarketClosed",
+    "OrderLimitReached",
     "OrderNotFound",
     "OutcomeUnknown",
     "RateBudget",
@@ -127,6 +130,7 @@ __all__ = [
     "key_digest",
     "map_error",
     "parse_client_order_id",
+    "parse_order_window_ms",
     "parse_retry_after",
     "parse_user_data",
     "should_retry",

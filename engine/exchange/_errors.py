@@ -17,6 +17,7 @@ ExchangeError                      base; carries operation, Binance code, HTTP s
 │   └── ClockSkew                  -1021: re-sync the clock offset first
 └── StopTrading                    a person must act; halt new orders (alert)
     ├── Banned                     418 IP ban (retry_after_s / banned_until_ms)
+    ├── OrderLimitReached          the gateway's own: order limits would hold creates past max_create_hold
     └── AuthFailed                 -1002, -1022, -2014, -2015, 401: key, signature or permissions
 ```
 
@@ -42,6 +43,7 @@ __all__ = [
     "InsufficientBalance",
     "InvalidRequest",
     "MarketClosed",
+    "OrderLimitReached",
     "OrderNotFound",
     "OutcomeUnknown",
     "RateLimited",
@@ -184,6 +186,15 @@ class StopTrading(ExchangeError):
     critical = True
 
 
+class OrderLimitReached(StopTrading):
+    """The exchange's order limits would hold new orders for longer than the engine lets a create wait (a daily
+    order count reached, a long ban): new orders stop until `until_ms` (engine clock, epoch ms)."""
+
+    def __init__(self, message: str, *, until_ms: int) -> None:
+        super().__init__(message, operation="create_order")
+        self.until_ms = until_ms
+
+
 class Banned(StopTrading):
     """418: the IP is banned until `banned_until_ms` (or for `retry_after_s`)."""
 
@@ -233,6 +244,21 @@ def parse_banned_until_ms(message: str | None) -> int | None:
         return None
     match = _BANNED_UNTIL_RE.search(message)
     return int(match.group(1)) if match else None
+
+
+_ORDER_WINDOW_RE: Final = re.compile(r"orders per (?:(\d+) )?(SECOND|MINUTE|HOUR|DAY)\b")
+_WINDOW_UNIT_MS: Final[Mapping[str, int]] = {"SECOND": 1_000, "MINUTE": 60_000, "HOUR": 3_600_000, "DAY": 86_400_000}
+
+
+def parse_order_window_ms(message: str | None) -> int | None:
+    """The order-count window a -1015 names ("current limit is 50 orders per 10 SECOND.", "… per DAY."), in ms.
+
+    Binance sends that 429 without a Retry-After header: the window is what says when creates may go again.
+    """
+    match = _ORDER_WINDOW_RE.search(message or "")
+    if match is None:
+        return None
+    return int(match.group(1) or 1) * _WINDOW_UNIT_MS[match.group(2)] or None
 
 
 def filter_name_of(message: str | None) -> str | None:

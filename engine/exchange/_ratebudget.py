@@ -325,18 +325,22 @@ class RateBudget:
         now_ms: int,
         banned_until_ms: int | None = None,
         orders_only: bool = False,
+        window_ms: int | None = None,
     ) -> None:
         """Record a 429 or 418: nothing is admitted until the later of all Retry-Afters seen.
 
         Without a Retry-After header a 429 waits for the end of the current minute and a 418 for two
         minutes (Binance's shortest ban); a 418 also halts new orders until the ban ends. `orders_only`
         (a 429 -1015, too many new orders) holds only creates, so that live orders can still be cancelled
-        and looked up: a daily breach lasts until 00:00 UTC.
+        and looked up. Binance sends a -1015 without Retry-After: `window_ms`, the window its message names,
+        holds creates until that window ends (the next 10 s boundary; 00:00 UTC for a daily breach).
         """
         if retry_after_s is not None:
             until = now_ms + math.ceil(retry_after_s * 1000)
         elif banned_until_ms is not None:
             until = banned_until_ms
+        elif window_ms:
+            until = now_ms - now_ms % window_ms + window_ms  # the windows reset on the server clock's boundaries
         elif http_status == 418:
             until = now_ms + 120 * _SECOND
         else:

@@ -160,7 +160,7 @@ def test_a_create_whose_commit_ends_while_the_gateway_stops_is_not_sent() -> Non
 
 def test_a_create_whose_commit_was_done_before_its_gate_lends_its_slot_while_a_hold_keeps_it() -> None:
     # It never parked (nothing to wait for at the gate), then waited for the budget holding its slot: through a
-    # daily -1015 hold, the cancels queued behind it waited too.
+    # -1015 hold, the cancels queued behind it waited too.
     clock = ManualClock(NEAR_BOUNDARY)
     clients: list[_SendingClient] = []
 
@@ -171,11 +171,11 @@ def test_a_create_whose_commit_was_done_before_its_gate_lends_its_slot_while_a_h
         durable: concurrent.futures.Future[None] = concurrent.futures.Future()
         durable.set_result(None)
         core.enqueue(_gated_create("bx-held", durable))
-        core.budget.on_throttled(http_status=429, retry_after_s=3600, now_ms=core._server_now(), orders_only=True)
+        core.budget.on_throttled(http_status=429, retry_after_s=60, now_ms=core._server_now(), orders_only=True)
         cancelled: asyncio.Future[GatewayResult] = asyncio.get_running_loop().create_future()
         core.enqueue(GatewayRequest(Op.CANCEL_ORDER, {}, Priority.CANCEL, key="cancel", reply_to=cancelled.set_result))
         result = await asyncio.wait_for(cancelled, 10)
-        clock.advance(3_600_000)
+        clock.advance(60_000)
         core.wake()
         await asyncio.wait_for(core.wait_idle(), 10)
         await core.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.exchange import parse_order_window_ms
 from engine.exchange._ratebudget import Admit, EndpointKind, LimitKind, RateBudget, RateLimit, Wait
 
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000
@@ -50,6 +51,30 @@ def test_too_many_orders_holds_creates_but_not_cancels_nor_lookups() -> None:
     assert isinstance(budget.reserve(EndpointKind.FETCH_ORDER, T0 + 1), Admit)
     assert budget.blocked_until_ms() == 0 and not budget.new_orders_halted(T0 + 1)
     assert isinstance(budget.reserve(EndpointKind.CREATE_ORDER, T0 + 3_600_000), Admit)
+
+
+def test_a_minus_1015_without_retry_after_holds_creates_to_the_end_of_the_window_its_message_names() -> None:
+    # Binance sends this 429 without Retry-After; the minute's end was too long for the 10 s window and far too
+    # short for a daily breach (each create went out again every minute, and failed for good after three).
+    cases = [
+        ("Too many new orders; current limit is 50 orders per 10 SECOND.", T0 + 7_000, T0 + 10_000),
+        ("Too many new orders; current limit is 160000 orders per DAY.", T0 + 7_000, T0 - T0 % 86_400_000 + 86_400_000),
+    ]
+    for message, now, until in cases:
+        budget = RateBudget([WEIGHT, ORDERS_10S], margin=0)
+        window = parse_order_window_ms(message)
+        budget.on_throttled(http_status=429, retry_after_s=None, now_ms=now, orders_only=True, window_ms=window)
+        assert budget.creates_held_until_ms() == until, message
+        assert budget.blocked_until_ms() == 0
+
+
+def test_the_order_window_is_read_from_the_message() -> None:
+    assert parse_order_window_ms("current limit is 50 orders per 10 SECOND.") == 10_000
+    assert parse_order_window_ms("current limit is 160000 orders per DAY.") == 86_400_000
+    assert parse_order_window_ms("current limit is 7 orders per 1 MINUTE.") == 60_000
+    assert parse_order_window_ms("current limit is 7 orders per 2 HOUR.") == 7_200_000
+    for text in (None, "", "Too much request weight used; current limit is 6000 per 1 MINUTE.", "per 0 SECOND"):
+        assert parse_order_window_ms(text) is None, text
 
 
 def test_a_weight_block_or_a_ban_is_not_orders_only() -> None:
