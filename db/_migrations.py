@@ -217,6 +217,13 @@ def _v12_order_amend(db: peewee.Database, migrator: SchemaMigrator) -> None:
     )
 
 
+def _v13_orders_by_pair(db: peewee.Database, _migrator: SchemaMigrator) -> None:
+    # A pair's orders newest first (`GET /orders?pair=`, `run.py orders --pair`, `Engine.orders(pair=…)`) read and
+    # sorted every order of the pair (the pair-status index does not give creation order): 0.5 s at 120,000 orders,
+    # on the persistence actor's connection, so every order's write-ahead waited behind a dashboard's poll.
+    db.execute_sql('CREATE INDEX "orders_pair_created_at_id" ON "orders" ("pair", "created_at", "id")')
+
+
 MIGRATIONS: Sequence[Migration] = (
     Migration(1, "orders, fills, trades, errors, indicator_snapshots", _v1_initial),
     Migration(2, "trades: indicator columns rsi/ewo/ema/sma and their indexes", _v2_trade_indicators),
@@ -238,6 +245,7 @@ MIGRATIONS: Sequence[Migration] = (
     Migration(10, "engine_instance: the namespace of this database's client order ids", _v10_id_namespace),
     Migration(11, "engine_instance: the tag of this database's client order ids", _v11_id_tag),
     Migration(12, "orders: exchange_client_order_id, amended_amount (amended outside the engine)", _v12_order_amend),
+    Migration(13, "orders: index by pair and creation (a pair's orders newest first)", _v13_orders_by_pair),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
