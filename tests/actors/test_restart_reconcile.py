@@ -149,8 +149,9 @@ def test_a_report_lost_in_the_crash_race_is_recovered_by_the_reconciliation_afte
     _tell_lost_in_the_race(dead, _filled_report(order, fill))
 
     def filled() -> bool:
+        # FILLED comes with the lookup; its fill with the myTrades fetch that follows (a round later at times).
         current = engine.get_order(BTC, cid)
-        return current is not None and current.status is OrderStatus.FILLED
+        return current is not None and current.status is OrderStatus.FILLED and current.last_trade_id is not None
 
     assert _settle(engine, filled), "the fill told in the race window was not recovered"
     stored, fills = _stored(engine, cid)
