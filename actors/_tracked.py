@@ -45,6 +45,7 @@ from engine.pair import (
     Send,
     ShutdownTally,
     Unschedule,
+    Withdraw,
     is_unknown,
 )
 
@@ -273,6 +274,10 @@ class TrackedMixin:
                 sent += 1
             elif isinstance(command, Schedule | Unschedule):
                 self._tracked_timer(book, command)
+            elif isinstance(command, Withdraw):
+                # The caller's cancel of a request whose create waits in the gateway (a Retry-After, its order
+                # window): it must not leave when the wait ends (it did, and a canceled market order was filled).
+                self.gateway.withdraw_create(command.client_order_id)
             elif not isinstance(command, Persist):
                 logger.bind(pair=book.pair).debug("tracking only: {} not carried out", type(command).__name__)
         return sent

@@ -17,6 +17,7 @@ from loguru import logger
 from engine.api import EventKind
 from engine.domain import TradeStatus
 from sim import FaultSpec, Simulator
+from tests.actors._crashes import exhaust_restart_budget
 from tests.engine_e2e import _engine_sim_helpers as _shared
 from tests.engine_e2e._engine_sim_helpers import PAIR, _sim_orders, settle
 
@@ -55,3 +56,22 @@ def test_a_request_canceled_while_its_create_waits_out_a_429_never_reaches_the_e
     assert _sim_orders(sim) == [], "the canceled request reached the exchange"
     assert done.trade is not None and done.trade.status is TradeStatus.CANCELED and done.trade.filled == 0
     assert "filled before the cancel" not in (done.trade.note or ""), done.trade.note
+
+
+def test_a_halted_pairs_request_canceled_while_its_create_waits_out_a_429_never_reaches_the_exchange(
+    start: Any, sim: Simulator, held: threading.Event
+) -> None:
+    # The pair's actor died past the restart budget while the create waited: its book, tracking-only now and run
+    # by the root, did not carry the cancel's withdrawal out, and the market order was filled when the hold ended.
+    engine, _events = start()
+    sim.control.add_fault(FaultSpec(kind="rate_limit", target="POST /api/v3/order", count=1, retry_after=30))
+    placement = engine.place_order(PAIR, "buy", "0.01", order_type="market", idempotency_key="held-halted")
+    assert held.wait(20), "the 429 never came back"
+    exhaust_restart_budget(engine, PAIR)
+    cancel = engine.cancel_order(PAIR, placement.request_id).result(20)
+    assert cancel is not None, "the tracking-only book did not take the cancel"
+    engine.ticker.advance(31_000)  # the hold is over
+    gateway = engine._root.proxy().gateway.get(timeout=20)
+    assert gateway.idle(20)  # whatever the hold's end let out was answered (the pair actor is dead: no `settle`)
+    engine._root.proxy().pair_refs().get(timeout=20)
+    assert _sim_orders(sim) == [], "the canceled request reached the exchange"
