@@ -82,3 +82,14 @@ def _seeded_id_namespaces(monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtu
 
     rng = random.Random(zlib.crc32(request.node.nodeid.encode()))
     monkeypatch.setattr(_migrations, "new_namespace", lambda: f"{rng.getrandbits(64):016x}")
+
+
+@pytest.fixture
+def log_lines() -> Iterator[list[str]]:
+    """Every log line (with its bound context) written while the test runs, at every level."""
+    from loguru import logger
+
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="TRACE", format="{level} {message} {extra} {exception}")
+    yield lines
+    logger.remove(sink)

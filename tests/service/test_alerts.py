@@ -4,9 +4,7 @@ message), redacted, never blocking, and the Telegram bot token never in a log li
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
-import pytest
 from loguru import logger
 from pydantic import SecretStr
 
@@ -41,15 +39,6 @@ SENTINEL_TOKEN = "987654321:SENTINEL-telegram-bot-token-xyz"
 # pytest fixtures from the shared module, assigned rather than imported so test arguments may shadow them
 clock = _shared.clock
 make = _shared.make
-
-
-@pytest.fixture
-def log_lines() -> Iterator[list[str]]:
-    """Every log line (with its bound context) written while the test runs, at every level."""
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(str(m)), level="TRACE", format="{level} {message} {extra} {exception}")
-    yield lines
-    logger.remove(sink)
 
 
 def _alerts(made: list[Alerts], transports: list[Transport], clock: ManualClock, **kw: object) -> Alerts:
