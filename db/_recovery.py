@@ -14,6 +14,7 @@ import peewee
 
 from db._mapping import fill_from_row, order_from_row, request_from_row, trade_from_row
 from db._models import FillRow, InstanceRow, OrderRow, RequestRow, TradeRow
+from db._repository import created_order
 from engine.domain import OPEN_STATUSES, Fill, Order, RequestRecord, Trade
 
 __all__ = ["RecoveryState", "id_namespace", "id_tag", "idempotency_keys", "load_recovery", "request_of"]
@@ -64,7 +65,7 @@ def load_recovery(db: peewee.Database, pairs: Iterable[str] | None = None) -> Re
     live = OrderRow.select().where(OrderRow.status.in_([s.value for s in OPEN_STATUSES]))
     if wanted is not None:
         live = live.where(OrderRow.pair.in_(wanted))
-    for row in live.order_by(OrderRow.created_at, OrderRow.id).dicts().execute(db):
+    for row in live.order_by(created_order(db), OrderRow.id).dicts().execute(db):
         order = order_from_row(row)
         orders.setdefault(order.client_order_id, order)
     fills: dict[str, list[Fill]] = {}

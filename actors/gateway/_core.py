@@ -201,6 +201,8 @@ class GatewayCore(ExchangeFeedback):
                 if creates and request.op is Op.CREATE_ORDER and self.refuse_held(request, waiter, decision, now):
                     queue.pop(creates=creates)
                     continue
+                if creates and not decision.orders_only:  # everything waits: the creates behind are judged too
+                    self.refuse_every_held(decision, now)
                 logger.debug("gateway waits {} ms: {}", decision.until_ms - now, decision.reason)
                 retry_at = decision.until_ms if retry_at is None else min(retry_at, decision.until_ms)
                 if creates and decision.orders_only:

@@ -173,7 +173,14 @@ class ExchangeFeedback(ClockWaits):
             except Exception as exc:  # noqa: BLE001 - the next check, or a -1021's re-sync, tries again
                 logger.warning("clock offset check failed: {!r}", exc)
 
-    def _throttle(self, status: int, retry_after_s: float | None, now_ms: int, error: ExchangeError | None) -> None:
+    def _throttle(
+        self,
+        status: int,
+        retry_after_s: float | None,
+        now_ms: int,
+        error: ExchangeError | None,
+        sent_ms: int | None = None,
+    ) -> None:
         """Apply a 418/429 (or a rate-limit error without that status) to the budget."""
         orders_only = error is not None and error.code == _TOO_MANY_ORDERS and not isinstance(error, Banned)
         self.budget.on_throttled(
@@ -184,6 +191,7 @@ class ExchangeFeedback(ClockWaits):
             orders_only=orders_only,
             # Binance's -1015 has no Retry-After: the window its message names says when creates may go again.
             window_ms=parse_order_window_ms(error.exchange_message) if error is not None and orders_only else None,
+            sent_ms=sent_ms,
         )
 
     async def _after_error(self, request: GatewayRequest, error: ExchangeError) -> None:
@@ -199,7 +207,7 @@ class ExchangeFeedback(ClockWaits):
             # A create's 429: creates are held already; the body's code says whether everything waits too.
             status, retry_after_s, at_ms = note.undecided
             note.undecided = None
-            self._throttle(status, retry_after_s, at_ms, error)
+            self._throttle(status, retry_after_s, at_ms, error, note.sent_ms)
         elif isinstance(error, RateLimited | Banned) and not (
             note.throttled if note is not None else error.http_status in (418, 429)
         ):

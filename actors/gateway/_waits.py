@@ -36,7 +36,7 @@ from engine.clock import ManualClock
 from engine.exchange import ExchangeError, OrderLimitReached, Rejected
 from engine.exchange._ratebudget import Admit, Wait
 from engine.gateway import GatewayResult, Op
-from engine.venue import CANCELED_BEFORE_SENT, WITHDRAWN_AT_STOP
+from engine.venue import CANCELED_BEFORE_SENT, HELD_PAST_LIMIT, WITHDRAWN_AT_STOP
 
 if TYPE_CHECKING:
     from actors.gateway._feedback import PendingCreates
@@ -126,6 +126,19 @@ class ClockWaits:
             return WITHDRAWN_AT_STOP
         return CANCELED_BEFORE_SENT if key in self.withdrawing else self._held_refusals.get(key)
 
+    def refuse_every_held(self, wait: Wait, now_ms: int) -> None:
+        """Every request waits (a long 418 ban, a Retry-After) with a cancel or a lookup at the head of the queue:
+        the creates behind it are refused as `refuse_held` would, not sent when the block ends."""
+        if wait.until_ms - now_ms <= self._max_create_hold_ms:
+            return
+        for request, turn, waiter in self._queue.take_every_create():
+            if self.refuse_held(request, waiter, wait, now_ms):
+                continue
+            if waiter is not None:  # a retry back for a slot (no create is retried today): it waits as before
+                self._queue.requeue(request, turn, waiter)
+            else:
+                self._queue.push_front(request)
+
     def refuse_held(self, request: GatewayRequest, waiter: SlotWait | None, wait: Wait, now_ms: int) -> bool:
         """A create the order limits hold longer than `max_create_hold_ms` (a daily order count reached, a long
         IP ban) is not sent: answered rejected at once, rather than traded hours later on a stale intent. True if
@@ -134,7 +147,7 @@ class ClockWaits:
             return False
         until = datetime.fromtimestamp(wait.until_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         why = (
-            f"not sent: new orders are held until {until} ({wait.reason}), longer than max_create_hold_s "
+            f"{HELD_PAST_LIMIT} {until} ({wait.reason}), longer than max_create_hold_s "
             f"({self._max_create_hold_ms // 1000} s)"
         )
         if waiter is None:

@@ -74,9 +74,10 @@ class ExchangeConfig(Section):
     pair_whitelist: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
     recv_window_ms: int = Field(default=5000, ge=1, le=60000)
     request_timeout_s: Decimal = Field(default=Decimal(10), gt=0, le=120)
-    max_create_hold_s: int = Field(default=300, ge=1, le=86400)
+    max_create_hold_s: int = Field(default=300, ge=60, le=86400)
     """A new order the exchange's order limits would hold longer than this (the daily order count reached, an IP
-    ban) is not sent: rejected at once, new orders halted until the hold ends (not traded hours later)."""
+    ban) is not sent: refused at once, new orders halted until the hold ends (not traded hours later). At least 60:
+    the engine's own pacing (a full weight minute, an order window) must never pass for such a hold."""
     allow_withdrawal_enabled_key: bool = False
 
     @field_validator("rest_url")

@@ -326,6 +326,7 @@ class RateBudget:
         banned_until_ms: int | None = None,
         orders_only: bool = False,
         window_ms: int | None = None,
+        sent_ms: int | None = None,
     ) -> None:
         """Record a 429 or 418: nothing is admitted until the later of all Retry-Afters seen.
 
@@ -333,14 +334,19 @@ class RateBudget:
         minutes (Binance's shortest ban); a 418 also halts new orders until the ban ends. `orders_only`
         (a 429 -1015, too many new orders) holds only creates, so that live orders can still be cancelled
         and looked up. Binance sends a -1015 without Retry-After: `window_ms`, the window its message names,
-        holds creates until that window ends (the next 10 s boundary; 00:00 UTC for a daily breach).
+        holds creates until that window ends (the next 10 s boundary; 00:00 UTC for a daily breach) — the window
+        the create left in (`sent_ms`), as the server counted it, and a guard past its end.
         """
         if retry_after_s is not None:
             until = now_ms + math.ceil(retry_after_s * 1000)
         elif banned_until_ms is not None:
             until = banned_until_ms
         elif window_ms:
-            until = now_ms - now_ms % window_ms + window_ms  # the windows reset on the server clock's boundaries
+            # The windows reset on the server clock's boundaries. The create was counted in the window it arrived
+            # in, not the one its answer was read in: a daily breach answered just after 00:00 UTC (or sent then,
+            # the server's clock a few ms behind our estimate of it) holds for a moment, not another whole day.
+            ref = (now_ms if sent_ms is None else sent_ms) - ORDER_WINDOW_GUARD_MS
+            until = max(ref - ref % window_ms + window_ms, now_ms) + ORDER_WINDOW_GUARD_MS
         elif http_status == 418:
             until = now_ms + 120 * _SECOND
         else:

@@ -59,9 +59,13 @@ class PriceSource(StrEnum):
     """Best price on the other side (ask for a buy): crosses the spread, fills at once if it can."""
 
 
-def choose_limit_price(side: Side, book: Book, source: PriceSource) -> Decimal | None:
-    """The limit price for a request without one: the best bid/ask on the configured side of the book."""
-    return book.maker_price(side) if source is PriceSource.MAKER else book.taker_price(side)
+def choose_limit_price(
+    side: Side, book: Book, source: PriceSource, order_type: OrderType | None = None
+) -> Decimal | None:
+    """The limit price for a request without one: the best bid/ask on the configured side of the book. A
+    `LIMIT_MAKER` always takes its own side: at the taker's price a post-only order crosses and is rejected."""
+    maker = source is PriceSource.MAKER or order_type is OrderType.LIMIT_MAKER
+    return book.maker_price(side) if maker else book.taker_price(side)
 
 
 @dataclass(frozen=True, slots=True)

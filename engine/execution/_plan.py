@@ -67,7 +67,6 @@ from engine.execution._model import (
     LegNotCreated,
     OrderSpec,
     PlaceOrder,
-    PriceSource,
     PriceUpdate,
     ReportResult,
     Tick,
@@ -136,9 +135,8 @@ class ExecutionPlan:
             # the market is moving: skip the limit's wait, go straight to the bounded fallback
             plan.skipped_wait = True
             return plan, plan._place_remainder(kind=config.fallback, role=OrderRole.PRIMARY)
-        # A post-only order taking the taker's price would always cross and be rejected: it rests at its own side.
-        source = PriceSource.MAKER if request.order_type is OrderType.LIMIT_MAKER else config.price_source
-        price = request.price if request.price is not None else choose_limit_price(request.side, book, source)
+        price = request.price if request.price is not None else choose_limit_price(
+            request.side, book, config.price_source, request.order_type)  # fmt: skip
         if price is None:
             return plan, plan._finish(ResultReason.REFUSED_NO_PRICE, "no price given and the book is empty")
         price = rules.round_price(price, request.side)

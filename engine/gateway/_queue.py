@@ -94,6 +94,14 @@ class RequestQueue(Generic[W]):
             self._depth[queued.request.priority] -= 1
         return [queued.request for _, _, queued in taken]
 
+    def take_every_create(self) -> list[Queued[W]]:
+        """Remove and return every queued create, those under way back for a slot (with a waiter) included, in
+        queue order."""
+        taken, self._creates = sorted(self._creates), []
+        for _, _, queued in taken:
+            self._depth[queued.request.priority] -= 1
+        return [queued for _, _, queued in taken]
+
     def _next_heap(self, creates: bool) -> list[_Entry[W]] | None:
         others = self._others
         if not creates or not self._creates:

@@ -194,7 +194,7 @@ def _reference_price(book: PairBook, request: OrderRequest) -> Decimal | None:
             return price if current is None else max(price, current)
         return current if current is not None else price
     if price is None:
-        price = choose_limit_price(request.side, book.book, book.settings.execution.price_source)
+        price = choose_limit_price(request.side, book.book, book.settings.execution.price_source, request.order_type)
         if price is None:
             return book.book.mid
     if request.side is Side.SELL and taker is not None:

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from engine.api import Accepted, PlaceOutcome, Refusal, RefusalReason
 from engine.domain import ClientOrderId, Order, OrderRequest, OrderStatus
 from engine.execution import ExecutionResult, ResultReason
-from engine.venue import WITHDRAWN_AT_STOP
+from engine.venue import HELD_PAST_LIMIT, WITHDRAWN_AT_STOP
 
 __all__ = ["WithdrawnKeys", "key_reused", "refusal_of", "replay_outcome"]
 
@@ -32,16 +32,19 @@ def refusal_of(result: ExecutionResult, primary: ClientOrderId | None = None) ->
     reason = _REFUSALS.get(result.reason, RefusalReason.REJECTED)
     if reason is RefusalReason.REJECTED and WITHDRAWN_AT_STOP in result.detail:
         reason = RefusalReason.SHUTTING_DOWN  # never sent: withdrawn as the engine stopped, not the exchange's no
+    elif reason is RefusalReason.REJECTED and HELD_PAST_LIMIT in result.detail:
+        reason = RefusalReason.HALTED  # never sent: the order limits hold new orders (halted until the hold ends)
     return Refusal(reason, result.detail, details)
 
 
 def replay_outcome(order: Order) -> PlaceOutcome:
     """The answer to a replayed idempotency key whose primary order is `order` (from memory or the database):
-    the same order, marked duplicate — or, if the exchange rejected it, the same refusal."""
+    the same order, marked duplicate — or, if it was rejected, the same refusal (the stored order does not say
+    whether by the exchange or before it was sent: its request's trade note does)."""
     if order.status is OrderStatus.REJECTED:
         return Refusal(
             RefusalReason.REJECTED,
-            "this idempotency key's order was rejected by the exchange",
+            "this idempotency key's order was rejected (its request's trade says why)",
             {"client_order_id": order.client_order_id},
         )
     return Accepted(order, duplicate=True)

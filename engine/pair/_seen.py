@@ -5,9 +5,10 @@ Bloom filter answers "never seen" for almost every new key at a few bits per key
 or a false positive at `error_rate`) costs a database lookup.
 
 It grows (a scalable Bloom filter): a filled layer is followed by one twice its size at half its error rate, so
-the false positives stay under twice `error_rate` however many keys a pair collects. A fixed filter of 100,000
-keys, reloaded at every start with every key the pair ever used, sent 27 % of new orders to the database at
-300,000 keys and 99 % at a million — each a blocking lookup on the order path, refused while the database was down.
+the false positives stay near twice `error_rate` however many keys a pair collects (measured: 0.0017 at a million
+keys on the 100,000-key first layer at 0.001). A fixed filter of 100,000 keys, reloaded at every start with every
+key the pair ever used, sent 27 % of new orders to the database at 300,000 keys and 99 % at a million — each a
+blocking lookup on the order path, refused while the database was down.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def _hashes(key: str) -> tuple[int, int]:
 
 
 class SeenKeys:
-    """Scalable Bloom filter over strings: no false negatives; false positives below 2 × `error_rate`.
+    """Scalable Bloom filter over strings: no false negatives; false positives about 2 × `error_rate` at most.
 
     Args:
         capacity: keys the first layer holds at `error_rate` (each further layer holds twice the last).

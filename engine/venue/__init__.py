@@ -3,6 +3,7 @@
 from engine.venue._client import LEAN_OPTIONS, ResponseHook, make_client
 from engine.venue._gate import (
     CANCELED_BEFORE_SENT,
+    HELD_PAST_LIMIT,
     SEND_GATE,
     WITHDRAWN_AT_STOP,
     NotSent,
@@ -25,6 +26,7 @@ from engine.venue._wire import (
 __all__ = [
     "BINANCE_STATUS",
     "CANCELED_BEFORE_SENT",
+    "HELD_PAST_LIMIT",
     "LEAN_OPTIONS",
     "SEND_GATE",
     "WITHDRAWN_AT_STOP",

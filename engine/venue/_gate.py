@@ -34,6 +34,10 @@ class Withdrawn(NotSent):
 WITHDRAWN_AT_STOP = "not sent: the engine is stopping"
 """The rejection of a create withdrawn as the engine stops: its caller hears `shutting_down`."""
 
+HELD_PAST_LIMIT = "not sent: new orders are held until"
+"""The start of the rejection of a create the order limits would hold past `max_create_hold` (a daily order count
+reached, a long ban): its caller hears `halted` (the engine halts new orders until the hold ends)."""
+
 CANCELED_BEFORE_SENT = "not sent: canceled before it left"
 """The rejection of a create its request's caller canceled while it waited in the gateway (a Retry-After, an order
 window): it never leaves (`GatewayHandle.withdraw_create`)."""

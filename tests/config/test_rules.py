@@ -75,6 +75,12 @@ RULES = [
         "Input should be less than or equal to 60000",
     ),
     (
+        # under a minute, the engine's own pacing (a full weight minute) would pass for a long order-limit hold
+        {"FREQTRADE__EXCHANGE__MAX_CREATE_HOLD_S": "5"},
+        "exchange.max_create_hold_s",
+        "Input should be greater than or equal to 60",
+    ),
+    (
         {"FREQTRADE__EXECUTION__LIMIT_TIMEOUT_S": "-1"},
         "execution.limit_timeout_s",
         "Input should be greater than 0",

@@ -253,3 +253,23 @@ def test_a_pairs_orders_newest_first_are_read_through_an_index_not_sorted(sqlite
         assert "orders_pair_created_at_id" in plan and "TEMP B-TREE" not in plan, plan
     finally:
         db.close()
+
+
+def test_a_pairs_open_orders_are_read_through_the_status_index(sqlite_url: str) -> None:
+    # With (pair, created_at, id) there, SQLite (no statistics) walked it to skip the sort: the pair's whole history
+    # read for its few open orders (0.7 ms → 37 ms at 120,000 orders), in `open_orders` and the recovery's read.
+    from db._repository import created_order
+
+    db = connect(sqlite_url)
+    try:
+        migrate(db)
+        query = (
+            OrderRow.select()
+            .where(OrderRow.pair == "BTC/USDT", OrderRow.status.in_(["open", "partially_filled"]))
+            .order_by(created_order(db), OrderRow.id)
+        )
+        sql, params = query.sql()
+        plan = " ".join(str(row) for row in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+        assert "orders_pair_status_created_at" in plan, plan
+    finally:
+        db.close()

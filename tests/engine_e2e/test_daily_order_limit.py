@@ -50,6 +50,7 @@ def test_the_daily_order_count_reached_halts_new_orders_until_the_day_turns(
             # The engine's budget keeps a margin under the exchange's count: it stops short of the -1015 itself.
             assert 1 <= len(accepted) <= ORDERS_PER_DAY and refused, outcomes
             first = refused[0]
+            assert first.reason is RefusalReason.HALTED, first  # never sent: not the exchange's rejection
             assert "not sent: new orders are held until" in first.message, first
             assert "00:00:00 UTC" in first.message and "max_create_hold_s" in first.message, first
             assert engine.halted and "held until" in engine._state.intake().halt_reason

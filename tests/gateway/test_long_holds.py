@@ -119,3 +119,35 @@ def test_a_create_at_its_gate_when_a_long_hold_begins_is_refused_not_sent_later(
     assert isinstance(error, Rejected) and "not sent: new orders are held until" in str(error), error
     assert left == [] and in_flight == 0  # never sent, and its slot given back
     assert len(told) == 1 and isinstance(told[0], OrderLimitReached)
+
+
+def test_creates_behind_a_cancel_under_a_long_ban_are_refused_too() -> None:
+    # Every request waits; the cancel at the head of the queue stopped the pump before any create was looked at:
+    # the create waited out the hour's ban and was traded when it ended (found by a review of the change).
+    clock = ManualClock(NEAR_BOUNDARY)
+    clients: list[_SendingClient] = []
+    told: list[ExchangeError] = []
+
+    async def run() -> tuple[list[GatewayResult], list[str]]:
+        core = GatewayCore(lambda hook: clients.append(_SendingClient(hook)) or clients[-1], clock=clock,
+                           budget=RateBudget(()), on_critical=told.append, max_create_hold_ms=HOLD_MS)  # fmt: skip
+        await core.start(sync_time=False)
+        core.budget.on_throttled(http_status=418, retry_after_s=3_600, now_ms=core._server_now())  # an hour's ban
+        replies: list[GatewayResult] = []
+        core.enqueue_many([_request(Op.CANCEL_ORDER, "cancel", replies, Priority.CANCEL),
+                           _request(Op.CREATE_ORDER, "bx-entry", replies),
+                           _request(Op.CREATE_ORDER, "bx-exit", replies, Priority.EXIT)])  # fmt: skip
+        await turns_until(lambda: len(replies) == 2, "both creates answered during the ban")
+        during = [r.request.key for r in replies]
+        clock.advance(3_600_000)  # the ban is over: the cancel goes
+        core.wake()
+        await asyncio.wait_for(core.wait_idle(), 10)
+        await core.close()
+        return replies, during + clients[0].left
+
+    replies, seen = asyncio.run(run())
+    by_key = {r.request.key: r for r in replies}
+    assert sorted(seen) == ["bx-entry", "bx-exit"], seen  # answered during the ban, none sent after it
+    for key in ("bx-entry", "bx-exit"):
+        assert isinstance(by_key[key].error, Rejected) and "not sent" in str(by_key[key].error)
+    assert by_key["cancel"].ok and len(told) == 1

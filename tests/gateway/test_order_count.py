@@ -7,7 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.exchange import parse_order_window_ms
-from engine.exchange._ratebudget import Admit, EndpointKind, LimitKind, RateBudget, RateLimit, Wait
+from engine.exchange._ratebudget import (
+    ORDER_WINDOW_GUARD_MS,
+    Admit,
+    EndpointKind,
+    LimitKind,
+    RateBudget,
+    RateLimit,
+    Wait,
+)
 
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000
 ORDERS_10S = RateLimit(LimitKind.ORDERS, 10_000, 10)
@@ -56,16 +64,30 @@ def test_too_many_orders_holds_creates_but_not_cancels_nor_lookups() -> None:
 def test_a_minus_1015_without_retry_after_holds_creates_to_the_end_of_the_window_its_message_names() -> None:
     # Binance sends this 429 without Retry-After; the minute's end was too long for the 10 s window and far too
     # short for a daily breach (each create went out again every minute, and failed for good after three).
+    day_end = T0 - T0 % 86_400_000 + 86_400_000
     cases = [
         ("Too many new orders; current limit is 50 orders per 10 SECOND.", T0 + 7_000, T0 + 10_000),
-        ("Too many new orders; current limit is 160000 orders per DAY.", T0 + 7_000, T0 - T0 % 86_400_000 + 86_400_000),
+        ("Too many new orders; current limit is 160000 orders per DAY.", T0 + 7_000, day_end),
     ]
     for message, now, until in cases:
         budget = RateBudget([WEIGHT, ORDERS_10S], margin=0)
         window = parse_order_window_ms(message)
         budget.on_throttled(http_status=429, retry_after_s=None, now_ms=now, orders_only=True, window_ms=window)
-        assert budget.creates_held_until_ms() == until, message
+        # a guard past the boundary: the server's clock may be a little behind our estimate of it
+        assert budget.creates_held_until_ms() == until + ORDER_WINDOW_GUARD_MS, message
         assert budget.blocked_until_ms() == 0
+
+
+def test_a_daily_breach_counted_in_the_old_day_holds_for_a_moment_not_another_day() -> None:
+    # A create left at 23:59:59.990 (or at 00:00:00.010 by our estimate, the server's clock 30 ms behind): the server
+    # counted it in the old day; its answer was read after 00:00 UTC. The window was taken from the reading: every
+    # create of the new day was refused and new orders halted for 24 h.
+    midnight = T0 - T0 % 86_400_000 + 86_400_000
+    for sent in (midnight - 10, midnight + 10):
+        budget = RateBudget([WEIGHT, ORDERS_10S], margin=0)
+        budget.on_throttled(http_status=429, retry_after_s=None, now_ms=midnight + 20, orders_only=True,
+                            window_ms=86_400_000, sent_ms=sent)  # fmt: skip
+        assert budget.creates_held_until_ms() == midnight + 20 + ORDER_WINDOW_GUARD_MS, sent
 
 
 def test_the_order_window_is_read_from_the_message() -> None:

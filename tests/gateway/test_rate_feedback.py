@@ -14,7 +14,7 @@ from actors.gateway import GatewayCore
 from engine.clock import ManualClock
 from engine.domain import Priority
 from engine.exchange import RateLimited
-from engine.exchange._ratebudget import LimitKind, RateBudget, RateLimit
+from engine.exchange._ratebudget import ORDER_WINDOW_GUARD_MS, LimitKind, RateBudget, RateLimit
 from engine.gateway import GatewayRequest, GatewayResult, Op
 from engine.venue import ResponseHook
 
@@ -108,7 +108,7 @@ def test_too_many_orders_holds_only_creates_while_too_much_weight_holds_all(body
         assert during == ["create bx-0", "cancel", "fetch"], "cancels and lookups must flow under an order hold"
         assert budget.blocked_until_ms() == 0
         # the window its message names: "per DAY", the next 00:00 UTC (Binance sends no Retry-After)
-        assert budget.creates_held_until_ms() == S - S % DAY + DAY
+        assert budget.creates_held_until_ms() == S - S % DAY + DAY + ORDER_WINDOW_GUARD_MS
     if all_wait:
         assert budget.creates_held_until_ms() == S + 1_000 + 3_600_000
     assert after[-1] == "create bx-1"
