@@ -18,11 +18,12 @@ from decimal import Decimal
 import pykka
 from loguru import logger
 
+from engine.clock import Clock
 from engine.domain import Pair
 from engine.exchange import ExecutionReport
 from engine.gateway import GatewayRequest, GatewayResult, Op
 
-__all__ = ["PricePoll", "PriceRouter", "ReportRouter"]
+__all__ = ["STREAM_PRICE_STALE_MS", "PricePoll", "PriceRouter", "ReportRouter"]
 
 
 class ReportRouter:
@@ -73,14 +74,39 @@ class ReportRouter:
         return True
 
 
-class PriceRouter:
-    """The latest best bid/ask of a symbol goes to its pair's actor (the volatility trigger, slippage guard)."""
+STREAM_PRICE_STALE_MS = 10_000
+"""A pair the market stream has not priced for this long is polled over REST with the rest (`PriceRouter.stale`)."""
 
-    def __init__(self, routes: Callable[[Pair], object], symbol_pairs: Mapping[str, Pair]) -> None:
+
+class PriceRouter:
+    """The latest best bid/ask of a symbol goes to its pair's actor (the volatility trigger, slippage guard).
+
+    It remembers when each symbol was last priced: a connected market stream does not mean every pair is fed (UBWA
+    asks for all streams but one with a SUBSCRIBE frame, whose refusal nothing reports; bookTicker sends nothing until
+    the book changes), and the pairs it leaves unpriced are polled (`stale`), not frozen at their last price.
+    """
+
+    def __init__(self, routes: Callable[[Pair], object], symbol_pairs: Mapping[str, Pair], clock: Clock) -> None:
         self._routes = routes
         self._symbol_pairs = symbol_pairs
+        self._clock = clock
+        self._since_ms = clock.now_ms()  # the market stream's last CONNECT (a symbol never priced counts from it)
+        self._last_ms: dict[str, int] = {}  # written on UBWA's thread, read on the root's: one key, one store
+
+    def connected(self) -> None:
+        """The market stream (re)connected: it has `STREAM_PRICE_STALE_MS` from now to price each symbol."""
+        self._since_ms = self._clock.now_ms()
+
+    def stale(self) -> frozenset[Pair]:
+        """The pairs the stream has not priced for `STREAM_PRICE_STALE_MS` (none since its CONNECT, or not lately)."""
+        now, since = self._clock.now_ms(), self._since_ms
+        return frozenset(
+            pair for symbol, pair in self._symbol_pairs.items()
+            if now - max(self._last_ms.get(symbol, since), since) > STREAM_PRICE_STALE_MS
+        )  # fmt: skip
 
     def __call__(self, symbol: str, bid: Decimal, ask: Decimal, _received_ms: int) -> None:
+        self._last_ms[symbol] = self._clock.now_ms()
         pair = self._symbol_pairs.get(symbol)
         proxy = self._routes(pair) if pair is not None else None
         if proxy is not None:

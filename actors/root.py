@@ -99,6 +99,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         self._timers: dict[str, int] = {}
         """The pending handle of each repeating timer, by name (replaced as it re-arms, so it never grows)."""
         self._poll_needed = True
+        self._price_router: PriceRouter | None = None  # the market stream's, once it is started
         """REST price polling runs while no market stream feeds bookTicker (read on the ticker's thread)."""
         self._timers_stopped = False
         self._timer_lock = threading.Lock()
@@ -230,6 +231,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
             return
         assert self._store is not None
         routes = self._routing.get
+        self._price_router = PriceRouter(routes, self._symbol_pairs, self._clock)
         self._stream_ref = StreamActor.start(
             self._s.stream,
             clock=self._clock,
@@ -240,7 +242,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
                 self._self.on_unrouted.defer,
                 handoff_pause_s=self._s.stream.report_handoff_pause_us / 1e6,
             ),
-            on_price=PriceRouter(routes, self._symbol_pairs),
+            on_price=self._price_router,
             on_health=self._self.on_stream_health.defer,
             on_gap=self._self.on_stream_gap.defer,
             on_error=self._store.save,
@@ -279,7 +281,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         # connected yet, or down. Frozen prices would let the slippage guard and the risk valuation pass on a stale
         # book. One poll at a time (`PricePoll`).
         assert self.gateway is not None
-        poll = PricePoll(self.gateway.submit, self._self.on_prices.defer, lambda: self._poll_needed)
+        poll = PricePoll(self.gateway.submit, self._self.on_prices.defer, lambda: bool(self._unfed_pairs()))
         self._every("prices", self._s.price_poll_ms, poll)
 
     # ---- messages -----------------------------------------------------------------------------------
@@ -288,8 +290,17 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         """Latest best bid/ask of every symbol (list of bookTicker objects)."""
         if self._stopping:  # a poll answer that arrives after the drain moves nothing
             return
+        unfed = self._unfed_pairs()  # a pair the stream feeds keeps its streamed price (newer than this answer)
         for pair, (bid, ask) in best_quotes(data, self._pairs).items():
-            self._tell_pair(pair, "on_price", bid, ask)
+            if pair in unfed:
+                self._tell_pair(pair, "on_price", bid, ask)
+
+    def _unfed_pairs(self) -> frozenset[Pair]:
+        """The pairs no market stream prices now: all of them while it is not connected (or none is configured),
+        else those it has left unpriced for a while (`PriceRouter.stale`)."""
+        if self._poll_needed or self._price_router is None:
+            return frozenset(self._pairs) if self._poll_needed else frozenset()
+        return self._price_router.stale()
 
     @survives
     def on_stream_health(self, health: Any) -> None:
@@ -298,6 +309,8 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         logger.debug("stream health: {}", health)  # the stream actor logged it (INFO, in words)
         if str(getattr(health, "stream", "")) == "market":
             self._poll_needed = str(getattr(health, "state", "")) != "connected"
+            if not self._poll_needed and self._price_router is not None:
+                self._price_router.connected()
         if str(getattr(health, "state", "")) in ("unrepairable", "fatal"):
             # Fills now come only from reconciliation (every few seconds while a stream is down).
             self._alerts("stream", f"{health.stream} stream {health.state}: {health.reason}")

@@ -87,3 +87,60 @@ def test_one_price_poll_at_a_time_while_the_gateway_holds_them() -> None:
     needed[0] = True
     poll()
     assert len(sent) == 3
+
+
+def test_a_pair_a_connected_market_stream_does_not_price_is_polled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # UBWA asks for every stream but one with a SUBSCRIBE frame; its refusal is reported by nothing, the stream is
+    # CONNECTED, polling stopped: the other pair kept its last price for good (found by a stream-fidelity review).
+    from sim import FaultSpec
+
+    polls: list[GatewayRequest] = []
+    original = GatewayHandle.submit
+
+    def submit(self: GatewayHandle, request: GatewayRequest) -> Any:
+        if request.op is Op.BOOK_TICKER and request.key == "prices":
+            polls.append(request)
+        return original(self, request)
+
+    monkeypatch.setattr(GatewayHandle, "submit", submit)
+    prices = {"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal(3000)}
+    config = {"stream": {"user_data": False, "market_data": True},
+              "exchange": {"pair_whitelist": ["BTC/USDT", "ETH/USDT"]}}  # fmt: skip
+    with Simulator(SimConfig(seed=1, symbols=list(prices), start_prices=prices)) as sim:
+        sim.control.add_fault(FaultSpec(kind="reject_subscribe", target="market", count=1))
+        with engine_on(sim, tmp_path, config) as (engine, _):
+            gateway = engine._root.proxy().gateway.get(timeout=10)
+
+            def connected() -> bool:
+                return (engine.health()["streams"] or {}).get("market", {}).get("state") == "connected"
+
+            for _ in range(10_000):  # each round is an ask through the root's inbox (health is told there)
+                if connected():
+                    break
+            assert connected(), engine.health()["streams"]
+            before = len(polls)
+            for _ in range(12):  # past STREAM_PRICE_STALE_MS: the unfed pair is polled, the stream still connected
+                engine.ticker.advance(1_000)
+                assert gateway.idle(10)
+            assert connected() and len(polls) > before, (len(polls), before)
+
+
+def test_the_price_router_tells_which_pairs_the_stream_left_unpriced() -> None:
+    from actors._feeds import STREAM_PRICE_STALE_MS, PriceRouter
+    from engine.clock import ManualClock
+    from engine.domain import Pair
+
+    clock = ManualClock(1_000_000)
+    btc, eth = Pair("BTC/USDT"), Pair("ETH/USDT")
+    router = PriceRouter(lambda _pair: None, {"BTCUSDT": btc, "ETHUSDT": eth}, clock)
+    assert router.stale() == frozenset()  # just connected: nobody is late yet
+    clock.advance(STREAM_PRICE_STALE_MS)
+    router("ETHUSDT", Decimal(1), Decimal(2), 0)
+    clock.advance(1)
+    assert router.stale() == {btc}  # never priced since the connect
+    clock.advance(STREAM_PRICE_STALE_MS)
+    assert router.stale() == {btc, eth}  # a quiet ETH too, after a while
+    router.connected()
+    assert router.stale() == frozenset()  # a reconnect starts the count again
