@@ -32,6 +32,7 @@ class ListenKeyBook(dict[str, str]):
         on_expire: Called with ``(key, account)`` once a key is found expired (after it left the book).
         on_add: Called after a key is added (the layer above arms its expiry sweep).
         validity_ms: A key's lifetime after creation or keepalive.
+        on_close: Called with ``(key, account)`` after a DELETE took the key out of the book.
     """
 
     def __init__(
@@ -40,11 +41,13 @@ class ListenKeyBook(dict[str, str]):
         on_expire: Callable[[str, str], None],
         on_add: Callable[[], None] | None = None,
         validity_ms: int = LISTEN_KEY_VALIDITY_MS,
+        on_close: Callable[[str, str], None] | None = None,
     ) -> None:
         super().__init__()
         self._clock = clock
         self._on_expire = on_expire
         self._on_add = on_add
+        self._on_close = on_close
         self.validity_ms = validity_ms
         self._deadline: dict[str, int] = {}
 
@@ -101,6 +104,16 @@ class ListenKeyBook(dict[str, str]):
         for key in due:
             self._expire_if_due(key, now_ms)
         return due
+
+    def close(self, key: str) -> str | None:
+        """A DELETE: `key` ends now for every user of the account (`on_close`); returns its account (None: none)."""
+        account = super().get(key)
+        if account is None:
+            return None
+        del self[key]
+        if self._on_close is not None:
+            self._on_close(key, account)
+        return account
 
     def expire(self, key: str) -> str | None:
         """Expire `key` now, whatever its deadline; returns its account (None: no such key)."""

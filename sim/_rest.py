@@ -18,6 +18,7 @@ from sim._dispatch import Dispatcher
 from sim._dispatch import Handler as HttpHandler
 from sim._errors import SimError, bad_param, fmt
 from sim._faults import REST_KINDS, FaultSpec
+from sim._listenkeys import ListenKeyBook
 from sim._params import parse_form, req
 from sim._rest_market import (
     book_ticker_rest,
@@ -280,6 +281,11 @@ class RestApi(TradingHandlers):
 
     # ------------------------------------------------------------------ binance.us listenKey
     def listen_key_new(self, c: Ctx) -> object:
+        # Binance: "If the account has an active listenKey, that listenKey will be returned and its validity will be
+        # extended for 60 minutes": every user of the account shares it (and one's DELETE ends it for all).
+        for key in list(self.core.listen_keys):
+            if self.core.listen_keys.get(key) == c.acct.name:  # `get` keeps a live key alive (`ListenKeyBook`)
+                return {"listenKey": key}
         self._listen_seq += 1
         key = hashlib.sha256(f"{self.core.config.seed}:{c.acct.name}:{self._listen_seq}".encode()).hexdigest()
         self.core.listen_keys[key] = c.acct.name
@@ -296,5 +302,10 @@ class RestApi(TradingHandlers):
         return {}
 
     def listen_key_close(self, c: Ctx) -> object:
-        del self.core.listen_keys[self._listen_key(c)]
+        key = self._listen_key(c)
+        book = self.core.listen_keys
+        if isinstance(book, ListenKeyBook):
+            book.close(key)  # its streams get nothing more, whoever opened them
+        else:
+            del book[key]
         return {}

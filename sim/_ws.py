@@ -54,7 +54,8 @@ class WsLayer:
         self.core = core
         self.conns: set[Conn] = set()
         # Binance.US listenKeys with their lifetime: the REST layer creates and keeps them alive in this book.
-        self.listen_keys = ListenKeyBook(core.now, self._listen_key_expired, self._arm_sweep)
+        self.listen_keys = ListenKeyBook(core.now, self._listen_key_expired, self._arm_sweep,
+                                         on_close=self._listen_key_closed)  # fmt: skip
         core.listen_keys = self.listen_keys
         self._sweep: asyncio.TimerHandle | None = None
         self._expired_streams = 0  # listenKey streams told of their key's expiry, ever
@@ -272,6 +273,16 @@ class WsLayer:
         self._expired_streams += told
         self.core.faults.note("listen_key_expired", f"user:{account}", now, f"{told} stream(s)")
         logger.info("sim listenKey of {} expired; {} stream(s) told", account, told)
+
+    def _listen_key_closed(self, key: str, account: str) -> None:
+        # A DELETE ends the key for everyone: its streams stay open but carry no event any more (no word of it).
+        for conn in list(self.conns):
+            if conn.kind != "listen-key" or conn.path != f"/ws/{key}":
+                continue
+            for sid, (name, sub) in list(conn.subs.items()):
+                del conn.subs[sid]
+                self.core.remove_user_sub(name, sub)
+        logger.info("sim listenKey of {} closed (DELETE)", account)
 
     def _arm_sweep(self) -> None:
         # Expiry needs no request to happen: look for due keys while there are any (on the simulator's clock,

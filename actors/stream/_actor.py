@@ -187,11 +187,9 @@ class StreamActor(pykka.ThreadingActor):
                 manager.stop_manager()
             except Exception as exc:  # noqa: BLE001 - shutting down: log and keep stopping the others
                 logger.error("stopping the {} UBWA manager failed: {!r}", role, exc)
-        if self._listen_keys is not None and self._listen_key is not None:
-            try:
-                self._listen_keys.close(self._listen_key)
-            except ListenKeyError as exc:
-                logger.warning("closing the listenKey failed: {}", exc)
+        # The listenKey is not deleted: Binance gives every user of the account the same active key, and a DELETE
+        # would end the user stream of another engine on the account (silently). It lapses 60 minutes after the
+        # last keepalive, and a restart within them is given it again.
 
     # ------------------------------------------------------------------ inbox
     def on_receive(self, message: Any) -> Any:
@@ -298,14 +296,10 @@ class StreamActor(pykka.ThreadingActor):
         self._apply(role, self._watches[role].created(stream_id, self._now()))
 
     def _new_listen_key(self, client: ListenKeyClient) -> str:
-        old, key = self._listen_key, client.create()
-        self._listen_key = key
-        if old is not None and old != key:
-            try:
-                client.close(old)  # best effort: a replaced key must not linger
-            except ListenKeyError as exc:
-                logger.info("closing the replaced listenKey failed: {}", exc)
-        return key
+        # The account's active key, or a new one when it has none (Binance returns the active one). A key replaced
+        # is already gone (lost, expired); one still alive would have been returned: nothing to delete.
+        self._listen_key = client.create()
+        return self._listen_key
 
     def _schedule_recreate(self, role: StreamRole, delay_ms: int) -> None:
         if delay_ms <= 0:

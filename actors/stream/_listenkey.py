@@ -37,7 +37,7 @@ class ListenKeyError(RuntimeError):
 
 
 class ListenKeyClient:
-    """POST/PUT/DELETE ``/api/v3/userDataStream`` with the API key header (the secret is never sent)."""
+    """POST/PUT ``/api/v3/userDataStream`` with the API key header (the secret is never sent)."""
 
     def __init__(self, rest_url: str, api_key: str, timeout_s: float = 10.0) -> None:  # float-ok: seconds
         self._url = rest_url.rstrip("/") + "/api/v3/userDataStream"
@@ -89,10 +89,6 @@ class ListenKeyClient:
         """Extend the key's life by 60 minutes."""
         self._call("PUT", listen_key)
 
-    def close(self, listen_key: str) -> None:
-        """Invalidate the key."""
-        self._call("DELETE", listen_key)
-
 
 def listen_key_refusal(exc: ListenKeyError, now_ms: int) -> Rejection | None:
     """A failed listenKey call as the exchange's refusal, classified; None if it never answered (network, timeout)."""
@@ -107,7 +103,7 @@ def keepalive_retry_ms(exc: ListenKeyError, now_ms: int) -> int | None:
     """When to try a failed keepalive again, or None if the key is gone (the stream must be recreated).
 
     A keepalive that went unanswered, or was refused for a rate limit, a ban or the exchange's own trouble, says
-    nothing against the key, which lives 60 minutes past the last keepalive (sent every 30): the stream stays and
+    nothing against the key, which lives 60 minutes past the last keepalive (sent every 5): the stream stays and
     the keepalive is tried again once the exchange's wait is over (at least `THROTTLE_MIN_DELAY_MS`). Recreating
     it instead opened a gap and asked for a new key from the same refusing exchange.
     """

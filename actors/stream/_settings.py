@@ -39,7 +39,9 @@ class StreamSettings:
         min_reconnect_backoff_ms / max_reconnect_backoff_ms: Exponential backoff between our reconnects.
         connection_attempts_per_window / connection_window_ms: Our share of Binance's limit of 300 connection
             attempts per 5 minutes per IP (both streams together).
-        listen_key_keepalive_ms: Binance.US: PUT the listenKey this often (Binance expires it after 60 min).
+        listen_key_keepalive_ms: Binance.US: PUT the listenKey this often (Binance expires it after 60 min). More
+            often than the 30 minutes Binance asks for: the PUT is also how a key ended by someone else (another
+            user of the account deleted it; its stream then goes silent, unprobed) is found (weight 2).
         report_handoff_pause_us: After telling a pair actor an execution report, UBWA's thread sleeps this
             long (0: not at all) — see `actors._feeds.ReportRouter`.
         jitter_seed: Seed of the reconnect backoff's jitter (None: from the OS). `Engine.start` logs the one it
@@ -61,7 +63,7 @@ class StreamSettings:
     max_reconnect_backoff_ms: int = 30_000
     connection_attempts_per_window: int = 250
     connection_window_ms: int = 300_000
-    listen_key_keepalive_ms: int = 30 * 60_000
+    listen_key_keepalive_ms: int = 5 * 60_000
     report_handoff_pause_us: int = 20
     jitter_seed: int | None = None
 

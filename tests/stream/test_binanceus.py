@@ -1,8 +1,10 @@
-"""Binance.US: the REST listenKey flow (create, keepalive on the ticker, close on stop) and unwrapped events."""
+"""Binance.US: the REST listenKey flow (create, keepalive on the ticker, left to lapse on stop) and unwrapped events."""
 
 from __future__ import annotations
 
 import urllib.request
+
+import orjson
 
 from actors.stream import FIRST_SUBSCRIPTION, HealthState
 from engine.clock import ManualClock
@@ -47,7 +49,8 @@ def test_listen_key_stream_delivers_keeps_alive_and_recovers() -> None:
             place_limit(sim, "BTCUSDT", "us-2", "60000")
             run.rec.wait(lambda r: "us-2" in {e.client_order_id for e in r.executions()}, what="report on the new key")
             assert run.rec.states()[-1] is HealthState.CONNECTED
-        assert sim.core.listen_keys == {}  # closed on stop
+        # Not deleted on stop: the account's other users share the key (a DELETE would end their streams too)
+        assert list(sim.core.listen_keys) == new_keys
 
 
 def test_a_refused_listen_key_is_fatal() -> None:
@@ -175,3 +178,21 @@ def test_a_rate_limited_keepalive_keeps_the_stream_and_is_retried_after_the_wait
         place_limit(sim, "BTCUSDT", "us-kept", "60000")
         run.rec.wait(lambda r: "us-kept" in {e.client_order_id for e in r.executions()}, what="report on the same key")
         assert run.rec.gaps == [FIRST_SUBSCRIPTION] and run.attempts() == 1
+
+
+def test_the_account_shares_one_listen_key_and_a_delete_by_another_user_is_found_by_the_keepalive() -> None:
+    # Binance returns the account's active key to every POST; another user's DELETE (a second engine on the account
+    # stopping) ended it for this stream, silently: found only at the next keepalive, 30 minutes on at worst.
+    with running_sim(exchange_mode="binanceus") as sim, stream_actor(sim, exchange="binanceus") as run:
+        run.rec.wait(lambda r: r.connected_count() == 1, what="listenKey stream connected")
+        [key] = list(sim.core.listen_keys)
+        acc = sim.accounts[0]
+        post = urllib.request.Request(f"{sim.urls.rest}/api/v3/userDataStream", method="POST",
+                                      headers={"X-MBX-APIKEY": acc.api_key})  # fmt: skip
+        with urllib.request.urlopen(post, timeout=10) as resp:  # another user of the account asks for a key
+            assert orjson.loads(resp.read())["listenKey"] == key
+        _delete_key(run, key)  # ... and deletes it as it stops
+        place_limit(sim, "BTCUSDT", "us-gone", "60000")
+        run.advance(5 * 60_000, step_ms=60_000)  # within the 5-minute keepalive the loss is found
+        run.rec.wait(lambda r: "listenKey lost" in r.gaps, what="the lost key found")
+        assert "us-gone" not in {e.client_order_id for e in run.rec.executions()}  # the deleted key's stream: mute
