@@ -146,10 +146,10 @@ def _decimal(data: dict[str, Any], key: str, raw: bytes | str) -> Decimal:
 
 
 def parse_book_ticker(raw: bytes | str, received_ms: int) -> PriceUpdate | None:
-    """A bookTicker frame (raw or combined-stream wrapped) → `PriceUpdate`; None for subscribe replies.
+    """A bookTicker frame (raw or combined-stream wrapped) → `PriceUpdate`; None for a subscribe's success reply.
 
     Raises:
-        BadFrame: the frame is neither a bookTicker nor a reply.
+        BadFrame: the frame is neither a bookTicker nor a success reply (a refused subscribe included).
     """
     try:
         frame = orjson.loads(raw)
@@ -157,7 +157,11 @@ def parse_book_ticker(raw: bytes | str, received_ms: int) -> PriceUpdate | None:
         raise BadFrame("not JSON", raw) from None
     if not isinstance(frame, dict):
         raise BadFrame("not a JSON object", raw)
-    if "result" in frame or "error" in frame:
+    if "error" in frame:
+        # A SUBSCRIBE refused: UBWA asks for every stream but one that way, and the stream stays "connected". The
+        # symbols it left unpriced are polled (`PriceRouter.stale`); this says why, in the log and the errors table.
+        raise BadFrame(f"the exchange refused a subscription: {frame['error']}", raw)
+    if "result" in frame:
         return None
     data = frame.get("data", frame) if "stream" in frame else frame
     if not isinstance(data, dict):
