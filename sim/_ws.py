@@ -356,7 +356,9 @@ class WsLayer:
         if self.core.faults.entries and self.core.faults.take(
             "market", frozenset({"reject_subscribe"}), self.core.now(), str(method)
         ):
-            conn.push(orjson.dumps({"error": {"code": 2, "msg": "Invalid request"}, "id": req_id}))
+            # As Binance's market streams answer a refused request: `code` and `msg` at the top, no `error` wrapper
+            # (its "Error Messages" table: {"code": 2, "msg": "Invalid request: …"}).
+            conn.push(orjson.dumps({"code": 2, "msg": "Invalid request: request refused", "id": req_id}))
             return
         if method == "SUBSCRIBE":
             conn.push(orjson.dumps({"result": None, "id": req_id}))
