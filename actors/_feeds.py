@@ -105,6 +105,11 @@ class PriceRouter:
             if now - max(self._last_ms.get(symbol, since), since) > STREAM_PRICE_STALE_MS
         )  # fmt: skip
 
+    def priced_since(self, pair: Pair, since_ms: int) -> bool:
+        """Did the stream price `pair` at or after `since_ms`?"""
+        symbol = next((s for s, p in self._symbol_pairs.items() if p == pair), None)
+        return symbol is not None and self._last_ms.get(symbol, -1) >= since_ms
+
     def __call__(self, symbol: str, bid: Decimal, ask: Decimal, _received_ms: int) -> None:
         self._last_ms[symbol] = self._clock.now_ms()
         pair = self._symbol_pairs.get(symbol)
@@ -124,17 +129,20 @@ class PricePoll:
     spending the weight that had just been banned. A poll not answered yet makes the next tick skip.
     """
 
-    def __init__(self, submit: Callable[[GatewayRequest], object], on_prices: Callable[[object], None],
-                 needed: Callable[[], bool]) -> None:  # fmt: skip
-        self._submit, self._on_prices, self._needed = submit, on_prices, needed
+    def __init__(self, submit: Callable[[GatewayRequest], object], on_prices: Callable[[object, int], None],
+                 needed: Callable[[], bool], now_ms: Callable[[], int]) -> None:  # fmt: skip
+        self._submit, self._on_prices, self._needed, self._now_ms = submit, on_prices, needed, now_ms
         self._in_flight = threading.Event()
+        self._sent_ms = 0
 
     def __call__(self) -> None:
-        if not self._needed() or self._in_flight.is_set():
+        if self._in_flight.is_set() or not self._needed():
             return
         self._in_flight.set()
+        self._sent_ms = self._now_ms()
         self._submit(GatewayRequest(Op.BOOK_TICKER, {}, key="prices", weight=4, reply_to=self._answered))
 
     def _answered(self, result: GatewayResult) -> None:
+        sent_ms = self._sent_ms
         self._in_flight.clear()
-        self._on_prices(result.data)
+        self._on_prices(result.data, sent_ms)  # what the stream priced after it left is newer than this answer

@@ -26,7 +26,7 @@ import pykka
 from loguru import logger
 
 from actors._events import EventBus
-from actors._feeds import PricePoll, PriceRouter, ReportRouter
+from actors._feeds import STREAM_PRICE_STALE_MS, PricePoll, PriceRouter, ReportRouter
 from actors._reconcile import ReconcileMixin
 from actors._recovery import RecoverySummary, best_quotes, load_state, prime_prices, restore_books, restore_outside
 from actors._recovery import with_id_namespace as _with_id_namespace
@@ -100,6 +100,7 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         """The pending handle of each repeating timer, by name (replaced as it re-arms, so it never grows)."""
         self._poll_needed = True
         self._price_router: PriceRouter | None = None  # the market stream's, once it is started
+        self._stale_polled_ms = 0  # the last poll for the pairs a connected market stream leaves unpriced
         """REST price polling runs while no market stream feeds bookTicker (read on the ticker's thread)."""
         self._timers_stopped = False
         self._timer_lock = threading.Lock()
@@ -231,7 +232,9 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
             return
         assert self._store is not None
         routes = self._routing.get
-        self._price_router = PriceRouter(routes, self._symbol_pairs, self._clock)
+        # The pairs the stream subscribes: the whitelist (every symbol the exchange lists would read as unfed).
+        fed = {symbol: pair for symbol, pair in self._symbol_pairs.items() if pair in self._books}
+        self._price_router = PriceRouter(routes, fed, self._clock)
         self._stream_ref = StreamActor.start(
             self._s.stream,
             clock=self._clock,
@@ -281,18 +284,21 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         # connected yet, or down. Frozen prices would let the slippage guard and the risk valuation pass on a stale
         # book. One poll at a time (`PricePoll`).
         assert self.gateway is not None
-        poll = PricePoll(self.gateway.submit, self._self.on_prices.defer, lambda: bool(self._unfed_pairs()))
+        poll = PricePoll(self.gateway.submit, self._self.on_prices.defer, self._poll_due, self._clock.now_ms)
         self._every("prices", self._s.price_poll_ms, poll)
 
     # ---- messages -----------------------------------------------------------------------------------
     @survives
-    def on_prices(self, data: Any) -> None:
-        """Latest best bid/ask of every symbol (list of bookTicker objects)."""
+    def on_prices(self, data: Any, sent_ms: int | None = None) -> None:
+        """Latest best bid/ask of every symbol (list of bookTicker objects), asked for at `sent_ms`."""
         if self._stopping:  # a poll answer that arrives after the drain moves nothing
             return
-        unfed = self._unfed_pairs()  # a pair the stream feeds keeps its streamed price (newer than this answer)
+        unfed = self._unfed_pairs()  # a pair the stream feeds keeps its streamed price
+        router = self._price_router
         for pair, (bid, ask) in best_quotes(data, self._pairs).items():
-            if pair in unfed:
+            # Nor one the stream priced after the poll left: this answer is older (it put back the price of a book
+            # that had moved, as the stream came back from quiet).
+            if pair in unfed and (router is None or sent_ms is None or not router.priced_since(pair, sent_ms)):
                 self._tell_pair(pair, "on_price", bid, ask)
 
     def _unfed_pairs(self) -> frozenset[Pair]:
@@ -301,6 +307,17 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         if self._poll_needed or self._price_router is None:
             return frozenset(self._pairs) if self._poll_needed else frozenset()
         return self._price_router.stale()
+
+    def _poll_due(self) -> bool:
+        # Ticker thread. Every second while the stream is not connected; while it is, once per stale period for the
+        # pairs it leaves unpriced (a resting book is priced alike: an all-symbol poll a second cost 240 weight/min).
+        if self._poll_needed:
+            return True
+        now = self._clock.now_ms()
+        if now - self._stale_polled_ms < STREAM_PRICE_STALE_MS or not self._unfed_pairs():
+            return False
+        self._stale_polled_ms = now
+        return True
 
     @survives
     def on_stream_health(self, health: Any) -> None:

@@ -184,12 +184,13 @@ class StreamActor(pykka.ThreadingActor):
             self._apply(role, watch.stop(now))
         for role, manager in self._managers.items():
             try:
-                manager.stop_manager()
+                # UBWA would DELETE the listenKey we handed it (its default), at api.binance.us whatever our URLs
+                # say: Binance gives every user of the account that key, and their streams would end too.
+                manager.stop_manager(delete_listen_key=False)
             except Exception as exc:  # noqa: BLE001 - shutting down: log and keep stopping the others
                 logger.error("stopping the {} UBWA manager failed: {!r}", role, exc)
-        # The listenKey is not deleted: Binance gives every user of the account the same active key, and a DELETE
-        # would end the user stream of another engine on the account (silently). It lapses 60 minutes after the
-        # last keepalive, and a restart within them is given it again.
+        # Nor do we delete the listenKey: it lapses 60 minutes after the last keepalive, and a restart within them
+        # is given it again.
 
     # ------------------------------------------------------------------ inbox
     def on_receive(self, message: Any) -> Any:

@@ -157,14 +157,15 @@ def parse_book_ticker(raw: bytes | str, received_ms: int) -> PriceUpdate | None:
         raise BadFrame("not JSON", raw) from None
     if not isinstance(frame, dict):
         raise BadFrame("not a JSON object", raw)
-    refused = frame.get("error") or ({"code": frame["code"], "msg": frame.get("msg")} if "code" in frame else None)
-    if refused is not None:
+    if "s" not in frame and "data" not in frame and frame.keys() & {"id", "result", "error", "code"}:
+        # A reply to one of UBWA's requests, not a price.
+        refused = frame.get("error") or ({"code": frame["code"], "msg": frame.get("msg")} if "code" in frame else None)
+        if refused is None:
+            return None  # {"result": null, "id": 1}: done
         # A SUBSCRIBE refused (Binance: {"code": 2, "msg": "Invalid request: …", "id": N}): UBWA asks for every stream
         # but one that way, and the stream stays "connected". The symbols it left unpriced are polled
         # (`PriceRouter.stale`); this says why, in the log and the errors table.
         raise BadFrame(f"the exchange refused a subscription: {refused}", raw)
-    if "result" in frame:
-        return None
     data = frame.get("data", frame) if "stream" in frame else frame
     if not isinstance(data, dict):
         raise BadFrame("'data' must be an object", raw)

@@ -36,7 +36,7 @@ class BadFrame(ValueError):
     def __init__(self, reason: str, raw: bytes | str) -> None:
         text = raw if isinstance(raw, str) else raw[: _EXCERPT * 4].decode("utf-8", "replace")
         excerpt = text[:_EXCERPT].encode("ascii", "backslashreplace").decode("ascii")
-        super().__init__(f"bad user-data frame: {reason} (frame starts {excerpt!r})")
+        super().__init__(f"bad frame: {reason} (frame starts {excerpt!r})")
         self.reason = reason
         self.excerpt = excerpt
 

@@ -72,7 +72,7 @@ def test_one_price_poll_at_a_time_while_the_gateway_holds_them() -> None:
     sent: list[Any] = []
     prices: list[Any] = []
     needed = [True]
-    poll = PricePoll(sent.append, prices.append, lambda: needed[0])
+    poll = PricePoll(sent.append, lambda data, _sent_ms: prices.append(data), lambda: needed[0], lambda: 0)
     for _ in range(600):  # ten minutes of ticks while the first poll is held
         poll()
     assert [r.op for r in sent] == [Op.BOOK_TICKER]
@@ -144,3 +144,67 @@ def test_the_price_router_tells_which_pairs_the_stream_left_unpriced() -> None:
     assert router.stale() == {btc, eth}  # a quiet ETH too, after a while
     router.connected()
     assert router.stale() == frozenset()  # a reconnect starts the count again
+
+
+def _count_polls(monkeypatch: pytest.MonkeyPatch) -> list[GatewayRequest]:
+    polls: list[GatewayRequest] = []
+    original = GatewayHandle.submit
+
+    def submit(self: GatewayHandle, request: GatewayRequest) -> Any:
+        if request.op is Op.BOOK_TICKER and request.key == "prices":
+            polls.append(request)
+        return original(self, request)
+
+    monkeypatch.setattr(GatewayHandle, "submit", submit)
+    return polls
+
+
+def _market_connected(engine: Any) -> None:
+    def connected() -> bool:
+        return (engine.health()["streams"] or {}).get("market", {}).get("state") == "connected"
+
+    for _ in range(10_000):  # each round is an ask through the root's inbox (health is told there)
+        if connected():
+            return
+    raise AssertionError(engine.health()["streams"])
+
+
+@pytest.mark.parametrize(("whitelist", "most"), [(["BTC/USDT"], 0), (["BTC/USDT", "ETH/USDT"], 3)])
+def test_polls_for_unpriced_pairs_are_only_for_the_whitelist_and_once_per_stale_period(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whitelist: list[str], most: int
+) -> None:
+    # Found by a review: every symbol the exchange lists read as unfed (polls every second for good, the stream
+    # pricing every whitelisted pair); and one resting whitelisted book kept an all-symbol poll a second going.
+    polls = _count_polls(monkeypatch)
+    prices = {"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal(3000)}  # the exchange lists ETHUSDT either way
+    config = {"stream": {"user_data": False, "market_data": True}, "exchange": {"pair_whitelist": whitelist}}
+    sim_config = SimConfig(seed=1, symbols=list(prices), start_prices=prices, volatility=0)
+    with Simulator(sim_config) as sim, engine_on(sim, tmp_path, config) as (engine, _):
+        gateway = engine._root.proxy().gateway.get(timeout=10)
+        _market_connected(engine)
+        router = engine._root._actor_weakref()._price_router
+        before = len(polls)
+        for _ in range(30):  # BTC priced by the stream every second; ETH's book rests
+            router("BTCUSDT", Decimal(60000), Decimal(60001), 0)
+            engine.ticker.advance(1_000)
+            assert gateway.idle(10)
+        assert len(polls) - before <= most, len(polls) - before  # 30 a second before
+
+
+def test_a_poll_answer_older_than_a_streamed_price_leaves_it(tmp_path: Path) -> None:
+    # Found by a review: a poll taken before the stream priced the pair (the stream coming back from quiet), answered
+    # after, put the book's old price back.
+    from engine.domain import Pair
+
+    prices = {"BTCUSDT": Decimal(60000)}
+    config = {"stream": {"user_data": False, "market_data": True}, "exchange": {"pair_whitelist": ["BTC/USDT"]}}
+    sim_config = SimConfig(seed=1, symbols=list(prices), start_prices=prices, volatility=0)
+    with Simulator(sim_config) as sim, engine_on(sim, tmp_path, config) as (engine, _):
+        root = engine._root._actor_weakref()
+        sent_ms = engine.ticker.clock.now_ms()  # the poll leaves
+        engine.ticker.advance(1)
+        root._price_router("BTCUSDT", Decimal(61000), Decimal(61001), 0)  # the stream prices the moved book
+        old = [{"symbol": "BTCUSDT", "bidPrice": "60000", "bidQty": "1", "askPrice": "60001", "askQty": "1"}]
+        engine._root.proxy().on_prices(old, sent_ms).get(timeout=10)  # the poll's answer
+        engine.open_orders("BTC/USDT")  # barrier: the pair actor handled what was told before
+        assert root._books[Pair("BTC/USDT")].book.bid == Decimal(61000)

@@ -19,6 +19,7 @@ from loguru import logger
 import actors._reconcile as reconcile_module
 from actors._feeds import PriceRouter, ReportRouter
 from engine.api import Accepted, Engine, EventKind
+from engine.clock import ManualClock
 from engine.domain import Pair
 from engine.exchange import ExecutionReport
 from sim import SimConfig, Simulator
@@ -58,7 +59,8 @@ def test_the_router_hands_a_report_for_a_dead_actor_to_the_root() -> None:
 
 
 def test_a_price_for_a_dead_actor_is_dropped_quietly() -> None:
-    PriceRouter({BTC: _dead_proxy()}.get, {"BTCUSDT": BTC})("BTCUSDT", Decimal(1), Decimal(2), 0)  # no raise
+    router = PriceRouter({BTC: _dead_proxy()}.get, {"BTCUSDT": BTC}, ManualClock(0))
+    router("BTCUSDT", Decimal(1), Decimal(2), 0)  # no raise
 
 
 @pytest.fixture

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import urllib.request
+from typing import Any
 
 import orjson
+import pytest
 
 from actors.stream import FIRST_SUBSCRIPTION, HealthState
 from engine.clock import ManualClock
@@ -196,3 +198,28 @@ def test_the_account_shares_one_listen_key_and_a_delete_by_another_user_is_found
         run.advance(5 * 60_000, step_ms=60_000)  # within the 5-minute keepalive the loss is found
         run.rec.wait(lambda r: "listenKey lost" in r.gaps, what="the lost key found")
         assert "us-gone" not in {e.client_order_id for e in run.rec.executions()}  # the deleted key's stream: mute
+
+
+def test_stopping_leaves_the_shared_listen_key_alive_ubwa_included(monkeypatch: pytest.MonkeyPatch) -> None:
+    # UBWA's `stop_manager()` deletes the key it was handed, through its own REST client at api.binance.us (our URLs
+    # ignored): here that DELETE is pointed at the simulator, as it reaches the exchange in production (in the
+    # sandbox it failed on DNS, silently, and the check above passed by accident). Found by a review.
+    from unicorn_binance_websocket_api.restclient import BinanceWebSocketApiRestclient
+
+    deleted: list[str] = []
+    with running_sim(exchange_mode="binanceus") as sim:
+        acc = sim.accounts[0]
+
+        def delete_listen_key(self: Any, stream_id: Any = None) -> tuple[dict[str, Any], None]:
+            key = self.stream_list[stream_id]["listen_key"]
+            deleted.append(key)
+            req = urllib.request.Request(f"{sim.urls.rest}/api/v3/userDataStream?listenKey={key}", method="DELETE",
+                                         headers={"X-MBX-APIKEY": acc.api_key})  # fmt: skip
+            urllib.request.urlopen(req, timeout=10).close()
+            return {}, None
+
+        monkeypatch.setattr(BinanceWebSocketApiRestclient, "delete_listen_key", delete_listen_key)
+        with stream_actor(sim, exchange="binanceus") as run:
+            run.rec.wait(lambda r: r.connected_count() == 1, what="listenKey stream connected")
+            keys = list(sim.core.listen_keys)
+        assert deleted == [] and list(sim.core.listen_keys) == keys

@@ -64,6 +64,7 @@ def test_book_ticker_wrapped_unwrapped_and_replies() -> None:
     assert parse_book_ticker(orjson.dumps(data), 9) == want
     assert parse_book_ticker(orjson.dumps({"stream": "btcusdt@bookTicker", "data": data}).decode(), 9) == want
     assert parse_book_ticker(b'{"result":null,"id":1}', 9) is None
+    assert parse_book_ticker(b'{"error":null,"id":1}', 9) is None  # no error in it: a reply
     for refused in (b'{"code":2,"msg":"Invalid request: unknown variant","id":1}',  # Binance's market streams
                     b'{"error":{"code":2,"msg":"Invalid request"},"id":1}'):  # fmt: skip
         with pytest.raises(BadFrame, match="refused a subscription"):  # not taken for a bookTicker without a symbol
