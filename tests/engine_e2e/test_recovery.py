@@ -318,13 +318,16 @@ def test_external_orders_are_recorded_announced_and_tracked(start: Any, sim: Sim
     assert seen.client_order_id == "web_manual_1" and "external order" in seen.message
     assert isinstance(engine.place_order(PAIR, "buy", "0.01", LIMIT).result(20), Accepted)  # trading goes on
     sim.control.cancel_external_order(None, "BTCUSDT", client_order_id="web_manual_1")
-    engine.ticker.advance(60_000)  # the next round looks the tracked order up
+    engine.ticker.advance(60_000)  # the next round scans the open orders, then looks up the one not listed
     root = engine._root.proxy()
-    root.pair_refs().get(timeout=10)  # barrier: the round's timer was handled (its lookups submitted)
-    assert root.gateway.get(timeout=10).idle(30)
-    engine.open_orders()  # barrier: the pair actor applied the lookups' answers before answering this
-    _flush(engine)
-    stored: dict[str, Order] = {o.client_order_id: o for o in _stored(db_url)[0]}
+    for _ in range(10):  # the scan's answer sends the lookup: a round of barriers may end between the two
+        root.pair_refs().get(timeout=10)  # barrier: what was told to the root was handled (lookups submitted)
+        assert root.gateway.get(timeout=10).idle(30)
+        engine.open_orders()  # barrier: the pair actor applied the lookups' answers before answering this
+        _flush(engine)
+        stored: dict[str, Order] = {o.client_order_id: o for o in _stored(db_url)[0]}
+        if stored["web_manual_1"].status is OrderStatus.CANCELED:
+            break
     external = stored["web_manual_1"]
     assert external.role is OrderRole.EXTERNAL and external.status is OrderStatus.CANCELED
     assert len(events.of(EventKind.EXTERNAL)) == 1  # announced once
