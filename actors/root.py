@@ -99,9 +99,9 @@ class RootActor(WalletMixin, ReconcileMixin, SupervisionMixin, pykka.ThreadingAc
         self._timers: dict[str, int] = {}
         """The pending handle of each repeating timer, by name (replaced as it re-arms, so it never grows)."""
         self._poll_needed = True
+        """REST price polling runs while no market stream feeds bookTicker (read on the ticker's thread)."""
         self._price_router: PriceRouter | None = None  # the market stream's, once it is started
         self._stale_polled_ms = 0  # the last poll for the pairs a connected market stream leaves unpriced
-        """REST price polling runs while no market stream feeds bookTicker (read on the ticker's thread)."""
         self._timers_stopped = False
         self._timer_lock = threading.Lock()
         """Held while a timer acts or re-arms, and by shutdown to stop them: none acts or re-arms after that."""
