@@ -14,7 +14,7 @@ from engine.exchange import ExecutionReport
 from sim import FaultSpec, Simulator
 from tests.stream._helpers import Running, place_limit, running_sim, stream_actor, user_subs, wait_new_user_sub
 
-KEEPALIVE_MS = 30 * 60_000
+KEEPALIVE_MS = 5 * 60_000  # the stream actor's keepalive interval (`listen_key_keepalive_ms`)
 
 
 def _delete_key(run: Running, key: str) -> None:
