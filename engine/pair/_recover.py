@@ -286,6 +286,12 @@ class RecoveringBook(OrderDesk):
             except (WireFormatError, ValueError, KeyError, TypeError) as exc:  # one odd row must not stop the rest
                 logger.bind(pair=self.pair).error("unreadable open order {}: {}", row.get("orderId"), exc)
                 continue
+            alias = self._aliases.get(sighting.client_order_id)
+            if alias is not None and alias[1] in (None, row.get("orderId")):
+                # Ours, amended outside the engine and finished since the scan left (no longer in memory): as a
+                # late sighting of our own order, as its reports are (it was adopted as an external order, and its
+                # row clashed with ours on the exchange order id).
+                sighting = replace(sighting, client_order_id=alias[0])
             self._sighted(sighting, now_ms)
         for cid in sorted(wanted):
             if (leg := self._legs.get(ClientOrderId(cid))) is not None and not leg.lookup_pending:
