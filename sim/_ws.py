@@ -260,12 +260,8 @@ class WsLayer:
         now = self.core.now()
         event = orjson.dumps({"e": "listenKeyExpired", "E": now, "listenKey": key})
         told = 0
-        for conn in list(self.conns):
-            if conn.kind != "listen-key" or conn.path != f"/ws/{key}":
-                continue
-            for sid, (name, sub) in list(conn.subs.items()):
-                del conn.subs[sid]
-                self.core.remove_user_sub(name, sub)
+        for conn, subs in self._end_key_subs(key):
+            for sub in subs:
                 conn.push(self.core.frame(sub, event))
             conn.close_when_drained = 1000
             conn.ready.set()
@@ -276,13 +272,22 @@ class WsLayer:
 
     def _listen_key_closed(self, key: str, account: str) -> None:
         # A DELETE ends the key for everyone: its streams stay open but carry no event any more (no word of it).
+        self._end_key_subs(key)
+        logger.info("sim listenKey of {} closed (DELETE)", account)
+
+    def _end_key_subs(self, key: str) -> list[tuple[Conn, list[Any]]]:
+        """End every subscription of the streams on listenKey `key`: each such stream with the ones it had."""
+        ended = []
         for conn in list(self.conns):
             if conn.kind != "listen-key" or conn.path != f"/ws/{key}":
                 continue
+            subs = []
             for sid, (name, sub) in list(conn.subs.items()):
                 del conn.subs[sid]
                 self.core.remove_user_sub(name, sub)
-        logger.info("sim listenKey of {} closed (DELETE)", account)
+                subs.append(sub)
+            ended.append((conn, subs))
+        return ended
 
     def _arm_sweep(self) -> None:
         # Expiry needs no request to happen: look for due keys while there are any (on the simulator's clock,

@@ -96,15 +96,7 @@ def test_a_pair_a_connected_market_stream_does_not_price_is_polled(
     # CONNECTED, polling stopped: the other pair kept its last price for good (found by a stream-fidelity review).
     from sim import FaultSpec
 
-    polls: list[GatewayRequest] = []
-    original = GatewayHandle.submit
-
-    def submit(self: GatewayHandle, request: GatewayRequest) -> Any:
-        if request.op is Op.BOOK_TICKER and request.key == "prices":
-            polls.append(request)
-        return original(self, request)
-
-    monkeypatch.setattr(GatewayHandle, "submit", submit)
+    polls = _count_polls(monkeypatch)
     prices = {"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal(3000)}
     config = {"stream": {"user_data": False, "market_data": True},
               "exchange": {"pair_whitelist": ["BTC/USDT", "ETH/USDT"]}}  # fmt: skip
@@ -112,19 +104,13 @@ def test_a_pair_a_connected_market_stream_does_not_price_is_polled(
         sim.control.add_fault(FaultSpec(kind="reject_subscribe", target="market", count=1))
         with engine_on(sim, tmp_path, config) as (engine, _):
             gateway = engine._root.proxy().gateway.get(timeout=10)
-
-            def connected() -> bool:
-                return (engine.health()["streams"] or {}).get("market", {}).get("state") == "connected"
-
-            for _ in range(10_000):  # each round is an ask through the root's inbox (health is told there)
-                if connected():
-                    break
-            assert connected(), engine.health()["streams"]
+            _market_connected(engine)
             before = len(polls)
             for _ in range(12):  # past STREAM_PRICE_STALE_MS: the unfed pair is polled, the stream still connected
                 engine.ticker.advance(1_000)
                 assert gateway.idle(10)
-            assert connected() and len(polls) > before, (len(polls), before)
+            _market_connected(engine)  # still connected, and polled
+            assert len(polls) > before, (len(polls), before)
 
 
 def test_the_price_router_tells_which_pairs_the_stream_left_unpriced() -> None:
