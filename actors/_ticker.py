@@ -5,30 +5,49 @@ production a thread waits for the earliest timer on the system clock; in tests t
 hand with :meth:`Ticker.advance`, which fires what became due in the caller's thread — no sleeping anywhere. Each
 step of the manual clock also tells its watchers (`ManualClock.on_move`): the gateway's waits, which run on its own
 event loop rather than on timers here, check their deadlines again.
+
+On the system clock a timer is due after the time it asked for has *passed*, not when the wall clock shows its time:
+the due time is turned into a steady deadline when the timer is set, so a wall-clock step (an NTP step, an operator
+fixing the date) neither fires a limit's timeout early — a market fallback sent an hour too soon — nor holds it back.
+The steady clock counts time spent suspended (CLOCK_BOOTTIME where there is one), as the exchange does.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from loguru import logger
 
 from engine.clock import Clock, ManualClock, TimerQueue
 
-__all__ = ["Ticker"]
+__all__ = ["Ticker", "steady_ms"]
 
 TimerCallback = Callable[[int], None]
 _AWAKE = -1
 """`_waiting_until` while the timer thread is not waiting (it re-reads the queue before it sleeps)."""
+_MAX_SLEEP_S = 1.0
+"""The longest the timer thread sleeps at once: a thread's wait does not count time spent suspended, the steady
+clock does, so the thread looks again at least this often (one wake-up a second, on a thread of its own)."""
+
+
+def steady_ms() -> int:
+    """Milliseconds on a clock that wall-clock steps do not move, suspended time included (Linux: CLOCK_BOOTTIME)."""
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    if boottime is not None:
+        return time.clock_gettime_ns(boottime) // 1_000_000
+    return time.monotonic_ns() // 1_000_000
 
 
 class Ticker:
     """Thread-safe timer service over an injected clock."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, steady: Callable[[], int] = steady_ms) -> None:
+        """`steady`: what the system-clock thread measures elapsed time with (injected by tests)."""
         self.clock = clock
         self._manual = isinstance(clock, ManualClock)
+        self._steady = clock.now_ms if self._manual else steady
         self._timers = TimerQueue()
         self._cond = threading.Condition()
         self._stopped = False
@@ -52,13 +71,17 @@ class Ticker:
             self._thread.join(5)
 
     def call_at(self, due_ms: int, callback: TimerCallback) -> int:
-        """Call `callback(now_ms)` at `due_ms` (epoch ms on the injected clock); returns a handle."""
+        """Call `callback(now_ms)` at `due_ms` (epoch ms on the injected clock): on the system clock, once as much
+        time has passed as `due_ms` was ahead of the clock when this was called; returns a handle."""
+        # A manual clock is its own steady clock (tests step it on purpose); on the system clock the timer is kept by
+        # when it is due on the steady clock.
+        at = due_ms if self._manual else self._steady() + (due_ms - self.clock.now_ms())
         with self._cond:
-            handle = self._timers.add(due_ms, callback)
+            handle = self._timers.add(at, callback)
             # Wake the thread only when this timer is due before the one it sleeps until: most timers
             # (order deadlines, lookups) are later than one already armed, and a wake-up is a context switch.
             until = self._waiting_until
-            if until != _AWAKE and (until is None or due_ms < until):
+            if until != _AWAKE and (until is None or at < until):
                 self._cond.notify_all()
         return handle
 
@@ -94,9 +117,10 @@ class Ticker:
             self.clock.set(target)
         return self.clock.now_ms()
 
-    def _fire(self, now_ms: int) -> int:
+    def _fire(self, steady_now: int) -> int:
         with self._cond:
-            due = self._timers.pop_due(now_ms)
+            due = self._timers.pop_due(steady_now)
+        now_ms = steady_now if self._manual else self.clock.now_ms()  # callbacks see the injected clock's time
         for callback in due:
             try:
                 callback(now_ms)
@@ -110,13 +134,13 @@ class Ticker:
                 if self._stopped:
                     return
                 nxt = self._timers.next_due_ms()
-                now = self.clock.now_ms()
+                now = self._steady()
                 if nxt is None or nxt > now:
                     # A cancelled timer stays armed here: waking at its time to find nothing due is cheaper
                     # than a wake-up per cancel.
                     self._waiting_until = nxt
                     try:
-                        self._cond.wait(None if nxt is None else (nxt - now) / 1000)
+                        self._cond.wait(_MAX_SLEEP_S if nxt is None else min(_MAX_SLEEP_S, (nxt - now) / 1000))
                     finally:
                         self._waiting_until = _AWAKE
                     continue
