@@ -293,12 +293,14 @@ def trade_of(
         "timeframe": request.context.timeframe,
         "indicators": request.context.indicators(),
         "created_at": ms_to_dt(execution.created_ms),
-        "closed_at": ms_to_dt(now_ms),
+        # Never before its creation, whatever the host clock did: a trade that fails validation crashed its pair
+        # actor at every start, until the clock caught up (a step back of a second while a market order is out).
+        "closed_at": ms_to_dt(max(now_ms, execution.created_ms)),
         "remainder": max(Decimal(0), request.amount - filled),  # more than asked: an anomaly, never a crash
         "dust": result.dust,
         "note": storable_text(note),  # it quotes the exchange; `Trade.trusted` skips the field's own cleaning
     }
     # The request was validated at intake and the sums come from the legs' states (see `order_of`).
-    if filled <= request.amount and now_ms >= execution.created_ms and _sane(filled, quote, tuple(fees.items())):
+    if filled <= request.amount and _sane(filled, quote, tuple(fees.items())):
         return Trade.trusted(**fields)
     return Trade(**fields)
