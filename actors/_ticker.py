@@ -15,14 +15,13 @@ The steady clock counts time spent suspended (CLOCK_BOOTTIME where there is one)
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 from loguru import logger
 
-from engine.clock import Clock, ManualClock, TimerQueue
+from engine.clock import Clock, ManualClock, TimerQueue, steady_ms
 
-__all__ = ["Ticker", "steady_ms"]
+__all__ = ["Ticker"]
 
 TimerCallback = Callable[[int], None]
 _AWAKE = -1
@@ -30,14 +29,6 @@ _AWAKE = -1
 _MAX_SLEEP_S = 1.0
 """The longest the timer thread sleeps at once: a thread's wait does not count time spent suspended, the steady
 clock does, so the thread looks again at least this often (one wake-up a second, on a thread of its own)."""
-
-
-def steady_ms() -> int:
-    """Milliseconds on a clock that wall-clock steps do not move, suspended time included (Linux: CLOCK_BOOTTIME)."""
-    boottime = getattr(time, "CLOCK_BOOTTIME", None)
-    if boottime is not None:
-        return time.clock_gettime_ns(boottime) // 1_000_000
-    return time.monotonic_ns() // 1_000_000
 
 
 class Ticker:

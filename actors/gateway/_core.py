@@ -29,7 +29,7 @@ from loguru import logger
 
 from actors.gateway._feedback import _CALL, ExchangeFeedback, GatewayStats, PendingCreates, _CallNote
 from actors.gateway._waits import SlotWait, withdrawn_error
-from engine.clock import Clock, SystemClock
+from engine.clock import Clock, WallClock
 from engine.exchange import ExchangeError, map_error
 from engine.exchange._ratebudget import Admit, RateBudget, RateLimit, Wait
 from engine.exchange._retry import BackoffPolicy, ClockOffsetEstimator, should_retry
@@ -75,7 +75,7 @@ class GatewayCore(ExchangeFeedback):
         self._factory = client_factory
         self._clock = clock
         # Clock offset is about the host's wall clock against the server's, whatever clock drives timers.
-        self._wall = wall_clock or SystemClock()
+        self._wall = wall_clock or WallClock()
         self.budget = budget or RateBudget()
         self._max_in_flight = max_in_flight
         self._timeout_s = request_timeout_s

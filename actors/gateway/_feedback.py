@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from loguru import logger
 
 from actors.gateway._waits import ClockWaits
+from engine.clock import SystemClock
 from engine.exchange import (
     Banned,
     ClockSkew,
@@ -145,7 +146,11 @@ class ExchangeFeedback(ClockWaits):
         # ccxt signs with nonce() = milliseconds() - timeDifference, so a server ahead of us is a negative one.
         self._client.options["timeDifference"] = -self._offset.offset_ms
         if not self._offset.needs_resync:
-            self._server_offset_ms = self._offset.offset_ms
+            # Measured against the wall clock ccxt signs with; the rate windows are timed on the engine's clock,
+            # which does not step with the wall clock but catches up with it (`SystemClock`): what is left of a
+            # step goes into their offset, so a step back during a Retry-After block does not lengthen it.
+            gap = self._clock.wall_gap_ms() if isinstance(self._clock, SystemClock) else 0
+            self._server_offset_ms = self._offset.offset_ms + gap
         # The periodic checks say something only when the offset moved.
         level = "INFO" if self._checks == 0 or abs(self._offset.offset_ms - before) >= _MOVED_MS else "DEBUG"
         self._checks += 1

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import orjson
 from loguru import logger
 
-from engine.clock import SystemClock
+from engine.clock import WallClock
 from engine.exchange import ClockOffsetEstimator
 
 __all__ = ["ServerTime"]
@@ -39,7 +39,7 @@ class ServerTime:
         timeout_s: float = 5.0,  # float-ok: seconds
     ) -> None:
         self._url = rest_url.rstrip("/") + "/api/v3/time"
-        self._wall_ms = wall_ms or SystemClock().now_ms
+        self._wall_ms = wall_ms or WallClock().now_ms
         self._timeout_s = timeout_s
         self._estimator = ClockOffsetEstimator()
         # A plain int UBWA's thread reads: the estimator's samples are only touched on the actor's thread.

@@ -25,12 +25,12 @@ def _describe(exc: BaseException) -> str:
 def run_online_checks(config: Config, endpoint: Endpoint) -> list[CheckResult]:
     """Run every start-up check against `endpoint` and return the verdicts."""
     from actors.gateway import GatewayActor
-    from engine.clock import SystemClock
+    from engine.clock import WallClock
     from engine.exchange._retry import ClockOffsetEstimator
     from engine.gateway import GatewayRequest, Op
 
     settings = gateway_settings(config, endpoint)
-    wall = SystemClock()
+    wall = WallClock()
     # sync_time=False: an unreachable exchange becomes a failed check, not a crash at start.
     ref = GatewayActor.start(settings, clock=wall, sync_time=False)
     try:

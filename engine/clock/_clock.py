@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "ManualClock", "SystemClock"]
+__all__ = ["SLEW", "Clock", "ManualClock", "SystemClock", "WallClock", "steady_ms", "steady_ns"]
 
 
 @runtime_checkable
@@ -24,16 +24,79 @@ class Clock(Protocol):
         ...
 
 
-class SystemClock:
-    """Wall-clock time."""
+def steady_ns() -> int:
+    """Nanoseconds on a clock that wall-clock steps do not move, suspended time included (Linux: CLOCK_BOOTTIME)."""
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    if boottime is not None:
+        return time.clock_gettime_ns(boottime)
+    return time.monotonic_ns()
+
+
+def steady_ms() -> int:
+    """`steady_ns` in milliseconds."""
+    return steady_ns() // 1_000_000
+
+
+class WallClock:
+    """The host's wall clock as it is, steps included: for what is compared with another host's clock (the
+    exchange's signature window, a CLI's signed request), never for durations."""
 
     def now_ms(self) -> int:
-        """Current time in epoch milliseconds."""
+        """Current wall-clock time in epoch milliseconds."""
         return time.time_ns() // 1_000_000
+
+    def now(self) -> datetime:
+        """Current wall-clock time as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.now_ms() / 1000, tz=UTC)
+
+
+SLEW = 20
+"""A wall-clock step is caught up at 1/SLEW of the time that passes (5 %): a minute's limit timeout then lasts
+57–63 s, and a step of a second is absorbed in 20 s."""
+
+
+class SystemClock:
+    """The engine's clock: epoch time that follows the wall clock but never steps with it.
+
+    It advances with a steady clock (`steady_ns`) and follows the wall clock's slow corrections. When the wall clock
+    steps (an NTP step, an operator setting the date, a VM restored), this clock does not jump: it runs 5 % faster or
+    slower until it meets the wall clock again. So it never goes backwards, and a duration measured on it — a limit's
+    timeout, the grace before an unknown create is sent again, a stream's silence — is real time within 5 %: a step
+    forward does not fire a market fallback early or re-send a create whose first try may still show up, a step back
+    does not freeze a watchdog. Record times are this clock's, so after a step they are off the wall clock by what is
+    left to catch up (`wall_gap_ms`). What is compared with another host's clock uses `WallClock`.
+    """
+
+    def __init__(self, wall_ns: Callable[[], int] = time.time_ns, steady: Callable[[], int] = steady_ns) -> None:
+        """`wall_ns`/`steady`: the two clocks read (nanoseconds), injected by tests."""
+        self._lock = threading.Lock()
+        self._wall_ns, self._steady_ns = wall_ns, steady
+        self._steady_at = steady()
+        self._now_ns = wall_ns()
+
+    def _read(self) -> tuple[int, int]:
+        """(this clock, wall clock) in ns, moving this clock to now."""
+        with self._lock:
+            steady, wall = self._steady_ns(), self._wall_ns()
+            passed = max(0, steady - self._steady_at)
+            now = self._now_ns + passed
+            most = passed // SLEW
+            now += max(-most, min(most, wall - now))  # toward the wall clock, at most 5 % of what passed
+            self._now_ns, self._steady_at = now, steady
+            return now, wall
+
+    def now_ms(self) -> int:
+        """Current time in epoch milliseconds (never less than before)."""
+        return self._read()[0] // 1_000_000
 
     def now(self) -> datetime:
         """Current time as an aware UTC datetime."""
         return datetime.fromtimestamp(self.now_ms() / 1000, tz=UTC)
+
+    def wall_gap_ms(self) -> int:
+        """Wall clock minus this clock, in ms: what is left of a step to catch up (0 when none)."""
+        now, wall = self._read()
+        return (wall - now) // 1_000_000
 
 
 class ManualClock:

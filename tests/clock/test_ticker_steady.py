@@ -6,7 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
-from actors._ticker import Ticker, steady_ms
+from actors._ticker import Ticker
+from engine.clock import steady_ms
 
 HOUR_MS = 3_600_000
 
