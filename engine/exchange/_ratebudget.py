@@ -47,6 +47,10 @@ _SECOND: Final = 1000
 _HEADER_LETTER: Final[Mapping[str, str]] = {"S": "SECOND", "M": "MINUTE", "H": "HOUR", "D": "DAY"}
 _HEADER_RE: Final = re.compile(r"^x-mbx-(used-weight|order-count)-(\d+)([smhd])$")
 _MAX_HEADER_NAMES: Final = 256
+_LONG_ORDER_WINDOW_MS: Final = 3_600_000
+_LONG_WINDOW_SLACK_MS: Final = 60_000
+"""A -1015 for a window of an hour or more (a day's count), sent less than this after the window began, was counted
+in the window before."""
 ORDER_WINDOW_GUARD_MS: Final = 200
 """A create admitted this soon after an order-count window began may still reach the server in the previous one
 (our estimate of its clock is off by a few ms, the request takes a few more): it waits while that one is full."""
@@ -346,6 +350,11 @@ class RateBudget:
             # in, not the one its answer was read in: a daily breach answered just after 00:00 UTC (or sent then,
             # the server's clock a few ms behind our estimate of it) holds for a moment, not another whole day.
             ref = (now_ms if sent_ms is None else sent_ms) - ORDER_WINDOW_GUARD_MS
+            if window_ms >= _LONG_ORDER_WINDOW_MS and ref % window_ms < _LONG_WINDOW_SLACK_MS:
+                # Breaching a day's count in the first minute of the day is impossible (the 10 s window caps a
+                # minute at a few hundred): the server counted it in the old day, its clock behind our estimate by
+                # more than the guard. Holding to the next boundary would refuse every create for 24 h.
+                ref -= _LONG_WINDOW_SLACK_MS
             until = max(ref - ref % window_ms + window_ms, now_ms) + ORDER_WINDOW_GUARD_MS
         elif http_status == 418:
             until = now_ms + 120 * _SECOND

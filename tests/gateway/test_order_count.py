@@ -90,6 +90,30 @@ def test_a_daily_breach_counted_in_the_old_day_holds_for_a_moment_not_another_da
         assert budget.creates_held_until_ms() == midnight + 20 + ORDER_WINDOW_GUARD_MS, sent
 
 
+def test_a_daily_breach_sent_seconds_into_the_new_day_by_our_estimate_holds_for_a_moment() -> None:
+    # Our estimate of the server's clock a second ahead (a round trip's midpoint error, a small forward step the
+    # offset median has not taken yet): the create left at 00:00:01 by our estimate, 23:59:59.9 by the server's.
+    # Held to the next midnight, every create was refused and new orders halted for 24 h (time review).
+    midnight = T0 - T0 % 86_400_000 + 86_400_000
+    for sent in (midnight + 1_000, midnight + 59_000):
+        budget = RateBudget([WEIGHT, ORDERS_10S], margin=0)
+        budget.on_throttled(http_status=429, retry_after_s=None, now_ms=sent + 20, orders_only=True,
+                            window_ms=86_400_000, sent_ms=sent)  # fmt: skip
+        assert budget.creates_held_until_ms() == sent + 20 + ORDER_WINDOW_GUARD_MS, sent
+    # Later in the day it is a breach of this day: held until the next midnight.
+    budget = RateBudget([WEIGHT, ORDERS_10S], margin=0)
+    sent = midnight + 61_000
+    budget.on_throttled(http_status=429, retry_after_s=None, now_ms=sent + 20, orders_only=True,
+                        window_ms=86_400_000, sent_ms=sent)  # fmt: skip
+    assert budget.creates_held_until_ms() == midnight + 86_400_000 + ORDER_WINDOW_GUARD_MS
+    # The 10 s window has no such slack: a breach 1 s into it is that window's.
+    budget = RateBudget([WEIGHT, ORDERS_10S], margin=0)
+    ten = midnight + 10_000
+    budget.on_throttled(http_status=429, retry_after_s=None, now_ms=ten + 1_020, orders_only=True,
+                        window_ms=10_000, sent_ms=ten + 1_000)  # fmt: skip
+    assert budget.creates_held_until_ms() == ten + 10_000 + ORDER_WINDOW_GUARD_MS
+
+
 def test_the_order_window_is_read_from_the_message() -> None:
     assert parse_order_window_ms("current limit is 50 orders per 10 SECOND.") == 10_000
     assert parse_order_window_ms("current limit is 160000 orders per DAY.") == 86_400_000
