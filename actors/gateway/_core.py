@@ -84,7 +84,8 @@ class GatewayCore(ExchangeFeedback):
         self._on_critical = on_critical
         self._queue: RequestQueue[SlotWait] = RequestQueue()
         self._offset = ClockOffsetEstimator()
-        self._server_offset_ms = 0
+        self._steady_offset = ClockOffsetEstimator()
+        self._server_offset_ms = self._clock.now_ms() - self._steady_ms()  # the engine's clock until measured
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle_waiters: list[asyncio.Future[None]] = []  # `wait_idle` callers, woken as the last request ends

@@ -81,7 +81,8 @@ class ExchangeFeedback(ClockWaits):
     _timeout_s: float
     _client: Any
     _offset: ClockOffsetEstimator
-    _server_offset_ms: int  # the last measured offset: kept while a -1021 re-sync is pending
+    _server_offset_ms: int  # the exchange's clock minus the steady clock (`_steady_ms`)
+    _steady_offset: ClockOffsetEstimator
     _resync: asyncio.Future[None] | None
     _on_critical: Callable[[ExchangeError], None] | None
     _queue: Any
@@ -126,31 +127,42 @@ class ExchangeFeedback(ClockWaits):
             creates_held_until_ms=self._local_ms(budget.creates_held_until_ms()),
             retrying=len(self._retries),
             retry_at_ms=min(self._retries.values(), default=0),
+            blocked_for_ms=max(0, budget.blocked_until_ms() - now),
         )
 
     def _local_ms(self, server_ms: int) -> int:
         """A budget time (server clock) in the local clock its readers time against; 0 stays 0 (never)."""
-        return server_ms - self._server_offset_ms if server_ms else 0
+        return server_ms - (self._server_now() - self._clock.now_ms()) if server_ms else 0
+
+    def _steady_ms(self) -> int:
+        """What the exchange's time is estimated on: the steady clock under the engine's (`SystemClock`), which
+        neither steps nor runs fast or slow while the engine's clock catches a wall-clock step up; a manual clock
+        in tests."""
+        return self._clock.steady_ms() if isinstance(self._clock, SystemClock) else self._clock.now_ms()
 
     def _server_now(self) -> int:
-        """Binance's time now, as far as measured: the rate windows reset on its clock's boundaries."""
-        return self._clock.now_ms() + self._server_offset_ms
+        """Binance's time now, as far as measured: the rate windows reset on its clock's boundaries. A Retry-After
+        or a ban ends when the exchange says, whatever the host's wall clock did meanwhile."""
+        return self._steady_ms() + self._server_offset_ms
 
     async def sync_time(self) -> int:
         """Measure server − local time with GET /api/v3/time; apply it to signed requests and the rate windows."""
         before = self._offset.offset_ms
-        sent = self._wall.now_ms()
+        sent, steady_sent = self._wall.now_ms(), self._steady_ms()
         data = await asyncio.wait_for(self._client.public_get_time(), self._timeout_s)
-        received = self._wall.now_ms()
-        self._offset.add_sample(sent, int(data["serverTime"]), received)
+        received, steady_received = self._wall.now_ms(), self._steady_ms()
+        server = int(data["serverTime"])
+        self._offset.add_sample(sent, server, received)
         # ccxt signs with nonce() = milliseconds() - timeDifference, so a server ahead of us is a negative one.
         self._client.options["timeDifference"] = -self._offset.offset_ms
-        if not self._offset.needs_resync:
-            # Measured against the wall clock ccxt signs with; the rate windows are timed on the engine's clock,
-            # which does not step with the wall clock but catches up with it (`SystemClock`): what is left of a
-            # step goes into their offset, so a step back during a Retry-After block does not lengthen it.
-            gap = self._clock.wall_gap_ms() if isinstance(self._clock, SystemClock) else 0
-            self._server_offset_ms = self._offset.offset_ms + gap
+        # Two offsets from one round trip: the wall clock's, which ccxt signs with (it moves when the host clock
+        # steps), and the steady clock's, which the rate windows, Retry-Afters and bans are timed on (it does not).
+        # A manual clock (tests) has no steady clock under it: its windows keep the wall clock's offset.
+        if not isinstance(self._clock, SystemClock):
+            if not self._offset.needs_resync:
+                self._server_offset_ms = self._offset.offset_ms
+        elif self._steady_offset.add_sample(steady_sent, server, steady_received):
+            self._server_offset_ms = self._steady_offset.offset_ms
         # The periodic checks say something only when the offset moved.
         level = "INFO" if self._checks == 0 or abs(self._offset.offset_ms - before) >= _MOVED_MS else "DEBUG"
         self._checks += 1
@@ -284,7 +296,7 @@ class GatewayStats:
     sent: int
     failed: int
     blocked_until_ms: int
-    """End of a Retry-After block on every request (local clock; 0: never blocked)."""
+    """End of a Retry-After block on every request (the engine's clock; 0: never blocked)."""
     orders_halted: bool
     clock_offset_ms: int
     used_weight_1m: int = 0
@@ -298,7 +310,7 @@ class GatewayStats:
     rate_limits: dict[str, dict[str, int]] = field(default_factory=dict)
     """Every enforced limit by label (e.g. "REQUEST_WEIGHT/60s"): used, limit and the budget's own ceiling."""
     creates_held_until_ms: int = 0
-    """End of a hold on creates only, after a 429 -1015 (local clock; 0: never held)."""
+    """End of a hold on creates only, after a 429 -1015 (the engine's clock; 0: never held)."""
     not_found: int = 0
     """Order lookups and cancels answered "order not found" (-2013, -2011): answers, not counted in `failed`."""
     retrying: int = 0
@@ -306,6 +318,9 @@ class GatewayStats:
     retry_at_ms: int = 0
     """When the first of their backoffs ends (the engine's clock, epoch ms; 0: none waits): it then waits for a
     slot and the budget in the queue, at its priority."""
+    blocked_for_ms: int = 0
+    """What is left of the Retry-After block (0: none): unlike `blocked_until_ms`, readable without the engine's
+    clock, which is off the wall clock while it catches a wall-clock step up."""
 
 
 class PendingCreates:

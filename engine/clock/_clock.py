@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SLEW", "Clock", "ManualClock", "SystemClock", "WallClock", "steady_ms", "steady_ns"]
+__all__ = ["JUMP_AHEAD_MS", "SLEW", "Clock", "ManualClock", "SystemClock", "WallClock", "steady_ms", "steady_ns"]
 
 
 @runtime_checkable
@@ -53,18 +53,24 @@ class WallClock:
 SLEW = 20
 """A wall-clock step is caught up at 1/SLEW of the time that passes (5 %): a minute's limit timeout then lasts
 57–63 s, and a step of a second is absorbed in 20 s."""
+JUMP_AHEAD_MS = 600_000
+"""A wall clock this far ahead is followed at once: time passed that the steady clock did not count (a VM paused or
+restored, a suspend it missed), or a clock badly wrong; catching it up at 5 % would take days, with every record
+stamped hours late."""
 
 
 class SystemClock:
-    """The engine's clock: epoch time that follows the wall clock but never steps with it.
+    """The engine's clock: epoch time that follows the wall clock but does not step with it.
 
     It advances with a steady clock (`steady_ns`) and follows the wall clock's slow corrections. When the wall clock
-    steps (an NTP step, an operator setting the date, a VM restored), this clock does not jump: it runs 5 % faster or
-    slower until it meets the wall clock again. So it never goes backwards, and a duration measured on it — a limit's
-    timeout, the grace before an unknown create is sent again, a stream's silence — is real time within 5 %: a step
-    forward does not fire a market fallback early or re-send a create whose first try may still show up, a step back
-    does not freeze a watchdog. Record times are this clock's, so after a step they are off the wall clock by what is
-    left to catch up (`wall_gap_ms`). What is compared with another host's clock uses `WallClock`.
+    steps (an NTP step, an operator setting the date), this clock does not jump: it runs 5 % faster or slower until
+    it meets the wall clock again; only a wall clock more than `JUMP_AHEAD_MS` ahead is followed at once (real time
+    the steady clock did not count, as a VM paused or restored). So it never goes backwards, and a duration measured
+    on it — a limit's timeout, the grace before an unknown create is sent again, a stream's silence — is real time
+    within 5 %: a step forward does not fire a market fallback early or re-send a create whose first try may still
+    show up, a step back does not freeze a watchdog. Record times are this clock's, so after a step they are off the
+    wall clock by what is left to catch up (`wall_gap_ms`). What is compared with another host's clock uses
+    `WallClock`; an estimate of the exchange's clock is kept on `steady_ms`.
     """
 
     def __init__(self, wall_ns: Callable[[], int] = time.time_ns, steady: Callable[[], int] = steady_ns) -> None:
@@ -81,7 +87,10 @@ class SystemClock:
             passed = max(0, steady - self._steady_at)
             now = self._now_ns + passed
             most = passed // SLEW
-            now += max(-most, min(most, wall - now))  # toward the wall clock, at most 5 % of what passed
+            if wall - now > JUMP_AHEAD_MS * 1_000_000:
+                now = wall
+            else:
+                now += max(-most, min(most, wall - now))  # toward the wall clock, at most 5 % of what passed
             self._now_ns, self._steady_at = now, steady
             return now, wall
 
@@ -92,6 +101,11 @@ class SystemClock:
     def now(self) -> datetime:
         """Current time as an aware UTC datetime."""
         return datetime.fromtimestamp(self.now_ms() / 1000, tz=UTC)
+
+    def steady_ms(self) -> int:
+        """The steady clock this one advances on, in ms: no steps, never faster or slower (what an estimate of
+        another clock is kept on)."""
+        return self._steady_ns() // 1_000_000
 
     def wall_gap_ms(self) -> int:
         """Wall clock minus this clock, in ms: what is left of a step to catch up (0 when none)."""

@@ -130,7 +130,9 @@ class HealthCollector(Collector):
         for result in ("sent", "failed"):
             if (value := _number(gateway.get(result))) is not None:
                 requests.add_metric([result], value)
-        if (until_ms := _number(gateway.get("blocked_until_ms"))) is not None:
+        if (left_ms := _number(gateway.get("blocked_for_ms"))) is not None:
+            blocked.add_metric([], left_ms / 1000)  # what is left: the engine's clock may be off the wall clock
+        elif (until_ms := _number(gateway.get("blocked_until_ms"))) is not None:
             blocked.add_metric([], max(0.0, until_ms / 1000 - self._now()))
         if (offset_ms := _number(gateway.get("clock_offset_ms"))) is not None:
             offset.add_metric([], offset_ms / 1000)

@@ -62,21 +62,23 @@ def test_a_step_back_during_a_retry_after_block_does_not_lengthen_it() -> None:
     def factory(_hook: ResponseHook) -> _Client:
         return client
 
-    async def run() -> tuple[int, int, int]:
+    async def run() -> tuple[int, int, int, int]:
         core = GatewayCore(factory, clock=clock, wall_clock=_Wall(host), budget=budget, clock_check_ms=0)
         await core.start()
         budget.on_throttled(http_status=429, retry_after_s=60, now_ms=core._server_now())
         host.wall -= HOUR_MS * MS  # NTP steps the host clock back an hour; the exchange's does not move
         host.run(60_000 * SLEW // (SLEW - 1) + 10)  # the block's minute, stretched by at most the catch-up rate
         left = budget.blocked_until_ms() - core._server_now()
+        shown = core.stats().blocked_for_ms
         await core.sync_time()  # the next check (twice: one far sample is an outlier)
         await core.sync_time()
         error = core._server_now() - host.true // MS
         signing = client.options["timeDifference"]
         await core.close()
-        return left, error, signing
+        return left, error, signing, shown
 
-    left, error, signing = asyncio.run(run())
+    left, error, signing, shown = asyncio.run(run())
     assert left <= 0, f"still blocked {left} ms after the exchange's 60 s Retry-After ended"
+    assert shown == 0
     assert abs(error) <= 1  # once measured again, the windows' idea of the exchange's time is exact again
     assert signing == -HOUR_MS  # ccxt signs with the wall clock: its offset is the step

@@ -144,3 +144,12 @@ def test_fill_and_ack_latencies_are_observed_from_events() -> None:
     assert got[("bexec_order_ack_seconds_count", (("role", "fallback"),))] == 1
     assert abs(got[("bexec_order_ack_seconds_sum", (("role", "fallback"),))] - 0.3) < 1e-6
     assert got[("bexec_filled_base_total", (("pair", "BTC/USDT"), ("side", "buy")))] == 0.01
+
+
+def test_the_blocked_gauge_reads_what_is_left_not_the_engine_clocks_deadline() -> None:
+    # The engine's clock is off the wall clock while it catches a step up: an hour after a step back, a 60 s block's
+    # deadline on it read against the wall clock showed 3,660 s (clock review).
+    health = {**HEALTH, "gateway": {**HEALTH["gateway"], "blocked_until_ms": int((T0.timestamp() + 3_660) * 1000),
+                                    "blocked_for_ms": 60_000}}  # fmt: skip
+    got = _samples(Metrics(wall_clock=T0.timestamp), health)
+    assert got[("bexec_gateway_blocked_seconds", ())] == 60
