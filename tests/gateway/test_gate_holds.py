@@ -183,3 +183,47 @@ def test_a_create_whose_commit_was_done_before_its_gate_lends_its_slot_while_a_h
 
     ok, left = asyncio.run(run())
     assert ok and left == ["bx-held"]
+
+
+class _SigningClient(_SendingClient):
+    """Signs (the `released` event) before it reaches the gate, as ccxt does: the commit may be done by then."""
+
+    def __init__(self, hook: ResponseHook) -> None:
+        super().__init__(hook)
+        self.signing = asyncio.Event()
+        self.released = asyncio.Event()
+
+    async def private_post_order(self, params: Mapping[str, str]) -> dict[str, Any]:
+        self.signing.set()
+        await self.released.wait()
+        return await super().private_post_order(params)
+
+
+def test_a_create_that_kept_its_slot_waits_out_a_retry_after_begun_while_it_was_signed() -> None:
+    # Its commit was durable before it reached its gate, so it never parked: it asks the budget there with its slot.
+    # A 429 that began meanwhile must hold it (a mutation test found this path unpinned: sent at once, it is what
+    # Binance turns into a 418 ban).
+    clock = ManualClock(NEAR_BOUNDARY)
+    clients: list[_SigningClient] = []
+
+    async def run() -> tuple[list[str], list[str]]:
+        core = GatewayCore(lambda hook: clients.append(_SigningClient(hook)) or clients[-1], clock=clock,
+                           budget=RateBudget(()))  # fmt: skip
+        await core.start(sync_time=False)
+        commit: concurrent.futures.Future[None] = concurrent.futures.Future()
+        commit.set_result(None)
+        core.enqueue(_gated_create("bx-signed", commit))
+        await asyncio.wait_for(clients[0].signing.wait(), 10)
+        asks = GateAsks(core.budget)
+        core.budget.on_throttled(http_status=429, retry_after_s=30, now_ms=core._server_now())
+        clients[0].released.set()
+        await turns_until(lambda: asks.waits >= 1, "at its gate, the budget told it to wait")
+        during = list(clients[0].left)
+        clock.advance(30_000)
+        core.wake()
+        await asyncio.wait_for(core.wait_idle(), 10)
+        await core.close()
+        return during, clients[0].left
+
+    during, after = asyncio.run(run())
+    assert during == [] and after == ["bx-signed"]
