@@ -205,3 +205,43 @@ def test_rate_windows_follow_the_servers_clock_not_the_hosts() -> None:
     during, queued, after = asyncio.run(run())
     assert during == ["fetch"] and queued == 1, "sent into the server's full minute"
     assert after == ["fetch", "fetch"]
+
+
+class _SlowAnswerClient(_Client):
+    """The exchange's answer to a create is read `lag_ms` after it was sent."""
+
+    def __init__(self, hook: ResponseHook, clock: ManualClock, lag_ms: int, **kw: Any) -> None:
+        super().__init__(hook, clock, **kw)
+        self._lag_ms = lag_ms
+
+    async def private_post_order(self, params: Mapping[str, str]) -> dict[str, Any]:
+        self._clock.advance(self._lag_ms)
+        return await super().private_post_order(params)
+
+
+def test_a_daily_minus_1015_sent_before_midnight_and_read_after_holds_for_a_moment() -> None:
+    # The server counted it in the old day: held to the next midnight, every create of the day was refused. The
+    # gateway hands the budget the time the create was sent (and a -1015 for a day's window in its first minute is
+    # the old day's anyway): pinned end to end here, as a mutation test found this path unpinned.
+    midnight = S - S % DAY + DAY
+    clock = ManualClock(midnight + 3_000 - 50)  # sent at 23:59:59.950 on the server's clock, 3 s behind ours
+    budget = RateBudget()
+    clients: list[_Client] = []
+
+    def factory(hook: ResponseHook) -> _Client:
+        clients.append(_SlowAnswerClient(hook, clock, 500, first_create_body=TOO_MANY_ORDERS))
+        return clients[0]
+
+    async def run() -> int:
+        core = GatewayCore(factory, clock=clock, wall_clock=clock, budget=budget, max_create_hold_ms=DAY)
+        await core.start()
+        refused: asyncio.Future[GatewayResult] = asyncio.get_running_loop().create_future()
+        core.enqueue(_req(Op.CREATE_ORDER, "bx-0", reply_to=refused.set_result))
+        await asyncio.wait_for(refused, 5)
+        held = budget.creates_held_until_ms() - core._server_now()
+        await core.close()
+        return held
+
+    held_ms = asyncio.run(run())
+    # The answer's status alone holds creates a second (its body, read next, says which window); no longer.
+    assert 0 < held_ms <= 1_000, f"creates held for {held_ms} ms"
