@@ -94,8 +94,10 @@ class OrderDesk(OrderCore):
                 self._on_fetch(leg, result, now_ms)
             elif op is Op.MY_TRADES:
                 self._on_trades(leg, result, now_ms)
-        except (WireFormatError, ValueError, KeyError) as exc:
-            self._error(f"{op.value} response unreadable", leg.cid, str(exc), now_ms)
+        except (WireFormatError, ValueError, KeyError, ArithmeticError, TypeError, AttributeError) as exc:
+            # An answer of a shape the exchange never sends (a myTrades row that is no object, say): recorded as
+            # unreadable. Escaping, it crashed the actor with part of the answer applied, at every restart.
+            self._error(f"{op.value} response unreadable", leg.cid, f"{type(exc).__name__}: {exc}", now_ms)
         self._leg_changed(leg, now_ms)
         return self._take()
 
@@ -184,7 +186,9 @@ class OrderDesk(OrderCore):
     def _on_cancel(self, leg: Leg, result: GatewayResult, now_ms: int) -> None:
         error = result.error
         if error is None:
-            self._seen_quantity(leg, result.data, now_ms)  # an amend missed until now: the plan hears it first
+            # An amend missed until now: the plan hears it first. A cancel's answer names the order by
+            # `origClientOrderId`; its `clientOrderId` is the cancel request's own (Binance makes one up).
+            self._seen_quantity(leg, result.data, now_ms, id_field="origClientOrderId")
             self._apply_snapshot(leg, result.data, now_ms, cancel=True)
             return
         if isinstance(error, OrderNotFound):
@@ -267,11 +271,11 @@ class OrderDesk(OrderCore):
         leg.missed_lookups, leg.first_miss_ms = 0, None  # found: REST knows it (a miss later counts anew)
         self._acked(leg, now_ms)
 
-    def _seen_quantity(self, leg: Leg, data: object, now_ms: int) -> None:
+    def _seen_quantity(self, leg: Leg, data: object, now_ms: int, id_field: str = "clientOrderId") -> None:
         # The order's quantity and client id at the exchange (a lookup, a scan row, a cancel's answer): an amend
         # outside the engine shows here too (`_amended`), its REPLACED report missed or a restart ago.
         if isinstance(data, dict) and data.get("origQty") is not None:
-            exchange_cid = str(data.get("clientOrderId") or leg.cid) if leg.by_order_id else leg.cid
+            exchange_cid = str(data.get(id_field) or leg.cid) if leg.by_order_id else leg.cid
             with contextlib.suppress(ArithmeticError, ValueError):
                 self._amended(leg, exchange_cid, Decimal(str(data["origQty"])), now_ms)
 

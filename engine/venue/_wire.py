@@ -58,25 +58,37 @@ def side_param(side: Side) -> str:
 
 
 def _dec(raw: Mapping[str, Any], key: str) -> Decimal:
+    # Every amount, price and fee the exchange sends is a finite, non-negative decimal string: anything else is an
+    # unreadable answer, never a NaN that raises deep in the state machine after half the answer was applied.
     value = raw.get(key)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise WireFormatError(f"field {key!r} is not a decimal string")
     try:
-        return Decimal(str(value))
+        out = Decimal(str(value))
     except (InvalidOperation, ValueError):
         raise WireFormatError(f"field {key!r} is not a decimal string") from None
+    if not out.is_finite() or out < 0:
+        raise WireFormatError(f"field {key!r} must be finite and not negative, got {value!r}")
+    return out
 
 
 def _int(raw: Mapping[str, Any], key: str) -> int:
     value = raw.get(key)
     if isinstance(value, bool) or value is None:
         raise WireFormatError(f"field {key!r} missing or not an integer")
+    if isinstance(value, float) and not value.is_integer():
+        raise WireFormatError(f"field {key!r} is not an integer")  # int() would drop the fraction: another id
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise WireFormatError(f"field {key!r} is not an integer") from None
 
 
 def _ms_to_dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise WireFormatError(f"time {ms!r} is out of range") from None
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,8 @@ def parse_order(raw: Mapping[str, Any], *, client_order_id_key: str = "clientOrd
         raise WireFormatError(f"unknown side {raw.get('side')!r}")
     time_ms = raw.get("transactTime") or raw.get("updateTime") or raw.get("time") or 0
     fills_raw: Sequence[Mapping[str, Any]] = raw.get("fills") or ()
+    if not isinstance(fills_raw, list | tuple) or not all(isinstance(f, Mapping) for f in fills_raw):
+        raise WireFormatError("field 'fills' is not a list of fills")
     fills = tuple(
         WireFill(
             trade_id=TradeId(_int(f, "tradeId")),
@@ -144,6 +158,6 @@ def parse_order(raw: Mapping[str, Any], *, client_order_id_key: str = "clientOrd
         orig_qty=_dec(raw, "origQty"),
         executed_qty=_dec(raw, "executedQty"),
         cum_quote=_dec(raw, "cummulativeQuoteQty"),
-        time=_ms_to_dt(int(time_ms)),
+        time=_ms_to_dt(_int({"time": time_ms}, "time")),
         fills=fills,
     )
