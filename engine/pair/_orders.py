@@ -94,12 +94,42 @@ class OrderDesk(OrderCore):
                 self._on_fetch(leg, result, now_ms)
             elif op is Op.MY_TRADES:
                 self._on_trades(leg, result, now_ms)
-        except (WireFormatError, ValueError, KeyError, ArithmeticError, TypeError, AttributeError) as exc:
-            # An answer of a shape the exchange never sends (a myTrades row that is no object, say): recorded as
-            # unreadable. Escaping, it crashed the actor with part of the answer applied, at every restart.
-            self._error(f"{op.value} response unreadable", leg.cid, f"{type(exc).__name__}: {exc}", now_ms)
+        except (WireFormatError, ValueError, KeyError) as exc:
+            # Every answer is read whole before any of it is applied: an unreadable one changed nothing, and is taken
+            # as a failed call of its kind, so that what follows a failure follows it too (a create's outcome looked
+            # up, a lookup or a fills fetch asked again). An error of the engine's own still crashes the actor.
+            self._unreadable(leg, result, exc, now_ms)
         self._leg_changed(leg, now_ms)
         return self._take()
+
+    def _unreadable(self, leg: Leg, result: GatewayResult, exc: Exception, now_ms: int) -> None:
+        op = result.request.op
+        why = f"{op.value} response unreadable: {type(exc).__name__}: {exc}"
+        if op is Op.CREATE_ORDER:
+            self._error(f"{op.value} response unreadable", leg.cid, f"{type(exc).__name__}: {exc}", now_ms)
+            if not leg.acked and leg.state.status is OrderStatus.SUBMITTED and leg.resolver is None:
+                # The exchange answered: it has the order. Looked up until seen, never taken for "not created".
+                self._unknown_outcome(leg, now_ms, exists=True)
+            return
+        failed = GatewayResult(result.request, error=OutcomeUnknown(why, operation=op.value))
+        if op is Op.CANCEL_ORDER:
+            self._on_cancel(leg, failed, now_ms)
+        elif op is Op.FETCH_ORDER:
+            self._on_fetch(leg, failed, now_ms)
+        elif op is Op.MY_TRADES:
+            self._on_trades(leg, failed, now_ms)
+
+    def _unknown_outcome(self, leg: Leg, now_ms: int, *, exists: bool) -> None:
+        """The create's outcome is unknown: looked up (`UnknownOutcomeResolver`), never re-sent blindly."""
+        self._apply(leg, SubmitOutcomeUnknown(), now_ms)
+        leg.resolver = UnknownOutcomeResolver(
+            leg.cid,
+            submitted_ms=now_ms,
+            grace_ms=self.settings.unknown_outcome_grace_ms,
+            first_lookup_ms=now_ms if exists else None,
+            exists=exists,
+        )
+        self._poll_resolver(leg, now_ms)
 
     def _on_create(self, leg: Leg, result: GatewayResult, now_ms: int) -> None:
         error = result.error
@@ -136,16 +166,7 @@ class OrderDesk(OrderCore):
         if isinstance(error, OutcomeUnknown | DuplicateOrder):
             # Unknown: looked up, never re-sent blindly. A duplicate id (-2010) says the order exists (an
             # earlier send of this id reached the exchange): looked up until seen, never "not created".
-            exists = isinstance(error, DuplicateOrder)
-            self._apply(leg, SubmitOutcomeUnknown(), now_ms)
-            leg.resolver = UnknownOutcomeResolver(
-                leg.cid,
-                submitted_ms=now_ms,
-                grace_ms=self.settings.unknown_outcome_grace_ms,
-                first_lookup_ms=now_ms if exists else None,
-                exists=exists,
-            )
-            self._poll_resolver(leg, now_ms)
+            self._unknown_outcome(leg, now_ms, exists=isinstance(error, DuplicateOrder))
         elif str(error) == CANCELED_BEFORE_SENT or (
             isinstance(error, RetryLater) and leg.resends < self.settings.max_create_resends
         ):
@@ -164,6 +185,7 @@ class OrderDesk(OrderCore):
         if not isinstance(data, dict):
             raise WireFormatError("order response is not an object")
         snap = parse_order(data, client_order_id_key="origClientOrderId" if cancel else "clientOrderId")
+        status = status_from_rest_order(data)  # read whole before any of it is applied
         if not cancel:
             self._apply(leg, Acked(snap.order_id), now_ms)
         time_ms = int(snap.time.timestamp() * 1000)
@@ -181,7 +203,7 @@ class OrderDesk(OrderCore):
                 snap.order_id,
             )
             self._apply(leg, event, now_ms)
-        self._apply(leg, status_from_rest_order(data), now_ms)
+        self._apply(leg, status, now_ms)
 
     def _on_cancel(self, leg: Leg, result: GatewayResult, now_ms: int) -> None:
         error = result.error
@@ -325,13 +347,17 @@ class OrderDesk(OrderCore):
             self._record(result.error, leg.cid, now_ms)
         else:
             rows = result.data if isinstance(result.data, list) else []
-            for row in rows:
-                if leg.state.exchange_order_id is None or int(row.get("orderId", -1)) == leg.state.exchange_order_id:
-                    self._apply(leg, fill_from_my_trade(row), now_ms)
+            if not all(isinstance(row, dict) for row in rows):
+                raise WireFormatError("a myTrades row is not an object")
+            # Read whole (every row's fill and id) before any of it is applied.
+            fills = [(_row_int(row, "orderId"), fill_from_my_trade(row)) for row in rows]
+            last = max((_row_int(row, "id") for row in rows), default=0)
+            for order_id_of_row, fill in fills:
+                if leg.state.exchange_order_id is None or order_id_of_row == leg.state.exchange_order_id:
+                    self._apply(leg, fill, now_ms)
             order_id = leg.state.exchange_order_id
             if len(rows) >= MY_TRADES_PAGE and leg.state.missing_qty > 0 and order_id is not None:
                 # A full page: the rest follows it (not a failed fetch, so it does not count).
-                last = max(int(row["id"]) for row in rows)
                 self._out.append(Send(trades_request(self.symbol, self.pair, leg.cid, order_id, from_id=last + 1)))
                 return
         leg.fill_fetches += 1
@@ -412,3 +438,10 @@ class OrderDesk(OrderCore):
                 self._out.append(Schedule(f"resync:{leg.cid}", now_ms))
             if leg.state.missing_qty > 0 and leg.fill_fetches < MAX_FILL_FETCHES:
                 self._out.append(Schedule(f"fills:{leg.cid}", now_ms))
+
+
+def _row_int(row: dict[str, object], key: str) -> int:
+    value = row.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise WireFormatError(f"myTrades field {key!r} is not an integer: {value!r}")
+    return value

@@ -76,8 +76,8 @@ def _int(raw: Mapping[str, Any], key: str) -> int:
     value = raw.get(key)
     if isinstance(value, bool) or value is None:
         raise WireFormatError(f"field {key!r} missing or not an integer")
-    if isinstance(value, float) and not value.is_integer():
-        raise WireFormatError(f"field {key!r} is not an integer")  # int() would drop the fraction: another id
+    if isinstance(value, float):
+        raise WireFormatError(f"field {key!r} is not an integer")  # Binance's ids and times are JSON integers
     try:
         return int(value)
     except (TypeError, ValueError, OverflowError):
