@@ -53,6 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_log_arguments(parser)
 
 
+def _say(text: str, *, err: bool = False) -> None:
+    """A status line on stdout (stderr with `err`). A write that fails (stdout redirected to a full disk, a closed
+    pipe) is dropped: it must not turn a graceful stop into a crash with exit 1 (the log has the same line)."""
+    with contextlib.suppress(OSError):
+        print(text, file=sys.stderr if err else sys.stdout, flush=True)
+
+
 class _Signals:
     """First signal: ask for a graceful stop. Second: leave at once.
 
@@ -92,7 +99,7 @@ class _Signals:
     def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
         if self.stop.is_set():
             # os._exit: actor threads are not daemons and would keep a normal exit waiting.
-            print(f"second {signal.Signals(signum).name}: exiting now{self.exit_note}", flush=True)
+            _say(f"second {signal.Signals(signum).name}: exiting now{self.exit_note}")
             os._exit(128 + signum)
         self.received = signum
         self.stop.set()
@@ -139,29 +146,28 @@ class _Daemon:
                 self._banner(api.url, token)
             except _StartFailed as exc:  # its message may quote an exception's: a URL, a key
                 logger.error("daemon not started: {}", exc)
-                print(f"daemon not started: {redact(str(exc))}", file=sys.stderr, flush=True)
+                _say(f"daemon not started: {redact(str(exc))}", err=True)
                 return EXIT_START_FAILED
             except _StoppedDuringStart as exc:
-                print(f"{exc}: stopped before taking any order", flush=True)
+                _say(f"{exc}: stopped before taking any order")
                 return EXIT_OK
             except BaseException as exc:  # noqa: BLE001 - whatever it is, what started must be stopped
                 logger.opt(exception=exc).error("daemon not started: unexpected error during start-up")
-                print(
+                _say(
                     f"daemon not started: unexpected {type(exc).__name__} during start-up: {redact(str(exc))} "
                     "(traceback in the log); everything started was stopped",
-                    file=sys.stderr,
-                    flush=True,
+                    err=True,
                 )
                 return EXIT_START_FAILED
             self.signals.wait_for(self.signals.stop)
             name = signal.Signals(self.signals.received or signal.SIGTERM).name
             logger.warning("{} received: shutting down (send it again to exit at once)", name)
-            print(f"{name} received: shutting down gracefully (again to exit at once)", flush=True)
+            _say(f"{name} received: shutting down gracefully (again to exit at once)")
             api.drain()
             # Leaving the block then stops the API, the simulator and the alerts, and removes the endpoint file.
             own_sim = self.sim is not None  # the embedded simulator or the paper exchange: only in this process
             summary = ended_with_simulator(self._stop_engine(engine), on_shutdown=mode, own_simulator=own_sim)
-        print(stop_line(summary, mode), flush=True)
+        _say(stop_line(summary, mode))
         return EXIT_OK
 
     def _stop_engine(self, engine: Any) -> Mapping[str, int]:

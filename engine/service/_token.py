@@ -6,6 +6,7 @@ only where it lives (a file path or the name of the setting) is.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -108,8 +109,16 @@ def _generate(token_path: Path) -> TokenSource:
     token = secrets.token_urlsafe(_TOKEN_BYTES)
     # O_EXCL: never through a file or a symbolic link that appeared meanwhile.
     fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(token + "\n")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(token + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        # A full disk left an empty file behind, refused as invalid at every later start: the file is ours (O_EXCL).
+        with contextlib.suppress(OSError):
+            token_path.unlink()
+        raise
     return TokenSource(token, str(token_path), generated=True)
 
 

@@ -7,6 +7,7 @@ alive, the API still taking orders and SIGTERM no longer acting.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -147,3 +148,20 @@ def test_a_start_failure_message_never_prints_a_secret(
     captured = capsys.readouterr()
     assert "daemon not started: engine: cannot reach postgresql://bot:" in captured.err
     assert sentinel not in captured.err + captured.out
+
+
+def test_a_status_line_that_cannot_be_written_does_not_crash_the_daemon(monkeypatch: pytest.MonkeyPatch) -> None:
+    # stdout redirected to a full disk: the SIGTERM line raised ENOSPC and the daemon exited 1 without its stop line
+    # (the engine had stopped; a supervisor restarting on failure restarted it into the full disk). Disk-full review.
+    import io
+
+    from engine.service._daemon import _say
+
+    class Full(io.StringIO):
+        def write(self, _text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sys, "stdout", Full())
+    monkeypatch.setattr(sys, "stderr", Full())
+    _say("SIGTERM received: shutting down gracefully")
+    _say("daemon not started: …", err=True)

@@ -59,3 +59,24 @@ def test_endpoint_file_of_a_dead_process_is_ignored(tmp_path: Path) -> None:
     write_endpoint(path, "http://127.0.0.1:1234")
     remove_endpoint(path)
     assert not path.exists()
+
+
+def test_a_token_whose_write_failed_leaves_no_file_to_block_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full disk at the first start left an empty token file: every later start was refused ("its token is shorter
+    # than 16 characters") until someone deleted it by hand (disk-full review).
+    import os
+
+    path = tmp_path / "api-token"
+    real_fsync = os.fsync
+
+    def full(_fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space"):
+        ensure_token(None, path)
+    assert not path.exists()
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert len(ensure_token(None, path).token) >= 16  # the space is back: a new token, no hand work
