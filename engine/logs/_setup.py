@@ -7,11 +7,13 @@ message-level filter.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import re
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
@@ -208,6 +210,49 @@ def _install_excepthooks() -> None:
     threading.excepthook = _thread_excepthook
 
 
+_SINK_ERROR_EVERY_S = 60.0  # float-ok: seconds between two reports of a failing log sink
+
+
+class _SinkErrors:
+    """Loguru's report of a sink that failed to write, made short, masked and rare.
+
+    Loguru prints about 25 lines to stderr for every line a sink fails to write, with the raw record — message and
+    exception unmasked, so a secret the formatter would have masked reached stderr — and a traceback. With the log
+    file on a full disk that is every line. This reports the failure once a minute, in one masked line.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[int, float] = {}  # float-ok: monotonic seconds
+        self._lock = threading.Lock()
+
+    def __call__(self, interceptor: Any, record: Any = None, *, exception: BaseException | None = None) -> None:
+        if not sys.stderr:
+            return
+        error = exception if exception is not None else sys.exc_info()[1]
+        handler = getattr(interceptor, "_handler_id", -1)
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(handler, -_SINK_ERROR_EVERY_S) < _SINK_ERROR_EVERY_S:
+                return
+            self._last[handler] = now
+        with contextlib.suppress(OSError, ValueError):
+            text = redact(f"{type(error).__name__}: {error}") if error is not None else "unknown error"
+            sys.stderr.write(f"log sink #{handler} failed to write a line ({text}); reported once a minute\n")
+            sys.stderr.flush()
+
+
+def _quiet_sink_errors() -> None:
+    # Loguru has no setting for this report: its interceptor's method is replaced (loguru is pinned in pyproject).
+    from loguru import _error_interceptor
+
+    report = _SinkErrors()
+
+    def _print(self: Any, record: Any = None, *, exception: BaseException | None = None) -> None:
+        report(self, record, exception=exception)
+
+    _error_interceptor.ErrorInterceptor.print = _print  # type: ignore[method-assign]
+
+
 def setup_logging(
     *,
     level: str = "INFO",
@@ -228,6 +273,7 @@ def setup_logging(
         sink: where lines go instead of stderr (tests pass a list's append or a StringIO).
     """
     add_secrets(secrets)
+    _quiet_sink_errors()
     fmt = _json if json_lines else _human
     logger.remove()
     logger.add(
