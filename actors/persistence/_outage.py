@@ -40,6 +40,7 @@ class OutageHandling:
     _backoff: int
     _attempted_ms: int
     _clock: Clock
+    _outage_log: OutageLog
     lost: int
     _write: Callable[..., bool]
     _disconnect: Callable[[], None]
@@ -113,7 +114,9 @@ class OutageHandling:
 
     def _fail(self, exc: BaseException | None, rest: Sequence[Record], replay: bool) -> None:
         if replay:
-            logger.warning("persistence: replay interrupted error={}", _one_line(exc))
+            # Counted with the failed reconnects (a line every 30 s at most): a database that takes the connection
+            # but not the writes (its disk full) interrupts every replay, and logged a WARNING each 5 s.
+            self._outage_log.failed(self._clock.now_ms(), f"replay interrupted: {_one_line(exc)}")
             self._disconnect()
         else:
             self._outage(exc, rest)

@@ -115,3 +115,26 @@ def test_a_long_batch_interval_does_not_stretch_the_back_off(sqlite_url: str, tm
         assert max(gaps) == 5_000
     finally:
         core.stop()
+
+
+def test_a_database_that_takes_the_connection_but_not_the_writes_is_logged_as_an_outage(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warnings: list[str]
+) -> None:
+    # Its disk full: every reconnect connected, then the replay failed, and each logged a WARNING (about 720 an hour;
+    # disk-full review). The failed replays are counted like failed connects: a line when it begins, then one per 30 s.
+    real_open = core_module.open_connection
+    outage = Outage(monkeypatch)
+    clock = ManualClock(1_700_000_000_000)
+    core = PersistenceCore(sqlite_url, tmp_path / "spool.jsonl", settings=PersistenceSettings(), clock=clock)
+    core.start()
+    try:
+        outage.down = True
+        core.accept(rec.fill(1))
+        core.flush()  # spooled, degraded
+        monkeypatch.setattr(core_module, "open_connection", real_open)  # it connects; only its writes fail
+        _run(core, clock, outage, 120, tick_ms=100)
+        assert core.degraded
+        assert len(warnings) <= 1 + 1 + 120 // 30, warnings  # the switch to the spool, then at most one per 30 s
+        assert any("replay interrupted" in w for w in warnings), warnings
+    finally:
+        core.stop()
