@@ -377,9 +377,13 @@ class SupervisionMixin:
         if self._store is not None:
             try:
                 self._store.flush().get(timeout=_ASK_TIMEOUT_S)
-            except Exception as exc:  # noqa: BLE001 - reported; stopping continues (the spool has the rest)
-                logger.error("final flush failed: {!r}", exc)
+            except pykka.Timeout:
+                logger.error("final flush not answered in time: persistence may still be writing")
                 not_stopped.append("persistence actor (final flush)")
+            except Exception as exc:  # noqa: BLE001 - reported; stopping continues (the spool has the rest)
+                # It answered: the flush failed (the disk full, the database gone). The actor stops below as the
+                # others do; counting it as still running kept the database lock until the process ended.
+                logger.error("final flush failed: {!r}", exc)
             not_stopped += _stop_guarded("persistence actor", self._store.stop)
         if self._bus is not None:
             not_stopped += _stop_guarded("event bus", self._bus.stop)

@@ -127,3 +127,16 @@ def test_stopping_the_children_stops_the_timers(errors: list[str]) -> None:
     assert root._timers_stopped and root._ticker.pending() == 0
     root._ticker.advance(2_000)
     assert fired == []
+
+
+def test_a_final_flush_that_failed_still_lets_the_lock_go(errors: list[str]) -> None:
+    # The disk full: the flush answered with an error, and the actor stopped. Counted as still running, it kept the
+    # database lock until the process ended, and a new Engine in the same process was refused (disk-full review).
+    failed: pykka.Future[Any] = pykka.ThreadingFuture()
+    failed.set_exception((OSError, OSError(28, "No space left on device"), None))
+    store = _Store(failed)
+    root = _Root(pairs={}, store=store, bus=None)
+    root._stop_children()
+    assert root._state.children_stopped.is_set() and store.stopped
+    assert any("final flush failed" in line for line in errors), errors
+    assert not any("did not stop" in line for line in errors), errors
