@@ -45,7 +45,6 @@ from engine.exchange import (
     Banned,
     ExchangeError,
     FilterRejected,
-    OrderNotFound,
     OutcomeUnknown,
     RetryLater,
     StopTrading,
@@ -83,12 +82,6 @@ from engine.execution._rules import SymbolRules
 __all__ = ["ExecutionPlan", "Phase"]
 
 
-_GONE_BEFORE_RESTART = (
-    "found canceled after a restart, by a cancel before it whose record was not stored (a caller's or the "
-    "shutdown's, the disk full) or from outside; fallback not sent"
-)
-
-
 class ExecutionPlan:
     """State machine for one request. Create with `ExecutionPlan.start`; feed events to `handle`."""
 
@@ -112,8 +105,6 @@ class ExecutionPlan:
         self.skipped_wait = False  # a volatile market: the fallback went out in place of the limit
         self.canceling: ClientOrderId | None = None  # the order a cancel was sent for (not a restored closed one)
         self.amended = False  # the primary was amended outside the engine (`LegAmended`)
-        self.resumed_past_deadline = False  # restored after its limit's deadline, its timeout cancel sent at start
-        self._gone_before_restart = False  # that cancel found no order: ended before it by a cancel not ours now
         self.result: ExecutionResult | None = None
 
     # ---- construction -------------------------------------------------------------------------------------
@@ -259,11 +250,6 @@ class ExecutionPlan:
         if isinstance(event, CancelFailed) and self.phase is Phase.CANCELING and leg is self._legs[-1]:
             # Retried whatever the error: -2011 may be REST lagging the matching engine (ccxt #8179), a stop-trading
             # error (key, ban) leaves the order live too. A closed order's LegClosed (status lookup) ends the wait.
-            if self.resumed_past_deadline and self._cancel_failures == 0 and isinstance(event.error, OrderNotFound):
-                # The first cancel after a restart found the order gone: a cancel ended it before, whose mark could
-                # not be stored (the disk full: a caller's or the shutdown's), or one from outside. The stored row
-                # cannot tell them from a timeout: no fallback, unless a cancel sent after this one takes effect.
-                self._gone_before_restart = True
             self._cancel_failures += 1
             retry_after = event.error.retry_after_s if isinstance(event.error, RetryLater | Banned) else None
             delay = self.config.cancel_retry_delay_ms(self._cancel_failures, retry_after)
@@ -284,7 +270,6 @@ class ExecutionPlan:
         return []
 
     def _cancel_live(self, reason: str) -> list[ExecutionCommand]:
-        self._gone_before_restart = False  # this cancel may be the one that takes effect (a -2011 of REST lag)
         live = self._legs[-1]  # the primary while the limit works; the fallback when the caller aborts
         self.phase, self.canceling = Phase.CANCELING, live.spec.client_order_id
         self._timer = None
@@ -312,8 +297,6 @@ class ExecutionPlan:
             return self._finish(ResultReason.FILLED, "filled before the cancel took effect" if late else "filled")
         if self._aborted:
             return self._finish(ResultReason.CANCELED, self._aborted)
-        if self._gone_before_restart and event.status is OrderStatus.CANCELED:
-            return self._finish(ResultReason.CANCELED_EXTERNALLY, _GONE_BEFORE_RESTART)
         if event.status is OrderStatus.REJECTED:
             return self._on_failed(leg, ExchangeError("rejected by the exchange"), now_ms)
         if leg.spec.role is OrderRole.PRIMARY and self._fallback_attempts == 0 and leg.spec.order_type is not (

@@ -137,7 +137,6 @@ def restore_plan(
         return plan, [CancelOrder(spec.client_order_id, spec.symbol, plan._aborted)]
     if stored_live.status is OrderStatus.PENDING_CANCEL or now_ms >= deadline:
         plan.phase, plan.canceling = Phase.CANCELING, spec.client_order_id
-        plan.resumed_past_deadline = stored_live.status is not OrderStatus.PENDING_CANCEL
         # "limit timeout", as without the restart: the request's story already starts "resumed after a restart"
         return plan, [CancelOrder(spec.client_order_id, spec.symbol, "limit timeout")]
     plan.phase = Phase.LIMIT_WORKING
