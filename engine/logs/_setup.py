@@ -232,12 +232,15 @@ class _SinkErrors:
         handler = getattr(interceptor, "_handler_id", -1)
         now = time.monotonic()
         with self._lock:
+            first = handler not in self._last
             if now - self._last.get(handler, -_SINK_ERROR_EVERY_S) < _SINK_ERROR_EVERY_S:
                 return
             self._last[handler] = now
         with contextlib.suppress(OSError, ValueError):
             text = redact(f"{type(error).__name__}: {error}") if error is not None else "unknown error"
             sys.stderr.write(f"log sink #{handler} failed to write a line ({text}); reported once a minute\n")
+            if first and error is not None:  # where it failed, once (a formatter's bug shows here), masked
+                sys.stderr.write(redact("".join(traceback.format_exception(error))))
             sys.stderr.flush()
 
 

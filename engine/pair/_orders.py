@@ -210,6 +210,7 @@ class OrderDesk(OrderCore):
         if error is None:
             # An amend missed until now: the plan hears it first. A cancel's answer names the order by
             # `origClientOrderId`; its `clientOrderId` is the cancel request's own (Binance makes one up).
+            _readable(result.data, cancel=True)  # read whole first: a garbled quantity is no amend
             self._seen_quantity(leg, result.data, now_ms, id_field="origClientOrderId")
             self._apply_snapshot(leg, result.data, now_ms, cancel=True)
             return
@@ -229,6 +230,8 @@ class OrderDesk(OrderCore):
 
     def _on_fetch(self, leg: Leg, result: GatewayResult, now_ms: int) -> None:
         error = result.error
+        if error is None:
+            _readable(result.data)  # before anything changes: an unreadable answer is a failed lookup
         resolver = leg.resolver
         leg.lookup_pending = False
         if leg.resync_left:
@@ -350,6 +353,9 @@ class OrderDesk(OrderCore):
             if not all(isinstance(row, dict) for row in rows):
                 raise WireFormatError("a myTrades row is not an object")
             # Read whole (every row's fill and id) before any of it is applied.
+            for row in rows:
+                if not 0 <= _row_int(row, "time") <= _LATEST_MS:
+                    raise WireFormatError(f"myTrades time {row.get('time')!r} is out of range")
             fills = [(_row_int(row, "orderId"), fill_from_my_trade(row)) for row in rows]
             last = max((_row_int(row, "id") for row in rows), default=0)
             for order_id_of_row, fill in fills:
@@ -445,3 +451,14 @@ def _row_int(row: dict[str, object], key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise WireFormatError(f"myTrades field {key!r} is not an integer: {value!r}")
     return value
+
+
+_LATEST_MS = 10**13  # the year 2286: a later time is no time the exchange sends
+
+
+def _readable(data: object, *, cancel: bool = False) -> None:
+    """Raise `WireFormatError` unless `data` reads as a whole order answer (what `_apply_snapshot` applies)."""
+    if not isinstance(data, dict):
+        raise WireFormatError("order response is not an object")
+    parse_order(data, client_order_id_key="origClientOrderId" if cancel else "clientOrderId")
+    status_from_rest_order(data)
