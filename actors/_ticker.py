@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from loguru import logger
 
-from engine.clock import Clock, ManualClock, TimerQueue, steady_ms
+from engine.clock import Clock, ManualClock, SystemClock, TimerQueue, steady_ms
 
 __all__ = ["Ticker"]
 
@@ -34,11 +34,15 @@ clock does, so the thread looks again at least this often (one wake-up a second,
 class Ticker:
     """Thread-safe timer service over an injected clock."""
 
-    def __init__(self, clock: Clock, steady: Callable[[], int] = steady_ms) -> None:
-        """`steady`: what the system-clock thread measures elapsed time with (injected by tests)."""
+    def __init__(self, clock: Clock, steady: Callable[[], int] | None = None) -> None:
+        """`steady`: what the system-clock thread measures elapsed time with (injected by tests); by default the
+        steady clock under a `SystemClock` (the one the engine's clock advances on), else `steady_ms`."""
         self.clock = clock
         self._manual = isinstance(clock, ManualClock)
-        self._steady = clock.now_ms if self._manual else steady
+        if self._manual:
+            self._steady: Callable[[], int] = clock.now_ms
+        else:
+            self._steady = steady or (clock.steady_ms if isinstance(clock, SystemClock) else steady_ms)
         self._timers = TimerQueue()
         self._cond = threading.Condition()
         self._stopped = False

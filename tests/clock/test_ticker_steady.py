@@ -111,3 +111,21 @@ def test_an_idle_ticker_still_wakes_for_a_new_timer() -> None:
         assert ticker.pending() == 0
     finally:
         ticker.stop()
+
+
+def test_on_the_engines_clock_the_ticker_counts_time_on_that_clocks_own_steady_clock() -> None:
+    # One steady clock for both: the engine's clock advances on it and the ticker's deadlines are kept on it.
+    from engine.clock import SystemClock
+
+    host = {"wall": time.time_ns(), "steady": 0}
+    clock = SystemClock(wall_ns=lambda: host["wall"], steady=lambda: host["steady"])
+    ticker = Ticker(clock)
+    ticker.start()
+    try:
+        fired = _fires(ticker, 60_000)
+        assert not fired.wait(1.5)  # real time passes; this host's steady clock does not
+        host["steady"] += 60_000 * 1_000_000
+        host["wall"] += 60_000 * 1_000_000
+        assert fired.wait(5)  # seen within the thread's one-second look
+    finally:
+        ticker.stop()
